@@ -1,0 +1,49 @@
+"""AllTick market data for Backtrader: cached REST K-lines for backtests, live bars from ticks.
+
+Example::
+
+    import backtrader as bt
+    from backtrader_alltick import AllTickStore
+
+    store = AllTickStore()                       # token from ALLTICK_TOKEN
+    data = store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, historical=True)
+"""
+
+import logging
+
+from .errors import (
+    AllTickError,
+    APIError,
+    AuthError,
+    ConfigError,
+    ConnectError,
+    InvalidSymbol,
+    PlanLimitError,
+    ProtocolError,
+    RateLimited,
+    SymbolNotFound,
+    Timeout,
+    TransportError,
+    UnsupportedTimeframe,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AllTickError",
+    "AuthError",
+    "ConfigError",
+    "ConnectError",
+    "InvalidSymbol",
+    "PlanLimitError",
+    "ProtocolError",
+    "RateLimited",
+    "SymbolNotFound",
+    "Timeout",
+    "TransportError",
+    "UnsupportedTimeframe",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

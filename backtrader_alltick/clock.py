@@ -1,0 +1,69 @@
+"""Clocks: the one source of "now" for a store, its feeds and the simulator.
+
+A clock has ``now_ms()`` (market time, epoch ms) and ``speed`` (market seconds per
+wall second), so a waiter can turn a market-time delay into a wall-time timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    speed: float
+
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    """Wall-clock UTC, corrected by the offset observed from server timestamps.
+
+    Example::
+
+        clock = SystemClock()
+        clock.observe_server_time(server_ms)   # nudges the offset towards the server
+    """
+
+    speed = 1.0
+
+    def __init__(self) -> None:
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.offset_ms
+
+    def observe_server_time(self, server_ms: int) -> None:
+        # A server stamp can only be behind the true time (it travelled to us), so the
+        # offset only ever moves forward to the largest lead seen.
+        lead = server_ms - int(time.time() * 1000)
+        if lead > self.offset_ms:
+            self.offset_ms = lead
+
+
+class ScaledClock:
+    """Market time that starts at ``start_ms`` and runs ``speed`` times faster than the wall.
+
+    Example::
+
+        clock = ScaledClock(start_ms=1_700_000_000_000, speed=60)   # a minute per second
+    """
+
+    def __init__(self, start_ms: int, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, was {speed!r}")
+        self.start_ms = int(start_ms)
+        self.speed = float(speed)
+        self._wall0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((time.monotonic() - self._wall0) * 1000 * self.speed)
+
+    def wall_seconds_until(self, market_ms: int) -> float:
+        """Wall seconds until the market clock reaches ``market_ms`` (0 if passed)."""
+        return max(0.0, (market_ms - self.now_ms()) / 1000 / self.speed)
+
+
+def wall_seconds(clock: Clock, market_ms: int) -> float:
+    """Wall seconds until ``clock`` reaches ``market_ms``; 0 when it already has."""
+    return max(0.0, (market_ms - clock.now_ms()) / 1000 / clock.speed)

@@ -1,0 +1,155 @@
+"""One exception tree for everything the plugin raises.
+
+::
+
+    AllTickError
+    ├── ConfigError (also ValueError)
+    │   ├── UnsupportedTimeframe
+    │   └── InvalidSymbol
+    ├── TransportError
+    │   ├── ConnectError
+    │   └── Timeout (also TimeoutError)
+    ├── ProtocolError                  the vendor sent something malformed
+    └── APIError (status, code, message)
+        ├── AuthError
+        ├── RateLimited (retry_after)
+        ├── PlanLimitError
+        └── SymbolNotFound
+
+Messages name the subject, the offending value and the fix.  They never contain the
+token: transports redact URLs with :func:`redact` before any text is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AllTickError",
+    "ConfigError",
+    "UnsupportedTimeframe",
+    "InvalidSymbol",
+    "TransportError",
+    "ConnectError",
+    "Timeout",
+    "ProtocolError",
+    "APIError",
+    "AuthError",
+    "RateLimited",
+    "PlanLimitError",
+    "SymbolNotFound",
+    "is_retryable",
+    "mask_token",
+    "redact",
+]
+
+
+class AllTickError(Exception):
+    """Root of every error raised by backtrader_alltick."""
+
+
+class ConfigError(AllTickError, ValueError):
+    """A parameter given to the plugin is invalid; nothing was sent."""
+
+
+class UnsupportedTimeframe(ConfigError):
+    """The (timeframe, compression) pair cannot be served by the dialect for this symbol."""
+
+    def __init__(self, timeframe: str, symbol: str, supported: Iterable[str], reason: str = "") -> None:
+        self.timeframe = timeframe
+        self.symbol = symbol
+        self.supported = tuple(supported)
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"timeframe {timeframe} is not supported for {symbol}{why}; "
+            f"use one of: {', '.join(self.supported)}"
+        )
+
+
+class InvalidSymbol(ConfigError):
+    """A symbol cannot be parsed or routed; the message says how to write it."""
+
+    def __init__(self, symbol: str, hint: str) -> None:
+        self.symbol = symbol
+        self.hint = hint
+        super().__init__(f"symbol {symbol!r} {hint}")
+
+
+class TransportError(AllTickError):
+    """The network failed between us and the service; retrying may help."""
+
+
+class ConnectError(TransportError):
+    """The service could not be reached (refused, DNS, TLS, handshake)."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """The service did not answer in time."""
+
+
+class ProtocolError(AllTickError):
+    """The service sent something that does not follow its documented format."""
+
+
+class APIError(AllTickError):
+    """The service answered with an error status or error code."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | str | None = None,
+                 symbol: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.symbol = symbol
+        self.message = message
+        super().__init__(message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r}, code={self.code!r})"
+
+
+class AuthError(APIError):
+    """The token was rejected (missing, wrong or expired); retrying will not help."""
+
+
+class RateLimited(APIError):
+    """The plan's request rate was exceeded; ``retry_after`` says how long to wait, if known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class PlanLimitError(APIError):
+    """The request needs a higher plan (too many symbols, groups or bars, code not in the plan)."""
+
+
+class SymbolNotFound(APIError):
+    """The service does not know the symbol, or it was sent to the wrong endpoint family."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Return True when the same request may succeed if sent again later."""
+    if isinstance(exc, (TransportError, RateLimited)):
+        return True
+    if isinstance(exc, (AuthError, PlanLimitError, SymbolNotFound, ConfigError)):
+        return False
+    if isinstance(exc, APIError):
+        return exc.status is not None and exc.status >= 500
+    return False
+
+
+def mask_token(token: str | None) -> str:
+    """Show enough of a token to tell two apart, never enough to use it."""
+    if not token:
+        return "<none>"
+    if len(token) <= 8:
+        return "***"
+    return f"{token[:4]}…{token[-4:]}"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Replace every secret in ``text`` by a masked form."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, mask_token(secret))
+    return text

@@ -1,0 +1,182 @@
+"""Bar periods: the grid bars sit on, their close stamps, and (TimeFrame, compression) mapping.
+
+Pure: no I/O, no clock.  Intraday periods sit on a UTC grid anchored at the epoch
+(so ``5m`` bars start at :00, :05, ...); days, weeks and months follow the market's
+trading day (see :mod:`markets`).  A bar covers ``[start, next_start)`` and is stamped
+at its close: intraday at ``next_start``, daily and longer at the session end of the
+last day of the period (DESIGN.md "Bar timestamps").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import UnsupportedTimeframe
+from .markets import DAY_MS, MINUTE_MS, Market
+
+# backtrader.TimeFrame values, mirrored so this module stays free of backtrader.
+TICKS, MICROSECONDS, SECONDS, MINUTES, DAYS, WEEKS, MONTHS, YEARS = 1, 2, 3, 4, 5, 6, 7, 8
+TIMEFRAME_NAMES = {TICKS: "Ticks", MICROSECONDS: "MicroSeconds", SECONDS: "Seconds", MINUTES: "Minutes",
+                   DAYS: "Days", WEEKS: "Weeks", MONTHS: "Months", YEARS: "Years"}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A native bar length: ``unit`` is minute, day, week or month; ``count`` how many."""
+
+    name: str
+    unit: str
+    count: int
+
+    @property
+    def is_intraday(self) -> bool:
+        return self.unit == "minute"
+
+    @property
+    def minutes(self) -> int:
+        """Length in minutes for intraday periods (0 otherwise)."""
+        return self.count if self.is_intraday else 0
+
+    @property
+    def millis(self) -> int:
+        """Nominal length in ms (months count as 30 days; use only for estimates)."""
+        if self.is_intraday:
+            return self.count * MINUTE_MS
+        return {"day": 1, "week": 7, "month": 30}[self.unit] * self.count * DAY_MS
+
+
+PERIODS: dict[str, Period] = {p.name: p for p in (
+    Period("1m", "minute", 1), Period("5m", "minute", 5), Period("15m", "minute", 15),
+    Period("30m", "minute", 30), Period("1h", "minute", 60), Period("2h", "minute", 120),
+    Period("4h", "minute", 240), Period("1d", "day", 1), Period("1w", "week", 1),
+    Period("1M", "month", 1),
+)}
+
+
+def get_period(name: str) -> Period:
+    return PERIODS[name]
+
+
+def bar_start(period: Period | str, ts_ms: int, market: Market) -> int:
+    """Epoch ms at which the bar of ``period`` that contains ``ts_ms`` starts."""
+    period = _p(period)
+    if period.is_intraday:
+        step = period.count * MINUTE_MS
+        return ts_ms - ts_ms % step
+    day = market.day_start(ts_ms)
+    local = market.local(day)
+    if period.unit == "week":
+        day = market.day_start(day - local.weekday() * DAY_MS + 3_600_000)
+    elif period.unit == "month":
+        day = market.day_start(day - (local.day - 1) * DAY_MS + 3_600_000)
+    return day
+
+
+def next_start(period: Period | str, start_ms: int, market: Market) -> int:
+    """Epoch ms at which the bar after the one starting at ``start_ms`` starts."""
+    period = _p(period)
+    if period.is_intraday:
+        return start_ms + period.count * MINUTE_MS
+    local = market.local(start_ms)
+    if period.unit == "day":
+        step = timedelta(days=1)
+    elif period.unit == "week":
+        step = timedelta(days=7)
+    else:
+        month = local.month % 12 + 1
+        year = local.year + (local.month == 12)
+        target = local.replace(year=year, month=month, day=1, tzinfo=None)
+        return _ms(target.replace(tzinfo=market.zone))
+    target = (local.replace(tzinfo=None) + step).replace(tzinfo=market.zone)
+    return _ms(target)
+
+
+def bar_end(period: Period | str, start_ms: int, market: Market) -> int:
+    """Close stamp of the bar that starts at ``start_ms``."""
+    period = _p(period)
+    following = next_start(period, start_ms, market)
+    if period.is_intraday or market.is_24h:
+        return following
+    last_day = market.day_start(following - 3_600_000)
+    # A week or month ends on its last trading weekday, not on a Sunday.
+    while market.local(last_day).weekday() not in market.weekdays and last_day > start_ms:
+        last_day = market.day_start(last_day - 3_600_000)
+    return market.session_end(last_day)
+
+
+def bucket_index(period: Period | str, start_ms: int, market: Market) -> int:
+    """A number that counts periods since the epoch; groups native bars into multiples."""
+    period = _p(period)
+    if period.is_intraday:
+        return start_ms // (period.count * MINUTE_MS)
+    local = market.local(start_ms)
+    days = (local.date() - local.date().replace(year=1970, month=1, day=1)).days
+    if period.unit == "day":
+        return days
+    if period.unit == "week":
+        return (days + 3) // 7  # 1970-01-01 was a Thursday; weeks start on Monday
+    return (local.year - 1970) * 12 + local.month - 1
+
+
+@dataclass(frozen=True)
+class BarSpec:
+    """What a feed asks for: a native period, and how many of them make one bar."""
+
+    native: Period
+    multiple: int
+    label: str
+
+    @property
+    def is_native(self) -> bool:
+        return self.multiple == 1
+
+
+def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str) -> BarSpec:
+    """Map Backtrader's (timeframe, compression) to a native period and a multiple.
+
+    Any combination a native period serves, or an exact multiple of one, is accepted:
+    3 minutes from 1 minute, 2 hours from 1 hour, 3 days from 1 day.  Anything else
+    raises UnsupportedTimeframe listing what works.
+    """
+    label = f"{compression} {TIMEFRAME_NAMES.get(timeframe, timeframe)}"
+    supported = describe_supported(natives)
+    if compression < 1:
+        raise UnsupportedTimeframe(label, symbol, supported, "compression must be 1 or more")
+    if timeframe == MINUTES:
+        unit, amount = "minute", compression
+    elif timeframe == DAYS:
+        unit, amount = "day", compression
+    elif timeframe == WEEKS:
+        unit, amount = "week", compression
+    elif timeframe == MONTHS:
+        unit, amount = "month", compression
+    elif timeframe == YEARS:
+        unit, amount = "month", compression * 12
+    else:
+        raise UnsupportedTimeframe(label, symbol, supported)
+    candidates = [PERIODS[n] for n in natives if PERIODS[n].unit == unit and amount % PERIODS[n].count == 0]
+    if not candidates:
+        raise UnsupportedTimeframe(label, symbol, supported)
+    native = max(candidates, key=lambda p: p.count)
+    return BarSpec(native, amount // native.count, label)
+
+
+def describe_supported(natives: tuple[str, ...]) -> list[str]:
+    """Human list of what a feed with these native periods can serve."""
+    minute_bases = sorted({PERIODS[n].count for n in natives if PERIODS[n].is_intraday})
+    out = ["Ticks"]
+    if minute_bases:
+        out.append("Minutes x N (N a multiple of " + "/".join(str(m) for m in minute_bases) + ")")
+    for unit, name in (("day", "Days"), ("week", "Weeks"), ("month", "Months")):
+        if any(PERIODS[n].unit == unit for n in natives):
+            out.append(f"{name} x N")
+    return out
+
+
+def _p(period: Period | str) -> Period:
+    return PERIODS[period] if isinstance(period, str) else period
+
+
+def _ms(moment) -> int:
+    return int(round(moment.timestamp() * 1000))

@@ -1,0 +1,113 @@
+"""Wire formats, one pure module per dialect: ``wire.alltick`` (default) and ``wire.itick``.
+
+A dialect module is the only place that knows its vendor's JSON.  It builds requests
+and parses responses and frames into :mod:`records`; it does no I/O and reads no
+clock.  Both modules expose the same names:
+
+=========================  ========  =====================================================
+name                       required  what it does
+=========================  ========  =====================================================
+``NAME``                   yes       ``"alltick"`` or ``"itick"``
+``DEFAULT_REST_URL``       yes       root of the real REST service
+``DEFAULT_WS_URL``         yes       root of the real WebSocket service
+``KLINE_LIMIT``            yes       most bars one K-line request returns
+``native_periods(inst)``   yes       period names served natively for this instrument
+``can_page_back(inst)``    yes       whether K-line requests accept an end time
+``family(inst)``           yes       endpoint family (one WebSocket per family)
+``wire_code(inst)``        yes       the code as the vendor spells it
+``kline_request``          yes       ``(inst, period, count, end_ms=None) -> HttpRequest``
+``trades_request``         yes       ``(insts) -> HttpRequest``, latest trade per code
+``depth_request``          yes       ``(insts) -> HttpRequest``, latest book per code
+``authorize``              yes       ``(request, token) -> HttpRequest`` with the token placed
+``parse_klines``           yes       ``(status, payload, inst, period) -> list[Kline]``
+``parse_trades``           yes       ``(status, payload) -> list[Tick]``
+``parse_depth``            yes       ``(status, payload) -> list[Depth]``
+``ws_connect``             yes       ``(ws_root, family, token) -> (url, headers)``
+``subscribe_messages``     yes       ``(family, trades, depth, seq) -> list[str]``; send in order
+``heartbeat_message``      yes       ``(now_ms, seq) -> str``
+``parse_frame``            yes       ``(text) -> list[event]``: records or control events below
+``quote_request``          no        ``(insts) -> HttpRequest`` (itick only)
+``parse_quotes``           no        ``(status, payload) -> list[Quote]`` (itick only)
+=========================  ========  =====================================================
+
+Parsers raise :class:`~backtrader_alltick.errors.APIError` subclasses for error
+envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A REST request before the token is placed; ``endpoint`` names its rate-limit bucket."""
+
+    method: str
+    path: str
+    endpoint: str
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+    def with_params(self, **params: str) -> HttpRequest:
+        return replace(self, params={**self.params, **params})
+
+    def with_headers(self, **headers: str) -> HttpRequest:
+        return replace(self, headers={**self.headers, **headers})
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The server accepted or refused a request on the socket (subscribe, cancel)."""
+
+    action: str
+    ok: bool
+    message: str = ""
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Pong:
+    """Answer to our heartbeat; ``echo`` is what we sent, when the dialect echoes it."""
+
+    echo: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """The server's verdict on the token (iTick sends one after connecting)."""
+
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The server's greeting after the upgrade (iTick)."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An error frame; ``fatal`` when the server will close the connection (AllTick 606)."""
+
+    code: int | str | None
+    message: str
+    fatal: bool = False
+
+
+def get_dialect(name: str):
+    """Return the wire module for a dialect name."""
+    from ..errors import ConfigError
+
+    if name == "alltick":
+        from . import alltick
+
+        return alltick
+    if name == "itick":
+        from . import itick
+
+        return itick
+    raise ConfigError(f"dialect must be one of alltick, itick, was {name!r}")

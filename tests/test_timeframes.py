@@ -1,0 +1,64 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from backtrader_alltick import timeframes as tf
+from backtrader_alltick.errors import UnsupportedTimeframe
+from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("period", "market", "inside", "start", "end"),
+    [
+        ("1m", US_STOCKS, "2023-11-14 15:13:30", "2023-11-14 15:13:00", "2023-11-14 15:14:00"),
+        ("5m", CRYPTO, "2023-11-14 15:13:30", "2023-11-14 15:10:00", "2023-11-14 15:15:00"),
+        ("1d", US_STOCKS, "2023-11-14 15:13:30", "2023-11-14 05:00:00", "2023-11-14 21:00:00"),
+        ("1d", FOREX, "2023-11-14 23:00:00", "2023-11-14 22:00:00", "2023-11-15 22:00:00"),
+        ("1d", CRYPTO, "2023-11-14 23:00:00", "2023-11-14 00:00:00", "2023-11-15 00:00:00"),
+        ("1w", US_STOCKS, "2023-11-14 15:00:00", "2023-11-13 05:00:00", "2023-11-17 21:00:00"),
+        ("1M", CRYPTO, "2023-11-14 15:00:00", "2023-11-01 00:00:00", "2023-12-01 00:00:00"),
+    ],
+)
+def test_bar_start_and_close_stamp(period, market, inside, start, end):
+    begin = tf.bar_start(period, ms(inside), market)
+
+    assert begin == ms(start)
+    assert tf.bar_end(period, begin, market) == ms(end)
+
+
+def test_daily_close_stamp_follows_new_york_dst():
+    summer = tf.bar_start("1d", ms("2023-07-14 15:00:00"), US_STOCKS)
+
+    assert tf.bar_end("1d", summer, US_STOCKS) == ms("2023-07-14 20:00:00")
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "compression", "native", "multiple"),
+    [
+        (tf.MINUTES, 1, "1m", 1),
+        (tf.MINUTES, 3, "1m", 3),
+        (tf.MINUTES, 10, "5m", 2),
+        (tf.MINUTES, 120, "1h", 2),
+        (tf.DAYS, 3, "1d", 3),
+        (tf.MONTHS, 1, "1M", 1),
+        (tf.YEARS, 1, "1M", 12),
+    ],
+)
+def test_resolve_picks_largest_dividing_native(timeframe, compression, native, multiple):
+    spec = tf.resolve(timeframe, compression, ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1M"), "AAPL.US")
+
+    assert (spec.native.name, spec.multiple) == (native, multiple)
+
+
+def test_resolve_rejects_seconds_and_lists_what_works():
+    with pytest.raises(UnsupportedTimeframe) as info:
+        tf.resolve(tf.SECONDS, 5, ("1m", "5m", "1d"), "AAPL.US")
+
+    assert str(info.value) == (
+        "timeframe 5 Seconds is not supported for AAPL.US; use one of: "
+        "Ticks, Minutes x N (N a multiple of 1/5), Days x N"
+    )

@@ -1,0 +1,219 @@
+"""RateLimiter: plan rules enforced with an injected clock, plus one real-thread check."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from backtrader_alltick.errors import PlanLimitError
+from backtrader_alltick.plans import get_plan
+from backtrader_alltick.ratelimit import RateLimiter
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the limiter sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_limiter(plan, clock: FakeClock, **kwargs) -> tuple[RateLimiter, list[tuple[float, str]]]:
+    calls: list[tuple[float, str]] = []
+    limiter = RateLimiter(plan, monotonic=clock, sleep=clock.sleep, **kwargs)
+    original = limiter.record
+
+    def record(endpoint: str, now: float) -> None:
+        calls.append((now, endpoint))
+        original(endpoint, now)
+
+    limiter.record = record
+    return limiter, calls
+
+
+def max_calls_in_window(times: list[float], window: float) -> int:
+    best = 0
+    for i, first in enumerate(times):
+        best = max(best, sum(1 for t in times[i:] if t < first + window))
+    return best
+
+
+def test_free_plan_spacing_never_violated_across_endpoints():
+    clock = FakeClock()
+    limiter, calls = make_limiter(get_plan("alltick", "free"), clock)
+
+    for endpoint in ["kline", "trade-tick", "kline", "depth-tick", "batch-kline", "kline"] * 5:
+        limiter.acquire(endpoint)
+
+    times = [t for t, _ in calls]
+    assert len(times) == 30
+    assert min(b - a for a, b in zip(times, times[1:])) >= 10.0
+    assert max_calls_in_window(times, 60.0) <= 10
+    # Nothing waits longer than the rules require: the calls are exactly 10 s apart.
+    assert times[-1] - times[0] == pytest.approx(290.0)
+
+
+def test_itick_free_plan_spaces_calls_twelve_seconds():
+    clock = FakeClock()
+    limiter, calls = make_limiter(get_plan("itick", "free"), clock)
+
+    for _ in range(7):
+        limiter.acquire("kline")
+
+    times = [t for t, _ in calls]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 12.0
+    assert max_calls_in_window(times, 60.0) <= 5
+
+
+def test_basic_plan_endpoints_have_separate_buckets():
+    clock = FakeClock()
+    limiter, calls = make_limiter(get_plan("alltick", "basic"), clock)
+
+    limiter.acquire("kline")
+    limiter.acquire("trade-tick")   # another endpoint may go in the same second
+    limiter.acquire("kline")        # the same endpoint waits its 1 s
+    limiter.acquire("batch-kline")
+    limiter.acquire("batch-kline")  # batch-kline has its own 3 s interval
+
+    assert [t - calls[0][0] for t, _ in calls] == pytest.approx([0.0, 0.0, 1.0, 1.0, 4.0])
+
+
+def test_per_minute_cap_combines_all_endpoints():
+    clock = FakeClock()
+    plan = replace(get_plan("alltick", "premium"), endpoint_interval=0.0, per_minute=5)
+    limiter, calls = make_limiter(plan, clock)
+
+    for endpoint in ["kline", "trade-tick", "depth-tick", "kline", "trade-tick", "depth-tick", "kline"]:
+        limiter.acquire(endpoint)
+
+    offsets = [t - calls[0][0] for t, _ in calls]
+    assert offsets == pytest.approx([0, 0, 0, 0, 0, 60, 60])
+    assert max_calls_in_window([t for t, _ in calls], 60.0) <= 5
+
+
+def test_penalize_pushes_every_endpoint_back():
+    clock = FakeClock()
+    limiter, calls = make_limiter(get_plan("alltick", "unlimited"), clock)
+    limiter.acquire("kline")
+
+    limiter.penalize(30.0)
+    limiter.acquire("trade-tick")
+    limiter.acquire("depth-tick")
+
+    assert [t - calls[0][0] for t, _ in calls] == pytest.approx([0.0, 30.0, 30.0])
+    assert limiter.waited == pytest.approx(30.0)
+
+
+def test_penalize_never_shortens_an_earlier_penalty():
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "unlimited"), monotonic=clock, sleep=clock.sleep)
+
+    limiter.penalize(20.0)
+    limiter.penalize(5.0)
+
+    assert limiter.delay_for("kline", clock.now) == pytest.approx(20.0)
+
+
+def test_daily_cap_raises_plan_limit_error_naming_the_cap():
+    clock = FakeClock()
+    plan = replace(get_plan("alltick", "free"), per_day=3)
+    limiter, _ = make_limiter(plan, clock)
+    for _ in range(3):
+        limiter.acquire("kline")
+
+    with pytest.raises(PlanLimitError) as info:
+        limiter.acquire("kline")
+
+    assert "daily request cap of 3 calls" in str(info.value)
+    assert "free plan" in str(info.value)
+
+
+def test_daily_cap_frees_up_after_twenty_four_hours():
+    clock = FakeClock()
+    plan = replace(get_plan("alltick", "free"), per_day=2)
+    limiter, _ = make_limiter(plan, clock)
+    limiter.acquire("kline")
+    limiter.acquire("kline")
+
+    clock.now += 86_400.0 + 60.0
+
+    assert limiter.acquire("kline") == 0.0
+
+
+def test_on_wait_reports_seconds_and_endpoint_before_waiting():
+    clock = FakeClock()
+    reports: list[tuple[float, str]] = []
+    limiter, _ = make_limiter(get_plan("alltick", "free"), clock,
+                              on_wait=lambda seconds, endpoint: reports.append((seconds, endpoint)))
+
+    limiter.acquire("kline")
+    clock.now += 4.0
+    waited = limiter.acquire("trade-tick")
+
+    assert reports == [(pytest.approx(6.0), "trade-tick")]
+    assert waited == pytest.approx(6.0)
+
+
+def test_delay_for_is_pure_arithmetic_over_recorded_calls():
+    limiter = RateLimiter(get_plan("alltick", "basic"), monotonic=lambda: 0.0)
+
+    limiter.record("kline", 100.0)
+
+    assert limiter.delay_for("kline", 100.25) == pytest.approx(0.75)
+    assert limiter.delay_for("trade-tick", 100.25) == 0.0
+    assert limiter.delay_for("kline", 101.0) == 0.0
+
+
+def test_threads_sharing_a_limiter_keep_the_spacing():
+    plan = replace(get_plan("alltick", "unlimited"), min_spacing=0.02)
+    stamps: list[float] = []
+    lock = threading.Lock()
+    limiter = RateLimiter(plan)
+    original = limiter.record
+
+    def record(endpoint: str, now: float) -> None:
+        with lock:
+            stamps.append(now)
+        original(endpoint, now)
+
+    limiter.record = record
+
+    def worker() -> None:
+        for _ in range(5):
+            limiter.acquire("kline")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not any(thread.is_alive() for thread in threads)
+    stamps.sort()
+    assert len(stamps) == 20
+    # Judged by the limiter's own clock reading, so this is a rule check, not a timing assert.
+    assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 0.02 - 1e-9
+
+
+def test_penalize_wakes_a_waiting_thread_to_recompute():
+    waiting = threading.Event()
+    limiter = RateLimiter(get_plan("alltick", "unlimited"), on_wait=lambda seconds, endpoint: waiting.set())
+    start = time.monotonic()
+    limiter.penalize(0.2)
+    finished_at: list[float] = []
+
+    thread = threading.Thread(target=lambda: (limiter.acquire("kline"), finished_at.append(time.monotonic())))
+    thread.start()
+    assert waiting.wait(10)
+    limiter.penalize(0.4)  # extends the hold; the waiter must not slip out at 0.2 s
+    thread.join(timeout=10)
+
+    assert finished_at and finished_at[0] - start >= 0.4

@@ -1,0 +1,217 @@
+"""Persistent K-line cache: one SQLite file shared by every store and process of a user.
+
+Two tables.  ``klines`` holds closed bars keyed by (dialect, symbol, period, start)
+and is written with upserts.  ``coverage`` holds the ranges of bar start times known
+to be complete: a closed market has no bars, so only coverage tells "nothing there"
+from "never fetched".  Ranges are half-open ``[start, end)`` in epoch ms and are
+merged on insert.
+
+The file uses WAL so readers never block writers, a busy timeout so two processes
+writing at once queue instead of failing, and ``BEGIN IMMEDIATE`` for every write so
+a reader never has to upgrade its lock mid-transaction (that upgrade is the one case
+SQLite's busy handler cannot resolve).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ConfigError
+from .records import Kline
+
+logger = logging.getLogger(__name__)
+
+CACHE_FILE = Path("backtrader_alltick") / "klines.sqlite"
+MEMORY = ":memory:"
+BUSY_TIMEOUT_MS = 30_000
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS klines (
+    dialect TEXT NOT NULL, symbol TEXT NOT NULL, period TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL,
+    close REAL NOT NULL, volume REAL NOT NULL, turnover REAL NOT NULL,
+    PRIMARY KEY (dialect, symbol, period, start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS coverage (
+    dialect TEXT NOT NULL, symbol TEXT NOT NULL, period TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    PRIMARY KEY (dialect, symbol, period, start)
+) WITHOUT ROWID;
+"""
+_UPSERT = """
+INSERT INTO klines (dialect, symbol, period, start, "end", open, high, low, close, volume, turnover)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (dialect, symbol, period, start) DO UPDATE SET
+    "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
+    close = excluded.close, volume = excluded.volume, turnover = excluded.turnover
+"""
+
+
+def default_cache_path() -> Path:
+    """Return the cache file in the user cache directory of this platform."""
+    if sys.platform.startswith("win"):
+        root = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        root = str(Path.home() / "Library" / "Caches")
+    else:
+        root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / CACHE_FILE
+
+
+class KlineCache:
+    """Closed K-lines on disk, with the time ranges known to be complete.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The SQLite file; default :func:`default_cache_path`.  ``":memory:"`` keeps
+        everything in this object only.
+
+    Example::
+
+        cache = KlineCache()
+        cache.put("alltick", bars)
+        cache.mark_covered("alltick", "BTCUSDT", "1m", bars[0].start, bars[-1].end)
+        cache.missing("alltick", "BTCUSDT", "1m", t0, t1)   # [] when nothing is left to fetch
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = default_cache_path()
+        self.path = str(path)
+        if self.path != MEMORY:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection guarded by a lock: feeds of a store may load from several threads.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if self.path != MEMORY:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._write() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        logger.debug("K-line cache opened at %s", self.path)
+
+    def __repr__(self) -> str:
+        return f"KlineCache(path={self.path!r})"
+
+    def __enter__(self) -> KlineCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def put(self, dialect: str, klines: Iterable[Kline], *, now_ms: int | None = None) -> int:
+        """Insert or replace closed bars; return how many were written.
+
+        ``now_ms``, when given, is checked against every bar: a bar that ends after it
+        is still forming and must not be cached.
+        """
+        rows = []
+        for bar in klines:
+            if now_ms is not None and bar.end > now_ms:
+                raise ConfigError(
+                    f"bar {bar.symbol} {bar.period} ending at {bar.end} is still forming at {now_ms}; "
+                    "cache only closed bars")
+            rows.append((dialect, bar.symbol, bar.period, bar.start, bar.end, bar.open, bar.high, bar.low,
+                         bar.close, bar.volume, bar.turnover))
+        if rows:
+            with self._write() as db:
+                db.executemany(_UPSERT, rows)
+        return len(rows)
+
+    def get(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]:
+        """Return cached bars whose start lies in ``[start_ms, end_ms)``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT start, "end", open, high, low, close, volume, turnover FROM klines '
+                "WHERE dialect = ? AND symbol = ? AND period = ? AND start >= ? AND start < ? "
+                "ORDER BY start", (dialect, symbol, period, start_ms, end_ms)).fetchall()
+        return [Kline(symbol, period, *row) for row in rows]
+
+    def mark_covered(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None:
+        """Record that every bar starting in ``[start_ms, end_ms)`` is in the cache."""
+        if end_ms <= start_ms:
+            return
+        key = (dialect, symbol, period)
+        with self._write() as db:
+            # Overlapping and touching ranges fold into one.
+            rows = db.execute(
+                'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
+                'AND start <= ? AND "end" >= ?', (*key, end_ms, start_ms)).fetchall()
+            low = min([start_ms, *(row[0] for row in rows)])
+            high = max([end_ms, *(row[1] for row in rows)])
+            db.executemany(
+                "DELETE FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? AND start = ?",
+                [(*key, row[0]) for row in rows])
+            db.execute('INSERT INTO coverage (dialect, symbol, period, start, "end") VALUES (?, ?, ?, ?, ?)',
+                       (*key, low, high))
+
+    def covered(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int
+                ) -> list[tuple[int, int]]:
+        """Return the covered ranges that intersect ``[start_ms, end_ms)``, clipped to it, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
+                'AND start < ? AND "end" > ? ORDER BY start',
+                (dialect, symbol, period, end_ms, start_ms)).fetchall()
+        return [(max(low, start_ms), min(high, end_ms)) for low, high in rows]
+
+    def missing(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int
+                ) -> list[tuple[int, int]]:
+        """Return the parts of ``[start_ms, end_ms)`` not covered yet, oldest first."""
+        gaps: list[tuple[int, int]] = []
+        cursor = start_ms
+        for low, high in self.covered(dialect, symbol, period, start_ms, end_ms):
+            if low > cursor:
+                gaps.append((cursor, low))
+            cursor = max(cursor, high)
+        if cursor < end_ms:
+            gaps.append((cursor, end_ms))
+        return gaps
+
+    def info(self) -> list[dict]:
+        """Summarise the cache: one dict per (dialect, symbol, period) with bars, first start, last end."""
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT dialect, symbol, period, COUNT(*), MIN(start), MAX("end") FROM klines '
+                "GROUP BY dialect, symbol, period ORDER BY dialect, symbol, period").fetchall()
+        return [{"dialect": d, "symbol": s, "period": p, "bars": n, "first": first, "last": last}
+                for d, s, p, n, first, last in rows]
+
+    def clear(self, symbol: str | None = None) -> None:
+        """Forget every bar and coverage range, or only those of ``symbol`` (all dialects and periods)."""
+        with self._write() as db:
+            for table in ("klines", "coverage"):
+                if symbol is None:
+                    db.execute(f"DELETE FROM {table}")
+                else:
+                    db.execute(f"DELETE FROM {table} WHERE symbol = ?", (symbol,))
+
+    def close(self) -> None:
+        """Close the database connection; the object cannot be used afterwards."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")

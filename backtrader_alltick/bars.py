@@ -1,0 +1,359 @@
+"""Bars from bars and bars from ticks: synthetic compressions and the live aggregator.
+
+Pure: no I/O, no threads, no clock.  Time comes in as arguments (``now_ms`` is market
+time, epoch ms), so a test drives it by hand and a feed hands in its store's clock.
+
+Both paths put bars on the same grid (see :mod:`timeframes`): a bar of ``spec`` groups
+``spec.multiple`` native slots counted from the epoch, starts where its first slot
+starts and is stamped at the close of its last slot.  A tick-built bar therefore
+equals the REST K-line for the same window field for field, and :func:`combine` of
+1-minute bars equals a :class:`BarBuilder` fed with the trades behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from .errors import ConfigError
+from .markets import MINUTE_MS, Market
+from .records import Kline, Tick
+from .timeframes import BarSpec, Period, bar_end, bar_start, bucket_index
+
+logger = logging.getLogger(__name__)
+
+LATE_POLICIES = ("drop",)
+_EPOCH_DATE = date(1970, 1, 1)
+_NO_SEAM = -(2**63)
+
+
+def period_label(spec: BarSpec) -> str:
+    """Return the short name of the bars ``spec`` builds: ``"3m"``, ``"2h"``, ``"3d"``, ``"1w"``."""
+    native = spec.native
+    if native.is_intraday:
+        minutes = native.count * spec.multiple
+        return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+    unit = {"day": "d", "week": "w", "month": "M"}[native.unit]
+    return f"{native.count * spec.multiple}{unit}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place on a spec's grid: ``[start, next_start)`` holds its trades, ``end`` is its close stamp."""
+
+    start: int
+    next_start: int
+    end: int
+
+
+def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
+    """Return the grid slot of ``spec`` that contains ``ts_ms``."""
+    native = spec.native
+    if native.is_intraday:
+        step = native.count * spec.multiple * MINUTE_MS
+        start = ts_ms - ts_ms % step
+        return Slot(start, start + step, start + step)
+    group = bucket_index(native, bar_start(native, ts_ms, market), market) // spec.multiple
+    return _group_slot(spec, group, market)
+
+
+def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
+    """Build ``spec`` bars from closed native bars (3m from 1m, 2h from 1h, 3d from 1d).
+
+    Native bars are grouped by their slot on the ``spec`` grid; a group becomes one bar
+    stamped at the close of the group's last native slot, even when the market closed
+    before that slot traded.  Bars repeated with the same ``start`` keep the last copy.
+    """
+    by_start = {bar.start: bar for bar in klines}
+    groups: dict[int, list[Kline]] = {}
+    for start in sorted(by_start):
+        bar = by_start[start]
+        groups.setdefault(bucket_index(spec.native, start, market) // spec.multiple, []).append(bar)
+    label = period_label(spec)
+    out = []
+    for group, members in groups.items():
+        slot = _group_slot(spec, group, market)
+        out.append(Kline(
+            members[0].symbol, label, slot.start, slot.end,
+            open=members[0].open,
+            high=max(bar.high for bar in members),
+            low=min(bar.low for bar in members),
+            close=members[-1].close,
+            volume=sum(bar.volume for bar in members),
+            turnover=sum(bar.turnover for bar in members),
+        ))
+    return out
+
+
+def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_ms: int) -> list[Kline]:
+    """Like :func:`combine`, minus any bar whose slot has not closed by ``now_ms``.
+
+    A synthetic bar still forming is never final, even when all of its native bars so far
+    are closed: the next native bar would change it.
+    """
+    return [bar for bar in combine(klines, spec, market) if bar.end <= now_ms]
+
+
+@dataclass
+class BuilderStats:
+    """Counters of one :class:`BarBuilder`; ``ticks`` counts every tick offered."""
+
+    ticks: int = 0
+    bars: int = 0
+    empty_bars: int = 0
+    late_ticks: int = 0
+    duplicates: int = 0
+    before_seam: int = 0
+    after_close: int = 0
+
+
+class _FormingBar:
+    __slots__ = ("slot", "open", "open_key", "high", "low", "close", "close_key", "volume", "turnover")
+
+    def __init__(self, slot: Slot, price: float, key: tuple, volume: float, turnover: float) -> None:
+        self.slot = slot
+        self.open = self.high = self.low = self.close = price
+        self.open_key = self.close_key = key
+        self.volume = volume
+        self.turnover = turnover
+
+
+class BarBuilder:
+    """Aggregate one symbol's trades into closed bars, closed by a timer, not by the next tick.
+
+    Ticks are bucketed by their exchange time, so reordered ticks inside an open bar are
+    fine.  ``on_timer(now_ms)`` hands every bar whose close stamp plus ``grace_ms`` has
+    passed to ``on_bar`` in time order; ``next_deadline()`` says when to call it next.
+    A tick for a bar already closed is late and dropped (counted in ``stats``).  Not
+    thread-safe: the feed calls it from one thread.
+
+    Parameters
+    ----------
+    symbol, spec, market
+        What to build: bars of ``spec`` on ``market``'s calendar, labelled ``symbol``.
+    on_bar
+        Called with each closed :class:`~backtrader_alltick.records.Kline`, oldest first.
+    grace_ms
+        How long after a bar's close stamp late-arriving trades are still taken in.
+    emit_empty
+        Emit a flat bar at the previous close, volume 0, for an open-market slot with no trades.
+    late_policy
+        What to do with a trade for a closed bar; only ``"drop"`` (closed bars never change).
+    dedup_size
+        How many recent trade identities (``seq``, else the whole trade) are remembered to drop repeats.
+
+    Example::
+
+        bars = []
+        builder = BarBuilder("AAPL.US", spec, US_STOCKS, bars.append)
+        builder.add_tick(tick)
+        builder.on_timer(clock.now_ms())     # bars now holds every bar closed by then
+    """
+
+    def __init__(self, symbol: str, spec: BarSpec, market: Market, on_bar: Callable[[Kline], object], *,
+                 grace_ms: int = 250, emit_empty: bool = False, late_policy: str = "drop",
+                 dedup_size: int = 4096) -> None:
+        if late_policy not in LATE_POLICIES:
+            raise ConfigError(f"late_policy must be one of {', '.join(LATE_POLICIES)}, was {late_policy!r}")
+        if grace_ms < 0:
+            raise ConfigError(f"grace_ms must be 0 or more, was {grace_ms!r}")
+        if dedup_size < 0:
+            raise ConfigError(f"dedup_size must be 0 or more, was {dedup_size!r}")
+        self.symbol = symbol
+        self.spec = spec
+        self.market = market
+        self.on_bar = on_bar
+        self.grace_ms = int(grace_ms)
+        self.emit_empty = emit_empty
+        self.late_policy = late_policy
+        self.dedup_size = dedup_size
+        self.stats = BuilderStats()
+        self._label = period_label(spec)
+        self._forming: dict[int, _FormingBar] = {}
+        # Start of the oldest slot still accepting trades; None until a timer or seam sets it.
+        self._frontier: int | None = None
+        self._seam_ms = _NO_SEAM
+        self._last_close: float | None = None
+        self._seen: set = set()
+        self._seen_order: deque = deque()
+        self._arrivals = 0
+        self._cached_slot = Slot(0, 0, 0)
+        self._empty_deadline: tuple[int, int | None] | None = None  # (frontier, deadline) cache
+
+    def __repr__(self) -> str:
+        return (f"BarBuilder({self.symbol!r}, {self._label}, {self.market.name}, "
+                f"forming={len(self._forming)}, stats={self.stats})")
+
+    def start_after(self, end_ms: int, last_close: float | None = None) -> None:
+        """Set the seam: trades before ``end_ms`` are in bars already delivered (from REST).
+
+        Those trades are ignored and counted in ``stats.before_seam``; the first bar built
+        here is then complete.  ``last_close`` (the close of the last delivered bar) seeds
+        the price of empty bars.
+        """
+        self._seam_ms = max(self._seam_ms, end_ms)
+        self._advance_frontier(self._first_open_slot(end_ms))
+        for start in [start for start in self._forming if start < self._frontier]:
+            del self._forming[start]
+        if last_close is not None:
+            self._last_close = last_close
+
+    def add_tick(self, tick: Tick) -> None:
+        """Take one trade into the bar its exchange time belongs to."""
+        stats = self.stats
+        stats.ticks += 1
+        when = tick.time
+        if when < self._seam_ms:
+            stats.before_seam += 1
+            return
+        if self.dedup_size and self._is_repeat(tick):
+            stats.duplicates += 1
+            return
+        slot = self._cached_slot
+        if not slot.start <= when < slot.next_start:
+            slot = self._cached_slot = slot_of(self.spec, when, self.market)
+        if when >= slot.end:
+            # Only daily and longer bars close before their slot ends (after-hours trades).
+            stats.after_close += 1
+            return
+        if self._frontier is not None and slot.start < self._frontier:
+            stats.late_ticks += 1
+            logger.debug("%s: late trade at %d for the bar closed at %d, dropped",
+                         self.symbol, when, slot.end)
+            return
+        self._arrivals += 1
+        key = (when, -1 if tick.seq is None else tick.seq, self._arrivals)
+        price = tick.price
+        bar = self._forming.get(slot.start)
+        if bar is None:
+            self._forming[slot.start] = _FormingBar(slot, price, key, tick.volume, tick.turnover)
+            return
+        if key < bar.open_key:
+            bar.open, bar.open_key = price, key
+        if key > bar.close_key:
+            bar.close, bar.close_key = price, key
+        if price > bar.high:
+            bar.high = price
+        elif price < bar.low:
+            bar.low = price
+        bar.volume += tick.volume
+        bar.turnover += tick.turnover
+
+    def on_timer(self, now_ms: int) -> list[Kline]:
+        """Close every bar whose close stamp + grace has passed by ``now_ms``; return them too."""
+        old_frontier = self._frontier
+        self._advance_frontier(self._first_open_slot(now_ms - self.grace_ms))
+        frontier = self._frontier
+        due = sorted(start for start in self._forming if start < frontier)
+        starts = due
+        if self.emit_empty:
+            since = old_frontier if old_frontier is not None else (due[0] if due else frontier)
+            starts = sorted(set(due).union(self._open_market_slots(since, frontier)))
+        closed = []
+        for start in starts:
+            forming = self._forming.pop(start, None)
+            if forming is not None:
+                bar = self._finish(forming)
+            elif self._last_close is not None:
+                bar = self._flat_bar(start)
+            else:
+                continue  # no price seen yet: nothing honest to draw
+            self._last_close = bar.close
+            closed.append(bar)
+        for bar in closed:
+            self.on_bar(bar)
+        return closed
+
+    def next_deadline(self) -> int | None:
+        """Market ms at which :meth:`on_timer` has work next; None when nothing is pending."""
+        deadlines = [bar.slot.end + self.grace_ms for bar in self._forming.values()]
+        if self.emit_empty and self._last_close is not None and self._frontier is not None:
+            deadlines.append(self._next_empty_deadline())
+        deadlines = [deadline for deadline in deadlines if deadline is not None]
+        return min(deadlines) if deadlines else None
+
+    def discard(self) -> int:
+        """Drop the bars still forming (shutdown: a partial bar is never final); return how many."""
+        count = len(self._forming)
+        self._forming.clear()
+        return count
+
+    def _is_repeat(self, tick: Tick) -> bool:
+        # Two real trades can share a millisecond and a price, so the whole trade is the
+        # identity when the vendor sends no sequence number.
+        identity = tick.seq if tick.seq is not None else (tick.time, tick.price, tick.volume, tick.turnover)
+        if identity in self._seen:
+            return True
+        self._seen.add(identity)
+        self._seen_order.append(identity)
+        if len(self._seen_order) > self.dedup_size:
+            self._seen.discard(self._seen_order.popleft())
+        return False
+
+    def _first_open_slot(self, after_ms: int) -> int:
+        # The earliest slot whose close stamp is later than after_ms.
+        slot = slot_of(self.spec, after_ms, self.market)
+        return slot.start if slot.end > after_ms else slot.next_start
+
+    def _advance_frontier(self, start: int) -> None:
+        if self._frontier is None or start > self._frontier:
+            self._frontier = start
+
+    def _open_market_slots(self, since: int, until: int) -> Iterable[int]:
+        starts: set[int] = set()
+        for low, high in self.market.open_spans(since, until):
+            slot = slot_of(self.spec, low, self.market)
+            while slot.start < high and slot.start < until:
+                starts.add(slot.start)
+                slot = slot_of(self.spec, slot.next_start, self.market)
+        return starts
+
+    def _next_empty_deadline(self) -> int | None:
+        frontier = self._frontier
+        if self._empty_deadline is None or self._empty_deadline[0] != frontier:
+            # Two weeks reach past any weekend; a monthly slot that far out is not urgent.
+            spans = self.market.open_spans(frontier, frontier + 14 * 86_400_000)
+            deadline = None
+            if spans:
+                deadline = slot_of(self.spec, spans[0][0], self.market).end + self.grace_ms
+            self._empty_deadline = (frontier, deadline)
+        return self._empty_deadline[1]
+
+    def _finish(self, bar: _FormingBar) -> Kline:
+        self.stats.bars += 1
+        slot = bar.slot
+        return Kline(self.symbol, self._label, slot.start, slot.end, bar.open, bar.high, bar.low, bar.close,
+                     bar.volume, bar.turnover)
+
+    def _flat_bar(self, start: int) -> Kline:
+        self.stats.bars += 1
+        self.stats.empty_bars += 1
+        slot = slot_of(self.spec, start, self.market)
+        price = self._last_close
+        return Kline(self.symbol, self._label, slot.start, slot.end, price, price, price, price, 0.0, 0.0)
+
+
+def _group_slot(spec: BarSpec, group: int, market: Market) -> Slot:
+    first = group * spec.multiple
+    start = _index_start(spec.native, first, market)
+    last_native = _index_start(spec.native, first + spec.multiple - 1, market)
+    following = _index_start(spec.native, first + spec.multiple, market)
+    return Slot(start, following, bar_end(spec.native, last_native, market))
+
+
+def _index_start(period: Period, index: int, market: Market) -> int:
+    # Inverse of timeframes.bucket_index: the start of the native slot with this number.
+    if period.is_intraday:
+        return index * period.count * MINUTE_MS
+    if period.unit == "day":
+        day = _EPOCH_DATE + timedelta(days=index)
+    elif period.unit == "week":
+        day = _EPOCH_DATE + timedelta(days=7 * index - 3)  # the Monday of week `index`
+    else:
+        day = date(1970 + index // 12, index % 12 + 1, 1)
+    # Noon always exists locally (midnight may not on a DST day); day_start finds midnight.
+    noon = datetime.combine(day, time(12), tzinfo=market.zone)
+    return market.day_start(int(noon.timestamp() * 1000))

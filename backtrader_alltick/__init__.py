@@ -26,10 +26,14 @@ from .errors import (
     TransportError,
     UnsupportedTimeframe,
 )
+from .feed import AllTickData
+from .store import AllTickStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllTickData",
+    "AllTickStore",
     "APIError",
     "AllTickError",
     "AuthError",

@@ -1,0 +1,123 @@
+"""A worker thread that fetches closed K-lines over REST for a live feed, off Cerebro's thread.
+
+A job asks for the bars that close in ``(after_ms, upto_ms]``.  The worker delivers what
+has closed already at once, then waits (on the market clock) for the rest to close and
+fetches again, so a feed never blocks on the network and never sees a forming bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .clock import Clock, wall_seconds
+from .errors import AllTickError, is_retryable
+from .records import Kline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """Bars of one job (possibly a partial delivery); ``reached_ms`` is how far they cover."""
+
+    bars: list[Kline]
+    reached_ms: int
+    done: bool
+    job: int
+
+
+@dataclass(frozen=True)
+class BackfillFailed:
+    """A job failed with a non-retryable error (unknown symbol, bad token, plan limit)."""
+
+    error: AllTickError
+    job: int
+
+
+Fetch = Callable[[int | None, int, int | None], list[Kline]]
+
+
+class Backfiller:
+    """Run backfill jobs one at a time and post results to ``deliver``.
+
+    Example::
+
+        filler = Backfiller(fetch, clock, inbox.put)
+        job = filler.request(after_ms=None, upto_ms=seam_ms, count=500)
+    """
+
+    def __init__(self, fetch: Fetch, clock: Clock, deliver: Callable[[object], None], *,
+                 close_lag_s: float = 0.2, retry_initial_s: float = 0.5, retry_cap_s: float = 30.0) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._deliver = deliver
+        self._close_lag_ms = close_lag_s * 1000 * clock.speed
+        self._retry_initial = retry_initial_s
+        self._retry_cap = retry_cap_s
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._job_id = 0
+        self._thread = threading.Thread(target=self._run, name="alltick-backfill", daemon=True)
+        self._thread.start()
+
+    def request(self, after_ms: int | None, upto_ms: int, count: int | None = None) -> int:
+        """Queue a job for the bars closing in ``(after_ms, upto_ms]``; return its id."""
+        self._job_id += 1
+        self._jobs.put((self._job_id, after_ms, upto_ms, count))
+        return self._job_id
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._run_job(*job)
+            except Exception:  # the thread must never die silently
+                logger.exception("backfill job %s crashed", job[0])
+
+    def _run_job(self, job: int, after_ms: int | None, upto_ms: int, count: int | None) -> None:
+        reached = after_ms
+        if reached is not None and reached >= upto_ms:
+            self._deliver(BackfillResult([], reached, True, job))
+            return
+        while not self._stop.is_set():
+            # The service may still be adding the last trades of a bar that just closed.
+            closed_until = min(upto_ms, int(self._clock.now_ms() - self._close_lag_ms))
+            if reached is None or closed_until > reached:
+                bars = self._fetch_with_retry(job, reached, closed_until, count)
+                if bars is None:
+                    return
+                bars = [bar for bar in bars if reached is None or bar.end > reached]
+                count = None  # only the first fetch is bounded by count; later ones fill up to upto_ms
+                reached = closed_until
+                done = closed_until >= upto_ms
+                self._deliver(BackfillResult(bars, reached, done, job))
+                if done:
+                    return
+            self._stop.wait(wall_seconds(self._clock, int(upto_ms + self._close_lag_ms)) + 0.001)
+
+    def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
+                          count: int | None) -> list[Kline] | None:
+        delay = self._retry_initial
+        while not self._stop.is_set():
+            try:
+                return self._fetch(after_ms, upto_ms, count)
+            except AllTickError as e:
+                if not is_retryable(e):
+                    self._deliver(BackfillFailed(e, job))
+                    return None
+                logger.warning("backfill failed (%s); retrying in %.1fs", e, delay)
+            self._stop.wait(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self._retry_cap)
+        return None

@@ -1,0 +1,210 @@
+"""``AllTickData``: the Backtrader feed, historical (REST K-lines) and live (ticks built into bars).
+
+Live state machine (DESIGN.md, backtrader-live-feeds.md b6)::
+
+    START -> BACKFILL (DELAYED) -> LIVE <-> CONNBROKEN -> BACKFILL -> LIVE ... -> OVER (DISCONNECTED)
+
+The seam: the feed subscribes first.  The first trade it receives (or, on a silent
+symbol, a moment after the connection is up) fixes the seam ``S``, the close of the
+bar in progress.  Bars closing up to ``S`` come from REST once closed; bars after it
+are built from ticks.  A reconnect sets a new seam the same way, so the bar cut in
+two by the drop is rebuilt from REST and no bar is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from datetime import timedelta
+
+import backtrader as bt
+
+from . import timeframes
+from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from .records import Kline, Tick
+from .symbols import parse_symbol
+
+logger = logging.getLogger(__name__)
+
+EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
+DAY_MS = 86_400_000.0
+_ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
+
+
+def ms_to_num(ms: int) -> float:
+    """Epoch ms to Backtrader's float days (UTC); boundaries survive ``num2date`` exactly."""
+    return EPOCH_NUM + ms / DAY_MS
+
+
+def num_to_ms(num: float) -> int:
+    return int(round((num - EPOCH_NUM) * DAY_MS))
+
+
+class AllTickData(bt.feed.DataBase):
+    """A Backtrader data feed over AllTick K-lines (backtests) and trade ticks (live).
+
+    Params (besides Backtrader's ``dataname``, ``timeframe``, ``compression``,
+    ``fromdate``, ``todate``, ``tz``, ``sessionstart``, ``sessionend``):
+      - ``region`` (default ``None``): region for a bare ``dataname`` ("AAPL" + "US").
+      - ``historical`` (default ``False``): backtest only; the feed ends after the last closed bar.
+      - ``backfill_start`` (default ``True``): live feeds first deliver closed REST bars.
+      - ``backfill`` (default ``True``): after a reconnect, rebuild missed bars from REST.
+      - ``lookback`` (default ``500``): bars to load when ``fromdate`` is not given.
+      - ``qcheck`` (default ``0.5``): seconds ``_load`` may wait for live data.
+      - ``grace`` (default ``0.25``): wall seconds after a bar's end before it closes,
+        so trades stamped just before the boundary still count.
+      - ``emit_empty`` (default ``False``): emit flat, zero-volume bars for minutes
+        without trades while the market is open.
+      - ``bidask`` (default ``False``): subscribe depth and fill the ``bid``/``ask`` lines.
+
+    Example::
+
+        store = AllTickStore()
+        data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=5)
+        cerebro.adddata(data)
+    """
+
+    lines = ("turnover", "bid", "ask")
+
+    params = (
+        ("store", None),
+        ("region", None),
+        ("historical", False),
+        ("backfill_start", True),
+        ("backfill", True),
+        ("lookback", 500),
+        ("qcheck", 0.5),
+        ("grace", 0.25),
+        ("emit_empty", False),
+        ("bidask", False),
+        ("inbox_size", 200_000),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        if self.p.store is None:
+            raise ConfigError("AllTickData needs a store: use AllTickStore(...).getdata(...)")
+        self._store = self.p.store
+        self._setup_error: AllTickError | None = None
+        self.inst = None
+        self.spec = None
+        try:
+            self.inst = parse_symbol(self.p.dataname, self.p.region)
+            if self.p.timeframe != bt.TimeFrame.Ticks:
+                self.spec = self._store.resolve_timeframe(self.inst, self.p.timeframe, self.p.compression)
+            elif self.p.historical:
+                raise UnsupportedTimeframe("Ticks", self.inst.symbol,
+                                           timeframes.describe_supported(self._store.wire.native_periods(
+                                               self.inst))[1:],
+                                           "neither service offers historical trades; use a live feed")
+        except ConfigError as e:
+            if self.p.historical:
+                raise
+            self._setup_error = e  # a live feed reports it as a notification at start
+        self._state = _ST_START
+        self._live = None
+        self._ready: deque = deque()
+        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "overflows": 0,
+                      "reconnects": 0, "stale_ticks": 0}
+        self.last_error: AllTickError | None = None
+
+    # -- Backtrader contract -----------------------------------------------------------
+
+    def islive(self) -> bool:
+        return not self.p.historical
+
+    def haslivedata(self) -> bool:
+        return bool(self._ready) or (self._live is not None and not self._live.inbox.empty())
+
+    def do_qcheck(self, onoff, qlapse) -> None:
+        super().do_qcheck(onoff, qlapse)
+        # Cerebro may call _load again in the same pass (datamaster retry); wait only
+        # once per pass so several feeds do not add up their waits.
+        self._may_wait = True
+
+    def _timeoffset(self) -> timedelta:
+        return timedelta(milliseconds=self._store.clock.now_ms() - time.time() * 1000)
+
+    def start(self) -> None:
+        super().start()
+        self._store.start(data=self)
+        self._start_finish()
+        self._may_wait = True
+        self._live = None
+        if self._setup_error is not None:
+            self._fail(self._setup_error)
+            return
+        start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
+        end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
+        if self.p.historical:
+            self.put_notification(self.DELAYED)
+            bars = self._load_history(start_ms, end_ms)
+            self._ready.extend(bars)
+            self.stats["bars_rest"] = len(bars)
+            self._state = _ST_HISTORBACK
+            return
+        from .live import LiveSession
+
+        self._live = LiveSession(self, start_ms)
+        self.put_notification(self.DELAYED)
+        self._state = _ST_BACKFILL
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.close()
+            self._live = None
+        super().stop()
+
+    def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
+        count = None if start_ms is not None else self.p.lookback
+        return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
+
+    def _load(self):
+        if self._state == _ST_OVER:
+            return False
+        if self._state == _ST_HISTORBACK:
+            if self._ready:
+                self._fill(self._ready.popleft())
+                return True
+            self.put_notification(self.DISCONNECTED)
+            self._state = _ST_OVER
+            return False
+        wait = self._qcheck if self._may_wait else 0.0
+        self._may_wait = False
+        return self._live.next_bar(wait)
+
+    # -- Helpers used by the live session (all on Cerebro's thread) ---------------------
+
+    def _fill(self, bar: Kline | Tick) -> None:
+        lines = self.lines
+        if isinstance(bar, Tick):
+            lines.datetime[0] = ms_to_num(bar.time)
+            lines.open[0] = lines.high[0] = lines.low[0] = lines.close[0] = bar.price
+            lines.volume[0] = bar.volume
+            lines.turnover[0] = bar.turnover
+        else:
+            lines.datetime[0] = ms_to_num(bar.end)
+            lines.open[0] = bar.open
+            lines.high[0] = bar.high
+            lines.low[0] = bar.low
+            lines.close[0] = bar.close
+            lines.volume[0] = bar.volume
+            lines.turnover[0] = bar.turnover
+        lines.openinterest[0] = 0.0
+        if self._live is not None:
+            lines.bid[0], lines.ask[0] = self._live.bid, self._live.ask
+
+    def _fail(self, error: AllTickError) -> None:
+        self.last_error = error
+        logger.error("%s: %s", self.p.dataname, error)
+        if isinstance(error, UnsupportedTimeframe):
+            self.put_notification(self.NOTSUPPORTED_TF)
+        elif isinstance(error, (SymbolNotFound, ConfigError)):
+            self.put_notification(self.NOTSUBSCRIBED)
+        else:  # a rejected token or a stream that gave up: nothing more will come
+            self.put_notification(self.DISCONNECTED)
+        self._state = _ST_OVER
+        if self._live is not None:
+            self._live.close()
+            self._live = None

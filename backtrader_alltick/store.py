@@ -1,0 +1,320 @@
+"""``AllTickStore``: owns the transports, the cache and the clock, and fans records out to feeds.
+
+One store holds one REST session with one rate limiter, one K-line cache, and one
+WebSocket connection per endpoint family shared by every live feed of the store.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import backtrader as bt
+import pandas as pd
+
+from . import timeframes
+from .clock import Clock, SystemClock
+from .errors import AuthError, ConfigError, mask_token
+from .plans import Plan, get_plan
+from .records import Depth, Kline, Quote, Tick
+from .symbols import Instrument, parse_symbol
+from .wire import get_dialect
+
+logger = logging.getLogger(__name__)
+
+KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]
+
+
+class _NoSingleton(bt.Store.__class__):
+    # bt.Store is a MetaSingleton: a second store with other params would silently be
+    # the first one (backtrader-live-feeds.md, pain point 11).  Each call builds a store.
+    def __call__(cls, *args, **kwargs):
+        return bt.metabase.MetaParams.__call__(cls, *args, **kwargs)
+
+
+class AllTickStore(bt.Store, metaclass=_NoSingleton):
+    """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
+
+    Params:
+      - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
+      - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
+      - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
+        or ``unlimited``; sets request spacing and subscription caps.
+      - ``rest_url`` / ``ws_url`` (default ``None``): service roots; fall back to
+        ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
+      - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
+        file of your own, ``False`` for no cache.
+      - ``clock`` (default ``None``): market clock; a simulator's clock runs a trading hour
+        in a minute.  Default: wall-clock UTC.
+      - ``timeout`` (default ``30.0``): REST read timeout in seconds.
+
+    Example::
+
+        store = AllTickStore(plan="basic")
+        data = store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes,
+                             historical=True, fromdate=datetime(2024, 3, 1))
+        df = store.fetch_klines("BTCUSDT", bt.TimeFrame.Minutes, 5, count=100)
+    """
+
+    params = (
+        ("token", None),
+        ("dialect", "alltick"),
+        ("plan", "free"),
+        ("rest_url", None),
+        ("ws_url", None),
+        ("cache", True),
+        ("clock", None),
+        ("timeout", 30.0),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wire = get_dialect(self.p.dialect)
+        self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
+        self._token = self.p.token or os.environ.get("ALLTICK_TOKEN") or None
+        self.p.token = None  # keep the token out of params dumps and reprs
+        self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
+        self.ws_url = (self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL)
+        self.clock: Clock = self.p.clock or SystemClock()
+        self.notifs = collections.deque()
+        self._lock = threading.Lock()
+        self._rest = None
+        self._cache = None
+        self._history = None
+        self._hub = None
+        self._listeners: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+        self._status_listeners: list[Callable[[Any], None]] = []
+
+    def __repr__(self) -> str:
+        return (f"AllTickStore(dialect={self.p.dialect!r}, plan={self.plan.name!r}, "
+                f"rest_url={self.rest_url!r}, token={mask_token(self._token)!r})")
+
+    @classmethod
+    def from_simulator(cls, sim, **kwargs) -> AllTickStore:
+        """Build a store that talks to a running :class:`~backtrader_alltick.sim.Simulator`."""
+        kwargs.setdefault("plan", getattr(sim, "plan_name", "unlimited"))
+        return cls(token=sim.token, dialect=sim.dialect, rest_url=sim.rest_url, ws_url=sim.ws_url,
+                   clock=sim.clock, **kwargs)
+
+    # -- Backtrader store protocol -------------------------------------------------
+
+    def getdata(self, *args, **kwargs):
+        """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
+        from .feed import AllTickData
+
+        data = AllTickData(*args, store=self, **kwargs)
+        data._store = self
+        return data
+
+    def start(self, data=None, broker=None) -> None:
+        if not self._started:
+            self._started = True
+            self.datas = []
+            self.broker = None
+        if data is not None:
+            self.datas.append(data)
+
+    def stop(self) -> None:
+        with self._lock:
+            hub, rest, cache = self._hub, self._rest, self._cache
+            self._hub = self._rest = self._cache = self._history = None
+        if hub is not None:
+            hub.stop()
+        if rest is not None:
+            rest.close()
+        if cache is not None:
+            cache.close()
+        self._started = False
+
+    def put_notification(self, msg, *args, **kwargs) -> None:
+        self.notifs.append((msg, args, kwargs))
+
+    def get_notifications(self) -> list:
+        self.notifs.append(None)
+        out = []
+        while (item := self.notifs.popleft()) is not None:
+            out.append(item)
+        return out
+
+    # -- Transports, built on first use ---------------------------------------------
+
+    @property
+    def token(self) -> str:
+        if not self._token:
+            raise AuthError(
+                "no token: set ALLTICK_TOKEN or pass token=... to AllTickStore "
+                "(or run `alltick-bt demo`, which needs none)")
+        return self._token
+
+    @property
+    def rest(self):
+        with self._lock:
+            if self._rest is None:
+                from .rest import RestClient
+
+                self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
+                                        timeout=(5.0, float(self.p.timeout)))
+            return self._rest
+
+    @property
+    def cache(self):
+        with self._lock:
+            if self._cache is None and self.p.cache:
+                from .cache import KlineCache
+
+                path = None if self.p.cache is True else Path(self.p.cache)
+                self._cache = KlineCache(path)
+            return self._cache
+
+    @property
+    def history(self):
+        rest, cache = self.rest, self.cache
+        with self._lock:
+            if self._history is None:
+                from .history import HistoryLoader
+
+                self._history = HistoryLoader(rest, cache, self.wire, self.clock)
+            return self._history
+
+    @property
+    def hub(self):
+        token = self.token
+        with self._lock:
+            if self._hub is None:
+                from .stream import StreamHub
+
+                self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
+                                      on_event=self._dispatch, on_status=self._dispatch_status)
+                self._hub.start()
+            return self._hub
+
+    # -- Fan-out from the socket threads to feeds ------------------------------------
+
+    def listen(self, inst: Instrument, callback: Callable[[Any], None], *, depth: bool = False,
+               on_status: Callable[[Any], None] | None = None) -> None:
+        """Deliver every record of ``inst`` to ``callback`` (called on a socket thread; must not block)."""
+        with self._lock:
+            self._listeners[inst.symbol].append(callback)
+            if on_status is not None:
+                self._status_listeners.append(on_status)
+        self.hub.subscribe(inst, trades=True, depth=depth)
+
+    def unlisten(self, inst: Instrument, callback: Callable[[Any], None], *, depth: bool = False,
+                 on_status: Callable[[Any], None] | None = None) -> None:
+        with self._lock:
+            if callback in self._listeners.get(inst.symbol, []):
+                self._listeners[inst.symbol].remove(callback)
+            if on_status in self._status_listeners:
+                self._status_listeners.remove(on_status)
+            hub = self._hub
+        if hub is not None:
+            hub.unsubscribe(inst, trades=True, depth=depth)
+
+    def _dispatch(self, record: Any) -> None:
+        symbol = getattr(record, "symbol", None)
+        for callback in tuple(self._listeners.get(symbol, ())):
+            callback(record)
+
+    def _dispatch_status(self, status: Any) -> None:
+        self.put_notification(f"stream {status.family}: {status.kind}", status)
+        for callback in tuple(self._status_listeners):
+            callback(status)
+
+    # -- Plain-Python helpers for scripts and notebooks -------------------------------
+
+    def fetch_klines(self, symbol: str, timeframe: int | str = bt.TimeFrame.Minutes, compression: int = 1,
+                     fromdate: datetime | None = None, todate: datetime | None = None,
+                     count: int | None = None, *, region: str | None = None,
+                     on_progress: Callable[..., None] | None = None) -> pd.DataFrame:
+        """Return closed K-lines as a DataFrame indexed by bar close time (UTC).
+
+        ``timeframe`` is a ``bt.TimeFrame`` value or a period name such as ``"1m"``, ``"1h"``,
+        ``"1d"``.  Columns: open, high, low, close, volume, turnover.
+        """
+        inst = parse_symbol(symbol, region)
+        klines = self.load_klines(inst, timeframe, compression, fromdate, todate, count, on_progress)
+        return klines_frame(klines)
+
+    def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
+                    fromdate: datetime | None, todate: datetime | None, count: int | None,
+                    on_progress: Callable[..., None] | None = None) -> list[Kline]:
+        """Closed bars of any supported (timeframe, compression), built from native bars if needed."""
+        spec = self.resolve_timeframe(inst, timeframe, compression)
+        return self.load_spec(inst, spec, _to_ms(fromdate), _to_ms(todate), count, on_progress)
+
+    def load_spec(self, inst: Instrument, spec: timeframes.BarSpec, start_ms: int | None,
+                  end_ms: int | None, count: int | None,
+                  on_progress: Callable[..., None] | None = None) -> list[Kline]:
+        """Closed bars of ``spec``: ``start_ms <= start`` and ``end <= end_ms``, or the newest ``count``."""
+        from .bars import combine_closed
+
+        if start_ms is not None and end_ms is not None and start_ms > end_ms:
+            raise ConfigError(f"fromdate must not be after todate, was {_iso(start_ms)} > {_iso(end_ms)}")
+        native_count = None if count is None else (count + 1) * spec.multiple
+        bars = self.history.load(inst, spec.native.name, start_ms, end_ms, native_count, on_progress)
+        if not spec.is_native:
+            now = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
+            bars = combine_closed(bars, spec, inst.market, now)
+            if start_ms is not None:
+                bars = [bar for bar in bars if bar.start >= start_ms]
+        if count is not None:
+            bars = bars[-count:]
+        return bars
+
+    def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1):
+        if isinstance(timeframe, str):
+            period = timeframes.PERIODS.get(timeframe)
+            if period is None:
+                names = ", ".join(timeframes.PERIODS)
+                raise ConfigError(f"timeframe must be one of {names}, was {timeframe!r}")
+            unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
+                    "month": timeframes.MONTHS}[period.unit]
+            timeframe, compression = unit, period.count * compression
+        natives = self.wire.native_periods(inst)
+        return timeframes.resolve(int(timeframe), int(compression), natives, inst.symbol)
+
+    def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
+        """Return the latest trade of each symbol (the seed article's scenario 1)."""
+        return self.rest.latest_trades(_instruments(symbols))
+
+    def depth(self, symbols: Iterable[str] | str) -> list[Depth]:
+        """Return the latest order book of each symbol."""
+        return self.rest.depth(_instruments(symbols))
+
+    def quotes(self, symbols: Iterable[str] | str) -> list[Quote]:
+        """Return quote snapshots (itick dialect only)."""
+        return self.rest.quotes(_instruments(symbols))
+
+
+def klines_frame(klines: Sequence[Kline]) -> pd.DataFrame:
+    """Turn K-lines into a DataFrame indexed by close time (UTC), the feed's convention."""
+    index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True)
+    frame = pd.DataFrame([(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
+                         columns=KLINE_COLUMNS, index=index)
+    frame.index.name = "datetime"
+    return frame
+
+
+def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
+    if isinstance(symbols, str):
+        symbols = [s for s in symbols.split(",") if s.strip()]
+    return [parse_symbol(s) for s in symbols]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+
+
+def _to_ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

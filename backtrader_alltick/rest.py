@@ -1,0 +1,400 @@
+"""REST transport: one ``requests.Session``, the plan's rate limiter, retries and error mapping.
+
+The wire module of the dialect builds each request and parses each answer; this module
+only moves bytes.  It places the token (``dialect.authorize``), waits on the limiter,
+sends, decodes JSON and hands ``(status, payload)`` to the parser, then decides:
+
+- rate limited (HTTP 429, AllTick ``ret`` 605): wait ``Retry-After`` (seconds or an HTTP
+  date, capped) or the backoff, push the shared limiter back, retry;
+- HTTP 5xx, timeouts, refused connections: bounded retries with exponential backoff and
+  jitter;
+- everything else (auth, unknown symbol, plan limits, other 4xx): raise at once.
+
+Exceptions of ``requests`` and ``urllib3`` are translated in exactly one place,
+:func:`_map_errors`, and raised ``from None``: their text embeds the full URL, and
+AllTick carries the token in the query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus, urlsplit
+
+import requests
+import urllib3
+
+from . import __version__
+from .errors import (
+    AllTickError,
+    APIError,
+    AuthError,
+    ConfigError,
+    ConnectError,
+    ProtocolError,
+    RateLimited,
+    Timeout,
+    TransportError,
+    is_retryable,
+    mask_token,
+    redact,
+)
+from .plans import Plan, get_plan
+from .ratelimit import RateLimiter
+from .records import Depth, Kline, Quote, Tick
+from .symbols import Instrument, parse_symbol
+from .wire import HttpRequest, get_dialect
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Consecutive 429 / 605 answers tolerated for one call; each one already waited as asked.
+MAX_RATE_LIMITED = 30
+_DETAIL_LIMIT = 300
+rex = requests.exceptions
+
+
+@dataclass
+class RestStats:
+    """Counters of one client: what a cold and a warm backtest cost.
+
+    Example::
+
+        before = client.stats.snapshot()
+        loader.load("BTCUSDT", "1m", count=100_000)
+        print(client.stats.requests - before.requests)   # 200 cold, 0 warm
+    """
+
+    requests: int = 0  # HTTP requests sent (every attempt)
+    retries: int = 0  # attempts repeated after a retryable failure
+    rate_limited: int = 0  # 429 / 605 answers received
+    waited: float = 0.0  # seconds spent waiting: limiter, Retry-After and backoff
+
+    def snapshot(self) -> RestStats:
+        """Return a copy, to subtract from later readings."""
+        return replace(self)
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, jitter: Callable[[], float] = random.random
+                  ) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped, 50-100 % jittered."""
+    base = min(cap, initial * 2 ** max(0, attempt - 1))
+    return base * (0.5 + 0.5 * jitter())
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delta seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class RestClient:
+    """HTTP client of one store: token placement, rate limits, retries, error mapping.
+
+    Parameters
+    ----------
+    dialect : module or str
+        The wire module (``wire.get_dialect("alltick")``) or its name.
+    token : str
+        The API token; never shown in messages, logs or reprs.
+    base_url : str
+        Service root (scheme and host); the dialect appends its paths.
+    plan : plans.Plan or str
+        The token's plan; it sizes the default limiter and request chunks.
+    limiter : RateLimiter, optional
+        Shared limiter; default one of the plan's own.
+    timeout : (float, float)
+        Connect and read timeouts in seconds.
+    max_retries : int
+        Retries after 5xx answers and network failures before the error is raised.
+    backoff_initial, backoff_cap : float
+        First backoff delay and its ceiling, in seconds.
+    retry_after_cap : float
+        Longest ``Retry-After`` honoured, in seconds.
+    session : requests.Session, optional
+        A session to use; the client closes only a session it created.
+
+    Example::
+
+        client = RestClient("alltick", token, "https://quote.alltick.co", "free")
+        bars = client.klines("BTCUSDT", "1m", 500)
+        client.close()
+    """
+
+    def __init__(self, dialect: Any, token: str, base_url: str, plan: Plan | str, *,
+                 limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
+                 max_retries: int = 5, backoff_initial: float = 0.5, backoff_cap: float = 30.0,
+                 retry_after_cap: float = 120.0, session: requests.Session | None = None) -> None:
+        self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
+        self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
+        if not token:
+            raise AuthError("no token: set ALLTICK_TOKEN or pass token=... to the store")
+        parts = urlsplit(str(base_url))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"base_url must be an http(s) root such as {self.dialect.DEFAULT_REST_URL!r}, "
+                              f"was {redact(str(base_url), token)!r}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, was {max_retries!r}")
+        self._token = token
+        # The token as it may appear in a URL, raw or percent-encoded either way.
+        self._secrets = tuple({token, quote(token, safe=""), quote_plus(token)})
+        self.base_url = str(base_url).rstrip("/")
+        self.limiter = limiter if limiter is not None else RateLimiter(self.plan)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_initial = backoff_initial
+        self.backoff_cap = backoff_cap
+        self.retry_after_cap = retry_after_cap
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.session.headers.setdefault("User-Agent", f"backtrader-alltick/{__version__}")
+        self.session.headers["Accept"] = "application/json"
+        self.stats = RestStats()
+        self._stats_lock = threading.Lock()
+        self._closed = threading.Event()
+
+    def __repr__(self) -> str:
+        return (f"RestClient(dialect={self.dialect.NAME!r}, base_url={self.base_url!r}, "
+                f"plan={self.plan.name!r}, token={mask_token(self._token)!r})")
+
+    def __enter__(self) -> RestClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- The one request path ----------------------------------------------------------
+
+    def call(self, request: HttpRequest, parse: Callable[[int, Any], T]) -> T:
+        """Send ``request`` (token placed here) and return ``parse(status, payload)``, retrying as allowed.
+
+        ``payload`` is the decoded JSON, or None when the body is not JSON.
+        """
+        request = self.dialect.authorize(request, self._token)
+        failures = 0
+        limited = 0
+        while True:
+            if self._closed.is_set():
+                raise TransportError(f"the REST client for {self.base_url} is closed; create a new store")
+            self._count(waited=self.limiter.acquire(request.endpoint))
+            status: int | None = None
+            headers: Any = {}
+            try:
+                status, headers, payload = self._send(request)
+                return parse(status, payload)
+            except AllTickError as e:
+                error = self._scrubbed(e)
+            if isinstance(error, RateLimited) or status == 429:
+                limited += 1
+                self._count(rate_limited=1)
+                if limited > MAX_RATE_LIMITED:
+                    raise _gave_up(error, limited)
+                delay = parse_retry_after(headers.get("Retry-After"))
+                if delay is None:
+                    delay = getattr(error, "retry_after", None)
+                if delay is None:
+                    delay = backoff_delay(limited, self.backoff_initial, self.backoff_cap)
+                delay = min(delay, self.retry_after_cap)
+                logger.warning("%s %s: rate limited by the service (%s); retrying in %.2f s",
+                               request.method, request.endpoint, status, delay)
+                # The shared limiter holds every feed back, and this call waits in acquire().
+                self.limiter.penalize(delay)
+            elif is_retryable(error) or (status is not None and status >= 500):
+                failures += 1
+                if failures > self.max_retries:
+                    logger.error("%s %s: giving up after %d attempts: %s", request.method,
+                                 request.endpoint, failures, error)
+                    raise _gave_up(error, failures)
+                delay = backoff_delay(failures, self.backoff_initial, self.backoff_cap)
+                logger.warning("%s %s failed (%s); retry %d of %d in %.2f s", request.method,
+                               request.endpoint, error, failures, self.max_retries, delay)
+                self._pause(delay)
+            else:
+                raise error
+            self._count(retries=1)
+
+    def _send(self, request: HttpRequest) -> tuple[int, Any, Any]:
+        url = self.base_url + request.path
+        where = f"{request.method} {url}"  # no query string: the token may ride there
+        with _map_errors(where, self._secrets):
+            prepared = self.session.prepare_request(requests.Request(
+                request.method, url, params=request.params, headers=request.headers, data=request.body))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s", request.method, redact(prepared.url or url, *self._secrets))
+            settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+            self._count(requests=1)
+            response = self.session.send(prepared, timeout=self.timeout, **settings)
+            content = response.content
+        logger.debug("%s answered HTTP %d, %d bytes", where, response.status_code, len(content))
+        return response.status_code, response.headers, _decode(content)
+
+    # -- Endpoint helpers -------------------------------------------------------------
+
+    def klines(self, inst: Instrument | str, period: str, count: int, end_ms: int | None = None
+               ) -> list[Kline]:
+        """Return up to ``count`` bars (at most ``KLINE_LIMIT``): the newest, or those up to ``end_ms``.
+
+        The newest bar may still be forming; :class:`history.HistoryLoader` filters it.
+        """
+        inst = parse_symbol(inst)
+        request = self.dialect.kline_request(inst, period, count, end_ms)
+        return self.call(request, lambda status, payload: self.dialect.parse_klines(status, payload, inst,
+                                                                                     period))
+
+    def latest_trades(self, insts: Iterable[Instrument | str]) -> list[Tick]:
+        """Return the latest trade of each symbol (as many requests as families and chunks need)."""
+        return self._fan_out(insts, self.dialect.trades_request, self.dialect.parse_trades)
+
+    def depth(self, insts: Iterable[Instrument | str]) -> list[Depth]:
+        """Return the latest order book of each symbol."""
+        return self._fan_out(insts, self.dialect.depth_request, self.dialect.parse_depth)
+
+    def quotes(self, insts: Iterable[Instrument | str]) -> list[Quote]:
+        """Return a quote snapshot of each symbol (the itick dialect only)."""
+        if not hasattr(self.dialect, "quote_request"):
+            raise ConfigError(f"quotes are served by the itick dialect only; use latest_trades() or "
+                              f"dialect='itick', was dialect {self.dialect.NAME!r}")
+        return self._fan_out(insts, self.dialect.quote_request, self.dialect.parse_quotes)
+
+    def close(self) -> None:
+        """Stop waiting retries and close the session (if this client created it)."""
+        self._closed.set()
+        if self._owns_session:
+            self.session.close()
+
+    # -- Internals ----------------------------------------------------------------------
+
+    def _fan_out(self, insts: Iterable[Instrument | str], build: Callable[..., HttpRequest],
+                 parse: Callable[..., list]) -> list:
+        out: list = []
+        for group in self._groups(insts):
+            size = max(1, self.plan.codes_per_request)
+            for first in range(0, len(group), size):
+                chunk = group[first:first + size]
+                out.extend(self.call(build(chunk), lambda status, payload, chunk=chunk: parse(status, payload,
+                                                                                                chunk)))
+        return out
+
+    def _groups(self, insts: Iterable[Instrument | str]) -> list[tuple[Instrument, ...]]:
+        insts = [parse_symbol(inst) for inst in insts]
+        if not insts:
+            raise ConfigError("pass at least one symbol, was []")
+        if hasattr(self.dialect, "request_groups"):
+            return [tuple(group) for group in self.dialect.request_groups(insts)]
+        groups: dict[Any, list[Instrument]] = {}
+        for inst in insts:
+            groups.setdefault((self.dialect.family(inst), inst.region), []).append(inst)
+        return [tuple(group) for group in groups.values()]
+
+    def _pause(self, seconds: float) -> None:
+        if self._closed.wait(seconds):
+            raise TransportError(f"the REST client for {self.base_url} was closed while waiting to retry")
+        self._count(waited=seconds)
+
+    def _count(self, requests: int = 0, retries: int = 0, rate_limited: int = 0, waited: float = 0.0
+               ) -> None:
+        with self._stats_lock:
+            self.stats.requests += requests
+            self.stats.retries += retries
+            self.stats.rate_limited += rate_limited
+            self.stats.waited += waited
+
+    def _scrubbed(self, error: AllTickError) -> AllTickError:
+        # Parsers quote payloads; a service that echoes the request must not leak the token.
+        text = str(error)
+        clean = redact(text, *self._secrets)
+        if clean != text:
+            error.args = (clean,)
+            if isinstance(error, APIError):
+                error.message = redact(error.message, *self._secrets)
+        return error
+
+
+def _decode(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _gave_up(error: AllTickError, attempts: int) -> AllTickError:
+    note = f" (gave up after {attempts} attempts)"
+    error.args = (str(error) + note,)
+    if isinstance(error, APIError):
+        error.message += note
+    return error
+
+
+# Most specific first: ConnectTimeout is both a ConnectionError and a Timeout, SSLError and
+# ProxyError are ConnectionErrors, JSONDecodeError is an InvalidJSONError.
+_TRANSLATIONS: tuple[tuple[type[BaseException], type[AllTickError], str], ...] = (
+    (rex.ConnectTimeout, Timeout, "connecting to {where} timed out; check the URL and the network, "
+                                  "or raise the connect timeout"),
+    (rex.ReadTimeout, Timeout, "{where} did not answer in time; retry later or raise the read timeout"),
+    (rex.Timeout, Timeout, "{where} timed out; retry later or raise the timeout"),
+    (rex.SSLError, ConnectError, "the TLS handshake with {where} failed; check the URL and certificates"),
+    (rex.ProxyError, ConnectError, "the proxy refused {where}; check HTTPS_PROXY / HTTP_PROXY"),
+    (rex.ConnectionError, ConnectError, "could not connect to {where}; check the URL, that the service "
+                                        "is up, and the network"),
+    (rex.InvalidJSONError, ProtocolError, "{where} sent JSON that cannot be read"),
+    (rex.TooManyRedirects, ProtocolError, "{where} redirected too many times; check the URL"),
+    (rex.InvalidURL, ConfigError, "the URL of {where} is invalid; check rest_url"),
+    (rex.URLRequired, ConfigError, "no URL was given for {where}; check rest_url"),
+    (rex.MissingSchema, ConfigError, "the URL of {where} lacks http:// or https://; check rest_url"),
+    (rex.InvalidSchema, ConfigError, "the URL of {where} is not http or https; check rest_url"),
+    (rex.InvalidHeader, ConfigError, "a header of {where} is invalid; check the token for line breaks"),
+    (rex.HTTPError, APIError, "{where} answered with an HTTP error"),
+    (rex.RequestException, TransportError, "the request {where} failed; retry later"),
+    (urllib3.exceptions.TimeoutError, Timeout, "{where} timed out; retry later or raise the timeout"),
+    (urllib3.exceptions.HTTPError, TransportError, "the request {where} failed; retry later"),
+)
+
+
+def translate(exc: BaseException, where: str, secrets: Iterable[str] = ()) -> AllTickError:
+    """Return the errors-tree exception for a ``requests`` / ``urllib3`` exception, token redacted."""
+    ours, summary = next(
+        ((target, text) for foreign, target, text in _TRANSLATIONS if isinstance(exc, foreign)),
+        (TransportError, "the request {where} failed; retry later"))
+    try:
+        detail = redact(str(exc), *secrets)
+    except Exception:  # a half-built foreign exception must not hide the real failure
+        detail = ""
+    if len(detail) > _DETAIL_LIMIT:
+        detail = detail[:_DETAIL_LIMIT] + "..."
+    message = f"{summary.format(where=where)} ({type(exc).__name__}: {detail})"
+    if ours is APIError:
+        response = getattr(exc, "response", None)
+        return APIError(message, status=getattr(response, "status_code", None))
+    return ours(message)
+
+
+@contextmanager
+def _map_errors(where: str, secrets: Iterable[str]) -> Iterator[None]:
+    """Translate every foreign exception raised inside into the errors tree (the only place that does)."""
+    try:
+        yield
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
+        # from None: the original text embeds the full URL, token included.
+        raise translate(e, where, secrets) from None

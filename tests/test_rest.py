@@ -1,0 +1,233 @@
+"""RestClient: error mapping, retries, token hygiene, helpers; over loopback sockets only."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import socket
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+import urllib3
+
+from backtrader_alltick import errors
+from backtrader_alltick.errors import AllTickError, ConfigError, ConnectError, ProtocolError, Timeout
+from backtrader_alltick.plans import get_plan
+from backtrader_alltick.rest import RestClient, _map_errors, backoff_delay, parse_retry_after, translate
+from backtrader_alltick.wire import get_dialect
+
+SENTINEL = "SENTINEL-tok3n-5ecret-0123456789"
+
+
+def foreign_exceptions(module) -> list[type[BaseException]]:
+    return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+            if issubclass(obj, BaseException) and not issubclass(obj, Warning)]
+
+
+def build(cls: type[BaseException], text: str) -> BaseException:
+    for args in ((text,), (None, text), (text, text), (0, 0), (None, text, text), ()):
+        try:
+            exc = cls(*args)
+            str(exc)
+            return exc
+        except Exception:
+            continue
+    return cls.__new__(cls)
+
+
+# -- Translation table ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [c for c in foreign_exceptions(requests.exceptions)
+                                 if issubclass(c, requests.exceptions.RequestException)],
+                         ids=lambda c: c.__name__)
+def test_every_requests_exception_maps_into_the_errors_tree(cls):
+    exc = build(cls, f"boom at https://quote.example/kline?token={SENTINEL}")
+
+    mapped = translate(exc, "GET https://quote.example/kline", [SENTINEL])
+
+    assert isinstance(mapped, AllTickError)
+    assert type(mapped).__module__ == errors.__name__
+    assert SENTINEL not in str(mapped)
+    assert cls.__name__ in str(mapped)
+
+
+@pytest.mark.parametrize("cls", [c for c in foreign_exceptions(urllib3.exceptions)
+                                 if issubclass(c, urllib3.exceptions.HTTPError)],
+                         ids=lambda c: c.__name__)
+def test_every_urllib3_exception_maps_into_the_errors_tree(cls):
+    exc = build(cls, f"pool error for /kline?token={SENTINEL}")
+
+    mapped = translate(exc, "GET https://quote.example/kline", [SENTINEL])
+
+    assert isinstance(mapped, AllTickError)
+    assert SENTINEL not in str(mapped)
+
+
+@pytest.mark.parametrize(("cls", "expected"), [
+    (requests.exceptions.ConnectTimeout, Timeout),
+    (requests.exceptions.ReadTimeout, Timeout),
+    (requests.exceptions.SSLError, ConnectError),
+    (requests.exceptions.ConnectionError, ConnectError),
+    (requests.exceptions.JSONDecodeError, ProtocolError),
+    (requests.exceptions.MissingSchema, ConfigError),
+    (requests.exceptions.ChunkedEncodingError, errors.TransportError),
+    (urllib3.exceptions.ReadTimeoutError, Timeout),
+])
+def test_translation_picks_the_most_specific_class(cls, expected):
+    mapped = translate(build(cls, "x"), "GET http://127.0.0.1/kline")
+
+    assert type(mapped) is expected
+
+
+def test_map_errors_raises_from_none_so_the_url_is_not_chained():
+    with pytest.raises(ConnectError) as info, _map_errors("GET http://127.0.0.1/kline", [SENTINEL]):
+        raise requests.exceptions.ConnectionError(f"Max retries exceeded with url: /kline?token={SENTINEL}")
+
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+    assert "could not connect to GET http://127.0.0.1/kline" in str(info.value)
+
+
+# -- Pure helpers ----------------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    assert [backoff_delay(n, 0.5, 4.0, jitter=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert [backoff_delay(n, 0.5, 4.0, jitter=lambda: 0.0) for n in range(1, 4)] == [0.25, 0.5, 1.0]
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True),
+                             now=now.timestamp()) == pytest.approx(30.0)
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True),
+                             now=now.timestamp()) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_repr_masks_the_token():
+    with RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited") as client:
+        text = repr(client)
+
+    assert SENTINEL not in text
+    assert "SENT…6789" in text
+
+
+def test_constructor_rejects_a_base_url_without_scheme():
+    with pytest.raises(ConfigError, match="base_url must be an http"):
+        RestClient("alltick", SENTINEL, "quote.alltick.co", "free")
+
+
+def test_quotes_need_the_itick_dialect():
+    with RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited") as client, \
+            pytest.raises(ConfigError, match="itick dialect only"):
+        client.quotes(["AAPL.US"])
+
+
+# -- Loopback faults the simulator cannot produce ---------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_connection_refused_retries_then_raises_connect_error_without_token(caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    port = closed_port()
+    client = RestClient("alltick", SENTINEL, f"http://127.0.0.1:{port}", "unlimited", max_retries=2,
+                        backoff_initial=0.001, backoff_cap=0.002)
+
+    with client, pytest.raises(ConnectError) as info:
+        client.klines("BTCUSDT", "1m", 10)
+
+    assert "could not connect" in str(info.value)
+    assert "gave up after 3 attempts" in str(info.value)
+    assert client.stats.requests == 3
+    assert client.stats.retries == 2
+    assert_no_sentinel(info.value, caplog)
+
+
+@contextmanager
+def loopback_server(handler_body: bytes, status: int = 200, content_type: str = "application/json"):
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's dispatch name
+            hits.append(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(handler_body)))
+            self.end_headers()
+            self.wfile.write(handler_body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("dialect", ["alltick", "itick"])
+def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    with loopback_server(b'{"ret": 200, "data": {"kline_list": [') as (url, hits), \
+            RestClient(dialect, SENTINEL, url, "unlimited", max_retries=3) as client, \
+            pytest.raises(ProtocolError) as info:
+        client.klines("BTCUSDT", "1m", 10)
+
+    assert len(hits) == 1
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_debug_log_shows_the_request_url_with_the_token_masked(caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick.rest")
+    body = json.dumps({"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1,
+                                                           "kline_list": []}}).encode()
+    with loopback_server(body) as (url, hits), \
+            RestClient("alltick", SENTINEL, url, "unlimited") as client:
+        assert client.klines("BTCUSDT", "1m", 10) == []
+
+    sent = [r.getMessage() for r in caplog.records if "/kline?" in r.getMessage()]
+    assert len(sent) == 1
+    assert "/quote-b-api/kline?" in sent[0]
+    assert "token=SENT%E2%80%A66789" in sent[0] or "SENT…6789" in sent[0]
+    assert SENTINEL in hits[0]
+    assert_no_sentinel(None, caplog)
+
+
+def assert_no_sentinel(exc: BaseException | None, caplog) -> None:
+    if exc is not None:
+        assert SENTINEL not in str(exc)
+        assert SENTINEL not in repr(exc)
+        for arg in exc.args:
+            assert SENTINEL not in str(arg)
+        assert exc.__cause__ is None or SENTINEL not in str(exc.__cause__)
+    for record in caplog.records:
+        assert SENTINEL not in record.getMessage()
+        assert SENTINEL not in str(record.args)
+
+
+def test_client_shares_the_plan_for_chunking():
+    with RestClient(get_dialect("alltick"), SENTINEL, "http://127.0.0.1:1", "free") as client:
+        assert client.plan == get_plan("alltick", "free")
+        assert client.limiter.plan is client.plan

@@ -223,7 +223,9 @@ class _Session:
         self.ready, self.over = threading.Event(), threading.Event()
         self.error: AllTickError | None = None
         self.is_healthy = False  # got a record, a pong or an ack: the backoff starts over
-        self.last_alive = time.monotonic()
+        self.last_frame = time.monotonic()
+        # Liveness is judged by heartbeat answers, never by ticks: a closed market sends none.
+        self.unanswered_since: float | None = None  # when the oldest unanswered heartbeat went out
         self.next_seq = 1
         self.pending: deque[int] = deque(maxlen=64)  # sequence numbers of requests awaiting an ack
         self._lock = threading.Lock()
@@ -288,7 +290,7 @@ class _Link:
             now_ms, was_connected = hub.clock.now_ms(), session is not None and session.ready.is_set()
             if was_connected:
                 # The gap to backfill starts with the last frame, not when the loss was noticed.
-                silent_ms = (time.monotonic() - session.last_alive) * 1000 * hub.clock.speed
+                silent_ms = (time.monotonic() - session.last_frame) * 1000 * hub.clock.speed
                 self._down_since, self._attempt = int(now_ms - silent_ms), 0
                 last_kind, retries = "connected", 0
                 if session.is_healthy:
@@ -360,7 +362,7 @@ class _Link:
                 text = session.ws.recv()
             if not text:
                 raise TransportError(f"WebSocket {session.safe_url} was closed by the server; reconnecting")
-            session.last_alive = time.monotonic()
+            session.last_frame = time.monotonic()
             stats["frames"] += 1
             try:
                 events = parse(text)
@@ -385,6 +387,7 @@ class _Link:
     def _on_control(self, session: _Session, event: object) -> None:
         if isinstance(event, wire.Pong):
             self.stats["heartbeats_answered"] += 1
+            session.unanswered_since = None
             session.is_healthy = True
         elif isinstance(event, wire.Ack):
             # Match the echoed sequence number; dialects without one (iTick) acknowledge in order.
@@ -426,13 +429,15 @@ class _Link:
                 self.wake.wait(ready_by - now)
                 continue
             next_heartbeat = next_heartbeat or now + hub.heartbeat_interval
-            silent = now - session.last_alive
-            if silent >= hub.stale_after:
+            # With heartbeats every heartbeat_interval, this is stale_after after the last answer.
+            stale_at = (session.unanswered_since or now) + hub.stale_after - hub.heartbeat_interval
+            if now >= stale_at:
                 stats["stale_timeouts"] += 1
-                session.close(Timeout(f"stream {self.family} got no frame and no heartbeat answer for "
-                                      f"{silent:.1f} s (stale_after={hub.stale_after} s); reconnecting"))
+                waited = now - session.unanswered_since
+                session.close(Timeout(f"stream {self.family} got no answer to a heartbeat sent "
+                                      f"{waited:.1f} s ago (stale_after={hub.stale_after} s); reconnecting"))
                 return
-            wake_at = min(next_heartbeat, session.last_alive + hub.stale_after)
+            wake_at = min(next_heartbeat, stale_at)
             (version, changed_at), trades, depth = hub._desired(self.family)
             if version != sent_version and now < changed_at + _COALESCE_SECONDS:
                 wake_at = min(wake_at, changed_at + _COALESCE_SECONDS)
@@ -450,6 +455,7 @@ class _Link:
                     text = hub.dialect.heartbeat_message(hub.clock.now_ms(), session.next_seq)
                     session.next_seq += 1
                     next_heartbeat = now + hub.heartbeat_interval
+                    session.unanswered_since = session.unanswered_since or now
                     stats["heartbeats_sent"] += 1
                 try:
                     with _map_errors(session.safe_url, hub._token, connecting=False):

@@ -30,7 +30,10 @@ CRYPTO_QUOTES = ("USDT", "USDC", "BUSD")
 NON_STOCK_REGIONS = {"GB": None, "BA": "crypto", "BT": "crypto", "PB": "crypto"}
 # AllTick spells metals and energy in mixed case; case matters on the wire.
 VENDOR_SPELLING = {"SILVER": "Silver", "PALLADIUM": "Palladium", "PLATINUM": "Platinum",
-                   "ALUMINUM": "Aluminum", "NICKEL": "Nickel", "LEAD": "Lead", "ZINC": "Zinc"}
+                   "ALUMINUM": "Aluminum", "NICKEL": "Nickel", "LEAD": "Lead", "ZINC": "Zinc",
+                   # iTick's spot-metal codes name the same instruments as AllTick's GOLD and Silver
+                   # (alltick.md section 8); one canonical symbol keeps cache keys and records aligned.
+                   "XAUUSD": "GOLD", "XAGUSD": "Silver"}
 
 _MARKET_BY_ASSET = {
     "forex": markets.FOREX,

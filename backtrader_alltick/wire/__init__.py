@@ -15,20 +15,40 @@ name                       required  what it does
 ``can_page_back(inst)``    yes       whether K-line requests accept an end time
 ``family(inst)``           yes       endpoint family (one WebSocket per family)
 ``wire_code(inst)``        yes       the code as the vendor spells it
-``kline_request``          yes       ``(inst, period, count, end_ms=None) -> HttpRequest``
+``request_groups(insts)``  yes       split symbols into groups one latest-request can serve
+``kline_request``          yes       ``(inst, period, count, end_ms=None, trace=None) -> HttpRequest``
 ``trades_request``         yes       ``(insts) -> HttpRequest``, latest trade per code
 ``depth_request``          yes       ``(insts) -> HttpRequest``, latest book per code
 ``authorize``              yes       ``(request, token) -> HttpRequest`` with the token placed
 ``parse_klines``           yes       ``(status, payload, inst, period) -> list[Kline]``
-``parse_trades``           yes       ``(status, payload) -> list[Tick]``
-``parse_depth``            yes       ``(status, payload) -> list[Depth]``
+``parse_trades``           yes       ``(status, payload, insts=()) -> list[Tick]``
+``parse_depth``            yes       ``(status, payload, insts=()) -> list[Depth]``
+``error_for``              yes       ``(status, code, message, symbol=None, family=None) -> APIError``
 ``ws_connect``             yes       ``(ws_root, family, token) -> (url, headers)``
 ``subscribe_messages``     yes       ``(family, trades, depth, seq) -> list[str]``; send in order
 ``heartbeat_message``      yes       ``(now_ms, seq) -> str``
 ``parse_frame``            yes       ``(text) -> list[event]``: records or control events below
 ``quote_request``          no        ``(insts) -> HttpRequest`` (itick only)
-``parse_quotes``           no        ``(status, payload) -> list[Quote]`` (itick only)
+``parse_quotes``           no        ``(status, payload, insts=()) -> list[Quote]`` (itick only)
 =========================  ========  =====================================================
+
+Notes on the table:
+
+- ``inst``/``insts`` accept :class:`~backtrader_alltick.symbols.Instrument` values or
+  strings.  Records carry the canonical ``Instrument.symbol`` (``AAPL.US``, ``GOLD``),
+  never the wire spelling.  iTick's REST answers name bare codes (``700``), so pass the
+  requested ``insts`` to ``parse_trades``/``parse_depth``/``parse_quotes`` to get
+  ``700.HK``; AllTick ignores the argument beyond naming the subject of errors.
+- ``parse_klines`` keeps the vendor's bar start in ``Kline.start``, adds the close stamp
+  ``Kline.end``, sorts and de-duplicates, and does not drop the forming bar.
+- ``subscribe_messages``: AllTick returns ``[22004 trades, 22002 depth]`` (an empty list
+  becomes its 22006 cancel; space them >= 1 s); iTick returns one additive ``subscribe``
+  (or ``[]``).  Traces are derived from ``seq`` and the command, so pass a new ``seq``
+  per call.
+- Dialect extras: ``alltick.batch_kline_request(items, trace=None)`` and
+  ``alltick.parse_batch_klines(status, payload, wanted)`` for ``/batch-kline``;
+  ``itick.ws_symbol(inst)`` (``AAPL$US``).  iTick has no native ``15m``: kType 3 means
+  15 min in current docs and 10 min in old ones, and a response cannot tell which.
 
 Parsers raise :class:`~backtrader_alltick.errors.APIError` subclasses for error
 envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones.

@@ -1,0 +1,259 @@
+"""History loading: closed native K-lines from the cache first, the service only for what is missing.
+
+Glue between :class:`~backtrader_alltick.rest.RestClient` and
+:class:`~backtrader_alltick.cache.KlineCache`; it does no network or disk I/O of its own.
+
+The loader walks backwards from the newest closed bar.  Covered stretches come from the
+cache; each gap is fetched in pages of ``KLINE_LIMIT`` bars that end just before the
+stretch already known, which is the fewest requests the service allows (100,000
+one-minute bars of BTCUSDT: 200 requests cold, 0 warm).  Every page proves a range
+complete (the service returns the newest bars before the end we sent), and only those
+proven ranges are marked covered.  Where the service cannot page back (AllTick stocks:
+the newest 500 bars only), the newest page is fetched and cached, and a warning says
+older history is unavailable: the cache keeps accumulating it across runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import timeframes
+from .cache import MEMORY, KlineCache
+from .clock import Clock
+from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
+from .markets import DAY_MS, MINUTE_MS
+from .records import Kline
+from .rest import RestClient
+from .symbols import Instrument, parse_symbol
+
+logger = logging.getLogger(__name__)
+
+_HOUR_MS = 3_600_000
+# Shortest possible length of a bar (a DST day lasts 23 hours, February 28 days): bounds
+# how many bars fit into a range.
+_SHORTEST_MS = {"day": DAY_MS - _HOUR_MS, "week": 7 * DAY_MS - _HOUR_MS, "month": 28 * DAY_MS - _HOUR_MS}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a load stands, passed to ``on_progress`` after every request.
+
+    Example::
+
+        loader.load("BTCUSDT", "1m", start, end, on_progress=lambda p: print(f"{p.fraction:.0%}"))
+    """
+
+    symbol: str
+    period: str
+    requests: int  # requests this load has sent so far
+    bars: int  # bars they returned
+    reached_ms: int  # the loader has everything from here to the end
+    start_ms: int | None
+    end_ms: int
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of the asked range already loaded, or None for a load by count."""
+        if self.start_ms is None or self.end_ms <= self.start_ms:
+            return None
+        return min(1.0, max(0.0, (self.end_ms - self.reached_ms) / (self.end_ms - self.start_ms)))
+
+
+class HistoryLoader:
+    """Load closed K-lines of one native period, cached, in as few requests as the service allows.
+
+    Parameters
+    ----------
+    rest : RestClient
+        Sends the K-line requests.
+    cache : KlineCache or None
+        Where bars and coverage persist; None keeps nothing between loads.
+    dialect : module
+        The wire module (``wire.get_dialect(name)``).
+    clock : Clock
+        The store's "now": a bar that has not ended by it is forming and is never returned.
+
+    Example::
+
+        loader = HistoryLoader(client, KlineCache(), wire.get_dialect("alltick"), SystemClock())
+        bars = loader.load("BTCUSDT", "1m", count=100_000)   # 200 requests cold, none warm
+    """
+
+    def __init__(self, rest: RestClient, cache: KlineCache | None, dialect: Any, clock: Clock) -> None:
+        self.rest = rest
+        self.cache = cache
+        self.dialect = dialect
+        self.clock = clock
+        # Per (symbol, period): the oldest bar a non-pageable service offered this session.
+        self._oldest_offered: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"HistoryLoader(dialect={self.dialect.NAME!r}, cache={self.cache!r})"
+
+    def load(self, inst: Instrument | str, period: str, start_ms: int | None = None,
+             end_ms: int | None = None, count: int | None = None,
+             on_progress: Callable[[Progress], None] | None = None) -> list[Kline]:
+        """Return closed bars, oldest first, without duplicates.
+
+        Bars satisfy ``start_ms <= bar.start`` and ``bar.end <= end_ms`` (``end_ms`` None:
+        the clock's now).  With ``count``, only the newest ``count`` of them; with neither
+        ``start_ms`` nor ``count``, the newest ``KLINE_LIMIT`` bars.
+        """
+        inst = parse_symbol(inst)
+        natives = tuple(self.dialect.native_periods(inst))
+        if period not in natives:
+            raise UnsupportedTimeframe(period, inst.symbol, natives,
+                                       f"not a native {self.dialect.NAME} period")
+        if start_ms is not None and end_ms is not None and start_ms > end_ms:
+            raise ConfigError(f"start_ms must not be after end_ms, was {_iso(start_ms)} > {_iso(end_ms)}")
+        if count is not None and count < 1:
+            raise ConfigError(f"count must be 1 or more, was {count!r}")
+        if start_ms is None and count is None:
+            count = self.dialect.KLINE_LIMIT
+        now = self.clock.now_ms()
+        end = now if end_ms is None else min(int(end_ms), now)
+        hi = _first_open_start(period, inst, end)
+        lo = 0 if start_ms is None else int(start_ms)
+        store = self.cache if self.cache is not None else KlineCache(MEMORY)
+        try:
+            walk = _Walk(self, store, inst, period, lo, hi, now, count, on_progress, start_ms, end)
+            bars = walk.run()
+        finally:
+            if store is not self.cache:
+                store.close()
+        bars = [bar for bar in bars if bar.end <= end and (start_ms is None or bar.start >= start_ms)]
+        if count is not None:
+            bars = bars[-count:]
+        logger.info("loaded %d closed %s bars of %s (%d requests)", len(bars), period, inst.symbol,
+                    walk.requests)
+        return bars
+
+
+class _Walk:
+    """One load: walks backwards from ``hi`` through cached stretches and fetched pages."""
+
+    def __init__(self, loader: HistoryLoader, store: KlineCache, inst: Instrument, period: str, lo: int,
+                 hi: int, now: int, count: int | None, on_progress: Callable[[Progress], None] | None,
+                 start_ms: int | None, end: int) -> None:
+        self.loader, self.store, self.inst, self.period = loader, store, inst, period
+        self.dialect = loader.dialect.NAME
+        self.lo, self.hi, self.now, self.count = lo, hi, now, count
+        self.on_progress, self.start_ms, self.end = on_progress, start_ms, end
+        self.requests = 0
+        self.fetched = 0
+        self.warned = False
+
+    def run(self) -> list[Kline]:
+        found: dict[int, Kline] = {}
+        cursor = self.hi
+        while cursor > self.lo and (self.count is None or len(found) < self.count):
+            gaps = self.store.missing(self.dialect, self.inst.symbol, self.period, self.lo, cursor)
+            if not gaps or gaps[-1][1] < cursor:
+                # The stretch just below the cursor is known: read it from the cache.
+                low = gaps[-1][1] if gaps else self.lo
+                for bar in self.store.get(self.dialect, self.inst.symbol, self.period, low, cursor):
+                    found[bar.start] = bar
+                cursor = low
+                continue
+            reached = self._fetch(gaps[-1][0], cursor, len(found))
+            if reached is None:
+                # The service cannot reach this gap; older stretches cached by earlier runs still count.
+                cursor = gaps[-1][0]
+            elif reached >= cursor:
+                break
+        return [found[start] for start in sorted(found)]
+
+    def _fetch(self, gap_lo: int, cursor: int, have: int) -> int | None:
+        """Fetch what ends at ``cursor``, cache it, mark what it proves; return the new low edge."""
+        if self.loader.dialect.can_page_back(self.inst):
+            return self._fetch_page(gap_lo, cursor, have)
+        return self._fetch_newest(gap_lo, cursor)
+
+    def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int:
+        limit = self.loader.dialect.KLINE_LIMIT
+        wanted = min(limit, _most_bars(self.period, gap_lo, cursor))
+        if self.count is not None:
+            wanted = min(wanted, max(1, self.count - have))
+        # The service returns the newest bars starting at or before the end we send.
+        bars = self._request(wanted, cursor - 1)
+        older = [bar for bar in bars if bar.start < cursor]
+        if bars and not older:
+            raise ProtocolError(
+                f"{self.dialect} answered a K-line request for {self.inst.symbol} {self.period} ending "
+                f"at {_iso(cursor - 1)} with newer bars only, was "
+                f"{_iso(bars[0].start)}..{_iso(bars[-1].start)}; the service ignored the end time, "
+                "so history cannot be paged")
+        # Fewer bars than asked: the service has nothing older, so the whole gap is known.
+        low = gap_lo if len(bars) < wanted else max(gap_lo, min(bar.start for bar in older))
+        self._keep(bars, low, cursor)
+        return low
+
+    def _fetch_newest(self, gap_lo: int, cursor: int) -> int | None:
+        key = (self.inst.symbol, self.period)
+        offered = self.loader._oldest_offered.get(key)
+        if offered is not None and cursor <= offered:
+            self._warn_unavailable(offered)
+            return None
+        limit = self.loader.dialect.KLINE_LIMIT
+        bars = self._request(limit, None)
+        newest_open = _first_open_start(self.period, self.inst, self.now)
+        low = gap_lo if len(bars) < limit else min((bar.start for bar in bars), default=gap_lo)
+        self._keep(bars, low, newest_open)
+        self.loader._oldest_offered[key] = low
+        if low >= cursor:
+            self._warn_unavailable(low)
+            return None
+        return low
+
+    def _request(self, count: int, end_ms: int | None) -> list[Kline]:
+        bars = self.loader.rest.klines(self.inst, self.period, count, end_ms)
+        self.requests += 1
+        self.fetched += len(bars)
+        logger.debug("%s %s: %d bars up to %s (request %d)", self.inst.symbol, self.period, len(bars),
+                     "now" if end_ms is None else _iso(end_ms), self.requests)
+        return bars
+
+    def _keep(self, bars: list[Kline], low: int, high: int) -> None:
+        # A bar that has not ended by now is forming: neither cached nor returned.
+        self.store.put(self.dialect, [bar for bar in bars if bar.end <= self.now], now_ms=self.now)
+        self.store.mark_covered(self.dialect, self.inst.symbol, self.period, low, high)
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.inst.symbol, self.period, self.requests, self.fetched,
+                                      max(low, self.lo), self.start_ms, self.end))
+
+    def _warn_unavailable(self, oldest: int) -> None:
+        if self.warned:
+            return
+        self.warned = True
+        logger.warning(
+            "%s serves only the newest %d %s bars of %s: history before %s is not available from the "
+            "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
+            self.dialect, self.loader.dialect.KLINE_LIMIT, self.period, self.inst.symbol, _iso(oldest),
+            _iso(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
+
+
+def _first_open_start(period: str, inst: Instrument, moment: int) -> int:
+    """Start of the oldest bar that has not closed at ``moment``: every bar before it has."""
+    market = inst.market
+    start = timeframes.bar_start(period, moment, market)
+    if timeframes.bar_end(period, start, market) <= moment:
+        return timeframes.next_start(period, start, market)
+    return start
+
+
+def _most_bars(period: str, low: int, high: int) -> int:
+    """How many bars of ``period`` can start in ``[low, high)``: exact intraday, an upper bound otherwise."""
+    length = timeframes.get_period(period)
+    if length.is_intraday:
+        step = length.count * MINUTE_MS
+        first = -(-low // step) * step  # the first grid point at or after low
+        return max(1, -(-(high - first) // step))
+    return max(1, (high - low) // (_SHORTEST_MS[length.unit] * length.count) + 1)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

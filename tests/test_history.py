@@ -1,0 +1,270 @@
+"""HistoryLoader: cache first, minimal paging, no forming bar; unit tests and simulator runs."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+
+import pytest
+
+from backtrader_alltick import timeframes
+from backtrader_alltick.cache import KlineCache
+from backtrader_alltick.errors import ConfigError, UnsupportedTimeframe
+from backtrader_alltick.history import HistoryLoader
+from backtrader_alltick.records import Kline
+from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.wire import get_dialect
+
+MINUTE = 60_000
+DAY = 86_400_000
+NOW = 1_767_225_630_000  # 2026-01-01 00:00:30 UTC, a Thursday: mid-minute
+
+
+class FixedClock:
+    speed = 1.0
+
+    def __init__(self, now_ms: int) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+class ScriptedService:
+    """Serves K-lines from a ground-truth list the way the service pages them (a RestClient stand-in).
+
+    ``klines`` returns the newest ``count`` bars starting at or before ``end_ms``, the
+    forming bar included, exactly like AllTick: stocks accept no end time.
+    """
+
+    def __init__(self, truth: list[Kline], clock: FixedClock) -> None:
+        self.truth = truth
+        self.starts = [bar.start for bar in truth]
+        self.clock = clock
+        self.requests: list[tuple[str, int, int | None]] = []
+
+    def klines(self, inst, period, count, end_ms=None):
+        inst = parse_symbol(inst)
+        assert count <= 500
+        if end_ms is not None:
+            assert not inst.is_stock, "AllTick stocks take no end time"
+        self.requests.append((period, count, end_ms))
+        now = self.clock.now_ms()
+        limit = now - 1 if end_ms is None else min(end_ms, now - 1)
+        index = bisect.bisect_right(self.starts, limit)
+        return self.truth[max(0, index - count):index]
+
+
+def minute_bars(symbol: str, first_start: int, count: int, skip=lambda start: False) -> list[Kline]:
+    out = []
+    start = first_start
+    while len(out) < count:
+        if not skip(start):
+            price = 100.0 + (start // MINUTE) % 97
+            out.append(Kline(symbol, "1m", start, start + MINUTE, price, price + 1, price - 1, price + 0.5,
+                             float(start // MINUTE % 13), 0.0))
+        start += MINUTE
+    return out
+
+
+def closed(bars: list[Kline], now: int) -> list[Kline]:
+    return [bar for bar in bars if bar.end <= now]
+
+
+@pytest.fixture
+def alltick():
+    return get_dialect("alltick")
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    with KlineCache(tmp_path / "klines.sqlite") as opened:
+        yield opened
+
+
+def crypto_truth(count: int) -> list[Kline]:
+    # The last bar starts at the minute containing NOW: it is forming.
+    last_start = NOW - NOW % MINUTE
+    return minute_bars("BTCUSDT", last_start - (count - 1) * MINUTE, count)
+
+
+def test_hundred_thousand_minutes_cost_two_hundred_requests_cold_and_none_warm(alltick, clock, cache):
+    truth = crypto_truth(100_001)
+    service = ScriptedService(truth, clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    cold = loader.load("BTCUSDT", "1m", count=100_000)
+    cold_requests = len(service.requests)
+    warm = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=100_000)
+
+    assert cold == closed(truth, NOW)[-100_000:]
+    assert cold_requests == 200
+    assert warm == cold
+    assert len(service.requests) == cold_requests
+
+
+def test_range_load_pages_back_with_the_fewest_requests(alltick, clock, cache):
+    truth = crypto_truth(3_001)
+    service = ScriptedService(truth, clock)
+    start = truth[1].start
+
+    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", start_ms=start)
+
+    assert bars == closed(truth, NOW)[1:]
+    assert len(bars) == 2_999
+    assert len(service.requests) == 6
+    assert [count for _, count, _ in service.requests] == [500] * 5 + [499]
+
+
+def test_forming_bar_is_never_returned_or_cached(alltick, clock, cache):
+    truth = crypto_truth(10)
+    service = ScriptedService(truth, clock)
+
+    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", start_ms=truth[0].start)
+
+    assert truth[-1].end > NOW
+    assert bars == truth[:-1]
+    assert all(row["last"] <= NOW for row in cache.info())
+
+
+def test_end_in_the_middle_of_a_bar_excludes_that_bar(alltick, clock, cache):
+    truth = crypto_truth(100)
+    service = ScriptedService(truth, clock)
+    end = truth[50].start + 30_000
+
+    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", truth[10].start, end)
+
+    assert bars == truth[10:50]
+    assert service.requests == [("1m", 40, truth[50].start - 1)]
+
+
+def test_only_the_missing_ranges_are_requested(alltick, clock, cache):
+    truth = crypto_truth(2_001)
+    service = ScriptedService(truth, clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+    loader.load("BTCUSDT", "1m", truth[1000].start, truth[1100].start)
+    service.requests.clear()
+
+    bars = loader.load("BTCUSDT", "1m", truth[900].start, truth[1200].start)
+
+    assert bars == truth[900:1200]
+    # One request for the newer gap, one for the older; the cached middle is read from disk.
+    assert [(count, end) for _, count, end in service.requests] == [
+        (100, truth[1200].start - 1), (100, truth[1000].start - 1)]
+
+
+def test_closed_market_range_is_remembered_as_empty(alltick, clock, cache):
+    # EURUSD does not trade at the weekend: no bars from Friday 22:00 to Sunday 22:00 UTC.
+    friday_close = 1_766_786_400_000  # 2025-12-26 22:00 UTC
+    weekend = lambda start: friday_close <= start < friday_close + 2 * DAY  # noqa: E731
+    truth = minute_bars("EURUSD", friday_close - 600 * MINUTE, 1200, skip=weekend)
+    service = ScriptedService(truth, clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    first = loader.load("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000)
+    requests_after_first = len(service.requests)
+    second = loader.load("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000)
+
+    assert first == second == []
+    assert requests_after_first == 1
+    assert len(service.requests) == 1
+
+
+def test_stock_history_beyond_the_newest_page_warns_and_grows_across_runs(alltick, cache, caplog):
+    caplog.set_level(logging.WARNING, logger="backtrader_alltick.history")
+    clock = FixedClock(NOW)
+    truth = minute_bars("AAPL.US", NOW - NOW % MINUTE - 1_499 * MINUTE, 1_500)
+    service = ScriptedService(truth, clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    bars = loader.load("AAPL.US", "1m", start_ms=truth[0].start)
+    again = loader.load("AAPL.US", "1m", start_ms=truth[0].start)
+
+    assert bars == again == truth[-500:-1]
+    assert len(service.requests) == 1
+    assert service.requests[0][2] is None
+    assert "history before" in caplog.text and "not available from the service" in caplog.text
+
+    # A later run, 600 minutes on, gets the newest 500 again; the cache keeps both pages.
+    clock.now = NOW + 600 * MINUTE
+    later_truth = truth + minute_bars("AAPL.US", truth[-1].start + MINUTE, 600)
+    later = HistoryLoader(ScriptedService(later_truth, clock), cache, alltick, clock)
+    grown = later.load("AAPL.US", "1m", start_ms=truth[0].start)
+    assert len(grown) == 499 + 499  # each run's newest bar was still forming
+    assert grown[:499] == truth[-500:-1]
+    assert grown == sorted(set(grown), key=lambda bar: bar.start)
+
+
+def test_no_cache_loads_the_same_bars_every_time(alltick, clock):
+    truth = crypto_truth(800)
+    service = ScriptedService(truth, clock)
+    loader = HistoryLoader(service, None, alltick, clock)
+
+    first = loader.load("BTCUSDT", "1m", count=700)
+    second = loader.load("BTCUSDT", "1m", count=700)
+
+    assert first == second == closed(truth, NOW)[-700:]
+    assert len(service.requests) == 4
+
+
+def test_count_within_a_range_returns_the_newest(alltick, clock, cache):
+    truth = crypto_truth(1_000)
+    service = ScriptedService(truth, clock)
+
+    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", truth[100].start,
+                                                               truth[900].start, count=50)
+
+    assert bars == truth[850:900]
+    assert len(service.requests) == 1
+
+
+def test_progress_reports_each_request_up_to_completion(alltick, clock, cache):
+    truth = crypto_truth(1_501)
+    service = ScriptedService(truth, clock)
+    seen = []
+
+    loader = HistoryLoader(service, cache, alltick, clock)
+    loader.load("BTCUSDT", "1m", truth[0].start, on_progress=seen.append)
+
+    assert [p.requests for p in seen] == [1, 2, 3]
+    assert [p.bars for p in seen] == [500, 1000, 1500]
+    assert seen[-1].fraction == 1.0
+    assert all(a.fraction <= b.fraction for a, b in zip(seen, seen[1:]))
+
+
+def test_bad_arguments_are_rejected_before_any_request(alltick, clock, cache):
+    service = ScriptedService([], clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    with pytest.raises(ConfigError, match="start_ms must not be after end_ms"):
+        loader.load("BTCUSDT", "1m", NOW, NOW - DAY)
+    with pytest.raises(UnsupportedTimeframe, match="AAPL.US"):
+        loader.load("AAPL.US", "4h", count=10)
+    with pytest.raises(ConfigError, match="count must be 1 or more"):
+        loader.load("BTCUSDT", "1m", count=0)
+    assert service.requests == []
+
+
+def test_daily_bars_close_at_the_session_end(alltick, cache):
+    # A Wednesday 23:00 UTC: the US session closed at 21:00 UTC, so that day's bar is closed.
+    now = 1_767_221_000_000 + 3 * 3_600_000
+    clock = FixedClock(now)
+    inst = parse_symbol("AAPL.US")
+    starts = []
+    day = timeframes.bar_start("1d", now, inst.market)
+    for _ in range(5):
+        starts.insert(0, day)
+        day = timeframes.bar_start("1d", day - 1, inst.market)
+    truth = [Kline("AAPL.US", "1d", s, timeframes.bar_end("1d", s, inst.market), 1, 2, 0.5, 1.5, 10, 0)
+             for s in starts]
+    service = ScriptedService(truth, clock)
+
+    bars = HistoryLoader(service, cache, alltick, clock).load("AAPL.US", "1d", count=3)
+
+    assert truth[-1].end <= now
+    assert bars == truth[-3:]

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 BATCH_ENDPOINT = "batch-kline"
 MINUTE = 60.0
 DAY = 86_400.0
+# Added to every non-zero spacing: the service times a call when it arrives, and two
+# calls do not travel equally fast.
+SAFETY_MARGIN = 0.05
 # The daily cap is counted in one-minute buckets over a rolling 24 hours: at most
 # 1440 entries whatever the plan, and never more lenient than the service's own
 # midnight-to-midnight count.
@@ -53,6 +56,9 @@ class RateLimiter:
         one that advances their fake clock.
     on_wait : callable, optional
         ``on_wait(seconds, endpoint)`` is called before each wait, e.g. to show progress.
+    margin : float
+        Seconds added to every non-zero interval and to the minute window, so that
+        network jitter cannot make two calls arrive closer than the plan allows.
 
     Example::
 
@@ -63,8 +69,10 @@ class RateLimiter:
 
     def __init__(self, plan: Plan, *, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] | None = None,
-                 on_wait: Callable[[float, str], None] | None = None) -> None:
+                 on_wait: Callable[[float, str], None] | None = None,
+                 margin: float = SAFETY_MARGIN) -> None:
         self.plan = plan
+        self.margin = margin
         self._monotonic = monotonic
         self._sleep = sleep
         self._on_wait = on_wait
@@ -83,9 +91,8 @@ class RateLimiter:
 
     def interval_for(self, endpoint: str) -> float:
         """Minimum seconds between two calls to ``endpoint`` under this plan."""
-        if endpoint == BATCH_ENDPOINT:
-            return self.plan.batch_interval
-        return self.plan.endpoint_interval
+        interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
+        return interval + self.margin if interval > 0 else 0.0
 
     def delay_for(self, endpoint: str, now: float) -> float:
         """Seconds to wait before ``endpoint`` may be called at ``now`` (0 when it may go now).
@@ -106,11 +113,11 @@ class RateLimiter:
         last = self._last_by_endpoint.get(endpoint)
         if last is not None:
             delay = max(delay, last + self.interval_for(endpoint) - now)
-        if self._last_any is not None:
-            delay = max(delay, self._last_any + self.plan.min_spacing - now)
+        if self._last_any is not None and self.plan.min_spacing > 0:
+            delay = max(delay, self._last_any + self.plan.min_spacing + self.margin - now)
         cap = self.plan.per_minute
         if cap is not None and len(self._minute_window) >= cap:
-            delay = max(delay, self._minute_window[-cap] + MINUTE - now)
+            delay = max(delay, self._minute_window[-cap] + MINUTE + self.margin - now)
         return max(0.0, delay)
 
     def record(self, endpoint: str, now: float) -> None:
@@ -174,7 +181,7 @@ class RateLimiter:
             self._condition.acquire()
 
     def _expire(self, now: float) -> None:
-        while self._minute_window and self._minute_window[0] <= now - MINUTE:
+        while self._minute_window and self._minute_window[0] <= now - MINUTE - self.margin:
             self._minute_window.popleft()
         while self._day_buckets and self._day_buckets[0][0] + _DAY_BUCKET <= now - DAY:
             self._day_count -= int(self._day_buckets.popleft()[1])

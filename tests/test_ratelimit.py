@@ -28,6 +28,7 @@ class FakeClock:
 
 def make_limiter(plan, clock: FakeClock, **kwargs) -> tuple[RateLimiter, list[tuple[float, str]]]:
     calls: list[tuple[float, str]] = []
+    kwargs.setdefault("margin", 0.0)
     limiter = RateLimiter(plan, monotonic=clock, sleep=clock.sleep, **kwargs)
     original = limiter.record
 
@@ -59,6 +60,17 @@ def test_free_plan_spacing_never_violated_across_endpoints():
     assert max_calls_in_window(times, 60.0) <= 10
     # Nothing waits longer than the rules require: the calls are exactly 10 s apart.
     assert times[-1] - times[0] == pytest.approx(290.0)
+
+
+def test_default_margin_keeps_calls_strictly_beyond_the_plan_spacing():
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "free"), monotonic=clock, sleep=clock.sleep)
+    stamps = []
+    for endpoint in ("kline", "kline", "trade-tick"):
+        limiter.acquire(endpoint)
+        stamps.append(clock.now)
+
+    assert [b - a for a, b in zip(stamps, stamps[1:])] == pytest.approx([10.05, 10.05])
 
 
 def test_itick_free_plan_spaces_calls_twelve_seconds():
@@ -114,7 +126,7 @@ def test_penalize_pushes_every_endpoint_back():
 
 def test_penalize_never_shortens_an_earlier_penalty():
     clock = FakeClock()
-    limiter = RateLimiter(get_plan("alltick", "unlimited"), monotonic=clock, sleep=clock.sleep)
+    limiter = RateLimiter(get_plan("alltick", "unlimited"), monotonic=clock, sleep=clock.sleep, margin=0.0)
 
     limiter.penalize(20.0)
     limiter.penalize(5.0)
@@ -163,7 +175,7 @@ def test_on_wait_reports_seconds_and_endpoint_before_waiting():
 
 
 def test_delay_for_is_pure_arithmetic_over_recorded_calls():
-    limiter = RateLimiter(get_plan("alltick", "basic"), monotonic=lambda: 0.0)
+    limiter = RateLimiter(get_plan("alltick", "basic"), monotonic=lambda: 0.0, margin=0.0)
 
     limiter.record("kline", 100.0)
 

@@ -47,7 +47,6 @@ BATCH_KLINE_LIMIT = 2  # bars per (code, kline_type) group on /batch-kline (sect
 
 # kline_type codes (section 4.1); 2h and 4h are not served for stocks.
 KLINE_TYPES = {"1m": 1, "5m": 2, "15m": 3, "30m": 4, "1h": 5, "2h": 6, "4h": 7, "1d": 8, "1w": 9, "1M": 10}
-_PERIOD_OF_TYPE = {number: name for name, number in KLINE_TYPES.items()}
 _STOCK_PERIODS = tuple(name for name in KLINE_TYPES if name not in ("2h", "4h"))
 _REST_BASE = {"stock": "/quote-stock-b-api", "other": "/quote-b-api"}
 _WS_PATH = {"stock": "/quote-stock-b-ws-api", "other": "/quote-b-ws-api"}
@@ -172,6 +171,7 @@ def parse_depth(status: int, payload: Any, insts: Iterable[Instrument | str] = (
 def error_for(status: int | None, code: int | None, message: str | None, symbol: str | None = None,
               family: str | None = None) -> APIError:
     """Map an HTTP status and a ``ret`` code (section 7) to the exception the caller should raise."""
+    code = int_or_none(code) if code is not None else None  # some callers hold "605" as text
     subject = f" for {symbol}" if symbol else ""
     said = (f"ret {code} {message!r}" if code is not None
             else f"HTTP {status}" + (f" {message!r}" if message else ""))

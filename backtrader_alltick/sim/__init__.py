@@ -1,0 +1,14 @@
+"""A protocol-faithful local AllTick service (``alltick`` and ``itick`` dialects) for demos and tests.
+
+Example::
+
+    from backtrader_alltick.sim import Simulator
+
+    with Simulator(dialect="alltick", speed=60) as sim:
+        print(sim.rest_url, sim.ws_url, sim.token)
+"""
+
+from .control import Faults, Journal, JournalEntry
+from .simulator import DEFAULT_START_MS, DEFAULT_SYMBOLS, Simulator
+
+__all__ = ["DEFAULT_START_MS", "DEFAULT_SYMBOLS", "Faults", "Journal", "JournalEntry", "Simulator"]

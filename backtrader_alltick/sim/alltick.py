@@ -1,0 +1,383 @@
+"""The ``alltick`` dialect on the server side, as ``shared/protocol/alltick.md`` describes it.
+
+REST: ``/quote-stock-b-api/{kline,trade-tick,depth-tick,static_info,batch-kline}`` and
+``/quote-b-api/{kline,trade-tick,depth-tick,batch-kline}``; token and ``query=`` JSON in
+the query string; ``ret`` codes with HTTP 200.  WebSocket: ``/quote-stock-b-ws-api`` and
+``/quote-b-ws-api`` with cmd_id 22000-22007 and pushes 22998/22999.
+
+Choices where the reference is silent: codes a WebSocket subscription does not serve
+(unknown, or of the other family) are ignored silently, like codes past the plan cap;
+a bad token on the WebSocket upgrade is refused with HTTP 401 and a ``ret 401`` body;
+a socket over the plan's connection cap gets a ``ret 606`` frame and is closed.
+This module keeps its own codec on purpose: it must not share code with ``wire.alltick``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from ..records import normalize_epoch_ms
+from .pusher import Session, Step
+from .server import Exchange, Reply
+
+STOCK_REST, OTHER_REST = "/quote-stock-b-api", "/quote-b-api"
+WS_PATHS = {"/quote-stock-b-ws-api": "stock", "/quote-b-ws-api": "other"}
+KLINE_TYPES = {1: "1m", 2: "5m", 3: "15m", 4: "30m", 5: "1h", 6: "2h", 7: "4h", 8: "1d", 9: "1w", 10: "1M"}
+KLINE_LIMIT = 500
+BATCH_KLINE_LIMIT = 2
+MESSAGES = {
+    200: "ok", 400: "request data param invalid", 401: "token invalid", 402: "query invalid",
+    429: "Too Many Requests", 600: "code invalid", 601: "body empty", 603: "token level not enough",
+    604: "code unauthorized", 605: "too many requests",
+    606: "too many requests and connection will be closed",
+}
+HEADER_INVALID = "request header param invalid"
+
+
+class _Refused(Exception):
+    def __init__(self, ret: int, message: str | None = None) -> None:
+        super().__init__(message or MESSAGES[ret])
+        self.ret = ret
+        self.message = message or MESSAGES[ret]
+
+
+def _json(payload) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _envelope(ret: int, trace: str, data, message: str | None = None) -> bytes:
+    return _json({"ret": ret, "msg": message or MESSAGES[ret], "trace": trace, "data": data})
+
+
+class AllTickService:
+    """Answers AllTick REST requests and opens AllTick WebSocket sessions for a Simulator.
+
+    Example::
+
+        service = AllTickService(sim)
+        reply = service.handle_rest(exchange)    # after the simulator's token and limit checks
+    """
+
+    name = "alltick"
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+
+    # -- routing and shared errors ------------------------------------------------------
+
+    def token_of(self, exchange: Exchange) -> str | None:
+        return exchange.query.get("token") or None
+
+    def endpoint_of(self, exchange: Exchange) -> str | None:
+        """The rate-limit bucket of a REST path, or None when the path is not served."""
+        for prefix in (STOCK_REST, OTHER_REST):
+            if exchange.path.startswith(prefix + "/"):
+                endpoint = exchange.path[len(prefix) + 1:]
+                allowed = {"kline", "trade-tick", "depth-tick", "batch-kline"}
+                if prefix == STOCK_REST:
+                    allowed.add("static_info")
+                return endpoint if endpoint in allowed else None
+        return None
+
+    def auth_reply(self, missing: bool) -> Reply:
+        message = "token is required" if missing else MESSAGES[401]
+        return Reply(200, _json({"ret": 401, "msg": message, "trace": "", "data": {}}))
+
+    def rate_limited_reply(self, wait: float) -> Reply:
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if self.sim.faults.rate_limit_reply == "http429":
+            return Reply(429, _json({"ret": 429, "msg": MESSAGES[429], "trace": "", "data": {}}), headers)
+        return Reply(200, _json({"ret": 605, "msg": MESSAGES[605], "trace": "", "data": {}}), headers)
+
+    def rate_limit_code(self) -> int:
+        return 429 if self.sim.faults.rate_limit_reply == "http429" else 605
+
+    # -- REST ----------------------------------------------------------------------------
+
+    def handle_rest(self, exchange: Exchange) -> Reply:
+        endpoint = self.endpoint_of(exchange)
+        family = "stock" if exchange.path.startswith(STOCK_REST + "/") else "other"
+        trace = ""
+        try:
+            if endpoint == "batch-kline":
+                if exchange.method != "POST":
+                    return Reply(405, _json({"ret": 400, "msg": "batch-kline takes POST", "trace": "",
+                                             "data": {}}), {"Allow": "POST"})
+                if not exchange.body.strip():
+                    raise _Refused(601)
+                request = self._parse(exchange.body.decode("utf-8", "replace"), 400, HEADER_INVALID)
+            else:
+                if exchange.method != "GET":
+                    return Reply(405, _json({"ret": 400, "msg": f"{endpoint} takes GET", "trace": "",
+                                             "data": {}}), {"Allow": "GET"})
+                if "query" not in exchange.query:
+                    raise _Refused(402)
+                request = self._parse(exchange.query["query"], 402)
+            trace = request["trace"]
+            data = request["data"]
+            if endpoint == "kline":
+                body = self._kline(family, data)
+            elif endpoint == "batch-kline":
+                body = self._batch_kline(family, data)
+            else:
+                body = self._snapshots(family, endpoint, data)
+        except _Refused as refused:
+            self.sim.counters_store.error(refused.ret)
+            return Reply(200, _envelope(refused.ret, trace, {}, refused.message))
+        return Reply(200, _envelope(200, trace, body))
+
+    def _parse(self, text: str, ret: int, message: str | None = None) -> dict:
+        try:
+            request = json.loads(text)
+        except ValueError:
+            raise _Refused(ret, message) from None
+        if not isinstance(request, dict) or not isinstance(request.get("trace"), str) \
+                or len(request["trace"]) > 64 or not isinstance(request.get("data"), dict):
+            raise _Refused(400, HEADER_INVALID)
+        return request
+
+    def _symbol(self, family: str, code) -> str:
+        if not isinstance(code, str):
+            raise _Refused(400)
+        inst = self.sim.model.instrument(code)
+        # Codes are case-sensitive (alltick.md 4.1): "aapl.US" is not served.
+        if inst is None or inst.symbol != code or (family == "stock") != inst.is_stock:
+            raise _Refused(600)
+        if code in self.sim.denied_symbols:
+            raise _Refused(604)
+        return code
+
+    def _kline_list(self, family: str, item, limit: int) -> tuple[str, int, list[dict]]:
+        fields = ("code", "kline_type", "kline_timestamp_end", "query_kline_num", "adjust_type")
+        if not isinstance(item, dict) or any(name not in item for name in fields):
+            raise _Refused(400)
+        kline_type, count, end = item["kline_type"], item["query_kline_num"], item["kline_timestamp_end"]
+        if not all(type(value) is int for value in (kline_type, count, end)):  # bool is not a number here
+            raise _Refused(400)
+        if kline_type not in KLINE_TYPES or count < 1 or end < 0 or item["adjust_type"] != 0:
+            raise _Refused(400)
+        symbol = self._symbol(family, item["code"])
+        inst = self.sim.model.instrument(symbol)
+        if inst.is_stock and kline_type in (6, 7):
+            raise _Refused(400, "request data param invalid: kline_type 6 and 7 are not served for stocks")
+        now = self.sim.clock.now_ms()
+        # Only non-stock codes page backwards; stocks always get the newest bars (alltick.md 4.1).
+        end_ms = now if end == 0 or inst.is_stock else normalize_epoch_ms(end)
+        bars = self.sim.model.latest_klines(symbol, KLINE_TYPES[kline_type], min(count, limit), end_ms, now)
+        return symbol, kline_type, [self._kline_row(symbol, bar) for bar in bars]
+
+    def _kline_row(self, symbol: str, bar) -> dict:
+        volume = _number(bar.volume, self.sim.model.specs[symbol].size_decimals)
+        return {"timestamp": str(bar.start // 1000), "open_price": repr(bar.open),
+                "close_price": repr(bar.close), "high_price": repr(bar.high), "low_price": repr(bar.low),
+                "volume": volume, "turnover": repr(round(bar.turnover, 6))}
+
+    def _kline(self, family: str, data: dict) -> dict:
+        symbol, kline_type, rows = self._kline_list(family, data, KLINE_LIMIT)
+        return {"code": symbol, "kline_type": kline_type, "kline_list": rows}
+
+    def _batch_kline(self, family: str, data: dict) -> dict:
+        items = data.get("data_list")
+        if not isinstance(items, list) or not items:
+            raise _Refused(400)
+        if len(items) > self.sim.plan.batch_groups:
+            raise _Refused(603)
+        out = []
+        for item in items:
+            symbol, kline_type, rows = self._kline_list(family, item, BATCH_KLINE_LIMIT)
+            out.append({"code": symbol, "kline_type": kline_type, "kline_data": rows})
+        return {"kline_list": out}
+
+    def _snapshots(self, family: str, endpoint: str, data: dict) -> dict:
+        items = data.get("symbol_list")
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            raise _Refused(400)
+        # Codes past the plan's per-request cap are dropped silently (alltick.md 4.3).
+        codes = [self._symbol(family, item.get("code")) for item in items[: self.sim.plan.codes_per_request]]
+        model, now = self.sim.model, self.sim.clock.now_ms()
+        if endpoint == "static_info":
+            return {"static_info_list": [_static_info(model.instrument(code)) for code in codes]}
+        rows = []
+        for code in codes:
+            if endpoint == "trade-tick":
+                tick = model.last_trade(code, now)
+                if tick is not None:
+                    volume = _number(tick.volume, model.specs[code].size_decimals)
+                    rows.append({"code": code, "seq": str(tick.seq), "tick_time": str(tick.time),
+                                 "price": repr(tick.price), "volume": volume,
+                                 "turnover": repr(round(tick.turnover, 6)),
+                                 "trade_direction": tick.direction})
+            else:
+                depth = model.depth(code, now)
+                if depth is not None:
+                    rows.append({"code": code, "seq": str(model.last_trade(code, now).seq),
+                                 "tick_time": str(depth.time), "bids": _levels(depth.bids),
+                                 "asks": _levels(depth.asks)})
+        return {"tick_list": rows}
+
+    # -- WebSocket -----------------------------------------------------------------------
+
+    def ws_group(self, exchange: Exchange) -> str | None:
+        return WS_PATHS.get(exchange.path)
+
+    def ws_token(self, exchange: Exchange) -> str | None:
+        return exchange.query.get("token") or None
+
+    def admit_upgrade(self, token: str | None, group: str) -> str | None:
+        return None  # AllTick accepts the socket, then cuts it with ret 606 when over the cap
+
+    def refuse_upgrade(self, reason: str) -> Reply:
+        if reason == "auth":
+            return Reply(401, _json({"ret": 401, "msg": MESSAGES[401], "trace": "", "data": {}}))
+        return Reply(429, _json({"ret": 606, "msg": MESSAGES[606], "trace": "", "data": {}}))
+
+    def new_session(self, connection, exchange: Exchange, token: str) -> AllTickSession:
+        return AllTickSession(self.sim, connection, token, WS_PATHS[exchange.path])
+
+
+class AllTickSession(Session):
+    """One AllTick socket: trade and depth lists (each replaced by its own subscribe)."""
+
+    default_heartbeat_timeout = 30.0  # alltick.md 5.3
+
+    def __init__(self, sim, connection, token: str, family: str) -> None:
+        super().__init__(sim, connection, token)
+        self.family = family
+        self.trade_codes: list[str] = []
+        self.depth_codes: dict[str, int] = {}
+        self._last_request = -math.inf
+
+    @property
+    def budget_group(self) -> str:
+        # A stock socket and a non-stock socket together use one connection allowance (alltick.md 6.3).
+        return self.family
+
+    def over_budget(self) -> None:
+        self._answer(0, 0, "", 606)
+        self.connection.close(1008, "connection limit")
+
+    def wanted(self) -> set[str]:
+        return set(self.trade_codes) | set(self.depth_codes)
+
+    def on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+            cmd_id = message["cmd_id"]
+        except (ValueError, KeyError, TypeError):
+            self._answer(0, None, "", 400, HEADER_INVALID)
+            return
+        seq_id, trace = message.get("seq_id"), message.get("trace", "")
+        data = message.get("data")
+        if cmd_id == 22000:
+            self.last_heartbeat = time.monotonic()
+            if self.sim.faults.ignore_heartbeats:
+                self.sim.counters_store.fault("ignore_heartbeats")
+            else:
+                self._answer(22001, seq_id, trace)
+            return
+        now = time.monotonic()
+        # At least 1 s between requests on one socket (alltick.md 6.3); heartbeats are exempt.
+        if now - self._last_request < self.sim.plan.ws_request_spacing:
+            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 606)
+            self.connection.close(1008, "too many requests")
+            return
+        self._last_request = now
+        if not isinstance(data, dict):
+            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
+        elif cmd_id in (22002, 22004):
+            self._subscribe(cmd_id, seq_id, trace, data)
+        elif cmd_id == 22006:
+            kind = data.get("cancel_type")
+            if kind not in (0, 1, 2, 3):
+                self._answer(22007, seq_id, trace, 400)
+                return
+            if kind in (0, 1):
+                self.depth_codes = {}
+            if kind in (0, 2):
+                self.trade_codes = []
+            self._answer(22007, seq_id, trace)
+        else:
+            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
+
+    def _subscribe(self, cmd_id: int, seq_id, trace, data: dict) -> None:
+        items = data.get("symbol_list")
+        if not isinstance(items, list) or not all(isinstance(i, dict) and "code" in i for i in items):
+            self._answer(cmd_id + 1, seq_id, trace, 400)
+            return
+        model, stock = self.sim.model, self.family == "stock"
+        served = [item for item in items if (inst := model.instrument(item["code"])) is not None
+                  and inst.symbol == item["code"] and inst.is_stock == stock
+                  and item["code"] not in self.sim.denied_symbols]
+        served = served[: self.sim.plan.ws_symbols]
+        if cmd_id == 22004:
+            self.trade_codes = list(dict.fromkeys(item["code"] for item in served))
+        else:
+            self.depth_codes = {item["code"]: int(item.get("depth_level") or 1) for item in served}
+        self._answer(cmd_id + 1, seq_id, trace)
+
+    def _answer(self, cmd_id: int, seq_id, trace, ret: int = 200, message: str | None = None) -> None:
+        payload = {"ret": ret, "msg": message or MESSAGES[ret], "cmd_id": cmd_id, "seq_id": seq_id,
+                   "trace": trace, "data": {}}
+        self.reply(_json(payload).decode(), None if ret == 200 else ret)
+
+    def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
+        ticks: list[bytes] = []
+        for code in self.trade_codes:
+            ticks.extend(step.memo(("alltick-trades", code), lambda c=code: _trade_frames(step, c)))
+        others = []
+        for code, level in self.depth_codes.items():
+            if len(step.trades(code)[0]):
+                frame = step.memo(("alltick-depth", code, level),
+                                  lambda c=code, n=level: _depth_frame(step, c, n))
+                if frame:
+                    others.append(frame)
+        return ticks, others
+
+
+def _trade_frames(step: Step, code: str) -> list[bytes]:
+    from .websocket import text_frame
+
+    time_, price, size, direction, seq = step.trades(code)
+    spec = step.model.specs[code]
+    ps, ss, decimals = spec.price_scale, spec.size_scale, spec.size_decimals
+    scale = ps * ss
+    frames = []
+    for t, p, s, d, q in zip(time_.tolist(), price.tolist(), size.tolist(), direction.tolist(), seq.tolist()):
+        volume = str(s) if decimals == 0 else repr(s / ss)
+        frames.append(text_frame(
+            f'{{"cmd_id":22998,"data":{{"code":"{code}","seq":{q},"tick_time":{t},"price":"{p / ps!r}",'
+            f'"volume":"{volume}","turnover":"{p * s / scale!r}","trade_direction":{d}}}}}'))
+    return frames
+
+
+def _depth_frame(step: Step, code: str, levels: int) -> bytes | None:
+    from .websocket import text_frame
+
+    depth = step.model.depth(code, step.end, levels)
+    if depth is None:
+        return None
+    seq = int(step.trades(code)[4][-1])
+    body = {"cmd_id": 22999, "data": {"code": code, "seq": seq, "tick_time": depth.time,
+                                      "bids": _levels(depth.bids), "asks": _levels(depth.asks)}}
+    return text_frame(_json(body).decode())
+
+
+def _levels(levels) -> list[dict]:
+    return [{"price": repr(price), "volume": repr(float(volume))} for price, volume in levels]
+
+
+def _number(value: float, decimals: int) -> str:
+    return str(int(round(value))) if decimals == 0 else repr(value)
+
+
+def _static_info(inst) -> dict:
+    exchange = {"US": "NASDAQ", "HK": "HKEX", "SH": "SSE", "SZ": "SZSE"}[inst.region]
+    currency = {"US": "USD", "HK": "HKD", "SH": "CNY", "SZ": "CNY"}[inst.region]
+    return {"board": "MAIN", "bps": "10.0", "circulating_shares": "1000000000", "currency": currency,
+            "dividend_yield": "0.5", "eps": "1.0", "eps_ttm": "1.0", "exchange": exchange,
+            "hk_shares": "1000000000" if inst.region == "HK" else "",
+            "lot_size": "1" if inst.region == "US" else "100",
+            "name_cn": inst.code, "name_en": inst.code, "name_hk": inst.code, "symbol": inst.symbol,
+            "total_shares": "1000000000"}

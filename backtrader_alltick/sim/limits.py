@@ -1,0 +1,91 @@
+"""Plan enforcement on the server side, in wall time (never market time).
+
+The numbers come from :mod:`backtrader_alltick.plans`, the table the client's limiter
+reads too.  Requests that are refused do not count against the budget, so a client
+that waits for ``Retry-After`` gets through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..plans import Plan
+
+BATCH_ENDPOINT = "batch-kline"
+
+
+class RestLimiter:
+    """Per-token request budget: per-endpoint spacing, per-minute and per-day caps.
+
+    Example::
+
+        limiter = RestLimiter(lambda: get_plan("alltick", "free"))
+        limiter.admit("tok", "kline")     # None: allowed; a float: seconds to wait
+    """
+
+    def __init__(self, plan: Callable[[], Plan], now: Callable[[], float] = time.monotonic) -> None:
+        self._plan = plan
+        self._now = now
+        self._lock = threading.Lock()
+        self._last_call: dict[tuple[str, str], float] = {}
+        self._minute: dict[str, deque[float]] = {}
+        self._day: dict[str, tuple[int, int]] = {}
+
+    def admit(self, token: str, endpoint: str) -> float | None:
+        """Count the call and return None, or return the seconds to wait when it is over budget."""
+        plan = self._plan()
+        now = self._now()
+        with self._lock:
+            waits = []
+            interval = plan.batch_interval if endpoint == BATCH_ENDPOINT else plan.endpoint_interval
+            last = self._last_call.get((token, endpoint))
+            if interval and last is not None and now - last < interval:
+                waits.append(interval - (now - last))
+            recent = self._minute.setdefault(token, deque())
+            while recent and now - recent[0] >= 60.0:
+                recent.popleft()
+            if plan.per_minute is not None and len(recent) >= plan.per_minute:
+                waits.append(60.0 - (now - recent[0]))
+            day = int(time.time() // 86_400)  # the daily cap resets at midnight UTC
+            day_seen, day_count = self._day.get(token, (day, 0))
+            if day_seen != day:
+                day_count = 0
+            if plan.per_day is not None and day_count >= plan.per_day:
+                waits.append(86_400 - time.time() % 86_400)
+            if waits:
+                return max(waits)
+            self._last_call[(token, endpoint)] = now
+            recent.append(now)
+            self._day[token] = (day, day_count + 1)
+            return None
+
+
+class ConnectionBudget:
+    """Concurrent WebSocket connections per (token, group); ``group`` is the endpoint family.
+
+    Example::
+
+        budget = ConnectionBudget(lambda: get_plan("alltick", "basic").ws_connections)
+        budget.acquire("tok", "stock")    # True, then False for a second stock socket
+    """
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str], int] = {}
+
+    def acquire(self, token: str, group: str) -> bool:
+        with self._lock:
+            held = self._open.get((token, group), 0)
+            if held >= self._limit():
+                return False
+            self._open[(token, group)] = held + 1
+            return True
+
+    def release(self, token: str, group: str) -> None:
+        with self._lock:
+            held = self._open.get((token, group), 0)
+            self._open[(token, group)] = max(0, held - 1)

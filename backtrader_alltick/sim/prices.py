@@ -1,0 +1,185 @@
+"""Seeded trade generation: the simulator's market, one UTC day of one instrument at a time.
+
+Pure (no I/O, no clock).  Every number comes from a counter-based hash of
+``(seed, symbol, minute, trade index)``, so the trades of any minute can be computed
+without the history before it, and generating a whole day at once gives exactly the
+trades of generating its minutes one by one.  Prices follow a smooth path through
+hashed anchors (week, day, 4 h, 1 h, 15 min scales) plus per-trade noise; they are
+kept as integer ticks so that decimal strings are exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..markets import DAY_MS, MINUTE_MS
+from ..symbols import Instrument
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_STREAM = np.uint64(0xC2B2AE3D27D4EB4F)
+_S30, _S27, _S31, _S11 = (np.uint64(n) for n in (30, 27, 31, 11))
+# Anchor spacing (minutes) and log-price amplitude (fraction of the asset's volatility).
+_PATH_LEVELS = ((10_080, 1.0), (1_440, 0.6), (240, 0.3), (60, 0.15), (15, 0.08))
+TRADES_MIN, TRADES_SPREAD = 5, 16  # 5..20 trades in each open minute
+SEQ_PER_MINUTE = 100
+
+# Known instruments get realistic price levels; anything else is hashed into a range.
+_BASES = {
+    "AAPL.US": 175.0, "TSLA.US": 190.0, "MSFT.US": 410.0, "700.HK": 290.0, "9988.HK": 72.0,
+    "600519.SH": 1700.0, "000001.SZ": 10.5, "EURUSD": 1.085, "USDJPY": 150.0, "GBPUSD": 1.265,
+    "GOLD": 2120.0, "Silver": 23.8, "BTCUSDT": 66000.0, "ETHUSDT": 3500.0, "US500": 5100.0,
+    "NAS100": 18000.0, "USOIL": 78.0,
+}
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """How one instrument trades: price level, tick and lot sizes, volatility, book depth.
+
+    Example::
+
+        spec = asset_spec(parse_symbol("BTCUSDT"))
+        spec.price_decimals, spec.depth_levels     # (2, 5)
+    """
+
+    base_price: float
+    price_decimals: int  # tick = 10 ** -price_decimals
+    size_decimals: int
+    size_low: int  # trade size range in units of 10 ** -size_decimals, times lot
+    size_high: int
+    lot: int
+    volatility: float  # rough daily log-price amplitude
+    noise: float  # per-trade log-price noise
+    depth_levels: int  # order-book levels the vendor serves for this market
+    always_buy: bool  # AllTick reports direction 1 for FX, metals and energy
+
+    @property
+    def price_scale(self) -> int:
+        return 10 ** self.price_decimals
+
+    @property
+    def size_scale(self) -> int:
+        return 10 ** self.size_decimals
+
+
+def asset_spec(instrument: Instrument) -> AssetSpec:
+    """Return the trading parameters the simulator uses for ``instrument``."""
+    symbol = instrument.symbol
+    fraction = _unit_hash(symbol)
+    asset, region = instrument.asset, instrument.region
+    if asset == "stock":
+        base = _BASES.get(symbol, 10.0 + 390.0 * fraction)
+        lot = 1 if region == "US" else 100
+        levels = {"US": 1, "HK": 10}.get(region, 5)
+        return AssetSpec(base, 2, 0, 1, 20 if lot == 100 else 500, lot, 0.02, 0.0004, levels, False)
+    if asset == "crypto":
+        base = _BASES.get(symbol, 1.0 + 500.0 * fraction)
+        return AssetSpec(base, 2 if base > 100 else 4, 4, 1, 5_000, 1, 0.04, 0.0003, 5, False)
+    if asset == "forex":
+        base = _BASES.get(symbol, 0.5 + 1.5 * fraction)
+        decimals = 3 if base > 20 else 5
+        return AssetSpec(base, decimals, 0, 1, 50, 1, 0.005, 0.00005, 1, True)
+    if asset == "cfd":
+        base = _BASES.get(symbol, 1_000.0 + 20_000.0 * fraction)
+        return AssetSpec(base, 1, 0, 1, 20, 1, 0.01, 0.0001, 1, True)
+    base = _BASES.get(symbol, 10.0 + 100.0 * fraction)  # metals and energy
+    return AssetSpec(base, 2 if base > 50 else 3, 0, 1, 30, 1, 0.01, 0.0001, 1, True)
+
+
+@dataclass(frozen=True)
+class DayTrades:
+    """All trades of one instrument in one UTC day, sorted by time (arrays of equal length)."""
+
+    time: np.ndarray  # epoch ms, int64, non-decreasing
+    price: np.ndarray  # int64 ticks
+    size: np.ndarray  # int64 size units
+    direction: np.ndarray  # int64: 0 neutral, 1 buy, 2 sell
+    seq: np.ndarray  # int64, strictly increasing
+    minute: np.ndarray  # open minutes of the day (epoch minutes), int64, ascending
+    count: np.ndarray  # trades per open minute
+
+
+def symbol_key(seed: int, symbol: str) -> int:
+    """A 64-bit key that makes one symbol's random streams independent of every other's."""
+    digest = hashlib.blake2b(f"{seed}:{symbol}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def generate_day(key: int, spec: AssetSpec, open_minutes: np.ndarray) -> DayTrades:
+    """Generate the trades of the given open minutes (epoch minutes, ascending)."""
+    minutes = np.asarray(open_minutes, dtype=np.int64)
+    spread = _hash(key, minutes.astype(np.uint64), 1) % np.uint64(TRADES_SPREAD)
+    count = TRADES_MIN + spread.astype(np.int64)
+    total = int(count.sum())
+    minute_of = np.repeat(minutes, count)
+    first = np.repeat(np.cumsum(count) - count, count)
+    index = np.arange(total, dtype=np.int64) - first
+    counter = (minute_of.astype(np.uint64) << np.uint64(6)) | index.astype(np.uint64)
+    raw_time = minute_of * MINUTE_MS + (_hash(key, counter, 2) % np.uint64(MINUTE_MS)).astype(np.int64)
+    order = np.argsort(raw_time, kind="stable")
+    time = raw_time[order]
+    counter = counter[order]
+    # About one trade in eight prints in the same millisecond as the one before it (never
+    # across a minute boundary: ``index`` is the rank inside the minute, positions match).
+    same_ms = (_hash(key, counter, 3) % np.uint64(8) == 0) & (index > 0)
+    if same_ms.any():
+        time = np.where(same_ms, np.concatenate(([0], time[:-1])), time)
+    price = _prices(key, spec, time, counter)
+    size = spec.lot * (spec.size_low + (_hash(key, counter, 5) % np.uint64(
+        spec.size_high - spec.size_low + 1)).astype(np.int64))
+    if spec.always_buy:
+        direction = np.ones(total, dtype=np.int64)
+    else:
+        direction = (_hash(key, counter, 6) % np.uint64(3)).astype(np.int64)
+    seq = minute_of * SEQ_PER_MINUTE + index  # minute_of is sorted already; index restarts per minute
+    return DayTrades(time, price, size, direction, seq, minutes, count)
+
+
+def open_minutes(market, day: int) -> np.ndarray:
+    """Epoch minutes of UTC day ``day`` (days since the epoch) in which ``market`` is open."""
+    start = day * DAY_MS
+    spans = market.open_spans(start, start + DAY_MS)
+    if not spans:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate([np.arange(lo // MINUTE_MS, -(-hi // MINUTE_MS), dtype=np.int64)
+                           for lo, hi in spans])
+
+
+def _prices(key: int, spec: AssetSpec, time: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    minutes = time / MINUTE_MS
+    log_move = np.zeros(len(time))
+    for level, (spacing, weight) in enumerate(_PATH_LEVELS):
+        position = minutes / spacing
+        anchor = np.floor(position).astype(np.int64)
+        low = int(anchor.min()) if len(anchor) else 0
+        knots = np.arange(low, (int(anchor.max()) if len(anchor) else 0) + 2, dtype=np.int64)
+        values = _uniform(key, knots.astype(np.uint64), 10 + level) * 2.0 - 1.0
+        frac = position - anchor
+        smooth = frac * frac * (3.0 - 2.0 * frac)
+        left = values[anchor - low]
+        log_move += weight * (left + (values[anchor - low + 1] - left) * smooth)
+    noise = (_uniform(key, counter, 4) - 0.5) * 2.0 * spec.noise
+    raw = spec.base_price * np.exp(spec.volatility * log_move + noise)
+    return np.maximum(np.rint(raw * spec.price_scale).astype(np.int64), 1)
+
+
+def _hash(key: int, counter: np.ndarray, stream: int) -> np.ndarray:
+    # splitmix64 finaliser over (key, stream, counter): independent streams per purpose.
+    z = counter * _GOLDEN + np.uint64((key ^ (stream * int(_STREAM))) & 0xFFFFFFFFFFFFFFFF)
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+def _uniform(key: int, counter: np.ndarray, stream: int) -> np.ndarray:
+    return (_hash(key, counter, stream) >> _S11).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _unit_hash(text: str) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2.0 ** 64

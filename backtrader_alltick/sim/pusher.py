@@ -1,0 +1,215 @@
+"""The pusher: one thread that follows the market clock and feeds every WebSocket session.
+
+Each step it takes the trades of ``[cursor, now)`` once per subscribed symbol, lets each
+session render its frames (renderings are shared between sessions of one dialect
+through :class:`Step`), applies the push faults and queues the frames on the
+connection's writer.  It also enforces heartbeat timeouts and the drop-every fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ..markets import DAY_MS
+from . import websocket as ws
+
+logger = logging.getLogger(__name__)
+STEP_SECONDS = 0.02
+MALFORMED = '{"cmd_id":22998,"data":{"code":'  # cut JSON: a parser must reject it, not crash
+
+
+class Step:
+    """The trades of one pusher step and a memo for renderings shared by sessions."""
+
+    def __init__(self, model, start_ms: int, end_ms: int) -> None:
+        self.model = model
+        self.start = start_ms
+        self.end = end_ms
+        self._trades: dict[str, tuple] = {}
+        self._memo: dict = {}
+
+    def trades(self, symbol: str) -> tuple:
+        found = self._trades.get(symbol)
+        if found is None:
+            found = self._trades[symbol] = self.model.trade_arrays(symbol, self.start, self.end)
+        return found
+
+    def memo(self, key, build: Callable[[], object]):
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+
+class Session:
+    """What both dialects' WebSocket sessions share: state the pusher reads and fault handling."""
+
+    default_heartbeat_timeout = 30.0
+
+    def __init__(self, sim, connection, token: str) -> None:
+        self.sim = sim
+        self.connection = connection
+        self.token = token
+        self.last_heartbeat = time.monotonic()
+        self.tick_index = 0
+
+    @property
+    def heartbeat_timeout(self) -> float:
+        """Wall seconds without a heartbeat after which the server closes the socket."""
+        return self.sim.heartbeat_timeout or self.default_heartbeat_timeout
+
+    def wanted(self) -> set[str]:
+        """Symbols this session needs trades for."""
+        raise NotImplementedError
+
+    def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
+        """(tick frames, other frames) for this step."""
+        raise NotImplementedError
+
+    def on_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    budget_group = "all"
+    _holds_budget = False
+
+    def acquire_budget(self) -> bool:
+        """Take a slot of the plan's connection cap; on refusal tell the client and close."""
+        if self.sim.connection_budget.acquire(self.token, self.budget_group):
+            self._holds_budget = True
+            return True
+        self.sim.counters_store.add("ws_connections_rejected")
+        self.over_budget()
+        return False
+
+    def over_budget(self) -> None:
+        self.connection.close(ws.CLOSE_POLICY, "connection limit")
+
+    def on_open(self) -> None:
+        """Called once the upgrade is done, before the first client message is read."""
+
+    def on_close(self) -> None:
+        """Release what the session holds (connection budget)."""
+        if self._holds_budget:
+            self._holds_budget = False
+            self.sim.connection_budget.release(self.token, self.budget_group)
+
+    def reply(self, payload: str, code: int | str | None = None) -> None:
+        if code is not None:
+            self.sim.counters_store.error(code)
+        self.connection.send_text(payload)
+        self.sim.counters_store.add("frames_sent")
+
+    def deliver(self, ticks: list[bytes], others: list[bytes]) -> None:
+        """Queue this step's pushes on the connection, with the push faults applied."""
+        faults, counters, connection = self.sim.faults, self.sim.counters_store, self.connection
+        if faults.duplicate_every or faults.reorder_every:
+            ticks = self._disturb(ticks)
+        else:
+            self.tick_index += len(ticks)
+        frames = ticks + others if others else ticks
+        if not frames:
+            return
+        if faults.malformed_frames:
+            frames = list(frames)
+            for index in range(len(frames)):
+                if not faults.take("malformed_frames"):
+                    break
+                frames[index] = ws.text_frame(MALFORMED)
+                counters.fault("malformed_frames")
+        if faults.truncated_frames and faults.take("truncated_frames"):
+            counters.fault("truncated_frames")
+            connection.send_raw_then_abort(frames[0][: max(1, len(frames[0]) // 2)])
+            return
+        limit = faults.drop_after_frames
+        if limit is not None and connection.pushed + len(frames) >= limit:
+            frames = frames[: max(0, limit - connection.pushed)]
+            connection.send_frames(frames, pushes=len(frames))
+            counters.fault("drop_after_frames")
+            self._count(frames, ticks)
+            connection.abort()
+            return
+        connection.send_frames(frames, pushes=len(frames))
+        self._count(frames, ticks)
+
+    def _count(self, frames: list[bytes], ticks: list[bytes]) -> None:
+        counters = self.sim.counters_store
+        counters.add("frames_sent", len(frames))
+        counters.add("ticks_pushed", min(len(ticks), len(frames)))
+
+    def _disturb(self, ticks: list[bytes]) -> list[bytes]:
+        faults, out = self.sim.faults, []
+        for frame in ticks:
+            self.tick_index += 1
+            if faults.reorder_every and self.tick_index % faults.reorder_every == 0 and out:
+                out.insert(len(out) - 1, frame)
+                self.sim.counters_store.fault("reorder_every")
+            else:
+                out.append(frame)
+            if faults.duplicate_every and self.tick_index % faults.duplicate_every == 0:
+                out.append(frame)
+                self.sim.counters_store.fault("duplicate_every")
+        return out
+
+
+class Pusher:
+    """Follows ``sim.clock`` and pushes every trade exactly once to each subscribed session.
+
+    Example::
+
+        pusher = Pusher(sim); pusher.start(); ...; pusher.stop()
+    """
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.cursor = sim.clock.now_ms()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-pusher", daemon=True)
+        self._last_drop = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(STEP_SECONDS):
+            try:
+                self.step()
+            except Exception:  # a bug here must not silently end every stream
+                logger.exception("simulator pusher step failed")
+
+    def step(self) -> None:
+        sim = self.sim
+        sessions = sim.sessions()
+        self._enforce(sessions)
+        # Bound one step to a day of market time so a huge speed cannot stall the loop.
+        now = min(sim.clock.now_ms(), self.cursor + DAY_MS)
+        if now <= self.cursor:
+            return
+        step = Step(sim.model, self.cursor, now)
+        self.cursor = now
+        for session in sessions:
+            if session.connection.closed.is_set():
+                continue
+            ticks, others = session.render(step)
+            session.deliver(ticks, others)
+
+    def _enforce(self, sessions: list[Session]) -> None:
+        wall = time.monotonic()
+        faults = self.sim.faults
+        if faults.drop_every and wall - self._last_drop >= faults.drop_every:
+            self._last_drop = wall
+            if sessions:
+                self.sim.counters_store.fault("drop_every")
+            for session in sessions:
+                session.connection.abort()
+        for session in sessions:
+            if wall - session.last_heartbeat > session.heartbeat_timeout:
+                logger.info("connection %d: no heartbeat for %.0f s; closing", session.connection.id,
+                            session.heartbeat_timeout)
+                session.last_heartbeat = float("inf")  # close once
+                session.connection.close(ws.CLOSE_NORMAL, "heartbeat timeout")

@@ -1,0 +1,303 @@
+"""The Simulator: a local AllTick (or iTick-shaped) service on one loopback port."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from datetime import datetime
+
+from ..clock import ScaledClock
+from ..errors import ConfigError
+from ..markets import DAY_MS
+from ..plans import Plan, get_plan
+from ..records import Depth, Kline, Quote, Tick
+from ..symbols import parse_symbol
+from . import websocket as ws
+from .control import Counters, Faults, Journal, JournalEntry
+from .limits import ConnectionBudget, RestLimiter
+from .market import MarketModel
+from .pusher import Pusher, Session
+from .server import Connection, Exchange, Reply, SimServer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYMBOLS = ("AAPL.US", "TSLA.US", "700.HK", "9988.HK", "600519.SH", "000001.SZ", "EURUSD", "USDJPY",
+                   "GOLD", "BTCUSDT", "ETHUSDT", "US500")
+# Tuesday 2024-03-05 15:00 UTC: US stocks (10:00 New York), forex, metals, CFDs and crypto
+# are open; Hong Kong and the A-share markets are closed at that hour, as in reality.
+DEFAULT_START_MS = 1_709_650_800_000
+DIALECTS = ("alltick", "itick")
+
+
+class Simulator:
+    """A protocol-faithful AllTick service on loopback: REST and WebSocket on one port.
+
+    Example::
+
+        with Simulator(dialect="alltick", speed=60, seed=1) as sim:
+            requests.get(sim.rest_url + "/quote-stock-b-api/kline", params={"token": sim.token, ...})
+            sim.klines("AAPL.US", "1m", start_ms, end_ms)     # the ground truth
+    """
+
+    def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
+                 symbols=None, start: int | datetime | None = None, port: int = 0, host: str = "127.0.0.1",
+                 token: str | None = None, faults: Faults | dict | None = None, history_days: int = 800,
+                 heartbeat_timeout: float | None = None) -> None:
+        if dialect not in DIALECTS:
+            raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
+        self.dialect = dialect
+        self._plan = get_plan(dialect, plan)
+        self.start_ms = _to_ms(start)
+        self.clock = ScaledClock(self.start_ms, speed)
+        names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
+        self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS)
+        self.seed = seed
+        self.token = token or secrets.token_hex(16)
+        self._tokens = {self.token}
+        self.faults = faults if isinstance(faults, Faults) else Faults(**(faults or {}))
+        self.heartbeat_timeout = heartbeat_timeout  # None: the dialect's documented timeout
+        self.denied_symbols: set[str] = set()  # codes the token may not read (AllTick ret 604)
+        self.counters_store = Counters()
+        self.journal = Journal()
+        self.limiter = RestLimiter(lambda: self._plan)
+        self.connection_budget = ConnectionBudget(lambda: self._plan.ws_connections)
+        if dialect == "alltick":
+            from .alltick import AllTickService
+
+            self.service = AllTickService(self)
+        else:
+            from .itick import ITickService
+
+            self.service = ITickService(self)
+        self._sessions: dict[int, Session] = {}
+        self._sessions_lock = threading.Lock()
+        self._next_connection = 0
+        self._stopping = threading.Event()
+        self._server = SimServer((host, port), self)
+        self.host, self.port = self._server.server_address[:2]
+        self._serve_thread = threading.Thread(target=self._server.serve_forever, name="sim-http",
+                                              kwargs={"poll_interval": 0.05}, daemon=True)
+        self._pusher = Pusher(self)
+        self._serve_thread.start()
+        self._pusher.start()
+        logger.info("simulator (%s, plan %s) serving on %s", dialect, self._plan.name, self.rest_url)
+
+    # -- public surface --------------------------------------------------------------------
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.model.instruments)
+
+    @property
+    def counters(self) -> dict:
+        """A snapshot of what the simulator served (see :class:`~.control.Counters`)."""
+        with self._sessions_lock:
+            open_now = len(self._sessions)
+        return self.counters_store.snapshot(ws_connections_open=open_now)
+
+    def set_plan(self, name: str) -> None:
+        """Switch the plan; limits apply from the next request."""
+        self._plan = get_plan(self.dialect, name)
+
+    def add_token(self, token: str) -> None:
+        self._tokens.add(token)
+
+    def revoke_token(self, token: str) -> None:
+        """Refuse ``token`` from now on (open sockets stay until dropped)."""
+        self._tokens.discard(token)
+
+    def is_valid_token(self, token: str | None) -> bool:
+        return bool(token) and token in self._tokens and not self.faults.reject_token
+
+    def klines(self, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]:
+        """Ground truth: closed bars of ``period`` whose start is in ``[start_ms, end_ms)``."""
+        return self.model.klines_between(self._served(symbol), period, start_ms, end_ms, self.clock.now_ms())
+
+    def trades(self, symbol: str, start_ms: int, end_ms: int) -> list[Tick]:
+        """Ground truth: the trades in ``[start_ms, end_ms)`` that have happened by the clock."""
+        return self.model.trades(self._served(symbol), start_ms, min(end_ms, self.clock.now_ms()))
+
+    def depth(self, symbol: str) -> Depth | None:
+        return self.model.depth(self._served(symbol), self.clock.now_ms())
+
+    def quote(self, symbol: str) -> Quote | None:
+        return self.model.quote(self._served(symbol), self.clock.now_ms())
+
+    def sessions(self) -> list[Session]:
+        with self._sessions_lock:
+            return list(self._sessions.values())
+
+    def drop_connections(self) -> int:
+        """Cut every WebSocket now, without a close frame; return how many were cut."""
+        sessions = self.sessions()
+        for session in sessions:
+            session.connection.abort()
+        return len(sessions)
+
+    def close(self) -> None:
+        """Stop serving, close every socket and join every thread the simulator started."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._pusher.stop()
+        self._server.shutdown()
+        for session in self.sessions():
+            session.connection.abort()
+        self._server.cut_all()
+        self._server.server_close()
+        self._serve_thread.join(5.0)
+        for session in self.sessions():
+            session.connection.join()
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Simulator(dialect={self.dialect!r}, plan={self._plan.name!r}, url={self.rest_url!r})"
+
+    # -- requests (called from the server's handler threads) ---------------------------------
+
+    def handle_rest(self, exchange: Exchange) -> Reply:
+        service, counters, faults = self.service, self.counters_store, self.faults
+        counters.request(exchange.path)
+        token = service.token_of(exchange)
+        self.journal.record(JournalEntry("rest", exchange.path, time.monotonic(), None,
+                                         _public(exchange.query), _decode(exchange.body), token))
+        self._maybe_slow()
+        if faults.take("server_error_burst"):
+            counters.fault("server_error_burst")
+            counters.error(faults.server_error_status)
+            return Reply(faults.server_error_status, b'{"error":"service unavailable"}')
+        endpoint = service.endpoint_of(exchange)
+        if endpoint is None:
+            counters.error(404)
+            return Reply(404, b'{"error":"no such path"}')
+        if not self.is_valid_token(token):
+            counters.error(401)
+            return service.auth_reply(missing=not token)
+        if faults.take("rate_limit_burst"):
+            counters.fault("rate_limit_burst")
+            counters.error(service.rate_limit_code())
+            return service.rate_limited_reply(1.0)
+        wait = self.limiter.admit(token, endpoint)
+        if wait is not None:
+            counters.error(service.rate_limit_code())
+            return service.rate_limited_reply(wait)
+        return service.handle_rest(exchange)
+
+    def handle_websocket(self, exchange: Exchange, handler) -> None:
+        service, counters = self.service, self.counters_store
+        token = service.ws_token(exchange)
+        self.journal.record(JournalEntry("ws_open", exchange.path, time.monotonic(), None,
+                                         _public(exchange.query), None, token))
+        self._maybe_slow()
+        group = service.ws_group(exchange)
+        if group is None:
+            counters.error(404)
+            handler.write_reply(Reply(404, b'{"error":"no such path"}'))
+            return
+        verdict = service.admit_upgrade(token, group)
+        if verdict is None and not self.is_valid_token(token):
+            verdict = "auth"
+        if verdict is not None:
+            counters.add("ws_connections_rejected")
+            counters.error(401 if verdict == "auth" else 429)
+            handler.write_reply(service.refuse_upgrade(verdict))
+            return
+        handler.accept_websocket()
+        with self._sessions_lock:
+            self._next_connection += 1
+            connection_id = self._next_connection
+        connection = Connection(handler.connection, handler.rfile, connection_id, exchange.path, counters)
+        session = service.new_session(connection, exchange, token)
+        with self._sessions_lock:
+            self._sessions[connection_id] = session
+        counters.add("ws_connections_opened")
+        try:
+            if token and not session.acquire_budget():
+                return
+            session.on_open()
+            self._read_loop(session, connection, exchange.path)
+        finally:
+            with self._sessions_lock:
+                self._sessions.pop(connection_id, None)
+            session.on_close()
+            connection.join(1.0)
+            connection.abort()
+            self.journal.record(JournalEntry("ws_close", exchange.path, time.monotonic(), connection_id))
+
+    def _read_loop(self, session: Session, connection: Connection, path: str) -> None:
+        while not connection.closed.is_set():
+            try:
+                kind, payload = connection.reader.next()
+            except ws.FrameError as e:
+                connection.close(e.code, str(e))
+                return
+            except (EOFError, OSError, ValueError):
+                return
+            if kind == "ping":
+                connection.send_frames([ws.encode_frame(payload, ws.OP_PONG)])
+            elif kind == "close":
+                connection.close(ws.CLOSE_NORMAL)
+                return
+            elif kind == "text":
+                text = payload.decode("utf-8", "replace")
+                self.counters_store.add("ws_messages_received")
+                self.journal.record(JournalEntry("ws_message", path, time.monotonic(), connection.id,
+                                                 message=_decode(payload), token=session.token))
+                session.on_text(text)
+
+    def _maybe_slow(self) -> None:
+        if self.faults.slow_ms > 0:
+            self.counters_store.fault("slow_ms")
+            self._stopping.wait(self.faults.slow_ms / 1000)
+
+    def _served(self, symbol: str) -> str:
+        name = parse_symbol(symbol).symbol
+        if self.model.instrument(name) is None:
+            raise ConfigError(f"symbol {symbol!r} is not served by this simulator; "
+                              f"use one of {', '.join(self.symbols)} or pass symbols=[...]")
+        return name
+
+
+def _to_ms(start: int | datetime | None) -> int:
+    if start is None:
+        return DEFAULT_START_MS
+    if isinstance(start, datetime):
+        if start.tzinfo is None:
+            raise ConfigError(f"start must be an aware datetime or epoch ms, was naive {start.isoformat()}")
+        return int(start.timestamp() * 1000)
+    return int(start)
+
+
+def _public(query: dict[str, str]) -> dict[str, str]:
+    # The journal is read by tests and may be logged: keep the token out of it.
+    return {name: value for name, value in query.items() if name != "token"}
+
+
+def _decode(body: bytes):
+    import json
+
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")

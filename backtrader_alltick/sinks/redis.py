@@ -33,7 +33,13 @@ _T = TypeVar("_T")
 
 
 class Entry(NamedTuple):
-    """One stream entry: its ID (pass it back as ``after_id`` to resume) and the record."""
+    """One stream entry: its ID (pass it back as ``after_id`` to resume) and the record.
+
+    Example::
+
+        entry = source.read_ticks("AAPL.US")[-1]
+        entry.id, entry.record.price          # ('1700000000123-0', 190.1)
+    """
 
     id: str
     record: Record
@@ -41,7 +47,13 @@ class Entry(NamedTuple):
 
 @dataclass(frozen=True)
 class Latest:
-    """The latest record of each kind for one symbol; ``bars`` maps a period to its last bar."""
+    """The latest record of each kind for one symbol; ``bars`` maps a period to its last bar.
+
+    Example::
+
+        latest = source.last("AAPL.US")
+        latest.tick.price, latest.bars["1m"].close    # None where nothing was written yet
+    """
 
     tick: Tick | None = None
     quote: Quote | None = None

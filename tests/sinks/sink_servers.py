@@ -100,12 +100,16 @@ class _Server:
 
 
 class RedisServer(_Server):
-    """``redis-server`` with an append-only file in ``workdir``: a restart keeps the data."""
+    """``redis-server`` with an append-only file in ``workdir``: a restart keeps the data.
+
+    ``append_only=False`` keeps everything in memory (for benchmarks: no disk in the measurement).
+    """
 
     name = "redis-server"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, append_only: bool = True) -> None:
         self.binary = find_binary("redis-server")
+        self.append_only = append_only
         super().__init__(workdir)
 
     @property
@@ -113,9 +117,10 @@ class RedisServer(_Server):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
+        # appendfsync always: a stop/start in the restart tests must not lose the last second.
         return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
-                "--daemonize", "no", "--logfile", ""]
+                "--appendonly", "yes" if self.append_only else "no", "--appendfsync", "always",
+                "--dir", str(self.workdir), "--daemonize", "no", "--logfile", ""]
 
     def answers(self) -> bool:
         try:

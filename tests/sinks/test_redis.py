@@ -1,4 +1,5 @@
 import logging
+import subprocess
 import sys
 import threading
 
@@ -221,3 +222,11 @@ def test_missing_redis_package_names_the_extra_to_install(monkeypatch):
 
     with pytest.raises(ConfigError, match=r"pip install backtrader-alltick\[redis\]"):
         RedisSink()
+
+
+def test_package_and_sinks_import_without_the_redis_package():
+    code = "import sys; sys.modules['redis'] = None; import backtrader_alltick, backtrader_alltick.sinks"
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,115 @@
+"""Relay throughput: ticks/s that ``RedisSink`` writes into Redis, against a bare redis-py pipeline
+writing the same records (XADD into the capped stream + HSET of the latest value) in the same run.
+
+Starts its own in-memory ``redis-server`` on a free loopback port (``apt-get install redis-server``)::
+
+    python benchmarks/bench_relay.py [--ticks 100000] [--symbols 20] [--repeat 3]
+
+Two ways of feeding the sink are measured: one ``write()`` per tick, as a relay's
+stream callback does, and one ``write()`` per 500 ticks.  Each figure is the best of
+``--repeat`` runs, ending when Redis has confirmed every record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from backtrader_alltick.records import Tick
+from backtrader_alltick.sinks.redis import RedisSink
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 500
+MAXLEN = 100_000
+T0 = 1_700_000_000_000
+
+
+def load_servers():
+    # The test fixtures' server helper, loaded by path: tests/ is not a package.
+    path = ROOT / "tests" / "sinks" / "sink_servers.py"
+    spec = importlib.util.spec_from_file_location("sink_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_ticks(count: int, symbols: int) -> list[Tick]:
+    names = [f"SYM{n}.US" for n in range(symbols)]
+    return [Tick(names[n % symbols], T0 + n * 7, 100.0 + (n % 977) * 0.01, 1.0 + n % 13, (n % 977) * 1.5,
+                 seq=n, direction=n % 3) for n in range(count)]
+
+
+def bare_pipeline(client: redis.Redis, ticks: list[Tick]) -> float:
+    """What a hand-written relay does: per tick one XADD and one HSET, pipelined per BATCH ticks."""
+    began = time.perf_counter()
+    for offset in range(0, len(ticks), BATCH):
+        pipe = client.pipeline(transaction=False)
+        for tick in ticks[offset:offset + BATCH]:
+            fields = {"time": str(tick.time), "price": repr(tick.price), "volume": repr(tick.volume),
+                      "turnover": repr(tick.turnover), "direction": str(tick.direction), "seq": str(tick.seq)}
+            pipe.xadd(f"alltick:tick:{tick.symbol}", fields, maxlen=MAXLEN, approximate=True)
+            pipe.hset(f"alltick:last:{tick.symbol}", "tick", json.dumps(fields))
+        pipe.execute()
+    return time.perf_counter() - began
+
+
+def sink_run(url: str, ticks: list[Tick], chunk: int) -> float:
+    with RedisSink(url, batch=BATCH, maxlen=MAXLEN) as sink:
+        began = time.perf_counter()
+        for offset in range(0, len(ticks), chunk):
+            sink.write(ticks[offset:offset + chunk])
+        if not sink.flush(timeout=600):
+            raise RuntimeError(f"RedisSink did not confirm {sink.pending} records")
+        elapsed = time.perf_counter() - began
+    if sink.written != len(ticks):
+        raise RuntimeError(f"RedisSink wrote {sink.written} of {len(ticks)} ticks")
+    return elapsed
+
+
+def best_of(repeat: int, client: redis.Redis, run) -> float:
+    times = []
+    for _ in range(repeat):
+        client.flushall()
+        times.append(run())
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ticks", type=int, default=100_000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    ticks = make_ticks(args.ticks, args.symbols)
+    servers = load_servers()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = servers.RedisServer(Path(tmp), append_only=False)
+        server.start()
+        try:
+            client = redis.Redis.from_url(server.url)
+            baseline = best_of(args.repeat, client, lambda: bare_pipeline(client, ticks))
+            per_tick = best_of(args.repeat, client, lambda: sink_run(server.url, ticks, 1))
+            per_batch = best_of(args.repeat, client, lambda: sink_run(server.url, ticks, BATCH))
+            client.close()
+        finally:
+            server.stop()
+
+    rate = len(ticks) / baseline
+    print(f"relay throughput, {len(ticks):,} ticks over {args.symbols} symbols, best of {args.repeat}, "
+          f"pipelines of {BATCH}")
+    print(f"  bare redis-py pipeline (XADD + HSET)  {rate:>12,.0f} ticks/s   ratio 1.00 (baseline)")
+    runs = (("RedisSink, write() per tick", per_tick), ("RedisSink, write() per 500", per_batch))
+    for label, elapsed in runs:
+        print(f"  {label:<37} {len(ticks) / elapsed:>12,.0f} ticks/s   ratio {baseline / elapsed:.2f}")
+
+
+if __name__ == "__main__":
+    main()

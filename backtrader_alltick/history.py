@@ -159,6 +159,10 @@ class _Walk:
                     found[bar.start] = bar
                 cursor = low
                 continue
+            if _most_bars(self.period, gaps[-1][0], cursor) == 0:
+                # No bar can start in this sliver (say, before the first minute boundary).
+                self.store.mark_covered(self.dialect, self.inst.symbol, self.period, gaps[-1][0], cursor)
+                continue
             reached = self._fetch(gaps[-1][0], cursor, len(found))
             if reached is None:
                 # The service cannot reach this gap; older stretches cached by earlier runs still count.
@@ -175,7 +179,7 @@ class _Walk:
 
     def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int:
         limit = self.loader.dialect.KLINE_LIMIT
-        wanted = min(limit, _most_bars(self.period, gap_lo, cursor))
+        wanted = max(1, min(limit, _most_bars(self.period, gap_lo, cursor)))
         if self.count is not None:
             wanted = min(wanted, max(1, self.count - have))
         # The service returns the newest bars starting at or before the end we send.
@@ -187,8 +191,11 @@ class _Walk:
                 f"at {_iso(cursor - 1)} with newer bars only, was "
                 f"{_iso(bars[0].start)}..{_iso(bars[-1].start)}; the service ignored the end time, "
                 "so history cannot be paged")
-        # Fewer bars than asked: the service has nothing older, so the whole gap is known.
+        # Fewer bars than asked: the service has nothing older, so the whole gap is known;
+        # likewise when no bar can start between the gap's edge and the oldest bar returned.
         low = gap_lo if len(bars) < wanted else max(gap_lo, min(bar.start for bar in older))
+        if _most_bars(self.period, gap_lo, low) == 0:
+            low = gap_lo
         self._keep(bars, low, cursor)
         return low
 
@@ -251,8 +258,10 @@ def _most_bars(period: str, low: int, high: int) -> int:
     if length.is_intraday:
         step = length.count * MINUTE_MS
         first = -(-low // step) * step  # the first grid point at or after low
-        return max(1, -(-(high - first) // step))
-    return max(1, (high - low) // (_SHORTEST_MS[length.unit] * length.count) + 1)
+        return max(0, -(-(high - first) // step))
+    if high <= low:
+        return 0
+    return (high - low) // (_SHORTEST_MS[length.unit] * length.count) + 1
 
 
 def _iso(ms: int) -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 
 import pytest
 
 from backtrader_alltick import timeframes
 from backtrader_alltick.cache import KlineCache
-from backtrader_alltick.errors import ConfigError, UnsupportedTimeframe
+from backtrader_alltick.errors import APIError, AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from backtrader_alltick.history import HistoryLoader
 from backtrader_alltick.records import Kline
+from backtrader_alltick.rest import RestClient
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.wire import get_dialect
 
@@ -268,3 +270,141 @@ def test_daily_bars_close_at_the_session_end(alltick, cache):
 
     assert truth[-1].end <= now
     assert bars == truth[-3:]
+
+
+# -- Against the simulator, both dialects ------------------------------------------------------
+
+
+def sim_loader(sim, cache, **settings):
+    settings.setdefault("backoff_initial", 0.001)
+    settings.setdefault("backoff_cap", 0.005)
+    settings.setdefault("retry_after_cap", 0.01)
+    rest = RestClient(sim.dialect, sim.token, sim.rest_url, sim.plan, **settings)
+    return HistoryLoader(rest, cache, get_dialect(sim.dialect), sim.clock)
+
+
+def requests_made(sim) -> int:
+    return sim.counters["rest_requests"]
+
+
+def kline_ends_sent(sim) -> list[int | None]:
+    """The end time of every K-line request the simulator received, in ms, as the dialect spelled it."""
+    out = []
+    for entry in sim.journal.entries:
+        if entry.kind != "rest" or not entry.path.endswith("kline"):
+            continue
+        if sim.dialect == "alltick":
+            end = json.loads(entry.params["query"])["data"]["kline_timestamp_end"]
+            out.append(end * 1000 if end else None)
+        else:
+            out.append(int(entry.params["et"]) if "et" in entry.params else None)
+    return out
+
+
+def assert_same_bars(got: list[Kline], truth: list[Kline]) -> None:
+    """OHLC and times exactly; volume and turnover as the wire rounds them (6 decimals)."""
+    assert [(b.symbol, b.period, b.start, b.end, b.open, b.high, b.low, b.close) for b in got] == \
+        [(b.symbol, b.period, b.start, b.end, b.open, b.high, b.low, b.close) for b in truth]
+    assert [b.volume for b in got] == pytest.approx([b.volume for b in truth], abs=1e-6)
+    assert [b.turnover for b in got] == pytest.approx([b.turnover for b in truth], abs=1e-6)
+
+
+def assert_clean(bars, sim):
+    now = sim.clock.now_ms()
+    assert bars, "expected bars"
+    assert all(bar.end <= now for bar in bars), "a forming bar was returned"
+    starts = [bar.start for bar in bars]
+    assert starts == sorted(set(starts)), "bars must be sorted and unique"
+
+
+@pytest.mark.parametrize(("symbol", "period", "count"), [
+    ("BTCUSDT", "1m", 1_200), ("EURUSD", "5m", 700), ("GOLD", "1h", 300), ("AAPL.US", "1m", 400),
+    ("AAPL.US", "1d", 60), ("700.HK", "30m", 200),
+])
+def test_history_equals_ground_truth(sim, cache, symbol, period, count):
+    loader = sim_loader(sim, cache)
+
+    bars = loader.load(symbol, period, count=count)
+
+    assert len(bars) == count
+    assert_clean(bars, sim)
+    assert_same_bars(bars, sim.klines(symbol, period, bars[0].start, bars[-1].end))
+    loader.rest.close()
+
+
+def test_second_identical_load_makes_no_request(sim, cache):
+    loader = sim_loader(sim, cache)
+    end = sim.clock.now_ms() - 3_600_000
+    start = end - 3 * DAY
+    first = loader.load("BTCUSDT", "5m", start, end)
+    cold = requests_made(sim)
+
+    again = sim_loader(sim, cache).load("BTCUSDT", "5m", start, end)
+
+    assert cold == 2  # 864 bars, two pages of at most 500
+    assert again == first
+    assert requests_made(sim) == cold
+    assert_same_bars(first, sim.klines("BTCUSDT", "5m", start, end - 5 * MINUTE + 1))
+
+
+def test_paging_walks_back_from_the_newest_closed_bar(sim, cache):
+    loader = sim_loader(sim, cache)
+
+    bars = loader.load("ETHUSDT", "1m", count=1_500)
+
+    ends = kline_ends_sent(sim)
+    assert len(ends) == 3
+    assert all(end is not None for end in ends)
+    assert ends == sorted(ends, reverse=True)
+    assert ends[1] < bars[1000].start <= ends[0]  # each page ends where the newer one began
+    assert_clean(bars, sim)
+
+
+def test_rate_limit_storm_during_a_load_is_waited_out(sim, cache):
+    sim.faults.rate_limit_burst = 5
+    loader = sim_loader(sim, cache)
+
+    bars = loader.load("BTCUSDT", "1m", count=1_000)
+
+    assert_same_bars(bars, sim.klines("BTCUSDT", "1m", bars[0].start, bars[-1].end))
+    assert loader.rest.stats.rate_limited == 5
+
+
+def test_server_error_storm_raises_and_leaves_the_cache_intact(sim, cache):
+    loader = sim_loader(sim, cache, max_retries=2)
+    end = sim.clock.now_ms() - DAY
+    kept = loader.load("BTCUSDT", "1m", end - 300 * MINUTE, end)
+    info_before = cache.info()
+
+    sim.faults.server_error_burst = 1_000
+    with pytest.raises(APIError, match="gave up after 3 attempts"):
+        loader.load("BTCUSDT", "1m", end - 2_000 * MINUTE, end)
+
+    sim.faults.server_error_burst = 0
+    before = requests_made(sim)
+    assert cache.info() == info_before
+    assert loader.load("BTCUSDT", "1m", end - 300 * MINUTE, end) == kept
+    assert requests_made(sim) == before
+
+
+def test_wrong_token_raises_auth_error_with_one_request(sim, cache):
+    rest = RestClient(sim.dialect, "not-the-token-123456", sim.rest_url, sim.plan)
+    loader = HistoryLoader(rest, cache, get_dialect(sim.dialect), sim.clock)
+
+    with pytest.raises(AuthError):
+        loader.load("BTCUSDT", "1m", count=2_000)
+
+    assert requests_made(sim) == 1
+    assert cache.info() == []
+
+
+def test_unknown_symbol_raises_symbol_not_found(sim, cache):
+    with pytest.raises(SymbolNotFound, match="NVDA"):
+        sim_loader(sim, cache).load("NVDA.US", "1m", count=10)
+
+
+def test_load_without_cache_equals_cached_load(sim, cache):
+    cached = sim_loader(sim, cache).load("EURUSD", "30m", count=600)
+    uncached = sim_loader(sim, None).load("EURUSD", "30m", start_ms=cached[0].start, end_ms=cached[-1].end)
+
+    assert uncached == cached

@@ -8,6 +8,7 @@ import logging
 import socket
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -231,3 +232,152 @@ def test_client_shares_the_plan_for_chunking():
     with RestClient(get_dialect("alltick"), SENTINEL, "http://127.0.0.1:1", "free") as client:
         assert client.plan == get_plan("alltick", "free")
         assert client.limiter.plan is client.plan
+
+
+# -- Against the simulator, both dialects ------------------------------------------------------
+
+
+def sim_client(sim, token: str | None = None, **settings) -> RestClient:
+    settings.setdefault("backoff_initial", 0.001)
+    settings.setdefault("backoff_cap", 0.005)
+    settings.setdefault("retry_after_cap", 0.01)
+    return RestClient(sim.dialect, token or sim.token, sim.rest_url, sim.plan, **settings)
+
+
+def with_sentinel_token(sim) -> RestClient:
+    sim.add_token(SENTINEL)
+    return sim_client(sim, SENTINEL)
+
+
+def test_klines_equal_the_ground_truth(sim):
+    with sim_client(sim) as client:
+        bars = client.klines("BTCUSDT", "1m", 120)
+
+    now = sim.clock.now_ms()
+    done = [bar for bar in bars if bar.end <= now]
+    assert len(done) >= 119
+    assert done == sim.klines("BTCUSDT", "1m", done[0].start, done[-1].end)
+    assert client.stats.requests == 1
+
+
+@pytest.mark.parametrize("reply", ["ret605", "http429"])
+def test_rate_limit_storm_is_waited_out(make_sim, reply, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    sim = make_sim(dialect="alltick")
+    sim.faults.update(rate_limit_reply=reply, rate_limit_burst=4)
+
+    with with_sentinel_token(sim) as client:
+        bars = client.klines("EURUSD", "5m", 10)
+
+    assert len(bars) == 10
+    assert client.stats.rate_limited == 4
+    assert client.stats.retries == 4
+    assert sim.counters["rest_requests"] == 5
+    assert sim.counters["faults"] == {"rate_limit_burst": 4}
+    assert_no_sentinel(None, caplog)
+
+
+def test_itick_rate_limit_storm_is_waited_out(itick_sim):
+    itick_sim.faults.rate_limit_burst = 3
+
+    with sim_client(itick_sim) as client:
+        assert len(client.klines("BTCUSDT", "1m", 10)) == 10
+
+    assert client.stats.rate_limited == 3
+    assert itick_sim.counters["rest_requests"] == 4
+
+
+def test_short_server_error_burst_is_retried(sim):
+    sim.faults.server_error_burst = 2
+
+    with sim_client(sim, max_retries=3) as client:
+        bars = client.klines("AAPL.US", "1m", 5)
+
+    assert len(bars) == 5
+    assert client.stats.retries == 2
+    assert sim.counters["rest_requests"] == 3
+
+
+def test_server_error_storm_longer_than_max_retries_raises(sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    sim.faults.server_error_burst = 100
+
+    with with_sentinel_token(sim) as client, pytest.raises(errors.APIError) as info:
+        client.max_retries = 2
+        client.klines("AAPL.US", "1m", 5)
+
+    assert info.value.status == 503
+    assert "503" in str(info.value)
+    assert "gave up after 3 attempts" in str(info.value)
+    assert sim.counters["rest_requests"] == 3
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_wrong_token_raises_auth_error_after_one_request(sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+
+    with sim_client(sim, SENTINEL) as client, pytest.raises(errors.AuthError) as info:
+        client.klines("AAPL.US", "1m", 5)
+
+    assert sim.counters["rest_requests"] == 1
+    assert client.stats.retries == 0
+    assert "token" in str(info.value)
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_unknown_symbol_raises_symbol_not_found_at_once(sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+
+    with with_sentinel_token(sim) as client, pytest.raises(errors.SymbolNotFound) as info:
+        client.klines("NVDA.US", "1m", 5)
+
+    assert "NVDA" in str(info.value)
+    assert sim.counters["rest_requests"] == 1
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_slow_response_raises_timeout_after_retries(sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    sim.faults.slow_ms = 400
+
+    with with_sentinel_token(sim) as client, pytest.raises(Timeout) as info:
+        client.timeout = (2.0, 0.05)
+        client.max_retries = 1
+        client.klines("BTCUSDT", "1m", 5)
+
+    assert "did not answer in time" in str(info.value)
+    assert client.stats.requests == 2
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_latest_trades_and_depth_split_families_and_chunks(sim):
+    symbols = ["AAPL.US", "TSLA.US", "BTCUSDT", "EURUSD", "GOLD"]
+    plan = replace(sim.plan, codes_per_request=2)
+
+    with RestClient(sim.dialect, sim.token, sim.rest_url, plan) as client:
+        trades = client.latest_trades(symbols)
+        books = client.depth(symbols)
+
+    assert sorted(tick.symbol for tick in trades) == sorted(symbols)
+    assert sorted(book.symbol for book in books) == sorted(symbols)
+    # Two families (stocks; forex, metals and crypto) of 2 and 3 codes, two codes a request.
+    assert client.stats.requests == 2 * 3
+
+
+def test_quotes_from_the_itick_dialect(itick_sim):
+    with sim_client(itick_sim) as client:
+        quotes = client.quotes(["AAPL.US", "BTCUSDT"])
+
+    assert sorted(quote.symbol for quote in quotes) == ["AAPL.US", "BTCUSDT"]
+
+
+def test_paid_plan_spacing_is_kept_so_the_service_never_refuses(make_sim):
+    sim = make_sim(dialect="alltick", plan="basic")  # one /kline call per second
+
+    with sim_client(sim) as client:
+        for _ in range(3):
+            client.klines("BTCUSDT", "1m", 2)
+
+    assert client.stats.rate_limited == 0
+    assert sim.counters["errors_sent"] == {}
+    assert client.stats.waited >= 2.0

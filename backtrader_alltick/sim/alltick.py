@@ -254,6 +254,9 @@ class AllTickSession(Session):
         # A stock socket and a non-stock socket together use one connection allowance (alltick.md 6.3).
         return self.family
 
+    def on_open(self) -> None:
+        self.acquire_budget()
+
     def over_budget(self) -> None:
         self._answer(0, 0, "", 606)
         self.connection.close(1008, "connection limit")

@@ -85,6 +85,10 @@ class ConnectionBudget:
             self._open[(token, group)] = held + 1
             return True
 
+    def has_room(self, token: str, group: str) -> bool:
+        with self._lock:
+            return self._open.get((token, group), 0) < self._limit()
+
     def release(self, token: str, group: str) -> None:
         with self._lock:
             held = self._open.get((token, group), 0)

@@ -231,8 +231,6 @@ class Simulator:
             self._sessions[connection_id] = session
         counters.add("ws_connections_opened")
         try:
-            if token and not session.acquire_budget():
-                return
             session.on_open()
             self._read_loop(session, connection, exchange.path)
         finally:

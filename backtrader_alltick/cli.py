@@ -1,0 +1,85 @@
+"""The ``alltick-bt`` command: one function per subcommand, built on argparse.
+
+Add a subcommand by writing ``_add_<name>(subparsers)`` that registers its arguments and
+sets ``func=<function(args) -> int>``, then listing it in ``SUBCOMMANDS``.  Data goes to
+stdout, logs to stderr; an AllTickError prints one ``error: ...`` line and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from . import __version__
+from .errors import AllTickError
+from .plans import PLAN_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+def _add_sim(subparsers) -> None:
+    parser = subparsers.add_parser("sim", help="serve a local AllTick simulator until interrupted",
+                                   description="Serve the simulator on loopback; print one JSON line "
+                                               "with its URLs and token, then serve until SIGINT/SIGTERM.")
+    parser.add_argument("--dialect", choices=("alltick", "itick"), default="alltick")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: any free port)")
+    parser.add_argument("--plan", choices=PLAN_NAMES, default="unlimited")
+    parser.add_argument("--speed", type=float, default=60.0, help="market seconds per wall second")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--symbols", default=None, help="comma-separated symbols, e.g. AAPL.US,BTCUSDT")
+    parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
+    parser.set_defaults(func=run_sim)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """Serve the simulator until SIGINT or SIGTERM; return 0."""
+    from .sim import Simulator
+
+    symbols = [name.strip() for name in args.symbols.split(",") if name.strip()] if args.symbols else None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
+                       symbols=symbols, port=args.port, host=args.host, token=args.token) as sim:
+            print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
+                              "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
+                              "start": sim.start_ms, "symbols": sim.symbols}), flush=True)
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+SUBCOMMANDS: list[Callable] = [_add_sim]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alltick-bt", description="AllTick market data for Backtrader.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``alltick-bt`` with ``argv`` (default: the process arguments); return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except AllTickError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -89,6 +89,15 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls})"
 
+    @property
+    def on_wait(self) -> Callable[[float, str], None] | None:
+        """The ``on_wait(seconds, endpoint)`` callback; settable, e.g. by a CLI that shows progress."""
+        return self._on_wait
+
+    @on_wait.setter
+    def on_wait(self, callback: Callable[[float, str], None] | None) -> None:
+        self._on_wait = callback
+
     def interval_for(self, endpoint: str) -> float:
         """Minimum seconds between two calls to ``endpoint`` under this plan."""
         interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval

@@ -360,6 +360,37 @@ def test_paging_walks_back_from_the_newest_closed_bar(sim, cache):
     assert_clean(bars, sim)
 
 
+def test_five_thousand_minutes_take_ten_requests_cold_and_none_warm(sim, cache):
+    bars = sim_loader(sim, cache).load("BTCUSDT", "1m", count=5_000)
+    cold = requests_made(sim)
+
+    again = sim_loader(sim, cache).load("BTCUSDT", "1m", start_ms=bars[0].start, end_ms=bars[-1].end)
+
+    assert cold == 10
+    assert again == bars
+    assert requests_made(sim) == cold
+    assert_clean(bars, sim)
+
+
+def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exists(alltick_sim, cache,
+                                                                                  caplog):
+    caplog.set_level(logging.WARNING, logger="backtrader_alltick.history")
+    loader = sim_loader(alltick_sim, cache)
+    end = alltick_sim.clock.now_ms()
+    start = end - 10 * DAY
+
+    bars = loader.load("AAPL.US", "1m", start, end)
+    again = loader.load("AAPL.US", "1m", start, end - 60 * MINUTE)
+
+    assert 400 <= len(bars) <= 499
+    assert_same_bars(bars, alltick_sim.klines("AAPL.US", "1m", bars[0].start, bars[-1].end))
+    assert again == [bar for bar in bars if bar.end <= end - 60 * MINUTE]
+    assert requests_made(alltick_sim) == 1
+    assert kline_ends_sent(alltick_sim) == [None]  # stocks take no end time on AllTick
+    warnings = [r for r in caplog.records if "not available from the service" in r.getMessage()]
+    assert len(warnings) == 2  # once per load
+
+
 def test_rate_limit_storm_during_a_load_is_waited_out(sim, cache):
     sim.faults.rate_limit_burst = 5
     loader = sim_loader(sim, cache)

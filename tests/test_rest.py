@@ -381,3 +381,52 @@ def test_paid_plan_spacing_is_kept_so_the_service_never_refuses(make_sim):
     assert client.stats.rate_limited == 0
     assert sim.counters["errors_sent"] == {}
     assert client.stats.waited >= 2.0
+
+
+def test_code_outside_the_plan_raises_plan_limit_error_at_once(alltick_sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    alltick_sim.denied_symbols.add("TSLA.US")
+
+    with with_sentinel_token(alltick_sim) as client, pytest.raises(errors.PlanLimitError) as info:
+        client.klines("TSLA.US", "1m", 5)
+
+    assert "TSLA.US" in str(info.value)
+    assert alltick_sim.counters["rest_requests"] == 1
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_daily_cap_stops_the_client_before_the_service_refuses(alltick_sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    plan = replace(alltick_sim.plan, per_day=2)
+    alltick_sim.add_token(SENTINEL)
+
+    with RestClient("alltick", SENTINEL, alltick_sim.rest_url, plan) as client:
+        client.klines("BTCUSDT", "1m", 2)
+        client.klines("ETHUSDT", "1m", 2)
+        with pytest.raises(errors.PlanLimitError, match="daily request cap of 2 calls") as info:
+            client.klines("EURUSD", "1m", 2)
+
+    assert alltick_sim.counters["rest_requests"] == 2
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_close_interrupts_a_retry_wait(alltick_sim):
+    alltick_sim.faults.server_error_burst = 100
+    client = sim_client(alltick_sim, backoff_initial=30.0, backoff_cap=30.0, max_retries=3)
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            client.klines("BTCUSDT", "1m", 2)
+        except AllTickError as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    alltick_sim.journal.wait_for(lambda entry: entry.kind == "rest", timeout=10)
+    client.close()
+    thread.join(10)
+
+    assert not thread.is_alive()
+    assert isinstance(failed[0], errors.TransportError)
+    assert "closed while waiting to retry" in str(failed[0])

@@ -226,7 +226,8 @@ class AllTickService:
         return exchange.query.get("token") or None
 
     def admit_upgrade(self, token: str | None, group: str) -> str | None:
-        return None  # AllTick accepts the socket, then cuts it with ret 606 when over the cap
+        # A bad token is refused at the upgrade; a socket over the cap is accepted, then cut with 606.
+        return None if self.sim.is_valid_token(token) else "auth"
 
     def refuse_upgrade(self, reason: str) -> Reply:
         if reason == "auth":

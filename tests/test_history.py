@@ -382,7 +382,7 @@ def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exis
     bars = loader.load("AAPL.US", "1m", start, end)
     again = loader.load("AAPL.US", "1m", start, end - 60 * MINUTE)
 
-    assert 400 <= len(bars) <= 499
+    assert 400 <= len(bars) <= 500  # the newest 500, less a forming bar if one has started
     assert_same_bars(bars, alltick_sim.klines("AAPL.US", "1m", bars[0].start, bars[-1].end))
     assert again == [bar for bar in bars if bar.end <= end - 60 * MINUTE]
     assert requests_made(alltick_sim) == 1

@@ -1,0 +1,381 @@
+"""The data commands of ``alltick-bt``: ``demo``, ``klines``, ``quote``, ``depth``, ``stream``, ``cache``.
+
+Each command is one function that parses its arguments, calls the public API
+(:class:`~backtrader_alltick.store.AllTickStore`, :mod:`demo`, :mod:`plot`) and prints.
+Data goes to stdout; logs, progress and errors go to stderr.  An
+:class:`~backtrader_alltick.errors.AllTickError` becomes one ``error: ...`` line and
+exit status 1 (the traceback only with ``--debug``); usage errors exit with 2.
+
+``register(subparsers)`` adds the commands to the ``alltick-bt`` parser of :mod:`cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import logging
+import os
+import queue
+import re
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from . import demo
+from .console import RECORD_TYPES, ProgressLine, command, format_time, record_line
+from .errors import AuthError, ConfigError
+from .plans import PLAN_NAMES
+from .store import AllTickStore
+from .symbols import parse_symbol
+
+logger = logging.getLogger(__name__)
+
+NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --token "
+            "(to try the package without one, run `alltick-bt demo`)")
+STREAM_TYPES = ("tick", "quote", "depth")
+_TIMEFRAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
+_UNITS = {"m": (4, 1), "min": (4, 1), "h": (4, 60), "d": (5, 1), "w": (6, 1), "M": (7, 1)}  # bt.TimeFrame
+
+
+# -- Plumbing shared by the commands ---------------------------------------------------------
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with the options every data command takes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("service options")
+    group.add_argument("--dialect", choices=("alltick", "itick"), default="alltick",
+                       help="wire dialect: the real AllTick service (default) or the iTick shape")
+    group.add_argument("--plan", choices=PLAN_NAMES, default=None,
+                       help="your plan, sets rate limits (default: free; the demo simulator: unlimited)")
+    group.add_argument("--token", default=None, help="API token (default: $ALLTICK_TOKEN)")
+    group.add_argument("--rest-url", default=None,
+                       help="REST root (default: $ALLTICK_REST_URL, else the real service)")
+    group.add_argument("--ws-url", default=None,
+                       help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
+    group.add_argument("--cache", default=None, metavar="PATH|off",
+                       help="K-line cache file (default: the user cache directory); 'off' for none")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    # SUPPRESS keeps `alltick-bt --debug CMD` working: a default here would overwrite the top-level flag.
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logs and tracebacks")
+    return parser
+
+
+def open_store(args: argparse.Namespace, *, needs_token: bool = True) -> AllTickStore:
+    """Build the store the common options describe; without a token fail before any network use."""
+    token = args.token or os.environ.get("ALLTICK_TOKEN") or None
+    if needs_token and not token:
+        raise AuthError(NO_TOKEN.format(dialect=args.dialect))
+    return AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
+                        ws_url=args.ws_url, cache=cache_setting(args.cache))
+
+
+def cache_setting(value: str | None) -> bool | str:
+    """``--cache`` as the store's ``cache`` param: True (user cache), False (off) or a path."""
+    if value is None:
+        return True
+    return False if value.lower() in ("off", "none", "no", "false") else value
+
+
+class Timeframe(NamedTuple):
+    """A ``--timeframe`` value: Backtrader's TimeFrame number, the compression, and the text given."""
+
+    timeframe: int
+    compression: int
+    text: str
+
+
+def parse_timeframe(text: str) -> Timeframe:
+    """``"1m"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1w"``, ``"1M"`` or a multiple such as ``"3m"``."""
+    match = _TIMEFRAME.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"must look like 1m, 5m, 1h, 1d, 1w or 1M, was {text!r}")
+    timeframe, factor = _UNITS[match.group(2)]
+    return Timeframe(timeframe, int(match.group(1) or 1) * factor, text.strip())
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``."""
+    try:
+        moment = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        moment = pd.NaT
+    if moment is pd.NaT:
+        raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
+                                         f"was {text!r}")
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    return moment.to_pydatetime()
+
+
+def _symbols(values: list[str]) -> list[str]:
+    # "AAPL.US TSLA.US" and "AAPL.US,TSLA.US" both work; normalising early rejects typos before any request.
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return [parse_symbol(name).symbol for name in names]
+
+
+# -- The commands ------------------------------------------------------------------------------
+
+
+@command
+def run_demo(args: argparse.Namespace) -> int:
+    chart = None if args.no_chart else args.chart
+    with _demo_store(args) as (store, source, minutes, wall_timeout):
+        report = demo.run_demo(store, args.symbol, source=source, minutes=minutes, history=args.history,
+                               chart=chart, wall_timeout=wall_timeout)
+    print(demo.format_report(report))
+    return 0
+
+
+@contextlib.contextmanager
+def _demo_store(args: argparse.Namespace) -> Iterator[tuple[AllTickStore, str, int, float]]:
+    # With a token: the service the options name, in real time.  Without: a simulator in this process.
+    if args.token or os.environ.get("ALLTICK_TOKEN"):
+        minutes = args.minutes or 3
+        with _closing(open_store(args)) as store:
+            yield store, f"{args.dialect} service at {store.rest_url}", minutes, minutes * 90 + 60
+        return
+    from .sim import Simulator
+
+    minutes = args.minutes or 60
+    with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
+                   symbols=[parse_symbol(args.symbol).symbol]) as sim, \
+            _closing(AllTickStore.from_simulator(sim, cache=False)) as store:
+        source = f"built-in simulator ({args.dialect} dialect, seed {args.seed}, clock x{args.speed:g})"
+        print(f"no ALLTICK_TOKEN: using the {source}", file=sys.stderr)
+        yield store, source, minutes, minutes * 60 / args.speed * 2 + 60
+
+
+@command
+def run_klines(args: argparse.Namespace) -> int:
+    if args.count is not None and (args.fromdate or args.todate):
+        args.parser.error("give either --count or --from/--to, not both")
+    suffix = Path(args.out).suffix.lower() if args.out else None
+    if suffix not in (None, ".csv", ".parquet"):
+        raise ConfigError(f"--out must end in .csv or .parquet, was {args.out!r}")
+    if suffix == ".parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        raise ConfigError(f"writing {args.out} needs pyarrow, which is not installed; run pip install "
+                          "pyarrow or write .csv")
+    count = args.count if args.count is not None or args.fromdate else 100
+    progress = ProgressLine()
+    with _closing(open_store(args)) as store:
+        # The limiter reports its waits here; RateLimiter takes on_wait only at construction.
+        store.rest.limiter._on_wait = progress.waiting
+        frame = store.fetch_klines(args.symbol, args.timeframe.timeframe, args.timeframe.compression,
+                                   args.fromdate, args.todate, count, on_progress=progress)
+    progress.finish()
+    _write_frame(frame, args.out)
+    span = f"{frame.index[0]:%Y-%m-%d %H:%M} .. {frame.index[-1]:%Y-%m-%d %H:%M} UTC" if len(frame) else "-"
+    print(f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}: {len(frame)} closed bars, "
+          f"bar close {span}", file=sys.stderr)
+    if args.plot:
+        from .plot import plot_klines
+
+        plot_klines(frame, args.plot, title=f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}")
+        print(f"chart: {args.plot}", file=sys.stderr)
+    return 0
+
+
+@command
+def run_quote(args: argparse.Namespace) -> int:
+    with _closing(open_store(args)) as store:
+        ticks = store.latest_trades(_symbols(args.symbols))
+    if not args.json:
+        print(f"{'time (UTC)':<23}  {'type':<5}  {'symbol':<10}  {'price':>14} x volume")
+    for tick in ticks:
+        print(record_line(tick, args.json))
+    return 0
+
+
+@command
+def run_depth(args: argparse.Namespace) -> int:
+    with _closing(open_store(args)) as store:
+        books = store.depth(_symbols(args.symbols))
+    for book in books:
+        if args.json:
+            print(record_line(book, True))
+            continue
+        print(f"{book.symbol}  {format_time(book.time)} UTC")
+        print(f"  {'bid':>14} {'size':>12}   {'ask':>14} {'size':>12}")
+        for level in range(min(args.levels, max(len(book.bids), len(book.asks)))):
+            bid = book.bids[level] if level < len(book.bids) else ("", "")
+            ask = book.asks[level] if level < len(book.asks) else ("", "")
+            print(f"  {bid[0]:>14} {bid[1]:>12}   {ask[0]:>14} {ask[1]:>12}")
+    return 0
+
+
+@command
+def run_stream(args: argparse.Namespace) -> int:
+    types = {t.strip() for t in args.types.split(",") if t.strip()}
+    if not types or types - set(STREAM_TYPES):
+        raise ConfigError(f"--types must be a comma list of {', '.join(STREAM_TYPES)}, was {args.types!r}")
+    if "quote" in types and args.dialect != "itick":
+        raise ConfigError("--types quote needs --dialect itick (AllTick pushes only tick and depth), "
+                          f"was --dialect {args.dialect}")
+    symbols = _symbols(args.symbols)
+    inbox: queue.Queue = queue.Queue(maxsize=100_000)
+    with _closing(open_store(args)) as store:
+        store.latest_trades(symbols)  # an unknown symbol fails here, instead of streaming nothing
+        for index, symbol in enumerate(symbols):
+            store.listen(parse_symbol(symbol), inbox.put_nowait, depth=bool(types & {"quote", "depth"}),
+                         on_status=inbox.put_nowait if index == 0 else None)
+        return _print_pushes(inbox, types, args)
+
+
+def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace) -> int:
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    printed = 0
+    try:
+        while args.limit is None or printed < args.limit:
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                item = inbox.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if getattr(item, "kind", None) is not None:  # a StreamStatus
+                if item.kind == "fatal":
+                    raise item.error
+                print(f"stream {item.family}: {item.kind}", file=sys.stderr)
+            elif RECORD_TYPES.get(type(item)) in types:
+                print(record_line(item, args.json), flush=True)
+                printed += 1
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    return 0
+
+
+@command
+def run_cache(args: argparse.Namespace) -> int:
+    if not cache_setting(args.cache):
+        raise ConfigError("the cache is off (--cache off); pass --cache PATH or leave it out")
+    with _closing(open_store(args, needs_token=False)) as store:
+        cache = store.cache
+        if args.action == "clear":
+            cache.clear(parse_symbol(args.symbol).symbol if args.symbol else None)
+            print(f"cleared {args.symbol or 'every symbol'} from {cache.path}")
+            return 0
+        rows = cache.info()
+        print(f"cache: {cache.path}")
+        if not rows:
+            print("empty")
+        for row in rows:
+            print(f"{row['dialect']:<8} {row['symbol']:<12} {row['period']:<4} {row['bars']:>8} bars  "
+                  f"{format_time(row['first'])[:16]} .. {format_time(row['last'])[:16]} UTC")
+    return 0
+
+
+def _write_frame(frame: pd.DataFrame, out: str | None) -> None:
+    if out is None:
+        frame.to_csv(sys.stdout)
+    elif Path(out).suffix.lower() == ".parquet":
+        frame.to_parquet(out)
+    else:
+        frame.to_csv(out)
+
+
+class _closing:
+    # Stops the store (sockets, threads, cache file) however the command ends.
+    def __init__(self, store: AllTickStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> AllTickStore:
+        return self.store
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.store.stop()
+
+
+# -- Registration -----------------------------------------------------------------------------
+
+
+def register(subparsers) -> None:
+    """Add the data commands to ``alltick-bt``'s subparsers (``parser.add_subparsers()``)."""
+    common = [common_options()]
+    add = functools.partial(subparsers.add_parser, parents=common)
+
+    sub = add("demo", help="backtest and paper-trade on the built-in simulator (no token needed)",
+              description="Backtest an SMA cross on 1-minute K-lines, then paper-trade it on live bars, "
+                          "print a summary and write a chart. Without ALLTICK_TOKEN the built-in "
+                          "simulator serves the data on a fast clock.")
+    sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL,
+                     help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})")
+    sub.add_argument("--minutes", type=_positive_int, default=None,
+                     help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)")
+    sub.add_argument("--speed", type=_positive_float, default=180.0,
+                     help="simulator clock speed, market seconds per second (default 180)")
+    sub.add_argument("--history", type=_positive_int, default=500, help="bars to backtest on (default 500)")
+    sub.add_argument("--seed", type=int, default=1, help="simulator seed: same seed, same market (default 1)")
+    sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png",
+                     help="PNG file for the chart (default alltick-demo.png)")
+    sub.add_argument("--no-chart", action="store_true", help="do not write a chart")
+    sub.set_defaults(func=run_demo)
+
+    sub = add("klines", help="download closed K-lines (cached) to CSV, Parquet or a chart",
+              description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
+                          "unless --out is given.")
+    sub.add_argument("symbol", help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
+    sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
+                     help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
+                          "(default 1m)")
+    sub.add_argument("--count", "-n", type=_positive_int, default=None, help="newest N bars (default 100)")
+    sub.add_argument("--from", dest="fromdate", type=parse_moment, default=None, metavar="TIME",
+                     help="first bar (UTC)")
+    sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
+                     help="last bar close (UTC)")
+    sub.add_argument("--out", "-o", default=None, help="write FILE.csv or FILE.parquet instead of stdout")
+    sub.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a chart")
+    sub.set_defaults(func=run_klines, parser=sub)
+
+    sub = add("quote", help="latest trade of each symbol")
+    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--json", action="store_true", help="one JSON object per line")
+    sub.set_defaults(func=run_quote)
+
+    sub = add("depth", help="order book of each symbol")
+    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--levels", type=_positive_int, default=5, help="price levels to show (default 5)")
+    sub.add_argument("--json", action="store_true", help="one JSON object per line")
+    sub.set_defaults(func=run_depth)
+
+    sub = add("stream", help="print live pushes until Ctrl-C, --limit or --seconds")
+    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--types", default="tick",
+                     help="comma list of tick, quote (itick only), depth (default tick)")
+    sub.add_argument("--limit", type=_positive_int, default=None, help="stop after N pushes")
+    sub.add_argument("--seconds", type=_positive_float, default=None, help="stop after S seconds")
+    sub.add_argument("--json", action="store_true", help="one JSON object per line")
+    sub.set_defaults(func=run_stream)
+
+    sub = add("cache", help="show or clear the K-line cache")
+    sub.add_argument("action", choices=("info", "clear"))
+    sub.add_argument("--symbol", default=None, help="clear only this symbol")
+    sub.set_defaults(func=run_cache)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, was {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, was {text!r}")
+    return value

@@ -1,0 +1,117 @@
+"""What ``alltick-bt`` shows in a terminal: record lines, a progress line, logs and errors on stderr.
+
+Data lines go to stdout; everything else (logs, progress, ``error: ...``) to stderr, so
+``alltick-bt quote AAPL.US > quotes.txt`` captures data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+
+from .errors import AllTickError
+from .records import Depth, Quote, Tick
+
+RECORD_TYPES = {Tick: "tick", Quote: "quote", Depth: "depth"}
+
+
+@contextlib.contextmanager
+def verbosity(verbose: int = 0, debug: bool = False) -> Iterator[None]:
+    """Let the package log at INFO (``-v``) or DEBUG (``-vv``, ``--debug``) while a command runs.
+
+    ``cli.main`` sends log records to stderr; the package's level is restored afterwards
+    so that a command run inside another program leaves its logging as it was.
+    """
+    package = logging.getLogger("backtrader_alltick")
+    previous = package.level
+    if debug or verbose >= 2:
+        package.setLevel(logging.DEBUG)
+    elif verbose == 1:
+        package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.setLevel(previous)
+
+
+def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command: apply ``-v``, turn AllTickError and OSError into one stderr line and status 1."""
+    @functools.wraps(function)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)):
+                return function(args)
+        except (AllTickError, OSError) as e:
+            if getattr(args, "debug", False):
+                traceback.print_exc(file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return run
+
+
+def format_time(ms: int) -> str:
+    """Epoch ms as UTC text with milliseconds; ``-`` for a record that carries no time (iTick depth)."""
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def record_line(record: object, as_json: bool = False) -> str:
+    """One printable line for a Tick, Quote or Depth: aligned text, or a JSON object."""
+    kind = RECORD_TYPES.get(type(record), type(record).__name__.lower())
+    if as_json:
+        fields = asdict(record) if is_dataclass(record) else {"value": repr(record)}
+        return json.dumps({"type": kind, **fields}, separators=(",", ":"))
+    head = f"{format_time(record.time)}  {kind:<5}  {record.symbol:<10}"
+    if isinstance(record, Tick):
+        return f"{head}  {record.price:>14g} x {record.volume:g}"
+    if isinstance(record, Quote):
+        return f"{head}  last {record.last:g}  open {record.open}  high {record.high}  low {record.low}"
+    if isinstance(record, Depth):
+        return f"{head}  bid {_level(record.bids)}  ask {_level(record.asks)}"
+    return f"{head}  {record!r}"
+
+
+def _level(levels) -> str:
+    return f"{levels[0][0]:g} x {levels[0][1]:g}" if levels else "-"
+
+
+class ProgressLine:
+    """Progress of a K-line download on stderr, shown once it spans several requests or waits."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.shown = False
+
+    def __call__(self, progress) -> None:
+        if progress.requests < 2 and not self.shown:
+            return
+        fraction = progress.fraction
+        bar = f" [{'#' * int(fraction * 20):<20}] {fraction:4.0%}" if fraction is not None else ""
+        self._write(f"{progress.symbol} {progress.period}: {progress.requests} requests, "
+                    f"{progress.bars} bars{bar}")
+
+    def waiting(self, seconds: float, endpoint: str) -> None:
+        if seconds >= 0.5:
+            self._write(f"waiting {seconds:.1f} s for the plan's rate limit ({endpoint})")
+
+    def _write(self, text: str) -> None:
+        interactive = getattr(self.stream, "isatty", lambda: False)()
+        self.stream.write(f"\r{text:<72}" if interactive else text + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown and getattr(self.stream, "isatty", lambda: False)():
+            self.stream.write("\n")

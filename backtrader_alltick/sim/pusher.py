@@ -128,7 +128,7 @@ class Session:
             connection.send_frames(frames, pushes=len(frames))
             counters.fault("drop_after_frames")
             self._count(frames, ticks)
-            connection.abort()
+            connection.cut_after_flush()
             return
         connection.send_frames(frames, pushes=len(frames))
         self._count(frames, ticks)

@@ -90,7 +90,12 @@ class Connection:
         """Send bytes that are not a whole frame, then cut the socket (truncated-frame fault)."""
         with self._wake:
             self._outbox.append(data)
-            self._close_after_flush = True  # no close frame follows: the peer sees a cut
+        self.cut_after_flush()
+
+    def cut_after_flush(self) -> None:
+        """Send what is queued, then cut the socket without a close frame (a drop, but in order)."""
+        with self._wake:
+            self._close_after_flush = True
             self._wake.notify()
 
     def close(self, code: int = ws.CLOSE_NORMAL, reason: str = "") -> None:

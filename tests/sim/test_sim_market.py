@@ -1,0 +1,96 @@
+"""The simulator's market model: deterministic, random-access, in session, consistent across periods."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtrader_alltick import timeframes
+from backtrader_alltick.markets import DAY_MS
+from backtrader_alltick.sim import DEFAULT_START_MS
+from backtrader_alltick.sim.market import MarketModel
+
+NOW = DEFAULT_START_MS
+SYMBOLS = ["AAPL.US", "700.HK", "EURUSD", "GOLD", "BTCUSDT", "US500"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return MarketModel(seed=1, symbols=SYMBOLS, history_start_ms=NOW - 60 * DAY_MS)
+
+
+def test_same_seed_same_trades_other_seed_other_trades(model):
+    twin = MarketModel(seed=1, symbols=SYMBOLS, history_start_ms=NOW - 60 * DAY_MS)
+    other = MarketModel(seed=2, symbols=SYMBOLS, history_start_ms=NOW - 60 * DAY_MS)
+
+    window = (NOW - 3_600_000, NOW)
+    assert model.trades("BTCUSDT", *window) == twin.trades("BTCUSDT", *window)
+    assert model.trades("BTCUSDT", *window) != other.trades("BTCUSDT", *window)
+
+
+def test_a_minute_alone_equals_the_same_minute_inside_a_day(model):
+    fresh = MarketModel(seed=1, symbols=SYMBOLS, history_start_ms=NOW - 60 * DAY_MS)
+    minute = NOW - 7 * 60_000
+
+    from backtrader_alltick.sim import prices
+    alone = prices.generate_day(prices.symbol_key(1, "BTCUSDT"), fresh.specs["BTCUSDT"], [minute // 60_000])
+
+    inside = model.trades("BTCUSDT", minute, minute + 60_000)
+    assert alone.time.tolist() == [tick.time for tick in inside]
+    assert alone.seq.tolist() == [tick.seq for tick in inside]
+
+
+def test_trades_are_ordered_unique_in_session_and_on_the_tick_grid(model):
+    for symbol in SYMBOLS:
+        ticks = model.trades(symbol, NOW - 3 * DAY_MS, NOW)
+        market = model.instrument(symbol).market
+        assert ticks, symbol
+        assert all(a.time <= b.time and a.seq < b.seq for a, b in zip(ticks, ticks[1:]))
+        assert all(market.is_open(tick.time) for tick in ticks[::50])
+        assert all(float(str(tick.price)) == tick.price for tick in ticks[::50])
+        assert any(a.time == b.time for a, b in zip(ticks, ticks[1:]))  # shared milliseconds happen
+
+
+def test_per_minute_trade_counts_are_modest(model):
+    ticks = model.trades("BTCUSDT", NOW - 3_600_000, NOW)
+
+    per_minute = {}
+    for tick in ticks:
+        per_minute[tick.time // 60_000] = per_minute.get(tick.time // 60_000, 0) + 1
+    assert len(per_minute) == 60 and 5 <= min(per_minute.values()) <= max(per_minute.values()) <= 30
+
+
+@pytest.mark.parametrize("period", ["5m", "1h", "4h", "1d", "1w"])
+def test_every_period_aggregates_the_same_trades(model, period):
+    start = NOW - 20 * DAY_MS
+    bars = model.klines_between("EURUSD", period, start, NOW, NOW)
+    assert bars
+    for bar in bars[-3:]:
+        ticks = model.trades("EURUSD", bar.start, timeframes.next_start(period, bar.start, model.instrument(
+            "EURUSD").market))
+        prices = [tick.price for tick in ticks]
+        assert (bar.open, bar.high, bar.low, bar.close) == (prices[0], max(prices), min(prices), prices[-1])
+        assert bar.volume == pytest.approx(sum(tick.volume for tick in ticks))
+        assert bar.end == timeframes.bar_end(period, bar.start, model.instrument("EURUSD").market)
+
+
+def test_forming_bar_counts_only_trades_before_now(model):
+    now = NOW + 30_000
+
+    forming = model.latest_klines("BTCUSDT", "1m", 1, now, now)[0]
+
+    ticks = model.trades("BTCUSDT", NOW, now)
+    assert forming.start == NOW and forming.close == ticks[-1].price
+    assert forming.volume == pytest.approx(sum(tick.volume for tick in ticks))
+
+
+def test_closed_markets_have_no_bars(model):
+    weekend = model.klines_between("AAPL.US", "1h", NOW - 3 * DAY_MS, NOW - 2 * DAY_MS, NOW)  # a Saturday
+
+    assert weekend == []
+
+
+def test_depth_brackets_the_last_trade(model):
+    last = model.last_trade("700.HK", NOW)
+    book = model.depth("700.HK", NOW)
+
+    assert len(book.bids) == 10 and book.best_bid <= last.price <= book.best_ask

@@ -1,7 +1,11 @@
 """StreamHub: error mapping and validation here; behaviour over real loopback sockets below."""
 
+import contextlib
 import inspect
+import logging
 import socket
+import threading
+import traceback
 
 import pytest
 import websocket
@@ -19,7 +23,9 @@ from backtrader_alltick.errors import (
     TransportError,
     is_retryable,
 )
-from backtrader_alltick.stream import StreamHub, _map_errors
+from backtrader_alltick.records import Tick
+from backtrader_alltick.stream import StreamHub, StreamStatus, _map_errors
+from backtrader_alltick.symbols import parse_symbol
 
 SENTINEL = "SENTINEL-TOKEN-0123456789"
 SAFE_URL = "ws://127.0.0.1:1/quote-b-ws-api?token=SENT…6789"
@@ -123,3 +129,271 @@ def test_hub_stop_before_start_and_twice_is_harmless():
     hub.start()
 
     assert hub.stats == {}
+
+
+# -- Over real loopback sockets, against the simulator --------------------------------------------
+
+CRYPTO = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "LTCUSDT"]
+FAST = {"heartbeat_interval": 0.2, "stale_after": 0.6, "backoff_initial": 0.005, "backoff_factor": 2.0,
+        "backoff_cap": 0.05, "min_reconnect_interval": 0.0, "request_spacing": 0.0}
+
+
+@pytest.fixture(params=["alltick", "itick"])
+def busy_sim(request, make_sim):
+    # 20 market minutes per wall second: enough trades per second for tests that count them.
+    return make_sim(dialect=request.param, speed=1200)
+
+
+class Recorder:
+    """Collects what the hub reports on its socket threads; tests wait on it, never sleep."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.statuses: list[StreamStatus] = []
+        self.stack_depths: list[int] = []
+        self.thread_counts: list[int] = []
+        self._changed = threading.Condition()
+
+    def on_event(self, event) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def on_status(self, status: StreamStatus) -> None:
+        with self._changed:
+            self.statuses.append(status)
+            if status.kind == "connected":
+                self.stack_depths.append(len(traceback.extract_stack()))
+                self.thread_counts.append(threading.active_count())
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> None:
+        with self._changed:
+            if not self._changed.wait_for(predicate, timeout):
+                raise AssertionError(f"condition not met within {timeout} s; statuses: {self.statuses[-5:]}")
+
+    def kinds(self, kind: str) -> list[StreamStatus]:
+        return [status for status in self.statuses if status.kind == kind]
+
+    def ticks(self, symbol: str) -> list[Tick]:
+        return [e for e in list(self.events) if isinstance(e, Tick) and e.symbol == symbol]
+
+
+@contextlib.contextmanager
+def running_hub(sim, recorder: Recorder, symbols=("BTCUSDT",), plan: str = "unlimited", **options):
+    settings = {"on_event": recorder.on_event, "on_status": recorder.on_status, **FAST, **options}
+    hub = StreamHub(wire.get_dialect(sim.dialect), sim.ws_url, sim.token, plans.get_plan(sim.dialect, plan),
+                    clock=sim.clock, **settings)
+    for symbol in symbols:
+        hub.subscribe(symbol)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def _hub_threads() -> list[str]:
+    names = ("alltick-stream", "alltick-heartbeat")
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith(names)]
+
+
+def _subscribe_messages(sim) -> list:
+    def is_subscribe(entry):
+        message = entry.message if isinstance(entry.message, dict) else {}
+        return entry.kind == "ws_message" and (message.get("cmd_id") == 22004
+                                               or message.get("ac") == "subscribe")
+    return [entry for entry in sim.journal.entries if is_subscribe(entry)]
+
+
+def _codes(entry) -> list[str]:
+    message = entry.message
+    if "cmd_id" in message:
+        return [item["code"] for item in message["data"]["symbol_list"]]
+    return [param.split("$")[0] for param in message["params"].split(",")]
+
+
+def test_hub_opens_one_connection_per_family_however_many_subscribers(sim):
+    recorder = Recorder()
+    symbols = ["BTCUSDT", "BTCUSDT", "ETHUSDT", "BTCUSDT", "AAPL.US", "TSLA.US"]
+
+    with running_hub(sim, recorder, symbols) as hub:
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) == 2)
+        sim.journal.wait_for(lambda e: len(_subscribe_messages(sim)) >= 2)
+        stats = hub.stats
+
+    assert sim.counters["ws_connections_opened"] == 2
+    assert len(stats) == 2 and all(family["connects"] == 1 for family in stats.values())
+    assert sorted(sorted(_codes(entry)) for entry in _subscribe_messages(sim)) == \
+        sorted([sorted(["AAPL.US", "TSLA.US"] if sim.dialect == "alltick" else ["AAPL", "TSLA"]),
+                ["BTCUSDT", "ETHUSDT"]])
+
+
+def test_hub_alltick_sends_one_merged_list_per_kind_spaced_by_the_plan(alltick_sim):
+    recorder = Recorder()
+
+    with running_hub(alltick_sim, recorder, (), request_spacing=None, plan="basic") as hub:
+        for symbol in CRYPTO[:4]:
+            hub.subscribe(symbol)  # several feeds starting together: one message, not four
+        hub.subscribe("BTCUSDT", trades=False, depth=True)
+        depth = alltick_sim.journal.wait_for(lambda e: e.kind == "ws_message"
+                                             and e.message["cmd_id"] == 22002)
+
+    trades = _subscribe_messages(alltick_sim)
+    assert len(trades) == 1 and _codes(trades[0]) == CRYPTO[:4]
+    assert [item["code"] for item in depth.message["data"]["symbol_list"]] == ["BTCUSDT"]
+    # journal times are the server's receive times; loopback latency is far below 10 ms
+    assert depth.wall_time - trades[0].wall_time >= 1.0 - 0.01
+
+
+def test_hub_resubscribes_the_full_list_after_the_server_drops_it(sim):
+    recorder = Recorder()
+
+    with running_hub(sim, recorder, CRYPTO[:3]):
+        sim.journal.wait_for(lambda e: len(_subscribe_messages(sim)) >= 1)
+        sim.drop_connections()
+        sim.journal.wait_for(lambda e: len(_subscribe_messages(sim)) >= 2)
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) == 2)
+
+    first, second = _subscribe_messages(sim)[:2]
+    assert first.connection != second.connection
+    assert _codes(first) == _codes(second) == CRYPTO[:3]
+    dropped, reconnected = recorder.kinds("disconnected")[0], recorder.kinds("connected")[1]
+    assert isinstance(dropped.error, TransportError)
+    assert reconnected.since_ms is not None and reconnected.since_ms <= reconnected.at_ms
+
+
+def test_hub_survives_many_drops_in_a_row_without_thread_or_stack_growth(busy_sim):
+    recorder = Recorder()
+    busy_sim.faults.drop_after_frames = 3
+
+    with running_hub(busy_sim, recorder, CRYPTO[:2]) as hub:
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) >= 30, timeout=60)
+        busy_sim.journal.wait_for(lambda e: len(_subscribe_messages(busy_sim)) >= 30)
+        stats = hub.stats
+
+    family = stats[wire.get_dialect(busy_sim.dialect).family(parse_symbol("BTCUSDT"))]
+    assert family["reconnects"] >= 29
+    assert len(set(recorder.stack_depths)) == 1
+    assert max(recorder.thread_counts[2:]) == min(recorder.thread_counts[2:])
+    assert len({entry.connection for entry in _subscribe_messages(busy_sim)}) >= 30  # each resubscribed
+
+
+@pytest.mark.parametrize("faults", [{}, {"duplicate_every": 7, "reorder_every": 5}])
+def test_hub_delivers_every_trade_of_the_window(busy_sim, faults):
+    recorder = Recorder()
+    busy_sim.faults.update(**faults)
+
+    with running_hub(busy_sim, recorder, ["BTCUSDT", "ETHUSDT"]):
+        recorder.wait_for(lambda: len(recorder.ticks("BTCUSDT")) >= 300)
+
+    received = recorder.ticks("BTCUSDT")
+    start, end = min(t.time for t in received), max(t.time for t in received)
+    window = [(t.time, t.price, t.volume) for t in received if start <= t.time < end]
+    truth = [(t.time, t.price, t.volume) for t in busy_sim.trades("BTCUSDT", start, end)]
+    if faults:  # the hub passes duplicates and reordering through; dedup belongs to the aggregator
+        assert sorted(set(window)) == sorted(set(truth))
+        assert len(window) > len(set(window))
+    else:
+        assert window == truth
+
+
+def test_hub_watchdog_reconnects_when_heartbeats_go_unanswered(sim):
+    recorder = Recorder()
+
+    with running_hub(sim, recorder) as hub:
+        recorder.wait_for(lambda: recorder.kinds("connected"))
+        sim.faults.ignore_heartbeats = True
+        recorder.wait_for(lambda: recorder.kinds("disconnected"))
+        sim.faults.ignore_heartbeats = False
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) >= 2)
+        stats = next(iter(hub.stats.values()))
+
+    assert isinstance(recorder.kinds("disconnected")[0].error, Timeout)
+    assert stats["stale_timeouts"] >= 1 and stats["connects"] >= 2
+
+
+def test_hub_keeps_a_quiet_but_answering_connection(sim):
+    recorder = Recorder()
+
+    with running_hub(sim, recorder, ["AAPL.US"]) as hub:  # may be closed: no ticks is not a dead stream
+        recorder.wait_for(lambda: recorder.kinds("connected"))
+        recorder.wait_for(lambda: next(iter(hub.stats.values()))["heartbeats_answered"] >= 6
+                          or recorder.kinds("disconnected"), timeout=10)
+        stats = next(iter(hub.stats.values()))
+
+    assert recorder.kinds("disconnected") == [] or recorder.kinds("disconnected")[-1].error is None
+    assert stats["stale_timeouts"] == 0 and stats["connects"] == 1
+
+
+def test_hub_counts_and_skips_malformed_frames(busy_sim):
+    recorder = Recorder()
+
+    with running_hub(busy_sim, recorder) as hub:
+        recorder.wait_for(lambda: len(recorder.events) >= 10)
+        busy_sim.faults.malformed_frames = 3
+        recorder.wait_for(lambda: next(iter(hub.stats.values()))["malformed"] == 3)
+        seen = len(recorder.events)
+        recorder.wait_for(lambda: len(recorder.events) >= seen + 10)
+        stats = next(iter(hub.stats.values()))
+
+    assert stats["malformed"] == 3 and stats["connects"] == 1
+
+
+def test_hub_survives_a_failing_on_event_callback(busy_sim, caplog):
+    recorder = Recorder()
+    calls = []
+
+    def flaky(event):
+        calls.append(event)
+        if len(calls) % 2:
+            raise RuntimeError("feed bug")
+        recorder.on_event(event)
+
+    with running_hub(busy_sim, recorder, on_event=flaky) as hub:
+        recorder.wait_for(lambda: len(recorder.events) >= 10)
+        stats = next(iter(hub.stats.values()))
+
+    assert stats["callback_errors"] >= 10 and stats["connects"] == 1
+    assert "on_event callback failed" in caplog.text and "feed bug" in caplog.text
+
+
+def test_hub_rejected_token_gives_one_fatal_status_and_no_reconnect_storm(sim, caplog):
+    recorder = Recorder()
+    sim.faults.reject_token = True
+    caplog.set_level(logging.DEBUG)
+
+    with running_hub(sim, recorder):
+        recorder.wait_for(lambda: recorder.kinds("fatal"))
+        thread_names = _hub_threads()
+
+    assert [status.kind for status in recorder.statuses] == ["fatal"]
+    assert isinstance(recorder.statuses[0].error, AuthError)
+    assert "alltick-stream" not in " ".join(thread_names)  # the loop ended on its own
+    assert sim.counters["ws_connections_opened"] + sim.counters["ws_connections_rejected"] == 1
+    assert sim.token not in caplog.text and sim.token not in str(recorder.statuses[0].error)
+
+
+def test_hub_free_plan_subscribes_only_the_plan_cap_and_reports_the_rest(sim, caplog):
+    recorder = Recorder()
+    limit = plans.get_plan(sim.dialect, "free").ws_symbols
+
+    with running_hub(sim, recorder, CRYPTO, plan="free") as hub:
+        sim.journal.wait_for(lambda e: len(_subscribe_messages(sim)) >= 1)
+        stats = next(iter(hub.stats.values()))
+
+    assert _codes(_subscribe_messages(sim)[0]) == CRYPTO[:limit]
+    assert stats["dropped"] == CRYPTO[limit:]
+    assert f"not subscribed: {', '.join(CRYPTO[limit:])}" in caplog.text
+
+
+def test_hub_stop_joins_every_thread(sim):
+    recorder = Recorder()
+
+    with running_hub(sim, recorder, ["BTCUSDT", "AAPL.US"]) as hub:
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) == 2)
+        assert len(_hub_threads()) == 4
+    hub.stop()  # a second stop is harmless
+
+    assert _hub_threads() == []
+    assert [status.kind for status in recorder.statuses[-2:]] == ["disconnected", "disconnected"]

@@ -1,0 +1,418 @@
+"""``alltick-bt`` commands, run through ``cli.main`` against the simulator on loopback.
+
+Each test checks what a user sees: the exit status, the data on stdout and the one-line
+errors on stderr.  The simulator's URLs and token are passed as options, exactly as a
+user would point the command at ``alltick-bt sim``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from test_plot import png_size
+
+from backtrader_alltick import rest
+from backtrader_alltick.cli import main
+
+COMMANDS = ["demo", "klines", "quote", "depth", "stream", "cache", "sim"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    # No token, no service URLs from the developer's shell; the default cache and files go to tmp.
+    for name in ("ALLTICK_TOKEN", "ALLTICK_REST_URL", "ALLTICK_WS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def no_retry_waits(monkeypatch):
+    # Refused connections are retried with backoff (and, on the free plan, 10 s apart); the tests
+    # keep the retries but not the waits: backoff off here, --plan unlimited in the test.
+    monkeypatch.setattr(rest, "backoff_delay", lambda *args, **kwargs: 0.0)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse: --help and usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def service(sim, cache: str = "off") -> list[str]:
+    return ["--dialect", sim.dialect, "--token", sim.token, "--rest-url", sim.rest_url,
+            "--ws-url", sim.ws_url, "--plan", "unlimited", "--cache", cache]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def csv_rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# -- help and usage ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+
+    assert code == 0
+    assert out.startswith(f"usage: alltick-bt {command}")
+
+
+def test_top_level_help_lists_every_command(capsys):
+    code, out, _ = run(capsys, "--help")
+
+    assert code == 0
+    for command in COMMANDS:
+        assert command in out
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run([sys.executable, "-m", "backtrader_alltick", "--version"], capture_output=True,
+                            text=True, timeout=60)
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("alltick-bt ")
+
+
+# -- missing token and unreachable services ---------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["quote", "AAPL.US"], ["depth", "AAPL.US"], ["stream", "AAPL.US"],
+                                  ["klines", "AAPL.US"], ["klines", "AAPL.US", "--dialect", "itick"]])
+def test_missing_token_is_one_line_naming_the_fix_and_sends_nothing(capsys, argv):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        code, out, err = run(capsys, *argv, "--rest-url", url, "--ws-url", url.replace("http", "ws"))
+
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody tried to connect
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("error: no token")
+    assert "ALLTICK_TOKEN" in err and "alltick-bt demo" in err
+
+
+def test_unreachable_host_is_one_error_line(capsys, no_retry_waits):
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    code, out, err = run(capsys, "quote", "AAPL.US", "--token", "secret-token-123", "--rest-url", url,
+                         "--plan", "unlimited")
+
+    assert code == 1
+    assert out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "127.0.0.1" in last
+    assert "Traceback" not in err
+    assert "secret-token-123" not in err
+
+
+def test_debug_shows_the_traceback(capsys, no_retry_waits):
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    code, _, err = run(capsys, "quote", "AAPL.US", "--token", "secret-token-123", "--rest-url", url,
+                       "--plan", "unlimited", "--debug")
+
+    assert code == 1
+    assert "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("error: ")
+
+
+# -- klines -----------------------------------------------------------------------------------
+
+
+def test_klines_prints_csv_of_closed_bars(capsys, sim):
+    code, out, err = run(capsys, "klines", "AAPL.US", "--count", "5", *service(sim))
+
+    assert code == 0
+    rows = csv_rows(out)
+    assert len(rows) == 5
+    assert list(rows[0]) == ["datetime", "open", "high", "low", "close", "volume", "turnover"]
+    assert all(row["datetime"].endswith(":00+00:00") for row in rows)  # stamped at the minute close, UTC
+    assert [row["datetime"] for row in rows] == sorted(row["datetime"] for row in rows)
+    assert "AAPL.US 1m: 5 closed bars" in err
+
+
+def test_klines_synthetic_timeframe_groups_native_bars(capsys, alltick_sim):
+    code, out, _ = run(capsys, "klines", "BTCUSDT", "-t", "3m", "-n", "4", *service(alltick_sim))
+
+    assert code == 0
+    minutes = [int(row["datetime"][14:16]) for row in csv_rows(out)]
+    assert len(minutes) == 4 and all(minute % 3 == 0 for minute in minutes)
+
+
+def test_klines_range_to_files_with_progress(capsys, alltick_sim, tmp_path):
+    out_file, chart = tmp_path / "btc.csv", tmp_path / "btc.png"
+
+    code, out, err = run(capsys, "klines", "BTCUSDT", "--from", "2024-03-03", "--to", "2024-03-04",
+                         "--out", str(out_file), "--plot", str(chart), *service(alltick_sim))
+
+    assert code == 0
+    assert out == ""
+    rows = csv_rows(out_file.read_text())
+    assert len(rows) == 1440  # a whole day of 1-minute bars, over several 500-bar requests
+    assert rows[0]["datetime"] == "2024-03-03 00:01:00+00:00"
+    assert rows[-1]["datetime"] == "2024-03-04 00:00:00+00:00"
+    assert "3 requests" in err and "100%" in err  # the progress line
+    assert png_size(chart)[0] > 0
+
+
+def test_klines_unknown_symbol(capsys, sim):
+    code, out, err = run(capsys, "klines", "NOPE.US", *service(sim))
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ") and "NOPE.US" in err
+    assert "Traceback" not in err
+
+
+def test_klines_symbol_without_region_names_the_fix(capsys, alltick_sim):
+    code, _, err = run(capsys, "klines", "AAPL", *service(alltick_sim))
+
+    assert code == 1
+    assert err == ("error: symbol 'AAPL' has no region; write 'AAPL.US' (or .HK, .SH, .SZ) "
+                   "or pass region='US'\n")
+
+
+@pytest.mark.parametrize("timeframe", ["7x", "0m", "m1", "1 hour"])
+def test_klines_bad_timeframe_is_a_usage_error(capsys, timeframe):
+    code, out, err = run(capsys, "klines", "AAPL.US", "--timeframe", timeframe, "--token", "x")
+
+    assert code == 2
+    assert out == ""
+    assert f"argument --timeframe/-t: must look like 1m, 5m, 1h, 1d, 1w or 1M, was {timeframe!r}" in err
+
+
+def test_klines_count_and_range_together_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "klines", "AAPL.US", "-n", "5", "--from", "2024-03-01", "--token", "x")
+
+    assert code == 2
+    assert "give either --count or --from/--to, not both" in err
+
+
+def test_klines_bad_date_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "klines", "AAPL.US", "--from", "yesterday", "--token", "x")
+
+    assert code == 2
+    assert "argument --from: must be a date or time like 2024-03-05" in err
+
+
+def test_klines_out_needs_a_known_suffix(capsys, alltick_sim):
+    code, _, err = run(capsys, "klines", "AAPL.US", "--out", "bars.txt", *service(alltick_sim))
+
+    assert code == 1
+    assert err == "error: --out must end in .csv or .parquet, was 'bars.txt'\n"
+
+
+# -- quote, depth ----------------------------------------------------------------------------
+
+
+def test_quote_prints_latest_trade_per_symbol(capsys, sim):
+    code, out, err = run(capsys, "quote", "AAPL.US", "BTCUSDT,EURUSD", *service(sim))
+
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("time (UTC)")
+    assert [line.split()[3] for line in lines[1:]] == ["AAPL.US", "BTCUSDT", "EURUSD"]
+
+
+def test_quote_json_lines(capsys, alltick_sim):
+    code, out, _ = run(capsys, "quote", "AAPL.US", "--json", *service(alltick_sim))
+
+    assert code == 0
+    record = json.loads(out)
+    assert record["type"] == "tick" and record["symbol"] == "AAPL.US"
+    assert record["price"] > 0 and record["time"] > 1_700_000_000_000
+
+
+def test_quote_unknown_symbol(capsys, sim):
+    code, out, err = run(capsys, "quote", "ZZZZ.US", *service(sim))
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ") and "ZZZZ.US" in err and err.count("\n") == 1
+
+
+def test_depth_prints_both_sides(capsys, sim):
+    code, out, _ = run(capsys, "depth", "BTCUSDT", "--levels", "3", *service(sim))
+
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("BTCUSDT")
+    assert lines[1].split() == ["bid", "size", "ask", "size"]
+    best_bid, _, best_ask, _ = map(float, lines[2].split())
+    assert best_bid < best_ask
+    assert len(lines) == 2 + 3
+
+
+def test_depth_json(capsys, alltick_sim):
+    code, out, _ = run(capsys, "depth", "AAPL.US", "--json", *service(alltick_sim))
+
+    assert code == 0
+    book = json.loads(out)
+    assert book["type"] == "depth" and book["bids"][0][0] < book["asks"][0][0]
+
+
+# -- stream -----------------------------------------------------------------------------------
+
+
+def client_threads() -> set[str]:
+    # The simulator's own connection threads wind down on their own; only ours must be gone.
+    return {thread.name for thread in threading.enumerate() if thread.name.startswith("alltick-")}
+
+
+def test_stream_prints_pushes_until_limit_and_leaves_no_thread(capsys, sim):
+
+    code, out, err = run(capsys, "stream", "BTCUSDT", "--limit", "3", "--seconds", "30", *service(sim))
+
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert all(line.split()[2:4] == ["tick", "BTCUSDT"] for line in lines)
+    assert "connected" in err
+    assert client_threads() == set()
+
+
+def test_stream_types_filter_and_json(capsys, itick_sim):
+    code, out, _ = run(capsys, "stream", "AAPL.US", "--types", "quote,depth", "--limit", "4", "--json",
+                       "--seconds", "30", *service(itick_sim))
+
+    assert code == 0
+    kinds = {json.loads(line)["type"] for line in out.strip().splitlines()}
+    assert kinds <= {"quote", "depth"} and kinds
+
+
+def test_stream_quote_type_needs_itick(capsys, alltick_sim):
+    code, _, err = run(capsys, "stream", "AAPL.US", "--types", "quote", *service(alltick_sim))
+
+    assert code == 1
+    assert err == ("error: --types quote needs --dialect itick (AllTick pushes only tick and depth), "
+                   "was --dialect alltick\n")
+
+
+def test_stream_bad_type(capsys, alltick_sim):
+    code, _, err = run(capsys, "stream", "AAPL.US", "--types", "trades", *service(alltick_sim))
+
+    assert code == 1
+    assert err == "error: --types must be a comma list of tick, quote, depth, was 'trades'\n"
+
+
+def test_stream_unknown_symbol_fails_fast(capsys, sim):
+    code, out, err = run(capsys, "stream", "NOPE.US", "--seconds", "30", *service(sim))
+
+    assert code == 1
+    assert out == "" and "NOPE.US" in err
+
+
+def test_stream_ctrl_c_exits_cleanly(alltick_sim):
+    argv = [sys.executable, "-m", "backtrader_alltick", "stream", "BTCUSDT", *service(alltick_sim)]
+    env = {k: v for k, v in os.environ.items() if k != "ALLTICK_TOKEN"}
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as child:
+        try:
+            first = child.stdout.readline()  # streaming has begun
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+        finally:
+            child.kill()
+
+    assert "tick" in first and "BTCUSDT" in first
+    assert child.returncode == 0
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+# -- cache ------------------------------------------------------------------------------------
+
+
+def test_cache_info_and_clear(capsys, alltick_sim, tmp_path):
+    path = str(tmp_path / "klines.sqlite")
+    assert run(capsys, "klines", "AAPL.US", "-n", "10", *service(alltick_sim, cache=path))[0] == 0
+
+    code, out, _ = run(capsys, "cache", "info", "--cache", path)
+    assert code == 0
+    assert out.splitlines()[0] == f"cache: {path}"
+    assert out.splitlines()[1].split()[:3] == ["alltick", "AAPL.US", "1m"]
+
+    code, out, _ = run(capsys, "cache", "clear", "--symbol", "AAPL.US", "--cache", path)
+    assert code == 0 and out == f"cleared AAPL.US from {path}\n"
+    assert run(capsys, "cache", "info", "--cache", path)[1].splitlines()[1] == "empty"
+
+
+def test_cache_info_default_location_needs_no_token(capsys, tmp_path):
+    code, out, err = run(capsys, "cache", "info")
+
+    assert code == 0, err
+    assert out.splitlines()[0] == f"cache: {tmp_path / 'user-cache' / 'backtrader_alltick' / 'klines.sqlite'}"
+
+
+def test_cache_off_is_an_error(capsys):
+    code, _, err = run(capsys, "cache", "info", "--cache", "off")
+
+    assert code == 1
+    assert err.startswith("error: the cache is off")
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["alltick", "itick"])
+def test_demo_without_token_runs_on_the_simulator_and_writes_chart(capsys, tmp_path, dialect):
+    chart = tmp_path / "demo.png"
+
+    code, out, err = run(capsys, "demo", "--dialect", dialect, "--minutes", "4", "--speed", "300",
+                         "--history", "120", "--chart", str(chart))
+
+    assert code == 0, err
+    assert "no ALLTICK_TOKEN: using the built-in simulator" in err
+    assert "backtest:" in out and "paper:" in out
+    assert "120 bars of BTCUSDT 1m" in out
+    assert "4 built live" in out
+    assert "notifications: DELAYED, LIVE" in out
+    assert out.count("P&L:") == 2 and out.count("trades:") == 2
+    assert f"chart: {chart}" in out
+    width, height = png_size(chart)
+    assert width > 400 and height > 300
+    assert client_threads() == set()
+
+
+def test_demo_with_token_uses_the_service_not_the_simulator(capsys, monkeypatch, no_retry_waits):
+    monkeypatch.setenv("ALLTICK_TOKEN", "secret-token-123")
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    code, out, err = run(capsys, "demo", "--rest-url", url, "--ws-url", url.replace("http", "ws"),
+                         "--plan", "unlimited", "--no-chart")
+
+    assert code == 1
+    assert out == ""
+    assert "simulator" not in err
+    assert err.strip().splitlines()[-1].startswith("error: ")
+    assert "secret-token-123" not in err
+
+
+def test_demo_rejects_zero_minutes(capsys):
+    code, _, err = run(capsys, "demo", "--minutes", "0")
+
+    assert code == 2
+    assert "argument --minutes: must be a whole number of 1 or more, was '0'" in err

@@ -95,7 +95,7 @@ class Counters:
         with self._lock:
             out: dict[str, Any] = {name: 0 for name in (
                 "rest_requests", "ws_connections_opened", "ws_connections_rejected", "ws_messages_received",
-                "frames_sent", "ticks_pushed", "depth_pushed", "bytes_sent")}
+                "frames_sent", "ticks_pushed", "bytes_sent")}
             out.update(self._plain)
             out["rest_requests_by_path"] = dict(self._by_path)
             out["errors_sent"] = dict(self._errors)

@@ -161,6 +161,8 @@ def save_cerebro_plot(cerebro: Any, path: str | os.PathLike[str], *, width: floa
         exactbars = getattr(cerebro.p, "exactbars", None)
         raise ConfigError("cerebro has nothing to plot: it needs at least one bar and exactbars off "
                           f"(exactbars=0), was exactbars={exactbars!r}")
+    _show_dates_below(figures[0])
+    _fit_markers(figures[0])
     target = Path(path)
     try:
         figures[0].set_size_inches(width, height)
@@ -170,6 +172,34 @@ def save_cerebro_plot(cerebro: Any, path: str | os.PathLike[str], *, width: floa
             pyplot.close(figure)
     logger.info("wrote Backtrader chart to %s", target)
     return target
+
+
+def _show_dates_below(figure) -> None:
+    # Backtrader hides every axis' date labels, then shows the bottom axis' ones label by label;
+    # with matplotlib 3.x the ticks it showed are replaced when the axes rescale, so no dates
+    # remain.  Switching the labels on per axis survives the rescale.
+    axes = [axis for axis in figure.axes if axis.get_visible()]
+    if axes:
+        bottom = min(axes, key=lambda axis: axis.get_position().y0)
+        bottom.tick_params(axis="x", which="major", labelbottom=True, labelrotation=15)
+
+
+def _fit_markers(figure) -> None:
+    # Backtrader sets each axis' y range from the bars, so buy/sell marks drawn beyond the
+    # bars (BuySell with barplot=True) can fall outside it; widen the range to every mark.
+    import numpy as np
+
+    for axis in figure.axes:
+        marks = [line for line in axis.get_lines()
+                 if line.get_linestyle() in ("None", "", " ") and line.get_marker() not in (None, "None", "")]
+        values = [np.asarray(line.get_ydata(), dtype=float) for line in marks]
+        values = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+        if not values.size:
+            continue
+        low, high = axis.get_ylim()
+        pad = (max(high, values.max()) - min(low, values.min())) * 0.02
+        if values.min() < low or values.max() > high:
+            axis.set_ylim(min(low, values.min() - pad), max(high, values.max() + pad))
 
 
 def _naive_utc(index: pd.Index):

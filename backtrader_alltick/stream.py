@@ -325,6 +325,9 @@ class _Link:
 
     def _serve(self, session: _Session) -> AllTickError | None:
         self._session = session
+        with self.hub._lock:
+            # A fresh socket carries only the desired set: nothing unsubscribed lingers on it.
+            self.hub._lingering.setdefault(self.family, set()).clear()
         if self.hub._stopping.is_set():
             session.close(None)
         writer = threading.Thread(target=self._write_loop, args=(session,),
@@ -402,6 +405,11 @@ class _Link:
         elif isinstance(event, wire.AuthResult) and event.ok:
             if not session.ready.is_set():
                 self._on_ready(session)
+        elif isinstance(event, wire.AuthResult) and "limit" in event.message.lower():
+            # iTick refuses a socket over the plan's connection cap with a failed auth; the server may
+            # still count our previous socket after a drop, so this one is worth a later retry.
+            raise RateLimited(f"{session.safe_url} refused the connection ({event.message!r}); "
+                              "close other clients of this token or wait")
         elif isinstance(event, wire.AuthResult) or str(getattr(event, "code", "")) == "401":
             message = redact(str(event.message), self.hub._token)
             raise AuthError(f"token rejected by {session.safe_url} ({message!r}); check the token",

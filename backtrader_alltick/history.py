@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import timeframes
 from .cache import MEMORY, KlineCache
@@ -76,6 +77,10 @@ class HistoryLoader:
         The wire module (``wire.get_dialect(name)``).
     clock : Clock
         The store's "now": a bar that has not ended by it is forming and is never returned.
+    namespace : str, optional
+        The name bars are cached under.  Default: the dialect's name for its real service,
+        ``"<dialect>@<host:port>"`` for any other URL, so bars of a simulator or a test
+        server never answer for the real service's.
 
     Example::
 
@@ -83,16 +88,18 @@ class HistoryLoader:
         bars = loader.load("BTCUSDT", "1m", count=100_000)   # 200 requests cold, none warm
     """
 
-    def __init__(self, rest: RestClient, cache: KlineCache | None, dialect: Any, clock: Clock) -> None:
+    def __init__(self, rest: RestClient, cache: KlineCache | None, dialect: Any, clock: Clock,
+                 namespace: str | None = None) -> None:
         self.rest = rest
         self.cache = cache
         self.dialect = dialect
         self.clock = clock
+        self.namespace = namespace or cache_namespace(dialect, getattr(rest, "base_url", None))
         # Per (symbol, period): the oldest bar a non-pageable service offered this session.
         self._oldest_offered: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
-        return f"HistoryLoader(dialect={self.dialect.NAME!r}, cache={self.cache!r})"
+        return f"HistoryLoader(namespace={self.namespace!r}, cache={self.cache!r})"
 
     def load(self, inst: Instrument | str, period: str, start_ms: int | None = None,
              end_ms: int | None = None, count: int | None = None,
@@ -141,6 +148,7 @@ class _Walk:
                  start_ms: int | None, end: int) -> None:
         self.loader, self.store, self.inst, self.period = loader, store, inst, period
         self.dialect = loader.dialect.NAME
+        self.namespace = loader.namespace
         self.lo, self.hi, self.now, self.count = lo, hi, now, count
         self.on_progress, self.start_ms, self.end = on_progress, start_ms, end
         self.requests = 0
@@ -151,17 +159,17 @@ class _Walk:
         found: dict[int, Kline] = {}
         cursor = self.hi
         while cursor > self.lo and (self.count is None or len(found) < self.count):
-            gaps = self.store.missing(self.dialect, self.inst.symbol, self.period, self.lo, cursor)
+            gaps = self.store.missing(self.namespace, self.inst.symbol, self.period, self.lo, cursor)
             if not gaps or gaps[-1][1] < cursor:
                 # The stretch just below the cursor is known: read it from the cache.
                 low = gaps[-1][1] if gaps else self.lo
-                for bar in self.store.get(self.dialect, self.inst.symbol, self.period, low, cursor):
+                for bar in self.store.get(self.namespace, self.inst.symbol, self.period, low, cursor):
                     found[bar.start] = bar
                 cursor = low
                 continue
             if _most_bars(self.period, gaps[-1][0], cursor) == 0:
                 # No bar can start in this sliver (say, before the first minute boundary).
-                self.store.mark_covered(self.dialect, self.inst.symbol, self.period, gaps[-1][0], cursor)
+                self.store.mark_covered(self.namespace, self.inst.symbol, self.period, gaps[-1][0], cursor)
                 continue
             reached = self._fetch(gaps[-1][0], cursor, len(found))
             if reached is None:
@@ -226,8 +234,8 @@ class _Walk:
 
     def _keep(self, bars: list[Kline], low: int, high: int) -> None:
         # A bar that has not ended by now is forming: neither cached nor returned.
-        self.store.put(self.dialect, [bar for bar in bars if bar.end <= self.now], now_ms=self.now)
-        self.store.mark_covered(self.dialect, self.inst.symbol, self.period, low, high)
+        self.store.put(self.namespace, [bar for bar in bars if bar.end <= self.now], now_ms=self.now)
+        self.store.mark_covered(self.namespace, self.inst.symbol, self.period, low, high)
         if self.on_progress is not None:
             self.on_progress(Progress(self.inst.symbol, self.period, self.requests, self.fetched,
                                       max(low, self.lo), self.start_ms, self.end))
@@ -241,6 +249,13 @@ class _Walk:
             "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
             self.dialect, self.loader.dialect.KLINE_LIMIT, self.period, self.inst.symbol, _iso(oldest),
             _iso(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
+
+
+def cache_namespace(dialect: Any, base_url: str | None) -> str:
+    """Name under which bars from ``base_url`` are cached: the dialect alone for its real service."""
+    if not base_url or base_url.rstrip("/") == dialect.DEFAULT_REST_URL.rstrip("/"):
+        return dialect.NAME
+    return f"{dialect.NAME}@{urlsplit(base_url).netloc}"
 
 
 def _first_open_start(period: str, inst: Instrument, moment: int) -> int:

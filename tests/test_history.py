@@ -11,7 +11,7 @@ import pytest
 from backtrader_alltick import timeframes
 from backtrader_alltick.cache import KlineCache
 from backtrader_alltick.errors import APIError, AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
-from backtrader_alltick.history import HistoryLoader
+from backtrader_alltick.history import HistoryLoader, cache_namespace
 from backtrader_alltick.records import Kline
 from backtrader_alltick.rest import RestClient
 from backtrader_alltick.symbols import parse_symbol
@@ -439,3 +439,29 @@ def test_load_without_cache_equals_cached_load(sim, cache):
     uncached = sim_loader(sim, None).load("EURUSD", "30m", start_ms=cached[0].start, end_ms=cached[-1].end)
 
     assert uncached == cached
+
+
+def test_bars_from_another_service_are_cached_apart_from_the_real_one(alltick_sim, cache):
+    loader = sim_loader(alltick_sim, cache)
+
+    loader.load("BTCUSDT", "1m", count=10)
+
+    host = alltick_sim.rest_url.split("://")[1]
+    assert [row["dialect"] for row in cache.info()] == [f"alltick@{host}"]
+    assert cache_namespace(get_dialect("alltick"), "https://quote.alltick.co/") == "alltick"
+    assert cache_namespace(get_dialect("itick"), "https://api.itick.org") == "itick"
+
+
+def test_explicit_namespace_lets_two_identical_simulators_share_bars(make_sim, cache):
+    first, second = make_sim(dialect="alltick"), make_sim(dialect="alltick")
+    end = first.clock.now_ms() - DAY
+
+    def loader(sim):
+        rest = RestClient("alltick", sim.token, sim.rest_url, "unlimited")
+        return HistoryLoader(rest, cache, get_dialect("alltick"), sim.clock, namespace="alltick-sim-seed1")
+
+    bars = loader(first).load("EURUSD", "5m", end - DAY, end)
+    again = loader(second).load("EURUSD", "5m", end - DAY, end)
+
+    assert again == bars
+    assert requests_made(second) == 0

@@ -1,0 +1,74 @@
+"""The scripts in ``examples/`` run as a user would start them: no token, the built-in simulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_plot import png_size
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("ALLTICK_TOKEN", "ALLTICK_REST_URL", "ALLTICK_WS_URL", "DISPLAY", "MPLBACKEND")}
+    env["XDG_CACHE_HOME"] = str(cwd / "user-cache")  # anything cached by mistake lands here
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_every_example_is_tested():
+    tested = {"backtest.py", "paper_trading.py", "multi_symbol_resample.py", "kline_chart.py",
+              "stream_printer.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_backtest(tmp_path):
+    out = run_example("backtest.py", cwd=tmp_path).stdout
+
+    assert "499 bars of AAPL.US, final value" in out or "500 bars of AAPL.US, final value" in out
+    assert "trade closed, P&L" in out
+    assert not (tmp_path / "user-cache").exists()  # simulated bars never reach the user's cache
+
+
+def test_paper_trading_goes_live_and_fills_orders(tmp_path):
+    out = run_example("paper_trading.py", cwd=tmp_path).stdout
+
+    assert out.index("data status: DELAYED") < out.index("data status: LIVE")
+    assert "BUY " in out or "SELL" in out
+    assert "final value" in out.splitlines()[-1]
+
+
+def test_multi_symbol_resample_lines_up_15_minute_bars(tmp_path):
+    lines = run_example("multi_symbol_resample.py", cwd=tmp_path).stdout.splitlines()
+
+    assert len(lines) >= 4
+    for line in lines:
+        assert line[9:11] in ("00", "15", "30", "45")  # "MM-DD HH:MM": closes on the quarter hour
+        for symbol in ("EURUSD", "GOLD", "US500", "BTCUSDT"):
+            assert symbol in line
+
+
+def test_kline_chart_writes_png(tmp_path):
+    out = run_example("kline_chart.py", "chart.png", cwd=tmp_path).stdout
+
+    assert "wrote chart.png" in out
+    width, height = png_size(tmp_path / "chart.png")
+    assert width > 600 and height > 300
+
+
+@pytest.mark.parametrize("dialect, kinds", [("alltick", {"Tick", "Depth"}),
+                                            ("itick", {"Tick", "Depth", "Quote"})])
+def test_stream_printer(tmp_path, dialect, kinds):
+    lines = run_example("stream_printer.py", dialect, cwd=tmp_path).stdout.splitlines()
+
+    assert len(lines) == 30
+    assert {line.split()[0] for line in lines} <= kinds
+    assert any("AAPL.US" in line for line in lines) and any("TSLA.US" in line for line in lines)

@@ -358,34 +358,38 @@ class _Link:
 
     def _read_loop(self, session: _Session) -> None:
         hub, stats = self.hub, self.stats
-        parse, on_event = hub.dialect.parse_frame, hub.on_event
+        parse, on_event, recv, monotonic = hub.dialect.parse_frame, hub.on_event, session.ws.recv, \
+            time.monotonic
         lingering = hub._lingering.setdefault(self.family, set())
-        while not session.over.is_set():
-            with _map_errors(session.safe_url, hub._token, connecting=False):
-                text = session.ws.recv()
-            if not text:
-                raise TransportError(f"WebSocket {session.safe_url} was closed by the server; reconnecting")
-            session.last_frame = time.monotonic()
-            stats["frames"] += 1
-            try:
-                events = parse(text)
-            except ProtocolError as e:
-                stats["malformed"] += 1
-                logger.warning("stream %s skipped a malformed frame: %s", self.family, e)
-                continue
-            except APIError as e:
-                events = [e]
-            for event in events:
-                if isinstance(event, _CONTROL):
-                    self._on_control(session, event)
-                elif not lingering or getattr(event, "symbol", None) not in lingering:
-                    session.is_healthy = True
-                    stats["records"] += 1
-                    try:
-                        on_event(event)
-                    except Exception:
-                        stats["callback_errors"] += 1
-                        logger.exception("on_event callback failed for %r", event)
+        # One translation scope for the whole loop: parsers and handlers raise only our own errors,
+        # and entering a context manager per frame would cost the hot path.
+        with _map_errors(session.safe_url, hub._token, connecting=False):
+            while not session.over.is_set():
+                text = recv()
+                if not text:
+                    raise TransportError(f"WebSocket {session.safe_url} was closed by the server; "
+                                         "reconnecting")
+                session.last_frame = monotonic()
+                stats["frames"] += 1
+                try:
+                    events = parse(text)
+                except ProtocolError as e:
+                    stats["malformed"] += 1
+                    logger.warning("stream %s skipped a malformed frame: %s", self.family, e)
+                    continue
+                except APIError as e:
+                    events = [e]
+                for event in events:
+                    if isinstance(event, _CONTROL):
+                        self._on_control(session, event)
+                    elif not lingering or getattr(event, "symbol", None) not in lingering:
+                        session.is_healthy = True
+                        stats["records"] += 1
+                        try:
+                            on_event(event)
+                        except Exception:
+                            stats["callback_errors"] += 1
+                            logger.exception("on_event callback failed for %r", event)
 
     def _on_control(self, session: _Session, event: object) -> None:
         if isinstance(event, wire.Pong):

@@ -39,6 +39,10 @@ class BackfillFailed:
     job: int
 
 
+# Wall seconds a bar must have been closed before its K-line is fetched: the service may
+# still be adding the last trades of a bar that just closed.
+CLOSE_LAG_S = 0.2
+
 Fetch = Callable[[int | None, int, int | None], list[Kline]]
 
 
@@ -52,8 +56,10 @@ class Backfiller:
     """
 
     def __init__(self, fetch: Fetch, clock: Clock, deliver: Callable[[object], None], *,
-                 close_lag_s: float = 0.2, retry_initial_s: float = 0.5, retry_cap_s: float = 30.0) -> None:
+                 close_lag_s: float = CLOSE_LAG_S, retry_initial_s: float = 0.5,
+                 retry_cap_s: float = 30.0, next_close: Callable[[int], int] | None = None) -> None:
         self._fetch = fetch
+        self._next_close = next_close
         self._clock = clock
         self._deliver = deliver
         self._close_lag_ms = close_lag_s * 1000 * clock.speed
@@ -92,7 +98,6 @@ class Backfiller:
             self._deliver(BackfillResult([], reached, True, job))
             return
         while not self._stop.is_set():
-            # The service may still be adding the last trades of a bar that just closed.
             closed_until = min(upto_ms, int(self._clock.now_ms() - self._close_lag_ms))
             if reached is None or closed_until > reached:
                 bars = self._fetch_with_retry(job, reached, closed_until, count)
@@ -105,7 +110,9 @@ class Backfiller:
                 self._deliver(BackfillResult(bars, reached, done, job))
                 if done:
                     return
-            self._stop.wait(wall_seconds(self._clock, int(upto_ms + self._close_lag_ms)) + 0.001)
+            # Deliver bar by bar as they close rather than all at upto_ms.
+            target = upto_ms if self._next_close is None else min(upto_ms, self._next_close(reached))
+            self._stop.wait(wall_seconds(self._clock, int(target + self._close_lag_ms)) + 0.001)
 
     def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
                           count: int | None) -> list[Kline] | None:

@@ -21,6 +21,7 @@ from datetime import timedelta
 import backtrader as bt
 
 from . import timeframes
+from .backfill import CLOSE_LAG_S
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from .records import Kline, Tick
 from .symbols import parse_symbol
@@ -124,7 +125,16 @@ class AllTickData(bt.feed.DataBase):
         self._may_wait = True
 
     def _timeoffset(self) -> timedelta:
-        return timedelta(milliseconds=self._store.clock.now_ms() - time.time() * 1000)
+        # Backtrader's resampler closes a bar by wall clock (plus this offset) when no data
+        # moved.  Our base bar for a boundary arrives up to grace + backfill lag + qcheck
+        # after it, so "now" is reported that much earlier; while backfilling it is the end
+        # of the last bar delivered, so the resampler never closes a bar ahead of history.
+        clock = self._store.clock
+        lag_s = self.p.grace + CLOSE_LAG_S + self.p.qcheck
+        target = clock.now_ms() - lag_s * 1000 * clock.speed
+        if self._live is not None and self._state != _ST_LIVE and self._live.last_end is not None:
+            target = min(target, self._live.last_end)
+        return timedelta(milliseconds=target - time.time() * 1000)
 
     def start(self) -> None:
         super().start()

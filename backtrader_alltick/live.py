@@ -59,7 +59,7 @@ class LiveSession:
             self.builder = BarBuilder(self.inst.symbol, self.spec, self.inst.market, self._on_built,
                                       grace_ms=int(feed.p.grace * 1000 * self.clock.speed),
                                       emit_empty=feed.p.emit_empty)
-        self.backfiller = Backfiller(self._fetch, self.clock, self._post)
+        self.backfiller = Backfiller(self._fetch, self.clock, self._post, next_close=self._next_close)
         if not feed.p.backfill_start or self.spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, self.clock.now_ms(), 1)
@@ -235,10 +235,22 @@ class LiveSession:
         self._seam_job = None
         self._anchor_deadline = self.clock.now_ms() + self._margin_ms
 
+    def _next_close(self, moment_ms: int) -> int:
+        spec = self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
+        return slot_of(spec, moment_ms, self.inst.market).end
+
+    @property
+    def last_end(self) -> int | None:
+        """Close stamp of the last bar handed to the feed."""
+        return self._last_end
+
     def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> list[Kline]:
         spec = self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
-        if after_ms is None and count is None:
-            if self.start_ms is None:
+        if after_ms is None:
+            start_ms = self.start_ms
+            if start_ms is None and count is None:
                 count = self.feed.p.lookback
-            after_ms = self.start_ms
-        return self.store.load_spec(self.inst, spec, after_ms, upto_ms, count)
+        else:
+            # Every bar that ends after after_ms: the one in progress at after_ms included.
+            start_ms = slot_of(spec, after_ms, self.inst.market).start
+        return self.store.load_spec(self.inst, spec, start_ms, upto_ms, count)

@@ -1,0 +1,53 @@
+"""Helpers shared by the Cerebro-level tests: run a strategy and collect what it saw."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import backtrader as bt
+
+
+class Recorder(bt.Strategy):
+    """Record every bar of every data as (symbol, close-stamp ms, o, h, l, c, v) and every notification."""
+
+    params = (("stop_after", None),)
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple]] = {d._name: [] for d in self.datas}
+        self.notes: dict[str, list[str]] = {d._name: [] for d in self.datas}
+        self.lengths: dict[str, int] = {d._name: 0 for d in self.datas}
+        self.seen = 0
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.notes[data._name].append(data._getstatusname(status))
+
+    def prenext(self) -> None:
+        self.next()
+
+    def next(self) -> None:
+        for data in self.datas:
+            if len(data) != self.lengths[data._name]:  # this data delivered a new bar
+                self.lengths[data._name] = len(data)
+                self.rows[data._name].append((data.datetime[0], data.open[0], data.high[0], data.low[0],
+                                              data.close[0], data.volume[0]))
+        self.seen += 1
+        if self.p.stop_after is not None and all(
+                len(rows) >= self.p.stop_after for rows in self.rows.values()):
+            self.env.runstop()
+
+
+def as_ms_rows(rows: list[tuple]) -> list[tuple]:
+    """Convert recorded rows' datetime floats back to epoch ms (exact for bar boundaries)."""
+    out = []
+    for num, *values in rows:
+        moment = bt.num2date(num).replace(tzinfo=timezone.utc)
+        out.append((round(moment.timestamp() * 1000), *values))
+    return out
+
+
+def kline_rows(klines) -> list[tuple]:
+    return [(k.end, k.open, k.high, k.low, k.close, k.volume) for k in klines]
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,156 @@
+"""Historical AllTickData through a real Cerebro against the simulator, both dialects."""
+
+from __future__ import annotations
+
+import backtrader as bt
+import pandas as pd
+import pytest
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from feedtools import Recorder, as_ms_rows, kline_rows, utc
+
+MINUTE = 60_000
+
+
+def backtest(store, **data_kwargs):
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(historical=True, **data_kwargs), name="data")
+    cerebro.addstrategy(Recorder)
+    strategy = cerebro.run()[0]
+    return as_ms_rows(strategy.rows["data"]), strategy.notes["data"]
+
+
+def assert_bars_equal(got, expected):
+    assert [row[:5] for row in got] == [row[:5] for row in expected]
+    assert [row[5] for row in got] == pytest.approx([row[5] for row in expected], rel=1e-9)
+
+
+@pytest.fixture
+def store_for(tmp_path):
+    stores = []
+
+    def make(sim, **kwargs):
+        store = AllTickStore.from_simulator(sim, cache=tmp_path / "klines.sqlite", **kwargs)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.stop()
+
+
+@pytest.mark.parametrize(("symbol", "timeframe", "compression", "period"), [
+    ("AAPL.US", bt.TimeFrame.Minutes, 1, "1m"),
+    ("EURUSD", bt.TimeFrame.Minutes, 5, "5m"),
+    ("BTCUSDT", bt.TimeFrame.Minutes, 30, "30m"),
+    ("BTCUSDT", bt.TimeFrame.Days, 1, "1d"),
+])
+def test_backtest_bars_equal_simulator_ground_truth(sim, store_for, symbol, timeframe, compression, period):
+    now = sim.clock.now_ms()
+    span = 200 * compression * MINUTE if timeframe == bt.TimeFrame.Minutes else 30 * 86_400_000
+    start, end = now - span, now - 5 * compression * MINUTE
+    store = store_for(sim)
+
+    rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
+                       fromdate=utc(start), todate=utc(end))
+
+    truth = [k for k in sim.klines(symbol, period, start, end) if k.end <= end]
+    assert len(rows) > 10
+    assert_bars_equal(rows, kline_rows(truth))
+
+
+@pytest.mark.parametrize(("compression", "rule"), [(3, "3min"), (10, "10min"), (90, "90min")])
+def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltick_sim, store_for, compression,
+                                                                        rule):
+    now = alltick_sim.clock.now_ms()
+    start = (now - 400 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
+    end = (now - 30 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
+    store = store_for(alltick_sim)
+
+    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=compression,
+                       fromdate=utc(start), todate=utc(end))
+
+    minutes = alltick_sim.klines("BTCUSDT", "1m", start, end)
+    frame = pd.DataFrame([(k.start, k.open, k.high, k.low, k.close, k.volume) for k in minutes],
+                         columns=["start", "open", "high", "low", "close", "volume"])
+    frame.index = pd.to_datetime(frame.pop("start"), unit="ms")
+    resampled = frame.resample(rule, label="right", closed="left", origin="epoch").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna()
+    expected = [(int(ts.value // 1_000_000), *row) for ts, row in zip(resampled.index, resampled.to_numpy())]
+    assert_bars_equal(rows, [r for r in expected if r[0] <= end])
+
+
+def test_backtest_without_todate_never_delivers_a_forming_bar(sim, store_for):
+    store = store_for(sim)
+
+    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=50)
+
+    assert len(rows) == 50
+    assert rows[-1][0] <= sim.clock.now_ms()
+    assert len({row[0] for row in rows}) == len(rows)
+
+
+def test_second_identical_backtest_makes_no_http_request(sim, store_for):
+    now = sim.clock.now_ms()
+    window = dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, fromdate=utc(now - 300 * MINUTE),
+                  todate=utc(now - 10 * MINUTE))
+    first, _ = backtest(store_for(sim), **window)
+    served = sim.counters["rest_requests"]
+
+    second, _ = backtest(store_for(sim), **window)
+
+    assert sim.counters["rest_requests"] == served
+    assert second == first
+
+
+def test_bars_are_stamped_at_close(alltick_sim, store_for):
+    now = alltick_sim.clock.now_ms()
+    store = store_for(alltick_sim)
+
+    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=5,
+                       fromdate=utc(now - 100 * MINUTE), todate=utc(now - 10 * MINUTE))
+
+    first_truth = alltick_sim.klines("BTCUSDT", "5m", now - 100 * MINUTE, now)[0]
+    assert rows[0][0] == first_truth.start + 5 * MINUTE == first_truth.end
+
+
+def test_unsupported_timeframe_is_rejected_at_getdata_with_the_choices(alltick_sim, store_for):
+    store = store_for(alltick_sim)
+
+    with pytest.raises(UnsupportedTimeframe) as info:
+        store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Seconds, compression=5, historical=True)
+
+    assert "5 Seconds" in str(info.value) and "Minutes" in str(info.value)
+
+
+def test_two_hour_bars_for_a_stock_are_built_from_one_hour_bars(alltick_sim, store_for):
+    store = store_for(alltick_sim)
+
+    data = store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, compression=120, historical=True)
+
+    assert (data.spec.native.name, data.spec.multiple) == ("1h", 2)
+
+
+def test_fromdate_after_todate_is_a_clear_error(alltick_sim, store_for):
+    now = alltick_sim.clock.now_ms()
+    with pytest.raises(ConfigError, match="fromdate must not be after todate"):
+        backtest(store_for(alltick_sim), dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                 fromdate=utc(now - MINUTE), todate=utc(now - 60 * MINUTE))
+
+
+def test_unknown_symbol_raises_symbol_not_found(sim, store_for):
+    with pytest.raises(SymbolNotFound):
+        backtest(store_for(sim), dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes)
+
+
+def test_wrong_token_raises_auth_error_without_leaking_it(sim, tmp_path):
+    store = AllTickStore(token="sentinel-wrong-token-123456", dialect=sim.dialect, rest_url=sim.rest_url,
+                         ws_url=sim.ws_url, clock=sim.clock, plan="unlimited", cache=tmp_path / "c.sqlite")
+    try:
+        with pytest.raises(AuthError) as info:
+            backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes)
+    finally:
+        store.stop()
+
+    assert "sentinel-wrong-token-123456" not in str(info.value) + repr(info.value) + repr(store)

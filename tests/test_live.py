@@ -1,0 +1,194 @@
+"""Live AllTickData through a real Cerebro against the simulator: golden bars, seam, faults, contract."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import backtrader as bt
+import pytest
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.sim import Simulator
+from feedtools import Recorder, as_ms_rows
+
+MINUTE = 60_000
+SPEED = 240  # four 1-minute bars per wall second
+DIALECTS = ["alltick", "itick"]
+
+
+@pytest.fixture(params=DIALECTS)
+def fast_sim(request):
+    with Simulator(dialect=request.param, plan="unlimited", speed=SPEED, seed=3) as sim:
+        yield sim
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    stores = []
+
+    def make(sim, **kwargs):
+        store = AllTickStore.from_simulator(sim, cache=tmp_path / "klines.sqlite", **kwargs)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.stop()
+
+
+def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None):
+    """Run a live Cerebro until every feed has ``stop_after`` bars (or ``timeout`` wall seconds)."""
+    cerebro = bt.Cerebro(stdstats=False)
+    for name, kwargs in feeds.items():
+        data = store.getdata(qcheck=0.1, grace=0.25, **kwargs)
+        if resample:
+            cerebro.resampledata(data, name=name, **resample)
+        else:
+            cerebro.adddata(data, name=name)
+    cerebro.addstrategy(Recorder, stop_after=stop_after)
+    guard = threading.Timer(timeout, cerebro.runstop)
+    guard.start()
+    try:
+        strategy = cerebro.run()[0]
+    finally:
+        guard.cancel()
+    return strategy
+
+
+def assert_golden(sim, rows, symbol, period="1m"):
+    rows = as_ms_rows(rows)
+    truth = {k.end: k for k in sim.klines(symbol, period, rows[0][0] - 10 * MINUTE, rows[-1][0])}
+    ends = [row[0] for row in rows]
+    assert ends == sorted(set(ends)), "bars repeated or out of order"
+    step = rows[1][0] - rows[0][0]
+    assert all(b - a == step for a, b in zip(ends, ends[1:])), "a bar is missing"
+    for end, *ohlcv in rows:
+        k = truth[end]
+        assert tuple(ohlcv[:4]) == (k.open, k.high, k.low, k.close), f"bar at {end} differs"
+        assert ohlcv[4] == pytest.approx(k.volume, rel=1e-9)
+
+
+def test_live_bars_equal_ground_truth_across_the_seam(fast_sim, make_store):
+    store = make_store(fast_sim)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                            lookback=5)}, stop_after=14)
+
+    assert len(strategy.rows["btc"]) >= 14
+    assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
+    feed = strategy.datas[0]
+    assert feed.stats["bars_rest"] >= 5 and feed.stats["bars_live"] >= 1
+    assert strategy.notes["btc"][:2] == ["DELAYED", "LIVE"]
+
+
+def test_resampledata_on_live_bars_closes_on_edge(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=5) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, {"eur": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes,
+                                                lookback=30)},
+                            stop_after=8, resample=dict(timeframe=bt.TimeFrame.Minutes, compression=5))
+        # The first 5-minute bar is partial: the 30 backfilled minutes start inside it.
+        assert_golden(sim, strategy.rows["eur"][1:], "EURUSD", "5m")
+
+
+def test_bars_survive_dropped_connections(fast_sim, make_store):
+    fast_sim.faults.update(drop_every=1.5)
+    store = make_store(fast_sim)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                            lookback=3)}, stop_after=20, timeout=45)
+
+    assert len(strategy.rows["btc"]) >= 20
+    assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
+    assert strategy.datas[0].stats["reconnects"] >= 1
+    assert "CONNBROKEN" in strategy.notes["btc"]
+
+
+def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, make_store):
+    fast_sim.faults.update(duplicate_every=7, reorder_every=5, malformed_frames=6)
+    store = make_store(fast_sim)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                            lookback=3)}, stop_after=12)
+
+    assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
+    assert store.hub.stats[store.wire.family(strategy.datas[0].inst)]["malformed"] == 6
+
+
+def test_unknown_symbol_is_notsubscribed_while_others_keep_running(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, {
+            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3),
+            "bad": dict(dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes, lookback=3),
+        }, stop_after=8, timeout=15)
+
+    assert "NOTSUBSCRIBED" in strategy.notes["bad"]
+    assert len(strategy.rows["btc"]) >= 8
+
+
+def test_unsupported_timeframe_is_notified(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    strategy = run_live(store, {
+        "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+        "sec": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Seconds, compression=7),
+    }, stop_after=3, timeout=15)
+
+    assert strategy.notes["sec"] == ["NOTSUPPORTED_TIMEFRAME"]
+
+
+def test_rejected_token_stops_with_a_clear_error_not_a_reconnect_storm(fast_sim, tmp_path):
+    store = AllTickStore(token="sentinel-bad-token-987654", dialect=fast_sim.dialect,
+                         rest_url=fast_sim.rest_url, ws_url=fast_sim.ws_url, clock=fast_sim.clock,
+                         plan="unlimited", cache=False)
+    try:
+        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes)},
+                            stop_after=1, timeout=10)
+    finally:
+        store.stop()
+
+    feed = strategy.datas[0]
+    assert strategy.notes["btc"][-1] in ("DISCONNECTED", "NOTSUBSCRIBED")
+    assert "token" in str(feed.last_error).lower()
+    assert "sentinel-bad-token-987654" not in str(feed.last_error)
+    assert fast_sim.counters["ws_connections_opened"] <= 2
+
+
+def test_several_feeds_share_one_connection_per_family(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        run_live(store, {
+            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            "eth": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            "gold": dict(dataname="GOLD", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            "aapl": dict(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=2),
+        }, stop_after=4, timeout=20)
+
+        assert sim.counters["ws_connections_opened"] == 2  # one stock socket, one forex/crypto socket
+
+
+def test_silent_feed_does_not_stall_the_others_and_the_loop_does_not_spin(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        strategy = run_live(store, {
+            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            "hk": dict(dataname="700.HK", timeframe=bt.TimeFrame.Minutes, lookback=2),  # HK is closed now
+        }, stop_after=1_000, timeout=4)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+
+    assert len(strategy.rows["btc"]) >= 6
+    assert cpu < 0.6 * wall, f"the live loop used {cpu:.2f}s of CPU in {wall:.2f}s"
+
+
+def test_tick_timeframe_delivers_every_trade(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks)},
+                        stop_after=30, timeout=15)
+
+    rows = as_ms_rows(strategy.rows["btc"])
+    trades = alltick_sim.trades("BTCUSDT", rows[0][0], rows[-1][0] + 1)
+    assert [(r[0], r[4]) for r in rows] == [(t.time, t.price) for t in trades][: len(rows)]

@@ -78,9 +78,9 @@ class HistoryLoader:
     clock : Clock
         The store's "now": a bar that has not ended by it is forming and is never returned.
     namespace : str, optional
-        The name bars are cached under.  Default: the dialect's name for its real service,
-        ``"<dialect>@<host:port>"`` for any other URL, so bars of a simulator or a test
-        server never answer for the real service's.
+        The name bars are cached under; default the dialect's name.  Pass
+        ``cache_namespace(dialect, rest_url)`` to keep bars of a simulator or another
+        host apart from the real service's in a shared cache file.
 
     Example::
 
@@ -94,7 +94,7 @@ class HistoryLoader:
         self.cache = cache
         self.dialect = dialect
         self.clock = clock
-        self.namespace = namespace or cache_namespace(dialect, getattr(rest, "base_url", None))
+        self.namespace = namespace or dialect.NAME
         # Per (symbol, period): the oldest bar a non-pageable service offered this session.
         self._oldest_offered: dict[tuple[str, str], int] = {}
 

@@ -441,13 +441,16 @@ def test_load_without_cache_equals_cached_load(sim, cache):
     assert uncached == cached
 
 
-def test_bars_from_another_service_are_cached_apart_from_the_real_one(alltick_sim, cache):
-    loader = sim_loader(alltick_sim, cache)
-
-    loader.load("BTCUSDT", "1m", count=10)
+def test_bars_of_another_host_can_be_cached_apart_from_the_real_service(alltick_sim, cache):
+    namespace = cache_namespace(get_dialect("alltick"), alltick_sim.rest_url)
+    rest = RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, "unlimited")
+    HistoryLoader(rest, cache, get_dialect("alltick"), alltick_sim.clock, namespace).load("BTCUSDT", "1m",
+                                                                                         count=10)
+    sim_loader(alltick_sim, cache).load("ETHUSDT", "1m", count=10)
 
     host = alltick_sim.rest_url.split("://")[1]
-    assert [row["dialect"] for row in cache.info()] == [f"alltick@{host}"]
+    assert [(row["dialect"], row["symbol"]) for row in cache.info()] == [
+        ("alltick", "ETHUSDT"), (f"alltick@{host}", "BTCUSDT")]
     assert cache_namespace(get_dialect("alltick"), "https://quote.alltick.co/") == "alltick"
     assert cache_namespace(get_dialect("itick"), "https://api.itick.org") == "itick"
 

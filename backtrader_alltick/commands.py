@@ -127,6 +127,10 @@ def _symbols(values: list[str]) -> list[str]:
 @command
 def run_demo(args: argparse.Namespace) -> int:
     chart = None if args.no_chart else args.chart
+    if chart and importlib.util.find_spec("matplotlib") is None:
+        print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
+              file=sys.stderr)
+        chart = None
     with _demo_store(args) as (store, source, minutes, wall_timeout):
         report = demo.run_demo(store, args.symbol, source=source, minutes=minutes, history=args.history,
                                chart=chart, wall_timeout=wall_timeout)

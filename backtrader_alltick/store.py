@@ -99,7 +99,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     @classmethod
     def from_simulator(cls, sim, **kwargs) -> AllTickStore:
         """Build a store that talks to a running :class:`~backtrader_alltick.sim.Simulator`."""
-        kwargs.setdefault("plan", getattr(sim, "plan_name", "unlimited"))
+        kwargs.setdefault("plan", sim.plan.name)
         return cls(token=sim.token, dialect=sim.dialect, rest_url=sim.rest_url, ws_url=sim.ws_url,
                    clock=sim.clock, **kwargs)
 

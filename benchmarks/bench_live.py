@@ -1,0 +1,208 @@
+"""Live-path benchmarks against the simulator, all measured in one run:
+
+1. ingest throughput of the store + bar builder against a bare websocket-client
+   ``recv`` + ``json.loads`` loop on the same simulator stream (target ratio >= 0.7);
+2. latency from a bar's close to ``next()`` (p50/p99, wall seconds);
+3. CPU used by a live Cerebro while its only feed is silent (market closed);
+4. memory over a long accelerated run (flat after warm-up).
+
+    python benchmarks/bench_live.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import types
+
+import backtrader as bt
+import websocket
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.bars import BarBuilder
+from backtrader_alltick.clock import ScaledClock
+from backtrader_alltick.plans import get_plan
+from backtrader_alltick.sim import Simulator
+from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.timeframes import resolve
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "AAPL.US", "TSLA.US", "US500", "USDJPY"]
+FLOOD_SPEED = 60_000  # market minutes per wall second: far more trades than any reader can take
+
+
+@contextlib.contextmanager
+def flood_simulator():
+    """A simulator in its own process, so its pusher does not share our GIL with the reader."""
+    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(FLOOD_SPEED), "--seed", "11",
+               "--symbols", ",".join(SYMBOLS)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(process.stdout.readline())
+        yield types.SimpleNamespace(rest_url=info["rest_url"], ws_url=info["ws_url"], token=info["token"],
+                                    dialect="alltick", plan=get_plan("alltick", "unlimited"),
+                                    clock=ScaledClock(info["start"], FLOOD_SPEED))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+
+
+def bare_reader(seconds: float) -> float:
+    """Frames per second a bare websocket-client loop receives and json-decodes."""
+    with flood_simulator() as sim:
+        frames = 0
+        ws = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}",
+                                         skip_utf8_validation=True)
+        codes = [{"code": s} for s in SYMBOLS if "." not in s]
+        ws.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "bench", "data": {"symbol_list": codes}}))
+        deadline = time.monotonic() + seconds
+        began = time.monotonic()
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            frames += message.get("cmd_id") == 22998
+        elapsed = time.monotonic() - began
+        ws.close()
+    return frames / elapsed
+
+
+def store_ingest(seconds: float) -> tuple[float, int]:
+    """Ticks per second through the store's shared stream into one bar builder per symbol."""
+    with flood_simulator() as sim:
+        store = AllTickStore.from_simulator(sim, cache=False)
+        counted = [0]
+        bars: list = []
+        for name in SYMBOLS:
+            if "." in name:
+                continue  # the same non-stock family the bare reader reads
+            inst = parse_symbol(name)
+            spec = resolve(4, 1, store.wire.native_periods(inst), inst.symbol)
+            builder = BarBuilder(inst.symbol, spec, inst.market, bars.append, grace_ms=0)
+
+            def on_record(record, builder=builder) -> None:
+                builder.add_tick(record)
+                counted[0] += 1
+                if counted[0] % 1000 == 0:
+                    builder.on_timer(record.time)  # the feed's timer, folded into the socket thread here
+
+            store.listen(inst, on_record)
+        time.sleep(0.5)  # warm-up: connection, subscription, first frames
+        start_count, began = counted[0], time.monotonic()
+        time.sleep(seconds)
+        rate = (counted[0] - start_count) / (time.monotonic() - began)
+        store.stop()
+    return rate, len(bars)
+
+
+class LatencyProbe(bt.Strategy):
+    params = (("clock", None), ("speed", 1.0), ("bars", 20))
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.live = False
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.live = status == data.LIVE
+
+    def next(self) -> None:
+        if not self.live:
+            return
+        end_ms = bt.num2date(self.data.datetime[0]).timestamp() * 1000
+        self.lags.append((self.p.clock.now_ms() - end_ms) / 1000 / self.p.speed)
+        if len(self.lags) >= self.p.bars:
+            self.env.runstop()
+
+
+def latency(bars: int, speed: float) -> list[float]:
+    with Simulator(dialect="alltick", speed=speed, seed=12) as sim:
+        store = AllTickStore.from_simulator(sim, cache=False)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2))
+        cerebro.addstrategy(LatencyProbe, clock=sim.clock, speed=speed, bars=bars)
+        strategy = cerebro.run()[0]
+        store.stop()
+    return strategy.lags
+
+
+class Idle(bt.Strategy):
+    params = (("seconds", 3.0),)
+
+    def __init__(self) -> None:
+        threading.Timer(self.p.seconds, self.env.runstop).start()
+
+
+def idle_cpu(seconds: float) -> float:
+    with Simulator(dialect="alltick", speed=1, seed=13) as sim:  # Hong Kong is closed at the start time
+        store = AllTickStore.from_simulator(sim, cache=False)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="700.HK", timeframe=bt.TimeFrame.Minutes, lookback=2))
+        cerebro.addstrategy(Idle, seconds=seconds)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        cerebro.run()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        store.stop()
+    return cpu / wall
+
+
+class MemoryProbe(bt.Strategy):
+    params = (("samples", None), ("every", 300), ("stop_at", 3000))
+
+    def next(self) -> None:
+        if len(self.data) % self.p.every == 0:
+            self.p.samples.append((len(self.data), tracemalloc.get_traced_memory()[0]))
+        if len(self.data) >= self.p.stop_at:
+            self.env.runstop()
+
+
+def memory(bars: int) -> list[tuple[int, int]]:
+    samples: list[tuple[int, int]] = []
+    with Simulator(dialect="alltick", speed=3600, seed=14) as sim:
+        store = AllTickStore.from_simulator(sim, cache=False)
+        cerebro = bt.Cerebro(stdstats=False, exactbars=1)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2))
+        cerebro.addstrategy(MemoryProbe, samples=samples, stop_at=bars)
+        tracemalloc.start()
+        cerebro.run()
+        tracemalloc.stop()
+        store.stop()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--latency-bars", type=int, default=20)
+    parser.add_argument("--memory-bars", type=int, default=3000)
+    args = parser.parse_args()
+
+    baseline = bare_reader(args.seconds)
+    ours, built = store_ingest(args.seconds)
+    print(f"ingest: bare recv+json.loads {baseline:,.0f} frames/s; store + bar builder {ours:,.0f} ticks/s "
+          f"({built} bars built); ratio {ours / baseline:.2f} (target >= 0.7)")
+
+    lags = sorted(latency(args.latency_bars, speed=60))
+    p99 = lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))]
+    print(f"bar close -> next(): p50 {statistics.median(lags):.3f}s, p99 {p99:.3f}s over {len(lags)} live "
+          f"bars (grace 0.25s + qcheck 0.5s)")
+
+    share = idle_cpu(3.0)
+    print(f"idle live Cerebro (silent feed): {share:.1%} of one core")
+
+    samples = memory(args.memory_bars)
+    first = samples[len(samples) // 3][1] if samples else 0
+    print("memory (bars, traced bytes): " + ", ".join(f"{n}:{b / 1e6:.1f}MB" for n, b in samples))
+    if samples:
+        print(f"growth after warm-up: {(samples[-1][1] - first) / 1e6:+.2f} MB over "
+              f"{samples[-1][0] - samples[len(samples) // 3][0]} bars; max RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

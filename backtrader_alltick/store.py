@@ -178,9 +178,11 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         rest, cache = self.rest, self.cache
         with self._lock:
             if self._history is None:
-                from .history import HistoryLoader
+                from .history import HistoryLoader, cache_namespace
 
-                self._history = HistoryLoader(rest, cache, self.wire, self.clock)
+                # Bars from a simulator or another host never answer for the real service.
+                self._history = HistoryLoader(rest, cache, self.wire, self.clock,
+                                              namespace=cache_namespace(self.wire, self.rest_url))
             return self._history
 
     @property

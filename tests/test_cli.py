@@ -353,7 +353,8 @@ def test_cache_info_and_clear(capsys, alltick_sim, tmp_path):
     code, out, _ = run(capsys, "cache", "info", "--cache", path)
     assert code == 0
     assert out.splitlines()[0] == f"cache: {path}"
-    assert out.splitlines()[1].split()[:3] == ["alltick", "AAPL.US", "1m"]
+    namespace, symbol, period = out.splitlines()[1].split()[:3]
+    assert (namespace, symbol, period) == (f"alltick@{alltick_sim.rest_url.split('//')[1]}", "AAPL.US", "1m")
 
     code, out, _ = run(capsys, "cache", "clear", "--symbol", "AAPL.US", "--cache", path)
     assert code == 0 and out == f"cleared AAPL.US from {path}\n"

@@ -221,6 +221,7 @@ class LiveSession:
             self.feed._state = _ST_BACKFILL  # until the new seam is done
             self.feed.put_notification(self.feed.CONNBROKEN)
             self._restart_seam("the stream dropped")
+            self._anchor_deadline = None  # no seam before the stream is back
         elif status.kind == "connected" and self._seam is None:
             self.feed.put_notification(self.feed.DELAYED)
             self._anchor_deadline = self.clock.now_ms() + self._margin_ms

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from . import __version__, commands
+from . import __version__, commands, record
 from .errors import AllTickError
 from .plans import PLAN_NAMES
 
@@ -58,8 +58,8 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-# commands.register adds demo, klines, quote, depth, stream and cache.
-SUBCOMMANDS: list[Callable] = [commands.register, _add_sim]
+# commands.register adds demo, klines, quote, depth, stream and cache; record.register adds record.
+SUBCOMMANDS: list[Callable] = [commands.register, _add_sim, record.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,13 @@ class AllTickData(bt.feed.DataBase):
       - ``emit_empty`` (default ``False``): emit flat, zero-volume bars for minutes
         without trades while the market is open.
       - ``bidask`` (default ``False``): subscribe depth and fill the ``bid``/``ask`` lines.
+      - ``source`` (default ``None``): where bars come from.  ``None``: the service
+        (REST and WebSocket through the store).  ``"redis"``: live bars a relay
+        (``alltick-bt record``) writes into Redis, same states and seam guarantees.
+        ``"influx"`` (with ``historical=True``): bars from a relay's InfluxDB archive,
+        built from archived bars or ticks when the period was not recorded.
+      - ``source_url`` (default ``None``): the Redis or InfluxDB URL for ``source``, e.g.
+        ``redis://127.0.0.1:6379/0`` or ``http://127.0.0.1:8086/alltick``.
 
     Example::
 
@@ -80,6 +87,8 @@ class AllTickData(bt.feed.DataBase):
         ("emit_empty", False),
         ("bidask", False),
         ("inbox_size", 200_000),
+        ("source", None),
+        ("source_url", None),
     )
 
     def __init__(self) -> None:
@@ -91,6 +100,7 @@ class AllTickData(bt.feed.DataBase):
         self.inst = None
         self.spec = None
         try:
+            _check_source(self.p.source, self.p.source_url, self.p.historical)
             self.inst = parse_symbol(self.p.dataname, self.p.region)
             if self.p.timeframe != bt.TimeFrame.Ticks:
                 self.spec = self._store.resolve_timeframe(self.inst, self.p.timeframe, self.p.compression)
@@ -154,7 +164,10 @@ class AllTickData(bt.feed.DataBase):
             self.stats["bars_rest"] = len(bars)
             self._state = _ST_HISTORBACK
             return
-        from .live import LiveSession
+        if self.p.source == "redis":
+            from .sinks.consumer import RedisSession as LiveSession
+        else:
+            from .live import LiveSession
 
         self._live = LiveSession(self, start_ms)
         self.put_notification(self.DELAYED)
@@ -168,6 +181,11 @@ class AllTickData(bt.feed.DataBase):
 
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
+        if self.p.source == "influx":
+            from .sinks.archive import load_archived_bars
+
+            return load_archived_bars(self.p.source_url, self.inst, self.spec, start_ms, end_ms, count,
+                                      self._store.clock.now_ms(), dialect=self._store.p.dialect)
         return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
 
     def _load(self):
@@ -218,3 +236,17 @@ class AllTickData(bt.feed.DataBase):
         if self._live is not None:
             self._live.close()
             self._live = None
+
+
+def _check_source(source: str | None, source_url: str | None, historical: bool) -> None:
+    if source not in (None, "redis", "influx"):
+        raise ConfigError(f"source must be None (the service), 'redis' or 'influx', was {source!r}")
+    if source is not None and not source_url:
+        raise ConfigError(f"source={source!r} needs source_url (e.g. redis://127.0.0.1:6379/0 or "
+                          f"http://127.0.0.1:8086/alltick), was {source_url!r}")
+    if source == "redis" and historical:
+        raise ConfigError("source='redis' serves live bars from a relay; for a backtest use source='influx' "
+                          "or no source, was historical=True")
+    if source == "influx" and not historical:
+        raise ConfigError("source='influx' serves archived history only; pass historical=True, or "
+                          "source='redis' for live bars, was historical=False")

@@ -234,14 +234,26 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     def fetch_klines(self, symbol: str, timeframe: int | str = bt.TimeFrame.Minutes, compression: int = 1,
                      fromdate: datetime | None = None, todate: datetime | None = None,
                      count: int | None = None, *, region: str | None = None,
-                     on_progress: Callable[..., None] | None = None) -> pd.DataFrame:
+                     on_progress: Callable[..., None] | None = None, source: str | None = None,
+                     source_url: str | None = None) -> pd.DataFrame:
         """Return closed K-lines as a DataFrame indexed by bar close time (UTC).
 
         ``timeframe`` is a ``bt.TimeFrame`` value or a period name such as ``"1m"``, ``"1h"``,
-        ``"1d"``.  Columns: open, high, low, close, volume, turnover.
+        ``"1d"``.  Columns: open, high, low, close, volume, turnover.  ``source="influx"``
+        with ``source_url="http://host:8086[/database]"`` reads a relay's InfluxDB archive
+        instead of the service (bars built from archived bars or ticks where needed).
         """
         inst = parse_symbol(symbol, region)
-        klines = self.load_klines(inst, timeframe, compression, fromdate, todate, count, on_progress)
+        if source == "influx":
+            from .sinks.archive import load_archived_bars
+
+            spec = self.resolve_timeframe(inst, timeframe, compression)
+            klines = load_archived_bars(source_url or "", inst, spec, _to_ms(fromdate), _to_ms(todate), count,
+                                        self.clock.now_ms(), dialect=self.p.dialect)
+        elif source is None:
+            klines = self.load_klines(inst, timeframe, compression, fromdate, todate, count, on_progress)
+        else:
+            raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
         return klines_frame(klines)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,

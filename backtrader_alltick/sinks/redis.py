@@ -223,6 +223,18 @@ class RedisSource:
         return self._read(stream_fields.stream_key(self.prefix, "depth", symbol), after_id, block_ms, count,
                           lambda fields: stream_fields.decode_depth(symbol, fields))
 
+    def newest_bars(self, symbol: str | Instrument, period: str, count: int) -> list[Entry]:
+        """Return the newest ``count`` bars of ``symbol`` and ``period``, oldest first."""
+        symbol = str(symbol)
+        key = stream_fields.stream_key(self.prefix, "bar", symbol, period)
+        return self._newest(key, count, lambda fields: stream_fields.decode_kline(symbol, period, fields))
+
+    def newest_ticks(self, symbol: str | Instrument, count: int) -> list[Entry]:
+        """Return the newest ``count`` ticks of ``symbol``, oldest first."""
+        symbol = str(symbol)
+        return self._newest(stream_fields.stream_key(self.prefix, "tick", symbol), count,
+                            lambda fields: stream_fields.decode_tick(symbol, fields))
+
     def last(self, symbol: str | Instrument) -> Latest:
         """Return the latest tick, quote, book and bar per period written for ``symbol``."""
         symbol = str(symbol)
@@ -253,6 +265,12 @@ class RedisSource:
         if not response:
             return []
         return [Entry(entry_id, decode(fields)) for entry_id, fields in response[0][1]]
+
+    def _newest(self, key: str, count: int, decode: Callable[[dict[str, str]], Record]) -> list[Entry]:
+        if count < 1:
+            raise ConfigError(f"count must be 1 or more, was {count!r}")
+        response = self._call(lambda: self._client.xrevrange(key, count=count))
+        return [Entry(entry_id, decode(fields)) for entry_id, fields in reversed(response)]
 
     def _call(self, command: Callable[[], _T]) -> _T:
         started = 0.0

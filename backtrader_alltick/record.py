@@ -1,0 +1,112 @@
+"""``alltick-bt record``: run the relay until SIGINT or SIGTERM, logging progress to stderr.
+
+Without a token (``--token`` or ``ALLTICK_TOKEN``) it records from the built-in simulator,
+like ``alltick-bt demo``, so the whole Redis/InfluxDB pipeline can be tried offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from .commands import cache_setting, common_options, open_store
+from .console import command
+from .errors import ConfigError
+from .relay import Relay
+from .store import AllTickStore
+from .symbols import parse_symbol
+
+
+def register(subparsers) -> None:
+    """Add ``record`` to ``alltick-bt``'s subparsers."""
+    sub = subparsers.add_parser(
+        "record", parents=[common_options()],
+        help="relay live data into Redis (and InfluxDB) until interrupted",
+        description="Hold one upstream connection and write every tick/quote/depth update into Redis "
+                    "streams and every closed bar into Redis and InfluxDB, until SIGINT or SIGTERM. "
+                    "Without ALLTICK_TOKEN the built-in simulator is recorded.")
+    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--redis", default=None, metavar="URL", help="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    sub.add_argument("--influx", default=None, metavar="URL",
+                     help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086 or http://127.0.0.1:8086/mydb")
+    sub.add_argument("--types", default="tick", help="raw records for Redis: comma list of tick, quote "
+                                                     "(itick only), depth (default tick)")
+    sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
+                                                        "(default 1m)")
+    sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
+    sub.add_argument("--lookback", type=int, default=500,
+                     help="bars to backfill per timeframe on a first start (default 500)")
+    sub.add_argument("--progress", type=float, default=10.0, metavar="SECONDS",
+                     help="seconds between progress lines on stderr (default 10)")
+    sub.add_argument("--speed", type=float, default=60.0, help="simulator clock speed without a token "
+                                                               "(default 60)")
+    sub.add_argument("--seed", type=int, default=1, help="simulator seed without a token (default 1)")
+    sub.set_defaults(func=run_record)
+
+
+@command
+def run_record(args: argparse.Namespace) -> int:
+    if args.redis is None and args.influx is None:
+        raise ConfigError("record needs somewhere to write: pass --redis URL and/or --influx URL, "
+                          "was neither")
+    types = [name.strip() for name in args.types.split(",") if name.strip()]
+    if "quote" in types and args.dialect != "itick":
+        raise ConfigError(f"--types quote needs --dialect itick (AllTick pushes only tick and depth), "
+                          f"was --dialect {args.dialect}")
+    symbols = [parse_symbol(part.strip()).symbol for value in args.symbols for part in value.split(",")
+               if part.strip()]
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _record_store(args, symbols) as store, \
+                Relay(store, symbols, redis_url=args.redis, influx_url=args.influx,
+                      timeframes=[t.strip() for t in args.timeframes.split(",") if t.strip()],
+                      types=types, archive_ticks=args.archive_ticks, lookback=args.lookback) as relay:
+            print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
+                  f"{args.timeframes}); stop with Ctrl-C", file=sys.stderr, flush=True)
+            while not stop.wait(args.progress):
+                print(_progress(relay.stats), file=sys.stderr, flush=True)
+            print("stopping: flushing the sinks", file=sys.stderr, flush=True)
+        print(_progress(relay.stats, final=True), file=sys.stderr, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _progress(stats: dict, final: bool = False) -> str:
+    bars = ", ".join(f"{count} {period}" for period, count in sorted(stats["bars"].items())) or "0"
+    sinks = "; ".join(f"{name}: {stats[name]['written']} written, {stats[name]['pending']} pending, "
+                      f"{stats[name]['dropped']} dropped" for name in ("redis", "influx") if name in stats)
+    head = "recorded" if final else "so far"
+    return (f"{head}: {stats['ticks']} ticks, {stats['quotes']} quotes, {stats['depth']} books, bars {bars}; "
+            f"{sinks}; upstream drops {stats['upstream_drops']}")
+
+
+@contextlib.contextmanager
+def _record_store(args: argparse.Namespace, symbols: list[str]) -> Iterator[AllTickStore]:
+    # With a token: the service the options name.  Without: a simulator in this process.
+    if args.token or os.environ.get("ALLTICK_TOKEN"):
+        store = open_store(args)
+        try:
+            yield store
+        finally:
+            store.stop()
+        return
+    from .sim import Simulator
+
+    with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
+                   symbols=symbols) as sim:
+        store = AllTickStore.from_simulator(sim, cache=cache_setting(args.cache) if args.cache else False)
+        print(f"no ALLTICK_TOKEN: recording the built-in simulator ({args.dialect} dialect, "
+              f"seed {args.seed}, clock x{args.speed:g})", file=sys.stderr, flush=True)
+        try:
+            yield store
+        finally:
+            store.stop()
+

@@ -1,0 +1,330 @@
+"""The relay: one process holds the upstream connection and fans the data out through Redis and InfluxDB.
+
+AllTick Free and Basic allow one WebSocket per token, so several strategies (or machines)
+need one process that holds it.  The relay subscribes every symbol once through the
+store, writes each raw tick, quote and book into Redis (and ticks into InfluxDB when
+asked), and builds closed bars per configured timeframe with the live feed's own
+machinery, :class:`~backtrader_alltick.live.LiveSession`: the same seam, REST backfill,
+timer-closed bars and reconnect rebuild as ``AllTickData``.  Each bar goes to Redis
+(stream ID = bar end, so a restarted relay rewriting a bar does not repeat it) and to
+InfluxDB.
+
+Why ``LiveSession`` driven by a thread per (symbol, timeframe) rather than a headless
+Cerebro: Cerebro delivers the bars of all its feeds in one time order, so a feed that is
+still backfilling or whose market is closed would hold back the bars of the others, its
+line buffers grow with the run, and the bar would have to be rebuilt from float lines.
+A session hands over the exact :class:`~backtrader_alltick.records.Kline` it built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable
+from types import SimpleNamespace
+
+import backtrader as bt
+
+from .bars import period_label
+from .errors import AllTickError, ConfigError, TransportError
+from .records import Depth, Kline, Quote, Tick
+from .symbols import Instrument, parse_symbol
+
+logger = logging.getLogger(__name__)
+
+RECORD_TYPES = ("tick", "quote", "depth")
+_TIMEFRAME = re.compile(r"([1-9]\d*)(m|h|d|w|M)")
+_BASE_PERIOD = {"m": "1m", "h": "1h", "d": "1d", "w": "1w", "M": "1M"}
+_KIND_OF = {Tick: "tick", Quote: "quote", Depth: "depth"}
+# How long one driver waits for its session before checking whether the relay stops.
+_DRIVER_WAIT_S = 0.25
+
+
+class Relay:
+    """Hold one upstream connection per endpoint family and write everything it brings to Redis and InfluxDB.
+
+    Parameters
+    ----------
+    store : AllTickStore
+        The connection to the service (or a simulator); the relay does not stop it.
+    symbols : iterable of str
+        Symbols to record, e.g. ``["AAPL.US", "BTCUSDT"]``.
+    redis_url, influx_url : str or None
+        Where to write; at least one.  ``influx_url`` may end in ``/<database>``
+        (default database ``alltick``).
+    timeframes : iterable of str
+        Bar lengths to build and write: ``1m``, ``5m``, ``3m``, ``1h``, ``2h``, ``1d`` ...
+    types : iterable of str
+        Raw records to write into Redis: ``tick``, ``quote`` (itick dialect), ``depth``.
+    archive_ticks : bool
+        Also write every tick into InfluxDB (AllTick keeps no historical ticks).
+    lookback : int
+        Bars to backfill per timeframe when Redis holds none of them yet; otherwise the
+        relay resumes after the newest bar in Redis (within ``lookback`` bars).
+    prefix : str
+        First part of every Redis key.
+    grace : float
+        Wall seconds after a bar's end before it closes (see ``AllTickData``).
+
+    Example::
+
+        store = AllTickStore()
+        with Relay(store, ["BTCUSDT"], redis_url="redis://127.0.0.1:6379/0", timeframes=("1m", "5m")):
+            stop_event.wait()
+    """
+
+    def __init__(self, store, symbols: Iterable[str | Instrument], *, redis_url: str | None = None,
+                 influx_url: str | None = None, timeframes: Iterable[str] = ("1m",),
+                 types: Iterable[str] = ("tick",), archive_ticks: bool = False, lookback: int = 500,
+                 prefix: str = "alltick", grace: float = 0.25) -> None:
+        if redis_url is None and influx_url is None:
+            raise ConfigError("Relay needs somewhere to write: pass redis_url and/or influx_url, was neither")
+        self.store = store
+        self.instruments = _unique(parse_symbol(symbol) for symbol in symbols)
+        if not self.instruments:
+            raise ConfigError("Relay needs at least one symbol, was none")
+        self.types = frozenset(types)
+        if self.types - set(RECORD_TYPES):
+            raise ConfigError(f"types must be a subset of {', '.join(RECORD_TYPES)}, "
+                              f"was {sorted(self.types)}")
+        if not isinstance(lookback, int) or lookback < 1:
+            raise ConfigError(f"lookback must be a whole number of 1 or more bars, was {lookback!r}")
+        periods = [parse_timeframe(text) for text in timeframes]
+        if not periods:
+            raise ConfigError("Relay needs at least one timeframe, was none")
+        self.specs = {inst.symbol: [store.resolve_timeframe(inst, *period) for period in periods]
+                      for inst in self.instruments}
+        self.redis_url, self.influx_url = redis_url, influx_url
+        self.archive_ticks = archive_ticks
+        self.lookback, self.prefix, self.grace = lookback, prefix, grace
+        self.redis = self.influx = None
+        self.errors: list[AllTickError] = []
+        self._counts: Counter = Counter()
+        self._counts_lock = threading.Lock()
+        self._drivers: list[_BarDriver] = []
+        self._stop = threading.Event()
+        self._started = False
+
+    def __repr__(self) -> str:
+        symbols = ",".join(inst.symbol for inst in self.instruments)
+        return f"Relay({symbols}, redis={self.redis is not None}, influx={self.influx is not None})"
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> Relay:
+        """Open the sinks, subscribe every symbol and start building bars; return self."""
+        if self._started:
+            return self
+        self._started = True
+        self._stop.clear()
+        if self.redis_url is not None:
+            from .sinks.redis import RedisSink
+
+            self.redis = RedisSink(self.redis_url, prefix=self.prefix)
+        if self.influx_url is not None:
+            from .sinks.archive import split_influx_url
+            from .sinks.influx import InfluxSink
+
+            root, database = split_influx_url(self.influx_url)
+            self.influx = InfluxSink(root, database, dialect=self.store.p.dialect)
+        resume = self._resume_points()
+        depth = bool(self.types & {"quote", "depth"})
+        for index, inst in enumerate(self.instruments):
+            self.store.listen(inst, self._on_record, depth=depth,
+                              on_status=self._on_status if index == 0 else None)
+            for spec in self.specs[inst.symbol]:
+                label = period_label(spec)
+                driver = _BarDriver(self, inst, spec, label, resume.get((inst.symbol, label)))
+                self._drivers.append(driver)
+                driver.start()
+        logger.info("relay: recording %s (bars %s, raw %s) into %s",
+                    ", ".join(inst.symbol for inst in self.instruments),
+                    ", ".join(sorted({period_label(s) for specs in self.specs.values() for s in specs})),
+                    ", ".join(sorted(self.types)) or "none",
+                    " and ".join(name for name, sink in (("Redis", self.redis), ("InfluxDB", self.influx))
+                                 if sink is not None))
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop building bars, unsubscribe, and flush the sinks (waiting up to ``timeout`` each)."""
+        if not self._started:
+            return
+        self._started = False
+        self._stop.set()
+        depth = bool(self.types & {"quote", "depth"})
+        for index, inst in enumerate(self.instruments):
+            self.store.unlisten(inst, self._on_record, depth=depth,
+                                on_status=self._on_status if index == 0 else None)
+        for driver in self._drivers:
+            driver.join()
+        self._drivers.clear()
+        for sink in (self.redis, self.influx):
+            if sink is not None:
+                sink.close(timeout)
+
+    def __enter__(self) -> Relay:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until both sinks have confirmed everything written so far; False on timeout."""
+        return all(sink.flush(timeout) for sink in (self.redis, self.influx) if sink is not None)
+
+    @property
+    def stats(self) -> dict:
+        """Counters: records seen per kind, bars per period, sink totals, upstream connections."""
+        with self._counts_lock:
+            counts = dict(self._counts)
+        out = {
+            "ticks": counts.get("tick", 0), "quotes": counts.get("quote", 0), "depth": counts.get("depth", 0),
+            "bars": {key[4:]: value for key, value in counts.items() if key.startswith("bar:")},
+            "upstream_connects": counts.get("connected", 0), "upstream_drops": counts.get("disconnected", 0),
+            "errors": len(self.errors),
+        }
+        for name, sink in (("redis", self.redis), ("influx", self.influx)):
+            if sink is not None:
+                out[name] = {"written": sink.written, "pending": sink.pending, "dropped": sink.dropped,
+                             "rejected": sink.rejected}
+        if self.redis is not None:
+            out["redis"]["duplicates"] = self.redis.duplicates
+        return out
+
+    # -- socket threads: never block ----------------------------------------------------------------
+
+    def _on_record(self, record) -> None:
+        kind = _KIND_OF.get(type(record))
+        if kind is None or kind not in self.types and not (kind == "tick" and self.archive_ticks):
+            return
+        self._count(kind)
+        if self.redis is not None and kind in self.types:
+            self.redis.write((record,))
+        if self.influx is not None and kind == "tick" and self.archive_ticks:
+            self.influx.write((record,))
+
+    def _on_status(self, status) -> None:
+        self._count(status.kind)
+        if status.kind == "fatal":
+            logger.error("relay: upstream %s gave up: %s", status.family, status.error)
+        elif status.kind == "disconnected":
+            logger.warning("relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)",
+                           status.family)
+        else:
+            logger.info("relay: upstream %s connected", status.family)
+
+    # -- driver threads -----------------------------------------------------------------------------
+
+    def _on_bar(self, label: str, bar: Kline) -> None:
+        if bar.period != label:
+            bar = dataclasses.replace(bar, period=label)
+        self._count(f"bar:{label}")
+        for sink in (self.redis, self.influx):
+            if sink is not None:
+                sink.write((bar,))
+
+    def _on_error(self, inst: Instrument, label: str, error: AllTickError) -> None:
+        self.errors.append(error)
+        logger.error("relay: %s %s bars stopped: %s", inst.symbol, label, error)
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self._counts[key] += 1
+
+    def _resume_points(self) -> dict[tuple[str, str], int]:
+        # Resume each bar stream after its newest bar, so a restart fills exactly the gap.
+        if self.redis_url is None:
+            return {}
+        from .sinks.redis import RedisSource
+
+        points: dict[tuple[str, str], int] = {}
+        now = self.store.clock.now_ms()
+        try:
+            with RedisSource(self.redis_url, self.prefix, reconnect_timeout=0) as source:
+                for inst in self.instruments:
+                    latest = source.last(inst.symbol).bars
+                    for spec in self.specs[inst.symbol]:
+                        bar = latest.get(period_label(spec))
+                        reach = self.lookback * spec.native.millis * spec.multiple
+                        if bar is not None and now - bar.end <= reach:
+                            points[(inst.symbol, period_label(spec))] = bar.end
+        except TransportError as e:
+            logger.warning("relay: cannot read where the bars stopped (%s); backfilling %d bars instead",
+                           e, self.lookback)
+        return points
+
+
+class _BarDriver:
+    # Runs one LiveSession on its own thread and stands in for the AllTickData it expects:
+    # the session calls _fill, _fail and put_notification and reads p, stats and _state.
+
+    LIVE, CONNBROKEN, DELAYED = bt.feed.DataBase.LIVE, bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DELAYED
+
+    def __init__(self, relay: Relay, inst: Instrument, spec, label: str, resume_ms: int | None) -> None:
+        self.relay, self.inst, self.spec, self.label = relay, inst, spec, label
+        self._store = relay.store
+        self.p = SimpleNamespace(inbox_size=200_000, grace=relay.grace, emit_empty=False, backfill_start=True,
+                                 backfill=True, lookback=relay.lookback, bidask=False)
+        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "overflows": 0,
+                      "reconnects": 0, "stale_ticks": 0}
+        self._ready: deque = deque()
+        self._state = None
+        self._resume_ms = resume_ms
+        self._session = None
+        self._thread = threading.Thread(target=self._run, name=f"relay-{inst.symbol}-{label}", daemon=True)
+
+    def start(self) -> None:
+        from .feed import _ST_BACKFILL
+        from .live import LiveSession
+
+        self._state = _ST_BACKFILL
+        self._session = LiveSession(self, self._resume_ms)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _run(self) -> None:
+        stop = self.relay._stop
+        try:
+            while not stop.is_set() and self._session is not None:
+                if self._session.next_bar(_DRIVER_WAIT_S) is False:
+                    return
+        except Exception:  # a bug must not end the recording silently
+            logger.exception("relay: %s %s bars crashed", self.inst.symbol, self.label)
+
+    # -- what LiveSession calls -------------------------------------------------------------------
+
+    def _fill(self, bar: Kline) -> None:
+        self.relay._on_bar(self.label, bar)
+
+    def _fail(self, error: AllTickError) -> None:
+        from .feed import _ST_OVER
+
+        self._state = _ST_OVER
+        self.relay._on_error(self.inst, self.label, error)
+
+    def put_notification(self, status, *args, **kwargs) -> None:
+        logger.info("relay: %s %s bars %s", self.inst.symbol, self.label,
+                    bt.feed.DataBase._NOTIFNAMES[status])
+
+
+def parse_timeframe(text: str) -> tuple[str, int]:
+    """Turn ``"5m"``, ``"3m"``, ``"2h"``, ``"1d"`` into a store period name and compression: ``("1m", 5)``."""
+    match = _TIMEFRAME.fullmatch(str(text).strip())
+    if not match:
+        raise ConfigError(f"timeframe must look like 1m, 5m, 3m, 1h, 2h, 1d, 1w or 1M, was {text!r}")
+    return _BASE_PERIOD[match.group(2)], int(match.group(1))
+
+
+def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:
+    seen: dict[str, Instrument] = {}
+    for inst in instruments:
+        seen.setdefault(inst.symbol, inst)
+    return list(seen.values())

@@ -225,11 +225,16 @@ def run_stream(args: argparse.Namespace) -> int:
                           f"was --dialect {args.dialect}")
     symbols = _symbols(args.symbols)
     inbox: queue.Queue = queue.Queue(maxsize=100_000)
+
+    def offer(item) -> None:  # runs on the socket thread: never block it, drop when the terminal lags
+        with contextlib.suppress(queue.Full):
+            inbox.put_nowait(item)
+
     with _closing(open_store(args)) as store:
         store.latest_trades(symbols)  # an unknown symbol fails here, instead of streaming nothing
         for index, symbol in enumerate(symbols):
-            store.listen(parse_symbol(symbol), inbox.put_nowait, depth=bool(types & {"quote", "depth"}),
-                         on_status=inbox.put_nowait if index == 0 else None)
+            store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
+                         on_status=offer if index == 0 else None)
         return _print_pushes(inbox, types, args)
 
 

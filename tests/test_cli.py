@@ -180,6 +180,17 @@ def test_klines_range_to_files_with_progress(capsys, alltick_sim, tmp_path):
     assert png_size(chart)[0] > 0
 
 
+def test_klines_shows_waits_on_the_plans_rate_limit(capsys, alltick_sim):
+    # Basic allows one /kline call a second: the three requests of a day of bars wait twice.
+    argv = [*service(alltick_sim), "--plan", "basic"]
+
+    code, _, err = run(capsys, "klines", "BTCUSDT", "--from", "2024-03-03", "--to", "2024-03-04", *argv)
+
+    assert code == 0
+    assert "for the plan's rate limit (kline)" in err
+    assert "waiting " in err
+
+
 def test_klines_unknown_symbol(capsys, sim):
     code, out, err = run(capsys, "klines", "NOPE.US", *service(sim))
 

@@ -68,6 +68,9 @@ class Relay:
         First part of every Redis key.
     grace : float
         Wall seconds after a bar's end before it closes (see ``AllTickData``).
+    redis_options, influx_options : dict or None
+        Extra keyword arguments for :class:`RedisSink` / :class:`InfluxSink` (buffer bounds,
+        batch sizes, retry pacing).
 
     Example::
 
@@ -79,7 +82,8 @@ class Relay:
     def __init__(self, store, symbols: Iterable[str | Instrument], *, redis_url: str | None = None,
                  influx_url: str | None = None, timeframes: Iterable[str] = ("1m",),
                  types: Iterable[str] = ("tick",), archive_ticks: bool = False, lookback: int = 500,
-                 prefix: str = "alltick", grace: float = 0.25) -> None:
+                 prefix: str = "alltick", grace: float = 0.25, redis_options: dict | None = None,
+                 influx_options: dict | None = None) -> None:
         if redis_url is None and influx_url is None:
             raise ConfigError("Relay needs somewhere to write: pass redis_url and/or influx_url, was neither")
         self.store = store
@@ -100,6 +104,7 @@ class Relay:
         self.redis_url, self.influx_url = redis_url, influx_url
         self.archive_ticks = archive_ticks
         self.lookback, self.prefix, self.grace = lookback, prefix, grace
+        self.redis_options, self.influx_options = dict(redis_options or {}), dict(influx_options or {})
         self.redis = self.influx = None
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
@@ -123,13 +128,13 @@ class Relay:
         if self.redis_url is not None:
             from .sinks.redis import RedisSink
 
-            self.redis = RedisSink(self.redis_url, prefix=self.prefix)
+            self.redis = RedisSink(self.redis_url, prefix=self.prefix, **self.redis_options)
         if self.influx_url is not None:
             from .sinks.archive import split_influx_url
             from .sinks.influx import InfluxSink
 
             root, database = split_influx_url(self.influx_url)
-            self.influx = InfluxSink(root, database, dialect=self.store.p.dialect)
+            self.influx = InfluxSink(root, database, dialect=self.store.p.dialect, **self.influx_options)
         resume = self._resume_points()
         depth = bool(self.types & {"quote", "depth"})
         for index, inst in enumerate(self.instruments):

@@ -1,0 +1,279 @@
+"""The relay against the simulator and real redis-server/influxd: one upstream, golden bars, restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import backtrader as bt
+import pytest
+from sinks.sink_servers import InfluxServer, RedisServer
+
+from backtrader_alltick import AllTickStore, timeframes
+from backtrader_alltick.bars import combine
+from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.relay import Relay, parse_timeframe
+from backtrader_alltick.sim import Simulator
+from backtrader_alltick.sinks.archive import load_archived_bars
+from backtrader_alltick.sinks.influx import InfluxSource
+from backtrader_alltick.sinks.redis import RedisSource
+from backtrader_alltick.symbols import parse_symbol
+from feedtools import Recorder, as_ms_rows, kline_rows, utc
+
+MINUTE = 60_000
+SPEED = 240  # four 1-minute bars per wall second
+FAST_SINK = {"backoff_initial": 0.02, "backoff_max": 0.2}
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_server(tmp_path):
+    server = InfluxServer(tmp_path / "influx")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fast_sim():
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        yield sim
+
+
+@pytest.fixture
+def make_relay():
+    made = []
+
+    def make(sim, symbols=("BTCUSDT",), **kwargs):
+        store = AllTickStore.from_simulator(sim, cache=False)
+        kwargs.setdefault("lookback", 5)
+        kwargs.setdefault("redis_options", FAST_SINK)
+        relay = Relay(store, symbols, **kwargs)
+        made.append(relay)
+        return relay.start()
+
+    yield make
+    for relay in made:
+        relay.stop()
+        relay.store.stop()
+
+
+def wait_for_bars(url, symbol, period, count, timeout=20.0):
+    """Block (on XREAD, not sleeps) until the stream holds ``count`` bars; return them all."""
+    entries, after = [], "0-0"
+    deadline = time.monotonic() + timeout
+    with RedisSource(url, reconnect_timeout=timeout) as source:
+        while len(entries) < count:
+            assert time.monotonic() < deadline, f"only {len(entries)} of {count} {period} bars arrived"
+            batch = source.read_bars(symbol, period, after, block_ms=500)
+            if batch:
+                entries.extend(batch)
+                after = batch[-1].id
+    return [entry.record for entry in entries]
+
+
+def wait_market(sim, market_ms):
+    # Lets simulated time pass (a downtime), not a synchronisation: nothing else signals it.
+    threading.Event().wait(sim.clock.wall_seconds_until(market_ms))
+
+
+def assert_contiguous_golden(sim, rows, symbol, period="1m"):
+    ends = [row[0] for row in rows]
+    assert ends == sorted(set(ends)), "bars repeated or out of order"
+    step = {"1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE}[period]
+    assert all(b - a == step for a, b in zip(ends, ends[1:])), "a bar is missing"
+    # The simulator serves native periods; others are its 1-minute truth combined.
+    minutes = sim.klines(symbol, "1m", ends[0] - step, ends[-1])
+    spec = timeframes.resolve(timeframes.MINUTES, step // MINUTE, ("1m",), symbol)
+    truth = {k.end: k for k in combine(minutes, spec, parse_symbol(symbol).market)}
+    for end, *ohlcv in rows:
+        k = truth[end]
+        assert tuple(ohlcv[:4]) == (k.open, k.high, k.low, k.close), f"bar at {end} differs"
+        assert ohlcv[4] == pytest.approx(k.volume, rel=1e-9)
+
+
+def run_consumer(sim, url, fromdate_ms, stop_after, results, name, timeout=30.0):
+    store = AllTickStore(dialect=sim.dialect, clock=sim.clock, cache=False)
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis",
+                                  source_url=url, fromdate=utc(fromdate_ms), qcheck=0.1), name="btc")
+    cerebro.addstrategy(Recorder, stop_after=stop_after)
+    guard = threading.Timer(timeout, cerebro.runstop)
+    guard.start()
+    try:
+        results[name] = cerebro.run()[0]
+    finally:
+        guard.cancel()
+        store.stop()
+
+
+def test_relay_timeframe_text_parses_like_the_cli():
+    assert parse_timeframe("5m") == ("1m", 5)
+    assert parse_timeframe("2h") == ("1h", 2)
+    with pytest.raises(ConfigError, match="was '5x'"):
+        parse_timeframe("5x")
+
+
+def test_relay_without_a_sink_is_refused(fast_sim):
+    store = AllTickStore.from_simulator(fast_sim, cache=False)
+
+    with pytest.raises(ConfigError, match="redis_url and/or influx_url"):
+        Relay(store, ["BTCUSDT"])
+
+
+def test_two_consumers_get_identical_golden_bars_over_one_upstream_connection(fast_sim, redis_server,
+                                                                                make_relay):
+    relay = make_relay(fast_sim, redis_url=redis_server.url, timeframes=("1m", "3m"))
+    first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
+    results: dict = {}
+
+    consumers = [threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 12,
+                                                             results, name)) for name in ("a", "b")]
+    for consumer in consumers:
+        consumer.start()
+    for consumer in consumers:
+        consumer.join()
+
+    rows_a, rows_b = (as_ms_rows(results[name].rows["btc"])[:12] for name in ("a", "b"))
+    assert len(rows_a) == 12 and rows_a == rows_b
+    assert rows_a[0][0] == first.end
+    assert_contiguous_golden(fast_sim, rows_a, "BTCUSDT")
+    assert results["a"].notes["btc"][:2] == ["DELAYED", "LIVE"]
+    assert fast_sim.counters["ws_connections_opened"] == 1  # consumers never touch the service
+    three = wait_for_bars(redis_server.url, "BTCUSDT", "3m", 3)
+    assert_contiguous_golden(fast_sim, kline_rows(three), "BTCUSDT", "3m")
+    assert relay.stats["bars"]["1m"] >= 12 and relay.stats["errors"] == 0
+
+
+def test_relay_bars_stay_golden_across_upstream_reconnects(fast_sim, redis_server, make_relay):
+    fast_sim.faults.update(drop_every=1.5)
+    relay = make_relay(fast_sim, redis_url=redis_server.url)
+
+    bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 20, timeout=40)
+
+    assert_contiguous_golden(fast_sim, kline_rows(bars), "BTCUSDT")
+    assert relay.stats["upstream_drops"] >= 1
+    assert fast_sim.counters["ws_connections_opened"] >= 2
+
+
+def test_consumer_sees_no_gap_and_no_repeat_when_the_relay_restarts(fast_sim, redis_server, make_relay):
+    relay = make_relay(fast_sim, redis_url=redis_server.url)
+    first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
+    results: dict = {}
+    consumer = threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 20,
+                                                           results, "c"), kwargs={"timeout": 40})
+    consumer.start()
+    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
+
+    relay.stop()
+    relay.store.stop()  # as if its process ended: the upstream connection closes too
+    wait_market(fast_sim, fast_sim.clock.now_ms() + 4 * MINUTE)  # the relay is down for four bars
+    make_relay(fast_sim, redis_url=redis_server.url)
+    consumer.join()
+
+    rows = as_ms_rows(results["c"].rows["btc"])
+    assert len(rows) >= 20
+    assert_contiguous_golden(fast_sim, rows, "BTCUSDT")
+
+
+def test_redis_restart_loses_nothing_and_consumers_report_connbroken(fast_sim, redis_server, make_relay):
+    make_relay(fast_sim, redis_url=redis_server.url)
+    first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
+    results: dict = {}
+    consumer = threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 20,
+                                                           results, "c"), kwargs={"timeout": 40})
+    consumer.start()
+    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
+
+    redis_server.stop()
+    wait_market(fast_sim, fast_sim.clock.now_ms() + 4 * MINUTE)  # Redis is down for four bars
+    redis_server.start()
+    consumer.join()
+
+    strategy = results["c"]
+    rows = as_ms_rows(strategy.rows["btc"])
+    assert len(rows) >= 20
+    assert_contiguous_golden(fast_sim, rows, "BTCUSDT")
+    notes = strategy.notes["btc"]
+    assert "CONNBROKEN" in notes and notes[-1] == "LIVE"
+    assert strategy.datas[0].stats["reconnects"] >= 1
+
+
+def test_archived_bars_and_ticks_read_back_equal_across_an_influx_restart(fast_sim, redis_server,
+                                                                           influx_server, make_relay):
+    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
+                       archive_ticks=True, influx_options={"flush_interval": 0.1, **FAST_SINK})
+    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 6)
+
+    influx_server.stop()
+    wait_market(fast_sim, fast_sim.clock.now_ms() + 3 * MINUTE)
+    influx_server.start()
+    bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 14)
+    relay.stop()  # flushes both sinks
+
+    assert relay.stats["influx"]["dropped"] == 0
+    with InfluxSource(influx_server.url, "alltick") as archive:
+        archived = archive.klines("BTCUSDT", "1m", bars[0].end, bars[-1].end)
+        # Ticks are recorded from the relay's subscription on: compare from the first whole minute after.
+        first_tick = archive.ticks("BTCUSDT", bars[0].start, bars[-1].end)[0]
+        window = (first_tick.time - first_tick.time % MINUTE + MINUTE, bars[-1].end)
+        ticks = archive.ticks("BTCUSDT", window[0], window[1] - 1)
+    assert window[1] - window[0] >= 5 * MINUTE
+    assert kline_rows(archived[: len(bars)]) == kline_rows(bars)
+    assert_contiguous_golden(fast_sim, kline_rows(archived), "BTCUSDT")
+    truth = fast_sim.trades("BTCUSDT", *window)
+    assert [(t.time, t.price, t.volume) for t in ticks] == [(t.time, t.price, t.volume) for t in truth]
+
+
+def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, influx_server, make_relay):
+    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
+                       archive_ticks=True, influx_options={"flush_interval": 0.1})
+    bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 20)
+    relay.stop()
+    store = AllTickStore(dialect="alltick", clock=fast_sim.clock, cache=False)
+    inst = parse_symbol("BTCUSDT")
+    with InfluxSource(influx_server.url, "alltick") as archive:
+        first_tick = archive.ticks("BTCUSDT", bars[0].start, bars[-1].end)[0]
+    # Whole 5-minute slots after the first archived trade: their every trade was archived.
+    after_seam = first_tick.time - first_tick.time % (5 * MINUTE) + 5 * MINUTE
+
+    def archived(compression, start):
+        spec = store.resolve_timeframe(inst, "1m", compression)
+        return load_archived_bars(influx_server.url, inst, spec, start, bars[-1].end, None,
+                                  fast_sim.clock.now_ms())
+
+    frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].start), source="influx",
+                               source_url=influx_server.url)
+    combined = archived(3, bars[0].start)  # 3m was not recorded: combined from the archived 1m bars
+    built = archived(5, after_seam)  # neither 5m nor its native period was recorded: built from ticks
+    store.stop()
+
+    assert [int(ts.timestamp() * 1000) for ts in frame.index][: len(bars)] == [bar.end for bar in bars]
+    assert len(combined) >= 5
+    assert_contiguous_golden(fast_sim, kline_rows(combined[1:]), "BTCUSDT", "3m")
+    assert len(built) >= 1
+    assert_contiguous_golden(fast_sim, kline_rows(built), "BTCUSDT", "5m")
+
+
+def test_historical_feed_reads_the_influx_archive(fast_sim, redis_server, influx_server, make_relay):
+    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
+                       influx_options={"flush_interval": 0.1})
+    bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
+    relay.flush()
+    store = AllTickStore(dialect="alltick", clock=fast_sim.clock, cache=False)
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
+                                  source="influx", source_url=influx_server.url + "/alltick",
+                                  fromdate=utc(bars[0].start), todate=utc(bars[-1].end)), name="btc")
+    cerebro.addstrategy(Recorder)
+
+    strategy = cerebro.run()[0]
+
+    assert as_ms_rows(strategy.rows["btc"]) == kline_rows(bars)

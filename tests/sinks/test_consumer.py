@@ -1,0 +1,168 @@
+"""AllTickData(source="redis"): backfill, DELAYED -> LIVE, resume after Redis restarts, the _load contract."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import backtrader as bt
+import pytest
+import redis
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.records import Kline, Tick
+from backtrader_alltick.sinks.redis import RedisSink
+from feedtools import Recorder, as_ms_rows, kline_rows, utc
+
+T0 = 1_700_000_040_000  # on a minute boundary
+MINUTE = 60_000
+FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
+
+
+def make_bars(first, count, symbol="BTCUSDT"):
+    return [Kline(symbol, "1m", T0 + n * MINUTE, T0 + (n + 1) * MINUTE, 10.0 + n, 11.5 + n, 9.25 + n,
+                  10.75 + n, 100.0 * (n + 1), 1234.5 * n) for n in range(first, first + count)]
+
+
+class Watcher(Recorder):
+    """A Recorder that calls ``on_note(name)`` on every notification (from Cerebro's thread)."""
+
+    params = (("on_note", None),)
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        super().notify_data(data, status, *args, **kwargs)
+        if self.p.on_note is not None:
+            self.p.on_note(data._getstatusname(status))
+
+
+@pytest.fixture
+def sink(redis_server):
+    with RedisSink(redis_server.url, **FAST) as sink:
+        yield sink
+
+
+def run_consumer(url, *, stop_after=None, timeout=20.0, on_note=None, **kwargs):
+    store = AllTickStore(dialect="alltick", cache=False)
+    kwargs.setdefault("timeframe", bt.TimeFrame.Minutes)
+    kwargs.setdefault("source", "redis")
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", source_url=url, qcheck=0.1, **kwargs), name="btc")
+    cerebro.addstrategy(Watcher, stop_after=stop_after, on_note=on_note)
+    guard = threading.Timer(timeout, cerebro.runstop)
+    guard.start()
+    try:
+        return cerebro.run()[0]
+    finally:
+        guard.cancel()
+        store.stop()
+
+
+def on_first(note_name, action):
+    """A notification hook that runs ``action`` on a worker thread the first time ``note_name`` comes."""
+    fired = threading.Event()
+    workers = []
+
+    def hook(name):
+        if name == note_name and not fired.is_set():
+            fired.set()
+            workers.append(threading.Thread(target=action))
+            workers[-1].start()
+
+    hook.workers = workers
+    return hook
+
+
+def test_consumer_backfills_the_newest_lookback_bars_then_delivers_live_ones(redis_server, sink):
+    old = make_bars(0, 10)
+    sink.write(old)
+    assert sink.flush(timeout=10)
+    new = make_bars(10, 3)
+
+    def write_new_and_a_stale_copy():
+        sink.write(new)
+        # A bar already delivered, written again under a later ID by another writer: not repeated.
+        stale = old[-1]
+        redis.Redis.from_url(redis_server.url).xadd(
+            "alltick:bar:1m:BTCUSDT", {"start": str(stale.start), "end": str(stale.end), "open": "1.0",
+                                        "high": "1.0", "low": "1.0", "close": "1.0", "volume": "1.0",
+                                        "turnover": "0.0"}, id=f"{new[-1].end + 1}-0")
+        sink.write(make_bars(13, 1))
+
+    hook = on_first("LIVE", write_new_and_a_stale_copy)
+    strategy = run_consumer(redis_server.url, lookback=4, stop_after=8, on_note=hook)
+    for worker in hook.workers:
+        worker.join()
+
+    assert as_ms_rows(strategy.rows["btc"]) == kline_rows(old[-4:] + new + make_bars(13, 1))
+    assert strategy.notes["btc"][:2] == ["DELAYED", "LIVE"]
+    assert strategy.datas[0].stats["duplicate_bars"] == 1
+
+
+def test_consumer_starts_at_fromdate(redis_server, sink):
+    bars = make_bars(0, 10)
+    sink.write(bars)
+    assert sink.flush(timeout=10)
+
+    strategy = run_consumer(redis_server.url, fromdate=utc(bars[3].start), stop_after=7)
+
+    assert as_ms_rows(strategy.rows["btc"]) == kline_rows(bars[3:])
+
+
+def test_consumer_reports_connbroken_while_redis_is_down_and_loses_nothing(redis_server, sink):
+    sink.write(make_bars(0, 3))
+    assert sink.flush(timeout=10)
+    broken = threading.Event()
+
+    def restart_redis_writing_meanwhile():
+        redis_server.stop()
+        assert broken.wait(10)
+        sink.write(make_bars(3, 4))  # buffered by the sink until Redis is back
+        redis_server.start()
+
+    hook = on_first("LIVE", restart_redis_writing_meanwhile)
+
+    def on_note(name):
+        if name == "CONNBROKEN":
+            broken.set()
+        hook(name)
+
+    strategy = run_consumer(redis_server.url, lookback=10, stop_after=7, on_note=on_note)
+    for worker in hook.workers:
+        worker.join()
+
+    assert as_ms_rows(strategy.rows["btc"]) == kline_rows(make_bars(0, 7))
+    assert strategy.notes["btc"] == ["DELAYED", "LIVE", "CONNBROKEN", "DELAYED", "LIVE"]
+    assert strategy.datas[0].stats["reconnects"] == 1
+
+
+def test_idle_consumer_waits_without_spinning(redis_server):
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    strategy = run_consumer(redis_server.url, timeout=1.5)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+
+    assert strategy.rows["btc"] == []
+    assert strategy.notes["btc"] == ["DELAYED", "LIVE"]
+    assert cpu < 0.5 * wall, f"an idle consumer used {cpu:.2f}s of CPU in {wall:.2f}s"
+
+
+def test_tick_consumer_delivers_every_trade(redis_server, sink):
+    ticks = [Tick("BTCUSDT", T0 + n * 250, 100.0 + n, 1.0, 100.0 + n, seq=n) for n in range(6)]
+    sink.write(ticks)
+    assert sink.flush(timeout=10)
+
+    strategy = run_consumer(redis_server.url, timeframe=bt.TimeFrame.Ticks, lookback=6, stop_after=6)
+
+    rows = as_ms_rows(strategy.rows["btc"])
+    assert [(row[0], row[4]) for row in rows] == [(tick.time, tick.price) for tick in ticks]
+
+
+def test_redis_source_needs_a_url_and_a_live_feed():
+    store = AllTickStore(dialect="alltick", cache=False)
+
+    with pytest.raises(ConfigError, match="source_url"):
+        store.getdata(dataname="BTCUSDT", historical=True, source="influx")
+    with pytest.raises(ConfigError, match="was historical=True"):
+        store.getdata(dataname="BTCUSDT", historical=True, source="redis", source_url="redis://127.0.0.1:1/0")
+    strategy_notes = run_consumer("redis://127.0.0.1:1/0", timeout=3, source="influx").notes["btc"]
+    assert strategy_notes == ["NOTSUBSCRIBED"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import backtrader as bt
 import pytest
@@ -277,3 +281,15 @@ def test_historical_feed_reads_the_influx_archive(fast_sim, redis_server, influx
     strategy = cerebro.run()[0]
 
     assert as_ms_rows(strategy.rows["btc"]) == kline_rows(bars)
+
+
+def test_example_runs_one_relay_for_two_strategies(tmp_path, redis_server):
+    env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
+    example = Path(__file__).resolve().parent.parent / "examples" / "relay_two_strategies.py"
+
+    result = subprocess.run([sys.executable, str(example), "--redis", redis_server.url], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=90)
+
+    assert result.returncode == 0, result.stderr
+    assert "upstream connections: 1" in result.stdout
+    assert "both strategies saw the same 32 bars: True" in result.stdout

@@ -222,6 +222,9 @@ class LiveSession:
             self.feed.put_notification(self.feed.CONNBROKEN)
             self._restart_seam("the stream dropped")
             self._anchor_deadline = None  # no seam before the stream is back
+        elif status.kind == "malformed" and self._seam is not None:
+            # The skipped frame may have carried one of our trades: rebuild the bars in progress.
+            self._restart_seam("a malformed frame was skipped")
         elif status.kind == "connected" and self._seam is None:
             self.feed.put_notification(self.feed.DELAYED)
             self._anchor_deadline = self.clock.now_ms() + self._margin_ms

@@ -378,7 +378,7 @@ class _Link:
                     events = parse(text)
                 except ProtocolError as e:
                     stats["malformed"] += 1
-                    logger.warning("stream %s skipped a malformed frame: %s", self.family, e)
+                    hub._emit(StreamStatus(self.family, "malformed", hub.clock.now_ms(), error=e))
                     continue
                 except APIError as e:
                     events = [e]

@@ -21,7 +21,9 @@ KINDS = ("trades", "depth")
 class StreamStatus:
     """A change of one family's connection state, in market time from the hub's clock.
 
-    ``kind`` is ``connected``, ``disconnected`` or ``fatal`` (no more attempts).  On ``connected``,
+    ``kind`` is ``connected``, ``disconnected``, ``fatal`` (no more attempts) or ``malformed`` (a
+    frame was skipped: whatever it carried is lost, so consumers rebuild the bars in progress
+    from REST).  On ``connected``,
     ``since_ms`` is when the link went down (None on the first connect): ``(since_ms, at_ms)`` is
     the gap to backfill.  ``attempt`` counts connection attempts since the last good session.
 

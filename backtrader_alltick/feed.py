@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import backtrader as bt
 
@@ -31,6 +32,13 @@ logger = logging.getLogger(__name__)
 EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
 DAY_MS = 86_400_000.0
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
+
+
+class LocalizableZone(ZoneInfo):
+    """A ``ZoneInfo`` with pytz's ``localize``, the one method Backtrader calls on a tz."""
+
+    def localize(self, moment: datetime) -> datetime:
+        return moment.replace(tzinfo=self)
 
 
 def ms_to_num(ms: int) -> float:
@@ -145,6 +153,16 @@ class AllTickData(bt.feed.DataBase):
         if self._live is not None and self._state != _ST_LIVE and self._live.last_end is not None:
             target = min(target, self._live.last_end)
         return timedelta(milliseconds=target - time.time() * 1000)
+
+    def _gettz(self):
+        # Backtrader resolves a tz name through pytz, which pandas no longer installs; a
+        # zoneinfo zone with a pytz-style localize() serves the same purpose.
+        tz = self.p.tz
+        if isinstance(tz, str):
+            return LocalizableZone(tz)
+        if isinstance(tz, ZoneInfo) and not hasattr(tz, "localize"):
+            return LocalizableZone(tz.key)
+        return super()._gettz()
 
     def start(self) -> None:
         super().start()

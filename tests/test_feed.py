@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import backtrader as bt
 import pandas as pd
 import pytest
@@ -154,3 +157,28 @@ def test_wrong_token_raises_auth_error_without_leaking_it(sim, tmp_path):
         store.stop()
 
     assert "sentinel-wrong-token-123456" not in str(info.value) + repr(info.value) + repr(store)
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", ZoneInfo("America/New_York")])
+def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, store_for, tz):
+    now = alltick_sim.clock.now_ms()
+    start = now - 120 * MINUTE - now % MINUTE
+    local_start = datetime.fromtimestamp(start / 1000, ZoneInfo("America/New_York")).replace(tzinfo=None)
+    store = store_for(alltick_sim)
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, tz=tz,
+                                  fromdate=local_start, todate=local_start + timedelta(minutes=30)), name="d")
+    cerebro.addstrategy(LocalTimes)
+
+    strategy = cerebro.run()[0]
+
+    assert strategy.times[0] == local_start + timedelta(minutes=1)  # the first bar's close, in New York
+    assert len(strategy.times) == 30
+
+
+class LocalTimes(bt.Strategy):
+    def __init__(self) -> None:
+        self.times = []
+
+    def next(self) -> None:
+        self.times.append(self.data.datetime.datetime(0))

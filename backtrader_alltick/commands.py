@@ -170,8 +170,7 @@ def run_klines(args: argparse.Namespace) -> int:
     count = args.count if args.count is not None or args.fromdate else 100
     progress = ProgressLine()
     with _closing(open_store(args)) as store:
-        # The limiter reports its waits here; RateLimiter takes on_wait only at construction.
-        store.rest.limiter._on_wait = progress.waiting
+        store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         frame = store.fetch_klines(args.symbol, args.timeframe.timeframe, args.timeframe.compression,
                                    args.fromdate, args.todate, count, on_progress=progress)
     progress.finish()

@@ -74,6 +74,9 @@ class AllTickData(bt.feed.DataBase):
       - ``source_url`` (default ``None``): the Redis or InfluxDB URL for ``source``, e.g.
         ``redis://127.0.0.1:6379/0`` or ``http://127.0.0.1:8086/alltick``.
 
+    ``data.stats`` counts trades, REST and tick-built bars, late and duplicate trades, inbox
+    overflows and reconnects; ``data.last_error`` holds the error that ended the feed, if any.
+
     Example::
 
         store = AllTickStore()
@@ -124,8 +127,8 @@ class AllTickData(bt.feed.DataBase):
         self._state = _ST_START
         self._live = None
         self._ready: deque = deque()
-        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "overflows": 0,
-                      "reconnects": 0, "stale_ticks": 0}
+        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "duplicates": 0,
+                      "overflows": 0, "reconnects": 0}
         self.last_error: AllTickError | None = None
 
     # -- Backtrader contract -----------------------------------------------------------

@@ -199,6 +199,8 @@ class LiveSession:
             self._queue_bar(self._pending.popleft(), source="bars_live")
 
     def _on_built(self, bar: Kline) -> None:
+        built = self.builder.stats
+        self.feed.stats["late_ticks"], self.feed.stats["duplicates"] = built.late_ticks, built.duplicates
         if self._seam_done:
             self._queue_bar(bar, source="bars_live")
         else:

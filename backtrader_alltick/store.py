@@ -54,6 +54,10 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
       - ``clock`` (default ``None``): market clock; a simulator's clock runs a trading hour
         in a minute.  Default: wall-clock UTC.
       - ``timeout`` (default ``30.0``): REST read timeout in seconds.
+      - ``reconnect`` (default ``True``): reconnect the shared WebSocket after a drop.
+      - ``reconnections`` (default ``-1``): attempts per outage before giving up; -1 is forever.
+      - ``reconntimeout`` (default ``None``): seconds between attempts at least; ``None`` is the
+        plan's minimum (AllTick: 10 s Free, 3 s paid).  Later attempts back off with jitter.
 
     Example::
 
@@ -72,6 +76,9 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         ("cache", True),
         ("clock", None),
         ("timeout", 30.0),
+        ("reconnect", True),
+        ("reconnections", -1),
+        ("reconntimeout", None),
     )
 
     def __init__(self) -> None:
@@ -193,9 +200,16 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                 from .stream import StreamHub
 
                 self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
-                                      on_event=self._dispatch, on_status=self._dispatch_status)
+                                      on_event=self._dispatch, on_status=self._dispatch_status,
+                                      reconnect=self.p.reconnect, reconnections=self.p.reconnections,
+                                      min_reconnect_interval=self._reconnect_floor())
                 self._hub.start()
             return self._hub
+
+    def _reconnect_floor(self) -> float | None:
+        # Never faster than the plan allows, whatever the user asked for.
+        wanted = self.p.reconntimeout
+        return None if wanted is None else max(self.plan.reconnect_interval, float(wanted))
 
     # -- Fan-out from the socket threads to feeds ------------------------------------
 

@@ -300,3 +300,30 @@ def test_bidask_lines_follow_the_order_book(make_store):
     assert all(bid < ask for bid, ask in zip(bids, asks))
     closes = feed.close.get(size=3)
     assert all(abs(bid - close) / close < 0.01 for bid, close in zip(bids, closes))
+
+
+class DropAfter(Recorder):
+    """Cut every simulator connection once the feed has delivered ``after`` bars."""
+
+    params = (("sim", None), ("after", 4))
+
+    def next(self) -> None:
+        super().next()
+        if len(self.data) == self.p.after:
+            self.p.sim.drop_connections()
+
+
+def test_without_reconnect_a_drop_ends_the_feed_with_disconnected(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim, reconnect=False)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
+                                      qcheck=0.1), name="btc")
+        cerebro.addstrategy(DropAfter, sim=sim, after=5)
+        guard = threading.Timer(30, cerebro.runstop)
+        guard.start()
+        strategy = cerebro.run()[0]  # ends by itself: the only feed is over
+        guard.cancel()
+
+    assert strategy.notes["btc"][-1] == "DISCONNECTED"
+    assert sim.counters["ws_connections_opened"] == 1

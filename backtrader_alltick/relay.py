@@ -273,8 +273,8 @@ class _BarDriver:
         self._store = relay.store
         self.p = SimpleNamespace(inbox_size=200_000, grace=relay.grace, emit_empty=False, backfill_start=True,
                                  backfill=True, lookback=relay.lookback, bidask=False)
-        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "overflows": 0,
-                      "reconnects": 0, "stale_ticks": 0}
+        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "duplicates": 0,
+                      "overflows": 0, "reconnects": 0}
         self._ready: deque = deque()
         self._state = None
         self._resume_ms = resume_ms

@@ -26,7 +26,8 @@ def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
 
 def test_every_example_is_tested():
     tested = {"backtest.py", "paper_trading.py", "multi_symbol_resample.py", "kline_chart.py",
-              "stream_printer.py"}
+              "stream_printer.py",
+              "relay_two_strategies.py"}  # run in tests/test_relay.py, which starts its redis-server
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 

@@ -7,7 +7,9 @@ Starts its own in-memory ``redis-server`` on a free loopback port (``apt-get ins
 
 Two ways of feeding the sink are measured: one ``write()`` per tick, as a relay's
 stream callback does, and one ``write()`` per 500 ticks.  Each figure is the best of
-``--repeat`` runs, ending when Redis has confirmed every record.
+``--repeat`` runs, ending when Redis has confirmed every record.  Last, the whole relay
+(``Relay``: the simulator's WebSocket stream in, ticks and 1-minute bars into Redis) runs
+for ``--seconds`` against a simulator in its own process that pushes more than it can take.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
 
+from backtrader_alltick.clock import ScaledClock
 from backtrader_alltick.records import Tick
+from backtrader_alltick.relay import Relay
 from backtrader_alltick.sinks.redis import RedisSink
+from backtrader_alltick.store import AllTickStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
@@ -80,12 +88,41 @@ def best_of(repeat: int, client: redis.Redis, run) -> float:
     return min(times)
 
 
+RELAY_SYMBOLS = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "USDJPY"]
+
+
+def relay_run(redis_url: str, seconds: float) -> tuple[float, dict]:
+    """Ticks per second the relay takes from the stream into Redis (confirmed by Redis)."""
+    speed = 60_000
+    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(speed), "--seed", "21",
+               "--symbols", ",".join(RELAY_SYMBOLS)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(process.stdout.readline())
+        store = AllTickStore(token=info["token"], rest_url=info["rest_url"], ws_url=info["ws_url"],
+                             plan="unlimited", cache=False, clock=ScaledClock(info["start"], speed))
+        relay = Relay(store, RELAY_SYMBOLS, redis_url=redis_url, timeframes=("1m",), types=("tick",),
+                      lookback=5).start()
+        time.sleep(1.0)  # warm-up: connection, subscription, backfill
+        written0, began = relay.stats["redis"]["written"], time.monotonic()
+        time.sleep(seconds)
+        rate = (relay.stats["redis"]["written"] - written0) / (time.monotonic() - began)
+        stats = relay.stats
+        relay.stop()
+        store.stop()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+    return rate, stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ticks", type=int, default=100_000)
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     ticks = make_ticks(args.ticks, args.symbols)
     servers = load_servers()
@@ -99,6 +136,7 @@ def main() -> None:
             per_tick = best_of(args.repeat, client, lambda: sink_run(server.url, ticks, 1))
             per_batch = best_of(args.repeat, client, lambda: sink_run(server.url, ticks, BATCH))
             client.close()
+            relayed, relay_stats = relay_run(server.url, args.seconds)
         finally:
             server.stop()
 
@@ -109,6 +147,9 @@ def main() -> None:
     runs = (("RedisSink, write() per tick", per_tick), ("RedisSink, write() per 500", per_batch))
     for label, elapsed in runs:
         print(f"  {label:<37} {len(ticks) / elapsed:>12,.0f} ticks/s   ratio {baseline / elapsed:.2f}")
+    label = "Relay, stream -> Redis (end to end)"
+    print(f"  {label:<37} {relayed:>12,.0f} ticks/s   ratio {relayed / rate:.2f}   "
+          f"(bars: {relay_stats['bars']}, dropped {relay_stats['redis']['dropped']})")
 
 
 if __name__ == "__main__":

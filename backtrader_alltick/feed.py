@@ -157,6 +157,12 @@ class AllTickData(bt.feed.DataBase):
             target = min(target, self._live.last_end)
         return timedelta(milliseconds=target - time.time() * 1000)
 
+    def setenvironment(self, env) -> None:
+        super().setenvironment(env)
+        # Cerebro then starts and stops the store with the run and hands its messages to
+        # notify_store; stopping it closes the shared socket and the REST session.
+        env.addstore(self._store)
+
     def _gettz(self):
         # Backtrader resolves a tz name through pytz, which pandas no longer installs; a
         # zoneinfo zone with a pytz-style localize() serves the same purpose.

@@ -96,6 +96,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         self._cache = None
         self._history = None
         self._hub = None
+        self._last_stream_stats: dict[str, dict] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
         self._status_listeners: list[Callable[[Any], None]] = []
 
@@ -134,6 +135,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             self._hub = self._rest = self._cache = self._history = None
         if hub is not None:
             hub.stop()
+            self._last_stream_stats = hub.stats
         if rest is not None:
             rest.close()
         if cache is not None:
@@ -159,6 +161,12 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                 "no token: set ALLTICK_TOKEN or pass token=... to AllTickStore "
                 "(or run `alltick-bt demo`, which needs none)")
         return self._token
+
+    @property
+    def stream_stats(self) -> dict[str, dict]:
+        """Counters of the shared WebSocket per family (frames, malformed, reconnects...); kept after stop."""
+        hub = self._hub
+        return hub.stats if hub is not None else self._last_stream_stats
 
     @property
     def rest(self):

@@ -136,7 +136,7 @@ def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, 
 
     assert len(strategy.rows["btc"]) >= 16
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
-    assert store.hub.stats[store.wire.family(strategy.datas[0].inst)]["malformed"] == 3
+    assert store.stream_stats[store.wire.family(strategy.datas[0].inst)]["malformed"] == 3
     assert strategy.datas[0].stats["duplicates"] > 0
 
 
@@ -327,3 +327,26 @@ def test_without_reconnect_a_drop_ends_the_feed_with_disconnected(make_store):
 
     assert strategy.notes["btc"][-1] == "DISCONNECTED"
     assert sim.counters["ws_connections_opened"] == 1
+
+
+class StoreMessages(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store_messages: list[str] = []
+
+    def notify_store(self, msg, *args, **kwargs) -> None:
+        self.store_messages.append(msg)
+
+
+def test_cerebro_runs_the_store_and_closes_its_socket_at_the_end(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
+                                      qcheck=0.1), name="btc")
+        cerebro.addstrategy(StoreMessages, stop_after=4)
+        strategy = cerebro.run()[0]
+
+        assert "stream other: connected" in strategy.store_messages
+        sim.journal.wait_for(lambda entry: entry.kind == "ws_close", timeout=5)
+        assert sim.counters["ws_connections_open"] == 0

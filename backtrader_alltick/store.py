@@ -58,6 +58,10 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
       - ``reconnections`` (default ``-1``): attempts per outage before giving up; -1 is forever.
       - ``reconntimeout`` (default ``None``): seconds between attempts at least; ``None`` is the
         plan's minimum (AllTick: 10 s Free, 3 s paid).  Later attempts back off with jitter.
+      - ``heartbeat`` (default ``None``): seconds between heartbeats; ``None`` is the dialect's
+        (AllTick 10 s, iTick 20 s).
+      - ``stale_after`` (default ``None``): seconds without a heartbeat answer before the
+        connection counts as dead and is replaced; ``None`` is the dialect's (30 s, 60 s).
 
     Example::
 
@@ -79,6 +83,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         ("reconnect", True),
         ("reconnections", -1),
         ("reconntimeout", None),
+        ("heartbeat", None),
+        ("stale_after", None),
     )
 
     def __init__(self) -> None:
@@ -210,7 +216,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                 self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
                                       on_event=self._dispatch, on_status=self._dispatch_status,
                                       reconnect=self.p.reconnect, reconnections=self.p.reconnections,
-                                      min_reconnect_interval=self._reconnect_floor())
+                                      min_reconnect_interval=self._reconnect_floor(),
+                                      heartbeat_interval=self.p.heartbeat, stale_after=self.p.stale_after)
                 self._hub.start()
             return self._hub
 

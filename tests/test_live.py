@@ -116,6 +116,19 @@ class FaultAfter(Recorder):
             self.p.sim.faults.update(**self.p.faults)
 
 
+def test_unanswered_heartbeats_replace_the_connection_and_bars_stay_exact(fast_sim, make_store):
+    fast_sim.faults.update(ignore_heartbeats=True)
+    store = make_store(fast_sim, heartbeat=0.2, stale_after=0.7)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                            lookback=3)}, stop_after=16, timeout=40)
+
+    assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
+    family = store.wire.family(strategy.datas[0].inst)
+    assert store.stream_stats[family]["stale_timeouts"] >= 1
+    assert "CONNBROKEN" in strategy.notes["btc"]
+
+
 def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, make_store):
     fast_sim.faults.update(duplicate_every=7)
     if fast_sim.dialect == "alltick":

@@ -4,7 +4,7 @@
    ``recv`` + ``json.loads`` loop on the same simulator stream (target ratio >= 0.7);
 2. latency from a bar's close to ``next()`` (p50/p99, wall seconds);
 3. CPU used by a live Cerebro while its only feed is silent (market closed);
-4. memory over a long accelerated run (flat after warm-up).
+4. memory over a long accelerated run (flat after warm-up), with the simulator in another process.
 
     python benchmarks/bench_live.py [--seconds 5]
 """
@@ -40,16 +40,16 @@ FLOOD_SPEED = 60_000  # market minutes per wall second: far more trades than any
 
 
 @contextlib.contextmanager
-def flood_simulator():
-    """A simulator in its own process, so its pusher does not share our GIL with the reader."""
-    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(FLOOD_SPEED), "--seed", "11",
-               "--symbols", ",".join(SYMBOLS)]
+def simulator_process(speed: float = FLOOD_SPEED, seed: int = 11, symbols=SYMBOLS):
+    """A simulator in its own process: its pusher shares neither our GIL nor our memory."""
+    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(speed), "--seed", str(seed),
+               "--symbols", ",".join(symbols)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
         yield types.SimpleNamespace(rest_url=info["rest_url"], ws_url=info["ws_url"], token=info["token"],
                                     dialect="alltick", plan=get_plan("alltick", "unlimited"),
-                                    clock=ScaledClock(info["start"], FLOOD_SPEED))
+                                    clock=ScaledClock(info["start"], speed))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
@@ -57,7 +57,7 @@ def flood_simulator():
 
 def bare_reader(seconds: float) -> float:
     """Frames per second a bare websocket-client loop receives and json-decodes."""
-    with flood_simulator() as sim:
+    with simulator_process() as sim:
         frames = 0
         ws = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}",
                                          skip_utf8_validation=True)
@@ -75,7 +75,7 @@ def bare_reader(seconds: float) -> float:
 
 def store_ingest(seconds: float) -> tuple[float, int]:
     """Ticks per second through the store's shared stream into one bar builder per symbol."""
-    with flood_simulator() as sim:
+    with simulator_process() as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         counted = [0]
         bars: list = []
@@ -152,7 +152,7 @@ def idle_cpu(seconds: float) -> float:
 
 
 class MemoryProbe(bt.Strategy):
-    params = (("samples", None), ("every", 300), ("stop_at", 3000))
+    params = (("samples", None), ("every", 2000), ("stop_at", 20_000))
 
     def next(self) -> None:
         if len(self.data) % self.p.every == 0:
@@ -163,7 +163,7 @@ class MemoryProbe(bt.Strategy):
 
 def memory(bars: int) -> list[tuple[int, int]]:
     samples: list[tuple[int, int]] = []
-    with Simulator(dialect="alltick", speed=3600, seed=14) as sim:
+    with simulator_process(speed=36_000, seed=14, symbols=["BTCUSDT"]) as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         cerebro = bt.Cerebro(stdstats=False, exactbars=1)
         cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2))
@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--latency-bars", type=int, default=20)
-    parser.add_argument("--memory-bars", type=int, default=3000)
+    parser.add_argument("--memory-bars", type=int, default=20_000)
     args = parser.parse_args()
 
     baseline = bare_reader(args.seconds)

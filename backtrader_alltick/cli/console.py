@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 
-from .errors import AllTickError
-from .records import Depth, Quote, Tick
+from ..errors import AllTickError
+from ..records import Depth, Quote, Tick
 
 RECORD_TYPES = {Tick: "tick", Quote: "quote", Depth: "depth"}
 

@@ -15,9 +15,10 @@ import sys
 import threading
 from collections.abc import Callable
 
-from . import __version__, commands, record
-from .errors import AllTickError
-from .plans import PLAN_NAMES
+from .. import __version__
+from ..errors import AllTickError
+from ..plans import PLAN_NAMES
+from . import commands, record
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _add_sim(subparsers) -> None:
 
 def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator until SIGINT or SIGTERM; return 0."""
-    from .sim import Simulator
+    from ..sim import Simulator
 
     symbols = [name.strip() for name in args.symbols.split(",") if name.strip()] if args.symbols else None
     stop = threading.Event()

@@ -28,12 +28,12 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from . import demo
+from .. import demo
+from ..errors import AuthError, ConfigError
+from ..plans import PLAN_NAMES
+from ..store import AllTickStore
+from ..symbols import parse_symbol
 from .console import RECORD_TYPES, ProgressLine, command, format_time, record_line
-from .errors import AuthError, ConfigError
-from .plans import PLAN_NAMES
-from .store import AllTickStore
-from .symbols import parse_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _demo_store(args: argparse.Namespace) -> Iterator[tuple[AllTickStore, str, i
         with _closing(open_store(args)) as store:
             yield store, f"{args.dialect} service at {store.rest_url}", minutes, minutes * 90 + 60
         return
-    from .sim import Simulator
+    from ..sim import Simulator
 
     minutes = args.minutes or 60
     with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
@@ -179,7 +179,7 @@ def run_klines(args: argparse.Namespace) -> int:
     print(f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}: {len(frame)} closed bars, "
           f"bar close {span}", file=sys.stderr)
     if args.plot:
-        from .plot import plot_klines
+        from ..plot import plot_klines
 
         plot_klines(frame, args.plot, title=f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}")
         print(f"chart: {args.plot}", file=sys.stderr)

@@ -14,12 +14,12 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from ..errors import ConfigError
+from ..relay import Relay
+from ..store import AllTickStore
+from ..symbols import parse_symbol
 from .commands import cache_setting, common_options, open_store
 from .console import command
-from .errors import ConfigError
-from .relay import Relay
-from .store import AllTickStore
-from .symbols import parse_symbol
 
 
 def register(subparsers) -> None:
@@ -98,7 +98,7 @@ def _record_store(args: argparse.Namespace, symbols: list[str]) -> Iterator[AllT
         finally:
             store.stop()
         return
-    from .sim import Simulator
+    from ..sim import Simulator
 
     with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
                    symbols=symbols) as sim:

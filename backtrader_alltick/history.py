@@ -45,7 +45,7 @@ class Progress:
 
     Example::
 
-        loader.load("BTCUSDT", "1m", start, end, on_progress=lambda p: print(f"{p.fraction:.0%}"))
+        loader.load("BTCUSDT", "1m", start, end, on_progress=lambda p: bar.update(p.fraction))
     """
 
     symbol: str

@@ -70,7 +70,7 @@ class RestStats:
 
         before = client.stats.snapshot()
         loader.load("BTCUSDT", "1m", count=100_000)
-        print(client.stats.requests - before.requests)   # 200 cold, 0 warm
+        sent = client.stats.requests - before.requests   # 200 cold, 0 warm
     """
 
     requests: int = 0  # HTTP requests sent (every attempt)

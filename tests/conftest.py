@@ -14,6 +14,13 @@ Fixtures
     A factory for other settings, e.g. ``make_sim(dialect="itick", plan="free", speed=600)``;
     every simulator it made is closed after the test.
 
+``make_store``
+    ``make_store(sim, **params)`` builds an ``AllTickStore`` on a simulator with a cache file
+    in the test's tmp directory; every store it made is stopped after the test.
+``redis_server`` / ``influx_server``
+    A real ``redis-server`` / ``influxd`` on a free loopback port, one per test;
+    ``stop()``/``start()`` keep port and data.  Missing binaries fail with the install command.
+
 Every simulator is closed when the test ends: no thread or socket outlives it.  Steer and
 observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...)``,
 ``sim.drop_connections()``, ``sim.set_plan(...)`` and ``sim.add_token``/``revoke_token``.
@@ -22,7 +29,9 @@ observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...
 from __future__ import annotations
 
 import pytest
+from sinks.sink_servers import InfluxServer, RedisServer
 
+from backtrader_alltick import AllTickStore
 from backtrader_alltick.sim import Simulator
 
 
@@ -56,3 +65,43 @@ def itick_sim(make_sim) -> Simulator:
 @pytest.fixture(params=["alltick", "itick"])
 def sim(request, make_sim) -> Simulator:
     return make_sim(dialect=request.param)
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    stores = []
+
+    def make(sim, **params) -> AllTickStore:
+        params.setdefault("cache", tmp_path / "klines.sqlite")
+        store = AllTickStore.from_simulator(sim, **params)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.stop()
+
+
+def _start(server_class, workdir):
+    try:
+        server = server_class(workdir)
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running redis-server with an append-only file; ``stop()``/``start()`` keep port and data."""
+    server = _start(RedisServer, tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_server(tmp_path):
+    """A running influxd 1.x; ``stop()``/``start()`` keep port and data."""
+    server = _start(InfluxServer, tmp_path / "influx")
+    yield server
+    server.stop()

@@ -29,31 +29,17 @@ def assert_bars_equal(got, expected):
     assert [row[5] for row in got] == pytest.approx([row[5] for row in expected], rel=1e-9)
 
 
-@pytest.fixture
-def store_for(tmp_path):
-    stores = []
-
-    def make(sim, **kwargs):
-        store = AllTickStore.from_simulator(sim, cache=tmp_path / "klines.sqlite", **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.stop()
-
-
 @pytest.mark.parametrize(("symbol", "timeframe", "compression", "period"), [
     ("AAPL.US", bt.TimeFrame.Minutes, 1, "1m"),
     ("EURUSD", bt.TimeFrame.Minutes, 5, "5m"),
     ("BTCUSDT", bt.TimeFrame.Minutes, 30, "30m"),
     ("BTCUSDT", bt.TimeFrame.Days, 1, "1d"),
 ])
-def test_backtest_bars_equal_simulator_ground_truth(sim, store_for, symbol, timeframe, compression, period):
+def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, timeframe, compression, period):
     now = sim.clock.now_ms()
     span = 200 * compression * MINUTE if timeframe == bt.TimeFrame.Minutes else 30 * 86_400_000
     start, end = now - span, now - 5 * compression * MINUTE
-    store = store_for(sim)
+    store = make_store(sim)
 
     rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
                        fromdate=utc(start), todate=utc(end))
@@ -64,12 +50,12 @@ def test_backtest_bars_equal_simulator_ground_truth(sim, store_for, symbol, time
 
 
 @pytest.mark.parametrize(("compression", "rule"), [(3, "3min"), (10, "10min"), (90, "90min")])
-def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltick_sim, store_for, compression,
-                                                                        rule):
+def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltick_sim, make_store,
+                                                                        compression, rule):
     now = alltick_sim.clock.now_ms()
     start = (now - 400 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
     end = (now - 30 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
-    store = store_for(alltick_sim)
+    store = make_store(alltick_sim)
 
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=compression,
                        fromdate=utc(start), todate=utc(end))
@@ -84,8 +70,8 @@ def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltic
     assert_bars_equal(rows, [r for r in expected if r[0] <= end])
 
 
-def test_backtest_without_todate_never_delivers_a_forming_bar(sim, store_for):
-    store = store_for(sim)
+def test_backtest_without_todate_never_delivers_a_forming_bar(sim, make_store):
+    store = make_store(sim)
 
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=50)
 
@@ -94,22 +80,22 @@ def test_backtest_without_todate_never_delivers_a_forming_bar(sim, store_for):
     assert len({row[0] for row in rows}) == len(rows)
 
 
-def test_second_identical_backtest_makes_no_http_request(sim, store_for):
+def test_second_identical_backtest_makes_no_http_request(sim, make_store):
     now = sim.clock.now_ms()
     window = dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, fromdate=utc(now - 300 * MINUTE),
                   todate=utc(now - 10 * MINUTE))
-    first, _ = backtest(store_for(sim), **window)
+    first, _ = backtest(make_store(sim), **window)
     served = sim.counters["rest_requests"]
 
-    second, _ = backtest(store_for(sim), **window)
+    second, _ = backtest(make_store(sim), **window)
 
     assert sim.counters["rest_requests"] == served
     assert second == first
 
 
-def test_bars_are_stamped_at_close(alltick_sim, store_for):
+def test_bars_are_stamped_at_close(alltick_sim, make_store):
     now = alltick_sim.clock.now_ms()
-    store = store_for(alltick_sim)
+    store = make_store(alltick_sim)
 
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=5,
                        fromdate=utc(now - 100 * MINUTE), todate=utc(now - 10 * MINUTE))
@@ -118,8 +104,8 @@ def test_bars_are_stamped_at_close(alltick_sim, store_for):
     assert rows[0][0] == first_truth.start + 5 * MINUTE == first_truth.end
 
 
-def test_unsupported_timeframe_is_rejected_at_getdata_with_the_choices(alltick_sim, store_for):
-    store = store_for(alltick_sim)
+def test_unsupported_timeframe_is_rejected_at_getdata_with_the_choices(alltick_sim, make_store):
+    store = make_store(alltick_sim)
 
     with pytest.raises(UnsupportedTimeframe) as info:
         store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Seconds, compression=5, historical=True)
@@ -127,24 +113,24 @@ def test_unsupported_timeframe_is_rejected_at_getdata_with_the_choices(alltick_s
     assert "5 Seconds" in str(info.value) and "Minutes" in str(info.value)
 
 
-def test_two_hour_bars_for_a_stock_are_built_from_one_hour_bars(alltick_sim, store_for):
-    store = store_for(alltick_sim)
+def test_two_hour_bars_for_a_stock_are_built_from_one_hour_bars(alltick_sim, make_store):
+    store = make_store(alltick_sim)
 
     data = store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, compression=120, historical=True)
 
     assert (data.spec.native.name, data.spec.multiple) == ("1h", 2)
 
 
-def test_fromdate_after_todate_is_a_clear_error(alltick_sim, store_for):
+def test_fromdate_after_todate_is_a_clear_error(alltick_sim, make_store):
     now = alltick_sim.clock.now_ms()
     with pytest.raises(ConfigError, match="fromdate must not be after todate"):
-        backtest(store_for(alltick_sim), dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+        backtest(make_store(alltick_sim), dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
                  fromdate=utc(now - MINUTE), todate=utc(now - 60 * MINUTE))
 
 
-def test_unknown_symbol_raises_symbol_not_found(sim, store_for):
+def test_unknown_symbol_raises_symbol_not_found(sim, make_store):
     with pytest.raises(SymbolNotFound):
-        backtest(store_for(sim), dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes)
+        backtest(make_store(sim), dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes)
 
 
 def test_wrong_token_raises_auth_error_without_leaking_it(sim, tmp_path):
@@ -160,11 +146,11 @@ def test_wrong_token_raises_auth_error_without_leaking_it(sim, tmp_path):
 
 
 @pytest.mark.parametrize("tz", ["America/New_York", ZoneInfo("America/New_York")])
-def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, store_for, tz):
+def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, make_store, tz):
     now = alltick_sim.clock.now_ms()
     start = now - 120 * MINUTE - now % MINUTE
     local_start = datetime.fromtimestamp(start / 1000, ZoneInfo("America/New_York")).replace(tzinfo=None)
-    store = store_for(alltick_sim)
+    store = make_store(alltick_sim)
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, tz=tz,
                                   fromdate=local_start, todate=local_start + timedelta(minutes=30)), name="d")

@@ -23,20 +23,6 @@ def fast_sim(request):
         yield sim
 
 
-@pytest.fixture
-def make_store(tmp_path):
-    stores = []
-
-    def make(sim, **kwargs):
-        store = AllTickStore.from_simulator(sim, cache=tmp_path / "klines.sqlite", **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.stop()
-
-
 def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None):
     """Run a live Cerebro until every feed has ``stop_after`` bars (or ``timeout`` wall seconds)."""
     cerebro = bt.Cerebro(stdstats=False)

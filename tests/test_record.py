@@ -8,21 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from sinks.sink_servers import RedisServer
-
 from backtrader_alltick.cli import main
 from backtrader_alltick.sinks.redis import RedisSource
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_record_writes_bars_and_ticks_then_exits_0_on_sigterm(redis_server):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import backtrader as bt
 import pytest
-from sinks.sink_servers import InfluxServer, RedisServer
 
 from backtrader_alltick import AllTickStore, timeframes
 from backtrader_alltick.bars import combine
@@ -29,20 +28,6 @@ SPEED = 240  # four 1-minute bars per wall second
 FAST_SINK = {"backoff_initial": 0.02, "backoff_max": 0.2}
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def influx_server(tmp_path):
-    server = InfluxServer(tmp_path / "influx")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ Example::
     from backtrader_alltick.sim import Simulator
 
     with Simulator(dialect="alltick", speed=60) as sim:
-        print(sim.rest_url, sim.ws_url, sim.token)
+        store = AllTickStore.from_simulator(sim)   # sim.rest_url, sim.ws_url, sim.token, sim.clock
 """
 
 from .control import Faults, Journal, JournalEntry

@@ -9,7 +9,9 @@ import backtrader as bt
 import pytest
 
 from backtrader_alltick import AllTickStore
+from backtrader_alltick.bars import combine
 from backtrader_alltick.sim import Simulator
+from backtrader_alltick.symbols import parse_symbol
 from feedtools import Recorder, as_ms_rows
 
 MINUTE = 60_000
@@ -349,3 +351,22 @@ def test_cerebro_runs_the_store_and_closes_its_socket_at_the_end(make_store):
         assert "stream other: connected" in strategy.store_messages
         sim.journal.wait_for(lambda entry: entry.kind == "ws_close", timeout=5)
         assert sim.counters["ws_connections_open"] == 0
+
+
+def test_synthetic_live_bars_and_two_timeframes_of_one_symbol(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, {
+            "m1": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=6),
+            "m3": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=3, lookback=3),
+        }, stop_after=8, timeout=40)
+
+        assert_golden(sim, strategy.rows["m1"], "BTCUSDT")
+        rows = as_ms_rows(strategy.rows["m3"])
+        minutes = sim.klines("BTCUSDT", "1m", rows[0][0] - 3 * MINUTE, rows[-1][0])
+        spec = store.resolve_timeframe(parse_symbol("BTCUSDT"), bt.TimeFrame.Minutes, 3)
+        truth = {k.end: k for k in combine(minutes, spec, parse_symbol("BTCUSDT").market)}
+        assert [r[0] for r in rows] == sorted(truth)[-len(rows):]
+        for end, *ohlcv in rows:
+            assert tuple(ohlcv[:4]) == (truth[end].open, truth[end].high, truth[end].low, truth[end].close)
+        assert sim.counters["ws_connections_opened"] == 1

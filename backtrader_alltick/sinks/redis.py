@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Latest:
     bars: dict[str, Kline] = field(default_factory=dict)
 
 
+MARKER_TTL_S = 86_400  # a sink's batch marker outlives any outage it could be asked about
+
+
 class RedisSink(BufferedWriter):
     """Write ticks, quotes, depth and closed bars into capped Redis streams, batched and pipelined.
 
@@ -106,6 +110,9 @@ class RedisSink(BufferedWriter):
         self.prefix = prefix
         self.maxlen = maxlen
         self.duplicates = 0
+        self._marker = f"{prefix}:sink:{uuid.uuid4().hex}"
+        self._batch_number = 0
+        self._unconfirmed: tuple[Record, int, int] | None = None
         self._start()
 
     def __repr__(self) -> str:
@@ -120,8 +127,15 @@ class RedisSink(BufferedWriter):
         return items
 
     def _send(self, items: list[Record]) -> None:
+        # A batch whose reply was lost (a timeout, a cut connection) may have been applied all the
+        # same.  Each batch is one MULTI/EXEC that also stamps its number on a marker key, so the
+        # retry asks whether it landed instead of writing its ticks a second time (auto IDs).
+        if self._unconfirmed is not None and self._drop_landed(items) and not items:
+            return
+        self._batch_number += 1
+        number = self._batch_number
         prefix, maxlen = self.prefix, self.maxlen
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._client.pipeline(transaction=True)
         latest: dict[str, dict[str, dict[str, str]]] = {}
         for record in items:
             kind = type(record)
@@ -137,9 +151,28 @@ class RedisSink(BufferedWriter):
         for symbol, values in latest.items():
             mapping = {name: json.dumps(fields) for name, fields in values.items()}
             pipe.hset(stream_fields.last_key(prefix, symbol), mapping=mapping)
-        with _map_errors(self._redis, self.target):
-            results = pipe.execute(raise_on_error=False)
+        pipe.set(self._marker, number, ex=MARKER_TTL_S)
+        try:
+            with _map_errors(self._redis, self.target):
+                results = pipe.execute(raise_on_error=False)
+        except TransportError:
+            self._unconfirmed = (items[0], len(items), number)
+            raise
         self._count_refusals(results)
+
+    def _drop_landed(self, items: list[Record]) -> bool:
+        """Remove from ``items`` the unconfirmed batch if Redis applied it; True if it did."""
+        first, count, number = self._unconfirmed
+        if not items or items[0] is not first or len(items) < count:
+            self._unconfirmed = None  # the buffer dropped part of it: it cannot be told apart
+            return False
+        with _map_errors(self._redis, self.target):
+            landed = self._client.get(self._marker) == str(number).encode()
+        self._unconfirmed = None
+        if landed:
+            self.written += count
+            del items[:count]  # the buffer re-queues this same list if the rest fails
+        return landed
 
     def _count_refusals(self, results: list[Any]) -> None:
         refused = [r for r in results if isinstance(r, self._redis.exceptions.ResponseError)]

@@ -97,6 +97,40 @@ def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_m
     return [bar for bar in combine(klines, spec, market) if bar.end <= now_ms]
 
 
+class SeenTrades:
+    """A bounded memory of recent trades; ``is_repeat`` is True for a trade already seen.
+
+    The identity is the vendor's sequence number; without one (iTick) it is the whole trade,
+    since two real trades can share a millisecond and a price.
+
+    Example::
+
+        seen = SeenTrades(4096)
+        fresh = [tick for tick in ticks if not seen.is_repeat(tick)]
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._seen: set = set()
+        self._order: deque = deque()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def is_repeat(self, tick: Tick) -> bool:
+        if not self.size:
+            return False
+        identity = (tick.symbol, tick.seq) if tick.seq is not None else \
+            (tick.symbol, tick.time, tick.price, tick.volume, tick.turnover)
+        if identity in self._seen:
+            return True
+        self._seen.add(identity)
+        self._order.append(identity)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return False
+
+
 @dataclass
 class BuilderStats:
     """Counters of one :class:`BarBuilder`; ``ticks`` counts every tick offered."""
@@ -177,8 +211,7 @@ class BarBuilder:
         self._frontier: int | None = None
         self._seam_ms = _NO_SEAM
         self._last_close: float | None = None
-        self._seen: set = set()
-        self._seen_order: deque = deque()
+        self._seen = SeenTrades(dedup_size)
         self._arrivals = 0
         self._cached_slot = Slot(0, 0, 0)
         self._empty_deadline: tuple[int, int | None] | None = None  # (frontier, deadline) cache
@@ -282,16 +315,7 @@ class BarBuilder:
         return count
 
     def _is_repeat(self, tick: Tick) -> bool:
-        # Two real trades can share a millisecond and a price, so the whole trade is the
-        # identity when the vendor sends no sequence number.
-        identity = tick.seq if tick.seq is not None else (tick.time, tick.price, tick.volume, tick.turnover)
-        if identity in self._seen:
-            return True
-        self._seen.add(identity)
-        self._seen_order.append(identity)
-        if len(self._seen_order) > self.dedup_size:
-            self._seen.discard(self._seen_order.popleft())
-        return False
+        return self._seen.is_repeat(tick)
 
     def _first_open_slot(self, after_ms: int) -> int:
         # The earliest slot whose close stamp is later than after_ms.

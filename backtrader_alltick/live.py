@@ -15,7 +15,7 @@ from collections import deque
 
 from . import timeframes
 from .backfill import Backfiller, BackfillFailed, BackfillResult
-from .bars import BarBuilder, slot_of
+from .bars import BarBuilder, SeenTrades, slot_of
 from .clock import wall_seconds
 from .feed import _ST_BACKFILL, _ST_LIVE, _ST_OVER
 from .records import Depth, Kline, Tick
@@ -45,8 +45,7 @@ class LiveSession:
         self._last_end: int | None = None
         self._last_close: float | None = None
         self._last_tick_time: int | None = None
-        self._seen: deque = deque()
-        self._seen_set: set = set()
+        self._seen = SeenTrades()
         self._seam: int | None = None
         self._seam_done = False
         self._seam_job: int | None = None
@@ -159,15 +158,13 @@ class LiveSession:
         if self.builder is not None:
             self.builder.add_tick(tick)
             return
-        # TimeFrame.Ticks: every trade is a bar; drop duplicates and trades older than the last.
-        key = tick.seq if tick.seq is not None else (tick.time, tick.price, tick.volume, tick.turnover)
-        if key in self._seen_set or (self._last_tick_time is not None and tick.time < self._last_tick_time):
+        # TimeFrame.Ticks: every trade is a bar; drop repeats and trades older than the last.
+        if self._seen.is_repeat(tick):
+            self.feed.stats["duplicates"] += 1
+            return
+        if self._last_tick_time is not None and tick.time < self._last_tick_time:
             self.feed.stats["late_ticks"] += 1
             return
-        self._seen.append(key)
-        self._seen_set.add(key)
-        if len(self._seen) > 4096:
-            self._seen_set.discard(self._seen.popleft())
         self._last_tick_time = tick.time
         self._ready.append(tick)
 

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import backtrader as bt
 
-from .bars import period_label
+from .bars import SeenTrades, period_label
 from .errors import AllTickError, ConfigError, TransportError
 from .records import Depth, Kline, Quote, Tick
 from .symbols import Instrument, parse_symbol
@@ -109,6 +109,7 @@ class Relay:
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
+        self._seen, self._seen_lock = SeenTrades(), threading.Lock()
         self._drivers: list[_BarDriver] = []
         self._stop = threading.Event()
         self._started = False
@@ -205,6 +206,11 @@ class Relay:
         kind = _KIND_OF.get(type(record))
         if kind is None or kind not in self.types and not (kind == "tick" and self.archive_ticks):
             return
+        if kind == "tick":
+            with self._seen_lock:  # one reader thread per endpoint family calls in
+                repeat = self._seen.is_repeat(record)
+            if repeat:
+                return  # a trade the service sent twice is written once, as the direct feed counts it once
         self._count(kind)
         if self.redis is not None and kind in self.types:
             self.redis.write((record,))
@@ -215,9 +221,13 @@ class Relay:
         self._count(status.kind)
         if status.kind == "fatal":
             logger.error("relay: upstream %s gave up: %s", status.family, status.error)
+            self.errors.append(status.error)
         elif status.kind == "disconnected":
             logger.warning("relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)",
                            status.family)
+        elif status.kind == "malformed":
+            logger.warning("relay: upstream %s sent a malformed frame (%s); bars in progress are rebuilt "
+                           "from REST", status.family, status.error)
         else:
             logger.info("relay: upstream %s connected", status.family)
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from backtrader_alltick import bars as bars_module
 from backtrader_alltick import timeframes as tf
-from backtrader_alltick.bars import BarBuilder, combine, combine_closed, period_label
+from backtrader_alltick.bars import BarBuilder, SeenTrades, combine, combine_closed, period_label
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, MINUTE_MS, US_STOCKS
 from backtrader_alltick.records import Kline, Tick
@@ -490,3 +490,15 @@ def test_property_combine_of_minute_bars_equals_bars_built_directly(ticks, compr
     combined = combine(minute_bars_built, minutes(compression), CRYPTO)
 
     assert combined == direct_bars
+
+
+def test_seen_trades_knows_a_trade_by_seq_per_symbol_or_by_the_whole_trade():
+    seen = SeenTrades(size=2)
+    first = Tick("BTCUSDT", 1, 10.0, 1.0, seq=7)
+
+    assert not seen.is_repeat(first)
+    assert seen.is_repeat(first)
+    assert not seen.is_repeat(Tick("ETHUSDT", 1, 10.0, 1.0, seq=7))  # same seq, other symbol
+    assert not seen.is_repeat(Tick("BTCUSDT", 1, 10.0, 1.0))  # no seq: the whole trade is the identity
+    assert not seen.is_repeat(first)  # forgotten: the memory holds only the last two
+    assert len(seen) == 2

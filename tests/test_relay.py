@@ -152,6 +152,19 @@ def test_relay_bars_stay_golden_across_upstream_reconnects(fast_sim, redis_serve
     assert fast_sim.counters["ws_connections_opened"] >= 2
 
 
+def test_trades_the_service_sends_twice_are_relayed_once(fast_sim, redis_server, make_relay):
+    fast_sim.faults.update(duplicate_every=4)
+    relay = make_relay(fast_sim, redis_url=redis_server.url, types=("tick",))
+
+    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 5 + 3)  # past the backfill: bars built from trades
+    assert relay.flush(10)
+    with RedisSource(redis_server.url) as source:
+        seqs = [entry.record.seq for entry in source.read_ticks("BTCUSDT", count=100_000)]
+
+    assert fast_sim.counters["faults"]["duplicate_every"] > 0
+    assert len(seqs) == len(set(seqs)) > 0
+
+
 def test_consumer_sees_no_gap_and_no_repeat_when_the_relay_restarts(fast_sim, redis_server, make_relay):
     relay = make_relay(fast_sim, redis_url=redis_server.url)
     first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]

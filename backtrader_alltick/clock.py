@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from .errors import ConfigError
+
 
 class Clock(Protocol):
     speed: float
@@ -50,8 +52,8 @@ class ScaledClock:
     """
 
     def __init__(self, start_ms: int, speed: float = 1.0) -> None:
-        if speed <= 0:
-            raise ValueError(f"speed must be positive, was {speed!r}")
+        if not speed > 0:
+            raise ConfigError(f"speed must be above 0, was {speed!r}")
         self.start_ms = int(start_ms)
         self.speed = float(speed)
         self._wall0 = time.monotonic()

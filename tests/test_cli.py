@@ -428,3 +428,17 @@ def test_demo_rejects_zero_minutes(capsys):
 
     assert code == 2
     assert "argument --minutes: must be a whole number of 1 or more, was '0'" in err
+
+
+def test_sim_speed_must_be_positive(capsys):
+    code, _, err = run(capsys, "sim", "--speed", "0")
+
+    assert code == 2 and "must be a number above 0, was '0'" in err
+
+
+def test_demo_chart_in_a_missing_folder_fails_before_running(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--chart", str(tmp_path / "missing" / "x.png"))
+
+    assert code == 1 and out == ""
+    chart = tmp_path / "missing" / "x.png"
+    assert err.strip().endswith(f"--chart must be in an existing folder, was '{chart}'")

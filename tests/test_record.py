@@ -53,3 +53,14 @@ def test_record_without_a_sink_is_a_usage_error_naming_the_fix(capsys):
 def test_record_quotes_need_the_itick_dialect(capsys):
     assert main(["record", "BTCUSDT", "--redis", "redis://127.0.0.1:1/0", "--types", "quote"]) == 1
     assert "--types quote needs --dialect itick" in capsys.readouterr().err
+
+
+def test_record_stops_with_an_error_when_the_token_is_rejected(capsys, alltick_sim, redis_server):
+    code = main(["record", "BTCUSDT", "--redis", redis_server.url, "--token", "sentinel-rejected-1234",
+                 "--rest-url", alltick_sim.rest_url, "--ws-url", alltick_sim.ws_url, "--plan", "unlimited",
+                 "--progress", "0.2"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error:" in err and "token" in err.lower()
+    assert "sentinel-rejected-1234" not in err

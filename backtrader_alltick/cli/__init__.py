@@ -19,6 +19,8 @@ from .. import __version__
 from ..errors import AllTickError
 from ..plans import PLAN_NAMES
 from . import commands, record
+from .commands import positive_float
+from .console import command
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +33,14 @@ def _add_sim(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: any free port)")
     parser.add_argument("--plan", choices=PLAN_NAMES, default="unlimited")
-    parser.add_argument("--speed", type=float, default=60.0, help="market seconds per wall second")
+    parser.add_argument("--speed", type=positive_float, default=60.0, help="market seconds per wall second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--symbols", default=None, help="comma-separated symbols, e.g. AAPL.US,BTCUSDT")
     parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
     parser.set_defaults(func=run_sim)
 
 
+@command
 def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator until SIGINT or SIGTERM; return 0."""
     from ..sim import Simulator

@@ -131,6 +131,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
               file=sys.stderr)
         chart = None
+    if chart and not Path(chart).resolve().parent.is_dir():
+        # Checked first: the chart is drawn only after both sessions have run.
+        raise ConfigError(f"--chart must be in an existing folder, was {chart!r}")
     with _demo_store(args) as (store, source, minutes, wall_timeout):
         report = demo.run_demo(store, args.symbol, source=source, minutes=minutes, history=args.history,
                                chart=chart, wall_timeout=wall_timeout)
@@ -316,11 +319,11 @@ def register(subparsers) -> None:
                           "simulator serves the data on a fast clock.")
     sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL,
                      help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})")
-    sub.add_argument("--minutes", type=_positive_int, default=None,
+    sub.add_argument("--minutes", type=positive_int, default=None,
                      help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)")
-    sub.add_argument("--speed", type=_positive_float, default=180.0,
+    sub.add_argument("--speed", type=positive_float, default=180.0,
                      help="simulator clock speed, market seconds per second (default 180)")
-    sub.add_argument("--history", type=_positive_int, default=500, help="bars to backtest on (default 500)")
+    sub.add_argument("--history", type=positive_int, default=500, help="bars to backtest on (default 500)")
     sub.add_argument("--seed", type=int, default=1, help="simulator seed: same seed, same market (default 1)")
     sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png",
                      help="PNG file for the chart (default alltick-demo.png)")
@@ -334,7 +337,7 @@ def register(subparsers) -> None:
     sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
                      help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
                           "(default 1m)")
-    sub.add_argument("--count", "-n", type=_positive_int, default=None, help="newest N bars (default 100)")
+    sub.add_argument("--count", "-n", type=positive_int, default=None, help="newest N bars (default 100)")
     sub.add_argument("--from", dest="fromdate", type=parse_moment, default=None, metavar="TIME",
                      help="first bar (UTC)")
     sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
@@ -350,7 +353,7 @@ def register(subparsers) -> None:
 
     sub = add("depth", help="order book of each symbol")
     sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
-    sub.add_argument("--levels", type=_positive_int, default=5, help="price levels to show (default 5)")
+    sub.add_argument("--levels", type=positive_int, default=5, help="price levels to show (default 5)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_depth)
 
@@ -358,8 +361,8 @@ def register(subparsers) -> None:
     sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
-    sub.add_argument("--limit", type=_positive_int, default=None, help="stop after N pushes")
-    sub.add_argument("--seconds", type=_positive_float, default=None, help="stop after S seconds")
+    sub.add_argument("--limit", type=positive_int, default=None, help="stop after N pushes")
+    sub.add_argument("--seconds", type=positive_float, default=None, help="stop after S seconds")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_stream)
 
@@ -369,7 +372,7 @@ def register(subparsers) -> None:
     sub.set_defaults(func=run_cache)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -379,7 +382,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

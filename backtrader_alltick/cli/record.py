@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..relay import Relay
 from ..store import AllTickStore
 from ..symbols import parse_symbol
-from .commands import cache_setting, common_options, open_store
+from .commands import cache_setting, common_options, open_store, positive_float
 from .console import command
 
 
@@ -41,10 +41,10 @@ def register(subparsers) -> None:
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
     sub.add_argument("--lookback", type=int, default=500,
                      help="bars to backfill per timeframe on a first start (default 500)")
-    sub.add_argument("--progress", type=float, default=10.0, metavar="SECONDS",
+    sub.add_argument("--progress", type=positive_float, default=10.0, metavar="SECONDS",
                      help="seconds between progress lines on stderr (default 10)")
-    sub.add_argument("--speed", type=float, default=60.0, help="simulator clock speed without a token "
-                                                               "(default 60)")
+    sub.add_argument("--speed", type=positive_float, default=60.0,
+                     help="simulator clock speed without a token (default 60)")
     sub.add_argument("--seed", type=int, default=1, help="simulator seed without a token (default 1)")
     sub.set_defaults(func=run_record)
 
@@ -70,6 +70,8 @@ def run_record(args: argparse.Namespace) -> int:
             print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
                   f"{args.timeframes}); stop with Ctrl-C", file=sys.stderr, flush=True)
             while not stop.wait(args.progress):
+                if relay.errors:  # a rejected token or an unknown symbol: recording cannot go on
+                    raise relay.errors[0]
                 print(_progress(relay.stats), file=sys.stderr, flush=True)
             print("stopping: flushing the sinks", file=sys.stderr, flush=True)
         print(_progress(relay.stats, final=True), file=sys.stderr, flush=True)

@@ -307,7 +307,7 @@ class AllTickSession(Session):
 
     def _subscribe(self, cmd_id: int, seq_id, trace, data: dict) -> None:
         items = data.get("symbol_list")
-        if not isinstance(items, list) or not all(isinstance(i, dict) and "code" in i for i in items):
+        if not isinstance(items, list) or not all(_valid_subscription(item) for item in items):
             self._answer(cmd_id + 1, seq_id, trace, 400)
             return
         model, stock = self.sim.model, self.family == "stock"
@@ -385,3 +385,11 @@ def _static_info(inst) -> dict:
             "lot_size": "1" if inst.region == "US" else "100",
             "name_cn": inst.code, "name_en": inst.code, "name_hk": inst.code, "symbol": inst.symbol,
             "total_shares": "1000000000"}
+
+
+def _valid_subscription(item) -> bool:
+    # alltick.md 5.3: each entry is {"code": str} and, for depth, an optional uint depth_level.
+    if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+        return False
+    level = item.get("depth_level", 1)
+    return isinstance(level, int) and not isinstance(level, bool) and level >= 0

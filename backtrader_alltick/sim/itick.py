@@ -311,8 +311,8 @@ class ITickSession(Session):
                        "E003")
             return
         for symbol, wire in wanted.items():
+            self.wire_codes[symbol] = wire  # before the subscription: the pusher reads both
             self.subscriptions.setdefault(symbol, set()).update(kinds)
-            self.wire_codes[symbol] = wire
         self.reply('{"code":1,"resAc":"subscribe","msg":"subscribe Successfully"}')
 
     def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:

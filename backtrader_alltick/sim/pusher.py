@@ -195,8 +195,12 @@ class Pusher:
         for session in sessions:
             if session.connection.closed.is_set():
                 continue
-            ticks, others = session.render(step)
-            session.deliver(ticks, others)
+            try:
+                ticks, others = session.render(step)
+                session.deliver(ticks, others)
+            except Exception:  # one broken session must not cost the others this step's trades
+                logger.exception("connection %d: push failed; closing it", session.connection.id)
+                session.connection.abort()
 
     def _enforce(self, sessions: list[Session]) -> None:
         wall = time.monotonic()

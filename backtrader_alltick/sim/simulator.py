@@ -258,7 +258,12 @@ class Simulator:
                 self.counters_store.add("ws_messages_received")
                 self.journal.record(JournalEntry("ws_message", path, time.monotonic(), connection.id,
                                                  message=_decode(payload), token=session.token))
-                session.on_text(text)
+                try:
+                    session.on_text(text)
+                except Exception:  # a message the dialect code did not foresee: say so, keep serving
+                    logger.exception("connection %d: could not handle %.200r", connection.id, text)
+                    connection.close(1011, "internal error")
+                    return
 
     def _maybe_slow(self) -> None:
         if self.faults.slow_ms > 0:

@@ -247,3 +247,19 @@ def test_close_leaves_no_threads_or_open_sockets(make_sim):
             if not connection.connected:
                 raise websocket.WebSocketConnectionClosedException("closed")
     connection.close()
+
+
+@pytest.mark.parametrize("item", [{"code": "BTCUSDT", "depth_level": "x"}, {"code": ["BTCUSDT"]},
+                                  {"depth_level": 5}])
+def test_a_malformed_subscription_entry_gets_ret_400_and_the_socket_stays_up(alltick_sim, item):
+    connection = connect(alltick_sim)
+    try:
+        connection.send(command(22002, {"symbol_list": [item]}))
+        answer = json.loads(connection.recv())
+        connection.send(command(22000, {}, seq_id=124))
+        heartbeat = json.loads(connection.recv())
+    finally:
+        connection.close()
+
+    assert (answer["cmd_id"], answer["ret"]) == (22003, 400)
+    assert (heartbeat["cmd_id"], heartbeat["ret"]) == (22001, 200)

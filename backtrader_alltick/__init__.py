@@ -11,6 +11,7 @@ Example::
 
 import logging
 
+from ._version import __version__
 from .errors import (
     AllTickError,
     APIError,
@@ -28,8 +29,6 @@ from .errors import (
 )
 from .feed import AllTickData
 from .store import AllTickStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AllTickData",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .clock import Clock, wall_seconds
 from .errors import AllTickError, is_retryable
+from .history import CLOSE_LAG_S
 from .records import Kline
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ class BackfillFailed:
     error: AllTickError
     job: int
 
-
-# Wall seconds a bar must have been closed before its K-line is fetched: the service may
-# still be adding the last trades of a bar that just closed.
-CLOSE_LAG_S = 0.2
 
 Fetch = Callable[[int | None, int, int | None], list[Kline]]
 

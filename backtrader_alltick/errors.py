@@ -39,6 +39,7 @@ __all__ = [
     "PlanLimitError",
     "SymbolNotFound",
     "is_retryable",
+    "check_token",
     "mask_token",
     "redact",
 ]
@@ -148,8 +149,31 @@ def mask_token(token: str | None) -> str:
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Replace every secret in ``text`` by a masked form."""
+    """Replace every secret in ``text`` by a masked form, and any cut-off start of one.
+
+    A message may quote a payload clipped to a few hundred characters; the clip can fall inside
+    the token, so a prefix of 8 or more characters is masked too.
+    """
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, mask_token(secret))
+        if not secret:
+            continue
+        text = text.replace(secret, mask_token(secret))
+        for length in range(len(secret) - 1, 7, -1):
+            prefix = secret[:length]
+            if prefix in text:
+                text = text.replace(prefix, mask_token(secret))
+                break
     return text
+
+
+def check_token(token: str | None) -> str:
+    """Return the token without surrounding whitespace; raise if it is missing or malformed."""
+    token = (token or "").strip()
+    if not token:
+        raise AuthError("no token: set ALLTICK_TOKEN or pass token=... to the store "
+                        "(or run `alltick-bt demo`, which needs none)")
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        # Never quote it: the message would carry the token.
+        raise ConfigError("the token contains spaces or control characters; check how it was read "
+                          f"(a line break inside it?), was {mask_token(token)}")
+    return token

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import backtrader as bt
 
 from . import timeframes
-from .backfill import CLOSE_LAG_S
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from .history import CLOSE_LAG_S
 from .records import Kline, Tick
 from .symbols import parse_symbol
 
@@ -38,7 +38,8 @@ class LocalizableZone(ZoneInfo):
     """A ``ZoneInfo`` with pytz's ``localize``, the one method Backtrader calls on a tz."""
 
     def localize(self, moment: datetime) -> datetime:
-        return moment.replace(tzinfo=self)
+        # An aware moment already says which instant it is; only a naive one is read in this zone.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self)
 
 
 def ms_to_num(ms: int) -> float:

@@ -33,6 +33,10 @@ from .symbols import Instrument, parse_symbol
 
 logger = logging.getLogger(__name__)
 
+# Wall seconds a bar must have been closed before its K-line counts as final: the service may
+# still be adding the last trades of a bar that just ended.
+CLOSE_LAG_S = 0.2
+
 _HOUR_MS = 3_600_000
 # Shortest possible length of a bar (a DST day lasts 23 hours, February 28 days): bounds
 # how many bars fit into a range.
@@ -121,7 +125,9 @@ class HistoryLoader:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
         if start_ms is None and count is None:
             count = self.dialect.KLINE_LIMIT
-        now = self.clock.now_ms()
+        # The service may still add trades to a bar that has just ended: only bars closed for the
+        # lag count as closed (and only those are ever cached).
+        now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
         end = now if end_ms is None else min(int(end_ms), now)
         hi = _first_open_start(period, inst, end)
         lo = 0 if start_ms is None else int(start_ms)
@@ -185,13 +191,15 @@ class _Walk:
             return self._fetch_page(gap_lo, cursor, have)
         return self._fetch_newest(gap_lo, cursor)
 
-    def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int:
+    def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int | None:
         limit = self.loader.dialect.KLINE_LIMIT
         wanted = max(1, min(limit, _most_bars(self.period, gap_lo, cursor)))
         if self.count is not None:
             wanted = min(wanted, max(1, self.count - have))
         # The service returns the newest bars starting at or before the end we send.
         bars = self._request(wanted, cursor - 1)
+        if not bars:
+            return self._nothing_served(cursor)
         older = [bar for bar in bars if bar.start < cursor]
         if bars and not older:
             raise ProtocolError(
@@ -215,6 +223,8 @@ class _Walk:
             return None
         limit = self.loader.dialect.KLINE_LIMIT
         bars = self._request(limit, None)
+        if not bars:
+            return self._nothing_served(cursor)
         newest_open = _first_open_start(self.period, self.inst, self.now)
         low = gap_lo if len(bars) < limit else min((bar.start for bar in bars), default=gap_lo)
         self._keep(bars, low, newest_open)
@@ -223,6 +233,13 @@ class _Walk:
             self._warn_unavailable(low)
             return None
         return low
+
+    def _nothing_served(self, cursor: int) -> None:
+        # An empty answer proves nothing: iTick sends one for a symbol the plan does not cover,
+        # and a glitch looks the same.  Remembering it as "no bars" would hide the history for good.
+        logger.warning("%s %s: the service returned no bars up to %s; nothing is cached as known, "
+                       "so a later load asks again", self.inst.symbol, self.period, _iso(cursor))
+        return None
 
     def _request(self, count: int, end_ms: int | None) -> list[Kline]:
         bars = self.loader.rest.klines(self.inst, self.period, count, end_ms)

@@ -146,11 +146,16 @@ class RateLimiter:
             self._day_count += 1
         self.calls += 1
 
-    def acquire(self, endpoint: str) -> float:
-        """Block until ``endpoint`` may be called, count the call, and return the seconds waited."""
+    def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
+        """Block until ``endpoint`` may be called, count the call, and return the seconds waited.
+
+        If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
+        """
         waited = 0.0
         with self._condition:
             while True:
+                if cancel is not None and cancel.is_set():
+                    return -1.0
                 now = self._monotonic()
                 delay = self.delay_for(endpoint, now)
                 if delay <= 0:
@@ -170,6 +175,11 @@ class RateLimiter:
                 else:
                     self._condition.wait(timeout=delay)
                 waited += max(0.0, self._monotonic() - now)
+
+    def wake(self) -> None:
+        """Make every waiting :meth:`acquire` look at its ``cancel`` event again."""
+        with self._condition:
+            self._condition.notify_all()
 
     def penalize(self, seconds: float) -> None:
         """Hold every call back for ``seconds`` from now (after the service answered 429 / 605)."""

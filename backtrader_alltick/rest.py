@@ -32,17 +32,17 @@ from urllib.parse import quote, quote_plus, urlsplit
 import requests
 import urllib3
 
-from . import __version__
+from ._version import __version__
 from .errors import (
     AllTickError,
     APIError,
-    AuthError,
     ConfigError,
     ConnectError,
     ProtocolError,
     RateLimited,
     Timeout,
     TransportError,
+    check_token,
     is_retryable,
     mask_token,
     redact,
@@ -147,8 +147,7 @@ class RestClient:
                  retry_after_cap: float = 120.0, session: requests.Session | None = None) -> None:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
-        if not token:
-            raise AuthError("no token: set ALLTICK_TOKEN or pass token=... to the store")
+        token = check_token(token)
         parts = urlsplit(str(base_url))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"base_url must be an http(s) root such as {self.dialect.DEFAULT_REST_URL!r}, "
@@ -194,14 +193,15 @@ class RestClient:
         failures = 0
         limited = 0
         while True:
-            if self._closed.is_set():
+            waited = self.limiter.acquire(request.endpoint, cancel=self._closed)
+            if waited < 0 or self._closed.is_set():
                 raise TransportError(f"the REST client for {self.base_url} is closed; create a new store")
-            self._count(waited=self.limiter.acquire(request.endpoint))
+            self._count(waited=waited)
             status: int | None = None
             headers: Any = {}
             try:
                 status, headers, payload = self._send(request)
-                return parse(status, payload)
+                return _parsed(parse, status, payload, request)
             except AllTickError as e:
                 error = self._scrubbed(e)
             if isinstance(error, RateLimited) or status == 429:
@@ -279,6 +279,7 @@ class RestClient:
     def close(self) -> None:
         """Stop waiting retries and close the session (if this client created it)."""
         self._closed.set()
+        self.limiter.wake()
         if self._owns_session:
             self.session.close()
 
@@ -398,3 +399,15 @@ def _map_errors(where: str, secrets: Iterable[str]) -> Iterator[None]:
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
         # from None: the original text embeds the full URL, token included.
         raise translate(e, where, secrets) from None
+
+
+def _parsed(parse: Callable[[int, Any], T], status: int, payload: Any, request: HttpRequest) -> T:
+    # The dialect parsers check the documented shapes; JSON of another shape must still surface as
+    # a ProtocolError, never as a KeyError from deep inside a parser.
+    try:
+        return parse(status, payload)
+    except AllTickError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise ProtocolError(f"{request.method} {request.endpoint} answered JSON of an unexpected shape "
+                            f"(HTTP {status}, {type(e).__name__}: {e}); the response was skipped") from None

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import timeframes
 from .clock import Clock, SystemClock
-from .errors import AuthError, ConfigError, mask_token
+from .errors import ConfigError, check_token, mask_token
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick
 from .symbols import Instrument, parse_symbol
@@ -91,7 +91,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         super().__init__()
         self.wire = get_dialect(self.p.dialect)
         self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
-        self._token = self.p.token or os.environ.get("ALLTICK_TOKEN") or None
+        self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         self.ws_url = (self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL)
@@ -162,11 +162,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
 
     @property
     def token(self) -> str:
-        if not self._token:
-            raise AuthError(
-                "no token: set ALLTICK_TOKEN or pass token=... to AllTickStore "
-                "(or run `alltick-bt demo`, which needs none)")
-        return self._token
+        return check_token(self._token)
 
     @property
     def stream_stats(self) -> dict[str, dict]:
@@ -296,17 +292,20 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                   end_ms: int | None, count: int | None,
                   on_progress: Callable[..., None] | None = None) -> list[Kline]:
         """Closed bars of ``spec``: ``start_ms <= start`` and ``end <= end_ms``, or the newest ``count``."""
-        from .bars import combine_closed
+        from .bars import combine_closed, slot_of
 
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
             raise ConfigError(f"fromdate must not be after todate, was {_iso(start_ms)} > {_iso(end_ms)}")
         native_count = None if count is None else (count + 1) * spec.multiple
-        bars = self.history.load(inst, spec.native.name, start_ms, end_ms, native_count, on_progress)
+        # Like Backtrader's own filter, fromdate keeps every bar that closes after it: the bar in
+        # progress at fromdate counts (a forex day starts at 22:00 UTC the evening before).
+        first = None if start_ms is None else slot_of(spec, start_ms, inst.market).start
+        bars = self.history.load(inst, spec.native.name, first, end_ms, native_count, on_progress)
         if not spec.is_native:
             now = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
             bars = combine_closed(bars, spec, inst.market, now)
-            if start_ms is not None:
-                bars = [bar for bar in bars if bar.start >= start_ms]
+        if start_ms is not None:
+            bars = [bar for bar in bars if bar.end > start_ms]
         if count is not None:
             bars = bars[-count:]
         return bars

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import backtrader as bt
@@ -44,7 +44,8 @@ def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, tim
     rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
                        fromdate=utc(start), todate=utc(end))
 
-    truth = [k for k in sim.klines(symbol, period, start, end) if k.end <= end]
+    # Backtrader's rule: fromdate keeps every bar that closes after it, the one in progress included.
+    truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start < k.end <= end]
     assert len(rows) > 10
     assert_bars_equal(rows, kline_rows(truth))
 
@@ -100,7 +101,8 @@ def test_bars_are_stamped_at_close(alltick_sim, make_store):
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=5,
                        fromdate=utc(now - 100 * MINUTE), todate=utc(now - 10 * MINUTE))
 
-    first_truth = alltick_sim.klines("BTCUSDT", "5m", now - 100 * MINUTE, now)[0]
+    first_truth = next(k for k in alltick_sim.klines("BTCUSDT", "5m", now - 110 * MINUTE, now)
+                       if k.end > now - 100 * MINUTE)
     assert rows[0][0] == first_truth.start + 5 * MINUTE == first_truth.end
 
 
@@ -168,3 +170,32 @@ class LocalTimes(bt.Strategy):
 
     def next(self) -> None:
         self.times.append(self.data.datetime.datetime(0))
+
+
+@pytest.mark.parametrize("symbol", ["EURUSD", "700.HK"])
+def test_fromdate_keeps_the_daily_bar_of_that_day_where_the_day_starts_the_evening_before(
+        alltick_sim, make_store, symbol):
+    now = alltick_sim.clock.now_ms()
+    day = datetime.fromtimestamp(now / 1000, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    fromdate = (day - timedelta(days=4)).replace(tzinfo=None)  # a Friday; both days start before 00:00 UTC
+
+    rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Days,
+                       fromdate=fromdate, todate=(day - timedelta(days=2)).replace(tzinfo=None))
+
+    first_close = datetime.fromtimestamp(rows[0][0] / 1000, timezone.utc).replace(tzinfo=None)
+    assert first_close.date() == fromdate.date()
+
+
+def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, make_store):
+    now = alltick_sim.clock.now_ms()
+    start = datetime.fromtimestamp((now - 60 * MINUTE - now % MINUTE) / 1000, timezone.utc)
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(make_store(alltick_sim).getdata(
+        dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, tz="America/New_York",
+        fromdate=start, todate=start + timedelta(minutes=10)), name="d")
+    cerebro.addstrategy(LocalTimes)
+
+    strategy = cerebro.run()[0]
+
+    new_york = (start + timedelta(minutes=1)).astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
+    assert strategy.times[0] == new_york and len(strategy.times) == 10

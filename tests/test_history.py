@@ -468,3 +468,15 @@ def test_explicit_namespace_lets_two_identical_simulators_share_bars(make_sim, c
 
     assert again == bars
     assert requests_made(second) == 0
+
+
+def test_an_empty_answer_is_not_remembered_as_no_history(alltick, clock, cache, caplog):
+    truth = crypto_truth(300)
+    service = ScriptedService([], clock)  # say, a symbol the plan does not cover yet
+    assert HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=300) == []
+
+    service.truth, service.starts = truth, [bar.start for bar in truth]  # the plan now covers it
+    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=300)
+
+    assert bars == closed(truth, NOW)[-300:]
+    assert "returned no bars" in caplog.text

@@ -430,3 +430,45 @@ def test_close_interrupts_a_retry_wait(alltick_sim):
     assert not thread.is_alive()
     assert isinstance(failed[0], errors.TransportError)
     assert "closed while waiting to retry" in str(failed[0])
+
+
+def test_a_token_read_with_its_line_break_works(itick_sim):
+    with RestClient("itick", itick_sim.token + "\n", itick_sim.rest_url, "unlimited") as client:
+        assert client.klines("BTCUSDT", "1m", 2)
+
+
+def test_a_token_with_a_line_break_inside_is_refused_without_quoting_it(itick_sim):
+    with pytest.raises(ConfigError) as info:
+        RestClient("itick", "SENTINELTOKEN01234\n56789abcdef", itick_sim.rest_url, "unlimited")
+    assert "SENTINELTOKEN01234" not in str(info.value)
+
+
+def test_a_token_is_redacted_even_where_a_message_cuts_it_short():
+    token = "SENTINELTOKEN0123456789abcdef"
+
+    text = errors.redact(f"answer was '...?token={token[:20]}", token)
+
+    assert token[:9] not in text
+
+
+def test_close_ends_a_call_waiting_on_the_rate_limiter(alltick_sim):
+    client = RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, "free")
+    client.klines("BTCUSDT", "1m", 2)  # the next call must wait ten seconds (Free plan)
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(_call_or_error(client)))
+    worker.start()
+    client.limiter.wake()  # nothing to cancel yet: the waiting call goes on waiting
+
+    client.close()
+    worker.join(timeout=5)
+
+    assert not worker.is_alive()
+    assert isinstance(outcome[0], errors.TransportError) and "closed" in str(outcome[0])
+    assert alltick_sim.counters["rest_requests"] == 1
+
+
+def _call_or_error(client):
+    try:
+        return client.klines("BTCUSDT", "1m", 2)
+    except errors.AllTickError as e:
+        return e

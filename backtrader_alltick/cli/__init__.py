@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from .. import __version__
+from .._version import __version__
 from ..errors import AllTickError
 from ..plans import PLAN_NAMES
 from . import commands, record

@@ -146,6 +146,17 @@ class RateLimiter:
             self._day_count += 1
         self.calls += 1
 
+    def finished(self, endpoint: str) -> None:
+        """Note that the call to ``endpoint`` was answered just now.
+
+        The service times calls on arrival, and a call reached it no later than its answer came
+        back; spacing the next call from here keeps a slow send from bunching two arrivals.
+        """
+        with self._condition:
+            now = self._monotonic()
+            self._last_by_endpoint[endpoint] = max(self._last_by_endpoint.get(endpoint, now), now)
+            self._last_any = now if self._last_any is None else max(self._last_any, now)
+
     def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
         """Block until ``endpoint`` may be called, count the call, and return the seconds waited.
 

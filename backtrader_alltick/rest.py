@@ -200,7 +200,10 @@ class RestClient:
             status: int | None = None
             headers: Any = {}
             try:
-                status, headers, payload = self._send(request)
+                try:
+                    status, headers, payload = self._send(request)
+                finally:
+                    self.limiter.finished(request.endpoint)
                 return _parsed(parse, status, payload, request)
             except AllTickError as e:
                 error = self._scrubbed(e)

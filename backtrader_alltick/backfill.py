@@ -40,6 +40,8 @@ class BackfillFailed:
     job: int
 
 
+MAX_UNEXPECTED = 5  # failures of an unknown kind before the feed is told
+
 Fetch = Callable[[int | None, int, int | None], list[Kline]]
 
 
@@ -74,7 +76,7 @@ class Backfiller:
         self._jobs.put((self._job_id, after_ms, upto_ms, count))
         return self._job_id
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         self._stop.set()
         self._jobs.put(None)
         self._thread.join(timeout)
@@ -114,6 +116,7 @@ class Backfiller:
     def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
                           count: int | None) -> list[Kline] | None:
         delay = self._retry_initial
+        unexpected = 0
         while not self._stop.is_set():
             try:
                 return self._fetch(after_ms, upto_ms, count)
@@ -122,6 +125,14 @@ class Backfiller:
                     self._deliver(BackfillFailed(e, job))
                     return None
                 logger.warning("backfill failed (%s); retrying in %.1fs", e, delay)
+            except Exception as e:  # say, a locked cache file: retry, then tell the feed
+                unexpected += 1
+                logger.exception("backfill job %s failed unexpectedly (%d of %d)", job, unexpected,
+                                 MAX_UNEXPECTED)
+                if unexpected >= MAX_UNEXPECTED:
+                    self._deliver(BackfillFailed(AllTickError(
+                        f"backfill kept failing ({type(e).__name__}: {e}); see the log"), job))
+                    return None
             self._stop.wait(delay * (0.5 + random.random()))
             delay = min(delay * 2, self._retry_cap)
         return None

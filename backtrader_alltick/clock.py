@@ -19,28 +19,42 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Wall-clock UTC, corrected by the offset observed from server timestamps.
+    """Wall-clock UTC, corrected by the offset observed from the service's trade timestamps.
+
+    A trade is stamped by the service before it travels to us, so ``trade time - local time``
+    is the clock offset minus the latency; the largest value over a window of trades is the
+    best estimate.  The first trade sets the offset at once (a local clock running ahead would
+    otherwise close bars before their last trades arrive); each later window replaces it.
 
     Example::
 
         clock = SystemClock()
-        clock.observe_server_time(server_ms)   # nudges the offset towards the server
+        clock.observe_server_time(tick.time)   # the store does this for every trade
     """
 
     speed = 1.0
+    WINDOW = 500  # trades per estimate
+    MAX_SKEW_MS = 600_000  # a stamp further off than ten minutes is stale or wrong, not a clock offset
 
     def __init__(self) -> None:
         self.offset_ms = 0
+        self._best: int | None = None
+        self._seen = 0
+        self._calibrated = False
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.offset_ms
 
     def observe_server_time(self, server_ms: int) -> None:
-        # A server stamp can only be behind the true time (it travelled to us), so the
-        # offset only ever moves forward to the largest lead seen.
         lead = server_ms - int(time.time() * 1000)
-        if lead > self.offset_ms:
-            self.offset_ms = lead
+        if abs(lead) > self.MAX_SKEW_MS:
+            return
+        if self._best is None or lead > self._best:
+            self._best = lead
+        self._seen += 1
+        if not self._calibrated or self._seen >= self.WINDOW:
+            self.offset_ms, self._calibrated = self._best, True
+            self._best, self._seen = None, 0
 
 
 class ScaledClock:

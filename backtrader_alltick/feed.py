@@ -154,9 +154,16 @@ class AllTickData(bt.feed.DataBase):
         clock = self._store.clock
         lag_s = self.p.grace + CLOSE_LAG_S + self.p.qcheck
         target = clock.now_ms() - lag_s * 1000 * clock.speed
-        if self._live is not None and self._state != _ST_LIVE and self._live.last_end is not None:
-            target = min(target, self._live.last_end)
+        live = self._live
+        if live is not None and not (self._state == _ST_LIVE and live.seam_done) \
+                and live.last_end is not None:
+            target = min(target, live.last_end)
         return timedelta(milliseconds=target - time.time() * 1000)
+
+    def clone(self, **kwargs):
+        # Backtrader's clone (adddata + resampledata of one feed) reads the wall clock; ours
+        # must read the store's clock, or a resampler on the clone closes bars at the wrong time.
+        return _AllTickClone(dataname=self, **kwargs)
 
     def setenvironment(self, env) -> None:
         super().setenvironment(env)
@@ -226,6 +233,8 @@ class AllTickData(bt.feed.DataBase):
             self.put_notification(self.DISCONNECTED)
             self._state = _ST_OVER
             return False
+        if self._live is None:
+            return False
         wait = self._qcheck if self._may_wait else 0.0
         self._may_wait = False
         return self._live.next_bar(wait)
@@ -278,3 +287,8 @@ def _check_source(source: str | None, source_url: str | None, historical: bool) 
     if source == "influx" and not historical:
         raise ConfigError("source='influx' serves archived history only; pass historical=True, or "
                           "source='redis' for live bars, was historical=False")
+
+
+class _AllTickClone(bt.DataClone):
+    def _timeoffset(self) -> timedelta:
+        return self.data._timeoffset()

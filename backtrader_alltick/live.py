@@ -52,7 +52,8 @@ class LiveSession:
         self._probe_job: int | None = None
         self._broken = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * self.clock.speed)
-        self._anchor_deadline: int | None = self.clock.now_ms() + self._margin_ms
+        # A silent symbol anchors its seam a moment after the stream is up (see _on_status).
+        self._anchor_deadline: int | None = None
         self.builder = None
         if self.spec is not None:
             self.builder = BarBuilder(self.inst.symbol, self.spec, self.inst.market, self._on_built,
@@ -63,6 +64,8 @@ class LiveSession:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, self.clock.now_ms(), 1)
         store.listen(self.inst, self._post, depth=feed.p.bidask, on_status=self._post_status)
+        if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
+            self._anchor_deadline = self.clock.now_ms() + self._margin_ms
 
     def close(self) -> None:
         self.store.unlisten(self.inst, self._post, depth=self.feed.p.bidask, on_status=self._post_status)
@@ -109,7 +112,8 @@ class LiveSession:
                 item = self.inbox.get(timeout=max(timeout, 0.0))
             except queue.Empty:
                 continue
-            self._handle(item)
+            if self.feed._state != _ST_OVER:
+                self._handle(item)
 
     def _go_live(self) -> None:
         if self.feed._state != _ST_LIVE:
@@ -125,7 +129,11 @@ class LiveSession:
         if self._overflowed:
             self._overflowed = False
             self._restart_seam("the inbox overflowed")
+            # Anchor now: the trades still queued are older than the ones that were thrown away.
+            self._anchor(self.clock.now_ms())
         for _ in range(self.inbox.qsize()):
+            if self.feed._state == _ST_OVER:
+                return  # the feed failed: what is still queued no longer matters
             try:
                 self._handle(self.inbox.get_nowait())
             except queue.Empty:
@@ -221,6 +229,8 @@ class LiveSession:
             self.feed.put_notification(self.feed.CONNBROKEN)
             self._restart_seam("the stream dropped")
             self._anchor_deadline = None  # no seam before the stream is back
+        elif status.kind == "dropped" and self.inst.symbol in status.symbols:
+            self.feed._fail(status.error)
         elif status.kind == "malformed" and self._seam is not None:
             # The skipped frame may have carried one of our trades: rebuild the bars in progress.
             self._restart_seam("a malformed frame was skipped")
@@ -241,6 +251,11 @@ class LiveSession:
     def _next_close(self, moment_ms: int) -> int:
         spec = self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
         return slot_of(spec, moment_ms, self.inst.market).end
+
+    @property
+    def seam_done(self) -> bool:
+        """False while bars up to the seam are still coming from REST."""
+        return self._seam_done
 
     @property
     def last_end(self) -> int | None:

@@ -96,6 +96,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         self.ws_url = (self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL)
         self.clock: Clock = self.p.clock or SystemClock()
+        self._observe = getattr(self.clock, "observe_server_time", None)
         self.notifs = collections.deque()
         self._lock = threading.Lock()
         self._rest = None
@@ -245,6 +246,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             hub.unsubscribe(inst, trades=True, depth=depth)
 
     def _dispatch(self, record: Any) -> None:
+        if self._observe is not None and type(record) is Tick:
+            self._observe(record.time)  # keeps "is this bar closed?" on the service's time
         symbol = getattr(record, "symbol", None)
         for callback in tuple(self._listeners.get(symbol, ())):
             callback(record)

@@ -114,6 +114,13 @@ class StreamHub:
             if link.thread.is_alive():
                 logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
 
+    def is_connected(self, family: str) -> bool:
+        """True while the family's socket is up and subscribed (after auth, where there is one)."""
+        with self._lock:
+            link = self._links.get(family)
+        session = link._session if link is not None else None
+        return session is not None and session.ready.is_set()
+
     @property
     def stats(self) -> dict[str, dict]:
         """Counters per family: connects, reconnects, frames, records, malformed, heartbeats, dropped, ..."""

@@ -26,6 +26,7 @@ from .errors import (
     APIError,
     AuthError,
     ConnectError,
+    PlanLimitError,
     ProtocolError,
     RateLimited,
     Timeout,
@@ -356,8 +357,11 @@ class _Link:
                                                    shared=hub.dialect.NAME in _ADDITIVE)
         names = [inst.symbol for inst in dropped]
         if names and names != self.stats["dropped"]:
-            logger.warning("stream %s: plan %r serves %d codes per connection; not subscribed: %s",
-                           self.family, hub.plan.name, hub.symbol_limit, ", ".join(names))
+            error = PlanLimitError(f"plan {hub.plan.name!r} serves {hub.symbol_limit} codes per connection; "
+                                   f"not subscribed: {', '.join(names)}; subscribe fewer symbols or "
+                                   "choose a higher plan")
+            hub._emit(StreamStatus(self.family, "dropped", hub.clock.now_ms(), error=error,
+                                   symbols=tuple(names)))
         self.stats["dropped"] = names
         seq = session.next_seq
         messages = hub.dialect.subscribe_messages(self.family, trades, depth, seq)

@@ -21,9 +21,9 @@ KINDS = ("trades", "depth")
 class StreamStatus:
     """A change of one family's connection state, in market time from the hub's clock.
 
-    ``kind`` is ``connected``, ``disconnected``, ``fatal`` (no more attempts) or ``malformed`` (a
+    ``kind`` is ``connected``, ``disconnected``, ``fatal`` (no more attempts), ``malformed`` (a
     frame was skipped: whatever it carried is lost, so consumers rebuild the bars in progress
-    from REST).  On ``connected``,
+    from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  On ``connected``,
     ``since_ms`` is when the link went down (None on the first connect): ``(since_ms, at_ms)`` is
     the gap to backfill.  ``attempt`` counts connection attempts since the last good session.
 
@@ -40,6 +40,7 @@ class StreamStatus:
     since_ms: int | None = None
     attempt: int = 0
     error: AllTickError | None = None
+    symbols: tuple[str, ...] = ()
 
 
 def backoff(initial: float, factor: float, cap: float, jitter_fraction: float = 0.0,

@@ -370,3 +370,55 @@ def test_synthetic_live_bars_and_two_timeframes_of_one_symbol(make_store):
         for end, *ohlcv in rows:
             assert tuple(ohlcv[:4]) == (truth[end].open, truth[end].high, truth[end].low, truth[end].close)
         assert sim.counters["ws_connections_opened"] == 1
+
+
+def test_a_slow_websocket_upgrade_loses_no_bar_at_the_start(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        sim.faults.update(slow_ms=3000)  # REST answers and the upgrade each take three seconds
+        store = make_store(sim)
+        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                                lookback=3)}, stop_after=30, timeout=45)
+
+        assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
+
+
+class SlowOnce(Recorder):
+    """A strategy that once spends a second in next(), while trades keep arriving."""
+
+    def next(self) -> None:
+        super().next()
+        if len(self.data) == 6:
+            threading.Event().wait(1.0)  # the strategy's own work, not a synchronisation
+
+
+def test_an_inbox_overflow_is_rebuilt_from_rest(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
+                                      qcheck=0.1, inbox_size=20), name="btc")
+        cerebro.addstrategy(SlowOnce, stop_after=20)
+        guard = threading.Timer(40, cerebro.runstop)
+        guard.start()
+        strategy = cerebro.run()[0]
+        guard.cancel()
+
+        assert strategy.datas[0].stats["overflows"] > 0
+        assert len(strategy.rows["btc"]) >= 20
+        assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
+
+
+def test_adddata_and_resampledata_of_one_live_feed_read_the_store_clock(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=5) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        data = store.getdata(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, lookback=20, qcheck=0.1)
+        cerebro.adddata(data, name="m1")
+        cerebro.resampledata(data, name="m5", timeframe=bt.TimeFrame.Minutes, compression=5)
+        cerebro.addstrategy(Recorder, stop_after=4)
+        guard = threading.Timer(30, cerebro.runstop)
+        guard.start()
+        strategy = cerebro.run()[0]
+        guard.cancel()
+
+        assert_golden(sim, strategy.rows["m5"][1:], "EURUSD", "5m")

@@ -428,3 +428,22 @@ def test_hub_stop_joins_every_thread(sim):
 
     assert _hub_threads() == []
     assert [status.kind for status in recorder.statuses[-2:]] == ["disconnected", "disconnected"]
+
+
+def test_codes_past_the_plan_cap_are_reported_to_their_subscribers(make_sim):
+    sim = make_sim(plan="free")
+    statuses = []
+    hub = StreamHub("alltick", sim.ws_url, sim.token, plans.get_plan("alltick", "free"),
+                    on_event=lambda record: None, on_status=statuses.append)
+    codes = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "USDJPY", "US500"]
+    try:
+        hub.start()
+        for code in codes:
+            hub.subscribe(code)
+        sim.journal.wait_for(lambda entry: entry.kind == "ws_message", timeout=10)
+    finally:
+        hub.stop()
+
+    dropped = [status for status in statuses if status.kind == "dropped"]
+    assert dropped and dropped[-1].symbols == ("US500",)
+    assert "not subscribed: US500" in str(dropped[-1].error)

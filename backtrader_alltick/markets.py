@@ -57,12 +57,12 @@ class Market:
         """Epoch ms of local midnight of the day that contains ``ts_ms``."""
         local = self.local(ts_ms)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        return _to_ms(midnight)
+        return epoch_ms(midnight)
 
     def session_end(self, day_start_ms: int) -> int:
         """Epoch ms of the last session close of the local day starting at ``day_start_ms``."""
         local = self.local(day_start_ms)
-        return _to_ms(_at_minute(local, self.sessions[-1][1], self.zone))
+        return epoch_ms(_at_minute(local, self.sessions[-1][1], self.zone))
 
     def open_spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         """Return the open intervals (epoch ms) that intersect ``[start_ms, end_ms)``."""
@@ -72,8 +72,8 @@ class Market:
             local = self.local(day)
             if local.weekday() in self.weekdays:
                 for first, last in self.sessions:
-                    lo = _to_ms(_at_minute(local, first, self.zone))
-                    hi = _to_ms(_at_minute(local, last, self.zone))
+                    lo = epoch_ms(_at_minute(local, first, self.zone))
+                    hi = epoch_ms(_at_minute(local, last, self.zone))
                     lo, hi = max(lo, start_ms), min(hi, end_ms)
                     if lo < hi:
                         spans.append((lo, hi))
@@ -86,7 +86,8 @@ def _at_minute(local_midnight: datetime, minute: int, zone: ZoneInfo) -> datetim
     return naive.replace(tzinfo=zone)
 
 
-def _to_ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware datetime."""
     return int(round(moment.timestamp() * 1000))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .errors import UnsupportedTimeframe
-from .markets import DAY_MS, MINUTE_MS, Market
+from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
 
 # backtrader.TimeFrame values, mirrored so this module stays free of backtrader.
 TICKS, MICROSECONDS, SECONDS, MINUTES, DAYS, WEEKS, MONTHS, YEARS = 1, 2, 3, 4, 5, 6, 7, 8
@@ -87,9 +87,9 @@ def next_start(period: Period | str, start_ms: int, market: Market) -> int:
         month = local.month % 12 + 1
         year = local.year + (local.month == 12)
         target = local.replace(year=year, month=month, day=1, tzinfo=None)
-        return _ms(target.replace(tzinfo=market.zone))
+        return epoch_ms(target.replace(tzinfo=market.zone))
     target = (local.replace(tzinfo=None) + step).replace(tzinfo=market.zone)
-    return _ms(target)
+    return epoch_ms(target)
 
 
 def bar_end(period: Period | str, start_ms: int, market: Market) -> int:
@@ -176,7 +176,3 @@ def describe_supported(natives: tuple[str, ...]) -> list[str]:
 
 def _p(period: Period | str) -> Period:
     return PERIODS[period] if isinstance(period, str) else period
-
-
-def _ms(moment) -> int:
-    return int(round(moment.timestamp() * 1000))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +26,7 @@ from .cache import MEMORY, KlineCache
 from .clock import Clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS
-from .records import Kline
+from .records import Kline, format_utc
 from .rest import RestClient
 from .symbols import Instrument, parse_symbol
 
@@ -120,7 +119,8 @@ class HistoryLoader:
             raise UnsupportedTimeframe(period, inst.symbol, natives,
                                        f"not a native {self.dialect.NAME} period")
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
-            raise ConfigError(f"start_ms must not be after end_ms, was {_iso(start_ms)} > {_iso(end_ms)}")
+            raise ConfigError(f"start_ms must not be after end_ms, "
+                              f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
         if count is not None and count < 1:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
         if start_ms is None and count is None:
@@ -204,9 +204,9 @@ class _Walk:
         if bars and not older:
             raise ProtocolError(
                 f"{self.dialect} answered a K-line request for {self.inst.symbol} {self.period} ending "
-                f"at {_iso(cursor - 1)} with newer bars only, was "
-                f"{_iso(bars[0].start)}..{_iso(bars[-1].start)}; the service ignored the end time, "
-                "so history cannot be paged")
+                f"at {format_utc(cursor - 1)} with newer bars only, was "
+                f"{format_utc(bars[0].start)}..{format_utc(bars[-1].start)}; the service ignored the end "
+                "time, so history cannot be paged")
         # Fewer bars than asked: the service has nothing older, so the whole gap is known;
         # likewise when no bar can start between the gap's edge and the oldest bar returned.
         low = gap_lo if len(bars) < wanted else max(gap_lo, min(bar.start for bar in older))
@@ -238,7 +238,7 @@ class _Walk:
         # An empty answer proves nothing: iTick sends one for a symbol the plan does not cover,
         # and a glitch looks the same.  Remembering it as "no bars" would hide the history for good.
         logger.warning("%s %s: the service returned no bars up to %s; nothing is cached as known, "
-                       "so a later load asks again", self.inst.symbol, self.period, _iso(cursor))
+                       "so a later load asks again", self.inst.symbol, self.period, format_utc(cursor))
         return None
 
     def _request(self, count: int, end_ms: int | None) -> list[Kline]:
@@ -246,7 +246,7 @@ class _Walk:
         self.requests += 1
         self.fetched += len(bars)
         logger.debug("%s %s: %d bars up to %s (request %d)", self.inst.symbol, self.period, len(bars),
-                     "now" if end_ms is None else _iso(end_ms), self.requests)
+                     "now" if end_ms is None else format_utc(end_ms), self.requests)
         return bars
 
     def _keep(self, bars: list[Kline], low: int, high: int) -> None:
@@ -264,8 +264,8 @@ class _Walk:
         logger.warning(
             "%s serves only the newest %d %s bars of %s: history before %s is not available from the "
             "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
-            self.dialect, self.loader.dialect.KLINE_LIMIT, self.period, self.inst.symbol, _iso(oldest),
-            _iso(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
+            self.dialect, self.loader.dialect.KLINE_LIMIT, self.period, self.inst.symbol, format_utc(oldest),
+            format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
 
 
 def cache_namespace(dialect: Any, base_url: str | None) -> str:
@@ -295,6 +295,3 @@ def _most_bars(period: str, low: int, high: int) -> int:
         return 0
     return (high - low) // (_SHORTEST_MS[length.unit] * length.count) + 1
 
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,6 +8,7 @@ stamp the feed shows, see DESIGN.md "Bar timestamps").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,8 @@ def normalize_epoch_ms(value: int | float | str) -> int:
     number = int(float(value))
     # Anything below 1e12 cannot be a millisecond time after 2001: it is seconds.
     return number * 1000 if abs(number) < 1_000_000_000_000 else number
+
+
+def format_utc(ms: int) -> str:
+    """Epoch milliseconds as ``2024-03-05T15:00:00Z``, for messages and logs."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -23,7 +23,7 @@ from . import timeframes
 from .clock import Clock, SystemClock
 from .errors import ConfigError, check_token, mask_token
 from .plans import Plan, get_plan
-from .records import Depth, Kline, Quote, Tick
+from .records import Depth, Kline, Quote, Tick, format_utc
 from .symbols import Instrument, parse_symbol
 from .wire import get_dialect
 
@@ -298,7 +298,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         from .bars import combine_closed, slot_of
 
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
-            raise ConfigError(f"fromdate must not be after todate, was {_iso(start_ms)} > {_iso(end_ms)}")
+            raise ConfigError(f"fromdate must not be after todate, "
+                              f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
         native_count = None if count is None else (count + 1) * spec.multiple
         # Like Backtrader's own filter, fromdate keeps every bar that closes after it: the bar in
         # progress at fromdate counts (a forex day starts at 22:00 UTC the evening before).
@@ -352,9 +353,6 @@ def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
         symbols = [s for s in symbols.split(",") if s.strip()]
     return [parse_symbol(s) for s in symbols]
 
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
 def _to_ms(moment: datetime | None) -> int | None:

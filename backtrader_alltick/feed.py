@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
 DAY_MS = 86_400_000.0
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
+# What a feed counts (``AllTickData.stats``); the relay's bar drivers count the same.
+FEED_COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects")
 
 
 class LocalizableZone(ZoneInfo):
@@ -128,8 +130,7 @@ class AllTickData(bt.feed.DataBase):
         self._state = _ST_START
         self._live = None
         self._ready: deque = deque()
-        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "duplicates": 0,
-                      "overflows": 0, "reconnects": 0}
+        self.stats = dict.fromkeys(FEED_COUNTERS, 0)
         self.last_error: AllTickError | None = None
 
     # -- Backtrader contract -----------------------------------------------------------

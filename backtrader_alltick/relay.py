@@ -30,6 +30,7 @@ import backtrader as bt
 
 from .bars import SeenTrades, period_label
 from .errors import AllTickError, ConfigError, TransportError
+from .feed import FEED_COUNTERS
 from .records import Depth, Kline, Quote, Tick
 from .symbols import Instrument, parse_symbol
 
@@ -283,8 +284,7 @@ class _BarDriver:
         self._store = relay.store
         self.p = SimpleNamespace(inbox_size=200_000, grace=relay.grace, emit_empty=False, backfill_start=True,
                                  backfill=True, lookback=relay.lookback, bidask=False)
-        self.stats = {"ticks": 0, "bars_rest": 0, "bars_live": 0, "late_ticks": 0, "duplicates": 0,
-                      "overflows": 0, "reconnects": 0}
+        self.stats = dict.fromkeys(FEED_COUNTERS, 0)
         self._ready: deque = deque()
         self._state = None
         self._resume_ms = resume_ms

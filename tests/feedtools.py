@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import backtrader as bt
@@ -34,6 +35,17 @@ class Recorder(bt.Strategy):
         if self.p.stop_after is not None and all(
                 len(rows) >= self.p.stop_after for rows in self.rows.values()):
             self.env.runstop()
+
+
+def run_guarded(cerebro: bt.Cerebro, timeout: float):
+    """Run a (live) Cerebro, stopping it after ``timeout`` wall seconds if it has not ended; return
+    the first strategy."""
+    guard = threading.Timer(timeout, cerebro.runstop)
+    guard.start()
+    try:
+        return cerebro.run()[0]
+    finally:
+        guard.cancel()
 
 
 def as_ms_rows(rows: list[tuple]) -> list[tuple]:

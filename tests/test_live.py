@@ -12,7 +12,7 @@ from backtrader_alltick import AllTickStore
 from backtrader_alltick.bars import combine
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
-from feedtools import Recorder, as_ms_rows
+from feedtools import Recorder, as_ms_rows, run_guarded
 
 MINUTE = 60_000
 SPEED = 240  # four 1-minute bars per wall second
@@ -35,13 +35,7 @@ def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None):
         else:
             cerebro.adddata(data, name=name)
     cerebro.addstrategy(Recorder, stop_after=stop_after)
-    guard = threading.Timer(timeout, cerebro.runstop)
-    guard.start()
-    try:
-        strategy = cerebro.run()[0]
-    finally:
-        guard.cancel()
-    return strategy
+    return run_guarded(cerebro, timeout)
 
 
 def assert_golden(sim, rows, symbol, period="1m"):
@@ -130,10 +124,7 @@ def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, 
     # Malformed frames replace real pushes mid-stream: the trades they carried are lost, so
     # the bars in progress must be rebuilt from REST.
     cerebro.addstrategy(FaultAfter, stop_after=16, sim=fast_sim, faults=dict(malformed_frames=3))
-    guard = threading.Timer(30, cerebro.runstop)
-    guard.start()
-    strategy = cerebro.run()[0]
-    guard.cancel()
+    strategy = run_guarded(cerebro, 30)
 
     assert len(strategy.rows["btc"]) >= 16
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
@@ -280,10 +271,7 @@ def test_replaydata_on_live_bars_updates_the_forming_bar_and_completes_it_exactl
         data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=12, qcheck=0.1)
         cerebro.replaydata(data, timeframe=bt.TimeFrame.Minutes, compression=5)
         cerebro.addstrategy(ReplayRecorder, stop_after=4)
-        guard = threading.Timer(30, cerebro.runstop)
-        guard.start()
-        strategy = cerebro.run()[0]
-        guard.cancel()
+        strategy = run_guarded(cerebro, 30)
 
         assert strategy.updates > len(strategy.completed)  # next() saw the bar while it was forming
         # The first replayed bar is partial (the backfill starts inside it); the others are exact.
@@ -321,10 +309,7 @@ def test_without_reconnect_a_drop_ends_the_feed_with_disconnected(make_store):
         cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
                                       qcheck=0.1), name="btc")
         cerebro.addstrategy(DropAfter, sim=sim, after=5)
-        guard = threading.Timer(30, cerebro.runstop)
-        guard.start()
-        strategy = cerebro.run()[0]  # ends by itself: the only feed is over
-        guard.cancel()
+        strategy = run_guarded(cerebro, 30)  # ends by itself: the only feed is over
 
     assert strategy.notes["btc"][-1] == "DISCONNECTED"
     assert sim.counters["ws_connections_opened"] == 1
@@ -398,10 +383,7 @@ def test_an_inbox_overflow_is_rebuilt_from_rest(make_store):
         cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
                                       qcheck=0.1, inbox_size=20), name="btc")
         cerebro.addstrategy(SlowOnce, stop_after=20)
-        guard = threading.Timer(40, cerebro.runstop)
-        guard.start()
-        strategy = cerebro.run()[0]
-        guard.cancel()
+        strategy = run_guarded(cerebro, 40)
 
         assert strategy.datas[0].stats["overflows"] > 0
         assert len(strategy.rows["btc"]) >= 20
@@ -416,9 +398,6 @@ def test_adddata_and_resampledata_of_one_live_feed_read_the_store_clock(make_sto
         cerebro.adddata(data, name="m1")
         cerebro.resampledata(data, name="m5", timeframe=bt.TimeFrame.Minutes, compression=5)
         cerebro.addstrategy(Recorder, stop_after=4)
-        guard = threading.Timer(30, cerebro.runstop)
-        guard.start()
-        strategy = cerebro.run()[0]
-        guard.cancel()
+        strategy = run_guarded(cerebro, 30)
 
         assert_golden(sim, strategy.rows["m5"][1:], "EURUSD", "5m")

@@ -21,7 +21,7 @@ from backtrader_alltick.sinks.archive import load_archived_bars
 from backtrader_alltick.sinks.influx import InfluxSource
 from backtrader_alltick.sinks.redis import RedisSource
 from backtrader_alltick.symbols import parse_symbol
-from feedtools import Recorder, as_ms_rows, kline_rows, utc
+from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 
 MINUTE = 60_000
 SPEED = 240  # four 1-minute bars per wall second
@@ -94,12 +94,9 @@ def run_consumer(sim, url, fromdate_ms, stop_after, results, name, timeout=30.0)
     cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis",
                                   source_url=url, fromdate=utc(fromdate_ms), qcheck=0.1), name="btc")
     cerebro.addstrategy(Recorder, stop_after=stop_after)
-    guard = threading.Timer(timeout, cerebro.runstop)
-    guard.start()
     try:
-        results[name] = cerebro.run()[0]
+        results[name] = run_guarded(cerebro, timeout)
     finally:
-        guard.cancel()
         store.stop()
 
 

@@ -100,6 +100,17 @@ def run_consumer(sim, url, fromdate_ms, stop_after, results, name, timeout=30.0)
         store.stop()
 
 
+def start_consumer(sim, url):
+    """A consumer Cerebro in a thread, from the first relayed bar, once the relay has written eight."""
+    first = wait_for_bars(url, "BTCUSDT", "1m", 1)[0]
+    results: dict = {}
+    consumer = threading.Thread(target=run_consumer, args=(sim, url, first.start, 20, results, "c"),
+                                kwargs={"timeout": 40})
+    consumer.start()
+    wait_for_bars(url, "BTCUSDT", "1m", 8)
+    return consumer, results
+
+
 def test_relay_timeframe_text_parses_like_the_cli():
     assert parse_timeframe("5m") == ("1m", 5)
     assert parse_timeframe("2h") == ("1h", 2)
@@ -164,12 +175,7 @@ def test_trades_the_service_sends_twice_are_relayed_once(fast_sim, redis_server,
 
 def test_consumer_sees_no_gap_and_no_repeat_when_the_relay_restarts(fast_sim, redis_server, make_relay):
     relay = make_relay(fast_sim, redis_url=redis_server.url)
-    first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
-    results: dict = {}
-    consumer = threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 20,
-                                                           results, "c"), kwargs={"timeout": 40})
-    consumer.start()
-    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
+    consumer, results = start_consumer(fast_sim, redis_server.url)
 
     relay.stop()
     relay.store.stop()  # as if its process ended: the upstream connection closes too
@@ -184,12 +190,7 @@ def test_consumer_sees_no_gap_and_no_repeat_when_the_relay_restarts(fast_sim, re
 
 def test_redis_restart_loses_nothing_and_consumers_report_connbroken(fast_sim, redis_server, make_relay):
     make_relay(fast_sim, redis_url=redis_server.url)
-    first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
-    results: dict = {}
-    consumer = threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 20,
-                                                           results, "c"), kwargs={"timeout": 40})
-    consumer.start()
-    wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
+    consumer, results = start_consumer(fast_sim, redis_server.url)
 
     redis_server.stop()
     wait_market(fast_sim, fast_sim.clock.now_ms() + 4 * MINUTE)  # Redis is down for four bars

@@ -151,7 +151,8 @@ def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close
         start = end - period.millis
     else:  # a daily stamp sits inside its (last) trading day; the bar starts where its period does
         start = np.array([timeframes.bar_start(period, int(ms) - 1, market) for ms in end], dtype=np.int64)
-    return BarSeries(start, end, *(np.asarray(column, dtype=float) for column in (open_, high, low, close, volume)))
+    prices = (open_, high, low, close, volume)
+    return BarSeries(start, end, *(np.asarray(column, dtype=float) for column in prices))
 
 
 def period_for(timeframe: int, compression: int) -> Period:
@@ -181,7 +182,8 @@ def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbo
     """Check an OHLCV DataFrame indexed by bar close time (``fetch_klines``' shape; naive means UTC)."""
     missing = [name for name in ("open", "high", "low", "close") if name not in frame.columns]
     if missing:
-        raise ConfigError(f"the frame needs open, high, low and close columns, was missing {', '.join(missing)}")
+        raise ConfigError(f"the frame needs open, high, low and close columns, "
+                          f"was missing {', '.join(missing)}")
     index = pd.DatetimeIndex(frame.index)
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     end_ms = index.as_unit("ms").asi8
@@ -292,15 +294,16 @@ def _impossible_values(bars: BarSeries) -> tuple[np.ndarray, list[Finding]]:
     findings = []
     for i in np.flatnonzero(any_bad):
         values = ", ".join(f"{name}={prices.get(name, bars.volume)[i]!r}" for name in bad if bad[name][i])
-        findings.append(Finding("impossible_value", int(bars.end[i]), f"not a valid price or volume: {values}"))
+        findings.append(Finding("impossible_value", int(bars.end[i]), f"not a valid price or volume: "
+                                f"{values}"))
     return ~any_bad, findings
 
 
 def _ohlc_inconsistent(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
     top, bottom = np.maximum(bars.open, bars.close), np.minimum(bars.open, bars.close)
     broken = valid & ((bars.high < top) | (bars.low > bottom) | (bars.high < bars.low))
-    return [Finding("ohlc_inconsistent", int(bars.end[i]),
-                    f"open {bars.open[i]:g} high {bars.high[i]:g} low {bars.low[i]:g} close {bars.close[i]:g}")
+    return [Finding("ohlc_inconsistent", int(bars.end[i]), f"open {bars.open[i]:g} high {bars.high[i]:g} "
+                    f"low {bars.low[i]:g} close {bars.close[i]:g}")
             for i in np.flatnonzero(broken)]
 
 
@@ -310,7 +313,8 @@ def _repeated_bars(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
         same &= column[1:] == column[:-1]
     # A zero-volume copy is a quiet bar (see stale runs), not a bar sent twice.
     same &= valid[1:] & valid[:-1] & (bars.volume[1:] > 0)
-    return [Finding("repeated_bar", int(bars.end[i]), "same open, high, low, close and volume as the bar before")
+    return [Finding("repeated_bar", int(bars.end[i]), "same open, high, low, close and volume as the bar "
+                    "before")
             for i in np.flatnonzero(same) + 1]
 
 

@@ -19,6 +19,7 @@ import math
 import time
 
 from ..records import normalize_epoch_ms
+from .kline_flaws import served_klines
 from .pusher import Session, Step
 from .server import Exchange, Reply
 
@@ -165,7 +166,8 @@ class AllTickService:
         now = self.sim.clock.now_ms()
         # Only non-stock codes page backwards; stocks always get the newest bars (alltick.md 4.1).
         end_ms = now if end == 0 or inst.is_stock else normalize_epoch_ms(end)
-        bars = self.sim.model.latest_klines(symbol, KLINE_TYPES[kline_type], min(count, limit), end_ms, now)
+        bars = served_klines(self.sim, self.sim.model.latest_klines(symbol, KLINE_TYPES[kline_type],
+                                                                    min(count, limit), end_ms, now))
         return symbol, kline_type, [self._kline_row(symbol, bar) for bar in bars]
 
     def _kline_row(self, symbol: str, bar) -> dict:

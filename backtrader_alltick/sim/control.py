@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError, Timeout
+from .kline_flaws import check_kline_flaws
 
 RATE_LIMIT_REPLIES = ("ret605", "http429")
 
@@ -40,12 +41,14 @@ class Faults:
     slow_ms: int = 0  # delay every REST response (and WebSocket upgrade) by this much
     reject_token: bool = False  # every token is refused, even valid ones
     rate_limit_reply: str = "ret605"  # AllTick: "ret605" (HTTP 200, ret 605) or "http429"
+    kline_flaws: dict[int, str] = field(default_factory=dict)  # bar start ms -> flaw (sim/kline_flaws.py)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rate_limit_reply not in RATE_LIMIT_REPLIES:
             raise ConfigError(f"rate_limit_reply must be one of {', '.join(RATE_LIMIT_REPLIES)}, "
                               f"was {self.rate_limit_reply!r}")
+        check_kline_flaws(self.kline_flaws)
 
     def take(self, name: str) -> bool:
         """Use one unit of a burst counter; True if the fault fires now."""

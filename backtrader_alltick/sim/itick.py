@@ -24,6 +24,7 @@ from ..errors import InvalidSymbol
 from ..plans import ITICK_SYMBOLS_PER_CONNECTION
 from ..records import normalize_epoch_ms
 from ..symbols import parse_symbol
+from .kline_flaws import served_klines
 from .pusher import Session, Step
 from .server import Exchange, Reply
 from .websocket import text_frame
@@ -149,7 +150,8 @@ class ITickService:
                 raise _BadRequest("kType, limit and et must be integers") from None
             if ktype not in KTYPES or limit < 1:
                 raise _BadRequest(f"kType must be one of 1..10 and limit positive, was {ktype}, {limit}")
-            bars = model.latest_klines(symbol, KTYPES[ktype], min(limit, KLINE_LIMIT), end, now)
+            bars = served_klines(self.sim, model.latest_klines(symbol, KTYPES[ktype], min(limit, KLINE_LIMIT),
+                                                               end, now))
             return [kline_fields(bar) for bar in bars]
         if kind == "tick":
             tick = model.last_trade(symbol, now)

@@ -28,6 +28,7 @@ from .errors import (
     UnsupportedTimeframe,
 )
 from .feed import AllTickData
+from .quality_analyzer import DataQuality
 from .store import AllTickStore
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "ConnectError",
+    "DataQuality",
     "InvalidSymbol",
     "PlanLimitError",
     "ProtocolError",

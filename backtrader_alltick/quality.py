@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import timeframes
 from .errors import ConfigError
-from .markets import Market
+from .markets import DAY_MS, Market
 from .records import Kline, format_utc
 from .timeframes import Period
 
@@ -149,10 +149,20 @@ def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close
     end = np.asarray(end_ms, dtype=np.int64)
     if period.is_intraday:
         start = end - period.millis
-    else:  # a daily stamp sits inside its (last) trading day; the bar starts where its period does
-        start = np.array([timeframes.bar_start(period, int(ms) - 1, market) for ms in end], dtype=np.int64)
+    else:
+        start = np.array([timeframes.bar_start(period, _inside_last_day(int(ms), market), market)
+                          for ms in end], dtype=np.int64)
     prices = (open_, high, low, close, volume)
     return BarSeries(start, end, *(np.asarray(column, dtype=float) for column in prices))
+
+
+def _inside_last_day(end_ms: int, market: Market) -> int:
+    # This package stamps daily bars at their session end, inside the trading day (a 24-hour market's
+    # end is the next midnight, so step back 1 ms); a plain date (00:00 UTC, as in most daily CSV or
+    # pandas data) names the trading day itself, so look at its noon.
+    if end_ms % DAY_MS == 0 and not market.is_24h:
+        return end_ms + DAY_MS // 2
+    return end_ms - 1
 
 
 def period_for(timeframe: int, compression: int) -> Period:

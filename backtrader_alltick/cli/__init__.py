@@ -18,7 +18,7 @@ from collections.abc import Callable
 from .._version import __version__
 from ..errors import AllTickError
 from ..plans import PLAN_NAMES
-from . import commands, record
+from . import commands, quality, record
 from .commands import positive_float
 from .console import command
 
@@ -63,7 +63,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
 
 # commands.register adds demo, klines, quote, depth, stream and cache; record.register adds record.
-SUBCOMMANDS: list[Callable] = [commands.register, _add_sim, record.register]
+SUBCOMMANDS: list[Callable] = [commands.register, _add_sim, record.register, quality.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

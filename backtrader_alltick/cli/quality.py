@@ -1,0 +1,100 @@
+"""``alltick-bt quality``: check closed K-lines for gaps, repeats, impossible values and outliers.
+
+Prints a one-screen summary (or, with ``--json``, the report as one JSON object) and can
+write the self-contained HTML page (``--html FILE``).  The checks are in
+:mod:`backtrader_alltick.quality`; this module only fetches, prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..quality import QualityReport, Thresholds, check_bars, period_for, series_from_klines
+from ..quality_html import render_html
+from ..records import format_utc
+from ..symbols import parse_symbol
+from .commands import (
+    _closing,
+    common_options,
+    open_store,
+    parse_moment,
+    parse_timeframe,
+    positive_float,
+    positive_int,
+)
+from .console import command
+
+SHOWN_FINDINGS = 15
+
+
+def register(subparsers) -> None:
+    """Add ``quality`` to ``alltick-bt``'s subparsers."""
+    sub = subparsers.add_parser(
+        "quality", parents=[common_options()], help="check closed K-lines for gaps, repeats and outliers",
+        description="Fetch closed K-lines and report missing bars inside sessions (by the market's "
+                    "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
+                    "OHLC inconsistencies, outlier returns, stale runs and volume spikes.")
+    sub.add_argument("symbol", help="e.g. AAPL.US, EURUSD, BTCUSDT")
+    sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
+                     help="bar length: 1m, 5m, 1h, 1d, ... or a multiple such as 3m (default 1m)")
+    sub.add_argument("--count", "-n", type=positive_int, default=None, help="newest N bars (default 1000)")
+    sub.add_argument("--from", dest="fromdate", type=parse_moment, default=None, metavar="TIME",
+                     help="first bar (UTC)")
+    sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
+                     help="last bar close (UTC)")
+    sub.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    sub.add_argument("--html", default=None, metavar="FILE", help="also write the report as an HTML page")
+    defaults = Thresholds()
+    sub.add_argument("--outlier-z", type=positive_float, default=defaults.outlier_z,
+                     help=f"robust z-score above which a return is an outlier "
+                          f"(default {defaults.outlier_z:g})")
+    sub.add_argument("--stale-bars", type=positive_int, default=defaults.stale_bars,
+                     help=f"bars with one close that make a stale run (default {defaults.stale_bars})")
+    sub.add_argument("--volume-z", type=positive_float, default=defaults.volume_z,
+                     help=f"robust z-score of log volume above which a bar is a spike "
+                          f"(default {defaults.volume_z:g})")
+    sub.set_defaults(func=run_quality, parser=sub)
+
+
+@command
+def run_quality(args: argparse.Namespace) -> int:
+    if args.count is not None and (args.fromdate or args.todate):
+        args.parser.error("give either --count or --from/--to, not both")
+    if args.html and not Path(args.html).resolve().parent.is_dir():
+        raise ConfigError(f"--html must be in an existing folder, was {args.html!r}")
+    thresholds = Thresholds(args.outlier_z, args.stale_bars, args.volume_z)
+    inst = parse_symbol(args.symbol)
+    period = period_for(args.timeframe.timeframe, args.timeframe.compression)
+    count = args.count if args.count is not None or args.fromdate else 1000
+    with _closing(open_store(args)) as store:
+        klines = store.load_klines(inst, args.timeframe.timeframe, args.timeframe.compression,
+                                   args.fromdate, args.todate, count)
+    series = series_from_klines(klines)
+    report = check_bars(series, inst.market, period, inst.symbol, thresholds)
+    if args.html:
+        Path(args.html).write_text(render_html(report, series), encoding="utf-8")
+    print(json.dumps(report.to_dict()) if args.json else format_summary(report))
+    return 0
+
+
+def format_summary(report: QualityReport) -> str:
+    """The report as a few dozen lines of text: span, thresholds, counts, the first findings."""
+    span = f"{format_utc(report.first)} .. {format_utc(report.last)}" if report.bars else "no bars"
+    t = report.thresholds
+    lines = [f"{report.symbol} {report.period}: {report.bars} bars, {span} (bar close, UTC), "
+             f"{report.market} calendar",
+             f"thresholds: outlier return |robust z| > {t.outlier_z:g}, stale run >= {t.stale_bars} bars, "
+             f"volume spike robust z > {t.volume_z:g}"]
+    counts = report.to_dict()["counts"]
+    lines += [f"  {kind:<20} {count:>8}" for kind, count in counts.items()]
+    if report.is_clean:
+        lines.append("no findings")
+        return "\n".join(lines)
+    lines.append(f"findings: {len(report.findings)}" + (f" (first {SHOWN_FINDINGS})"
+                                                         if len(report.findings) > SHOWN_FINDINGS else ""))
+    for finding in report.findings[:SHOWN_FINDINGS]:
+        lines.append(f"  {format_utc(finding.time)}  {finding.kind:<18} {finding.detail}")
+    return "\n".join(lines)

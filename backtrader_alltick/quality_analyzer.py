@@ -1,0 +1,98 @@
+"""``DataQuality``: a Backtrader analyzer that runs the data-quality checks on every feed of a run.
+
+Thin glue: it collects each feed's bars as the run delivers them and hands them to
+:mod:`backtrader_alltick.quality` when the run stops.  Works on any Backtrader feed
+(``PandasData``, CSV feeds, ``AllTickData``); live ``AllTickData`` feeds add their
+trade counters (``data.stats``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+
+from .errors import AllTickError, ConfigError
+from .feed import num_to_ms
+from .markets import Market
+from .quality import QualityReport, Thresholds, check_bars, live_counts, period_for, series_from_ends
+from .symbols import parse_symbol
+
+
+class DataQuality(bt.Analyzer):
+    """Data-quality report per feed; ``get_analysis()[name]`` is what ``alltick-bt quality --json`` prints.
+
+    Params:
+
+    - ``market`` (None): the calendar for feeds that are not ``AllTickData``: a
+      :class:`~backtrader_alltick.markets.Market`, a symbol such as ``"AAPL.US"`` whose market to
+      use, or a dict of those by feed name.  None: ``AllTickData`` knows its market; other feeds
+      are read by their name (``cerebro.adddata(data, name="BTCUSDT")``).
+    - ``outlier_z`` (10.0), ``stale_bars`` (15), ``volume_z`` (6.0): the thresholds, see
+      :class:`~backtrader_alltick.quality.Thresholds`.
+
+    Example::
+
+        cerebro.addanalyzer(backtrader_alltick.DataQuality)
+        strategy = cerebro.run()[0]
+        print(strategy.analyzers.dataquality.get_analysis()["AAPL.US"]["counts"])
+    """
+
+    params = (("market", None), ("outlier_z", 10.0), ("stale_bars", 15), ("volume_z", 6.0))
+
+    def start(self) -> None:
+        self.thresholds = Thresholds(self.p.outlier_z, self.p.stale_bars, self.p.volume_z)
+        self.reports: dict[str, QualityReport] = {}
+        self._rows: list[list[tuple[float, ...]]] = [[] for _ in self.datas]
+        self._seen = [0] * len(self.datas)
+
+    def next(self) -> None:
+        for index, data in enumerate(self.datas):
+            if len(data) > self._seen[index]:  # a feed that delivered no bar this cycle is skipped
+                self._seen[index] = len(data)
+                volume = data.volume[0] if hasattr(data.lines, "volume") else math.nan
+                self._rows[index].append((data.datetime[0], data.open[0], data.high[0], data.low[0],
+                                          data.close[0], volume))
+
+    def stop(self) -> None:
+        for index, data in enumerate(self.datas):
+            name = feed_name(data, index)
+            market = self._market(data, name)
+            period = period_for(data._timeframe, data._compression)
+            rows = np.array(self._rows[index], dtype=float).reshape(-1, 6)
+            end_ms = [num_to_ms(num) for num in rows[:, 0]]
+            series = series_from_ends(end_ms, *rows[:, 1:].T, period, market)
+            report = check_bars(series, market, period, name, self.thresholds)
+            if isinstance(getattr(data, "stats", None), dict) and data.islive():
+                report.live = live_counts(data.stats)
+            self.reports[name] = report
+            self.rets[name] = report.to_dict()
+
+    def _market(self, data, name: str) -> Market:
+        inst = getattr(data, "inst", None)
+        if inst is not None:
+            return inst.market
+        given: Any = self.p.market
+        if isinstance(given, dict):
+            given = given.get(name)
+        if isinstance(given, Market):
+            return given
+        try:
+            return parse_symbol(given if given is not None else name).market
+        except AllTickError:
+            raise ConfigError(f"DataQuality needs the market of feed {name!r}: pass market= a Market, a "
+                              f"symbol such as 'AAPL.US', or a dict of those by feed name, was "
+                              f"{self.p.market!r}") from None
+
+
+def feed_name(data, index: int) -> str:
+    """The name a feed goes by in reports: its Cerebro name, its symbol, or ``data<index>``."""
+    if getattr(data, "_name", ""):
+        return data._name
+    inst = getattr(data, "inst", None)
+    if inst is not None:
+        return inst.symbol
+    dataname = getattr(data.p, "dataname", None)
+    return dataname if isinstance(dataname, str) else f"data{index}"

@@ -219,13 +219,16 @@ def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: 
     findings = _repeated_timestamps(bars)
     unique = np.concatenate((bars.end[1:] != bars.end[:-1], [True]))  # a later repeat wins, as on the wire
     bars = BarSeries(*(column[unique] for column in bars))
-    findings += _missing_bars(bars, market, period)
-    findings += _outside_sessions(bars, market)
+    closes_at = _period_closes(bars, market, period)
+    expected = _expected_starts(bars, closes_at, market, period)
+    findings += _missing_bars(bars, expected, market, period)
+    findings += _outside_sessions(bars, closes_at, market)
     valid, impossible = _impossible_values(bars)
     findings += impossible
     findings += _ohlc_inconsistent(bars, valid)
     findings += _repeated_bars(bars, valid)
-    findings += _outlier_returns(bars, valid, thresholds.outlier_z)
+    findings += _outlier_returns(bars, valid, _follows_previous(bars, closes_at, expected, period),
+                                 thresholds.outlier_z)
     findings += _stale_runs(bars, valid, thresholds.stale_bars)
     findings += _volume_spikes(bars, valid, thresholds.volume_z)
     report.findings = sorted(findings, key=lambda f: (f.time, KINDS.index(f.kind)))
@@ -258,8 +261,16 @@ def _repeated_timestamps(bars: BarSeries) -> list[Finding]:
             for i in repeats]
 
 
-def _expected_starts(bars: BarSeries, market: Market, period: Period) -> np.ndarray:
-    first, last = int(bars.start[0]), int(bars.end[-1])
+def _period_closes(bars: BarSeries, market: Market, period: Period) -> np.ndarray:
+    # Where each bar's period ends; a daily bar's stamp may be a plain date, before its own start.
+    if period.is_intraday:
+        return bars.start + period.millis
+    return np.array([timeframes.next_start(period, int(start), market) for start in bars.start],
+                    dtype=np.int64)
+
+
+def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, period: Period) -> np.ndarray:
+    first, last = int(bars.start[0]), int(closes_at.max())
     if period.is_intraday:
         step = period.millis
         grids = [np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
@@ -275,8 +286,19 @@ def _expected_starts(bars: BarSeries, market: Market, period: Period) -> np.ndar
     return np.array(expected, dtype=np.int64)
 
 
-def _missing_bars(bars: BarSeries, market: Market, period: Period) -> list[Finding]:
-    expected = _expected_starts(bars, market, period)
+def _follows_previous(bars: BarSeries, closes_at: np.ndarray, expected: np.ndarray,
+                      period: Period) -> np.ndarray:
+    # True where a bar directly follows the one before: a return across a night, a weekend or a gap
+    # is not one bar's move.  Daily bars follow across weekends and holidays (nothing was expected).
+    if period.is_intraday:
+        follows = bars.start[1:] == closes_at[:-1]
+    else:
+        position = np.searchsorted(expected, bars.start)
+        follows = position[1:] == position[:-1] + 1
+    return np.concatenate(([False], follows))
+
+
+def _missing_bars(bars: BarSeries, expected: np.ndarray, market: Market, period: Period) -> list[Finding]:
     where = np.flatnonzero(~np.isin(expected, bars.start))
     if not len(where):
         return []
@@ -286,10 +308,11 @@ def _missing_bars(bars: BarSeries, market: Market, period: Period) -> list[Findi
                     end=ends[run[-1]], bars=len(run)) for run in runs]
 
 
-def _outside_sessions(bars: BarSeries, market: Market) -> list[Finding]:
-    spans = np.array(market.open_spans(int(bars.start[0]), int(bars.end[-1])), dtype=np.int64).reshape(-1, 2)
-    # A bar is inside when the last span that opens before its end closes after its start.
-    index = np.searchsorted(spans[:, 0], bars.end, side="left") - 1
+def _outside_sessions(bars: BarSeries, closes_at: np.ndarray, market: Market) -> list[Finding]:
+    spans = market.open_spans(int(bars.start[0]), int(closes_at.max()))
+    spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    # A bar is inside when the last span that opens before its period ends closes after its start.
+    index = np.searchsorted(spans[:, 0], closes_at, side="left") - 1
     inside = (index >= 0) & (spans[np.maximum(index, 0), 1] > bars.start) if len(spans) else \
         np.zeros(len(bars.end), dtype=bool)
     return [Finding("outside_session", int(bars.end[i]), f"bar outside the {market.name} sessions")
@@ -303,7 +326,8 @@ def _impossible_values(bars: BarSeries) -> tuple[np.ndarray, list[Finding]]:
     any_bad = np.logical_or.reduce(list(bad.values()))
     findings = []
     for i in np.flatnonzero(any_bad):
-        values = ", ".join(f"{name}={prices.get(name, bars.volume)[i]!r}" for name in bad if bad[name][i])
+        values = ", ".join(f"{name}={float(prices.get(name, bars.volume)[i])!r}"
+                           for name in bad if bad[name][i])
         findings.append(Finding("impossible_value", int(bars.end[i]), f"not a valid price or volume: "
                                 f"{values}"))
     return ~any_bad, findings
@@ -336,11 +360,15 @@ def _robust_z(values: np.ndarray) -> np.ndarray | None:
     return None if spread == 0 else (values - median) / spread
 
 
-def _outlier_returns(bars: BarSeries, valid: np.ndarray, limit: float) -> list[Finding]:
-    # Only back-to-back bars: a return across a night, weekend or gap is not one bar's move.
-    pairs = np.flatnonzero((bars.start[1:] == bars.end[:-1]) & valid[1:] & valid[:-1]) + 1
+def _outlier_returns(bars: BarSeries, valid: np.ndarray, follows: np.ndarray, limit: float) -> list[Finding]:
+    pairs = np.flatnonzero(follows[1:] & valid[1:] & valid[:-1]) + 1
     returns = np.log(bars.close[pairs] / bars.close[pairs - 1])
-    z = _robust_z(returns)
+    # A move after k bars with one close happened over k bars (a quiet or stale spell): scale it
+    # like a k-bar return, so the catch-up after a pause is not an outlier by itself.
+    changed = np.concatenate(([True], bars.close[1:] != bars.close[:-1]))
+    run_start = np.maximum.accumulate(np.where(changed, np.arange(len(changed)), 0))
+    held = (pairs - 1) - run_start[pairs - 1] + 1
+    z = _robust_z(returns / np.sqrt(held))
     if z is None:
         return []
     flagged = {int(pairs[j]): (float(returns[j]), float(z[j])) for j in np.flatnonzero(np.abs(z) > limit)}

@@ -1,0 +1,239 @@
+"""The pure data-quality checks: clean simulated markets give nothing; each flaw is found once."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
+from backtrader_alltick.quality import (
+    KINDS,
+    Thresholds,
+    check_frame,
+    check_klines,
+    live_counts,
+    period_for,
+)
+from backtrader_alltick.sim.market import MarketModel
+from backtrader_alltick.store import klines_frame
+from backtrader_alltick.timeframes import DAYS, MINUTES, SECONDS
+
+MINUTE = 60_000
+DAY = 86_400_000
+FRIDAY = 1_709_251_200_000  # 2024-03-01 00:00 UTC, a Friday
+TUESDAY = FRIDAY + 4 * DAY  # 2024-03-05
+
+
+@pytest.fixture(scope="module")
+def model() -> MarketModel:
+    return MarketModel(seed=1, symbols=["BTCUSDT", "EURUSD", "AAPL.US", "GOLD", "700.HK"],
+                       history_start_ms=FRIDAY - 30 * DAY)
+
+
+def bars(model, symbol, period="1m", start=FRIDAY, end=TUESDAY):
+    return model.klines_between(symbol, period, start, end, now_ms=end)
+
+
+def found(report) -> list[tuple[str, int]]:
+    return [(finding.kind, finding.time) for finding in report.findings]
+
+
+@pytest.mark.parametrize("symbol, market", [("BTCUSDT", CRYPTO), ("EURUSD", FOREX), ("AAPL.US", US_STOCKS)])
+@pytest.mark.parametrize("period", ["1m", "5m", "1h", "1d"])
+def test_check_klines_clean_market_across_nights_and_a_weekend_finds_nothing(model, symbol, market, period):
+    klines = bars(model, symbol, period, FRIDAY - 10 * DAY if period == "1d" else FRIDAY)
+
+    report = check_klines(klines, market)
+
+    assert report.bars == len(klines) > 0
+    assert report.findings == []
+    assert report.counts == dict.fromkeys(KINDS, 0)
+
+
+def test_check_klines_lunch_break_and_metals_daily_break_are_not_gaps(model):
+    from backtrader_alltick.markets import HK_STOCKS, METALS
+
+    assert check_klines(bars(model, "700.HK"), HK_STOCKS).findings == []
+    assert check_klines(bars(model, "GOLD"), METALS).findings == []
+
+
+def test_check_klines_missing_minutes_in_a_24_7_market_are_one_gap_each(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+    kept = klines[:100] + klines[103:200] + klines[201:]
+
+    report = check_klines(kept, CRYPTO)
+
+    assert found(report) == [("missing_bars", klines[100].end), ("missing_bars", klines[200].end)]
+    assert [(f.end, f.bars) for f in report.findings] == [(klines[102].end, 3), (klines[200].end, 1)]
+    assert report.counts["missing_bars"] == 4
+
+
+def test_check_klines_stock_gap_inside_a_session_is_found_but_not_the_night(model):
+    klines = bars(model, "AAPL.US")  # Friday's session, the weekend, Monday's session
+    monday = [k for k in klines if k.start >= FRIDAY + 3 * DAY]
+    drop = monday[10]
+
+    report = check_klines([k for k in klines if k is not drop], US_STOCKS)
+
+    assert found(report) == [("missing_bars", drop.end)]
+
+
+def test_check_klines_a_bar_on_saturday_is_outside_the_session(model):
+    klines = bars(model, "EURUSD")
+    saturday_noon = FRIDAY + DAY + 12 * 60 * MINUTE
+    stray = replace(klines[-1], start=saturday_noon, end=saturday_noon + MINUTE)
+
+    report = check_klines(sorted(klines + [stray], key=lambda k: k.end), FOREX)
+
+    assert found(report) == [("outside_session", stray.end)]
+
+
+def test_check_frame_impossible_values_are_found_and_left_out_of_statistics(model):
+    frame = klines_frame(bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 200 * MINUTE))
+    frame.iloc[20, frame.columns.get_loc("close")] = math.nan
+    frame.iloc[40, frame.columns.get_loc("low")] = 0.0
+    frame.iloc[60, frame.columns.get_loc("open")] = -5.0
+    frame.iloc[80, frame.columns.get_loc("high")] = math.inf
+    frame.iloc[90, frame.columns.get_loc("volume")] = -1.0
+
+    report = check_frame(frame, CRYPTO, "1m", "BTCUSDT")
+
+    ends = frame.index.as_unit("ms").asi8
+    assert found(report) == [("impossible_value", int(ends[i])) for i in (20, 40, 60, 80, 90)]
+    assert "close=nan" in report.findings[0].detail and "volume=-1.0" in report.findings[-1].detail
+
+
+def test_check_frame_repeated_timestamp_and_ohlc_inconsistency(model):
+    frame = klines_frame(bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 100 * MINUTE))
+    frame = pd.concat([frame, frame.iloc[[30]]]).sort_index(kind="stable")
+    frame.iloc[50, frame.columns.get_loc("high")] = frame["low"].iloc[50]  # high below the open or close
+    frame.iloc[70, frame.columns.get_loc("low")] = frame["high"].iloc[70] + 1  # low above everything
+
+    report = check_frame(frame, CRYPTO, "1m")
+
+    ends = frame.index.as_unit("ms").asi8
+    assert found(report) == [("repeated_timestamp", int(ends[30])), ("ohlc_inconsistent", int(ends[50])),
+                             ("ohlc_inconsistent", int(ends[70]))]
+
+
+def test_check_klines_spike_is_one_outlier_with_its_way_back(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+    spiked = klines[150].close * 1.03
+    klines[150] = replace(klines[150], close=spiked, high=max(klines[150].high, spiked))
+
+    report = check_klines(klines, CRYPTO)
+
+    assert found(report) == [("outlier_return", klines[150].end)]
+    assert "one-bar spike" in report.findings[0].detail and "robust z +" in report.findings[0].detail
+
+
+def test_check_klines_a_jump_that_stays_is_one_outlier(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+    moved = [k if i < 150 else replace(k, open=k.open * 0.9, high=k.high * 0.9, low=k.low * 0.9,
+                                       close=k.close * 0.9) for i, k in enumerate(klines)]
+
+    report = check_klines(moved, CRYPTO)
+
+    assert found(report) == [("outlier_return", klines[150].end)]
+    assert "one-bar spike" not in report.findings[0].detail
+
+
+def test_check_klines_stale_run_at_the_threshold_and_not_below(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+
+    def flat(i: int, price: float):
+        return replace(klines[i], open=price, high=price, low=price, close=price, volume=0.0)
+
+    frozen = list(klines)
+    frozen[101:115] = [flat(i, klines[100].close) for i in range(101, 115)]  # 15 bars: 100..114
+    frozen[201:214] = [flat(i, klines[200].close) for i in range(201, 214)]  # 14 bars: below
+
+    report = check_klines(frozen, CRYPTO)
+
+    assert found(report) == [("stale_run", klines[100].end)]
+    assert (report.findings[0].end, report.findings[0].bars) == (klines[114].end, 15)
+
+
+def test_check_klines_repeated_bar_and_volume_spike(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+    before = klines[99]
+    klines[100] = replace(before, start=klines[100].start, end=klines[100].end)
+    klines[200] = replace(klines[200], volume=klines[200].volume * 100)
+
+    report = check_klines(klines, CRYPTO)
+
+    assert found(report) == [("repeated_bar", klines[100].end), ("volume_spike", klines[200].end)]
+
+
+def test_report_to_dict_is_json_with_counts_thresholds_and_bar_times(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 100 * MINUTE)
+    del klines[50]
+
+    report = json.loads(json.dumps(check_klines(klines, CRYPTO, thresholds=Thresholds(8, 20, 5)).to_dict()))
+
+    assert report["thresholds"] == {"outlier_z": 8, "stale_bars": 20, "volume_z": 5}
+    assert report["counts"]["missing_bars"] == 1 and set(KINDS) <= set(report["counts"])
+    assert report["findings"] == [{"kind": "missing_bars", "time": "2024-03-01T00:51:00Z",
+                                   "end": "2024-03-01T00:51:00Z", "time_ms": FRIDAY + 51 * MINUTE,
+                                   "end_ms": FRIDAY + 51 * MINUTE, "bars": 1,
+                                   "detail": "1 bar missing in session"}]
+    assert (report["symbol"], report["period"], report["market"], report["bars"]) == ("BTCUSDT", "1m",
+                                                                                      "CRYPTO", 99)
+
+
+def test_check_frame_daily_dates_find_a_missing_weekday_not_weekends(model):
+    daily = bars(model, "AAPL.US", "1d", FRIDAY - 20 * DAY)
+    frame = klines_frame(daily)
+    frame.index = frame.index.normalize()  # plain dates at 00:00, as most daily CSV files have them
+    missing_day = frame.index[5]
+
+    report = check_frame(frame.drop(index=missing_day), US_STOCKS, "1d")
+
+    assert [(f.kind, f.bars) for f in report.findings] == [("missing_bars", 1)]
+    assert pd.Timestamp(report.findings[0].time, unit="ms", tz="UTC").normalize() == missing_day
+
+
+def test_live_counts_name_the_feed_counters_and_count_seams():
+    stats = {"ticks": 900, "bars_rest": 30, "bars_live": 12, "late_ticks": 2, "duplicates": 3,
+             "overflows": 0, "reconnects": 2}
+
+    assert live_counts(stats) == {"late_trades": 2, "duplicate_trades": 3, "reconnects": 2,
+                                  "bars_from_rest": 30, "bars_from_trades": 12, "inbox_overflows": 0,
+                                  "seams": 3}
+
+
+@pytest.mark.parametrize("settings, name", [
+    ({"outlier_z": 0}, "outlier_z"), ({"volume_z": math.nan}, "volume_z"),
+    ({"stale_bars": 1}, "stale_bars")])
+def test_thresholds_out_of_range_name_the_parameter(settings, name):
+    with pytest.raises(ConfigError, match=f"{name} must be .*, was"):
+        Thresholds(**settings)
+
+
+def test_period_for_backtrader_timeframes_and_refusals():
+    assert period_for(MINUTES, 3).millis == 3 * MINUTE
+    assert period_for(DAYS, 1).name == "1d"
+    with pytest.raises(ConfigError, match="Minutes x N or Days, Weeks or Months x 1 bars, was 2 Days"):
+        period_for(DAYS, 2)
+    with pytest.raises(ConfigError, match="was 1 Seconds"):
+        period_for(SECONDS, 1)
+
+
+def test_check_frame_without_price_columns_names_them():
+    frame = pd.DataFrame({"close": [1.0]}, index=pd.to_datetime([FRIDAY], unit="ms", utc=True))
+
+    with pytest.raises(ConfigError, match="was missing open, high, low"):
+        check_frame(frame, CRYPTO, "1m")
+
+
+def test_check_klines_empty_is_an_empty_report():
+    report = check_klines([], CRYPTO, "1m", "BTCUSDT")
+
+    assert (report.bars, report.findings, report.to_dict()["first"]) == (0, [], None)
+    assert np.all(np.array(list(report.counts.values())) == 0)

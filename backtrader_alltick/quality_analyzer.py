@@ -14,10 +14,11 @@ from typing import Any
 import backtrader as bt
 import numpy as np
 
+from .bar_series import period_for, series_from_ends
 from .errors import AllTickError, ConfigError
 from .feed import num_to_ms
 from .markets import Market
-from .quality import QualityReport, Thresholds, check_bars, live_counts, period_for, series_from_ends
+from .quality import QualityReport, Thresholds, check_bars, live_counts
 from .symbols import parse_symbol
 
 

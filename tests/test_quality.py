@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtrader_alltick.bar_series import period_for
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
 from backtrader_alltick.quality import (
@@ -18,7 +19,6 @@ from backtrader_alltick.quality import (
     check_frame,
     check_klines,
     live_counts,
-    period_for,
 )
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.store import klines_frame

@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..bar_series import period_for, series_from_klines
 from ..errors import ConfigError
-from ..quality import QualityReport, Thresholds, check_bars, period_for, series_from_klines
+from ..quality import QualityReport, Thresholds, check_bars
 from ..quality_html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol

@@ -34,7 +34,8 @@ def test_each_kline_flaw_changes_only_its_bar_over_rest(sim, make_store):
     assert starts[10] not in bars and changed == sorted(set(flaws) - {starts[10]})
     assert ohlcv(bars[starts[20]]) == ohlcv(clean[starts[19]])
     spiked = bars[starts[30]]
-    assert spiked.close == pytest.approx(clean[starts[30]].close * SPIKE_FACTOR) and spiked.high >= spiked.close
+    assert spiked.close == pytest.approx(clean[starts[30]].close * SPIKE_FACTOR)
+    assert spiked.high >= spiked.close
     assert bars[starts[40]].volume == pytest.approx(clean[starts[40]].volume * VOLUME_FACTOR)
     broken = clean[starts[50]]
     assert bars[starts[50]].high == broken.low < max(broken.open, broken.close)

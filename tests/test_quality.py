@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtrader_alltick.bar_series import period_for
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
 from backtrader_alltick.quality import (
@@ -22,7 +21,6 @@ from backtrader_alltick.quality import (
 )
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.store import klines_frame
-from backtrader_alltick.timeframes import DAYS, MINUTES, SECONDS
 
 MINUTE = 60_000
 DAY = 86_400_000
@@ -215,14 +213,6 @@ def test_thresholds_out_of_range_name_the_parameter(settings, name):
     with pytest.raises(ConfigError, match=f"{name} must be .*, was"):
         Thresholds(**settings)
 
-
-def test_period_for_backtrader_timeframes_and_refusals():
-    assert period_for(MINUTES, 3).millis == 3 * MINUTE
-    assert period_for(DAYS, 1).name == "1d"
-    with pytest.raises(ConfigError, match="Minutes x N or Days, Weeks or Months x 1 bars, was 2 Days"):
-        period_for(DAYS, 2)
-    with pytest.raises(ConfigError, match="was 1 Seconds"):
-        period_for(SECONDS, 1)
 
 
 def test_check_frame_without_price_columns_names_them():

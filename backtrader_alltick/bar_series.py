@@ -7,6 +7,7 @@ bars through these arrays, whatever their source: K-lines, a DataFrame, a Backtr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -32,10 +33,8 @@ class BarSeries(NamedTuple):
 
 def series_from_klines(klines: Sequence[Kline]) -> BarSeries:
     """Parallel arrays of ``klines`` (any order)."""
-    columns = list(zip(*((k.start, k.end, k.open, k.high, k.low, k.close, k.volume) for k in klines))) \
-        or [()] * 7
-    return BarSeries(np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64),
-                     *(np.array(column, dtype=float) for column in columns[2:]))
+    return BarSeries(*(np.fromiter(map(attrgetter(name), klines), dtype=np.int64 if name in ("start", "end")
+                                   else float, count=len(klines)) for name in BarSeries._fields))
 
 
 def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close, volume,

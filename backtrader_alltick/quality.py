@@ -212,7 +212,9 @@ def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, per
         step = period.millis
         grids = [np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
                  for lo, hi in market.open_spans(first, last)]
-        starts = np.unique(np.concatenate(grids)) if grids else np.empty(0, dtype=np.int64)
+        starts = np.concatenate(grids) if grids else np.empty(0, dtype=np.int64)
+        # Spans come in order; two spans can share a bar (a lunch break inside an hour): keep it once.
+        starts = starts[np.concatenate(([True], np.diff(starts) > 0))]
         return starts[(starts >= first) & (starts + step <= last)]
     expected, start = [], timeframes.bar_start(period, first, market)
     while start < last:
@@ -236,7 +238,9 @@ def _follows_previous(bars: BarSeries, closes_at: np.ndarray, expected: np.ndarr
 
 
 def _missing_bars(bars: BarSeries, expected: np.ndarray, market: Market, period: Period) -> list[Finding]:
-    where = np.flatnonzero(~np.isin(expected, bars.start))
+    starts = np.sort(bars.start)
+    position = np.minimum(np.searchsorted(starts, expected), len(starts) - 1)
+    where = np.flatnonzero(starts[position] != expected)
     if not len(where):
         return []
     ends = [timeframes.bar_end(period, int(expected[i]), market) for i in where]

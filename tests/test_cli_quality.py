@@ -107,3 +107,18 @@ def test_quality_html_in_a_missing_folder_fails_before_fetching(capsys, alltick_
 
     assert code == 1 and err.startswith("error: --html must be in an existing folder, was ")
     assert alltick_sim.counters["rest_requests"] == 0
+
+
+def test_quality_help_names_the_thresholds(capsys):
+    code, out, _ = run(capsys, "quality", "--help")
+
+    assert code == 0
+    assert all(option in out for option in ("--json", "--html", "--outlier-z", "--stale-bars", "--volume-z"))
+
+
+def test_quality_without_a_token_is_one_error_line_and_sends_nothing(capsys, alltick_sim):
+    code, out, err = run(capsys, "quality", "BTCUSDT", "--rest-url", alltick_sim.rest_url, "--cache", "off")
+
+    assert code == 1 and out == ""
+    assert err.startswith("error: no token for the alltick service: set ALLTICK_TOKEN or pass --token")
+    assert alltick_sim.counters["rest_requests"] == 0

@@ -212,7 +212,9 @@ def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, per
         step = period.millis
         grids = [np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
                  for lo, hi in market.open_spans(first, last)]
-        starts = np.concatenate(grids) if grids else np.empty(0, dtype=np.int64)
+        if not grids:
+            return np.empty(0, dtype=np.int64)
+        starts = np.concatenate(grids)
         # Spans come in order; two spans can share a bar (a lunch break inside an hour): keep it once.
         starts = starts[np.concatenate(([True], np.diff(starts) > 0))]
         return starts[(starts >= first) & (starts + step <= last)]

@@ -46,6 +46,15 @@ class DataQuality(bt.Analyzer):
     def start(self) -> None:
         self.thresholds = Thresholds(self.p.outlier_z, self.p.stale_bars, self.p.volume_z)
         self.reports: dict[str, QualityReport] = {}
+        # Resolved before the run, so a feed the checks cannot read fails now, not after hours of bars.
+        self._feeds = []
+        for index, data in enumerate(self.datas):
+            name = feed_name(data, index)
+            try:
+                period = period_for(data._timeframe, data._compression)
+            except ConfigError as e:
+                raise ConfigError(f"DataQuality cannot check feed {name!r}: {e}") from None
+            self._feeds.append((name, self._market(data, name), period))
         self._rows: list[list[tuple[float, ...]]] = [[] for _ in self.datas]
         self._seen = [0] * len(self.datas)
 
@@ -58,13 +67,10 @@ class DataQuality(bt.Analyzer):
                                           data.close[0], volume))
 
     def stop(self) -> None:
-        for index, data in enumerate(self.datas):
-            name = feed_name(data, index)
-            market = self._market(data, name)
-            period = period_for(data._timeframe, data._compression)
-            rows = np.array(self._rows[index], dtype=float).reshape(-1, 6)
-            end_ms = [num_to_ms(num) for num in rows[:, 0]]
-            series = series_from_ends(end_ms, *rows[:, 1:].T, period, market)
+        for data, (name, market, period), rows in zip(self.datas, self._feeds, self._rows):
+            columns = np.array(rows, dtype=float).reshape(-1, 6)
+            end_ms = [num_to_ms(num) for num in columns[:, 0]]
+            series = series_from_ends(end_ms, *columns[:, 1:].T, period, market)
             report = check_bars(series, market, period, name, self.thresholds)
             if isinstance(getattr(data, "stats", None), dict) and data.islive():
                 report.live = live_counts(data.stats)

@@ -227,3 +227,32 @@ def test_check_klines_empty_is_an_empty_report():
 
     assert (report.bars, report.findings, report.to_dict()["first"]) == (0, [], None)
     assert np.all(np.array(list(report.counts.values())) == 0)
+
+
+def test_check_klines_bars_only_while_closed_are_all_outside_and_nothing_is_missing(model):
+    night = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 60 * MINUTE)  # 19:00 in New York
+
+    report = check_klines(night, US_STOCKS, symbol="X")
+
+    assert found(report) == [("outside_session", k.end) for k in night]
+
+
+class WithHoliday(type(US_STOCKS)):
+    """A calendar that closes one day, through the public ``open_spans`` as exchange calendars do."""
+
+    def open_spans(self, start_ms, end_ms):
+        spans = super().open_spans(start_ms, end_ms)
+        return [(lo, hi) for lo, hi in spans if not HOLIDAY <= lo < HOLIDAY + DAY]
+
+
+HOLIDAY = FRIDAY  # pretend Friday 2024-03-01 was a holiday
+
+
+def test_check_klines_a_holiday_of_the_calendar_is_not_a_gap_and_its_bars_are_outside(model):
+    holiday = WithHoliday(US_STOCKS.name, US_STOCKS.tz, US_STOCKS.weekdays, US_STOCKS.sessions)
+    klines = bars(model, "AAPL.US", start=FRIDAY - DAY, end=TUESDAY)
+    thursday_and_monday = [k for k in klines if not HOLIDAY <= k.start < HOLIDAY + DAY]
+
+    assert check_klines(thursday_and_monday, holiday).findings == []
+    assert check_klines(thursday_and_monday, US_STOCKS).counts["missing_bars"] == 390
+    assert check_klines(klines, holiday).counts["outside_session"] == 390

@@ -145,3 +145,11 @@ class StopAfterLive(bt.Strategy):
             self.live_bars += 1
             if self.live_bars >= self.p.bars:
                 self.env.runstop()
+
+
+def test_feed_of_seconds_fails_before_the_run_naming_the_feed():
+    data = bt.feeds.PandasData(dataname=flawed_frame().tz_convert(None), timeframe=bt.TimeFrame.Seconds)
+
+    with pytest.raises(ConfigError, match="DataQuality cannot check feed 'BTCUSDT': quality checks need "
+                                          "Minutes x N .*, was 1 Seconds"):
+        run_backtest((data, "BTCUSDT"))

@@ -26,7 +26,7 @@ from .commands import (
     positive_float,
     positive_int,
 )
-from .console import command
+from .console import ProgressLine, command
 
 SHOWN_FINDINGS = 15
 
@@ -70,9 +70,12 @@ def run_quality(args: argparse.Namespace) -> int:
     inst = parse_symbol(args.symbol)
     period = period_for(args.timeframe.timeframe, args.timeframe.compression)
     count = args.count if args.count is not None or args.fromdate else 1000
+    progress = ProgressLine()
     with _closing(open_store(args)) as store:
+        store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         klines = store.load_klines(inst, args.timeframe.timeframe, args.timeframe.compression,
-                                   args.fromdate, args.todate, count)
+                                   args.fromdate, args.todate, count, on_progress=progress)
+    progress.finish()
     series = series_from_klines(klines)
     report = check_bars(series, inst.market, period, inst.symbol, thresholds)
     if args.html:

@@ -14,6 +14,7 @@ from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
 from backtrader_alltick.quality import (
     KINDS,
+    LIVE_COUNTS,
     Thresholds,
     check_frame,
     check_klines,
@@ -197,11 +198,17 @@ def test_check_frame_daily_dates_find_a_missing_weekday_not_weekends(model):
     assert pd.Timestamp(report.findings[0].time, unit="ms", tz="UTC").normalize() == missing_day
 
 
+def test_live_counts_cover_every_feed_counter():
+    from backtrader_alltick.feed import FEED_COUNTERS
+
+    assert set(LIVE_COUNTS) == set(FEED_COUNTERS)
+
+
 def test_live_counts_name_the_feed_counters_and_count_seams():
     stats = {"ticks": 900, "bars_rest": 30, "bars_live": 12, "late_ticks": 2, "duplicates": 3,
              "overflows": 0, "reconnects": 2}
 
-    assert live_counts(stats) == {"late_trades": 2, "duplicate_trades": 3, "reconnects": 2,
+    assert live_counts(stats) == {"trades": 900, "late_trades": 2, "duplicate_trades": 3, "reconnects": 2,
                                   "bars_from_rest": 30, "bars_from_trades": 12, "inbox_overflows": 0,
                                   "seams": 3}
 

@@ -100,5 +100,6 @@ def format_summary(report: QualityReport) -> str:
     lines.append(f"findings: {len(report.findings)}" + (f" (first {SHOWN_FINDINGS})"
                                                          if len(report.findings) > SHOWN_FINDINGS else ""))
     for finding in report.findings[:SHOWN_FINDINGS]:
-        lines.append(f"  {format_utc(finding.time)}  {finding.kind:<18} {finding.detail}")
+        until = f" (to {format_utc(finding.end)})" if finding.end not in (None, finding.time) else ""
+        lines.append(f"  {format_utc(finding.time)}  {finding.kind:<18} {finding.detail}{until}")
     return "\n".join(lines)

@@ -8,7 +8,6 @@ trade counters (``data.stats``).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import backtrader as bt
@@ -16,7 +15,7 @@ import numpy as np
 
 from .bar_series import period_for, series_from_ends
 from .errors import AllTickError, ConfigError
-from .feed import num_to_ms
+from .feed import AllTickData, num_to_ms
 from .markets import Market
 from .quality import QualityReport, Thresholds, check_bars, live_counts
 from .symbols import parse_symbol
@@ -50,6 +49,9 @@ class DataQuality(bt.Analyzer):
         self._feeds = []
         for index, data in enumerate(self.datas):
             name = feed_name(data, index)
+            if isinstance(data, AllTickData) and data.inst is None:
+                self._feeds.append(None)  # a symbol that does not parse: the feed reports it, no bars come
+                continue
             try:
                 period = period_for(data._timeframe, data._compression)
             except ConfigError as e:
@@ -62,12 +64,14 @@ class DataQuality(bt.Analyzer):
         for index, data in enumerate(self.datas):
             if len(data) > self._seen[index]:  # a feed that delivered no bar this cycle is skipped
                 self._seen[index] = len(data)
-                volume = data.volume[0] if hasattr(data.lines, "volume") else math.nan
                 self._rows[index].append((data.datetime[0], data.open[0], data.high[0], data.low[0],
-                                          data.close[0], volume))
+                                          data.close[0], data.volume[0]))
 
     def stop(self) -> None:
-        for data, (name, market, period), rows in zip(self.datas, self._feeds, self._rows):
+        for data, feed, rows in zip(self.datas, self._feeds, self._rows):
+            if feed is None:
+                continue
+            name, market, period = feed
             columns = np.array(rows, dtype=float).reshape(-1, 6)
             end_ms = [num_to_ms(num) for num in columns[:, 0]]
             series = series_from_ends(end_ms, *columns[:, 1:].T, period, market)
@@ -78,9 +82,8 @@ class DataQuality(bt.Analyzer):
             self.rets[name] = report.to_dict()
 
     def _market(self, data, name: str) -> Market:
-        inst = getattr(data, "inst", None)
-        if inst is not None:
-            return inst.market
+        if isinstance(data, AllTickData):
+            return data.inst.market
         given: Any = self.p.market
         if isinstance(given, dict):
             given = given.get(name)

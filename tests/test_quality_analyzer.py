@@ -153,3 +153,14 @@ def test_feed_of_seconds_fails_before_the_run_naming_the_feed():
     with pytest.raises(ConfigError, match="DataQuality cannot check feed 'BTCUSDT': quality checks need "
                                           "Minutes x N .*, was 1 Seconds"):
         run_backtest((data, "BTCUSDT"))
+
+
+def test_feed_with_a_symbol_that_does_not_parse_is_left_out_and_the_others_reported(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+    good = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
+                         fromdate=pd.Timestamp(alltick_sim.start_ms - 60 * MINUTE, unit="ms").to_pydatetime())
+    bad = store.getdata(dataname="NOPE", timeframe=bt.TimeFrame.Minutes, qcheck=0.1)  # live: it notifies
+
+    analysis = run_backtest((good, "BTCUSDT"), (bad, "NOPE")).get_analysis()
+
+    assert list(analysis) == ["BTCUSDT"] and analysis["BTCUSDT"]["bars"] >= 59

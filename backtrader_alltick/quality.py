@@ -142,7 +142,10 @@ def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbo
     if missing:
         raise ConfigError(f"the frame needs open, high, low and close columns, "
                           f"was missing {', '.join(missing)}")
-    index = pd.DatetimeIndex(frame.index)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise ConfigError(f"the frame must be indexed by bar close time (a DatetimeIndex), "
+                          f"was {type(frame.index).__name__}; use frame.set_index('datetime')")
+    index = frame.index
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     end_ms = index.as_unit("ms").asi8
     volume = frame["volume"] if "volume" in frame.columns else np.zeros(len(frame))

@@ -229,6 +229,13 @@ def test_check_frame_without_price_columns_names_them():
         check_frame(frame, CRYPTO, "1m")
 
 
+def test_check_frame_without_a_time_index_says_how_to_set_it():
+    frame = pd.DataFrame({"open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0]})
+
+    with pytest.raises(ConfigError, match=r"indexed by bar close time .*was RangeIndex; use frame.set_index"):
+        check_frame(frame, CRYPTO, "1m")
+
+
 def test_check_klines_empty_is_an_empty_report():
     report = check_klines([], CRYPTO, "1m", "BTCUSDT")
 

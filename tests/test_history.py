@@ -5,12 +5,22 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import time
 
 import pytest
+from fakeservice import CannedService, alltick_history, alltick_klines, minute_rows
 
 from backtrader_alltick import timeframes
 from backtrader_alltick.cache import KlineCache
-from backtrader_alltick.errors import APIError, AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from backtrader_alltick.clock import SystemClock
+from backtrader_alltick.errors import (
+    APIError,
+    AuthError,
+    ConfigError,
+    ProtocolError,
+    SymbolNotFound,
+    UnsupportedTimeframe,
+)
 from backtrader_alltick.history import HistoryLoader, cache_namespace
 from backtrader_alltick.records import Kline
 from backtrader_alltick.rest import RestClient
@@ -480,3 +490,41 @@ def test_an_empty_answer_is_not_remembered_as_no_history(alltick, clock, cache, 
 
     assert bars == closed(truth, NOW)[-300:]
     assert "returned no bars" in caplog.text
+
+
+# -- Bad answers from a service of the tests' own (issue 10) -----------------------------------
+
+TOKEN = "canned-token-0123456789"
+
+
+def canned_loader(service: CannedService, cache: KlineCache | None) -> HistoryLoader:
+    rest = RestClient("alltick", TOKEN, service.url, "unlimited", backoff_initial=0.001, backoff_cap=0.002)
+    return HistoryLoader(rest, cache, get_dialect("alltick"), SystemClock())
+
+
+@pytest.mark.parametrize(("field", "raw"), [
+    ("timestamp", "-100000000000"),  # -1e11 s: before year 0
+    ("timestamp", "-1e20"), ("timestamp", "1e400"), ("timestamp", "7258118400"),  # 2200
+    ("open_price", "NaN"), ("high_price", "Infinity"), ("low_price", "-1"), ("close_price", "0"),
+    ("volume", "-3"), ("turnover", "-Infinity"),
+])
+def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache, field, raw):
+    bad = True
+
+    def answer(request):
+        if not bad:
+            return alltick_history(request)
+        text = json.dumps(alltick_klines(minute_rows(4, **{field: "RAW"})))
+        return 200, text.replace('"RAW"', raw).encode()
+
+    with CannedService(answer) as service:
+        with pytest.raises(ProtocolError, match=field):
+            canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+        assert cache.info() == []
+
+        bad = False
+        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+
+    assert len(bars) == 3
+    assert [bar.end - bar.start for bar in bars] == [MINUTE] * 3
+    assert bars[-1].end <= time.time() * 1000

@@ -21,7 +21,7 @@ from backtrader_alltick.errors import (
     SymbolNotFound,
     UnsupportedTimeframe,
 )
-from backtrader_alltick.history import HistoryLoader, cache_namespace
+from backtrader_alltick.history import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
 from backtrader_alltick.records import Kline
 from backtrader_alltick.rest import RestClient
 from backtrader_alltick.symbols import parse_symbol
@@ -521,6 +521,7 @@ def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache
         with pytest.raises(ProtocolError, match=field):
             canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
         assert cache.info() == []
+        assert cache.covered("alltick", "BTCUSDT", "1m", 0, 2**62) == []
 
         bad = False
         bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
@@ -528,3 +529,52 @@ def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache
     assert len(bars) == 3
     assert [bar.end - bar.start for bar in bars] == [MINUTE] * 3
     assert bars[-1].end <= time.time() * 1000
+
+
+def test_one_short_answer_does_not_hide_history_from_a_later_load(cache):
+    short = {"answers": 1}
+
+    def answer(request):
+        if short["answers"]:
+            short["answers"] -= 1
+            return alltick_history(request, depth=3)  # a vendor incident: 3 bars where 51 were asked
+        return alltick_history(request)
+
+    with CannedService(answer) as service:
+        during = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
+        after = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
+
+    assert 2 <= len(during) <= 3  # the newest of the three may still be forming
+    assert len(after) == 50
+    assert after[-len(during):] == during
+    assert [b.start for b in after] == list(range(after[0].start, after[-1].start + MINUTE, MINUTE))
+
+
+def test_a_short_page_is_believed_for_a_while_then_asked_again(alltick, cache, caplog):
+    caplog.set_level(logging.INFO, logger="backtrader_alltick.history")
+    clock = FixedClock(NOW)
+    truth = minute_bars("BTCUSDT", NOW - NOW % MINUTE - 999 * MINUTE, 1_000 + HISTORY_START_TTL_MS // MINUTE)
+    today = [bar for bar in truth if bar.start <= NOW][-60:]
+    service = ScriptedService(today, clock)  # the service offers only its newest hour today
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    first = loader.load("BTCUSDT", "1m", count=200)
+    again = loader.load("BTCUSDT", "1m", count=200)
+    asked = len(service.requests)
+    service.truth, service.starts = truth, [bar.start for bar in truth]  # the history is back
+    clock.now += HISTORY_START_TTL_MS
+    later = loader.load("BTCUSDT", "1m", count=200)
+
+    assert first == again == closed(today, NOW)
+    assert asked == 1  # the second load believed the short page
+    assert later == closed(truth, clock.now)[-200:]
+    assert "returned no bars" not in caplog.text
+
+
+def test_a_count_beyond_the_bars_since_1970_is_refused_before_any_request(alltick, clock, cache):
+    service = ScriptedService([], clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    with pytest.raises(ConfigError, match=r"count must be at most 29,4\d\d,\d\d\d, the 1m bars since 1970"):
+        loader.load("BTCUSDT", "1m", count=1_000_000_000)
+    assert service.requests == []

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -496,3 +497,18 @@ def test_a_cache_path_that_is_not_our_cache_is_one_error_line(capsys, tmp_path, 
     assert "--cache off" in err
     assert service.requests == []
     assert (path.read_bytes() if path.is_file() else None) == before
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-n", "1000000000"], r"--count must be at most 29,\d{3},\d{3} for --timeframe 1m .*was 1,000,000,000"),
+    (["-t", "3m", "-n", "10000000"], r"--count must be at most 9,\d\d\d,\d\d\d for --timeframe 3m"),
+    (["-t", "99999999999999m"], r"--timeframe must be shorter than all history since 1970 .*99999999999999m"),
+])
+def test_klines_no_service_can_serve_is_refused_before_any_request(capsys, tmp_path, argv, message):
+    with CannedService(alltick_history) as service:
+        code, out, err = run(capsys, "klines", "BTCUSDT", *argv, *canned(service, "off"))
+
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert service.requests == []

@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 import urllib3
+from fakeservice import CannedService
 
-from backtrader_alltick import errors
+from backtrader_alltick import AllTickStore, errors
 from backtrader_alltick.errors import AllTickError, ConfigError, ConnectError, ProtocolError, Timeout
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.rest import RestClient, _map_errors, backoff_delay, parse_retry_after, translate
@@ -472,3 +473,49 @@ def _call_or_error(client):
         return client.klines("BTCUSDT", "1m", 2)
     except errors.AllTickError as e:
         return e
+
+
+# -- A service that rate-limits forever (issue 10 item 9) --------------------------------------
+
+
+def test_endless_429_without_retry_after_gives_up_after_the_ratelimit_timeout(caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    with CannedService(lambda request: (429, b"Too Many Requests")) as service, \
+            RestClient("alltick", SENTINEL, service.url, "unlimited", backoff_initial=0.05, backoff_cap=0.05,
+                       ratelimit_timeout=0.2) as client, \
+            pytest.raises(errors.RateLimited) as info:
+        client.klines("BTCUSDT", "1m", 5)
+
+    assert 4 <= len(service.requests) <= 9  # waits of 25-50 ms each, 0.2 s in all
+    assert "ratelimit_timeout=0.2" in str(info.value)
+    assert "gave up after" in str(info.value)
+    assert client.stats.rate_limited == len(service.requests)
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_a_retry_after_longer_than_the_ratelimit_timeout_gives_up_at_once():
+    with CannedService(lambda request: (429, b"", {"Retry-After": "3600"})) as service, \
+            RestClient("itick", SENTINEL, service.url, "unlimited", ratelimit_timeout=5) as client, \
+            pytest.raises(errors.RateLimited, match="gave up after 1 attempts"):
+        client.klines("BTCUSDT", "1m", 5)
+
+    assert len(service.requests) == 1
+
+
+def test_the_store_passes_its_ratelimit_timeout_to_the_rest_client(tmp_path):
+    with CannedService(lambda request: (429, b"")) as service:
+        store = AllTickStore(token=SENTINEL, rest_url=service.url, plan="unlimited", cache=False,
+                             ratelimit_timeout=0.0)
+        try:
+            with pytest.raises(errors.RateLimited, match="ratelimit_timeout=0 "):
+                store.fetch_klines("BTCUSDT", "1m", count=3)
+        finally:
+            store.stop()
+
+    assert len(service.requests) == 1
+    assert AllTickStore(token=SENTINEL).rest.ratelimit_timeout == 120.0
+
+
+def test_a_negative_ratelimit_timeout_is_refused():
+    with pytest.raises(ConfigError, match="ratelimit_timeout must be 0 or more seconds, was -1"):
+        RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited", ratelimit_timeout=-1)

@@ -578,3 +578,15 @@ def test_a_count_beyond_the_bars_since_1970_is_refused_before_any_request(alltic
     with pytest.raises(ConfigError, match=r"count must be at most 29,4\d\d,\d\d\d, the 1m bars since 1970"):
         loader.load("BTCUSDT", "1m", count=1_000_000_000)
     assert service.requests == []
+
+
+def test_paging_stops_where_the_service_has_nothing_older(cache):
+    with CannedService(lambda request: alltick_history(request, depth=700)) as service:
+        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+        asked = len(service.requests)
+        again = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+
+    assert 698 <= len(bars) <= 700  # the newest may be forming, a minute may turn meanwhile
+    assert asked == 2  # 500, then the 200 that exist: a short page ends the walk
+    assert again[:len(bars) - 2] == bars[:len(bars) - 2]
+    assert len(service.requests) - asked <= 3  # the warm run only asks past the oldest bar and the newest

@@ -48,29 +48,21 @@ def mutated(draw, samples: list) -> object:
 
 
 def _mutate(draw, node):
-    if isinstance(node, dict) and node and draw(st.booleans()):
-        key = draw(st.sampled_from(sorted(node)))
-        action = draw(st.sampled_from(["recurse", "replace", "delete", "wrap"]))
+    keys = sorted(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) \
+        else []
+    if keys and draw(st.booleans()):
+        key = draw(st.sampled_from(keys))
+        action = draw(st.sampled_from(["recurse", "replace", "delete", "wrap", "duplicate"]))
         if action == "recurse":
             node[key] = _mutate(draw, node[key])
         elif action == "replace":
             node[key] = draw(values)
         elif action == "delete":
             del node[key]
-        else:
+        elif action == "wrap":
             node[key] = [node[key]]
-        return node
-    if isinstance(node, list) and node and draw(st.booleans()):
-        index = draw(st.integers(min_value=0, max_value=len(node) - 1))
-        action = draw(st.sampled_from(["recurse", "replace", "duplicate", "delete"]))
-        if action == "recurse":
-            node[index] = _mutate(draw, node[index])
-        elif action == "replace":
-            node[index] = draw(values)
-        elif action == "duplicate":
-            node.append(node[index])
-        else:
-            del node[index]
+        elif isinstance(node, list):
+            node.append(node[key])  # a repeated record
         return node
     return draw(values) if draw(st.integers(min_value=0, max_value=3)) == 0 else node
 

@@ -7,11 +7,9 @@ import json
 import logging
 import socket
 import threading
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -162,42 +160,15 @@ def test_connection_refused_retries_then_raises_connect_error_without_token(capl
     assert_no_sentinel(info.value, caplog)
 
 
-@contextmanager
-def loopback_server(handler_body: bytes, status: int = 200, content_type: str = "application/json"):
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's dispatch name
-            hits.append(self.path)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(handler_body)))
-            self.end_headers()
-            self.wfile.write(handler_body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
 def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
-    with loopback_server(b'{"ret": 200, "data": {"kline_list": [') as (url, hits), \
-            RestClient(dialect, SENTINEL, url, "unlimited", max_retries=3) as client, \
+    with CannedService(lambda request: (200, b'{"ret": 200, "data": {"kline_list": [')) as service, \
+            RestClient(dialect, SENTINEL, service.url, "unlimited", max_retries=3) as client, \
             pytest.raises(ProtocolError) as info:
         client.klines("BTCUSDT", "1m", 10)
 
-    assert len(hits) == 1
+    assert len(service.requests) == 1
     assert_no_sentinel(info.value, caplog)
 
 
@@ -205,15 +176,15 @@ def test_debug_log_shows_the_request_url_with_the_token_masked(caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick.rest")
     body = json.dumps({"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1,
                                                            "kline_list": []}}).encode()
-    with loopback_server(body) as (url, hits), \
-            RestClient("alltick", SENTINEL, url, "unlimited") as client:
+    with CannedService(lambda request: (200, body)) as service, \
+            RestClient("alltick", SENTINEL, service.url, "unlimited") as client:
         assert client.klines("BTCUSDT", "1m", 10) == []
 
     sent = [r.getMessage() for r in caplog.records if "/kline?" in r.getMessage()]
     assert len(sent) == 1
     assert "/quote-b-api/kline?" in sent[0]
     assert "token=SENT%E2%80%A66789" in sent[0] or "SENT…6789" in sent[0]
-    assert SENTINEL in hits[0]
+    assert service.requests[0].params["token"] == SENTINEL
     assert_no_sentinel(None, caplog)
 
 

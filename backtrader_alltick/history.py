@@ -228,6 +228,9 @@ class _Walk:
 
     def _fetch_newest(self, gap_lo: int, cursor: int) -> int | None:
         key = (self.inst.symbol, self.period)
+        start = self._history_start()
+        if start is not None and cursor <= start:
+            return None  # the service said lately that nothing is older
         offered = self.loader._oldest_offered.get(key)
         if offered is not None and cursor <= offered:
             self._warn_unavailable(offered)
@@ -239,7 +242,8 @@ class _Walk:
         newest_open = _first_open_start(self.period, self.inst, self.now)
         low = self._proven_low(gap_lo, min(bar.start for bar in bars), len(bars) < limit)
         self._keep(bars, low, newest_open)
-        self.loader._oldest_offered[key] = low
+        if len(bars) >= limit:  # a short page is remembered for a while only (_proven_low)
+            self.loader._oldest_offered[key] = low
         if low >= cursor:
             self._warn_unavailable(low)
             return None

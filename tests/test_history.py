@@ -590,3 +590,22 @@ def test_paging_stops_where_the_service_has_nothing_older(cache):
     assert asked == 2  # 500, then the 200 that exist: a short page ends the walk
     assert again[:len(bars) - 2] == bars[:len(bars) - 2]
     assert len(service.requests) - asked <= 3  # the warm run only asks past the oldest bar and the newest
+
+
+def test_a_short_newest_stock_page_is_asked_again_after_a_while(alltick, cache):
+    clock = FixedClock(NOW)
+    truth = minute_bars("AAPL.US", NOW - NOW % MINUTE - 999 * MINUTE, 1_000 + HISTORY_START_TTL_MS // MINUTE)
+    today = [bar for bar in truth if bar.start <= NOW][-40:]
+    service = ScriptedService(today, clock)  # a vendor incident: the newest 40 bars where 500 exist
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    first = loader.load("AAPL.US", "1m", count=300)
+    again = loader.load("AAPL.US", "1m", count=300)
+    asked = len(service.requests)
+    service.truth, service.starts = truth, [bar.start for bar in truth]
+    clock.now += HISTORY_START_TTL_MS
+    later = loader.load("AAPL.US", "1m", count=300)
+
+    assert first == again == closed(today, NOW)
+    assert asked == 1
+    assert later == closed(truth, clock.now)[-300:]

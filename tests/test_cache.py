@@ -269,3 +269,11 @@ def test_an_empty_file_and_our_own_file_open(tmp_path):
         first.put("alltick", [bar("BTCUSDT", 0)])
     with KlineCache(path) as again:
         assert again.get("alltick", "BTCUSDT", "1m", T0, T0 + MINUTE) == [bar("BTCUSDT", 0)]
+
+
+def test_a_place_where_no_file_can_be_written_is_a_cache_error():
+    # /proc refuses new files even to root, where a read-only mode bit would not.
+    with pytest.raises(CacheError, match=r"/proc/self/klines.sqlite cannot be opened for writing") as info:
+        KlineCache("/proc/self/klines.sqlite")
+
+    assert "--cache off" in str(info.value)

@@ -10,6 +10,10 @@ The file uses WAL so readers never block writers, a busy timeout so two processe
 writing at once queue instead of failing, and ``BEGIN IMMEDIATE`` for every write so
 a reader never has to upgrade its lock mid-transaction (that upgrade is the one case
 SQLite's busy handler cannot resolve).
+
+A file that is not ours (a directory, a text file, another program's SQLite database,
+a cache of a newer version) is refused with :class:`~backtrader_alltick.errors.CacheError`
+before anything is written to it, its pragmas included.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import CacheError, ConfigError
 from .records import Kline
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ CACHE_FILE = Path("backtrader_alltick") / "klines.sqlite"
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 30_000
 SCHEMA_VERSION = 1
+_TABLES = {"klines", "coverage"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS klines (
@@ -87,22 +92,49 @@ class KlineCache:
         if path is None:
             path = default_cache_path()
         self.path = str(path)
-        if self.path != MEMORY:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # One connection guarded by a lock: feeds of a store may load from several threads.
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if self.path != MEMORY:
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db = None
+        try:
+            self._open()
+        except BaseException:
+            if self._db is not None:
+                self._db.close()
+            raise
+        logger.debug("K-line cache opened at %s", self.path)
+
+    def _open(self) -> None:
+        with self._failures():
+            if self.path != MEMORY:
+                if Path(self.path).is_dir():
+                    raise CacheError(self.path, "is a directory")
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._check_ours()
+            if self.path != MEMORY:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        logger.debug("K-line cache opened at %s", self.path)
+
+    def _check_ours(self) -> None:
+        # Read-only questions first: a file that is not ours must leave here exactly as it came.
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and version == 0:
+            return  # a new (or empty) file
+        if tables - _TABLES or not tables:
+            listed = ", ".join(sorted(tables)) or "none"
+            raise CacheError(self.path, f"is an SQLite database of another program (tables: {listed}, "
+                                        f"user_version {version}); it was left untouched")
+        if version > SCHEMA_VERSION:
+            raise CacheError(self.path, f"was written by a newer backtrader-alltick (schema {version}, this "
+                                        f"one reads {SCHEMA_VERSION}); upgrade the package")
 
     def __repr__(self) -> str:
         return f"KlineCache(path={self.path!r})"
@@ -134,7 +166,7 @@ class KlineCache:
 
     def get(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]:
         """Return cached bars whose start lies in ``[start_ms, end_ms)``, oldest first."""
-        with self._lock:
+        with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT start, "end", open, high, low, close, volume, turnover FROM klines '
                 "WHERE dialect = ? AND symbol = ? AND period = ? AND start >= ? AND start < ? "
@@ -162,7 +194,7 @@ class KlineCache:
     def covered(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int
                 ) -> list[tuple[int, int]]:
         """Return the covered ranges that intersect ``[start_ms, end_ms)``, clipped to it, in order."""
-        with self._lock:
+        with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
                 'AND start < ? AND "end" > ? ORDER BY start',
@@ -184,7 +216,7 @@ class KlineCache:
 
     def info(self) -> list[dict]:
         """Summarise the cache: one dict per (dialect, symbol, period) with bars, first start, last end."""
-        with self._lock:
+        with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT dialect, symbol, period, COUNT(*), MIN(start), MAX("end") FROM klines '
                 "GROUP BY dialect, symbol, period ORDER BY dialect, symbol, period").fetchall()
@@ -207,7 +239,7 @@ class KlineCache:
 
     @contextmanager
     def _write(self):
-        with self._lock:
+        with self._lock, self._failures():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -215,3 +247,21 @@ class KlineCache:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _failures(self):
+        # SQLite and the file system speak of their own failures; the user needs the path and the fix.
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            text = str(e)
+            if "not a database" in text or "malformed" in text:
+                problem = "is not a K-line cache (not an SQLite file, or a damaged one); it was left as is"
+            elif "readonly" in text or "unable to open" in text:
+                problem = f"cannot be opened for writing ({text})"
+            else:
+                problem = f"cannot be used (sqlite3: {text})"
+            raise CacheError(self.path, problem) from None
+        except OSError as e:
+            raise CacheError(self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})"
+                             ) from None

@@ -5,7 +5,8 @@
     AllTickError
     ├── ConfigError (also ValueError)
     │   ├── UnsupportedTimeframe
-    │   └── InvalidSymbol
+    │   ├── InvalidSymbol
+    │   └── CacheError                 the K-line cache file cannot be used
     ├── TransportError
     │   ├── ConnectError
     │   └── Timeout (also TimeoutError)
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "UnsupportedTimeframe",
     "InvalidSymbol",
+    "CacheError",
     "TransportError",
     "ConnectError",
     "Timeout",
@@ -75,6 +77,22 @@ class InvalidSymbol(ConfigError):
         self.symbol = symbol
         self.hint = hint
         super().__init__(f"symbol {symbol!r} {hint}")
+
+
+class CacheError(ConfigError):
+    """The K-line cache file cannot be used (not ours, unreadable, unwritable); it is left as it was.
+
+    The message names the path and the fix: another path, or no cache.
+
+    Example::
+
+        AllTickStore(cache="/tmp/notes.txt").fetch_klines("BTCUSDT")  # CacheError: ... is not a K-line cache
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"the K-line cache {path} {problem}; pass another file as cache= (--cache PATH) "
+                         "or turn the cache off with cache=False (--cache off)")
 
 
 class TransportError(AllTickError):

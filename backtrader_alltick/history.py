@@ -8,7 +8,10 @@ cache; each gap is fetched in pages of ``KLINE_LIMIT`` bars that end just before
 stretch already known, which is the fewest requests the service allows (100,000
 one-minute bars of BTCUSDT: 200 requests cold, 0 warm).  Every page proves a range
 complete (the service returns the newest bars before the end we sent), and only those
-proven ranges are marked covered.  Where the service cannot page back (AllTick stocks:
+proven ranges are marked covered.  A short page (fewer bars than asked) says history
+starts at its oldest bar; that is believed for ``HISTORY_START_TTL_MS`` of the clock and
+never cached, so one short answer during a vendor incident cannot hide history for good.
+Where the service cannot page back (AllTick stocks:
 the newest 500 bars only), the newest page is fetched and cached, and a warning says
 older history is unavailable: the cache keeps accumulating it across runs.
 """
@@ -29,12 +32,15 @@ from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
 from .rest import RestClient
 from .symbols import Instrument, parse_symbol
+from .wire._decode import EARLIEST_MS
 
 logger = logging.getLogger(__name__)
 
 # Wall seconds a bar must have been closed before its K-line counts as final: the service may
 # still be adding the last trades of a bar that just ended.
 CLOSE_LAG_S = 0.2
+# How long (clock ms) a short page's "history starts here" is believed before the service is asked again.
+HISTORY_START_TTL_MS = 3_600_000
 
 _HOUR_MS = 3_600_000
 # Shortest possible length of a bar (a DST day lasts 23 hours, February 28 days): bounds
@@ -100,6 +106,8 @@ class HistoryLoader:
         self.namespace = namespace or dialect.NAME
         # Per (symbol, period): the oldest bar a non-pageable service offered this session.
         self._oldest_offered: dict[tuple[str, str], int] = {}
+        # Per (symbol, period): (where a short page said history starts, clock ms when it said so).
+        self._history_starts: dict[tuple[str, str], tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"HistoryLoader(namespace={self.namespace!r}, cache={self.cache!r})"
@@ -123,6 +131,10 @@ class HistoryLoader:
                               f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
         if count is not None and count < 1:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
+        most = bars_since_earliest(period, self.clock.now_ms())
+        if count is not None and count > most:
+            raise ConfigError(f"count must be at most {most:,}, the {period} bars since 1970 (no service has "
+                              f"older ones), was {count:,}")
         if start_ms is None and count is None:
             count = self.dialect.KLINE_LIMIT
         # The service may still add trades to a bar that has just ended: only bars closed for the
@@ -192,6 +204,9 @@ class _Walk:
         return self._fetch_newest(gap_lo, cursor)
 
     def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int | None:
+        start = self._history_start()
+        if start is not None and cursor <= start:
+            return None  # the service said lately that nothing is older
         limit = self.loader.dialect.KLINE_LIMIT
         wanted = max(1, min(limit, _most_bars(self.period, gap_lo, cursor)))
         if self.count is not None:
@@ -199,7 +214,7 @@ class _Walk:
         # The service returns the newest bars starting at or before the end we send.
         bars = self._request(wanted, cursor - 1)
         if not bars:
-            return self._nothing_served(cursor)
+            return self._nothing_served(cursor, have)
         older = [bar for bar in bars if bar.start < cursor]
         if bars and not older:
             raise ProtocolError(
@@ -207,16 +222,15 @@ class _Walk:
                 f"at {format_utc(cursor - 1)} with newer bars only, was "
                 f"{format_utc(bars[0].start)}..{format_utc(bars[-1].start)}; the service ignored the end "
                 "time, so history cannot be paged")
-        # Fewer bars than asked: the service has nothing older, so the whole gap is known;
-        # likewise when no bar can start between the gap's edge and the oldest bar returned.
-        low = gap_lo if len(bars) < wanted else max(gap_lo, min(bar.start for bar in older))
-        if _most_bars(self.period, gap_lo, low) == 0:
-            low = gap_lo
+        low = max(gap_lo, self._proven_low(gap_lo, min(bar.start for bar in older), len(bars) < wanted))
         self._keep(bars, low, cursor)
         return low
 
     def _fetch_newest(self, gap_lo: int, cursor: int) -> int | None:
         key = (self.inst.symbol, self.period)
+        start = self._history_start()
+        if start is not None and cursor <= start:
+            return None  # the service said lately that nothing is older
         offered = self.loader._oldest_offered.get(key)
         if offered is not None and cursor <= offered:
             self._warn_unavailable(offered)
@@ -224,22 +238,44 @@ class _Walk:
         limit = self.loader.dialect.KLINE_LIMIT
         bars = self._request(limit, None)
         if not bars:
-            return self._nothing_served(cursor)
+            return self._nothing_served(cursor, 0)
         newest_open = _first_open_start(self.period, self.inst, self.now)
-        low = gap_lo if len(bars) < limit else min((bar.start for bar in bars), default=gap_lo)
+        low = self._proven_low(gap_lo, min(bar.start for bar in bars), len(bars) < limit)
         self._keep(bars, low, newest_open)
-        self.loader._oldest_offered[key] = low
+        if len(bars) >= limit:  # a short page is remembered for a while only (_proven_low)
+            self.loader._oldest_offered[key] = low
         if low >= cursor:
             self._warn_unavailable(low)
             return None
         return low
 
-    def _nothing_served(self, cursor: int) -> None:
+    def _nothing_served(self, cursor: int, have: int) -> None:
         # An empty answer proves nothing: iTick sends one for a symbol the plan does not cover,
         # and a glitch looks the same.  Remembering it as "no bars" would hide the history for good.
-        logger.warning("%s %s: the service returned no bars up to %s; nothing is cached as known, "
-                       "so a later load asks again", self.inst.symbol, self.period, format_utc(cursor))
+        # Below bars already found it most likely marks the start of history: no warning then.
+        logger.log(logging.INFO if have else logging.WARNING,
+                   "%s %s: the service returned no bars up to %s; nothing is cached as known, "
+                   "so a later load asks again", self.inst.symbol, self.period, format_utc(cursor))
         return None
+
+    def _proven_low(self, gap_lo: int, oldest: int, short: bool) -> int:
+        """Where the proof of a page starts: at its oldest bar, or at ``gap_lo`` if no bar fits between."""
+        if _most_bars(self.period, gap_lo, oldest) == 0:
+            return min(gap_lo, oldest)
+        if short:
+            # Fewer bars than asked: the service has nothing older, it says.  A vendor incident can say
+            # so too, so this is believed for a while and never cached as known.
+            key = (self.inst.symbol, self.period)
+            self.loader._history_starts[key] = (oldest, self.loader.clock.now_ms())
+        return oldest
+
+    def _history_start(self) -> int | None:
+        key = (self.inst.symbol, self.period)
+        start, noted = self.loader._history_starts.get(key, (None, 0))
+        if start is not None and self.loader.clock.now_ms() - noted >= HISTORY_START_TTL_MS:
+            del self.loader._history_starts[key]
+            return None
+        return start
 
     def _request(self, count: int, end_ms: int | None) -> list[Kline]:
         bars = self.loader.rest.klines(self.inst, self.period, count, end_ms)
@@ -273,6 +309,11 @@ def cache_namespace(dialect: Any, base_url: str | None) -> str:
     if not base_url or base_url.rstrip("/") == dialect.DEFAULT_REST_URL.rstrip("/"):
         return dialect.NAME
     return f"{dialect.NAME}@{urlsplit(base_url).netloc}"
+
+
+def bars_since_earliest(period: str, now_ms: int) -> int:
+    """Most bars of ``period`` that can start between 1970 (the oldest time the wire accepts) and now."""
+    return _most_bars(period, EARLIEST_MS, now_ms)
 
 
 def _first_open_start(period: str, inst: Instrument, moment: int) -> int:

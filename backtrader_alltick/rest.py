@@ -5,7 +5,8 @@ only moves bytes.  It places the token (``dialect.authorize``), waits on the lim
 sends, decodes JSON and hands ``(status, payload)`` to the parser, then decides:
 
 - rate limited (HTTP 429, AllTick ``ret`` 605): wait ``Retry-After`` (seconds or an HTTP
-  date, capped) or the backoff, push the shared limiter back, retry;
+  date, capped) or the backoff, push the shared limiter back, retry; give up with
+  RateLimited once the waits of one call would pass ``ratelimit_timeout``;
 - HTTP 5xx, timeouts, refused connections: bounded retries with exponential backoff and
   jitter;
 - everything else (auth, unknown symbol, plan limits, other 4xx): raise at once.
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # Consecutive 429 / 605 answers tolerated for one call; each one already waited as asked.
 MAX_RATE_LIMITED = 30
+# Seconds one call may spend waiting out 429 / 605 answers before it gives up.
+RATELIMIT_TIMEOUT = 120.0
 _DETAIL_LIMIT = 300
 rex = requests.exceptions
 
@@ -131,6 +134,8 @@ class RestClient:
         First backoff delay and its ceiling, in seconds.
     retry_after_cap : float
         Longest ``Retry-After`` honoured, in seconds.
+    ratelimit_timeout : float
+        Most seconds one call waits out rate-limit answers in all before it raises RateLimited.
     session : requests.Session, optional
         A session to use; the client closes only a session it created.
 
@@ -144,7 +149,8 @@ class RestClient:
     def __init__(self, dialect: Any, token: str, base_url: str, plan: Plan | str, *,
                  limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
                  max_retries: int = 5, backoff_initial: float = 0.5, backoff_cap: float = 30.0,
-                 retry_after_cap: float = 120.0, session: requests.Session | None = None) -> None:
+                 retry_after_cap: float = 120.0, ratelimit_timeout: float = RATELIMIT_TIMEOUT,
+                 session: requests.Session | None = None) -> None:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
         token = check_token(token)
@@ -154,6 +160,8 @@ class RestClient:
                               f"was {redact(str(base_url), token)!r}")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, was {max_retries!r}")
+        if not ratelimit_timeout >= 0:
+            raise ConfigError(f"ratelimit_timeout must be 0 or more seconds, was {ratelimit_timeout!r}")
         self._token = token
         # The token as it may appear in a URL, raw or percent-encoded either way.
         self._secrets = tuple({token, quote(token, safe=""), quote_plus(token)})
@@ -164,6 +172,7 @@ class RestClient:
         self.backoff_initial = backoff_initial
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
+        self.ratelimit_timeout = ratelimit_timeout
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         self.session.headers.setdefault("User-Agent", f"backtrader-alltick/{__version__}")
@@ -192,6 +201,7 @@ class RestClient:
         request = self.dialect.authorize(request, self._token)
         failures = 0
         limited = 0
+        limited_wait = 0.0
         while True:
             waited = self.limiter.acquire(request.endpoint, cancel=self._closed)
             if waited < 0 or self._closed.is_set():
@@ -210,14 +220,17 @@ class RestClient:
             if isinstance(error, RateLimited) or status == 429:
                 limited += 1
                 self._count(rate_limited=1)
-                if limited > MAX_RATE_LIMITED:
-                    raise _gave_up(error, limited)
                 delay = parse_retry_after(headers.get("Retry-After"))
                 if delay is None:
                     delay = getattr(error, "retry_after", None)
                 if delay is None:
                     delay = backoff_delay(limited, self.backoff_initial, self.backoff_cap)
                 delay = min(delay, self.retry_after_cap)
+                if limited > MAX_RATE_LIMITED or limited_wait + delay > self.ratelimit_timeout:
+                    raise _gave_up(error, limited, f", {limited_wait:.1f} s waited; the store's "
+                                                   f"ratelimit_timeout={self.ratelimit_timeout:g} allows "
+                                                   "longer waits")
+                limited_wait += delay
                 logger.warning("%s %s: rate limited by the service (%s); retrying in %.2f s",
                                request.method, request.endpoint, status, delay)
                 # The shared limiter holds every feed back, and this call waits in acquire().
@@ -343,8 +356,8 @@ def _decode(content: bytes) -> Any:
         return None
 
 
-def _gave_up(error: AllTickError, attempts: int) -> AllTickError:
-    note = f" (gave up after {attempts} attempts)"
+def _gave_up(error: AllTickError, attempts: int, detail: str = "") -> AllTickError:
+    note = f" (gave up after {attempts} attempts{detail})"
     error.args = (str(error) + note,)
     if isinstance(error, APIError):
         error.message += note

@@ -54,6 +54,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
       - ``clock`` (default ``None``): market clock; a simulator's clock runs a trading hour
         in a minute.  Default: wall-clock UTC.
       - ``timeout`` (default ``30.0``): REST read timeout in seconds.
+      - ``ratelimit_timeout`` (default ``120.0``): seconds one REST call may spend waiting out
+        the service's rate-limit answers (HTTP 429, AllTick 605) before it raises ``RateLimited``.
       - ``reconnect`` (default ``True``): reconnect the shared WebSocket after a drop.
       - ``reconnections`` (default ``-1``): attempts per outage before giving up; -1 is forever.
       - ``reconntimeout`` (default ``None``): seconds between attempts at least; ``None`` is the
@@ -80,6 +82,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         ("cache", True),
         ("clock", None),
         ("timeout", 30.0),
+        ("ratelimit_timeout", 120.0),
         ("reconnect", True),
         ("reconnections", -1),
         ("reconntimeout", None),
@@ -178,7 +181,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                 from .rest import RestClient
 
                 self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
-                                        timeout=(5.0, float(self.p.timeout)))
+                                        timeout=(5.0, float(self.p.timeout)),
+                                        ratelimit_timeout=float(self.p.ratelimit_timeout))
             return self._rest
 
     @property

@@ -9,7 +9,7 @@ import pytest
 
 from backtrader_alltick import cache as cache_module
 from backtrader_alltick.cache import KlineCache, default_cache_path
-from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.errors import CacheError, ConfigError
 from backtrader_alltick.records import Kline
 
 MINUTE = 60_000
@@ -204,3 +204,76 @@ def test_two_processes_write_the_same_file_at_once(tmp_path):
         assert merged.missing("alltick", "SHARED", "1m", T0, T0 + rounds * MINUTE) == []
         assert merged.covered("alltick", "SHARED", "1m", 0, T0 * 2) == [(T0, T0 + rounds * MINUTE)]
     assert Path(path).is_file()
+
+
+# -- Files that are not ours (issue 10 item 6) --------------------------------------------------
+
+
+def foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    db.execute("INSERT INTO notes (text) VALUES ('keep me')")
+    db.execute("PRAGMA user_version = 7")
+    db.commit()
+    db.close()
+
+
+UNUSABLE = {
+    "directory": (lambda path: path.mkdir(), "is a directory"),
+    "garbage": (lambda path: path.write_bytes(bytes(range(256)) * 20), "is not a K-line cache"),
+    "text": (lambda path: path.write_text("symbol,close\nBTCUSDT,1\n" * 200), "is not a K-line cache"),
+    "other schema": (foreign_sqlite, "SQLite database of another program .*tables: notes"),
+    "parent is a file": (lambda path: path.parent.write_text("x"), "cannot be created"),
+}
+
+
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_a_path_that_is_not_our_cache_is_a_cache_error_and_is_left_untouched(tmp_path, kind):
+    make, problem = UNUSABLE[kind]
+    path = tmp_path / "place" / "klines.sqlite"
+    path.parent.mkdir()
+    if kind == "parent is a file":
+        path.parent.rmdir()
+    make(path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    with pytest.raises(CacheError, match=problem) as info:
+        KlineCache(path)
+
+    assert str(path) in str(info.value)
+    assert "--cache off" in str(info.value) and "another file" in str(info.value)
+    assert info.value.__cause__ is None
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_cache_of_a_newer_schema_is_refused_untouched(tmp_path):
+    path = tmp_path / "klines.sqlite"
+    KlineCache(path).close()
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    before = path.read_bytes()
+
+    with pytest.raises(CacheError, match="newer backtrader-alltick"):
+        KlineCache(path)
+    assert path.read_bytes() == before
+
+
+def test_an_empty_file_and_our_own_file_open(tmp_path):
+    path = tmp_path / "klines.sqlite"
+    path.write_bytes(b"")
+    with KlineCache(path) as first:
+        first.put("alltick", [bar("BTCUSDT", 0)])
+    with KlineCache(path) as again:
+        assert again.get("alltick", "BTCUSDT", "1m", T0, T0 + MINUTE) == [bar("BTCUSDT", 0)]
+
+
+def test_a_place_where_no_file_can_be_written_is_a_cache_error():
+    # /proc refuses new files even to root, where a read-only mode bit would not.
+    with pytest.raises(CacheError, match=r"/proc/self/klines.sqlite cannot be opened for writing") as info:
+        KlineCache("/proc/self/klines.sqlite")
+
+    assert "--cache off" in str(info.value)

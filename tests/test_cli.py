@@ -11,13 +11,16 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 
 import pytest
+from fakeservice import CannedService, alltick_history, alltick_klines, minute_rows
 from test_plot import png_size
 
 from backtrader_alltick import rest
@@ -442,3 +445,70 @@ def test_demo_chart_in_a_missing_folder_fails_before_running(capsys, tmp_path):
     assert code == 1 and out == ""
     chart = tmp_path / "missing" / "x.png"
     assert err.strip().endswith(f"--chart must be in an existing folder, was '{chart}'")
+
+
+# -- Bad answers and bad cache files (issue 10) ------------------------------------------------
+
+
+def canned(service, cache: str) -> list[str]:
+    return ["--token", "canned-token-0123456789", "--rest-url", service.url, "--plan", "unlimited",
+            "--cache", cache]
+
+
+def test_klines_of_impossible_times_is_an_error_and_the_next_good_run_gets_every_bar(capsys, tmp_path):
+    answers = {"bad": True}
+
+    def answer(request):
+        if answers["bad"]:
+            return 200, alltick_klines(minute_rows(4, timestamp=-100_000_000_000))  # -1e11 s: before year 0
+        return alltick_history(request)
+
+    cache = str(tmp_path / "klines.sqlite")
+    with CannedService(answer) as service:
+        code, out, err = run(capsys, "klines", "BTCUSDT", "-n", "3", *canned(service, cache))
+        answers["bad"] = False
+        good_code, good_out, good_err = run(capsys, "klines", "BTCUSDT", "-n", "3", *canned(service, cache))
+
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "timestamp must be a time from 1970" in err
+    assert good_code == 0
+    assert len(csv_rows(good_out)) == 3
+    assert "3 closed bars" in good_err
+
+
+@pytest.mark.parametrize("kind", ["directory", "text", "other schema"])
+@pytest.mark.parametrize("command", [["cache", "info"], ["klines", "BTCUSDT", "-n", "3"]])
+def test_a_cache_path_that_is_not_our_cache_is_one_error_line(capsys, tmp_path, kind, command):
+    path = tmp_path / "klines.sqlite"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "text":
+        path.write_text("not a cache\n")
+    else:
+        sqlite3.connect(path).executescript("CREATE TABLE notes (text TEXT); PRAGMA user_version = 7;")
+    before = path.read_bytes() if path.is_file() else None
+
+    with CannedService(alltick_history) as service:
+        code, out, err = run(capsys, *command, *canned(service, str(path)))
+
+    assert code == 1
+    assert err.startswith(f"error: the K-line cache {path} ") and err.count("\n") == 1
+    assert "--cache off" in err
+    assert service.requests == []
+    assert (path.read_bytes() if path.is_file() else None) == before
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-n", "1000000000"], r"--count must be at most 29,\d{3},\d{3} for --timeframe 1m .*was 1,000,000,000"),
+    (["-t", "3m", "-n", "10000000"], r"--count must be at most 9,\d\d\d,\d\d\d for --timeframe 3m"),
+    (["-t", "99999999999999m"], r"--timeframe must be shorter than all history since 1970 .*99999999999999m"),
+])
+def test_klines_no_service_can_serve_is_refused_before_any_request(capsys, tmp_path, argv, message):
+    with CannedService(alltick_history) as service:
+        code, out, err = run(capsys, "klines", "BTCUSDT", *argv, *canned(service, "off"))
+
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert service.requests == []

@@ -5,13 +5,23 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import time
 
 import pytest
+from fakeservice import CannedService, alltick_history, alltick_klines, minute_rows
 
 from backtrader_alltick import timeframes
 from backtrader_alltick.cache import KlineCache
-from backtrader_alltick.errors import APIError, AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
-from backtrader_alltick.history import HistoryLoader, cache_namespace
+from backtrader_alltick.clock import SystemClock
+from backtrader_alltick.errors import (
+    APIError,
+    AuthError,
+    ConfigError,
+    ProtocolError,
+    SymbolNotFound,
+    UnsupportedTimeframe,
+)
+from backtrader_alltick.history import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
 from backtrader_alltick.records import Kline
 from backtrader_alltick.rest import RestClient
 from backtrader_alltick.symbols import parse_symbol
@@ -480,3 +490,122 @@ def test_an_empty_answer_is_not_remembered_as_no_history(alltick, clock, cache, 
 
     assert bars == closed(truth, NOW)[-300:]
     assert "returned no bars" in caplog.text
+
+
+# -- Bad answers from a service of the tests' own (issue 10) -----------------------------------
+
+TOKEN = "canned-token-0123456789"
+
+
+def canned_loader(service: CannedService, cache: KlineCache | None) -> HistoryLoader:
+    rest = RestClient("alltick", TOKEN, service.url, "unlimited", backoff_initial=0.001, backoff_cap=0.002)
+    return HistoryLoader(rest, cache, get_dialect("alltick"), SystemClock())
+
+
+@pytest.mark.parametrize(("field", "raw"), [
+    ("timestamp", "-100000000000"),  # -1e11 s: before year 0
+    ("timestamp", "-1e20"), ("timestamp", "1e400"), ("timestamp", "7258118400"),  # 2200
+    ("open_price", "NaN"), ("high_price", "Infinity"), ("low_price", "-1"), ("close_price", "0"),
+    ("volume", "-3"), ("turnover", "-Infinity"),
+])
+def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache, field, raw):
+    bad = True
+
+    def answer(request):
+        if not bad:
+            return alltick_history(request)
+        text = json.dumps(alltick_klines(minute_rows(4, **{field: "RAW"})))
+        return 200, text.replace('"RAW"', raw).encode()
+
+    with CannedService(answer) as service:
+        with pytest.raises(ProtocolError, match=field):
+            canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+        assert cache.info() == []
+        assert cache.covered("alltick", "BTCUSDT", "1m", 0, 2**62) == []
+
+        bad = False
+        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+
+    assert len(bars) == 3
+    assert [bar.end - bar.start for bar in bars] == [MINUTE] * 3
+    assert bars[-1].end <= time.time() * 1000
+
+
+def test_one_short_answer_does_not_hide_history_from_a_later_load(cache):
+    short = {"answers": 1}
+
+    def answer(request):
+        if short["answers"]:
+            short["answers"] -= 1
+            return alltick_history(request, depth=3)  # a vendor incident: 3 bars where 51 were asked
+        return alltick_history(request)
+
+    with CannedService(answer) as service:
+        during = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
+        after = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
+
+    assert 2 <= len(during) <= 3  # the newest of the three may still be forming
+    assert len(after) == 50
+    assert after[-len(during):] == during
+    assert [b.start for b in after] == list(range(after[0].start, after[-1].start + MINUTE, MINUTE))
+
+
+def test_a_short_page_is_believed_for_a_while_then_asked_again(alltick, cache, caplog):
+    caplog.set_level(logging.INFO, logger="backtrader_alltick.history")
+    clock = FixedClock(NOW)
+    truth = minute_bars("BTCUSDT", NOW - NOW % MINUTE - 999 * MINUTE, 1_000 + HISTORY_START_TTL_MS // MINUTE)
+    today = [bar for bar in truth if bar.start <= NOW][-60:]
+    service = ScriptedService(today, clock)  # the service offers only its newest hour today
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    first = loader.load("BTCUSDT", "1m", count=200)
+    again = loader.load("BTCUSDT", "1m", count=200)
+    asked = len(service.requests)
+    service.truth, service.starts = truth, [bar.start for bar in truth]  # the history is back
+    clock.now += HISTORY_START_TTL_MS
+    later = loader.load("BTCUSDT", "1m", count=200)
+
+    assert first == again == closed(today, NOW)
+    assert asked == 1  # the second load believed the short page
+    assert later == closed(truth, clock.now)[-200:]
+    assert "returned no bars" not in caplog.text
+
+
+def test_a_count_beyond_the_bars_since_1970_is_refused_before_any_request(alltick, clock, cache):
+    service = ScriptedService([], clock)
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    with pytest.raises(ConfigError, match=r"count must be at most 29,4\d\d,\d\d\d, the 1m bars since 1970"):
+        loader.load("BTCUSDT", "1m", count=1_000_000_000)
+    assert service.requests == []
+
+
+def test_paging_stops_where_the_service_has_nothing_older(cache):
+    with CannedService(lambda request: alltick_history(request, depth=700)) as service:
+        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+        asked = len(service.requests)
+        again = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+
+    assert 698 <= len(bars) <= 700  # the newest may be forming, a minute may turn meanwhile
+    assert asked == 2  # 500, then the 200 that exist: a short page ends the walk
+    assert again[:len(bars) - 2] == bars[:len(bars) - 2]
+    assert len(service.requests) - asked <= 3  # the warm run only asks past the oldest bar and the newest
+
+
+def test_a_short_newest_stock_page_is_asked_again_after_a_while(alltick, cache):
+    clock = FixedClock(NOW)
+    truth = minute_bars("AAPL.US", NOW - NOW % MINUTE - 999 * MINUTE, 1_000 + HISTORY_START_TTL_MS // MINUTE)
+    today = [bar for bar in truth if bar.start <= NOW][-40:]
+    service = ScriptedService(today, clock)  # a vendor incident: the newest 40 bars where 500 exist
+    loader = HistoryLoader(service, cache, alltick, clock)
+
+    first = loader.load("AAPL.US", "1m", count=300)
+    again = loader.load("AAPL.US", "1m", count=300)
+    asked = len(service.requests)
+    service.truth, service.starts = truth, [bar.start for bar in truth]
+    clock.now += HISTORY_START_TTL_MS
+    later = loader.load("AAPL.US", "1m", count=300)
+
+    assert first == again == closed(today, NOW)
+    assert asked == 1
+    assert later == closed(truth, clock.now)[-300:]

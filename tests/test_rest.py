@@ -7,17 +7,16 @@ import json
 import logging
 import socket
 import threading
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 import urllib3
+from fakeservice import CannedService
 
-from backtrader_alltick import errors
+from backtrader_alltick import AllTickStore, errors
 from backtrader_alltick.errors import AllTickError, ConfigError, ConnectError, ProtocolError, Timeout
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.rest import RestClient, _map_errors, backoff_delay, parse_retry_after, translate
@@ -161,42 +160,15 @@ def test_connection_refused_retries_then_raises_connect_error_without_token(capl
     assert_no_sentinel(info.value, caplog)
 
 
-@contextmanager
-def loopback_server(handler_body: bytes, status: int = 200, content_type: str = "application/json"):
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's dispatch name
-            hits.append(self.path)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(handler_body)))
-            self.end_headers()
-            self.wfile.write(handler_body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
 def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
-    with loopback_server(b'{"ret": 200, "data": {"kline_list": [') as (url, hits), \
-            RestClient(dialect, SENTINEL, url, "unlimited", max_retries=3) as client, \
+    with CannedService(lambda request: (200, b'{"ret": 200, "data": {"kline_list": [')) as service, \
+            RestClient(dialect, SENTINEL, service.url, "unlimited", max_retries=3) as client, \
             pytest.raises(ProtocolError) as info:
         client.klines("BTCUSDT", "1m", 10)
 
-    assert len(hits) == 1
+    assert len(service.requests) == 1
     assert_no_sentinel(info.value, caplog)
 
 
@@ -204,15 +176,15 @@ def test_debug_log_shows_the_request_url_with_the_token_masked(caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick.rest")
     body = json.dumps({"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1,
                                                            "kline_list": []}}).encode()
-    with loopback_server(body) as (url, hits), \
-            RestClient("alltick", SENTINEL, url, "unlimited") as client:
+    with CannedService(lambda request: (200, body)) as service, \
+            RestClient("alltick", SENTINEL, service.url, "unlimited") as client:
         assert client.klines("BTCUSDT", "1m", 10) == []
 
     sent = [r.getMessage() for r in caplog.records if "/kline?" in r.getMessage()]
     assert len(sent) == 1
     assert "/quote-b-api/kline?" in sent[0]
     assert "token=SENT%E2%80%A66789" in sent[0] or "SENT…6789" in sent[0]
-    assert SENTINEL in hits[0]
+    assert service.requests[0].params["token"] == SENTINEL
     assert_no_sentinel(None, caplog)
 
 
@@ -472,3 +444,49 @@ def _call_or_error(client):
         return client.klines("BTCUSDT", "1m", 2)
     except errors.AllTickError as e:
         return e
+
+
+# -- A service that rate-limits forever (issue 10 item 9) --------------------------------------
+
+
+def test_endless_429_without_retry_after_gives_up_after_the_ratelimit_timeout(caplog):
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
+    with CannedService(lambda request: (429, b"Too Many Requests")) as service, \
+            RestClient("alltick", SENTINEL, service.url, "unlimited", backoff_initial=0.05, backoff_cap=0.05,
+                       ratelimit_timeout=0.2) as client, \
+            pytest.raises(errors.RateLimited) as info:
+        client.klines("BTCUSDT", "1m", 5)
+
+    assert 4 <= len(service.requests) <= 9  # waits of 25-50 ms each, 0.2 s in all
+    assert "ratelimit_timeout=0.2" in str(info.value)
+    assert "gave up after" in str(info.value)
+    assert client.stats.rate_limited == len(service.requests)
+    assert_no_sentinel(info.value, caplog)
+
+
+def test_a_retry_after_longer_than_the_ratelimit_timeout_gives_up_at_once():
+    with CannedService(lambda request: (429, b"", {"Retry-After": "3600"})) as service, \
+            RestClient("itick", SENTINEL, service.url, "unlimited", ratelimit_timeout=5) as client, \
+            pytest.raises(errors.RateLimited, match="gave up after 1 attempts"):
+        client.klines("BTCUSDT", "1m", 5)
+
+    assert len(service.requests) == 1
+
+
+def test_the_store_passes_its_ratelimit_timeout_to_the_rest_client(tmp_path):
+    with CannedService(lambda request: (429, b"")) as service:
+        store = AllTickStore(token=SENTINEL, rest_url=service.url, plan="unlimited", cache=False,
+                             ratelimit_timeout=0.0)
+        try:
+            with pytest.raises(errors.RateLimited, match="ratelimit_timeout=0 "):
+                store.fetch_klines("BTCUSDT", "1m", count=3)
+        finally:
+            store.stop()
+
+    assert len(service.requests) == 1
+    assert AllTickStore(token=SENTINEL).rest.ratelimit_timeout == 120.0
+
+
+def test_a_negative_ratelimit_timeout_is_refused():
+    with pytest.raises(ConfigError, match="ratelimit_timeout must be 0 or more seconds, was -1"):
+        RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited", ratelimit_timeout=-1)

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .. import demo
 from ..errors import AuthError, ConfigError
+from ..history import bars_since_earliest
 from ..plans import PLAN_NAMES
 from ..store import AllTickStore
 from ..symbols import parse_symbol
@@ -173,6 +174,7 @@ def run_klines(args: argparse.Namespace) -> int:
     count = args.count if args.count is not None or args.fromdate else 100
     progress = ProgressLine()
     with _closing(open_store(args)) as store:
+        _check_servable(store, args, count)
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         frame = store.fetch_klines(args.symbol, args.timeframe.timeframe, args.timeframe.compression,
                                    args.fromdate, args.todate, count, on_progress=progress)
@@ -187,6 +189,20 @@ def run_klines(args: argparse.Namespace) -> int:
         plot_klines(frame, args.plot, title=f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}")
         print(f"chart: {args.plot}", file=sys.stderr)
     return 0
+
+
+def _check_servable(store: AllTickStore, args: argparse.Namespace, count: int | None) -> None:
+    # No service has bars before 1970: a request reaching past that would page for hours to find nothing.
+    timeframe = args.timeframe
+    spec = store.resolve_timeframe(parse_symbol(args.symbol), timeframe.timeframe, timeframe.compression)
+    native = bars_since_earliest(spec.native.name, store.clock.now_ms())
+    most = native // spec.multiple - 1  # one more native bar may be forming
+    if most < 1:
+        raise ConfigError(f"--timeframe must be shorter than all history since 1970 ({native:,} "
+                          f"{spec.native.name} bars), was {args.timeframe.text}")
+    if count is not None and count > most:
+        raise ConfigError(f"--count must be at most {most:,} for --timeframe {args.timeframe.text} (the bars "
+                          f"since 1970; no service has older ones), was {count:,}")
 
 
 @command

@@ -51,7 +51,10 @@ Notes on the table:
   15 min in current docs and 10 min in old ones, and a response cannot tell which.
 
 Parsers raise :class:`~backtrader_alltick.errors.APIError` subclasses for error
-envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones.
+envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones, for
+input of any unexpected shape, and for records that cannot be true (``_decode``: times
+outside 1970..2200, prices not finite and above 0, negative volumes, a bar outside its
+own high and low); never another exception.
 """
 
 from __future__ import annotations

@@ -2,14 +2,23 @@
 
 Both references leave value types UNCERTAIN (strings or numbers, seconds or
 milliseconds, bars in any order and repeated), so both parsers read values the same way.
+
+Lenient about form, strict about meaning: a value that cannot be true (a NaN or
+negative price, a negative volume, a time before 1970 or after 2200) raises ValueError
+naming the field, which each parser turns into a ProtocolError for the whole record,
+so nothing from such a page reaches a bar or the cache.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
+from .. import timeframes
+from ..errors import AllTickError, ProtocolError
+from ..markets import Market
 from ..records import Kline, normalize_epoch_ms
 
 try:  # orjson roughly halves the cost of the live hot path; json is the fallback.
@@ -17,7 +26,38 @@ try:  # orjson roughly halves the cost of the live hot path; json is the fallbac
 except ImportError:  # pragma: no cover - depends on the environment
     from json import loads
 
-__all__ = ["loads", "dumps", "epoch_ms", "int_or_none", "float_or_none", "unique_bars", "clip"]
+__all__ = ["loads", "dumps", "epoch_ms", "int_or_none", "float_or_none", "unique_bars", "clip", "EARLIEST_MS",
+           "LATEST_MS", "stamp", "price", "amount", "check_range", "checked_kline", "MALFORMED",
+           "shape_guard"]
+
+# The range a market time can lie in: no exchange data predates the epoch, and a time past
+# 2200 is a unit error or garbage.  Shared with the history loader, which never asks beyond it.
+EARLIEST_MS = 0
+LATEST_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
+_INF = float("inf")
+# What reading a vendor value may raise; parsers turn these into ProtocolError.
+MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def shape_guard(vendor: str, what: str) -> Callable[[F], F]:
+    """Make a parser raise ProtocolError for input of a shape it does not expect, never a raw TypeError.
+
+    The parsers check every documented shape; this is the net under them for the rest
+    (a list where an object belongs, a number where a code belongs).
+    """
+    def decorate(parse: F) -> F:
+        @functools.wraps(parse)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return parse(*args, **kwargs)
+            except AllTickError:
+                raise
+            except MALFORMED as e:
+                raise ProtocolError(f"{vendor} sent {what} of an unexpected shape ({type(e).__name__}: "
+                                    f"{clip(str(e), 120)}); it is skipped") from None
+        return guarded  # type: ignore[return-value]
+    return decorate
 
 
 def dumps(obj: Any) -> str:
@@ -32,10 +72,64 @@ def epoch_ms(value: Any) -> int:
     return normalize_epoch_ms(value)
 
 
+def stamp(value: Any, name: str) -> int:
+    """Return epoch ms of a time in seconds or ms; raise ValueError naming ``name`` outside 1970..2200."""
+    try:
+        ms = None if isinstance(value, bool) else epoch_ms(value)
+    except (TypeError, ValueError, OverflowError):  # not a number, NaN, infinite
+        ms = None
+    if ms is None or not EARLIEST_MS <= ms < LATEST_MS:
+        raise ValueError(f"{name} must be a time from 1970 to 2200 in seconds or milliseconds, was {value!r}")
+    return ms
+
+
+def price(value: Any, name: str) -> float:
+    """Return a finite price above 0; raise ValueError naming ``name`` otherwise."""
+    number = _number(value, name)
+    if not 0 < number < _INF:
+        raise ValueError(f"{name} must be a finite price above 0, was {value!r}")
+    return number
+
+
+def amount(value: Any, name: str) -> float:
+    """Return a finite volume or turnover of 0 or more (missing is 0); raise ValueError naming ``name``."""
+    number = _number(value or 0, name)
+    if not 0 <= number < _INF:
+        raise ValueError(f"{name} must be a finite amount of 0 or more, was {value!r}")
+    return number
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0: a flag is not a price
+        raise ValueError(f"{name} must be a number, was {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond the float range
+        raise ValueError(f"{name} must be a number, was {clip(value, 40)}") from None
+
+
+def check_range(open_: float, high: float, low: float, close: float) -> None:
+    """Raise ValueError unless ``low <= open, close <= high``: a bar outside its own range is not true."""
+    if not (low <= min(open_, close) and max(open_, close) <= high):
+        raise ValueError(f"high and low must bound open and close, was open {open_} high {high} low {low} "
+                         f"close {close}")
+
+
+def checked_kline(row: dict, names: Sequence[str], symbol: str, period: str, market: Market) -> Kline:
+    """Return the bar of ``row`` whose fields are named ``names`` (time, open, high, low, close, volume,
+    turnover), every value checked; raise ValueError, KeyError or TypeError naming what is wrong."""
+    time, *prices, volume, turnover = names
+    start = stamp(row[time], time)
+    open_, high, low, close = (price(row[name], name) for name in prices)
+    check_range(open_, high, low, close)
+    return Kline(symbol, period, start, timeframes.bar_end(period, start, market), open_, high, low, close,
+                 amount(row.get(volume), volume), amount(row.get(turnover), turnover))
+
+
 def int_or_none(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -22,7 +22,6 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from .. import timeframes
 from ..errors import (
     APIError,
     AuthError,
@@ -37,7 +36,19 @@ from ..errors import (
 from ..records import Depth, Kline, Tick
 from ..symbols import STOCK_REGIONS, Instrument, parse_symbol
 from . import Ack, HttpRequest, Pong, ServerError
-from ._decode import clip, dumps, epoch_ms, int_or_none, loads, unique_bars
+from ._decode import (
+    MALFORMED,
+    amount,
+    checked_kline,
+    clip,
+    dumps,
+    int_or_none,
+    loads,
+    price,
+    shape_guard,
+    stamp,
+    unique_bars,
+)
 
 NAME = "alltick"
 DEFAULT_REST_URL = "https://quote.alltick.co"
@@ -54,6 +65,7 @@ _WS_PATH = {"stock": "/quote-stock-b-ws-api", "other": "/quote-b-ws-api"}
 _CODE_ALIASES = {"XAUUSD": "GOLD", "XAGUSD": "Silver"}
 _ACK_ACTIONS = {22003: "subscribe_depth", 22005: "subscribe_trades", 22007: "cancel"}
 _FATAL_RET = 606  # "connection will be closed" (section 7)
+_KLINE_FIELDS = ("timestamp", "open_price", "high_price", "low_price", "close_price", "volume", "turnover")
 
 
 def native_periods(inst: Instrument | str) -> tuple[str, ...]:
@@ -133,6 +145,7 @@ def authorize(request: HttpRequest, token: str) -> HttpRequest:
     return request.with_params(token=token)
 
 
+@shape_guard("AllTick", "a K-line answer")
 def parse_klines(status: int, payload: Any, inst: Instrument | str, period: str) -> list[Kline]:
     """Return the bars of a ``/kline`` (or one-group ``/batch-kline``) response, oldest first, unique.
 
@@ -145,6 +158,7 @@ def parse_klines(status: int, payload: Any, inst: Instrument | str, period: str)
     return _to_klines(rows, inst, period)
 
 
+@shape_guard("AllTick", "a batch K-line answer")
 def parse_batch_klines(status: int, payload: Any, wanted: Sequence[tuple[Instrument | str, str]]
                        ) -> dict[tuple[str, str], list[Kline]]:
     """Return ``{(symbol, period): bars}`` for the ``(inst, period)`` groups of a ``/batch-kline`` answer."""
@@ -156,12 +170,14 @@ def parse_batch_klines(status: int, payload: Any, wanted: Sequence[tuple[Instrum
             for inst, period in insts}
 
 
+@shape_guard("AllTick", "a trades answer")
 def parse_trades(status: int, payload: Any, insts: Iterable[Instrument | str] = ()) -> list[Tick]:
     """Return the latest trade per code of a ``/trade-tick`` response (``insts`` only names the subject)."""
     rows = _tick_list(status, payload, insts, "trade-tick")
     return [_tick(row, "trade-tick") for row in rows]
 
 
+@shape_guard("AllTick", "a depth answer")
 def parse_depth(status: int, payload: Any, insts: Iterable[Instrument | str] = ()) -> list[Depth]:
     """Return the latest book per code of a ``/depth-tick`` response, levels in the vendor's order."""
     rows = _tick_list(status, payload, insts, "depth-tick")
@@ -236,6 +252,7 @@ def heartbeat_message(now_ms: int, seq: int) -> str:
     return _frame(22000, seq, {})
 
 
+@shape_guard("AllTick", "a frame")
 def parse_frame(text: str | bytes) -> list:
     """Turn one text frame into events: Tick, Depth, Pong, Ack or ServerError (``[]`` if unknown).
 
@@ -377,13 +394,9 @@ def _to_klines(rows: list, inst: Instrument, period: str) -> list[Kline]:
 
 
 def _kline(row: dict, inst: Instrument, period: str) -> Kline:
-    try:
-        start = epoch_ms(row["timestamp"])  # seconds in every example (section 4.1)
-        return Kline(inst.symbol, period, start, timeframes.bar_end(period, start, inst.market),
-                     float(row["open_price"]), float(row["high_price"]), float(row["low_price"]),
-                     float(row["close_price"]), float(row.get("volume") or 0),
-                     float(row.get("turnover") or 0))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    try:  # timestamp: seconds in every example (section 4.1)
+        return checked_kline(row, _KLINE_FIELDS, inst.symbol, period, inst.market)
+    except MALFORMED as e:
         raise ProtocolError(f"AllTick sent a malformed K-line for {inst.symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(row)}") from None
 
@@ -401,22 +414,23 @@ def _tick_list(status: int, payload: Any, insts: Iterable[Instrument | str], end
 def _tick(data: dict, kind: str) -> Tick:
     try:
         seq = data.get("seq")
-        return Tick(_symbol_of(data["code"]), epoch_ms(data["tick_time"]), float(data["price"]),
-                    float(data.get("volume") or 0), float(data.get("turnover") or 0),
-                    None if seq is None else int(seq), int(data.get("trade_direction") or 0))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return Tick(_symbol_of(data["code"]), stamp(data["tick_time"], "tick_time"),
+                    price(data["price"], "price"), amount(data.get("volume"), "volume"),
+                    amount(data.get("turnover"), "turnover"), None if seq is None else int(seq),
+                    int(data.get("trade_direction") or 0))
+    except MALFORMED as e:
         raise ProtocolError(f"AllTick sent a malformed {kind} trade ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None
 
 
 def _depth(data: dict, kind: str) -> Depth:
     try:
-        return Depth(_symbol_of(data["code"]), epoch_ms(data["tick_time"]),
-                     tuple((float(level["price"]), float(level.get("volume") or 0))
+        return Depth(_symbol_of(data["code"]), stamp(data["tick_time"], "tick_time"),
+                     tuple((price(level["price"], "price"), amount(level.get("volume"), "volume"))
                            for level in data.get("bids") or ()),
-                     tuple((float(level["price"]), float(level.get("volume") or 0))
+                     tuple((price(level["price"], "price"), amount(level.get("volume"), "volume"))
                            for level in data.get("asks") or ()))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except MALFORMED as e:
         raise ProtocolError(f"AllTick sent a malformed {kind} book ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from .. import markets, timeframes
+from .. import markets
 from ..errors import (
     APIError,
     AuthError,
@@ -39,7 +39,20 @@ from ..errors import (
 from ..records import Depth, Kline, Quote, Tick
 from ..symbols import NON_STOCK_REGIONS, STOCK_REGIONS, Instrument, parse_symbol
 from . import Ack, AuthResult, Connected, HttpRequest, Pong, ServerError
-from ._decode import clip, dumps, epoch_ms, float_or_none, int_or_none, loads, unique_bars
+from ._decode import (
+    MALFORMED,
+    amount,
+    checked_kline,
+    clip,
+    dumps,
+    float_or_none,
+    int_or_none,
+    loads,
+    price,
+    shape_guard,
+    stamp,
+    unique_bars,
+)
 
 NAME = "itick"
 DEFAULT_REST_URL = "https://api.itick.org"
@@ -134,6 +147,7 @@ def authorize(request: HttpRequest, token: str) -> HttpRequest:
     return request.with_headers(token=token, accept="application/json")
 
 
+@shape_guard("iTick", "a K-line answer")
 def parse_klines(status: int, payload: Any, inst: Instrument | str, period: str) -> list[Kline]:
     """Return the bars of a ``/kline`` or ``/klines`` response, oldest first, unique by start.
 
@@ -156,6 +170,7 @@ def parse_klines(status: int, payload: Any, inst: Instrument | str, period: str)
     return unique_bars(_kline(row, inst.symbol, period, inst.market, "K-line") for row in data)
 
 
+@shape_guard("iTick", "a trades answer")
 def parse_trades(status: int, payload: Any, insts: Iterable[Instrument | str] = ()) -> list[Tick]:
     """Return the latest trades of a ``/tick`` or ``/ticks`` response.
 
@@ -165,11 +180,13 @@ def parse_trades(status: int, payload: Any, insts: Iterable[Instrument | str] = 
     return [_tick(row, symbol) for row, symbol in _latest_rows(status, payload, insts, "tick")]
 
 
+@shape_guard("iTick", "a quotes answer")
 def parse_quotes(status: int, payload: Any, insts: Iterable[Instrument | str] = ()) -> list[Quote]:
     """Return the quotes of a ``/quote`` or ``/quotes`` response (pass ``insts`` as for parse_trades)."""
     return [_quote(row, symbol) for row, symbol in _latest_rows(status, payload, insts, "quote")]
 
 
+@shape_guard("iTick", "a depth answer")
 def parse_depth(status: int, payload: Any, insts: Iterable[Instrument | str] = ()) -> list[Depth]:
     """Return the books of a ``/depth`` or ``/depths`` response, best level first (``po`` 1)."""
     return [_depth(row, symbol) for row, symbol in _latest_rows(status, payload, insts, "depth")]
@@ -233,6 +250,7 @@ def heartbeat_message(now_ms: int, seq: int) -> str:
     return dumps({"ac": "ping", "params": str(int(now_ms))})
 
 
+@shape_guard("iTick", "a frame")
 def parse_frame(text: str | bytes) -> list:
     """Turn one text frame into events: Tick, Quote, Depth, Kline or a control event (``[]`` if unknown).
 
@@ -368,30 +386,27 @@ def _push(data: dict) -> list:
 
 def _kline(row: dict, symbol: str, period: str, market: markets.Market, kind: str) -> Kline:
     try:
-        start = epoch_ms(row["t"])
-        return Kline(symbol, period, start, timeframes.bar_end(period, start, market), float(row["o"]),
-                     float(row["h"]), float(row["l"]), float(row["c"]), float(row.get("v") or 0),
-                     float(row.get("tu") or 0))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return checked_kline(row, ("t", "o", "h", "l", "c", "v", "tu"), symbol, period, market)
+    except MALFORMED as e:
         raise ProtocolError(f"iTick sent a malformed {kind} for {symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(row)}") from None
 
 
 def _tick(data: dict, symbol: str) -> Tick:
     try:
-        return Tick(symbol, epoch_ms(data["t"]), float(data["ld"]), float(data.get("v") or 0),
-                    float(data.get("tu") or 0), None, _DIRECTION.get(data.get("d"), 0))
-    except (KeyError, TypeError, ValueError) as e:
+        return Tick(symbol, stamp(data["t"], "t"), price(data["ld"], "ld"), amount(data.get("v"), "v"),
+                    amount(data.get("tu"), "tu"), None, _DIRECTION.get(data.get("d"), 0))
+    except MALFORMED as e:
         raise ProtocolError(f"iTick sent a malformed tick for {symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None
 
 
 def _quote(data: dict, symbol: str) -> Quote:
     try:
-        return Quote(symbol, epoch_ms(data["t"]), float(data["ld"]), float_or_none(data.get("o")),
+        return Quote(symbol, stamp(data["t"], "t"), price(data["ld"], "ld"), float_or_none(data.get("o")),
                      float_or_none(data.get("h")), float_or_none(data.get("l")), float_or_none(data.get("v")),
                      float_or_none(data.get("tu")), float_or_none(data.get("p")))
-    except (KeyError, TypeError, ValueError) as e:
+    except MALFORMED as e:
         raise ProtocolError(f"iTick sent a malformed quote for {symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None
 
@@ -399,13 +414,13 @@ def _quote(data: dict, symbol: str) -> Quote:
 def _depth(data: dict, symbol: str) -> Depth:
     # Depth carries no time in the docs' examples (section 8.4): 0 means "not given".
     try:
-        time = epoch_ms(data["t"]) if data.get("t") is not None else 0
+        time = stamp(data["t"], "t") if data.get("t") is not None else 0
         return Depth(symbol, time, _levels(data.get("b")), _levels(data.get("a")))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except MALFORMED as e:
         raise ProtocolError(f"iTick sent a malformed book for {symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None
 
 
 def _levels(side: Sequence[dict] | None) -> tuple[tuple[float, float], ...]:
     ordered = sorted(side or (), key=lambda level: int(level.get("po") or 0))
-    return tuple((float(level["p"]), float(level.get("v") or 0)) for level in ordered)
+    return tuple((price(level["p"], "p"), amount(level.get("v"), "v")) for level in ordered)

@@ -202,7 +202,7 @@ def test_parse_klines_reads_the_documented_response(payload):
 def test_parse_klines_accepts_numbers_milliseconds_any_order_and_keeps_the_last_duplicate():
     strings = [kline_row(1_700_000_000, 1.0), kline_row(1_700_000_060, 1.1)]
     raw = lambda value: value  # noqa: E731 - numbers as the JSON carries them
-    odd = [kline_row(1_700_000_060_000, 9.9, raw), kline_row(1_700_000_000_000, 1.0, raw),
+    odd = [kline_row(1_700_000_060_000, 1.9, raw), kline_row(1_700_000_000_000, 1.0, raw),
            kline_row(1_700_000_060_000, 1.1, raw)]
 
     expected = wire.parse_klines(200, kline_response(strings), "BTCUSDT", "1m")
@@ -213,7 +213,7 @@ def test_parse_klines_accepts_numbers_milliseconds_any_order_and_keeps_the_last_
 
 
 def test_parse_klines_keeps_the_newest_bar_even_when_it_may_be_forming():
-    rows = [kline_row(1_700_000_000 + 60 * i, float(i)) for i in range(3)]
+    rows = [kline_row(1_700_000_000 + 60 * i, 1.0 + i / 2) for i in range(3)]
 
     bars = wire.parse_klines(200, kline_response(rows), "BTCUSDT", "1m")
 
@@ -474,3 +474,23 @@ def test_parse_frame_malformed_or_incomplete_pushes_are_protocol_errors(frame):
                                    '{"cmd_id":22000,"seq_id":1,"trace":"x","data":{}}'])
 def test_parse_frame_unknown_well_formed_frames_are_ignored(frame):
     assert wire.parse_frame(frame) == []
+
+
+@pytest.mark.parametrize(("field", "value"), [("timestamp", "-100000000000"), ("timestamp", -1e20),
+                                              ("timestamp", "1e400"), ("open_price", "NaN"),
+                                              ("high_price", "inf"), ("low_price", "0"), ("volume", "-1")])
+def test_parse_klines_bar_that_cannot_be_true_is_a_protocol_error_naming_the_field(field, value):
+    rows = [kline_row(1_700_000_000, 1.0), {**kline_row(1_700_000_060, 1.0), field: value}]
+
+    with pytest.raises(ProtocolError, match=f"{field} must be"):
+        wire.parse_klines(200, kline_response(rows), "BTCUSDT", "1m")
+
+
+@pytest.mark.parametrize("data", [{"price": "NaN"}, {"price": "-1"}, {"tick_time": "-1e20"},
+                                  {"tick_time": "1e400"}, {"volume": "-2"}, {"seq": "1e400"}])
+def test_parse_frame_trade_that_cannot_be_true_is_a_protocol_error(data):
+    trade = {"code": "BTCUSDT", "seq": "1", "tick_time": "1700000000000", "price": "1.5", "volume": "1",
+             **data}
+
+    with pytest.raises(ProtocolError):
+        wire.parse_frame(json.dumps({"cmd_id": 22998, "data": trade}))

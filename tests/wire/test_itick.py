@@ -142,15 +142,15 @@ def test_parse_klines_picks_the_code_from_a_batch_map(payload):
 
 def test_parse_klines_accepts_strings_seconds_any_order_and_keeps_the_last_duplicate():
     plain = envelope([bar(1_700_000_000_000, 1.0), bar(1_700_000_060_000, 1.1)])
-    odd = envelope([bar("1700000060", "9.9"), bar(1_700_000_000, "1.0"), bar("1700000060000", 1.1)])
+    odd = envelope([bar("1700000060", "1.9"), bar(1_700_000_000, "1.0"), bar("1700000060000", 1.1)])
 
     assert wire.parse_klines(200, odd, "BTCUSDT", "1m") == wire.parse_klines(200, plain, "BTCUSDT", "1m")
 
 
 def test_parse_klines_reads_the_2024_map_keyed_by_dotted_code():
-    response = envelope({"700.HK": [bar(1_700_000_000_000, 3.0)]})
+    response = envelope({"700.HK": [bar(1_700_000_000_000, 1.5)]})
 
-    assert [(b.symbol, b.close) for b in wire.parse_klines(200, response, HK700, "1m")] == [("700.HK", 3.0)]
+    assert [(b.symbol, b.close) for b in wire.parse_klines(200, response, HK700, "1m")] == [("700.HK", 1.5)]
 
 
 @pytest.mark.parametrize("data", [None, {}, []])
@@ -406,3 +406,25 @@ def test_parse_frame_error_without_reply_is_a_server_error():
 def test_parse_frame_malformed_or_incomplete_pushes_are_protocol_errors(frame):
     with pytest.raises(ProtocolError):
         wire.parse_frame(frame)
+
+
+@pytest.mark.parametrize(("field", "value"), [("t", -100_000_000_000), ("t", -1e20), ("t", float("inf")),
+                                              ("o", float("nan")), ("h", "Infinity"), ("l", 0), ("c", -2),
+                                              ("v", -1), ("tu", float("-inf")), ("h", 0.6)])
+def test_parse_klines_bar_that_cannot_be_true_is_a_protocol_error_naming_the_field(field, value):
+    rows = [bar(1_700_000_000_000, 1.0), {**bar(1_700_000_060_000, 1.0), field: value}]
+    named = "high and low" if value == 0.6 else f"{field} must be"
+
+    with pytest.raises(ProtocolError, match=named):
+        wire.parse_klines(200, envelope(rows), "BTCUSDT", "1m")
+
+
+@pytest.mark.parametrize("frame", [
+    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": "NaN", "t": 1_700_000_000_000}},
+    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "t": -1e20}},
+    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "v": -1, "t": 1_700_000_000}},
+    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "depth", "a": [{"po": 1, "p": 0, "v": 1}]}},
+])
+def test_parse_frame_push_that_cannot_be_true_is_a_protocol_error(frame):
+    with pytest.raises(ProtocolError):
+        wire.parse_frame(json.dumps(frame))

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     from json import loads
 
 __all__ = ["loads", "dumps", "epoch_ms", "int_or_none", "float_or_none", "unique_bars", "clip", "EARLIEST_MS",
-           "LATEST_MS", "stamp", "price", "amount", "check_range", "checked_kline", "MALFORMED",
+           "LATEST_MS", "stamp", "price", "amount", "checked_kline", "MALFORMED",
            "shape_guard"]
 
 # The range a market time can lie in: no exchange data predates the epoch, and a time past
@@ -108,20 +108,12 @@ def _number(value: Any, name: str) -> float:
         raise ValueError(f"{name} must be a number, was {clip(value, 40)}") from None
 
 
-def check_range(open_: float, high: float, low: float, close: float) -> None:
-    """Raise ValueError unless ``low <= open, close <= high``: a bar outside its own range is not true."""
-    if not (low <= min(open_, close) and max(open_, close) <= high):
-        raise ValueError(f"high and low must bound open and close, was open {open_} high {high} low {low} "
-                         f"close {close}")
-
-
 def checked_kline(row: dict, names: Sequence[str], symbol: str, period: str, market: Market) -> Kline:
     """Return the bar of ``row`` whose fields are named ``names`` (time, open, high, low, close, volume,
     turnover), every value checked; raise ValueError, KeyError or TypeError naming what is wrong."""
     time, *prices, volume, turnover = names
     start = stamp(row[time], time)
     open_, high, low, close = (price(row[name], name) for name in prices)
-    check_range(open_, high, low, close)
     return Kline(symbol, period, start, timeframes.bar_end(period, start, market), open_, high, low, close,
                  amount(row.get(volume), volume), amount(row.get(turnover), turnover))
 

@@ -13,7 +13,6 @@ import time
 
 import backtrader as bt
 import pytest
-from feedtools import Recorder, as_ms_rows, run_guarded, utc
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.markets import MINUTE_MS
@@ -21,6 +20,7 @@ from backtrader_alltick.recording import Recording
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
+from feedtools import Recorder, as_ms_rows, run_guarded, utc
 
 SYMBOL = "BTCUSDT"
 

@@ -39,6 +39,13 @@ class Simulator:
         with Simulator(dialect="alltick", speed=60, seed=1) as sim:
             requests.get(sim.rest_url + "/quote-stock-b-api/kline", params={"token": sim.token, ...})
             sim.klines("AAPL.US", "1m", start_ms, end_ms)     # the ground truth
+
+    With ``replay=PATH`` it serves a recording (``alltick-bt record --file PATH``) instead of
+    the seeded market: the clock starts at ``start`` (default: the first recorded trade),
+    trades before it are history, trades at or after ``end`` are left out, and ``symbols``
+    may pick some of the recorded ones (see :mod:`.replay`)::
+
+        with Simulator(replay="session.rec", speed=60) as sim: ...
     """
 
     def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,

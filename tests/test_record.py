@@ -21,6 +21,17 @@ from backtrader_alltick.sinks.redis import RedisSource
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def stop_with_sigterm(process: subprocess.Popen) -> str:
+    """Ask the recorder to stop (SIGTERM: flush and exit 0); kill it if it does not; return its stderr."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=30)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def test_record_writes_bars_and_ticks_then_exits_0_on_sigterm(redis_server):
     env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
     env["PYTHONPATH"] = str(ROOT)
@@ -38,12 +49,8 @@ def test_record_writes_bars_and_ticks_then_exits_0_on_sigterm(redis_server):
                     break
             ticks = source.read_ticks("BTCUSDT")
             books = source.read_depth("BTCUSDT")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stop_with_sigterm(process)
 
     assert process.returncode == 0, stderr
     assert len(bars) >= 4 and ticks and books
@@ -118,12 +125,8 @@ def test_record_file_survives_kill_9_and_a_restart_appends(make_sim, tmp_path):
     process = start_recorder(sim, path)
     try:
         wait_until_flushed(process, 50)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stop_with_sigterm(process)
     assert process.returncode == 0, stderr
 
     both = Recording(path).ticks("BTCUSDT")

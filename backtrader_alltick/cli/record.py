@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     sub.add_argument("--influx", default=None, metavar="URL",
                      help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086 or http://127.0.0.1:8086/mydb")
     sub.add_argument("--types", default="tick", help="raw records for Redis: comma list of tick, quote "
-                                                     "(itick only), depth (default tick)")
+                                                     "(itick only), depth (default tick); the --file "
+                                                     "recording keeps every trade, and depth if listed")
     sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
                                                         "(default 1m)")
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")

@@ -113,30 +113,38 @@ class RecordingSink(BufferedWriter):
     def _send(self, items: list[Any]) -> None:
         ticks = [item for item in items if type(item) is Tick]
         books = [item for item in items if type(item) is Depth]
+        staged: list[tuple[Path, Path]] = []
         try:
+            # Both kinds are written in full before either is renamed into place, so a failed
+            # batch (retried whole) cannot leave its trades recorded twice.
             if ticks:
-                self._write_part("ticks", _tick_table(self._pa, ticks))
+                staged.append(self._stage_part("ticks", _tick_table(self._pa, ticks)))
             if books:
-                self._write_part("depth", _depth_table(self._pa, books))
+                staged.append(self._stage_part("depth", _depth_table(self._pa, books)))
+            for temporary, final in staged:
+                os.replace(temporary, final)
+                _sync_directory(final.parent)
+                self.parts_written += 1
             symbols = sorted(set(self._meta["symbols"]) | {item.symbol for item in items})
             if symbols != self._meta["symbols"]:
                 self._meta["symbols"] = symbols
                 write_meta(self.path, self._meta)
         except OSError as e:  # disk full, permissions: keep the batch and retry
+            for temporary, _ in staged:
+                temporary.unlink(missing_ok=True)
             raise TransportError(f"cannot write to the recording {str(self.path)!r} ({e})") from None
 
-    def _write_part(self, kind: str, table) -> None:
+    def _stage_part(self, kind: str, table) -> tuple[Path, Path]:
+        """Write ``table`` to a hidden temporary file on disk; return (temporary, final) paths."""
         name = f"{PART_PREFIX}{self._next_part:06d}{PART_SUFFIX}"
+        self._next_part += 1
         folder = self.path / kind
         temporary = folder / f".{name}.tmp"
         with open(temporary, "wb") as handle:
             self._pq.write_table(table, handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, folder / name)
-        _sync_directory(folder)
-        self._next_part += 1
-        self.parts_written += 1
+        return temporary, folder / name
 
 
 def _tick_table(pa, ticks: list[Tick]):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 
 import pandas as pd
 import pytest
@@ -101,3 +103,35 @@ def test_the_meta_file_names_the_format_dialect_and_symbols(tmp_path):
     meta = json.loads((path / "recording.json").read_text())
     assert meta["format"] == "backtrader-alltick-recording" and meta["version"] == 1
     assert meta["dialect"] == "itick" and meta["symbols"] == ["AAPL.US"]
+
+
+class _Signal(logging.Handler):
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.WARNING)
+        self.text, self.seen = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+def test_a_batch_the_disk_refused_is_retried_whole_and_recorded_once(tmp_path):
+    path = tmp_path / "session.rec"
+    sink = RecordingSink(path, flush_interval=0)
+    outage = _Signal("cannot write to the recording")
+    logging.getLogger("backtrader_alltick.sinks.buffer").addHandler(outage)
+    try:
+        (path / "depth").rmdir()
+        (path / "depth").write_text("in the way")  # books cannot be written, trades could
+        sink.write(trades("BTCUSDT", T0, 3) + [Depth("BTCUSDT", T0, ((99.0, 1.0),), ((101.0, 1.0),))])
+        assert outage.seen.wait(10)
+        (path / "depth").unlink()
+        (path / "depth").mkdir()
+        assert sink.flush(10)
+    finally:
+        logging.getLogger("backtrader_alltick.sinks.buffer").removeHandler(outage)
+        sink.close()
+
+    recording = Recording(path)
+    assert recording.ticks("BTCUSDT") == trades("BTCUSDT", T0, 3)
+    assert len(recording.books("BTCUSDT")) == 1

@@ -54,8 +54,12 @@ class Relay:
     symbols : iterable of str
         Symbols to record, e.g. ``["AAPL.US", "BTCUSDT"]``.
     redis_url, influx_url : str or None
-        Where to write; at least one.  ``influx_url`` may end in ``/<database>``
-        (default database ``alltick``).
+        Where to write (at least one of these or ``recording``).  ``influx_url`` may end in
+        ``/<database>`` (default database ``alltick``).
+    recording : str or Path or None
+        A recording directory (:mod:`backtrader_alltick.recording`) that receives every
+        trade, and the books when ``types`` has ``depth``; appended to if it exists.  Bars
+        are built only when Redis or InfluxDB is written too.
     timeframes : iterable of str
         Bar lengths to build and write: ``1m``, ``5m``, ``3m``, ``1h``, ``2h``, ``1d`` ...
     types : iterable of str
@@ -69,9 +73,9 @@ class Relay:
         First part of every Redis key.
     grace : float
         Wall seconds after a bar's end before it closes (see ``AllTickData``).
-    redis_options, influx_options : dict or None
-        Extra keyword arguments for :class:`RedisSink` / :class:`InfluxSink` (buffer bounds,
-        batch sizes, retry pacing).
+    redis_options, influx_options, recording_options : dict or None
+        Extra keyword arguments for :class:`RedisSink` / :class:`InfluxSink` /
+        :class:`RecordingSink` (buffer bounds, batch sizes, retry pacing).
 
     Example::
 
@@ -84,9 +88,11 @@ class Relay:
                  influx_url: str | None = None, timeframes: Iterable[str] = ("1m",),
                  types: Iterable[str] = ("tick",), archive_ticks: bool = False, lookback: int = 500,
                  prefix: str = "alltick", grace: float = 0.25, redis_options: dict | None = None,
-                 influx_options: dict | None = None) -> None:
-        if redis_url is None and influx_url is None:
-            raise ConfigError("Relay needs somewhere to write: pass redis_url and/or influx_url, was neither")
+                 influx_options: dict | None = None, recording=None,
+                 recording_options: dict | None = None) -> None:
+        if redis_url is None and influx_url is None and recording is None:
+            raise ConfigError("Relay needs somewhere to write: pass redis_url, influx_url and/or recording, "
+                              "was none")
         self.store = store
         self.instruments = _unique(parse_symbol(symbol) for symbol in symbols)
         if not self.instruments:
@@ -106,7 +112,8 @@ class Relay:
         self.archive_ticks = archive_ticks
         self.lookback, self.prefix, self.grace = lookback, prefix, grace
         self.redis_options, self.influx_options = dict(redis_options or {}), dict(influx_options or {})
-        self.redis = self.influx = None
+        self.recording_path, self.recording_options = recording, dict(recording_options or {})
+        self.redis = self.influx = self.recording = None
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
@@ -137,12 +144,18 @@ class Relay:
 
             root, database = split_influx_url(self.influx_url)
             self.influx = InfluxSink(root, database, dialect=self.store.p.dialect, **self.influx_options)
+        if self.recording_path is not None:
+            from .sinks.recording import RecordingSink
+
+            self.recording = RecordingSink(self.recording_path, dialect=self.store.p.dialect,
+                                           **self.recording_options)
         resume = self._resume_points()
+        builds_bars = self.redis is not None or self.influx is not None
         depth = bool(self.types & {"quote", "depth"})
         for index, inst in enumerate(self.instruments):
             self.store.listen(inst, self._on_record, depth=depth,
                               on_status=self._on_status if index == 0 else None)
-            for spec in self.specs[inst.symbol]:
+            for spec in self.specs[inst.symbol] if builds_bars else ():
                 label = period_label(spec)
                 driver = _BarDriver(self, inst, spec, label, resume.get((inst.symbol, label)))
                 self._drivers.append(driver)
@@ -151,8 +164,7 @@ class Relay:
                     ", ".join(inst.symbol for inst in self.instruments),
                     ", ".join(sorted({period_label(s) for specs in self.specs.values() for s in specs})),
                     ", ".join(sorted(self.types)) or "none",
-                    " and ".join(name for name, sink in (("Redis", self.redis), ("InfluxDB", self.influx))
-                                 if sink is not None))
+                    " and ".join(name for name, sink in self._sinks(("Redis", "InfluxDB", "a recording"))))
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -168,9 +180,8 @@ class Relay:
         for driver in self._drivers:
             driver.join()
         self._drivers.clear()
-        for sink in (self.redis, self.influx):
-            if sink is not None:
-                sink.close(timeout)
+        for _, sink in self._sinks():
+            sink.close(timeout)
 
     def __enter__(self) -> Relay:
         return self.start()
@@ -179,8 +190,13 @@ class Relay:
         self.stop()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until both sinks have confirmed everything written so far; False on timeout."""
-        return all(sink.flush(timeout) for sink in (self.redis, self.influx) if sink is not None)
+        """Wait until every sink has confirmed everything written so far; False on timeout."""
+        return all(sink.flush(timeout) for _, sink in self._sinks())
+
+    def _sinks(self, names=("redis", "influx", "file")) -> list[tuple[str, object]]:
+        """(name, sink) of the sinks this relay writes to."""
+        return [(name, sink) for name, sink in zip(names, (self.redis, self.influx, self.recording))
+                if sink is not None]
 
     @property
     def stats(self) -> dict:
@@ -193,10 +209,9 @@ class Relay:
             "upstream_connects": counts.get("connected", 0), "upstream_drops": counts.get("disconnected", 0),
             "errors": len(self.errors),
         }
-        for name, sink in (("redis", self.redis), ("influx", self.influx)):
-            if sink is not None:
-                out[name] = {"written": sink.written, "pending": sink.pending, "dropped": sink.dropped,
-                             "rejected": sink.rejected}
+        for name, sink in self._sinks():
+            out[name] = {"written": sink.written, "pending": sink.pending, "dropped": sink.dropped,
+                         "rejected": sink.rejected}
         if self.redis is not None:
             out["redis"]["duplicates"] = self.redis.duplicates
         return out
@@ -205,7 +220,9 @@ class Relay:
 
     def _on_record(self, record) -> None:
         kind = _KIND_OF.get(type(record))
-        if kind is None or kind not in self.types and not (kind == "tick" and self.archive_ticks):
+        recorded = kind == "tick" or kind == "depth" and kind in self.types
+        if kind is None or kind not in self.types and not (
+                kind == "tick" and (self.archive_ticks or self.recording is not None)):
             return
         if kind == "tick":
             with self._seen_lock:  # one reader thread per endpoint family calls in
@@ -217,6 +234,8 @@ class Relay:
             self.redis.write((record,))
         if self.influx is not None and kind == "tick" and self.archive_ticks:
             self.influx.write((record,))
+        if self.recording is not None and recorded:
+            self.recording.write((record,))
 
     def _on_status(self, status) -> None:
         self._count(status.kind)

@@ -97,21 +97,26 @@ def measure_baseline(seconds: float, frame_text: str) -> tuple[int, float]:
 def measure_capacity(seconds: float) -> float:
     """Frames per second the simulator sends to a reader that only counts bytes."""
     with Simulator(dialect="alltick", speed=400_000, symbols=CRYPTO) as sim:
-        sock = socket.create_connection((sim.host, sim.port))
-        sock.sendall((f"GET /quote-b-ws-api?token={sim.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        body = json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "bench",
-                           "data": {"symbol_list": [{"code": code} for code in CRYPTO]}}).encode()
-        mask = b"\x01\x02\x03\x04"
-        sock.sendall(bytes([0x81, 0xFE]) + len(body).to_bytes(2, "big") + mask + ws.unmask(body, mask))
-        received, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            received += len(sock.recv(1 << 20))
-        elapsed = time.perf_counter() - started
-        sock.close()
-        counters = sim.counters
-        return received / (counters["bytes_sent"] / max(1, counters["frames_sent"])) / elapsed
+        return raw_capacity(sim, seconds)
+
+
+def raw_capacity(sim: Simulator, seconds: float) -> float:
+    """Frames per second ``sim`` (alltick dialect) sends to a byte-counting reader of every CRYPTO symbol."""
+    sock = socket.create_connection((sim.host, sim.port))
+    sock.sendall((f"GET /quote-b-ws-api?token={sim.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    body = json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "bench",
+                       "data": {"symbol_list": [{"code": code} for code in CRYPTO]}}).encode()
+    mask = b"\x01\x02\x03\x04"
+    sock.sendall(bytes([0x81, 0xFE]) + len(body).to_bytes(2, "big") + mask + ws.unmask(body, mask))
+    received, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        received += len(sock.recv(1 << 20))
+    elapsed = time.perf_counter() - started
+    sock.close()
+    counters = sim.counters
+    return received / (counters["bytes_sent"] / max(1, counters["frames_sent"])) / elapsed
 
 
 def main() -> None:

@@ -121,7 +121,7 @@ def test_relay_timeframe_text_parses_like_the_cli():
 def test_relay_without_a_sink_is_refused(fast_sim):
     store = AllTickStore.from_simulator(fast_sim, cache=False)
 
-    with pytest.raises(ConfigError, match="redis_url and/or influx_url"):
+    with pytest.raises(ConfigError, match="pass redis_url, influx_url and/or recording, was none"):
         Relay(store, ["BTCUSDT"])
 
 
@@ -289,3 +289,25 @@ def test_example_runs_one_relay_for_two_strategies(tmp_path, redis_server):
     assert result.returncode == 0, result.stderr
     assert "upstream connections: 1" in result.stdout
     assert "both strategies saw the same 32 bars: True" in result.stdout
+
+
+def test_a_relay_with_only_a_recording_keeps_every_trade_and_book_and_builds_no_bars(fast_sim, make_relay,
+                                                                                   tmp_path):
+    from backtrader_alltick.recording import Recording
+
+    path = tmp_path / "session.rec"
+    books = threading.Event()
+    relay = make_relay(fast_sim, ["BTCUSDT"], types=("tick", "depth"), recording=path,
+                       recording_options={"flush_interval": 0.05})
+    relay.store.listen(parse_symbol("BTCUSDT"), lambda record: books.set() if relay.stats["depth"] >= 20
+                       else None, depth=True)
+    assert books.wait(20)
+    relay.stop()
+
+    recording = Recording(path)
+    ticks = recording.ticks("BTCUSDT")
+    truth = fast_sim.model.trades("BTCUSDT", ticks[0].time, ticks[-1].time + 1)
+    assert [(t.time, t.price, t.volume, t.seq) for t in ticks] == [(t.time, t.price, t.volume, t.seq)
+                                                                  for t in truth]
+    assert len(recording.books("BTCUSDT")) >= 20 and recording.dialect == "alltick"
+    assert relay.stats["bars"] == {} and relay.stats["file"]["written"] == len(ticks) + relay.stats["depth"]

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 
 from .._version import __version__
-from ..errors import AllTickError
+from ..errors import AllTickError, ConfigError
 from ..plans import PLAN_NAMES
 from . import commands, quality, record
 from .commands import positive_float
@@ -37,6 +37,12 @@ def _add_sim(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--symbols", default=None, help="comma-separated symbols, e.g. AAPL.US,BTCUSDT")
     parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
+    parser.add_argument("--replay", default=None, metavar="PATH",
+                        help="serve a recording (alltick-bt record --file PATH) instead of the seeded market")
+    parser.add_argument("--from", dest="fromdate", type=commands.parse_moment, default=None, metavar="TIME",
+                        help="with --replay: start the clock here (default: the recording's first trade)")
+    parser.add_argument("--to", dest="todate", type=commands.parse_moment, default=None, metavar="TIME",
+                        help="with --replay: leave out the trades from this moment on")
     parser.set_defaults(func=run_sim)
 
 
@@ -46,11 +52,15 @@ def run_sim(args: argparse.Namespace) -> int:
     from ..sim import Simulator
 
     symbols = [name.strip() for name in args.symbols.split(",") if name.strip()] if args.symbols else None
+    if args.replay is None and (args.fromdate or args.todate):
+        raise ConfigError("--from and --to choose the part of a recording to replay; pass --replay PATH too, "
+                          "was without --replay")
+    replay = {} if args.replay is None else dict(replay=args.replay, start=args.fromdate, end=args.todate)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
-                       symbols=symbols, port=args.port, host=args.host, token=args.token) as sim:
+                       symbols=symbols, port=args.port, host=args.host, token=args.token, **replay) as sim:
             print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
                               "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
                               "start": sim.start_ms, "symbols": sim.symbols}), flush=True)

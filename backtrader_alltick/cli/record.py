@@ -1,4 +1,4 @@
-"""``alltick-bt record``: run the relay until SIGINT or SIGTERM, logging progress to stderr.
+"""``alltick-bt record``: run the relay until SIGINT or SIGTERM; ``alltick-bt export``: archive to recording.
 
 Without a token (``--token`` or ``ALLTICK_TOKEN``) it records from the built-in simulator,
 like ``alltick-bt demo``, so the whole Redis/InfluxDB pipeline can be tried offline.
@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from ..errors import ConfigError
 from ..relay import Relay
 from ..store import AllTickStore
-from ..symbols import parse_symbol
-from .commands import cache_setting, common_options, open_store, positive_float
+from .commands import _symbols, cache_setting, common_options, open_store, parse_moment, positive_float
 from .console import command
 
 
@@ -26,16 +25,24 @@ def register(subparsers) -> None:
     """Add ``record`` to ``alltick-bt``'s subparsers."""
     sub = subparsers.add_parser(
         "record", parents=[common_options()],
-        help="relay live data into Redis (and InfluxDB) until interrupted",
-        description="Hold one upstream connection and write every tick/quote/depth update into Redis "
+        help="relay live data into a recording file, Redis and/or InfluxDB until interrupted",
+        description="Hold one upstream connection and write every trade (and depth update with --types "
+                    "depth) into a recording directory (--file), every tick/quote/depth update into Redis "
                     "streams and every closed bar into Redis and InfluxDB, until SIGINT or SIGTERM. "
                     "Without ALLTICK_TOKEN the built-in simulator is recorded.")
     sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--file", default=None, metavar="PATH",
+                     help="recording directory (Parquet parts; appended to if it exists), for "
+                          "alltick-bt sim --replay PATH; needs pip install 'backtrader-alltick[parquet]'")
+    sub.add_argument("--flush", type=positive_float, default=2.0, metavar="SECONDS",
+                     help="seconds between writes of the recording file: a crash loses at most this much "
+                          "(default 2)")
     sub.add_argument("--redis", default=None, metavar="URL", help="Redis URL, e.g. redis://127.0.0.1:6379/0")
     sub.add_argument("--influx", default=None, metavar="URL",
                      help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086 or http://127.0.0.1:8086/mydb")
     sub.add_argument("--types", default="tick", help="raw records for Redis: comma list of tick, quote "
-                                                     "(itick only), depth (default tick)")
+                                                     "(itick only), depth (default tick); the --file "
+                                                     "recording keeps every trade, and depth if listed")
     sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
                                                         "(default 1m)")
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
@@ -48,25 +55,40 @@ def register(subparsers) -> None:
     sub.add_argument("--seed", type=int, default=1, help="simulator seed without a token (default 1)")
     sub.set_defaults(func=run_record)
 
+    sub = subparsers.add_parser(
+        "export", parents=[common_options()], help="copy archived ticks from InfluxDB into a recording file",
+        description="Copy the ticks a relay archived in InfluxDB (record --influx URL --archive-ticks) "
+                    "between --from and --to into a recording directory, for alltick-bt sim --replay.")
+    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("--influx", required=True, metavar="URL",
+                     help="InfluxDB 1.x URL with the archive, e.g. http://127.0.0.1:8086/alltick")
+    sub.add_argument("--from", dest="fromdate", type=parse_moment, required=True, metavar="TIME",
+                     help="first moment to export (UTC unless an offset is given)")
+    sub.add_argument("--to", dest="todate", type=parse_moment, required=True, metavar="TIME",
+                     help="export trades before this moment")
+    sub.add_argument("--file", required=True, metavar="PATH",
+                     help="recording directory to write (or append to)")
+    sub.set_defaults(func=run_export)
+
 
 @command
 def run_record(args: argparse.Namespace) -> int:
-    if args.redis is None and args.influx is None:
-        raise ConfigError("record needs somewhere to write: pass --redis URL and/or --influx URL, "
-                          "was neither")
+    if args.redis is None and args.influx is None and args.file is None:
+        raise ConfigError("record needs somewhere to write: pass --file PATH, --redis URL and/or "
+                          "--influx URL, was none")
     types = [name.strip() for name in args.types.split(",") if name.strip()]
     if "quote" in types and args.dialect != "itick":
         raise ConfigError(f"--types quote needs --dialect itick (AllTick pushes only tick and depth), "
                           f"was --dialect {args.dialect}")
-    symbols = [parse_symbol(part.strip()).symbol for value in args.symbols for part in value.split(",")
-               if part.strip()]
+    symbols = _symbols(args.symbols)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _record_store(args, symbols) as store, \
                 Relay(store, symbols, redis_url=args.redis, influx_url=args.influx,
                       timeframes=[t.strip() for t in args.timeframes.split(",") if t.strip()],
-                      types=types, archive_ticks=args.archive_ticks, lookback=args.lookback) as relay:
+                      types=types, archive_ticks=args.archive_ticks, lookback=args.lookback,
+                      recording=args.file, recording_options={"flush_interval": args.flush}) as relay:
             print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
                   f"{args.timeframes}); stop with Ctrl-C", file=sys.stderr, flush=True)
             while not stop.wait(args.progress):
@@ -81,10 +103,24 @@ def run_record(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def run_export(args: argparse.Namespace) -> int:
+    from ..sinks.archive import export_ticks
+
+    start_ms, end_ms = (int(moment.timestamp() * 1000) for moment in (args.fromdate, args.todate))
+    counts = export_ticks(args.influx, _symbols(args.symbols), start_ms, end_ms, args.file,
+                          dialect=args.dialect)
+    for symbol, count in counts.items():
+        print(f"{symbol}: {count} trades", file=sys.stderr)
+    print(f"exported {sum(counts.values())} trades into {args.file}", file=sys.stderr, flush=True)
+    return 0
+
+
 def _progress(stats: dict, final: bool = False) -> str:
     bars = ", ".join(f"{count} {period}" for period, count in sorted(stats["bars"].items())) or "0"
     sinks = "; ".join(f"{name}: {stats[name]['written']} written, {stats[name]['pending']} pending, "
-                      f"{stats[name]['dropped']} dropped" for name in ("redis", "influx") if name in stats)
+                      f"{stats[name]['dropped']} dropped" for name in ("file", "redis", "influx")
+                      if name in stats)
     head = "recorded" if final else "so far"
     return (f"{head}: {stats['ticks']} ticks, {stats['quotes']} quotes, {stats['depth']} books, bars {bars}; "
             f"{sinks}; upstream drops {stats['upstream_drops']}")

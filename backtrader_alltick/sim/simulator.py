@@ -39,20 +39,36 @@ class Simulator:
         with Simulator(dialect="alltick", speed=60, seed=1) as sim:
             requests.get(sim.rest_url + "/quote-stock-b-api/kline", params={"token": sim.token, ...})
             sim.klines("AAPL.US", "1m", start_ms, end_ms)     # the ground truth
+
+    With ``replay=PATH`` it serves a recording (``alltick-bt record --file PATH``) instead of
+    the seeded market: the clock starts at ``start`` (default: the first recorded trade),
+    trades before it are history, trades at or after ``end`` are left out, and ``symbols``
+    may pick some of the recorded ones (see :mod:`.replay`)::
+
+        with Simulator(replay="session.rec", speed=60) as sim: ...
     """
 
     def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
                  symbols=None, start: int | datetime | None = None, port: int = 0, host: str = "127.0.0.1",
                  token: str | None = None, faults: Faults | dict | None = None, history_days: int = 800,
-                 heartbeat_timeout: float | None = None) -> None:
+                 heartbeat_timeout: float | None = None, replay=None,
+                 end: int | datetime | None = None) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
         self.dialect = dialect
         self._plan = get_plan(dialect, plan)
-        self.start_ms = _to_ms(start)
+        if replay is not None:
+            from .replay import replayed_market
+
+            start_ms, end_ms = (None if moment is None else _to_ms(moment) for moment in (start, end))
+            self.model, self.start_ms = replayed_market(replay, symbols, start_ms, end_ms)
+        elif end is not None:
+            raise ConfigError(f"end only limits a replay (pass replay=PATH too), was end={end!r} without one")
+        else:
+            self.start_ms = _to_ms(start)
+            names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
+            self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS)
         self.clock = ScaledClock(self.start_ms, speed)
-        names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
-        self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS)
         self.seed = seed
         self.token = token or secrets.token_hex(16)
         self._tokens = {self.token}

@@ -125,9 +125,10 @@ class _Session:
         with contextlib.suppress(Exception):
             if error is None:
                 self.ws.send_close()
-        # abort() shuts the socket down, which wakes the reader blocked in recv().
+        # Shutting the socket down wakes the reader blocked in recv().  Not ws.abort(): after
+        # send_close it does nothing, and a server that never answers the close kept stop() waiting.
         with contextlib.suppress(Exception):
-            self.ws.abort()
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
 
 
 _CONTROL = (wire.Ack, wire.Pong, wire.AuthResult, wire.Connected, wire.ServerError, APIError)

@@ -528,3 +528,18 @@ def test_a_subscriber_after_a_fatal_error_gets_its_own_verdict_not_silence(allti
         recorder.wait_for(lambda: len(recorder.kinds("fatal")) == 2)
 
     assert server.connections == 2  # one attempt per new subscriber, no retry loop
+
+
+def test_hub_stop_returns_at_once_when_the_server_never_answers_the_close(alltick_sim, caplog):
+    recorder = Recorder()
+
+    with ScriptedWebSocketServer(send_then_drain()) as server:
+        hub = StreamHub("alltick", server.url, alltick_sim.token, plans.get_plan("alltick", "unlimited"),
+                        on_event=recorder.on_event, on_status=recorder.on_status)  # reads time out after 30 s
+        hub.subscribe("BTCUSDT")
+        hub.start()
+        recorder.wait_for(lambda: recorder.kinds("connected"))
+        hub.stop()
+
+        assert _hub_threads() == []
+    assert "did not stop" not in caplog.text

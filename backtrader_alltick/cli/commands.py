@@ -381,7 +381,9 @@ def register(subparsers) -> None:
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
     sub.add_argument("--limit", type=positive_int, default=None, help="stop after N pushes")
-    sub.add_argument("--seconds", type=positive_float, default=None, help="stop after S seconds")
+    sub.add_argument("--seconds", type=positive_float, default=None,
+                     help="stop after S seconds (without it, three failed connection attempts in a row end "
+                          "the stream with an error)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_stream)
 

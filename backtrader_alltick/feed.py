@@ -265,11 +265,14 @@ class AllTickData(bt.feed.DataBase):
         self.last_error = error
         logger.error("%s: %s", self.p.dataname, error)
         if isinstance(error, UnsupportedTimeframe):
-            self.put_notification(self.NOTSUPPORTED_TF)
+            status = self.NOTSUPPORTED_TF
         elif isinstance(error, (SymbolNotFound, ConfigError)):
-            self.put_notification(self.NOTSUBSCRIBED)
+            status = self.NOTSUBSCRIBED
         else:  # a rejected token or a stream that gave up: nothing more will come
-            self.put_notification(self.DISCONNECTED)
+            status = self.DISCONNECTED
+        self.put_notification(status)
+        # notify_store too: a strategy watching the store learns why (a rejected token ends every feed).
+        self._store.put_notification(f"{self.p.dataname}: {self._getstatusname(status)}", error)
         self._state = _ST_OVER
         if self._live is not None:
             self._live.close()

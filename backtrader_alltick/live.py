@@ -51,6 +51,7 @@ class LiveSession:
         self._seam_job: int | None = None
         self._probe_job: int | None = None
         self._broken = False
+        self._symbol_known = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * self.clock.speed)
         # A silent symbol anchors its seam a moment after the stream is up (see _on_status).
         self._anchor_deadline: int | None = None
@@ -271,4 +272,10 @@ class LiveSession:
         else:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
-        return self.store.load_spec(self.inst, spec, start_ms, upto_ms, count)
+        bars = self.store.load_spec(self.inst, spec, start_ms, upto_ms, count)
+        if not bars and not self._symbol_known:
+            # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
+            # then stays silent: the latest trade tells a quiet history from an unknown code.
+            self.store.check_symbols([self.inst])
+        self._symbol_known = True  # on the backfill thread only
+        return bars

@@ -21,9 +21,10 @@ import pandas as pd
 
 from . import timeframes
 from .clock import Clock, SystemClock
-from .errors import ConfigError, check_token, mask_token
+from .errors import ConfigError, SymbolNotFound, check_token, mask_token
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick, format_utc
+from .stream_policy import check_ws_url
 from .symbols import Instrument, parse_symbol
 from .wire import get_dialect
 
@@ -97,7 +98,9 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
-        self.ws_url = (self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL)
+        # A URL that can never connect fails here, not later on a socket thread.
+        ws_url = self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL
+        self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
         self.clock: Clock = self.p.clock or SystemClock()
         self._observe = getattr(self.clock, "observe_server_time", None)
         self.notifs = collections.deque()
@@ -333,6 +336,26 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
         """Return the latest trade of each symbol (the seed article's scenario 1)."""
         return self.rest.latest_trades(_instruments(symbols))
+
+    def check_symbols(self, symbols: Iterable[str] | str) -> list[Tick]:
+        """Return the latest trade of each symbol; raise SymbolNotFound naming every one without.
+
+        Services leave unknown codes out of batch answers and subscriptions without an error
+        (iTick), so a symbol missing from the answer is one the service does not know.
+
+        Example::
+
+            store.check_symbols(["AAPL.US", "TSLA.US"])   # SymbolNotFound if either is unknown
+        """
+        insts = _instruments(symbols)
+        ticks = self.latest_trades(insts)
+        answered = {self.wire.wire_code(tick.symbol) for tick in ticks}
+        missing = [inst.symbol for inst in insts if self.wire.wire_code(inst) not in answered]
+        if missing:
+            raise SymbolNotFound(f"the {self.p.dialect} service at {self.rest_url} does not know "
+                                 f"{', '.join(missing)} (its latest-trade answer leaves them out); check "
+                                 "the symbol against the service's product list", symbol=missing[0])
+        return ticks
 
     def depth(self, symbols: Iterable[str] | str) -> list[Depth]:
         """Return the latest order book of each symbol."""

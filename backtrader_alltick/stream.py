@@ -20,7 +20,7 @@ from .errors import (
     ConfigError,
 )
 from .stream_link import _ADDITIVE, _Link, _map_errors
-from .stream_policy import KINDS, StreamStatus, SubscriptionRegistry, backoff
+from .stream_policy import KINDS, StreamStatus, SubscriptionRegistry, backoff, check_ws_url
 from .symbols import Instrument, parse_symbol
 
 __all__ = ["StreamHub", "StreamStatus", "backoff", "_map_errors"]
@@ -63,7 +63,7 @@ class StreamHub:
                               f"({self.heartbeat_interval} s), was {self.stale_after!r}")
         if reconnections < -1:
             raise ConfigError(f"reconnections must be -1 (forever) or >= 0, was {reconnections!r}")
-        self.ws_root, self._token, self.plan = ws_root, token, plan
+        self.ws_root, self._token, self.plan = check_ws_url(ws_root, "ws_root", token), token, plan
         self.on_event, self.on_status = on_event, on_status
         self.reconnect, self.reconnections = reconnect, reconnections
         self.backoff_args = (backoff_initial, backoff_factor, backoff_cap, _JITTER_FRACTION, random.Random())
@@ -142,13 +142,17 @@ class StreamHub:
                 lingering.add(inst.symbol)
             self._versions[family] = (self._versions.get(family, (0, 0.0))[0] + 1, time.monotonic())
             link = self._links.get(family)
-            if link is None and self._started and not self._stopping.is_set():
+            if (link is None or (adding and link.ended)) and self._started and not self._stopping.is_set():
+                # After a fatal error a new subscriber gets one new attempt and its own verdict, not silence.
                 link = self._open_link(family)
         if link is not None:
             link.wake.set()
 
     def _open_link(self, family: str) -> _Link:
+        previous = self._links.get(family)
         link = self._links[family] = _Link(self, family)
+        if previous is not None:
+            link.stats = previous.stats  # its thread has ended: counters go on where they stopped
         link.thread.start()
         return link
 

@@ -47,6 +47,7 @@ _AUTH_FIRST = {"itick"}
 # itick.md 8.2: subscriptions add up and unsubscribe may close the socket; only AllTick replaces lists.
 _ADDITIVE = {"itick"}
 _COALESCE_SECONDS = 0.05  # lets feeds that subscribe together share one message
+_OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
 
 @contextlib.contextmanager
 def _map_errors(safe_url: str, token: str, *, connecting: bool) -> Iterator[None]:
@@ -84,6 +85,22 @@ def _upgrade_error(safe_url: str, status: int, headers: dict | None) -> APIError
                     "check the ws URL or retry later", status=status)
 
 
+def _close_error(safe_url: str, payload: bytes, token: str) -> AllTickError:
+    # RFC 6455 7.4: a close frame carries a status and a reason.  A refused token (alltick.md 7
+    # "token invalid", itick.md 7.3 "auth failed", both with 1008) must end the stream, not loop.
+    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+    reason = redact(payload[2:].decode("utf-8", "replace"), token)
+    said = f"close status {code}, reason {reason!r}" if code else "no close status"
+    words = reason.lower()
+    if "auth" in words or ("token" in words and "level" not in words):
+        return AuthError(f"token rejected by {safe_url} ({said}); check the token or ALLTICK_TOKEN",
+                         code=code)
+    if "limit" in words or "too many" in words:
+        return RateLimited(f"{safe_url} closed the connection ({said}); close other clients of this "
+                           "token or wait", code=code)
+    return TransportError(f"WebSocket {safe_url} was closed by the server ({said}); reconnecting")
+
+
 class _Session:
     # One connection, shared by its reader and writer threads; closed once, by whoever sees the end first.
 
@@ -108,9 +125,10 @@ class _Session:
         with contextlib.suppress(Exception):
             if error is None:
                 self.ws.send_close()
-        # abort() shuts the socket down, which wakes the reader blocked in recv().
+        # Shutting the socket down wakes the reader blocked in recv().  Not ws.abort(): after
+        # send_close it does nothing, and a server that never answers the close kept stop() waiting.
         with contextlib.suppress(Exception):
-            self.ws.abort()
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
 
 
 _CONTROL = (wire.Ack, wire.Pong, wire.AuthResult, wire.Connected, wire.ServerError, APIError)
@@ -131,6 +149,7 @@ class _Link:
         self._session: _Session | None = None
         self._down_since: int | None = None
         self._attempt = 0
+        self.ended = False  # gave up (fatal): no more attempts on this link
         self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{family}", daemon=True)
 
     def interrupt(self) -> None:
@@ -156,6 +175,9 @@ class _Link:
                 error = self._serve(session)
             except AllTickError as e:
                 error = e
+            except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
+                error = AllTickError(f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
+                                     f"{redact(str(e), hub._token)}); please report it")
             now_ms, was_connected = hub.clock.now_ms(), session is not None and session.ready.is_set()
             if was_connected:
                 # The gap to backfill starts with the last frame, not when the loss was noticed.
@@ -172,6 +194,8 @@ class _Link:
                 break
             floor = getattr(error, "retry_after", None) or 0.0
             if not is_retryable(error) or not hub.reconnect or 0 <= hub.reconnections <= retries:
+                with hub._lock:
+                    self.ended = True  # from now on a new subscriber opens a new link
                 hub._emit(StreamStatus(self.family, "fatal", now_ms, self._down_since, self._attempt, error))
                 break
             if last_kind != "disconnected":
@@ -230,17 +254,17 @@ class _Link:
 
     def _read_loop(self, session: _Session) -> None:
         hub, stats = self.hub, self.stats
-        parse, on_event, recv, monotonic = hub.dialect.parse_frame, hub.on_event, session.ws.recv, \
+        # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
+        parse, on_event, recv, monotonic = hub.dialect.parse_frame, hub.on_event, session.ws.recv_data, \
             time.monotonic
         lingering = hub._lingering.setdefault(self.family, set())
         # One translation scope for the whole loop: parsers and handlers raise only our own errors,
         # and entering a context manager per frame would cost the hot path.
         with _map_errors(session.safe_url, hub._token, connecting=False):
             while not session.over.is_set():
-                text = recv()
-                if not text:
-                    raise TransportError(f"WebSocket {session.safe_url} was closed by the server; "
-                                         "reconnecting")
+                opcode, text = recv()
+                if opcode == _OPCODE_CLOSE or not text:
+                    raise _close_error(session.safe_url, text if opcode == _OPCODE_CLOSE else b"", hub._token)
                 session.last_frame = monotonic()
                 stats["frames"] += 1
                 try:

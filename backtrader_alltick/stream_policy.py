@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from .errors import AllTickError, ConfigError
+from .errors import AllTickError, ConfigError, redact
 from .symbols import Instrument
 
 KINDS = ("trades", "depth")
@@ -41,6 +42,44 @@ class StreamStatus:
     attempt: int = 0
     error: AllTickError | None = None
     symbols: tuple[str, ...] = ()
+
+
+def check_ws_url(url: object, name: str = "ws_url", token: str | None = None) -> str:
+    """Return ``url`` when it can be a WebSocket root; raise ConfigError naming ``name`` otherwise.
+
+    Allowed: ``ws://`` or ``wss://`` (lower case, as websocket-client reads it), a host, an
+    optional port and path; no query or fragment (the dialect appends the path and the token).
+
+    Example::
+
+        check_ws_url("wss://quote.alltick.co")      # returned as given
+        check_ws_url("http://127.0.0.1:8080")       # ConfigError: ws_url must be a ws:// or wss:// URL ...
+    """
+    problem = _ws_url_problem(url if isinstance(url, str) else "")
+    if problem:
+        shown = redact(url, token) if isinstance(url, str) else url
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL with a host and an optional port and path "
+                          f"(e.g. wss://quote.alltick.co), was {shown!r} ({problem})")
+    return url
+
+
+def _ws_url_problem(text: str) -> str:
+    if not text.startswith(("ws://", "wss://")):
+        return "not ws:// or wss://"
+    if any(ch.isspace() for ch in text):
+        return "white space"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:  # a bad IPv6 literal or a port out of range
+        return str(e)
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    if parts.query or parts.fragment:
+        return "a query or fragment"
+    return ""
 
 
 def backoff(initial: float, factor: float, cap: float, jitter_fraction: float = 0.0,

@@ -341,6 +341,40 @@ def test_stream_unknown_symbol_fails_fast(capsys, sim):
     assert out == "" and "NOPE.US" in err
 
 
+def test_stream_with_a_mistyped_symbol_among_good_ones_fails_naming_it(capsys, sim):
+    # iTick leaves unknown codes out of a batch answer and a subscription without an error.
+    code, out, err = run(capsys, "stream", "BTCUSDT,NOPEUSDT", "--limit", "1", "--seconds", "30",
+                         *service(sim))
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ") and "NOPEUSDT" in err and len(err.strip().splitlines()) == 1
+
+
+def test_stream_ws_url_that_cannot_be_valid_is_one_error_line(capsys, alltick_sim):
+    code, out, err = run(capsys, "stream", "BTCUSDT", *service(alltick_sim),
+                         "--ws-url", "http://127.0.0.1:8080")
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ws_url must be a ws:// or wss:// URL")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_stream_without_seconds_gives_up_on_a_refused_ws_host(alltick_sim):
+    argv = [sys.executable, "-m", "backtrader_alltick", "stream", "BTCUSDT", "--limit", "1",
+            *service(alltick_sim), "--ws-url", f"ws://127.0.0.1:{closed_port()}"]
+    env = {k: v for k, v in os.environ.items() if k != "ALLTICK_TOKEN"}
+
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)  # never, before
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Connection refused" in errors[0]
+    assert "Traceback" not in done.stderr and alltick_sim.token not in done.stderr
+
+
 def test_stream_ctrl_c_exits_cleanly(alltick_sim):
     argv = [sys.executable, "-m", "backtrader_alltick", "stream", "BTCUSDT", *service(alltick_sim)]
     env = {k: v for k, v in os.environ.items() if k != "ALLTICK_TOKEN"}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import backtrader as bt
 import pytest
+from scripted_servers import JsonRestServer, ScriptedWebSocketServer, close_with, send_then_drain
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.bars import combine
+from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
 from feedtools import Recorder, as_ms_rows, run_guarded
@@ -319,9 +322,11 @@ class StoreMessages(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self.store_messages: list[str] = []
+        self.store_args: list = []
 
     def notify_store(self, msg, *args, **kwargs) -> None:
         self.store_messages.append(msg)
+        self.store_args.extend(args)
 
 
 def test_cerebro_runs_the_store_and_closes_its_socket_at_the_end(make_store):
@@ -401,3 +406,109 @@ def test_adddata_and_resampledata_of_one_live_feed_read_the_store_clock(make_sto
         strategy = run_guarded(cerebro, 30)
 
         assert_golden(sim, strategy.rows["m5"][1:], "EURUSD", "5m")
+
+
+# -- No endless waits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ws_url", ["http://127.0.0.1:8080", "garbage", "ws://"])
+def test_a_websocket_url_that_cannot_be_valid_fails_at_store_construction(alltick_sim, ws_url):
+    with pytest.raises(ConfigError, match=r"^ws_url must be a ws:// or wss:// URL"):
+        AllTickStore(token=alltick_sim.token, rest_url=alltick_sim.rest_url, ws_url=ws_url, cache=False)
+
+
+def test_a_bad_alltick_ws_url_variable_is_named_in_the_error(alltick_sim, monkeypatch):
+    monkeypatch.setenv("ALLTICK_WS_URL", "https://quote.alltick.co")
+
+    with pytest.raises(ConfigError, match=r"^ALLTICK_WS_URL must be a ws:// or wss:// URL"):
+        AllTickStore(token=alltick_sim.token, cache=False)
+
+
+def _store_beside(sim, **params) -> AllTickStore:
+    # The simulator's REST and clock with another WebSocket server (or none at ws_url).
+    params.setdefault("rest_url", sim.rest_url)
+    params.setdefault("ws_url", sim.ws_url)
+    return AllTickStore(token=sim.token, dialect=sim.dialect, clock=sim.clock, plan="unlimited", cache=False,
+                        **params)
+
+
+def run_one_feed(store, timeout: float, strategy=Recorder, **data_kwargs):
+    cerebro = bt.Cerebro(stdstats=False)
+    data_kwargs = {"dataname": "BTCUSDT", "timeframe": bt.TimeFrame.Minutes, "lookback": 2, "qcheck": 0.1,
+                   **data_kwargs}
+    cerebro.adddata(store.getdata(**data_kwargs), name="feed")
+    cerebro.addstrategy(strategy)
+    try:
+        return run_guarded(cerebro, timeout)
+    finally:
+        store.stop()
+
+
+def test_a_refused_websocket_host_is_connbroken_and_logged_and_retried(alltick_sim, caplog):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refused = f"ws://127.0.0.1:{probe.getsockname()[1]}"
+    store = _store_beside(alltick_sim, ws_url=refused, reconntimeout=0.0)
+
+    strategy = run_one_feed(store, timeout=4)
+
+    assert strategy.notes["feed"][:2] == ["DELAYED", "CONNBROKEN"]
+    assert "Connection refused" in caplog.text
+    assert store.stream_stats["other"]["connect_failures"] >= 2  # retried, not given up
+
+
+ALLTICK_401_FRAME = '{"ret":401,"msg":"token invalid","trace":"","data":{}}'
+
+
+@pytest.mark.parametrize("refusal", [close_with(1008, "token invalid"), send_then_drain(ALLTICK_401_FRAME)])
+def test_a_token_refused_on_the_websocket_ends_the_feed_and_tells_the_store(alltick_sim, refusal):
+    with ScriptedWebSocketServer(refusal) as server:
+        store = _store_beside(alltick_sim, ws_url=server.url)
+
+        strategy = run_one_feed(store, timeout=20, strategy=StoreMessages)  # ends by itself
+
+    feed = strategy.datas[0]
+    assert strategy.notes["feed"][-1] in ("DISCONNECTED", "NOTSUBSCRIBED")
+    assert isinstance(feed.last_error, AuthError)
+    assert any(isinstance(getattr(arg, "error", arg), AuthError) for arg in strategy.store_args)
+    assert server.connections == 1
+
+
+def test_a_token_refused_over_rest_ends_the_feed_and_tells_the_store(alltick_sim):
+    # The stream accepts (and stays quiet); only the REST backfill refuses the token.
+    with ScriptedWebSocketServer(send_then_drain()) as server:
+        store = AllTickStore(token="sentinel-bad-token-987654", rest_url=alltick_sim.rest_url,
+                             ws_url=server.url, clock=alltick_sim.clock, plan="unlimited", cache=False)
+
+        strategy = run_one_feed(store, timeout=20, strategy=StoreMessages)
+
+    assert strategy.notes["feed"][-1] == "DISCONNECTED"
+    assert isinstance(strategy.datas[0].last_error, AuthError)
+    assert "BTCUSDT: DISCONNECTED" in strategy.store_messages
+    assert strategy.datas[0].last_error in strategy.store_args
+
+
+# -- Unknown symbols -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("feed", [dict(timeframe=bt.TimeFrame.Minutes), dict(timeframe=bt.TimeFrame.Minutes,
+                                  backfill_start=False), dict(timeframe=bt.TimeFrame.Ticks)])
+def test_an_unknown_symbol_is_notsubscribed_with_symbol_not_found_on_both_dialects(fast_sim, feed):
+    store = AllTickStore.from_simulator(fast_sim, cache=False)
+
+    strategy = run_one_feed(store, timeout=20, dataname="NOPE.US", **feed)  # ends by itself
+
+    assert strategy.notes["feed"][-1] == "NOTSUBSCRIBED"
+    assert isinstance(strategy.datas[0].last_error, SymbolNotFound)
+    assert "NOPE.US" in str(strategy.datas[0].last_error)
+
+
+def test_an_unknown_symbol_answered_with_empty_data_is_still_notsubscribed(itick_sim):
+    # itick.md 9.2: an unknown code may come back as code 0 with empty data, K-lines and ticks alike.
+    with JsonRestServer(lambda path: {"code": 0, "msg": None, "data": None}) as rest:
+        store = _store_beside(itick_sim, rest_url=rest.url)
+
+        strategy = run_one_feed(store, timeout=20, dataname="NOPE.US")
+
+    assert strategy.notes["feed"][-1] == "NOTSUBSCRIBED"
+    assert isinstance(strategy.datas[0].last_error, SymbolNotFound)

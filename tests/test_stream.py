@@ -10,6 +10,7 @@ import traceback
 import pytest
 import websocket
 import websocket._exceptions as ws_exceptions
+from scripted_servers import ScriptedWebSocketServer, close_with, send_then_drain
 
 from backtrader_alltick import plans, wire
 from backtrader_alltick.errors import (
@@ -180,10 +181,12 @@ class Recorder:
 
 
 @contextlib.contextmanager
-def running_hub(sim, recorder: Recorder, symbols=("BTCUSDT",), plan: str = "unlimited", **options):
+def running_hub(sim, recorder: Recorder, symbols=("BTCUSDT",), plan: str = "unlimited", ws_url=None,
+                **options):
+    # ws_url: another server than the simulator (its token and clock still serve).
     settings = {"on_event": recorder.on_event, "on_status": recorder.on_status, **FAST, **options}
-    hub = StreamHub(wire.get_dialect(sim.dialect), sim.ws_url, sim.token, plans.get_plan(sim.dialect, plan),
-                    clock=sim.clock, **settings)
+    hub = StreamHub(wire.get_dialect(sim.dialect), ws_url or sim.ws_url, sim.token,
+                    plans.get_plan(sim.dialect, plan), clock=sim.clock, **settings)
     for symbol in symbols:
         hub.subscribe(symbol)
     hub.start()
@@ -447,3 +450,96 @@ def test_codes_past_the_plan_cap_are_reported_to_their_subscribers(make_sim):
     dropped = [status for status in statuses if status.kind == "dropped"]
     assert dropped and dropped[-1].symbols == ("US500",)
     assert "not subscribed: US500" in str(dropped[-1].error)
+
+
+# -- No endless waits: impossible URLs, refused hosts, refused tokens -------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "garbage", "ws://", "wss://[::1", "ws://h:99999"])
+def test_hub_rejects_a_websocket_root_that_cannot_be_valid_at_once(url):
+    with pytest.raises(ConfigError, match=r"^ws_root must be a ws:// or wss:// URL .*, was "):
+        StreamHub("alltick", url, SENTINEL, plans.get_plan("alltick", "free"), on_event=print,
+                  on_status=print)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_hub_retries_a_refused_host_with_one_report_then_gives_up_after_reconnections(sim, caplog):
+    recorder = Recorder()
+
+    with running_hub(sim, recorder, ws_url=f"ws://127.0.0.1:{_closed_port()}", reconnections=2):
+        recorder.wait_for(lambda: recorder.kinds("fatal"))
+
+    assert [status.kind for status in recorder.statuses] == ["disconnected", "fatal"]
+    assert isinstance(recorder.statuses[-1].error, ConnectError) and recorder.statuses[-1].attempt == 3
+    assert "Connection refused" in caplog.text
+
+
+@pytest.mark.parametrize(("dialect", "reason"), [("alltick", "token invalid"), ("itick", "auth failed")])
+def test_hub_ends_on_a_close_1008_refusing_the_token_without_reconnecting(make_sim, dialect, reason):
+    sim, recorder = make_sim(dialect=dialect), Recorder()
+
+    with ScriptedWebSocketServer(close_with(1008, reason)) as server, \
+            running_hub(sim, recorder, ws_url=server.url):
+        recorder.wait_for(lambda: recorder.kinds("fatal"))
+
+    error = recorder.kinds("fatal")[0].error
+    assert isinstance(error, AuthError) and reason in str(error) and "1008" in str(error)
+    assert "disconnected" not in [status.kind for status in recorder.statuses]
+    assert server.connections == 1
+    assert sim.token not in str(error)
+
+
+def test_hub_ends_on_an_alltick_401_error_frame_without_reconnecting(alltick_sim):
+    recorder = Recorder()
+    refusal = '{"ret":401,"msg":"token invalid","trace":"","data":{}}'
+
+    with ScriptedWebSocketServer(send_then_drain(refusal)) as server, \
+            running_hub(alltick_sim, recorder, ws_url=server.url):
+        recorder.wait_for(lambda: recorder.kinds("fatal"))
+
+    assert isinstance(recorder.kinds("fatal")[0].error, AuthError)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1001, "going away"), (1008, "connection limit"), (1011, "")])
+def test_hub_reconnects_after_a_close_that_is_not_an_auth_refusal(alltick_sim, code, reason):
+    recorder = Recorder()
+
+    with ScriptedWebSocketServer(close_with(code, reason)) as server, \
+            running_hub(alltick_sim, recorder, ws_url=server.url):
+        recorder.wait_for(lambda: len(recorder.kinds("connected")) >= 3)
+
+    assert recorder.kinds("fatal") == []
+    assert f"close status {code}" in str(recorder.kinds("disconnected")[0].error)
+
+
+def test_a_subscriber_after_a_fatal_error_gets_its_own_verdict_not_silence(alltick_sim):
+    recorder = Recorder()
+
+    with ScriptedWebSocketServer(close_with(1008, "token invalid")) as server, \
+            running_hub(alltick_sim, recorder, ws_url=server.url) as hub:
+        recorder.wait_for(lambda: recorder.kinds("fatal"))
+        hub.subscribe("ETHUSDT")
+        recorder.wait_for(lambda: len(recorder.kinds("fatal")) == 2)
+
+    assert server.connections == 2  # one attempt per new subscriber, no retry loop
+
+
+def test_hub_stop_returns_at_once_when_the_server_never_answers_the_close(alltick_sim, caplog):
+    recorder = Recorder()
+
+    with ScriptedWebSocketServer(send_then_drain()) as server:
+        hub = StreamHub("alltick", server.url, alltick_sim.token, plans.get_plan("alltick", "unlimited"),
+                        on_event=recorder.on_event, on_status=recorder.on_status)  # reads time out after 30 s
+        hub.subscribe("BTCUSDT")
+        hub.start()
+        recorder.wait_for(lambda: recorder.kinds("connected"))
+        hub.stop()
+
+        assert _hub_threads() == []
+    assert "did not stop" not in caplog.text

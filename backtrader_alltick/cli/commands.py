@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --token "
             "(to try the package without one, run `alltick-bt demo`)")
 STREAM_TYPES = ("tick", "quote", "depth")
+STREAM_RECONNECTIONS = 2  # `stream` without --seconds: three failed attempts in a row end it
 _TIMEFRAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
 _UNITS = {"m": (4, 1), "min": (4, 1), "h": (4, 60), "d": (5, 1), "w": (6, 1), "M": (7, 1)}  # bt.TimeFrame
 
@@ -70,13 +71,13 @@ def common_options() -> argparse.ArgumentParser:
     return parser
 
 
-def open_store(args: argparse.Namespace, *, needs_token: bool = True) -> AllTickStore:
-    """Build the store the common options describe; without a token fail before any network use."""
+def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) -> AllTickStore:
+    """Build the store the common options describe, plus store ``params``; no token fails before any I/O."""
     token = args.token or os.environ.get("ALLTICK_TOKEN") or None
     if needs_token and not token:
         raise AuthError(NO_TOKEN.format(dialect=args.dialect))
     return AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
-                        ws_url=args.ws_url, cache=cache_setting(args.cache))
+                        ws_url=args.ws_url, cache=cache_setting(args.cache), **params)
 
 
 def cache_setting(value: str | None) -> bool | str:
@@ -248,8 +249,10 @@ def run_stream(args: argparse.Namespace) -> int:
         with contextlib.suppress(queue.Full):
             inbox.put_nowait(item)
 
-    with _closing(open_store(args)) as store:
-        store.latest_trades(symbols)  # an unknown symbol fails here, instead of streaming nothing
+    # Without --seconds nothing else ends a stream that cannot connect: give up after a few attempts.
+    reconnections = -1 if args.seconds else STREAM_RECONNECTIONS
+    with _closing(open_store(args, reconnections=reconnections)) as store:
+        store.check_symbols(symbols)  # an unknown symbol fails here: subscriptions drop it silently
         for index, symbol in enumerate(symbols):
             store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
                          on_status=offer if index == 0 else None)
@@ -378,7 +381,9 @@ def register(subparsers) -> None:
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
     sub.add_argument("--limit", type=positive_int, default=None, help="stop after N pushes")
-    sub.add_argument("--seconds", type=positive_float, default=None, help="stop after S seconds")
+    sub.add_argument("--seconds", type=positive_float, default=None,
+                     help="stop after S seconds (without it, three failed connection attempts in a row end "
+                          "the stream with an error)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_stream)
 

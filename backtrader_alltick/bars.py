@@ -60,6 +60,19 @@ def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
     return _group_slot(spec, group, market)
 
 
+def seam_end(spec: BarSpec, moment_ms: int, market: Market) -> int:
+    """Close of the bar in progress at ``moment_ms``, where a live feed hands over from REST to ticks.
+
+    A slot in which the market has no session at all (a holiday, a weekend day) has nothing
+    in progress: the seam is ``moment_ms`` itself, so a live feed does not wait for the slot's
+    nominal close before it goes live.
+    """
+    slot = slot_of(spec, moment_ms, market)
+    if slot.end > moment_ms and not market.open_spans(slot.start, slot.next_start):
+        return moment_ms
+    return slot.end
+
+
 def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
     """Build ``spec`` bars from closed native bars (3m from 1m, 2h from 1h, 3d from 1d).
 

@@ -35,7 +35,10 @@ logger = logging.getLogger(__name__)
 CACHE_FILE = Path("backtrader_alltick") / "klines.sqlite"
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 30_000
-SCHEMA_VERSION = 1
+# 2: daily and longer bars close on the calendar's last trading day (early closes included);
+# bars cached by version 1 carry other close instants and are dropped on open.
+SCHEMA_VERSION = 2
+_DAILY_AND_LONGER = ("1d", "1w", "1M")
 _TABLES = {"klines", "coverage"}
 
 _SCHEMA = """
@@ -117,9 +120,12 @@ class KlineCache:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if 0 < version < 2:
+                self._drop_periods(db, _DAILY_AND_LONGER)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_ours(self) -> None:
@@ -138,6 +144,14 @@ class KlineCache:
 
     def __repr__(self) -> str:
         return f"KlineCache(path={self.path!r})"
+
+    @staticmethod
+    def _drop_periods(db: sqlite3.Connection, periods: tuple[str, ...]) -> None:
+        marks = ", ".join("?" * len(periods))
+        dropped = db.execute(f"DELETE FROM klines WHERE period IN ({marks})", periods).rowcount
+        db.execute(f"DELETE FROM coverage WHERE period IN ({marks})", periods)
+        logger.info("K-line cache: dropped %d daily/weekly/monthly bars of an older version "
+                    "(they are fetched again with the trading calendar's closes)", dropped)
 
     def __enter__(self) -> KlineCache:
         return self

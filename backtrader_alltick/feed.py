@@ -16,21 +16,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import backtrader as bt
+from backtrader.utils.date import num2date
 
-from . import timeframes
+from . import sessions, timeframes
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from .history import CLOSE_LAG_S
 from .records import Kline, Tick
+from .sessions import ms_to_num, num_to_ms
 from .symbols import parse_symbol
 
 logger = logging.getLogger(__name__)
 
-EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
-DAY_MS = 86_400_000.0
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
 # What a feed counts (``AllTickData.stats``); the relay's bar drivers count the same.
 FEED_COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects")
@@ -42,15 +42,6 @@ class LocalizableZone(ZoneInfo):
     def localize(self, moment: datetime) -> datetime:
         # An aware moment already says which instant it is; only a naive one is read in this zone.
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=self)
-
-
-def ms_to_num(ms: int) -> float:
-    """Epoch ms to Backtrader's float days (UTC); boundaries survive ``num2date`` exactly."""
-    return EPOCH_NUM + ms / DAY_MS
-
-
-def num_to_ms(num: float) -> int:
-    return int(round((num - EPOCH_NUM) * DAY_MS))
 
 
 class AllTickData(bt.feed.DataBase):
@@ -76,6 +67,12 @@ class AllTickData(bt.feed.DataBase):
         built from archived bars or ticks when the period was not recorded.
       - ``source_url`` (default ``None``): the Redis or InfluxDB URL for ``source``, e.g.
         ``redis://127.0.0.1:6379/0`` or ``http://127.0.0.1:8086/alltick``.
+
+    Sessions (README "Sessions and calendars"): daily and longer bars are stamped with their
+    trading date at ``sessionend`` (default end of day), so markets line up by date.  An
+    intraday feed without ``sessionstart``/``sessionend`` takes its market's session (in its
+    ``tz``), ends each day at the calendar's close, and ``resampledata`` to days gives the
+    native daily bars; a ``date`` ``fromdate``/``todate`` means that trading day's open/close.
 
     ``data.stats`` counts trades, REST and tick-built bars, late and duplicate trades, inbox
     overflows and reconnects; ``data.last_error`` holds the error that ended the feed, if any.
@@ -127,6 +124,11 @@ class AllTickData(bt.feed.DataBase):
             if self.p.historical:
                 raise
             self._setup_error = e  # a live feed reports it as a notification at start
+        self._by_date = self.spec is not None and not self.spec.native.is_intraday
+        self._market_sessions = (self.inst is not None and not self._by_date
+                                 and self.p.sessionstart is None and self.p.sessionend is None)
+        if self._market_sessions:
+            self._take_market_sessions()
         self._state = _ST_START
         self._live = None
         self._ready: deque = deque()
@@ -161,6 +163,36 @@ class AllTickData(bt.feed.DataBase):
             target = min(target, live.last_end)
         return timedelta(milliseconds=target - time.time() * 1000)
 
+    def _take_market_sessions(self) -> None:
+        # Runs before Backtrader's dopostinit, which combines a date fromdate with sessionstart.
+        market, tz = self.inst.market, self.p.tz
+        times = sessions.session_times(market, tz)
+        if times is not None:
+            self.p.sessionstart, self.p.sessionend = times
+        else:
+            logger.info("%s: the %s session moves against %s with daylight saving time, so sessionstart/"
+                           "sessionend keep Backtrader's defaults (session timers fire at those); pass "
+                           "tz=%r for the exchange's times. Days still end at the exchange's close.",
+                           self.inst.symbol, market.name, tz or "UTC", market.tz)
+        if isinstance(self.p.fromdate, date) and not isinstance(self.p.fromdate, datetime):
+            self.p.fromdate = sessions.trading_day_start(market, self.p.fromdate, tz)
+        if isinstance(self.p.todate, date) and not isinstance(self.p.todate, datetime):
+            self.p.todate = sessions.trading_day_end(market, self.p.todate, tz)
+
+    def _getnexteos(self):
+        # Where the trading day of the current bar ends, by the market's calendar (holidays,
+        # early closes, daylight saving time), in Backtrader's form: (naive UTC, float).
+        if not self._market_sessions or not len(self):
+            return super()._getnexteos()
+        eos = ms_to_num(self.inst.market.next_close(num_to_ms(self.lines.datetime[0])))
+        return num2date(eos), eos
+
+    def resample(self, **kwargs) -> None:
+        if self._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
+            self.addfilter(sessions.TradingDateResampler, **kwargs)
+        else:
+            super().resample(**kwargs)
+
     def clone(self, **kwargs):
         # Backtrader's clone (adddata + resampledata of one feed) reads the wall clock; ours
         # must read the store's clock, or a resampler on the clone closes bars at the wrong time.
@@ -193,6 +225,10 @@ class AllTickData(bt.feed.DataBase):
             return
         start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
         end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
+        if self._by_date and end_ms is not None:
+            # Backtrader's filter keeps a bar by its stamp (trading date, end of day); a crypto
+            # day closes at 00:00 after its date, so load a little past todate.
+            end_ms += 2 * 86_400_000
         if self.p.historical:
             self.put_notification(self.DELAYED)
             bars = self._load_history(start_ms, end_ms)
@@ -250,7 +286,7 @@ class AllTickData(bt.feed.DataBase):
             lines.volume[0] = bar.volume
             lines.turnover[0] = bar.turnover
         else:
-            lines.datetime[0] = ms_to_num(bar.end)
+            lines.datetime[0] = self._stamp(bar.end)
             lines.open[0] = bar.open
             lines.high[0] = bar.high
             lines.low[0] = bar.low
@@ -260,6 +296,13 @@ class AllTickData(bt.feed.DataBase):
         lines.openinterest[0] = 0.0
         if self._live is not None:
             lines.bid[0], lines.ask[0] = self._live.bid, self._live.ask
+
+    def _stamp(self, end_ms: int) -> float:
+        """Line value of a bar closing at ``end_ms``: intraday that instant; daily and longer
+        the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
+        if not self._by_date:
+            return ms_to_num(end_ms)
+        return self.date2num(datetime.combine(self.inst.market.close_date(end_ms), self.p.sessionend))
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error
@@ -296,3 +339,9 @@ def _check_source(source: str | None, source_url: str | None, historical: bool) 
 class _AllTickClone(bt.DataClone):
     def _timeoffset(self) -> timedelta:
         return self.data._timeoffset()
+
+    def resample(self, **kwargs) -> None:
+        if self.data._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
+            self.addfilter(sessions.TradingDateResampler, **kwargs)
+        else:
+            super().resample(**kwargs)

@@ -15,7 +15,7 @@ from collections import deque
 
 from . import timeframes
 from .backfill import Backfiller, BackfillFailed, BackfillResult
-from .bars import BarBuilder, SeenTrades, slot_of
+from .bars import BarBuilder, SeenTrades, seam_end, slot_of
 from .clock import wall_seconds
 from .feed import _ST_BACKFILL, _ST_LIVE, _ST_OVER
 from .records import Depth, Kline, Tick
@@ -64,6 +64,9 @@ class LiveSession:
         if not feed.p.backfill_start or self.spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, self.clock.now_ms(), 1)
+        closed = self.inst.market.closed_note(self.clock.now_ms())
+        if closed:  # said once: a quiet feed on a holiday or after the close is expected, not a fault
+            logger.info("%s: %s; no bars until then", self.inst.symbol, closed)
         store.listen(self.inst, self._post, depth=feed.p.bidask, on_status=self._post_status)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._anchor_deadline = self.clock.now_ms() + self._margin_ms
@@ -182,7 +185,7 @@ class LiveSession:
         if self.spec is None:
             self._seam, self._seam_done = moment_ms, True
             return
-        self._seam = seam = slot_of(self.spec, moment_ms, self.inst.market).end
+        self._seam = seam = seam_end(self.spec, moment_ms, self.inst.market)
         self.builder.start_after(seam, last_close=self._last_close)
         wants_rest = self.feed.p.backfill if self._last_end is not None else self.feed.p.backfill_start
         if wants_rest:

@@ -22,6 +22,7 @@ import pandas as pd
 from . import timeframes
 from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
+from .markets import Market
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick, format_utc
 from .stream_policy import check_ws_url
@@ -271,7 +272,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                      count: int | None = None, *, region: str | None = None,
                      on_progress: Callable[..., None] | None = None, source: str | None = None,
                      source_url: str | None = None) -> pd.DataFrame:
-        """Return closed K-lines as a DataFrame indexed by bar close time (UTC).
+        """Return closed K-lines as a DataFrame indexed by bar close time (UTC); daily and longer
+        bars by their trading date (naive, midnight), as the feed stamps them.
 
         ``timeframe`` is a ``bt.TimeFrame`` value or a period name such as ``"1m"``, ``"1h"``,
         ``"1d"``.  Columns: open, high, low, close, volume, turnover.  ``source="influx"``
@@ -289,7 +291,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             klines = self.load_klines(inst, timeframe, compression, fromdate, todate, count, on_progress)
         else:
             raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
-        return klines_frame(klines)
+        return klines_frame(klines, inst.market)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
                     fromdate: datetime | None, todate: datetime | None, count: int | None,
@@ -366,12 +368,15 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         return self.rest.quotes(_instruments(symbols))
 
 
-def klines_frame(klines: Sequence[Kline]) -> pd.DataFrame:
-    """Turn K-lines into a DataFrame indexed by close time (UTC), the feed's convention."""
-    index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True)
+def klines_frame(klines: Sequence[Kline], market: Market | None = None) -> pd.DataFrame:
+    """Turn K-lines into a DataFrame indexed like the feed stamps them: intraday bars by close
+    time (UTC), daily and longer bars (given their ``market``) by trading date."""
+    if market is not None and klines and not timeframes.is_intraday_label(klines[0].period):
+        index = pd.DatetimeIndex([market.close_date(k.end) for k in klines], name="date")
+    else:
+        index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True).rename("datetime")
     frame = pd.DataFrame([(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
                          columns=KLINE_COLUMNS, index=index)
-    frame.index.name = "datetime"
     return frame
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from . import markets
 from .errors import InvalidSymbol
 
-STOCK_REGIONS = {"US": markets.US_STOCKS, "HK": markets.HK_STOCKS, "SH": markets.CN_STOCKS,
-                 "SZ": markets.CN_STOCKS}
+STOCK_REGIONS = {"US": markets.US_STOCKS, "HK": markets.HK_STOCKS, "SH": markets.SH_STOCKS,
+                 "SZ": markets.SZ_STOCKS}
 CURRENCIES = {
     "USD", "EUR", "JPY", "GBP", "CHF", "AUD", "NZD", "CAD", "CNH", "CNY", "HKD", "SGD", "SEK", "NOK",
     "DKK", "THB", "TWD", "RUB", "MXN", "ZAR", "TRY", "PLN", "KRW", "INR",

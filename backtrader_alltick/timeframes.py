@@ -2,15 +2,17 @@
 
 Pure: no I/O, no clock.  Intraday periods sit on a UTC grid anchored at the epoch
 (so ``5m`` bars start at :00, :05, ...); days, weeks and months follow the market's
-trading day (see :mod:`markets`).  A bar covers ``[start, next_start)`` and is stamped
-at its close: intraday at ``next_start``, daily and longer at the session end of the
-last day of the period (DESIGN.md "Bar timestamps").
+trading day (see :mod:`markets`).  A bar covers ``[start, next_start)`` and closes at
+``bar_end``: intraday at ``next_start``, daily and longer at the session close of the
+last trading day of the period.  Intraday bars are stamped at that close instant; daily
+and longer bars are stamped with the trading date of their close (``Market.close_date``),
+at the feed's ``sessionend`` (DESIGN.md "Bar timestamps").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from .errors import UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
@@ -54,6 +56,11 @@ PERIODS: dict[str, Period] = {p.name: p for p in (
 )}
 
 
+def is_intraday_label(label: str) -> bool:
+    """True for a bar label of minutes or hours (``"1m"``, ``"3m"``, ``"2h"``); False for days and longer."""
+    return label[-1] in "mh"
+
+
 def get_period(name: str) -> Period:
     return PERIODS[name]
 
@@ -93,16 +100,33 @@ def next_start(period: Period | str, start_ms: int, market: Market) -> int:
 
 
 def bar_end(period: Period | str, start_ms: int, market: Market) -> int:
-    """Close stamp of the bar that starts at ``start_ms``."""
+    """Close instant of the bar that starts at ``start_ms``.
+
+    Intraday: the next bar's start.  Daily and longer: the close of the last trading day of
+    the period by the market's calendar (an early close included), so a week ends on its
+    last trading day, not on a Sunday or a holiday.
+    """
     period = _p(period)
     following = next_start(period, start_ms, market)
-    if period.is_intraday or market.is_24h:
+    if period.is_intraday:
         return following
-    last_day = market.day_start(following - 3_600_000)
-    # A week or month ends on its last trading weekday, not on a Sunday.
-    while market.local(last_day).weekday() not in market.weekdays and last_day > start_ms:
-        last_day = market.day_start(last_day - 3_600_000)
-    return market.session_end(last_day)
+    return period_close(start_ms, following, market)
+
+
+def period_close(start_ms: int, following_ms: int, market: Market) -> int:
+    """Close of the last trading day in the local days of ``[start_ms, following_ms)``.
+
+    A period without a trading day (a holiday, a week of closures) closes when its last
+    weekday's regular session would have, so its bar still has a date of its own.
+    """
+    first = market.local(start_ms).date()
+    last = market.local(following_ms - 1).date()
+    day = market.last_trading_day(first, last)
+    if day is not None:
+        return market.session_close(day)
+    while last > first and last.weekday() not in market.weekdays:
+        last -= timedelta(days=1)
+    return market.session_end(epoch_ms(datetime.combine(last, time(), tzinfo=market.zone)))
 
 
 def bucket_index(period: Period | str, start_ms: int, market: Market) -> int:

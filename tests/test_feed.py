@@ -179,11 +179,15 @@ def test_fromdate_keeps_the_daily_bar_of_that_day_where_the_day_starts_the_eveni
     day = datetime.fromtimestamp(now / 1000, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     fromdate = (day - timedelta(days=4)).replace(tzinfo=None)  # a Friday; both days start before 00:00 UTC
 
-    rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Days,
-                       fromdate=fromdate, todate=(day - timedelta(days=2)).replace(tzinfo=None))
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(make_store(alltick_sim).getdata(
+        dataname=symbol, timeframe=bt.TimeFrame.Days, historical=True, fromdate=fromdate,
+        todate=(day - timedelta(days=2)).replace(tzinfo=None)), name="d")
+    cerebro.addstrategy(LocalTimes)
 
-    first_close = datetime.fromtimestamp(rows[0][0] / 1000, timezone.utc).replace(tzinfo=None)
-    assert first_close.date() == fromdate.date()
+    strategy = cerebro.run()[0]
+
+    assert strategy.times[0].date() == fromdate.date()  # daily bars carry their trading date
 
 
 def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, make_store):

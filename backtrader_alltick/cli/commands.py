@@ -181,9 +181,11 @@ def run_klines(args: argparse.Namespace) -> int:
                                    args.fromdate, args.todate, count, on_progress=progress)
     progress.finish()
     _write_frame(frame, args.out)
-    span = f"{frame.index[0]:%Y-%m-%d %H:%M} .. {frame.index[-1]:%Y-%m-%d %H:%M} UTC" if len(frame) else "-"
+    by_date = frame.index.name == "date"  # daily and longer bars: trading dates
+    shape, what = ("%Y-%m-%d", "trading date") if by_date else ("%Y-%m-%d %H:%M", "bar close")
+    span = f"{frame.index[0]:{shape}} .. {frame.index[-1]:{shape}}" if len(frame) else "-"
     print(f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}: {len(frame)} closed bars, "
-          f"bar close {span}", file=sys.stderr)
+          f"{what} {span}{'' if by_date or not len(frame) else ' UTC'}", file=sys.stderr)
     if args.plot:
         from ..plot import plot_klines
 

@@ -235,9 +235,8 @@ class MarketModel:
                 if bar is not None:
                     out.append(bar)
                 start = timeframes.next_start(spec, start, inst.market)
-        if closed_only:
-            out = [bar for bar in out
-                   if timeframes.next_start(spec, bar.start, inst.market) <= now_ms]
+        if closed_only:  # a day closes with its session (an early close included), not at midnight
+            out = [bar for bar in out if bar.end <= now_ms]
         return out
 
     def _intraday(self, symbol: str, minutes: int, day: int, now_ms: int) -> list[Kline]:

@@ -1,0 +1,119 @@
+"""A market's calendar in Backtrader's terms: ``sessionstart``/``sessionend``, end of session, daily stamps.
+
+Backtrader reads a feed's session in three places: ``dopostinit`` (a ``date`` ``fromdate``
+becomes ``combine(fromdate, sessionstart)``), the resampler (``_getnexteos`` says where a day
+ends) and timers (``SESSION_START``/``SESSION_END`` fire at ``combine(date, session time)``
+in the feed's ``tz``).  Daily and longer bars are stamped, as Backtrader's own CSV and
+Pandas feeds do, with their trading date at the end of the day (DESIGN.md "Bar timestamps").
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+
+from backtrader.dataseries import _Bar
+from backtrader.resamplerfilter import Resampler
+
+from .markets import Market
+
+logger = logging.getLogger(__name__)
+
+# Backtrader's default sessionend (feed.py dopostinit: "remove 9 to avoid precision rounding errors").
+END_OF_DAY = time(23, 59, 59, 999990)
+# Two regular weekdays, one in each half of the year: a session time that differs between
+# them moves with daylight saving time in the feed's zone.
+_REFERENCE_DAYS = (date(2024, 1, 10), date(2024, 7, 10))
+
+
+def output_zone(tz) -> tzinfo:
+    """The zone a feed's ``tz`` param shows times in (UTC when None)."""
+    if tz is None:
+        return timezone.utc
+    if isinstance(tz, str):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(tz)
+    return tz
+
+
+def session_times(market: Market, tz) -> tuple[time, time] | None:
+    """The market's regular open and close as times of day in ``tz``, or None if they move.
+
+    US sessions in UTC move with daylight saving time: no single ``sessionstart`` is right all
+    year, so the caller keeps Backtrader's defaults (and says so) unless the feed has a ``tz``.
+    """
+    zone = output_zone(tz)
+    found = set()
+    for day in _REFERENCE_DAYS:
+        spans = market.weekly_sessions_on(day)
+        found.add((_local(spans[0][0], zone).time(), _local(spans[-1][1], zone).time()))
+    return found.pop() if len(found) == 1 else None
+
+
+def trading_day_start(market: Market, day: date, tz) -> datetime:
+    """The first open of the first trading day on or after ``day``, naive in ``tz``: a ``date`` fromdate."""
+    moment = market.session_open(day)
+    if moment is None:
+        midnight = datetime.combine(day, time(), tzinfo=market.zone)
+        moment = market.next_open(int(midnight.timestamp() * 1000))
+    if moment is None:
+        return datetime.combine(day, time())
+    return _local(moment, output_zone(tz)).replace(tzinfo=None)
+
+
+def trading_day_end(market: Market, day: date, tz) -> datetime:
+    """The last close of the last trading day on or before ``day``, naive in ``tz``: a ``date`` todate."""
+    last = market.last_trading_day(day - timedelta(days=60), day)
+    if last is None:
+        return datetime.combine(day, END_OF_DAY)
+    return _local(market.session_close(last), output_zone(tz)).replace(tzinfo=None)
+
+
+class TradingDateResampler(Resampler):
+    """Backtrader's resampler to days, with each day cut at the market's session end and
+    the delivered bar stamped like a native daily bar: trading date, end of day.
+
+    Without the restamp a crypto day, which ends at 00:00 UTC, would carry the next date.
+    ``data.resample(timeframe=bt.TimeFrame.Days)`` on an intraday ``AllTickData`` uses it.
+    """
+
+    def __init__(self, data) -> None:
+        super().__init__(data)
+        source = data.data if getattr(data, "_clone", False) else data
+        market = source.inst.market
+        self.bar = _TradingDateBar(maxdate=True)
+        self.bar._stamp = lambda num: data.date2num(
+            datetime.combine(market.close_date(num_to_ms(num)), END_OF_DAY))
+
+    def _calcadjtime(self, greater: bool = False) -> float:
+        if self._nexteos is not None:
+            # A bar cut short (the data ended): it ends with its session.  Backtrader's fallback
+            # here combines a local date with a UTC time.
+            return self._nextdteos
+        return super()._calcadjtime(greater)
+
+
+class _TradingDateBar(_Bar):
+    def lvalues(self) -> list:
+        values = super().lvalues()
+        position = list(self.keys()).index("datetime")
+        values[position] = self._stamp(values[position])
+        return values
+
+
+def _local(ts_ms: int, zone: tzinfo) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(zone)
+
+
+EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
+DAY_MS = 86_400_000.0
+
+
+def ms_to_num(ms: int) -> float:
+    """Epoch ms to Backtrader's float days (UTC); boundaries survive ``num2date`` exactly."""
+    return EPOCH_NUM + ms / DAY_MS
+
+
+def num_to_ms(num: float) -> int:
+    return int(round((num - EPOCH_NUM) * DAY_MS))

@@ -1,0 +1,288 @@
+"""Trading dates, sessions and exchange calendars as a Backtrader user sees them, against the simulator."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta, timezone
+
+import backtrader as bt
+import pytest
+from feedtools import run_guarded
+
+from backtrader_alltick.sim import Simulator
+
+# Friday 2023-07-07 15:00 UTC: the week before holds an early close (Monday July 3, 13:00
+# New York) and a holiday (Tuesday July 4) on the NYSE; forex and crypto trade through both.
+JULY_2023 = datetime(2023, 7, 7, 15, tzinfo=timezone.utc)
+# Friday 2024-05-10: March 2024 ends on Good Friday (NYSE closed, forex open) and a Sunday.
+MAY_2024 = datetime(2024, 5, 10, 15, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def july_sim():
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=JULY_2023) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def july_itick_sim():
+    # AllTick serves only the newest 500 stock minutes; iTick pages back through the whole week.
+    with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=JULY_2023) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def may_sim():
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=MAY_2024) as sim:
+        yield sim
+
+
+class DateRecorder(bt.Strategy):
+    """Per ``next()``: the datetime of every data and which of them advanced."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[list[datetime], list[bool]]] = []
+        self.bars: dict[str, list[tuple]] = {d._name: [] for d in self.datas}
+        self._lengths = [0] * len(self.datas)
+
+    def prenext(self) -> None:
+        self.next()
+
+    def next(self) -> None:
+        advanced = [len(d) != n for d, n in zip(self.datas, self._lengths)]
+        self._lengths = [len(d) for d in self.datas]
+        self.steps.append(([d.datetime.datetime(0) for d in self.datas], advanced))
+        for data, moved in zip(self.datas, advanced):
+            if moved:
+                self.bars[data._name].append((data.datetime.date(0), data.open[0], data.high[0], data.low[0],
+                                              data.close[0], data.volume[0]))
+
+
+def run(feeds: list[tuple[str, bt.feed.DataBase, dict | None]], strategy=DateRecorder, **kwargs):
+    cerebro = bt.Cerebro(stdstats=False)
+    for name, data, resample in feeds:
+        if resample:
+            cerebro.resampledata(data, name=name, **resample)
+        else:
+            cerebro.adddata(data, name=name)
+    cerebro.addstrategy(strategy, **kwargs)
+    return cerebro.run()[0]
+
+
+def daily(store, symbol, fromdate, todate, timeframe=bt.TimeFrame.Days, **kwargs):
+    return store.getdata(dataname=symbol, timeframe=timeframe, historical=True, fromdate=fromdate,
+                         todate=todate, **kwargs)
+
+
+def test_daily_bars_of_three_markets_line_up_by_trading_date(july_sim, make_store):
+    store = make_store(july_sim)
+    symbols = ("AAPL.US", "EURUSD", "BTCUSDT")
+
+    strategy = run([(s, daily(store, s, date(2023, 6, 26), date(2023, 7, 6)), None) for s in symbols])
+
+    for stamps, advanced in strategy.steps:
+        shared = [stamp for stamp, moved in zip(stamps, advanced) if moved]
+        assert len(set(shared)) == 1, "feeds advanced on different stamps in one next()"
+    by_date = {}
+    for stamps, advanced in strategy.steps:
+        for symbol, stamp, moved in zip(symbols, stamps, advanced):
+            if moved:
+                by_date.setdefault(stamp.date(), set()).add(symbol)
+    weekdays = [d for d in by_date if d.weekday() < 5 and d != date(2023, 7, 4)]
+    assert all(by_date[d] == set(symbols) for d in weekdays)  # all three advanced together
+    assert by_date[date(2023, 7, 4)] == {"EURUSD", "BTCUSDT"}  # Independence Day: no AAPL bar
+    assert by_date[date(2023, 7, 1)] == {"BTCUSDT"}  # crypto's Saturday; forex has no weekend bar
+    assert len(strategy.steps) == len(by_date)
+
+
+@pytest.mark.parametrize("symbol", ["AAPL.US", "700.HK", "EURUSD", "BTCUSDT"])
+def test_date_is_the_trading_date_at_the_end_of_the_day(july_sim, make_store, symbol):
+    store = make_store(july_sim)
+
+    strategy = run([("d", daily(store, symbol, date(2023, 7, 3), date(2023, 7, 6)), None)])
+
+    stamps = [stamps[0] for stamps, _ in strategy.steps]
+    truth = july_sim.klines(symbol, "1d", ms(datetime(2023, 7, 2)), ms(datetime(2023, 7, 8)))
+    trading_dates = [k_date(july_sim, symbol, k) for k in truth]
+    assert [s.date() for s in stamps] == [d for d in trading_dates if date(2023, 7, 3) <= d <= date(2023, 7, 6)]
+    assert {s.time() for s in stamps} == {time(23, 59, 59, 999989)}  # Backtrader's end of day
+
+
+def test_daily_stamps_keep_their_date_in_the_feeds_tz(july_sim, make_store):
+    store = make_store(july_sim)
+    feeds = [(tz or "utc", daily(store, "700.HK", date(2023, 7, 3), date(2023, 7, 5), tz=tz), None)
+             for tz in (None, "Asia/Hong_Kong", "America/New_York")]
+
+    strategy = run(feeds)
+
+    for name in ("utc", "Asia/Hong_Kong", "America/New_York"):
+        assert [bar[0] for bar in strategy.bars[name]] == [date(2023, 7, 3), date(2023, 7, 4), date(2023, 7, 5)]
+
+
+def test_weekly_and_monthly_bars_end_on_the_last_trading_day(may_sim, make_store):
+    store = make_store(may_sim)
+    weeks = [(s, daily(store, s, date(2024, 3, 18), date(2024, 4, 12), bt.TimeFrame.Weeks), None)
+             for s in ("AAPL.US", "EURUSD")]
+    months = [(s, daily(store, s, date(2024, 2, 1), date(2024, 4, 30), bt.TimeFrame.Months), None)
+              for s in ("AAPL.US", "EURUSD", "BTCUSDT")]
+
+    weekly = run(weeks)
+    monthly = run(months)
+
+    assert [b[0] for b in weekly.bars["AAPL.US"]] == [date(2024, 3, 22), date(2024, 3, 28),  # Good Friday
+                                                      date(2024, 4, 5), date(2024, 4, 12)]
+    assert [b[0] for b in weekly.bars["EURUSD"]] == [date(2024, 3, 22), date(2024, 3, 29),  # a Friday
+                                                     date(2024, 4, 5), date(2024, 4, 12)]
+    assert [b[0] for b in monthly.bars["AAPL.US"]] == [date(2024, 2, 29), date(2024, 3, 28), date(2024, 4, 30)]
+    assert [b[0] for b in monthly.bars["EURUSD"]] == [date(2024, 2, 29), date(2024, 3, 29), date(2024, 4, 30)]
+    assert [b[0] for b in monthly.bars["BTCUSDT"]] == [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
+
+
+@pytest.mark.parametrize("symbol", ["AAPL.US", "700.HK", "EURUSD", "BTCUSDT"])
+def test_resampling_minutes_to_days_gives_the_native_daily_bars(july_itick_sim, make_store, symbol):
+    # July 3-6 2023: an early close and a holiday for AAPL; the forex day starts at 22:00 UTC
+    # the evening before; the last crypto minute of a day closes at 00:00 UTC the next day.
+    store = make_store(july_itick_sim)
+    first, last = date(2023, 7, 3), date(2023, 7, 6)
+
+    native = run([("d", daily(store, symbol, first, last), None)])
+    resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes),
+                      dict(timeframe=bt.TimeFrame.Days))])
+
+    assert len(native.bars["d"]) >= 3
+    assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
+                                                                    rel=1e-9)
+
+
+def test_resampled_days_line_up_with_native_daily_bars_of_other_markets(july_sim, make_store):
+    store = make_store(july_sim)
+
+    strategy = run([("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 6)), None),
+                    ("btc", daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6), bt.TimeFrame.Minutes),
+                     dict(timeframe=bt.TimeFrame.Days))])
+
+    assert [advanced for _, advanced in strategy.steps] == [[True, True], [True, True]]
+
+
+class SessionTimers(bt.Strategy):
+    def __init__(self) -> None:
+        self.fired: list[tuple[str, datetime]] = []
+        self.add_timer(bt.timer.SESSION_START, offset=timedelta(minutes=15), kind="start")
+        self.add_timer(bt.timer.SESSION_END, kind="end")
+
+    def notify_timer(self, timer, when, kind) -> None:
+        self.fired.append((kind, self.data.datetime.datetime(0)))
+
+
+@pytest.mark.parametrize(("symbol", "tz", "start", "end"), [
+    ("AAPL.US", "America/New_York", time(9, 45), time(16, 0)),
+    ("700.HK", None, time(1, 45), time(8, 0)),  # 09:45 and 16:00 Hong Kong, in UTC
+    ("700.HK", "Asia/Hong_Kong", time(9, 45), time(16, 0)),
+    ("EURUSD", None, time(22, 15), time(22, 0)),
+    ("BTCUSDT", None, time(0, 15), time(0, 0)),
+])
+def test_session_timers_fire_at_the_exchanges_times(july_itick_sim, make_store, symbol, tz, start, end):
+    store = make_store(july_itick_sim)
+    # From the last half minute of July 4: the first bar is the first of July 5 in every zone here.
+    data = daily(store, symbol, datetime(2023, 7, 4, 23, 59, 30), datetime(2023, 7, 7), bt.TimeFrame.Minutes,
+                 tz=tz)
+
+    strategy = run([("m", data, None)], strategy=SessionTimers)
+
+    starts = [moment for kind, moment in strategy.fired if kind == "start"]
+    ends = [moment for kind, moment in strategy.fired if kind == "end"]
+    assert len(starts) >= 1 and len(ends) >= 1
+    assert {moment.time() for moment in starts} == {start}
+    assert {moment.time() for moment in ends} == {end}
+
+
+def test_a_date_fromdate_and_todate_mean_that_trading_days_open_and_close(july_sim, make_store):
+    store = make_store(july_sim)
+
+    strategy = run([("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 5), bt.TimeFrame.Minutes),
+                     None)])
+
+    stamps = [stamps[0] for stamps, _ in strategy.steps]
+    assert stamps[0] == datetime(2023, 7, 4, 22, 1)  # the forex day of July 5 opens 22:00 UTC on July 4
+    assert stamps[-1] == datetime(2023, 7, 5, 22, 0)
+
+
+def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make_store):
+    store = make_store(july_itick_sim)
+
+    days = store.fetch_klines("AAPL.US", "1d", fromdate=datetime(2023, 6, 30), todate=datetime(2023, 7, 7))
+    minutes = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2023, 7, 3, 13), todate=datetime(2023, 7, 6))
+
+    assert list(days.index.date) == [date(2023, 6, 30), date(2023, 7, 3), date(2023, 7, 5), date(2023, 7, 6)]
+    on_july_3 = minutes[minutes.index.date == date(2023, 7, 3)]
+    assert on_july_3.index[-1] == datetime(2023, 7, 3, 17, 0, tzinfo=timezone.utc)  # 13:00 New York
+    assert not (minutes.index.date == date(2023, 7, 4)).any()
+    assert days.loc["2023-07-03", "close"] == on_july_3["close"].iloc[-1]
+
+
+def test_a_live_daily_feed_on_a_holiday_goes_live_at_once_and_says_the_market_is_closed(make_store, caplog):
+    holiday = datetime(2023, 7, 4, 15, tzinfo=timezone.utc)
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=holiday) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3, qcheck=0.1),
+                        name="aapl")
+        cerebro.addstrategy(StopWhenLive)
+        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+            strategy = run_guarded(cerebro, 30)
+
+    assert strategy.notes[:2] == ["DELAYED", "LIVE"]  # not held back until the holiday's nominal close
+    assert strategy.dates[-1] == date(2023, 7, 3)
+    closed = [r for r in caplog.records if "market closed" in r.getMessage()]
+    assert len(closed) == 1 and "2023-07-04 is not a trading day (a holiday)" in closed[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_live_daily_bar_closes_at_an_early_close(make_store):
+    early = datetime(2023, 7, 3, 16, 50, tzinfo=timezone.utc)  # ten minutes before 13:00 New York
+    with Simulator(dialect="alltick", plan="unlimited", speed=120, seed=2, start=early) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2, qcheck=0.1),
+                        name="aapl")
+        cerebro.addstrategy(StopWhenLive, until=date(2023, 7, 3))
+        strategy = run_guarded(cerebro, 40)
+        truth = sim.klines("AAPL.US", "1d", ms(datetime(2023, 7, 3)), ms(datetime(2023, 7, 4)))
+
+    assert strategy.dates[-1] == date(2023, 7, 3)
+    assert strategy.closes[-1] == truth[-1].close
+    # Delivered soon after 13:00 New York, not held until the regular 16:00 close.
+    assert strategy.clock_at_last_bar < ms(datetime(2023, 7, 3, 18, 0))
+
+
+class StopWhenLive(bt.Strategy):
+    params = (("until", None),)
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.dates: list[date] = []
+        self.closes: list[float] = []
+        self.clock_at_last_bar = None
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.notes.append(data._getstatusname(status))
+        if self.p.until is None and status == data.LIVE:
+            self.env.runstop()
+
+    def next(self) -> None:
+        self.dates.append(self.data.datetime.date(0))
+        self.closes.append(self.data.close[0])
+        self.clock_at_last_bar = self.data._store.clock.now_ms()
+        if self.p.until is not None and self.dates[-1] >= self.p.until and "LIVE" in self.notes:
+            self.env.runstop()
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp() * 1000)
+
+
+def k_date(sim, symbol, kline) -> date:
+    from backtrader_alltick.symbols import parse_symbol
+
+    return parse_symbol(symbol).market.close_date(kline.end)

@@ -1,6 +1,6 @@
 """Exchange holidays, early closes and lunch breaks from ``exchange-calendars`` (the ``calendars`` extra).
 
-Only stock markets have an exchange calendar (XNYS, XHKG, XSHG, XSHE); forex, metals, CFDs
+Only stock markets have an exchange calendar (XNYS, XHKG, XSHG for Shanghai and Shenzhen); forex, metals, CFDs
 and crypto keep their weekly sessions in :mod:`markets`.  Without the extra, or outside the
 years a calendar covers, a market falls back to its weekly sessions (no holidays, no half days).
 """
@@ -57,7 +57,11 @@ def exchange_sessions(code: str) -> ExchangeSessions | None:
         return None
     with warnings.catch_warnings():  # its own pandas deprecations are not the user's business
         warnings.simplefilter("ignore")
-        schedule = exchange_calendars.get_calendar(code, start=f"{FIRST_YEAR}-01-01").schedule
+        try:
+            schedule = exchange_calendars.get_calendar(code, start=f"{FIRST_YEAR}-01-01").schedule
+        except Exception as e:  # an exchange the installed version does not know: weekly sessions
+            logger.warning("exchange-calendars has no calendar %s (%s): weekly sessions apply", code, e)
+            return None
         columns = [_epoch_ms(schedule[name]) for name in ("open", "break_start", "break_end", "close")]
     spans: dict[date, Spans] = {}
     for day, opens, break_start, break_end, close in zip(schedule.index.date, *columns):

@@ -1,6 +1,6 @@
 """Trading calendars by asset class: time zone, weekly days, daily sessions and holidays.
 
-Stock markets name an exchange calendar (XNYS, XHKG, XSHG, XSHE); with the ``calendars``
+Stock markets name an exchange calendar (XNYS, XHKG, XSHG for Shanghai and Shenzhen); with the ``calendars``
 extra installed (:mod:`calendars`) they know holidays, early closes and lunch breaks,
 otherwise their weekly sessions are the fallback.  A market's *trading date* is the local
 date of its sessions; every session of a trading date lies inside that local day.
@@ -83,7 +83,7 @@ class Market:
         return spans[0][0] if spans else None
 
     def close_date(self, end_ms: int) -> date:
-        """Trading date of a bar that closes at ``end_ms`` (a bar closing at midnight belongs to the day before)."""
+        """Trading date of a bar closing at ``end_ms`` (one closing at midnight belongs to the day before)."""
         return self.local(end_ms - 1).date()
 
     def last_trading_day(self, first: date, last: date) -> date | None:
@@ -126,7 +126,8 @@ class Market:
         elif ts_ms >= close:
             regular = self.weekly_sessions_on(day)
             early = bool(regular) and close < regular[-1][1]
-            why = f"{day}'s session closed at {self.local(close):%H:%M} {self.tz}" + (" (early close)" * early)
+            why = f"{day}'s session closed at {self.local(close):%H:%M} {self.tz}"
+            why += " (early close)" if early else ""
         else:
             why = "between sessions"
         opens = self.next_open(ts_ms)
@@ -197,8 +198,9 @@ EVERY_DAY = frozenset(range(7))
 US_STOCKS = Market("US", "America/New_York", WEEKDAYS, ((570, 960),), "XNYS")
 HK_STOCKS = Market("HK", "Asia/Hong_Kong", WEEKDAYS, ((570, 720), (780, 960)), "XHKG")
 SH_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
-SZ_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHE")
-CN_STOCKS = SH_STOCKS  # Shanghai and Shenzhen share their holidays
+# Shenzhen (XSHE) keeps Shanghai's holidays; exchange-calendars publishes them once, as XSHG.
+SZ_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
+CN_STOCKS = SH_STOCKS
 FOREX = Market("FOREX", "Etc/GMT-2", WEEKDAYS, ((0, 1440),))
 METALS = Market("METALS", "Etc/GMT-2", WEEKDAYS, ((0, 1380),))  # daily break 21:00-22:00 UTC
 CFD = Market("CFD", "Etc/GMT-2", WEEKDAYS, ((60, 1440),))  # daily break 22:00-23:00 UTC

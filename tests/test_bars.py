@@ -502,3 +502,31 @@ def test_seen_trades_knows_a_trade_by_seq_per_symbol_or_by_the_whole_trade():
     assert not seen.is_repeat(Tick("BTCUSDT", 1, 10.0, 1.0))  # no seq: the whole trade is the identity
     assert not seen.is_repeat(first)  # forgotten: the memory holds only the last two
     assert len(seen) == 2
+
+
+def test_seam_on_a_day_without_a_session_is_now_not_the_days_nominal_close():
+    day_spec = tf.resolve(tf.DAYS, 1, ("1m", "1d"), "AAPL.US")
+    minute_spec = tf.resolve(tf.MINUTES, 1, ("1m", "1d"), "AAPL.US")
+    holiday_noon = _ms("2023-07-04 16:00")
+    after_early_close = _ms("2023-07-03 18:00")
+
+    assert bars_module.seam_end(day_spec, holiday_noon, US_STOCKS) == holiday_noon
+    assert bars_module.seam_end(day_spec, after_early_close, US_STOCKS) == _ms("2023-07-03 17:00")
+    assert bars_module.seam_end(day_spec, _ms("2023-07-05 15:00"), US_STOCKS) == _ms("2023-07-05 20:00")
+    assert bars_module.seam_end(minute_spec, _ms("2023-07-05 15:00:30"), US_STOCKS) == _ms("2023-07-05 15:01")
+
+
+def test_empty_bars_stop_at_an_early_close_and_skip_a_holiday():
+    spec = tf.resolve(tf.MINUTES, 60, ("1m", "1h", "1d"), "AAPL.US")
+    bars = []
+    builder = BarBuilder("AAPL.US", spec, US_STOCKS, bars.append, grace_ms=0, emit_empty=True)
+    builder.start_after(_ms("2023-07-03 14:00"), last_close=100.0)
+
+    builder.on_timer(_ms("2023-07-05 16:00"))
+
+    assert [bar.end for bar in bars] == [_ms(f"2023-07-03 {h}:00") for h in (15, 16, 17)] + [
+        _ms(f"2023-07-05 {h}:00") for h in (14, 15, 16)]
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)

@@ -277,3 +277,19 @@ def test_a_place_where_no_file_can_be_written_is_a_cache_error():
         KlineCache("/proc/self/klines.sqlite")
 
     assert "--cache off" in str(info.value)
+
+
+def test_daily_bars_of_an_older_cache_version_are_dropped_on_open(tmp_path):
+    # Version 1 stored daily bars closing at the weekday's regular close, even on an early close.
+    path = tmp_path / "klines.sqlite"
+    daily = Kline("AAPL.US", "1d", 1_688_356_800_000, 1_688_414_400_000, 1, 2, 0.5, 1.5, 10)
+    minute = Kline("AAPL.US", "1m", 1_688_391_000_000, 1_688_391_060_000, 1, 2, 0.5, 1.5, 10)
+    with KlineCache(path) as old:
+        old.put("alltick", [daily, minute])
+        old.mark_covered("alltick", "AAPL.US", "1d", daily.start, daily.start + 86_400_000)
+        old._db.execute("PRAGMA user_version = 1")
+
+    with KlineCache(path) as cache:
+        assert cache.get("alltick", "AAPL.US", "1d", 0, 2**62) == []
+        assert cache.missing("alltick", "AAPL.US", "1d", daily.start, daily.start + 86_400_000) != []
+        assert cache.get("alltick", "AAPL.US", "1m", 0, 2**62) == [minute]

@@ -7,9 +7,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import backtrader as bt
 import pytest
-from feedtools import run_guarded
 
 from backtrader_alltick.sim import Simulator
+from feedtools import run_guarded
 
 # Friday 2023-07-07 15:00 UTC: the week before holds an early close (Monday July 3, 13:00
 # New York) and a holiday (Tuesday July 4) on the NYSE; forex and crypto trade through both.
@@ -103,8 +103,9 @@ def test_date_is_the_trading_date_at_the_end_of_the_day(july_sim, make_store, sy
 
     stamps = [stamps[0] for stamps, _ in strategy.steps]
     truth = july_sim.klines(symbol, "1d", ms(datetime(2023, 7, 2)), ms(datetime(2023, 7, 8)))
-    trading_dates = [k_date(july_sim, symbol, k) for k in truth]
-    assert [s.date() for s in stamps] == [d for d in trading_dates if date(2023, 7, 3) <= d <= date(2023, 7, 6)]
+    trading_dates = [k_date(symbol, k) for k in truth]
+    wanted = [d for d in trading_dates if date(2023, 7, 3) <= d <= date(2023, 7, 6)]
+    assert [s.date() for s in stamps] == wanted
     assert {s.time() for s in stamps} == {time(23, 59, 59, 999989)}  # Backtrader's end of day
 
 
@@ -116,7 +117,7 @@ def test_daily_stamps_keep_their_date_in_the_feeds_tz(july_sim, make_store):
     strategy = run(feeds)
 
     for name in ("utc", "Asia/Hong_Kong", "America/New_York"):
-        assert [bar[0] for bar in strategy.bars[name]] == [date(2023, 7, 3), date(2023, 7, 4), date(2023, 7, 5)]
+        assert [bar[0] for bar in strategy.bars[name]] == [date(2023, 7, d) for d in (3, 4, 5)]
 
 
 def test_weekly_and_monthly_bars_end_on_the_last_trading_day(may_sim, make_store):
@@ -133,9 +134,11 @@ def test_weekly_and_monthly_bars_end_on_the_last_trading_day(may_sim, make_store
                                                       date(2024, 4, 5), date(2024, 4, 12)]
     assert [b[0] for b in weekly.bars["EURUSD"]] == [date(2024, 3, 22), date(2024, 3, 29),  # a Friday
                                                      date(2024, 4, 5), date(2024, 4, 12)]
-    assert [b[0] for b in monthly.bars["AAPL.US"]] == [date(2024, 2, 29), date(2024, 3, 28), date(2024, 4, 30)]
+    assert [b[0] for b in monthly.bars["AAPL.US"]] == [date(2024, 2, 29), date(2024, 3, 28),
+                                                       date(2024, 4, 30)]
     assert [b[0] for b in monthly.bars["EURUSD"]] == [date(2024, 2, 29), date(2024, 3, 29), date(2024, 4, 30)]
-    assert [b[0] for b in monthly.bars["BTCUSDT"]] == [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
+    assert [b[0] for b in monthly.bars["BTCUSDT"]] == [date(2024, 2, 29), date(2024, 3, 31),
+                                                       date(2024, 4, 30)]
 
 
 @pytest.mark.parametrize("symbol", ["AAPL.US", "700.HK", "EURUSD", "BTCUSDT"])
@@ -212,7 +215,8 @@ def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make
     store = make_store(july_itick_sim)
 
     days = store.fetch_klines("AAPL.US", "1d", fromdate=datetime(2023, 6, 30), todate=datetime(2023, 7, 7))
-    minutes = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2023, 7, 3, 13), todate=datetime(2023, 7, 6))
+    minutes = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2023, 7, 3, 13),
+                                 todate=datetime(2023, 7, 6))
 
     assert list(days.index.date) == [date(2023, 6, 30), date(2023, 7, 3), date(2023, 7, 5), date(2023, 7, 6)]
     on_july_3 = minutes[minutes.index.date == date(2023, 7, 3)]
@@ -226,8 +230,8 @@ def test_a_live_daily_feed_on_a_holiday_goes_live_at_once_and_says_the_market_is
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=holiday) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3, qcheck=0.1),
-                        name="aapl")
+        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3,
+                                      qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive)
         with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
             strategy = run_guarded(cerebro, 30)
@@ -244,8 +248,8 @@ def test_a_live_daily_bar_closes_at_an_early_close(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=120, seed=2, start=early) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2, qcheck=0.1),
-                        name="aapl")
+        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2,
+                                      qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive, until=date(2023, 7, 3))
         strategy = run_guarded(cerebro, 40)
         truth = sim.klines("AAPL.US", "1d", ms(datetime(2023, 7, 3)), ms(datetime(2023, 7, 4)))
@@ -282,7 +286,7 @@ def ms(moment: datetime) -> int:
     return int(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp() * 1000)
 
 
-def k_date(sim, symbol, kline) -> date:
+def k_date(symbol, kline) -> date:
     from backtrader_alltick.symbols import parse_symbol
 
     return parse_symbol(symbol).market.close_date(kline.end)

@@ -62,3 +62,28 @@ def test_resolve_rejects_seconds_and_lists_what_works():
         "timeframe 5 Seconds is not supported for AAPL.US; use one of: "
         "Ticks, Minutes x N (N a multiple of 1/5), Days x N"
     )
+
+
+@pytest.mark.parametrize(
+    ("period", "market", "inside", "end"),
+    [
+        ("1w", FOREX, "2023-11-14 15:00:00", "2023-11-17 22:00:00"),  # Friday's close, not Sunday 22:00
+        ("1M", FOREX, "2024-03-14 15:00:00", "2024-03-29 22:00:00"),  # March 2024 ends on a Sunday
+        ("1w", US_STOCKS, "2024-03-26 15:00:00", "2024-03-28 20:00:00"),  # Good Friday: Thursday
+        ("1M", US_STOCKS, "2024-03-14 15:00:00", "2024-03-28 20:00:00"),
+        ("1d", US_STOCKS, "2023-07-03 15:00:00", "2023-07-03 17:00:00"),  # early close, 13:00 New York
+        ("1w", US_STOCKS, "2023-11-21 15:00:00", "2023-11-24 18:00:00"),  # the Friday after Thanksgiving
+    ],
+)
+def test_longer_bars_close_on_the_calendars_last_trading_day(period, market, inside, end):
+    start = tf.bar_start(period, ms(inside), market)
+
+    assert tf.bar_end(period, start, market) == ms(end)
+
+
+def test_a_day_the_market_does_not_trade_keeps_its_regular_close():
+    # A K-line a vendor might still send for a holiday gets that date, not the day before.
+    holiday = tf.bar_start("1d", ms("2023-07-04 15:00:00"), US_STOCKS)
+
+    assert tf.bar_end("1d", holiday, US_STOCKS) == ms("2023-07-04 20:00:00")
+    assert US_STOCKS.close_date(tf.bar_end("1d", holiday, US_STOCKS)).day == 4

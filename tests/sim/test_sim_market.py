@@ -94,3 +94,16 @@ def test_depth_brackets_the_last_trade(model):
     book = model.depth("700.HK", NOW)
 
     assert len(book.bids) == 10 and book.best_bid <= last.price <= book.best_ask
+
+
+def test_no_trades_on_a_holiday_or_after_an_early_close():
+    july = MarketModel(seed=1, symbols=["AAPL.US", "EURUSD"], history_start_ms=1_688_000_000_000)
+    july_3, july_4, july_5 = 1_688_342_400_000, 1_688_428_800_000, 1_688_515_200_000  # 00:00 UTC
+    now = july_5 + DAY_MS
+
+    on_july_3 = july.trades("AAPL.US", july_3, july_4)
+    assert july.trades("AAPL.US", july_4, july_5) == []  # Independence Day
+    assert on_july_3 and on_july_3[-1].time < july_3 + 17 * 3_600_000  # closed at 13:00 New York
+    assert july.trades("EURUSD", july_4, july_5)  # forex trades through the US holiday
+    days = july.klines_between("AAPL.US", "1d", july_3 - DAY_MS, july_5 + DAY_MS, now)
+    assert [bar.end for bar in days] == [july_3 + 17 * 3_600_000, july_5 + 20 * 3_600_000]

@@ -1,0 +1,117 @@
+"""Market calendars: exchange holidays, early closes and lunch breaks; weekly sessions as the fallback."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import logging
+from datetime import date, datetime, timezone
+
+import pytest
+
+from backtrader_alltick import calendars
+from backtrader_alltick.markets import CRYPTO, FOREX, HK_STOCKS, SH_STOCKS, SZ_STOCKS, US_STOCKS
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_us_holiday_and_early_close_come_from_the_exchange_calendar():
+    assert not US_STOCKS.is_trading_day(date(2023, 7, 4))
+    assert US_STOCKS.session_close(date(2023, 7, 3)) == ms("2023-07-03 17:00")  # 13:00 New York
+    assert US_STOCKS.session_close(date(2023, 7, 5)) == ms("2023-07-05 20:00")
+    assert not US_STOCKS.is_open(ms("2023-07-04 15:00"))
+    assert not US_STOCKS.is_open(ms("2023-07-03 17:30"))
+    assert US_STOCKS.open_spans(ms("2023-07-03 00:00"), ms("2023-07-06 00:00")) == [
+        (ms("2023-07-03 13:30"), ms("2023-07-03 17:00")), (ms("2023-07-05 13:30"), ms("2023-07-05 20:00"))]
+
+
+def test_hong_kong_has_a_lunch_break_and_a_half_day_on_christmas_eve():
+    assert HK_STOCKS.sessions_on(date(2023, 12, 29)) == (
+        (ms("2023-12-29 01:30"), ms("2023-12-29 04:00")), (ms("2023-12-29 05:00"), ms("2023-12-29 08:00")))
+    assert HK_STOCKS.sessions_on(date(2024, 12, 24)) == ((ms("2024-12-24 01:30"), ms("2024-12-24 04:00")),)
+    assert not HK_STOCKS.is_trading_day(date(2024, 2, 12))  # Lunar New Year
+
+
+def test_shanghai_and_shenzhen_close_for_golden_week():
+    for market in (SH_STOCKS, SZ_STOCKS):
+        assert [market.is_trading_day(date(2023, 10, d)) for d in range(2, 10)] == [
+            False, False, False, False, False, False, False, True]  # Oct 2-6, a weekend, then Monday
+
+
+def test_forex_and_crypto_keep_their_weekly_sessions():
+    assert FOREX.is_trading_day(date(2023, 7, 4)) and FOREX.is_trading_day(date(2023, 12, 25))
+    assert FOREX.session_close(date(2023, 7, 7)) == ms("2023-07-07 22:00")
+    assert not FOREX.is_trading_day(date(2023, 7, 8))
+    assert CRYPTO.session_close(date(2023, 7, 8)) == ms("2023-07-09 00:00")
+
+
+def test_close_date_puts_a_bar_closing_at_midnight_on_the_day_before():
+    assert CRYPTO.close_date(ms("2023-07-09 00:00")) == date(2023, 7, 8)
+    assert FOREX.close_date(ms("2023-07-07 22:00")) == date(2023, 7, 7)
+    assert FOREX.close_date(ms("2023-07-06 22:01")) == date(2023, 7, 7)  # the forex day starts at 22:00 UTC
+    assert US_STOCKS.close_date(ms("2023-07-03 17:00")) == date(2023, 7, 3)
+
+
+def test_next_close_is_where_the_trading_day_of_a_bar_ends():
+    assert US_STOCKS.next_close(ms("2023-07-03 14:00")) == ms("2023-07-03 17:00")  # early close
+    assert US_STOCKS.next_close(ms("2023-07-03 17:00")) == ms("2023-07-03 17:00")  # the last bar itself
+    assert US_STOCKS.next_close(ms("2023-07-03 18:00")) == ms("2023-07-05 20:00")  # skips the holiday
+    assert CRYPTO.next_close(ms("2023-07-09 00:00")) == ms("2023-07-09 00:00")
+
+
+def test_public_api_keeps_its_meaning():
+    # session_end of a day the market does not trade: the close its weekday would have had.
+    assert US_STOCKS.session_end(US_STOCKS.day_start(ms("2023-07-04 15:00"))) == ms("2023-07-04 20:00")
+    assert US_STOCKS.session_end(US_STOCKS.day_start(ms("2023-07-03 15:00"))) == ms("2023-07-03 17:00")
+    assert US_STOCKS.day_start(ms("2023-07-04 15:00")) == ms("2023-07-04 04:00")
+    assert US_STOCKS.local(ms("2023-07-04 15:00")).hour == 11
+
+
+def test_closed_note_says_why_and_until_when():
+    assert US_STOCKS.closed_note(ms("2023-07-05 15:00")) is None
+    assert US_STOCKS.closed_note(ms("2023-07-04 15:00")) == (
+        "US market closed: 2023-07-04 is not a trading day (a holiday); next open 2023-07-05 13:30 UTC")
+    assert "(early close)" in US_STOCKS.closed_note(ms("2023-07-03 18:00"))
+
+
+def test_without_the_calendars_extra_markets_fall_back_to_weekly_sessions(monkeypatch, caplog):
+    real_import = builtins.__import__
+
+    def no_exchange_calendars(name, *args, **kwargs):
+        if name == "exchange_calendars":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_exchange_calendars)
+    calendars.exchange_sessions.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+            assert US_STOCKS.is_trading_day(date(2023, 7, 4))
+            assert US_STOCKS.session_close(date(2023, 7, 3)) == ms("2023-07-03 20:00")
+        assert "pip install 'backtrader-alltick[calendars]'" in caplog.text
+    finally:
+        monkeypatch.undo()
+        calendars.exchange_sessions.cache_clear()
+    assert not US_STOCKS.is_trading_day(date(2023, 7, 4))
+
+
+def test_outside_the_calendars_years_the_weekly_sessions_apply():
+    assert US_STOCKS.is_trading_day(date(1999, 12, 24))  # before the calendar starts: weekly sessions
+    assert US_STOCKS.sessions_on(date(1999, 12, 25)) == ()  # a Saturday
+
+
+def test_a_market_without_an_exchange_uses_weekly_sessions_only():
+    weekly = dataclasses.replace(US_STOCKS, exchange=None)
+
+    assert weekly.is_trading_day(date(2023, 7, 4))
+    assert weekly.sessions_on(date(2023, 7, 5)) == US_STOCKS.sessions_on(date(2023, 7, 5))
+
+
+@pytest.mark.parametrize("market", [US_STOCKS, HK_STOCKS, SH_STOCKS, FOREX, CRYPTO])
+def test_every_session_of_a_trading_date_lies_in_that_local_day(market):
+    for day in (date(2023, 7, 3), date(2023, 12, 29), date(2024, 3, 11)):
+        for low, high in market.sessions_on(day):
+            assert market.local(low).date() == day
+            assert market.close_date(high) == day

@@ -19,11 +19,22 @@ from .markets import Market
 
 logger = logging.getLogger(__name__)
 
+EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
+DAY_MS = 86_400_000.0
 # Backtrader's default sessionend (feed.py dopostinit: "remove 9 to avoid precision rounding errors").
 END_OF_DAY = time(23, 59, 59, 999990)
 # Two regular weekdays, one in each half of the year: a session time that differs between
 # them moves with daylight saving time in the feed's zone.
 _REFERENCE_DAYS = (date(2024, 1, 10), date(2024, 7, 10))
+
+
+def ms_to_num(ms: int) -> float:
+    """Epoch ms to Backtrader's float days (UTC); boundaries survive ``num2date`` exactly."""
+    return EPOCH_NUM + ms / DAY_MS
+
+
+def num_to_ms(num: float) -> int:
+    return int(round((num - EPOCH_NUM) * DAY_MS))
 
 
 def output_zone(tz) -> tzinfo:
@@ -104,16 +115,3 @@ class _TradingDateBar(_Bar):
 
 def _local(ts_ms: int, zone: tzinfo) -> datetime:
     return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(zone)
-
-
-EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
-DAY_MS = 86_400_000.0
-
-
-def ms_to_num(ms: int) -> float:
-    """Epoch ms to Backtrader's float days (UTC); boundaries survive ``num2date`` exactly."""
-    return EPOCH_NUM + ms / DAY_MS
-
-
-def num_to_ms(num: float) -> int:
-    return int(round((num - EPOCH_NUM) * DAY_MS))

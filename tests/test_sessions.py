@@ -51,7 +51,7 @@ class DateRecorder(bt.Strategy):
     def next(self) -> None:
         advanced = [len(d) != n for d, n in zip(self.datas, self._lengths)]
         self._lengths = [len(d) for d in self.datas]
-        self.steps.append(([d.datetime.datetime(0) for d in self.datas], advanced))
+        self.steps.append(([d.datetime.datetime(0) if len(d) else None for d in self.datas], advanced))
         for data, moved in zip(self.datas, advanced):
             if moved:
                 self.bars[data._name].append((data.datetime.date(0), data.open[0], data.high[0], data.low[0],
@@ -156,6 +156,20 @@ def test_resampling_minutes_to_days_gives_the_native_daily_bars(july_itick_sim, 
     assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
     assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
                                                                     rel=1e-9)
+
+
+def test_resampling_a_feed_also_added_as_minutes_gives_the_native_daily_bars(july_sim, make_store):
+    store = make_store(july_sim)
+    minutes = daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6), bt.TimeFrame.Minutes)
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(minutes, name="m")
+    cerebro.resampledata(minutes, name="d", timeframe=bt.TimeFrame.Days)  # a clone of the feed
+    cerebro.addstrategy(DateRecorder)
+
+    resampled = cerebro.run()[0]
+    native = run([("d", daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6)), None)])
+
+    assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
 
 
 def test_resampled_days_line_up_with_native_daily_bars_of_other_markets(july_sim, make_store):

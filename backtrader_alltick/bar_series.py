@@ -51,10 +51,9 @@ def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close
 
 
 def _inside_last_day(end_ms: int, market: Market) -> int:
-    # This package stamps daily bars at their session end, inside the trading day (a 24-hour market's
-    # end is the next midnight, so step back 1 ms); a plain date (00:00 UTC, as in most daily CSV or
-    # pandas data) names the trading day itself, so look at its noon.
-    if end_ms % DAY_MS == 0 and not market.is_24h:
+    # A plain date (00:00 UTC: fetch_klines' trading-date index, most daily CSV or pandas data) names
+    # the trading day itself, so look at its noon; a close instant lies just after the last day's session.
+    if end_ms % DAY_MS == 0:
         return end_ms + DAY_MS // 2
     return end_ms - 1
 

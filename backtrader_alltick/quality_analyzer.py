@@ -8,6 +8,7 @@ trade counters (``data.stats``).
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 import backtrader as bt
@@ -73,7 +74,10 @@ class DataQuality(bt.Analyzer):
                 continue
             name, market, period = feed
             columns = np.array(rows, dtype=float).reshape(-1, 6)
-            end_ms = [num_to_ms(num) for num in columns[:, 0]]
+            if period.is_intraday:
+                end_ms = [num_to_ms(num) for num in columns[:, 0]]
+            else:  # stamped with the trading date (at sessionend, in the feed's tz): pass the date
+                end_ms = [_date_ms(data.num2date(num).date()) for num in columns[:, 0]]
             series = series_from_ends(end_ms, *columns[:, 1:].T, period, market)
             report = check_bars(series, market, period, name, self.thresholds)
             if isinstance(getattr(data, "stats", None), dict) and data.islive():
@@ -95,6 +99,10 @@ class DataQuality(bt.Analyzer):
             raise ConfigError(f"DataQuality needs the market of feed {name!r}: pass market= a Market, a "
                               f"symbol such as 'AAPL.US', or a dict of those by feed name, was "
                               f"{self.p.market!r}") from None
+
+
+def _date_ms(day: date) -> int:
+    return int(datetime.combine(day, time(), tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def feed_name(data, index: int) -> str:

@@ -164,3 +164,26 @@ def test_feed_with_a_symbol_that_does_not_parse_is_left_out_and_the_others_repor
     analysis = run_backtest((good, "BTCUSDT"), (bad, "NOPE")).get_analysis()
 
     assert list(analysis) == ["BTCUSDT"] and analysis["BTCUSDT"]["bars"] >= 59
+
+
+def test_daily_feeds_stamped_with_trading_dates_are_checked_on_their_own_days(make_store):
+    # Daily bars carry their trading date (README "Bar timestamps"): the checks must read the date,
+    # or every bar lands on the next day. July 3-7 2023 holds a US early close and a holiday.
+    from datetime import date, datetime, timezone
+
+    july = datetime(2023, 7, 8, 15, tzinfo=timezone.utc)
+    with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=july) as sim:
+        store = make_store(sim)
+        feeds = [(store.getdata(dataname=s, timeframe=bt.TimeFrame.Days, historical=True,
+                                fromdate=date(2023, 6, 26), todate=date(2023, 7, 7)), s)
+                 for s in ("AAPL.US", "EURUSD", "BTCUSDT")]
+        analysis = run_backtest(*feeds).get_analysis()
+        frame = store.fetch_klines("BTCUSDT", "1d", fromdate=datetime(2023, 6, 26),
+                                   todate=datetime(2023, 7, 8))
+
+    for symbol in ("AAPL.US", "EURUSD", "BTCUSDT"):
+        assert analysis[symbol]["findings"] == [], symbol
+    missing = frame.index[4]
+    report = check_frame(frame.drop(index=missing), CRYPTO, "1d", "BTCUSDT")
+    gaps = [f for f in report.findings if f.kind == "missing_bars"]
+    assert [(f.bars, CRYPTO.close_date(f.time)) for f in gaps] == [(1, missing.date())]  # not the day after

@@ -92,10 +92,13 @@ class TradingDateResampler(Resampler):
     def __init__(self, data) -> None:
         super().__init__(data)
         source = data.data if getattr(data, "_clone", False) else data
-        market = source.inst.market
+        self._market = source.inst.market
         self.bar = _TradingDateBar(maxdate=True)
-        self.bar._stamp = lambda num: data.date2num(
-            datetime.combine(market.close_date(num_to_ms(num)), END_OF_DAY))
+        self.bar._owner = self  # a plain reference, not a closure: optstrategy pickles the filters
+
+    def trading_stamp(self, num: float) -> float:
+        """The stamp of a day whose last bar is stamped ``num``: its trading date, end of day."""
+        return self.data.date2num(datetime.combine(self._market.close_date(num_to_ms(num)), END_OF_DAY))
 
     def _calcadjtime(self, greater: bool = False) -> float:
         if self._nexteos is not None:
@@ -109,7 +112,7 @@ class _TradingDateBar(_Bar):
     def lvalues(self) -> list:
         values = super().lvalues()
         position = list(self.keys()).index("datetime")
-        values[position] = self._stamp(values[position])
+        values[position] = self._owner.trading_stamp(values[position])
         return values
 
 

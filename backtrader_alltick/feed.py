@@ -171,9 +171,9 @@ class AllTickData(bt.feed.DataBase):
             self.p.sessionstart, self.p.sessionend = times
         else:
             logger.info("%s: the %s session moves against %s with daylight saving time, so sessionstart/"
-                           "sessionend keep Backtrader's defaults (session timers fire at those); pass "
-                           "tz=%r for the exchange's times. Days still end at the exchange's close.",
-                           self.inst.symbol, market.name, tz or "UTC", market.tz)
+                        "sessionend keep Backtrader's defaults (session timers fire at those); pass "
+                        "tz=%r for the exchange's times. Days still end at the exchange's close.",
+                        self.inst.symbol, market.name, tz or "UTC", market.tz)
         if isinstance(self.p.fromdate, date) and not isinstance(self.p.fromdate, datetime):
             self.p.fromdate = sessions.trading_day_start(market, self.p.fromdate, tz)
         if isinstance(self.p.todate, date) and not isinstance(self.p.todate, datetime):
@@ -188,10 +188,7 @@ class AllTickData(bt.feed.DataBase):
         return num2date(eos), eos
 
     def resample(self, **kwargs) -> None:
-        if self._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
-            self.addfilter(sessions.TradingDateResampler, **kwargs)
-        else:
-            super().resample(**kwargs)
+        self.addfilter(_resampler(self, kwargs), **kwargs)
 
     def clone(self, **kwargs):
         # Backtrader's clone (adddata + resampledata of one feed) reads the wall clock; ours
@@ -341,7 +338,12 @@ class _AllTickClone(bt.DataClone):
         return self.data._timeoffset()
 
     def resample(self, **kwargs) -> None:
-        if self.data._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
-            self.addfilter(sessions.TradingDateResampler, **kwargs)
-        else:
-            super().resample(**kwargs)
+        self.addfilter(_resampler(self.data, kwargs), **kwargs)
+
+
+def _resampler(feed: AllTickData, kwargs: dict) -> type:
+    # Days from an intraday feed on its market's sessions: cut at the calendar's close and
+    # stamped like native daily bars.  Anything else: Backtrader's own resampler.
+    if feed._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
+        return sessions.TradingDateResampler
+    return bt.resamplerfilter.Resampler

@@ -35,6 +35,9 @@ class Faults:
     truncated_frames: int = 0  # the next N pushes are cut mid-frame, then the socket drops
     duplicate_every: int | None = None  # every Nth tick push is sent twice
     reorder_every: int | None = None  # every Nth tick push swaps places with the one before
+    # After a reconnect or a malformed frame, first re-send the last trade pushed before the current
+    # minute began (same seq, already delivered), as a server replaying its last push does.
+    resend_stale_trade: bool = False
     rate_limit_burst: int = 0  # the next N REST requests get the plan's rate-limit reply
     server_error_burst: int = 0  # the next N REST requests get HTTP ``server_error_status``
     server_error_status: int = 503

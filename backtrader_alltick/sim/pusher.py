@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..markets import DAY_MS
+from ..markets import DAY_MS, MINUTE_MS
 from . import websocket as ws
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Session:
         self.token = token
         self.last_heartbeat = time.monotonic()
         self.tick_index = 0
+        self.malformed_sent = 0
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -118,6 +119,7 @@ class Session:
                     break
                 frames[index] = ws.text_frame(MALFORMED)
                 counters.fault("malformed_frames")
+                self.malformed_sent += 1
         if faults.truncated_frames and faults.take("truncated_frames"):
             counters.fault("truncated_frames")
             connection.send_raw_then_abort(frames[0][: max(1, len(frames[0]) // 2)])
@@ -153,6 +155,45 @@ class Session:
         return out
 
 
+class StaleTrades:
+    """The ``resend_stale_trade`` fault: per token and endpoint, the last trade frame of recent minutes.
+
+    A frame counts for the minute its step ended in, so a frame of a step that ended by a
+    minute boundary is surely older than that boundary.
+
+    Example::
+
+        stale.note(session, step, ticks); ticks = stale.resend(session, step) + ticks
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple, dict[int, bytes]] = {}
+        self._malformed_seen: dict[int, int] = {}
+        self._connections: set[int] = set()
+
+    def around(self, session: Session, step: Step, ticks: list[bytes]) -> list[bytes]:
+        """``ticks`` with a stale frame in front if the session reconnected or saw a malformed frame."""
+        if not ticks:
+            return ticks
+        key = (session.token, session.connection.path)
+        connection = session.connection.id
+        last = self._last.setdefault(key, {})
+        reconnected = connection not in self._connections and bool(last)
+        self._connections.add(connection)
+        broken = session.malformed_sent > self._malformed_seen.get(connection, 0)
+        self._malformed_seen[connection] = session.malformed_sent
+        # After a drop: the last trade pushed at all; after a malformed frame: the last of an earlier minute.
+        minutes = list(last) if reconnected else [m for m in last if m < step.start // MINUTE_MS]
+        out = ticks
+        if (reconnected or broken) and minutes:
+            out = [last[max(minutes)], *ticks]
+            session.sim.counters_store.fault("resend_stale_trade")
+        last[(step.end - 1) // MINUTE_MS] = ticks[-1]
+        for old in sorted(last)[:-3]:
+            del last[old]
+        return out
+
+
 class Pusher:
     """Follows ``sim.clock`` and pushes every trade exactly once to each subscribed session.
 
@@ -167,6 +208,7 @@ class Pusher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sim-pusher", daemon=True)
         self._last_drop = time.monotonic()
+        self._stale = StaleTrades()
 
     def start(self) -> None:
         self._thread.start()
@@ -197,6 +239,8 @@ class Pusher:
                 continue
             try:
                 ticks, others = session.render(step)
+                if sim.faults.resend_stale_trade:
+                    ticks = self._stale.around(session, step, ticks)
                 session.deliver(ticks, others)
             except Exception:  # one broken session must not cost the others this step's trades
                 logger.exception("connection %d: push failed; closing it", session.connection.id)

@@ -12,6 +12,7 @@ from scripted_servers import JsonRestServer, ScriptedWebSocketServer, close_with
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.bars import combine
+from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
@@ -512,3 +513,45 @@ def test_an_unknown_symbol_answered_with_empty_data_is_still_notsubscribed(itick
 
     assert strategy.notes["feed"][-1] == "NOTSUBSCRIBED"
     assert isinstance(strategy.datas[0].last_error, SymbolNotFound)
+
+
+class FaultAtBoundary(Recorder):
+    """Once live, fire ``fault(sim)`` at ``offset_ms`` of market time from the next minute boundary."""
+
+    params = (("sim", None), ("fault", None), ("offset_ms", 0), ("fired_at", None))
+
+    def next(self) -> None:
+        super().next()
+        if self.p.fired_at is None and "LIVE" in self.notes[self.data._name]:
+            clock = self.p.sim.clock
+            boundary = (clock.now_ms() // MINUTE + 2) * MINUTE
+            self.p.fired_at = boundary + self.p.offset_ms
+            threading.Timer(wall_seconds(clock, self.p.fired_at), self.p.fault, (self.p.sim,)).start()
+
+
+def _drop(sim) -> None:
+    sim.drop_connections()
+
+
+def _malformed(sim) -> None:
+    sim.faults.update(malformed_frames=1)
+
+
+@pytest.mark.parametrize("dialect, symbol", [("alltick", "EURUSD"), ("itick", "BTCUSDT")])
+@pytest.mark.parametrize("fault, offset_ms", [(_drop, -400), (_malformed, 2500)], ids=["drop", "malformed"])
+def test_a_stale_resent_trade_after_a_seam_reset_does_not_cut_the_next_bar(make_store, dialect, symbol,
+                                                                           fault, offset_ms):
+    # The server replays the last trade of the previous minute (same seq, already delivered) after a
+    # drop just before a boundary, or after a malformed frame just after one.
+    with Simulator(dialect=dialect, plan="unlimited", speed=60, seed=11,
+                   faults=dict(resend_stale_trade=True)) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=3,
+                                      qcheck=0.1, grace=0.25), name="x")
+        cerebro.addstrategy(FaultAtBoundary, stop_after=10, sim=sim, fault=fault, offset_ms=offset_ms)
+        strategy = run_guarded(cerebro, 40)
+
+        assert sim.counters["faults"].get("resend_stale_trade", 0) >= 1
+        assert len(strategy.rows["x"]) >= 10
+        assert_golden(sim, strategy.rows["x"], symbol)

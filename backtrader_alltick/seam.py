@@ -1,0 +1,191 @@
+"""The seam of a live feed: where its bars stop coming from REST and start coming from the stream.
+
+Pure: no I/O, no threads.  Time comes in as ``now_ms`` (market time, epoch ms) with each
+event, REST is asked through a callback and answered with :meth:`Seam.on_rest`, so a test
+drives every ordering of events by hand.
+
+The invariant: **every trade with** ``start <= ts < end`` **of a delivered bar is in exactly one
+delivered bar, whichever of REST and the stream supplied it**; delivered bars are complete and
+their close stamps strictly increase.  It holds by these rules:
+
+1. The seam ``S`` is the close stamp of the slot in progress (:func:`~backtrader_alltick.bars.seam_end`;
+   in a slot without any session, the moment itself).  Bars closing at or before ``S`` come from
+   REST, which answers only bars already closed and so complete; bars closing after ``S`` are
+   built from the stream, which ignores every trade before ``S``.
+2. The stream covers a slot only if it delivered every trade of it.  After a *reset* (the
+   connection dropped, a malformed frame was skipped, the inbox overflowed) that is unknown
+   for every slot up to the moment the stream is known to flow again, so the bars forming are
+   thrown away and the seam is anchored anew.
+3. The first trade after a reset anchors the seam at the close of the slot holding the latest
+   of: that trade's time, the present moment and the newest trade offered before the reset.
+   A trade's own time is not enough: a server may replay a trade it pushed before the reset
+   (same ``seq``, already delivered) or a late one, and a seam anchored on that old time would
+   hand the stream a slot whose first trades were pushed while nobody listened.  A symbol that
+   stays silent anchors at ``anchor_margin_ms`` after the stream is up.
+4. Bars the stream builds are held back until REST has delivered every bar up to ``S``; then
+   they follow in order.  A bar whose close stamp is not after the last delivered one is
+   dropped: it was already delivered from the other source.
+
+Example::
+
+    seam = Seam("BTCUSDT", spec, CRYPTO, request_rest=filler.request, deliver=on_bar)
+    seam.on_stream_up(now_ms)
+    seam.on_trade(tick, now_ms)            # anchors the seam, asks REST for bars up to it
+    seam.on_rest(job, bars, done=True)     # REST bars first, then the stream's
+    seam.on_timer(now_ms)                  # closes stream bars once their grace has passed
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from .bars import BarBuilder, seam_end
+from .markets import Market
+from .records import Kline, Tick
+from .timeframes import BarSpec
+
+logger = logging.getLogger(__name__)
+
+RequestRest = Callable[[int | None, int], int]  # (after_ms, upto_ms) -> job id
+Deliver = Callable[[Kline, str], None]  # (bar, "bars_rest" | "bars_live")
+
+
+class Seam:
+    """Decide, for one symbol and bar spec, which bars REST supplies and which the stream builds.
+
+    ``request_rest(after_ms, upto_ms)`` must eventually answer with :meth:`on_rest` for the
+    bars closing in ``(after_ms, upto_ms]`` (``after_ms`` None: the feed's first backfill).
+    ``deliver(bar, source)`` receives every bar exactly once, oldest first.  ``backfill_start``
+    and ``backfill`` say whether the first seam and later ones (after a reset) ask REST at all.
+    """
+
+    def __init__(self, symbol: str, spec: BarSpec, market: Market, *, request_rest: RequestRest,
+                 deliver: Deliver, grace_ms: int = 250, emit_empty: bool = False,
+                 anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True) -> None:
+        self.spec, self.market = spec, market
+        self.builder = BarBuilder(symbol, spec, market, self._on_built, grace_ms=grace_ms,
+                                  emit_empty=emit_empty)
+        self._request_rest = request_rest
+        self._deliver = deliver
+        self._anchor_margin_ms = anchor_margin_ms
+        self._backfill_start, self._backfill = backfill_start, backfill
+        self._seam: int | None = None
+        self._done = False
+        self._job: int | None = None
+        self._pending: deque[Kline] = deque()
+        self._last_end: int | None = None
+        self._last_close: float | None = None
+        self._anchor_deadline: int | None = None
+        self._floor_ms: int | None = None  # the seam must close after this moment (rule 3)
+        self._newest_offered: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Seam(seam={self._seam}, done={self._done}, last_end={self._last_end})"
+
+    @property
+    def anchored(self) -> bool:
+        """True once the current seam has a place (a trade came, or the margin passed)."""
+        return self._seam is not None
+
+    @property
+    def done(self) -> bool:
+        """True once REST has delivered every bar up to the seam: bars now come from the stream."""
+        return self._done
+
+    @property
+    def last_end(self) -> int | None:
+        """Close stamp of the last bar delivered."""
+        return self._last_end
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def on_trade(self, tick: Tick, now_ms: int) -> None:
+        """A trade of this symbol arrived from the stream."""
+        if self._seam is None:
+            self._anchor(max(tick.time, now_ms))
+        if self._newest_offered is None or tick.time > self._newest_offered:
+            self._newest_offered = tick.time
+        self.builder.add_tick(tick)
+
+    def on_stream_up(self, now_ms: int) -> None:
+        """The stream is (back) up: a silent symbol anchors its seam after the margin."""
+        if self._seam is None:
+            self._anchor_deadline = now_ms + self._anchor_margin_ms
+
+    def on_stream_down(self, now_ms: int, why: str = "the stream dropped") -> None:
+        """The connection dropped: no seam until the stream is back (``on_stream_up``)."""
+        self._reset(now_ms, why)
+        self._anchor_deadline = None
+
+    def on_malformed(self, now_ms: int) -> None:
+        """A frame that may have carried one of our trades was skipped."""
+        if self._seam is not None:
+            self._reset(now_ms, "a malformed frame was skipped")
+            self._anchor_deadline = now_ms + self._anchor_margin_ms
+
+    def on_overflow(self, now_ms: int) -> None:
+        """Trades were thrown away unseen; those still queued are older than the lost ones."""
+        self._reset(now_ms, "the inbox overflowed")
+        self._anchor(now_ms)
+
+    def on_rest(self, job: int, bars: list[Kline], done: bool) -> None:
+        """REST answered (part of) a job; bars of superseded jobs still count, once each."""
+        for bar in bars:
+            self._deliver_once(bar, "bars_rest")
+        if job == self._job and done:
+            self._finish()
+
+    def on_timer(self, now_ms: int) -> None:
+        """Run what is due by ``now_ms``: a silent symbol's anchor, stream bars whose grace passed."""
+        if self._seam is None and self._anchor_deadline is not None and now_ms >= self._anchor_deadline:
+            self._anchor(now_ms)
+        self.builder.on_timer(now_ms)
+
+    def next_deadline(self) -> int | None:
+        """Market ms at which :meth:`on_timer` has work next; None when nothing is pending."""
+        moments = [m for m in (self._anchor_deadline, self.builder.next_deadline()) if m is not None]
+        return min(moments, default=None)
+
+    # -- rules ------------------------------------------------------------------------------------
+
+    def _anchor(self, moment_ms: int) -> None:
+        self._anchor_deadline = None
+        if self._floor_ms is not None:
+            moment_ms = max(moment_ms, self._floor_ms)
+        self._floor_ms = None
+        self._seam = seam = seam_end(self.spec, moment_ms, self.market)
+        self.builder.start_after(seam, last_close=self._last_close)
+        if self._backfill if self._last_end is not None else self._backfill_start:
+            self._job = self._request_rest(self._last_end, seam)
+        else:
+            self._finish()
+
+    def _reset(self, now_ms: int, why: str) -> None:
+        logger.info("%s: %s; rebuilding the cut bar from REST", self.builder.symbol, why)
+        self.builder.discard()
+        self._pending.clear()
+        floor = max(m for m in (now_ms, self._floor_ms, self._newest_offered) if m is not None)
+        self._floor_ms, self._newest_offered = floor, None
+        self._seam = None
+        self._done = False
+        self._job = None
+
+    def _finish(self) -> None:
+        self._done = True
+        while self._pending:
+            self._deliver_once(self._pending.popleft(), "bars_live")
+
+    def _on_built(self, bar: Kline) -> None:
+        if self._done:
+            self._deliver_once(bar, "bars_live")
+        else:
+            self._pending.append(bar)
+
+    def _deliver_once(self, bar: Kline, source: str) -> None:
+        if self._last_end is not None and bar.end <= self._last_end:
+            return  # already delivered from the other source
+        self._last_end = bar.end
+        self._last_close = bar.close
+        self._deliver(bar, source)

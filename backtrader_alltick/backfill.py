@@ -88,8 +88,10 @@ class Backfiller:
                 return
             try:
                 self._run_job(*job)
-            except Exception:  # the thread must never die silently
+            except Exception as e:  # a bug: the feed must fail visibly, not wait for bars forever
                 logger.exception("backfill job %s crashed", job[0])
+                self._deliver(BackfillFailed(AllTickError(
+                    f"backfill crashed ({type(e).__name__}: {e}); this is a bug, see the log"), job[0]))
 
     def _run_job(self, job: int, after_ms: int | None, upto_ms: int, count: int | None) -> None:
         reached = after_ms

@@ -13,7 +13,7 @@ from scripted_servers import JsonRestServer, ScriptedWebSocketServer, close_with
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.bars import combine
 from backtrader_alltick.clock import wall_seconds
-from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound
+from backtrader_alltick.errors import AllTickError, AuthError, ConfigError, SymbolNotFound
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
 from feedtools import Recorder, as_ms_rows, run_guarded
@@ -555,3 +555,34 @@ def test_a_stale_resent_trade_after_a_seam_reset_does_not_cut_the_next_bar(make_
         assert sim.counters["faults"].get("resend_stale_trade", 0) >= 1
         assert len(strategy.rows["x"]) >= 10
         assert_golden(sim, strategy.rows["x"], symbol)
+
+
+def test_a_tick_feed_goes_live_again_after_a_reconnect(make_store):
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, qcheck=0.1),
+                        name="btc")
+        cerebro.addstrategy(DropAfter, stop_after=400, sim=sim, after=10)
+        strategy = run_guarded(cerebro, 30)
+
+    notes = strategy.notes["btc"]
+    assert "CONNBROKEN" in notes
+    assert "LIVE" in notes[notes.index("CONNBROKEN"):]
+
+
+def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monkeypatch):
+    from backtrader_alltick.live import LiveSession
+
+    def broken(self, moment_ms):
+        raise ZeroDivisionError("a bug in the grid")
+
+    monkeypatch.setattr(LiveSession, "_next_close", broken)  # a bug inside the backfill worker
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                                lookback=3)}, stop_after=50, timeout=20)
+
+    feed = strategy.datas[0]
+    assert "DISCONNECTED" in strategy.notes["btc"]
+    assert isinstance(feed.last_error, AllTickError) and "ZeroDivisionError" in str(feed.last_error)

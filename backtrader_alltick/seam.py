@@ -13,8 +13,8 @@ their close stamps strictly increase.  It holds by these rules:
    REST, which answers only bars already closed and so complete; bars closing after ``S`` are
    built from the stream, which ignores every trade before ``S``.
 2. The stream covers a slot only if it delivered every trade of it.  After a *reset* (the
-   connection dropped, a malformed frame or an impossible trade was skipped, the inbox
-   overflowed) that is unknown
+   connection dropped, a malformed frame was skipped (the wire parsers refuse impossible
+   trades as malformed), the inbox overflowed) that is unknown
    for every slot up to the moment the stream is known to flow again, so the bars forming are
    thrown away and the seam is anchored anew.
 3. The first trade after a reset anchors the seam at the close of the slot holding the latest
@@ -39,7 +39,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 
@@ -52,12 +51,6 @@ logger = logging.getLogger(__name__)
 
 RequestRest = Callable[[int | None, int], int]  # (after_ms, upto_ms) -> job id
 Deliver = Callable[[Kline, str], None]  # (bar, "bars_rest" | "bars_live")
-
-
-def is_possible(tick: Tick) -> bool:
-    """False for a trade no market makes: a price not finite and positive, a volume not finite or negative."""
-    return math.isfinite(tick.price) and tick.price > 0 and math.isfinite(tick.volume) and tick.volume >= 0 \
-        and math.isfinite(tick.turnover)
 
 
 class Seam:
@@ -111,11 +104,6 @@ class Seam:
 
     def on_trade(self, tick: Tick, now_ms: int) -> None:
         """A trade of this symbol arrived from the stream."""
-        if not is_possible(tick):
-            # Never a wrong bar: a trade no market makes is a broken frame, rebuilt from REST.
-            logger.warning("%s: impossible trade %r skipped", self.builder.symbol, tick)
-            self.on_malformed(now_ms)
-            return
         if self._seam is None:
             self._anchor(max(tick.time, now_ms))
         if self._newest_offered is None or tick.time > self._newest_offered:

@@ -173,3 +173,13 @@ def test_fuzzed_frames_never_make_a_wrong_bar(dialect, events, disturbances):
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_command_that_is_a_list_or_object_is_not_a_crash(dialect, frame):
     assert isinstance(_parse(dialect, frame), (list, AllTickError))
+
+
+@pytest.mark.parametrize("price, volume", [("NaN", "1"), ("Infinity", "1"), ("-1", "1"), ("0", "1"),
+                                           ("100.5", "-5"), ("100.5", "1e400")])
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_impossible_trade_is_a_malformed_frame_not_a_bar(dialect, price, volume):
+    frame = json.loads(render(dialect, Tick("BTCUSDT", 1_700_000_000_000, 100.5, 2.0, 201.0, seq=7)))
+    fields = ("price", "volume") if dialect == "alltick" else ("ld", "v")
+    frame["data"].update(dict(zip(fields, (price, volume))))
+    assert isinstance(_parse(dialect, json.dumps(frame)), AllTickError)

@@ -96,13 +96,3 @@ def test_a_reset_just_before_a_boundary_on_our_clock_keeps_the_exchange_time_tra
     world.settle()
     world.check()
 
-
-@pytest.mark.parametrize("price, volume",
-                         [(float("nan"), 1.0), (float("inf"), 1.0), (-1.0, 1.0), (100.0, -5.0)])
-def test_an_impossible_trade_never_reaches_a_bar(price, volume):
-    world = copy.deepcopy(_WARM[0])
-    world.run(["trade", "trade"])
-    world.seam.on_trade(Tick("BTCUSDT", world.now, price, volume, 0.0, seq=None), world.now)
-    world.run(["trade", "boundary", "rest"])
-    world.settle()
-    world.check()

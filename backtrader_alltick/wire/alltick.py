@@ -275,7 +275,7 @@ def parse_frame(text: str | bytes) -> list:
     message = str(frame.get("msg") or "")
     if ret == _FATAL_RET:
         return [ServerError(ret, message, fatal=True)]
-    if isinstance(cmd_id, (int, float)) and cmd_id in _ACK_ACTIONS:  # a list or object is no command
+    if cmd_id in _ACK_ACTIONS:
         ok = ret == 200
         return [Ack(_ACK_ACTIONS[cmd_id], ok, message if ok else f"{message} (ret {ret})",
                     int_or_none(frame.get("seq_id")))]

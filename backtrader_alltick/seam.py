@@ -12,11 +12,11 @@ their close stamps strictly increase.  It holds by these rules:
    in a slot without any session, the moment itself).  Bars closing at or before ``S`` come from
    REST, which answers only bars already closed and so complete; bars closing after ``S`` are
    built from the stream, which ignores every trade before ``S``.
-2. The stream covers a slot only if it delivered every trade of it.  After a *reset* (the
-   connection dropped, a malformed frame was skipped (the wire parsers refuse impossible
-   trades as malformed), the inbox overflowed) that is unknown
-   for every slot up to the moment the stream is known to flow again, so the bars forming are
-   thrown away and the seam is anchored anew.
+2. The stream covers a slot only if it delivered every trade of it.  After a *reset* -- the
+   connection dropped, a malformed frame was skipped (the wire parsers refuse an impossible
+   trade as malformed), or the inbox overflowed -- that is unknown for every slot up to the
+   moment the stream is known to flow again, so the bars forming are thrown away and the seam
+   is anchored anew.
 3. The first trade after a reset anchors the seam at the close of the slot holding the latest
    of: that trade's time, the present moment and the newest trade offered before the reset.
    A trade's own time is not enough: a server may replay a trade it pushed before the reset

@@ -146,7 +146,9 @@ class Connection:
 class SimServer(ThreadingHTTPServer):
     """The listening socket; ``app`` answers REST (``handle_rest``) and WebSockets (``handle_websocket``)."""
 
-    daemon_threads = False
+    # Daemon handler threads: a script that forgets ``sim.close()`` must still exit while a client
+    # holds a keep-alive socket open.  ``close()`` still joins them (block_on_close tracks them).
+    daemon_threads = True
     block_on_close = True
     allow_reuse_address = True
 

@@ -102,7 +102,7 @@ class LiveSession:
             if self.feed._state == _ST_OVER:  # set by feed._fail
                 return False
             if self._ready:
-                self.feed._fill(self._ready.popleft())
+                self.feed._fill(*self._ready.popleft())
                 if self._seam_done and not self._broken and len(self._ready) <= 1:
                     self._go_live()
                 return True
@@ -178,7 +178,7 @@ class LiveSession:
             self.feed.stats["late_ticks"] += 1
             return
         self._last_tick_time = tick.time
-        self._ready.append(tick)
+        self._ready.append((tick, True))
 
     def _anchor(self, moment_ms: int) -> None:
         self._anchor_deadline = None
@@ -221,7 +221,7 @@ class LiveSession:
         self._last_end = bar.end
         self._last_close = bar.close
         self.feed.stats[source] += 1
-        self._ready.append(bar)
+        self._ready.append((bar, source == "bars_live"))
 
     def _on_status(self, status) -> None:
         if status.kind == "fatal":

@@ -44,8 +44,8 @@ def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, tim
     rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
                        fromdate=utc(start), todate=utc(end))
 
-    # Backtrader's rule: fromdate keeps every bar that closes after it, the one in progress included.
-    truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start < k.end <= end]
+    # Backtrader's rule: a bar stamped at or after fromdate is kept, the one in progress included.
+    truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start <= k.end <= end]
     assert len(rows) > 10
     assert_bars_equal(rows, kline_rows(truth))
 
@@ -61,7 +61,8 @@ def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltic
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=compression,
                        fromdate=utc(start), todate=utc(end))
 
-    minutes = alltick_sim.klines("BTCUSDT", "1m", start, end)
+    # fromdate sits on the grid: the bar stamped exactly at it is kept, as Backtrader's filter keeps it.
+    minutes = alltick_sim.klines("BTCUSDT", "1m", start - compression * MINUTE, end)
     frame = pd.DataFrame([(k.start, k.open, k.high, k.low, k.close, k.volume) for k in minutes],
                          columns=["start", "open", "high", "low", "close", "volume"])
     frame.index = pd.to_datetime(frame.pop("start"), unit="ms")
@@ -160,8 +161,8 @@ def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, make_store
 
     strategy = cerebro.run()[0]
 
-    assert strategy.times[0] == local_start + timedelta(minutes=1)  # the first bar's close, in New York
-    assert len(strategy.times) == 30
+    assert strategy.times[0] == local_start  # the bar closing at fromdate, in New York: kept
+    assert len(strategy.times) == 31  # fromdate and todate both inclusive, as in Backtrader
 
 
 class LocalTimes(bt.Strategy):
@@ -201,5 +202,5 @@ def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, ma
 
     strategy = cerebro.run()[0]
 
-    new_york = (start + timedelta(minutes=1)).astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
-    assert strategy.times[0] == new_york and len(strategy.times) == 10
+    new_york = start.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
+    assert strategy.times[0] == new_york and len(strategy.times) == 11

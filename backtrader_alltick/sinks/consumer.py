@@ -103,7 +103,7 @@ class RedisSession:
             if self.feed._state == _ST_OVER:
                 return False
             if self._ready:
-                self.feed._fill(self._ready.popleft())
+                self.feed._fill(*self._ready.popleft())
                 if self._is_tail and not self._broken and len(self._ready) <= 1:
                     self._go_live()
                 return True
@@ -151,7 +151,7 @@ class RedisSession:
         if isinstance(record, Tick):
             if self.start_ms is None or record.time >= self.start_ms:
                 self.feed.stats["ticks"] += 1
-                self._ready.append(record)
+                self._ready.append((record, True))
             return
         if self._last_end is not None and record.end <= self._last_end:
             self.feed.stats["duplicate_bars"] = self.feed.stats.get("duplicate_bars", 0) + 1
@@ -159,8 +159,9 @@ class RedisSession:
         if self.start_ms is not None and record.start < self.start_ms:
             return
         self._last_end = record.end
-        self.feed.stats["bars_rest" if self.feed._state != _ST_LIVE else "bars_live"] += 1
-        self._ready.append(record)
+        live = self.feed._state == _ST_LIVE
+        self.feed.stats["bars_live" if live else "bars_rest"] += 1
+        self._ready.append((record, live))  # a bar replayed from before LIVE has no quote
 
     def _go_live(self) -> None:
         if self.feed._state != _ST_LIVE:

@@ -1,0 +1,55 @@
+"""Checks of what users pass to the store and the feed: dates and whole numbers.
+
+Each check accepts what Backtrader accepts for the same parameter and raises
+``ConfigError`` naming the parameter for anything else, instead of a raw ``TypeError``
+deep inside a conversion.  Dates follow Backtrader's feed rule (``feed.py``,
+``dopostinit``): a date without a time means the start of that day for ``fromdate`` and
+the end of it (23:59:59.999990) for ``todate``; a naive time is read as UTC here.
+"""
+
+from __future__ import annotations
+
+import numbers
+from datetime import date, datetime, time, timezone
+
+from .errors import ConfigError
+
+# Backtrader's default session end, which a date-only todate is combined with.
+END_OF_DAY = time(23, 59, 59, 999990)
+_DATE_KINDS = "a datetime, a date, a pandas Timestamp or an ISO string such as '2024-03-01 15:30'"
+
+
+def as_moment(name: str, value: object) -> datetime | date | None:
+    """``value`` as a datetime or a date (ISO strings parsed); ``None`` stays ``None``."""
+    if value is None or isinstance(value, (datetime, date)):
+        return value  # a pandas Timestamp is a datetime
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be {_DATE_KINDS}, was {value!r}")
+
+
+def moment_ms(name: str, value: object, *, end_of_day: bool = False) -> int | None:
+    """Epoch ms of a ``fromdate``/``todate`` value; a date alone is its day's start, or its end."""
+    moment = as_moment(name, value)
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime.combine(moment, END_OF_DAY if end_of_day else time())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an int of at least ``minimum``; ``None`` only when ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, was {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, was {value!r}")
+    return int(value)

@@ -195,3 +195,21 @@ def test_sample_strategy_gives_the_same_result_on_alltickdata_and_pandasdata(sto
 
     assert pandas["outcome"]["trades"], "the scenario must trade to prove anything"
     assert alltick == pandas
+
+
+def test_daily_sma_cross_gives_the_same_result_on_alltickdata_and_pandasdata(store):
+    # Whatever the daily stamp convention, fetch_klines and the feed must deliver the same bars.
+    window = {"fromdate": "2023-06-01", "todate": "2024-02-29"}
+    frame = store.fetch_klines("BTCUSDT", "1d", **window).tz_localize(None)
+    results = []
+    for data in (bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Days),
+                 store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Days, historical=True, **window)):
+        cerebro = bt.Cerebro()
+        cerebro.broker.setcash(1_000_000)
+        cerebro.adddata(data, name="BTCUSDT")
+        cerebro.addanalyzer(Outcome, _name="outcome")
+        cerebro.addstrategy(SmaCross, fast=5, slow=20)
+        results.append(cerebro.run()[0].analyzers.outcome.get_analysis())
+
+    assert results[0]["trades"]
+    assert results[1] == results[0]

@@ -223,7 +223,7 @@ def optimise(store, maxcpus, **cerebro_kwargs):
 
 @pytest.mark.parametrize(("start_method", "optdatas", "preload"), [
     ("fork", True, True), ("fork", True, False), ("fork", False, True), ("fork", False, False),
-    ("spawn", True, True), ("spawn", False, False),
+    ("spawn", True, True), ("spawn", False, False), ("forkserver", False, False),
 ])
 def test_optstrategy_on_two_cores_equals_one_core(alltick_sim, make_store, monkeypatch, start_method,
                                                   optdatas, preload):

@@ -1,4 +1,4 @@
-"""Checks of what users pass to the store and the feed: dates and whole numbers.
+"""Checks of what users pass to the store and the feed: dates, timeframes and whole numbers.
 
 Each check accepts what Backtrader accepts for the same parameter and raises
 ``ConfigError`` naming the parameter for anything else, instead of a raw ``TypeError``
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 from datetime import date, datetime, time, timezone
 
+from . import timeframes
 from .errors import ConfigError
 
 # Backtrader's default session end, which a date-only todate is combined with.
@@ -53,3 +54,19 @@ def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool =
     if value < minimum:
         raise ConfigError(f"{name} must be {minimum} or more, was {value!r}")
     return int(value)
+
+
+def timeframe_and_compression(timeframe: object, compression: object) -> tuple[int, int]:
+    """A ``bt.TimeFrame`` value, or a period name such as ``"5m"`` (times ``compression``), as numbers."""
+    compression = whole_number("compression", compression)
+    if isinstance(timeframe, str):
+        period = timeframes.PERIODS.get(timeframe)
+        if period is None:
+            raise ConfigError(f"timeframe must be one of {', '.join(timeframes.PERIODS)}, was {timeframe!r}")
+        unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
+                "month": timeframes.MONTHS}[period.unit]
+        return unit, period.count * compression
+    if isinstance(timeframe, bool) or not isinstance(timeframe, numbers.Integral):
+        raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
+                          f"name ({', '.join(timeframes.PERIODS)}), was {timeframe!r}")
+    return int(timeframe), compression

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import numbers
 import os
 import threading
 from collections import defaultdict
@@ -21,7 +20,7 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
-from .arguments import moment_ms, whole_number
+from .arguments import moment_ms, timeframe_and_compression, whole_number
 from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
 from .markets import Market
@@ -102,12 +101,11 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
         self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
-        self.wire = get_dialect(self.p.dialect)
+        self._open()
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         # A URL that can never connect fails here, not later on a socket thread.
         ws_url = self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL
         self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
-        self._open()
 
     def _open(self) -> None:
         # Everything built from the configuration: run at creation and again in a worker process.
@@ -370,20 +368,9 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
                           live: bool = False) -> timeframes.BarSpec:
         """The native period and multiple serving ``(timeframe, compression)``; live feeds also take Ticks."""
-        compression = whole_number("compression", compression)
-        if isinstance(timeframe, str):
-            period = timeframes.PERIODS.get(timeframe)
-            if period is None:
-                names = ", ".join(timeframes.PERIODS)
-                raise ConfigError(f"timeframe must be one of {names}, was {timeframe!r}")
-            unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
-                    "month": timeframes.MONTHS}[period.unit]
-            timeframe, compression = unit, period.count * compression
-        elif isinstance(timeframe, bool) or not isinstance(timeframe, numbers.Integral):
-            raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a "
-                              f"period name ({', '.join(timeframes.PERIODS)}), was {timeframe!r}")
+        timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
-        return timeframes.resolve(int(timeframe), compression, natives, inst.symbol, live=live)
+        return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
 
     def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
         """Return the latest trade of each symbol (the seed article's scenario 1)."""

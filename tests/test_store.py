@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from backtrader_alltick import AllTickStore
-from backtrader_alltick.errors import AuthError, ConfigError
+from backtrader_alltick.errors import AuthError, ConfigError, UnsupportedTimeframe
 
 FROM, TO = datetime(2024, 3, 4, 10, 0), datetime(2024, 3, 4, 10, 5)
 
@@ -118,3 +118,15 @@ def test_a_pickle_on_disk_holds_no_token_and_another_run_cannot_use_it(alltick_s
                             timeout=60, env=env)
     assert result.returncode == 1
     assert "sealed by another run" in result.stderr and AuthError.__name__ in result.stderr
+
+
+def test_kline_downloads_and_historical_feeds_do_not_offer_ticks(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    with pytest.raises(UnsupportedTimeframe) as download:
+        store.fetch_klines("BTCUSDT", bt.TimeFrame.Seconds, 5, count=5)
+    with pytest.raises(UnsupportedTimeframe) as backtest:
+        store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, historical=True)
+
+    assert download.value.supported[0].startswith("Minutes x N") and "Ticks" not in download.value.supported
+    assert "Ticks" not in backtest.value.supported and "historical trades" in str(backtest.value)

@@ -156,8 +156,8 @@ class RedisSession:
         if self._last_end is not None and record.end <= self._last_end:
             self.feed.stats["duplicate_bars"] = self.feed.stats.get("duplicate_bars", 0) + 1
             return
-        if self.start_ms is not None and record.start < self.start_ms:
-            return
+        if self.start_ms is not None and record.end < self.start_ms:
+            return  # Backtrader's filter: a bar stamped exactly at fromdate stays
         self._last_end = record.end
         live = self.feed._state == _ST_LIVE
         self.feed.stats["bars_live" if live else "bars_rest"] += 1
@@ -195,9 +195,11 @@ class RedisSession:
                 self._post(_Failed(ProtocolError(f"the Redis reader of {self.symbol} crashed: {e!r}")))
 
     def _first_id(self) -> str:
-        # Backfill: bars closing after fromdate, else the newest `lookback` entries posted here.
+        # Backfill: bars closing at or after fromdate, else the newest `lookback` entries posted here.
         if self.start_ms is not None and self.period is not None:
-            return f"{self.start_ms}-0"  # bar IDs are their close stamps
+            # Bar IDs are their close stamps and reads start after the ID given: a bar closing
+            # exactly at fromdate is read too (the filter in _queue drops anything earlier).
+            return f"{self.start_ms - 1}-0"
         if self.start_ms is not None:
             return "0-0"  # trade IDs are Redis arrival times: read all, keep those after fromdate
         count = self.feed.p.lookback if self.feed.p.backfill_start else 1

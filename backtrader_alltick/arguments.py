@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timezone
 
 from . import timeframes
 from .errors import ConfigError
+from .markets import Market
 
 # Backtrader's default session end, which a date-only todate is combined with.
 END_OF_DAY = time(23, 59, 59, 999990)
@@ -70,3 +71,33 @@ def timeframe_and_compression(timeframe: object, compression: object) -> tuple[i
         raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
                           f"name ({', '.join(timeframes.PERIODS)}), was {timeframe!r}")
     return int(timeframe), compression
+
+
+def bar_window(market: Market, intraday: bool, fromdate: object,
+               todate: object) -> tuple[int | None, int | None]:
+    """``fromdate``/``todate`` as epoch ms, read as an ``AllTickData`` feed of that market reads them.
+
+    A plain date on intraday bars is the market's trading day (EURUSD's starts at 22:00 UTC the
+    evening before); on daily and longer bars it is Backtrader's default day, 00:00 to
+    23:59:59.999990, compared with the bars' stamps (:func:`trading_stamp_ms`).
+    """
+    first, last = as_moment("fromdate", fromdate), as_moment("todate", todate)
+    if intraday:
+        from .sessions import trading_day_end, trading_day_start
+
+        if _is_plain_date(first):
+            first = trading_day_start(market, first, None)
+        if _is_plain_date(last):
+            last = trading_day_end(market, last, None)
+    return moment_ms("fromdate", first), moment_ms("todate", last, end_of_day=True)
+
+
+def trading_stamp_ms(market: Market, end_ms: int) -> int:
+    """Where Backtrader's filter sees a daily or longer bar closing at ``end_ms``: its trading date
+    at the default session end (UTC), as ``AllTickData`` stamps it."""
+    stamp = datetime.combine(market.close_date(end_ms), END_OF_DAY, tzinfo=timezone.utc)
+    return int(stamp.timestamp() * 1000)
+
+
+def _is_plain_date(moment: object) -> bool:
+    return isinstance(moment, date) and not isinstance(moment, datetime)

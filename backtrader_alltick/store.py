@@ -20,10 +20,10 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
-from .arguments import moment_ms, timeframe_and_compression, whole_number
+from .arguments import bar_window, moment_ms, timeframe_and_compression, trading_stamp_ms, whole_number
 from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
-from .markets import Market
+from .markets import DAY_MS, Market
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick, format_utc
 from .stream_policy import check_ws_url
@@ -314,24 +314,34 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         ``timeframe`` is a ``bt.TimeFrame`` value or a period name such as ``"1m"``, ``"1h"``,
         ``"1d"``.  Columns: open, high, low, close, volume, turnover.  ``fromdate`` and
         ``todate`` are datetimes, dates, pandas Timestamps or ISO strings (naive means UTC;
-        a date alone is the whole day) and, as in Backtrader, both keep a bar stamped
-        exactly at them.  ``source="influx"`` with ``source_url="http://host:8086[/database]"``
+        a date alone is the trading day, as the feed reads it) and, as in Backtrader, both keep
+        a bar stamped exactly at them.  ``source="influx"`` with ``source_url="http://host:8086[/database]"``
         reads a relay's InfluxDB archive instead of the service (bars built from archived
         bars or ticks where needed).
         """
         inst = parse_symbol(symbol, region)
         spec = self.resolve_timeframe(inst, timeframe, compression)
-        start_ms, end_ms = moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True)
+        start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
+        first, last, wanted = start_ms, end_ms, count
+        if not spec.native.is_intraday:
+            # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
+            first = None if start_ms is None else start_ms - 2 * DAY_MS
+            last = None if end_ms is None else end_ms + 2 * DAY_MS
+            wanted = None if count is None else count + 2
         if source == "influx":
             from .sinks.archive import load_archived_bars
 
-            klines = load_archived_bars(source_url or "", inst, spec, start_ms, end_ms, count,
+            klines = load_archived_bars(source_url or "", inst, spec, first, last, wanted,
                                         self.clock.now_ms(), dialect=self.p.dialect)
         elif source is None:
-            klines = self.load_spec(inst, spec, start_ms, end_ms, count, on_progress)
+            klines = self.load_spec(inst, spec, first, last, wanted, on_progress)
         else:
             raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
+        if not spec.native.is_intraday:
+            klines = [k for k in klines if _within(trading_stamp_ms(inst.market, k.end), start_ms, end_ms)]
+            if count is not None:
+                klines = klines[-count:]
         return klines_frame(klines, inst.market)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
@@ -415,6 +425,10 @@ def klines_frame(klines: Sequence[Kline], market: Market | None = None) -> pd.Da
     frame = pd.DataFrame([(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
                          columns=KLINE_COLUMNS, index=index)
     return frame
+
+
+def _within(stamp_ms: int, start_ms: int | None, end_ms: int | None) -> bool:
+    return (start_ms is None or stamp_ms >= start_ms) and (end_ms is None or stamp_ms <= end_ms)
 
 
 def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:

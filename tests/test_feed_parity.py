@@ -14,6 +14,7 @@ import io
 from datetime import time
 
 import backtrader as bt
+import pandas as pd
 import pytest
 
 from feedtools import Outcome, SmaCross
@@ -200,7 +201,9 @@ def test_sample_strategy_gives_the_same_result_on_alltickdata_and_pandasdata(sto
 def test_daily_sma_cross_gives_the_same_result_on_alltickdata_and_pandasdata(store):
     # Whatever the daily stamp convention, fetch_klines and the feed must deliver the same bars.
     window = {"fromdate": "2023-06-01", "todate": "2024-02-29"}
-    frame = store.fetch_klines("BTCUSDT", "1d", **window).tz_localize(None)
+    frame = store.fetch_klines("BTCUSDT", "1d", **window)
+    # Stamped as Backtrader's CSV feeds stamp daily bars: the trading date at the session end.
+    frame.index = frame.index + pd.Timedelta(hours=23, minutes=59, seconds=59, microseconds=999990)
     results = []
     for data in (bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Days),
                  store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Days, historical=True, **window)):

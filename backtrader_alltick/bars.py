@@ -73,6 +73,19 @@ def seam_end(spec: BarSpec, moment_ms: int, market: Market) -> int:
     return slot.end
 
 
+def first_slot_start(spec: BarSpec, fromdate_ms: int, market: Market) -> int:
+    """Where to start loading so that every bar stamped at or after ``fromdate_ms`` is there.
+
+    Backtrader keeps a bar stamped exactly at ``fromdate``: intraday that is the bar of the
+    slot holding the instant before it.  A daily or longer bar may be stamped after the next
+    slot has begun (a forex day closes 22:00 UTC), so loading starts one slot earlier.
+    """
+    slot = slot_of(spec, fromdate_ms - 1, market)
+    if spec.native.is_intraday:
+        return slot.start
+    return slot_of(spec, slot.start - 1, market).start
+
+
 def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
     """Build ``spec`` bars from closed native bars (3m from 1m, 2h from 1h, 3d from 1d).
 

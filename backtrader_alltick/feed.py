@@ -14,6 +14,7 @@ two by the drop is rebuilt from REST and no bar is lost or repeated.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from datetime import date, datetime, timedelta
@@ -23,9 +24,10 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
+from .arguments import as_moment, whole_number
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from .history import CLOSE_LAG_S
-from .records import Kline, Tick
+from .records import Kline, Tick, format_utc
 from .sessions import ms_to_num, num_to_ms
 from .symbols import parse_symbol
 
@@ -107,6 +109,10 @@ class AllTickData(bt.feed.DataBase):
         if self.p.store is None:
             raise ConfigError("AllTickData needs a store: use AllTickStore(...).getdata(...)")
         self._store = self.p.store
+        # Backtrader turns these into numbers later; refuse what it could not read, accept ISO strings.
+        self.p.fromdate = as_moment("fromdate", self.p.fromdate)
+        self.p.todate = as_moment("todate", self.p.todate)
+        whole_number("lookback", self.p.lookback)
         self._setup_error: AllTickError | None = None
         self.inst = None
         self.spec = None
@@ -114,11 +120,12 @@ class AllTickData(bt.feed.DataBase):
             _check_source(self.p.source, self.p.source_url, self.p.historical)
             self.inst = parse_symbol(self.p.dataname, self.p.region)
             if self.p.timeframe != bt.TimeFrame.Ticks:
-                self.spec = self._store.resolve_timeframe(self.inst, self.p.timeframe, self.p.compression)
+                self.spec = self._store.resolve_timeframe(self.inst, self.p.timeframe, self.p.compression,
+                                                          live=not self.p.historical)
             elif self.p.historical:
                 raise UnsupportedTimeframe("Ticks", self.inst.symbol,
                                            timeframes.describe_supported(self._store.wire.native_periods(
-                                               self.inst))[1:],
+                                               self.inst)),
                                            "neither service offers historical trades; use a live feed")
         except ConfigError as e:
             if self.p.historical:
@@ -136,6 +143,17 @@ class AllTickData(bt.feed.DataBase):
         self.last_error: AllTickError | None = None
 
     # -- Backtrader contract -----------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        # cerebro.optstrategy(maxcpus=N) pickles the feed into worker processes: a historical feed
+        # travels with its bars (or reloads them there from the store's configuration and cache).
+        if not self.p.historical:
+            raise ConfigError(f"{self.p.dataname}: a live feed cannot be sent to other processes; optimise "
+                              "with historical=True, or run cerebro.optstrategy with maxcpus=1, "
+                              "was historical=False")
+        state = self.__dict__.copy()
+        state["_live"] = None
+        return state
 
     def islive(self) -> bool:
         return not self.p.historical
@@ -220,16 +238,20 @@ class AllTickData(bt.feed.DataBase):
         if self._setup_error is not None:
             self._fail(self._setup_error)
             return
-        start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
-        end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
-        if self._by_date and end_ms is not None:
-            # Backtrader's filter keeps a bar by its stamp (trading date, end of day); a crypto
-            # day closes at 00:00 after its date, so load a little past todate.
-            end_ms += 2 * 86_400_000
+        asked_from = start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
+        asked_to = end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
+        if self._by_date:
+            # Backtrader's filter keeps a bar by its stamp (trading date, end of day), not by its
+            # close: a crypto day closes at 00:00 after its date, a forex day at 22:00 before the
+            # end of it.  Load a little wider on both sides and let the filter decide.
+            start_ms = None if start_ms is None else start_ms - 2 * 86_400_000
+            end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
         if self.p.historical:
             self.put_notification(self.DELAYED)
             bars = self._load_history(start_ms, end_ms)
-            self._ready.extend(bars)
+            if not bars:
+                self._warn_empty(asked_from, asked_to)
+            self._ready.extend((bar, False) for bar in bars)
             self.stats["bars_rest"] = len(bars)
             self._state = _ST_HISTORBACK
             return
@@ -257,12 +279,19 @@ class AllTickData(bt.feed.DataBase):
                                       self._store.clock.now_ms(), dialect=self._store.p.dialect)
         return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
 
+    def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
+        # Backtrader's own feeds end silently on an empty range; say which range was empty.
+        asked = (f"the newest {self.p.lookback}" if start_ms is None else
+                 f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}")
+        logger.warning("%s: no %s bars %s (before the history starts, or the market was closed); "
+                       "the feed ends without bars", self.inst.symbol, self.spec.label, asked)
+
     def _load(self):
         if self._state == _ST_OVER:
             return False
         if self._state == _ST_HISTORBACK:
             if self._ready:
-                self._fill(self._ready.popleft())
+                self._fill(*self._ready.popleft())
                 return True
             self.put_notification(self.DISCONNECTED)
             self._state = _ST_OVER
@@ -275,7 +304,8 @@ class AllTickData(bt.feed.DataBase):
 
     # -- Helpers used by the live session (all on Cerebro's thread) ---------------------
 
-    def _fill(self, bar: Kline | Tick) -> None:
+    def _fill(self, bar: Kline | Tick, quoted: bool) -> None:
+        """Put ``bar`` in the lines; ``quoted``: the latest book belongs to it (False for REST bars)."""
         lines = self.lines
         if isinstance(bar, Tick):
             lines.datetime[0] = ms_to_num(bar.time)
@@ -292,7 +322,8 @@ class AllTickData(bt.feed.DataBase):
             lines.turnover[0] = bar.turnover
         lines.openinterest[0] = 0.0
         if self._live is not None:
-            lines.bid[0], lines.ask[0] = self._live.bid, self._live.ask
+            # A bar from REST closed before the book we hold: it has no quote.
+            lines.bid[0], lines.ask[0] = (self._live.bid, self._live.ask) if quoted else (math.nan, math.nan)
 
     def _stamp(self, end_ms: int) -> float:
         """Line value of a bar closing at ``end_ms``: intraday that instant; daily and longer

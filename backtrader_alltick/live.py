@@ -107,7 +107,7 @@ class LiveSession:
             if self.feed._state == _ST_OVER:  # set by feed._fail
                 return False
             if self._ready:
-                self.feed._fill(self._ready.popleft())
+                self.feed._fill(*self._ready.popleft())
                 if self.seam_done and len(self._ready) <= 1:
                     self._go_live()
                 return True
@@ -184,11 +184,11 @@ class LiveSession:
             stats["late_ticks"] += 1
             return
         self._last_tick_time = tick.time
-        self._ready.append(tick)
+        self._ready.append((tick, True))
 
     def _deliver(self, bar: Kline, source: str) -> None:
         self.feed.stats[source] += 1
-        self._ready.append(bar)
+        self._ready.append((bar, source == "bars_live"))
 
     def _on_status(self, status) -> None:
         now = self.clock.now_ms()

@@ -335,7 +335,7 @@ class _BarDriver:
 
     # -- what LiveSession calls -------------------------------------------------------------------
 
-    def _fill(self, bar: Kline) -> None:
+    def _fill(self, bar: Kline, quoted: bool) -> None:
         self.relay._on_bar(self.label, bar)
 
     def _fail(self, error: AllTickError) -> None:

@@ -63,14 +63,16 @@ def session_times(market: Market, tz) -> tuple[time, time] | None:
 
 
 def trading_day_start(market: Market, day: date, tz) -> datetime:
-    """The first open of the first trading day on or after ``day``, naive in ``tz``: a ``date`` fromdate."""
+    """Just after the first open of the first trading day on or after ``day``, naive in ``tz``: a
+    ``date`` fromdate.  A bar stamped exactly at the open closes the day before, and Backtrader's
+    filter keeps ``datetime >= fromdate``, so the day starts a millisecond after its open."""
     moment = market.session_open(day)
     if moment is None:
         midnight = datetime.combine(day, time(), tzinfo=market.zone)
         moment = market.next_open(int(midnight.timestamp() * 1000))
     if moment is None:
         return datetime.combine(day, time())
-    return _local(moment, output_zone(tz)).replace(tzinfo=None)
+    return _local(moment + 1, output_zone(tz)).replace(tzinfo=None)
 
 
 def trading_day_end(market: Market, day: date, tz) -> datetime:

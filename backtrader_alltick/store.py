@@ -12,7 +12,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,15 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
+from .arguments import bar_window, moment_ms, timeframe_and_compression, trading_stamp_ms, whole_number
 from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
-from .markets import Market
+from .markets import DAY_MS, Market
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick, format_utc
 from .stream_policy import check_ws_url
 from .symbols import Instrument, parse_symbol
+from .token_seal import open_token, seal_token
 from .wire import get_dialect
 
 logger = logging.getLogger(__name__)
@@ -94,14 +96,21 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
 
     def __init__(self) -> None:
         super().__init__()
-        self.wire = get_dialect(self.p.dialect)
-        self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
+        if self.p.token is not None and not isinstance(self.p.token, str):
+            # Never quote the value: it is the token.
+            raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
         self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
+        self._open()
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         # A URL that can never connect fails here, not later on a socket thread.
         ws_url = self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL
         self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
+
+    def _open(self) -> None:
+        # Everything built from the configuration: run at creation and again in a worker process.
+        self.wire = get_dialect(self.p.dialect)
+        self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
         self.clock: Clock = self.p.clock or SystemClock()
         self._observe = getattr(self.clock, "observe_server_time", None)
         self.notifs = collections.deque()
@@ -113,6 +122,25 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         self._last_stream_stats: dict[str, dict] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
         self._status_listeners: list[Callable[[Any], None]] = []
+
+    def __getstate__(self) -> dict:
+        # Optimisation on several cores pickles the store into every worker: it travels as its
+        # configuration (no module, lock, session, socket or cache handle) and reopens there on
+        # first use.  The token travels sealed for this run's processes only (token_seal).
+        return {"params": self.p, "rest_url": self.rest_url, "ws_url": self.ws_url,
+                "sealed_token": seal_token(self._token)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.params = self.p = state["params"]
+        self.rest_url, self.ws_url = state["rest_url"], state["ws_url"]
+        self._token = open_token(state["sealed_token"])
+        if self._token is None:
+            if state["sealed_token"] is not None:
+                logger.warning("the pickled store's token was sealed by another run and cannot be read "
+                               "here; using ALLTICK_TOKEN if set")
+            self._token = (os.environ.get("ALLTICK_TOKEN") or "").strip() or None
+        self._started = False
+        self._open()
 
     def __repr__(self) -> str:
         return (f"AllTickStore(dialect={self.p.dialect!r}, plan={self.plan.name!r}, "
@@ -126,6 +154,13 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                    clock=sim.clock, **kwargs)
 
     # -- Backtrader store protocol -------------------------------------------------
+
+    @classmethod
+    def getbroker(cls, *args, **kwargs):
+        """Refuse: AllTick serves market data only; orders go to Backtrader's own broker."""
+        raise ConfigError("AllTickStore provides market data only and has no broker; paper trading uses "
+                          "Backtrader's broker (bt.brokers.BackBroker, cerebro's default): leave "
+                          "cerebro.broker as it is, or cerebro.setbroker(bt.brokers.BackBroker(cash=...))")
 
     def getdata(self, *args, **kwargs):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
@@ -268,7 +303,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     # -- Plain-Python helpers for scripts and notebooks -------------------------------
 
     def fetch_klines(self, symbol: str, timeframe: int | str = bt.TimeFrame.Minutes, compression: int = 1,
-                     fromdate: datetime | None = None, todate: datetime | None = None,
+                     fromdate: datetime | date | str | None = None,
+                     todate: datetime | date | str | None = None,
                      count: int | None = None, *, region: str | None = None,
                      on_progress: Callable[..., None] | None = None, source: str | None = None,
                      source_url: str | None = None) -> pd.DataFrame:
@@ -276,21 +312,36 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         bars by their trading date (naive, midnight), as the feed stamps them.
 
         ``timeframe`` is a ``bt.TimeFrame`` value or a period name such as ``"1m"``, ``"1h"``,
-        ``"1d"``.  Columns: open, high, low, close, volume, turnover.  ``source="influx"``
-        with ``source_url="http://host:8086[/database]"`` reads a relay's InfluxDB archive
-        instead of the service (bars built from archived bars or ticks where needed).
+        ``"1d"``.  Columns: open, high, low, close, volume, turnover.  ``fromdate`` and
+        ``todate`` are datetimes, dates, pandas Timestamps or ISO strings (naive means UTC;
+        a date alone is the trading day, as the feed reads it) and, as in Backtrader, both keep
+        a bar stamped exactly at them.  ``source="influx"`` with ``source_url="http://host:8086[/database]"``
+        reads a relay's InfluxDB archive instead of the service (bars built from archived
+        bars or ticks where needed).
         """
         inst = parse_symbol(symbol, region)
+        spec = self.resolve_timeframe(inst, timeframe, compression)
+        start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
+        count = whole_number("count", count, optional=True)
+        first, last, wanted = start_ms, end_ms, count
+        if not spec.native.is_intraday:
+            # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
+            first = None if start_ms is None else start_ms - 2 * DAY_MS
+            last = None if end_ms is None else end_ms + 2 * DAY_MS
+            wanted = None if count is None else count + 2
         if source == "influx":
             from .sinks.archive import load_archived_bars
 
-            spec = self.resolve_timeframe(inst, timeframe, compression)
-            klines = load_archived_bars(source_url or "", inst, spec, _to_ms(fromdate), _to_ms(todate), count,
+            klines = load_archived_bars(source_url or "", inst, spec, first, last, wanted,
                                         self.clock.now_ms(), dialect=self.p.dialect)
         elif source is None:
-            klines = self.load_klines(inst, timeframe, compression, fromdate, todate, count, on_progress)
+            klines = self.load_spec(inst, spec, first, last, wanted, on_progress)
         else:
             raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
+        if not spec.native.is_intraday:
+            klines = [k for k in klines if _within(trading_stamp_ms(inst.market, k.end), start_ms, end_ms)]
+            if count is not None:
+                klines = klines[-count:]
         return klines_frame(klines, inst.market)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
@@ -298,42 +349,38 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                     on_progress: Callable[..., None] | None = None) -> list[Kline]:
         """Closed bars of any supported (timeframe, compression), built from native bars if needed."""
         spec = self.resolve_timeframe(inst, timeframe, compression)
-        return self.load_spec(inst, spec, _to_ms(fromdate), _to_ms(todate), count, on_progress)
+        return self.load_spec(inst, spec, moment_ms("fromdate", fromdate),
+                              moment_ms("todate", todate, end_of_day=True),
+                              whole_number("count", count, optional=True), on_progress)
 
     def load_spec(self, inst: Instrument, spec: timeframes.BarSpec, start_ms: int | None,
                   end_ms: int | None, count: int | None,
                   on_progress: Callable[..., None] | None = None) -> list[Kline]:
-        """Closed bars of ``spec``: ``start_ms <= start`` and ``end <= end_ms``, or the newest ``count``."""
-        from .bars import combine_closed, slot_of
+        """Closed bars stamped ``start_ms <= end <= end_ms`` (Backtrader's filter), or the newest ``count``.
+        """
+        from .bars import combine_closed, first_slot_start
 
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
             raise ConfigError(f"fromdate must not be after todate, "
                               f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
         native_count = None if count is None else (count + 1) * spec.multiple
-        # Like Backtrader's own filter, fromdate keeps every bar that closes after it: the bar in
-        # progress at fromdate counts (a forex day starts at 22:00 UTC the evening before).
-        first = None if start_ms is None else slot_of(spec, start_ms, inst.market).start
+        first = None if start_ms is None else first_slot_start(spec, start_ms, inst.market)
         bars = self.history.load(inst, spec.native.name, first, end_ms, native_count, on_progress)
         if not spec.is_native:
             now = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
             bars = combine_closed(bars, spec, inst.market, now)
         if start_ms is not None:
-            bars = [bar for bar in bars if bar.end > start_ms]
+            bars = [bar for bar in bars if bar.end >= start_ms]
         if count is not None:
             bars = bars[-count:]
         return bars
 
-    def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1):
-        if isinstance(timeframe, str):
-            period = timeframes.PERIODS.get(timeframe)
-            if period is None:
-                names = ", ".join(timeframes.PERIODS)
-                raise ConfigError(f"timeframe must be one of {names}, was {timeframe!r}")
-            unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
-                    "month": timeframes.MONTHS}[period.unit]
-            timeframe, compression = unit, period.count * compression
+    def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
+                          live: bool = False) -> timeframes.BarSpec:
+        """The native period and multiple serving ``(timeframe, compression)``; live feeds also take Ticks."""
+        timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
-        return timeframes.resolve(int(timeframe), int(compression), natives, inst.symbol)
+        return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
 
     def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
         """Return the latest trade of each symbol (the seed article's scenario 1)."""
@@ -380,16 +427,12 @@ def klines_frame(klines: Sequence[Kline], market: Market | None = None) -> pd.Da
     return frame
 
 
+def _within(stamp_ms: int, start_ms: int | None, end_ms: int | None) -> bool:
+    return (start_ms is None or stamp_ms >= start_ms) and (end_ms is None or stamp_ms <= end_ms)
+
+
 def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
     if isinstance(symbols, str):
         symbols = [s for s in symbols.split(",") if s.strip()]
     return [parse_symbol(s) for s in symbols]
 
-
-
-def _to_ms(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)

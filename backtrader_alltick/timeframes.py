@@ -156,15 +156,16 @@ class BarSpec:
         return self.multiple == 1
 
 
-def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str) -> BarSpec:
+def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str, *,
+            live: bool = False) -> BarSpec:
     """Map Backtrader's (timeframe, compression) to a native period and a multiple.
 
     Any combination a native period serves, or an exact multiple of one, is accepted:
     3 minutes from 1 minute, 2 hours from 1 hour, 3 days from 1 day.  Anything else
-    raises UnsupportedTimeframe listing what works.
+    raises UnsupportedTimeframe listing what works (Ticks only for a ``live`` feed).
     """
     label = f"{compression} {TIMEFRAME_NAMES.get(timeframe, timeframe)}"
-    supported = describe_supported(natives)
+    supported = describe_supported(natives, live=live)
     if compression < 1:
         raise UnsupportedTimeframe(label, symbol, supported, "compression must be 1 or more")
     if timeframe == MINUTES:
@@ -186,10 +187,10 @@ def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: 
     return BarSpec(native, amount // native.count, label)
 
 
-def describe_supported(natives: tuple[str, ...]) -> list[str]:
-    """Human list of what a feed with these native periods can serve."""
+def describe_supported(natives: tuple[str, ...], *, live: bool = False) -> list[str]:
+    """Human list of what a feed with these native periods can serve; Ticks only live (no tick history)."""
     minute_bases = sorted({PERIODS[n].count for n in natives if PERIODS[n].is_intraday})
-    out = ["Ticks"]
+    out = ["Ticks"] if live else []
     if minute_bases:
         out.append("Minutes x N (N a multiple of " + "/".join(str(m) for m in minute_bases) + ")")
     for unit, name in (("day", "Days"), ("week", "Weeks"), ("month", "Months")):

@@ -63,3 +63,37 @@ def kline_rows(klines) -> list[tuple]:
 
 def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+
+
+class Outcome(bt.Analyzer):
+    """What a user compares between two runs: every closed trade and the final portfolio value."""
+
+    def start(self) -> None:
+        self.trades: list[tuple] = []
+        self.value = None
+
+    def notify_trade(self, trade) -> None:
+        if trade.isclosed:
+            self.trades.append((trade.data._name, bt.num2date(trade.dtopen), bt.num2date(trade.dtclose),
+                                trade.baropen, trade.barclose, round(trade.pnlcomm, 8)))
+
+    def stop(self) -> None:
+        self.value = round(self.strategy.broker.getvalue(), 8)
+
+    def get_analysis(self) -> dict:
+        return {"value": self.value, "trades": self.trades}
+
+
+class SmaCross(bt.Strategy):
+    """Buy when the fast SMA crosses above the slow one, close when it crosses below."""
+
+    params = (("fast", 5), ("slow", 20))
+
+    def __init__(self) -> None:
+        self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
+
+    def next(self) -> None:
+        if self.cross > 0:
+            self.buy()
+        elif self.cross < 0:
+            self.close()

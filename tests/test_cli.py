@@ -176,8 +176,10 @@ def test_klines_range_to_files_with_progress(capsys, alltick_sim, tmp_path):
     assert code == 0
     assert out == ""
     rows = csv_rows(out_file.read_text())
-    assert len(rows) == 1440  # a whole day of 1-minute bars, over several 500-bar requests
-    assert rows[0]["datetime"] == "2024-03-03 00:01:00+00:00"
+    # A day of 1-minute bars over several 500-bar requests, and the bar stamped at --from: like
+    # Backtrader's fromdate/todate, both ends are inclusive.
+    assert len(rows) == 1441
+    assert rows[0]["datetime"] == "2024-03-03 00:00:00+00:00"
     assert rows[-1]["datetime"] == "2024-03-04 00:00:00+00:00"
     assert "3 requests" in err and "100%" in err  # the progress line
     assert png_size(chart)[0] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ import pytest
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
-from feedtools import Recorder, as_ms_rows, kline_rows, utc
+from feedtools import Outcome, Recorder, SmaCross, as_ms_rows, kline_rows, utc
 
 MINUTE = 60_000
 
@@ -44,8 +45,8 @@ def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, tim
     rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
                        fromdate=utc(start), todate=utc(end))
 
-    # Backtrader's rule: fromdate keeps every bar that closes after it, the one in progress included.
-    truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start < k.end <= end]
+    # Backtrader's rule: a bar stamped at or after fromdate is kept, the one in progress included.
+    truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start <= k.end <= end]
     assert len(rows) > 10
     assert_bars_equal(rows, kline_rows(truth))
 
@@ -61,7 +62,8 @@ def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltic
     rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=compression,
                        fromdate=utc(start), todate=utc(end))
 
-    minutes = alltick_sim.klines("BTCUSDT", "1m", start, end)
+    # fromdate sits on the grid: the bar stamped exactly at it is kept, as Backtrader's filter keeps it.
+    minutes = alltick_sim.klines("BTCUSDT", "1m", start - compression * MINUTE, end)
     frame = pd.DataFrame([(k.start, k.open, k.high, k.low, k.close, k.volume) for k in minutes],
                          columns=["start", "open", "high", "low", "close", "volume"])
     frame.index = pd.to_datetime(frame.pop("start"), unit="ms")
@@ -160,8 +162,8 @@ def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, make_store
 
     strategy = cerebro.run()[0]
 
-    assert strategy.times[0] == local_start + timedelta(minutes=1)  # the first bar's close, in New York
-    assert len(strategy.times) == 30
+    assert strategy.times[0] == local_start  # the bar closing at fromdate, in New York: kept
+    assert len(strategy.times) == 31  # fromdate and todate both inclusive, as in Backtrader
 
 
 class LocalTimes(bt.Strategy):
@@ -201,5 +203,111 @@ def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, ma
 
     strategy = cerebro.run()[0]
 
-    new_york = (start + timedelta(minutes=1)).astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
-    assert strategy.times[0] == new_york and len(strategy.times) == 10
+    new_york = start.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
+    assert strategy.times[0] == new_york and len(strategy.times) == 11
+
+
+# -- optimisation on several cores ---------------------------------------------------------------------
+
+
+def optimise(store, maxcpus, **cerebro_kwargs):
+    cerebro = bt.Cerebro(maxcpus=maxcpus, stdstats=False, **cerebro_kwargs)
+    cerebro.broker.setcash(1_000_000)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
+                                  fromdate=datetime(2024, 3, 4, 10), todate=datetime(2024, 3, 4, 16)))
+    cerebro.addanalyzer(Outcome, _name="outcome")
+    cerebro.optstrategy(SmaCross, fast=[3, 5], slow=[20, 30])
+    runs = cerebro.run()
+    return sorted(((run[0].p.fast, run[0].p.slow), run[0].analyzers.outcome.get_analysis()) for run in runs)
+
+
+@pytest.mark.parametrize(("start_method", "optdatas", "preload"), [
+    ("fork", True, True), ("fork", True, False), ("fork", False, True), ("fork", False, False),
+    ("spawn", True, True), ("spawn", False, False), ("forkserver", False, False),
+])
+def test_optstrategy_on_two_cores_equals_one_core(alltick_sim, make_store, monkeypatch, start_method,
+                                                  optdatas, preload):
+    store = make_store(alltick_sim)
+    one_core = optimise(store, 1)
+
+    # Workers get the store pickled: with optdatas and preload the bars travel with the feed, otherwise
+    # each worker reopens the store and reads the simulator (in this process) and the cache file.
+    monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context(start_method).Pool)
+    two_cores = optimise(store, 2, optdatas=optdatas, preload=preload)
+
+    assert [params for params, _ in one_core] == [(3, 20), (3, 30), (5, 20), (5, 30)]
+    assert all(outcome["trades"] for _, outcome in one_core)
+    assert two_cores == one_core
+
+
+def test_optstrategy_on_two_cores_refuses_a_live_feed(alltick_sim, make_store):
+    cerebro = bt.Cerebro(maxcpus=2, stdstats=False)
+    cerebro.adddata(make_store(alltick_sim).getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes))
+    cerebro.optstrategy(SmaCross, fast=[3, 5])
+
+    with pytest.raises(ConfigError, match="BTCUSDT: a live feed cannot be sent to other processes"):
+        cerebro.run()
+
+
+# -- empty ranges and parameters ---------------------------------------------------------------------
+
+
+class EmptyProbe(bt.Strategy):
+    def __init__(self) -> None:
+        self.nexts = 0
+        self.stopped_with = None
+
+    def next(self) -> None:
+        self.nexts += 1
+
+    def stop(self) -> None:
+        self.stopped_with = len(self.data)
+
+
+def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_sim, make_store, caplog):
+    empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"], dtype=float,
+                         index=pd.DatetimeIndex([], name="datetime"))
+    # The simulated history starts in December 2021.
+    before_history = dict(fromdate=datetime(2020, 1, 1), todate=datetime(2020, 1, 2))
+    results = {}
+    for name, data in (("alltick", make_store(alltick_sim).getdata(
+            dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, **before_history)),
+            ("pandas", bt.feeds.PandasData(dataname=empty, **before_history))):
+        cerebro = bt.Cerebro(stdstats=False, runonce=False)
+        cerebro.adddata(data)
+        cerebro.addstrategy(EmptyProbe)
+        strategy = cerebro.run()[0]
+        results[name] = (strategy.nexts, strategy.stopped_with, cerebro.broker.getvalue())
+
+    assert results["alltick"] == results["pandas"] == (0, 0, 10_000.0)
+    assert ("BTCUSDT: no 1 Minutes bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"
+            in caplog.text)
+
+
+def test_getdata_takes_iso_strings_and_refuses_what_backtrader_cannot_read(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                       fromdate="2024-03-04 10:00", todate="2024-03-04T10:05:00")
+
+    assert len(rows) == 6
+    for kwargs, parameter in (({"fromdate": 20240304}, "fromdate"), ({"todate": "soon"}, "todate"),
+                              ({"lookback": 0}, "lookback"), ({"compression": 1.5}, "compression"),
+                              ({"timeframe": None}, "timeframe")):
+        with pytest.raises(ConfigError, match=rf"^{parameter} must .*, was "):
+            store.getdata(dataname="BTCUSDT", historical=True, **kwargs)
+
+
+def test_fromdate_and_todate_select_what_pandasdata_selects_over_the_same_bars(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+    window = dict(fromdate=datetime(2024, 3, 4, 10, 0), todate=datetime(2024, 3, 4, 10, 5))
+    frame = store.fetch_klines("BTCUSDT", "1m", fromdate="2024-03-04 09:00", todate="2024-03-04 11:00")
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(bt.feeds.PandasData(dataname=frame.tz_localize(None), **window), name="data")
+    cerebro.addstrategy(Recorder)
+    pandas_rows = as_ms_rows(cerebro.run()[0].rows["data"])
+
+    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, **window)
+
+    assert len(rows) == 6  # 10:00 to 10:05, both ends kept
+    assert rows == pandas_rows

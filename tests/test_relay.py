@@ -241,15 +241,16 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
     inst = parse_symbol("BTCUSDT")
     with InfluxSource(influx_server.url, "alltick") as archive:
         first_tick = archive.ticks("BTCUSDT", bars[0].start, bars[-1].end)[0]
-    # Whole 5-minute slots after the first archived trade: their every trade was archived.
-    after_seam = first_tick.time - first_tick.time % (5 * MINUTE) + 5 * MINUTE
+    # Whole 5-minute slots after the first archived trade: their every trade was archived.  The first
+    # of them closes 5 minutes after it starts (fromdate keeps bars stamped at or after it).
+    after_seam = first_tick.time - first_tick.time % (5 * MINUTE) + 10 * MINUTE
 
     def archived(compression, start):
         spec = store.resolve_timeframe(inst, "1m", compression)
         return load_archived_bars(influx_server.url, inst, spec, start, bars[-1].end, None,
                                   fast_sim.clock.now_ms())
 
-    frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].start), source="influx",
+    frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].end), source="influx",
                                source_url=influx_server.url)
     combined = archived(3, bars[0].start)  # 3m was not recorded: combined from the archived 1m bars
     built = archived(5, after_seam)  # neither 5m nor its native period was recorded: built from ticks

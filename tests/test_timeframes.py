@@ -54,13 +54,15 @@ def test_resolve_picks_largest_dividing_native(timeframe, compression, native, m
     assert (spec.native.name, spec.multiple) == (native, multiple)
 
 
-def test_resolve_rejects_seconds_and_lists_what_works():
+@pytest.mark.parametrize(("live", "ticks"), [(True, "Ticks, "), (False, "")])
+def test_resolve_rejects_seconds_and_lists_what_works(live, ticks):
     with pytest.raises(UnsupportedTimeframe) as info:
-        tf.resolve(tf.SECONDS, 5, ("1m", "5m", "1d"), "AAPL.US")
+        tf.resolve(tf.SECONDS, 5, ("1m", "5m", "1d"), "AAPL.US", live=live)
 
+    # Ticks only for live feeds: there is no tick history for backtests or K-line downloads.
     assert str(info.value) == (
         "timeframe 5 Seconds is not supported for AAPL.US; use one of: "
-        "Ticks, Minutes x N (N a multiple of 1/5), Days x N"
+        f"{ticks}Minutes x N (N a multiple of 1/5), Days x N"
     )
 
 

@@ -146,20 +146,32 @@ class Connection:
 class SimServer(ThreadingHTTPServer):
     """The listening socket; ``app`` answers REST (``handle_rest``) and WebSockets (``handle_websocket``)."""
 
-    daemon_threads = False
-    block_on_close = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], app) -> None:
         self.app = app
         self._sockets: set[socket.socket] = set()
+        self._handlers: list[threading.Thread] = []
         self._sockets_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def process_request(self, request, client_address):
+        # Daemon handler threads, so a script that forgets ``sim.close()`` still exits while a client
+        # holds a keep-alive socket open; socketserver does not track daemon threads, so they are
+        # tracked here and ``server_close`` joins them.
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name=f"sim-request-{client_address[1]}", daemon=True)
         with self._sockets_lock:
             self._sockets.add(request)
-        super().process_request(request, client_address)
+            self._handlers = [handler for handler in self._handlers if handler.is_alive()] + [thread]
+        thread.start()
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._sockets_lock:
+            handlers, self._handlers = self._handlers, []
+        for handler in handlers:
+            handler.join()
 
     def shutdown_request(self, request):
         with self._sockets_lock:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
-from ..bars import BarBuilder, combine_closed, period_label
+from ..bars import BarBuilder, combine_closed, first_slot_start, period_label
 from ..errors import ConfigError
 from ..records import Kline
 from ..symbols import Instrument
@@ -43,7 +43,7 @@ def split_influx_url(url: str) -> tuple[str, str]:
 
 def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,
                        count: int | None, now_ms: int, *, dialect: str | None = None) -> list[Kline]:
-    """Return closed bars of ``spec`` from the archive at ``url``: ``start_ms <= start``, ``end <= end_ms``.
+    """Return closed bars of ``spec`` from the archive at ``url`` stamped ``start_ms <= end <= end_ms``.
 
     With ``start_ms`` None the newest ``count`` bars are returned.  ``dialect`` restricts
     archived bars to one service's recording (ticks carry no dialect).  A bar still
@@ -53,7 +53,7 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
         raise ConfigError(f"fromdate must not be after todate, was {start_ms} > {end_ms} (epoch ms)")
     root, database = split_influx_url(url)
     upto = now_ms if end_ms is None else min(end_ms, now_ms)
-    low = 0 if start_ms is None else start_ms
+    low = 0 if start_ms is None else first_slot_start(spec, start_ms, inst.market)
     label = period_label(spec)
     with InfluxSource(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
@@ -62,7 +62,8 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
             bars, origin = combine_closed(native, spec, inst.market, upto), f"{spec.native.name} bars"
         if not bars:
             bars, origin = _bars_from_ticks(source.ticks(inst.symbol, low, upto), inst, spec, upto), "ticks"
-    bars = [bar for bar in bars if bar.end <= upto and (start_ms is None or bar.start >= start_ms)]
+    # Backtrader's filter, as in AllTickStore.load_spec: a bar stamped exactly at fromdate stays.
+    bars = [bar for bar in bars if bar.end <= upto and (start_ms is None or bar.end >= start_ms)]
     if count is not None:
         bars = bars[-count:]
     logger.info("archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label,

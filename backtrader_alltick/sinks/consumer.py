@@ -103,7 +103,7 @@ class RedisSession:
             if self.feed._state == _ST_OVER:
                 return False
             if self._ready:
-                self.feed._fill(self._ready.popleft())
+                self.feed._fill(*self._ready.popleft())
                 if self._is_tail and not self._broken and len(self._ready) <= 1:
                     self._go_live()
                 return True
@@ -151,16 +151,17 @@ class RedisSession:
         if isinstance(record, Tick):
             if self.start_ms is None or record.time >= self.start_ms:
                 self.feed.stats["ticks"] += 1
-                self._ready.append(record)
+                self._ready.append((record, True))
             return
         if self._last_end is not None and record.end <= self._last_end:
             self.feed.stats["duplicate_bars"] = self.feed.stats.get("duplicate_bars", 0) + 1
             return
-        if self.start_ms is not None and record.start < self.start_ms:
-            return
+        if self.start_ms is not None and record.end < self.start_ms:
+            return  # Backtrader's filter: a bar stamped exactly at fromdate stays
         self._last_end = record.end
-        self.feed.stats["bars_rest" if self.feed._state != _ST_LIVE else "bars_live"] += 1
-        self._ready.append(record)
+        live = self.feed._state == _ST_LIVE
+        self.feed.stats["bars_live" if live else "bars_rest"] += 1
+        self._ready.append((record, live))  # a bar replayed from before LIVE has no quote
 
     def _go_live(self) -> None:
         if self.feed._state != _ST_LIVE:
@@ -194,9 +195,11 @@ class RedisSession:
                 self._post(_Failed(ProtocolError(f"the Redis reader of {self.symbol} crashed: {e!r}")))
 
     def _first_id(self) -> str:
-        # Backfill: bars closing after fromdate, else the newest `lookback` entries posted here.
+        # Backfill: bars closing at or after fromdate, else the newest `lookback` entries posted here.
         if self.start_ms is not None and self.period is not None:
-            return f"{self.start_ms}-0"  # bar IDs are their close stamps
+            # Bar IDs are their close stamps and reads start after the ID given: a bar closing
+            # exactly at fromdate is read too (the filter in _queue drops anything earlier).
+            return f"{self.start_ms - 1}-0"
         if self.start_ms is not None:
             return "0-0"  # trade IDs are Redis arrival times: read all, keep those after fromdate
         count = self.feed.p.lookback if self.feed.p.backfill_start else 1

@@ -68,11 +68,13 @@ def test_the_replay_clock_starts_at_the_first_recorded_trade(recording):
 def test_rest_serves_closed_bars_built_from_the_recording(recording, dialect, make_store):
     with Simulator(replay=recording, speed=600, dialect=dialect, start=START + 6 * MINUTE_MS) as sim:
         store = make_store(sim, cache=False)
-        frame = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2024, 3, 5, 15, 1, tzinfo=timezone.utc))
+        frame = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2024, 3, 5, 15, 2, tzinfo=timezone.utc))
         now = sim.clock.now_ms()
     ends = [int(ts.timestamp() * 1000) for ts in frame.index]
     truth = {k.end: k for k in SERVICE.klines_between("AAPL.US", "1m", START, now, now_ms=now)}
-    assert len(ends) >= 3 and ends[0] == START + 2 * MINUTE_MS and ends[-1] <= now  # closed bars only
+    # From the bar closing at fromdate (Backtrader's filter keeps it; the one before is partial, the
+    # recording starts at 15:00:20) to the newest closed bar.
+    assert len(ends) >= 3 and ends[0] == START + 2 * MINUTE_MS and ends[-1] <= now
     assert [(row.open, row.high, row.low, row.close, row.volume) for row in frame.itertuples()] == [
         (k.open, k.high, k.low, k.close, k.volume) for k in (truth[end] for end in ends)]
 

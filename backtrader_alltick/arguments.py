@@ -1,0 +1,103 @@
+"""Checks of what users pass to the store and the feed: dates, timeframes and whole numbers.
+
+Each check accepts what Backtrader accepts for the same parameter and raises
+``ConfigError`` naming the parameter for anything else, instead of a raw ``TypeError``
+deep inside a conversion.  Dates follow Backtrader's feed rule (``feed.py``,
+``dopostinit``): a date without a time means the start of that day for ``fromdate`` and
+the end of it (23:59:59.999990) for ``todate``; a naive time is read as UTC here.
+"""
+
+from __future__ import annotations
+
+import numbers
+from datetime import date, datetime, time, timezone
+
+from . import timeframes
+from .errors import ConfigError
+from .markets import Market
+
+# Backtrader's default session end, which a date-only todate is combined with.
+END_OF_DAY = time(23, 59, 59, 999990)
+_DATE_KINDS = "a datetime, a date, a pandas Timestamp or an ISO string such as '2024-03-01 15:30'"
+
+
+def as_moment(name: str, value: object) -> datetime | date | None:
+    """``value`` as a datetime or a date (ISO strings parsed); ``None`` stays ``None``."""
+    if value is None or isinstance(value, (datetime, date)):
+        return value  # a pandas Timestamp is a datetime
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be {_DATE_KINDS}, was {value!r}")
+
+
+def moment_ms(name: str, value: object, *, end_of_day: bool = False) -> int | None:
+    """Epoch ms of a ``fromdate``/``todate`` value; a date alone is its day's start, or its end."""
+    moment = as_moment(name, value)
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime.combine(moment, END_OF_DAY if end_of_day else time())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an int of at least ``minimum``; ``None`` only when ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, was {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, was {value!r}")
+    return int(value)
+
+
+def timeframe_and_compression(timeframe: object, compression: object) -> tuple[int, int]:
+    """A ``bt.TimeFrame`` value, or a period name such as ``"5m"`` (times ``compression``), as numbers."""
+    compression = whole_number("compression", compression)
+    if isinstance(timeframe, str):
+        period = timeframes.PERIODS.get(timeframe)
+        if period is None:
+            raise ConfigError(f"timeframe must be one of {', '.join(timeframes.PERIODS)}, was {timeframe!r}")
+        unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
+                "month": timeframes.MONTHS}[period.unit]
+        return unit, period.count * compression
+    if isinstance(timeframe, bool) or not isinstance(timeframe, numbers.Integral):
+        raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
+                          f"name ({', '.join(timeframes.PERIODS)}), was {timeframe!r}")
+    return int(timeframe), compression
+
+
+def bar_window(market: Market, intraday: bool, fromdate: object,
+               todate: object) -> tuple[int | None, int | None]:
+    """``fromdate``/``todate`` as epoch ms, read as an ``AllTickData`` feed of that market reads them.
+
+    A plain date on intraday bars is the market's trading day (EURUSD's starts at 22:00 UTC the
+    evening before); on daily and longer bars it is Backtrader's default day, 00:00 to
+    23:59:59.999990, compared with the bars' stamps (:func:`trading_stamp_ms`).
+    """
+    first, last = as_moment("fromdate", fromdate), as_moment("todate", todate)
+    if intraday:
+        from .sessions import trading_day_end, trading_day_start
+
+        if _is_plain_date(first):
+            first = trading_day_start(market, first, None)
+        if _is_plain_date(last):
+            last = trading_day_end(market, last, None)
+    return moment_ms("fromdate", first), moment_ms("todate", last, end_of_day=True)
+
+
+def trading_stamp_ms(market: Market, end_ms: int) -> int:
+    """Where Backtrader's filter sees a daily or longer bar closing at ``end_ms``: its trading date
+    at the default session end (UTC), as ``AllTickData`` stamps it."""
+    stamp = datetime.combine(market.close_date(end_ms), END_OF_DAY, tzinfo=timezone.utc)
+    return int(stamp.timestamp() * 1000)
+
+
+def _is_plain_date(moment: object) -> bool:
+    return isinstance(moment, date) and not isinstance(moment, datetime)

@@ -1,0 +1,133 @@
+"""AllTickStore against the simulator: arguments, fromdate/todate, the broker it has not, pickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+
+import backtrader as bt
+import pandas as pd
+import pytest
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.errors import AuthError, ConfigError, UnsupportedTimeframe
+
+FROM, TO = datetime(2024, 3, 4, 10, 0), datetime(2024, 3, 4, 10, 5)
+
+
+def stamps(frame: pd.DataFrame) -> list[str]:
+    return [ts.strftime("%H:%M") for ts in frame.index]
+
+
+def test_getbroker_says_the_plugin_serves_data_and_backtraders_broker_trades():
+    with pytest.raises(ConfigError, match=r"market data only.*bt\.brokers\.BackBroker"):
+        AllTickStore.getbroker()
+
+
+@pytest.mark.parametrize(("timeframe", "compression", "fromdate", "todate", "expected"), [
+    (bt.TimeFrame.Minutes, 1, FROM, TO, ["10:00", "10:01", "10:02", "10:03", "10:04", "10:05"]),
+    ("1m", 3, FROM.replace(minute=3), FROM.replace(minute=12), ["10:03", "10:06", "10:09", "10:12"]),
+    ("5m", 1, FROM, FROM.replace(minute=10), ["10:00", "10:05", "10:10"]),
+])
+def test_fromdate_and_todate_keep_bars_stamped_exactly_at_them_from_rest_and_from_cache(
+        alltick_sim, make_store, timeframe, compression, fromdate, todate, expected):
+    store = make_store(alltick_sim)
+
+    cold = store.fetch_klines("BTCUSDT", timeframe, compression, fromdate=fromdate, todate=todate)
+    requests = alltick_sim.counters["rest_requests"]
+    warm = store.fetch_klines("BTCUSDT", timeframe, compression, fromdate=fromdate, todate=todate)
+
+    assert stamps(cold) == expected  # Backtrader's filter: fromdate <= datetime <= todate
+    assert alltick_sim.counters["rest_requests"] == requests  # the second answer came from the cache
+    pd.testing.assert_frame_equal(warm, cold)
+
+
+@pytest.mark.parametrize(("fromdate", "todate", "closes"), [
+    # A date is the market's trading day, as an intraday feed reads it: for crypto the bars closing
+    # from 01:00 to 24:00 UTC (the one closing at 00:00 is the previous day's last hour).
+    (date(2024, 3, 4), date(2024, 3, 4), list(range(1, 24)) + [0]),
+    ("2024-03-04", "2024-03-04", list(range(1, 24)) + [0]),
+    (pd.Timestamp("2024-03-04 00:00"), pd.Timestamp("2024-03-04 23:59:59.99999"), list(range(24))),
+    ("2024-03-04T00:00:00+00:00", "2024-03-04 23:59:59.99999", list(range(24))),
+    (datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 23, 59, 59, 999990), list(range(24))),
+])
+def test_fetch_klines_takes_dates_timestamps_and_iso_strings_like_backtrader(alltick_sim, make_store,
+                                                                             fromdate, todate, closes):
+    frame = make_store(alltick_sim).fetch_klines("BTCUSDT", "1h", fromdate=fromdate, todate=todate)
+
+    assert [ts.hour for ts in frame.index] == closes
+    assert frame.index[0].date() == date(2024, 3, 4)
+
+
+@pytest.mark.parametrize(("kwargs", "parameter"), [
+    ({"fromdate": 20240304}, "fromdate"),
+    ({"fromdate": "yesterday"}, "fromdate"),
+    ({"todate": "2024-13-01"}, "todate"),
+    ({"timeframe": None}, "timeframe"),
+    ({"timeframe": 4.0}, "timeframe"),
+    ({"count": "5"}, "count"),
+    ({"count": 2.5}, "count"),
+    ({"count": 0}, "count"),
+    ({"count": True}, "count"),
+    ({"compression": 1.5}, "compression"),
+    ({"compression": 0}, "compression"),
+])
+def test_fetch_klines_refuses_other_arguments_naming_the_parameter(alltick_sim, make_store, kwargs,
+                                                                   parameter):
+    store = make_store(alltick_sim)
+
+    with pytest.raises(ConfigError, match=rf"^{parameter} must .*, was "):
+        store.fetch_klines("BTCUSDT", **kwargs)
+    assert alltick_sim.counters["rest_requests"] == 0  # refused before anything was sent
+
+
+def test_a_token_that_is_not_a_string_is_refused_without_quoting_it():
+    with pytest.raises(ConfigError) as info:
+        AllTickStore(token=12345678901234)
+
+    assert str(info.value) == "token must be a string, was a value of type int"
+    assert "12345678901234" not in str(info.value)
+
+
+def test_a_pickled_store_reopens_from_its_configuration(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+    before = store.fetch_klines("BTCUSDT", "1m", fromdate=FROM, todate=TO)  # opens REST and the cache
+
+    copy = pickle.loads(pickle.dumps(store))
+    try:
+        assert repr(copy) == repr(store)
+        pd.testing.assert_frame_equal(copy.fetch_klines("BTCUSDT", "1m", fromdate=FROM, todate=TO), before)
+    finally:
+        copy.stop()
+
+
+def test_a_pickle_on_disk_holds_no_token_and_another_run_cannot_use_it(alltick_sim, make_store, tmp_path):
+    store = make_store(alltick_sim)
+    path = tmp_path / "store.pickle"
+    path.write_bytes(pickle.dumps(store))
+
+    assert alltick_sim.token.encode() not in path.read_bytes()
+    script = ("import logging, pickle, sys\n"
+              "logging.basicConfig()\n"
+              "store = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+              "store.fetch_klines('BTCUSDT', '1m', count=5)\n")
+    env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 1
+    assert "sealed by another run" in result.stderr and AuthError.__name__ in result.stderr
+
+
+def test_kline_downloads_and_historical_feeds_do_not_offer_ticks(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    with pytest.raises(UnsupportedTimeframe) as download:
+        store.fetch_klines("BTCUSDT", bt.TimeFrame.Seconds, 5, count=5)
+    with pytest.raises(UnsupportedTimeframe) as backtest:
+        store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, historical=True)
+
+    assert download.value.supported[0].startswith("Minutes x N") and "Ticks" not in download.value.supported
+    assert "Ticks" not in backtest.value.supported and "historical trades" in str(backtest.value)

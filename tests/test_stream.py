@@ -165,7 +165,8 @@ class Recorder:
             self.statuses.append(status)
             if status.kind == "connected":
                 self.stack_depths.append(len(traceback.extract_stack()))
-                self.thread_counts.append(threading.active_count())
+                # The hub's own threads: the simulator's handler of a dropped socket may still be exiting.
+                self.thread_counts.append(sum(t.name.startswith("alltick-") for t in threading.enumerate()))
             self._changed.notify_all()
 
     def wait_for(self, predicate, timeout: float = 20.0) -> None:

@@ -18,12 +18,15 @@
         └── SymbolNotFound
 
 Messages name the subject, the offending value and the fix.  They never contain the
-token: transports redact URLs with :func:`redact` before any text is built.
+token: transports redact URLs with :func:`redact` before any text is built, and
+foreign exceptions are cut from the chain (:func:`~backtrader_alltick.redaction.detached`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from .redaction import mask_token, redact
 
 __all__ = [
     "AllTickError",
@@ -155,33 +158,6 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, APIError):
         return exc.status is not None and exc.status >= 500
     return False
-
-
-def mask_token(token: str | None) -> str:
-    """Show enough of a token to tell two apart, never enough to use it."""
-    if not token:
-        return "<none>"
-    if len(token) <= 8:
-        return "***"
-    return f"{token[:4]}…{token[-4:]}"
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Replace every secret in ``text`` by a masked form, and any cut-off start of one.
-
-    A message may quote a payload clipped to a few hundred characters; the clip can fall inside
-    the token, so a prefix of 8 or more characters is masked too.
-    """
-    for secret in secrets:
-        if not secret:
-            continue
-        text = text.replace(secret, mask_token(secret))
-        for length in range(len(secret) - 1, 7, -1):
-            prefix = secret[:length]
-            if prefix in text:
-                text = text.replace(prefix, mask_token(secret))
-                break
-    return text
 
 
 def check_token(token: str | None) -> str:

@@ -12,8 +12,9 @@ sends, decodes JSON and hands ``(status, payload)`` to the parser, then decides:
 - everything else (auth, unknown symbol, plan limits, other 4xx): raise at once.
 
 Exceptions of ``requests`` and ``urllib3`` are translated in exactly one place,
-:func:`_map_errors`, and raised ``from None``: their text embeds the full URL, and
-AllTick carries the token in the query string.
+:func:`_map_errors`, and cut from the chain (``redaction.detached``) before they leave
+:meth:`RestClient.call`: their text embeds the full URL, and AllTick carries the token in
+the query string.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -51,6 +52,7 @@ from .errors import (
 from .plans import Plan, get_plan
 from .ratelimit import RateLimiter
 from .records import Depth, Kline, Quote, Tick
+from .redaction import detached, protect
 from .symbols import Instrument, parse_symbol
 from .wire import HttpRequest, get_dialect
 
@@ -163,8 +165,8 @@ class RestClient:
         if not ratelimit_timeout >= 0:
             raise ConfigError(f"ratelimit_timeout must be 0 or more seconds, was {ratelimit_timeout!r}")
         self._token = token
-        # The token as it may appear in a URL, raw or percent-encoded either way.
-        self._secrets = tuple({token, quote(token, safe=""), quote_plus(token)})
+        self._secrets = (token,)  # redact() matches every spelling of it: raw, percent- or JSON-escaped
+        protect(token)  # urllib3 logs each request URL, token included, at DEBUG
         self.base_url = str(base_url).rstrip("/")
         self.limiter = limiter if limiter is not None else RateLimiter(self.plan)
         self.timeout = timeout
@@ -337,7 +339,9 @@ class RestClient:
             self.stats.waited += waited
 
     def _scrubbed(self, error: AllTickError) -> AllTickError:
-        # Parsers quote payloads; a service that echoes the request must not leak the token.
+        # Parsers quote payloads; a service that echoes the request must not leak the token.  The
+        # foreign exception the error was raised during (its text holds the URL) is cut off.
+        detached(error)
         text = str(error)
         clean = redact(text, *self._secrets)
         if clean != text:

@@ -26,6 +26,7 @@ from .errors import ConfigError, SymbolNotFound, check_token, mask_token
 from .markets import DAY_MS, Market
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick, format_utc
+from .redaction import protect
 from .stream_policy import check_ws_url
 from .symbols import Instrument, parse_symbol
 from .token_seal import open_token, seal_token
@@ -101,6 +102,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
         self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
+        protect(self._token)  # and out of every log record, urllib3's and websocket-client's included
         self._open()
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         # A URL that can never connect fails here, not later on a socket thread.

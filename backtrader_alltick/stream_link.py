@@ -34,6 +34,7 @@ from .errors import (
     is_retryable,
     redact,
 )
+from .redaction import detached
 from .stream_policy import StreamStatus, backoff, cap_subscriptions
 from .symbols import Instrument
 
@@ -52,7 +53,8 @@ _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
 @contextlib.contextmanager
 def _map_errors(safe_url: str, token: str, *, connecting: bool) -> Iterator[None]:
     # The single translation point from websocket-client and socket errors into our tree.  Foreign
-    # texts may carry the URL (and so the token): redact them and raise from None.
+    # texts may carry the URL (and so the token): redact them and raise from None; whoever keeps
+    # the error (_Session.close, _Link._run) cuts the foreign one off its __context__.
     try:
         yield
     except AllTickError:
@@ -120,7 +122,7 @@ class _Session:
         with self._lock:
             if self.over.is_set():
                 return
-            self.error = error
+            self.error = error if error is None else detached(error)
             self.over.set()
         with contextlib.suppress(Exception):
             if error is None:
@@ -174,10 +176,11 @@ class _Link:
                 session = self._connect()
                 error = self._serve(session)
             except AllTickError as e:
-                error = e
+                error = detached(e)  # the handshake's foreign exception holds the URL, token included
             except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
                 error = AllTickError(f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
                                      f"{redact(str(e), hub._token)}); please report it")
+                detached(error)
             now_ms, was_connected = hub.clock.now_ms(), session is not None and session.ready.is_set()
             if was_connected:
                 # The gap to backfill starts with the last frame, not when the loss was noticed.

@@ -156,8 +156,12 @@ class RestClient:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
         token = check_token(token)
-        parts = urlsplit(str(base_url))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(str(base_url))
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        except ValueError:  # "http://[::1": an unclosed IPv6 bracket
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"base_url must be an http(s) root such as {self.dialect.DEFAULT_REST_URL!r}, "
                               f"was {redact(str(base_url), token)!r}")
         if max_retries < 0:

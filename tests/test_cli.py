@@ -478,9 +478,9 @@ def test_sim_speed_must_be_positive(capsys):
 def test_demo_chart_in_a_missing_folder_fails_before_running(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--chart", str(tmp_path / "missing" / "x.png"))
 
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""  # a usage error since --chart is checked when parsed
     chart = tmp_path / "missing" / "x.png"
-    assert err.strip().endswith(f"--chart must be in an existing folder, was '{chart}'")
+    assert err.strip().endswith(f"argument --chart: must be in an existing folder, was '{chart}'")
 
 
 # -- Bad answers and bad cache files (issue 10) ------------------------------------------------

@@ -129,6 +129,12 @@ def test_constructor_rejects_a_base_url_without_scheme():
         RestClient("alltick", SENTINEL, "quote.alltick.co", "free")
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:port"])
+def test_constructor_rejects_a_base_url_that_cannot_be_parsed(url):
+    with pytest.raises(ConfigError, match="base_url must be an http.*, was 'http://"):
+        RestClient("alltick", SENTINEL, url, "free")
+
+
 def test_quotes_need_the_itick_dialect():
     with RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited") as client, \
             pytest.raises(ConfigError, match="itick dialect only"):

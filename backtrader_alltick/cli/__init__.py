@@ -18,7 +18,7 @@ from collections.abc import Callable
 from .._version import __version__
 from ..errors import AllTickError, ConfigError
 from ..plans import PLAN_NAMES
-from . import commands, quality, record
+from . import arguments, commands, quality, record
 from .commands import positive_float
 from .console import command
 
@@ -31,11 +31,13 @@ def _add_sim(subparsers) -> None:
                                                "with its URLs and token, then serve until SIGINT/SIGTERM.")
     parser.add_argument("--dialect", choices=("alltick", "itick"), default="alltick")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: any free port)")
+    parser.add_argument("--port", type=arguments.port, default=0,
+                        help="port to bind (default 0: any free port)")
     parser.add_argument("--plan", choices=PLAN_NAMES, default="unlimited")
     parser.add_argument("--speed", type=positive_float, default=60.0, help="market seconds per wall second")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--symbols", default=None, help="comma-separated symbols, e.g. AAPL.US,BTCUSDT")
+    parser.add_argument("--symbols", default=None, type=arguments.symbol_list,
+                        help="comma-separated symbols, e.g. AAPL.US,BTCUSDT (default: every symbol it knows)")
     parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
     parser.add_argument("--replay", default=None, metavar="PATH",
                         help="serve a recording (alltick-bt record --file PATH) instead of the seeded market")
@@ -51,7 +53,6 @@ def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator until SIGINT or SIGTERM; return 0."""
     from ..sim import Simulator
 
-    symbols = [name.strip() for name in args.symbols.split(",") if name.strip()] if args.symbols else None
     if args.replay is None and (args.fromdate or args.todate):
         raise ConfigError("--from and --to choose the part of a recording to replay; pass --replay PATH too, "
                           "was without --replay")
@@ -60,7 +61,8 @@ def run_sim(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
-                       symbols=symbols, port=args.port, host=args.host, token=args.token, **replay) as sim:
+                       symbols=args.symbols, port=args.port, host=args.host, token=args.token,
+                       **replay) as sim:
             print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
                               "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
                               "start": sim.start_ms, "symbols": sim.symbols}), flush=True)

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import importlib.util
 import logging
+import math
 import os
 import queue
 import re
@@ -34,6 +35,7 @@ from ..history import bars_since_earliest
 from ..plans import PLAN_NAMES
 from ..store import AllTickStore
 from ..symbols import parse_symbol
+from . import arguments
 from .console import RECORD_TYPES, ProgressLine, command, format_time, record_line
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --tok
 STREAM_TYPES = ("tick", "quote", "depth")
 STREAM_RECONNECTIONS = 2  # `stream` without --seconds: three failed attempts in a row end it
 _TIMEFRAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
+# --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
+EARLIEST, LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
 _UNITS = {"m": (4, 1), "min": (4, 1), "h": (4, 60), "d": (5, 1), "w": (6, 1), "M": (7, 1)}  # bt.TimeFrame
 
 
@@ -58,9 +62,9 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("--plan", choices=PLAN_NAMES, default=None,
                        help="your plan, sets rate limits (default: free; the demo simulator: unlimited)")
     group.add_argument("--token", default=None, help="API token (default: $ALLTICK_TOKEN)")
-    group.add_argument("--rest-url", default=None,
+    group.add_argument("--rest-url", default=None, type=arguments.url_of("http", "https"),
                        help="REST root (default: $ALLTICK_REST_URL, else the real service)")
-    group.add_argument("--ws-url", default=None,
+    group.add_argument("--ws-url", default=None, type=arguments.url_of("ws", "wss"),
                        help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
     group.add_argument("--cache", default=None, metavar="PATH|off",
                        help="K-line cache file (default: the user cache directory); 'off' for none")
@@ -114,13 +118,16 @@ def parse_moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
                                          f"was {text!r}")
     moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    if not EARLIEST <= moment < LATEST:
+        raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
+                                         f"(no market data lies outside), was {text!r}")
     return moment.to_pydatetime()
 
 
-def _symbols(values: list[str]) -> list[str]:
-    # "AAPL.US TSLA.US" and "AAPL.US,TSLA.US" both work; normalising early rejects typos before any request.
-    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    return [parse_symbol(name).symbol for name in names]
+def _symbols(values: list[list[str]]) -> list[str]:
+    # "AAPL.US TSLA.US" and "AAPL.US,TSLA.US" both work (arguments.symbol_list split each argument);
+    # normalising early rejects typos before any request.
+    return [parse_symbol(name).symbol for names in values for name in names]
 
 
 # -- The commands ------------------------------------------------------------------------------
@@ -133,9 +140,6 @@ def run_demo(args: argparse.Namespace) -> int:
         print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
               file=sys.stderr)
         chart = None
-    if chart and not Path(chart).resolve().parent.is_dir():
-        # Checked first: the chart is drawn only after both sessions have run.
-        raise ConfigError(f"--chart must be in an existing folder, was {chart!r}")
     with _demo_store(args) as (store, source, minutes, wall_timeout):
         report = demo.run_demo(store, args.symbol, source=source, minutes=minutes, history=args.history,
                                chart=chart, wall_timeout=wall_timeout)
@@ -338,7 +342,7 @@ def register(subparsers) -> None:
               description="Backtest an SMA cross on 1-minute K-lines, then paper-trade it on live bars, "
                           "print a summary and write a chart. Without ALLTICK_TOKEN the built-in "
                           "simulator serves the data on a fast clock.")
-    sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL,
+    sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL, type=arguments.symbol,
                      help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})")
     sub.add_argument("--minutes", type=positive_int, default=None,
                      help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)")
@@ -346,7 +350,8 @@ def register(subparsers) -> None:
                      help="simulator clock speed, market seconds per second (default 180)")
     sub.add_argument("--history", type=positive_int, default=500, help="bars to backtest on (default 500)")
     sub.add_argument("--seed", type=int, default=1, help="simulator seed: same seed, same market (default 1)")
-    sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png",
+    # Checked when parsed: the chart is drawn only after both sessions have run.
+    sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png", type=arguments.chart_file,
                      help="PNG file for the chart (default alltick-demo.png)")
     sub.add_argument("--no-chart", action="store_true", help="do not write a chart")
     sub.set_defaults(func=run_demo)
@@ -354,7 +359,7 @@ def register(subparsers) -> None:
     sub = add("klines", help="download closed K-lines (cached) to CSV, Parquet or a chart",
               description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
                           "unless --out is given.")
-    sub.add_argument("symbol", help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
+    sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
     sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
                      help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
                           "(default 1m)")
@@ -364,22 +369,26 @@ def register(subparsers) -> None:
     sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
                      help="last bar close (UTC)")
     sub.add_argument("--out", "-o", default=None, help="write FILE.csv or FILE.parquet instead of stdout")
-    sub.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a chart")
+    sub.add_argument("--plot", default=None, metavar="FILE.png", type=arguments.chart_file,
+                     help="also draw a chart (.png, .svg, .pdf or .jpg)")
     sub.set_defaults(func=run_klines, parser=sub)
 
     sub = add("quote", help="latest trade of each symbol")
-    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
+                     help="symbols, space or comma separated")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_quote)
 
     sub = add("depth", help="order book of each symbol")
-    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
+                     help="symbols, space or comma separated")
     sub.add_argument("--levels", type=positive_int, default=5, help="price levels to show (default 5)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_depth)
 
     sub = add("stream", help="print live pushes until Ctrl-C, --limit or --seconds")
-    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
+                     help="symbols, space or comma separated")
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
     sub.add_argument("--limit", type=positive_int, default=None, help="stop after N pushes")
@@ -391,7 +400,8 @@ def register(subparsers) -> None:
 
     sub = add("cache", help="show or clear the K-line cache")
     sub.add_argument("action", choices=("info", "clear"))
-    sub.add_argument("--symbol", default=None, help="clear only this symbol")
+    sub.add_argument("--symbol", default=None, type=arguments.symbol,
+                     help="clear only this symbol (leave it out to clear every symbol)")
     sub.set_defaults(func=run_cache)
 
 
@@ -412,4 +422,6 @@ def positive_float(text: str) -> float:
         value = 0.0
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, was {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, was {text!r}")
     return value

@@ -17,7 +17,16 @@ from collections.abc import Iterator
 from ..errors import ConfigError
 from ..relay import Relay
 from ..store import AllTickStore
-from .commands import _symbols, cache_setting, common_options, open_store, parse_moment, positive_float
+from . import arguments
+from .commands import (
+    _symbols,
+    cache_setting,
+    common_options,
+    open_store,
+    parse_moment,
+    positive_float,
+    positive_int,
+)
 from .console import command
 
 
@@ -30,15 +39,17 @@ def register(subparsers) -> None:
                     "depth) into a recording directory (--file), every tick/quote/depth update into Redis "
                     "streams and every closed bar into Redis and InfluxDB, until SIGINT or SIGTERM. "
                     "Without ALLTICK_TOKEN the built-in simulator is recorded.")
-    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
+    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
+                     help="symbols, space or comma separated")
     sub.add_argument("--file", default=None, metavar="PATH",
                      help="recording directory (Parquet parts; appended to if it exists), for "
                           "alltick-bt sim --replay PATH; needs pip install 'backtrader-alltick[parquet]'")
     sub.add_argument("--flush", type=positive_float, default=2.0, metavar="SECONDS",
                      help="seconds between writes of the recording file: a crash loses at most this much "
                           "(default 2)")
-    sub.add_argument("--redis", default=None, metavar="URL", help="Redis URL, e.g. redis://127.0.0.1:6379/0")
-    sub.add_argument("--influx", default=None, metavar="URL",
+    sub.add_argument("--redis", default=None, metavar="URL", type=arguments.url_of("redis", "rediss", "unix"),
+                     help="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    sub.add_argument("--influx", default=None, metavar="URL", type=arguments.url_of("http", "https"),
                      help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086 or http://127.0.0.1:8086/mydb")
     sub.add_argument("--types", default="tick", help="raw records for Redis: comma list of tick, quote "
                                                      "(itick only), depth (default tick); the --file "
@@ -46,7 +57,7 @@ def register(subparsers) -> None:
     sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
                                                         "(default 1m)")
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
-    sub.add_argument("--lookback", type=int, default=500,
+    sub.add_argument("--lookback", type=positive_int, default=500,
                      help="bars to backfill per timeframe on a first start (default 500)")
     sub.add_argument("--progress", type=positive_float, default=10.0, metavar="SECONDS",
                      help="seconds between progress lines on stderr (default 10)")
@@ -59,8 +70,9 @@ def register(subparsers) -> None:
         "export", parents=[common_options()], help="copy archived ticks from InfluxDB into a recording file",
         description="Copy the ticks a relay archived in InfluxDB (record --influx URL --archive-ticks) "
                     "between --from and --to into a recording directory, for alltick-bt sim --replay.")
-    sub.add_argument("symbols", nargs="+", help="symbols, space or comma separated")
-    sub.add_argument("--influx", required=True, metavar="URL",
+    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
+                     help="symbols, space or comma separated")
+    sub.add_argument("--influx", required=True, metavar="URL", type=arguments.url_of("http", "https"),
                      help="InfluxDB 1.x URL with the archive, e.g. http://127.0.0.1:8086/alltick")
     sub.add_argument("--from", dest="fromdate", type=parse_moment, required=True, metavar="TIME",
                      help="first moment to export (UTC unless an offset is given)")

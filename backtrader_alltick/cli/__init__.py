@@ -36,6 +36,9 @@ def _add_sim(subparsers) -> None:
     parser.add_argument("--plan", choices=PLAN_NAMES, default="unlimited")
     parser.add_argument("--speed", type=positive_float, default=60.0, help="market seconds per wall second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--start", type=commands.parse_moment, default=None, metavar="TIME",
+                        help="market time the clock starts from, UTC unless an offset is given (default "
+                             "2024-03-05T15:00, US hours; e.g. 2024-03-05T02:00 for Hong Kong and A-shares)")
     parser.add_argument("--symbols", default=None, type=arguments.symbol_list,
                         help="comma-separated symbols, e.g. AAPL.US,BTCUSDT (default: every symbol it knows)")
     parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
@@ -56,13 +59,17 @@ def run_sim(args: argparse.Namespace) -> int:
     if args.replay is None and (args.fromdate or args.todate):
         raise ConfigError("--from and --to choose the part of a recording to replay; pass --replay PATH too, "
                           "was without --replay")
-    replay = {} if args.replay is None else dict(replay=args.replay, start=args.fromdate, end=args.todate)
+    if args.replay is not None and args.start is not None:
+        raise ConfigError("--start sets the clock of the seeded market; a replay starts at --from, "
+                          "was both --start and --replay")
+    market = dict(start=args.start) if args.replay is None else dict(replay=args.replay, start=args.fromdate,
+                                                                     end=args.todate)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
                        symbols=args.symbols, port=args.port, host=args.host, token=args.token,
-                       **replay) as sim:
+                       **market) as sim:
             print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
                               "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
                               "start": sim.start_ms, "symbols": sim.symbols}), flush=True)

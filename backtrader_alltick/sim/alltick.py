@@ -95,6 +95,17 @@ class AllTickService:
     def rate_limit_code(self) -> int:
         return 429 if self.sim.faults.rate_limit_reply == "http429" else 605
 
+    def not_found_reply(self) -> Reply:
+        return Reply(404, _json({"ret": 404, "msg": "not found", "trace": "", "data": {}}))
+
+    def method_reply(self, exchange: Exchange, endpoint: str) -> Reply | None:
+        """The refusal of a request sent with the wrong method (batch-kline takes POST, the rest GET)."""
+        allowed = "POST" if endpoint == "batch-kline" else "GET"
+        if exchange.method == allowed:
+            return None
+        return Reply(405, _json({"ret": 400, "msg": f"{endpoint} takes {allowed}", "trace": "", "data": {}}),
+                     {"Allow": allowed})
+
     # -- REST ----------------------------------------------------------------------------
 
     def handle_rest(self, exchange: Exchange) -> Reply:
@@ -102,17 +113,11 @@ class AllTickService:
         family = "stock" if exchange.path.startswith(STOCK_REST + "/") else "other"
         trace = ""
         try:
-            if endpoint == "batch-kline":
-                if exchange.method != "POST":
-                    return Reply(405, _json({"ret": 400, "msg": "batch-kline takes POST", "trace": "",
-                                             "data": {}}), {"Allow": "POST"})
+            if endpoint == "batch-kline":  # the method was checked before the rate limiter
                 if not exchange.body.strip():
                     raise _Refused(601)
                 request = self._parse(exchange.body.decode("utf-8", "replace"), 400, HEADER_INVALID)
             else:
-                if exchange.method != "GET":
-                    return Reply(405, _json({"ret": 400, "msg": f"{endpoint} takes GET", "trace": "",
-                                             "data": {}}), {"Allow": "GET"})
                 if "query" not in exchange.query:
                     raise _Refused(402)
                 request = self._parse(exchange.query["query"], 402)
@@ -171,10 +176,11 @@ class AllTickService:
         return symbol, kline_type, [self._kline_row(symbol, bar) for bar in bars]
 
     def _kline_row(self, symbol: str, bar) -> dict:
-        volume = _number(bar.volume, self.sim.model.specs[symbol].size_decimals)
+        spec = self.sim.model.specs[symbol]
         return {"timestamp": str(bar.start // 1000), "open_price": repr(bar.open),
                 "close_price": repr(bar.close), "high_price": repr(bar.high), "low_price": repr(bar.low),
-                "volume": volume, "turnover": repr(round(bar.turnover, 6))}
+                "volume": _decimal(bar.volume, spec.size_decimals),
+                "turnover": _decimal(bar.turnover, spec.price_decimals + spec.size_decimals)}
 
     def _kline(self, family: str, data: dict) -> dict:
         symbol, kline_type, rows = self._kline_list(family, data, KLINE_LIMIT)
@@ -204,19 +210,21 @@ class AllTickService:
         rows = []
         for code in codes:
             if endpoint == "trade-tick":
-                tick = model.last_trade(code, now)
+                tick, spec = model.last_trade(code, now), model.specs[code]
                 if tick is not None:
-                    volume = _number(tick.volume, model.specs[code].size_decimals)
+                    places = spec.price_decimals + spec.size_decimals
                     rows.append({"code": code, "seq": str(tick.seq), "tick_time": str(tick.time),
-                                 "price": repr(tick.price), "volume": volume,
-                                 "turnover": repr(round(tick.turnover, 6)),
+                                 "price": repr(tick.price),
+                                 "volume": _decimal(tick.volume, spec.size_decimals),
+                                 "turnover": _decimal(tick.turnover, places),
                                  "trade_direction": tick.direction})
             else:
                 depth = model.depth(code, now)
                 if depth is not None:
+                    decimals = model.specs[code].size_decimals
                     rows.append({"code": code, "seq": str(model.last_trade(code, now).seq),
-                                 "tick_time": str(depth.time), "bids": _levels(depth.bids),
-                                 "asks": _levels(depth.asks)})
+                                 "tick_time": str(depth.time), "bids": _levels(depth.bids, decimals),
+                                 "asks": _levels(depth.asks, decimals)})
         return {"tick_list": rows}
 
     # -- WebSocket -----------------------------------------------------------------------
@@ -272,7 +280,7 @@ class AllTickSession(Session):
             message = json.loads(text)
             cmd_id = message["cmd_id"]
         except (ValueError, KeyError, TypeError):
-            self._answer(0, None, "", 400, HEADER_INVALID)
+            self._answer(0, 0, "", 400, HEADER_INVALID)
             return
         seq_id, trace = message.get("seq_id"), message.get("trace", "")
         data = message.get("data")
@@ -324,8 +332,11 @@ class AllTickSession(Session):
         self._answer(cmd_id + 1, seq_id, trace)
 
     def _answer(self, cmd_id: int, seq_id, trace, ret: int = 200, message: str | None = None) -> None:
+        # The docs' answers always carry a numeric seq_id: 0 when the request had none (or no number).
+        if not isinstance(seq_id, int) or isinstance(seq_id, bool):
+            seq_id = 0
         payload = {"ret": ret, "msg": message or MESSAGES[ret], "cmd_id": cmd_id, "seq_id": seq_id,
-                   "trace": trace, "data": {}}
+                   "trace": trace if isinstance(trace, str) else "", "data": {}}
         self.reply(_json(payload).decode(), None if ret == 200 else ret)
 
     def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
@@ -348,13 +359,13 @@ def _trade_frames(step: Step, code: str) -> list[bytes]:
     time_, price, size, direction, seq = step.trades(code)
     spec = step.model.specs[code]
     ps, ss, decimals = spec.price_scale, spec.size_scale, spec.size_decimals
-    scale = ps * ss
+    scale, places = ps * ss, spec.price_decimals + decimals
     frames = []
     for t, p, s, d, q in zip(time_.tolist(), price.tolist(), size.tolist(), direction.tolist(), seq.tolist()):
-        volume = str(s) if decimals == 0 else repr(s / ss)
+        volume = str(s) if decimals == 0 else _decimal(s / ss, decimals)
         frames.append(text_frame(
             f'{{"cmd_id":22998,"data":{{"code":"{code}","seq":{q},"tick_time":{t},"price":"{p / ps!r}",'
-            f'"volume":"{volume}","turnover":"{p * s / scale!r}","trade_direction":{d}}}}}'))
+            f'"volume":"{volume}","turnover":"{_decimal(p * s / scale, places)}","trade_direction":{d}}}}}'))
     return frames
 
 
@@ -365,17 +376,26 @@ def _depth_frame(step: Step, code: str, levels: int) -> bytes | None:
     if depth is None:
         return None
     seq = int(step.trades(code)[4][-1])
+    decimals = step.model.specs[code].size_decimals
     body = {"cmd_id": 22999, "data": {"code": code, "seq": seq, "tick_time": depth.time,
-                                      "bids": _levels(depth.bids), "asks": _levels(depth.asks)}}
+                                      "bids": _levels(depth.bids, decimals),
+                                      "asks": _levels(depth.asks, decimals)}}
     return text_frame(_json(body).decode())
 
 
-def _levels(levels) -> list[dict]:
-    return [{"price": repr(price), "volume": repr(float(volume))} for price, volume in levels]
+def _levels(levels, size_decimals: int) -> list[dict]:
+    # Book sizes with fixed decimals, at least two, as the docs print them ("100000.00").
+    places = max(2, size_decimals)
+    return [{"price": repr(price), "volume": f"{volume:.{places}f}"} for price, volume in levels]
 
 
-def _number(value: float, decimals: int) -> str:
-    return str(int(round(value))) if decimals == 0 else repr(value)
+def _decimal(value: float, places: int) -> str:
+    """Plain decimal text as the docs print volumes and turnover ("300", "12345.6", "0"): no float
+    artefacts such as 3256.4700000000003, no exponent such as 1e-05."""
+    text = f"{value:.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def _static_info(inst) -> dict:

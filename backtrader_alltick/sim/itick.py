@@ -88,6 +88,16 @@ class ITickService:
     def rate_limit_code(self) -> int:
         return 429
 
+    def not_found_reply(self) -> Reply:
+        return Reply(404, _json({"code": 404, "msg": "not found", "data": None}))
+
+    def method_reply(self, exchange: Exchange, endpoint: str) -> Reply | None:
+        """The refusal of a request that is not a GET (every iTick REST endpoint is one)."""
+        if exchange.method == "GET":
+            return None
+        return Reply(405, _json({"code": 405, "msg": f"{endpoint} takes GET", "data": None}),
+                     {"Allow": "GET"})
+
     # -- REST ----------------------------------------------------------------------------
 
     def handle_rest(self, exchange: Exchange) -> Reply:

@@ -30,10 +30,12 @@ SEQ_PER_MINUTE = 100
 
 # Known instruments get realistic price levels; anything else is hashed into a range.
 _BASES = {
-    "AAPL.US": 175.0, "TSLA.US": 190.0, "MSFT.US": 410.0, "700.HK": 290.0, "9988.HK": 72.0,
-    "600519.SH": 1700.0, "000001.SZ": 10.5, "EURUSD": 1.085, "USDJPY": 150.0, "GBPUSD": 1.265,
-    "GOLD": 2120.0, "Silver": 23.8, "BTCUSDT": 66000.0, "ETHUSDT": 3500.0, "US500": 5100.0,
-    "NAS100": 18000.0, "USOIL": 78.0,
+    "AAPL.US": 175.0, "TSLA.US": 190.0, "MSFT.US": 410.0, "GOOGL.US": 133.0, "UNH.US": 490.0,
+    "700.HK": 290.0, "9988.HK": 72.0, "857.HK": 6.1, "1288.HK": 3.3, "5.HK": 61.0,
+    "600519.SH": 1700.0, "601318.SH": 42.0, "000001.SZ": 10.5, "000858.SZ": 145.0,
+    "EURUSD": 1.085, "USDJPY": 150.0, "GBPUSD": 1.265, "USDCNH": 7.2, "USDHKD": 7.82,
+    "GOLD": 2120.0, "Silver": 23.8, "BTCUSDT": 66000.0, "ETHUSDT": 3500.0, "SOLUSDT": 130.0,
+    "US500": 5100.0, "NAS100": 18000.0, "US30": 38900.0, "HK50": 16400.0, "USOIL": 78.0,
 }
 
 

@@ -199,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch()
 
+    # Other methods get the service's own refusal (JSON, 405), not http.server's HTML 501 page.
+    do_PUT = do_DELETE = do_PATCH = do_POST
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
         # Request lines carry the AllTick token in the query string: never log them.
         pass

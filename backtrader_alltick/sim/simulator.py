@@ -23,8 +23,12 @@ from .server import Connection, Exchange, Reply, SimServer
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SYMBOLS = ("AAPL.US", "TSLA.US", "700.HK", "9988.HK", "600519.SH", "000001.SZ", "EURUSD", "USDJPY",
-                   "GOLD", "BTCUSDT", "ETHUSDT", "US500")
+# The codes of alltick.md section 8 and of AllTick's own examples (UNH.US, GOOGL.US, 857.HK, 1288.HK), so
+# the official sample programs run against the simulator unchanged.
+DEFAULT_SYMBOLS = ("AAPL.US", "TSLA.US", "GOOGL.US", "UNH.US", "700.HK", "9988.HK", "857.HK", "1288.HK",
+                   "5.HK", "600519.SH", "601318.SH", "000001.SZ", "000858.SZ", "EURUSD", "USDJPY", "GBPUSD",
+                   "USDCNH", "USDHKD", "GOLD", "Silver", "USOIL", "BTCUSDT", "ETHUSDT", "SOLUSDT", "US500",
+                   "NAS100")
 # Tuesday 2024-03-05 15:00 UTC: US stocks (10:00 New York), forex, metals, CFDs and crypto
 # are open; Hong Kong and the A-share markets are closed at that hour, as in reality.
 DEFAULT_START_MS = 1_709_650_800_000
@@ -204,7 +208,12 @@ class Simulator:
         endpoint = service.endpoint_of(exchange)
         if endpoint is None:
             counters.error(404)
-            return Reply(404, b'{"error":"no such path"}')
+            return service.not_found_reply()
+        # Routing comes first: a wrong method is refused before the token and the rate limit count it.
+        refusal = service.method_reply(exchange, endpoint)
+        if refusal is not None:
+            counters.error(refusal.status)
+            return refusal
         if not self.is_valid_token(token):
             counters.error(401)
             return service.auth_reply(missing=not token)
@@ -227,7 +236,7 @@ class Simulator:
         group = service.ws_group(exchange)
         if group is None:
             counters.error(404)
-            handler.write_reply(Reply(404, b'{"error":"no such path"}'))
+            handler.write_reply(service.not_found_reply())
             return
         verdict = service.admit_upgrade(token, group)
         if verdict is not None:

@@ -20,6 +20,7 @@ import html
 import logging
 import re
 import threading
+import weakref
 from functools import lru_cache
 
 __all__ = ["RedactingFilter", "detached", "mask_token", "protect", "redact"]
@@ -73,13 +74,17 @@ def _pattern(secret: str) -> re.Pattern[str]:
 def redact(text: str, *secrets: str | None) -> str:
     """Replace every spelling of each secret in ``text``, or a cut-off start of one, by its mask.
 
-    Without ``secrets``, the tokens given to :func:`protect` are redacted.
+    Without ``secrets``, the tokens given to :func:`protect` (and still in use) are redacted.
 
     Example::
 
         redact("GET /kline?token=ab%2Bcdefgh123", "ab+cdefgh123")   # 'GET /kline?token=ab+c…h123'
     """
-    for secret in (secrets or tuple(_protected)):
+    if not secrets:
+        for pattern, mask in tuple(_protected.values()):
+            text = pattern.sub(mask, text)
+        return text
+    for secret in secrets:
         if secret:
             text = _pattern(secret).sub(mask_token(secret), text)
     return text
@@ -100,21 +105,39 @@ def detached(error: BaseException) -> BaseException:
 
 # -- Log records -----------------------------------------------------------------------------------
 
-_protected: set[str] = set()
-_install_lock = threading.Lock()
+# token -> (pattern, mask), and how many live owners use it: a long test run or a service that makes
+# stores for many tokens must not check every record against every token it ever saw.
+_protected: dict[str, tuple[re.Pattern[str], str]] = {}
+_owners: dict[str, int] = {}
+_lock = threading.Lock()
 _previous_factory = None
 
 
-def protect(token: str | None) -> None:
-    """Redact ``token`` in every log record made from now on in this process, by any logger."""
+def protect(token: str | None, owner: object | None = None) -> None:
+    """Redact ``token`` in every log record made from now on in this process, by any logger.
+
+    With ``owner``, the token is protected while the owner lives (each store, REST client and stream
+    hub owns its token); without one, for the rest of the process.
+    """
     global _previous_factory
     if not token:
         return
-    with _install_lock:
-        _protected.add(token)
+    with _lock:
+        if token not in _protected:
+            _protected[token] = (_pattern(token), mask_token(token))
+        _owners[token] = _owners.get(token, 0) + 1  # without an owner, never released
         if _previous_factory is None:
             _previous_factory = logging.getLogRecordFactory()
             logging.setLogRecordFactory(_redacting_factory)
+    if owner is not None:
+        weakref.finalize(owner, _release, token)
+
+
+def _release(token: str) -> None:
+    with _lock:
+        _owners[token] -= 1
+        if _owners[token] <= 0:
+            del _owners[token], _protected[token]
 
 
 def _redacting_factory(*args, **kwargs) -> logging.LogRecord:

@@ -170,7 +170,7 @@ class RestClient:
             raise ConfigError(f"ratelimit_timeout must be 0 or more seconds, was {ratelimit_timeout!r}")
         self._token = token
         self._secrets = (token,)  # redact() matches every spelling of it: raw, percent- or JSON-escaped
-        protect(token)  # urllib3 logs each request URL, token included, at DEBUG
+        protect(token, self)  # urllib3 logs each request URL, token included, at DEBUG
         self.base_url = str(base_url).rstrip("/")
         self.limiter = limiter if limiter is not None else RateLimiter(self.plan)
         self.timeout = timeout

@@ -102,7 +102,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
         self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self.p.token = None  # keep the token out of params dumps and reprs
-        protect(self._token)  # and out of every log record, urllib3's and websocket-client's included
+        protect(self._token, self)  # and out of every log record, urllib3's and websocket-client's included
         self._open()
         self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
         # A URL that can never connect fails here, not later on a socket thread.

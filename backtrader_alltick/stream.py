@@ -65,7 +65,7 @@ class StreamHub:
         if reconnections < -1:
             raise ConfigError(f"reconnections must be -1 (forever) or >= 0, was {reconnections!r}")
         self.ws_root, self._token, self.plan = check_ws_url(ws_root, "ws_root", token), token, plan
-        protect(token)  # the URL carries it; websocket-client's trace logs the handshake
+        protect(token, self)  # the URL carries it; websocket-client's trace logs the handshake
         self.on_event, self.on_status = on_event, on_status
         self.reconnect, self.reconnections = reconnect, reconnections
         self.backoff_args = (backoff_initial, backoff_factor, backoff_cap, _JITTER_FRACTION, random.Random())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -97,6 +98,23 @@ def test_redacting_filter_serves_programs_with_their_own_record_factory():
         logger.removeHandler(handler)
 
     assert stream.getvalue() == f"token {mask_token(TOKEN)}\n"
+
+
+def test_a_token_is_protected_while_an_owner_lives():
+    class Owner:
+        pass
+
+    token, first, second = "OWNED+token/5e6f7a8b", Owner(), Owner()
+    protect(token, first)
+    protect(token, second)
+    del first
+    gc.collect()
+    while_one_lives = redact(f"x {token}")
+    del second
+    gc.collect()
+
+    assert while_one_lives == f"x {mask_token(token)}"
+    assert redact(f"x {token}") == f"x {token}"  # no longer checked in every record
 
 
 def test_detached_cuts_the_chain():

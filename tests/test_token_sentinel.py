@@ -222,11 +222,13 @@ def debug_logs():
     previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    trace = io.StringIO()
-    websocket.enableTrace(True, handler=logging.StreamHandler(trace))
+    trace, trace_logger = io.StringIO(), logging.getLogger("websocket")
+    trace_level, trace_handler = trace_logger.level, logging.StreamHandler(trace)
+    websocket.enableTrace(True, handler=trace_handler)
     yield lambda: stream.getvalue() + trace.getvalue()
     websocket.enableTrace(False)
-    websocket._logging._logger.handlers.clear()
+    trace_logger.removeHandler(trace_handler)
+    trace_logger.setLevel(trace_level)
     root.removeHandler(handler)
     root.setLevel(previous)
 

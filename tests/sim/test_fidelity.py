@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +16,6 @@ import websocket
 
 from backtrader_alltick.sim import DEFAULT_SYMBOLS
 
-ROOT = Path(__file__).resolve().parents[2]
 # Plain decimal text: digits, at most one point, no exponent, no sign.
 PLAIN = re.compile(r"\d+(\.\d+)?")
 
@@ -166,29 +161,3 @@ def test_unknown_paths_answer_in_the_services_own_shape(make_sim, dialect, shape
     for reply in replies:
         assert reply.status_code == 404 and reply.headers["Content-Type"] == "application/json"
         assert set(reply.json()) == shape
-
-
-def test_sim_command_starts_the_clock_at_start_so_hong_kong_trades(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "sim", "--start",
-                                "2024-03-05T10:30+08:00", "--speed", "60", "--symbols", "857.HK,1288.HK",
-                                "--token", "start-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT)
-    try:
-        line = json.loads(process.stdout.readline())
-        symbols = {"symbol_list": [{"code": "857.HK"}, {"code": "1288.HK"}]}
-        reply = requests.get(line["rest_url"] + "/quote-stock-b-api/trade-tick",
-                             params={"token": "start-token", "query": query(symbols)}, timeout=10).json()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
-
-    start = 1_709_605_800_000  # 2024-03-05 02:30 UTC: Hong Kong's morning session
-    assert code == 0 and line["start"] == start
-    # The latest trades are from the session running now, not from the previous day's close.
-    times = [int(row["tick_time"]) for row in reply["data"]["tick_list"]]
-    assert len(times) == 2 and all(start - 60_000 <= time <= start + 600_000 for time in times)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -13,16 +15,16 @@ import requests
 from backtrader_alltick import cli
 
 
-def test_sim_prints_its_urls_then_exits_0_on_sigterm():
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "sim", "--dialect", "itick",
-                                "--speed", "120", "--symbols", "AAPL.US,BTCUSDT", "--token", "cli-token"],
+@contextlib.contextmanager
+def serving(*argv: str) -> Iterator[tuple[dict, list[int]]]:
+    """Run ``alltick-bt sim ARGV``; yield its JSON line and a list that gets the exit code after SIGTERM."""
+    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "sim", *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    exit_code: list[int] = []
     try:
-        line = json.loads(process.stdout.readline())
-        reply = requests.get(line["rest_url"] + "/stock/tick", params={"region": "US", "code": "AAPL"},
-                             headers={"token": line["token"]}, timeout=10)
+        yield json.loads(process.stdout.readline()), exit_code
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
+        exit_code.append(process.wait(timeout=20))
     finally:
         if process.poll() is None:
             process.kill()
@@ -30,12 +32,33 @@ def test_sim_prints_its_urls_then_exits_0_on_sigterm():
         process.stdout.close()
         process.stderr.close()
 
-    assert code == 0
+
+def test_sim_prints_its_urls_then_exits_0_on_sigterm():
+    with serving("--dialect", "itick", "--speed", "120", "--symbols", "AAPL.US,BTCUSDT", "--token",
+                 "cli-token") as (line, exit_code):
+        reply = requests.get(line["rest_url"] + "/stock/tick", params={"region": "US", "code": "AAPL"},
+                             headers={"token": line["token"]}, timeout=10)
+
+    assert exit_code == [0]
     assert line["rest_url"].startswith("http://127.0.0.1:") and line["ws_url"].startswith("ws://127.0.0.1:")
     assert (line["dialect"], line["plan"], line["speed"], line["token"]) == ("itick", "unlimited", 120.0,
                                                                            "cli-token")
     assert line["symbols"] == ["AAPL.US", "BTCUSDT"]
     assert reply.json()["data"]["s"] == "AAPL"
+
+
+def test_sim_start_sets_the_market_clock_so_hong_kong_trades():
+    symbols = {"trace": "t", "data": {"symbol_list": [{"code": "857.HK"}, {"code": "1288.HK"}]}}
+    with serving("--start", "2024-03-05T10:30+08:00", "--speed", "60", "--symbols", "857.HK,1288.HK",
+                 "--token", "start-token") as (line, exit_code):
+        reply = requests.get(line["rest_url"] + "/quote-stock-b-api/trade-tick",
+                             params={"token": "start-token", "query": json.dumps(symbols)}, timeout=10).json()
+
+    start = 1_709_605_800_000  # 2024-03-05 02:30 UTC: Hong Kong's morning session
+    assert exit_code == [0] and line["start"] == start
+    # The latest trades are from the session running now, not from the previous day's close.
+    times = [int(row["tick_time"]) for row in reply["data"]["tick_list"]]
+    assert len(times) == 2 and all(start - 60_000 <= time <= start + 600_000 for time in times)
 
 
 def test_unknown_plan_is_a_usage_error(capsys):

@@ -233,9 +233,10 @@ def debug_logs():
     root.setLevel(previous)
 
 
-def test_a_live_cerebro_logs_and_raises_no_token(make_sim, tmp_path, debug_logs, monkeypatch):
+@pytest.mark.parametrize("dialect", ["alltick", "itick"])  # the token in the URL, and in a header
+def test_a_live_cerebro_logs_and_raises_no_token(make_sim, tmp_path, debug_logs, monkeypatch, dialect):
     monkeypatch.setattr(rest, "backoff_delay", lambda *args, **kwargs: 0.0)
-    sim = make_sim(dialect="alltick", speed=240, token=SENTINEL)
+    sim = make_sim(dialect=dialect, speed=240, token=SENTINEL)
     store = AllTickStore.from_simulator(sim, cache=tmp_path / "live.sqlite")
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
@@ -248,7 +249,7 @@ def test_a_live_cerebro_logs_and_raises_no_token(make_sim, tmp_path, debug_logs,
     errors = [status.error for _, (status,), _ in store.get_notifications()
               if getattr(status, "error", None) is not None]
     closed = closed_port()
-    unreachable = AllTickStore(token=SENTINEL, rest_url=f"http://127.0.0.1:{closed}",
+    unreachable = AllTickStore(token=SENTINEL, dialect=dialect, rest_url=f"http://127.0.0.1:{closed}",
                                ws_url=f"ws://127.0.0.1:{closed}", plan="unlimited", cache=False,
                                reconnections=0)
     statuses = []
@@ -270,6 +271,6 @@ def test_a_live_cerebro_logs_and_raises_no_token(make_sim, tmp_path, debug_logs,
             assert_clean(text, f"{type(error).__name__} or an exception it links to")
     logs = debug_logs()
     assert "urllib3.connectionpool DEBUG" in logs and "Connection refused" in logs
-    assert "GET /quote-b-ws-api" in logs  # websocket-client's trace of the handshake
+    assert "Sec-WebSocket-Key" in logs  # websocket-client's trace of the handshake
     assert_clean(logs, "the log records")
     assert_clean_bytes((tmp_path / "live.sqlite").read_bytes(), "the cache file")

@@ -20,6 +20,7 @@ from test_cli import clean_environment, run, service  # noqa: F401 - the autouse
     (["cache", "clear", "--symbol", ""], "--symbol", "was ''"),
     (["cache", "clear", "--symbol", "AAPL.US\n"], "--symbol", "was 'AAPL.US\\n'"),
     (["demo", "--symbol", " BTCUSDT"], "--symbol", "was ' BTCUSDT'"),
+    (["quality", "BTCUSDT\n"], "symbol", "was 'BTCUSDT\\n'"),
     (["klines", "AAPL.US", "--from", "0001-01-01"], "--from",
      "must be from 1970-01-01 to before 2100-01-01 (no market data lies outside), was '0001-01-01'"),
     (["klines", "AAPL.US", "--to", "9999-12-31"], "--to", "was '9999-12-31'"),

@@ -17,6 +17,7 @@ from ..quality import QualityReport, Thresholds, check_bars
 from ..quality_html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol
+from . import arguments
 from .commands import (
     _closing,
     common_options,
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
         description="Fetch closed K-lines and report missing bars inside sessions (by the market's "
                     "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
                     "OHLC inconsistencies, outlier returns, stale runs and volume spikes.")
-    sub.add_argument("symbol", help="e.g. AAPL.US, EURUSD, BTCUSDT")
+    sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, EURUSD, BTCUSDT")
     sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
                      help="bar length: 1m, 5m, 1h, 1d, ... or a multiple such as 3m (default 1m)")
     sub.add_argument("--count", "-n", type=positive_int, default=None, help="newest N bars (default 1000)")

@@ -21,6 +21,7 @@ from test_cli import clean_environment, run, service  # noqa: F401 - the autouse
     (["cache", "clear", "--symbol", "AAPL.US\n"], "--symbol", "was 'AAPL.US\\n'"),
     (["demo", "--symbol", " BTCUSDT"], "--symbol", "was ' BTCUSDT'"),
     (["quality", "BTCUSDT\n"], "symbol", "was 'BTCUSDT\\n'"),
+    (["export", "BTCUSDT "], "symbols", "was 'BTCUSDT '"),
     (["klines", "AAPL.US", "--from", "0001-01-01"], "--from",
      "must be from 1970-01-01 to before 2100-01-01 (no market data lies outside), was '0001-01-01'"),
     (["klines", "AAPL.US", "--to", "9999-12-31"], "--to", "was '9999-12-31'"),
@@ -74,3 +75,11 @@ def test_a_rest_url_from_the_environment_that_cannot_be_parsed_is_one_error_line
 
     assert code == 1 and err.strip() == "error: base_url must be an http(s) root such as " \
                                         "'https://quote.alltick.co', was 'http://[::1'"
+
+
+def test_sim_start_and_replay_together_are_refused(capsys):
+    code, _, err = run(capsys, "sim", "--start", "2024-03-05T02:00", "--replay", "recording")
+
+    assert code == 1
+    assert err.strip() == ("error: --start sets the clock of the seeded market; a replay starts at --from, "
+                           "was both --start and --replay")

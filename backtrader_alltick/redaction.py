@@ -109,7 +109,8 @@ def detached(error: BaseException) -> BaseException:
 # stores for many tokens must not check every record against every token it ever saw.
 _protected: dict[str, tuple[re.Pattern[str], str]] = {}
 _owners: dict[str, int] = {}
-_lock = threading.Lock()
+# Reentrant: a garbage collection inside protect() may run an owner's finalizer, _release, on this thread.
+_lock = threading.RLock()
 _previous_factory = None
 
 

@@ -142,6 +142,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                                "here; using ALLTICK_TOKEN if set")
             self._token = (os.environ.get("ALLTICK_TOKEN") or "").strip() or None
         self._started = False
+        protect(self._token, self)  # a worker process logs too
         self._open()
 
     def __repr__(self) -> str:

@@ -330,7 +330,7 @@ class AllTickData(bt.feed.DataBase):
         the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
         if not self._by_date:
             return ms_to_num(end_ms)
-        return self.date2num(datetime.combine(self.inst.market.close_date(end_ms), self.p.sessionend))
+        return sessions.date_stamp(self, self.inst.market.close_date(end_ms), self.p.sessionend)
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error

@@ -24,7 +24,7 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
-from .arguments import as_moment, whole_number
+from .arguments import as_moment, check_order, is_empty_window, whole_number
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from .history import CLOSE_LAG_S
 from .records import Kline, Tick, format_utc
@@ -112,6 +112,7 @@ class AllTickData(bt.feed.DataBase):
         # Backtrader turns these into numbers later; refuse what it could not read, accept ISO strings.
         self.p.fromdate = as_moment("fromdate", self.p.fromdate)
         self.p.todate = as_moment("todate", self.p.todate)
+        check_order(self.p.fromdate, self.p.todate)
         whole_number("lookback", self.p.lookback)
         self._setup_error: AllTickError | None = None
         self.inst = None
@@ -248,7 +249,8 @@ class AllTickData(bt.feed.DataBase):
             end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
         if self.p.historical:
             self.put_notification(self.DELAYED)
-            bars = self._load_history(start_ms, end_ms)
+            # Dates in order around no trading day (a weekend, a holiday) hold no bar.
+            bars = [] if is_empty_window(asked_from, asked_to) else self._load_history(start_ms, end_ms)
             if not bars:
                 self._warn_empty(asked_from, asked_to)
             self._ready.extend((bar, False) for bar in bars)

@@ -375,8 +375,9 @@ class _AllTickClone(bt.DataClone):
 
 
 def _resampler(feed: AllTickData, kwargs: dict) -> type:
-    # Days from an intraday feed on its market's sessions: cut at the calendar's close and
-    # stamped like native daily bars.  Anything else: Backtrader's own resampler.
-    if feed._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
+    # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
+    # close and stamped like native bars.  Anything else: Backtrader's own resampler.
+    if feed._market_sessions and kwargs.get("timeframe") in (bt.TimeFrame.Days, bt.TimeFrame.Weeks,
+                                                              bt.TimeFrame.Months):
         return sessions.TradingDateResampler
     return bt.resamplerfilter.Resampler

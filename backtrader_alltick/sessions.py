@@ -100,11 +100,13 @@ def trading_day_end(market: Market, day: date, tz) -> datetime:
 
 
 class TradingDateResampler(Resampler):
-    """Backtrader's resampler to days, with each day cut at the market's session end and
-    the delivered bar stamped like a native daily bar: trading date, end of day.
+    """Backtrader's resampler to days, weeks and months, with each day cut at the market's
+    session end, periods grouped by trading date and the delivered bar stamped like a native
+    daily bar: trading date, end of day.
 
     Without the restamp a crypto day, which ends at 00:00 UTC, would carry the next date.
-    ``data.resample(timeframe=bt.TimeFrame.Days)`` on an intraday ``AllTickData`` uses it.
+    ``data.resample(timeframe=bt.TimeFrame.Days)`` (or Weeks, Months) on an intraday ``AllTickData``
+    uses it.
     """
 
     def __init__(self, data) -> None:
@@ -117,6 +119,19 @@ class TradingDateResampler(Resampler):
     def trading_stamp(self, num: float) -> float:
         """The stamp of a day whose last bar is stamped ``num``: its trading date, end of day."""
         return date_stamp(self.data, self._market.close_date(num_to_ms(num)), END_OF_DAY)
+
+    def _trading_date(self, num: float) -> date:
+        return self._market.close_date(num_to_ms(num))
+
+    # Weeks and months group bars by trading date: a forex Sunday evening opens Monday's day and
+    # a crypto day's last minute closes at 00:00 the next day, neither starts a period of its own.
+    def _barover_weeks(self, data) -> bool:
+        then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
+        return now.isocalendar()[:2] > then.isocalendar()[:2]
+
+    def _barover_months(self, data) -> bool:
+        then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
+        return (now.year, now.month) > (then.year, then.month)
 
     def _calcadjtime(self, greater: bool = False) -> float:
         if self._nexteos is not None:

@@ -175,6 +175,27 @@ def test_resampling_minutes_to_days_gives_the_native_daily_bars(july_itick_sim, 
                                                                     rel=1e-9)
 
 
+@pytest.mark.parametrize("symbol", ["EURUSD", "BTCUSDT"])
+@pytest.mark.parametrize(("compression", "timeframe", "first", "last"), [
+    (1, bt.TimeFrame.Weeks, date(2023, 6, 26), date(2023, 7, 2)),
+    (60, bt.TimeFrame.Months, date(2023, 6, 1), date(2023, 6, 30)),
+])
+def test_resampling_intraday_bars_to_weeks_and_months_gives_the_native_bars(
+        july_itick_sim, make_store, symbol, compression, timeframe, first, last):
+    # The forex week opens on Sunday 22:00 UTC and the last crypto minute of a month closes at
+    # 00:00 UTC on the 1st: neither may start a stub period of its own.
+    store = make_store(july_itick_sim)
+
+    native = run([("d", daily(store, symbol, first, last, timeframe), None)])
+    resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes, compression=compression),
+                      dict(timeframe=timeframe))])
+
+    assert len(native.bars["d"]) == 1
+    assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
+                                                                    rel=1e-9)
+
+
 def test_resampling_a_feed_also_added_as_minutes_gives_the_native_daily_bars(july_sim, make_store):
     store = make_store(july_sim)
     minutes = daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6), bt.TimeFrame.Minutes)

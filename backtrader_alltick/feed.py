@@ -282,7 +282,10 @@ class AllTickData(bt.feed.DataBase):
         return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
-        # Backtrader's own feeds end silently on an empty range; say which range was empty.
+        # Backtrader's own feeds end silently on an empty range; say which range was empty.  Dates
+        # around no trading day cross once read as trading days: between them the market was closed.
+        if is_empty_window(start_ms, end_ms):
+            start_ms, end_ms = end_ms, start_ms
         asked = (f"the newest {self.p.lookback}" if start_ms is None else
                  f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}")
         logger.warning("%s: no %s bars %s (before the history starts, or the market was closed); "

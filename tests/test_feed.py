@@ -296,6 +296,8 @@ def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make
 
     assert rows == []
     assert f"{symbol}: no 1 Minutes bars from" in caplog.text
+    if symbol == "EURUSD":  # from Friday's close to Sunday's open, the market closed between
+        assert "from 2024-03-01T22:00:00Z to 2024-03-03T22:00:00Z" in caplog.text
 
 
 def test_getdata_takes_iso_strings_and_refuses_what_backtrader_cannot_read(alltick_sim, make_store):

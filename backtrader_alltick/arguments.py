@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timezone
 from . import timeframes
 from .errors import ConfigError
 from .markets import Market
+from .records import format_utc
 
 # Backtrader's default session end, which a date-only todate is combined with.
 END_OF_DAY = time(23, 59, 59, 999990)
@@ -57,6 +58,18 @@ def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool =
     return int(value)
 
 
+def check_order(fromdate: object, todate: object) -> None:
+    """Refuse a ``fromdate`` after ``todate`` as the user gave them (a date alone: its whole day)."""
+    first, last = moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True)
+    if first is not None and last is not None and first > last:
+        raise ConfigError(f"fromdate must not be after todate, was {format_utc(first)} > {format_utc(last)}")
+
+
+def is_empty_window(start_ms: int | None, end_ms: int | None) -> bool:
+    """True when the bounds cross: dates in order that hold no trading day (a weekend, a holiday)."""
+    return start_ms is not None and end_ms is not None and start_ms > end_ms
+
+
 def timeframe_and_compression(timeframe: object, compression: object) -> tuple[int, int]:
     """A ``bt.TimeFrame`` value, or a period name such as ``"5m"`` (times ``compression``), as numbers."""
     compression = whole_number("compression", compression)
@@ -79,8 +92,10 @@ def bar_window(market: Market, intraday: bool, fromdate: object,
 
     A plain date on intraday bars is the market's trading day (EURUSD's starts at 22:00 UTC the
     evening before); on daily and longer bars it is Backtrader's default day, 00:00 to
-    23:59:59.999990, compared with the bars' stamps (:func:`trading_stamp_ms`).
+    23:59:59.999990, compared with the bars' stamps (:func:`trading_stamp_ms`).  Dates in order
+    around no trading day give crossed bounds (:func:`is_empty_window`); crossed dates are refused.
     """
+    check_order(fromdate, todate)
     first, last = as_moment("fromdate", fromdate), as_moment("todate", todate)
     if intraday:
         from .sessions import trading_day_end, trading_day_start

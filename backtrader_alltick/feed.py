@@ -24,7 +24,7 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
-from .arguments import as_moment, whole_number
+from .arguments import as_moment, check_order, is_empty_window, whole_number
 from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
 from .history import CLOSE_LAG_S
 from .records import Kline, Tick, format_utc
@@ -112,6 +112,7 @@ class AllTickData(bt.feed.DataBase):
         # Backtrader turns these into numbers later; refuse what it could not read, accept ISO strings.
         self.p.fromdate = as_moment("fromdate", self.p.fromdate)
         self.p.todate = as_moment("todate", self.p.todate)
+        check_order(self.p.fromdate, self.p.todate)
         whole_number("lookback", self.p.lookback)
         self._setup_error: AllTickError | None = None
         self.inst = None
@@ -248,7 +249,8 @@ class AllTickData(bt.feed.DataBase):
             end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
         if self.p.historical:
             self.put_notification(self.DELAYED)
-            bars = self._load_history(start_ms, end_ms)
+            # Dates in order around no trading day (a weekend, a holiday) hold no bar.
+            bars = [] if is_empty_window(asked_from, asked_to) else self._load_history(start_ms, end_ms)
             if not bars:
                 self._warn_empty(asked_from, asked_to)
             self._ready.extend((bar, False) for bar in bars)
@@ -280,7 +282,10 @@ class AllTickData(bt.feed.DataBase):
         return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
-        # Backtrader's own feeds end silently on an empty range; say which range was empty.
+        # Backtrader's own feeds end silently on an empty range; say which range was empty.  Dates
+        # around no trading day cross once read as trading days: between them the market was closed.
+        if is_empty_window(start_ms, end_ms):
+            start_ms, end_ms = end_ms, start_ms
         asked = (f"the newest {self.p.lookback}" if start_ms is None else
                  f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}")
         logger.warning("%s: no %s bars %s (before the history starts, or the market was closed); "
@@ -330,7 +335,7 @@ class AllTickData(bt.feed.DataBase):
         the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
         if not self._by_date:
             return ms_to_num(end_ms)
-        return self.date2num(datetime.combine(self.inst.market.close_date(end_ms), self.p.sessionend))
+        return sessions.date_stamp(self, self.inst.market.close_date(end_ms), self.p.sessionend)
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error
@@ -373,8 +378,9 @@ class _AllTickClone(bt.DataClone):
 
 
 def _resampler(feed: AllTickData, kwargs: dict) -> type:
-    # Days from an intraday feed on its market's sessions: cut at the calendar's close and
-    # stamped like native daily bars.  Anything else: Backtrader's own resampler.
-    if feed._market_sessions and kwargs.get("timeframe") == bt.TimeFrame.Days:
+    # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
+    # close and stamped like native bars.  Anything else: Backtrader's own resampler.
+    if feed._market_sessions and kwargs.get("timeframe") in (bt.TimeFrame.Days, bt.TimeFrame.Weeks,
+                                                              bt.TimeFrame.Months):
         return sessions.TradingDateResampler
     return bt.resamplerfilter.Resampler

@@ -10,6 +10,7 @@ Pandas feeds do, with their trading date at the end of the day (DESIGN.md "Bar t
 from __future__ import annotations
 
 import logging
+import math
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from backtrader.dataseries import _Bar
@@ -35,6 +36,21 @@ def ms_to_num(ms: int) -> float:
 
 def num_to_ms(num: float) -> int:
     return int(round((num - EPOCH_NUM) * DAY_MS))
+
+
+def date_stamp(data, day: date, at: time) -> float:
+    """Line value of ``day`` at time ``at`` in ``data``'s tz, one that reads back as ``day``.
+
+    Seen from UTC, 23:59:59.99999 in a zone behind or ahead of it is a float whose rounding
+    error Backtrader's ``num2date`` (microseconds above 999990 round up) can turn into the
+    next midnight, a day late.  Step the float down until it reads back on ``day``.
+    """
+    num = data.date2num(datetime.combine(day, at))
+    for _ in range(8):
+        if data.num2date(num).date() == day:
+            return num
+        num = math.nextafter(num, 0.0)
+    return num
 
 
 def output_zone(tz) -> tzinfo:
@@ -84,11 +100,13 @@ def trading_day_end(market: Market, day: date, tz) -> datetime:
 
 
 class TradingDateResampler(Resampler):
-    """Backtrader's resampler to days, with each day cut at the market's session end and
-    the delivered bar stamped like a native daily bar: trading date, end of day.
+    """Backtrader's resampler to days, weeks and months, with each day cut at the market's
+    session end, periods grouped by trading date and the delivered bar stamped like a native
+    daily bar: trading date, end of day.
 
     Without the restamp a crypto day, which ends at 00:00 UTC, would carry the next date.
-    ``data.resample(timeframe=bt.TimeFrame.Days)`` on an intraday ``AllTickData`` uses it.
+    ``data.resample(timeframe=bt.TimeFrame.Days)`` (or Weeks, Months) on an intraday ``AllTickData``
+    uses it.
     """
 
     def __init__(self, data) -> None:
@@ -100,7 +118,20 @@ class TradingDateResampler(Resampler):
 
     def trading_stamp(self, num: float) -> float:
         """The stamp of a day whose last bar is stamped ``num``: its trading date, end of day."""
-        return self.data.date2num(datetime.combine(self._market.close_date(num_to_ms(num)), END_OF_DAY))
+        return date_stamp(self.data, self._market.close_date(num_to_ms(num)), END_OF_DAY)
+
+    def _trading_date(self, num: float) -> date:
+        return self._market.close_date(num_to_ms(num))
+
+    # Weeks and months group bars by trading date: a forex Sunday evening opens Monday's day and
+    # a crypto day's last minute closes at 00:00 the next day, neither starts a period of its own.
+    def _barover_weeks(self, data) -> bool:
+        then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
+        return now.isocalendar()[:2] > then.isocalendar()[:2]
+
+    def _barover_months(self, data) -> bool:
+        then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
+        return (now.year, now.month) > (then.year, then.month)
 
     def _calcadjtime(self, greater: bool = False) -> float:
         if self._nexteos is not None:

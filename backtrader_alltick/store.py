@@ -20,7 +20,14 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
-from .arguments import bar_window, moment_ms, timeframe_and_compression, trading_stamp_ms, whole_number
+from .arguments import (
+    bar_window,
+    is_empty_window,
+    moment_ms,
+    timeframe_and_compression,
+    trading_stamp_ms,
+    whole_number,
+)
 from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
 from .markets import DAY_MS, Market
@@ -326,6 +333,8 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         spec = self.resolve_timeframe(inst, timeframe, compression)
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
+        if is_empty_window(start_ms, end_ms):
+            return klines_frame([], inst.market)
         first, last, wanted = start_ms, end_ms, count
         if not spec.native.is_intraday:
             # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.

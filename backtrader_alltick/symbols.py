@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from . import markets
-from .errors import InvalidSymbol
+from .errors import ConfigError, InvalidSymbol
 
 STOCK_REGIONS = {"US": markets.US_STOCKS, "HK": markets.HK_STOCKS, "SH": markets.SH_STOCKS,
                  "SZ": markets.SZ_STOCKS}
@@ -80,6 +80,8 @@ def parse_symbol(dataname: str | Instrument, region: str | None = None) -> Instr
     """Normalise a user-written symbol; raise InvalidSymbol with the fix when it cannot be routed."""
     if isinstance(dataname, Instrument):
         return dataname
+    if region is not None and not isinstance(region, str):
+        raise ConfigError(f"region must be None or a region code such as 'US' or 'HK', was {region!r}")
     text = str(dataname).strip()
     if not text:
         raise InvalidSymbol(text, "is empty; write e.g. 'AAPL.US', 'EURUSD' or 'BTCUSDT'")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import backtrader as bt
@@ -282,6 +282,22 @@ def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_s
     assert results["alltick"] == results["pandas"] == (0, 0, 10_000.0)
     assert ("BTCUSDT: no 1 Minutes bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"
             in caplog.text)
+
+
+@pytest.mark.parametrize(("symbol", "fromdate", "todate"), [
+    ("EURUSD", date(2024, 3, 2), date(2024, 3, 3)),  # a weekend: no forex trading day
+    ("AAPL.US", date(2023, 7, 4), date(2023, 7, 4)),  # Independence Day
+])
+def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make_store, caplog, symbol,
+                                                               fromdate, todate):
+    # Each date means its trading day: nothing lies between, which is an empty range, not crossed dates.
+    rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Minutes,
+                       fromdate=fromdate, todate=todate)
+
+    assert rows == []
+    assert f"{symbol}: no 1 Minutes bars from" in caplog.text
+    if symbol == "EURUSD":  # from Friday's close to Sunday's open, the market closed between
+        assert "from 2024-03-01T22:00:00Z to 2024-03-03T22:00:00Z" in caplog.text
 
 
 def test_getdata_takes_iso_strings_and_refuses_what_backtrader_cannot_read(alltick_sim, make_store):

@@ -120,6 +120,23 @@ def test_daily_stamps_keep_their_date_in_the_feeds_tz(july_sim, make_store):
         assert [bar[0] for bar in strategy.bars[name]] == [date(2023, 7, d) for d in (3, 4, 5)]
 
 
+@pytest.mark.parametrize("tz", ["America/New_York", "America/Los_Angeles", "Asia/Tokyo"])
+def test_daily_stamps_keep_their_date_in_any_tz_on_every_day(may_sim, make_store, tz):
+    # Each stamp is the date at 23:59:59.99999 in the feed's tz; seen from UTC its float must not
+    # round up to the next midnight (Backtrader's num2date rounds microseconds above 999990 up).
+    store = make_store(may_sim)
+    first, last = date(2024, 2, 1), date(2024, 3, 31)
+    wanted = list(store.fetch_klines("BTCUSDT", bt.TimeFrame.Days, fromdate=first, todate=last).index.date)
+    feeds = [("native", daily(store, "BTCUSDT", first, last, tz=tz), None),
+             ("resampled", daily(store, "BTCUSDT", date(2024, 2, 26), date(2024, 2, 29), bt.TimeFrame.Minutes,
+                                 tz=tz), dict(timeframe=bt.TimeFrame.Days))]
+
+    strategy = run(feeds)
+
+    assert [bar[0] for bar in strategy.bars["native"]] == wanted
+    assert [bar[0] for bar in strategy.bars["resampled"]] == [date(2024, 2, d) for d in (26, 27, 28, 29)]
+
+
 def test_weekly_and_monthly_bars_end_on_the_last_trading_day(may_sim, make_store):
     store = make_store(may_sim)
     weeks = [(s, daily(store, s, date(2024, 3, 18), date(2024, 4, 12), bt.TimeFrame.Weeks), None)
@@ -153,6 +170,27 @@ def test_resampling_minutes_to_days_gives_the_native_daily_bars(july_itick_sim, 
                       dict(timeframe=bt.TimeFrame.Days))])
 
     assert len(native.bars["d"]) >= 3
+    assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
+                                                                    rel=1e-9)
+
+
+@pytest.mark.parametrize("symbol", ["EURUSD", "BTCUSDT"])
+@pytest.mark.parametrize(("compression", "timeframe", "first", "last"), [
+    (1, bt.TimeFrame.Weeks, date(2023, 6, 26), date(2023, 7, 2)),
+    (60, bt.TimeFrame.Months, date(2023, 6, 1), date(2023, 6, 30)),
+])
+def test_resampling_intraday_bars_to_weeks_and_months_gives_the_native_bars(
+        july_itick_sim, make_store, symbol, compression, timeframe, first, last):
+    # The forex week opens on Sunday 22:00 UTC and the last crypto minute of a month closes at
+    # 00:00 UTC on the 1st: neither may start a stub period of its own.
+    store = make_store(july_itick_sim)
+
+    native = run([("d", daily(store, symbol, first, last, timeframe), None)])
+    resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes, compression=compression),
+                      dict(timeframe=timeframe))])
+
+    assert len(native.bars["d"]) == 1
     assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
     assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
                                                                     rel=1e-9)

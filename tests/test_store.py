@@ -62,6 +62,16 @@ def test_fetch_klines_takes_dates_timestamps_and_iso_strings_like_backtrader(all
     assert frame.index[0].date() == date(2024, 3, 4)
 
 
+def test_fetch_klines_over_dates_without_a_trading_day_is_empty(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    weekend = store.fetch_klines("EURUSD", "1m", fromdate=date(2024, 3, 2), todate=date(2024, 3, 3))
+
+    assert weekend.empty and list(weekend.columns) == ["open", "high", "low", "close", "volume", "turnover"]
+    with pytest.raises(ConfigError, match="fromdate must not be after todate"):
+        store.fetch_klines("EURUSD", "1m", fromdate=date(2024, 3, 4), todate=date(2024, 3, 3))
+
+
 @pytest.mark.parametrize(("kwargs", "parameter"), [
     ({"fromdate": 20240304}, "fromdate"),
     ({"fromdate": "yesterday"}, "fromdate"),

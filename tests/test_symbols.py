@@ -1,6 +1,6 @@
 import pytest
 
-from backtrader_alltick.errors import InvalidSymbol
+from backtrader_alltick.errors import ConfigError, InvalidSymbol
 from backtrader_alltick.symbols import parse_symbol
 
 
@@ -38,3 +38,9 @@ def test_parse_symbol_without_region_names_the_fix():
 def test_parse_symbol_conflicting_region_is_rejected():
     with pytest.raises(InvalidSymbol, match="names region 'US' but region='HK'"):
         parse_symbol("AAPL.US", region="HK")
+
+
+@pytest.mark.parametrize("region", [5, b"US", ["US"]])
+def test_a_region_that_is_not_a_string_is_a_config_error_naming_it(region):
+    with pytest.raises(ConfigError, match=r"^region must be .*, was "):
+        parse_symbol("AAPL", region)

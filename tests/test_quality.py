@@ -132,6 +132,25 @@ def test_check_klines_spike_is_one_outlier_with_its_way_back(model):
     assert "one-bar spike" in report.findings[0].detail and "robust z +" in report.findings[0].detail
 
 
+@pytest.mark.parametrize("symbol, market", [("AAPL.US", US_STOCKS), ("700.HK", None)])
+def test_check_klines_spike_on_a_sessions_first_bar_is_reported_at_that_bar(model, symbol, market):
+    # The first bar after the night (or the lunch break) has no bar before it to return from; its
+    # spike must still be named at its own time, not at the next bar that falls back.
+    from backtrader_alltick.markets import HK_STOCKS
+
+    market = market or HK_STOCKS
+    klines = bars(model, symbol)
+    firsts = [i for i in range(1, len(klines)) if klines[i].start != klines[i - 1].end]
+    first = firsts[-1]
+    spiked = klines[first].close * 1.05
+    klines[first] = replace(klines[first], close=spiked, high=max(klines[first].high, spiked))
+
+    report = check_klines(klines, market)
+
+    assert found(report) == [("outlier_return", klines[first].end)]
+    assert "robust z +" in report.findings[0].detail and "one-bar spike" in report.findings[0].detail
+
+
 def test_check_klines_a_jump_that_stays_is_one_outlier(model):
     klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
     moved = [k if i < 150 else replace(k, open=k.open * 0.9, high=k.high * 0.9, low=k.low * 0.9,

@@ -28,6 +28,9 @@ from .timeframes import Period
 
 # Scales a median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
+# Fewer returns or volumes than this give no usable median and MAD (a few close values make the
+# spread tiny and every ordinary move an outlier): the statistical checks then report nothing.
+MIN_STATISTICS_SAMPLE = 10
 KINDS = ("missing_bars", "outside_session", "repeated_timestamp", "repeated_bar", "impossible_value",
          "ohlc_inconsistent", "outlier_return", "stale_run", "volume_spike")
 # What a live feed counts (feed.FEED_COUNTERS) and how the report names it.
@@ -301,7 +304,7 @@ def _repeated_bars(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
 
 def _robust_z(values: np.ndarray, scored: np.ndarray | None = None) -> np.ndarray | None:
     # z-scores of ``scored`` (default: ``values``) against the median and MAD of ``values``.
-    if len(values) < 3:
+    if len(values) < MIN_STATISTICS_SAMPLE:
         return None
     median = np.median(values)
     spread = np.median(np.abs(values - median)) * MAD_TO_SIGMA

@@ -55,6 +55,17 @@ def test_check_klines_clean_market_across_nights_and_a_weekend_finds_nothing(mod
     assert report.counts == dict.fromkeys(KINDS, 0)
 
 
+@pytest.mark.parametrize("symbol, market", [("BTCUSDT", CRYPTO), ("EURUSD", FOREX), ("AAPL.US", US_STOCKS)])
+def test_check_klines_a_few_clean_bars_have_no_statistical_findings(model, symbol, market):
+    # A median and MAD of a handful of returns or volumes say nothing: a week of daily bars (-n 5)
+    # must not turn ordinary moves into outliers or spikes.
+    for days_back in range(12):
+        end = FRIDAY - days_back * DAY
+        klines = bars(model, symbol, "1d", end - 7 * DAY, end)
+
+        assert check_klines(klines, market).findings == [], days_back
+
+
 def test_check_klines_lunch_break_and_metals_daily_break_are_not_gaps(model):
     from backtrader_alltick.markets import HK_STOCKS, METALS
 

@@ -28,6 +28,9 @@ from .timeframes import Period
 
 # Scales a median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
+# Fewer returns or volumes than this give no usable median and MAD (a few close values make the
+# spread tiny and every ordinary move an outlier): the statistical checks then report nothing.
+MIN_STATISTICS_SAMPLE = 10
 KINDS = ("missing_bars", "outside_session", "repeated_timestamp", "repeated_bar", "impossible_value",
          "ohlc_inconsistent", "outlier_return", "stale_run", "volume_spike")
 # What a live feed counts (feed.FEED_COUNTERS) and how the report names it.
@@ -299,12 +302,13 @@ def _repeated_bars(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
             for i in np.flatnonzero(same) + 1]
 
 
-def _robust_z(values: np.ndarray) -> np.ndarray | None:
-    if len(values) < 3:
+def _robust_z(values: np.ndarray, scored: np.ndarray | None = None) -> np.ndarray | None:
+    # z-scores of ``scored`` (default: ``values``) against the median and MAD of ``values``.
+    if len(values) < MIN_STATISTICS_SAMPLE:
         return None
     median = np.median(values)
     spread = np.median(np.abs(values - median)) * MAD_TO_SIGMA
-    return None if spread == 0 else (values - median) / spread
+    return None if spread == 0 else ((values if scored is None else scored) - median) / spread
 
 
 def _outlier_returns(bars: BarSeries, valid: np.ndarray, follows: np.ndarray, limit: float) -> list[Finding]:
@@ -315,17 +319,25 @@ def _outlier_returns(bars: BarSeries, valid: np.ndarray, follows: np.ndarray, li
     changed = np.concatenate(([True], bars.close[1:] != bars.close[:-1]))
     run_start = np.maximum.accumulate(np.where(changed, np.arange(len(changed)), 0))
     held = (pairs - 1) - run_start[pairs - 1] + 1
-    z = _robust_z(returns / np.sqrt(held))
+    scaled = returns / np.sqrt(held)
+    # A bar that follows none (a session's first, the first after a gap) has no return; its own
+    # open-to-close move is its one-bar move, scored against the others' returns, so that a spike
+    # there is named at its own time and not at the next bar, which only falls back.
+    openers = np.flatnonzero(~follows & valid)
+    moves = np.log(bars.close[openers] / bars.open[openers])
+    z = _robust_z(scaled, np.concatenate((scaled, moves)))
     if z is None:
         return []
-    flagged = {int(pairs[j]): (float(returns[j]), float(z[j])) for j in np.flatnonzero(np.abs(z) > limit)}
+    bar_at, changes = np.concatenate((pairs, openers)), np.concatenate((returns, moves))
+    flagged = {int(bar_at[j]): (float(changes[j]), float(z[j])) for j in np.flatnonzero(np.abs(z) > limit)}
     findings = []
     for i in sorted(flagged):
-        if i - 1 in flagged and flagged[i - 1][0] * flagged[i][0] < 0:
+        if i - 1 in flagged and follows[i] and flagged[i - 1][0] * flagged[i][0] < 0:
             continue  # the way back from a spike, reported with it
         change, score = flagged[i]
-        detail = f"close moved {math.expm1(change):+.2%} (robust z {score:+.1f})"
-        if i + 1 in flagged and flagged[i + 1][0] * change < 0:
+        detail = f"close moved {math.expm1(change):+.2%}{'' if follows[i] else ' from the open'} " \
+                 f"(robust z {score:+.1f})"
+        if i + 1 in flagged and follows[i + 1] and flagged[i + 1][0] * change < 0:
             detail += f", then {math.expm1(flagged[i + 1][0]):+.2%} the next bar: a one-bar spike"
         findings.append(Finding("outlier_return", int(bars.end[i]), detail))
     return findings

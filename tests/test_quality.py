@@ -55,6 +55,17 @@ def test_check_klines_clean_market_across_nights_and_a_weekend_finds_nothing(mod
     assert report.counts == dict.fromkeys(KINDS, 0)
 
 
+@pytest.mark.parametrize("symbol, market", [("BTCUSDT", CRYPTO), ("EURUSD", FOREX), ("AAPL.US", US_STOCKS)])
+def test_check_klines_a_few_clean_bars_have_no_statistical_findings(model, symbol, market):
+    # A median and MAD of a handful of returns or volumes say nothing: a week of daily bars (-n 5)
+    # must not turn ordinary moves into outliers or spikes.
+    for days_back in range(12):
+        end = FRIDAY - days_back * DAY
+        klines = bars(model, symbol, "1d", end - 7 * DAY, end)
+
+        assert check_klines(klines, market).findings == [], days_back
+
+
 def test_check_klines_lunch_break_and_metals_daily_break_are_not_gaps(model):
     from backtrader_alltick.markets import HK_STOCKS, METALS
 
@@ -130,6 +141,25 @@ def test_check_klines_spike_is_one_outlier_with_its_way_back(model):
 
     assert found(report) == [("outlier_return", klines[150].end)]
     assert "one-bar spike" in report.findings[0].detail and "robust z +" in report.findings[0].detail
+
+
+@pytest.mark.parametrize("symbol, market", [("AAPL.US", US_STOCKS), ("700.HK", None)])
+def test_check_klines_spike_on_a_sessions_first_bar_is_reported_at_that_bar(model, symbol, market):
+    # The first bar after the night (or the lunch break) has no bar before it to return from; its
+    # spike must still be named at its own time, not at the next bar that falls back.
+    from backtrader_alltick.markets import HK_STOCKS
+
+    market = market or HK_STOCKS
+    klines = bars(model, symbol)
+    firsts = [i for i in range(1, len(klines)) if klines[i].start != klines[i - 1].end]
+    first = firsts[-1]
+    spiked = klines[first].close * 1.05
+    klines[first] = replace(klines[first], close=spiked, high=max(klines[first].high, spiked))
+
+    report = check_klines(klines, market)
+
+    assert found(report) == [("outlier_return", klines[first].end)]
+    assert "robust z +" in report.findings[0].detail and "one-bar spike" in report.findings[0].detail
 
 
 def test_check_klines_a_jump_that_stays_is_one_outlier(model):

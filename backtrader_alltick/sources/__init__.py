@@ -1,0 +1,94 @@
+"""Bar sources: every way bars reach a feed, behind one small interface.
+
+A source is built from explicit collaborators (the store, the instrument, the bar spec and a
+frozen :class:`SourceOptions`), never from a feed.  It runs whatever threads it needs and hands
+its results to one consumer thread through :meth:`BarSource.poll`, as events:
+
+* :class:`BarReady`: the next bar (a :class:`~backtrader_alltick.records.Kline`, or a
+  :class:`~backtrader_alltick.records.Tick` for ``TimeFrame.Ticks``) with the book that belongs to it;
+* :class:`StateChanged`: the source moved to ``"delayed"`` (bars still come from history),
+  ``"live"`` (bars now come as they close) or ``"connbroken"`` (the connection dropped);
+* :class:`Failed`: nothing more will come, and why.
+
+``AllTickData`` alone turns these into Backtrader states, lines and notifications; the relay
+drives sources directly.  Sources count what they see in :attr:`BarSource.stats`.
+
+Example::
+
+    event = source.poll(0.5)          # on the consumer's thread only
+    if isinstance(event, BarReady):
+        print(event.bar.close)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ..errors import AllTickError
+from ..records import Kline, Tick
+
+# What every source counts (``AllTickData.stats``).
+COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """The feed parameters a source needs, frozen: a source never reads a feed.
+
+    Example::
+
+        SourceOptions(lookback=100, bidask=True)
+    """
+
+    lookback: int = 500
+    backfill_start: bool = True
+    backfill: bool = True
+    grace: float = 0.25
+    emit_empty: bool = False
+    bidask: bool = False
+    inbox_size: int = 200_000
+    url: str | None = None
+    prefix: str = "alltick"
+
+
+@dataclass(frozen=True)
+class BarReady:
+    """The next bar, with the best bid/ask when it closed (NaN for a bar from history)."""
+
+    bar: Kline | Tick
+    bid: float = math.nan
+    ask: float = math.nan
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The source's state: ``delayed``, ``live`` or ``connbroken``."""
+
+    state: Literal["delayed", "live", "connbroken"]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The source ended because of ``error``; it sends nothing after this."""
+
+    error: AllTickError
+
+
+Event = BarReady | StateChanged | Failed
+
+
+class BarSource(Protocol):
+    """What a feed (or the relay) needs from any source of bars."""
+
+    stats: dict[str, int]
+
+    def poll(self, timeout: float) -> Event | None:
+        """The next event, waiting at most ``timeout`` wall seconds; None when there is none yet."""
+
+    def has_pending(self) -> bool:
+        """True when :meth:`poll` would return an event without waiting."""
+
+    def close(self) -> None:
+        """Stop the source's threads and release its connections; idempotent."""

@@ -30,16 +30,6 @@ _EPOCH_DATE = date(1970, 1, 1)
 _NO_SEAM = -(2**63)
 
 
-def period_label(spec: BarSpec) -> str:
-    """Return the short name of the bars ``spec`` builds: ``"3m"``, ``"2h"``, ``"3d"``, ``"1w"``."""
-    native = spec.native
-    if native.is_intraday:
-        minutes = native.count * spec.multiple
-        return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
-    unit = {"day": "d", "week": "w", "month": "M"}[native.unit]
-    return f"{native.count * spec.multiple}{unit}"
-
-
 @dataclass(frozen=True)
 class Slot:
     """One place on a spec's grid: ``[start, next_start)`` holds its trades, ``end`` is its close stamp."""
@@ -98,7 +88,7 @@ def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Klin
     for start in sorted(by_start):
         bar = by_start[start]
         groups.setdefault(bucket_index(spec.native, start, market) // spec.multiple, []).append(bar)
-    label = period_label(spec)
+    label = spec.period
     out = []
     for group, members in groups.items():
         slot = _group_slot(spec, group, market)
@@ -231,7 +221,7 @@ class BarBuilder:
         self.late_policy = late_policy
         self.dedup_size = dedup_size
         self.stats = BuilderStats()
-        self._label = period_label(spec)
+        self._label = spec.period
         self._forming: dict[int, _FormingBar] = {}
         # Start of the oldest slot still accepting trades; None until a timer or seam sets it.
         self._frontier: int | None = None

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import backtrader as bt
 
-from .bars import SeenTrades, period_label
+from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
 from .feed import FEED_COUNTERS
 from .records import Depth, Kline, Quote, Tick
@@ -156,13 +156,13 @@ class Relay:
             self.store.listen(inst, self._on_record, depth=depth,
                               on_status=self._on_status if index == 0 else None)
             for spec in self.specs[inst.symbol] if builds_bars else ():
-                label = period_label(spec)
+                label = spec.period
                 driver = _BarDriver(self, inst, spec, label, resume.get((inst.symbol, label)))
                 self._drivers.append(driver)
                 driver.start()
         logger.info("relay: recording %s (bars %s, raw %s) into %s",
                     ", ".join(inst.symbol for inst in self.instruments),
-                    ", ".join(sorted({period_label(s) for specs in self.specs.values() for s in specs})),
+                    ", ".join(sorted({s.period for specs in self.specs.values() for s in specs})),
                     ", ".join(sorted(self.types)) or "none",
                     " and ".join(name for name, sink in self._sinks(("Redis", "InfluxDB", "a recording"))))
         return self
@@ -282,10 +282,10 @@ class Relay:
                 for inst in self.instruments:
                     latest = source.last(inst.symbol).bars
                     for spec in self.specs[inst.symbol]:
-                        bar = latest.get(period_label(spec))
+                        bar = latest.get(spec.period)
                         reach = self.lookback * spec.native.millis * spec.multiple
                         if bar is not None and now - bar.end <= reach:
-                            points[(inst.symbol, period_label(spec))] = bar.end
+                            points[(inst.symbol, spec.period)] = bar.end
         except TransportError as e:
             logger.warning("relay: cannot read where the bars stopped (%s); backfilling %d bars instead",
                            e, self.lookback)

@@ -145,7 +145,15 @@ def bucket_index(period: Period | str, start_ms: int, market: Market) -> int:
 
 @dataclass(frozen=True)
 class BarSpec:
-    """What a feed asks for: a native period, and how many of them make one bar."""
+    """What a feed asks for: a native period, and how many of them make one bar.
+
+    ``label`` is what the user asked for, in Backtrader's words ("5 Minutes"); ``period`` is the
+    bars' short name in keys, records and the CLI ("5m").
+
+    Example::
+
+        spec = resolve(MINUTES, 5, ("1m", "5m"), "BTCUSDT")   # spec.period == "5m"
+    """
 
     native: Period
     multiple: int
@@ -154,6 +162,16 @@ class BarSpec:
     @property
     def is_native(self) -> bool:
         return self.multiple == 1
+
+    @property
+    def period(self) -> str:
+        """Short name of the bars this spec builds: ``"3m"``, ``"2h"``, ``"3d"``, ``"1w"``."""
+        native = self.native
+        if native.is_intraday:
+            minutes = native.count * self.multiple
+            return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+        unit = {"day": "d", "week": "w", "month": "M"}[native.unit]
+        return f"{native.count * self.multiple}{unit}"
 
 
 def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str, *,

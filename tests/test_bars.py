@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from backtrader_alltick import bars as bars_module
 from backtrader_alltick import timeframes as tf
-from backtrader_alltick.bars import BarBuilder, SeenTrades, combine, combine_closed, period_label
+from backtrader_alltick.bars import BarBuilder, SeenTrades, combine, combine_closed
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, MINUTE_MS, US_STOCKS
 from backtrader_alltick.records import Kline, Tick
@@ -398,8 +398,8 @@ def test_combine_three_days_ends_at_the_last_slots_session_close_even_when_it_di
     ]
 
 
-def test_period_label_names_every_compression():
-    assert [period_label(s) for s in (minutes(1), minutes(3), minutes(60), minutes(120), minutes(90),
+def test_spec_period_names_every_compression():
+    assert [s.period for s in (minutes(1), minutes(3), minutes(60), minutes(120), minutes(90),
                                       spec(tf.DAYS, 3), spec(tf.WEEKS, 1), spec(tf.YEARS, 1))] == [
         "1m", "3m", "1h", "2h", "90m", "3d", "1w", "12M"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
-from ..bars import BarBuilder, combine_closed, first_slot_start, period_label
+from ..bars import BarBuilder, combine_closed, first_slot_start
 from ..errors import ConfigError
 from ..records import Kline
 from ..symbols import Instrument
@@ -54,7 +54,7 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
     root, database = split_influx_url(url)
     upto = now_ms if end_ms is None else min(end_ms, now_ms)
     low = 0 if start_ms is None else first_slot_start(spec, start_ms, inst.market)
-    label = period_label(spec)
+    label = spec.period
     with InfluxSource(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
         if not bars and not spec.is_native:

@@ -24,7 +24,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ..bars import period_label
 from ..errors import AllTickError, ProtocolError
 from ..feed import _ST_BACKFILL, _ST_LIVE, _ST_OVER
 from ..records import Tick
@@ -67,7 +66,7 @@ class RedisSession:
         self.feed = feed
         self.inst, self.spec = feed.inst, feed.spec
         self.symbol = self.inst.symbol
-        self.period = None if self.spec is None else period_label(self.spec)
+        self.period = None if self.spec is None else self.spec.period
         self.start_ms = start_ms
         self.inbox: queue.Queue = queue.Queue(maxsize=max(feed.p.inbox_size // READ_COUNT, 8))
         self.bid = self.ask = math.nan

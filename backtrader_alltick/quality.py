@@ -91,7 +91,8 @@ class QualityReport:
 
     Example::
 
-        report = check_klines(store.load_klines(inst, "1m", None, None, 1000), inst.market)
+        frame = store.fetch_klines("BTCUSDT", "1m", count=1000)
+        report = check_frame(frame, parse_symbol("BTCUSDT").market, "1m", "BTCUSDT")
         print(report.counts["missing_bars"], report.to_dict()["findings"][:3])
     """
 
@@ -129,13 +130,14 @@ class QualityReport:
 
 
 def check_klines(klines: Sequence[Kline], market: Market, period: Period | str | None = None,
-                 symbol: str | None = None, thresholds: Thresholds | None = None) -> QualityReport:
+                 symbol: str | None = None, thresholds: Thresholds | None = None,
+                 span: tuple[int, int] | None = None) -> QualityReport:
     """Check K-line records; ``period`` and ``symbol`` default to those of the records."""
     if period is None:
         period = klines[0].period if klines else "1m"
     if symbol is None:
         symbol = klines[0].symbol if klines else ""
-    return check_bars(series_from_klines(klines), market, period, symbol, thresholds)
+    return check_bars(series_from_klines(klines), market, period, symbol, thresholds, span)
 
 
 def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbol: str = "",
@@ -159,8 +161,13 @@ def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbo
 
 
 def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: str = "",
-               thresholds: Thresholds | None = None) -> QualityReport:
-    """Run every check over ``series`` and return the findings, ordered by bar time."""
+               thresholds: Thresholds | None = None, span: tuple[int, int] | None = None) -> QualityReport:
+    """Run every check over ``series`` and return the findings, ordered by bar time.
+
+    ``span``: the intraday range that was asked for, as (first bar's start, last bar's close) in
+    epoch ms; bars missing before the first bar or after the last one inside it are reported too.
+    Without it only the gaps between the bars are known.
+    """
     period = as_period(period)
     thresholds = thresholds or Thresholds()
     order = np.argsort(series.end, kind="stable")
@@ -174,7 +181,7 @@ def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: 
     unique = np.concatenate((bars.end[1:] != bars.end[:-1], [True]))  # a later repeat wins, as on the wire
     bars = BarSeries(*(column[unique] for column in bars))
     closes_at = _period_closes(bars, market, period)
-    expected = _expected_starts(bars, closes_at, market, period)
+    expected = _expected_starts(bars, closes_at, market, period, span)
     findings += _missing_bars(bars, expected, market, period)
     findings += _outside_sessions(bars, closes_at, market)
     valid, impossible = _impossible_values(bars)
@@ -213,9 +220,12 @@ def _period_closes(bars: BarSeries, market: Market, period: Period) -> np.ndarra
                     dtype=np.int64)
 
 
-def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, period: Period) -> np.ndarray:
+def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, period: Period,
+                     span: tuple[int, int] | None) -> np.ndarray:
     first, last = int(bars.start[0]), int(closes_at.max())
     if period.is_intraday:
+        if span is not None:
+            first, last = min(first, timeframes.bar_start(period, span[0], market)), max(last, span[1])
         step = period.millis
         grids = [np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
                  for lo, hi in market.open_spans(first, last)]

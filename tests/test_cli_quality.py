@@ -95,6 +95,18 @@ def test_quality_clean_symbol_has_no_findings(capsys, sim, symbol, window):
     assert report["findings"] == [] and not any(report["counts"].values())
 
 
+def test_quality_range_reports_bars_missing_at_its_edges(capsys, sim):
+    bars = sim.klines("BTCUSDT", "1m", sim.start_ms - 120 * MINUTE, sim.start_ms - 60 * MINUTE)
+    sim.faults.kline_flaws = {bars[0].start: "gap", bars[1].start: "gap", bars[-1].start: "gap"}
+    window = ["--from", format_utc(bars[0].end), "--to", format_utc(bars[-1].end)]
+
+    code, out, err = run(capsys, "quality", "BTCUSDT", *window, "--json", *service(sim))
+
+    assert code == 0, err
+    assert [(f["kind"], f["time_ms"], f["bars"]) for f in json.loads(out)["findings"]] == [
+        ("missing_bars", bars[0].end, 2), ("missing_bars", bars[-1].end, 1)]
+
+
 def test_quality_count_and_range_together_is_a_usage_error(capsys, alltick_sim):
     code, _, err = run(capsys, "quality", "BTCUSDT", "-n", "5", "--from", "2024-03-01", *service(alltick_sim))
 

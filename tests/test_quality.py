@@ -300,3 +300,23 @@ def test_check_klines_a_holiday_of_the_calendar_is_not_a_gap_and_its_bars_are_ou
     assert check_klines(thursday_and_monday, holiday).findings == []
     assert check_klines(thursday_and_monday, US_STOCKS).counts["missing_bars"] == 390
     assert check_klines(klines, holiday).counts["outside_session"] == 390
+
+
+def test_check_klines_bars_missing_at_both_edges_of_the_asked_span_are_found(model):
+    klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
+    kept = klines[5:-3]
+
+    report = check_klines(kept, CRYPTO, span=(FRIDAY, FRIDAY + 300 * MINUTE))
+
+    assert [(f.kind, f.time, f.end, f.bars) for f in report.findings] == [
+        ("missing_bars", klines[0].end, klines[4].end, 5),
+        ("missing_bars", klines[-3].end, klines[-1].end, 3)]
+    assert check_klines(kept, CRYPTO).findings == []  # without the span, the edges are unknown
+
+
+def test_check_klines_a_span_over_the_night_expects_no_stock_bars_there(model):
+    klines = [k for k in bars(model, "AAPL.US") if k.start >= FRIDAY + 3 * DAY]  # Monday's session
+
+    report = check_klines(klines, US_STOCKS, span=(FRIDAY + 3 * DAY, TUESDAY))
+
+    assert report.findings == []

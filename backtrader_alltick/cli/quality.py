@@ -76,13 +76,27 @@ def run_quality(args: argparse.Namespace) -> int:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         klines = store.load_klines(inst, args.timeframe.timeframe, args.timeframe.compression,
                                    args.fromdate, args.todate, count, on_progress=progress)
+        span = _asked_span(args, period, store.clock.now_ms())
     progress.finish()
     series = series_from_klines(klines)
-    report = check_bars(series, inst.market, period, inst.symbol, thresholds)
+    report = check_bars(series, inst.market, period, inst.symbol, thresholds, span)
     if args.html:
         Path(args.html).write_text(render_html(report, series), encoding="utf-8")
     print(json.dumps(report.to_dict()) if args.json else format_summary(report))
     return 0
+
+
+def _asked_span(args: argparse.Namespace, period, now_ms: int) -> tuple[int, int] | None:
+    # With --from the range is known at both ends, so bars missing at its edges are findings too.
+    # A bar counts as missing only once a whole period has passed since its close (a service
+    # may publish a closed bar a little late); -n N says nothing about where the bars should start.
+    if args.fromdate is None or not period.is_intraday:
+        return None
+    end_ms = now_ms - period.millis
+    if args.todate is not None:
+        end_ms = min(end_ms, int(args.todate.timestamp() * 1000))
+    # An instant inside the first bar: the one whose close is at or after --from.
+    return int(args.fromdate.timestamp() * 1000) - 1, end_ms
 
 
 def format_summary(report: QualityReport) -> str:

@@ -25,7 +25,6 @@ from .timeframes import BarSpec, Period, bar_end, bar_start, bucket_index
 
 logger = logging.getLogger(__name__)
 
-LATE_POLICIES = ("drop",)
 _EPOCH_DATE = date(1970, 1, 1)
 _NO_SEAM = -(2**63)
 
@@ -190,8 +189,6 @@ class BarBuilder:
         How long after a bar's close stamp late-arriving trades are still taken in.
     emit_empty
         Emit a flat bar at the previous close, volume 0, for an open-market slot with no trades.
-    late_policy
-        What to do with a trade for a closed bar; only ``"drop"`` (closed bars never change).
     dedup_size
         How many recent trade identities (``seq``, else the whole trade) are remembered to drop repeats.
 
@@ -204,10 +201,7 @@ class BarBuilder:
     """
 
     def __init__(self, symbol: str, spec: BarSpec, market: Market, on_bar: Callable[[Kline], object], *,
-                 grace_ms: int = 250, emit_empty: bool = False, late_policy: str = "drop",
-                 dedup_size: int = 4096) -> None:
-        if late_policy not in LATE_POLICIES:
-            raise ConfigError(f"late_policy must be one of {', '.join(LATE_POLICIES)}, was {late_policy!r}")
+                 grace_ms: int = 250, emit_empty: bool = False, dedup_size: int = 4096) -> None:
         if grace_ms < 0:
             raise ConfigError(f"grace_ms must be 0 or more, was {grace_ms!r}")
         if dedup_size < 0:
@@ -218,7 +212,6 @@ class BarBuilder:
         self.on_bar = on_bar
         self.grace_ms = int(grace_ms)
         self.emit_empty = emit_empty
-        self.late_policy = late_policy
         self.dedup_size = dedup_size
         self.stats = BuilderStats()
         self._label = spec.period

@@ -75,10 +75,6 @@ class ScaledClock:
     def now_ms(self) -> int:
         return self.start_ms + int((time.monotonic() - self._wall0) * 1000 * self.speed)
 
-    def wall_seconds_until(self, market_ms: int) -> float:
-        """Wall seconds until the market clock reaches ``market_ms`` (0 if passed)."""
-        return max(0.0, (market_ms - self.now_ms()) / 1000 / self.speed)
-
 
 def wall_seconds(clock: Clock, market_ms: int) -> float:
     """Wall seconds until ``clock`` reaches ``market_ms``; 0 when it already has."""

@@ -46,7 +46,6 @@ class SmaCross(bt.Strategy):
         self.cross.plotinfo.plot = False  # the two averages on the price chart already show it
         self.is_live = False
         self.notifications: list[str] = []
-        self.bar_count = 0
         self.live_bar_count = 0
         self.closed_trades: list[float] = []
         self.orders_filled = 0
@@ -64,7 +63,6 @@ class SmaCross(bt.Strategy):
             self.closed_trades.append(trade.pnlcomm)
 
     def next(self) -> None:
-        self.bar_count += 1
         if self.is_live:
             self.live_bar_count += 1
         if self.p.live_only and not self.is_live:

@@ -45,10 +45,6 @@ class Market:
     def zone(self) -> ZoneInfo:
         return _zone(self.tz)
 
-    @property
-    def is_24h(self) -> bool:
-        return self.sessions == ((0, 1440),)
-
     def local(self, ts_ms: int) -> datetime:
         return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(self.zone)
 
@@ -200,7 +196,6 @@ HK_STOCKS = Market("HK", "Asia/Hong_Kong", WEEKDAYS, ((570, 720), (780, 960)), "
 SH_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
 # Shenzhen (XSHE) keeps Shanghai's holidays; exchange-calendars publishes them once, as XSHG.
 SZ_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
-CN_STOCKS = SH_STOCKS
 FOREX = Market("FOREX", "Etc/GMT-2", WEEKDAYS, ((0, 1440),))
 METALS = Market("METALS", "Etc/GMT-2", WEEKDAYS, ((0, 1380),))  # daily break 21:00-22:00 UTC
 CFD = Market("CFD", "Etc/GMT-2", WEEKDAYS, ((60, 1440),))  # daily break 22:00-23:00 UTC

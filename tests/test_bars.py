@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from backtrader_alltick import bars as bars_module
 from backtrader_alltick import timeframes as tf
 from backtrader_alltick.bars import BarBuilder, SeenTrades, combine, combine_closed
-from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, MINUTE_MS, US_STOCKS
 from backtrader_alltick.records import Kline, Tick
 
@@ -300,12 +299,6 @@ def test_builder_discard_drops_the_forming_bar_instead_of_delivering_it():
     made.on_timer(ms("2023-11-14 15:20:00"))
     assert delivered == []
 
-
-def test_builder_rejects_an_unknown_late_policy():
-    with pytest.raises(ConfigError) as info:
-        builder(late_policy="amend")
-
-    assert str(info.value) == "late_policy must be one of drop, was 'amend'"
 
 
 # --- combine ------------------------------------------------------------------------------------------------

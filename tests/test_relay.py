@@ -14,6 +14,7 @@ import pytest
 
 from backtrader_alltick import AllTickStore, timeframes
 from backtrader_alltick.bars import combine
+from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.relay import Relay, parse_timeframe
 from backtrader_alltick.sim import Simulator
@@ -70,7 +71,7 @@ def wait_for_bars(url, symbol, period, count, timeout=20.0):
 
 def wait_market(sim, market_ms):
     # Lets simulated time pass (a downtime), not a synchronisation: nothing else signals it.
-    threading.Event().wait(sim.clock.wall_seconds_until(market_ms))
+    threading.Event().wait(wall_seconds(sim.clock, market_ms))
 
 
 def assert_contiguous_golden(sim, rows, symbol, period="1m"):

@@ -79,12 +79,6 @@ class MarketModel:
         """Return the served instrument named ``symbol`` (canonical form), or None."""
         return self.instruments.get(symbol)
 
-    def format_price(self, symbol: str, ticks: int) -> float:
-        return ticks / self.specs[symbol].price_scale
-
-    def format_size(self, symbol: str, units: int | float) -> float:
-        return units / self.specs[symbol].size_scale
-
     # -- trades ---------------------------------------------------------------------------
 
     def day_trades(self, symbol: str, day: int) -> prices.DayTrades:

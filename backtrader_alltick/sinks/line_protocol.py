@@ -28,7 +28,6 @@ PRECISION = "u"
 # InfluxDB's representable times (int64 nanoseconds, both extremes reserved).
 _MIN_TIME_NS, _MAX_TIME_NS = -(2**63) + 2, 2**63 - 2
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 
 
 def escape_tag(text: str) -> str:
@@ -38,11 +37,6 @@ def escape_tag(text: str) -> str:
     if not text:
         raise ConfigError("InfluxDB tag values cannot be empty, was ''")
     return text.translate(_TAG_ESCAPES)
-
-
-def escape_measurement(name: str) -> str:
-    """Escape a measurement name: commas and spaces get a backslash."""
-    return name.translate(_MEASUREMENT_ESCAPES)
 
 
 def bar_line(bar: Kline, dialect: str) -> str:

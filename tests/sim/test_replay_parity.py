@@ -15,6 +15,7 @@ import backtrader as bt
 import pytest
 
 from backtrader_alltick import AllTickStore
+from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.recording import Recording
 from backtrader_alltick.relay import Relay
@@ -53,7 +54,7 @@ class Rehearsed(Recorder):
 
 def run_strategy(sim: Simulator, from_ms: int, begin_ms: int, until_ms: int, cache) -> Rehearsed:
     """Start the strategy once ``sim``'s clock reaches ``begin_ms`` (so it backfills over REST first)."""
-    time.sleep(sim.clock.wall_seconds_until(begin_ms))  # waiting for market time, not for an event
+    time.sleep(wall_seconds(sim.clock, begin_ms))  # waiting for market time, not for an event
     store = AllTickStore.from_simulator(sim, cache=cache)
     try:
         cerebro = bt.Cerebro(stdstats=False)
@@ -80,7 +81,7 @@ def test_a_replay_at_60x_gives_the_live_strategy_the_same_bars_and_trades(dialec
         from_ms = (service.clock.now_ms() // MINUTE_MS + 2) * MINUTE_MS
         begin_ms, until_ms = from_ms + 3 * MINUTE_MS, from_ms + 9 * MINUTE_MS
         live = run_strategy(service, from_ms, begin_ms, until_ms, tmp_path / "live.sqlite")
-        time.sleep(service.clock.wall_seconds_until(until_ms + MINUTE_MS))  # the recording covers the run
+        time.sleep(wall_seconds(service.clock, until_ms + MINUTE_MS))  # the recording covers the run
     finally:
         relay.stop()
         recorder_store.stop()

@@ -74,15 +74,11 @@ def timeframe_and_compression(timeframe: object, compression: object) -> tuple[i
     """A ``bt.TimeFrame`` value, or a period name such as ``"5m"`` (times ``compression``), as numbers."""
     compression = whole_number("compression", compression)
     if isinstance(timeframe, str):
-        period = timeframes.PERIODS.get(timeframe)
-        if period is None:
-            raise ConfigError(f"timeframe must be one of {', '.join(timeframes.PERIODS)}, was {timeframe!r}")
-        unit = {"minute": timeframes.MINUTES, "day": timeframes.DAYS, "week": timeframes.WEEKS,
-                "month": timeframes.MONTHS}[period.unit]
-        return unit, period.count * compression
+        unit, count = timeframes.parse_period(timeframe)
+        return unit, count * compression
     if isinstance(timeframe, bool) or not isinstance(timeframe, numbers.Integral):
         raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
-                          f"name ({', '.join(timeframes.PERIODS)}), was {timeframe!r}")
+                          f"name ({timeframes.PERIOD_SYNTAX}), was {timeframe!r}")
     return int(timeframe), compression
 
 

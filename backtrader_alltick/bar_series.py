@@ -60,11 +60,10 @@ def _inside_last_day(end_ms: int, market: Market) -> int:
 
 def period_for(timeframe: int, compression: int) -> Period:
     """The bar grid of Backtrader's ``(timeframe, compression)``: minutes x N, or one day, week or month."""
-    units = {timeframes.DAYS: "day", timeframes.WEEKS: "week", timeframes.MONTHS: "month"}
-    if timeframe == timeframes.MINUTES and compression >= 1:
-        return Period(f"{compression}m", "minute", compression)
-    if timeframe in units and compression == 1:
-        return Period("1" + {"day": "d", "week": "w", "month": "M"}[units[timeframe]], units[timeframe], 1)
+    units = {timeframes.MINUTES: "minute", timeframes.DAYS: "day", timeframes.WEEKS: "week",
+             timeframes.MONTHS: "month"}
+    if timeframe in units and (compression == 1 or timeframe == timeframes.MINUTES and compression > 1):
+        return Period(timeframes.period_name(units[timeframe], compression), units[timeframe], compression)
     name = timeframes.TIMEFRAME_NAMES.get(timeframe, timeframe)
     raise ConfigError(f"quality checks need Minutes x N or Days, Weeks or Months x 1 bars, "
                       f"was {compression} {name}")
@@ -74,8 +73,4 @@ def as_period(period: Period | str) -> Period:
     """A Period from a name such as ``1m``, ``3m``, ``1h``, ``1d`` (any minute multiple works)."""
     if isinstance(period, Period):
         return period
-    if period in timeframes.PERIODS:
-        return timeframes.PERIODS[period]
-    if period.endswith("m") and period[:-1].isdigit() and int(period[:-1]) > 0:
-        return Period(period, "minute", int(period[:-1]))
-    raise ConfigError(f"period must be a name such as 1m, 3m, 1h, 1d, 1w or 1M, was {period!r}")
+    return period_for(*timeframes.parse_period(period, "period"))

@@ -84,6 +84,17 @@ class Depth:
         return self.asks[0][0] if self.asks else None
 
 
+Record = Tick | Quote | Depth | Kline
+# Each record's kind, as it appears in Redis keys, CLI ``--types``, JSON lines and counters.
+KIND_OF: dict[type, str] = {Tick: "tick", Quote: "quote", Depth: "depth", Kline: "bar"}
+PUSHED_KINDS = ("tick", "quote", "depth")  # what a stream pushes; bars are built from ticks
+
+
+def kind_of(record: Record) -> str:
+    """``"tick"``, ``"quote"``, ``"depth"`` or ``"bar"``: the kind of ``record`` (KeyError for others)."""
+    return KIND_OF[type(record)]
+
+
 def normalize_epoch_ms(value: int | float | str) -> int:
     """Return epoch milliseconds from a value in seconds (10 digits) or milliseconds (13)."""
     number = int(float(value))

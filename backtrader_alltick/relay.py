@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -31,15 +30,12 @@ import backtrader as bt
 from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
 from .feed import FEED_COUNTERS
-from .records import Depth, Kline, Quote, Tick
+from .records import KIND_OF, PUSHED_KINDS, Kline
 from .symbols import Instrument, parse_symbol
+from .timeframes import parse_period
 
 logger = logging.getLogger(__name__)
 
-RECORD_TYPES = ("tick", "quote", "depth")
-_TIMEFRAME = re.compile(r"([1-9]\d*)(m|h|d|w|M)")
-_BASE_PERIOD = {"m": "1m", "h": "1h", "d": "1d", "w": "1w", "M": "1M"}
-_KIND_OF = {Tick: "tick", Quote: "quote", Depth: "depth"}
 # How long one driver waits for its session before checking whether the relay stops.
 _DRIVER_WAIT_S = 0.25
 
@@ -98,12 +94,12 @@ class Relay:
         if not self.instruments:
             raise ConfigError("Relay needs at least one symbol, was none")
         self.types = frozenset(types)
-        if self.types - set(RECORD_TYPES):
-            raise ConfigError(f"types must be a subset of {', '.join(RECORD_TYPES)}, "
+        if self.types - set(PUSHED_KINDS):
+            raise ConfigError(f"types must be a subset of {', '.join(PUSHED_KINDS)}, "
                               f"was {sorted(self.types)}")
         if not isinstance(lookback, int) or lookback < 1:
             raise ConfigError(f"lookback must be a whole number of 1 or more bars, was {lookback!r}")
-        periods = [parse_timeframe(text) for text in timeframes]
+        periods = [parse_period(text) for text in timeframes]
         if not periods:
             raise ConfigError("Relay needs at least one timeframe, was none")
         self.specs = {inst.symbol: [store.resolve_timeframe(inst, *period) for period in periods]
@@ -219,7 +215,7 @@ class Relay:
     # -- socket threads: never block ----------------------------------------------------------------
 
     def _on_record(self, record) -> None:
-        kind = _KIND_OF.get(type(record))
+        kind = KIND_OF.get(type(record))
         recorded = kind == "tick" or kind == "depth" and kind in self.types
         if kind is None or kind not in self.types and not (
                 kind == "tick" and (self.archive_ticks or self.recording is not None)):
@@ -347,14 +343,6 @@ class _BarDriver:
     def put_notification(self, status, *args, **kwargs) -> None:
         logger.info("relay: %s %s bars %s", self.inst.symbol, self.label,
                     bt.feed.DataBase._NOTIFNAMES[status])
-
-
-def parse_timeframe(text: str) -> tuple[str, int]:
-    """Turn ``"5m"``, ``"3m"``, ``"2h"``, ``"1d"`` into a store period name and compression: ``("1m", 5)``."""
-    match = _TIMEFRAME.fullmatch(str(text).strip())
-    if not match:
-        raise ConfigError(f"timeframe must look like 1m, 5m, 3m, 1h, 2h, 1d, 1w or 1M, was {text!r}")
-    return _BASE_PERIOD[match.group(2)], int(match.group(1))
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

@@ -1,4 +1,5 @@
-"""Bar periods: the grid bars sit on, their close stamps, and (TimeFrame, compression) mapping.
+"""Bar periods: their short names ("5m", "1h", "1d"), the grid bars sit on, their close stamps, and
+(TimeFrame, compression) mapping.
 
 Pure: no I/O, no clock.  Intraday periods sit on a UTC grid anchored at the epoch
 (so ``5m`` bars start at :00, :05, ...); days, weeks and months follow the market's
@@ -11,16 +12,25 @@ at the feed's ``sessionend`` (DESIGN.md "Bar timestamps").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from .errors import UnsupportedTimeframe
+from .errors import ConfigError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
 
 # backtrader.TimeFrame values, mirrored so this module stays free of backtrader.
 TICKS, MICROSECONDS, SECONDS, MINUTES, DAYS, WEEKS, MONTHS, YEARS = 1, 2, 3, 4, 5, 6, 7, 8
 TIMEFRAME_NAMES = {TICKS: "Ticks", MICROSECONDS: "MicroSeconds", SECONDS: "Seconds", MINUTES: "Minutes",
                    DAYS: "Days", WEEKS: "Weeks", MONTHS: "Months", YEARS: "Years"}
+
+# The one grammar of short period names: a count (1 when left out) and a unit; "min" is the
+# minute's long spelling, "M" (upper case) is a month.
+PERIOD_SYNTAX = "1m, 5m, 1h, 1d, 1w or 1M"
+_PERIOD_NAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
+_NAME_UNITS = {"m": (MINUTES, 1), "min": (MINUTES, 1), "h": (MINUTES, 60), "d": (DAYS, 1), "w": (WEEKS, 1),
+               "M": (MONTHS, 1)}
+_UNIT_SUFFIX = {"day": "d", "week": "w", "month": "M"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,31 @@ def is_intraday_label(label: str) -> bool:
 
 def get_period(name: str) -> Period:
     return PERIODS[name]
+
+
+def parse_period(text: str, name: str = "timeframe") -> tuple[int, int]:
+    """Backtrader's ``(timeframe, compression)`` for a short period name; ConfigError naming ``name`` else.
+
+    The reverse of :attr:`BarSpec.period`: ``"5m"`` is ``(MINUTES, 5)``, ``"2h"`` ``(MINUTES, 120)``,
+    ``"3d"`` ``(DAYS, 3)``, ``"1w"`` ``(WEEKS, 1)``, ``"1M"`` ``(MONTHS, 1)``; ``"m"`` and ``"5min"``
+    are accepted too.  Whether a service can serve it is :func:`resolve`'s question.
+
+    Example::
+
+        timeframe, compression = parse_period("15m")   # (MINUTES, 15)
+    """
+    match = _PERIOD_NAME.fullmatch(str(text).strip())
+    if not match:
+        raise ConfigError(f"{name} must look like {PERIOD_SYNTAX}, was {text!r}")
+    timeframe, factor = _NAME_UNITS[match.group(2)]
+    return timeframe, int(match.group(1) or 1) * factor
+
+
+def period_name(unit: str, count: int) -> str:
+    """Short name of ``count`` periods of ``unit`` (minute, day, week, month): ``"90m"``, ``"2h"``."""
+    if unit == "minute":
+        return f"{count // 60}h" if count % 60 == 0 else f"{count}m"
+    return f"{count}{_UNIT_SUFFIX[unit]}"
 
 
 def bar_start(period: Period | str, ts_ms: int, market: Market) -> int:
@@ -166,12 +201,7 @@ class BarSpec:
     @property
     def period(self) -> str:
         """Short name of the bars this spec builds: ``"3m"``, ``"2h"``, ``"3d"``, ``"1w"``."""
-        native = self.native
-        if native.is_intraday:
-            minutes = native.count * self.multiple
-            return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
-        unit = {"day": "d", "week": "w", "month": "M"}[native.unit]
-        return f"{native.count * self.multiple}{unit}"
+        return period_name(self.native.unit, self.native.count * self.multiple)
 
 
 def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str, *,

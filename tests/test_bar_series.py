@@ -25,7 +25,7 @@ def test_period_for_backtrader_timeframes_and_refusals():
 
 def test_as_period_accepts_minute_multiples_and_names_the_rest():
     assert as_period("7m").minutes == 7
-    with pytest.raises(ConfigError, match="period must be a name such as 1m, .* was '2x'"):
+    with pytest.raises(ConfigError, match="period must look like 1m, .* was '2x'"):
         as_period("2x")
 
 

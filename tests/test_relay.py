@@ -16,7 +16,7 @@ from backtrader_alltick import AllTickStore, timeframes
 from backtrader_alltick.bars import combine
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
-from backtrader_alltick.relay import Relay, parse_timeframe
+from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.sinks.archive import load_archived_bars
 from backtrader_alltick.sinks.influx import InfluxSource
@@ -112,11 +112,14 @@ def start_consumer(sim, url):
     return consumer, results
 
 
-def test_relay_timeframe_text_parses_like_the_cli():
-    assert parse_timeframe("5m") == ("1m", 5)
-    assert parse_timeframe("2h") == ("1h", 2)
-    with pytest.raises(ConfigError, match="was '5x'"):
-        parse_timeframe("5x")
+def test_relay_timeframes_read_like_the_cli(fast_sim):
+    store = AllTickStore.from_simulator(fast_sim, cache=False)
+
+    relay = Relay(store, ["BTCUSDT"], redis_url="redis://127.0.0.1:1/0", timeframes=("5m", "2h", "1d"))
+
+    assert [spec.period for spec in relay.specs["BTCUSDT"]] == ["5m", "2h", "1d"]
+    with pytest.raises(ConfigError, match="timeframe must look like 1m, 5m, 1h, 1d, 1w or 1M, was '5x'"):
+        Relay(store, ["BTCUSDT"], redis_url="redis://127.0.0.1:1/0", timeframes=("1m", "5x"))
 
 
 def test_relay_without_a_sink_is_refused(fast_sim):

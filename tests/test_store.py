@@ -78,6 +78,7 @@ def test_fetch_klines_over_dates_without_a_trading_day_is_empty(alltick_sim, mak
     ({"todate": "2024-13-01"}, "todate"),
     ({"timeframe": None}, "timeframe"),
     ({"timeframe": 4.0}, "timeframe"),
+    ({"timeframe": "5x"}, "timeframe"),
     ({"count": "5"}, "count"),
     ({"count": 2.5}, "count"),
     ({"count": 0}, "count"),
@@ -92,6 +93,16 @@ def test_fetch_klines_refuses_other_arguments_naming_the_parameter(alltick_sim, 
     with pytest.raises(ConfigError, match=rf"^{parameter} must .*, was "):
         store.fetch_klines("BTCUSDT", **kwargs)
     assert alltick_sim.counters["rest_requests"] == 0  # refused before anything was sent
+
+
+def test_a_period_name_is_a_timeframe_in_the_clis_grammar(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    named = store.fetch_klines("BTCUSDT", "3m", count=4)
+
+    assert named.equals(store.fetch_klines("BTCUSDT", bt.TimeFrame.Minutes, 3, count=4))
+    two_hours = store.fetch_klines("BTCUSDT", "2h", count=2)
+    assert two_hours.equals(store.fetch_klines("BTCUSDT", "1h", 2, count=2))
 
 
 def test_a_token_that_is_not_a_string_is_refused_without_quoting_it():

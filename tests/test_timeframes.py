@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from backtrader_alltick import timeframes as tf
-from backtrader_alltick.errors import UnsupportedTimeframe
+from backtrader_alltick.errors import ConfigError, UnsupportedTimeframe
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
 
 
@@ -89,3 +89,40 @@ def test_a_day_the_market_does_not_trade_keeps_its_regular_close():
 
     assert tf.bar_end("1d", holiday, US_STOCKS) == ms("2023-07-04 20:00:00")
     assert US_STOCKS.close_date(tf.bar_end("1d", holiday, US_STOCKS)).day == 4
+
+
+# -- the period-name grammar: one for the CLI, the relay, the store and the quality checks ----------
+
+
+@pytest.mark.parametrize(("text", "timeframe", "compression"), [
+    ("1m", tf.MINUTES, 1), ("m", tf.MINUTES, 1), ("5min", tf.MINUTES, 5), ("15m", tf.MINUTES, 15),
+    ("90m", tf.MINUTES, 90), ("h", tf.MINUTES, 60), ("2h", tf.MINUTES, 120), ("1d", tf.DAYS, 1),
+    ("3d", tf.DAYS, 3), ("1w", tf.WEEKS, 1), ("M", tf.MONTHS, 1), ("12M", tf.MONTHS, 12),
+    (" 5m ", tf.MINUTES, 5),
+])
+def test_parse_period_reads_every_spelling_as_backtraders_numbers(text, timeframe, compression):
+    assert tf.parse_period(text) == (timeframe, compression)
+
+
+@pytest.mark.parametrize("text", ["7x", "0m", "m1", "1 hour", "5", "", "1H", "1y", "-1m", "5 m"])
+def test_parse_period_refuses_anything_else_naming_the_parameter(text):
+    with pytest.raises(ConfigError) as info:
+        tf.parse_period(text, "--timeframes")
+
+    assert str(info.value) == f"--timeframes must look like 1m, 5m, 1h, 1d, 1w or 1M, was {text!r}"
+
+
+@pytest.mark.parametrize(("text", "period"), [
+    ("1m", "1m"), ("3m", "3m"), ("5min", "5m"), ("60m", "1h"), ("90m", "90m"), ("2h", "2h"), ("4h", "4h"),
+    ("1d", "1d"), ("3d", "3d"), ("1w", "1w"), ("1M", "1M"), ("12M", "12M"),
+])
+def test_a_parsed_name_resolves_to_a_spec_whose_period_is_its_canonical_name(text, period):
+    spec = tf.resolve(*tf.parse_period(text), tuple(tf.PERIODS), "BTCUSDT")
+
+    assert spec.period == period
+    assert tf.parse_period(spec.period) == tf.parse_period(text)  # the two directions agree
+
+
+def test_period_name_of_units_and_counts():
+    assert [tf.period_name("minute", n) for n in (1, 45, 60, 180)] == ["1m", "45m", "1h", "3h"]
+    assert [tf.period_name(unit, 2) for unit in ("day", "week", "month")] == ["2d", "2w", "2M"]

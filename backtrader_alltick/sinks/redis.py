@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import APIError, ConfigError, ConnectError, Timeout, TransportError
-from ..records import Depth, Kline, Quote, Tick
+from ..records import Depth, Kline, Quote, Record, Tick, kind_of
 from ..symbols import Instrument
 from . import stream_fields
 from .buffer import BufferedWriter
 from .retry import backoff, safe_url
-from .stream_fields import Record
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class RedisSink(BufferedWriter):
                 key = stream_fields.stream_key(prefix, "bar", record.symbol, record.period)
                 pipe.xadd(key, fields, id=stream_fields.bar_id(record.end), maxlen=maxlen, approximate=True)
             else:
-                key = stream_fields.stream_key(prefix, stream_fields.kind_of(record), record.symbol)
+                key = stream_fields.stream_key(prefix, kind_of(record), record.symbol)
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
             # One HSET per symbol and batch: only the newest value of each kind matters.
             latest.setdefault(record.symbol, {})[stream_fields.hash_field(record)] = fields

@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..errors import ProtocolError
-from ..records import Depth, Kline, Quote, Tick
+from ..records import Depth, Kline, Quote, Record, Tick, kind_of
 
-Record = Tick | Quote | Depth | Kline
 Fields = dict[str, str]
 
-KINDS = ("tick", "quote", "depth", "bar")
 _QUOTE_OPTIONAL = ("open", "high", "low", "volume", "turnover", "prev_close")
 
 
@@ -45,11 +43,7 @@ def bar_id(end_ms: int) -> str:
 
 def hash_field(record: Record) -> str:
     """Field of the latest-values hash that ``record`` updates."""
-    return f"bar:{record.period}" if type(record) is Kline else _KIND_BY_TYPE[type(record)]
-
-
-def kind_of(record: Record) -> str:
-    return _KIND_BY_TYPE[type(record)]
+    return f"bar:{record.period}" if type(record) is Kline else kind_of(record)
 
 
 def encode_tick(tick: Tick) -> Fields:
@@ -82,7 +76,6 @@ def encode_kline(bar: Kline) -> Fields:
 ENCODERS: dict[type, Callable[..., Fields]] = {
     Tick: encode_tick, Quote: encode_quote, Depth: encode_depth, Kline: encode_kline,
 }
-_KIND_BY_TYPE = {Tick: "tick", Quote: "quote", Depth: "depth", Kline: "bar"}
 
 
 def decode_tick(symbol: str, fields: Mapping[str, str]) -> Tick:

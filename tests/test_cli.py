@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 
+import pandas as pd
 import pytest
 from fakeservice import CannedService, alltick_history, alltick_klines, minute_rows
 from test_plot import png_size
@@ -144,6 +145,18 @@ def test_debug_shows_the_traceback(capsys, no_retry_waits):
     assert err.strip().splitlines()[-1].startswith("error: ")
 
 
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_every_command_ends_an_error_the_same_way(capsys, debug):
+    # sim, record and quality live in other modules than klines; one place turns their errors into status 1.
+    for argv in (["sim", "--from", "2024-03-05"], ["record", "BTCUSDT"], ["klines", "AAPL.US"],
+                 ["quality", "AAPL.US"]):
+        code, out, err = run(capsys, *debug, *argv)
+
+        assert (code, out) == (1, ""), argv
+        assert err.strip().splitlines()[-1].startswith("error: "), argv
+        assert ("Traceback" in err) == bool(debug), argv
+
+
 # -- klines -----------------------------------------------------------------------------------
 
 
@@ -165,6 +178,17 @@ def test_klines_synthetic_timeframe_groups_native_bars(capsys, alltick_sim):
     assert code == 0
     minutes = [int(row["datetime"][14:16]) for row in csv_rows(out)]
     assert len(minutes) == 4 and all(minute % 3 == 0 for minute in minutes)
+
+
+@pytest.mark.parametrize(("timeframe", "step"), [("5min", 5), ("h", 60), ("2h", 120)])
+def test_klines_timeframe_spellings(capsys, alltick_sim, timeframe, step):
+    code, out, err = run(capsys, "klines", "BTCUSDT", "-t", timeframe, "-n", "3", *service(alltick_sim))
+
+    assert code == 0, err
+    closes = [pd.Timestamp(row["datetime"]) for row in csv_rows(out)]
+    assert [(b - a).total_seconds() for a, b in zip(closes, closes[1:])] == [step * 60.0] * 2
+    assert all((stamp.hour * 60 + stamp.minute) % step == 0 for stamp in closes)
+    assert f"BTCUSDT {timeframe}: 3 closed bars" in err
 
 
 def test_klines_range_to_files_with_progress(capsys, alltick_sim, tmp_path):
@@ -213,7 +237,7 @@ def test_klines_symbol_without_region_names_the_fix(capsys, alltick_sim):
                    "or pass region='US'\n")
 
 
-@pytest.mark.parametrize("timeframe", ["7x", "0m", "m1", "1 hour"])
+@pytest.mark.parametrize("timeframe", ["7x", "0m", "m1", "1 hour", "5", "1H"])
 def test_klines_bad_timeframe_is_a_usage_error(capsys, timeframe):
     code, out, err = run(capsys, "klines", "AAPL.US", "--timeframe", timeframe, "--token", "x")
 

@@ -2,7 +2,8 @@
 
 Add a subcommand by writing ``_add_<name>(subparsers)`` that registers its arguments and
 sets ``func=<function(args) -> int>``, then listing it in ``SUBCOMMANDS``.  Data goes to
-stdout, logs to stderr; an AllTickError prints one ``error: ...`` line and exits 1.
+stdout, logs to stderr; an AllTickError prints one ``error: ...`` line and exits 1
+(:func:`console.run_command`, the one place that turns errors into exit codes).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import threading
 from collections.abc import Callable
 
 from .._version import __version__
-from ..errors import AllTickError, ConfigError
+from ..errors import ConfigError
 from ..plans import PLAN_NAMES
 from . import arguments, commands, quality, record
-from .commands import positive_float
-from .console import command
+from .console import run_command
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ def _add_sim(subparsers) -> None:
     parser.add_argument("--port", type=arguments.port, default=0,
                         help="port to bind (default 0: any free port)")
     parser.add_argument("--plan", choices=PLAN_NAMES, default="unlimited")
-    parser.add_argument("--speed", type=positive_float, default=60.0, help="market seconds per wall second")
+    parser.add_argument("--speed", type=arguments.positive_float, default=60.0,
+                        help="market seconds per wall second")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--start", type=commands.parse_moment, default=None, metavar="TIME",
+    parser.add_argument("--start", type=arguments.moment, default=None, metavar="TIME",
                         help="market time the clock starts from, UTC unless an offset is given (default "
                              "2024-03-05T15:00, US hours; e.g. 2024-03-05T02:00 for Hong Kong and A-shares)")
     parser.add_argument("--symbols", default=None, type=arguments.symbol_list,
@@ -44,14 +45,13 @@ def _add_sim(subparsers) -> None:
     parser.add_argument("--token", default=None, help="token to accept (default: a random one)")
     parser.add_argument("--replay", default=None, metavar="PATH",
                         help="serve a recording (alltick-bt record --file PATH) instead of the seeded market")
-    parser.add_argument("--from", dest="fromdate", type=commands.parse_moment, default=None, metavar="TIME",
+    parser.add_argument("--from", dest="fromdate", type=arguments.moment, default=None, metavar="TIME",
                         help="with --replay: start the clock here (default: the recording's first trade)")
-    parser.add_argument("--to", dest="todate", type=commands.parse_moment, default=None, metavar="TIME",
+    parser.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
                         help="with --replay: leave out the trades from this moment on")
     parser.set_defaults(func=run_sim)
 
 
-@command
 def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator until SIGINT or SIGTERM; return 0."""
     from ..sim import Simulator
@@ -100,10 +100,4 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except AllTickError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(args.func, args)

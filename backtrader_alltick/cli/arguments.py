@@ -9,12 +9,22 @@ parsed is refused rather than quietly changed or replaced by a default.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
+
+import pandas as pd
+
+from .. import timeframes
+from ..errors import ConfigError
 
 # Formats every matplotlib backend writes; the chart's format follows the file's suffix.
 CHART_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+# --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
+EARLIEST, LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
 
 
 def symbol(text: str) -> str:
@@ -74,3 +84,60 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 0 (any free one) to 65535, was {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (a count, a number of minutes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, was {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (seconds, a clock speed, a threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, was {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, was {text!r}")
+    return value
+
+
+def moment(text: str) -> datetime:
+    """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``."""
+    try:
+        value = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        value = pd.NaT
+    if value is pd.NaT:
+        raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
+                                         f"was {text!r}")
+    value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    if not EARLIEST <= value < LATEST:
+        raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
+                                         f"(no market data lies outside), was {text!r}")
+    return value.to_pydatetime()
+
+
+class Timeframe(NamedTuple):
+    """A ``--timeframe`` value: Backtrader's TimeFrame number, the compression, and the text given."""
+
+    timeframe: int
+    compression: int
+    text: str
+
+
+def timeframe(text: str) -> Timeframe:
+    """A bar length such as ``5m``, ``2h``, ``1d`` (:func:`~backtrader_alltick.timeframes.parse_period`)."""
+    try:
+        value, compression = timeframes.parse_period(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"must look like {timeframes.PERIOD_SYNTAX}, was {text!r}") from None
+    return Timeframe(value, compression, text.strip())

@@ -2,9 +2,9 @@
 
 Each command is one function that parses its arguments, calls the public API
 (:class:`~backtrader_alltick.store.AllTickStore`, :mod:`demo`, :mod:`plot`) and prints.
-Data goes to stdout; logs, progress and errors go to stderr.  An
-:class:`~backtrader_alltick.errors.AllTickError` becomes one ``error: ...`` line and
-exit status 1 (the traceback only with ``--debug``); usage errors exit with 2.
+Data goes to stdout; logs, progress and errors go to stderr (an
+:class:`~backtrader_alltick.errors.AllTickError` becomes one ``error: ...`` line and exit
+status 1 in :func:`console.run_command`); usage errors exit with 2.
 
 ``register(subparsers)`` adds the commands to the ``alltick-bt`` parser of :mod:`cli`.
 """
@@ -16,112 +16,26 @@ import contextlib
 import functools
 import importlib.util
 import logging
-import math
-import os
 import queue
-import re
 import sys
 import time
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 
 from .. import demo
-from ..errors import AuthError, ConfigError
+from ..errors import ConfigError
 from ..history import bars_since_earliest
-from ..plans import PLAN_NAMES
+from ..records import KIND_OF, PUSHED_KINDS
 from ..store import AllTickStore
 from ..symbols import parse_symbol
 from . import arguments
-from .console import RECORD_TYPES, ProgressLine, command, format_time, record_line
+from .console import ProgressLine, format_time, record_line
+from .service import cache_setting, common_options, open_service, open_store
 
 logger = logging.getLogger(__name__)
 
-NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --token "
-            "(to try the package without one, run `alltick-bt demo`)")
-STREAM_TYPES = ("tick", "quote", "depth")
 STREAM_RECONNECTIONS = 2  # `stream` without --seconds: three failed attempts in a row end it
-_TIMEFRAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
-# --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
-EARLIEST, LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
-_UNITS = {"m": (4, 1), "min": (4, 1), "h": (4, 60), "d": (5, 1), "w": (6, 1), "M": (7, 1)}  # bt.TimeFrame
-
-
-# -- Plumbing shared by the commands ---------------------------------------------------------
-
-
-def common_options() -> argparse.ArgumentParser:
-    """A parent parser with the options every data command takes."""
-    parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("service options")
-    group.add_argument("--dialect", choices=("alltick", "itick"), default="alltick",
-                       help="wire dialect: the real AllTick service (default) or the iTick shape")
-    group.add_argument("--plan", choices=PLAN_NAMES, default=None,
-                       help="your plan, sets rate limits (default: free; the demo simulator: unlimited)")
-    group.add_argument("--token", default=None, help="API token (default: $ALLTICK_TOKEN)")
-    group.add_argument("--rest-url", default=None, type=arguments.url_of("http", "https"),
-                       help="REST root (default: $ALLTICK_REST_URL, else the real service)")
-    group.add_argument("--ws-url", default=None, type=arguments.url_of("ws", "wss"),
-                       help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
-    group.add_argument("--cache", default=None, metavar="PATH|off",
-                       help="K-line cache file (default: the user cache directory); 'off' for none")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
-    # SUPPRESS keeps `alltick-bt --debug CMD` working: a default here would overwrite the top-level flag.
-    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="debug logs and tracebacks")
-    return parser
-
-
-def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) -> AllTickStore:
-    """Build the store the common options describe, plus store ``params``; no token fails before any I/O."""
-    token = args.token or os.environ.get("ALLTICK_TOKEN") or None
-    if needs_token and not token:
-        raise AuthError(NO_TOKEN.format(dialect=args.dialect))
-    return AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
-                        ws_url=args.ws_url, cache=cache_setting(args.cache), **params)
-
-
-def cache_setting(value: str | None) -> bool | str:
-    """``--cache`` as the store's ``cache`` param: True (user cache), False (off) or a path."""
-    if value is None:
-        return True
-    return False if value.lower() in ("off", "none", "no", "false") else value
-
-
-class Timeframe(NamedTuple):
-    """A ``--timeframe`` value: Backtrader's TimeFrame number, the compression, and the text given."""
-
-    timeframe: int
-    compression: int
-    text: str
-
-
-def parse_timeframe(text: str) -> Timeframe:
-    """``"1m"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1w"``, ``"1M"`` or a multiple such as ``"3m"``."""
-    match = _TIMEFRAME.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"must look like 1m, 5m, 1h, 1d, 1w or 1M, was {text!r}")
-    timeframe, factor = _UNITS[match.group(2)]
-    return Timeframe(timeframe, int(match.group(1) or 1) * factor, text.strip())
-
-
-def parse_moment(text: str) -> datetime:
-    """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``."""
-    try:
-        moment = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        moment = pd.NaT
-    if moment is pd.NaT:
-        raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
-                                         f"was {text!r}")
-    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    if not EARLIEST <= moment < LATEST:
-        raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
-                                         f"(no market data lies outside), was {text!r}")
-    return moment.to_pydatetime()
 
 
 def _symbols(values: list[list[str]]) -> list[str]:
@@ -133,40 +47,22 @@ def _symbols(values: list[list[str]]) -> list[str]:
 # -- The commands ------------------------------------------------------------------------------
 
 
-@command
 def run_demo(args: argparse.Namespace) -> int:
     chart = None if args.no_chart else args.chart
     if chart and importlib.util.find_spec("matplotlib") is None:
         print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
               file=sys.stderr)
         chart = None
-    with _demo_store(args) as (store, source, minutes, wall_timeout):
-        report = demo.run_demo(store, args.symbol, source=source, minutes=minutes, history=args.history,
-                               chart=chart, wall_timeout=wall_timeout)
+    # The real service runs in real time: a few minutes by default, with room for its bars to close.
+    with open_service(args, [parse_symbol(args.symbol).symbol], "using") as service:
+        minutes = args.minutes or (60 if service.simulated else 3)
+        wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
+        report = demo.run_demo(service.store, args.symbol, source=service.description, minutes=minutes,
+                               history=args.history, chart=chart, wall_timeout=wall_timeout)
     print(demo.format_report(report))
     return 0
 
 
-@contextlib.contextmanager
-def _demo_store(args: argparse.Namespace) -> Iterator[tuple[AllTickStore, str, int, float]]:
-    # With a token: the service the options name, in real time.  Without: a simulator in this process.
-    if args.token or os.environ.get("ALLTICK_TOKEN"):
-        minutes = args.minutes or 3
-        with _closing(open_store(args)) as store:
-            yield store, f"{args.dialect} service at {store.rest_url}", minutes, minutes * 90 + 60
-        return
-    from ..sim import Simulator
-
-    minutes = args.minutes or 60
-    with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
-                   symbols=[parse_symbol(args.symbol).symbol]) as sim, \
-            _closing(AllTickStore.from_simulator(sim, cache=False)) as store:
-        source = f"built-in simulator ({args.dialect} dialect, seed {args.seed}, clock x{args.speed:g})"
-        print(f"no ALLTICK_TOKEN: using the {source}", file=sys.stderr)
-        yield store, source, minutes, minutes * 60 / args.speed * 2 + 60
-
-
-@command
 def run_klines(args: argparse.Namespace) -> int:
     if args.count is not None and (args.fromdate or args.todate):
         args.parser.error("give either --count or --from/--to, not both")
@@ -178,7 +74,7 @@ def run_klines(args: argparse.Namespace) -> int:
                           "pyarrow or write .csv")
     count = args.count if args.count is not None or args.fromdate else 100
     progress = ProgressLine()
-    with _closing(open_store(args)) as store:
+    with open_store(args) as store:
         _check_servable(store, args, count)
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         frame = store.fetch_klines(args.symbol, args.timeframe.timeframe, args.timeframe.compression,
@@ -212,9 +108,8 @@ def _check_servable(store: AllTickStore, args: argparse.Namespace, count: int | 
                           f"since 1970; no service has older ones), was {count:,}")
 
 
-@command
 def run_quote(args: argparse.Namespace) -> int:
-    with _closing(open_store(args)) as store:
+    with open_store(args) as store:
         ticks = store.latest_trades(_symbols(args.symbols))
     if not args.json:
         print(f"{'time (UTC)':<23}  {'type':<5}  {'symbol':<10}  {'price':>14} x volume")
@@ -223,9 +118,8 @@ def run_quote(args: argparse.Namespace) -> int:
     return 0
 
 
-@command
 def run_depth(args: argparse.Namespace) -> int:
-    with _closing(open_store(args)) as store:
+    with open_store(args) as store:
         books = store.depth(_symbols(args.symbols))
     for book in books:
         if args.json:
@@ -240,11 +134,10 @@ def run_depth(args: argparse.Namespace) -> int:
     return 0
 
 
-@command
 def run_stream(args: argparse.Namespace) -> int:
     types = {t.strip() for t in args.types.split(",") if t.strip()}
-    if not types or types - set(STREAM_TYPES):
-        raise ConfigError(f"--types must be a comma list of {', '.join(STREAM_TYPES)}, was {args.types!r}")
+    if not types or types - set(PUSHED_KINDS):
+        raise ConfigError(f"--types must be a comma list of {', '.join(PUSHED_KINDS)}, was {args.types!r}")
     if "quote" in types and args.dialect != "itick":
         raise ConfigError("--types quote needs --dialect itick (AllTick pushes only tick and depth), "
                           f"was --dialect {args.dialect}")
@@ -257,7 +150,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
     # Without --seconds nothing else ends a stream that cannot connect: give up after a few attempts.
     reconnections = -1 if args.seconds else STREAM_RECONNECTIONS
-    with _closing(open_store(args, reconnections=reconnections)) as store:
+    with open_store(args, reconnections=reconnections) as store:
         store.check_symbols(symbols)  # an unknown symbol fails here: subscriptions drop it silently
         for index, symbol in enumerate(symbols):
             store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
@@ -281,7 +174,7 @@ def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace)
                 if item.kind == "fatal":
                     raise item.error
                 print(f"stream {item.family}: {item.kind}", file=sys.stderr)
-            elif RECORD_TYPES.get(type(item)) in types:
+            elif KIND_OF.get(type(item)) in types:
                 print(record_line(item, args.json), flush=True)
                 printed += 1
     except KeyboardInterrupt:
@@ -289,11 +182,10 @@ def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace)
     return 0
 
 
-@command
 def run_cache(args: argparse.Namespace) -> int:
     if not cache_setting(args.cache):
         raise ConfigError("the cache is off (--cache off); pass --cache PATH or leave it out")
-    with _closing(open_store(args, needs_token=False)) as store:
+    with open_store(args, needs_token=False) as store:
         cache = store.cache
         if args.action == "clear":
             cache.clear(parse_symbol(args.symbol).symbol if args.symbol else None)
@@ -318,18 +210,6 @@ def _write_frame(frame: pd.DataFrame, out: str | None) -> None:
         frame.to_csv(out)
 
 
-class _closing:
-    # Stops the store (sockets, threads, cache file) however the command ends.
-    def __init__(self, store: AllTickStore) -> None:
-        self.store = store
-
-    def __enter__(self) -> AllTickStore:
-        return self.store
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.store.stop()
-
-
 # -- Registration -----------------------------------------------------------------------------
 
 
@@ -344,11 +224,12 @@ def register(subparsers) -> None:
                           "simulator serves the data on a fast clock.")
     sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL, type=arguments.symbol,
                      help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})")
-    sub.add_argument("--minutes", type=positive_int, default=None,
+    sub.add_argument("--minutes", type=arguments.positive_int, default=None,
                      help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)")
-    sub.add_argument("--speed", type=positive_float, default=180.0,
+    sub.add_argument("--speed", type=arguments.positive_float, default=180.0,
                      help="simulator clock speed, market seconds per second (default 180)")
-    sub.add_argument("--history", type=positive_int, default=500, help="bars to backtest on (default 500)")
+    sub.add_argument("--history", type=arguments.positive_int, default=500,
+                     help="bars to backtest on (default 500)")
     sub.add_argument("--seed", type=int, default=1, help="simulator seed: same seed, same market (default 1)")
     # Checked when parsed: the chart is drawn only after both sessions have run.
     sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png", type=arguments.chart_file,
@@ -360,13 +241,14 @@ def register(subparsers) -> None:
               description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
                           "unless --out is given.")
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
-    sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
+    sub.add_argument("--timeframe", "-t", type=arguments.timeframe, default="1m", metavar="TIMEFRAME",
                      help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
                           "(default 1m)")
-    sub.add_argument("--count", "-n", type=positive_int, default=None, help="newest N bars (default 100)")
-    sub.add_argument("--from", dest="fromdate", type=parse_moment, default=None, metavar="TIME",
+    sub.add_argument("--count", "-n", type=arguments.positive_int, default=None,
+                     help="newest N bars (default 100)")
+    sub.add_argument("--from", dest="fromdate", type=arguments.moment, default=None, metavar="TIME",
                      help="first bar (UTC)")
-    sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
+    sub.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
                      help="last bar close (UTC)")
     sub.add_argument("--out", "-o", default=None, help="write FILE.csv or FILE.parquet instead of stdout")
     sub.add_argument("--plot", default=None, metavar="FILE.png", type=arguments.chart_file,
@@ -382,7 +264,8 @@ def register(subparsers) -> None:
     sub = add("depth", help="order book of each symbol")
     sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
                      help="symbols, space or comma separated")
-    sub.add_argument("--levels", type=positive_int, default=5, help="price levels to show (default 5)")
+    sub.add_argument("--levels", type=arguments.positive_int, default=5,
+                     help="price levels to show (default 5)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_depth)
 
@@ -391,8 +274,8 @@ def register(subparsers) -> None:
                      help="symbols, space or comma separated")
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
-    sub.add_argument("--limit", type=positive_int, default=None, help="stop after N pushes")
-    sub.add_argument("--seconds", type=positive_float, default=None,
+    sub.add_argument("--limit", type=arguments.positive_int, default=None, help="stop after N pushes")
+    sub.add_argument("--seconds", type=arguments.positive_float, default=None,
                      help="stop after S seconds (without it, three failed connection attempts in a row end "
                           "the stream with an error)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -404,24 +287,3 @@ def register(subparsers) -> None:
                      help="clear only this symbol (leave it out to clear every symbol)")
     sub.set_defaults(func=run_cache)
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, was {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, was {text!r}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, was {text!r}")
-    return value

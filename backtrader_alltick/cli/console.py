@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import logging
 import sys
@@ -18,9 +17,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 
 from ..errors import AllTickError
-from ..records import Depth, Quote, Tick
-
-RECORD_TYPES = {Tick: "tick", Quote: "quote", Depth: "depth"}
+from ..records import KIND_OF, Depth, Quote, Tick
 
 
 @contextlib.contextmanager
@@ -42,22 +39,23 @@ def verbosity(verbose: int = 0, debug: bool = False) -> Iterator[None]:
         package.setLevel(previous)
 
 
-def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command: apply ``-v``, turn AllTickError and OSError into one stderr line and status 1."""
-    @functools.wraps(function)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)):
-                return function(args)
-        except (AllTickError, OSError) as e:
-            if getattr(args, "debug", False):
-                traceback.print_exc(file=sys.stderr)
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-    return run
+def run_command(function: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command with ``-v`` applied; AllTickError and OSError become one stderr line and status 1.
+
+    The one place that turns errors into exit codes (the traceback too with ``--debug``);
+    Ctrl-C is status 130.
+    """
+    try:
+        with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)):
+            return function(args)
+    except (AllTickError, OSError) as e:
+        if getattr(args, "debug", False):
+            traceback.print_exc(file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def format_time(ms: int) -> str:
@@ -69,7 +67,7 @@ def format_time(ms: int) -> str:
 
 def record_line(record: object, as_json: bool = False) -> str:
     """One printable line for a Tick, Quote or Depth: aligned text, or a JSON object."""
-    kind = RECORD_TYPES.get(type(record), type(record).__name__.lower())
+    kind = KIND_OF.get(type(record), type(record).__name__.lower())
     if as_json:
         fields = asdict(record) if is_dataclass(record) else {"value": repr(record)}
         return json.dumps({"type": kind, **fields}, separators=(",", ":"))

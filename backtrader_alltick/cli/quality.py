@@ -18,16 +18,8 @@ from ..quality_html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol
 from . import arguments
-from .commands import (
-    _closing,
-    common_options,
-    open_store,
-    parse_moment,
-    parse_timeframe,
-    positive_float,
-    positive_int,
-)
-from .console import ProgressLine, command
+from .console import ProgressLine
+from .service import common_options, open_store
 
 SHOWN_FINDINGS = 15
 
@@ -40,28 +32,28 @@ def register(subparsers) -> None:
                     "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
                     "OHLC inconsistencies, outlier returns, stale runs and volume spikes.")
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, EURUSD, BTCUSDT")
-    sub.add_argument("--timeframe", "-t", type=parse_timeframe, default="1m", metavar="TIMEFRAME",
+    sub.add_argument("--timeframe", "-t", type=arguments.timeframe, default="1m", metavar="TIMEFRAME",
                      help="bar length: 1m, 5m, 1h, 1d, ... or a multiple such as 3m (default 1m)")
-    sub.add_argument("--count", "-n", type=positive_int, default=None, help="newest N bars (default 1000)")
-    sub.add_argument("--from", dest="fromdate", type=parse_moment, default=None, metavar="TIME",
+    sub.add_argument("--count", "-n", type=arguments.positive_int, default=None,
+                     help="newest N bars (default 1000)")
+    sub.add_argument("--from", dest="fromdate", type=arguments.moment, default=None, metavar="TIME",
                      help="first bar (UTC)")
-    sub.add_argument("--to", dest="todate", type=parse_moment, default=None, metavar="TIME",
+    sub.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
                      help="last bar close (UTC)")
     sub.add_argument("--json", action="store_true", help="print the report as one JSON object")
     sub.add_argument("--html", default=None, metavar="FILE", help="also write the report as an HTML page")
     defaults = Thresholds()
-    sub.add_argument("--outlier-z", type=positive_float, default=defaults.outlier_z,
+    sub.add_argument("--outlier-z", type=arguments.positive_float, default=defaults.outlier_z,
                      help=f"robust z-score above which a return is an outlier "
                           f"(default {defaults.outlier_z:g})")
-    sub.add_argument("--stale-bars", type=positive_int, default=defaults.stale_bars,
+    sub.add_argument("--stale-bars", type=arguments.positive_int, default=defaults.stale_bars,
                      help=f"bars with one close that make a stale run (default {defaults.stale_bars})")
-    sub.add_argument("--volume-z", type=positive_float, default=defaults.volume_z,
+    sub.add_argument("--volume-z", type=arguments.positive_float, default=defaults.volume_z,
                      help=f"robust z-score of log volume above which a bar is a spike "
                           f"(default {defaults.volume_z:g})")
     sub.set_defaults(func=run_quality, parser=sub)
 
 
-@command
 def run_quality(args: argparse.Namespace) -> int:
     if args.count is not None and (args.fromdate or args.todate):
         args.parser.error("give either --count or --from/--to, not both")
@@ -72,7 +64,7 @@ def run_quality(args: argparse.Namespace) -> int:
     period = period_for(args.timeframe.timeframe, args.timeframe.compression)
     count = args.count if args.count is not None or args.fromdate else 1000
     progress = ProgressLine()
-    with _closing(open_store(args)) as store:
+    with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         klines = store.load_klines(inst, args.timeframe.timeframe, args.timeframe.compression,
                                    args.fromdate, args.todate, count, on_progress=progress)

@@ -7,27 +7,15 @@ like ``alltick-bt demo``, so the whole Redis/InfluxDB pipeline can be tried offl
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 
 from ..errors import ConfigError
 from ..relay import Relay
-from ..store import AllTickStore
 from . import arguments
-from .commands import (
-    _symbols,
-    cache_setting,
-    common_options,
-    open_store,
-    parse_moment,
-    positive_float,
-    positive_int,
-)
-from .console import command
+from .commands import _symbols
+from .service import common_options, open_service
 
 
 def register(subparsers) -> None:
@@ -44,7 +32,7 @@ def register(subparsers) -> None:
     sub.add_argument("--file", default=None, metavar="PATH",
                      help="recording directory (Parquet parts; appended to if it exists), for "
                           "alltick-bt sim --replay PATH; needs pip install 'backtrader-alltick[parquet]'")
-    sub.add_argument("--flush", type=positive_float, default=2.0, metavar="SECONDS",
+    sub.add_argument("--flush", type=arguments.positive_float, default=2.0, metavar="SECONDS",
                      help="seconds between writes of the recording file: a crash loses at most this much "
                           "(default 2)")
     sub.add_argument("--redis", default=None, metavar="URL", type=arguments.url_of("redis", "rediss", "unix"),
@@ -57,11 +45,11 @@ def register(subparsers) -> None:
     sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
                                                         "(default 1m)")
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
-    sub.add_argument("--lookback", type=positive_int, default=500,
+    sub.add_argument("--lookback", type=arguments.positive_int, default=500,
                      help="bars to backfill per timeframe on a first start (default 500)")
-    sub.add_argument("--progress", type=positive_float, default=10.0, metavar="SECONDS",
+    sub.add_argument("--progress", type=arguments.positive_float, default=10.0, metavar="SECONDS",
                      help="seconds between progress lines on stderr (default 10)")
-    sub.add_argument("--speed", type=positive_float, default=60.0,
+    sub.add_argument("--speed", type=arguments.positive_float, default=60.0,
                      help="simulator clock speed without a token (default 60)")
     sub.add_argument("--seed", type=int, default=1, help="simulator seed without a token (default 1)")
     sub.set_defaults(func=run_record)
@@ -74,16 +62,15 @@ def register(subparsers) -> None:
                      help="symbols, space or comma separated")
     sub.add_argument("--influx", required=True, metavar="URL", type=arguments.url_of("http", "https"),
                      help="InfluxDB 1.x URL with the archive, e.g. http://127.0.0.1:8086/alltick")
-    sub.add_argument("--from", dest="fromdate", type=parse_moment, required=True, metavar="TIME",
+    sub.add_argument("--from", dest="fromdate", type=arguments.moment, required=True, metavar="TIME",
                      help="first moment to export (UTC unless an offset is given)")
-    sub.add_argument("--to", dest="todate", type=parse_moment, required=True, metavar="TIME",
+    sub.add_argument("--to", dest="todate", type=arguments.moment, required=True, metavar="TIME",
                      help="export trades before this moment")
     sub.add_argument("--file", required=True, metavar="PATH",
                      help="recording directory to write (or append to)")
     sub.set_defaults(func=run_export)
 
 
-@command
 def run_record(args: argparse.Namespace) -> int:
     if args.redis is None and args.influx is None and args.file is None:
         raise ConfigError("record needs somewhere to write: pass --file PATH, --redis URL and/or "
@@ -96,8 +83,8 @@ def run_record(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with _record_store(args, symbols) as store, \
-                Relay(store, symbols, redis_url=args.redis, influx_url=args.influx,
+        with open_service(args, symbols, "recording") as service, \
+                Relay(service.store, symbols, redis_url=args.redis, influx_url=args.influx,
                       timeframes=[t.strip() for t in args.timeframes.split(",") if t.strip()],
                       types=types, archive_ticks=args.archive_ticks, lookback=args.lookback,
                       recording=args.file, recording_options={"flush_interval": args.flush}) as relay:
@@ -115,7 +102,6 @@ def run_record(args: argparse.Namespace) -> int:
     return 0
 
 
-@command
 def run_export(args: argparse.Namespace) -> int:
     from ..sinks.archive import export_ticks
 
@@ -136,27 +122,3 @@ def _progress(stats: dict, final: bool = False) -> str:
     head = "recorded" if final else "so far"
     return (f"{head}: {stats['ticks']} ticks, {stats['quotes']} quotes, {stats['depth']} books, bars {bars}; "
             f"{sinks}; upstream drops {stats['upstream_drops']}")
-
-
-@contextlib.contextmanager
-def _record_store(args: argparse.Namespace, symbols: list[str]) -> Iterator[AllTickStore]:
-    # With a token: the service the options name.  Without: a simulator in this process.
-    if args.token or os.environ.get("ALLTICK_TOKEN"):
-        store = open_store(args)
-        try:
-            yield store
-        finally:
-            store.stop()
-        return
-    from ..sim import Simulator
-
-    with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
-                   symbols=symbols) as sim:
-        store = AllTickStore.from_simulator(sim, cache=cache_setting(args.cache) if args.cache else False)
-        print(f"no ALLTICK_TOKEN: recording the built-in simulator ({args.dialect} dialect, "
-              f"seed {args.seed}, clock x{args.speed:g})", file=sys.stderr, flush=True)
-        try:
-            yield store
-        finally:
-            store.stop()
-

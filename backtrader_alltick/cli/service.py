@@ -1,0 +1,106 @@
+"""Which service a command talks to: the options every data command takes, and the store they describe.
+
+``open_store`` builds the store of ``--dialect``, ``--plan``, ``--token``, the URLs and
+``--cache``, and stops it (sockets, threads, cache file) however the command ends.
+``open_service`` is the same with a token; without one (neither ``--token`` nor
+``ALLTICK_TOKEN``) it starts the built-in simulator in this process instead, so ``demo``
+and ``record`` can be tried offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from ..errors import AuthError
+from ..plans import PLAN_NAMES
+from ..store import AllTickStore
+from . import arguments
+
+NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --token "
+            "(to try the package without one, run `alltick-bt demo`)")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with the options every data command takes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("service options")
+    group.add_argument("--dialect", choices=("alltick", "itick"), default="alltick",
+                       help="wire dialect: the real AllTick service (default) or the iTick shape")
+    group.add_argument("--plan", choices=PLAN_NAMES, default=None,
+                       help="your plan, sets rate limits (default: free; the demo simulator: unlimited)")
+    group.add_argument("--token", default=None, help="API token (default: $ALLTICK_TOKEN)")
+    group.add_argument("--rest-url", default=None, type=arguments.url_of("http", "https"),
+                       help="REST root (default: $ALLTICK_REST_URL, else the real service)")
+    group.add_argument("--ws-url", default=None, type=arguments.url_of("ws", "wss"),
+                       help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
+    group.add_argument("--cache", default=None, metavar="PATH|off",
+                       help="K-line cache file (default: the user cache directory); 'off' for none")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    # SUPPRESS keeps `alltick-bt --debug CMD` working: a default here would overwrite the top-level flag.
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logs and tracebacks")
+    return parser
+
+
+def token_of(args: argparse.Namespace) -> str | None:
+    """``--token``, else ``$ALLTICK_TOKEN``; None when neither is set (or both are empty)."""
+    return args.token or os.environ.get("ALLTICK_TOKEN") or None
+
+
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) -> Iterator[AllTickStore]:
+    """The store the common options describe, plus store ``params``; no token fails before any I/O."""
+    token = token_of(args)
+    if needs_token and not token:
+        raise AuthError(NO_TOKEN.format(dialect=args.dialect))
+    store = AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
+                         ws_url=args.ws_url, cache=cache_setting(args.cache), **params)
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+def cache_setting(value: str | None) -> bool | str:
+    """``--cache`` as the store's ``cache`` param: True (user cache), False (off) or a path."""
+    if value is None:
+        return True
+    return False if value.lower() in ("off", "none", "no", "false") else value
+
+
+class Service(NamedTuple):
+    """The store a command uses, what it talks to in words, and whether that is the built-in simulator."""
+
+    store: AllTickStore
+    description: str
+    simulated: bool
+
+
+@contextlib.contextmanager
+def open_service(args: argparse.Namespace, symbols: list[str], doing: str) -> Iterator[Service]:
+    """The service the options name when there is a token; else a simulator of ``symbols`` in this process.
+
+    The simulator follows ``--dialect``, ``--plan`` (default unlimited), ``--speed`` and ``--seed``; its
+    K-lines go to a cache only when ``--cache`` names one, never to the user cache of the real service.
+    Says on stderr that it is ``doing`` (e.g. "using", "recording") the simulator.
+    """
+    if token_of(args):
+        with open_store(args) as store:
+            yield Service(store, f"{args.dialect} service at {store.rest_url}", False)
+        return
+    from ..sim import Simulator
+
+    with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
+                   symbols=symbols) as sim:
+        store = AllTickStore.from_simulator(sim, cache=cache_setting(args.cache) if args.cache else False)
+        description = f"built-in simulator ({args.dialect} dialect, seed {args.seed}, clock x{args.speed:g})"
+        print(f"no ALLTICK_TOKEN: {doing} the {description}", file=sys.stderr, flush=True)
+        try:
+            yield Service(store, description, True)
+        finally:
+            store.stop()

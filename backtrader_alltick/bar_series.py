@@ -60,10 +60,9 @@ def _inside_last_day(end_ms: int, market: Market) -> int:
 
 def period_for(timeframe: int, compression: int) -> Period:
     """The bar grid of Backtrader's ``(timeframe, compression)``: minutes x N, or one day, week or month."""
-    units = {timeframes.MINUTES: "minute", timeframes.DAYS: "day", timeframes.WEEKS: "week",
-             timeframes.MONTHS: "month"}
-    if timeframe in units and (compression == 1 or timeframe == timeframes.MINUTES and compression > 1):
-        return Period(timeframes.period_name(units[timeframe], compression), units[timeframe], compression)
+    unit = timeframes.UNIT_OF_TIMEFRAME.get(timeframe)
+    if unit is not None and (compression == 1 or unit == "minute" and compression > 1):
+        return Period(timeframes.period_name(unit, compression), unit, compression)
     name = timeframes.TIMEFRAME_NAMES.get(timeframe, timeframe)
     raise ConfigError(f"quality checks need Minutes x N or Days, Weeks or Months x 1 bars, "
                       f"was {compression} {name}")

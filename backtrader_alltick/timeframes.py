@@ -31,6 +31,8 @@ _PERIOD_NAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
 _NAME_UNITS = {"m": (MINUTES, 1), "min": (MINUTES, 1), "h": (MINUTES, 60), "d": (DAYS, 1), "w": (WEEKS, 1),
                "M": (MONTHS, 1)}
 _UNIT_SUFFIX = {"day": "d", "week": "w", "month": "M"}
+# The unit of a native period that each Backtrader timeframe counts in (Years: months x 12).
+UNIT_OF_TIMEFRAME = {MINUTES: "minute", DAYS: "day", WEEKS: "week", MONTHS: "month"}
 
 
 @dataclass(frozen=True)
@@ -216,16 +218,10 @@ def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: 
     supported = describe_supported(natives, live=live)
     if compression < 1:
         raise UnsupportedTimeframe(label, symbol, supported, "compression must be 1 or more")
-    if timeframe == MINUTES:
-        unit, amount = "minute", compression
-    elif timeframe == DAYS:
-        unit, amount = "day", compression
-    elif timeframe == WEEKS:
-        unit, amount = "week", compression
-    elif timeframe == MONTHS:
-        unit, amount = "month", compression
-    elif timeframe == YEARS:
+    if timeframe == YEARS:
         unit, amount = "month", compression * 12
+    elif timeframe in UNIT_OF_TIMEFRAME:
+        unit, amount = UNIT_OF_TIMEFRAME[timeframe], compression
     else:
         raise UnsupportedTimeframe(label, symbol, supported)
     candidates = [PERIODS[n] for n in natives if PERIODS[n].unit == unit and amount % PERIODS[n].count == 0]

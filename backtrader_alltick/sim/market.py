@@ -248,7 +248,7 @@ class MarketModel:
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale
         market = self.instruments[symbol].market
-        name = _PERIOD_BY_MINUTES[minutes]
+        name = timeframes.period_name("minute", minutes)
         out = [
             Kline(symbol, name, start, timeframes.bar_end(name, start, market), o / ps, h / ps, low / ps,
                   c / ps, v / ss, t)
@@ -312,6 +312,3 @@ class MarketModel:
         o, h, low, _, v, t = today
         return Quote(symbol, last.time, last.price, o / ps, h / ps, low / ps, v / ss, t,
                      previous.price if previous else None)
-
-
-_PERIOD_BY_MINUTES = {p.count: p.name for p in timeframes.PERIODS.values() if p.is_intraday}

@@ -1,9 +1,10 @@
 """argparse types of ``alltick-bt``: a bad value is a usage error (exit 2) naming the option, before any work.
 
-Each function takes the text as typed and returns the value or raises ``ArgumentTypeError``,
+Each type takes the text as typed and returns the value or raises ``ArgumentTypeError``,
 which argparse turns into ``alltick-bt CMD: error: argument --opt: <message>``.  Nothing is
 guessed: a symbol with a stray space or line break, an empty symbol or a URL that cannot be
-parsed is refused rather than quietly changed or replaced by a default.
+parsed is refused rather than quietly changed or replaced by a default.  ``add_symbols`` and
+``add_bar_selection`` add the arguments that several commands share.
 """
 
 from __future__ import annotations
@@ -77,36 +78,29 @@ def chart_file(text: str) -> str:
 
 def port(text: str) -> int:
     """A TCP port to bind, 0 (any free port) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 (any free one) to 65535, was {text!r}")
-    return value
+    return _number(text, int, lambda value: 0 <= value <= 65535, "a port from 0 (any free one) to 65535")
 
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more (a count, a number of minutes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, was {text!r}")
-    return value
+    return _number(text, int, lambda value: value >= 1, "a whole number of 1 or more")
 
 
 def positive_float(text: str) -> float:
     """A finite number above 0 (seconds, a clock speed, a threshold)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, was {text!r}")
+    value = _number(text, float, lambda value: value > 0, "a number above 0")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, was {text!r}")
+    return value
+
+
+def _number(text: str, convert: Callable[[str], float], allowed: Callable[[float], bool], what: str):
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not allowed(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, was {text!r}")
     return value
 
 
@@ -141,3 +135,29 @@ def timeframe(text: str) -> Timeframe:
     except ConfigError:
         raise argparse.ArgumentTypeError(f"must look like {timeframes.PERIOD_SYNTAX}, was {text!r}") from None
     return Timeframe(value, compression, text.strip())
+
+
+def add_symbols(parser: argparse.ArgumentParser) -> None:
+    """The positional ``symbols``: one or more arguments, each one symbol or a comma list."""
+    parser.add_argument("symbols", nargs="+", type=symbol_list, help="symbols, space or comma separated")
+
+
+def add_bar_selection(parser: argparse.ArgumentParser, default_count: int) -> None:
+    """``--timeframe``/``-t``, and the newest ``--count``/``-n`` bars or those ``--from`` ``--to``."""
+    parser.add_argument("--timeframe", "-t", type=timeframe, default="1m", metavar="TIMEFRAME",
+                        help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
+                             "(default 1m)")
+    parser.add_argument("--count", "-n", type=positive_int, default=None,
+                        help=f"newest N bars (default {default_count})")
+    parser.add_argument("--from", dest="fromdate", type=moment, default=None, metavar="TIME",
+                        help="first bar (UTC)")
+    parser.add_argument("--to", dest="todate", type=moment, default=None, metavar="TIME",
+                        help="last bar close (UTC)")
+    parser.set_defaults(parser=parser, default_count=default_count)
+
+
+def bar_count(args: argparse.Namespace) -> int | None:
+    """How many newest bars ``add_bar_selection``'s options ask for; None for a ``--from`` range."""
+    if args.count is not None and (args.fromdate or args.todate):
+        args.parser.error("give either --count or --from/--to, not both")
+    return args.count if args.count is not None or args.fromdate else args.default_count

@@ -64,15 +64,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_klines(args: argparse.Namespace) -> int:
-    if args.count is not None and (args.fromdate or args.todate):
-        args.parser.error("give either --count or --from/--to, not both")
+    count = arguments.bar_count(args)
     suffix = Path(args.out).suffix.lower() if args.out else None
     if suffix not in (None, ".csv", ".parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, was {args.out!r}")
     if suffix == ".parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
         raise ConfigError(f"writing {args.out} needs pyarrow, which is not installed; run pip install "
                           "pyarrow or write .csv")
-    count = args.count if args.count is not None or args.fromdate else 100
     progress = ProgressLine()
     with open_store(args) as store:
         _check_servable(store, args, count)
@@ -241,37 +239,26 @@ def register(subparsers) -> None:
               description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
                           "unless --out is given.")
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
-    sub.add_argument("--timeframe", "-t", type=arguments.timeframe, default="1m", metavar="TIMEFRAME",
-                     help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
-                          "(default 1m)")
-    sub.add_argument("--count", "-n", type=arguments.positive_int, default=None,
-                     help="newest N bars (default 100)")
-    sub.add_argument("--from", dest="fromdate", type=arguments.moment, default=None, metavar="TIME",
-                     help="first bar (UTC)")
-    sub.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
-                     help="last bar close (UTC)")
+    arguments.add_bar_selection(sub, default_count=100)
     sub.add_argument("--out", "-o", default=None, help="write FILE.csv or FILE.parquet instead of stdout")
     sub.add_argument("--plot", default=None, metavar="FILE.png", type=arguments.chart_file,
                      help="also draw a chart (.png, .svg, .pdf or .jpg)")
-    sub.set_defaults(func=run_klines, parser=sub)
+    sub.set_defaults(func=run_klines)
 
     sub = add("quote", help="latest trade of each symbol")
-    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
-                     help="symbols, space or comma separated")
+    arguments.add_symbols(sub)
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_quote)
 
     sub = add("depth", help="order book of each symbol")
-    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
-                     help="symbols, space or comma separated")
+    arguments.add_symbols(sub)
     sub.add_argument("--levels", type=arguments.positive_int, default=5,
                      help="price levels to show (default 5)")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_depth)
 
     sub = add("stream", help="print live pushes until Ctrl-C, --limit or --seconds")
-    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
-                     help="symbols, space or comma separated")
+    arguments.add_symbols(sub)
     sub.add_argument("--types", default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
     sub.add_argument("--limit", type=arguments.positive_int, default=None, help="stop after N pushes")

@@ -32,14 +32,7 @@ def register(subparsers) -> None:
                     "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
                     "OHLC inconsistencies, outlier returns, stale runs and volume spikes.")
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, EURUSD, BTCUSDT")
-    sub.add_argument("--timeframe", "-t", type=arguments.timeframe, default="1m", metavar="TIMEFRAME",
-                     help="bar length: 1m, 5m, 1h, 1d, ... or a multiple such as 3m (default 1m)")
-    sub.add_argument("--count", "-n", type=arguments.positive_int, default=None,
-                     help="newest N bars (default 1000)")
-    sub.add_argument("--from", dest="fromdate", type=arguments.moment, default=None, metavar="TIME",
-                     help="first bar (UTC)")
-    sub.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
-                     help="last bar close (UTC)")
+    arguments.add_bar_selection(sub, default_count=1000)
     sub.add_argument("--json", action="store_true", help="print the report as one JSON object")
     sub.add_argument("--html", default=None, metavar="FILE", help="also write the report as an HTML page")
     defaults = Thresholds()
@@ -51,18 +44,16 @@ def register(subparsers) -> None:
     sub.add_argument("--volume-z", type=arguments.positive_float, default=defaults.volume_z,
                      help=f"robust z-score of log volume above which a bar is a spike "
                           f"(default {defaults.volume_z:g})")
-    sub.set_defaults(func=run_quality, parser=sub)
+    sub.set_defaults(func=run_quality)
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    if args.count is not None and (args.fromdate or args.todate):
-        args.parser.error("give either --count or --from/--to, not both")
+    count = arguments.bar_count(args)
     if args.html and not Path(args.html).resolve().parent.is_dir():
         raise ConfigError(f"--html must be in an existing folder, was {args.html!r}")
     thresholds = Thresholds(args.outlier_z, args.stale_bars, args.volume_z)
     inst = parse_symbol(args.symbol)
     period = period_for(args.timeframe.timeframe, args.timeframe.compression)
-    count = args.count if args.count is not None or args.fromdate else 1000
     progress = ProgressLine()
     with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line

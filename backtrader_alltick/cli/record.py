@@ -27,8 +27,7 @@ def register(subparsers) -> None:
                     "depth) into a recording directory (--file), every tick/quote/depth update into Redis "
                     "streams and every closed bar into Redis and InfluxDB, until SIGINT or SIGTERM. "
                     "Without ALLTICK_TOKEN the built-in simulator is recorded.")
-    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
-                     help="symbols, space or comma separated")
+    arguments.add_symbols(sub)
     sub.add_argument("--file", default=None, metavar="PATH",
                      help="recording directory (Parquet parts; appended to if it exists), for "
                           "alltick-bt sim --replay PATH; needs pip install 'backtrader-alltick[parquet]'")
@@ -58,8 +57,7 @@ def register(subparsers) -> None:
         "export", parents=[common_options()], help="copy archived ticks from InfluxDB into a recording file",
         description="Copy the ticks a relay archived in InfluxDB (record --influx URL --archive-ticks) "
                     "between --from and --to into a recording directory, for alltick-bt sim --replay.")
-    sub.add_argument("symbols", nargs="+", type=arguments.symbol_list,
-                     help="symbols, space or comma separated")
+    arguments.add_symbols(sub)
     sub.add_argument("--influx", required=True, metavar="URL", type=arguments.url_of("http", "https"),
                      help="InfluxDB 1.x URL with the archive, e.g. http://127.0.0.1:8086/alltick")
     sub.add_argument("--from", dest="fromdate", type=arguments.moment, required=True, metavar="TIME",

@@ -9,7 +9,6 @@ imported only when a sink or source is created.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,12 +16,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..errors import APIError, ConfigError, ConnectError, Timeout, TransportError
-from ..records import Depth, Kline, Quote, Record, Tick, kind_of
+from ..records import Depth, Kline, Quote, Record, Tick
 from ..symbols import Instrument
-from . import stream_fields
+from . import redis_batch, stream_fields
 from .buffer import BufferedWriter
 from .retry import backoff, safe_url
 
@@ -105,8 +104,9 @@ class RedisSink(BufferedWriter):
                          flush_interval=flush_interval, retries=None, backoff_initial=backoff_initial,
                          backoff_max=backoff_max)
         self._redis = _import_redis()
-        self._client = _connect(self._redis, url, socket_timeout)
+        self._client = _connect(self._redis, url, socket_timeout, single=True)
         self.prefix = prefix
+        self._keys = redis_batch.StreamKeys(prefix)
         self.maxlen = maxlen
         self.duplicates = 0
         self._marker = f"{prefix}:sink:{uuid.uuid4().hex}"
@@ -127,37 +127,31 @@ class RedisSink(BufferedWriter):
 
     def _send(self, items: list[Record]) -> None:
         # A batch whose reply was lost (a timeout, a cut connection) may have been applied all the
-        # same.  Each batch is one MULTI/EXEC that also stamps its number on a marker key, so the
-        # retry asks whether it landed instead of writing its ticks a second time (auto IDs).
+        # same.  Each batch is one atomic script call that also stamps its number on a marker key, so
+        # the retry asks whether it landed instead of writing its ticks a second time (auto IDs).
         if self._unconfirmed is not None and self._drop_landed(items) and not items:
             return
         self._batch_number += 1
         number = self._batch_number
-        prefix, maxlen = self.prefix, self.maxlen
-        pipe = self._client.pipeline(transaction=True)
-        latest: dict[str, dict[str, dict[str, str]]] = {}
-        for record in items:
-            kind = type(record)
-            fields = stream_fields.ENCODERS[kind](record)
-            if kind is Kline:
-                key = stream_fields.stream_key(prefix, "bar", record.symbol, record.period)
-                pipe.xadd(key, fields, id=stream_fields.bar_id(record.end), maxlen=maxlen, approximate=True)
-            else:
-                key = stream_fields.stream_key(prefix, kind_of(record), record.symbol)
-                pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
-            # One HSET per symbol and batch: only the newest value of each kind matters.
-            latest.setdefault(record.symbol, {})[stream_fields.hash_field(record)] = fields
-        for symbol, values in latest.items():
-            mapping = {name: json.dumps(fields) for name, fields in values.items()}
-            pipe.hset(stream_fields.last_key(prefix, symbol), mapping=mapping)
-        pipe.set(self._marker, number, ex=MARKER_TTL_S)
+        arguments = redis_batch.batch_arguments(items, self._keys, self.maxlen, self._marker, number,
+                                                MARKER_TTL_S)
         try:
             with _map_errors(self._redis, self.target):
-                results = pipe.execute(raise_on_error=False)
+                duplicates, refused, first = self._run_batch(arguments)
         except TransportError:
             self._unconfirmed = (items[0], len(items), number)
             raise
-        self._count_refusals(results)
+        self._count_refusals(duplicates, refused, first)
+
+    def _run_batch(self, arguments: list[str]) -> list:
+        connection = self._client.connection
+        try:
+            connection.send_packed_command([redis_batch.batch_command(arguments, with_script=False)])
+            return connection.read_response()
+        except self._redis.exceptions.NoScriptError:
+            # A restarted (or flushed) server has forgotten the script: send it along this once.
+            connection.send_packed_command([redis_batch.batch_command(arguments, with_script=True)])
+            return connection.read_response()
 
     def _drop_landed(self, items: list[Record]) -> bool:
         """Remove from ``items`` the unconfirmed batch if Redis applied it; True if it did."""
@@ -173,18 +167,14 @@ class RedisSink(BufferedWriter):
             del items[:count]  # the buffer re-queues this same list if the rest fails
         return landed
 
-    def _count_refusals(self, results: list[Any]) -> None:
-        refused = [r for r in results if isinstance(r, self._redis.exceptions.ResponseError)]
-        if not refused:
-            return
-        duplicates = sum("equal or smaller" in str(r) for r in refused)
+    def _count_refusals(self, duplicates: int, refused: int, first: bytes) -> None:
         self.duplicates += duplicates
         if duplicates:
             logger.debug("RedisSink: %d bars were already in their streams and were not repeated", duplicates)
-        others = [r for r in refused if "equal or smaller" not in str(r)]
-        if others:
-            self.rejected += len(others)
-            logger.error("RedisSink: %s refused %d commands, e.g. %s", self.target, len(others), others[0])
+        if refused:
+            self.rejected += refused
+            logger.error("RedisSink: %s refused %d commands, e.g. %s", self.target, refused,
+                         first.decode("utf-8", "replace"))
 
     def _close_connection(self) -> None:
         self._client.close()
@@ -349,13 +339,14 @@ def _import_redis():
     return redis
 
 
-def _connect(redis, url: str, socket_timeout: float, decode: bool = False):
+def _connect(redis, url: str, socket_timeout: float, decode: bool = False, single: bool = False):
     # Retries are ours (backoff, bounded buffer); redis-py's own would block the caller inside a command.
     from redis.backoff import NoBackoff
     from redis.retry import Retry
     try:
         return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-                                    retry=Retry(NoBackoff(), 0), decode_responses=decode)
+                                    retry=Retry(NoBackoff(), 0), decode_responses=decode,
+                                    single_connection_client=single)
     except ValueError as e:
         raise ConfigError(f"Redis URL must look like redis://host:port/db, was {safe_url(url)!r} ({e})") \
             from None

@@ -1,0 +1,47 @@
+import logging
+
+import redis
+
+from backtrader_alltick.records import Kline, Tick
+from backtrader_alltick.sinks import redis_batch
+from backtrader_alltick.sinks.redis import RedisSink, RedisSource
+
+T0 = 1_700_000_040_000
+FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
+
+
+def test_a_symbol_outside_ascii_is_written_with_byte_lengths(redis_server):
+    ticks = [Tick("日経225.JP", T0 + n, 100.0 + n, 1.0, 100.0 + n, seq=n) for n in range(3)]
+    with RedisSink(redis_server.url, **FAST) as sink:
+        sink.write(ticks)
+        assert sink.flush(10)
+    with RedisSource(redis_server.url) as source:
+        assert [entry.record for entry in source.read_ticks("日経225.JP")] == ticks
+        assert source.last("日経225.JP").tick == ticks[-1]
+
+
+def test_a_refused_command_is_counted_and_logged_and_the_rest_of_the_batch_lands(redis_server, caplog):
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("alltick:tick:MSFT.US", "not a stream")  # someone else's key where a stream belongs
+    ticks = [Tick(symbol, T0, 10.0, 1.0, 10.0, seq=1) for symbol in ("AAPL.US", "MSFT.US", "NVDA.US")]
+    bar = Kline("AAPL.US", "1m", T0, T0 + 60_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
+    with caplog.at_level(logging.ERROR, logger="backtrader_alltick.sinks"), \
+            RedisSink(redis_server.url, **FAST) as sink:
+        sink.write(ticks + [bar, bar])
+        assert sink.flush(10)
+
+    assert (sink.rejected, sink.duplicates) == (1, 1)
+    assert "refused 1 commands" in caplog.text and "WRONGTYPE" in caplog.text
+    with RedisSource(redis_server.url) as source:
+        assert [entry.record for entry in source.read_ticks("NVDA.US")] == ticks[2:]
+        assert [entry.record for entry in source.read_bars("AAPL.US", "1m")] == [bar]
+    client.close()
+
+
+def test_the_command_carries_the_script_only_when_asked():
+    keys = redis_batch.StreamKeys("alltick")
+    arguments = redis_batch.batch_arguments([Tick("AAPL.US", T0, 10.0, 1.0, 10.0)], keys, 100, "m", 7, 60)
+
+    assert arguments[:8] == ["m", "7", "60", "100", "x", "alltick:tick:AAPL.US", "*", "5"]
+    assert redis_batch.SCRIPT_SHA.encode() in redis_batch.batch_command(arguments, with_script=False)
+    assert redis_batch.SCRIPT.encode() in redis_batch.batch_command(arguments, with_script=True)

@@ -49,6 +49,7 @@ _AUTH_FIRST = {"itick"}
 _ADDITIVE = {"itick"}
 _COALESCE_SECONDS = 0.05  # lets feeds that subscribe together share one message
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+_READ_CHUNK = 65536
 
 @contextlib.contextmanager
 def _map_errors(safe_url: str, token: str, *, connecting: bool) -> Iterator[None]:
@@ -101,6 +102,24 @@ def _close_error(safe_url: str, payload: bytes, token: str) -> AllTickError:
         return RateLimited(f"{safe_url} closed the connection ({said}); close other clients of this "
                            "token or wait", code=code)
     return TransportError(f"WebSocket {safe_url} was closed by the server ({said}); reconnecting")
+
+
+class _ChunkedReads:
+    # websocket-client asks the socket for exactly the bytes of the next frame part: two or three
+    # system calls per frame, each letting the other threads take the interpreter.  This reads a
+    # chunk at a time and hands out the parts it is asked for, in order.
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._recv = ws._recv  # keeps websocket-client's timeout and closed-socket errors
+        self._data, self._at = b"", 0
+        ws.frame_buffer.recv = self.read
+
+    def read(self, wanted: int) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = self._recv(_READ_CHUNK), 0
+        part = self._data[self._at:self._at + wanted]
+        self._at += len(part)
+        return part
 
 
 class _Session:
@@ -220,6 +239,7 @@ class _Link:
                                              skip_utf8_validation=True)
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(hub.stale_after)
+            _ChunkedReads(ws)
         return _Session(ws, safe_url)
 
     def _serve(self, session: _Session) -> AllTickError | None:

@@ -544,3 +544,42 @@ def test_hub_stop_returns_at_once_when_the_server_never_answers_the_close(alltic
 
         assert _hub_threads() == []
     assert "did not stop" not in caplog.text
+
+
+def test_hub_reads_frames_in_order_however_the_bytes_are_cut(alltick_sim):
+    # Many frames in one write, a ping and a fragmented message among them, a frame larger than
+    # one socket read, and a frame trickled byte by byte: every trade arrives once, in order.
+    from backtrader_alltick.sim import websocket as ws
+
+    def trade(seq: int, pad: str = "") -> str:
+        return (f'{{"cmd_id":22998,"data":{{"code":"BTCUSDT","seq":{seq},'
+                f'"tick_time":{1_700_000_000_000 + seq},"price":"100.5","volume":"1","turnover":"100.5",'
+                f'"trade_direction":1{pad}}}}}')
+
+    ponged = threading.Event()
+
+    def script(sock: socket.socket) -> None:
+        burst = [ws.text_frame(trade(seq)) for seq in range(2000)]
+        burst.insert(700, ws.encode_frame(b"are you there", ws.OP_PING))
+        fragmented = trade(2000).encode()
+        burst += [ws.encode_frame(fragmented[:30], ws.OP_TEXT, fin=False),
+                  ws.encode_frame(fragmented[30:], ws.OP_CONTINUATION)]
+        burst.append(ws.text_frame(trade(2001, ',"pad":"' + "x" * 100_000 + '"')))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"".join(burst))
+        for byte in ws.text_frame(trade(2002)):
+            sock.sendall(bytes([byte]))
+        frames = sock.makefile("rb")
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                _, opcode, payload = ws.read_frame(frames)
+                if opcode == ws.OP_PONG and payload == b"are you there":
+                    ponged.set()
+
+    recorder = Recorder()
+    with ScriptedWebSocketServer(script) as server, running_hub(alltick_sim, recorder, ws_url=server.url):
+        recorder.wait_for(lambda: len(recorder.ticks("BTCUSDT")) >= 2003)
+        assert ponged.wait(10)
+
+    assert [tick.seq for tick in recorder.ticks("BTCUSDT")] == list(range(2003))
+    assert recorder.kinds("malformed") == []

@@ -106,11 +106,11 @@ class RedisSink(BufferedWriter):
         self._redis = _import_redis()
         self._client = _connect(self._redis, url, socket_timeout, single=True)
         self.prefix = prefix
-        self._keys = redis_batch.StreamKeys(prefix)
         self.maxlen = maxlen
         self.duplicates = 0
         self._marker = f"{prefix}:sink:{uuid.uuid4().hex}"
         self._batch_number = 0
+        self._packer = redis_batch.BatchPacker(prefix, maxlen, self._marker, MARKER_TTL_S)
         self._unconfirmed: tuple[Record, int, int] | None = None
         self._start()
 
@@ -133,24 +133,23 @@ class RedisSink(BufferedWriter):
             return
         self._batch_number += 1
         number = self._batch_number
-        arguments = redis_batch.batch_arguments(items, self._keys, self.maxlen, self._marker, number,
-                                                MARKER_TTL_S)
+        count, body = self._packer.pack(items, number)
         try:
             with _map_errors(self._redis, self.target):
-                duplicates, refused, first = self._run_batch(arguments)
+                duplicates, refused, first = self._run_batch(count, body)
         except TransportError:
             self._unconfirmed = (items[0], len(items), number)
             raise
         self._count_refusals(duplicates, refused, first)
 
-    def _run_batch(self, arguments: list[str]) -> list:
+    def _run_batch(self, count: int, body: bytes) -> list:
         connection = self._client.connection
         try:
-            connection.send_packed_command([redis_batch.batch_command(arguments, with_script=False)])
+            connection.send_packed_command([redis_batch.batch_command(count, body, with_script=False)])
             return connection.read_response()
         except self._redis.exceptions.NoScriptError:
             # A restarted (or flushed) server has forgotten the script: send it along this once.
-            connection.send_packed_command([redis_batch.batch_command(arguments, with_script=True)])
+            connection.send_packed_command([redis_batch.batch_command(count, body, with_script=True)])
             return connection.read_response()
 
     def _drop_landed(self, items: list[Record]) -> bool:

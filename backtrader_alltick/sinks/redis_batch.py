@@ -2,8 +2,8 @@
 
 Pure: no I/O.  A batch sent as a MULTI/EXEC pipeline costs the client two replies to parse
 per record (``QUEUED`` and its entry in the EXEC array); as one script call it costs one
-reply for the whole batch, and packing the arguments ourselves (they are ASCII text almost
-always) costs a fraction of a generic client's per-argument encoding.  The script is
+reply for the whole batch, and packing the arguments ourselves (the values are ASCII by
+construction) costs a fraction of a generic client's per-argument encoding.  The script is
 atomic like MULTI/EXEC: every XADD and HSET of the batch and the sink's batch marker land
 together or not at all, and a refused command (a bar that is already in its stream) does
 not stop the others.
@@ -15,7 +15,8 @@ Arguments, after the marker key, batch number, marker TTL and MAXLEN::
 
 Example::
 
-    command = batch_command(arguments, with_script=False)    # bytes for one EVALSHA
+    count, body = BatchPacker("alltick", 100_000, marker, 86_400).pack(records, number=7)
+    command = batch_command(count, body, with_script=False)    # bytes for one EVALSHA
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from collections.abc import Iterable
 from ..records import Kline, kind_of
 from . import stream_fields
 
-# The script says "equal or smaller" exactly as Redis refuses an XADD whose ID is not new.
-DUPLICATE = "equal or smaller"
+# "equal or smaller" is how Redis refuses an XADD whose ID is not new: a bar written before.
 SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end
 local maxlen, duplicates, refused, first = ARGV[4], 0, 0, false
@@ -63,62 +63,86 @@ _EVALSHA = f"$7\r\nEVALSHA\r\n$40\r\n{SCRIPT_SHA}\r\n$1\r\n0\r\n".encode()
 _EVAL = f"$4\r\nEVAL\r\n${len(SCRIPT.encode())}\r\n{SCRIPT}\r\n$1\r\n0\r\n".encode()
 
 
-class StreamKeys:
-    """Stream and hash key names per record kind and symbol, built once (the hot path asks per record).
+class BatchPacker:
+    """Pack one sink's batches into script calls; key and field-name parts are built once and kept.
+
+    Every value the stream encoders produce is ASCII (``str`` of an int, ``repr`` of a float,
+    ``json.dumps`` escaping the rest), so its length in characters is its length in bytes;
+    keys and field names, where a symbol or period may not be ASCII, are measured in bytes.
 
     Example::
 
-        keys = StreamKeys("alltick")
-        keys.stream(tick)                  # 'alltick:tick:AAPL.US'
+        packer = BatchPacker("alltick", maxlen=100_000, marker="alltick:sink:1f0c", marker_ttl=86_400)
+        count, body = packer.pack(ticks, number=7)
+        command = batch_command(count, body, with_script=False)
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, maxlen: int, marker: str, marker_ttl: int) -> None:
         self.prefix = prefix
+        self._head = [marker, "", str(marker_ttl), str(maxlen)]
         self._streams: dict[tuple, str] = {}
+        self._names: dict[str, str] = {}
 
-    def stream(self, record) -> str:
+    def pack(self, records: Iterable, number: int) -> tuple[int, bytes]:
+        """Return the argument count and the RESP text of the arguments: one XADD per record, then one
+        HSET per symbol of its newest values."""
+        head = self._head
+        head[1] = str(number)
+        parts = [_bulk(arg) for arg in head]
+        add, name = parts.append, self._name
+        count = len(head)
+        encoders = stream_fields.ENCODERS
+        latest: dict[str, dict] = {}
+        for record in records:
+            kind = type(record)
+            fields = encoders[kind](record)
+            size = str(len(fields))
+            add(f"{self._stream(record)}${len(size)}\r\n{size}\r\n")
+            for field, value in fields.items():
+                add(f"{name(field)}${len(value)}\r\n{value}\r\n")
+            count += 4 + 2 * len(fields)
+            # Only the newest value of each kind matters in the hash.
+            latest.setdefault(record.symbol, {})[stream_fields.hash_field(record)] = fields
+        for symbol, values in latest.items():
+            size = str(len(values))
+            add(f"{name('h')}{name(stream_fields.last_key(self.prefix, symbol))}${len(size)}\r\n{size}\r\n")
+            for field, fields in values.items():
+                add(f"{name(field)}{_bulk(json.dumps(fields))}")
+            count += 3 + 2 * len(values)
+        return count, "".join(parts).encode()
+
+    def _stream(self, record) -> str:
+        # The parts before the field count: "x", the stream key and the entry ID.
         kind = type(record)
-        period = record.period if kind is Kline else None
-        name = (kind, record.symbol, period)
-        key = self._streams.get(name)
-        if key is None:
-            key = self._streams[name] = stream_fields.stream_key(
-                self.prefix, kind_of(record), record.symbol, period)
-        return key
+        if kind is Kline:
+            entry_id = stream_fields.bar_id(record.end)
+            return f"{self._bar_stream(record.symbol, record.period)}{_bulk(entry_id)}"
+        name = (kind, record.symbol)
+        part = self._streams.get(name)
+        if part is None:
+            key = stream_fields.stream_key(self.prefix, kind_of(record), record.symbol)
+            part = self._streams[name] = f"{_bulk('x')}{_bulk(key)}{_bulk('*')}"
+        return part
 
-    def last(self, symbol: str) -> str:
-        return stream_fields.last_key(self.prefix, symbol)
+    def _bar_stream(self, symbol: str, period: str) -> str:
+        name = (Kline, symbol, period)
+        part = self._streams.get(name)
+        if part is None:
+            part = self._streams[name] = \
+                f"{_bulk('x')}{_bulk(stream_fields.stream_key(self.prefix, 'bar', symbol, period))}"
+        return part
 
-
-def batch_arguments(records: Iterable, keys: StreamKeys, maxlen: int, marker: str, number: int,
-                    marker_ttl: int) -> list[str]:
-    """The script's arguments: one XADD per record, then one HSET per symbol of its newest values."""
-    args = [marker, str(number), str(marker_ttl), str(maxlen)]
-    add = args.extend
-    encoders = stream_fields.ENCODERS
-    latest: dict[str, dict] = {}
-    for record in records:
-        kind = type(record)
-        fields = encoders[kind](record)
-        entry_id = stream_fields.bar_id(record.end) if kind is Kline else "*"
-        add(("x", keys.stream(record), entry_id, str(len(fields))))
-        for item in fields.items():
-            add(item)
-        # Only the newest value of each kind matters in the hash.
-        latest.setdefault(record.symbol, {})[stream_fields.hash_field(record)] = fields
-    for symbol, values in latest.items():
-        add(("h", keys.last(symbol), str(len(values))))
-        for name, fields in values.items():
-            add((name, json.dumps(fields)))
-    return args
+    def _name(self, text: str) -> str:
+        part = self._names.get(text)
+        if part is None:
+            part = self._names[text] = _bulk(text)
+        return part
 
 
-def batch_command(arguments: list[str], *, with_script: bool) -> bytes:
+def batch_command(count: int, body: bytes, *, with_script: bool) -> bytes:
     """The RESP bytes of ``EVALSHA`` (or ``EVAL`` with the script text, when the server lacks it)."""
-    head = _EVAL if with_script else _EVALSHA
-    count = f"*{len(arguments) + 3}\r\n"
-    text = "".join([f"${len(arg)}\r\n{arg}\r\n" for arg in arguments])
-    body = text.encode()
-    if len(body) != len(text):  # a non-ASCII symbol: lengths must count bytes, not characters
-        body = b"".join(b"$%d\r\n%s\r\n" % (len(data), data) for data in (arg.encode() for arg in arguments))
-    return count.encode() + head + body
+    return f"*{count + 3}\r\n".encode() + (_EVAL if with_script else _EVALSHA) + body
+
+
+def _bulk(text: str) -> str:
+    return f"${len(text.encode())}\r\n{text}\r\n"

@@ -4,20 +4,22 @@ import redis
 
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks import redis_batch
-from backtrader_alltick.sinks.redis import RedisSink, RedisSource
+from backtrader_alltick.sinks.redis import Latest, RedisSink, RedisSource
 
 T0 = 1_700_000_040_000
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
 
 
-def test_a_symbol_outside_ascii_is_written_with_byte_lengths(redis_server):
+def test_a_symbol_or_period_outside_ascii_is_written_with_byte_lengths(redis_server):
     ticks = [Tick("日経225.JP", T0 + n, 100.0 + n, 1.0, 100.0 + n, seq=n) for n in range(3)]
+    bar = Kline("日経225.JP", "1分", T0, T0 + 60_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
     with RedisSink(redis_server.url, **FAST) as sink:
-        sink.write(ticks)
+        sink.write([*ticks, bar])
         assert sink.flush(10)
     with RedisSource(redis_server.url) as source:
         assert [entry.record for entry in source.read_ticks("日経225.JP")] == ticks
-        assert source.last("日経225.JP").tick == ticks[-1]
+        assert [entry.record for entry in source.read_bars("日経225.JP", "1分")] == [bar]
+        assert source.last("日経225.JP") == Latest(tick=ticks[-1], bars={"1分": bar})
 
 
 def test_a_refused_command_is_counted_and_logged_and_the_rest_of_the_batch_lands(redis_server, caplog):
@@ -39,9 +41,11 @@ def test_a_refused_command_is_counted_and_logged_and_the_rest_of_the_batch_lands
 
 
 def test_the_command_carries_the_script_only_when_asked():
-    keys = redis_batch.StreamKeys("alltick")
-    arguments = redis_batch.batch_arguments([Tick("AAPL.US", T0, 10.0, 1.0, 10.0)], keys, 100, "m", 7, 60)
+    packer = redis_batch.BatchPacker("alltick", maxlen=100, marker="m", marker_ttl=60)
+    count, body = packer.pack([Tick("AAPL.US", T0, 10.0, 1.0, 10.0)], number=7)
 
-    assert arguments[:8] == ["m", "7", "60", "100", "x", "alltick:tick:AAPL.US", "*", "5"]
-    assert redis_batch.SCRIPT_SHA.encode() in redis_batch.batch_command(arguments, with_script=False)
-    assert redis_batch.SCRIPT.encode() in redis_batch.batch_command(arguments, with_script=True)
+    assert count == 4 + 4 + 2 * 5 + 3 + 2
+    assert body.startswith(b"$1\r\nm\r\n$1\r\n7\r\n$2\r\n60\r\n$3\r\n100\r\n$1\r\nx\r\n"
+                           b"$20\r\nalltick:tick:AAPL.US\r\n$1\r\n*\r\n$1\r\n5\r\n")
+    assert redis_batch.SCRIPT_SHA.encode() in redis_batch.batch_command(count, body, with_script=False)
+    assert redis_batch.SCRIPT.encode() in redis_batch.batch_command(count, body, with_script=True)

@@ -64,14 +64,17 @@ MARKER_TTL_S = 86_400  # a sink's batch marker outlives any outage it could be a
 
 
 class RedisSink(BufferedWriter):
-    """Write ticks, quotes, depth and closed bars into capped Redis streams, batched and pipelined.
+    """Write ticks, quotes, depth and closed bars into capped Redis streams, batched, one call per batch.
 
     Each record goes into the stream of its symbol and kind (``XADD ... MAXLEN ~ maxlen``)
     and updates the symbol's latest-values hash.  Bars get the stream ID ``<end_ms>-0``,
     so a restarted relay that writes a bar again is refused by Redis (counted in
     ``duplicates``) instead of repeating it.  ``write()`` only queues: a background
     thread sends, and while Redis is down keeps up to ``max_buffer`` records, dropping
-    the oldest past that with a WARNING.  Only closed bars may be written.
+    the oldest past that with a WARNING.  Only closed bars may be written.  Each batch is one
+    atomic call of a small Lua script (:mod:`~backtrader_alltick.sinks.redis_batch`), so the
+    server must allow scripting (EVAL/EVALSHA), as any Redis with streams does unless an ACL
+    forbids it.
 
     Parameters
     ----------
@@ -82,7 +85,7 @@ class RedisSink(BufferedWriter):
     maxlen : int
         Approximate length each stream is capped at.
     batch : int
-        Most records sent in one pipeline.
+        Most records sent in one call.
     max_buffer : int
         Most records kept while Redis is unreachable.
     flush_interval : float
@@ -104,7 +107,10 @@ class RedisSink(BufferedWriter):
                          flush_interval=flush_interval, retries=None, backoff_initial=backoff_initial,
                          backoff_max=backoff_max)
         self._redis = _import_redis()
-        self._client = _connect(self._redis, url, socket_timeout, single=True)
+        self._client = _connect(self._redis, url, socket_timeout)
+        # The flusher's own connection for the batch calls: it connects on first use, so a sink can be
+        # made while Redis is down.
+        self._connection = self._client.connection_pool.make_connection()
         self.prefix = prefix
         self.maxlen = maxlen
         self.duplicates = 0
@@ -143,7 +149,7 @@ class RedisSink(BufferedWriter):
         self._count_refusals(duplicates, refused, first)
 
     def _run_batch(self, count: int, body: bytes) -> list:
-        connection = self._client.connection
+        connection = self._connection
         try:
             connection.send_packed_command([redis_batch.batch_command(count, body, with_script=False)])
             return connection.read_response()
@@ -176,6 +182,7 @@ class RedisSink(BufferedWriter):
                          first.decode("utf-8", "replace"))
 
     def _close_connection(self) -> None:
+        self._connection.disconnect()
         self._client.close()
 
 
@@ -338,14 +345,13 @@ def _import_redis():
     return redis
 
 
-def _connect(redis, url: str, socket_timeout: float, decode: bool = False, single: bool = False):
+def _connect(redis, url: str, socket_timeout: float, decode: bool = False):
     # Retries are ours (backoff, bounded buffer); redis-py's own would block the caller inside a command.
     from redis.backoff import NoBackoff
     from redis.retry import Retry
     try:
         return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-                                    retry=Retry(NoBackoff(), 0), decode_responses=decode,
-                                    single_connection_client=single)
+                                    retry=Retry(NoBackoff(), 0), decode_responses=decode)
     except ValueError as e:
         raise ConfigError(f"Redis URL must look like redis://host:port/db, was {safe_url(url)!r} ({e})") \
             from None

@@ -157,6 +157,18 @@ def test_redis_restart_loses_nothing_within_the_bound(redis_server, sink, source
     assert sink.dropped == 0
 
 
+def test_a_sink_made_while_redis_is_down_writes_once_it_is_up(redis_server, source):
+    redis_server.stop()
+    with RedisSink(redis_server.url, **FAST) as sink:
+        sink.write(make_ticks(5) + make_bars(1))
+        assert not sink.flush(timeout=0.2)
+        redis_server.start()
+        assert sink.flush(timeout=10)
+
+    assert records_of(source.read_ticks("AAPL.US")) == make_ticks(5)
+    assert records_of(source.read_bars("AAPL.US", "1m")) == make_bars(1)
+
+
 def test_redis_down_past_the_bound_drops_the_oldest_with_a_warning(redis_server, source, caplog):
     with RedisSink(redis_server.url, max_buffer=20, **FAST) as sink:
         redis_server.stop()

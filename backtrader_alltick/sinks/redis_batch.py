@@ -34,17 +34,14 @@ if redis.replicate_commands then redis.replicate_commands() end
 local maxlen, duplicates, refused, first = ARGV[4], 0, 0, false
 local i, n = 5, #ARGV
 while i <= n do
-  local op, command, count, at = ARGV[i], nil, 0, 0
-  if op == "x" then
-    command = {"XADD", ARGV[i + 1], "MAXLEN", "~", maxlen, ARGV[i + 2]}
-    count, at = tonumber(ARGV[i + 3]), i + 4
+  local reply, last
+  if ARGV[i] == "x" then
+    last = i + 3 + 2 * tonumber(ARGV[i + 3])
+    reply = redis.pcall("XADD", ARGV[i + 1], "MAXLEN", "~", maxlen, ARGV[i + 2], unpack(ARGV, i + 4, last))
   else
-    command = {"HSET", ARGV[i + 1]}
-    count, at = tonumber(ARGV[i + 2]), i + 3
+    last = i + 2 + 2 * tonumber(ARGV[i + 2])
+    reply = redis.pcall("HSET", ARGV[i + 1], unpack(ARGV, i + 3, last))
   end
-  local last = at + 2 * count - 1
-  for j = at, last do command[#command + 1] = ARGV[j] end
-  local reply = redis.pcall(unpack(command))
   if type(reply) == "table" and reply.err then
     if string.find(reply.err, "equal or smaller", 1, true) then
       duplicates = duplicates + 1

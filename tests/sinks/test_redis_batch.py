@@ -49,3 +49,23 @@ def test_the_command_carries_the_script_only_when_asked():
                            b"$20\r\nalltick:tick:AAPL.US\r\n$1\r\n*\r\n$1\r\n5\r\n")
     assert redis_batch.SCRIPT_SHA.encode() in redis_batch.batch_command(count, body, with_script=False)
     assert redis_batch.SCRIPT.encode() in redis_batch.batch_command(count, body, with_script=True)
+
+
+def test_a_server_that_forgot_the_script_is_sent_it_again(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    first, second = make_ticks(0, 3), make_ticks(3, 3)
+    with RedisSink(redis_server.url, **FAST) as sink:
+        sink.write(first)
+        assert sink.flush(10)
+        client.script_flush()  # as after a restart without persistence, or an operator's SCRIPT FLUSH
+        sink.write(second)
+        assert sink.flush(10)
+
+    assert (sink.written, sink.rejected) == (6, 0)
+    with RedisSource(redis_server.url) as source:
+        assert [entry.record for entry in source.read_ticks("AAPL.US")] == first + second
+    client.close()
+
+
+def make_ticks(first, count):
+    return [Tick("AAPL.US", T0 + n, 190.0 + n, 1.0, 190.0 + n, seq=n) for n in range(first, first + count)]

@@ -29,13 +29,13 @@ from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimefr
 from .history import CLOSE_LAG_S
 from .records import Kline, Tick, format_utc
 from .sessions import ms_to_num, num_to_ms
+from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
+from .sources.history import load_history
 from .symbols import parse_symbol
 
 logger = logging.getLogger(__name__)
 
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
-# What a feed counts (``AllTickData.stats``); the relay's bar drivers count the same.
-FEED_COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects")
 
 
 class LocalizableZone(ZoneInfo):
@@ -138,9 +138,9 @@ class AllTickData(bt.feed.DataBase):
         if self._market_sessions:
             self._take_market_sessions()
         self._state = _ST_START
-        self._live = None
-        self._ready: deque = deque()
-        self.stats = dict.fromkeys(FEED_COUNTERS, 0)
+        self._source: BarSource | None = None
+        self._history: deque[Kline] = deque()
+        self.stats = dict.fromkeys(COUNTERS, 0)
         self.last_error: AllTickError | None = None
 
     # -- Backtrader contract -----------------------------------------------------------
@@ -153,14 +153,14 @@ class AllTickData(bt.feed.DataBase):
                               "with historical=True, or run cerebro.optstrategy with maxcpus=1, "
                               "was historical=False")
         state = self.__dict__.copy()
-        state["_live"] = None
+        state["_source"] = None
         return state
 
     def islive(self) -> bool:
         return not self.p.historical
 
     def haslivedata(self) -> bool:
-        return bool(self._ready) or (self._live is not None and not self._live.inbox.empty())
+        return bool(self._history) or (self._source is not None and self._source.has_pending())
 
     def do_qcheck(self, onoff, qlapse) -> None:
         super().do_qcheck(onoff, qlapse)
@@ -176,10 +176,9 @@ class AllTickData(bt.feed.DataBase):
         clock = self._store.clock
         lag_s = self.p.grace + CLOSE_LAG_S + self.p.qcheck
         target = clock.now_ms() - lag_s * 1000 * clock.speed
-        live = self._live
-        if live is not None and not (self._state == _ST_LIVE and live.seam_done) \
-                and live.last_end is not None:
-            target = min(target, live.last_end)
+        reach = None if self._source is None else self._source.history_until
+        if reach is not None:
+            target = min(target, reach)
         return timedelta(milliseconds=target - time.time() * 1000)
 
     def _take_market_sessions(self) -> None:
@@ -235,7 +234,7 @@ class AllTickData(bt.feed.DataBase):
         self._store.start(data=self)
         self._start_finish()
         self._may_wait = True
-        self._live = None
+        self._source = None
         if self._setup_error is not None:
             self._fail(self._setup_error)
             return
@@ -253,33 +252,41 @@ class AllTickData(bt.feed.DataBase):
             bars = [] if is_empty_window(asked_from, asked_to) else self._load_history(start_ms, end_ms)
             if not bars:
                 self._warn_empty(asked_from, asked_to)
-            self._ready.extend((bar, False) for bar in bars)
+            self._history.extend(bars)
             self.stats["bars_rest"] = len(bars)
             self._state = _ST_HISTORBACK
             return
-        if self.p.source == "redis":
-            from .sinks.consumer import RedisSession as LiveSession
-        else:
-            from .live import LiveSession
-
-        self._live = LiveSession(self, start_ms)
+        self._source = self._open_source(start_ms)
+        self.stats = self._source.stats
         self.put_notification(self.DELAYED)
         self._state = _ST_BACKFILL
 
     def stop(self) -> None:
-        if self._live is not None:
-            self._live.close()
-            self._live = None
+        self._close_source()
         super().stop()
+
+    def _open_source(self, start_ms: int | None) -> BarSource:
+        p = self.p
+        options = SourceOptions(lookback=p.lookback, backfill_start=p.backfill_start, backfill=p.backfill,
+                                grace=p.grace, emit_empty=p.emit_empty, bidask=p.bidask,
+                                inbox_size=p.inbox_size, url=p.source_url)
+        if p.source == "redis":
+            from .sources.redis import RedisBars
+
+            return RedisBars(self._store, self.inst, self.spec, options, start_ms)
+        from .sources.stream import StreamBars
+
+        return StreamBars(self._store, self.inst, self.spec, options, start_ms)
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
-        if self.p.source == "influx":
-            from .sinks.archive import load_archived_bars
-
-            return load_archived_bars(self.p.source_url, self.inst, self.spec, start_ms, end_ms, count,
-                                      self._store.clock.now_ms(), dialect=self._store.p.dialect)
-        return self._store.load_spec(self.inst, self.spec, start_ms, end_ms, count)
+        return load_history(self._store, self.inst, self.spec, start_ms, end_ms, count,
+                            source=self.p.source, source_url=self.p.source_url)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range; say which range was empty.  Dates
@@ -295,22 +302,43 @@ class AllTickData(bt.feed.DataBase):
         if self._state == _ST_OVER:
             return False
         if self._state == _ST_HISTORBACK:
-            if self._ready:
-                self._fill(*self._ready.popleft())
+            if self._history:
+                self._fill(self._history.popleft())
                 return True
             self.put_notification(self.DISCONNECTED)
             self._state = _ST_OVER
             return False
-        if self._live is None:
+        if self._source is None:
             return False
         wait = self._qcheck if self._may_wait else 0.0
         self._may_wait = False
-        return self._live.next_bar(wait)
+        deadline = time.monotonic() + wait
+        while True:
+            event = self._source.poll(max(deadline - time.monotonic(), 0.0))
+            if event is None:
+                return None
+            if isinstance(event, BarReady):
+                self._fill(event.bar, event.bid, event.ask)
+                return True
+            if isinstance(event, Failed):
+                self._fail(event.error)
+                return False
+            self._on_state(event)
 
-    # -- Helpers used by the live session (all on Cerebro's thread) ---------------------
+    def _on_state(self, event: StateChanged) -> None:
+        if event.state == "live":
+            self._state = _ST_LIVE
+            self.put_notification(self.LIVE)
+        elif event.state == "connbroken":
+            self._state = _ST_BACKFILL  # until the source has caught up again
+            self.put_notification(self.CONNBROKEN)
+        else:
+            self.put_notification(self.DELAYED)
 
-    def _fill(self, bar: Kline | Tick, quoted: bool) -> None:
-        """Put ``bar`` in the lines; ``quoted``: the latest book belongs to it (False for REST bars)."""
+    # -- lines and failures (Cerebro's thread) -------------------------------------------
+
+    def _fill(self, bar: Kline | Tick, bid: float = math.nan, ask: float = math.nan) -> None:
+        """Put ``bar`` in the lines, with the book that belongs to it (NaN: none, as for history)."""
         lines = self.lines
         if isinstance(bar, Tick):
             lines.datetime[0] = ms_to_num(bar.time)
@@ -326,9 +354,7 @@ class AllTickData(bt.feed.DataBase):
             lines.volume[0] = bar.volume
             lines.turnover[0] = bar.turnover
         lines.openinterest[0] = 0.0
-        if self._live is not None:
-            # A bar from REST closed before the book we hold: it has no quote.
-            lines.bid[0], lines.ask[0] = (self._live.bid, self._live.ask) if quoted else (math.nan, math.nan)
+        lines.bid[0], lines.ask[0] = bid, ask
 
     def _stamp(self, end_ms: int) -> float:
         """Line value of a bar closing at ``end_ms``: intraday that instant; daily and longer
@@ -350,9 +376,7 @@ class AllTickData(bt.feed.DataBase):
         # notify_store too: a strategy watching the store learns why (a rejected token ends every feed).
         self._store.put_notification(f"{self.p.dataname}: {self._getstatusname(status)}", error)
         self._state = _ST_OVER
-        if self._live is not None:
-            self._live.close()
-            self._live = None
+        self._close_source()
 
 
 def _check_source(source: str | None, source_url: str | None, historical: bool) -> None:

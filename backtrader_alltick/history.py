@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import timeframes
+from .bars import combine_closed, first_slot_start
 from .cache import MEMORY, KlineCache
 from .clock import Clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
@@ -32,6 +33,7 @@ from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
 from .rest import RestClient
 from .symbols import Instrument, parse_symbol
+from .timeframes import BarSpec
 from .wire._decode import EARLIEST_MS
 
 logger = logging.getLogger(__name__)
@@ -302,6 +304,49 @@ class _Walk:
             "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
             self.dialect, self.loader.dialect.KLINE_LIMIT, self.period, self.inst.symbol, format_utc(oldest),
             format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
+
+
+def load_bars(loader: HistoryLoader, inst: Instrument, spec: BarSpec, start_ms: int | None,
+              end_ms: int | None, count: int | None,
+              on_progress: Callable[[Progress], None] | None = None) -> list[Kline]:
+    """Closed ``spec`` bars stamped ``start_ms <= end <= end_ms`` (Backtrader's filter), or the newest
+    ``count``.
+
+    The one composition from the service's native bars (3m from 1m) that every REST path
+    uses: ``fetch_klines``, historical and live feeds, the relay.
+
+    Example::
+
+        bars = load_bars(store.history, parse_symbol("BTCUSDT"), spec, None, None, 100)
+    """
+    check_window(start_ms, end_ms)
+    native_count = None if count is None else (count + 1) * spec.multiple
+    bars = loader.load(inst, spec.native.name, window_start(spec, inst, start_ms), end_ms, native_count,
+                       on_progress)
+    if not spec.is_native:
+        now = loader.clock.now_ms()
+        bars = combine_closed(bars, spec, inst.market, now if end_ms is None else min(end_ms, now))
+    return keep_asked(bars, start_ms, None, count)
+
+
+def check_window(start_ms: int | None, end_ms: int | None) -> None:
+    """Refuse a window that ends before it starts."""
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise ConfigError(f"fromdate must not be after todate, "
+                          f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
+
+
+def window_start(spec: BarSpec, inst: Instrument, start_ms: int | None) -> int | None:
+    """Where loading must start so every bar stamped at or after ``start_ms`` is whole (None: anywhere)."""
+    return None if start_ms is None else first_slot_start(spec, start_ms, inst.market)
+
+
+def keep_asked(bars: list[Kline], start_ms: int | None, upto_ms: int | None,
+               count: int | None) -> list[Kline]:
+    """Backtrader's filter (stamped ``start_ms <= end <= upto_ms``), then the newest ``count``."""
+    bars = [bar for bar in bars
+            if (start_ms is None or bar.end >= start_ms) and (upto_ms is None or bar.end <= upto_ms)]
+    return bars if count is None else bars[-count:]
 
 
 def cache_namespace(dialect: Any, base_url: str | None) -> str:

@@ -33,7 +33,7 @@ MAD_TO_SIGMA = 1.4826
 MIN_STATISTICS_SAMPLE = 10
 KINDS = ("missing_bars", "outside_session", "repeated_timestamp", "repeated_bar", "impossible_value",
          "ohlc_inconsistent", "outlier_return", "stale_run", "volume_spike")
-# What a live feed counts (feed.FEED_COUNTERS) and how the report names it.
+# What a live feed counts (sources.COUNTERS) and how the report names it.
 LIVE_COUNTS = {"ticks": "trades", "late_ticks": "late_trades", "duplicates": "duplicate_trades",
                "reconnects": "reconnects", "bars_rest": "bars_from_rest", "bars_live": "bars_from_trades",
                "overflows": "inbox_overflows"}

@@ -3,41 +3,40 @@
 AllTick Free and Basic allow one WebSocket per token, so several strategies (or machines)
 need one process that holds it.  The relay subscribes every symbol once through the
 store, writes each raw tick, quote and book into Redis (and ticks into InfluxDB when
-asked), and builds closed bars per configured timeframe with the live feed's own
-machinery, :class:`~backtrader_alltick.live.LiveSession`: the same seam, REST backfill,
-timer-closed bars and reconnect rebuild as ``AllTickData``.  Each bar goes to Redis
-(stream ID = bar end, so a restarted relay rewriting a bar does not repeat it) and to
-InfluxDB.
+asked), and builds closed bars per configured timeframe with the live feed's own bar
+source, :class:`~backtrader_alltick.sources.stream.StreamBars`: the same seam, REST
+backfill, timer-closed bars and reconnect rebuild as ``AllTickData``.  Each bar goes to
+Redis (stream ID = bar end, so a restarted relay rewriting a bar does not repeat it) and
+to InfluxDB.
 
-Why ``LiveSession`` driven by a thread per (symbol, timeframe) rather than a headless
-Cerebro: Cerebro delivers the bars of all its feeds in one time order, so a feed that is
-still backfilling or whose market is closed would hold back the bars of the others, its
-line buffers grow with the run, and the bar would have to be rebuilt from float lines.
-A session hands over the exact :class:`~backtrader_alltick.records.Kline` it built.
+Why sources polled by one thread rather than a headless Cerebro: Cerebro delivers the bars
+of all its feeds in one time order, so a feed that is still backfilling or whose market is
+closed would hold back the bars of the others, its line buffers grow with the run, and the
+bar would have to be rebuilt from float lines.  A source hands over the exact
+:class:`~backtrader_alltick.records.Kline` it built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
-from types import SimpleNamespace
-
-import backtrader as bt
 
 from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
-from .feed import FEED_COUNTERS
 from .records import KIND_OF, PUSHED_KINDS, Kline
+from .sources import BarReady, BarSource, Failed, SourceOptions, StateChanged
+from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
 from .timeframes import parse_period
 
 logger = logging.getLogger(__name__)
 
-# How long one driver waits for its session before checking whether the relay stops.
-_DRIVER_WAIT_S = 0.25
+# How long the bar thread waits at most before checking whether the relay stops.
+_DISPATCH_WAIT_S = 0.25
 
 
 class Relay:
@@ -114,7 +113,7 @@ class Relay:
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
         self._seen, self._seen_lock = SeenTrades(), threading.Lock()
-        self._drivers: list[_BarDriver] = []
+        self._bars: _BarDispatcher | None = None
         self._stop = threading.Event()
         self._started = False
 
@@ -135,8 +134,7 @@ class Relay:
 
             self.redis = RedisSink(self.redis_url, prefix=self.prefix, **self.redis_options)
         if self.influx_url is not None:
-            from .sinks.archive import split_influx_url
-            from .sinks.influx import InfluxSink
+            from .sinks.influx import InfluxSink, split_influx_url
 
             root, database = split_influx_url(self.influx_url)
             self.influx = InfluxSink(root, database, dialect=self.store.p.dialect, **self.influx_options)
@@ -151,11 +149,8 @@ class Relay:
         for index, inst in enumerate(self.instruments):
             self.store.listen(inst, self._on_record, depth=depth,
                               on_status=self._on_status if index == 0 else None)
-            for spec in self.specs[inst.symbol] if builds_bars else ():
-                label = spec.period
-                driver = _BarDriver(self, inst, spec, label, resume.get((inst.symbol, label)))
-                self._drivers.append(driver)
-                driver.start()
+        if builds_bars:
+            self._bars = _BarDispatcher(self, resume)
         logger.info("relay: recording %s (bars %s, raw %s) into %s",
                     ", ".join(inst.symbol for inst in self.instruments),
                     ", ".join(sorted({s.period for specs in self.specs.values() for s in specs})),
@@ -173,9 +168,9 @@ class Relay:
         for index, inst in enumerate(self.instruments):
             self.store.unlisten(inst, self._on_record, depth=depth,
                                 on_status=self._on_status if index == 0 else None)
-        for driver in self._drivers:
-            driver.join()
-        self._drivers.clear()
+        if self._bars is not None:
+            self._bars.join()
+            self._bars = None
         for _, sink in self._sinks():
             sink.close(timeout)
 
@@ -247,7 +242,7 @@ class Relay:
         else:
             logger.info("relay: upstream %s connected", status.family)
 
-    # -- driver threads -----------------------------------------------------------------------------
+    # -- the bar thread -------------------------------------------------------------------------------
 
     def _on_bar(self, label: str, bar: Kline) -> None:
         if bar.period != label:
@@ -288,61 +283,53 @@ class Relay:
         return points
 
 
-class _BarDriver:
-    # Runs one LiveSession on its own thread and stands in for the AllTickData it expects:
-    # the session calls _fill, _fail and put_notification and reads p, stats and _state.
+class _BarDispatcher:
+    """One thread for every (symbol, timeframe): polls the bar sources whenever one has input or a timer."""
 
-    LIVE, CONNBROKEN, DELAYED = bt.feed.DataBase.LIVE, bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DELAYED
-
-    def __init__(self, relay: Relay, inst: Instrument, spec, label: str, resume_ms: int | None) -> None:
-        self.relay, self.inst, self.spec, self.label = relay, inst, spec, label
-        self._store = relay.store
-        self.p = SimpleNamespace(inbox_size=200_000, grace=relay.grace, emit_empty=False, backfill_start=True,
-                                 backfill=True, lookback=relay.lookback, bidask=False)
-        self.stats = dict.fromkeys(FEED_COUNTERS, 0)
-        self._ready: deque = deque()
-        self._state = None
-        self._resume_ms = resume_ms
-        self._session = None
-        self._thread = threading.Thread(target=self._run, name=f"relay-{inst.symbol}-{label}", daemon=True)
-
-    def start(self) -> None:
-        from .feed import _ST_BACKFILL
-        from .live import LiveSession
-
-        self._state = _ST_BACKFILL
-        self._session = LiveSession(self, self._resume_ms)
+    def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
+        self.relay = relay
+        self._wake = threading.Event()
+        options = SourceOptions(grace=relay.grace, lookback=relay.lookback)
+        self._sources: dict[BarSource, tuple[Instrument, str]] = {}
+        for inst in relay.instruments:
+            for spec in relay.specs[inst.symbol]:
+                label = spec.period
+                source = StreamBars(relay.store, inst, spec, options, resume.get((inst.symbol, label)),
+                                    wake=self._wake)
+                self._sources[source] = (inst, label)
+        self._thread = threading.Thread(target=self._run, name="relay-bars", daemon=True)
         self._thread.start()
 
     def join(self) -> None:
         self._thread.join()
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        for source in self._sources:
+            source.close()
 
     def _run(self) -> None:
         stop = self.relay._stop
         try:
-            while not stop.is_set() and self._session is not None:
-                if self._session.next_bar(_DRIVER_WAIT_S) is False:
-                    return
+            while not stop.is_set() and self._sources:
+                # Cleared before polling: input posted meanwhile sets it again, so no wake-up is lost.
+                self._wake.clear()
+                for source in list(self._sources):
+                    self._drain(source)
+                due = min((source.due_in() for source in self._sources), default=math.inf)
+                self._wake.wait(min(due, _DISPATCH_WAIT_S))
         except Exception:  # a bug must not end the recording silently
-            logger.exception("relay: %s %s bars crashed", self.inst.symbol, self.label)
+            logger.exception("relay: building bars crashed")
 
-    # -- what LiveSession calls -------------------------------------------------------------------
-
-    def _fill(self, bar: Kline, quoted: bool) -> None:
-        self.relay._on_bar(self.label, bar)
-
-    def _fail(self, error: AllTickError) -> None:
-        from .feed import _ST_OVER
-
-        self._state = _ST_OVER
-        self.relay._on_error(self.inst, self.label, error)
-
-    def put_notification(self, status, *args, **kwargs) -> None:
-        logger.info("relay: %s %s bars %s", self.inst.symbol, self.label,
-                    bt.feed.DataBase._NOTIFNAMES[status])
+    def _drain(self, source: BarSource) -> None:
+        inst, label = self._sources[source]
+        while (event := source.poll(0.0)) is not None:
+            if isinstance(event, BarReady):
+                self.relay._on_bar(label, event.bar)
+            elif isinstance(event, StateChanged):
+                logger.info("relay: %s %s bars %s", inst.symbol, label, event.state.upper())
+            elif isinstance(event, Failed):
+                self.relay._on_error(inst, label, event.error)
+                source.close()
+                del self._sources[source]
+                return
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

@@ -32,7 +32,7 @@ from .clock import Clock, SystemClock
 from .errors import ConfigError, SymbolNotFound, check_token, mask_token
 from .markets import DAY_MS, Market
 from .plans import Plan, get_plan
-from .records import Depth, Kline, Quote, Tick, format_utc
+from .records import Depth, Kline, Quote, Tick
 from .redaction import protect
 from .stream_policy import check_ws_url
 from .symbols import Instrument, parse_symbol
@@ -176,9 +176,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
         from .feed import AllTickData
 
-        data = AllTickData(*args, store=self, **kwargs)
-        data._store = self
-        return data
+        return AllTickData(*args, store=self, **kwargs)
 
     def start(self, data=None, broker=None) -> None:
         if not self._started:
@@ -341,15 +339,10 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             first = None if start_ms is None else start_ms - 2 * DAY_MS
             last = None if end_ms is None else end_ms + 2 * DAY_MS
             wanted = None if count is None else count + 2
-        if source == "influx":
-            from .sinks.archive import load_archived_bars
+        from .sources.history import load_history
 
-            klines = load_archived_bars(source_url or "", inst, spec, first, last, wanted,
-                                        self.clock.now_ms(), dialect=self.p.dialect)
-        elif source is None:
-            klines = self.load_spec(inst, spec, first, last, wanted, on_progress)
-        else:
-            raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
+        klines = load_history(self, inst, spec, first, last, wanted, source=source, source_url=source_url,
+                              on_progress=on_progress)
         if not spec.native.is_intraday:
             klines = [k for k in klines if _within(trading_stamp_ms(inst.market, k.end), start_ms, end_ms)]
             if count is not None:
@@ -360,32 +353,12 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                     fromdate: datetime | None, todate: datetime | None, count: int | None,
                     on_progress: Callable[..., None] | None = None) -> list[Kline]:
         """Closed bars of any supported (timeframe, compression), built from native bars if needed."""
+        from .history import load_bars
+
         spec = self.resolve_timeframe(inst, timeframe, compression)
-        return self.load_spec(inst, spec, moment_ms("fromdate", fromdate),
-                              moment_ms("todate", todate, end_of_day=True),
-                              whole_number("count", count, optional=True), on_progress)
-
-    def load_spec(self, inst: Instrument, spec: timeframes.BarSpec, start_ms: int | None,
-                  end_ms: int | None, count: int | None,
-                  on_progress: Callable[..., None] | None = None) -> list[Kline]:
-        """Closed bars stamped ``start_ms <= end <= end_ms`` (Backtrader's filter), or the newest ``count``.
-        """
-        from .bars import combine_closed, first_slot_start
-
-        if start_ms is not None and end_ms is not None and start_ms > end_ms:
-            raise ConfigError(f"fromdate must not be after todate, "
-                              f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
-        native_count = None if count is None else (count + 1) * spec.multiple
-        first = None if start_ms is None else first_slot_start(spec, start_ms, inst.market)
-        bars = self.history.load(inst, spec.native.name, first, end_ms, native_count, on_progress)
-        if not spec.is_native:
-            now = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
-            bars = combine_closed(bars, spec, inst.market, now)
-        if start_ms is not None:
-            bars = [bar for bar in bars if bar.end >= start_ms]
-        if count is not None:
-            bars = bars[-count:]
-        return bars
+        return load_bars(self.history, inst, spec, moment_ms("fromdate", fromdate),
+                         moment_ms("todate", todate, end_of_day=True),
+                         whole_number("count", count, optional=True), on_progress)
 
     def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
                           live: bool = False) -> timeframes.BarSpec:

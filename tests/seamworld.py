@@ -40,12 +40,15 @@ class World:
         self.pushed: list[Tick] = []
         self.up = False
         self.jobs: list[list] = []  # [job, after, upto, reached] in the order REST serves them
+        self.jobs_asked = 0
         self.delivered: list[tuple[Kline, str]] = []
         self.seam = Seam("BTCUSDT", SPEC, CRYPTO, request_rest=self._request, deliver=self._deliver,
                          grace_ms=GRACE_MS, anchor_margin_ms=MARGIN_MS)
 
     def _request(self, after: int | None, upto: int) -> int:
-        job = len(self.jobs) + 1000
+        # Job ids are unique, as the backfill worker's are: a served job's id is never reused.
+        job = 1000 + self.jobs_asked
+        self.jobs_asked += 1
         self.jobs.append([job, after, upto, after])
         return job
 

@@ -229,9 +229,9 @@ def test_check_frame_daily_dates_find_a_missing_weekday_not_weekends(model):
 
 
 def test_live_counts_cover_every_feed_counter():
-    from backtrader_alltick.feed import FEED_COUNTERS
+    from backtrader_alltick.sources import COUNTERS
 
-    assert set(LIVE_COUNTS) == set(FEED_COUNTERS)
+    assert set(LIVE_COUNTS) == set(COUNTERS)
 
 
 def test_live_counts_name_the_feed_counters_and_count_seams():

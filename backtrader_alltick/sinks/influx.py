@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -25,6 +26,19 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8086"
 DEFAULT_TIMEOUT = (3.05, 10.0)
+DEFAULT_DATABASE = "alltick"
+
+
+def split_influx_url(url: str) -> tuple[str, str]:
+    """Split ``http://host:8086/mydb`` into the API root and the database (default ``alltick``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"InfluxDB URL must look like http://host:8086 or http://host:8086/database, "
+                          f"was {url!r}")
+    database = parts.path.strip("/") or DEFAULT_DATABASE
+    if "/" in database:
+        raise ConfigError(f"InfluxDB URL may name one database after the port, was {url!r}")
+    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), database
 
 
 class InfluxSink(BufferedWriter):

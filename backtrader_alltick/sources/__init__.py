@@ -2,7 +2,8 @@
 
 A source is built from explicit collaborators (the store, the instrument, the bar spec and a
 frozen :class:`SourceOptions`), never from a feed.  It runs whatever threads it needs and hands
-its results to one consumer thread through :meth:`BarSource.poll`, as events:
+its results to one consumer thread through :meth:`BarSource.poll`, as events (a consumer of many
+sources passes them one shared ``wake`` event, set whenever input arrives, and calls ``poll(0)``):
 
 * :class:`BarReady`: the next bar (a :class:`~backtrader_alltick.records.Kline`, or a
   :class:`~backtrader_alltick.records.Tick` for ``TimeFrame.Ticks``) with the book that belongs to it;
@@ -12,6 +13,10 @@ its results to one consumer thread through :meth:`BarSource.poll`, as events:
 
 ``AllTickData`` alone turns these into Backtrader states, lines and notifications; the relay
 drives sources directly.  Sources count what they see in :attr:`BarSource.stats`.
+
+The sources: :class:`~.stream.StreamBars` (REST backfill and the service's WebSocket, seamed),
+:class:`~.redis.RedisBars` (a relay's Redis streams); history for backtests comes from
+:func:`~.history.load_history` (REST and cache, or a relay's InfluxDB archive).
 
 Example::
 
@@ -89,6 +94,16 @@ class BarSource(Protocol):
 
     def has_pending(self) -> bool:
         """True when :meth:`poll` would return an event without waiting."""
+
+    def due_in(self) -> float:
+        """Wall seconds until :meth:`poll` has timed work even without new input (``math.inf``: none).
+
+        With a shared ``wake`` event a consumer of many sources waits for the earliest of these.
+        """
+
+    @property
+    def history_until(self) -> int | None:
+        """While bars still come from history, the close stamp of the last one handed out; else None."""
 
     def close(self) -> None:
         """Stop the source's threads and release its connections; idempotent."""

@@ -1,13 +1,12 @@
-"""The live half of ``AllTickData(source="redis")``: bars from a relay's Redis streams.
+"""Live bars from a relay's Redis streams (``AllTickData(source="redis")``).
 
-Same small interface as :class:`~backtrader_alltick.live.LiveSession` (``next_bar(wait)``,
-``last_end``, ``bid``, ``ask``, ``inbox``, ``close()``), so the feed's state machine and
-Cerebro see no difference.  A reader thread does every Redis call (a read that finds Redis
-down retries until it is back, which must not block Cerebro) and posts what it got to
-the inbox; ``next_bar`` runs on Cerebro's thread and waits at most ``wait`` on the inbox.
+Same events as :class:`~backtrader_alltick.sources.stream.StreamBars`, so the feed's states
+and Cerebro see no difference.  A reader thread does every Redis call (a read that finds
+Redis down retries until it is back, which must not block the consumer) and posts what it
+got to the inbox; :meth:`RedisBars.poll` runs on the consumer's thread.
 
-* Backfill: the bars already in the stream from ``fromdate`` (or the newest ``lookback``),
-  delivered as DELAYED; once the reader reaches the end of the stream the feed is LIVE.
+* Backfill: the bars already in the stream from ``start_ms`` (or the newest ``lookback``),
+  delivered as DELAYED; once the reader reaches the end of the stream the source is LIVE.
 * Resume: the reader continues after the last stream ID it saw, so neither a relay
   restart nor a Redis restart loses or repeats a bar; bars are also deduplicated by end.
 * Redis down: CONNBROKEN at once, then DELAYED when it answers again and LIVE when the
@@ -20,14 +19,15 @@ import logging
 import math
 import queue
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from ..errors import AllTickError, ProtocolError
-from ..feed import _ST_BACKFILL, _ST_LIVE, _ST_OVER
-from ..records import Tick
-from .redis import Entry, RedisSource
+from ..records import Depth, Tick
+from ..sinks.redis import Entry, RedisSource
+from ..symbols import Instrument
+from ..timeframes import BarSpec
+from . import SourceOptions
+from .inbox import InboxSource
 
 logger = logging.getLogger(__name__)
 
@@ -48,38 +48,40 @@ class _Connection:
 
 
 @dataclass(frozen=True)
-class _Failed:
+class _ReaderFailed:
     error: AllTickError
 
 
-class RedisSession:
-    """Live bars (or trades, for ``TimeFrame.Ticks``) of one feed, read from a relay's Redis streams.
+class RedisBars(InboxSource):
+    """Live bars (or trades, for ``spec`` None) of one symbol, read from a relay's Redis streams.
+
+    ``options.url`` is the Redis URL, ``options.prefix`` the relay's key prefix.
 
     Example::
 
-        data = AllTickData(store=store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                           source="redis", source_url="redis://127.0.0.1:6379/0")
-        cerebro.adddata(data)      # the feed builds a RedisSession in start()
+        options = SourceOptions(url="redis://127.0.0.1:6379/0", lookback=10)
+        source = RedisBars(store, parse_symbol("BTCUSDT"), spec, options, None)
+        event = source.poll(0.5)
     """
 
-    def __init__(self, feed, start_ms: int | None, *, prefix: str = "alltick") -> None:
-        self.feed = feed
-        self.inst, self.spec = feed.inst, feed.spec
-        self.symbol = self.inst.symbol
-        self.period = None if self.spec is None else self.spec.period
+    def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+                 start_ms: int | None, *, wake: threading.Event | None = None) -> None:
+        super().__init__(max(options.inbox_size // READ_COUNT, 8), wake)
+        self.inst, self.spec, self.options = inst, spec, options
+        self.symbol = inst.symbol
+        self.period = None if spec is None else spec.period
         self.start_ms = start_ms
-        self.inbox: queue.Queue = queue.Queue(maxsize=max(feed.p.inbox_size // READ_COUNT, 8))
-        self.bid = self.ask = math.nan
-        self._ready: deque = feed._ready
         self._last_end: int | None = None
-        self._last_id: str | None = None
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
-        self.source = RedisSource(feed.p.source_url, prefix, reconnect_timeout=math.inf,
+        self.source = RedisSource(options.url, options.prefix, reconnect_timeout=math.inf,
                                   on_connection=self._on_connection)
         self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
         self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"RedisBars({self.symbol}, {self.period or 'ticks'}, {self.state})"
 
     def close(self) -> None:
         """Stop the reader thread and release the connection."""
@@ -88,44 +90,16 @@ class RedisSession:
         self._thread.join(READ_BLOCK_MS / 1000 + self.source.socket_timeout)
 
     @property
-    def last_end(self) -> int | None:
-        """Close stamp of the last bar handed to the feed."""
-        return self._last_end
+    def history_until(self) -> int | None:
+        """While bars still come from before LIVE, the close stamp of the last one handed out; else None."""
+        return None if self.state == "live" else self._last_end
 
-    # -- Cerebro's thread -------------------------------------------------------------------------
+    # -- the consumer's thread -----------------------------------------------------------------------
 
-    def next_bar(self, wait: float):
-        """One step of ``_load``: True with a bar in the lines, None when idle, False at the end."""
-        deadline = time.monotonic() + wait
-        while True:
-            self._drain()
-            if self.feed._state == _ST_OVER:
-                return False
-            if self._ready:
-                self.feed._fill(*self._ready.popleft())
-                if self._is_tail and not self._broken and len(self._ready) <= 1:
-                    self._go_live()
-                return True
-            if self._is_tail and not self._broken:
-                self._go_live()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                item = self.inbox.get(timeout=remaining)
-            except queue.Empty:
-                return None
-            self._handle(item)
-
-    def _drain(self) -> None:
-        for _ in range(self.inbox.qsize()):
-            try:
-                self._handle(self.inbox.get_nowait())
-            except queue.Empty:
-                return
+    def _caught_up(self) -> bool:
+        return self._is_tail and not self._broken
 
     def _handle(self, item) -> None:
-        feed = self.feed
         if isinstance(item, _Batch):
             for entry in item.entries:
                 self._queue(entry.record)
@@ -133,39 +107,32 @@ class RedisSession:
         elif isinstance(item, _Connection):
             if not item.is_up and not self._broken:
                 self._broken = True
-                feed.stats["reconnects"] += 1
-                feed._state = _ST_BACKFILL
-                feed.put_notification(feed.CONNBROKEN)
+                self.stats["reconnects"] += 1
+                self._note("connbroken")
             elif item.is_up and self._broken:
                 self._broken = False
                 self._is_tail = False  # LIVE again once the reader has caught up
-                feed.put_notification(feed.DELAYED)
-        elif isinstance(item, _Failed):
-            feed._fail(item.error)
-        else:  # the latest book, for the bid/ask lines
-            self.bid = item.best_bid if item.best_bid is not None else math.nan
-            self.ask = item.best_ask if item.best_ask is not None else math.nan
+                self._note("delayed")
+        elif isinstance(item, _ReaderFailed):
+            self._fail(item.error)
+        elif isinstance(item, Depth):  # the latest book, for the bid/ask lines
+            self._take_book(item)
 
     def _queue(self, record) -> None:
         if isinstance(record, Tick):
             if self.start_ms is None or record.time >= self.start_ms:
-                self.feed.stats["ticks"] += 1
-                self._ready.append((record, True))
+                self.stats["ticks"] += 1
+                self._emit(record, quoted=True)
             return
         if self._last_end is not None and record.end <= self._last_end:
-            self.feed.stats["duplicate_bars"] = self.feed.stats.get("duplicate_bars", 0) + 1
+            self.stats["duplicate_bars"] = self.stats.get("duplicate_bars", 0) + 1
             return
         if self.start_ms is not None and record.end < self.start_ms:
             return  # Backtrader's filter: a bar stamped exactly at fromdate stays
         self._last_end = record.end
-        live = self.feed._state == _ST_LIVE
-        self.feed.stats["bars_live" if live else "bars_rest"] += 1
-        self._ready.append((record, live))  # a bar replayed from before LIVE has no quote
-
-    def _go_live(self) -> None:
-        if self.feed._state != _ST_LIVE:
-            self.feed._state = _ST_LIVE
-            self.feed.put_notification(self.feed.LIVE)
+        live = self.state == "live"
+        self.stats["bars_live" if live else "bars_rest"] += 1
+        self._emit(record, quoted=live)  # a bar replayed from before LIVE has no quote
 
     # -- the reader thread ------------------------------------------------------------------------
 
@@ -179,7 +146,7 @@ class RedisSession:
                 if entries:
                     after = entries[-1].id
                 self._post(_Batch(entries, len(entries) < READ_COUNT))
-                if self.feed.p.bidask:
+                if self.options.bidask:
                     depth = self.source.last(self.symbol).depth
                     if depth is not None:
                         self._post(depth)
@@ -188,10 +155,10 @@ class RedisSession:
             if self._closing.is_set():
                 return
             if isinstance(e, AllTickError):  # a malformed entry: nothing after it can be read in order
-                self._post(_Failed(e))
+                self._post(_ReaderFailed(e))
             else:  # the thread must never die silently
                 logger.exception("%s: the Redis reader crashed", self.symbol)
-                self._post(_Failed(ProtocolError(f"the Redis reader of {self.symbol} crashed: {e!r}")))
+                self._post(_ReaderFailed(ProtocolError(f"the Redis reader of {self.symbol} crashed: {e!r}")))
 
     def _first_id(self) -> str:
         # Backfill: bars closing at or after fromdate, else the newest `lookback` entries posted here.
@@ -201,7 +168,7 @@ class RedisSession:
             return f"{self.start_ms - 1}-0"
         if self.start_ms is not None:
             return "0-0"  # trade IDs are Redis arrival times: read all, keep those after fromdate
-        count = self.feed.p.lookback if self.feed.p.backfill_start else 1
+        count = self.options.lookback if self.options.backfill_start else 1
         if self.period is None:
             newest = self.source.newest_ticks(self.symbol, count)
         else:
@@ -210,7 +177,7 @@ class RedisSession:
             logger.info("%s: no %s in Redis yet; waiting for a relay to write some", self.symbol,
                         f"{self.period} bars" if self.period else "trades")
             return "0-0"
-        if self.feed.p.backfill_start:
+        if self.options.backfill_start:
             self._post(_Batch(newest, False))
         return newest[-1].id
 
@@ -220,10 +187,11 @@ class RedisSession:
         return self.source.read_bars(self.symbol, self.period, after, block_ms=block_ms, count=READ_COUNT)
 
     def _post(self, item) -> None:
-        # Block the reader (not Cerebro) while the feed is behind: nothing is lost, memory stays bounded.
+        # Block the reader (not the consumer) while it is behind: nothing is lost, memory stays bounded.
         while not self._closing.is_set():
             try:
                 self.inbox.put(item, timeout=0.5)
+                self._wake_consumer()
                 return
             except queue.Full:
                 continue

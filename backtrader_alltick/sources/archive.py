@@ -15,30 +15,15 @@ recorded (the relay started or stopped inside it) is built from the trades that 
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
 
-from ..bars import BarBuilder, combine_closed, first_slot_start
-from ..errors import ConfigError
+from ..bars import BarBuilder, combine_closed
+from ..history import check_window, keep_asked, window_start
 from ..records import Kline
+from ..sinks.influx import InfluxSource, split_influx_url
 from ..symbols import Instrument
 from ..timeframes import BarSpec
-from .influx import InfluxSource
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DATABASE = "alltick"
-
-
-def split_influx_url(url: str) -> tuple[str, str]:
-    """Split ``http://host:8086/mydb`` into the API root and the database (default ``alltick``)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"InfluxDB URL must look like http://host:8086 or http://host:8086/database, "
-                          f"was {url!r}")
-    database = parts.path.strip("/") or DEFAULT_DATABASE
-    if "/" in database:
-        raise ConfigError(f"InfluxDB URL may name one database after the port, was {url!r}")
-    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), database
 
 
 def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,
@@ -49,11 +34,10 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
     archived bars to one service's recording (ticks carry no dialect).  A bar still
     forming at ``now_ms`` is never returned.
     """
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise ConfigError(f"fromdate must not be after todate, was {start_ms} > {end_ms} (epoch ms)")
+    check_window(start_ms, end_ms)
     root, database = split_influx_url(url)
     upto = now_ms if end_ms is None else min(end_ms, now_ms)
-    low = 0 if start_ms is None else first_slot_start(spec, start_ms, inst.market)
+    low = window_start(spec, inst, start_ms) or 0
     label = spec.period
     with InfluxSource(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
@@ -62,10 +46,7 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
             bars, origin = combine_closed(native, spec, inst.market, upto), f"{spec.native.name} bars"
         if not bars:
             bars, origin = _bars_from_ticks(source.ticks(inst.symbol, low, upto), inst, spec, upto), "ticks"
-    # Backtrader's filter, as in AllTickStore.load_spec: a bar stamped exactly at fromdate stays.
-    bars = [bar for bar in bars if bar.end <= upto and (start_ms is None or bar.end >= start_ms)]
-    if count is not None:
-        bars = bars[-count:]
+    bars = keep_asked(bars, start_ms, upto, count)
     logger.info("archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label,
                 inst.symbol, origin)
     return bars
@@ -79,31 +60,3 @@ def _bars_from_ticks(ticks, inst: Instrument, spec: BarSpec, upto: int) -> list[
         builder.add_tick(tick)
     builder.on_timer(upto)
     return built
-
-
-def export_ticks(url: str, symbols: list[str], start_ms: int, end_ms: int, path, *,
-                 dialect: str = "alltick") -> dict[str, int]:
-    """Copy the archived ticks of ``symbols`` traded in ``[start_ms, end_ms)`` into the recording at ``path``.
-
-    Returns the number of trades written per symbol.  The recording is appended to, so
-    exporting the same interval twice records its trades twice.
-
-    Example::
-
-        export_ticks("http://127.0.0.1:8086/alltick", ["BTCUSDT"], t0, t1, "btc.rec")
-    """
-    from .recording import RecordingSink
-
-    if start_ms >= end_ms:
-        raise ConfigError(f"--from must be before --to, was {start_ms} >= {end_ms} (epoch ms)")
-    root, database = split_influx_url(url)
-    counts: dict[str, int] = {}
-    with InfluxSource(root, database) as source, RecordingSink(path, dialect=dialect) as sink:
-        for symbol in symbols:
-            # InfluxSource.ticks is inclusive at both ends; a recording interval is half-open.
-            ticks = [tick for tick in source.ticks(symbol, start_ms, end_ms) if tick.time < end_ms]
-            sink.write(ticks)
-            counts[symbol] = len(ticks)
-        sink.flush(None)
-    logger.info("exported %s from %s into %s", counts, source.target, path)
-    return counts

@@ -1,0 +1,227 @@
+"""Live bars from the service: REST backfill up to the seam, then bars built from the WebSocket's trades.
+
+Socket threads and the backfill worker only ever post into the source's inbox; everything
+else runs on the consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md,
+section e).  Which bars come from REST and which from the stream is decided by
+:class:`~backtrader_alltick.seam.Seam` (its docstring states the invariant); this module feeds
+it events stamped with the store's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+
+from .. import timeframes
+from ..backfill import Backfiller, BackfillFailed, BackfillResult
+from ..bars import SeenTrades, slot_of
+from ..clock import wall_seconds
+from ..history import load_bars
+from ..records import Depth, Kline, Tick
+from ..seam import Seam
+from ..symbols import Instrument
+from ..timeframes import BarSpec
+from . import SourceOptions
+from .inbox import InboxSource
+
+logger = logging.getLogger(__name__)
+
+# Wall seconds after the stream is up before a silent symbol anchors its seam: long
+# enough for the coalesced subscribe (AllTick spaces requests 1 s apart) to be active.
+ANCHOR_MARGIN_S = 2.0
+
+
+class StreamBars(InboxSource):
+    """Live bars of one symbol through ``store``'s shared WebSocket, backfilled from REST.
+
+    ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
+    first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
+    set whenever input arrives, so one thread can wait on many sources.
+
+    Example::
+
+        source = StreamBars(store, parse_symbol("BTCUSDT"), spec, SourceOptions(lookback=10), None)
+        event = source.poll(0.5)     # BarReady, StateChanged, Failed or None
+        source.close()
+    """
+
+    def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+                 start_ms: int | None, *, wake: threading.Event | None = None) -> None:
+        super().__init__(options.inbox_size, wake)
+        self.store, self.inst, self.spec, self.options = store, inst, spec, options
+        self.clock = clock = store.clock
+        self.family = store.wire.family(inst)
+        self.start_ms = start_ms
+        self._last_tick_time: int | None = None
+        self._seen = SeenTrades()
+        self._probe_job: int | None = None
+        self._symbol_known = False
+        self._overflowed = False
+        self._closed = False
+        self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * clock.speed)
+        # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
+        self._ticks_flowing = False
+        self._ticks_deadline: int | None = None
+        self.backfiller = Backfiller(self._fetch, clock, self._post, next_close=self._next_close)
+        self.seam: Seam | None = None
+        if spec is not None:
+            self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self.backfiller.request,
+                             deliver=self._deliver, grace_ms=int(options.grace * 1000 * clock.speed),
+                             emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
+                             backfill_start=options.backfill_start, backfill=options.backfill)
+        if not options.backfill_start or spec is None:
+            # Nothing to backfill, but an unknown symbol must still be reported.
+            self._probe_job = self.backfiller.request(None, clock.now_ms(), 1)
+        closed = inst.market.closed_note(clock.now_ms())
+        if closed:  # said once: a quiet feed on a holiday or after the close is expected, not a fault
+            logger.info("%s: %s; no bars until then", inst.symbol, closed)
+        store.listen(inst, self._post, depth=options.bidask, on_status=self._post_status)
+        if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
+            self._stream_up(clock.now_ms())
+
+    def __repr__(self) -> str:
+        return f"StreamBars({self.inst.symbol}, {self.spec.period if self.spec else 'ticks'}, {self.state})"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._post_status)
+        self.backfiller.stop()
+
+    @property
+    def history_until(self) -> int | None:
+        """While bars still come from REST, the close stamp of the last one handed out; else None."""
+        if self.state == "live" and self._caught_up():
+            return None
+        return self.seam.last_end if self.seam is not None else None
+
+    # -- socket and backfill threads -----------------------------------------------------------------
+
+    def _post(self, item) -> None:
+        try:
+            self.inbox.put_nowait(item)
+        except queue.Full:
+            # Never block the socket thread; the lost ticks are rebuilt from REST.
+            self.stats["overflows"] += 1
+            self._overflowed = True
+        self._wake_consumer()
+
+    def _post_status(self, status) -> None:
+        if status.family == self.family:
+            self._post(status)
+
+    # -- the consumer's thread -----------------------------------------------------------------------
+
+    def due_in(self) -> float:
+        moment = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
+        return math.inf if moment is None else wall_seconds(self.clock, moment)
+
+    def _caught_up(self) -> bool:
+        return self.seam.done if self.seam is not None else self._ticks_flowing
+
+    def _drain(self) -> None:
+        if self._overflowed:
+            self._overflowed = False
+            if self.seam is not None:
+                self.seam.on_overflow(self.clock.now_ms())
+        super()._drain()
+
+    def _run_timers(self) -> None:
+        now = self.clock.now_ms()
+        if self.seam is not None:
+            self.seam.on_timer(now)
+        elif self._ticks_deadline is not None and now >= self._ticks_deadline:
+            self._ticks_flowing, self._ticks_deadline = True, None
+
+    def _handle(self, item) -> None:
+        if isinstance(item, Tick):
+            self._on_tick(item)
+        elif isinstance(item, Depth):
+            self._take_book(item)
+        elif isinstance(item, BackfillResult):
+            if item.job != self._probe_job and self.seam is not None:
+                self.seam.on_rest(item.job, item.bars, item.done)
+        elif isinstance(item, BackfillFailed):
+            self._fail(item.error)
+        elif getattr(item, "kind", None) is not None:
+            self._on_status(item)
+
+    def _on_tick(self, tick: Tick) -> None:
+        stats = self.stats
+        stats["ticks"] += 1
+        if self.seam is not None:
+            self.seam.on_trade(tick, self.clock.now_ms())
+            built = self.seam.builder.stats
+            stats["late_ticks"], stats["duplicates"] = built.late_ticks, built.duplicates
+            return
+        # TimeFrame.Ticks: every trade is a bar; drop repeats and trades older than the last.
+        self._ticks_flowing, self._ticks_deadline = True, None
+        if self._seen.is_repeat(tick):
+            stats["duplicates"] += 1
+            return
+        if self._last_tick_time is not None and tick.time < self._last_tick_time:
+            stats["late_ticks"] += 1
+            return
+        self._last_tick_time = tick.time
+        self._emit(tick, quoted=True)
+
+    def _deliver(self, bar: Kline, source: str) -> None:
+        self.stats[source] += 1
+        self._emit(bar, quoted=source == "bars_live")
+
+    def _on_status(self, status) -> None:
+        now = self.clock.now_ms()
+        if status.kind == "fatal":
+            self._fail(status.error)
+        elif status.kind == "disconnected":
+            self.stats["reconnects"] += 1
+            self._note("connbroken")  # bars come from REST until the new seam is done
+            if self.seam is not None:
+                self.seam.on_stream_down(now)
+            self._ticks_flowing, self._ticks_deadline = False, None
+        elif status.kind == "dropped" and self.inst.symbol in status.symbols:
+            self._fail(status.error)
+        elif status.kind == "malformed" and self.seam is not None:
+            # The skipped frame may have carried one of our trades: rebuild the bars in progress.
+            self.seam.on_malformed(now)
+        elif status.kind == "connected" and not self._anchored:
+            self._note("delayed")
+            self._stream_up(now)
+
+    def _stream_up(self, now: int) -> None:
+        if self.seam is not None:
+            self.seam.on_stream_up(now)
+        else:
+            self._ticks_deadline = now + self._margin_ms
+
+    @property
+    def _anchored(self) -> bool:
+        return self.seam.anchored if self.seam is not None else self._ticks_flowing
+
+    # -- the backfill worker's thread ----------------------------------------------------------------
+
+    def _next_close(self, moment_ms: int) -> int:
+        return slot_of(self._backfill_spec(), moment_ms, self.inst.market).end
+
+    def _backfill_spec(self) -> BarSpec:
+        return self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
+
+    def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> list[Kline]:
+        spec = self._backfill_spec()
+        if after_ms is None:
+            start_ms = self.start_ms
+            if start_ms is None and count is None:
+                count = self.options.lookback
+        else:
+            # Every bar that ends after after_ms: the one in progress at after_ms included.
+            start_ms = slot_of(spec, after_ms, self.inst.market).start
+        bars = load_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+        if not bars and not self._symbol_known:
+            # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
+            # then stays silent: the latest trade tells a quiet history from an unknown code.
+            self.store.check_symbols([self.inst])
+        self._symbol_known = True
+        return bars

@@ -18,9 +18,9 @@ from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
-from backtrader_alltick.sources.archive import load_archived_bars
 from backtrader_alltick.sinks.influx import InfluxSource
 from backtrader_alltick.sinks.redis import RedisSource
+from backtrader_alltick.sources.archive import load_archived_bars
 from backtrader_alltick.symbols import parse_symbol
 from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 

@@ -67,6 +67,8 @@ class InboxSource:
 
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""
+        if self.state == "over":
+            return bool(self._notes)  # the failure not yet handed out; nothing after it counts
         return bool(self._bars or self._notes) or not self.inbox.empty()
 
     def due_in(self) -> float:

@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
-from feedtools import Recorder, as_ms_rows, utc
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.bars import slot_of
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks.influx import InfluxSink
 from backtrader_alltick.symbols import parse_symbol
+from feedtools import Recorder, as_ms_rows, utc
 
 MINUTE = 60_000
 T0 = int(datetime(2024, 3, 4, 9, 50, tzinfo=timezone.utc).timestamp() * 1000)

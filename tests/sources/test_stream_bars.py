@@ -70,7 +70,8 @@ class HandStore:
         self.post = self.post_status = None
 
     def resolve_timeframe(self, inst, timeframe, compression=1, *, live=False):
-        return timeframes.resolve(timeframe, compression, self.wire.native_periods(inst), inst.symbol, live=live)
+        natives = self.wire.native_periods(inst)
+        return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
 
     def check_symbols(self, symbols) -> list[Tick]:
         return []
@@ -99,12 +100,12 @@ def next_event(source, kinds=(BarReady, StateChanged, Failed)):
 def world():
     made = []
 
-    def build(*, spec="1m", error=None, options=SourceOptions(lookback=3, bidask=True)):
+    def build(*, spec="1m", error=None):
         # Market time starts just before a boundary: the seam is that boundary, a few wall ms away.
         clock = ScaledClock(BOUNDARY - 3_000, speed=SPEED)
         store = HandStore(clock, minute_bars(BOUNDARY, 6), error)  # REST serves each once it closed
         bar_spec = None if spec is None else store.resolve_timeframe(BTC, timeframes.MINUTES, 1, live=True)
-        source = StreamBars(store, BTC, bar_spec, options, None)
+        source = StreamBars(store, BTC, bar_spec, SourceOptions(lookback=3, bidask=True), None)
         made.append(source)
         return store, source
 

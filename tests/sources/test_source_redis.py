@@ -13,7 +13,7 @@ from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks.redis import RedisSink
-from feedtools import Recorder, as_ms_rows, kline_rows, utc
+from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 
 T0 = 1_700_000_040_000  # on a minute boundary
 MINUTE = 60_000
@@ -49,12 +49,9 @@ def run_consumer(url, *, stop_after=None, timeout=20.0, on_note=None, **kwargs):
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(store.getdata(dataname="BTCUSDT", source_url=url, qcheck=0.1, **kwargs), name="btc")
     cerebro.addstrategy(Watcher, stop_after=stop_after, on_note=on_note)
-    guard = threading.Timer(timeout, cerebro.runstop)
-    guard.start()
     try:
-        return cerebro.run()[0]
+        return run_guarded(cerebro, timeout)
     finally:
-        guard.cancel()
         store.stop()
 
 

@@ -29,9 +29,12 @@ class InboxSource:
 
     Example::
 
-        class Replayed(InboxSource):
+        class Replayed(InboxSource):     # bars a reader thread posts with self.inbox.put(bar)
             def _handle(self, item):
                 self._emit(item, quoted=False)
+
+            def _caught_up(self):
+                return self.inbox.empty()
     """
 
     def __init__(self, inbox_size: int, wake: threading.Event | None = None) -> None:

@@ -144,6 +144,30 @@ def test_idle_consumer_waits_without_spinning(redis_server):
     assert cpu < 0.5 * wall, f"an idle consumer used {cpu:.2f}s of CPU in {wall:.2f}s"
 
 
+def test_a_resampled_consumer_keeps_running_once_live_and_idle(redis_server, sink):
+    # Idle and LIVE, Backtrader's resampler asks the feed for "now" (_timeoffset); the Redis
+    # session once had no answer for it and the run died with an AttributeError.
+    bars = make_bars(0, 11)  # the last 2-minute bar stays open, so the resampler asks
+    sink.write(bars)
+    assert sink.flush(timeout=10)
+    store = AllTickStore(dialect="alltick", cache=False)
+    cerebro = bt.Cerebro(stdstats=False)
+    data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis",
+                         source_url=redis_server.url, lookback=11, qcheck=0.1)
+    cerebro.resampledata(data, timeframe=bt.TimeFrame.Minutes, compression=2, name="btc")
+    cerebro.addstrategy(Recorder)
+    try:
+        strategy = run_guarded(cerebro, 2.0)
+    finally:
+        store.stop()
+
+    assert "LIVE" in strategy.notes["btc"]
+    rows = as_ms_rows(strategy.rows["btc"])
+    assert [row[0] for row in rows[:5]] == [bar.end for bar in bars[1::2]]
+    # The open bar is closed by the clock (Backtrader stamps it): it holds the last minute only.
+    assert len(rows) == 6 and rows[5][1:5] == (bars[-1].open, bars[-1].high, bars[-1].low, bars[-1].close)
+
+
 def test_tick_consumer_delivers_every_trade(redis_server, sink):
     ticks = [Tick("BTCUSDT", T0 + n * 250, 100.0 + n, 1.0, 100.0 + n, seq=n) for n in range(6)]
     sink.write(ticks)

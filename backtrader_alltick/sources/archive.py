@@ -5,7 +5,9 @@ backtest on bars the vendor does not serve, or on ticks.  For one ``BarSpec`` th
 come from the first of these that holds any in the window:
 
 1. bars archived at exactly that period (what the relay's ``--timeframes`` recorded);
-2. archived bars of the native period, combined (3m from 1m) with :func:`bars.combine_closed`;
+2. archived bars of a shorter period of the same unit, coarsest first, combined (3m or 5m from
+   1m, 2h from 1h) with :func:`bars.combine_closed`: a relay that kept only 1m bars serves 5m
+   bars too, although AllTick serves 5m natively;
 3. archived ticks, built into bars with :class:`bars.BarBuilder` (the live feed's aggregator).
 
 Tick-built bars are only as complete as the archive: a bar whose trades were partly
@@ -21,7 +23,7 @@ from ..history import check_window, keep_asked, window_start
 from ..records import Kline
 from ..sinks.influx import InfluxSource, split_influx_url
 from ..symbols import Instrument
-from ..timeframes import BarSpec
+from ..timeframes import PERIODS, BarSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +43,25 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
     label = spec.period
     with InfluxSource(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
-        if not bars and not spec.is_native:
-            native = source.klines(inst.symbol, spec.native.name, low, upto)
-            bars, origin = combine_closed(native, spec, inst.market, upto), f"{spec.native.name} bars"
+        for base in [] if bars else _shorter_bases(spec):
+            archived = source.klines(inst.symbol, base.native.name, low, upto)
+            if archived:
+                bars, origin = combine_closed(archived, base, inst.market, upto), f"{base.native.name} bars"
+                break
         if not bars:
             bars, origin = _bars_from_ticks(source.ticks(inst.symbol, low, upto), inst, spec, upto), "ticks"
     bars = keep_asked(bars, start_ms, upto, count)
     logger.info("archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label,
                 inst.symbol, origin)
     return bars
+
+
+def _shorter_bases(spec: BarSpec) -> list[BarSpec]:
+    # The same bars as multiples of each shorter period of the unit that divides them, coarsest first.
+    length = spec.native.count * spec.multiple
+    return [BarSpec(period, length // period.count, spec.label)
+            for period in sorted(PERIODS.values(), key=lambda p: -p.count)
+            if period.unit == spec.native.unit and period.count < length and length % period.count == 0]
 
 
 def _bars_from_ticks(ticks, inst: Instrument, spec: BarSpec, upto: int) -> list[Kline]:

@@ -31,6 +31,7 @@ from .records import Kline, Tick, format_utc
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
 from .sources.history import load_history
+from .store import AllTickStore
 from .symbols import parse_symbol
 
 logger = logging.getLogger(__name__)
@@ -408,3 +409,6 @@ def _resampler(feed: AllTickData, kwargs: dict) -> type:
                                                               bt.TimeFrame.Months):
         return sessions.TradingDateResampler
     return bt.resamplerfilter.Resampler
+
+
+AllTickStore.DataCls = AllTickData

@@ -172,11 +172,13 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
                           "Backtrader's broker (bt.brokers.BackBroker, cerebro's default): leave "
                           "cerebro.broker as it is, or cerebro.setbroker(bt.brokers.BackBroker(cash=...))")
 
+    # The feed class registers itself here when feed.py is imported (as Backtrader's IB and Oanda
+    # feeds do), so the store never imports the layer above it.
+    DataCls = None
+
     def getdata(self, *args, **kwargs):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
-        from .feed import AllTickData
-
-        return AllTickData(*args, store=self, **kwargs)
+        return self.DataCls(*args, store=self, **kwargs)
 
     def start(self, data=None, broker=None) -> None:
         if not self._started:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from .clock import Clock, wall_seconds
 from .errors import AllTickError, is_retryable
 from .history import CLOSE_LAG_S
 from .records import Kline
+from .transport.retry import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,10 @@ class Backfiller:
 
     def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
                           count: int | None) -> list[Kline] | None:
-        delay = self._retry_initial
+        delays = backoff(self._retry_initial, self._retry_cap, jitter=0.5)
         unexpected = 0
         while not self._stop.is_set():
+            delay = next(delays)
             try:
                 return self._fetch(after_ms, upto_ms, count)
             except AllTickError as e:
@@ -135,6 +136,5 @@ class Backfiller:
                     self._deliver(BackfillFailed(AllTickError(
                         f"backfill kept failing ({type(e).__name__}: {e}); see the log"), job))
                     return None
-            self._stop.wait(delay * (0.5 + random.random()))
-            delay = min(delay * 2, self._retry_cap)
+            self._stop.wait(delay)
         return None

@@ -1,6 +1,6 @@
 """History loading: closed native K-lines from the cache first, the service only for what is missing.
 
-Glue between :class:`~backtrader_alltick.rest.RestClient` and
+Glue between :class:`~backtrader_alltick.transport.rest.RestClient` and
 :class:`~backtrader_alltick.cache.KlineCache`; it does no network or disk I/O of its own.
 
 The loader walks backwards from the newest closed bar.  Covered stretches come from the
@@ -31,9 +31,9 @@ from .clock import Clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
-from .rest import RestClient
 from .symbols import Instrument, parse_symbol
 from .timeframes import BarSpec
+from .transport.rest import RestClient
 from .wire._decode import EARLIEST_MS
 
 logger = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ from .markets import DAY_MS, Market
 from .plans import Plan, get_plan
 from .records import Depth, Kline, Quote, Tick
 from .redaction import protect
-from .stream_policy import check_ws_url
 from .symbols import Instrument, parse_symbol
 from .token_seal import open_token, seal_token
+from .transport.stream_settings import check_ws_url
 from .wire import get_dialect
 
 logger = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     def rest(self):
         with self._lock:
             if self._rest is None:
-                from .rest import RestClient
+                from .transport.rest import RestClient
 
                 self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
                                         timeout=(5.0, float(self.p.timeout)),
@@ -261,7 +261,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         token = self.token
         with self._lock:
             if self._hub is None:
-                from .stream import StreamHub
+                from .transport.stream_hub import StreamHub
 
                 self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
                                       on_event=self._dispatch, on_status=self._dispatch_status,

@@ -24,8 +24,8 @@ import pytest
 from fakeservice import CannedService, alltick_history, alltick_klines, minute_rows
 from test_plot import png_size
 
-from backtrader_alltick import rest
 from backtrader_alltick.cli import main
+from backtrader_alltick.transport import rest
 
 COMMANDS = ["demo", "klines", "quote", "depth", "stream", "cache", "sim"]
 

@@ -23,8 +23,8 @@ from backtrader_alltick.errors import (
 )
 from backtrader_alltick.history import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
 from backtrader_alltick.records import Kline
-from backtrader_alltick.rest import RestClient
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.rest import RestClient
 from backtrader_alltick.wire import get_dialect
 
 MINUTE = 60_000

@@ -12,12 +12,13 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from backtrader_alltick import rest, wire
+from backtrader_alltick import wire
 from backtrader_alltick.errors import ConnectError
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.redaction import RedactingFilter, detached, mask_token, protect, redact
-from backtrader_alltick.rest import RestClient
-from backtrader_alltick.stream import StreamHub
+from backtrader_alltick.transport import rest
+from backtrader_alltick.transport.rest import RestClient
+from backtrader_alltick.transport.stream_hub import StreamHub
 
 TOKEN = "UNITTEST+tok/1a2b=3c4d&9z8y"
 

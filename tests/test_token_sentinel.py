@@ -30,9 +30,10 @@ import backtrader as bt
 import pytest
 import websocket
 
-from backtrader_alltick import AllTickStore, rest
+from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import ConnectError
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport import rest
 from feedtools import Recorder, run_guarded
 
 ROOT = Path(__file__).resolve().parent.parent

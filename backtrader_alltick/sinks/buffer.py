@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import AllTickError, APIError, ConfigError, TransportError
-from .retry import backoff
+from ..transport.retry import backoff
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from ..records import Kline, Tick
 from ..symbols import Instrument
 from . import line_protocol
 from .buffer import BufferedWriter
-from .retry import safe_url
+from .urls import safe_url
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from typing import NamedTuple, TypeVar
 from ..errors import APIError, ConfigError, ConnectError, Timeout, TransportError
 from ..records import Depth, Kline, Quote, Record, Tick
 from ..symbols import Instrument
+from ..transport.retry import backoff
 from . import redis_batch, stream_fields
 from .buffer import BufferedWriter
-from .retry import backoff, safe_url
+from .urls import safe_url
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .errors import PlanLimitError
-from .plans import Plan
+from ..errors import PlanLimitError
+from ..plans import Plan
 
 logger = logging.getLogger(__name__)
 

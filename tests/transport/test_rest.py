@@ -19,7 +19,8 @@ from fakeservice import CannedService
 from backtrader_alltick import AllTickStore, errors
 from backtrader_alltick.errors import AllTickError, ConfigError, ConnectError, ProtocolError, Timeout
 from backtrader_alltick.plans import get_plan
-from backtrader_alltick.rest import RestClient, _map_errors, backoff_delay, parse_retry_after, translate
+from backtrader_alltick.transport.http_errors import map_errors, parse_retry_after, translate
+from backtrader_alltick.transport.rest import RestClient
 from backtrader_alltick.wire import get_dialect
 
 SENTINEL = "SENTINEL-tok3n-5ecret-0123456789"
@@ -87,7 +88,7 @@ def test_translation_picks_the_most_specific_class(cls, expected):
 
 
 def test_map_errors_raises_from_none_so_the_url_is_not_chained():
-    with pytest.raises(ConnectError) as info, _map_errors("GET http://127.0.0.1/kline", [SENTINEL]):
+    with pytest.raises(ConnectError) as info, map_errors("GET http://127.0.0.1/kline", [SENTINEL]):
         raise requests.exceptions.ConnectionError(f"Max retries exceeded with url: /kline?token={SENTINEL}")
 
     assert info.value.__cause__ is None
@@ -96,11 +97,6 @@ def test_map_errors_raises_from_none_so_the_url_is_not_chained():
 
 
 # -- Pure helpers ----------------------------------------------------------------------------
-
-
-def test_backoff_doubles_up_to_the_cap_with_jitter():
-    assert [backoff_delay(n, 0.5, 4.0, jitter=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert [backoff_delay(n, 0.5, 4.0, jitter=lambda: 0.0) for n in range(1, 4)] == [0.25, 0.5, 1.0]
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -179,7 +175,7 @@ def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
 
 
 def test_debug_log_shows_the_request_url_with_the_token_masked(caplog):
-    caplog.set_level(logging.DEBUG, logger="backtrader_alltick.rest")
+    caplog.set_level(logging.DEBUG, logger="backtrader_alltick.transport.rest")
     body = json.dumps({"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1,
                                                            "kline_list": []}}).encode()
     with CannedService(lambda request: (200, body)) as service, \

@@ -12,7 +12,7 @@ sends, decodes JSON and hands ``(status, payload)`` to the parser, then decides:
 - everything else (auth, unknown symbol, plan limits, other 4xx): raise at once.
 
 Exceptions of ``requests`` and ``urllib3`` are translated in exactly one place,
-:func:`_map_errors`, and cut from the chain (``redaction.detached``) before they leave
+:func:`http_errors.map_errors`, and cut from the chain (``redaction.detached``) before they leave
 :meth:`RestClient.call`: their text embeds the full URL, and AllTick carries the token in
 the query string.
 """
@@ -21,40 +21,35 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     AllTickError,
     APIError,
     ConfigError,
-    ConnectError,
     ProtocolError,
     RateLimited,
-    Timeout,
     TransportError,
     check_token,
     is_retryable,
     mask_token,
     redact,
 )
-from .plans import Plan, get_plan
+from ..plans import Plan, get_plan
+from ..records import Depth, Kline, Quote, Tick
+from ..redaction import detached, protect
+from ..symbols import Instrument, parse_symbol
+from ..wire import HttpRequest, get_dialect
+from .http_errors import map_errors, parse_retry_after
 from .ratelimit import RateLimiter
-from .records import Depth, Kline, Quote, Tick
-from .redaction import detached, protect
-from .symbols import Instrument, parse_symbol
-from .wire import HttpRequest, get_dialect
+from .retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +58,6 @@ T = TypeVar("T")
 MAX_RATE_LIMITED = 30
 # Seconds one call may spend waiting out 429 / 605 answers before it gives up.
 RATELIMIT_TIMEOUT = 120.0
-_DETAIL_LIMIT = 300
-rex = requests.exceptions
 
 
 @dataclass
@@ -86,31 +79,6 @@ class RestStats:
     def snapshot(self) -> RestStats:
         """Return a copy, to subtract from later readings."""
         return replace(self)
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, jitter: Callable[[], float] = random.random
-                  ) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped, 50-100 % jittered."""
-    base = min(cap, initial * 2 ** max(0, attempt - 1))
-    return base * (0.5 + 0.5 * jitter())
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for: delta seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment is None:
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
 class RestClient:
@@ -258,7 +226,7 @@ class RestClient:
     def _send(self, request: HttpRequest) -> tuple[int, Any, Any]:
         url = self.base_url + request.path
         where = f"{request.method} {url}"  # no query string: the token may ride there
-        with _map_errors(where, self._secrets):
+        with map_errors(where, self._secrets):
             prepared = self.session.prepare_request(requests.Request(
                 request.method, url, params=request.params, headers=request.headers, data=request.body))
             if logger.isEnabledFor(logging.DEBUG):
@@ -322,12 +290,7 @@ class RestClient:
         insts = [parse_symbol(inst) for inst in insts]
         if not insts:
             raise ConfigError("pass at least one symbol, was []")
-        if hasattr(self.dialect, "request_groups"):
-            return [tuple(group) for group in self.dialect.request_groups(insts)]
-        groups: dict[Any, list[Instrument]] = {}
-        for inst in insts:
-            groups.setdefault((self.dialect.family(inst), inst.region), []).append(inst)
-        return [tuple(group) for group in groups.values()]
+        return [tuple(group) for group in self.dialect.request_groups(insts)]
 
     def _pause(self, seconds: float) -> None:
         if self._closed.wait(seconds):
@@ -370,59 +333,6 @@ def _gave_up(error: AllTickError, attempts: int, detail: str = "") -> AllTickErr
     if isinstance(error, APIError):
         error.message += note
     return error
-
-
-# Most specific first: ConnectTimeout is both a ConnectionError and a Timeout, SSLError and
-# ProxyError are ConnectionErrors, JSONDecodeError is an InvalidJSONError.
-_TRANSLATIONS: tuple[tuple[type[BaseException], type[AllTickError], str], ...] = (
-    (rex.ConnectTimeout, Timeout, "connecting to {where} timed out; check the URL and the network, "
-                                  "or raise the connect timeout"),
-    (rex.ReadTimeout, Timeout, "{where} did not answer in time; retry later or raise the read timeout"),
-    (rex.Timeout, Timeout, "{where} timed out; retry later or raise the timeout"),
-    (rex.SSLError, ConnectError, "the TLS handshake with {where} failed; check the URL and certificates"),
-    (rex.ProxyError, ConnectError, "the proxy refused {where}; check HTTPS_PROXY / HTTP_PROXY"),
-    (rex.ConnectionError, ConnectError, "could not connect to {where}; check the URL, that the service "
-                                        "is up, and the network"),
-    (rex.InvalidJSONError, ProtocolError, "{where} sent JSON that cannot be read"),
-    (rex.TooManyRedirects, ProtocolError, "{where} redirected too many times; check the URL"),
-    (rex.InvalidURL, ConfigError, "the URL of {where} is invalid; check rest_url"),
-    (rex.URLRequired, ConfigError, "no URL was given for {where}; check rest_url"),
-    (rex.MissingSchema, ConfigError, "the URL of {where} lacks http:// or https://; check rest_url"),
-    (rex.InvalidSchema, ConfigError, "the URL of {where} is not http or https; check rest_url"),
-    (rex.InvalidHeader, ConfigError, "a header of {where} is invalid; check the token for line breaks"),
-    (rex.HTTPError, APIError, "{where} answered with an HTTP error"),
-    (rex.RequestException, TransportError, "the request {where} failed; retry later"),
-    (urllib3.exceptions.TimeoutError, Timeout, "{where} timed out; retry later or raise the timeout"),
-    (urllib3.exceptions.HTTPError, TransportError, "the request {where} failed; retry later"),
-)
-
-
-def translate(exc: BaseException, where: str, secrets: Iterable[str] = ()) -> AllTickError:
-    """Return the errors-tree exception for a ``requests`` / ``urllib3`` exception, token redacted."""
-    ours, summary = next(
-        ((target, text) for foreign, target, text in _TRANSLATIONS if isinstance(exc, foreign)),
-        (TransportError, "the request {where} failed; retry later"))
-    try:
-        detail = redact(str(exc), *secrets)
-    except Exception:  # a half-built foreign exception must not hide the real failure
-        detail = ""
-    if len(detail) > _DETAIL_LIMIT:
-        detail = detail[:_DETAIL_LIMIT] + "..."
-    message = f"{summary.format(where=where)} ({type(exc).__name__}: {detail})"
-    if ours is APIError:
-        response = getattr(exc, "response", None)
-        return APIError(message, status=getattr(response, "status_code", None))
-    return ours(message)
-
-
-@contextmanager
-def _map_errors(where: str, secrets: Iterable[str]) -> Iterator[None]:
-    """Translate every foreign exception raised inside into the errors tree (the only place that does)."""
-    try:
-        yield
-    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
-        # from None: the original text embeds the full URL, token included.
-        raise translate(e, where, secrets) from None
 
 
 def _parsed(parse: Callable[[int, Any], T], status: int, payload: Any, request: HttpRequest) -> T:

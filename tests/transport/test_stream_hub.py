@@ -25,15 +25,17 @@ from backtrader_alltick.errors import (
     is_retryable,
 )
 from backtrader_alltick.records import Tick
-from backtrader_alltick.stream import StreamHub, StreamStatus, _map_errors
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.stream_hub import StreamHub
+from backtrader_alltick.transport.stream_protocol import StreamStatus
+from backtrader_alltick.transport.websocket_errors import map_errors
 
 SENTINEL = "SENTINEL-TOKEN-0123456789"
 SAFE_URL = "ws://127.0.0.1:1/quote-b-ws-api?token=SENT…6789"
 
 
 def _mapped(exc: BaseException, *, connecting: bool = False) -> AllTickError:
-    with pytest.raises(AllTickError) as info, _map_errors(SAFE_URL, SENTINEL, connecting=connecting):
+    with pytest.raises(AllTickError) as info, map_errors(SAFE_URL, SENTINEL, connecting=connecting):
         raise exc
     return info.value
 
@@ -116,8 +118,10 @@ def test_hub_rejects_reconnections_below_minus_one():
 def test_hub_defaults_come_from_the_dialect_and_the_plan():
     hub = _hub()
 
-    assert (hub.heartbeat_interval, hub.stale_after) == (10.0, 30.0)
-    assert (hub.min_reconnect_interval, hub.request_spacing, hub.symbol_limit) == (10.0, 1.0, 5)
+    settings = hub.settings
+    assert (settings.heartbeat_interval, settings.stale_after) == (10.0, 30.0)
+    assert (settings.min_reconnect_interval, settings.request_spacing) == (10.0, 1.0)
+    assert settings.symbol_limit == 5
     assert SENTINEL not in repr(hub)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from backtrader_alltick.errors import PlanLimitError
 from backtrader_alltick.plans import get_plan
-from backtrader_alltick.ratelimit import RateLimiter
+from backtrader_alltick.transport.ratelimit import RateLimiter
 
 
 class FakeClock:

@@ -1,0 +1,12 @@
+"""Transport: the I/O that moves bytes to and from the service, and nothing above it.
+
+- :mod:`.rest`: the REST client (token placement, retries, rate limits); :mod:`.http_errors` says
+  what HTTP failures mean; :mod:`.ratelimit` keeps calls within the plan.
+- :mod:`.stream_hub`: one WebSocket connection per endpoint family, shared by every feed; each is a
+  :mod:`.stream_link` (threads and a socket) around a sans-I/O :mod:`.stream_protocol`, configured
+  by :mod:`.stream_settings`, subscribed per :mod:`.subscriptions`, its failures named by
+  :mod:`.websocket_errors`.
+- :mod:`.retry`: the one backoff every retry and reconnect of the package waits.
+
+Wire formats live in :mod:`backtrader_alltick.wire` (pure); this package imports them, never the reverse.
+"""

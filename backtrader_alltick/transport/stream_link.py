@@ -1,0 +1,294 @@
+"""One endpoint family's WebSocket connection for the stream hub: the thread-and-socket shell.
+
+A :class:`StreamLink` runs a reader thread that loops over connections (connect, serve, back off)
+and, per connection, a writer thread.  Both threads only move bytes and wait; what to send and when,
+what a frame means and when a connection is dead is decided by the connection's
+:class:`~backtrader_alltick.transport.stream_protocol.StreamProtocol`.  A link knows its hub only
+through a :class:`LinkHost`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import websocket
+
+from ..errors import AllTickError, TransportError, is_retryable, redact
+from ..redaction import detached
+from .retry import backoff
+from .stream_protocol import READY, Desired, Report, StreamProtocol, StreamStatus, new_counters
+from .stream_settings import RECONNECT_JITTER, StreamSettings
+from .websocket_errors import map_errors
+
+logger = logging.getLogger(__name__)
+
+_OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class LinkHost:
+    """What a link may use of its hub.
+
+    ``stopping`` is set once the hub stops; ``desired(family)`` returns the subscriptions wanted now;
+    ``emit`` reports a status to the hub's subscribers; ``on_event`` takes each record;
+    ``retire(link)`` marks the link ended, so that a new subscriber opens a new one.
+
+    Example::
+
+        host = LinkHost(threading.Event(), registry_snapshot, statuses.append, queue.put_nowait,
+                        lambda link: None)
+    """
+
+    stopping: threading.Event
+    desired: Callable[[str], Desired]
+    emit: Callable[[StreamStatus], None]
+    on_event: Callable[[object], None]
+    retire: Callable[[StreamLink], None]
+
+
+class _ChunkedReads:
+    # websocket-client asks the socket for exactly the bytes of the next frame part: two or three
+    # system calls per frame, each letting the other threads take the interpreter.  This reads a
+    # chunk at a time and hands out the parts it is asked for, in order.
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._recv = ws._recv  # keeps websocket-client's timeout and closed-socket errors
+        self._data, self._at = b"", 0
+        ws.frame_buffer.recv = self.read
+
+    def read(self, wanted: int) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = self._recv(_READ_CHUNK), 0
+        part = self._data[self._at:self._at + wanted]
+        self._at += len(part)
+        return part
+
+
+class _Connection:
+    # One open socket, shared by its reader and writer threads; closed once, by whoever sees the end first.
+
+    def __init__(self, ws: websocket.WebSocket, protocol: StreamProtocol) -> None:
+        self.ws, self.protocol, self.safe_url = ws, protocol, protocol.safe_url
+        self.over = threading.Event()
+        self.error: AllTickError | None = None
+        self._lock = threading.Lock()
+
+    def close(self, error: AllTickError | None) -> None:
+        with self._lock:
+            if self.over.is_set():
+                return
+            self.error = error if error is None else detached(error)
+            self.over.set()
+        with contextlib.suppress(Exception):
+            if error is None:
+                self.ws.send_close()
+        # Shutting the socket down wakes the reader blocked in recv().  Not ws.abort(): after
+        # send_close it does nothing, and a server that never answers the close kept stop() waiting.
+        with contextlib.suppress(Exception):
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+
+class StreamLink:
+    """One family's connection, reconnected with backoff until the hub stops or an error is fatal.
+
+    Each counter in ``stats`` is written by one thread only, so plain ints need no lock.
+
+    Example::
+
+        link = StreamLink("crypto", settings, host)
+        link.thread.start(); ...; link.interrupt(); link.thread.join()
+    """
+
+    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, stats: dict | None = None
+                 ) -> None:
+        self.family, self.settings, self.host = family, settings, host
+        self.stats = stats if stats is not None else new_counters()  # a replaced link's counters go on
+        self.wake = threading.Event()
+        self._connection: _Connection | None = None
+        self._down_since: int | None = None
+        self._attempt = 0
+        self.ended = False  # gave up (fatal): no more attempts on this link
+        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{family}", daemon=True)
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the socket is up and usable (after auth, where there is one)."""
+        connection = self._connection
+        return connection is not None and connection.protocol.ready
+
+    def linger(self, symbol: str) -> None:
+        """Drop records of an unsubscribed code the server goes on sending (an additive dialect)."""
+        connection = self._connection
+        if connection is not None:  # a fresh socket carries only the desired set: nothing lingers on it
+            connection.protocol.lingering.add(symbol)
+
+    def keep(self, symbol: str) -> None:
+        """Deliver the code's records again: it has a subscriber once more."""
+        connection = self._connection
+        if connection is not None:
+            connection.protocol.lingering.discard(symbol)
+
+    def interrupt(self) -> None:
+        self.wake.set()
+        connection = self._connection
+        if connection is not None:
+            connection.close(None)
+
+    def _run(self) -> None:
+        settings, host, stopping = self.settings, self.host, self.host.stopping
+
+        def fresh_delays():
+            return backoff(settings.backoff_initial, settings.backoff_cap, factor=settings.backoff_factor,
+                           jitter=RECONNECT_JITTER)
+
+        delays = fresh_delays()
+        last_attempt, retries, last_kind, floor = None, 0, "", 0.0
+        while not stopping.is_set():
+            if last_attempt is not None:
+                # Never reconnect faster than the plan allows, counted from the previous attempt.
+                floor = max(floor, settings.min_reconnect_interval - (time.monotonic() - last_attempt))
+                if stopping.wait(max(next(delays), floor)):
+                    break
+            last_attempt, connection = time.monotonic(), None
+            self._attempt += 1
+            try:
+                connection = self._connect()
+                error = self._serve(connection)
+            except AllTickError as e:
+                error = detached(e)  # the handshake's foreign exception holds the URL, token included
+            except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
+                error = AllTickError(f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
+                                     f"{redact(str(e), settings.token)}); please report it")
+                detached(error)
+            now_ms = settings.clock.now_ms()
+            if connection is not None and connection.protocol.ready:
+                # The gap to backfill starts with the last frame, not when the loss was noticed.
+                silent_ms = (time.monotonic() - connection.protocol.last_frame) * 1000 * settings.clock.speed
+                self._down_since, self._attempt = int(now_ms - silent_ms), 0
+                last_kind, retries = "connected", 0
+                if connection.protocol.healthy:
+                    delays = fresh_delays()
+            else:
+                self.stats["connect_failures"] += 1
+            if stopping.is_set() or error is None:
+                if last_kind == "connected":
+                    host.emit(StreamStatus(self.family, "disconnected", now_ms, now_ms))
+                break
+            floor = getattr(error, "retry_after", None) or 0.0
+            if not is_retryable(error) or not settings.reconnect or 0 <= settings.reconnections <= retries:
+                host.retire(self)
+                host.emit(StreamStatus(self.family, "fatal", now_ms, self._down_since, self._attempt, error))
+                break
+            if last_kind != "disconnected":
+                host.emit(StreamStatus(self.family, "disconnected", now_ms, self._down_since,
+                                       self._attempt, error))
+                last_kind = "disconnected"
+            else:
+                logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
+            retries += 1
+
+    def _connect(self) -> _Connection:
+        settings = self.settings
+        url, headers = settings.dialect.ws_connect(settings.ws_root, self.family, settings.token)
+        safe_url = redact(url, settings.token)
+        with map_errors(safe_url, settings.token, connecting=True):
+            # UTF-8 checking in pure Python costs three quarters of the read rate; a bad byte
+            # still fails in the JSON parser and is counted as a malformed frame.
+            ws = websocket.create_connection(url, header=headers, timeout=settings.connect_timeout,
+                                             skip_utf8_validation=True)
+            # Every read is bounded; the writer's watchdog normally closes a silent socket first.
+            ws.settimeout(settings.stale_after)
+            _ChunkedReads(ws)
+        return _Connection(ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(),
+                                              stats=self.stats))
+
+    def _serve(self, connection: _Connection) -> AllTickError | None:
+        self._connection = connection
+        if self.host.stopping.is_set():
+            connection.close(None)
+        writer = threading.Thread(target=self._write_loop, args=(connection,),
+                                  name=f"alltick-heartbeat-{self.family}", daemon=True)
+        writer.start()
+        try:
+            self._report(connection.protocol)  # ready at once where the dialect has no login
+            self._read_loop(connection)
+        except AllTickError as e:
+            connection.close(e)
+        finally:
+            connection.close(TransportError(f"WebSocket {connection.safe_url} closed"))
+            self.wake.set()
+            writer.join()
+            self._connection = None
+            with contextlib.suppress(Exception):
+                connection.ws.shutdown()
+        return connection.error
+
+    def _report(self, protocol: StreamProtocol) -> None:
+        notices = protocol.notices
+        while notices:
+            notice = notices.pop(0)
+            if notice is READY:
+                self._on_ready()
+            else:
+                self._tell(notice)
+
+    def _tell(self, report: Report) -> None:
+        self.host.emit(StreamStatus(self.family, report.kind, self.settings.clock.now_ms(),
+                                    error=report.error, symbols=report.symbols))
+
+    def _on_ready(self) -> None:
+        self.stats["connects"] += 1
+        self.stats["reconnects"] += self.stats["connects"] > 1
+        self.host.emit(StreamStatus(self.family, "connected", self.settings.clock.now_ms(),
+                                    self._down_since if self.stats["connects"] > 1 else None, self._attempt))
+        self.wake.set()
+
+    def _read_loop(self, connection: _Connection) -> None:
+        protocol, stats = connection.protocol, self.stats
+        # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
+        receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
+        recv, monotonic = connection.ws.recv_data, time.monotonic
+        # One translation scope for the whole loop: the protocol and the handlers raise only our own
+        # errors, and entering a context manager per frame would cost the hot path.
+        with map_errors(connection.safe_url, self.settings.token, connecting=False):
+            while not connection.over.is_set():
+                opcode, data = recv()
+                records = receive(data, monotonic(), closing=opcode == _OPCODE_CLOSE)
+                if notices:
+                    self._report(protocol)
+                for record in records:
+                    try:
+                        on_event(record)
+                    except Exception:
+                        stats["callback_errors"] += 1
+                        logger.exception("on_event callback failed for %r", record)
+
+    def _write_loop(self, connection: _Connection) -> None:
+        protocol, desired, family = connection.protocol, self.host.desired, self.family
+        token = self.settings.token
+        while not connection.over.is_set():
+            self.wake.clear()
+            protocol.want(desired(family))
+            now = time.monotonic()
+            step = protocol.poll(now)
+            for report in step.reports:
+                self._tell(report)
+            if step.error is not None:
+                connection.close(step.error)
+                return
+            if step.text is not None:
+                try:
+                    with map_errors(connection.safe_url, token, connecting=False):
+                        connection.ws.send(step.text)
+                except AllTickError as e:
+                    connection.close(e)
+                protocol.sent(time.monotonic())
+                continue
+            self.wake.wait(max(0.0, step.wake_at - now))

@@ -58,6 +58,7 @@ T = TypeVar("T")
 MAX_RATE_LIMITED = 30
 # Seconds one call may spend waiting out 429 / 605 answers before it gives up.
 RATELIMIT_TIMEOUT = 120.0
+RETRY_JITTER = 0.5  # each retry waits 50-100 % of its doubled delay
 
 
 @dataclass
@@ -198,7 +199,8 @@ class RestClient:
                 if delay is None:
                     delay = getattr(error, "retry_after", None)
                 if delay is None:
-                    delay = backoff_delay(limited, self.backoff_initial, self.backoff_cap)
+                    delay = backoff_delay(limited, self.backoff_initial, self.backoff_cap,
+                                          jitter=RETRY_JITTER)
                 delay = min(delay, self.retry_after_cap)
                 if limited > MAX_RATE_LIMITED or limited_wait + delay > self.ratelimit_timeout:
                     raise _gave_up(error, limited, f", {limited_wait:.1f} s waited; the store's "
@@ -215,7 +217,7 @@ class RestClient:
                     logger.error("%s %s: giving up after %d attempts: %s", request.method,
                                  request.endpoint, failures, error)
                     raise _gave_up(error, failures)
-                delay = backoff_delay(failures, self.backoff_initial, self.backoff_cap)
+                delay = backoff_delay(failures, self.backoff_initial, self.backoff_cap, jitter=RETRY_JITTER)
                 logger.warning("%s %s failed (%s); retry %d of %d in %.2f s", request.method,
                                request.endpoint, error, failures, self.max_retries, delay)
                 self._pause(delay)

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 from ..errors import ConfigError
 
-SINK_JITTER = 0.25
+SINK_JITTER = 0.25  # the sinks' own; every other user passes its jitter
 
 
-def backoff_delay(attempt: int, initial: float, cap: float, *, factor: float = 2.0, jitter: float = 0.5,
+def backoff_delay(attempt: int, initial: float, cap: float, *, jitter: float, factor: float = 2.0,
                   rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based).
 

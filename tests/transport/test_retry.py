@@ -42,8 +42,9 @@ def test_backoff_delay_of_one_attempt_spans_half_to_all_of_the_doubled_delay():
         def random(self):
             return self.value
 
-    assert [backoff_delay(n, 0.5, 4.0, rng=Extreme(0.0)) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert [backoff_delay(n, 0.5, 4.0, rng=Extreme(1.0)) for n in range(1, 4)] == [0.25, 0.5, 1.0]
+    longest = [backoff_delay(n, 0.5, 4.0, jitter=0.5, rng=Extreme(0.0)) for n in range(1, 6)]
+    assert longest == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert [backoff_delay(n, 0.5, 4.0, jitter=0.5, rng=Extreme(1.0)) for n in range(1, 4)] == [0.25, 0.5, 1.0]
 
 
 def test_backoff_after_days_of_retries_stays_at_the_cap():

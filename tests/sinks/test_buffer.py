@@ -91,3 +91,12 @@ def test_invalid_options_name_the_parameter_and_value(option, value):
     with pytest.raises(ConfigError, match=f"{option} must be .*, was {value}"):
         BufferedWriter(**{"target": "x", "batch": 1, "max_buffer": 1, "flush_interval": 0.0, "retries": 0,
                           "backoff_initial": 0.1, "backoff_max": 1.0, option: value})
+
+
+@pytest.mark.parametrize(("initial", "cap"), [(0.0, 1.0), (2.0, 1.0)])
+def test_a_backoff_that_cannot_pace_retries_is_refused_when_the_writer_is_made(initial, cap):
+    # Not later, in the flush thread, where the error would only be logged.
+    message = f"backoff needs 0 < initial <= cap, was initial={initial}, cap={cap}"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        BufferedWriter(target="x", batch=1, max_buffer=1, flush_interval=0.0, retries=0,
+                       backoff_initial=initial, backoff_max=cap)

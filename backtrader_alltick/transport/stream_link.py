@@ -260,7 +260,7 @@ class StreamLink:
         with map_errors(connection.safe_url, self.settings.token, connecting=False):
             while not connection.over.is_set():
                 opcode, data = recv()
-                records = receive(data, monotonic(), closing=opcode == _OPCODE_CLOSE)
+                records = receive(data, monotonic(), opcode == _OPCODE_CLOSE)
                 if notices:
                     self._report(protocol)
                 for record in records:

@@ -167,7 +167,7 @@ class StreamProtocol:
 
     # -- The reader's side -------------------------------------------------------------
 
-    def receive(self, data: bytes, now: float, *, closing: bool = False) -> list:
+    def receive(self, data: bytes, now: float, closing: bool = False) -> list:
         """Take one frame (``closing``: a close frame) and return the records to deliver, in order.
 
         Raises the AllTickError that ends the connection.
@@ -186,18 +186,23 @@ class StreamProtocol:
         except APIError as e:
             events = [e]
         lingering = self.lingering
-        if lingering or any(isinstance(event, _CONTROL) for event in events):
-            records = []
-            for event in events:
-                if isinstance(event, _CONTROL):
-                    self._on_control(event)
-                elif not lingering or getattr(event, "symbol", None) not in lingering:
-                    records.append(event)
-            events = records
+        for event in events:  # the hot path: a frame of records only, nothing unsubscribed lingering
+            if lingering or isinstance(event, _CONTROL):
+                events = self._settle(events)
+                break
         if events:
             self.healthy = True
             stats["records"] += len(events)
         return events
+
+    def _settle(self, events: list) -> list:
+        records, lingering = [], self.lingering
+        for event in events:
+            if isinstance(event, _CONTROL):
+                self._on_control(event)
+            elif not lingering or getattr(event, "symbol", None) not in lingering:
+                records.append(event)
+        return records
 
     def _on_control(self, event: object) -> None:
         stats, token = self.stats, self.settings.token

@@ -22,8 +22,8 @@ from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.records import Depth, Kline, Tick
 from backtrader_alltick.sources import BarReady, Failed, SourceOptions, StateChanged
 from backtrader_alltick.sources.stream import StreamBars
-from backtrader_alltick.stream_policy import StreamStatus
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.stream_protocol import StreamStatus
 from backtrader_alltick.wire import get_dialect
 
 BTC = parse_symbol("BTCUSDT")

@@ -254,13 +254,13 @@ class StreamLink:
         protocol, stats = connection.protocol, self.stats
         # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
         receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
-        recv, monotonic = connection.ws.recv_data, time.monotonic
+        recv, monotonic, close = connection.ws.recv_data, time.monotonic, _OPCODE_CLOSE
         # One translation scope for the whole loop: the protocol and the handlers raise only our own
         # errors, and entering a context manager per frame would cost the hot path.
         with map_errors(connection.safe_url, self.settings.token, connecting=False):
             while not connection.over.is_set():
                 opcode, data = recv()
-                records = receive(data, monotonic(), opcode == _OPCODE_CLOSE)
+                records = receive(data, monotonic(), opcode == close)
                 if notices:
                     self._report(protocol)
                 for record in records:

@@ -334,7 +334,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
         if is_empty_window(start_ms, end_ms):
-            return klines_frame([], inst.market)
+            return klines_frame([], inst.market, spec.period)
         first, last, wanted = start_ms, end_ms, count
         if not spec.native.is_intraday:
             # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
@@ -349,7 +349,7 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
             klines = [k for k in klines if _within(trading_stamp_ms(inst.market, k.end), start_ms, end_ms)]
             if count is not None:
                 klines = klines[-count:]
-        return klines_frame(klines, inst.market)
+        return klines_frame(klines, inst.market, spec.period)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
                     fromdate: datetime | None, todate: datetime | None, count: int | None,
@@ -402,10 +402,13 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         return self.rest.quotes(_instruments(symbols))
 
 
-def klines_frame(klines: Sequence[Kline], market: Market | None = None) -> pd.DataFrame:
+def klines_frame(klines: Sequence[Kline], market: Market | None = None,
+                 period: str | None = None) -> pd.DataFrame:
     """Turn K-lines into a DataFrame indexed like the feed stamps them: intraday bars by close
-    time (UTC), daily and longer bars (given their ``market``) by trading date."""
-    if market is not None and klines and not timeframes.is_intraday_label(klines[0].period):
+    time (UTC), daily and longer bars (given their ``market``) by trading date.  ``period``
+    (default: the bars') shapes the index of an empty frame too."""
+    period = period or (klines[0].period if klines else None)
+    if market is not None and period is not None and not timeframes.is_intraday_label(period):
         index = pd.DatetimeIndex([market.close_date(k.end) for k in klines], name="date")
     else:
         index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True).rename("datetime")

@@ -72,6 +72,17 @@ def test_fetch_klines_over_dates_without_a_trading_day_is_empty(alltick_sim, mak
         store.fetch_klines("EURUSD", "1m", fromdate=date(2024, 3, 4), todate=date(2024, 3, 3))
 
 
+def test_an_empty_daily_frame_has_the_daily_index_so_it_concatenates_with_a_full_one(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+
+    before_history = store.fetch_klines("AAPL.US", "1d", fromdate="2020-01-01", todate="2020-02-01")
+    recent = store.fetch_klines("AAPL.US", "1d", count=3)
+
+    assert before_history.empty
+    assert (before_history.index.name, before_history.index.tz) == (recent.index.name, recent.index.tz) == (
+        "date", None)
+
+
 @pytest.mark.parametrize(("kwargs", "parameter"), [
     ({"fromdate": 20240304}, "fromdate"),
     ({"fromdate": "yesterday"}, "fromdate"),

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from backtrader_alltick.cli import main
 from backtrader_alltick.recording import Recording
 from backtrader_alltick.records import Tick
@@ -66,6 +68,19 @@ def test_record_without_a_sink_is_a_usage_error_naming_the_fix(capsys):
 def test_record_quotes_need_the_itick_dialect(capsys):
     assert main(["record", "BTCUSDT", "--redis", "redis://127.0.0.1:1/0", "--types", "quote"]) == 1
     assert "--types quote needs --dialect itick" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--timeframes", "1m,7x", "argument --timeframes: must look like"),
+    ("--timeframes", ",", "argument --timeframes: must list at least one bar length"),
+    ("--types", "tick,trades", "argument --types: must be a comma list of tick, quote, depth"),
+])
+def test_record_bad_timeframes_and_types_are_usage_errors_before_anything_starts(capsys, option, value, says):
+    with pytest.raises(SystemExit) as exit_:
+        main(["record", "BTCUSDT", "--redis", "redis://127.0.0.1:1/0", option, value])
+
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
 
 
 def test_record_stops_with_an_error_when_the_token_is_rejected(capsys, alltick_sim, redis_server):

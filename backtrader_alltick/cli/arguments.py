@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import timeframes
 from ..errors import ConfigError
+from ..records import PUSHED_KINDS
 
 # Formats every matplotlib backend writes; the chart's format follows the file's suffix.
 CHART_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
@@ -135,6 +136,25 @@ def timeframe(text: str) -> Timeframe:
     except ConfigError:
         raise argparse.ArgumentTypeError(f"must look like {timeframes.PERIOD_SYNTAX}, was {text!r}") from None
     return Timeframe(value, compression, text.strip())
+
+
+def timeframe_list(text: str) -> list[str]:
+    """A comma list of bar lengths such as ``1m,5m,1h``, each checked by :func:`timeframe`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"must list at least one bar length such as 1m,5m, was {text!r}")
+    for name in names:
+        timeframe(name)
+    return names
+
+
+def kind_list(text: str) -> list[str]:
+    """A comma list of pushed record kinds (``tick``, ``quote``, ``depth``); may be empty (bars only)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PUSHED_KINDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"must be a comma list of {', '.join(PUSHED_KINDS)}, was {text!r}")
+    return names
 
 
 def add_symbols(parser: argparse.ArgumentParser) -> None:

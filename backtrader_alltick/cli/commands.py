@@ -133,9 +133,9 @@ def run_depth(args: argparse.Namespace) -> int:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    types = {t.strip() for t in args.types.split(",") if t.strip()}
-    if not types or types - set(PUSHED_KINDS):
-        raise ConfigError(f"--types must be a comma list of {', '.join(PUSHED_KINDS)}, was {args.types!r}")
+    types = set(args.types)
+    if not types:
+        raise ConfigError(f"--types must name at least one of {', '.join(PUSHED_KINDS)}, was none")
     if "quote" in types and args.dialect != "itick":
         raise ConfigError("--types quote needs --dialect itick (AllTick pushes only tick and depth), "
                           f"was --dialect {args.dialect}")
@@ -259,7 +259,7 @@ def register(subparsers) -> None:
 
     sub = add("stream", help="print live pushes until Ctrl-C, --limit or --seconds")
     arguments.add_symbols(sub)
-    sub.add_argument("--types", default="tick",
+    sub.add_argument("--types", type=arguments.kind_list, default="tick",
                      help="comma list of tick, quote (itick only), depth (default tick)")
     sub.add_argument("--limit", type=arguments.positive_int, default=None, help="stop after N pushes")
     sub.add_argument("--seconds", type=arguments.positive_float, default=None,

@@ -38,11 +38,11 @@ def register(subparsers) -> None:
                      help="Redis URL, e.g. redis://127.0.0.1:6379/0")
     sub.add_argument("--influx", default=None, metavar="URL", type=arguments.url_of("http", "https"),
                      help="InfluxDB 1.x URL, e.g. http://127.0.0.1:8086 or http://127.0.0.1:8086/mydb")
-    sub.add_argument("--types", default="tick", help="raw records for Redis: comma list of tick, quote "
-                                                     "(itick only), depth (default tick); the --file "
-                                                     "recording keeps every trade, and depth if listed")
-    sub.add_argument("--timeframes", default="1m", help="closed bars to write: comma list such as 1m,5m,1h "
-                                                        "(default 1m)")
+    sub.add_argument("--types", type=arguments.kind_list, default="tick",
+                     help="raw records for Redis: comma list of tick, quote (itick only), depth (default "
+                          "tick); the --file recording keeps every trade, and depth if listed")
+    sub.add_argument("--timeframes", type=arguments.timeframe_list, default="1m",
+                     help="closed bars to write: comma list such as 1m,5m,1h (default 1m)")
     sub.add_argument("--archive-ticks", action="store_true", help="also write every tick into InfluxDB")
     sub.add_argument("--lookback", type=arguments.positive_int, default=500,
                      help="bars to backfill per timeframe on a first start (default 500)")
@@ -73,7 +73,7 @@ def run_record(args: argparse.Namespace) -> int:
     if args.redis is None and args.influx is None and args.file is None:
         raise ConfigError("record needs somewhere to write: pass --file PATH, --redis URL and/or "
                           "--influx URL, was none")
-    types = [name.strip() for name in args.types.split(",") if name.strip()]
+    types = args.types
     if "quote" in types and args.dialect != "itick":
         raise ConfigError(f"--types quote needs --dialect itick (AllTick pushes only tick and depth), "
                           f"was --dialect {args.dialect}")
@@ -83,11 +83,11 @@ def run_record(args: argparse.Namespace) -> int:
     try:
         with open_service(args, symbols, "recording") as service, \
                 Relay(service.store, symbols, redis_url=args.redis, influx_url=args.influx,
-                      timeframes=[t.strip() for t in args.timeframes.split(",") if t.strip()],
+                      timeframes=args.timeframes,
                       types=types, archive_ticks=args.archive_ticks, lookback=args.lookback,
                       recording=args.file, recording_options={"flush_interval": args.flush}) as relay:
             print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
-                  f"{args.timeframes}); stop with Ctrl-C", file=sys.stderr, flush=True)
+                  f"{','.join(args.timeframes)}); stop with Ctrl-C", file=sys.stderr, flush=True)
             while not stop.wait(args.progress):
                 if relay.errors:  # a rejected token or an unknown symbol: recording cannot go on
                     raise relay.errors[0]

@@ -315,8 +315,9 @@ class _BarDispatcher:
                     self._drain(source)
                 due = min((source.due_in() for source in self._sources), default=math.inf)
                 self._wake.wait(min(due, _DISPATCH_WAIT_S))
-        except Exception:  # a bug must not end the recording silently
+        except Exception as e:  # a bug must not end the bars silently: record stops with an error
             logger.exception("relay: building bars crashed")
+            self.relay.errors.append(AllTickError(f"building bars crashed: {e!r}"))
 
     def _drain(self, source: BarSource) -> None:
         inst, label = self._sources[source]

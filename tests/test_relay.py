@@ -316,3 +316,16 @@ def test_a_relay_with_only_a_recording_keeps_every_trade_and_book_and_builds_no_
                                                                   for t in truth]
     assert len(recording.books("BTCUSDT")) >= 20 and recording.dialect == "alltick"
     assert relay.stats["bars"] == {} and relay.stats["file"]["written"] == len(ticks) + relay.stats["depth"]
+
+
+def test_a_crash_while_building_bars_is_an_error_of_the_relay_not_a_silent_stop(fast_sim, redis_server,
+                                                                              make_relay, monkeypatch):
+    def broken_poll(self, timeout):  # stands for a bug in bar building
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("backtrader_alltick.relay.StreamBars.poll", broken_poll)
+    relay = make_relay(fast_sim, redis_url=redis_server.url)
+
+    relay._bars._thread.join(10)  # the dispatcher ends on the crash
+
+    assert [str(error) for error in relay.errors] == ["building bars crashed: RuntimeError('boom')"]

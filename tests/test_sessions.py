@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import date, datetime, time, timedelta, timezone
 
 import backtrader as bt
@@ -342,3 +343,31 @@ def k_date(symbol, kline) -> date:
     from backtrader_alltick.symbols import parse_symbol
 
     return parse_symbol(symbol).market.close_date(kline.end)
+
+
+def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make_store, caplog):
+    before_close = datetime(2023, 7, 5, 19, 58, tzinfo=timezone.utc)  # 15:58 New York
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=before_close) as sim:
+        store = make_store(sim)
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=3,
+                                      qcheck=0.1), name="aapl")
+        cerebro.addstrategy(StopWhenLive, until=date(2099, 1, 1))
+
+        class StopOnClosedNote(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "market closed" in record.getMessage():
+                    threading.Timer(1.0, cerebro.runstop).start()  # a second more: no second note
+
+        stopper = StopOnClosedNote()
+        logging.getLogger("backtrader_alltick").addHandler(stopper)
+        try:
+            with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+                strategy = run_guarded(cerebro, 30)
+        finally:
+            logging.getLogger("backtrader_alltick").removeHandler(stopper)
+
+    closed = [r.getMessage() for r in caplog.records if "market closed" in r.getMessage()]
+    assert closed == ["AAPL.US: US market closed: 2023-07-05's session closed at 16:00 America/New_York; "
+                      "next open 2023-07-06 13:30 UTC; no bars until then"]
+    assert strategy.dates and strategy.dates[-1] == date(2023, 7, 5)

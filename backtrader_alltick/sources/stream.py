@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 # Wall seconds after the stream is up before a silent symbol anchors its seam: long
 # enough for the coalesced subscribe (AllTick spaces requests 1 s apart) to be active.
 ANCHOR_MARGIN_S = 2.0
+MARKET_MINUTE_MS = 60_000
 
 
 class StreamBars(InboxSource):
@@ -74,9 +75,9 @@ class StreamBars(InboxSource):
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, clock.now_ms(), 1)
-        closed = inst.market.closed_note(clock.now_ms())
-        if closed:  # said once: a quiet feed on a holiday or after the close is expected, not a fault
-            logger.info("%s: %s; no bars until then", inst.symbol, closed)
+        self._closure_noted: str | None = None
+        self._closure_check_ms = -math.inf
+        self._note_market_closure(clock.now_ms())
         store.listen(inst, self._post, depth=options.bidask, on_status=self._post_status)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
@@ -129,8 +130,20 @@ class StreamBars(InboxSource):
                 self.seam.on_overflow(self.clock.now_ms())
         super()._drain()
 
+    def _note_market_closure(self, now: int) -> None:
+        # Said once per closure (a night, a holiday, an early close): a quiet feed then is expected,
+        # not a fault.  Checked once a market minute, which is often enough for a log line.
+        if now < self._closure_check_ms:
+            return
+        self._closure_check_ms = now + MARKET_MINUTE_MS
+        closed = self.inst.market.closed_note(now)
+        if closed and closed != self._closure_noted:
+            logger.info("%s: %s; no bars until then", self.inst.symbol, closed)
+        self._closure_noted = closed
+
     def _run_timers(self) -> None:
         now = self.clock.now_ms()
+        self._note_market_closure(now)
         if self.seam is not None:
             self.seam.on_timer(now)
         elif self._ticks_deadline is not None and now >= self._ticks_deadline:

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,28 +20,20 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
-from .arguments import (
-    bar_window,
-    is_empty_window,
-    moment_ms,
-    timeframe_and_compression,
-    trading_stamp_ms,
-    whole_number,
-)
+from .arguments import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .clock import Clock, SystemClock
-from .errors import ConfigError, SymbolNotFound, check_token, mask_token
-from .markets import DAY_MS, Market
+from .errors import ConfigError, check_token, mask_token
+from .frames import window_frame
 from .plans import Plan, get_plan
-from .records import Depth, Kline, Quote, Tick
+from .records import Kline, Tick
 from .redaction import protect
+from .snapshots import SnapshotQueries
 from .symbols import Instrument, parse_symbol
 from .token_seal import open_token, seal_token
 from .transport.stream_settings import check_ws_url
 from .wire import get_dialect
 
 logger = logging.getLogger(__name__)
-
-KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]
 
 
 class _NoSingleton(bt.Store.__class__):
@@ -51,7 +43,7 @@ class _NoSingleton(bt.Store.__class__):
         return bt.metabase.MetaParams.__call__(cls, *args, **kwargs)
 
 
-class AllTickStore(bt.Store, metaclass=_NoSingleton):
+class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
 
     Params:
@@ -175,6 +167,10 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
     # The feed class registers itself here when feed.py is imported (as Backtrader's IB and Oanda
     # feeds do), so the store never imports the layer above it.
     DataCls = None
+
+    # sources/history.py registers its loader of closed bars (from the service, or a relay's archive
+    # for source="influx") here when imported, so fetch_klines never imports the layer above either.
+    history_source = None
 
     def getdata(self, *args, **kwargs):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
@@ -333,23 +329,12 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         spec = self.resolve_timeframe(inst, timeframe, compression)
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
-        if is_empty_window(start_ms, end_ms):
-            return klines_frame([], inst.market, spec.period)
-        first, last, wanted = start_ms, end_ms, count
-        if not spec.native.is_intraday:
-            # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
-            first = None if start_ms is None else start_ms - 2 * DAY_MS
-            last = None if end_ms is None else end_ms + 2 * DAY_MS
-            wanted = None if count is None else count + 2
-        from .sources.history import load_history
 
-        klines = load_history(self, inst, spec, first, last, wanted, source=source, source_url=source_url,
-                              on_progress=on_progress)
-        if not spec.native.is_intraday:
-            klines = [k for k in klines if _within(trading_stamp_ms(inst.market, k.end), start_ms, end_ms)]
-            if count is not None:
-                klines = klines[-count:]
-        return klines_frame(klines, inst.market, spec.period)
+        def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
+            return self.history_source(self, inst, spec, first, last, wanted, source=source,
+                                       source_url=source_url, on_progress=on_progress)
+
+        return window_frame(load, inst.market, spec, start_ms, end_ms, count)
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
                     fromdate: datetime | None, todate: datetime | None, count: int | None,
@@ -368,61 +353,3 @@ class AllTickStore(bt.Store, metaclass=_NoSingleton):
         timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
-
-    def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
-        """Return the latest trade of each symbol (the seed article's scenario 1)."""
-        return self.rest.latest_trades(_instruments(symbols))
-
-    def check_symbols(self, symbols: Iterable[str] | str) -> list[Tick]:
-        """Return the latest trade of each symbol; raise SymbolNotFound naming every one without.
-
-        Services leave unknown codes out of batch answers and subscriptions without an error
-        (iTick), so a symbol missing from the answer is one the service does not know.
-
-        Example::
-
-            store.check_symbols(["AAPL.US", "TSLA.US"])   # SymbolNotFound if either is unknown
-        """
-        insts = _instruments(symbols)
-        ticks = self.latest_trades(insts)
-        answered = {self.wire.wire_code(tick.symbol) for tick in ticks}
-        missing = [inst.symbol for inst in insts if self.wire.wire_code(inst) not in answered]
-        if missing:
-            raise SymbolNotFound(f"the {self.p.dialect} service at {self.rest_url} does not know "
-                                 f"{', '.join(missing)} (its latest-trade answer leaves them out); check "
-                                 "the symbol against the service's product list", symbol=missing[0])
-        return ticks
-
-    def depth(self, symbols: Iterable[str] | str) -> list[Depth]:
-        """Return the latest order book of each symbol."""
-        return self.rest.depth(_instruments(symbols))
-
-    def quotes(self, symbols: Iterable[str] | str) -> list[Quote]:
-        """Return quote snapshots (itick dialect only)."""
-        return self.rest.quotes(_instruments(symbols))
-
-
-def klines_frame(klines: Sequence[Kline], market: Market | None = None,
-                 period: str | None = None) -> pd.DataFrame:
-    """Turn K-lines into a DataFrame indexed like the feed stamps them: intraday bars by close
-    time (UTC), daily and longer bars (given their ``market``) by trading date.  ``period``
-    (default: the bars') shapes the index of an empty frame too."""
-    period = period or (klines[0].period if klines else None)
-    if market is not None and period is not None and not timeframes.is_intraday_label(period):
-        index = pd.DatetimeIndex([market.close_date(k.end) for k in klines], name="date")
-    else:
-        index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True).rename("datetime")
-    frame = pd.DataFrame([(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
-                         columns=KLINE_COLUMNS, index=index)
-    return frame
-
-
-def _within(stamp_ms: int, start_ms: int | None, end_ms: int | None) -> bool:
-    return (start_ms is None or stamp_ms >= start_ms) and (end_ms is None or stamp_ms <= end_ms)
-
-
-def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
-    if isinstance(symbols, str):
-        symbols = [s for s in symbols.split(",") if s.strip()]
-    return [parse_symbol(s) for s in symbols]
-

@@ -16,8 +16,8 @@ from pathlib import Path
 import backtrader as bt
 
 from backtrader_alltick import AllTickStore
+from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.sim import Simulator
-from backtrader_alltick.store import klines_frame
 from backtrader_alltick.symbols import parse_symbol
 
 SYMBOL = "BTCUSDT"  # crypto trades 24/7, so 100,000 minutes are 100,000 bars

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from backtrader_alltick.bar_series import series_from_klines
+from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.quality import check_bars, check_frame, check_klines
 from backtrader_alltick.quality_html import render_html
 from backtrader_alltick.sim.market import MarketModel
-from backtrader_alltick.store import klines_frame
 from backtrader_alltick.symbols import parse_symbol
 
 START = 1_709_251_200_000  # 2024-03-01 00:00 UTC

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
 from backtrader_alltick.quality import (
     KINDS,
@@ -21,7 +22,6 @@ from backtrader_alltick.quality import (
     live_counts,
 )
 from backtrader_alltick.sim.market import MarketModel
-from backtrader_alltick.store import klines_frame
 
 MINUTE = 60_000
 DAY = 86_400_000

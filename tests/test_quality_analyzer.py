@@ -12,11 +12,11 @@ from test_cli import run, service
 
 import backtrader_alltick
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.markets import CRYPTO, US_STOCKS
 from backtrader_alltick.quality import check_frame
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.sim.market import MarketModel
-from backtrader_alltick.store import klines_frame
 from feedtools import run_guarded
 
 MINUTE = 60_000

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from ..history import Progress, load_bars
 from ..records import Kline
+from ..store import AllTickStore
 from ..symbols import Instrument
 from ..timeframes import BarSpec
 
@@ -31,3 +32,7 @@ def load_history(store, inst: Instrument, spec: BarSpec, start_ms: int | None, e
         return load_archived_bars(source_url or "", inst, spec, start_ms, end_ms, count,
                                   store.clock.now_ms(), dialect=store.p.dialect)
     raise ConfigError(f"source must be None (the service) or 'influx', was {source!r}")
+
+
+# The store's fetch_klines loads through this, without importing the layer above it.
+AllTickStore.history_source = staticmethod(load_history)

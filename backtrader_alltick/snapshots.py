@@ -1,0 +1,63 @@
+"""The service's answers of the moment: latest trades, order books, quotes, and the symbol check.
+
+Mixed into :class:`~backtrader_alltick.store.AllTickStore`, which provides ``rest`` (the REST
+client), ``wire`` (the dialect), ``rest_url`` and ``p.dialect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import SymbolNotFound
+from .records import Depth, Quote, Tick
+from .symbols import Instrument, parse_symbol
+
+
+class SnapshotQueries:
+    """A store's REST snapshots, for scripts and notebooks.
+
+    Symbols are a list or one comma-separated string.
+
+    Example::
+
+        store.latest_trades("AAPL.US,TSLA.US")
+        store.depth(["BTCUSDT"])
+    """
+
+    def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
+        """Return the latest trade of each symbol (the seed article's scenario 1)."""
+        return self.rest.latest_trades(_instruments(symbols))
+
+    def check_symbols(self, symbols: Iterable[str] | str) -> list[Tick]:
+        """Return the latest trade of each symbol; raise SymbolNotFound naming every one without.
+
+        Services leave unknown codes out of batch answers and subscriptions without an error
+        (iTick), so a symbol missing from the answer is one the service does not know.
+
+        Example::
+
+            store.check_symbols(["AAPL.US", "TSLA.US"])   # SymbolNotFound if either is unknown
+        """
+        insts = _instruments(symbols)
+        ticks = self.latest_trades(insts)
+        answered = {self.wire.wire_code(tick.symbol) for tick in ticks}
+        missing = [inst.symbol for inst in insts if self.wire.wire_code(inst) not in answered]
+        if missing:
+            raise SymbolNotFound(f"the {self.p.dialect} service at {self.rest_url} does not know "
+                                 f"{', '.join(missing)} (its latest-trade answer leaves them out); check "
+                                 "the symbol against the service's product list", symbol=missing[0])
+        return ticks
+
+    def depth(self, symbols: Iterable[str] | str) -> list[Depth]:
+        """Return the latest order book of each symbol."""
+        return self.rest.depth(_instruments(symbols))
+
+    def quotes(self, symbols: Iterable[str] | str) -> list[Quote]:
+        """Return quote snapshots (itick dialect only)."""
+        return self.rest.quotes(_instruments(symbols))
+
+
+def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
+    if isinstance(symbols, str):
+        symbols = [s for s in symbols.split(",") if s.strip()]
+    return [parse_symbol(s) for s in symbols]

@@ -17,8 +17,7 @@ import logging
 import math
 import time
 from collections import deque
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import backtrader as bt
 from backtrader.utils.date import num2date
@@ -37,14 +36,6 @@ from .symbols import parse_symbol
 logger = logging.getLogger(__name__)
 
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
-
-
-class LocalizableZone(ZoneInfo):
-    """A ``ZoneInfo`` with pytz's ``localize``, the one method Backtrader calls on a tz."""
-
-    def localize(self, moment: datetime) -> datetime:
-        # An aware moment already says which instant it is; only a naive one is read in this zone.
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self)
 
 
 class AllTickData(bt.feed.DataBase):
@@ -137,7 +128,7 @@ class AllTickData(bt.feed.DataBase):
         self._market_sessions = (self.inst is not None and not self._by_date
                                  and self.p.sessionstart is None and self.p.sessionend is None)
         if self._market_sessions:
-            self._take_market_sessions()
+            sessions.take_market_sessions(self.p, self.inst)
         self._state = _ST_START
         self._source: BarSource | None = None
         self._history: deque[Kline] = deque()
@@ -182,22 +173,6 @@ class AllTickData(bt.feed.DataBase):
             target = min(target, reach)
         return timedelta(milliseconds=target - time.time() * 1000)
 
-    def _take_market_sessions(self) -> None:
-        # Runs before Backtrader's dopostinit, which combines a date fromdate with sessionstart.
-        market, tz = self.inst.market, self.p.tz
-        times = sessions.session_times(market, tz)
-        if times is not None:
-            self.p.sessionstart, self.p.sessionend = times
-        else:
-            logger.info("%s: the %s session moves against %s with daylight saving time, so sessionstart/"
-                        "sessionend keep Backtrader's defaults (session timers fire at those); pass "
-                        "tz=%r for the exchange's times. Days still end at the exchange's close.",
-                        self.inst.symbol, market.name, tz or "UTC", market.tz)
-        if isinstance(self.p.fromdate, date) and not isinstance(self.p.fromdate, datetime):
-            self.p.fromdate = sessions.trading_day_start(market, self.p.fromdate, tz)
-        if isinstance(self.p.todate, date) and not isinstance(self.p.todate, datetime):
-            self.p.todate = sessions.trading_day_end(market, self.p.todate, tz)
-
     def _getnexteos(self):
         # Where the trading day of the current bar ends, by the market's calendar (holidays,
         # early closes, daylight saving time), in Backtrader's form: (naive UTC, float).
@@ -207,7 +182,7 @@ class AllTickData(bt.feed.DataBase):
         return num2date(eos), eos
 
     def resample(self, **kwargs) -> None:
-        self.addfilter(_resampler(self, kwargs), **kwargs)
+        self.addfilter(sessions.resampler_for(self._market_sessions, kwargs), **kwargs)
 
     def clone(self, **kwargs):
         # Backtrader's clone (adddata + resampledata of one feed) reads the wall clock; ours
@@ -221,14 +196,8 @@ class AllTickData(bt.feed.DataBase):
         env.addstore(self._store)
 
     def _gettz(self):
-        # Backtrader resolves a tz name through pytz, which pandas no longer installs; a
-        # zoneinfo zone with a pytz-style localize() serves the same purpose.
-        tz = self.p.tz
-        if isinstance(tz, str):
-            return LocalizableZone(tz)
-        if isinstance(tz, ZoneInfo) and not hasattr(tz, "localize"):
-            return LocalizableZone(tz.key)
-        return super()._gettz()
+        zone = sessions.localizable_zone(self.p.tz)
+        return zone if zone is not None else super()._gettz()
 
     def start(self) -> None:
         super().start()
@@ -399,16 +368,7 @@ class _AllTickClone(bt.DataClone):
         return self.data._timeoffset()
 
     def resample(self, **kwargs) -> None:
-        self.addfilter(_resampler(self.data, kwargs), **kwargs)
-
-
-def _resampler(feed: AllTickData, kwargs: dict) -> type:
-    # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
-    # close and stamped like native bars.  Anything else: Backtrader's own resampler.
-    if feed._market_sessions and kwargs.get("timeframe") in (bt.TimeFrame.Days, bt.TimeFrame.Weeks,
-                                                              bt.TimeFrame.Months):
-        return sessions.TradingDateResampler
-    return bt.resamplerfilter.Resampler
+        self.addfilter(sessions.resampler_for(self.data._market_sessions, kwargs), **kwargs)
 
 
 AllTickStore.DataCls = AllTickData

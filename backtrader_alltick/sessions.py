@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import math
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
+import backtrader as bt
 from backtrader.dataseries import _Bar
 from backtrader.resamplerfilter import Resampler
 
 from .markets import Market
+from .symbols import Instrument
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +61,35 @@ def output_zone(tz) -> tzinfo:
     if tz is None:
         return timezone.utc
     if isinstance(tz, str):
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo(tz)
     return tz
+
+
+class LocalizableZone(ZoneInfo):
+    """A ``ZoneInfo`` with pytz's ``localize``, the one method Backtrader calls on a tz.
+
+    Example::
+
+        LocalizableZone("America/New_York").localize(datetime(2024, 3, 1, 9, 30))
+    """
+
+    def localize(self, moment: datetime) -> datetime:
+        # An aware moment already says which instant it is; only a naive one is read in this zone.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self)
+
+
+def localizable_zone(tz) -> LocalizableZone | None:
+    """A feed's ``tz`` (a zone name or a zoneinfo zone) as Backtrader can use it; None: let
+    Backtrader resolve it.
+
+    Backtrader resolves a tz name through pytz, which pandas no longer installs; a zoneinfo
+    zone with a pytz-style localize() serves the same purpose.
+    """
+    if isinstance(tz, str):
+        return LocalizableZone(tz)
+    if isinstance(tz, ZoneInfo) and not hasattr(tz, "localize"):
+        return LocalizableZone(tz.key)
+    return None
 
 
 def session_times(market: Market, tz) -> tuple[time, time] | None:
@@ -97,6 +125,38 @@ def trading_day_end(market: Market, day: date, tz) -> datetime:
     if last is None:
         return datetime.combine(day, END_OF_DAY)
     return _local(market.session_close(last), output_zone(tz)).replace(tzinfo=None)
+
+
+def take_market_sessions(params, inst: Instrument) -> None:
+    """Give a feed's ``params`` its market's session (in its ``tz``), and read a ``date``
+    ``fromdate``/``todate`` as that trading day's open/close.
+
+    Runs before Backtrader's dopostinit, which combines a date fromdate with sessionstart.
+    """
+    market, tz = inst.market, params.tz
+    times = session_times(market, tz)
+    if times is not None:
+        params.sessionstart, params.sessionend = times
+    else:
+        logger.info("%s: the %s session moves against %s with daylight saving time, so sessionstart/"
+                    "sessionend keep Backtrader's defaults (session timers fire at those); pass "
+                    "tz=%r for the exchange's times. Days still end at the exchange's close.",
+                    inst.symbol, market.name, tz or "UTC", market.tz)
+    if isinstance(params.fromdate, date) and not isinstance(params.fromdate, datetime):
+        params.fromdate = trading_day_start(market, params.fromdate, tz)
+    if isinstance(params.todate, date) and not isinstance(params.todate, datetime):
+        params.todate = trading_day_end(market, params.todate, tz)
+
+
+def resampler_for(market_sessions: bool, kwargs: dict) -> type:
+    """The resampler filter for ``data.resample(**kwargs)`` on a feed (``market_sessions``: an
+    intraday feed on its market's sessions)."""
+    # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
+    # close and stamped like native bars.  Anything else: Backtrader's own resampler.
+    if market_sessions and kwargs.get("timeframe") in (bt.TimeFrame.Days, bt.TimeFrame.Weeks,
+                                                       bt.TimeFrame.Months):
+        return TradingDateResampler
+    return Resampler
 
 
 class TradingDateResampler(Resampler):

@@ -25,8 +25,34 @@ class SnapshotQueries:
     """
 
     def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
-        """Return the latest trade of each symbol (the seed article's scenario 1)."""
-        return self.rest.latest_trades(_instruments(symbols))
+        """Return the latest trade of each symbol (the seed article's scenario 1).
+
+        An unknown symbol raises SymbolNotFound naming only the unknown ones: AllTick refuses
+        a whole batch for one bad code (``ret 600``), so the batch is halved until they are found.
+        """
+        insts = _instruments(symbols)
+        try:
+            return self.rest.latest_trades(insts)
+        except SymbolNotFound:
+            if len(insts) < 2:
+                raise
+            unknown = self._unknown_among(insts)
+            if not unknown or len(unknown) == len(insts):
+                raise
+        return self.rest.latest_trades(unknown)  # raises, naming exactly those
+
+    def _unknown_among(self, refused: list[Instrument]) -> list[Instrument]:
+        # ``refused`` is a batch the service refused: halve it until each unknown code stands alone.
+        if len(refused) == 1:
+            return refused
+        half = len(refused) // 2
+        found = []
+        for part in (refused[:half], refused[half:]):
+            try:
+                self.rest.latest_trades(part)
+            except SymbolNotFound:
+                found += self._unknown_among(part)
+        return found
 
     def check_symbols(self, symbols: Iterable[str] | str) -> list[Tick]:
         """Return the latest trade of each symbol; raise SymbolNotFound naming every one without.

@@ -18,3 +18,17 @@ def test_check_symbols_names_every_symbol_the_answer_leaves_out(itick_sim, make_
     with pytest.raises(SymbolNotFound, match="does not know ZZZZ.US, QQQQ.US") as raised:
         store.check_symbols(["AAPL.US", "ZZZZ.US", "QQQQ.US"])
     assert raised.value.symbol == "ZZZZ.US"
+
+
+@pytest.mark.parametrize("symbols, unknown", [
+    (["AAPL.US", "ZZZZ.US"], "ZZZZ.US"),
+    (["ZZZZ.US", "AAPL.US", "TSLA.US", "QQQQ.US", "GOOGL.US"], "ZZZZ.US, QQQQ.US"),
+])
+def test_alltick_refuses_a_whole_batch_yet_the_error_names_only_the_unknown(alltick_sim, make_store, symbols,
+                                                                           unknown):
+    store = make_store(alltick_sim)
+
+    with pytest.raises(SymbolNotFound, match=f"does not know {unknown} on") as raised:
+        store.check_symbols(symbols)
+
+    assert raised.value.symbol == unknown.split(",")[0]

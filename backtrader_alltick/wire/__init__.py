@@ -1,8 +1,10 @@
-"""Wire formats, one pure module per dialect: ``wire.alltick`` (default) and ``wire.itick``.
+"""Wire formats, one pure package per dialect: ``wire.alltick`` (default) and ``wire.itick``.
 
-A dialect module is the only place that knows its vendor's JSON.  It builds requests
+A dialect package is the only place that knows its vendor's JSON.  It builds requests
 and parses responses and frames into :mod:`records`; it does no I/O and reads no
-clock.  Both modules expose the same names:
+clock.  Inside it, ``codes`` names instruments, ``rest`` holds the requests and answers,
+``stream`` the WebSocket frames, and one module the record objects both carry.
+Both packages expose the same names:
 
 =========================  ========  =====================================================
 name                       required  what it does
@@ -122,7 +124,7 @@ class ServerError:
 
 
 def get_dialect(name: str):
-    """Return the wire module for a dialect name."""
+    """Return the wire package (its public surface) for a dialect name."""
     from ..errors import ConfigError
 
     if name == "alltick":

@@ -52,6 +52,13 @@ Notes on the table:
   ``itick.ws_symbol(inst)`` (``AAPL$US``).  iTick has no native ``15m``: kType 3 means
   15 min in current docs and 10 min in old ones, and a response cannot tell which.
 
+Example (the same for either dialect)::
+
+    dialect = get_dialect("alltick")
+    inst = parse_symbol("AAPL.US")
+    request = dialect.authorize(dialect.kline_request(inst, "1m", 500), token)
+    bars = dialect.parse_klines(response.status_code, response.json(), inst, "1m")
+
 Parsers raise :class:`~backtrader_alltick.errors.APIError` subclasses for error
 envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones, for
 input of any unexpected shape, and for records that cannot be true (``_decode``: times

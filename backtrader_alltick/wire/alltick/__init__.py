@@ -9,13 +9,8 @@ numbers, seconds or milliseconds, bars in any order or repeated, the batch-kline
 
 This package is the dialect (``get_dialect("alltick")``); its modules are ``codes``
 (wire codes, endpoint families, periods), ``rest`` (requests and answers), ``stream``
-(WebSocket frames) and ``ticks`` (trade and book objects, the same on both).
-
-Example::
-
-    inst = parse_symbol("AAPL.US")
-    request = authorize(kline_request(inst, "1m", 500), token)
-    bars = parse_klines(response.status_code, response.json(), inst, "1m")
+(WebSocket frames) and ``ticks`` (trade and book objects, the same on both).  The usage
+example of either dialect is in :mod:`backtrader_alltick.wire`.
 """
 
 from .codes import KLINE_TYPES, can_page_back, family, native_periods, wire_code

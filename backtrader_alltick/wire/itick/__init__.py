@@ -13,13 +13,8 @@ builds it from ``5m`` (section 5.1).
 
 This package is the dialect (``get_dialect("itick")``); its modules are ``codes``
 (codes, socket symbols, asset paths, kTypes), ``rest`` (requests and answers),
-``stream`` (WebSocket frames) and ``rows`` (record objects, the same on both).
-
-Example::
-
-    inst = parse_symbol("AAPL.US")
-    request = authorize(kline_request(inst, "1m", 500), token)
-    bars = parse_klines(response.status_code, response.json(), inst, "1m")
+``stream`` (WebSocket frames) and ``rows`` (record objects, the same on both).  The usage
+example of either dialect is in :mod:`backtrader_alltick.wire`.
 """
 
 from .codes import FAMILIES, KTYPES, can_page_back, family, native_periods, wire_code, ws_symbol

@@ -9,18 +9,20 @@ Choices where the reference is silent: codes a WebSocket subscription does not s
 (unknown, or of the other family) are ignored silently, like codes past the plan cap;
 a bad token on the WebSocket upgrade is refused with HTTP 401 and a ``ret 401`` body;
 a socket over the plan's connection cap gets a ``ret 606`` frame and is closed.
-This module keeps its own codec on purpose: it must not share code with ``wire.alltick``.
+Its WebSocket sessions are in :mod:`.alltick_stream`, the text both sides write in
+:mod:`.alltick_format`.  The simulator keeps its own codec on purpose: it must not share
+code with ``wire.alltick``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 
 from ..records import normalize_epoch_ms
+from .alltick_format import HEADER_INVALID, MESSAGES, book_levels, decimal_text, json_bytes
+from .alltick_stream import AllTickSession
 from .kline_flaws import served_klines
-from .pusher import Session, Step
 from .server import Exchange, Reply
 
 STOCK_REST, OTHER_REST = "/quote-stock-b-api", "/quote-b-api"
@@ -28,13 +30,6 @@ WS_PATHS = {"/quote-stock-b-ws-api": "stock", "/quote-b-ws-api": "other"}
 KLINE_TYPES = {1: "1m", 2: "5m", 3: "15m", 4: "30m", 5: "1h", 6: "2h", 7: "4h", 8: "1d", 9: "1w", 10: "1M"}
 KLINE_LIMIT = 500
 BATCH_KLINE_LIMIT = 2
-MESSAGES = {
-    200: "ok", 400: "request data param invalid", 401: "token invalid", 402: "query invalid",
-    429: "Too Many Requests", 600: "code invalid", 601: "body empty", 603: "token level not enough",
-    604: "code unauthorized", 605: "too many requests",
-    606: "too many requests and connection will be closed",
-}
-HEADER_INVALID = "request header param invalid"
 
 
 class _Refused(Exception):
@@ -44,12 +39,8 @@ class _Refused(Exception):
         self.message = message or MESSAGES[ret]
 
 
-def _json(payload) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _envelope(ret: int, trace: str, data, message: str | None = None) -> bytes:
-    return _json({"ret": ret, "msg": message or MESSAGES[ret], "trace": trace, "data": data})
+    return json_bytes({"ret": ret, "msg": message or MESSAGES[ret], "trace": trace, "data": data})
 
 
 class AllTickService:
@@ -84,27 +75,28 @@ class AllTickService:
 
     def auth_reply(self, missing: bool) -> Reply:
         message = "token is required" if missing else MESSAGES[401]
-        return Reply(200, _json({"ret": 401, "msg": message, "trace": "", "data": {}}))
+        return Reply(200, json_bytes({"ret": 401, "msg": message, "trace": "", "data": {}}))
 
     def rate_limited_reply(self, wait: float) -> Reply:
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         if self.sim.faults.rate_limit_reply == "http429":
-            return Reply(429, _json({"ret": 429, "msg": MESSAGES[429], "trace": "", "data": {}}), headers)
-        return Reply(200, _json({"ret": 605, "msg": MESSAGES[605], "trace": "", "data": {}}), headers)
+            return Reply(429, json_bytes({"ret": 429, "msg": MESSAGES[429], "trace": "", "data": {}}),
+                         headers)
+        return Reply(200, json_bytes({"ret": 605, "msg": MESSAGES[605], "trace": "", "data": {}}), headers)
 
     def rate_limit_code(self) -> int:
         return 429 if self.sim.faults.rate_limit_reply == "http429" else 605
 
     def not_found_reply(self) -> Reply:
-        return Reply(404, _json({"ret": 404, "msg": "not found", "trace": "", "data": {}}))
+        return Reply(404, json_bytes({"ret": 404, "msg": "not found", "trace": "", "data": {}}))
 
     def method_reply(self, exchange: Exchange, endpoint: str) -> Reply | None:
         """The refusal of a request sent with the wrong method (batch-kline takes POST, the rest GET)."""
         allowed = "POST" if endpoint == "batch-kline" else "GET"
         if exchange.method == allowed:
             return None
-        return Reply(405, _json({"ret": 400, "msg": f"{endpoint} takes {allowed}", "trace": "", "data": {}}),
-                     {"Allow": allowed})
+        body = {"ret": 400, "msg": f"{endpoint} takes {allowed}", "trace": "", "data": {}}
+        return Reply(405, json_bytes(body), {"Allow": allowed})
 
     # -- REST ----------------------------------------------------------------------------
 
@@ -179,8 +171,8 @@ class AllTickService:
         spec = self.sim.model.specs[symbol]
         return {"timestamp": str(bar.start // 1000), "open_price": repr(bar.open),
                 "close_price": repr(bar.close), "high_price": repr(bar.high), "low_price": repr(bar.low),
-                "volume": _decimal(bar.volume, spec.size_decimals),
-                "turnover": _decimal(bar.turnover, spec.price_decimals + spec.size_decimals)}
+                "volume": decimal_text(bar.volume, spec.size_decimals),
+                "turnover": decimal_text(bar.turnover, spec.price_decimals + spec.size_decimals)}
 
     def _kline(self, family: str, data: dict) -> dict:
         symbol, kline_type, rows = self._kline_list(family, data, KLINE_LIMIT)
@@ -215,16 +207,16 @@ class AllTickService:
                     places = spec.price_decimals + spec.size_decimals
                     rows.append({"code": code, "seq": str(tick.seq), "tick_time": str(tick.time),
                                  "price": repr(tick.price),
-                                 "volume": _decimal(tick.volume, spec.size_decimals),
-                                 "turnover": _decimal(tick.turnover, places),
+                                 "volume": decimal_text(tick.volume, spec.size_decimals),
+                                 "turnover": decimal_text(tick.turnover, places),
                                  "trade_direction": tick.direction})
             else:
                 depth = model.depth(code, now)
                 if depth is not None:
                     decimals = model.specs[code].size_decimals
                     rows.append({"code": code, "seq": str(model.last_trade(code, now).seq),
-                                 "tick_time": str(depth.time), "bids": _levels(depth.bids, decimals),
-                                 "asks": _levels(depth.asks, decimals)})
+                                 "tick_time": str(depth.time), "bids": book_levels(depth.bids, decimals),
+                                 "asks": book_levels(depth.asks, decimals)})
         return {"tick_list": rows}
 
     # -- WebSocket -----------------------------------------------------------------------
@@ -241,161 +233,12 @@ class AllTickService:
 
     def refuse_upgrade(self, reason: str) -> Reply:
         if reason == "auth":
-            return Reply(401, _json({"ret": 401, "msg": MESSAGES[401], "trace": "", "data": {}}))
-        return Reply(429, _json({"ret": 606, "msg": MESSAGES[606], "trace": "", "data": {}}))
+            return Reply(401, json_bytes({"ret": 401, "msg": MESSAGES[401], "trace": "", "data": {}}))
+        return Reply(429, json_bytes({"ret": 606, "msg": MESSAGES[606], "trace": "", "data": {}}))
 
     def new_session(self, connection, exchange: Exchange, token: str) -> AllTickSession:
         return AllTickSession(self.sim, connection, token, WS_PATHS[exchange.path])
 
-
-class AllTickSession(Session):
-    """One AllTick socket: trade and depth lists (each replaced by its own subscribe)."""
-
-    default_heartbeat_timeout = 30.0  # alltick.md 5.3
-
-    def __init__(self, sim, connection, token: str, family: str) -> None:
-        super().__init__(sim, connection, token)
-        self.family = family
-        self.trade_codes: list[str] = []
-        self.depth_codes: dict[str, int] = {}
-        self._last_request = -math.inf
-
-    @property
-    def budget_group(self) -> str:
-        # A stock socket and a non-stock socket together use one connection allowance (alltick.md 6.3).
-        return self.family
-
-    def on_open(self) -> None:
-        self.acquire_budget()
-
-    def over_budget(self) -> None:
-        self._answer(0, 0, "", 606)
-        self.connection.close(1008, "connection limit")
-
-    def wanted(self) -> set[str]:
-        return set(self.trade_codes) | set(self.depth_codes)
-
-    def on_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-            cmd_id = message["cmd_id"]
-        except (ValueError, KeyError, TypeError):
-            self._answer(0, 0, "", 400, HEADER_INVALID)
-            return
-        seq_id, trace = message.get("seq_id"), message.get("trace", "")
-        data = message.get("data")
-        if cmd_id == 22000:
-            self.last_heartbeat = time.monotonic()
-            if self.sim.faults.ignore_heartbeats:
-                self.sim.counters_store.fault("ignore_heartbeats")
-            else:
-                self._answer(22001, seq_id, trace)
-            return
-        now = time.monotonic()
-        # At least 1 s between requests on one socket (alltick.md 6.3); heartbeats are exempt.
-        if now - self._last_request < self.sim.plan.ws_request_spacing:
-            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 606)
-            self.connection.close(1008, "too many requests")
-            return
-        self._last_request = now
-        if not isinstance(data, dict):
-            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
-        elif cmd_id in (22002, 22004):
-            self._subscribe(cmd_id, seq_id, trace, data)
-        elif cmd_id == 22006:
-            kind = data.get("cancel_type")
-            if kind not in (0, 1, 2, 3):
-                self._answer(22007, seq_id, trace, 400)
-                return
-            if kind in (0, 1):
-                self.depth_codes = {}
-            if kind in (0, 2):
-                self.trade_codes = []
-            self._answer(22007, seq_id, trace)
-        else:
-            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
-
-    def _subscribe(self, cmd_id: int, seq_id, trace, data: dict) -> None:
-        items = data.get("symbol_list")
-        if not isinstance(items, list) or not all(_valid_subscription(item) for item in items):
-            self._answer(cmd_id + 1, seq_id, trace, 400)
-            return
-        model, stock = self.sim.model, self.family == "stock"
-        served = [item for item in items if (inst := model.instrument(item["code"])) is not None
-                  and inst.symbol == item["code"] and inst.is_stock == stock
-                  and item["code"] not in self.sim.denied_symbols]
-        served = served[: self.sim.plan.ws_symbols]
-        if cmd_id == 22004:
-            self.trade_codes = list(dict.fromkeys(item["code"] for item in served))
-        else:
-            self.depth_codes = {item["code"]: int(item.get("depth_level") or 1) for item in served}
-        self._answer(cmd_id + 1, seq_id, trace)
-
-    def _answer(self, cmd_id: int, seq_id, trace, ret: int = 200, message: str | None = None) -> None:
-        # The docs' answers always carry a numeric seq_id: 0 when the request had none (or no number).
-        if not isinstance(seq_id, int) or isinstance(seq_id, bool):
-            seq_id = 0
-        payload = {"ret": ret, "msg": message or MESSAGES[ret], "cmd_id": cmd_id, "seq_id": seq_id,
-                   "trace": trace if isinstance(trace, str) else "", "data": {}}
-        self.reply(_json(payload).decode(), None if ret == 200 else ret)
-
-    def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
-        ticks: list[bytes] = []
-        for code in self.trade_codes:
-            ticks.extend(step.memo(("alltick-trades", code), lambda c=code: _trade_frames(step, c)))
-        others = []
-        for code, level in self.depth_codes.items():
-            if len(step.trades(code)[0]):
-                frame = step.memo(("alltick-depth", code, level),
-                                  lambda c=code, n=level: _depth_frame(step, c, n))
-                if frame:
-                    others.append(frame)
-        return ticks, others
-
-
-def _trade_frames(step: Step, code: str) -> list[bytes]:
-    from .websocket import text_frame
-
-    time_, price, size, direction, seq = step.trades(code)
-    spec = step.model.specs[code]
-    ps, ss, decimals = spec.price_scale, spec.size_scale, spec.size_decimals
-    scale, places = ps * ss, spec.price_decimals + decimals
-    frames = []
-    for t, p, s, d, q in zip(time_.tolist(), price.tolist(), size.tolist(), direction.tolist(), seq.tolist()):
-        volume = str(s) if decimals == 0 else _decimal(s / ss, decimals)
-        frames.append(text_frame(
-            f'{{"cmd_id":22998,"data":{{"code":"{code}","seq":{q},"tick_time":{t},"price":"{p / ps!r}",'
-            f'"volume":"{volume}","turnover":"{_decimal(p * s / scale, places)}","trade_direction":{d}}}}}'))
-    return frames
-
-
-def _depth_frame(step: Step, code: str, levels: int) -> bytes | None:
-    from .websocket import text_frame
-
-    depth = step.model.depth(code, step.end, levels)
-    if depth is None:
-        return None
-    seq = int(step.trades(code)[4][-1])
-    decimals = step.model.specs[code].size_decimals
-    body = {"cmd_id": 22999, "data": {"code": code, "seq": seq, "tick_time": depth.time,
-                                      "bids": _levels(depth.bids, decimals),
-                                      "asks": _levels(depth.asks, decimals)}}
-    return text_frame(_json(body).decode())
-
-
-def _levels(levels, size_decimals: int) -> list[dict]:
-    # Book sizes with fixed decimals, at least two, as the docs print them ("100000.00").
-    places = max(2, size_decimals)
-    return [{"price": repr(price), "volume": f"{volume:.{places}f}"} for price, volume in levels]
-
-
-def _decimal(value: float, places: int) -> str:
-    """Plain decimal text as the docs print volumes and turnover ("300", "12345.6", "0"): no float
-    artefacts such as 3256.4700000000003, no exponent such as 1e-05."""
-    text = f"{value:.{places}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def _static_info(inst) -> dict:
@@ -407,11 +250,3 @@ def _static_info(inst) -> dict:
             "lot_size": "1" if inst.region == "US" else "100",
             "name_cn": inst.code, "name_en": inst.code, "name_hk": inst.code, "symbol": inst.symbol,
             "total_shares": "1000000000"}
-
-
-def _valid_subscription(item) -> bool:
-    # alltick.md 5.3: each entry is {"code": str} and, for depth, an optional uint depth_level.
-    if not isinstance(item, dict) or not isinstance(item.get("code"), str):
-        return False
-    level = item.get("depth_level", 1)
-    return isinstance(level, int) and not isinstance(level, bool) and level >= 0

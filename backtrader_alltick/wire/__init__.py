@@ -1,8 +1,10 @@
-"""Wire formats, one pure module per dialect: ``wire.alltick`` (default) and ``wire.itick``.
+"""Wire formats, one pure package per dialect: ``wire.alltick`` (default) and ``wire.itick``.
 
-A dialect module is the only place that knows its vendor's JSON.  It builds requests
+A dialect package is the only place that knows its vendor's JSON.  It builds requests
 and parses responses and frames into :mod:`records`; it does no I/O and reads no
-clock.  Both modules expose the same names:
+clock.  Inside it, ``codes`` names instruments, ``rest`` holds the requests and answers,
+``stream`` the WebSocket frames, and one module the record objects both carry.
+Both packages expose the same names:
 
 =========================  ========  =====================================================
 name                       required  what it does
@@ -49,6 +51,13 @@ Notes on the table:
   ``alltick.parse_batch_klines(status, payload, wanted)`` for ``/batch-kline``;
   ``itick.ws_symbol(inst)`` (``AAPL$US``).  iTick has no native ``15m``: kType 3 means
   15 min in current docs and 10 min in old ones, and a response cannot tell which.
+
+Example (the same for either dialect)::
+
+    dialect = get_dialect("alltick")
+    inst = parse_symbol("AAPL.US")
+    request = dialect.authorize(dialect.kline_request(inst, "1m", 500), token)
+    bars = dialect.parse_klines(response.status_code, response.json(), inst, "1m")
 
 Parsers raise :class:`~backtrader_alltick.errors.APIError` subclasses for error
 envelopes and :class:`~backtrader_alltick.errors.ProtocolError` for malformed ones, for
@@ -122,7 +131,7 @@ class ServerError:
 
 
 def get_dialect(name: str):
-    """Return the wire module for a dialect name."""
+    """Return the wire package (its public surface) for a dialect name."""
     from ..errors import ConfigError
 
     if name == "alltick":

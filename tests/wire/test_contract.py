@@ -61,7 +61,8 @@ def test_get_dialect_returns_the_modules_and_names_the_choices():
         wire.get_dialect("polygon")
 
 
-@pytest.mark.parametrize("path", sorted(WIRE_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(WIRE_DIR.rglob("*.py")),
+                         ids=lambda p: p.relative_to(WIRE_DIR).as_posix())
 def test_wire_modules_import_no_io_or_clock(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = set()

@@ -208,6 +208,11 @@ def test_connections_over_the_plan_cap_get_606(make_sim):
     sim = make_sim(dialect="alltick", plan="basic")
     first = connect(sim, "quote-b-ws-api")
     other_family = connect(sim, "quote-stock-b-ws-api")  # a stock and a non-stock socket share one allowance
+    for admitted in (first, other_family):
+        # The server takes a socket's allowance when its session starts, which the upgrade's answer
+        # does not wait for: a heartbeat answered shows the session runs, so the next one is the extra.
+        admitted.send(command(22000, {}))
+        assert json.loads(admitted.recv())["cmd_id"] == 22001
 
     extra = connect(sim, "quote-b-ws-api")
     refusal = json.loads(extra.recv())

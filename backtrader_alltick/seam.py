@@ -21,7 +21,9 @@ their close stamps strictly increase.  It holds by these rules:
    of: that trade's time, the present moment and the newest trade offered before the reset.
    A trade's own time is not enough: a server may replay a trade it pushed before the reset
    (same ``seq``, already delivered) or a late one, and a seam anchored on that old time would
-   hand the stream a slot whose first trades were pushed while nobody listened.  A symbol that
+   hand the stream a slot whose first trades were pushed while nobody listened.  "The present"
+   is our clock plus the most the service's stamps have run ahead of it (up to ``MAX_LEAD_MS``):
+   a trade lost at the reset may be stamped that far ahead, in the next slot.  A symbol that
    stays silent anchors at ``anchor_margin_ms`` after the stream is up.
 4. Bars the stream builds are held back until REST has delivered every bar up to ``S``; then
    they follow in order.  A bar whose close stamp is not after the last delivered one is
@@ -48,6 +50,10 @@ from .records import Kline, Tick
 from .timeframes import BarSpec
 
 logger = logging.getLogger(__name__)
+
+# A trade stamped this far ahead of our clock is believed for rule 3 at most: a clock error, not a
+# bad timestamp, is what it measures.
+MAX_LEAD_MS = 10_000
 
 RequestRest = Callable[[int | None, int], int]  # (after_ms, upto_ms) -> job id
 Deliver = Callable[[Kline, str], None]  # (bar, "bars_rest" | "bars_live")
@@ -81,6 +87,7 @@ class Seam:
         self._anchor_deadline: int | None = None
         self._floor_ms: int | None = None  # the seam must close after this moment (rule 3)
         self._newest_offered: int | None = None
+        self._lead_ms = 0  # how far the service's trade stamps have run ahead of our clock
 
     def __repr__(self) -> str:
         return f"Seam(seam={self._seam}, done={self._done}, last_end={self._last_end})"
@@ -108,6 +115,8 @@ class Seam:
             self._anchor(max(tick.time, now_ms))
         if self._newest_offered is None or tick.time > self._newest_offered:
             self._newest_offered = tick.time
+        if tick.time - now_ms > self._lead_ms:
+            self._lead_ms = min(tick.time - now_ms, MAX_LEAD_MS)
         self.builder.add_tick(tick)
 
     def on_stream_up(self, now_ms: int) -> None:
@@ -125,6 +134,9 @@ class Seam:
         if self._seam is not None:
             self._reset(now_ms, "a malformed frame was skipped")
             self._anchor_deadline = now_ms + self._anchor_margin_ms
+        else:  # not anchored yet: the seam the next trade sets must still close after the lost one
+            present = now_ms + self._lead_ms
+            self._floor_ms = present if self._floor_ms is None else max(self._floor_ms, present)
 
     def on_overflow(self, now_ms: int) -> None:
         """Trades were thrown away unseen; those still queued are older than the lost ones."""
@@ -167,7 +179,8 @@ class Seam:
         logger.info("%s: %s; rebuilding the cut bar from REST", self.builder.symbol, why)
         self.builder.discard()
         self._pending.clear()
-        floor = max(m for m in (now_ms, self._floor_ms, self._newest_offered) if m is not None)
+        present = now_ms + self._lead_ms
+        floor = max(m for m in (present, self._floor_ms, self._newest_offered) if m is not None)
         self._floor_ms, self._newest_offered = floor, None
         self._seam = None
         self._done = False

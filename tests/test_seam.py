@@ -65,6 +65,13 @@ def test_a_stale_trade_that_is_not_a_repeat_does_not_anchor_the_seam_either():
     world.check()
 
 
+def test_a_frame_lost_before_the_seam_is_anchored_with_the_service_clock_ahead_keeps_its_trade():
+    # Found by hypothesis: the stream is back but no trade has anchored the seam when a malformed
+    # frame loses a trade stamped (by a service clock 900 ms ahead of ours) in the next minute; the
+    # replayed trade that follows must not anchor the seam before that minute.
+    _run(["drop"] * 8 + ["reconnect", "tick", "malformed", "resend"], skew_ms=900)
+
+
 EVENT_ALPHABET = st.sampled_from(EVENTS + ("tick", "overflow"))
 
 

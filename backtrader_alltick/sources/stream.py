@@ -19,6 +19,7 @@ from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, slot_of
 from ..clock import wall_seconds
 from ..history import load_bars
+from ..markets import MINUTE_MS
 from ..records import Depth, Kline, Tick
 from ..seam import Seam
 from ..symbols import Instrument
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 # Wall seconds after the stream is up before a silent symbol anchors its seam: long
 # enough for the coalesced subscribe (AllTick spaces requests 1 s apart) to be active.
 ANCHOR_MARGIN_S = 2.0
-MARKET_MINUTE_MS = 60_000
 
 
 class StreamBars(InboxSource):
@@ -135,7 +135,7 @@ class StreamBars(InboxSource):
         # not a fault.  Checked once a market minute, which is often enough for a log line.
         if now < self._closure_check_ms:
             return
-        self._closure_check_ms = now + MARKET_MINUTE_MS
+        self._closure_check_ms = now + MINUTE_MS
         closed = self.inst.market.closed_note(now)
         if closed and closed != self._closure_noted:
             logger.info("%s: %s; no bars until then", self.inst.symbol, closed)

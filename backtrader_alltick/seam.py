@@ -135,8 +135,7 @@ class Seam:
             self._reset(now_ms, "a malformed frame was skipped")
             self._anchor_deadline = now_ms + self._anchor_margin_ms
         else:  # not anchored yet: the seam the next trade sets must still close after the lost one
-            present = now_ms + self._lead_ms
-            self._floor_ms = present if self._floor_ms is None else max(self._floor_ms, present)
+            self._raise_floor(now_ms)
 
     def on_overflow(self, now_ms: int) -> None:
         """Trades were thrown away unseen; those still queued are older than the lost ones."""
@@ -179,12 +178,17 @@ class Seam:
         logger.info("%s: %s; rebuilding the cut bar from REST", self.builder.symbol, why)
         self.builder.discard()
         self._pending.clear()
-        present = now_ms + self._lead_ms
-        floor = max(m for m in (present, self._floor_ms, self._newest_offered) if m is not None)
-        self._floor_ms, self._newest_offered = floor, None
+        self._raise_floor(now_ms)
         self._seam = None
         self._done = False
         self._job = None
+
+    def _raise_floor(self, now_ms: int) -> None:
+        # Rule 3: the next seam closes after the present (our clock plus the service's lead) and
+        # after every trade offered so far.
+        present = now_ms + self._lead_ms
+        self._floor_ms = max(m for m in (present, self._floor_ms, self._newest_offered) if m is not None)
+        self._newest_offered = None
 
     def _finish(self) -> None:
         self._done = True

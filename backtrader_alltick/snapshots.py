@@ -33,13 +33,14 @@ class SnapshotQueries:
         insts = _instruments(symbols)
         try:
             return self.rest.latest_trades(insts)
-        except SymbolNotFound:
-            if len(insts) < 2:
-                raise
-            unknown = self._unknown_among(insts)
-            if not unknown or len(unknown) == len(insts):
-                raise
-        return self.rest.latest_trades(unknown)  # raises, naming exactly those
+        except SymbolNotFound as refused:
+            unknown = self._unknown_among(insts) if len(insts) > 1 else insts
+            if 0 < len(unknown) < len(insts):
+                try:
+                    self.rest.latest_trades(unknown)
+                except SymbolNotFound as named:  # the service's own words, naming exactly those
+                    raise named from None
+            raise refused
 
     def _unknown_among(self, refused: list[Instrument]) -> list[Instrument]:
         # ``refused`` is a batch the service refused: halve it until each unknown code stands alone.

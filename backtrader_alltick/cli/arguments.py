@@ -138,9 +138,13 @@ def timeframe(text: str) -> Timeframe:
     return Timeframe(value, compression, text.strip())
 
 
+def _comma_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def timeframe_list(text: str) -> list[str]:
     """A comma list of bar lengths such as ``1m,5m,1h``, each checked by :func:`timeframe`."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    names = _comma_list(text)
     if not names:
         raise argparse.ArgumentTypeError(f"must list at least one bar length such as 1m,5m, was {text!r}")
     for name in names:
@@ -150,7 +154,7 @@ def timeframe_list(text: str) -> list[str]:
 
 def kind_list(text: str) -> list[str]:
     """A comma list of pushed record kinds (``tick``, ``quote``, ``depth``); may be empty (bars only)."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    names = _comma_list(text)
     unknown = [name for name in names if name not in PUSHED_KINDS]
     if unknown:
         raise argparse.ArgumentTypeError(f"must be a comma list of {', '.join(PUSHED_KINDS)}, was {text!r}")

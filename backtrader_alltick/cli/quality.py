@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..arguments import moment_ms
 from ..bar_series import period_for, series_from_klines
 from ..errors import ConfigError
 from ..quality import QualityReport, Thresholds, check_bars
@@ -77,9 +78,9 @@ def _asked_span(args: argparse.Namespace, period, now_ms: int) -> tuple[int, int
         return None
     end_ms = now_ms - period.millis
     if args.todate is not None:
-        end_ms = min(end_ms, int(args.todate.timestamp() * 1000))
+        end_ms = min(end_ms, moment_ms("--to", args.todate))
     # An instant inside the first bar: the one whose close is at or after --from.
-    return int(args.fromdate.timestamp() * 1000) - 1, end_ms
+    return moment_ms("--from", args.fromdate) - 1, end_ms
 
 
 def format_summary(report: QualityReport) -> str:

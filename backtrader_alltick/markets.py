@@ -5,16 +5,18 @@ extra installed (:mod:`calendars`) they know holidays, early closes and lunch br
 otherwise their weekly sessions are the fallback.  A market's *trading date* is the local
 date of its sessions; every session of a trading date lies inside that local day.
 
-Forex, metals and CFDs trade from Sunday 22:00 to Friday 22:00 UTC (AllTick's winter
-hours).  In UTC+2 that is Monday 00:00 to Saturday 00:00, so their trading day is
-the calendar day of ``Etc/GMT-2`` and daily bars end at 22:00 UTC, the usual
-"New York close" convention.
+Forex, metals and CFDs follow AllTick's product list (protocol/alltick.md, "Trading-hours
+notes"): their day rolls at 17:00 New York, with New York's daylight saving time, so forex
+trades Sunday 17:00 to Friday 17:00 New York (21:00 UTC in summer, 22:00 in winter) and
+metals and CFD indices Sunday 18:00 to Friday 17:00 with a daily break 17:00-18:00.  Their
+trading date is the date of a clock that reads midnight at the roll (:class:`RolledZone`), so
+every session of a trading date still lies inside that "local" day.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -40,10 +42,12 @@ class Market:
     weekdays: frozenset[int]  # 0 = Monday
     sessions: tuple[tuple[int, int], ...]  # local minutes after midnight, [start, end)
     exchange: str | None = None  # exchange-calendars code; None: weekly sessions only
+    roll: int = 0  # minutes from local midnight to where the trading day begins (-420: 17:00 the day before)
 
     @property
-    def zone(self) -> ZoneInfo:
-        return _zone(self.tz)
+    def zone(self) -> tzinfo:
+        """The trading-day clock: ``tz``, shifted so that it reads midnight at the day's roll."""
+        return _zone(self.tz) if not self.roll else _rolled_zone(self.tz, self.roll)
 
     def local(self, ts_ms: int) -> datetime:
         return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(self.zone)
@@ -173,7 +177,7 @@ class Market:
         return exchange_sessions(self.exchange) if self.exchange else None
 
 
-def _at_minute(local_midnight: datetime, minute: int, zone: ZoneInfo) -> datetime:
+def _at_minute(local_midnight: datetime, minute: int, zone: tzinfo) -> datetime:
     naive = local_midnight.replace(tzinfo=None) + timedelta(minutes=minute)
     return naive.replace(tzinfo=zone)
 
@@ -188,6 +192,55 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+class RolledZone(tzinfo):
+    """A zone whose clock reads midnight when ``base``'s reads the roll (e.g. 17:00 New York).
+
+    Its dates are trading dates: 17:30 New York on Monday is 00:30 on Tuesday here, in either
+    season, because the shift is applied to New York's own (daylight-saving) wall time.
+
+    Example::
+
+        zone = RolledZone(ZoneInfo("America/New_York"), -420)   # the day rolls at 17:00
+        datetime(2024, 7, 8, 21, 30, tzinfo=timezone.utc).astimezone(zone)   # 2024-07-09 00:30
+    """
+
+    def __init__(self, base: ZoneInfo, roll: int) -> None:
+        self.base = base
+        self.shift = timedelta(minutes=-roll)  # added to base wall time
+
+    def __repr__(self) -> str:
+        return f"RolledZone({self.base.key!r}, roll={-int(self.shift.total_seconds() // 60)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RolledZone) and (self.base, self.shift) == (other.base, other.shift)
+
+    def __hash__(self) -> int:
+        return hash((self.base, self.shift))
+
+    def _base_moment(self, moment: datetime) -> datetime:
+        return (moment.replace(tzinfo=None) - self.shift).replace(tzinfo=self.base, fold=moment.fold)
+
+    def utcoffset(self, moment: datetime | None) -> timedelta | None:
+        if moment is None:
+            return None
+        return self.base.utcoffset(self._base_moment(moment)) + self.shift
+
+    def dst(self, moment: datetime | None) -> timedelta | None:
+        return None if moment is None else self.base.dst(self._base_moment(moment))
+
+    def tzname(self, moment: datetime | None) -> str:
+        return f"{self.base.key} rolled {self.shift}"
+
+    def fromutc(self, moment: datetime) -> datetime:
+        local = moment.replace(tzinfo=timezone.utc).astimezone(self.base)
+        return (local.replace(tzinfo=None) + self.shift).replace(tzinfo=self, fold=local.fold)
+
+
+@cache
+def _rolled_zone(name: str, roll: int) -> RolledZone:
+    return RolledZone(ZoneInfo(name), roll)
+
+
 WEEKDAYS = frozenset(range(5))
 EVERY_DAY = frozenset(range(7))
 
@@ -196,7 +249,14 @@ HK_STOCKS = Market("HK", "Asia/Hong_Kong", WEEKDAYS, ((570, 720), (780, 960)), "
 SH_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
 # Shenzhen (XSHE) keeps Shanghai's holidays; exchange-calendars publishes them once, as XSHG.
 SZ_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "XSHG")
-FOREX = Market("FOREX", "Etc/GMT-2", WEEKDAYS, ((0, 1440),))
-METALS = Market("METALS", "Etc/GMT-2", WEEKDAYS, ((0, 1380),))  # daily break 21:00-22:00 UTC
-CFD = Market("CFD", "Etc/GMT-2", WEEKDAYS, ((60, 1440),))  # daily break 22:00-23:00 UTC
+# AllTick's product list: the day rolls at 17:00 New York (roll -420: 7 hours before midnight).
+# Forex: Sunday 17:00 -> Friday 17:00 New York, no daily break.
+FOREX = Market("FOREX", "America/New_York", WEEKDAYS, ((0, 1440),), roll=-420)
+# GOLD, Silver, USOIL, NGAS, Palladium, Platinum: Sunday 18:00 -> Friday 17:00 New York (22:00 -> 21:00
+# UTC in summer, an hour later in winter), daily break 17:00-18:00.  The product list gives UKOIL and
+# the base metals shorter days; they share this table (an hour of quiet is a gap, not an error).
+METALS = Market("METALS", "America/New_York", WEEKDAYS, ((60, 1440),), roll=-420)
+# CFD indices: 18:00 Sunday -> 17:00 Friday US Eastern, daily break 17:00-18:00 (AUS200 opens 17:50
+# Sunday; a CFD without its own line in the list takes this one).
+CFD = Market("CFD", "America/New_York", WEEKDAYS, ((60, 1440),), roll=-420)
 CRYPTO = Market("CRYPTO", "UTC", EVERY_DAY, ((0, 1440),))

@@ -42,15 +42,43 @@ def test_shanghai_and_shenzhen_close_for_golden_week():
 
 def test_forex_and_crypto_keep_their_weekly_sessions():
     assert FOREX.is_trading_day(date(2023, 7, 4)) and FOREX.is_trading_day(date(2023, 12, 25))
-    assert FOREX.session_close(date(2023, 7, 7)) == ms("2023-07-07 22:00")
+    assert FOREX.session_close(date(2023, 7, 7)) == ms("2023-07-07 21:00")  # 17:00 New York, summer time
     assert not FOREX.is_trading_day(date(2023, 7, 8))
     assert CRYPTO.session_close(date(2023, 7, 8)) == ms("2023-07-09 00:00")
 
 
+@pytest.mark.parametrize("day, opens, closes", [
+    (date(2023, 7, 10), "2023-07-09 21:00", "2023-07-10 21:00"),  # summer: Sunday 21:00 -> 21:00 UTC
+    (date(2024, 1, 15), "2024-01-14 22:00", "2024-01-15 22:00"),  # winter: Sunday 22:00 -> 22:00 UTC
+    (date(2024, 3, 11), "2024-03-10 21:00", "2024-03-11 21:00"),  # New York moved on Sunday 2024-03-10
+    (date(2024, 11, 4), "2024-11-03 22:00", "2024-11-04 22:00"),  # and back on Sunday 2024-11-03
+])
+def test_forex_sessions_follow_new_york_summer_time(day, opens, closes):
+    """AllTick's product list (protocol/alltick.md, "Trading-hours notes"): forex trades Sunday 21:00 ->
+    Friday 21:00 GMT in summer time, Sunday 22:00 -> Friday 22:00 in winter: the 17:00 New York roll."""
+    assert FOREX.sessions_on(day) == ((ms(opens), ms(closes)),)
+
+
+@pytest.mark.parametrize("day, opens, breaks", [
+    (date(2023, 7, 10), "2023-07-09 22:00", "2023-07-10 21:00"),  # summer: 22:00 -> 21:00 UTC
+    (date(2024, 1, 15), "2024-01-14 23:00", "2024-01-15 22:00"),  # winter: one hour later
+])
+def test_gold_sessions_break_an_hour_each_day_by_new_york_time(day, opens, breaks):
+    """AllTick's product list: GOLD, Silver, USOIL, NGAS, Palladium, Platinum trade Sunday 22:00 ->
+    Friday 21:00 with a daily break 21:00-22:00 (winter one hour later)."""
+    from backtrader_alltick.symbols import parse_symbol
+
+    assert parse_symbol("GOLD").market.sessions_on(day) == ((ms(opens), ms(breaks)),)
+    friday = date(2023, 7, 14)
+    assert parse_symbol("GOLD").market.session_close(friday) == ms("2023-07-14 21:00")
+    assert not parse_symbol("GOLD").market.is_open(ms("2023-07-10 21:30"))  # the daily break
+
+
 def test_close_date_puts_a_bar_closing_at_midnight_on_the_day_before():
     assert CRYPTO.close_date(ms("2023-07-09 00:00")) == date(2023, 7, 8)
-    assert FOREX.close_date(ms("2023-07-07 22:00")) == date(2023, 7, 7)
-    assert FOREX.close_date(ms("2023-07-06 22:01")) == date(2023, 7, 7)  # the forex day starts at 22:00 UTC
+    assert FOREX.close_date(ms("2023-07-07 21:00")) == date(2023, 7, 7)
+    assert FOREX.close_date(ms("2023-07-06 21:01")) == date(2023, 7, 7)  # the forex day starts at 17:00 NY
+    assert FOREX.close_date(ms("2024-01-05 21:30")) == date(2024, 1, 5)  # 16:30 New York in winter
     assert US_STOCKS.close_date(ms("2023-07-03 17:00")) == date(2023, 7, 3)
 
 

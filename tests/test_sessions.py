@@ -235,7 +235,7 @@ class SessionTimers(bt.Strategy):
     ("AAPL.US", "America/New_York", time(9, 45), time(16, 0)),
     ("700.HK", None, time(1, 45), time(8, 0)),  # 09:45 and 16:00 Hong Kong, in UTC
     ("700.HK", "Asia/Hong_Kong", time(9, 45), time(16, 0)),
-    ("EURUSD", None, time(22, 15), time(22, 0)),
+    ("EURUSD", "America/New_York", time(17, 15), time(17, 0)),  # the forex day rolls at 17:00 New York
     ("BTCUSDT", None, time(0, 15), time(0, 0)),
 ])
 def test_session_timers_fire_at_the_exchanges_times(july_itick_sim, make_store, symbol, tz, start, end):
@@ -260,8 +260,9 @@ def test_a_date_fromdate_and_todate_mean_that_trading_days_open_and_close(july_s
                      None)])
 
     stamps = [stamps[0] for stamps, _ in strategy.steps]
-    assert stamps[0] == datetime(2023, 7, 4, 22, 1)  # the forex day of July 5 opens 22:00 UTC on July 4
-    assert stamps[-1] == datetime(2023, 7, 5, 22, 0)
+    # AllTick's product list: the forex day of July 5 opens 17:00 New York on July 4, 21:00 UTC in summer.
+    assert stamps[0] == datetime(2023, 7, 4, 21, 1)
+    assert stamps[-1] == datetime(2023, 7, 5, 21, 0)
 
 
 def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make_store):

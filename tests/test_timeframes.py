@@ -70,7 +70,8 @@ def test_resolve_rejects_seconds_and_lists_what_works(live, ticks):
     ("period", "market", "inside", "end"),
     [
         ("1w", FOREX, "2023-11-14 15:00:00", "2023-11-17 22:00:00"),  # Friday's close, not Sunday 22:00
-        ("1M", FOREX, "2024-03-14 15:00:00", "2024-03-29 22:00:00"),  # March 2024 ends on a Sunday
+        # March 2024 ends on a Sunday; New York is on summer time: 17:00 there is 21:00 UTC.
+        ("1M", FOREX, "2024-03-14 15:00:00", "2024-03-29 21:00:00"),
         ("1w", US_STOCKS, "2024-03-26 15:00:00", "2024-03-28 20:00:00"),  # Good Friday: Thursday
         ("1M", US_STOCKS, "2024-03-14 15:00:00", "2024-03-28 20:00:00"),
         ("1d", US_STOCKS, "2023-07-03 15:00:00", "2023-07-03 17:00:00"),  # early close, 13:00 New York

@@ -56,9 +56,14 @@ class Backfiller:
 
     def __init__(self, fetch: Fetch, clock: Clock, deliver: Callable[[object], None], *,
                  close_lag_s: float = CLOSE_LAG_S, retry_initial_s: float = 0.5,
-                 retry_cap_s: float = 30.0, next_close: Callable[[int], int] | None = None) -> None:
+                 retry_cap_s: float = 30.0, closed_until: Callable[[int], int] | None = None,
+                 next_final: Callable[[int], int] | None = None) -> None:
         self._fetch = fetch
-        self._next_close = next_close
+        # closed_until(moment): the close stamp of the newest bar final at that moment (a daily bar
+        # is final when its trading date ends, after its close stamp); next_final(stamp): when the
+        # bar after the one closing at ``stamp`` is final.  None: bars are final at their stamp.
+        self._closed_until = closed_until or (lambda moment: moment)
+        self._next_final = next_final
         self._clock = clock
         self._deliver = deliver
         self._close_lag_ms = close_lag_s * 1000 * clock.speed
@@ -99,7 +104,7 @@ class Backfiller:
             self._deliver(BackfillResult([], reached, True, job))
             return
         while not self._stop.is_set():
-            closed_until = min(upto_ms, int(self._clock.now_ms() - self._close_lag_ms))
+            closed_until = min(upto_ms, self._closed_until(int(self._clock.now_ms() - self._close_lag_ms)))
             if reached is None or closed_until > reached:
                 bars = self._fetch_with_retry(job, reached, closed_until, count)
                 if bars is None:
@@ -112,7 +117,7 @@ class Backfiller:
                 if done:
                     return
             # Deliver bar by bar as they close rather than all at upto_ms.
-            target = upto_ms if self._next_close is None else min(upto_ms, self._next_close(reached))
+            target = upto_ms if self._next_final is None else self._next_final(reached)
             self._stop.wait(wall_seconds(self._clock, int(target + self._close_lag_ms)) + 0.001)
 
     def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,

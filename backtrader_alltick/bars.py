@@ -49,17 +49,19 @@ def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
     return _group_slot(spec, group, market)
 
 
-def seam_end(spec: BarSpec, moment_ms: int, market: Market) -> int:
-    """Close of the bar in progress at ``moment_ms``, where a live feed hands over from REST to ticks.
+def in_regular_session(slot: Slot, market: Market) -> bool:
+    """True when ``market``'s calendar has a regular session inside ``slot``.
 
-    A slot in which the market has no session at all (a holiday, a weekend day) has nothing
-    in progress: the seam is ``moment_ms`` itself, so a live feed does not wait for the slot's
-    nominal close before it goes live.
+    The session policy (README "Trading outside the regular session"): with ``extended_hours``
+    off, only bars of such slots are delivered, from REST, the cache, the stream, a relay and
+    the archive alike.  A bar it admits holds every trade of its slot, as the service's K-line does.
     """
-    slot = slot_of(spec, moment_ms, market)
-    if slot.end > moment_ms and not market.open_spans(slot.start, slot.next_start):
-        return moment_ms
-    return slot.end
+    return bool(market.open_spans(slot.start, slot.next_start))
+
+
+def regular_bars(bars: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
+    """The bars of ``bars`` whose slot holds a regular session (see :func:`in_regular_session`)."""
+    return [bar for bar in bars if in_regular_session(slot_of(spec, bar.start, market), market)]
 
 
 def first_slot_start(spec: BarSpec, fromdate_ms: int, market: Market) -> int:
@@ -104,12 +106,14 @@ def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Klin
 
 
 def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_ms: int) -> list[Kline]:
-    """Like :func:`combine`, minus any bar whose slot has not closed by ``now_ms``.
+    """Like :func:`combine`, minus any bar whose slot has not ended by ``now_ms``.
 
     A synthetic bar still forming is never final, even when all of its native bars so far
-    are closed: the next native bar would change it.
+    are closed: the next native bar would change it.  A slot of days ends when its last
+    trading date does, after its close stamp: trades of that date may still come.
     """
-    return [bar for bar in combine(klines, spec, market) if bar.end <= now_ms]
+    return [bar for bar in combine(klines, spec, market)
+            if slot_of(spec, bar.start, market).next_start <= now_ms]
 
 
 class SeenTrades:
@@ -156,7 +160,7 @@ class BuilderStats:
     late_ticks: int = 0
     duplicates: int = 0
     before_seam: int = 0
-    after_close: int = 0
+    offhours: int = 0  # left out by the session policy (``regular_only``)
 
 
 class _FormingBar:
@@ -174,8 +178,10 @@ class BarBuilder:
     """Aggregate one symbol's trades into closed bars, closed by a timer, not by the next tick.
 
     Ticks are bucketed by their exchange time, so reordered ticks inside an open bar are
-    fine.  ``on_timer(now_ms)`` hands every bar whose close stamp plus ``grace_ms`` has
-    passed to ``on_bar`` in time order; ``next_deadline()`` says when to call it next.
+    fine.  A bar holds every trade of its slot, whatever the calendar says (a daily bar
+    every trade of its trading date, after-hours ones included), and closes when its slot
+    ends: ``on_timer(now_ms)`` hands every bar whose slot ended ``grace_ms`` ago or more
+    to ``on_bar`` in time order; ``next_deadline()`` says when to call it next.
     A tick for a bar already closed is late and dropped (counted in ``stats``).  Not
     thread-safe: the feed calls it from one thread.
 
@@ -189,6 +195,9 @@ class BarBuilder:
         How long after a bar's close stamp late-arriving trades are still taken in.
     emit_empty
         Emit a flat bar at the previous close, volume 0, for an open-market slot with no trades.
+    regular_only
+        The session policy with ``extended_hours`` off: trades of slots without a regular
+        session are left out and counted in ``stats.offhours``.
     dedup_size
         How many recent trade identities (``seq``, else the whole trade) are remembered to drop repeats.
 
@@ -201,7 +210,8 @@ class BarBuilder:
     """
 
     def __init__(self, symbol: str, spec: BarSpec, market: Market, on_bar: Callable[[Kline], object], *,
-                 grace_ms: int = 250, emit_empty: bool = False, dedup_size: int = 4096) -> None:
+                 grace_ms: int = 250, emit_empty: bool = False, regular_only: bool = False,
+                 dedup_size: int = 4096) -> None:
         if grace_ms < 0:
             raise ConfigError(f"grace_ms must be 0 or more, was {grace_ms!r}")
         if dedup_size < 0:
@@ -212,6 +222,7 @@ class BarBuilder:
         self.on_bar = on_bar
         self.grace_ms = int(grace_ms)
         self.emit_empty = emit_empty
+        self.regular_only = regular_only
         self.dedup_size = dedup_size
         self.stats = BuilderStats()
         self._label = spec.period
@@ -223,21 +234,22 @@ class BarBuilder:
         self._seen = SeenTrades(dedup_size)
         self._arrivals = 0
         self._cached_slot = Slot(0, 0, 0)
+        self._cached_regular = True
         self._empty_deadline: tuple[int, int | None] | None = None  # (frontier, deadline) cache
 
     def __repr__(self) -> str:
         return (f"BarBuilder({self.symbol!r}, {self._label}, {self.market.name}, "
                 f"forming={len(self._forming)}, stats={self.stats})")
 
-    def start_after(self, end_ms: int, last_close: float | None = None) -> None:
-        """Set the seam: trades before ``end_ms`` are in bars already delivered (from REST).
+    def start_after(self, cut_ms: int, last_close: float | None = None) -> None:
+        """Set the seam: trades before ``cut_ms`` (a slot boundary) are in bars already delivered.
 
         Those trades are ignored and counted in ``stats.before_seam``; the first bar built
         here is then complete.  ``last_close`` (the close of the last delivered bar) seeds
         the price of empty bars.
         """
-        self._seam_ms = max(self._seam_ms, end_ms)
-        self._advance_frontier(self._first_open_slot(end_ms))
+        self._seam_ms = max(self._seam_ms, cut_ms)
+        self._advance_frontier(slot_of(self.spec, cut_ms, self.market).start)
         for start in [start for start in self._forming if start < self._frontier]:
             del self._forming[start]
         if last_close is not None:
@@ -257,9 +269,9 @@ class BarBuilder:
         slot = self._cached_slot
         if not slot.start <= when < slot.next_start:
             slot = self._cached_slot = slot_of(self.spec, when, self.market)
-        if when >= slot.end:
-            # Only daily and longer bars close before their slot ends (after-hours trades).
-            stats.after_close += 1
+            self._cached_regular = not self.regular_only or in_regular_session(slot, self.market)
+        if not self._cached_regular:
+            stats.offhours += 1
             return
         if self._frontier is not None and slot.start < self._frontier:
             stats.late_ticks += 1
@@ -285,9 +297,9 @@ class BarBuilder:
         bar.turnover += tick.turnover
 
     def on_timer(self, now_ms: int) -> list[Kline]:
-        """Close every bar whose close stamp + grace has passed by ``now_ms``; return them too."""
+        """Close every bar whose slot ended ``grace_ms`` or more before ``now_ms``; return them too."""
         old_frontier = self._frontier
-        self._advance_frontier(self._first_open_slot(now_ms - self.grace_ms))
+        self._advance_frontier(slot_of(self.spec, now_ms - self.grace_ms, self.market).start)
         frontier = self._frontier
         due = sorted(start for start in self._forming if start < frontier)
         starts = due
@@ -311,7 +323,7 @@ class BarBuilder:
 
     def next_deadline(self) -> int | None:
         """Market ms at which :meth:`on_timer` has work next; None when nothing is pending."""
-        deadlines = [bar.slot.end + self.grace_ms for bar in self._forming.values()]
+        deadlines = [bar.slot.next_start + self.grace_ms for bar in self._forming.values()]
         if self.emit_empty and self._last_close is not None and self._frontier is not None:
             deadlines.append(self._next_empty_deadline())
         deadlines = [deadline for deadline in deadlines if deadline is not None]
@@ -325,11 +337,6 @@ class BarBuilder:
 
     def _is_repeat(self, tick: Tick) -> bool:
         return self._seen.is_repeat(tick)
-
-    def _first_open_slot(self, after_ms: int) -> int:
-        # The earliest slot whose close stamp is later than after_ms.
-        slot = slot_of(self.spec, after_ms, self.market)
-        return slot.start if slot.end > after_ms else slot.next_start
 
     def _advance_frontier(self, start: int) -> None:
         if self._frontier is None or start > self._frontier:
@@ -351,7 +358,7 @@ class BarBuilder:
             spans = self.market.open_spans(frontier, frontier + 14 * 86_400_000)
             deadline = None
             if spans:
-                deadline = slot_of(self.spec, spans[0][0], self.market).end + self.grace_ms
+                deadline = slot_of(self.spec, spans[0][0], self.market).next_start + self.grace_ms
             self._empty_deadline = (frontier, deadline)
         return self._empty_deadline[1]
 

@@ -53,6 +53,11 @@ class AllTickData(bt.feed.DataBase):
         so trades stamped just before the boundary still count.
       - ``emit_empty`` (default ``False``): emit flat, zero-volume bars for minutes
         without trades while the market is open.
+      - ``extended_hours`` (default ``None``: the store's, ``True`` unless set there): the
+        session policy.  ``True``: a bar for every slot the service has trades in, whatever
+        the calendar says; ``False``: only bars of slots with a regular session.  Either way
+        a delivered bar holds every trade of its slot (README "Trading outside the regular
+        session"); what the policy leaves out is counted in ``stats``.
       - ``bidask`` (default ``False``): subscribe depth and fill the ``bid``/``ask`` lines.
       - ``source`` (default ``None``): where bars come from.  ``None``: the service
         (REST and WebSocket through the store).  ``"redis"``: live bars a relay
@@ -90,6 +95,7 @@ class AllTickData(bt.feed.DataBase):
         ("qcheck", 0.5),
         ("grace", 0.25),
         ("emit_empty", False),
+        ("extended_hours", None),
         ("bidask", False),
         ("inbox_size", 200_000),
         ("source", None),
@@ -106,6 +112,7 @@ class AllTickData(bt.feed.DataBase):
         self.p.todate = as_moment("todate", self.p.todate)
         check_order(self.p.fromdate, self.p.todate)
         whole_number("lookback", self.p.lookback)
+        self._store.extended_hours(self.p.extended_hours)  # refuse a policy that is not True/False now
         self._setup_error: AllTickError | None = None
         self.inst = None
         self.spec = None
@@ -217,6 +224,7 @@ class AllTickData(bt.feed.DataBase):
             start_ms = None if start_ms is None else start_ms - 2 * 86_400_000
             end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
         if self.p.historical:
+            self.stats = dict.fromkeys(COUNTERS, 0)
             self.put_notification(self.DELAYED)
             # Dates in order around no trading day (a weekend, a holiday) hold no bar.
             bars = [] if is_empty_window(asked_from, asked_to) else self._load_history(start_ms, end_ms)
@@ -238,7 +246,8 @@ class AllTickData(bt.feed.DataBase):
     def _open_source(self, start_ms: int | None) -> BarSource:
         p = self.p
         options = SourceOptions(lookback=p.lookback, backfill_start=p.backfill_start, backfill=p.backfill,
-                                grace=p.grace, emit_empty=p.emit_empty, bidask=p.bidask,
+                                grace=p.grace, emit_empty=p.emit_empty,
+                                extended_hours=self._store.extended_hours(p.extended_hours), bidask=p.bidask,
                                 inbox_size=p.inbox_size, url=p.source_url)
         if p.source == "redis":
             from .sources.redis import RedisBars
@@ -256,7 +265,9 @@ class AllTickData(bt.feed.DataBase):
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
         return load_history(self._store, self.inst, self.spec, start_ms, end_ms, count,
-                            source=self.p.source, source_url=self.p.source_url)
+                            source=self.p.source, source_url=self.p.source_url,
+                            extended_hours=self._store.extended_hours(self.p.extended_hours),
+                            stats=self.stats)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range; say which range was empty.  Dates

@@ -36,7 +36,8 @@ KINDS = ("missing_bars", "outside_session", "repeated_timestamp", "repeated_bar"
 # What a live feed counts (sources.COUNTERS) and how the report names it.
 LIVE_COUNTS = {"ticks": "trades", "late_ticks": "late_trades", "duplicates": "duplicate_trades",
                "reconnects": "reconnects", "bars_rest": "bars_from_rest", "bars_live": "bars_from_trades",
-               "overflows": "inbox_overflows"}
+               "overflows": "inbox_overflows", "offhours_trades": "trades_left_out_offhours",
+               "offhours_bars": "bars_left_out_offhours"}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ class Kline:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One trade.  ``seq`` is the vendor's sequence number where it sends one.
+    """One trade.  ``seq`` is the vendor's sequence number where it sends one; ``session`` says
+    which trading session the service puts it in, where it says so (iTick's ``te``).
 
     Example::
 
@@ -49,6 +50,7 @@ class Tick:
     turnover: float = 0.0
     seq: int | None = None
     direction: int = 0  # 0 neutral, 1 buy, 2 sell (AllTick's codes)
+    session: int | None = None  # the service's word (iTick ``te``): 0 regular, 1 pre-market, 2 after-hours
 
 
 @dataclass(frozen=True, slots=True)

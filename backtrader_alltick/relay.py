@@ -289,7 +289,8 @@ class _BarDispatcher:
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
         self._wake = threading.Event()
-        options = SourceOptions(grace=relay.grace, lookback=relay.lookback)
+        options = SourceOptions(grace=relay.grace, lookback=relay.lookback,
+                                extended_hours=relay.store.extended_hours())
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
         for inst in relay.instruments:
             for spec in relay.specs[inst.symbol]:

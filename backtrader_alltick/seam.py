@@ -8,10 +8,11 @@ The invariant: **every trade with** ``start <= ts < end`` **of a delivered bar i
 delivered bar, whichever of REST and the stream supplied it**; delivered bars are complete and
 their close stamps strictly increase.  It holds by these rules:
 
-1. The seam ``S`` is the close stamp of the slot in progress (:func:`~backtrader_alltick.bars.seam_end`;
-   in a slot without any session, the moment itself).  Bars closing at or before ``S`` come from
-   REST, which answers only bars already closed and so complete; bars closing after ``S`` are
-   built from the stream, which ignores every trade before ``S``.
+1. The seam ``S`` is the close stamp of the slot in progress, whatever the calendar says of that
+   slot: trades may come while it says closed.  Bars closing at or before ``S`` come from REST,
+   which answers only bars the service has closed and so complete; bars closing after ``S`` are
+   built from the stream, which ignores every trade before the end of that slot (for a daily
+   bar, the end of its trading date, which may lie after its session's close).
 2. The stream covers a slot only if it delivered every trade of it.  After a *reset* -- the
    connection dropped, a malformed frame was skipped (the wire parsers refuse an impossible
    trade as malformed), or the inbox overflowed -- that is unknown for every slot up to the
@@ -44,7 +45,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from .bars import BarBuilder, seam_end
+from .bars import BarBuilder, regular_bars, slot_of
 from .markets import Market
 from .records import Kline, Tick
 from .timeframes import BarSpec
@@ -66,14 +67,20 @@ class Seam:
     bars closing in ``(after_ms, upto_ms]`` (``after_ms`` None: the feed's first backfill).
     ``deliver(bar, source)`` receives every bar exactly once, oldest first.  ``backfill_start``
     and ``backfill`` say whether the first seam and later ones (after a reset) ask REST at all.
+    ``regular_only`` applies the session policy with ``extended_hours`` off to both sources: bars of
+    slots without a regular session are left out (their trades counted in ``builder.stats.offhours``,
+    REST bars in :attr:`offhours_bars`).
     """
 
     def __init__(self, symbol: str, spec: BarSpec, market: Market, *, request_rest: RequestRest,
                  deliver: Deliver, grace_ms: int = 250, emit_empty: bool = False,
-                 anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True) -> None:
+                 anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True,
+                 regular_only: bool = False) -> None:
         self.spec, self.market = spec, market
         self.builder = BarBuilder(symbol, spec, market, self._on_built, grace_ms=grace_ms,
-                                  emit_empty=emit_empty)
+                                  emit_empty=emit_empty, regular_only=regular_only)
+        self.regular_only = regular_only
+        self.offhours_bars = 0
         self._request_rest = request_rest
         self._deliver = deliver
         self._anchor_margin_ms = anchor_margin_ms
@@ -144,6 +151,10 @@ class Seam:
 
     def on_rest(self, job: int, bars: list[Kline], done: bool) -> None:
         """REST answered (part of) a job; bars of superseded jobs still count, once each."""
+        if self.regular_only:
+            kept = regular_bars(bars, self.spec, self.market)
+            self.offhours_bars += len(bars) - len(kept)
+            bars = kept
         for bar in bars:
             self._deliver_once(bar, "bars_rest")
         if job == self._job and done:
@@ -167,8 +178,9 @@ class Seam:
         if self._floor_ms is not None:
             moment_ms = max(moment_ms, self._floor_ms)
         self._floor_ms = None
-        self._seam = seam = seam_end(self.spec, moment_ms, self.market)
-        self.builder.start_after(seam, last_close=self._last_close)
+        slot = slot_of(self.spec, moment_ms, self.market)
+        self._seam = seam = slot.end
+        self.builder.start_after(slot.next_start, last_close=self._last_close)
         if self._backfill if self._last_end is not None else self._backfill_start:
             self._job = self._request_rest(self._last_end, seam)
         else:

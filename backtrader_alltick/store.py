@@ -58,6 +58,10 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
       - ``clock`` (default ``None``): market clock; a simulator's clock runs a trading hour
         in a minute.  Default: wall-clock UTC.
       - ``timeout`` (default ``30.0``): REST read timeout in seconds.
+      - ``extended_hours`` (default ``True``): bars of every slot the service has trades in,
+        whatever the calendar says (pre-market, after hours, overnight, auctions, late prints);
+        ``False``: only bars of slots with a regular session (README "Trading outside the
+        regular session").  A feed's own ``extended_hours`` overrides it.
       - ``ratelimit_timeout`` (default ``120.0``): seconds one REST call may spend waiting out
         the service's rate-limit answers (HTTP 429, AllTick 605) before it raises ``RateLimited``.
       - ``reconnect`` (default ``True``): reconnect the shared WebSocket after a drop.
@@ -92,6 +96,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ("reconntimeout", None),
         ("heartbeat", None),
         ("stale_after", None),
+        ("extended_hours", True),
     )
 
     def __init__(self) -> None:
@@ -313,7 +318,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                      todate: datetime | date | str | None = None,
                      count: int | None = None, *, region: str | None = None,
                      on_progress: Callable[..., None] | None = None, source: str | None = None,
-                     source_url: str | None = None) -> pd.DataFrame:
+                     source_url: str | None = None, extended_hours: bool | None = None) -> pd.DataFrame:
         """Return closed K-lines as a DataFrame indexed by bar close time (UTC); daily and longer
         bars by their trading date (naive, midnight), as the feed stamps them.
 
@@ -323,7 +328,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         a date alone is the trading day, as the feed reads it) and, as in Backtrader, both keep
         a bar stamped exactly at them.  ``source="influx"`` with ``source_url="http://host:8086[/database]"``
         reads a relay's InfluxDB archive instead of the service (bars built from archived
-        bars or ticks where needed).
+        bars or ticks where needed).  ``extended_hours`` (default: the store's) is the session
+        policy, as for a feed.
         """
         inst = parse_symbol(symbol, region)
         spec = self.resolve_timeframe(inst, timeframe, compression)
@@ -332,7 +338,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
         def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
             return self.history_source(self, inst, spec, first, last, wanted, source=source,
-                                       source_url=source_url, on_progress=on_progress)
+                                       source_url=source_url, on_progress=on_progress,
+                                       extended_hours=self.extended_hours(extended_hours))
 
         return window_frame(load, inst.market, spec, start_ms, end_ms, count)
 
@@ -346,6 +353,13 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         return load_bars(self.history, inst, spec, moment_ms("fromdate", fromdate),
                          moment_ms("todate", todate, end_of_day=True),
                          whole_number("count", count, optional=True), on_progress)
+
+    def extended_hours(self, asked: bool | None = None) -> bool:
+        """The session policy for a caller that asked for ``asked`` (None: the store's own)."""
+        policy = self.p.extended_hours if asked is None else asked
+        if not isinstance(policy, bool):
+            raise ConfigError(f"extended_hours must be True or False, was {policy!r}")
+        return policy
 
     def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
                           live: bool = False) -> timeframes.BarSpec:

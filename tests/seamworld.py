@@ -7,13 +7,13 @@ closed; ``check`` compares the delivered bars with bars computed straight from t
 
 from __future__ import annotations
 
-from backtrader_alltick.markets import CRYPTO, MINUTE_MS
+from backtrader_alltick.markets import CRYPTO, MINUTE_MS, Market
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.seam import Seam
 from backtrader_alltick.timeframes import PERIODS, BarSpec
 
 SPEC = BarSpec(PERIODS["1m"], 1, "1 Minutes")
-START = 1_700_000_040_000  # a minute boundary
+START = 1_700_000_040_000  # a minute boundary: Tuesday 2023-11-14 22:14 UTC, after the US close
 STEP_MS = 300
 GRACE_MS = 250
 MARGIN_MS = 2000
@@ -33,7 +33,7 @@ def bars_from_trades(trades: list[Tick]) -> list[Kline]:
 class World:
     """Market, stream and REST around one :class:`Seam`, on a hand-driven clock."""
 
-    def __init__(self, skew_ms: int = 0) -> None:
+    def __init__(self, skew_ms: int = 0, market: Market = CRYPTO) -> None:
         self.skew_ms = skew_ms  # how far the exchange's clock runs ahead of ours
         self.now = START + 10_000
         self.trades: list[Tick] = []
@@ -42,7 +42,7 @@ class World:
         self.jobs: list[list] = []  # [job, after, upto, reached] in the order REST serves them
         self.jobs_asked = 0
         self.delivered: list[tuple[Kline, str]] = []
-        self.seam = Seam("BTCUSDT", SPEC, CRYPTO, request_rest=self._request, deliver=self._deliver,
+        self.seam = Seam("BTCUSDT", SPEC, market, request_rest=self._request, deliver=self._deliver,
                          grace_ms=GRACE_MS, anchor_margin_ms=MARGIN_MS)
 
     def _request(self, after: int | None, upto: int) -> int:

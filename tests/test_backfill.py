@@ -45,7 +45,7 @@ def test_a_crashing_job_fails_the_feed_instead_of_leaving_it_waiting():
     def next_close(moment_ms):
         raise ZeroDivisionError("a bug in the grid")
 
-    filler, inbox = _filler(lambda after, upto, count: [], next_close=next_close)
+    filler, inbox = _filler(lambda after, upto, count: [], next_final=next_close)
     try:
         job = filler.request(None, NOW + 600_000)  # not closed yet: the worker waits for the next close
         first = inbox.get(timeout=5)

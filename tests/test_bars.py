@@ -265,30 +265,31 @@ def test_builder_hourly_bars_close_on_the_hour():
     assert [(bar.period, bar.end, bar.low) for bar in delivered] == [("1h", ms("2023-11-14 16:00:00"), 9.0)]
 
 
-@pytest.mark.parametrize(("day", "close_utc"), [("2023-11-14", "21:00:00"), ("2023-07-14", "20:00:00")])
-def test_builder_daily_bars_close_at_the_new_york_session_end(day, close_utc):
+@pytest.mark.parametrize(("day", "close_utc", "midnight_utc"), [
+    ("2023-11-14", "21:00:00", "2023-11-15 05:00:00"), ("2023-07-14", "20:00:00", "2023-07-15 04:00:00")])
+def test_builder_daily_bars_carry_the_new_york_close_and_close_when_the_date_ends(day, close_utc,
+                                                                                  midnight_utc):
     made, delivered = builder(market=US_STOCKS, bar_spec=spec(tf.DAYS, 1))
     made.add_tick(tick(f"{day} 14:45:00", 100.0, seq=1))
     made.add_tick(tick(f"{day} 19:30:00", 104.0, seq=2))
-    close = ms(f"{day} {close_utc}")
+    close, date_ends = ms(f"{day} {close_utc}"), ms(midnight_utc)
 
-    made.on_timer(close + GRACE - 1)
+    made.on_timer(date_ends + GRACE - 1)
     assert delivered == []
-    made.on_timer(close + GRACE)
+    made.on_timer(date_ends + GRACE)
 
     assert [(bar.period, bar.start, bar.end, bar.open, bar.close) for bar in delivered] == [
         ("1d", made.market.day_start(close), close, 100.0, 104.0)]
 
 
-def test_builder_daily_bar_ignores_after_hours_trades():
+def test_builder_daily_bar_keeps_after_hours_trades_of_its_date():
     made, delivered = builder(market=US_STOCKS, bar_spec=spec(tf.DAYS, 1))
     made.add_tick(tick("2023-11-14 15:00:00", 100.0, seq=1))
-    made.add_tick(tick("2023-11-14 21:00:00.050", 120.0, seq=2))  # 16:00:00.050 New York, inside grace
+    made.add_tick(tick("2023-11-14 21:00:00.050", 120.0, seq=2))  # 16:00:00.050 New York: a late print
 
-    made.on_timer(ms("2023-11-15 00:00:00"))
+    made.on_timer(ms("2023-11-15 05:00:00") + GRACE)
 
-    assert delivered[0].close == 100.0
-    assert made.stats.after_close == 1
+    assert [(bar.close, bar.high, bar.end) for bar in delivered] == [(120.0, 120.0, ms("2023-11-14 21:00"))]
 
 
 def test_builder_discard_drops_the_forming_bar_instead_of_delivering_it():
@@ -497,16 +498,34 @@ def test_seen_trades_knows_a_trade_by_seq_per_symbol_or_by_the_whole_trade():
     assert len(seen) == 2
 
 
-def test_seam_on_a_day_without_a_session_is_now_not_the_days_nominal_close():
-    day_spec = tf.resolve(tf.DAYS, 1, ("1m", "1d"), "AAPL.US")
-    minute_spec = tf.resolve(tf.MINUTES, 1, ("1m", "1d"), "AAPL.US")
-    holiday_noon = _ms("2023-07-04 16:00")
-    after_early_close = _ms("2023-07-03 18:00")
+def test_a_daily_bar_holds_its_trading_dates_after_hours_trades_and_closes_when_the_date_ends():
+    spec = tf.resolve(tf.DAYS, 1, ("1m", "1d"), "AAPL.US")
+    bars = []
+    builder = BarBuilder("AAPL.US", spec, US_STOCKS, bars.append, grace_ms=0)
+    builder.add_tick(Tick("AAPL.US", _ms("2023-07-03 15:00"), 10.0, 1.0))
+    builder.add_tick(Tick("AAPL.US", _ms("2023-07-03 19:00"), 11.0, 2.0))  # after the 13:00 New York close
 
-    assert bars_module.seam_end(day_spec, holiday_noon, US_STOCKS) == holiday_noon
-    assert bars_module.seam_end(day_spec, after_early_close, US_STOCKS) == _ms("2023-07-03 17:00")
-    assert bars_module.seam_end(day_spec, _ms("2023-07-05 15:00"), US_STOCKS) == _ms("2023-07-05 20:00")
-    assert bars_module.seam_end(minute_spec, _ms("2023-07-05 15:00:30"), US_STOCKS) == _ms("2023-07-05 15:01")
+    builder.on_timer(_ms("2023-07-03 23:00"))  # the early close has passed, the trading date has not
+    assert bars == []
+    builder.on_timer(_ms("2023-07-04 04:00"))  # midnight in New York
+
+    assert [(bar.close, bar.volume, bar.end) for bar in bars] == [(11.0, 3.0, _ms("2023-07-03 17:00"))]
+
+
+def test_trades_in_a_slot_the_calendar_calls_closed_make_a_bar_unless_extended_hours_are_off():
+    spec = tf.resolve(tf.MINUTES, 1, ("1m", "1d"), "AAPL.US")
+    overnight = _ms("2024-03-11 05:25:10")  # a Monday, 01:25 New York
+    kept, left_out = [], []
+    for bars, regular_only in ((kept, False), (left_out, True)):
+        builder = BarBuilder("AAPL.US", spec, US_STOCKS, bars.append, grace_ms=0, regular_only=regular_only)
+        builder.add_tick(Tick("AAPL.US", overnight, 191.66, 5.0))
+        builder.add_tick(Tick("AAPL.US", _ms("2024-03-11 13:30:01"), 192.0, 1.0))  # the regular open
+        builder.on_timer(_ms("2024-03-11 13:31"))
+        if regular_only:
+            assert builder.stats.offhours == 1
+
+    assert [bar.end for bar in kept] == [_ms("2024-03-11 05:26"), _ms("2024-03-11 13:31")]
+    assert [bar.end for bar in left_out] == [_ms("2024-03-11 13:31")]
 
 
 def test_empty_bars_stop_at_an_early_close_and_skip_a_holiday():

@@ -240,6 +240,7 @@ def test_live_counts_name_the_feed_counters_and_count_seams():
 
     assert live_counts(stats) == {"trades": 900, "late_trades": 2, "duplicate_trades": 3, "reconnects": 2,
                                   "bars_from_rest": 30, "bars_from_trades": 12, "inbox_overflows": 0,
+                                  "trades_left_out_offhours": 0, "bars_left_out_offhours": 0,
                                   "seams": 3}
 
 

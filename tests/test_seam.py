@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from seamworld import GRACE_MS, MARGIN_MS, START, STEP_MS, World
 
-from backtrader_alltick.markets import MINUTE_MS
+from backtrader_alltick.markets import MINUTE_MS, US_STOCKS
 from backtrader_alltick.records import Tick
 
 EVENTS = ("drop", "malformed", "resend", "boundary", "rest", "trade", "reconnect")
@@ -79,6 +79,32 @@ EVENT_ALPHABET = st.sampled_from(EVENTS + ("tick", "overflow"))
 @given(st.lists(EVENT_ALPHABET, max_size=40), st.sampled_from(SKEWS))
 def test_random_event_sequences_keep_the_seam_invariant(events, skew_ms):
     _run(events, skew_ms)
+
+
+def test_trades_while_the_calendar_says_closed_make_complete_bars_from_the_first_one_on():
+    # US stocks at 22:14 UTC (17:14 New York): the calendar says closed, the service trades (after
+    # hours).  The seam goes at the slot's close like any other, so REST supplies the first part of
+    # the slot in progress and the first stream bar after the start, and after a drop, is complete.
+    world = World(market=US_STOCKS)
+    world.reconnect()
+    world.tick()
+    world.trade()  # anchors the seam inside the slot, after its first trades
+    assert world.jobs[0][2] == START + MINUTE_MS
+    world.run(["trade", "rest", "boundary", "trade", "drop", "trade", "boundary", "reconnect", "trade",
+               "rest", "trade"])
+    world.settle()
+    world.check()
+    assert [source for _, source in world.delivered][-1] == "bars_live"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EVENT_ALPHABET, max_size=40))
+def test_random_event_sequences_keep_the_seam_invariant_while_the_calendar_says_closed(events):
+    world = World(market=US_STOCKS)
+    world.warm_up()
+    world.run(events)
+    world.settle()
+    world.check()
 
 
 def test_the_first_seam_backfills_then_builds_and_a_silent_symbol_anchors_after_the_margin():

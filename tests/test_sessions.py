@@ -279,39 +279,44 @@ def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make
     assert days.loc["2023-07-03", "close"] == on_july_3["close"].iloc[-1]
 
 
-def test_a_live_daily_feed_on_a_holiday_goes_live_at_once_and_says_the_market_is_closed(make_store, caplog):
-    holiday = datetime(2023, 7, 4, 15, tzinfo=timezone.utc)
-    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=holiday) as sim:
+def test_a_live_daily_feed_on_a_holiday_says_the_market_is_closed_and_goes_live_when_the_date_ends(
+        make_store, caplog):
+    late_on_the_holiday = datetime(2023, 7, 5, 3, 50, tzinfo=timezone.utc)  # 23:50 New York, July 4
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=late_on_the_holiday) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3,
                                       qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive)
         with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
-            strategy = run_guarded(cerebro, 30)
+            strategy = run_guarded(cerebro, 60)
 
-    assert strategy.notes[:2] == ["DELAYED", "LIVE"]  # not held back until the holiday's nominal close
-    assert strategy.dates[-1] == date(2023, 7, 3)
-    closed = [r for r in caplog.records if "market closed" in r.getMessage()]
-    assert len(closed) == 1 and "2023-07-04 is not a trading day (a holiday)" in closed[0].getMessage()
+    # The calendar expects nothing on the holiday, but only the end of the date proves no trade came.
+    assert strategy.notes[:2] == ["DELAYED", "LIVE"]
+    assert strategy.clock_at_live >= ms(datetime(2023, 7, 5, 4, 0))
+    assert strategy.dates[-1] == date(2023, 7, 3)  # the service had no bar for the holiday
+    closed = [r.getMessage() for r in caplog.records if "market closed" in r.getMessage()]
+    assert "2023-07-04 is not a trading day (a holiday)" in closed[0]
+    assert all("2023-07-04" not in note for note in closed[1:])  # once per closure
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_a_live_daily_bar_closes_at_an_early_close(make_store):
-    early = datetime(2023, 7, 3, 16, 50, tzinfo=timezone.utc)  # ten minutes before 13:00 New York
-    with Simulator(dialect="alltick", plan="unlimited", speed=120, seed=2, start=early) as sim:
+def test_a_live_daily_bar_of_an_early_close_carries_its_date_and_is_final_when_the_date_ends(make_store):
+    before_midnight = datetime(2023, 7, 4, 3, 50, tzinfo=timezone.utc)  # 23:50 New York, July 3
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=before_midnight) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2,
                                       qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive, until=date(2023, 7, 3))
-        strategy = run_guarded(cerebro, 40)
+        strategy = run_guarded(cerebro, 60)
         truth = sim.klines("AAPL.US", "1d", ms(datetime(2023, 7, 3)), ms(datetime(2023, 7, 4)))
 
     assert strategy.dates[-1] == date(2023, 7, 3)
     assert strategy.closes[-1] == truth[-1].close
-    # Delivered soon after 13:00 New York, not held until the regular 16:00 close.
-    assert strategy.clock_at_last_bar < ms(datetime(2023, 7, 3, 18, 0))
+    assert truth[-1].end == ms(datetime(2023, 7, 3, 17, 0))  # the 13:00 New York early close
+    # Trades of the date may come after its close (after hours, a late print): final at its end.
+    assert strategy.clock_at_last_bar >= ms(datetime(2023, 7, 4, 4, 0))
 
 
 class StopWhenLive(bt.Strategy):
@@ -322,9 +327,12 @@ class StopWhenLive(bt.Strategy):
         self.dates: list[date] = []
         self.closes: list[float] = []
         self.clock_at_last_bar = None
+        self.clock_at_live = None
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
         self.notes.append(data._getstatusname(status))
+        if status == data.LIVE:
+            self.clock_at_live = data._store.clock.now_ms()
         if self.p.until is None and status == data.LIVE:
             self.env.runstop()
 
@@ -370,5 +378,5 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
 
     closed = [r.getMessage() for r in caplog.records if "market closed" in r.getMessage()]
     assert closed == ["AAPL.US: US market closed: 2023-07-05's session closed at 16:00 America/New_York; "
-                      "next open 2023-07-06 13:30 UTC; no bars until then"]
+                      "next open 2023-07-06 13:30 UTC; bars only from trades the service still sends"]
     assert strategy.dates and strategy.dates[-1] == date(2023, 7, 5)

@@ -40,6 +40,9 @@ def common_options() -> argparse.ArgumentParser:
                        help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
     group.add_argument("--cache", default=None, metavar="PATH|off",
                        help="K-line cache file (default: the user cache directory); 'off' for none")
+    group.add_argument("--regular-hours", dest="extended_hours", action="store_false", default=True,
+                       help="only bars of slots with a regular session (default: every slot the service "
+                            "has trades in: pre-market, after hours, overnight, auctions)")
     group.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     # SUPPRESS keeps `alltick-bt --debug CMD` working: a default here would overwrite the top-level flag.
     group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -59,7 +62,8 @@ def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) 
     if needs_token and not token:
         raise AuthError(NO_TOKEN.format(dialect=args.dialect))
     store = AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
-                         ws_url=args.ws_url, cache=cache_setting(args.cache), **params)
+                         ws_url=args.ws_url, cache=cache_setting(args.cache),
+                         extended_hours=getattr(args, "extended_hours", True), **params)
     try:
         yield store
     finally:

@@ -35,7 +35,8 @@ from ..errors import AllTickError
 from ..records import Kline, Tick
 
 # What every source counts (``AllTickData.stats``).
-COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects")
+COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects",
+            "offhours_trades", "offhours_bars")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class SourceOptions:
     backfill: bool = True
     grace: float = 0.25
     emit_empty: bool = False
+    extended_hours: bool = True
     bidask: bool = False
     inbox_size: int = 200_000
     url: str | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from ..bars import regular_bars
 from ..errors import ConfigError
 from ..history import Progress, load_bars
 from ..records import Kline
@@ -11,19 +13,39 @@ from ..store import AllTickStore
 from ..symbols import Instrument
 from ..timeframes import BarSpec
 
+logger = logging.getLogger(__name__)
+
 
 def load_history(store, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,
                  count: int | None, *, source: str | None = None, source_url: str | None = None,
-                 on_progress: Callable[[Progress], None] | None = None) -> list[Kline]:
+                 on_progress: Callable[[Progress], None] | None = None, extended_hours: bool = True,
+                 stats: dict | None = None) -> list[Kline]:
     """Closed ``spec`` bars stamped ``start_ms <= end <= end_ms``, or the newest ``count``.
 
     ``source`` None loads them through ``store`` (cache first, then REST); ``"influx"`` from
     the InfluxDB archive at ``source_url``.  Both keep the same bars of the same window.
+    With ``extended_hours`` off, bars of slots without a regular session are left out (the
+    cache keeps them: the policy applies on the way out), counted in ``stats["offhours_bars"]``.
 
     Example::
 
         bars = load_history(store, parse_symbol("BTCUSDT"), spec, None, None, 100)
     """
+    bars = _load(store, inst, spec, start_ms, end_ms, count, source, source_url, on_progress)
+    if extended_hours:
+        return bars
+    kept = regular_bars(bars, spec, inst.market)
+    if len(kept) < len(bars):
+        if stats is not None:
+            stats["offhours_bars"] = stats.get("offhours_bars", 0) + len(bars) - len(kept)
+        logger.info("%s: %d %s bars outside the regular session left out (extended_hours=False)",
+                    inst.symbol, len(bars) - len(kept), spec.period)
+    return kept
+
+
+def _load(store, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,
+          count: int | None, source: str | None, source_url: str | None,
+          on_progress: Callable[[Progress], None] | None) -> list[Kline]:
     if source is None:
         return load_bars(store.history, inst, spec, start_ms, end_ms, count, on_progress)
     if source == "influx":

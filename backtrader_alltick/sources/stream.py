@@ -20,7 +20,7 @@ from ..bars import SeenTrades, slot_of
 from ..clock import wall_seconds
 from ..history import load_bars
 from ..markets import MINUTE_MS
-from ..records import Depth, Kline, Tick
+from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
 from ..timeframes import BarSpec
@@ -65,16 +65,19 @@ class StreamBars(InboxSource):
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
-        self.backfiller = Backfiller(self._fetch, clock, self._post, next_close=self._next_close)
+        self.backfiller = Backfiller(self._fetch, clock, self._post, closed_until=self._closed_until,
+                                     next_final=self._next_final)
         self.seam: Seam | None = None
         if spec is not None:
             self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self.backfiller.request,
                              deliver=self._deliver, grace_ms=int(options.grace * 1000 * clock.speed),
                              emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
-                             backfill_start=options.backfill_start, backfill=options.backfill)
+                             backfill_start=options.backfill_start, backfill=options.backfill,
+                             regular_only=not options.extended_hours)
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, clock.now_ms(), 1)
+        self._offhours_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf
         self._note_market_closure(clock.now_ms())
@@ -138,7 +141,10 @@ class StreamBars(InboxSource):
         self._closure_check_ms = now + MINUTE_MS
         closed = self.inst.market.closed_note(now)
         if closed and closed != self._closure_noted:
-            logger.info("%s: %s; no bars until then", self.inst.symbol, closed)
+            # The calendar says when to expect bars, never that a trade does not exist.
+            until = ("bars only from trades the service still sends" if self.options.extended_hours
+                     else "no bars until then (extended_hours=False)")
+            logger.info("%s: %s; %s", self.inst.symbol, closed, until)
         self._closure_noted = closed
 
     def _run_timers(self) -> None:
@@ -157,6 +163,7 @@ class StreamBars(InboxSource):
         elif isinstance(item, BackfillResult):
             if item.job != self._probe_job and self.seam is not None:
                 self.seam.on_rest(item.job, item.bars, item.done)
+                self.stats["offhours_bars"] = self.seam.offhours_bars
         elif isinstance(item, BackfillFailed):
             self._fail(item.error)
         elif getattr(item, "kind", None) is not None:
@@ -169,6 +176,9 @@ class StreamBars(InboxSource):
             self.seam.on_trade(tick, self.clock.now_ms())
             built = self.seam.builder.stats
             stats["late_ticks"], stats["duplicates"] = built.late_ticks, built.duplicates
+            if built.offhours != stats["offhours_trades"]:
+                stats["offhours_trades"] = built.offhours
+                self._note_offhours(tick)
             return
         # TimeFrame.Ticks: every trade is a bar; drop repeats and trades older than the last.
         self._ticks_flowing, self._ticks_deadline = True, None
@@ -180,6 +190,20 @@ class StreamBars(InboxSource):
             return
         self._last_tick_time = tick.time
         self._emit(tick, quoted=True)
+
+    def _note_offhours(self, tick: Tick) -> None:
+        if self._offhours_noted:
+            return
+        self._offhours_noted = True
+        logger.info("%s: trades outside the regular session are left out (extended_hours=False), the "
+                    "first at %s; counted in stats['offhours_trades']", self.inst.symbol,
+                    format_utc(tick.time))
+        if tick.session == 0:
+            # The service says regular session where our calendar says closed: the calendar is behind.
+            logger.warning("%s: the service marks a trade at %s as regular-session trading while the %s "
+                           "calendar says closed; the calendar may be out of date (upgrade the calendars "
+                           "extra) or pass extended_hours=True", self.inst.symbol, format_utc(tick.time),
+                           self.inst.market.name)
 
     def _deliver(self, bar: Kline, source: str) -> None:
         self.stats[source] += 1
@@ -216,8 +240,15 @@ class StreamBars(InboxSource):
 
     # -- the backfill worker's thread ----------------------------------------------------------------
 
-    def _next_close(self, moment_ms: int) -> int:
-        return slot_of(self._backfill_spec(), moment_ms, self.inst.market).end
+    def _closed_until(self, moment_ms: int) -> int:
+        # A bar is final when its slot ends (a daily bar: when its trading date ends).
+        spec, market = self._backfill_spec(), self.inst.market
+        return slot_of(spec, slot_of(spec, moment_ms, market).start - 1, market).end
+
+    def _next_final(self, close_ms: int) -> int:
+        spec, market = self._backfill_spec(), self.inst.market
+        closed = slot_of(spec, close_ms - 1, market)  # the slot of the bar stamped close_ms
+        return slot_of(spec, closed.next_start, market).next_start
 
     def _backfill_spec(self) -> BarSpec:
         return self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)

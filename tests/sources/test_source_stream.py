@@ -583,7 +583,7 @@ def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monk
     def broken(self, moment_ms):
         raise ZeroDivisionError("a bug in the grid")
 
-    monkeypatch.setattr(StreamBars, "_next_close", broken)  # a bug inside the backfill worker
+    monkeypatch.setattr(StreamBars, "_next_final", broken)  # a bug inside the backfill worker
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
         strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,

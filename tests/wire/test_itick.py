@@ -169,7 +169,9 @@ def test_parse_klines_bar_without_close_is_a_protocol_error():
 def test_parse_trades_names_bare_codes_by_the_requested_symbols(payload):
     response = payload("itick", "rest_tick_stock.json")
 
-    assert wire.parse_trades(200, response, [HK700]) == [Tick("700.HK", 1754554087000, 567.0, 1134500.0)]
+    # The documented payload says te 0: a regular-session trade.
+    assert wire.parse_trades(200, response, [HK700]) == [
+        Tick("700.HK", 1754554087000, 567.0, 1134500.0, session=0)]
     assert wire.parse_trades(200, response)[0].symbol == "700"  # no region on the wire, none given
 
 
@@ -436,3 +438,12 @@ def test_parse_klines_keeps_a_bar_whose_high_is_below_its_close_for_the_quality_
     bars = wire.parse_klines(200, envelope(rows), "BTCUSDT", "1m")
 
     assert [b.high for b in bars] == [2.0, 0.6]
+
+
+@pytest.mark.parametrize(("te", "session"), [(0, 0), (1, 1), (2, 2), (5, None), (True, None), ("1", None)])
+def test_a_stock_ticks_te_is_kept_as_its_session_where_it_is_a_documented_value(te, session):
+    from backtrader_alltick.wire.itick.rows import read_tick
+
+    tick = read_tick({"s": "AAPL", "ld": 191.7, "t": 1710134710000, "v": 5, "te": te}, "AAPL.US")
+
+    assert tick.session == session  # itick.md 4.1: 0 regular, 1 pre-market, 2 after-hours

@@ -14,6 +14,8 @@ from .._decode import MALFORMED, amount, checked_kline, clip, float_or_none, pri
 
 # iTick's SDK types say d: 1 sell, 2 buy (UNCERTAIN, section 4.1); records use AllTick's 1 buy, 2 sell.
 _DIRECTION = {1: 2, 2: 1}
+# Stock ticks' te: 0 regular, 1 pre-market, 2 after-hours (section 4.1); anything else is not known.
+_SESSIONS = (0, 1, 2)
 
 
 def read_kline(row: dict, symbol: str, period: str, market: markets.Market, kind: str) -> Kline:
@@ -26,10 +28,13 @@ def read_kline(row: dict, symbol: str, period: str, market: markets.Market, kind
 
 
 def read_tick(data: dict, symbol: str) -> Tick:
-    """Return the trade of a tick object (``d`` turned into AllTick's 1 buy, 2 sell)."""
+    """Return the trade of a tick object (``d`` turned into AllTick's 1 buy, 2 sell, ``te`` kept as
+    ``session`` where it is one of the documented values)."""
+    session = data.get("te")
     try:
         return Tick(symbol, stamp(data["t"], "t"), price(data["ld"], "ld"), amount(data.get("v"), "v"),
-                    amount(data.get("tu"), "tu"), None, _DIRECTION.get(data.get("d"), 0))
+                    amount(data.get("tu"), "tu"), None, _DIRECTION.get(data.get("d"), 0),
+                    session if session in _SESSIONS and not isinstance(session, bool) else None)
     except MALFORMED as e:
         raise ProtocolError(f"iTick sent a malformed tick for {symbol} ({type(e).__name__}: {e}), "
                             f"was {clip(data)}; it is skipped") from None

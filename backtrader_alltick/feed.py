@@ -212,6 +212,12 @@ class AllTickData(bt.feed.DataBase):
         self._start_finish()
         self._may_wait = True
         self._source = None
+        # Cerebro starts a feed again for each run of optstrategy on one core.  A run may end
+        # with bars unread (Backtrader's filter stops at the first past todate, and daily bars
+        # are loaded a little wider): every start begins from nothing, or they would come first.
+        self._history = deque()
+        self.stats = dict.fromkeys(COUNTERS, 0)
+        self.last_error = None
         if self._setup_error is not None:
             self._fail(self._setup_error)
             return

@@ -3,7 +3,8 @@
 1. ingest throughput of the store + bar builder against a bare websocket-client
    ``recv`` + ``json.loads`` loop on the same simulator stream (target ratio >= 0.7);
 2. latency from a bar's close to ``next()`` (p50/p99, wall seconds);
-3. CPU used by a live Cerebro while its only feed is silent (market closed);
+3. CPU used by a live Cerebro while its only feed is silent (market closed): this process only, with
+   the simulator in its own process, over 30 s from 10 s after the start;
 4. memory over a long accelerated run (flat after warm-up), with the simulator in another process.
 
     python benchmarks/bench_live.py [--seconds 5]
@@ -131,24 +132,34 @@ def latency(bars: int, speed: float) -> list[float]:
     return strategy.lags
 
 
-class Idle(bt.Strategy):
-    params = (("seconds", 3.0),)
+class IdleProbe(bt.Strategy):
+    """Read this process's CPU time ``settle`` wall seconds after the run starts and again ``seconds``
+    later, then stop: start-up (REST backfill, connecting) is left out of the figure."""
 
-    def __init__(self) -> None:
-        threading.Timer(self.p.seconds, self.env.runstop).start()
+    params = (("settle", 10.0), ("seconds", 30.0), ("samples", None))
+
+    def start(self) -> None:
+        def sample() -> None:
+            self.p.samples.append((time.process_time(), time.monotonic()))
+
+        threading.Timer(self.p.settle, sample).start()
+        threading.Timer(self.p.settle + self.p.seconds, lambda: (sample(), self.env.runstop())).start()
 
 
-def idle_cpu(seconds: float) -> float:
-    with Simulator(dialect="alltick", speed=1, seed=13) as sim:  # Hong Kong is closed at the start time
+def idle_cpu(settle: float, seconds: float) -> float:
+    """Share of one core this process (Cerebro, the store's threads) uses while its only feed is
+    silent; the simulator runs in its own process, so its threads are not counted."""
+    samples: list[tuple[float, float]] = []
+    # The simulator starts at 15:00 UTC: Hong Kong has been closed for hours and stays closed.
+    with simulator_process(speed=1, seed=13, symbols=["700.HK"]) as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.adddata(store.getdata(dataname="700.HK", timeframe=bt.TimeFrame.Minutes, lookback=2))
-        cerebro.addstrategy(Idle, seconds=seconds)
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        cerebro.addstrategy(IdleProbe, settle=settle, seconds=seconds, samples=samples)
         cerebro.run()
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         store.stop()
-    return cpu / wall
+    (cpu0, wall0), (cpu1, wall1) = samples
+    return (cpu1 - cpu0) / (wall1 - wall0)
 
 
 class MemoryProbe(bt.Strategy):
@@ -180,28 +191,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--latency-bars", type=int, default=20)
     parser.add_argument("--memory-bars", type=int, default=20_000)
+    parser.add_argument("--idle-settle", type=float, default=10.0, help="seconds before idle is measured")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="seconds idle is measured over")
+    parser.add_argument("--only", choices=["ingest", "latency", "idle", "memory"], help="run one part only")
     args = parser.parse_args()
 
-    baseline = bare_reader(args.seconds)
-    ours, built = store_ingest(args.seconds)
-    print(f"ingest: bare recv+json.loads {baseline:,.0f} frames/s; store + bar builder {ours:,.0f} ticks/s "
-          f"({built} bars built); ratio {ours / baseline:.2f} (target >= 0.7)")
-
-    lags = sorted(latency(args.latency_bars, speed=60))
-    p99 = lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))]
-    print(f"bar close -> next(): p50 {statistics.median(lags):.3f}s, p99 {p99:.3f}s over {len(lags)} live "
-          f"bars (grace 0.25s + qcheck 0.5s)")
-
-    share = idle_cpu(3.0)
-    print(f"idle live Cerebro (silent feed): {share:.1%} of one core")
-
-    samples = memory(args.memory_bars)
-    first = samples[len(samples) // 3][1] if samples else 0
-    print("memory (bars, traced bytes): " + ", ".join(f"{n}:{b / 1e6:.1f}MB" for n, b in samples))
-    if samples:
-        print(f"growth after warm-up: {(samples[-1][1] - first) / 1e6:+.2f} MB over "
-              f"{samples[-1][0] - samples[len(samples) // 3][0]} bars; max RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if args.only in (None, "ingest"):
+        baseline = bare_reader(args.seconds)
+        ours, built = store_ingest(args.seconds)
+        print(f"ingest: bare recv+json.loads {baseline:,.0f} frames/s; store + bar builder "
+              f"{ours:,.0f} ticks/s ({built} bars built); ratio {ours / baseline:.2f} (target >= 0.7)")
+    if args.only in (None, "latency"):
+        lags = sorted(latency(args.latency_bars, speed=60))
+        p99 = lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))]
+        print(f"bar close -> next(): p50 {statistics.median(lags):.3f}s, p99 {p99:.3f}s over "
+              f"{len(lags)} live bars (grace 0.25s + qcheck 0.5s)")
+    if args.only in (None, "idle"):
+        share = idle_cpu(args.idle_settle, args.idle_seconds)
+        print(f"idle live Cerebro (silent feed, simulator in its own process): {share:.2%} of one core, "
+              f"this process only, over {args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start")
+    if args.only in (None, "memory"):
+        samples = memory(args.memory_bars)
+        first = samples[len(samples) // 3][1] if samples else 0
+        print("memory (bars, traced bytes): " + ", ".join(f"{n}:{b / 1e6:.1f}MB" for n, b in samples))
+        if samples:
+            print(f"growth after warm-up: {(samples[-1][1] - first) / 1e6:+.2f} MB over "
+                  f"{samples[-1][0] - samples[len(samples) // 3][0]} bars; max RSS "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

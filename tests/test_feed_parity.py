@@ -216,3 +216,71 @@ def test_daily_sma_cross_gives_the_same_result_on_alltickdata_and_pandasdata(sto
 
     assert results[0]["trades"]
     assert results[1] == results[0]
+
+
+# -- optimisation: every run sees the same bars -----------------------------------------------------
+
+# Each window ends a day or two before a bar the feed loads (daily and weekly feeds load a little
+# wider and leave Backtrader's filter to stop at todate), so a run can leave bars unread behind it.
+OPT_WINDOWS = {
+    "daily": ("1d", bt.TimeFrame.Days, {"fromdate": "2023-03-01", "todate": "2023-03-30"}),
+    "weekly": ("1w", bt.TimeFrame.Weeks, {"fromdate": "2023-01-02", "todate": "2023-03-25"}),
+    "minute": ("1m", bt.TimeFrame.Minutes, {"fromdate": "2024-03-04 10:00", "todate": "2024-03-04 10:40"}),
+}
+
+
+class BarLog(bt.Analyzer):
+    """Every bar the run saw: (datetime, open, high, low, close, volume)."""
+
+    def start(self) -> None:
+        self.rows: list[tuple] = []
+
+    def next(self) -> None:
+        data = self.strategy.data
+        self.rows.append((data.datetime.datetime(0), data.open[0], data.high[0], data.low[0], data.close[0],
+                          data.volume[0]))
+
+    def get_analysis(self) -> list[tuple]:
+        return self.rows
+
+
+class Sma(bt.Strategy):
+    """An indicator, as an optimised strategy has: a run that gets no bars fails in it."""
+
+    params = (("period", 2),)
+
+    def __init__(self) -> None:
+        self.sma = bt.ind.SMA(period=self.p.period)
+
+
+# Cerebro's three ways to drive a feed: preloaded and run at once, preloaded and run bar by bar,
+# loaded bar by bar.
+MODES = {"runonce": {"runonce": True}, "runnext": {"runonce": False},
+         "unpreloaded": {"runonce": False, "preload": False}}
+
+
+def optimise_bars(data, maxcpus: int, mode: str) -> list[list[tuple]]:
+    cerebro = bt.Cerebro(maxcpus=maxcpus, stdstats=False, **MODES[mode])
+    cerebro.adddata(data, name="ETHUSDT")
+    cerebro.addanalyzer(BarLog, _name="bars")
+    cerebro.optstrategy(Sma, period=[2, 3, 4])
+    runs = sorted(cerebro.run(), key=lambda run: run[0].p.period)
+    return [run[0].analyzers.bars.get_analysis() for run in runs]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("maxcpus", [1, 2])
+@pytest.mark.parametrize("kind", OPT_WINDOWS)
+def test_every_optstrategy_run_sees_the_bars_pandasdata_sees(store, kind, maxcpus, mode):
+    period, timeframe, window = OPT_WINDOWS[kind]
+    frame = store.fetch_klines("ETHUSDT", period, **window).tz_localize(None)
+    if timeframe != bt.TimeFrame.Minutes:  # stamped as Backtrader's CSV feeds stamp them
+        frame.index = frame.index + pd.Timedelta(hours=23, minutes=59, seconds=59, microseconds=999990)
+    expected = optimise_bars(bt.feeds.PandasData(dataname=frame, timeframe=timeframe), 1, mode)[0]
+
+    runs = optimise_bars(store.getdata(dataname="ETHUSDT", timeframe=timeframe, historical=True, **window),
+                         maxcpus, mode)
+
+    assert len(expected) == len(frame) > 4
+    assert [len(rows) for rows in runs] == [len(expected)] * 3
+    assert runs == [expected] * 3

@@ -79,11 +79,13 @@ def test_server_error_burst_answers_5xx(sim):
     assert sim.counters["faults"] == {"server_error_burst": 1}
 
 
-def test_slow_responses_are_delayed_and_counted(alltick_sim):
-    alltick_sim.faults.slow_ms = 50
+def test_slow_responses_outlast_a_client_timeout_shorter_than_the_delay(alltick_sim):
+    alltick_sim.faults.slow_ms = 300
 
-    assert kline(alltick_sim).json()["ret"] == 200
-    assert alltick_sim.counters["faults"]["slow_ms"] == 1
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(alltick_sim.rest_url + "/quote-b-api/kline", timeout=(10, 0.05),
+                     params={"token": alltick_sim.token, "query": KLINE_QUERY})
+    assert kline(alltick_sim).json()["ret"] == 200  # a patient client gets its answer
 
 
 def test_reject_token_refuses_a_valid_token(alltick_sim):
@@ -112,11 +114,11 @@ def test_drop_after_frames_cuts_the_socket_after_n_pushes(make_sim):
 
 def test_drop_every_cuts_every_socket(make_sim):
     sim = make_sim(dialect="alltick", faults={"drop_every": 0.2})
-    connection = stream(sim)
 
-    read_until_closed(connection)
-
-    assert sim.counters["faults"]["drop_every"] >= 1
+    # A client that reconnects is cut again.  read_until_closed returns only when the server
+    # closes the socket; a socket left open raises WebSocketTimeoutException after 10 s.
+    for _ in range(2):
+        read_until_closed(stream(sim))
 
 
 def test_drop_connections_cuts_open_sockets_now(alltick_sim):

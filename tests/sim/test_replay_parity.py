@@ -8,6 +8,7 @@ DELAYED -> LIVE notifications) and fills must be the same.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -71,9 +72,16 @@ def run_strategy(sim: Simulator, from_ms: int, begin_ms: int, until_ms: int, cac
 def test_a_replay_at_60x_gives_the_live_strategy_the_same_bars_and_trades(dialect, make_sim, tmp_path):
     service = make_sim(dialect=dialect, speed=60, symbols=[SYMBOL])
     path = tmp_path / "session.rec"
-    first_trade = threading.Event()
+    first_trade, covered = threading.Event(), threading.Event()
+    cover_until = [math.inf]  # market ms the recording must reach; known once the window is chosen
+
+    def on_record(record) -> None:
+        first_trade.set()
+        if getattr(record, "time", 0) >= cover_until[0]:
+            covered.set()
+
     recorder_store = AllTickStore.from_simulator(service, cache=False)
-    recorder_store.listen(parse_symbol(SYMBOL), lambda record: first_trade.set())
+    recorder_store.listen(parse_symbol(SYMBOL), on_record)
     relay = Relay(recorder_store, [SYMBOL], recording=path, recording_options={"flush_interval": 0.2}).start()
     try:
         assert first_trade.wait(30)
@@ -81,7 +89,8 @@ def test_a_replay_at_60x_gives_the_live_strategy_the_same_bars_and_trades(dialec
         from_ms = (service.clock.now_ms() // MINUTE_MS + 2) * MINUTE_MS
         begin_ms, until_ms = from_ms + 3 * MINUTE_MS, from_ms + 9 * MINUTE_MS
         live = run_strategy(service, from_ms, begin_ms, until_ms, tmp_path / "live.sqlite")
-        time.sleep(wall_seconds(service.clock, until_ms + MINUTE_MS))  # the recording covers the run
+        cover_until[0] = until_ms + MINUTE_MS
+        assert covered.wait(60), "no trade after the run reached the recorder"  # the recording covers it
     finally:
         relay.stop()
         recorder_store.stop()

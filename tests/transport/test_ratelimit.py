@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import queue
 import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -216,16 +216,31 @@ def test_threads_sharing_a_limiter_keep_the_spacing():
 
 
 def test_penalize_wakes_a_waiting_thread_to_recompute():
-    waiting = threading.Event()
-    limiter = RateLimiter(get_plan("alltick", "unlimited"), on_wait=lambda seconds, endpoint: waiting.set())
-    start = time.monotonic()
+    clock = FakeClock()
+    waits: queue.Queue = queue.Queue()  # each delay a waiter is about to wait, by the limiter's clock
+    limiter = RateLimiter(get_plan("alltick", "unlimited"), monotonic=clock, margin=0.0,
+                          on_wait=lambda seconds, endpoint: waits.put(round(seconds, 6)))
     limiter.penalize(0.2)
-    finished_at: list[float] = []
+    waited: list[float] = []
 
-    thread = threading.Thread(target=lambda: (limiter.acquire("kline"), finished_at.append(time.monotonic())))
+    thread = threading.Thread(target=lambda: waited.append(limiter.acquire("kline")))
     thread.start()
-    assert waiting.wait(10)
-    limiter.penalize(0.4)  # extends the hold; the waiter must not slip out at 0.2 s
+    assert waits.get(timeout=10) == 0.2
+    limiter.penalize(0.5)  # extends the hold; the waiter must not slip out at 0.2 s
+    assert next_wait_other_than(waits, 0.2) == 0.5
+    clock.now += 0.3  # past the first hold, inside the second
+    limiter.wake()
+    assert next_wait_other_than(waits, 0.5) == 0.2
+    clock.now += 0.2
+    limiter.wake()
     thread.join(timeout=10)
 
-    assert finished_at and finished_at[0] - start >= 0.4
+    assert waited == [pytest.approx(0.5)]
+
+
+def next_wait_other_than(waits: queue.Queue, stale: float) -> float:
+    """The next delay the waiter reports, skipping repeats of ``stale`` (a real-time wait that ran
+    out re-reports the delay it was already waiting for: the injected clock had not moved)."""
+    while (delay := waits.get(timeout=10)) == stale:
+        pass
+    return delay

@@ -225,12 +225,11 @@ class AllTickData(bt.feed.DataBase):
         asked_to = end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
         if self._by_date:
             # Backtrader's filter keeps a bar by its stamp (trading date, end of day), not by its
-            # close: a crypto day closes at 00:00 after its date, a forex day at 22:00 before the
+            # close: a crypto day closes at 00:00 after its date, a forex day at 17:00 New York before the
             # end of it.  Load a little wider on both sides and let the filter decide.
             start_ms = None if start_ms is None else start_ms - 2 * 86_400_000
             end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
         if self.p.historical:
-            self.stats = dict.fromkeys(COUNTERS, 0)
             self.put_notification(self.DELAYED)
             # Dates in order around no trading day (a weekend, a holiday) hold no bar.
             bars = [] if is_empty_window(asked_from, asked_to) else self._load_history(start_ms, end_ms)

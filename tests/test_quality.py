@@ -321,3 +321,20 @@ def test_check_klines_a_span_over_the_night_expects_no_stock_bars_there(model):
     report = check_klines(klines, US_STOCKS, span=(FRIDAY + 3 * DAY, TUESDAY))
 
     assert report.findings == []
+
+
+@pytest.mark.parametrize("friday", [1_689_292_800_000, 1_705_622_400_000])  # 2023-07-14 and 2024-01-19
+@pytest.mark.parametrize("symbol", ["EURUSD", "GOLD"])
+def test_a_clean_friday_evening_is_not_a_gap_in_summer_or_in_winter(symbol, friday):
+    """AllTick's product list (protocol/alltick.md, "Trading-hours notes"): forex closes Friday 21:00 GMT
+    in summer time and 22:00 in winter, metals an hour apart too; the week reopens Sunday evening."""
+    from backtrader_alltick.symbols import parse_symbol
+
+    market = parse_symbol(symbol).market
+    week = MarketModel(seed=1, symbols=[symbol], history_start_ms=friday - 3 * DAY)
+    start, end = friday + 12 * 3_600_000, friday + 3 * DAY  # Friday noon to Monday 00:00 UTC
+    klines = week.klines_between(symbol, "1m", start, end, now_ms=end)
+
+    assert check_klines(klines, market).findings == []
+    friday_close = max(bar.end for bar in klines if bar.end < friday + DAY)
+    assert friday_close == market.session_close(market.close_date(friday_close))

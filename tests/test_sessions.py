@@ -380,3 +380,43 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
     assert closed == ["AAPL.US: US market closed: 2023-07-05's session closed at 16:00 America/New_York; "
                       "next open 2023-07-06 13:30 UTC; bars only from trades the service still sends"]
     assert strategy.dates and strategy.dates[-1] == date(2023, 7, 5)
+
+
+# The weeks New York changed its clocks in 2024 (Sunday March 10 and Sunday November 3), London a few weeks
+# apart: the forex and metals day rolls at 17:00 New York in both seasons (AllTick's product list,
+# protocol/alltick.md "Trading-hours notes").
+@pytest.mark.parametrize(("saturday", "first", "last"), [
+    (datetime(2024, 3, 16, 12, tzinfo=timezone.utc), date(2024, 3, 7), date(2024, 3, 15)),
+    (datetime(2024, 11, 9, 12, tzinfo=timezone.utc), date(2024, 10, 31), date(2024, 11, 8)),
+])
+@pytest.mark.parametrize("symbol", ["EURUSD", "GOLD"])
+def test_daily_bars_across_a_new_york_clock_change_equal_their_resampled_minutes(make_store, saturday, first,
+                                                                                    last, symbol):
+    with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=saturday) as sim:
+        store = make_store(sim)
+        native = run([("d", daily(store, symbol, first, last), None)])
+        resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes),
+                          dict(timeframe=bt.TimeFrame.Days))])
+
+    assert [bar[0] for bar in native.bars["d"]] == [first + timedelta(days=n) for n in range(9)
+                                                     if (first + timedelta(days=n)).weekday() < 5]
+    assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
+                                                                    rel=1e-9)
+
+
+@pytest.mark.parametrize(("now", "day", "opened"), [
+    (datetime(2023, 7, 7, 15, tzinfo=timezone.utc), date(2023, 7, 5), datetime(2023, 7, 4, 21)),  # summer
+    (datetime(2024, 1, 19, 15, tzinfo=timezone.utc), date(2024, 1, 17), datetime(2024, 1, 16, 22)),  # winter
+])
+def test_a_daily_eurusd_bar_carries_the_date_of_the_new_york_roll(make_store, now, day, opened):
+    """AllTick's product list: forex trades Sunday 21:00 -> Friday 21:00 GMT in summer time, 22:00 -> 22:00
+    in winter; the day that opens at 17:00 New York is the next day's."""
+    with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=now) as sim:
+        store = make_store(sim)
+        strategy = run([("d", daily(store, "EURUSD", day, day), None)])
+        truth = sim.klines("EURUSD", "1d", ms(opened) - 1, ms(opened) + 1)
+
+    assert [bar[0] for bar in strategy.bars["d"]] == [day]
+    assert [bar[1:5] for bar in strategy.bars["d"]] == [(truth[0].open, truth[0].high, truth[0].low,
+                                                          truth[0].close)]

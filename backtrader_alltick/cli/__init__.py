@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import math
 import sys
-import threading
 from collections.abc import Callable
 
 from .._version import __version__
@@ -21,6 +20,7 @@ from ..errors import ConfigError
 from ..plans import PLAN_NAMES
 from . import arguments, commands, quality, record
 from .console import run_command
+from .stopping import StopSignals
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +64,18 @@ def run_sim(args: argparse.Namespace) -> int:
                           "was both --start and --replay")
     market = dict(start=args.start) if args.replay is None else dict(replay=args.replay, start=args.fromdate,
                                                                      end=args.todate)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
-                       symbols=args.symbols, port=args.port, host=args.host, token=args.token,
-                       **market) as sim:
-            print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
-                              "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
-                              "start": sim.start_ms, "symbols": sim.symbols}), flush=True)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with StopSignals() as signals:
+        try:
+            with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,
+                           symbols=args.symbols, port=args.port, host=args.host, token=args.token,
+                           **market) as sim:
+                print(json.dumps({"rest_url": sim.rest_url, "ws_url": sim.ws_url, "token": sim.token,
+                                  "dialect": sim.dialect, "plan": sim.plan.name, "speed": sim.clock.speed,
+                                  "start": sim.start_ms, "symbols": sim.symbols}), flush=True)
+                signals.polling()
+                signals.wait(math.inf)
+        except KeyboardInterrupt:  # stopped while starting
+            pass
     return 0
 
 

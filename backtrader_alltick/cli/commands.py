@@ -32,6 +32,7 @@ from ..symbols import parse_symbol
 from . import arguments
 from .console import ProgressLine, format_time, record_line
 from .service import cache_setting, common_options, open_service, open_store
+from .stopping import POLL_S, StopSignals
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,20 @@ def run_demo(args: argparse.Namespace) -> int:
         print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
               file=sys.stderr)
         chart = None
-    # The real service runs in real time: a few minutes by default, with room for its bars to close.
-    with open_service(args, [parse_symbol(args.symbol).symbol], "using") as service:
-        minutes = args.minutes or (60 if service.simulated else 3)
-        wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
-        report = demo.run_demo(service.store, args.symbol, source=service.description, minutes=minutes,
-                               history=args.history, chart=chart, wall_timeout=wall_timeout)
+    # Backtrader's loop runs on this thread and polls no flag: Ctrl-C stays a KeyboardInterrupt throughout
+    # (StopSignals.polling is never called), and a second one during the clean-up exits at once.
+    with StopSignals():
+        try:
+            # The real service runs in real time: a few minutes by default, with room for its bars to close.
+            with open_service(args, [parse_symbol(args.symbol).symbol], "using") as service:
+                minutes = args.minutes or (60 if service.simulated else 3)
+                wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
+                report = demo.run_demo(service.store, args.symbol, source=service.description,
+                                       minutes=minutes, history=args.history, chart=chart,
+                                       wall_timeout=wall_timeout)
+        except KeyboardInterrupt:
+            print("stopped: the demo was interrupted, no report", file=sys.stderr, flush=True)
+            return 0
     print(demo.format_report(report))
     return 0
 
@@ -148,36 +157,41 @@ def run_stream(args: argparse.Namespace) -> int:
 
     # Without --seconds nothing else ends a stream that cannot connect: give up after a few attempts.
     reconnections = -1 if args.seconds else STREAM_RECONNECTIONS
-    with open_store(args, reconnections=reconnections) as store:
-        store.check_symbols(symbols)  # an unknown symbol fails here: subscriptions drop it silently
-        for index, symbol in enumerate(symbols):
-            store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
-                         on_status=offer if index == 0 else None)
-        return _print_pushes(inbox, types, args)
+    with StopSignals() as signals:
+        try:
+            with open_store(args, reconnections=reconnections) as store:
+                store.check_symbols(symbols)  # an unknown symbol fails here: subscriptions drop it silently
+                for index, symbol in enumerate(symbols):
+                    store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
+                                 on_status=offer if index == 0 else None)
+                signals.polling()
+                _print_pushes(inbox, types, args, signals)
+        except KeyboardInterrupt:  # Ctrl-C while still starting
+            pass
+        if signals.requested:
+            print("stopped", file=sys.stderr, flush=True)
+    return 0
 
 
-def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace) -> int:
+def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace,
+                  signals: StopSignals) -> None:
     deadline = time.monotonic() + args.seconds if args.seconds else None
     printed = 0
-    try:
-        while args.limit is None or printed < args.limit:
-            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                item = inbox.get(timeout=wait)
-            except queue.Empty:
-                continue
-            if getattr(item, "kind", None) is not None:  # a StreamStatus
-                if item.kind == "fatal":
-                    raise item.error
-                print(f"stream {item.family}: {item.kind}", file=sys.stderr)
-            elif KIND_OF.get(type(item)) in types:
-                print(record_line(item, args.json), flush=True)
-                printed += 1
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-    return 0
+    while (args.limit is None or printed < args.limit) and not signals.requested:
+        wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+        if wait <= 0:
+            break
+        try:
+            item = inbox.get(timeout=wait)
+        except queue.Empty:
+            continue
+        if getattr(item, "kind", None) is not None:  # a StreamStatus
+            if item.kind == "fatal":
+                raise item.error
+            print(f"stream {item.family}: {item.kind}", file=sys.stderr, flush=True)
+        elif KIND_OF.get(type(item)) in types:
+            print(record_line(item, args.json), flush=True)
+            printed += 1
 
 
 def run_cache(args: argparse.Namespace) -> int:

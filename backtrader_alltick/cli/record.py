@@ -7,15 +7,14 @@ like ``alltick-bt demo``, so the whole Redis/InfluxDB pipeline can be tried offl
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from ..errors import ConfigError
 from ..relay import Relay
 from . import arguments
 from .commands import _symbols
 from .service import common_options, open_service
+from .stopping import StopSignals
 
 
 def register(subparsers) -> None:
@@ -78,25 +77,32 @@ def run_record(args: argparse.Namespace) -> int:
         raise ConfigError(f"--types quote needs --dialect itick (AllTick pushes only tick and depth), "
                           f"was --dialect {args.dialect}")
     symbols = _symbols(args.symbols)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with open_service(args, symbols, "recording") as service, \
-                Relay(service.store, symbols, redis_url=args.redis, influx_url=args.influx,
-                      timeframes=args.timeframes,
-                      types=types, archive_ticks=args.archive_ticks, lookback=args.lookback,
-                      recording=args.file, recording_options={"flush_interval": args.flush}) as relay:
-            print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
-                  f"{','.join(args.timeframes)}); stop with Ctrl-C", file=sys.stderr, flush=True)
-            while not stop.wait(args.progress):
-                if relay.errors:  # a rejected token or an unknown symbol: recording cannot go on
-                    raise relay.errors[0]
-                print(_progress(relay.stats), file=sys.stderr, flush=True)
-            print("stopping: flushing the sinks", file=sys.stderr, flush=True)
-        print(_progress(relay.stats, final=True), file=sys.stderr, flush=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with StopSignals() as signals:
+        try:
+            with open_service(args, symbols, "recording") as service:
+                relay = Relay(service.store, symbols, redis_url=args.redis, influx_url=args.influx,
+                              timeframes=args.timeframes, types=types, archive_ticks=args.archive_ticks,
+                              lookback=args.lookback, recording=args.file,
+                              recording_options={"flush_interval": args.flush})
+                try:
+                    relay.start()
+                    print(f"recording {', '.join(symbols)} ({', '.join(types) or 'bars only'}; bars "
+                          f"{','.join(args.timeframes)}); stop with Ctrl-C", file=sys.stderr, flush=True)
+                    signals.polling()
+                    while not signals.wait(args.progress):
+                        if relay.errors:  # a rejected token or an unknown symbol: recording cannot go on
+                            raise relay.errors[0]
+                        print(_progress(relay.stats), file=sys.stderr, flush=True)
+                except KeyboardInterrupt:  # Ctrl-C while starting: what has arrived is flushed all the same
+                    pass
+                finally:
+                    signals.polling()  # a Ctrl-C during the flush must not cut it; a second one exits
+                    # Also after a start cut short: the sinks it opened hold what arrived so far.
+                    print("stopping: flushing the sinks", file=sys.stderr, flush=True)
+                    relay.stop()
+        except KeyboardInterrupt:  # Ctrl-C while the built-in simulator was starting
+            return 0
+    print(_progress(relay.stats, final=True), file=sys.stderr, flush=True)
     return 0
 
 

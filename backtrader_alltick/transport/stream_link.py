@@ -112,6 +112,7 @@ class StreamLink:
         self.stats = stats if stats is not None else new_counters()  # a replaced link's counters go on
         self.wake = threading.Event()
         self._connection: _Connection | None = None
+        self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._down_since: int | None = None
         self._attempt = 0
         self.ended = False  # gave up (fatal): no more attempts on this link
@@ -137,6 +138,10 @@ class StreamLink:
 
     def interrupt(self) -> None:
         self.wake.set()
+        dialing = self._dialing
+        if dialing is not None and dialing.sock is not None:
+            with contextlib.suppress(Exception):
+                dialing.sock.shutdown(socket.SHUT_RDWR)
         connection = self._connection
         if connection is not None:
             connection.close(None)
@@ -201,8 +206,15 @@ class StreamLink:
         with map_errors(safe_url, settings.token, connecting=True):
             # UTF-8 checking in pure Python costs three quarters of the read rate; a bad byte
             # still fails in the JSON parser and is counted as a malformed frame.
-            ws = websocket.create_connection(url, header=headers, timeout=settings.connect_timeout,
-                                             skip_utf8_validation=True)
+            ws = websocket.WebSocket(skip_utf8_validation=True)
+            ws.settimeout(settings.connect_timeout)
+            self._dialing = ws  # interrupt() shuts its socket: stop() must not wait out a stalled handshake
+            try:
+                if self.host.stopping.is_set():
+                    raise TransportError(f"WebSocket {safe_url}: stopped before connecting")
+                ws.connect(url, header=headers)
+            finally:
+                self._dialing = None
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
             _ChunkedReads(ws)

@@ -124,3 +124,20 @@ def test_the_daily_kline_served_over_rest_is_the_trading_dates(make_sim):
                         timeout=10).json()["data"]["kline_list"]
 
     assert [int(row["timestamp"]) * 1000 for row in rows] == [at("UTC", 2023, 7, d, 21) for d in (10, 11, 12)]
+
+
+@pytest.mark.parametrize("mode", ["regular", "extended", "overnight"])
+@pytest.mark.parametrize("symbol", ["AAPL.US", "700.HK", "600519.SH", "GOLD"])
+def test_every_kline_aggregates_exactly_the_trades_of_its_coverage_in_every_mode(mode, symbol):
+    """K-lines are aggregations of the trades the stream pushes, auction and late prints included."""
+    model = MarketModel(1, [symbol], at("UTC", 2024, 2, 1), mode, late_print_ms=250)
+    start, now = at("UTC", 2024, 3, 4), at("UTC", 2024, 3, 8)
+
+    for period in ("1m", "1h", "1d"):
+        bars = model.klines_between(symbol, period, start, now, now)
+        assert bars, period
+        for bar in bars[:: max(1, len(bars) // 40)]:
+            ticks = model.trades(symbol, bar.start, bar.end)
+            price = [tick.price for tick in ticks]
+            assert (bar.open, bar.high, bar.low, bar.close) == (price[0], max(price), min(price), price[-1])
+            assert bar.volume == pytest.approx(sum(tick.volume for tick in ticks))

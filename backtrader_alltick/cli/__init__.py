@@ -49,6 +49,15 @@ def _add_sim(subparsers) -> None:
                         help="with --replay: start the clock here (default: the recording's first trade)")
     parser.add_argument("--to", dest="todate", type=arguments.moment, default=None, metavar="TIME",
                         help="with --replay: leave out the trades from this moment on")
+    parser.add_argument("--hours", choices=("regular", "extended", "overnight"), default="regular",
+                        help="sessions that trade: regular (default), extended (plus US pre-market and "
+                             "after-hours, HK closing auction, A-share call auctions), overnight (plus the "
+                             "US overnight session)")
+    parser.add_argument("--late-print-ms", type=int, default=0, metavar="MS",
+                        help="add one trade MS ms after each session close (default 0: none)")
+    parser.add_argument("--resend-when-closed-s", type=float, default=0.0, metavar="SECONDS",
+                        help="while a market is closed, re-send its last trade on the WebSocket every "
+                             "SECONDS market seconds (default 0: never)")
     parser.set_defaults(func=run_sim)
 
 
@@ -64,6 +73,8 @@ def run_sim(args: argparse.Namespace) -> int:
                           "was both --start and --replay")
     market = dict(start=args.start) if args.replay is None else dict(replay=args.replay, start=args.fromdate,
                                                                      end=args.todate)
+    market.update(hours=args.hours, late_print_ms=args.late_print_ms,
+                  resend_when_closed_s=args.resend_when_closed_s)
     with StopSignals() as signals:
         try:
             with Simulator(dialect=args.dialect, plan=args.plan, speed=args.speed, seed=args.seed,

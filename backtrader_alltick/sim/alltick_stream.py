@@ -123,7 +123,7 @@ class AllTickSession(Session):
 def _trade_frames(step: Step, code: str) -> list[bytes]:
     from .websocket import text_frame
 
-    time_, price, size, direction, seq = step.trades(code)
+    time_, price, size, direction, seq = step.pushed(code)
     spec = step.model.specs[code]
     ps, ss, decimals = spec.price_scale, spec.size_scale, spec.size_decimals
     scale, places = ps * ss, spec.price_decimals + decimals

@@ -12,6 +12,12 @@ of the map); a bad token is HTTP 401 with ``E002``; rate limits are HTTP 429 wit
 ``Retry-After``; a WebSocket over the plan's connection cap is refused with HTTP 429.
 Metals are served under ``/forex`` and CFD indices under ``/indices`` with their AllTick
 codes (``GOLD``, ``US500``); ``XAUUSD``/``XAGUSD`` are accepted as aliases.
+
+Stock ticks carry ``te`` (itick.md 4.1: 0 regular, 1 pre-market, 2 after-hours) from the
+simulator's own hours.  The reference has no value for the others, so: an auction's match is
+0 (it sets the session's opening or closing price), an overnight trade is 2 (like after-hours,
+a trade outside the day's regular and pre-market sessions), and a print stamped after a close
+takes the value of the session that closed.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import math
 import time
 
 from ..errors import InvalidSymbol
-from ..plans import ITICK_SYMBOLS_PER_CONNECTION
 from ..records import normalize_epoch_ms
 from ..symbols import parse_symbol
+from .hours import CLOSE_AUCTION, OPEN_AUCTION, OVERNIGHT, POST, PRE, REGULAR
 from .kline_flaws import served_klines
+from .plan_table import ITICK_SYMBOLS_PER_CONNECTION
 from .pusher import Session, Step
 from .server import Exchange, Reply
 from .websocket import text_frame
@@ -37,6 +44,7 @@ REGIONS = {"forex": {"GB"}, "indices": {"GB", "US"}, "crypto": {"BA", "BT", "PB"
 ALIASES = {"XAUUSD": "GOLD", "XAGUSD": "Silver"}
 KTYPES = {1: "1m", 2: "5m", 3: "15m", 4: "30m", 5: "1h", 6: "2h", 7: "4h", 8: "1d", 9: "1w", 10: "1M"}
 KLINE_LIMIT = 1000
+SESSION_CODES = {REGULAR: 0, PRE: 1, POST: 2, OVERNIGHT: 2, OPEN_AUCTION: 0, CLOSE_AUCTION: 0, None: 0}
 SINGLE = {"tick", "quote", "depth", "kline"}
 BATCH = {"ticks": "tick", "quotes": "quote", "depths": "depth", "klines": "kline"}
 
@@ -204,7 +212,7 @@ def tick_fields(model, symbol: str, code: str, tick) -> dict:
     out = {"s": code, "ld": tick.price, "t": tick.time, "v": _num(tick.volume)}
     asset = model.instrument(symbol).asset
     if asset == "stock":
-        out["te"] = 0
+        out["te"] = SESSION_CODES[model.session_kinds(symbol, [tick.time])[0]]
     elif asset == "crypto":
         out.update(tu=round(tick.turnover, 6), ts=0)
     return out
@@ -350,13 +358,19 @@ def _region_of(asset: str) -> str:
 
 
 def _tick_frames(step: Step, symbol: str, code: str, region: str) -> list[bytes]:
-    time_, price, size, _, _ = step.trades(symbol)
-    spec = step.model.specs[symbol]
+    time_, price, size, _, _ = step.pushed(symbol)
+    model = step.model
+    spec = model.specs[symbol]
     ps, ss = spec.price_scale, spec.size_scale
     integral = spec.size_decimals == 0
+    times = time_.tolist()
+    if model.instrument(symbol).is_stock:
+        tails = [f',"te":{SESSION_CODES[kind]}' for kind in model.session_kinds(symbol, times)]
+    else:
+        tails = [""] * len(times)
     head = f'{{"code":1,"data":{{"s":"{code}","r":"{region}","ld":'
-    return [text_frame(f'{head}{p / ps!r},"v":{s if integral else s / ss!r},"t":{t},"type":"tick"}}}}')
-            for t, p, s in zip(time_.tolist(), price.tolist(), size.tolist())]
+    return [text_frame(f'{head}{p / ps!r},"v":{s if integral else s / ss!r},"t":{t}{tail},"type":"tick"}}}}')
+            for t, p, s, tail in zip(times, price.tolist(), size.tolist(), tails)]
 
 
 def _snapshot_frame(step: Step, kind: str, symbol: str, code: str, region: str) -> bytes | None:

@@ -1,8 +1,8 @@
 """Plan enforcement on the server side, in wall time (never market time).
 
-The numbers come from :mod:`backtrader_alltick.plans`, the table the client's limiter
-reads too.  Requests that are refused do not count against the budget, so a client
-that waits for ``Retry-After`` gets through.
+The numbers come from the simulator's own plan table (:mod:`.plan_table`).  Requests
+that are refused do not count against the budget, so a client that waits for
+``Retry-After`` gets through.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ..plans import Plan
+from .plan_table import ServicePlan
 
 BATCH_ENDPOINT = "batch-kline"
 
@@ -22,11 +22,11 @@ class RestLimiter:
 
     Example::
 
-        limiter = RestLimiter(lambda: get_plan("alltick", "free"))
+        limiter = RestLimiter(lambda: service_plan("alltick", "free"))
         limiter.admit("tok", "kline")     # None: allowed; a float: seconds to wait
     """
 
-    def __init__(self, plan: Callable[[], Plan], now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, plan: Callable[[], ServicePlan], now: Callable[[], float] = time.monotonic) -> None:
         self._plan = plan
         self._now = now
         self._lock = threading.Lock()
@@ -68,7 +68,7 @@ class ConnectionBudget:
 
     Example::
 
-        budget = ConnectionBudget(lambda: get_plan("alltick", "basic").ws_connections)
+        budget = ConnectionBudget(lambda: service_plan("alltick", "basic").ws_connections)
         budget.acquire("tok", "stock")    # True, then False for a second stock socket
     """
 

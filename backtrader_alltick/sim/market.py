@@ -3,7 +3,8 @@
 Pure (no I/O, no clock): every method takes ``now_ms`` where the answer depends on what
 has happened yet.  K-lines of every period are aggregations of exactly the trades
 :meth:`MarketModel.trade_arrays` returns, which are exactly the trades the WebSocket
-pushes, so REST history and the live stream agree bar for bar.
+pushes, so REST history and the live stream agree bar for bar.  Hours come from
+:mod:`.hours`, the K-line grid from :mod:`.grid`: the simulator's own, not the client's.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import timeframes
-from ..markets import DAY_MS, MINUTE_MS
+from ..errors import ConfigError
 from ..records import Depth, Kline, Quote, Tick
 from ..symbols import Instrument, parse_symbol
-from . import prices
+from . import grid, prices
+from .grid import DAY_MS, MINUTE_MS
+from .hours import MODES, MarketHours, hours_for
+from .tape import MAX_LATE_PRINT_MS, day_tape
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,28 @@ class MarketModel:
 
         model = MarketModel(seed=1, symbols=["AAPL.US", "BTCUSDT"], history_start_ms=0)
         bars = model.klines_between("BTCUSDT", "1m", start_ms, end_ms, now_ms=end_ms)
+
+    ``hours`` picks the sessions that trade (:data:`.hours.MODES`); ``late_print_ms`` > 0 adds one
+    trade that long after each session close.
     """
 
-    def __init__(self, seed: int, symbols, history_start_ms: int) -> None:
+    def __init__(self, seed: int, symbols, history_start_ms: int, hours: str = "regular",
+                 late_print_ms: int = 0) -> None:
+        if hours not in MODES:
+            raise ConfigError(f"hours must be one of {', '.join(MODES)}, was {hours!r}")
+        if type(late_print_ms) is not int or not 0 <= late_print_ms < MAX_LATE_PRINT_MS:
+            raise ConfigError(f"late_print_ms must be a whole number of ms from 0 to "
+                              f"{MAX_LATE_PRINT_MS - 1}, was {late_print_ms!r}")
         self.seed = seed
+        self.hours_mode = hours
+        self.kinds = MODES[hours]
+        self.late_print_ms = late_print_ms
         self.instruments: dict[str, Instrument] = {}
         for name in symbols:
             instrument = parse_symbol(name)
             self.instruments[instrument.symbol] = instrument
+        self.hours: dict[str, MarketHours] = {
+            name: hours_for(inst.asset, inst.region, inst.code) for name, inst in self.instruments.items()}
         self.specs = {name: prices.asset_spec(inst) for name, inst in self.instruments.items()}
         self._keys = {name: prices.symbol_key(seed, name) for name in self.instruments}
         self.history_start_ms = history_start_ms
@@ -86,11 +103,28 @@ class MarketModel:
         cached = self._trades.recall((symbol, day))
         if cached is not None:
             return cached
-        inst = self.instruments[symbol]
-        minutes = prices.open_minutes(inst.market, day)
-        minutes = minutes[minutes * MINUTE_MS >= self.history_start_ms]
-        trades = prices.generate_day(self._keys[symbol], self.specs[symbol], minutes)
+        trades = day_tape(self._keys[symbol], self.specs[symbol], self.hours[symbol], self.kinds, day,
+                          self.history_start_ms, self.late_print_ms)
         return self._trades.remember((symbol, day), trades)
+
+    # -- hours ----------------------------------------------------------------------------
+
+    def is_open(self, symbol: str, ts_ms: int) -> bool:
+        """True when ``symbol``'s market trades at ``ts_ms`` in this model's hours mode."""
+        return self.hours[symbol].is_open(ts_ms, self.kinds)
+
+    def session_kinds(self, symbol: str, times: list[int]) -> list[str | None]:
+        """The kind of session (:mod:`.hours`) each instant falls in, or closed late for."""
+        return self.hours[symbol].kinds_at(times)
+
+    def closed_instants(self, symbol: str, start_ms: int, end_ms: int, every_ms: int) -> list[int]:
+        """The multiples of ``every_ms`` in ``[start_ms, end_ms)`` at which ``symbol``'s market is closed."""
+        first = -(-start_ms // every_ms) * every_ms
+        if first >= end_ms:
+            return []
+        sessions = self.hours[symbol].sessions(start_ms, end_ms, self.kinds)
+        return [moment for moment in range(first, end_ms, every_ms)
+                if not any(s.start <= moment < s.end for s in sessions)]
 
     def trade_arrays(self, symbol: str, start_ms: int, end_ms: int):
         """Trades with ``start_ms <= time < end_ms`` as (time, price, size, direction, seq) arrays."""
@@ -119,16 +153,23 @@ class MarketModel:
 
     def last_trade(self, symbol: str, now_ms: int) -> Tick | None:
         """The latest trade before ``now_ms`` (searching back to the start of history)."""
+        row = self.last_row(symbol, now_ms)
+        if row is None:
+            return None
+        time, price, size, direction, seq = row
+        spec = self.specs[symbol]
+        price, size = price / spec.price_scale, size / spec.size_scale
+        return Tick(symbol, time, price, size, price * size, seq, direction)
+
+    def last_row(self, symbol: str, now_ms: int) -> tuple[int, int, int, int, int] | None:
+        """The latest trade before ``now_ms`` as (time, price ticks, size units, direction, seq)."""
         day = (now_ms - 1) // DAY_MS
         while day * DAY_MS + DAY_MS > self.history_start_ms:
             trades = self.day_trades(symbol, day)
             hi = int(np.searchsorted(trades.time, now_ms, side="left"))
             if hi:
-                spec = self.specs[symbol]
-                price = int(trades.price[hi - 1]) / spec.price_scale
-                size = int(trades.size[hi - 1]) / spec.size_scale
-                return Tick(symbol, int(trades.time[hi - 1]), price, size, price * size,
-                            int(trades.seq[hi - 1]), int(trades.direction[hi - 1]))
+                return tuple(int(column[hi - 1]) for column in (trades.time, trades.price, trades.size,
+                                                                 trades.direction, trades.seq))
             day -= 1
         return None
 
@@ -191,49 +232,51 @@ class MarketModel:
 
     def latest_klines(self, symbol: str, period: str, count: int, end_ms: int, now_ms: int) -> list[Kline]:
         """The newest ``count`` bars starting at or before ``end_ms`` (forming bar included), ascending."""
-        inst = self.instruments[symbol]
+        rule = self.hours[symbol].rule
         end_ms = min(end_ms, now_ms - 1)
-        spec = timeframes.get_period(period)
         found: list[Kline] = []
-        if spec.is_intraday:
+        if grid.is_intraday(grid.check_period(period)):
             day = end_ms // DAY_MS
             while len(found) < count and (day + 1) * DAY_MS > self.history_start_ms:
-                bars = [bar for bar in self._intraday(symbol, spec.count, day, now_ms) if bar.start <= end_ms]
+                bars = [bar for bar in self._intraday(symbol, period, day, now_ms) if bar.start <= end_ms]
                 found[:0] = bars[-(count - len(found)):]
                 day -= 1
             return found
-        start = timeframes.bar_start(spec, end_ms, inst.market)
-        while len(found) < count and timeframes.next_start(spec, start, inst.market) > self.history_start_ms:
-            bar = self._period_bar(symbol, spec, start, now_ms)
+        start = grid.bar_start(period, end_ms, rule)
+        while len(found) < count and grid.next_start(period, start, rule) > self.history_start_ms:
+            bar = self._period_bar(symbol, period, start, now_ms)
             if bar is not None:
                 found.insert(0, bar)
-            start = timeframes.bar_start(spec, start - 1, inst.market)
+            start = grid.bar_start(period, start - 1, rule)
         return found
 
     def klines_between(self, symbol: str, period: str, start_ms: int, end_ms: int, now_ms: int,
                        closed_only: bool = True) -> list[Kline]:
-        """Bars whose start is in ``[start_ms, end_ms)``; only bars ended by ``now_ms`` if ``closed_only``."""
-        inst = self.instruments[symbol]
-        spec = timeframes.get_period(period)
+        """Bars whose start is in ``[start_ms, end_ms)``; only bars ended by ``now_ms`` if ``closed_only``.
+
+        A bar of a day or longer ends when its last trading date is over, not at a session close.
+        """
+        rule = self.hours[symbol].rule
         out: list[Kline] = []
-        if spec.is_intraday:
+        if grid.is_intraday(grid.check_period(period)):
             for day in range(start_ms // DAY_MS, (min(end_ms, now_ms) - 1) // DAY_MS + 1):
-                out.extend(bar for bar in self._intraday(symbol, spec.count, day, now_ms)
+                out.extend(bar for bar in self._intraday(symbol, period, day, now_ms)
                            if start_ms <= bar.start < end_ms)
         else:
-            start = timeframes.bar_start(spec, start_ms, inst.market)
+            start = grid.bar_start(period, start_ms, rule)
             if start < start_ms:
-                start = timeframes.next_start(spec, start, inst.market)
+                start = grid.next_start(period, start, rule)
             while start < min(end_ms, now_ms):
-                bar = self._period_bar(symbol, spec, start, now_ms)
+                bar = self._period_bar(symbol, period, start, now_ms)
                 if bar is not None:
                     out.append(bar)
-                start = timeframes.next_start(spec, start, inst.market)
-        if closed_only:  # a day closes with its session (an early close included), not at midnight
+                start = grid.next_start(period, start, rule)
+        if closed_only:
             out = [bar for bar in out if bar.end <= now_ms]
         return out
 
-    def _intraday(self, symbol: str, minutes: int, day: int, now_ms: int) -> list[Kline]:
+    def _intraday(self, symbol: str, period: str, day: int, now_ms: int) -> list[Kline]:
+        minutes = grid.INTRADAY_MINUTES[period]
         complete = now_ms >= (day + 1) * DAY_MS
         if complete:
             cached = self._bars.recall((symbol, minutes, day))
@@ -247,13 +290,11 @@ class MarketModel:
         ends = np.concatenate((starts[1:], [len(group)])) - 1
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale
-        market = self.instruments[symbol].market
-        name = timeframes.period_name("minute", minutes)
+        step = minutes * MINUTE_MS
         out = [
-            Kline(symbol, name, start, timeframes.bar_end(name, start, market), o / ps, h / ps, low / ps,
-                  c / ps, v / ss, t)
+            Kline(symbol, period, start, start + step, o / ps, h / ps, low / ps, c / ps, v / ss, t)
             for start, o, h, low, c, v, t in zip(
-                (group[starts] * minutes * MINUTE_MS).tolist(), bars.open[starts].tolist(),
+                (group[starts] * step).tolist(), bars.open[starts].tolist(),
                 np.maximum.reduceat(bars.high, starts).tolist(),
                 np.minimum.reduceat(bars.low, starts).tolist(),
                 bars.close[ends].tolist(), np.add.reduceat(bars.volume, starts).tolist(),
@@ -261,10 +302,10 @@ class MarketModel:
         ]
         return self._bars.remember((symbol, minutes, day), out) if complete else out
 
-    def _period_bar(self, symbol: str, spec, start: int, now_ms: int) -> Kline | None:
-        market = self.instruments[symbol].market
-        following = timeframes.next_start(spec, start, market)
-        key = (symbol, spec.name, start)
+    def _period_bar(self, symbol: str, period: str, start: int, now_ms: int) -> Kline | None:
+        # A day, week or month covers [start, following): it ends (is final) when its coverage does.
+        following = grid.next_start(period, start, self.hours[symbol].rule)
+        key = (symbol, period, start)
         if following <= now_ms:
             cached = self._bars.recall(key)
             if cached is not None:
@@ -274,8 +315,7 @@ class MarketModel:
         if values is not None:
             ps, ss = self.specs[symbol].price_scale, self.specs[symbol].size_scale
             o, h, low, c, v, t = values
-            bar = Kline(symbol, spec.name, start, timeframes.bar_end(spec, start, market),
-                        o / ps, h / ps, low / ps, c / ps, v / ss, t)
+            bar = Kline(symbol, period, start, following, o / ps, h / ps, low / ps, c / ps, v / ss, t)
         if following <= now_ms:
             self._bars.remember(key, bar or ())
         return bar
@@ -303,9 +343,9 @@ class MarketModel:
         last = self.last_trade(symbol, now_ms)
         if last is None:
             return None
-        market = self.instruments[symbol].market
-        day_start = timeframes.bar_start("1d", last.time, market)
-        today = self.aggregate(symbol, day_start, timeframes.next_start("1d", day_start, market), now_ms)
+        rule = self.hours[symbol].rule
+        day_start = grid.bar_start("1d", last.time, rule)
+        today = self.aggregate(symbol, day_start, grid.next_start("1d", day_start, rule), now_ms)
         previous = self.last_trade(symbol, day_start)
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale

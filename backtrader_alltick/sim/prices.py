@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..markets import DAY_MS, MINUTE_MS
 from ..symbols import Instrument
+from .grid import MINUTE_MS
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -27,6 +27,10 @@ _S30, _S27, _S31, _S11 = (np.uint64(n) for n in (30, 27, 31, 11))
 _PATH_LEVELS = ((10_080, 1.0), (1_440, 0.6), (240, 0.3), (60, 0.15), (15, 0.08))
 TRADES_MIN, TRADES_SPREAD = 5, 16  # 5..20 trades in each open minute
 SEQ_PER_MINUTE = 100
+# Counter slots inside a minute: continuous trades use 0..TRADES_MIN+TRADES_SPREAD-1, an auction's
+# prints AUCTION_SLOT.., a late print LATE_SLOT, so no two streams ever share a hash input.
+AUCTION_SLOT, LATE_SLOT = 40, 63
+AUCTION_MIN, AUCTION_SPREAD = 2, 4  # 2..5 prints at an auction's match
 
 # Known instruments get realistic price levels; anything else is hashed into a range.
 _BASES = {
@@ -142,14 +146,50 @@ def generate_day(key: int, spec: AssetSpec, open_minutes: np.ndarray) -> DayTrad
     return DayTrades(time, price, size, direction, seq, minutes, count)
 
 
-def open_minutes(market, day: int) -> np.ndarray:
-    """Epoch minutes of UTC day ``day`` (days since the epoch) in which ``market`` is open."""
-    start = day * DAY_MS
-    spans = market.open_spans(start, start + DAY_MS)
-    if not spans:
-        return np.empty(0, dtype=np.int64)
-    return np.concatenate([np.arange(lo // MINUTE_MS, -(-hi // MINUTE_MS), dtype=np.int64)
-                           for lo, hi in spans])
+def generate_prints(key: int, spec: AssetSpec, auctions, lates) -> DayTrades:
+    """Trades at single instants: each auction match (a few prints at one price, the auction's
+    uniform price) at its instant, and one late print at each instant of ``lates``."""
+    auctions = np.asarray(auctions, dtype=np.int64)
+    lates = np.asarray(lates, dtype=np.int64)
+    spread = _hash(key, auctions.astype(np.uint64), 7) % np.uint64(AUCTION_SPREAD)
+    count = AUCTION_MIN + spread.astype(np.int64)
+    auction_time = np.repeat(auctions, count)
+    slot = np.arange(len(auction_time), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    auction_counter = ((auction_time // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | (
+        AUCTION_SLOT + slot).astype(np.uint64)
+    match_counter = ((auctions // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | np.uint64(AUCTION_SLOT)
+    auction_price = np.repeat(_prices(key, spec, auctions, match_counter), count)
+    late_counter = ((lates // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | np.uint64(LATE_SLOT)
+    time = np.concatenate((auction_time, lates))
+    counter = np.concatenate((auction_counter, late_counter))
+    price = np.concatenate((auction_price, _prices(key, spec, lates, late_counter)))
+    size = spec.lot * (spec.size_low + (_hash(key, counter, 5) % np.uint64(
+        spec.size_high - spec.size_low + 1)).astype(np.int64))
+    direction = np.full(len(time), 1 if spec.always_buy else 0, dtype=np.int64)  # no aggressor at a match
+    order = np.argsort(time, kind="stable")
+    empty = np.empty(0, dtype=np.int64)
+    return DayTrades(time[order], price[order], size[order], direction[order], empty, empty, empty)
+
+
+def merge(trades: DayTrades, prints: DayTrades) -> DayTrades:
+    """``trades`` with ``prints`` added, in time order; ``seq`` counts through each minute again
+    (unchanged for minutes without prints), minutes and counts follow the trades."""
+    if not len(prints.time):
+        return trades
+    time = np.concatenate((trades.time, prints.time))
+    order = np.argsort(time, kind="stable")  # a continuous trade before a print of the same ms
+    time = time[order]
+    columns = [np.concatenate((getattr(trades, name), getattr(prints, name)))[order]
+               for name in ("price", "size", "direction")]
+    minute, first, count = np.unique(time // MINUTE_MS, return_index=True, return_counts=True)
+    rank = np.arange(len(time), dtype=np.int64) - np.repeat(first, count)
+    seq = np.repeat(minute, count) * SEQ_PER_MINUTE + rank
+    return DayTrades(time, *columns, seq, minute.astype(np.int64), count.astype(np.int64))
+
+
+def seeded_int(key: int, value: int, stream: int, modulo: int) -> int:
+    """A seeded number in ``[0, modulo)`` for one input ``value`` of one purpose ``stream``."""
+    return int(_hash(key, np.array([value], dtype=np.uint64), stream)[0] % np.uint64(modulo))
 
 
 def _prices(key: int, spec: AssetSpec, time: np.ndarray, counter: np.ndarray) -> np.ndarray:

@@ -8,13 +8,16 @@ connection's writer.  It also enforces heartbeat timeouts and the drop-every fau
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from ..markets import DAY_MS, MINUTE_MS
+import numpy as np
+
 from . import websocket as ws
+from .grid import DAY_MS, MINUTE_MS
 
 logger = logging.getLogger(__name__)
 STEP_SECONDS = 0.02
@@ -22,20 +25,52 @@ MALFORMED = '{"cmd_id":22998,"data":{"code":'  # cut JSON: a parser must reject 
 
 
 class Step:
-    """The trades of one pusher step and a memo for renderings shared by sessions."""
+    """The trades of one pusher step and a memo for renderings shared by sessions.
 
-    def __init__(self, model, start_ms: int, end_ms: int) -> None:
+    With ``resend_ms`` > 0 the trade stream (:meth:`pushed`) also repeats a closed market's last
+    trade, unchanged, at every multiple of ``resend_ms`` of market time, as some services do.
+    """
+
+    def __init__(self, model, start_ms: int, end_ms: int, resend_ms: int = 0) -> None:
         self.model = model
         self.start = start_ms
         self.end = end_ms
+        self.resend_ms = resend_ms
         self._trades: dict[str, tuple] = {}
+        self._pushed: dict[str, tuple] = {}
         self._memo: dict = {}
 
     def trades(self, symbol: str) -> tuple:
+        """The trades of ``[start, end)`` as (time, price, size, direction, seq) arrays."""
         found = self._trades.get(symbol)
         if found is None:
             found = self._trades[symbol] = self.model.trade_arrays(symbol, self.start, self.end)
         return found
+
+    def pushed(self, symbol: str) -> tuple:
+        """The trade frames' rows, in push order: :meth:`trades` plus the re-sends of a closed market."""
+        found = self._pushed.get(symbol)
+        if found is None:
+            found = self._pushed[symbol] = self._with_resends(symbol)
+        return found
+
+    def _with_resends(self, symbol: str) -> tuple:
+        trades = self.trades(symbol)
+        if not self.resend_ms:
+            return trades
+        instants = self.model.closed_instants(symbol, self.start, self.end, self.resend_ms)
+        if not instants:
+            return trades
+        times = trades[0].tolist()
+        rows = [tuple(int(column[index]) for column in trades) for index in range(len(times))]
+        events = [(time, 0, row) for time, row in zip(times, rows)]
+        for instant in instants:
+            index = bisect.bisect_right(times, instant) - 1
+            row = rows[index] if index >= 0 else self.model.last_row(symbol, self.start)
+            if row is not None:
+                events.append((instant, 1, row))
+        events.sort(key=lambda event: event[:2])
+        return tuple(np.array([event[2][column] for event in events], dtype=np.int64) for column in range(5))
 
     def memo(self, key, build: Callable[[], object]):
         if key not in self._memo:
@@ -232,7 +267,7 @@ class Pusher:
         now = min(sim.clock.now_ms(), self.cursor + DAY_MS)
         if now <= self.cursor:
             return
-        step = Step(sim.model, self.cursor, now)
+        step = Step(sim.model, self.cursor, now, int(sim.resend_when_closed_s * 1000))
         self.cursor = now
         for session in sessions:
             if session.connection.closed.is_set():

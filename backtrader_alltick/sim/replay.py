@@ -18,10 +18,10 @@ import dataclasses
 import numpy as np
 
 from ..errors import ConfigError
-from ..markets import DAY_MS, MINUTE_MS
 from ..recording import Recording
 from ..records import Depth, format_utc
 from ..symbols import parse_symbol
+from .grid import DAY_MS, MINUTE_MS
 from .market import MarketModel
 from .prices import DayTrades
 
@@ -37,10 +37,11 @@ class RecordedMarket(MarketModel):
         market.klines_between("BTCUSDT", "1m", start_ms, end_ms, now_ms=end_ms)
     """
 
-    def __init__(self, recording: Recording, symbols=None) -> None:
+    def __init__(self, recording: Recording, symbols=None, hours: str = "regular") -> None:
         names = list(symbols) if symbols else recording.symbols
         first_day = recording.start_ms // DAY_MS * DAY_MS
-        super().__init__(seed=0, symbols=names, history_start_ms=first_day)
+        # The recorded trades are the tape; ``hours`` only says when the market counts as closed.
+        super().__init__(seed=0, symbols=names, history_start_ms=first_day, hours=hours)
         self.recording = recording
         self._arrays: dict[str, tuple] = {}
         for name in self.instruments:
@@ -97,7 +98,8 @@ def _as_units(values: np.ndarray, decimals: int) -> np.ndarray:
     return np.rint(values * 10.0 ** decimals).astype(np.int64)
 
 
-def replayed_market(replay, symbols, start_ms: int | None, end_ms: int | None) -> tuple[RecordedMarket, int]:
+def replayed_market(replay, symbols, start_ms: int | None, end_ms: int | None,
+                    hours: str = "regular") -> tuple[RecordedMarket, int]:
     """The market of a replay and the moment its clock starts (the recording's first trade by default).
 
     ``replay`` is a recording path or a :class:`Recording`; trades at or after ``end_ms`` are left
@@ -120,4 +122,4 @@ def replayed_market(replay, symbols, start_ms: int | None, end_ms: int | None) -
         raise ConfigError(f"a replay's start (--from) must lie within the recording, "
                           f"{format_utc(recording.start_ms)} to {format_utc(recording.end_ms)}, "
                           f"was {format_utc(start)}")
-    return RecordedMarket(recording, names), start
+    return RecordedMarket(recording, names, hours), start

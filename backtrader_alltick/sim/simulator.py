@@ -10,14 +10,15 @@ from datetime import datetime
 
 from ..clock import ScaledClock
 from ..errors import ConfigError
-from ..markets import DAY_MS
-from ..plans import Plan, get_plan
 from ..records import Depth, Kline, Quote, Tick
 from ..symbols import parse_symbol
 from . import websocket as ws
 from .control import Counters, Faults, Journal, JournalEntry
+from .grid import DAY_MS
+from .hours import MODES
 from .limits import ConnectionBudget, RestLimiter
 from .market import MarketModel
+from .plan_table import ServicePlan, service_plan
 from .pusher import Pusher, Session
 from .server import Connection, Exchange, Reply, SimServer
 
@@ -50,28 +51,49 @@ class Simulator:
     may pick some of the recorded ones (see :mod:`.replay`)::
 
         with Simulator(replay="session.rec", speed=60) as sim: ...
+
+    The market's hours are the simulator's own (:mod:`.hours`).  ``hours`` picks the sessions
+    that trade: ``"regular"`` (the continuous sessions), ``"extended"`` (plus US pre-market and
+    after-hours, the Hong Kong closing-auction prints and the A-share call-auction prints) or
+    ``"overnight"`` (plus the US overnight session).  ``late_print_ms`` > 0 adds one trade that
+    many ms after each session close; ``resend_when_closed_s`` > 0 makes the WebSocket repeat a
+    closed market's last trade (same seq, same time) every that many market seconds::
+
+        with Simulator(hours="extended", late_print_ms=250, resend_when_closed_s=30) as sim: ...
     """
 
     def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
                  symbols=None, start: int | datetime | None = None, port: int = 0, host: str = "127.0.0.1",
                  token: str | None = None, faults: Faults | dict | None = None, history_days: int = 800,
                  heartbeat_timeout: float | None = None, replay=None,
-                 end: int | datetime | None = None) -> None:
+                 end: int | datetime | None = None, hours: str = "regular", late_print_ms: int = 0,
+                 resend_when_closed_s: float = 0) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
+        if hours not in MODES:
+            raise ConfigError(f"hours must be one of {', '.join(MODES)}, was {hours!r}")
+        if isinstance(resend_when_closed_s, bool) or not isinstance(resend_when_closed_s, (int, float)) \
+                or not 0 <= resend_when_closed_s < 86_400 or resend_when_closed_s * 1000 % 1:
+            raise ConfigError("resend_when_closed_s must be market seconds from 0 (off) to under a day, "
+                              f"in whole ms, was {resend_when_closed_s!r}")
         self.dialect = dialect
-        self._plan = get_plan(dialect, plan)
+        self._plan = service_plan(dialect, plan)
+        self.resend_when_closed_s = resend_when_closed_s
         if replay is not None:
             from .replay import replayed_market
 
+            if late_print_ms:
+                raise ConfigError("late_print_ms adds trades to the seeded market; a replay serves the "
+                                  "recorded trades as they are, "
+                                  f"was late_print_ms={late_print_ms!r} with replay")
             start_ms, end_ms = (None if moment is None else _to_ms(moment) for moment in (start, end))
-            self.model, self.start_ms = replayed_market(replay, symbols, start_ms, end_ms)
+            self.model, self.start_ms = replayed_market(replay, symbols, start_ms, end_ms, hours)
         elif end is not None:
             raise ConfigError(f"end only limits a replay (pass replay=PATH too), was end={end!r} without one")
         else:
             self.start_ms = _to_ms(start)
             names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
-            self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS)
+            self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS, hours, late_print_ms)
         self.clock = ScaledClock(self.start_ms, speed)
         self.seed = seed
         self.token = token or secrets.token_hex(16)
@@ -115,8 +137,13 @@ class Simulator:
         return f"ws://{self.host}:{self.port}"
 
     @property
-    def plan(self) -> Plan:
+    def plan(self) -> ServicePlan:
         return self._plan
+
+    @property
+    def hours(self) -> str:
+        """The hours mode: ``"regular"``, ``"extended"`` or ``"overnight"``."""
+        return self.model.hours_mode
 
     @property
     def symbols(self) -> list[str]:
@@ -131,7 +158,7 @@ class Simulator:
 
     def set_plan(self, name: str) -> None:
         """Switch the plan; limits apply from the next request."""
-        self._plan = get_plan(self.dialect, name)
+        self._plan = service_plan(self.dialect, name)
 
     def add_token(self, token: str) -> None:
         self._tokens.add(token)

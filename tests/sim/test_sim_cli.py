@@ -67,3 +67,24 @@ def test_unknown_plan_is_a_usage_error(capsys):
 
     assert exited.value.code == 2
     assert "invalid choice: 'gold'" in capsys.readouterr().err
+
+
+def test_sim_hours_option_serves_pre_market_trades():
+    symbols = {"trace": "t", "data": {"symbol_list": [{"code": "AAPL.US"}]}}
+    with serving("--start", "2024-03-05T05:00-05:00", "--symbols", "AAPL.US", "--token", "hours-token",
+                 "--hours", "extended", "--late-print-ms", "250",
+                 "--resend-when-closed-s", "5") as (line, code):
+        reply = requests.get(line["rest_url"] + "/quote-stock-b-api/trade-tick",
+                             params={"token": "hours-token", "query": json.dumps(symbols)}, timeout=10).json()
+
+    start = 1_709_632_800_000  # 2024-03-05 05:00 New York: pre-market
+    assert code == [0]
+    assert start - 60_000 <= int(reply["data"]["tick_list"][0]["tick_time"]) <= start + 600_000
+
+
+def test_unknown_hours_mode_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["sim", "--hours", "always"])
+
+    assert exited.value.code == 2
+    assert "invalid choice: 'always'" in capsys.readouterr().err

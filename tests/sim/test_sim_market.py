@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backtrader_alltick import timeframes
-from backtrader_alltick.markets import DAY_MS
-from backtrader_alltick.sim import DEFAULT_START_MS
+from backtrader_alltick.sim import DEFAULT_START_MS, grid
+from backtrader_alltick.sim.grid import DAY_MS
 from backtrader_alltick.sim.market import MarketModel
 
 NOW = DEFAULT_START_MS
@@ -42,10 +41,10 @@ def test_a_minute_alone_equals_the_same_minute_inside_a_day(model):
 def test_trades_are_ordered_unique_in_session_and_on_the_tick_grid(model):
     for symbol in SYMBOLS:
         ticks = model.trades(symbol, NOW - 3 * DAY_MS, NOW)
-        market = model.instrument(symbol).market
+        hours = model.hours[symbol]
         assert ticks, symbol
         assert all(a.time <= b.time and a.seq < b.seq for a, b in zip(ticks, ticks[1:]))
-        assert all(market.is_open(tick.time) for tick in ticks[::50])
+        assert all(hours.is_open(tick.time, model.kinds) for tick in ticks[::50])
         assert all(float(str(tick.price)) == tick.price for tick in ticks[::50])
         assert any(a.time == b.time for a, b in zip(ticks, ticks[1:]))  # shared milliseconds happen
 
@@ -64,13 +63,13 @@ def test_every_period_aggregates_the_same_trades(model, period):
     start = NOW - 20 * DAY_MS
     bars = model.klines_between("EURUSD", period, start, NOW, NOW)
     assert bars
+    rule = model.hours["EURUSD"].rule
     for bar in bars[-3:]:
-        ticks = model.trades("EURUSD", bar.start, timeframes.next_start(period, bar.start, model.instrument(
-            "EURUSD").market))
+        ticks = model.trades("EURUSD", bar.start, grid.next_start(period, bar.start, rule))
         prices = [tick.price for tick in ticks]
         assert (bar.open, bar.high, bar.low, bar.close) == (prices[0], max(prices), min(prices), prices[-1])
         assert bar.volume == pytest.approx(sum(tick.volume for tick in ticks))
-        assert bar.end == timeframes.bar_end(period, bar.start, model.instrument("EURUSD").market)
+        assert bar.end == grid.next_start(period, bar.start, rule)
 
 
 def test_forming_bar_counts_only_trades_before_now(model):
@@ -97,13 +96,16 @@ def test_depth_brackets_the_last_trade(model):
 
 
 def test_no_trades_on_a_holiday_or_after_an_early_close():
+    """NYSE "Holidays and Trading Hours": closed 2023-07-04, early close 13:00 on 2023-07-03."""
     july = MarketModel(seed=1, symbols=["AAPL.US", "EURUSD"], history_start_ms=1_688_000_000_000)
     july_3, july_4, july_5 = 1_688_342_400_000, 1_688_428_800_000, 1_688_515_200_000  # 00:00 UTC
-    now = july_5 + DAY_MS
+    now = july_5 + 2 * DAY_MS
 
     on_july_3 = july.trades("AAPL.US", july_3, july_4)
     assert july.trades("AAPL.US", july_4, july_5) == []  # Independence Day
     assert on_july_3 and on_july_3[-1].time < july_3 + 17 * 3_600_000  # closed at 13:00 New York
     assert july.trades("EURUSD", july_4, july_5)  # forex trades through the US holiday
     days = july.klines_between("AAPL.US", "1d", july_3 - DAY_MS, july_5 + DAY_MS, now)
-    assert [bar.end for bar in days] == [july_3 + 17 * 3_600_000, july_5 + 20 * 3_600_000]
+    # A daily K-line ends with its trading date (midnight New York), not at the session close.
+    assert [bar.start for bar in days] == [july_3 + 4 * 3_600_000, july_5 + 4 * 3_600_000]
+    assert [bar.end for bar in days] == [july_4 + 4 * 3_600_000, july_5 + DAY_MS + 4 * 3_600_000]

@@ -219,13 +219,15 @@ def test_report_to_dict_is_json_with_counts_thresholds_and_bar_times(model):
 def test_check_frame_daily_dates_find_a_missing_weekday_not_weekends(model):
     daily = bars(model, "AAPL.US", "1d", FRIDAY - 20 * DAY)
     frame = klines_frame(daily)
-    frame.index = frame.index.normalize()  # plain dates at 00:00, as most daily CSV files have them
+    # Plain trading dates at 00:00, as most daily CSV files have them.
+    frame.index = pd.DatetimeIndex([pd.Timestamp(US_STOCKS.close_date(bar.end)) for bar in daily])
     missing_day = frame.index[5]
 
     report = check_frame(frame.drop(index=missing_day), US_STOCKS, "1d")
 
     assert [(f.kind, f.bars) for f in report.findings] == [("missing_bars", 1)]
-    assert pd.Timestamp(report.findings[0].time, unit="ms", tz="UTC").normalize() == missing_day
+    found_at = pd.Timestamp(report.findings[0].time, unit="ms", tz="UTC")
+    assert found_at.normalize() == missing_day.tz_localize("UTC")
 
 
 def test_live_counts_cover_every_feed_counter():

@@ -1,0 +1,138 @@
+"""Live bars while the calendar says closed, against a simulator with hours of its own.
+
+The simulator's hours (sim/hours.py) are written from the exchanges' rules, not from the
+client's calendar: US pre-market, after hours and overnight trading, the Hong Kong closing
+auction to 16:10, the A-share closing call printed at 15:00:00.000, prints stamped seconds after a
+close.  Whatever the calendar says, every live bar must equal the service's own K-line of its
+slot, the first one after a start or a reconnect included, and no slot the service has trades
+in may be missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import backtrader as bt
+import pytest
+
+from backtrader_alltick.sim import Simulator
+from feedtools import Recorder, as_ms_rows, run_guarded
+
+MINUTE = 60_000
+SPEED = 240  # four 1-minute bars per wall second
+DIALECTS = ["alltick", "itick"]
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+class RecordUntil(Recorder):
+    """Record until a bar closing at or after ``until`` (a UTC ISO time) has come."""
+
+    params = (("until", None),)
+
+    def next(self) -> None:
+        super().next()
+        if as_ms_rows(self.rows["d"][-1:])[0][0] >= utc(self.p.until).timestamp() * 1000:
+            self.env.runstop()
+
+
+def run_live(store, symbol: str, *, until: str, timeout: float = 40.0, **params):
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, qcheck=0.1, grace=0.25,
+                                  lookback=3, **params), name="d")
+    cerebro.addstrategy(RecordUntil, until=until)
+    return run_guarded(cerebro, timeout)
+
+
+def assert_equals_the_services_klines(sim, symbol: str, rows) -> list[int]:
+    """Every delivered bar is the service's K-line of its slot, and none of the service's is missing."""
+    rows = as_ms_rows(rows)
+    ends = [row[0] for row in rows]
+    assert ends == sorted(set(ends)), "bars repeated or out of order"
+    truth = {k.end: k for k in sim.klines(symbol, "1m", ends[0] - MINUTE, ends[-1])}
+    assert sorted(truth) == ends, "the service has a bar the feed did not deliver, or the other way round"
+    for end, *ohlcv in rows:
+        k = truth[end]
+        assert tuple(ohlcv[:4]) == (k.open, k.high, k.low, k.close), f"bar at {end} differs"
+        assert ohlcv[4] == pytest.approx(k.volume, rel=1e-9), f"bar at {end} misses trades"
+    return ends
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_feed_started_overnight_builds_complete_bars_from_the_first_one(make_store, dialect):
+    # Monday 05:25:20 UTC is 01:25 New York: the calendar says closed, overnight venues trade.
+    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="overnight",
+                   start=utc("2024-03-11 05:25:20")) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, "AAPL.US", until="2024-03-11 05:31")
+        ends = assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
+
+    feed = strategy.datas[0]
+    assert utc("2024-03-11 05:26").timestamp() * 1000 in ends  # the slot the feed started in
+    assert feed.stats["bars_live"] >= 3 and strategy.notes["d"][:2] == ["DELAYED", "LIVE"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reconnects_while_the_calendar_says_closed_lose_no_trade(make_store, dialect):
+    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="overnight",
+                   start=utc("2024-03-11 06:10:40")) as sim:
+        sim.faults.update(drop_every=1.3)
+        store = make_store(sim)
+        strategy = run_live(store, "AAPL.US", until="2024-03-11 06:22", timeout=60)
+        sim.faults.update(drop_every=None)
+        assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
+
+    assert strategy.datas[0].stats["reconnects"] >= 1
+    assert "CONNBROKEN" in strategy.notes["d"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(("symbol", "start", "after_close"), [
+    ("700.HK", "2024-03-05 08:05:10", "2024-03-05 08:09"),  # the closing auction prints 16:08-16:10
+    ("600519.SH", "2024-03-05 06:58:30", "2024-03-05 07:01"),  # the closing call prints at 15:00:00.000
+])
+def test_auction_prints_after_the_calendars_close_make_their_bars(make_store, dialect, symbol, start,
+                                                                 after_close):
+    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="extended",
+                   start=utc(start)) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, symbol, until=after_close)
+        ends = assert_equals_the_services_klines(sim, symbol, strategy.rows["d"])
+
+    assert ends[-1] >= utc(after_close).timestamp() * 1000
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_print_seconds_after_the_close_makes_its_bar(make_store, dialect):
+    # 2024-03-05 is US winter time: the regular session closes 21:00 UTC; a print follows 3 s later.
+    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, late_print_ms=3000,
+                   start=utc("2024-03-05 20:57:30")) as sim:
+        store = make_store(sim)
+        strategy = run_live(store, "AAPL.US", until="2024-03-05 21:01")
+        ends = assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
+
+    assert ends[-1] == utc("2024-03-05 21:01").timestamp() * 1000  # the late print's own bar
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect, caplog):
+    # 09:27 New York: pre-market trades, then the regular open at 09:30 (13:30 UTC on 2024-03-11).
+    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="extended",
+                   start=utc("2024-03-11 13:27:10")) as sim:
+        store = make_store(sim, extended_hours=False)
+        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+            strategy = run_live(store, "AAPL.US", until="2024-03-11 13:33")
+        ends = assert_equals_the_services_klines(sim, "AAPL.US", [
+            row for row in strategy.rows["d"] if as_ms_rows([row])[0][0] > utc("2024-03-11 13:30").timestamp()
+            * 1000])
+
+    rows = as_ms_rows(strategy.rows["d"])
+    assert all(row[0] > utc("2024-03-11 13:30").timestamp() * 1000 for row in rows)  # no pre-market bar
+    assert len(ends) >= 3
+    stats = strategy.datas[0].stats
+    assert stats["offhours_trades"] + stats["offhours_bars"] > 0
+    notes = [r for r in caplog.records if "outside the regular session" in r.getMessage()]
+    assert len({r.getMessage() for r in notes}) <= 2  # once for the stream, once for REST at most

@@ -165,3 +165,15 @@ def rate_limit() -> None:
     limiter = RateLimiter(get_plan("alltick", "free"), monotonic=time.monotonic, sleep=time.sleep)
     limiter.penalize(90.0)  # as after a 429 with Retry-After: 90
     limiter.acquire("kline")
+
+
+def rate_limit_live() -> None:
+    # The wait falls on the live feed's backfill worker; the warning must still reach the script.
+    time = FakeTime()
+    with service() as (_, store):
+        store.rest.limiter = RateLimiter(store.plan, monotonic=time.monotonic, sleep=time.sleep)
+        store.rest.limiter.penalize(90.0)
+        cerebro = bt.Cerebro()
+        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2))
+        cerebro.addstrategy(FirstBar)
+        run_live(cerebro)

@@ -49,6 +49,7 @@ CONDITIONS = {
     "live_only_gap": ("live_only", ("False", "True"), LiveOnlyWarning, "pass backfill=True"),
     "live_only_rest": ("live_only", ("True", "False"), LiveOnlyWarning, "although backfill_start=False"),
     "rate_limit": ("rate_limit", (), RateLimitWarning, "waits 90 s"),
+    "rate_limit_live": ("rate_limit_live", (), RateLimitWarning, "waits 90 s"),  # on the backfill thread
 }
 
 
@@ -100,6 +101,13 @@ def test_an_error_filter_turns_the_warning_into_an_exception(condition, recordin
         warnings.filterwarnings("error", f".*{re.escape(fix)}", category)
         with pytest.raises(category, match=re.escape(fix)):
             getattr(notice_scripts, function)(*arguments(args, recording))
+
+
+def test_escalating_the_root_category_makes_any_of_them_an_exception():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AllTickWarning)
+        with pytest.raises(NoBarsWarning, match="^AAPL.US: no 1m bars"):
+            notice_scripts.no_bars_fetch()
 
 
 def test_warn_user_locates_the_warning_at_the_first_frame_outside_the_package():

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_ENDPOINT = "batch-kline"
 MINUTE = 60.0
+# A call held back longer than this is a RateLimitWarning: a run that seems stuck says why.
+WARN_AFTER_S = MINUTE
 DAY = 86_400.0
 # Added to every non-zero spacing: the service times a call when it arrives, and two
 # calls do not travel equally fast.
@@ -177,7 +179,7 @@ class RateLimiter:
                     return waited
                 if self._on_wait is not None:
                     self._notify_wait(delay, endpoint)
-                if waited + delay > MINUTE and not self._long_wait_warned:
+                if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
                     self._long_wait_warned = True
                     self._warn_long_wait(waited + delay, endpoint, self._blocked_until - now >= delay)
                 logger.debug("rate limiter: %s waits %.3f s (%s plan)", endpoint, delay, self.plan.name)

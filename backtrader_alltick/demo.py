@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import backtrader as bt
 
-from .errors import ConfigError, TransportError
+from .errors import ConfigError, FeedEndedWarning, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,10 @@ def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmu
     watchdog.daemon = True
     watchdog.start()
     try:
-        cerebro.run()
+        with warnings.catch_warnings():
+            # The error that ends the feed is raised below: its warning would say it twice.
+            warnings.simplefilter("ignore", FeedEndedWarning)
+            cerebro.run()
     finally:
         watchdog.cancel()
     report = _report("paper", symbol, cerebro, cash)

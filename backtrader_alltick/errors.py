@@ -17,6 +17,17 @@
         ├── PlanLimitError
         └── SymbolNotFound
 
+    AllTickWarning (UserWarning)       something the user must know, the run goes on
+    ├── NoBarsWarning                  a range held no bars
+    ├── FeedEndedWarning               a feed ended by an error (data.last_error)
+    ├── MarketClosedWarning            a live feed started while its market is closed
+    ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
+    ├── LiveOnlyWarning                backfill=False / backfill_start=False cost bars or used REST
+    └── RateLimitWarning               a request waits more than a minute for the plan
+
+Warnings go through :func:`backtrader_alltick.notices.warn_user`, which points them at the
+user's line; filter them as any Python warning (``warnings.simplefilter("error", AllTickWarning)``).
+
 Messages name the subject, the offending value and the fix.  They never contain the
 token: transports redact URLs with :func:`redact` before any text is built, and
 foreign exceptions are cut from the chain (:func:`~backtrader_alltick.redaction.detached`).
@@ -43,6 +54,13 @@ __all__ = [
     "RateLimited",
     "PlanLimitError",
     "SymbolNotFound",
+    "AllTickWarning",
+    "NoBarsWarning",
+    "FeedEndedWarning",
+    "MarketClosedWarning",
+    "SessionPolicyWarning",
+    "LiveOnlyWarning",
+    "RateLimitWarning",
     "is_retryable",
     "check_token",
     "mask_token",
@@ -147,6 +165,42 @@ class PlanLimitError(APIError):
 
 class SymbolNotFound(APIError):
     """The service does not know the symbol, or it was sent to the wrong endpoint family."""
+
+
+class AllTickWarning(UserWarning):
+    """Something the user must act on or know while the run goes on; the message names the symbol and the fix.
+
+    Shown once per message by Python's default filter; escalate or silence it as any warning.
+
+    Example::
+
+        warnings.simplefilter("error", AllTickWarning)     # in tests: every one becomes an exception
+        warnings.simplefilter("ignore", SessionPolicyWarning)
+    """
+
+
+class NoBarsWarning(AllTickWarning):
+    """A feed or ``fetch_klines`` found no bars in the range asked (before the history, or market closed)."""
+
+
+class FeedEndedWarning(AllTickWarning):
+    """A feed ended because of an error; ``data.last_error`` holds it and the message says the fix."""
+
+
+class MarketClosedWarning(AllTickWarning):
+    """A live feed started while its market is closed: bars come when it opens (or from off-hours trades)."""
+
+
+class SessionPolicyWarning(AllTickWarning):
+    """``extended_hours=False`` left trades or bars out (counted in ``stats``), or the calendar disagrees."""
+
+
+class LiveOnlyWarning(AllTickWarning):
+    """``backfill=False`` left a gap after a drop, or with ``backfill_start=False`` REST rebuilt bars."""
+
+
+class RateLimitWarning(AllTickWarning):
+    """A request waits more than a minute for the plan's limits (or for the service's Retry-After)."""
 
 
 def is_retryable(exc: BaseException) -> bool:

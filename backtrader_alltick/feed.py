@@ -24,9 +24,17 @@ from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
 from .arguments import as_moment, check_order, is_empty_window, whole_number
-from .errors import AllTickError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from .errors import (
+    AllTickError,
+    AllTickWarning,
+    ConfigError,
+    FeedEndedWarning,
+    SymbolNotFound,
+    UnsupportedTimeframe,
+)
 from .history import CLOSE_LAG_S
-from .records import Kline, Tick, format_utc
+from .notices import warn_no_bars, warn_user
+from .records import Kline, Tick
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
 from .sources.history import load_history
@@ -275,14 +283,10 @@ class AllTickData(bt.feed.DataBase):
                             stats=self.stats)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
-        # Backtrader's own feeds end silently on an empty range; say which range was empty.  Dates
-        # around no trading day cross once read as trading days: between them the market was closed.
-        if is_empty_window(start_ms, end_ms):
-            start_ms, end_ms = end_ms, start_ms
-        asked = (f"the newest {self.p.lookback}" if start_ms is None else
-                 f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}")
-        logger.warning("%s: no %s bars %s (before the history starts, or the market was closed); "
-                       "the feed ends without bars", self.inst.symbol, self.spec.label, asked)
+        # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an
+        # IndexError far from the cause: say which range was empty, where the user sees it.
+        warn_no_bars(self.inst.symbol, self.spec.period, start_ms, end_ms, self.p.lookback,
+                     "the feed ends without bars and indicators have nothing to read")
 
     def _load(self):
         if self._state == _ST_OVER:
@@ -300,7 +304,12 @@ class AllTickData(bt.feed.DataBase):
         self._may_wait = False
         deadline = time.monotonic() + wait
         while True:
-            event = self._source.poll(max(deadline - time.monotonic(), 0.0))
+            try:
+                event = self._source.poll(max(deadline - time.monotonic(), 0.0))
+            except AllTickWarning:  # escalated by the user's filter: the run ends, and the feed with it
+                self._state = _ST_OVER
+                self._close_source()
+                raise
             if event is None:
                 return None
             if isinstance(event, BarReady):
@@ -351,7 +360,8 @@ class AllTickData(bt.feed.DataBase):
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error
-        logger.error("%s: %s", self.p.dataname, error)
+        # Said once as a warning (the user's script shows it); the log keeps the detail for applications.
+        logger.info("%s: %s", self.p.dataname, error)
         if isinstance(error, UnsupportedTimeframe):
             status = self.NOTSUPPORTED_TF
         elif isinstance(error, (SymbolNotFound, ConfigError)):
@@ -363,6 +373,8 @@ class AllTickData(bt.feed.DataBase):
         self._store.put_notification(f"{self.p.dataname}: {self._getstatusname(status)}", error)
         self._state = _ST_OVER
         self._close_source()
+        # Last: a user who escalates warnings gets the exception with the feed already wound down.
+        warn_user(f"{self.p.dataname}: the feed ended: {error} (data.last_error holds it)", FeedEndedWarning)
 
 
 def _check_source(source: str | None, source_url: str | None, historical: bool) -> None:

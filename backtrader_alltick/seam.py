@@ -58,6 +58,7 @@ MAX_LEAD_MS = 10_000
 
 RequestRest = Callable[[int | None, int], int]  # (after_ms, upto_ms) -> job id
 Deliver = Callable[[Kline, str], None]  # (bar, "bars_rest" | "bars_live")
+Reseam = Callable[[str, int, int, bool], None]  # (why, last_end, seam, from_rest)
 
 
 class Seam:
@@ -67,6 +68,9 @@ class Seam:
     bars closing in ``(after_ms, upto_ms]`` (``after_ms`` None: the feed's first backfill).
     ``deliver(bar, source)`` receives every bar exactly once, oldest first.  ``backfill_start``
     and ``backfill`` say whether the first seam and later ones (after a reset) ask REST at all.
+    ``on_reseam(why, last_end, seam, from_rest)``, if given, is told each time a seam is set anew
+    after bars were delivered: whether REST rebuilds the bars closing in ``(last_end, seam]``
+    (``from_rest``) or they are skipped (``backfill`` off).
     ``regular_only`` applies the session policy with ``extended_hours`` off to both sources: bars of
     slots without a regular session are left out (their trades counted in ``builder.stats.offhours``,
     REST bars in :attr:`offhours_bars`).
@@ -75,7 +79,7 @@ class Seam:
     def __init__(self, symbol: str, spec: BarSpec, market: Market, *, request_rest: RequestRest,
                  deliver: Deliver, grace_ms: int = 250, emit_empty: bool = False,
                  anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True,
-                 regular_only: bool = False) -> None:
+                 regular_only: bool = False, on_reseam: Reseam | None = None) -> None:
         self.spec, self.market = spec, market
         self.builder = BarBuilder(symbol, spec, market, self._on_built, grace_ms=grace_ms,
                                   emit_empty=emit_empty, regular_only=regular_only)
@@ -85,6 +89,8 @@ class Seam:
         self._deliver = deliver
         self._anchor_margin_ms = anchor_margin_ms
         self._backfill_start, self._backfill = backfill_start, backfill
+        self._on_reseam = on_reseam
+        self._why = ""  # what cut the stream last (for on_reseam)
         self._seam: int | None = None
         self._done = False
         self._job: int | None = None
@@ -181,13 +187,18 @@ class Seam:
         slot = slot_of(self.spec, moment_ms, self.market)
         self._seam = seam = slot.end
         self.builder.start_after(slot.next_start, last_close=self._last_close)
-        if self._backfill if self._last_end is not None else self._backfill_start:
+        from_rest = self._backfill if self._last_end is not None else self._backfill_start
+        if self._last_end is not None and self._on_reseam is not None:
+            self._on_reseam(self._why, self._last_end, seam, from_rest)
+        if from_rest:
             self._job = self._request_rest(self._last_end, seam)
         else:
             self._finish()
 
     def _reset(self, now_ms: int, why: str) -> None:
-        logger.info("%s: %s; rebuilding the cut bar from REST", self.builder.symbol, why)
+        logger.info("%s: %s; %s", self.builder.symbol, why,
+                    "rebuilding the cut bar from REST" if self._backfill else "the cut bars are skipped")
+        self._why = why
         self.builder.discard()
         self._pending.clear()
         self._raise_floor(now_ms)

@@ -341,7 +341,12 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                                        source_url=source_url, on_progress=on_progress,
                                        extended_hours=self.extended_hours(extended_hours))
 
-        return window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        if frame.empty:
+            from .notices import warn_no_bars
+
+            warn_no_bars(inst.symbol, spec.period, start_ms, end_ms, count, "the frame is empty")
+        return frame
 
     def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
                     fromdate: datetime | None, todate: datetime | None, count: int | None,

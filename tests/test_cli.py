@@ -7,6 +7,7 @@ user would point the command at ``alltick-bt sim``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -18,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import warnings
 
 import pandas as pd
 import pytest
@@ -573,3 +575,50 @@ def test_klines_no_service_can_serve_is_refused_before_any_request(capsys, tmp_p
     assert err.startswith("error: ") and err.count("\n") == 1
     assert re.search(message, err), err
     assert service.requests == []
+
+
+# -- warnings ----------------------------------------------------------------------------------
+
+
+def test_klines_of_an_empty_range_says_so_in_one_warning_line(capsys, alltick_sim):
+    code, out, err = run(capsys, "klines", "AAPL.US", "--from", "2024-03-02", "--to", "2024-03-03",
+                         *service(alltick_sim))
+
+    assert code == 0
+    said = [line for line in err.splitlines() if "no 1m bars" in line]
+    assert len(said) == 1 and said[0].startswith("warning: AAPL.US: no 1m bars"), err
+    assert "NoBarsWarning" not in err  # a terminal line, not Python's file:line format
+
+
+def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_sim, tmp_path):
+    from notice_scripts import OPEN, write_premarket_recording
+
+    write_premarket_recording(str(tmp_path / "aapl.rec"))
+    sim = make_sim(replay=tmp_path / "aapl.rec", start=OPEN + 8 * 60_000)
+
+    code, out, err = run(capsys, "klines", "AAPL.US", "--from", "2024-03-05T14:00", "--to",
+                         "2024-03-05T14:35", "--regular-hours", *service(sim))
+
+    assert code == 0
+    said = [line for line in err.splitlines() if "outside the regular session" in line]
+    # Pre-market bars stamped 14:00 to 14:30 (the open): 31.
+    assert len(said) == 1 and said[0].startswith("warning: AAPL.US: 31 1m bars outside"), err
+
+
+def test_warnings_from_any_thread_are_one_line_each_and_others_keep_their_form(capsys):
+    from backtrader_alltick.cli.console import run_command
+    from backtrader_alltick.errors import RateLimitWarning
+    from backtrader_alltick.notices import warn_user
+
+    def command(args) -> int:
+        for _ in range(2):  # the same condition noticed twice, on two threads
+            worker = threading.Thread(target=warn_user, args=("a kline request waits 90 s", RateLimitWarning))
+            worker.start()
+            worker.join()
+        warnings.warn("not ours", FutureWarning, stacklevel=1)
+        return 0
+
+    with pytest.warns(FutureWarning, match="not ours"):  # handed on to Python's (here pytest's) display
+        assert run_command(command, argparse.Namespace()) == 0
+
+    assert capsys.readouterr().err.splitlines() == ["warning: a kline request waits 90 s"]

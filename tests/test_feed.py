@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from backtrader_alltick import AllTickStore
-from backtrader_alltick.errors import AuthError, ConfigError, SymbolNotFound, UnsupportedTimeframe
+from backtrader_alltick.errors import (
+    AuthError,
+    ConfigError,
+    NoBarsWarning,
+    SymbolNotFound,
+    UnsupportedTimeframe,
+)
 from feedtools import Outcome, Recorder, SmaCross, as_ms_rows, kline_rows, utc
 
 MINUTE = 60_000
@@ -264,40 +270,41 @@ class EmptyProbe(bt.Strategy):
         self.stopped_with = len(self.data)
 
 
-def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_sim, make_store, caplog):
+def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_sim, make_store):
     empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"], dtype=float,
                          index=pd.DatetimeIndex([], name="datetime"))
     # The simulated history starts in December 2021.
     before_history = dict(fromdate=datetime(2020, 1, 1), todate=datetime(2020, 1, 2))
     results = {}
-    for name, data in (("alltick", make_store(alltick_sim).getdata(
-            dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, **before_history)),
-            ("pandas", bt.feeds.PandasData(dataname=empty, **before_history))):
-        cerebro = bt.Cerebro(stdstats=False, runonce=False)
-        cerebro.adddata(data)
-        cerebro.addstrategy(EmptyProbe)
-        strategy = cerebro.run()[0]
-        results[name] = (strategy.nexts, strategy.stopped_with, cerebro.broker.getvalue())
+    with pytest.warns(NoBarsWarning) as caught:
+        for name, data in (("alltick", make_store(alltick_sim).getdata(
+                dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, **before_history)),
+                ("pandas", bt.feeds.PandasData(dataname=empty, **before_history))):
+            cerebro = bt.Cerebro(stdstats=False, runonce=False)
+            cerebro.adddata(data)
+            cerebro.addstrategy(EmptyProbe)
+            strategy = cerebro.run()[0]
+            results[name] = (strategy.nexts, strategy.stopped_with, cerebro.broker.getvalue())
 
     assert results["alltick"] == results["pandas"] == (0, 0, 10_000.0)
-    assert ("BTCUSDT: no 1 Minutes bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"
-            in caplog.text)
+    assert [str(w.message).split(" (")[0] for w in caught if w.category is NoBarsWarning] == [
+        "BTCUSDT: no 1m bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"]
 
 
 @pytest.mark.parametrize(("symbol", "fromdate", "todate"), [
     ("EURUSD", date(2024, 3, 2), date(2024, 3, 3)),  # a weekend: no forex trading day
     ("AAPL.US", date(2023, 7, 4), date(2023, 7, 4)),  # Independence Day
 ])
-def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make_store, caplog, symbol,
-                                                               fromdate, todate):
+def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make_store, symbol, fromdate,
+                                                               todate):
     # Each date means its trading day: nothing lies between, which is an empty range, not crossed dates.
-    rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Minutes,
-                       fromdate=fromdate, todate=todate)
+    with pytest.warns(NoBarsWarning, match=f"^{symbol}: no 1m bars from") as caught:
+        rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Minutes,
+                           fromdate=fromdate, todate=todate)
 
     assert rows == []
-    assert f"{symbol}: no 1 Minutes bars from" in caplog.text
     if symbol == "EURUSD":  # from Friday's close to Sunday's open, the market closed between
-        assert "from 2024-03-01T22:00:00Z to 2024-03-03T22:00:00Z" in caplog.text
+        assert "from 2024-03-01T22:00:00Z to 2024-03-03T22:00:00Z" in str(caught[0].message)
 
 
 def test_getdata_takes_iso_strings_and_refuses_what_backtrader_cannot_read(alltick_sim, make_store):

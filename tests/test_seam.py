@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from seamworld import GRACE_MS, MARGIN_MS, START, STEP_MS, World
 
-from backtrader_alltick.markets import MINUTE_MS, US_STOCKS
-from backtrader_alltick.records import Tick
+from backtrader_alltick.markets import CRYPTO, MINUTE_MS, US_STOCKS
+from backtrader_alltick.records import Kline, Tick
+from backtrader_alltick.seam import Seam
+from backtrader_alltick.timeframes import MINUTES, resolve
 
 EVENTS = ("drop", "malformed", "resend", "boundary", "rest", "trade", "reconnect")
 
@@ -129,3 +131,22 @@ def test_a_reset_just_before_a_boundary_on_our_clock_keeps_the_exchange_time_tra
     world.settle()
     world.check()
 
+
+
+@pytest.mark.parametrize("backfill", [True, False])
+def test_a_seam_set_anew_after_a_drop_says_whether_rest_rebuilds_the_bars_it_cut(backfill):
+    told, jobs = [], []
+    seam = Seam("BTCUSDT", resolve(MINUTES, 1, ("1m",), "BTCUSDT"), CRYPTO,
+                request_rest=lambda after, upto: jobs.append((after, upto)) or len(jobs),
+                deliver=lambda bar, source: None, backfill=backfill,
+                on_reseam=lambda *said: told.append(said))
+    seam.on_stream_up(START)
+    seam.on_trade(Tick("BTCUSDT", START + 1000, 100.0, 1.0), START + 1000)  # the first seam: no one told
+    seam.on_rest(1, [Kline("BTCUSDT", "1m", START - MINUTE_MS, START, 100, 100, 100, 100, 1, 100)], done=True)
+
+    seam.on_stream_down(START + 5000)
+    seam.on_stream_up(START + 6000)
+    seam.on_trade(Tick("BTCUSDT", START + 7000, 100.0, 1.0), START + 7000)
+
+    assert told == [("the stream dropped", START, START + MINUTE_MS, backfill)]
+    assert len(jobs) == (2 if backfill else 1)

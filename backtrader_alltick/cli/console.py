@@ -12,11 +12,12 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 
-from ..errors import AllTickError
+from ..errors import AllTickError, AllTickWarning
 from ..records import KIND_OF, Depth, Quote, Tick
 
 
@@ -39,14 +40,40 @@ def verbosity(verbose: int = 0, debug: bool = False) -> Iterator[None]:
         package.setLevel(previous)
 
 
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show the package's warnings as ``warning: ...`` lines on stderr while a command runs, each once.
+
+    A script sees them as Python warnings (file, line, category); a terminal user needs the
+    message only.  Other warnings keep Python's own format.  Everything is restored afterwards.
+    """
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, AllTickWarning):
+            previous(message, category, filename, lineno, file, line)
+            return
+        text = f"warning: {message}"
+        if text not in shown:  # the same condition noticed twice (two threads, two calls) is one line
+            shown.add(text)
+            print(text, file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        # Python's registry would hide a repeat only per calling line; the set above decides instead.
+        warnings.simplefilter("always", AllTickWarning)
+        warnings.showwarning = show
+        yield
+
+
 def run_command(function: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command with ``-v`` applied; AllTickError and OSError become one stderr line and status 1.
 
     The one place that turns errors into exit codes (the traceback too with ``--debug``);
-    Ctrl-C is status 130.
+    Ctrl-C is status 130.  The package's warnings show as ``warning: ...`` lines.
     """
     try:
-        with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)):
+        with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)), warnings_as_lines():
             return function(args)
     except (AllTickError, OSError) as e:
         if getattr(args, "debug", False):

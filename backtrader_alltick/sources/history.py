@@ -6,8 +6,9 @@ import logging
 from collections.abc import Callable
 
 from ..bars import regular_bars
-from ..errors import ConfigError
+from ..errors import ConfigError, SessionPolicyWarning
 from ..history import Progress, load_bars
+from ..notices import warn_user
 from ..records import Kline
 from ..store import AllTickStore
 from ..symbols import Instrument
@@ -38,8 +39,10 @@ def load_history(store, inst: Instrument, spec: BarSpec, start_ms: int | None, e
     if len(kept) < len(bars):
         if stats is not None:
             stats["offhours_bars"] = stats.get("offhours_bars", 0) + len(bars) - len(kept)
-        logger.info("%s: %d %s bars outside the regular session left out (extended_hours=False)",
-                    inst.symbol, len(bars) - len(kept), spec.period)
+        counted = "" if stats is None else ", counted in stats['offhours_bars']"
+        warn_user(f"{inst.symbol}: {len(bars) - len(kept)} {spec.period} bars outside the regular session "
+                  f"left out (extended_hours=False){counted}; pass extended_hours=True to keep them",
+                  SessionPolicyWarning)
     return kept
 
 

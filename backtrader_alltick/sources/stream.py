@@ -18,8 +18,10 @@ from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, slot_of
 from ..clock import wall_seconds
+from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
 from ..history import load_bars
 from ..markets import MINUTE_MS
+from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
@@ -73,14 +75,13 @@ class StreamBars(InboxSource):
                              deliver=self._deliver, grace_ms=int(options.grace * 1000 * clock.speed),
                              emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
                              backfill_start=options.backfill_start, backfill=options.backfill,
-                             regular_only=not options.extended_hours)
+                             regular_only=not options.extended_hours, on_reseam=self._note_reseam)
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.
             self._probe_job = self.backfiller.request(None, clock.now_ms(), 1)
-        self._offhours_noted = False
+        self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
         self._closure_noted: str | None = None
-        self._closure_check_ms = -math.inf
-        self._note_market_closure(clock.now_ms())
+        self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         store.listen(inst, self._post, depth=options.bidask, on_status=self._post_status)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
@@ -138,13 +139,18 @@ class StreamBars(InboxSource):
         # not a fault.  Checked once a market minute, which is often enough for a log line.
         if now < self._closure_check_ms:
             return
+        starting = self._closure_check_ms == -math.inf
         self._closure_check_ms = now + MINUTE_MS
         closed = self.inst.market.closed_note(now)
         if closed and closed != self._closure_noted:
             # The calendar says when to expect bars, never that a trade does not exist.
             until = ("bars only from trades the service still sends" if self.options.extended_hours
                      else "no bars until then (extended_hours=False)")
-            logger.info("%s: %s; %s", self.inst.symbol, closed, until)
+            if starting:  # a script started at night would otherwise look hung
+                warn_user(f"{self.inst.symbol}: {closed}; {until}, so the live feed may stay quiet",
+                          MarketClosedWarning)
+            else:
+                logger.info("%s: %s; %s", self.inst.symbol, closed, until)
         self._closure_noted = closed
 
     def _run_timers(self) -> None:
@@ -164,8 +170,15 @@ class StreamBars(InboxSource):
             if item.job != self._probe_job and self.seam is not None:
                 self.seam.on_rest(item.job, item.bars, item.done)
                 self.stats["offhours_bars"] = self.seam.offhours_bars
+                if self.seam.offhours_bars and not self._offhours_bars_noted:
+                    self._offhours_bars_noted = True
+                    warn_user(f"{self.inst.symbol}: REST bars outside the regular session are left out "
+                              "(extended_hours=False), counted in stats['offhours_bars']; pass "
+                              "extended_hours=True to keep them", SessionPolicyWarning)
         elif isinstance(item, BackfillFailed):
             self._fail(item.error)
+        elif isinstance(item, Notice):
+            item.show()  # noticed on the backfill worker: shown from the consumer's call
         elif getattr(item, "kind", None) is not None:
             self._on_status(item)
 
@@ -195,15 +208,30 @@ class StreamBars(InboxSource):
         if self._offhours_noted:
             return
         self._offhours_noted = True
-        logger.info("%s: trades outside the regular session are left out (extended_hours=False), the "
-                    "first at %s; counted in stats['offhours_trades']", self.inst.symbol,
-                    format_utc(tick.time))
+        warn_user(f"{self.inst.symbol}: trades outside the regular session are left out (extended_hours="
+                  f"False), the first at {format_utc(tick.time)}; counted in stats['offhours_trades']; pass "
+                  "extended_hours=True to keep them", SessionPolicyWarning)
         if tick.session == 0:
             # The service says regular session where our calendar says closed: the calendar is behind.
-            logger.warning("%s: the service marks a trade at %s as regular-session trading while the %s "
-                           "calendar says closed; the calendar may be out of date (upgrade the calendars "
-                           "extra) or pass extended_hours=True", self.inst.symbol, format_utc(tick.time),
-                           self.inst.market.name)
+            warn_user(f"{self.inst.symbol}: the service marks a trade at {format_utc(tick.time)} as regular-"
+                      f"session trading while the {self.inst.market.name} calendar says closed; the calendar "
+                      "may be out of date (upgrade the calendars extra) or pass extended_hours=True",
+                      SessionPolicyWarning)
+
+    def _note_reseam(self, why: str, last_end: int, seam: int, from_rest: bool) -> None:
+        # Once per feed: the user chose live-only bars, and this is what that choice costs or ignores.
+        if self._reseam_noted or (from_rest and self.options.backfill_start):
+            return
+        self._reseam_noted = True
+        symbol = self.inst.symbol
+        if from_rest:
+            warn_user(f"{symbol}: {why}; the bars it cut are rebuilt from REST (backfill=True) although "
+                      "backfill_start=False; pass backfill=False as well for bars from the stream only "
+                      "(a drop then leaves a gap)", LiveOnlyWarning)
+        else:
+            warn_user(f"{symbol}: {why}; with backfill=False the bars closing after {format_utc(last_end)} "
+                      f"up to {format_utc(seam)} are not rebuilt from REST, so the feed has a gap there; "
+                      "pass backfill=True to fill such gaps", LiveOnlyWarning)
 
     def _deliver(self, bar: Kline, source: str) -> None:
         self.stats[source] += 1
@@ -262,10 +290,12 @@ class StreamBars(InboxSource):
         else:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
-        bars = load_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
-        if not bars and not self._symbol_known:
-            # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
-            # then stays silent: the latest trade tells a quiet history from an unknown code.
-            self.store.check_symbols([self.inst])
+        # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
+        with handing_to(self._post):
+            bars = load_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+            if not bars and not self._symbol_known:
+                # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
+                # then stays silent: the latest trade tells a quiet history from an unknown code.
+                self.store.check_symbols([self.inst])
         self._symbol_known = True
         return bars

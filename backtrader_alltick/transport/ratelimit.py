@@ -25,13 +25,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ..errors import PlanLimitError
+from ..errors import PlanLimitError, RateLimitWarning
+from ..notices import warn_user
 from ..plans import Plan
 
 logger = logging.getLogger(__name__)
 
 BATCH_ENDPOINT = "batch-kline"
 MINUTE = 60.0
+# A call held back longer than this is a RateLimitWarning: a run that seems stuck says why.
+WARN_AFTER_S = MINUTE
 DAY = 86_400.0
 # Added to every non-zero spacing: the service times a call when it arrives, and two
 # calls do not travel equally fast.
@@ -85,6 +88,7 @@ class RateLimiter:
         self._blocked_until = float("-inf")
         self.calls = 0
         self.waited = 0.0
+        self._long_wait_warned = False
 
     def __repr__(self) -> str:
         return f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls})"
@@ -175,6 +179,9 @@ class RateLimiter:
                     return waited
                 if self._on_wait is not None:
                     self._notify_wait(delay, endpoint)
+                if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
+                    self._long_wait_warned = True
+                    self._warn_long_wait(waited + delay, endpoint, self._blocked_until - now >= delay)
                 logger.debug("rate limiter: %s waits %.3f s (%s plan)", endpoint, delay, self.plan.name)
                 if self._sleep is not None:
                     # The injected sleep runs outside the lock so other threads can record meanwhile.
@@ -201,6 +208,18 @@ class RateLimiter:
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)
             # Waiters recompute their delay with the new horizon.
             self._condition.notify_all()
+
+    def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool) -> None:
+        # Once per limiter (per store): a user whose run seems stuck learns why and what helps.
+        why = ("because the service asked to slow down (rate limited)" if service_asked else
+               f"under the request limits of the {self.plan.dialect} {self.plan.name} plan")
+        self._condition.release()  # never show a warning (or raise it, when escalated) under the lock
+        try:
+            warn_user(f"a {endpoint} request waits {seconds:.0f} s {why}; load fewer symbols or bars "
+                      "at once, keep the K-line cache on, or pass the store your real plan (plan=...) "
+                      "if it is higher", RateLimitWarning)
+        finally:
+            self._condition.acquire()
 
     def _notify_wait(self, delay: float, endpoint: str) -> None:
         # Release the lock so a callback that inspects the limiter cannot deadlock.

@@ -48,7 +48,7 @@ from ..redaction import detached, protect
 from ..symbols import Instrument, parse_symbol
 from ..wire import HttpRequest, get_dialect
 from .http_errors import map_errors, parse_retry_after
-from .ratelimit import RateLimiter
+from .ratelimit import WARN_AFTER_S, RateLimiter
 from .retry import backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -207,8 +207,10 @@ class RestClient:
                                                    f"ratelimit_timeout={self.ratelimit_timeout:g} allows "
                                                    "longer waits")
                 limited_wait += delay
-                logger.warning("%s %s: rate limited by the service (%s); retrying in %.2f s",
-                               request.method, request.endpoint, status, delay)
+                # A wait past WARN_AFTER_S is the limiter's RateLimitWarning: logged here once, not twice.
+                logger.log(logging.INFO if delay > WARN_AFTER_S else logging.WARNING,
+                           "%s %s: rate limited by the service (%s); retrying in %.2f s",
+                           request.method, request.endpoint, status, delay)
                 # The shared limiter holds every feed back, and this call waits in acquire().
                 self.limiter.penalize(delay)
             elif is_retryable(error) or (status is not None and status >= 500):

@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import backtrader as bt
 import pytest
 
+from backtrader_alltick.errors import MarketClosedWarning
 from backtrader_alltick.sim import Simulator
 from feedtools import run_guarded
 
@@ -288,14 +289,16 @@ def test_a_live_daily_feed_on_a_holiday_says_the_market_is_closed_and_goes_live_
         cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3,
                                       qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive)
-        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+        with caplog.at_level(logging.INFO, logger="backtrader_alltick"), \
+                pytest.warns(MarketClosedWarning) as warned:
             strategy = run_guarded(cerebro, 60)
 
     # The calendar expects nothing on the holiday, but only the end of the date proves no trade came.
     assert strategy.notes[:2] == ["DELAYED", "LIVE"]
     assert strategy.clock_at_live >= ms(datetime(2023, 7, 5, 4, 0))
     assert strategy.dates[-1] == date(2023, 7, 3)  # the service had no bar for the holiday
-    closed = [r.getMessage() for r in caplog.records if "market closed" in r.getMessage()]
+    closed = [str(w.message) for w in warned] + [r.getMessage() for r in caplog.records
+                                                 if "market closed" in r.getMessage()]
     assert "2023-07-04 is not a trading day (a holiday)" in closed[0]
     assert all("2023-07-04" not in note for note in closed[1:])  # once per closure
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -309,7 +312,8 @@ def test_a_live_daily_bar_of_an_early_close_carries_its_date_and_is_final_when_t
         cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2,
                                       qcheck=0.1), name="aapl")
         cerebro.addstrategy(StopWhenLive, until=date(2023, 7, 3))
-        strategy = run_guarded(cerebro, 60)
+        with pytest.warns(MarketClosedWarning, match="early close"):
+            strategy = run_guarded(cerebro, 60)
         truth = sim.klines("AAPL.US", "1d", ms(datetime(2023, 7, 3)), ms(datetime(2023, 7, 4)))
 
     assert strategy.dates[-1] == date(2023, 7, 3)

@@ -161,13 +161,16 @@ class HistoryLoader:
                     break
                 # Before the service told its time, our clock only aimed the first request; if it ran
                 # behind the service's, the present just learnt may hold more closed bars.
-                learnt, end = True, self._end(end_ms)
-                if _first_open_start(period, inst, end) <= hi:
+                learnt, later = True, self._end(end_ms)
+                if _first_open_start(period, inst, later) <= hi:
                     break
+                end = later
         finally:
             if store is not self.cache:
                 store.close()
-        proven = min(end, walk.top)
+        # The walk holds every bar starting before hi (so every bar ending by end), or only those
+        # starting before the top the service has closed.
+        proven = end if walk.top >= walk.hi else walk.top
         bars = [bar for bar in bars if bar.end <= proven and (start_ms is None or bar.start >= start_ms)]
         if count is not None:
             bars = bars[-count:]

@@ -609,3 +609,27 @@ def test_a_short_newest_stock_page_is_asked_again_after_a_while(alltick, cache):
     assert first == again == closed(today, NOW)
     assert asked == 1
     assert later == closed(truth, clock.now)[-300:]
+
+
+# -- The service's clock decides, not ours ---------------------------------------------------------
+
+
+def test_without_a_date_the_newest_bar_of_a_page_waits_for_a_later_page(alltick, cache):
+    from backtrader_alltick.clock import ServiceClock
+
+    service_clock = FixedClock(NOW)
+    ours = ServiceClock(FixedClock(NOW + 40_000))  # our clock 40 s ahead; no Date header to learn from
+    service = ScriptedService(crypto_truth(300), service_clock)
+
+    bars = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+
+    # The page's newest bar is still forming at the service: neither handed out nor cached.
+    assert bars == closed(service.truth, NOW)[-10:]
+    assert cache.get("alltick", "BTCUSDT", "1m", 0, 2**62)[-1] == bars[-1]
+    assert cache.missing("alltick", "BTCUSDT", "1m", 0, NOW)[-1] == (bars[-1].end, NOW)
+
+    service_clock.now = NOW + 60_000  # a later page shows a newer bar: the one before it has closed
+    ours.base.now = NOW + 110_000  # 70 s later by ours: the service has surely started the next minute
+    later = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+
+    assert later == closed(service.truth, NOW + 60_000)[-10:]

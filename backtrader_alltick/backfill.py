@@ -1,8 +1,10 @@
 """A worker thread that fetches closed K-lines over REST for a live feed, off Cerebro's thread.
 
 A job asks for the bars that close in ``(after_ms, upto_ms]``.  The worker delivers what
-has closed already at once, then waits (on the market clock) for the rest to close and
-fetches again, so a feed never blocks on the network and never sees a forming bar.
+the service has closed already at once, then waits (on the market clock) for the rest to
+close and fetches again, so a feed never blocks on the network and never sees a forming bar.
+Whether a bar has closed is the service's decision: the clock's :meth:`~clock.ServiceClock.closed_until`
+and the fetch's own proof (see ``Fetch``) say so, never our clock alone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .clock import Clock, wall_seconds
+from .clock import Clock, as_service_clock, wall_seconds
 from .errors import AllTickError, is_retryable
 from .history import CLOSE_LAG_S
 from .records import Kline
@@ -42,7 +44,9 @@ class BackfillFailed:
 
 MAX_UNEXPECTED = 5  # failures of an unknown kind before the feed is told
 
-Fetch = Callable[[int | None, int, int | None], list[Kline]]
+# fetch(after_ms, upto_ms, count): the bars closing in (after_ms, upto_ms], or those bars and the moment
+# up to which they are complete (history.load_closed_bars) when the service has closed less than asked.
+Fetch = Callable[[int | None, int, int | None], "list[Kline] | tuple[list[Kline], int]"]
 
 
 class Backfiller:
@@ -62,9 +66,10 @@ class Backfiller:
         # closed_until(moment): the close stamp of the newest bar final at that moment (a daily bar
         # is final when its trading date ends, after its close stamp); next_final(stamp): when the
         # bar after the one closing at ``stamp`` is final.  None: bars are final at their stamp.
-        self._closed_until = closed_until or (lambda moment: moment)
+        self._final_until = closed_until or (lambda moment: moment)
         self._next_final = next_final
         self._clock = clock
+        self._service = as_service_clock(clock)
         self._deliver = deliver
         self._close_lag_ms = close_lag_s * 1000 * clock.speed
         self._retry_initial = retry_initial_s
@@ -104,24 +109,35 @@ class Backfiller:
             self._deliver(BackfillResult([], reached, True, job))
             return
         while not self._stop.is_set():
-            closed_until = min(upto_ms, self._closed_until(int(self._clock.now_ms() - self._close_lag_ms)))
+            closed_until = min(upto_ms, self._final_until(self._service_closed()))
             if reached is None or closed_until > reached:
-                bars = self._fetch_with_retry(job, reached, closed_until, count)
-                if bars is None:
+                got = self._fetch_with_retry(job, reached, closed_until, count)
+                if got is None:
                     return
-                bars = [bar for bar in bars if reached is None or bar.end > reached]
+                bars, proven = got if isinstance(got, tuple) else (got, closed_until)
+                closed_until = min(closed_until, self._final_until(proven))
+                bars = [bar for bar in bars
+                        if (reached is None or bar.end > reached) and bar.end <= closed_until]
                 count = None  # only the first fetch is bounded by count; later ones fill up to upto_ms
-                reached = closed_until
-                done = closed_until >= upto_ms
-                self._deliver(BackfillResult(bars, reached, done, job))
-                if done:
-                    return
+                if reached is None or closed_until > reached:  # else the service closed nothing new yet
+                    reached = closed_until
+                    done = closed_until >= upto_ms
+                    self._deliver(BackfillResult(bars, reached, done, job))
+                    if done:
+                        return
             # Deliver bar by bar as they close rather than all at upto_ms.
             target = upto_ms if self._next_final is None else self._next_final(reached)
             self._stop.wait(wall_seconds(self._clock, int(target + self._close_lag_ms)) + 0.001)
 
+    def _service_closed(self) -> int:
+        # Before the service has told its time, our clock only aims the first fetch: its answer
+        # proves what is closed (the fetch's complete-until moment).
+        now = self._clock.now_ms()
+        known = self._service.known_ms()
+        return int((now if known is None else min(known, now)) - self._close_lag_ms)
+
     def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
-                          count: int | None) -> list[Kline] | None:
+                          count: int | None) -> list[Kline] | tuple[list[Kline], int] | None:
         delays = backoff(self._retry_initial, self._retry_cap, jitter=0.5)
         unexpected = 0
         while not self._stop.is_set():
@@ -129,6 +145,8 @@ class Backfiller:
             try:
                 return self._fetch(after_ms, upto_ms, count)
             except AllTickError as e:
+                if self._stop.is_set():
+                    return None  # stopped while fetching: the failure is of our own making
                 if not is_retryable(e):
                     self._deliver(BackfillFailed(e, job))
                     return None

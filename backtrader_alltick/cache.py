@@ -12,8 +12,9 @@ a reader never has to upgrade its lock mid-transaction (that upgrade is the one 
 SQLite's busy handler cannot resolve).
 
 A file that is not ours (a directory, a text file, another program's SQLite database,
-a cache of a newer version) is refused with :class:`~backtrader_alltick.errors.CacheError`
-before anything is written to it, its pragmas included.
+even one with tables of our names but other columns, a cache of a newer version) is
+refused with :class:`~backtrader_alltick.errors.CacheError` before anything is written
+to it, its pragmas included.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ BUSY_TIMEOUT_MS = 30_000
 # bars cached by version 1 carry other close instants and are dropped on open.
 SCHEMA_VERSION = 2
 _DAILY_AND_LONGER = ("1d", "1w", "1M")
-_TABLES = {"klines", "coverage"}
+_KEY = ("dialect", "symbol", "period", "start")
+# Each table's columns, and their place in the primary key (0: not in it), as PRAGMA table_info tells.
+_COLUMNS = {
+    "klines": {**{name: index + 1 for index, name in enumerate(_KEY)},
+               **dict.fromkeys(("end", "open", "high", "low", "close", "volume", "turnover"), 0)},
+    "coverage": {**{name: index + 1 for index, name in enumerate(_KEY)}, "end": 0},
+}
+_TABLES = set(_COLUMNS)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS klines (
@@ -138,6 +146,12 @@ class KlineCache:
             listed = ", ".join(sorted(tables)) or "none"
             raise CacheError(self.path, f"is an SQLite database of another program (tables: {listed}, "
                                         f"user_version {version}); it was left untouched")
+        for table in sorted(tables):
+            columns = {row[1]: row[5] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if columns != _COLUMNS[table]:
+                raise CacheError(self.path, f"is an SQLite database of another program (table {table} has "
+                                            f"columns {', '.join(columns)}, user_version {version}); it was "
+                                            "left untouched")
         if version > SCHEMA_VERSION:
             raise CacheError(self.path, f"was written by a newer backtrader-alltick (schema {version}, this "
                                         f"one reads {SCHEMA_VERSION}); upgrade the package")

@@ -2,14 +2,23 @@
 
 A clock has ``now_ms()`` (market time, epoch ms) and ``speed`` (market seconds per
 wall second), so a waiter can turn a market-time delay into a wall-time timeout.
+
+Whether a bar has closed is the service's decision, so a store's clock is a
+:class:`ServiceClock`: our own clock (the wall, or an injected one) only measures the time
+between the service's answers, and the service's time is learnt from what they carry.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
 from .errors import ConfigError
+
+# Wall seconds a bar must have been closed by the service's clock before its K-line counts as
+# final: the service may still be adding the last trades of a bar that just ended.
+CLOSE_LAG_S = 0.2
 
 
 class Clock(Protocol):
@@ -18,13 +27,139 @@ class Clock(Protocol):
     def now_ms(self) -> int: ...
 
 
-class SystemClock:
-    """Wall-clock UTC, corrected by the offset observed from the service's trade timestamps.
+class WallClock:
+    """Wall-clock UTC read once, then advanced by the monotonic clock, so it never jumps back.
 
-    A trade is stamped by the service before it travels to us, so ``trade time - local time``
-    is the clock offset minus the latency; the largest value over a window of trades is the
-    best estimate.  The first trade sets the offset at once (a local clock running ahead would
-    otherwise close bars before their last trades arrive); each later window replaces it.
+    Example::
+
+        WallClock().now_ms()   # about time.time() * 1000
+    """
+
+    speed = 1.0
+
+    def __init__(self) -> None:
+        self._wall0 = time.time() * 1000
+        self._mono0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        return int(self._wall0 + (time.monotonic() - self._mono0) * 1000)
+
+
+class ServiceClock:
+    """The service's time, learnt from its answers; ``base`` (our clock) only measures time between them.
+
+    Evidence is anything that proves the service's clock has reached a moment: the HTTP
+    ``Date`` of an answer (:meth:`observe_server_clock`), a trade stamp or the start of the
+    newest bar of a page (:meth:`observe_server_time`).  The largest such moment, carried
+    forward by ``base``, is a lower bound of the service's time (:meth:`known_ms`): a bar
+    counts as closed only when that bound has passed its end (:meth:`closed_until`), never
+    because our clock says so.  ``now_ms()`` is that bound once the service has been heard
+    from, so a clock seconds (or years) off ours closes nothing early.
+
+    Example::
+
+        clock = ServiceClock()                        # our clock: the wall
+        sent = clock.mark()
+        ... send a request; the answer's Date header says 15:01:00 ...
+        clock.observe_server_clock(date_ms)
+        clock.closed_until(sent)                      # bars ending by this are final
+    """
+
+    # Our clock and the service's may run at rates this far apart (quartz: well under 100 ppm).
+    DRIFT = 1e-4
+    # A trade stamp further ahead than ten minutes of the time known so far is wrong, not a clock.
+    MAX_SKEW_MS = 600_000
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self.base = base if base is not None else WallClock()
+        self.speed = float(self.base.speed)
+        self._lock = threading.Lock()
+        self._best: tuple[int, int] | None = None  # (service ms, base ms): the tightest lower bound
+        self._read = False  # a reading of the service's own clock (an HTTP Date) has been seen
+
+    def __getstate__(self) -> dict:
+        # A copy in another process (optimisation workers) learns the service's time anew.
+        return {"base": self.base}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["base"])
+
+    def __repr__(self) -> str:
+        return (f"ServiceClock(base={type(self.base).__name__}, offset_ms={self.offset_ms}, "
+                f"learnt={self.learnt})")
+
+    @property
+    def learnt(self) -> bool:
+        """Whether the service has told its time yet."""
+        return self._best is not None
+
+    @property
+    def offset_ms(self) -> int:
+        """How far the service's clock is known to run ahead of ours (negative: behind); 0 before learning."""
+        at = self.base.now_ms()
+        known = self.known_ms(at)
+        return 0 if known is None else known - at
+
+    def mark(self) -> int:
+        """Our clock now: a moment to ask :meth:`known_ms` about later (say, when a request was sent)."""
+        return self.base.now_ms()
+
+    def now_ms(self) -> int:
+        at = self.base.now_ms()
+        with self._lock:
+            known = self._known(at)
+            if known is None:
+                return at
+            # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
+            # say nothing about now.  A reading of the service's clock always decides.
+            if self._read or known >= at - self.MAX_SKEW_MS:
+                return known
+            return at
+
+    def known_ms(self, at: int | None = None) -> int | None:
+        """The latest moment the service's clock had surely reached at our moment ``at`` (default now);
+        None until the service has told its time."""
+        at = self.base.now_ms() if at is None else at
+        with self._lock:
+            return self._known(at)
+
+    def closed_until(self, at: int | None = None) -> int | None:
+        """Bars ending by this moment were closed by the service at our moment ``at`` (default now);
+        None until the service has told its time: nothing counts as closed then."""
+        known = self.known_ms(at)
+        return None if known is None else known - int(CLOSE_LAG_S * 1000 * self.speed)
+
+    def observe_server_clock(self, server_ms: int) -> None:
+        """The service's clock read ``server_ms`` or later just now (an HTTP ``Date``: floored seconds)."""
+        self._observe(int(server_ms), reading=True)
+
+    def observe_server_time(self, server_ms: int) -> None:
+        """The service's time has reached ``server_ms``: a trade stamp, the start of a bar it served."""
+        self._observe(int(server_ms), reading=False)
+
+    def _observe(self, server_ms: int, reading: bool) -> None:
+        at = self.base.now_ms()
+        with self._lock:
+            known = self._known(at)
+            if not reading:
+                reference = known if self._read else at if known is None else max(at, known)
+                if server_ms > reference + self.MAX_SKEW_MS:
+                    return  # a stamp from the future: a wrong stamp, not the service's clock
+            if known is None or server_ms > known:
+                self._best = (server_ms, at)
+            self._read = self._read or reading
+
+    def _known(self, at: int) -> int | None:
+        if self._best is None:
+            return None
+        server_ms, base_ms = self._best
+        elapsed = at - base_ms
+        # Carried forward (or back) by our clock, allowing for the rates differing by DRIFT.
+        return server_ms + elapsed - int(abs(elapsed) * self.DRIFT)
+
+
+class SystemClock(ServiceClock):
+    """The default store clock: the wall, corrected by what the service's answers and trades say.
 
     Example::
 
@@ -32,29 +167,41 @@ class SystemClock:
         clock.observe_server_time(tick.time)   # the store does this for every trade
     """
 
-    speed = 1.0
-    WINDOW = 500  # trades per estimate
-    MAX_SKEW_MS = 600_000  # a stamp further off than ten minutes is stale or wrong, not a clock offset
-
     def __init__(self) -> None:
-        self.offset_ms = 0
-        self._best: int | None = None
-        self._seen = 0
-        self._calibrated = False
+        super().__init__(WallClock())
+
+
+class _Trusted:
+    """A clock taken as the service's own (a simulator's, in its process): it decides alone."""
+
+    learnt = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.base = clock
+        self.speed = float(clock.speed)
 
     def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.offset_ms
+        return self.base.now_ms()
+
+    def mark(self) -> int:
+        return self.base.now_ms()
+
+    def known_ms(self, at: int | None = None) -> int:
+        return self.base.now_ms() if at is None else at
+
+    def closed_until(self, at: int | None = None) -> int:
+        return self.known_ms(at) - int(CLOSE_LAG_S * 1000 * self.speed)
+
+    def observe_server_clock(self, server_ms: int) -> None:
+        pass
 
     def observe_server_time(self, server_ms: int) -> None:
-        lead = server_ms - int(time.time() * 1000)
-        if abs(lead) > self.MAX_SKEW_MS:
-            return
-        if self._best is None or lead > self._best:
-            self._best = lead
-        self._seen += 1
-        if not self._calibrated or self._seen >= self.WINDOW:
-            self.offset_ms, self._calibrated = self._best, True
-            self._best, self._seen = None, 0
+        pass
+
+
+def as_service_clock(clock: Clock) -> ServiceClock | _Trusted:
+    """``clock`` if it learns the service's time; any other clock is taken as the service's own."""
+    return clock if isinstance(clock, ServiceClock) else _Trusted(clock)
 
 
 class ScaledClock:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from . import timeframes
 from .bars import combine_closed, first_slot_start
 from .cache import MEMORY, KlineCache
-from .clock import Clock
+from .clock import CLOSE_LAG_S, Clock, ServiceClock, as_service_clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
@@ -38,9 +38,6 @@ from .wire._decode import EARLIEST_MS
 
 logger = logging.getLogger(__name__)
 
-# Wall seconds a bar must have been closed before its K-line counts as final: the service may
-# still be adding the last trades of a bar that just ended.
-CLOSE_LAG_S = 0.2
 # How long (clock ms) a short page's "history starts here" is believed before the service is asked again.
 HISTORY_START_TTL_MS = 3_600_000
 
@@ -87,7 +84,10 @@ class HistoryLoader:
     dialect : module
         The wire module (``wire.get_dialect(name)``).
     clock : Clock
-        The store's "now": a bar that has not ended by it is forming and is never returned.
+        The service's time.  A :class:`~backtrader_alltick.clock.ServiceClock` (the store's)
+        learns it from the answers, and a bar is closed only when the service's time has passed
+        its end; any other clock is taken as the service's own (a simulator's, in its process).
+        A ServiceClock also becomes ``rest``'s clock if it has none, to learn from every answer.
     namespace : str, optional
         The name bars are cached under; default the dialect's name.  Pass
         ``cache_namespace(dialect, rest_url)`` to keep bars of a simulator or another
@@ -104,7 +104,9 @@ class HistoryLoader:
         self.rest = rest
         self.cache = cache
         self.dialect = dialect
-        self.clock = clock
+        self.clock = as_service_clock(clock)
+        if isinstance(self.clock, ServiceClock) and getattr(rest, "clock", False) is None:
+            rest.clock = self.clock  # the client's answers tell the service's time (HTTP Date)
         self.namespace = namespace or dialect.NAME
         # Per (symbol, period): the oldest bar a non-pageable service offered this session.
         self._oldest_offered: dict[tuple[str, str], int] = {}
@@ -120,9 +122,17 @@ class HistoryLoader:
         """Return closed bars, oldest first, without duplicates.
 
         Bars satisfy ``start_ms <= bar.start`` and ``bar.end <= end_ms`` (``end_ms`` None:
-        the clock's now).  With ``count``, only the newest ``count`` of them; with neither
+        the service's now).  With ``count``, only the newest ``count`` of them; with neither
         ``start_ms`` nor ``count``, the newest ``KLINE_LIMIT`` bars.
         """
+        return self.load_closed(inst, period, start_ms, end_ms, count, on_progress)[0]
+
+    def load_closed(self, inst: Instrument | str, period: str, start_ms: int | None = None,
+                    end_ms: int | None = None, count: int | None = None,
+                    on_progress: Callable[[Progress], None] | None = None) -> tuple[list[Kline], int]:
+        """:meth:`load`, and the moment up to which the bars are complete: every bar of the window
+        final by it (:func:`timeframes.final_at`) is in the list; later ones the service had not
+        closed (or were not asked for)."""
         inst = parse_symbol(inst)
         natives = tuple(self.dialect.native_periods(inst))
         if period not in natives:
@@ -139,38 +149,61 @@ class HistoryLoader:
                               f"older ones), was {count:,}")
         if start_ms is None and count is None:
             count = self.dialect.KLINE_LIMIT
-        # The service may still add trades to a bar that has just ended: only bars closed for the
-        # lag count as closed (and only those are ever cached).
-        now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
-        end = now if end_ms is None else min(int(end_ms), now)
-        hi = _first_open_start(period, inst, end)
         lo = 0 if start_ms is None else int(start_ms)
+        learnt = self.clock.learnt
         store = self.cache if self.cache is not None else KlineCache(MEMORY)
         try:
-            walk = _Walk(self, store, inst, period, lo, hi, now, count, on_progress, start_ms, end)
-            bars = walk.run()
+            end, hi = self._end(end_ms), self._hi(period, inst, end_ms)
+            while True:
+                walk = _Walk(self, store, inst, period, lo, hi, count, on_progress, start_ms, end)
+                bars = walk.run()
+                if learnt or not self.clock.learnt:
+                    break
+                # Before the service told its time, our clock only aimed the first request; if it ran
+                # behind the service's, the present just learnt may hold more closed bars.
+                learnt, later = True, self._hi(period, inst, end_ms)
+                if later <= hi:
+                    break
+                end, hi = self._end(end_ms), later
         finally:
             if store is not self.cache:
                 store.close()
-        bars = [bar for bar in bars if bar.end <= end and (start_ms is None or bar.start >= start_ms)]
+        # The walk holds every bar starting before hi, or only those starting before the top the
+        # service has closed: every bar final by that moment is here.
+        proven = min(walk.top, walk.hi)
+        bars = [bar for bar in bars if bar.start < proven and (end_ms is None or bar.end <= end_ms)
+                and (start_ms is None or bar.start >= start_ms)]
         if count is not None:
             bars = bars[-count:]
         logger.info("loaded %d closed %s bars of %s (%d requests)", len(bars), period, inst.symbol,
                     walk.requests)
-        return bars
+        return bars, proven
+
+    def _end(self, end_ms: int | None) -> int:
+        # Only bars the service has closed count, and only those are ever cached (_Walk._closed_edge).
+        now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
+        return now if end_ms is None else min(int(end_ms), now)
+
+    def _hi(self, period: str, inst: Instrument, end_ms: int | None) -> int:
+        # The first bar to leave out: not final by the service's now, or stamped after end_ms.
+        now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
+        hi = _first_open_start(period, inst, now)
+        return hi if end_ms is None else min(hi, _first_stamped_after(period, inst, int(end_ms)))
 
 
 class _Walk:
     """One load: walks backwards from ``hi`` through cached stretches and fetched pages."""
 
     def __init__(self, loader: HistoryLoader, store: KlineCache, inst: Instrument, period: str, lo: int,
-                 hi: int, now: int, count: int | None, on_progress: Callable[[Progress], None] | None,
+                 hi: int, count: int | None, on_progress: Callable[[Progress], None] | None,
                  start_ms: int | None, end: int) -> None:
         self.loader, self.store, self.inst, self.period = loader, store, inst, period
         self.dialect = loader.dialect.NAME
         self.namespace = loader.namespace
-        self.lo, self.hi, self.now, self.count = lo, hi, now, count
+        self.lo, self.hi, self.count = lo, hi, count
         self.on_progress, self.start_ms, self.end = on_progress, start_ms, end
+        self.top = hi  # every bar starting before this is known closed (lowered when the service says so)
+        self.newest_served: int | None = None  # start of the newest bar any answer of this walk held
         self.requests = 0
         self.fetched = 0
         self.warned = False
@@ -195,17 +228,27 @@ class _Walk:
             if reached is None:
                 # The service cannot reach this gap; older stretches cached by earlier runs still count.
                 cursor = gaps[-1][0]
-            elif reached >= cursor:
+                continue
+            low, edge = reached
+            if edge < cursor:
+                # The service has not closed [edge, cursor) yet: nothing there is final.
+                self.top = min(self.top, edge)
+                cursor = edge
+            elif low >= cursor:
                 break
         return [found[start] for start in sorted(found)]
 
-    def _fetch(self, gap_lo: int, cursor: int, have: int) -> int | None:
-        """Fetch what ends at ``cursor``, cache it, mark what it proves; return the new low edge."""
+    def _fetch(self, gap_lo: int, cursor: int, have: int) -> tuple[int, int] | None:
+        """Fetch what ends at ``cursor``, cache what the service has closed, mark what it proves.
+
+        Returns ``(low, edge)``: every bar starting in ``[low, edge)`` is now cached (``edge`` is
+        below ``cursor`` when the service has not closed everything below it yet), or None.
+        """
         if self.loader.dialect.can_page_back(self.inst):
             return self._fetch_page(gap_lo, cursor, have)
         return self._fetch_newest(gap_lo, cursor)
 
-    def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> int | None:
+    def _fetch_page(self, gap_lo: int, cursor: int, have: int) -> tuple[int, int] | None:
         start = self._history_start()
         if start is not None and cursor <= start:
             return None  # the service said lately that nothing is older
@@ -214,7 +257,7 @@ class _Walk:
         if self.count is not None:
             wanted = min(wanted, max(1, self.count - have))
         # The service returns the newest bars starting at or before the end we send.
-        bars = self._request(wanted, cursor - 1)
+        sent, bars = self._request(wanted, cursor - 1)
         if not bars:
             return self._nothing_served(cursor, have)
         older = [bar for bar in bars if bar.start < cursor]
@@ -225,10 +268,11 @@ class _Walk:
                 f"{format_utc(bars[0].start)}..{format_utc(bars[-1].start)}; the service ignored the end "
                 "time, so history cannot be paged")
         low = max(gap_lo, self._proven_low(gap_lo, min(bar.start for bar in older), len(bars) < wanted))
-        self._keep(bars, low, cursor)
-        return low
+        edge = min(cursor, self._closed_edge(bars, sent))
+        self._keep([bar for bar in older if bar.start < edge], low, edge)
+        return low, edge
 
-    def _fetch_newest(self, gap_lo: int, cursor: int) -> int | None:
+    def _fetch_newest(self, gap_lo: int, cursor: int) -> tuple[int, int] | None:
         key = (self.inst.symbol, self.period)
         start = self._history_start()
         if start is not None and cursor <= start:
@@ -238,18 +282,40 @@ class _Walk:
             self._warn_unavailable(offered)
             return None
         limit = self.loader.dialect.KLINE_LIMIT
-        bars = self._request(limit, None)
+        sent, bars = self._request(limit, None)
         if not bars:
             return self._nothing_served(cursor, 0)
-        newest_open = _first_open_start(self.period, self.inst, self.now)
         low = self._proven_low(gap_lo, min(bar.start for bar in bars), len(bars) < limit)
-        self._keep(bars, low, newest_open)
+        edge = self._closed_edge(bars, sent)
+        self._keep([bar for bar in bars if bar.start < edge], low, edge)
         if len(bars) >= limit:  # a short page is remembered for a while only (_proven_low)
             self.loader._oldest_offered[key] = low
-        if low >= cursor:
-            self._warn_unavailable(low)
+        edge = min(cursor, edge)
+        if low >= edge:
+            self.top = min(self.top, edge)
+            if edge == cursor:
+                self._warn_unavailable(low)
             return None
-        return low
+        return low, edge
+
+    def _closed_edge(self, bars: list[Kline], sent: int) -> int:
+        """Start of the oldest bar of the answer the service may not have closed; all before it have.
+
+        A bar older than one the service has served is closed.  The newest bar is closed only
+        when the service's clock, when the request was sent, had passed its end (plus the lag).
+        """
+        newest = bars[-1]
+        if self.newest_served is None or newest.start > self.newest_served:
+            self.newest_served = newest.start
+        clock = self.loader.clock
+        clock.observe_server_time(newest.start)  # the service's time has reached the newest bar
+        final = timeframes.final_at(self.period, newest.start, self.inst.market)
+        if newest.start < self.newest_served:
+            return _first_open_start(self.period, self.inst, max(final, self.newest_served))
+        closed_until = clock.closed_until(sent)
+        if closed_until is None or final > closed_until:
+            return newest.start
+        return _first_open_start(self.period, self.inst, closed_until)
 
     def _nothing_served(self, cursor: int, have: int) -> None:
         # An empty answer proves nothing: iTick sends one for a symbol the plan does not cover,
@@ -279,17 +345,19 @@ class _Walk:
             return None
         return start
 
-    def _request(self, count: int, end_ms: int | None) -> list[Kline]:
+    def _request(self, count: int, end_ms: int | None) -> tuple[int, list[Kline]]:
+        """(our clock when the request was sent, the bars of the answer)."""
+        sent = self.loader.clock.mark()
         bars = self.loader.rest.klines(self.inst, self.period, count, end_ms)
         self.requests += 1
         self.fetched += len(bars)
         logger.debug("%s %s: %d bars up to %s (request %d)", self.inst.symbol, self.period, len(bars),
                      "now" if end_ms is None else format_utc(end_ms), self.requests)
-        return bars
+        return sent, bars
 
     def _keep(self, bars: list[Kline], low: int, high: int) -> None:
-        # A bar that has not ended by now is forming: neither cached nor returned.
-        self.store.put(self.namespace, [bar for bar in bars if bar.end <= self.now], now_ms=self.now)
+        # Only bars the service has closed come here: a forming bar is neither cached nor returned.
+        self.store.put(self.namespace, bars)
         self.store.mark_covered(self.namespace, self.inst.symbol, self.period, low, high)
         if self.on_progress is not None:
             self.on_progress(Progress(self.inst.symbol, self.period, self.requests, self.fetched,
@@ -319,14 +387,22 @@ def load_bars(loader: HistoryLoader, inst: Instrument, spec: BarSpec, start_ms: 
 
         bars = load_bars(store.history, parse_symbol("BTCUSDT"), spec, None, None, 100)
     """
+    return load_closed_bars(loader, inst, spec, start_ms, end_ms, count, on_progress)[0]
+
+
+def load_closed_bars(loader: HistoryLoader, inst: Instrument, spec: BarSpec, start_ms: int | None,
+                     end_ms: int | None, count: int | None,
+                     on_progress: Callable[[Progress], None] | None = None) -> tuple[list[Kline], int]:
+    """:func:`load_bars`, and the moment up to which they are complete (the service had closed
+    every bar ending by it; see :meth:`HistoryLoader.load_closed`)."""
     check_window(start_ms, end_ms)
     native_count = None if count is None else (count + 1) * spec.multiple
-    bars = loader.load(inst, spec.native.name, window_start(spec, inst, start_ms), end_ms, native_count,
-                       on_progress)
+    bars, proven = loader.load_closed(inst, spec.native.name, window_start(spec, inst, start_ms), end_ms,
+                                      native_count, on_progress)
     if not spec.is_native:
-        now = loader.clock.now_ms()
-        bars = combine_closed(bars, spec, inst.market, now if end_ms is None else min(end_ms, now))
-    return keep_asked(bars, start_ms, None, count)
+        # A composed bar is closed when the service has closed its last native bar.
+        bars = combine_closed(bars, spec, inst.market, proven)
+    return keep_asked(bars, start_ms, None, count), proven
 
 
 def check_window(start_ms: int | None, end_ms: int | None) -> None:
@@ -362,7 +438,13 @@ def bars_since_earliest(period: str, now_ms: int) -> int:
 
 
 def _first_open_start(period: str, inst: Instrument, moment: int) -> int:
-    """Start of the oldest bar that has not closed at ``moment``: every bar before it has."""
+    """Start of the oldest bar not final at ``moment``: every bar before it is (see
+    :func:`timeframes.final_at`; the bar in progress at ``moment`` is not, a daily one included)."""
+    return timeframes.bar_start(period, moment, inst.market)
+
+
+def _first_stamped_after(period: str, inst: Instrument, moment: int) -> int:
+    """Start of the oldest bar stamped after ``moment``: every bar before it closes by then."""
     market = inst.market
     start = timeframes.bar_start(period, moment, market)
     if timeframes.bar_end(period, start, market) <= moment:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import timeframes
 from .arguments import bar_window, moment_ms, timeframe_and_compression, whole_number
-from .clock import Clock, SystemClock
+from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
 from .plans import Plan, get_plan
@@ -55,8 +55,10 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
         file of your own, ``False`` for no cache.
-      - ``clock`` (default ``None``): market clock; a simulator's clock runs a trading hour
-        in a minute.  Default: wall-clock UTC.
+      - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
+        minute.  Default: wall-clock UTC.  The store's ``clock`` is a ``ServiceClock`` on top of
+        it: the service's time is learnt from its answers (HTTP ``Date``, the newest bar of a
+        page, trade stamps) and decides when a bar has closed, however far ours is off.
       - ``timeout`` (default ``30.0``): REST read timeout in seconds.
       - ``extended_hours`` (default ``True``): bars of every slot the service has trades in,
         whatever the calendar says (pre-market, after hours, overnight, auctions, late prints);
@@ -117,8 +119,10 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         # Everything built from the configuration: run at creation and again in a worker process.
         self.wire = get_dialect(self.p.dialect)
         self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
-        self.clock: Clock = self.p.clock or SystemClock()
-        self._observe = getattr(self.clock, "observe_server_time", None)
+        # Our clock (the wall, or the one given) only measures time; the service's answers and trades
+        # tell its time, and that decides when a bar has closed.
+        given = self.p.clock
+        self.clock: ServiceClock = given if isinstance(given, ServiceClock) else ServiceClock(given)
         self.notifs = collections.deque()
         self._lock = threading.Lock()
         self._rest = None
@@ -157,8 +161,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     def from_simulator(cls, sim, **kwargs) -> AllTickStore:
         """Build a store that talks to a running :class:`~backtrader_alltick.sim.Simulator`."""
         kwargs.setdefault("plan", sim.plan.name)
-        return cls(token=sim.token, dialect=sim.dialect, rest_url=sim.rest_url, ws_url=sim.ws_url,
-                   clock=sim.clock, **kwargs)
+        kwargs.setdefault("clock", sim.clock)
+        return cls(token=sim.token, dialect=sim.dialect, rest_url=sim.rest_url, ws_url=sim.ws_url, **kwargs)
 
     # -- Backtrader store protocol -------------------------------------------------
 
@@ -232,7 +236,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
                 self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
                                         timeout=(5.0, float(self.p.timeout)),
-                                        ratelimit_timeout=float(self.p.ratelimit_timeout))
+                                        ratelimit_timeout=float(self.p.ratelimit_timeout), clock=self.clock)
             return self._rest
 
     @property
@@ -300,8 +304,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             hub.unsubscribe(inst, trades=True, depth=depth)
 
     def _dispatch(self, record: Any) -> None:
-        if self._observe is not None and type(record) is Tick:
-            self._observe(record.time)  # keeps "is this bar closed?" on the service's time
+        if type(record) is Tick:
+            self.clock.observe_server_time(record.time)  # keeps "is this bar closed?" on the service's time
         symbol = getattr(record, "symbol", None)
         for callback in tuple(self._listeners.get(symbol, ())):
             callback(record)

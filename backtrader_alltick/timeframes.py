@@ -150,6 +150,16 @@ def bar_end(period: Period | str, start_ms: int, market: Market) -> int:
     return period_close(start_ms, following, market)
 
 
+def final_at(period: Period | str, start_ms: int, market: Market) -> int:
+    """When the bar starting at ``start_ms`` is final: when its slot ends.
+
+    Intraday that is its close stamp.  A daily bar holds every trade of its trading date, so it
+    is final when the date ends (its next day starts), after the session close that stamps it:
+    after-hours trades and late prints of the date may still come.
+    """
+    return next_start(period, start_ms, market)
+
+
 def period_close(start_ms: int, following_ms: int, market: Market) -> int:
     """Close of the last trading day in the local days of ``[start_ms, following_ms)``.
 

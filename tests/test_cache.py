@@ -220,11 +220,24 @@ def foreign_sqlite(path: Path) -> None:
     db.close()
 
 
+def lookalike_sqlite(path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE klines (id INTEGER PRIMARY KEY, text TEXT)")
+    db.execute("CREATE TABLE coverage (day TEXT, hours REAL)")
+    db.execute("INSERT INTO klines (text) VALUES ('keep me')")
+    db.commit()
+    db.close()
+
+
 UNUSABLE = {
     "directory": (lambda path: path.mkdir(), "is a directory"),
     "garbage": (lambda path: path.write_bytes(bytes(range(256)) * 20), "is not a K-line cache"),
     "text": (lambda path: path.write_text("symbol,close\nBTCUSDT,1\n" * 200), "is not a K-line cache"),
     "other schema": (foreign_sqlite, "SQLite database of another program .*tables: notes"),
+    "our table names, other columns": (lookalike_sqlite,
+                                       "SQLite database of another program .*table coverage has columns day"),
     "parent is a file": (lambda path: path.parent.write_text("x"), "cannot be created"),
 }
 

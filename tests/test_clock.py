@@ -1,9 +1,12 @@
+import pickle
+
 import pytest
 
 from backtrader_alltick import clock as clock_module
-from backtrader_alltick.clock import ScaledClock, SystemClock
+from backtrader_alltick.clock import CLOSE_LAG_S, ScaledClock, ServiceClock, SystemClock
 from backtrader_alltick.errors import ConfigError
 
+YEAR_MS = 365 * 86_400_000
 WALL_S = 1_700_000_000.0
 
 
@@ -41,33 +44,78 @@ def test_system_clock_follows_a_service_whose_clock_is_behind_ours(wall):
 
     clock.observe_server_time(wall_ms(wall) - 2_500)  # our clock runs 2.5 s ahead of the service
 
-    assert clock.now_ms() == wall_ms(wall) - 2_500
+    assert clock.now_ms() - wall_ms(wall) == -2_500
 
 
-def test_system_clock_takes_the_least_delayed_trade_of_a_window(wall):
+def test_the_least_delayed_stamp_is_the_service_time(wall):
     clock = SystemClock()
     clock.observe_server_time(wall_ms(wall) - 900)  # a first trade that travelled slowly
-    for delay in [400, 30, 250] * (SystemClock.WINDOW // 3 + 1):
+    for delay in [400, 30, 250]:
         clock.observe_server_time(wall_ms(wall) - delay)
 
-    assert clock.now_ms() == wall_ms(wall) - 30
+    assert clock.now_ms() - wall_ms(wall) == -30
 
 
-def test_system_clock_ignores_stamps_that_cannot_be_a_clock_offset(wall):
+def test_before_the_service_tells_its_time_nothing_counts_as_closed(wall):
+    clock = ServiceClock()
+
+    assert clock.known_ms() is None and clock.closed_until() is None and not clock.learnt
+    assert clock.now_ms() == wall_ms(wall)  # our clock still aims requests
+
+
+def test_a_stale_stamp_proves_little_and_does_not_move_now(wall):
     clock = SystemClock()
 
-    clock.observe_server_time(wall_ms(wall) - 3_600_000)  # a stale snapshot from an hour ago
+    clock.observe_server_time(wall_ms(wall) - 3_600_000)  # the last trade of a market closed an hour ago
+
+    assert clock.now_ms() == wall_ms(wall)
+    assert clock.closed_until() == wall_ms(wall) - 3_600_000 - CLOSE_LAG_S * 1000
+
+
+def test_the_service_clock_decides_however_far_ours_is_off(wall):
+    clock = ServiceClock()
+    served = wall_ms(wall) - 2 * YEAR_MS  # a simulator in 2024 while we are in 2026
+
+    clock.observe_server_clock(served)  # an HTTP Date
+
+    assert clock.now_ms() == served
+    assert clock.offset_ms == -2 * YEAR_MS
+
+
+def test_a_trade_stamped_far_in_the_future_is_not_a_clock(wall):
+    clock = ServiceClock()
+    clock.observe_server_clock(wall_ms(wall))
+
+    clock.observe_server_time(wall_ms(wall) + 3_600_000)
 
     assert clock.now_ms() == wall_ms(wall)
 
 
-def test_scaled_clock_runs_speed_times_faster_than_the_wall(wall):
+def test_the_time_known_at_a_request_is_what_the_answer_proves_for_that_moment(wall):
+    base = ScaledClock(start_ms=1_700_000_000_000, speed=60)
+    clock = ServiceClock(base)
+    sent = clock.mark()
+    wall.advance(0.05)  # the request travels: three market seconds
+
+    clock.observe_server_clock(base.now_ms() - 500)  # the answer's Date
+
+    # The service's time at sending is at most the answer's, less the time the answer took.
+    assert clock.known_ms(sent) <= base.now_ms() - 500 - (base.now_ms() - sent) + 60
+    assert clock.speed == 60
+
+
+def test_a_copy_in_another_process_learns_anew(wall):
+    clock = ServiceClock(ScaledClock(start_ms=1_700_000_000_000, speed=60))
+    clock.observe_server_clock(1_700_000_000_000)
+
+    copy = pickle.loads(pickle.dumps(clock))
+
+    assert not copy.learnt and copy.speed == 60
+
+
+def test_scaled_clock_runs_faster_than_the_wall_and_refuses_a_stopped_clock(wall):
     clock = ScaledClock(start_ms=1_700_000_000_000, speed=60)
-    wall.advance(1.5)
 
-    assert clock.now_ms() == 1_700_000_000_000 + 90_000
-
-
-def test_scaled_clock_refuses_a_stopped_clock():
+    assert clock.now_ms() >= 1_700_000_000_000
     with pytest.raises(ConfigError, match="speed must be above 0, was 0"):
         ScaledClock(start_ms=0, speed=0)

@@ -262,13 +262,16 @@ def test_bad_arguments_are_rejected_before_any_request(alltick, clock, cache):
     assert service.requests == []
 
 
-def test_daily_bars_close_at_the_session_end(alltick, cache):
-    # A Wednesday 23:00 UTC: the US session closed at 21:00 UTC, so that day's bar is closed.
-    now = 1_767_221_000_000 + 3 * 3_600_000
+@pytest.mark.parametrize(("hours_after_close", "final"), [(2, False), (8.5, True)])
+def test_a_daily_bar_is_final_when_its_trading_date_ends_not_at_the_session_close(alltick, cache,
+                                                                                   hours_after_close, final):
+    # A Wednesday: the US session closed at 21:00 UTC; after-hours trades of the date may come until
+    # midnight New York (05:00 UTC), so only then is that day's bar final.
+    now = 1_767_214_800_000 + int(hours_after_close * 3_600_000)
     clock = FixedClock(now)
     inst = parse_symbol("AAPL.US")
     starts = []
-    day = timeframes.bar_start("1d", now, inst.market)
+    day = timeframes.bar_start("1d", 1_767_214_800_000 - 1, inst.market)
     for _ in range(5):
         starts.insert(0, day)
         day = timeframes.bar_start("1d", day - 1, inst.market)
@@ -278,8 +281,8 @@ def test_daily_bars_close_at_the_session_end(alltick, cache):
 
     bars = HistoryLoader(service, cache, alltick, clock).load("AAPL.US", "1d", count=3)
 
-    assert truth[-1].end <= now
-    assert bars == truth[-3:]
+    assert truth[-1].end == 1_767_214_800_000 and truth[-1].end <= now
+    assert bars == (truth[-3:] if final else truth[-4:-1])
 
 
 # -- Against the simulator, both dialects ------------------------------------------------------
@@ -618,3 +621,27 @@ def test_a_short_newest_stock_page_is_asked_again_after_a_while(alltick, cache):
     assert first == again == closed(today, NOW)
     assert asked == 1
     assert later == closed(truth, clock.now)[-300:]
+
+
+# -- The service's clock decides, not ours ---------------------------------------------------------
+
+
+def test_without_a_date_the_newest_bar_of_a_page_waits_for_a_later_page(alltick, cache):
+    from backtrader_alltick.clock import ServiceClock
+
+    service_clock = FixedClock(NOW)
+    ours = ServiceClock(FixedClock(NOW + 40_000))  # our clock 40 s ahead; no Date header to learn from
+    service = ScriptedService(crypto_truth(300), service_clock)
+
+    bars = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+
+    # The page's newest bar is still forming at the service: neither handed out nor cached.
+    assert bars == closed(service.truth, NOW)[-10:]
+    assert cache.get("alltick", "BTCUSDT", "1m", 0, 2**62)[-1] == bars[-1]
+    assert cache.missing("alltick", "BTCUSDT", "1m", 0, NOW)[-1] == (bars[-1].end, NOW)
+
+    service_clock.now = NOW + 60_000  # a later page shows a newer bar: the one before it has closed
+    ours.base.now = NOW + 110_000  # 70 s later by ours: the service has surely started the next minute
+    later = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+
+    assert later == closed(service.truth, NOW + 60_000)[-10:]

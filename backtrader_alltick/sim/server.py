@@ -220,6 +220,13 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.app.handle_rest(exchange)
         self.write_reply(reply)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header tells the service's (simulated) time, as a real service tells its own.
+        clock = getattr(self.server.app, "clock", None)
+        if timestamp is None and clock is not None:
+            timestamp = clock.now_ms() / 1000
+        return super().date_time_string(timestamp)
+
     def write_reply(self, reply: Reply) -> None:
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)

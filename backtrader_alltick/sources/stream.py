@@ -19,7 +19,7 @@ from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, slot_of
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
-from ..history import load_bars
+from ..history import load_closed_bars
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
@@ -281,7 +281,7 @@ class StreamBars(InboxSource):
     def _backfill_spec(self) -> BarSpec:
         return self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
 
-    def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> list[Kline]:
+    def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> tuple[list[Kline], int]:
         spec = self._backfill_spec()
         if after_ms is None:
             start_ms = self.start_ms
@@ -292,10 +292,10 @@ class StreamBars(InboxSource):
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._post):
-            bars = load_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+            bars, proven = load_closed_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.
                 self.store.check_symbols([self.inst])
         self._symbol_known = True
-        return bars
+        return bars, proven

@@ -24,6 +24,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -109,6 +111,8 @@ class RestClient:
         Most seconds one call waits out rate-limit answers in all before it raises RateLimited.
     session : requests.Session, optional
         A session to use; the client closes only a session it created.
+    clock : clock.ServiceClock, optional
+        Learns the service's time from the HTTP ``Date`` of every answer (the store's clock).
 
     Example::
 
@@ -121,7 +125,7 @@ class RestClient:
                  limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
                  max_retries: int = 5, backoff_initial: float = 0.5, backoff_cap: float = 30.0,
                  retry_after_cap: float = 120.0, ratelimit_timeout: float = RATELIMIT_TIMEOUT,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, clock: Any = None) -> None:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
         token = check_token(token)
@@ -152,6 +156,7 @@ class RestClient:
         self.session = session if session is not None else requests.Session()
         self.session.headers.setdefault("User-Agent", f"backtrader-alltick/{__version__}")
         self.session.headers["Accept"] = "application/json"
+        self.clock = clock
         self.stats = RestStats()
         self._stats_lock = threading.Lock()
         self._closed = threading.Event()
@@ -239,6 +244,7 @@ class RestClient:
             self._count(requests=1)
             response = self.session.send(prepared, timeout=self.timeout, **settings)
             content = response.content
+        self._learn_time(response.headers.get("Date"))
         logger.debug("%s answered HTTP %d, %d bytes", where, response.status_code, len(content))
         return response.status_code, response.headers, _decode(content)
 
@@ -296,6 +302,12 @@ class RestClient:
             raise ConfigError("pass at least one symbol, was []")
         return [tuple(group) for group in self.dialect.request_groups(insts)]
 
+    def _learn_time(self, date: str | None) -> None:
+        # The service's own clock, to the second: whether a bar has closed is its decision, not ours.
+        served = parse_http_date(date)
+        if served is not None and self.clock is not None:
+            self.clock.observe_server_clock(served)
+
     def _pause(self, seconds: float) -> None:
         if self._closed.wait(seconds):
             raise TransportError(f"the REST client for {self.base_url} was closed while waiting to retry")
@@ -320,6 +332,19 @@ class RestClient:
             if isinstance(error, APIError):
                 error.message = redact(error.message, *self._secrets)
         return error
+
+
+def parse_http_date(value: str | None) -> int | None:
+    """Epoch ms of an HTTP ``Date`` header (``Tue, 05 Mar 2024 15:01:00 GMT``); None if absent or unread."""
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, origin unknown (RFC 5322)
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp()) * 1000
 
 
 def _decode(content: bytes) -> Any:

@@ -33,7 +33,7 @@ WAIT = 10.0  # wall seconds: only guards against a hang
 
 
 class ListHistory:
-    """Closed 1m bars from a list, as HistoryLoader.load answers (newest ``count``, closed by the clock)."""
+    """Closed 1m bars from a list, as HistoryLoader.load_closed answers (newest ``count``, closed by now)."""
 
     def __init__(self, bars: list[Kline], clock, error: Exception | None = None) -> None:
         self.bars, self.clock, self.error = bars, clock, error
@@ -44,6 +44,10 @@ class ListHistory:
         end = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
         bars = [bar for bar in self.bars if bar.end <= end and (start_ms is None or bar.start >= start_ms)]
         return bars if count is None else bars[-count:]
+
+    def load_closed(self, inst, period, start_ms=None, end_ms=None, count=None, on_progress=None):
+        end = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
+        return self.load(inst, period, start_ms, end_ms, count, on_progress), end
 
 
 class HandStore:

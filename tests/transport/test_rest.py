@@ -12,10 +12,11 @@ import pytest
 from fakeservice import CannedService
 
 from backtrader_alltick import AllTickStore, errors
+from backtrader_alltick.clock import ServiceClock
 from backtrader_alltick.errors import AllTickError, ConfigError, ConnectError, ProtocolError, Timeout
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.transport.ratelimit import RateLimiter
-from backtrader_alltick.transport.rest import RestClient
+from backtrader_alltick.transport.rest import RestClient, parse_http_date
 from backtrader_alltick.wire import get_dialect
 
 SENTINEL = "SENTINEL-tok3n-5ecret-0123456789"
@@ -416,3 +417,35 @@ def test_the_store_passes_its_ratelimit_timeout_to_the_rest_client(tmp_path):
 def test_a_negative_ratelimit_timeout_is_refused():
     with pytest.raises(ConfigError, match="ratelimit_timeout must be 0 or more seconds, was -1"):
         RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited", ratelimit_timeout=-1)
+
+
+# -- The service's clock, from the Date of every answer ---------------------------------------------
+
+
+def test_every_answer_tells_the_client_s_clock_the_service_s_time(sim):
+    clock = ServiceClock(OffsetClock(sim.clock, 40_000))  # our clock 40 s ahead of the service
+    client = RestClient(sim.dialect, sim.token, sim.rest_url, sim.plan, clock=clock)
+    with client:
+        before = sim.clock.now_ms()
+        client.latest_trades(["BTCUSDT"])
+        after = sim.clock.now_ms()
+
+    assert before - 1_000 <= clock.known_ms() <= after + 1_000  # the simulated time, to the second
+    assert clock.offset_ms == pytest.approx(-40_000, abs=2_000)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("Tue, 05 Mar 2024 15:01:00 GMT", 1_709_650_860_000),
+    ("Tue, 05 Mar 2024 15:01:00 -0000", 1_709_650_860_000),
+    ("yesterday", None), ("", None), (None, None),
+])
+def test_http_dates_are_read_to_the_second(header, expected):
+    assert parse_http_date(header) == expected
+
+
+class OffsetClock:
+    def __init__(self, clock, offset_ms: int) -> None:
+        self.clock, self.offset_ms, self.speed = clock, offset_ms, clock.speed
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms() + self.offset_ms

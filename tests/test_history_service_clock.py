@@ -1,0 +1,86 @@
+"""History against a service whose clock is not ours: only bars the service has closed are cached.
+
+The store's clock is the simulator's plus an offset (our machine seconds ahead of the
+service, or behind it); loads land right around minute boundaries, with warm and cold
+clocks and caches.  Afterwards every cached bar, and every bar handed out, is compared
+with the simulator's own K-lines once they have all closed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import backtrader as bt
+import pytest
+
+from backtrader_alltick import AllTickStore
+from backtrader_alltick.clock import CLOSE_LAG_S, wall_seconds
+from backtrader_alltick.symbols import parse_symbol
+
+MINUTE = 60_000
+SPEED = 8  # the close lag (0.2 wall s) is 1.6 market s: less than our clock's lead
+SYMBOL = "BTCUSDT"
+
+
+class OffsetClock:
+    """Our machine's clock: the service's (the simulator's) plus ``offset_ms``."""
+
+    def __init__(self, clock, offset_ms: int) -> None:
+        self.clock, self.offset_ms, self.speed = clock, offset_ms, clock.speed
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms() + self.offset_ms
+
+
+def _store(sim, cache_path, offset_ms: int) -> AllTickStore:
+    return AllTickStore(token=sim.token, dialect=sim.dialect, plan=sim.plan.name, rest_url=sim.rest_url,
+                        ws_url=sim.ws_url, cache=cache_path, clock=OffsetClock(sim.clock, offset_ms))
+
+
+def _wait_until(sim, market_ms: int) -> None:
+    time.sleep(wall_seconds(sim.clock, market_ms))  # waits on the market clock, not for an event
+
+
+@pytest.mark.parametrize("offset_ms", [2_000, -2_000, 40_000, -40_000],
+                         ids=["2s-ahead", "2s-behind", "40s-ahead", "40s-behind"])
+def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(make_sim, tmp_path, offset_ms):
+    sim = make_sim(dialect="alltick", speed=SPEED)
+    inst = parse_symbol(SYMBOL)
+    stores: list[AllTickStore] = []
+    handed_out = []
+    caches = [tmp_path / "first.sqlite", tmp_path / "second.sqlite"]
+    lag_ms = CLOSE_LAG_S * 1000 * SPEED
+    try:
+        boundary = sim.clock.now_ms() // MINUTE * MINUTE + MINUTE
+        # Just before a boundary, right after it, and a little later; each with a warm store, a new
+        # store on the same cache (our clock not corrected yet) and a new store on a new cache.
+        for round_, after_ms in enumerate([-300, 50, 1_500, -300, 50]):
+            _wait_until(sim, boundary + after_ms)
+            if round_ % 3 == 0 or not stores:
+                stores.append(_store(sim, caches[round_ % 2], offset_ms))
+            store = stores[-1]
+            sent = sim.clock.now_ms()
+            bars = store.load_klines(inst, bt.TimeFrame.Minutes, 1, None, None, 5)
+            handed_out.append((sent, bars))
+            boundary += MINUTE
+        _wait_until(sim, boundary + MINUTE)  # every bar handed out or cached has closed by now
+        namespace = stores[0].history.namespace
+        for path in caches:
+            cache = _store(sim, path, offset_ms).cache
+            cached = cache.get(namespace, SYMBOL, "1m", 0, 2**62)
+            assert cached, f"nothing cached in {path.name}"
+            truth = {bar.start: bar for bar in sim.klines(SYMBOL, "1m", cached[0].start, cached[-1].end)}
+            assert [bar for bar in cached if truth.get(bar.start) != bar] == []
+            for low, high in cache.covered(namespace, SYMBOL, "1m", 0, 2**62):
+                assert [bar.start for bar in cache.get(namespace, SYMBOL, "1m", low, high)] == \
+                    [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], "a covered range misses a bar"
+            cache.close()
+        for sent, bars in handed_out:
+            truth = sim.klines(SYMBOL, "1m", sent - 30 * MINUTE, sent + MINUTE)
+            assert bars == [bar for bar in truth if bar.start >= bars[0].start and bar.end <= bars[-1].end]
+            # Every bar the service had closed (with the lag, and a Date to the second) when asked is there.
+            settled = [bar for bar in truth if bar.end <= sent - lag_ms - 1_000]
+            assert bars[-1] == settled[-1]
+    finally:
+        for store in stores:
+            store.stop()

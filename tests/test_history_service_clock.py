@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import backtrader as bt
-import pytest
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.clock import CLOSE_LAG_S, wall_seconds
@@ -41,14 +40,16 @@ def _wait_until(sim, market_ms: int) -> None:
     time.sleep(wall_seconds(sim.clock, market_ms))  # waits on the market clock, not for an event
 
 
-@pytest.mark.parametrize("offset_ms", [2_000, -2_000, 40_000, -40_000],
-                         ids=["2s-ahead", "2s-behind", "40s-ahead", "40s-behind"])
-def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(make_sim, tmp_path, offset_ms):
+OFFSETS = {"2s-ahead": 2_000, "2s-behind": -2_000, "40s-ahead": 40_000, "40s-behind": -40_000}
+
+
+def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(make_sim, tmp_path):
+    # The four clocks share one simulator and one timeline: each round loads through all of them.
     sim = make_sim(dialect="alltick", speed=SPEED)
     inst = parse_symbol(SYMBOL)
-    stores: list[AllTickStore] = []
-    handed_out = []
-    caches = [tmp_path / "first.sqlite", tmp_path / "second.sqlite"]
+    stores: dict[str, list[AllTickStore]] = {name: [] for name in OFFSETS}
+    handed_out: dict[str, list] = {name: [] for name in OFFSETS}
+    caches = {name: [tmp_path / f"{name}-{n}.sqlite" for n in ("first", "second")] for name in OFFSETS}
     lag_ms = CLOSE_LAG_S * 1000 * SPEED
     try:
         boundary = sim.clock.now_ms() // MINUTE * MINUTE + MINUTE
@@ -56,31 +57,38 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
         # store on the same cache (our clock not corrected yet) and a new store on a new cache.
         for round_, after_ms in enumerate([-300, 50, 1_500, -300, 50]):
             _wait_until(sim, boundary + after_ms)
-            if round_ % 3 == 0 or not stores:
-                stores.append(_store(sim, caches[round_ % 2], offset_ms))
-            store = stores[-1]
-            sent = sim.clock.now_ms()
-            bars = store.load_klines(inst, bt.TimeFrame.Minutes, 1, None, None, 5)
-            handed_out.append((sent, bars))
+            for name, offset_ms in OFFSETS.items():
+                if round_ % 3 == 0 or not stores[name]:
+                    stores[name].append(_store(sim, caches[name][round_ % 2], offset_ms))
+                sent = sim.clock.now_ms()
+                bars = stores[name][-1].load_klines(inst, bt.TimeFrame.Minutes, 1, None, None, 5)
+                handed_out[name].append((sent, bars))
             boundary += MINUTE
         _wait_until(sim, boundary + MINUTE)  # every bar handed out or cached has closed by now
-        namespace = stores[0].history.namespace
-        for path in caches:
-            cache = _store(sim, path, offset_ms).cache
-            cached = cache.get(namespace, SYMBOL, "1m", 0, 2**62)
-            assert cached, f"nothing cached in {path.name}"
-            truth = {bar.start: bar for bar in sim.klines(SYMBOL, "1m", cached[0].start, cached[-1].end)}
-            assert [bar for bar in cached if truth.get(bar.start) != bar] == []
-            for low, high in cache.covered(namespace, SYMBOL, "1m", 0, 2**62):
-                assert [bar.start for bar in cache.get(namespace, SYMBOL, "1m", low, high)] == \
-                    [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], "a covered range misses a bar"
-            cache.close()
-        for sent, bars in handed_out:
-            truth = sim.klines(SYMBOL, "1m", sent - 30 * MINUTE, sent + MINUTE)
-            assert bars == [bar for bar in truth if bar.start >= bars[0].start and bar.end <= bars[-1].end]
-            # Every bar the service had closed (with the lag, and a Date to the second) when asked is there.
-            settled = [bar for bar in truth if bar.end <= sent - lag_ms - 1_000]
-            assert bars[-1] == settled[-1]
+        for name, offset_ms in OFFSETS.items():
+            _check(sim, name, offset_ms, stores[name][0].history.namespace, caches[name], handed_out[name],
+                   lag_ms)
     finally:
-        for store in stores:
-            store.stop()
+        for made in stores.values():
+            for store in made:
+                store.stop()
+
+
+def _check(sim, name, offset_ms, namespace, caches, handed_out, lag_ms) -> None:
+    for path in caches:
+        cache = _store(sim, path, offset_ms).cache
+        cached = cache.get(namespace, SYMBOL, "1m", 0, 2**62)
+        assert cached, f"{name}: nothing cached in {path.name}"
+        truth = {bar.start: bar for bar in sim.klines(SYMBOL, "1m", cached[0].start, cached[-1].end)}
+        assert [bar for bar in cached if truth.get(bar.start) != bar] == [], name
+        for low, high in cache.covered(namespace, SYMBOL, "1m", 0, 2**62):
+            held = [bar.start for bar in cache.get(namespace, SYMBOL, "1m", low, high)]
+            assert held == [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], \
+                f"{name}: a covered range misses a bar"
+        cache.close()
+    for sent, bars in handed_out:
+        truth = sim.klines(SYMBOL, "1m", sent - 30 * MINUTE, sent + MINUTE)
+        assert bars == [bar for bar in truth if bar.start >= bars[0].start and bar.end <= bars[-1].end], name
+        # Every bar the service had closed (with the lag, and a Date to the second) when asked is there.
+        settled = [bar for bar in truth if bar.end <= sent - lag_ms - 1_000]
+        assert bars[-1] == settled[-1], name

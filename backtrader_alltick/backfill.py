@@ -81,7 +81,8 @@ class Backfiller:
         self._thread.start()
 
     def request(self, after_ms: int | None, upto_ms: int, count: int | None = None) -> int:
-        """Queue a job for the bars closing in ``(after_ms, upto_ms]``; return its id."""
+        """Queue a job for the bars closing in ``(after_ms, upto_ms]`` (``upto_ms`` a bar's close
+        stamp); return its id."""
         self._job_id += 1
         self._jobs.put((self._job_id, after_ms, upto_ms, count))
         return self._job_id
@@ -110,6 +111,7 @@ class Backfiller:
             return
         while not self._stop.is_set():
             closed_until = min(upto_ms, self._final_until(self._service_closed()))
+            progressed = False
             if reached is None or closed_until > reached:
                 got = self._fetch_with_retry(job, reached, closed_until, count)
                 if got is None:
@@ -120,14 +122,20 @@ class Backfiller:
                         if (reached is None or bar.end > reached) and bar.end <= closed_until]
                 count = None  # only the first fetch is bounded by count; later ones fill up to upto_ms
                 if reached is None or closed_until > reached:  # else the service closed nothing new yet
+                    progressed = True
                     reached = closed_until
                     done = closed_until >= upto_ms
                     self._deliver(BackfillResult(bars, reached, done, job))
                     if done:
                         return
             # Deliver bar by bar as they close rather than all at upto_ms.
-            target = upto_ms if self._next_final is None else self._next_final(reached)
-            self._stop.wait(wall_seconds(self._clock, int(target + self._close_lag_ms)) + 0.001)
+            target = upto_ms if self._next_final is None or reached is None else self._next_final(reached)
+            wait = wall_seconds(self._clock, int(target + self._close_lag_ms)) + 0.001
+            if not progressed:
+                # The service has not closed what its clock says it should have: ask again later,
+                # never in a loop.
+                wait = max(wait, self._retry_initial)
+            self._stop.wait(wait)
 
     def _service_closed(self) -> int:
         # Before the service has told its time, our clock only aims the first fetch: its answer

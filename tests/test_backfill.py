@@ -58,3 +58,34 @@ def test_a_crashing_job_fails_the_feed_instead_of_leaving_it_waiting():
         assert isinstance(inbox.get(timeout=5), BackfillResult)
     finally:
         filler.stop()
+
+
+def test_a_service_that_has_not_closed_what_its_clock_says_is_asked_again_later_not_in_a_loop():
+    # Every answer proves the bars complete only up to a minute ago, although the service's clock
+    # has passed the job's end: the worker must wait between its questions, never spin.
+    fetches: list[int] = []
+    asked_twice = queue.Queue()
+
+    def fetch(after, upto, count):
+        fetches.append(upto)
+        if len(fetches) == 3:
+            asked_twice.put(True)
+        return [], NOW - 120_000
+
+    filler, _ = _filler(fetch, retry_initial_s=0.2)
+    waits: list[float] = []
+    real_wait = filler._stop.wait
+
+    def recording_wait(timeout=None):
+        waits.append(timeout)
+        return real_wait(timeout)
+
+    filler._stop.wait = recording_wait
+    try:
+        filler.request(NOW - 120_000, NOW - 60_000)
+        asked_twice.get(timeout=10)
+    finally:
+        filler.stop()
+
+    assert len(fetches) >= 3
+    assert all(wait >= 0.2 for wait in waits[:len(fetches) - 1])  # no fetch followed another at once

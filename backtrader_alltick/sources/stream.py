@@ -77,8 +77,9 @@ class StreamBars(InboxSource):
                              backfill_start=options.backfill_start, backfill=options.backfill,
                              regular_only=not options.extended_hours, on_reseam=self._note_reseam)
         if not options.backfill_start or spec is None:
-            # Nothing to backfill, but an unknown symbol must still be reported.
-            self._probe_job = self.backfiller.request(None, clock.now_ms(), 1)
+            # Nothing to backfill, but an unknown symbol must still be reported.  A job ends at a
+            # bar's close stamp: the newest bar final now.
+            self._probe_job = self.backfiller.request(None, self._closed_until(clock.now_ms()), 1)
         self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user

@@ -9,9 +9,10 @@ import backtrader as bt
 
 
 class Recorder(bt.Strategy):
-    """Record every bar of every data as (symbol, close-stamp ms, o, h, l, c, v) and every notification."""
+    """Record every bar of every data as (symbol, close-stamp ms, o, h, l, c, v) and every notification;
+    stop once every data (or those named in ``stop_on``) has ``stop_after`` bars."""
 
-    params = (("stop_after", None),)
+    params = (("stop_after", None), ("stop_on", None))
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple]] = {d._name: [] for d in self.datas}
@@ -33,7 +34,8 @@ class Recorder(bt.Strategy):
                                               data.close[0], data.volume[0]))
         self.seen += 1
         if self.p.stop_after is not None and all(
-                len(rows) >= self.p.stop_after for rows in self.rows.values()):
+                len(rows) >= self.p.stop_after for name, rows in self.rows.items()
+                if self.p.stop_on is None or name in self.p.stop_on):
             self.env.runstop()
 
 

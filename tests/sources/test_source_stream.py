@@ -30,7 +30,7 @@ def fast_sim(request):
         yield sim
 
 
-def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None, strategy=Recorder):
+def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None, strategy=Recorder, stop_on=None):
     """Run a live Cerebro until every feed has ``stop_after`` bars (or ``timeout`` wall seconds)."""
     cerebro = bt.Cerebro(stdstats=False)
     for name, kwargs in feeds.items():
@@ -39,7 +39,7 @@ def run_live(store, feeds, *, stop_after, timeout=30.0, resample=None, strategy=
             cerebro.resampledata(data, name=name, **resample)
         else:
             cerebro.adddata(data, name=name)
-    cerebro.addstrategy(strategy, stop_after=stop_after)
+    cerebro.addstrategy(strategy, stop_after=stop_after, **({} if stop_on is None else {"stop_on": stop_on}))
     return run_guarded(cerebro, timeout)
 
 
@@ -155,7 +155,7 @@ def test_unsupported_timeframe_is_notified(alltick_sim, make_store):
     strategy = run_live(store, {
         "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
         "sec": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Seconds, compression=7),
-    }, stop_after=3, timeout=15)
+    }, stop_after=3, timeout=15, stop_on=("btc",))
 
     assert strategy.notes["sec"] == ["NOTSUPPORTED_TIMEFRAME"]
 

@@ -7,7 +7,6 @@ command must still see the simulator's present and keep no hole or stale bar in 
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from simprocess import serving
 
 from backtrader_alltick.sinks.redis import RedisSource
 from backtrader_alltick.transport.rest import parse_http_date
@@ -36,21 +36,8 @@ def _env() -> dict:
 @pytest.fixture
 def sim_process() -> Iterator[dict]:
     """``alltick-bt sim`` in its own process; yields its JSON line (URLs, token)."""
-    argv = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", "60", "--symbols", "BTCUSDT,EURUSD"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                               cwd=ROOT)
-    try:
-        yield json.loads(process.stdout.readline())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
-            process.stderr.close()
+    with serving("--speed", "60", "--symbols", "BTCUSDT,EURUSD", env=_env(), cwd=ROOT) as (line, _):
+        yield line
 
 
 def _service(sim: dict) -> list[str]:

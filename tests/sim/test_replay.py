@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import queue
-import signal
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import pytest
+from simprocess import serving
 
 from backtrader_alltick import AllTickStore, cli
 from backtrader_alltick.errors import ConfigError
@@ -143,25 +140,15 @@ def test_bad_replay_settings_are_config_errors_that_say_what_is_allowed(recordin
 
 
 def test_sim_cli_replays_a_recording_and_prints_the_same_json_line(recording):
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "sim", "--replay", str(recording),
-                                "--speed", "120", "--from", "2024-03-05T15:03", "--to", "2024-03-05T15:08"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = json.loads(process.stdout.readline())
+    with serving("--replay", str(recording), "--speed", "120", "--from", "2024-03-05T15:03",
+                 "--to", "2024-03-05T15:08") as (line, exit_code):
         store = AllTickStore(token=line["token"], rest_url=line["rest_url"], ws_url=line["ws_url"],
                              plan=line["plan"], cache=False)
         try:
             frame = store.fetch_klines("EURUSD", "1m", count=2)
         finally:
             store.stop()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+    code = exit_code[0]
 
     assert code == 0
     assert set(line) == {"rest_url", "ws_url", "token", "dialect", "plan", "speed", "start", "symbols"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from ..bars import regular_bars
@@ -13,8 +12,6 @@ from ..records import Kline
 from ..store import AllTickStore
 from ..symbols import Instrument
 from ..timeframes import BarSpec
-
-logger = logging.getLogger(__name__)
 
 
 def load_history(store, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,

@@ -120,7 +120,8 @@ class AllTickData(bt.feed.DataBase):
         self.p.todate = as_moment("todate", self.p.todate)
         check_order(self.p.fromdate, self.p.todate)
         whole_number("lookback", self.p.lookback)
-        self._store.extended_hours(self.p.extended_hours)  # refuse a policy that is not True/False now
+        # The session policy, the store's unless the feed says otherwise; refused now if not True/False.
+        self._extended_hours = self._store.extended_hours(self.p.extended_hours)
         self._setup_error: AllTickError | None = None
         self.inst = None
         self.spec = None
@@ -260,7 +261,7 @@ class AllTickData(bt.feed.DataBase):
         p = self.p
         options = SourceOptions(lookback=p.lookback, backfill_start=p.backfill_start, backfill=p.backfill,
                                 grace=p.grace, emit_empty=p.emit_empty,
-                                extended_hours=self._store.extended_hours(p.extended_hours), bidask=p.bidask,
+                                extended_hours=self._extended_hours, bidask=p.bidask,
                                 inbox_size=p.inbox_size, url=p.source_url)
         if p.source == "redis":
             from .sources.redis import RedisBars
@@ -279,8 +280,7 @@ class AllTickData(bt.feed.DataBase):
         count = None if start_ms is not None else self.p.lookback
         return load_history(self._store, self.inst, self.spec, start_ms, end_ms, count,
                             source=self.p.source, source_url=self.p.source_url,
-                            extended_hours=self._store.extended_hours(self.p.extended_hours),
-                            stats=self.stats)
+                            extended_hours=self._extended_hours, stats=self.stats)
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an

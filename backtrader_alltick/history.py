@@ -153,7 +153,7 @@ class HistoryLoader:
         learnt = self.clock.learnt
         store = self.cache if self.cache is not None else KlineCache(MEMORY)
         try:
-            end, hi = self._end(end_ms), self._hi(period, inst, end_ms)
+            end, hi = self._window(period, inst, end_ms)
             while True:
                 walk = _Walk(self, store, inst, period, lo, hi, count, on_progress, start_ms, end)
                 bars = walk.run()
@@ -161,10 +161,11 @@ class HistoryLoader:
                     break
                 # Before the service told its time, our clock only aimed the first request; if it ran
                 # behind the service's, the present just learnt may hold more closed bars.
-                learnt, later = True, self._hi(period, inst, end_ms)
+                learnt = True
+                later_end, later = self._window(period, inst, end_ms)
                 if later <= hi:
                     break
-                end, hi = self._end(end_ms), later
+                end, hi = later_end, later
         finally:
             if store is not self.cache:
                 store.close()
@@ -179,16 +180,17 @@ class HistoryLoader:
                     walk.requests)
         return bars, proven
 
-    def _end(self, end_ms: int | None) -> int:
-        # Only bars the service has closed count, and only those are ever cached (_Walk._closed_edge).
-        now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
-        return now if end_ms is None else min(int(end_ms), now)
+    def _window(self, period: str, inst: Instrument, end_ms: int | None) -> tuple[int, int]:
+        """(the end of the window, the start of the first bar to leave out), by the service's now.
 
-    def _hi(self, period: str, inst: Instrument, end_ms: int | None) -> int:
-        # The first bar to leave out: not final by the service's now, or stamped after end_ms.
+        Only bars the service has closed count, and only those are ever cached (_Walk._closed_edge):
+        a bar not final by now, or stamped after ``end_ms``, is left out.
+        """
         now = self.clock.now_ms() - int(CLOSE_LAG_S * 1000 * self.clock.speed)
         hi = _first_open_start(period, inst, now)
-        return hi if end_ms is None else min(hi, _first_stamped_after(period, inst, int(end_ms)))
+        if end_ms is None:
+            return now, hi
+        return min(int(end_ms), now), min(hi, _first_stamped_after(period, inst, int(end_ms)))
 
 
 class _Walk:

@@ -206,29 +206,29 @@ def test_two_processes_write_the_same_file_at_once(tmp_path):
     assert Path(path).is_file()
 
 
-# -- Files that are not ours (issue 10 item 6) --------------------------------------------------
+# -- Files that are not ours --------------------------------------------------------------------
+
+
+def sqlite_file(path: Path, *statements: str) -> None:
+    """Another program's SQLite database at ``path``, made by ``statements``."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
 
 
 def foreign_sqlite(path: Path) -> None:
-    import sqlite3
-
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
-    db.execute("INSERT INTO notes (text) VALUES ('keep me')")
-    db.execute("PRAGMA user_version = 7")
-    db.commit()
-    db.close()
+    sqlite_file(path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)",
+                "INSERT INTO notes (text) VALUES ('keep me')", "PRAGMA user_version = 7")
 
 
 def lookalike_sqlite(path: Path) -> None:
-    import sqlite3
-
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE klines (id INTEGER PRIMARY KEY, text TEXT)")
-    db.execute("CREATE TABLE coverage (day TEXT, hours REAL)")
-    db.execute("INSERT INTO klines (text) VALUES ('keep me')")
-    db.commit()
-    db.close()
+    sqlite_file(path, "CREATE TABLE klines (id INTEGER PRIMARY KEY, text TEXT)",
+                "CREATE TABLE coverage (day TEXT, hours REAL)",
+                "INSERT INTO klines (text) VALUES ('keep me')")
 
 
 UNUSABLE = {

@@ -77,6 +77,9 @@ def test_consumer_backfills_the_newest_lookback_bars_then_delivers_live_ones(red
 
     def write_new_and_a_stale_copy():
         sink.write(new)
+        # The sink writes from its own thread: the stale copy must come after the new bars, as it
+        # would from a second writer that is behind this one.
+        assert sink.flush(timeout=10)
         # A bar already delivered, written again under a later ID by another writer: not repeated.
         stale = old[-1]
         redis.Redis.from_url(redis_server.url).xadd(

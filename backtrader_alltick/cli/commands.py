@@ -59,12 +59,13 @@ def run_demo(args: argparse.Namespace) -> int:
     with StopSignals():
         try:
             # The real service runs in real time: a few minutes by default, with room for its bars to close.
-            with open_service(args, [parse_symbol(args.symbol).symbol], "using") as service:
+            # The simulator's market stands still until the paper feed has subscribed: same output every run.
+            with open_service(args, [parse_symbol(args.symbol).symbol], "using", paused=True) as service:
                 minutes = args.minutes or (60 if service.simulated else 3)
                 wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
                 report = demo.run_demo(service.store, args.symbol, source=service.description,
                                        minutes=minutes, history=args.history, chart=chart,
-                                       wall_timeout=wall_timeout)
+                                       wall_timeout=wall_timeout, simulator=service.simulator)
         except KeyboardInterrupt:
             print("stopped: the demo was interrupted, no report", file=sys.stderr, flush=True)
             return 0

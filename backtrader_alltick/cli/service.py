@@ -83,15 +83,18 @@ class Service(NamedTuple):
     store: AllTickStore
     description: str
     simulated: bool
+    simulator: object = None  # the built-in Simulator, when simulated
 
 
 @contextlib.contextmanager
-def open_service(args: argparse.Namespace, symbols: list[str], doing: str) -> Iterator[Service]:
+def open_service(args: argparse.Namespace, symbols: list[str], doing: str, *,
+                 paused: bool = False) -> Iterator[Service]:
     """The service the options name when there is a token; else a simulator of ``symbols`` in this process.
 
     The simulator follows ``--dialect``, ``--plan`` (default unlimited), ``--speed`` and ``--seed``; its
     K-lines go to a cache only when ``--cache`` names one, never to the user cache of the real service.
-    Says on stderr that it is ``doing`` (e.g. "using", "recording") the simulator.
+    Says on stderr that it is ``doing`` (e.g. "using", "recording") the simulator.  ``paused``: its
+    clock stands at its start until the command resumes it (``Service.simulator.clock.resume()``).
     """
     if token_of(args):
         with open_store(args) as store:
@@ -100,11 +103,11 @@ def open_service(args: argparse.Namespace, symbols: list[str], doing: str) -> It
     from ..sim import Simulator
 
     with Simulator(dialect=args.dialect, plan=args.plan or "unlimited", speed=args.speed, seed=args.seed,
-                   symbols=symbols) as sim:
+                   symbols=symbols, paused=paused) as sim:
         store = AllTickStore.from_simulator(sim, cache=cache_setting(args.cache) if args.cache else False)
         description = f"built-in simulator ({args.dialect} dialect, seed {args.seed}, clock x{args.speed:g})"
         print(f"no ALLTICK_TOKEN: {doing} the {description}", file=sys.stderr, flush=True)
         try:
-            yield Service(store, description, True)
+            yield Service(store, description, True, sim)
         finally:
             store.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import backtrader as bt
 import pandas as pd
 
-from . import timeframes
+from . import config, timeframes
 from .arguments import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
@@ -47,7 +46,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
 
     Params:
-      - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
+      - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``, then to the
+        file named by ``ALLTICK_TOKEN_FILE`` or the config file's ``token_file``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
         or ``unlimited``; sets request spacing and subscription caps.
@@ -55,6 +55,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
         file of your own, ``False`` for no cache.
+
+      ``dialect``, ``plan``, ``cache``, ``rest_url`` and ``ws_url`` left out (or None) come
+      from ``ALLTICK_DIALECT``, ``ALLTICK_PLAN``, ``ALLTICK_CACHE``, ... or the config file
+      before the defaults above (:mod:`backtrader_alltick.config`: argument > environment >
+      file > default).
       - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
         minute.  Default: wall-clock UTC.  The store's ``clock`` is a ``ServiceClock`` on top of
         it: the service's time is learnt from its answers (HTTP ``Date``, the newest bar of a
@@ -85,11 +90,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     params = (
         ("token", None),
-        ("dialect", "alltick"),
-        ("plan", "free"),
+        ("dialect", None),  # None: the environment, the config file, then the documented default
+        ("plan", None),
         ("rest_url", None),
         ("ws_url", None),
-        ("cache", True),
+        ("cache", None),
         ("clock", None),
         ("timeout", 30.0),
         ("ratelimit_timeout", 120.0),
@@ -106,13 +111,16 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         if self.p.token is not None and not isinstance(self.p.token, str):
             # Never quote the value: it is the token.
             raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
-        self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
+        self._token = config.token(self.p.token)
         self.p.token = None  # keep the token out of params dumps and reprs
         protect(self._token, self)  # and out of every log record, urllib3's and websocket-client's included
+        # Resolved once, into the params, so a pickled copy in a worker process uses the same settings.
+        for name in ("dialect", "plan", "cache"):
+            setattr(self.p, name, config.setting(name, getattr(self.p, name)))
         self._open()
-        self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
+        self.rest_url = config.setting("rest_url", self.p.rest_url) or self.wire.DEFAULT_REST_URL
         # A URL that can never connect fails here, not later on a socket thread.
-        ws_url = self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL
+        ws_url = config.setting("ws_url", self.p.ws_url) or self.wire.DEFAULT_WS_URL
         self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
 
     def _open(self) -> None:
@@ -148,7 +156,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             if state["sealed_token"] is not None:
                 logger.warning("the pickled store's token was sealed by another run and cannot be read "
                                "here; using ALLTICK_TOKEN if set")
-            self._token = (os.environ.get("ALLTICK_TOKEN") or "").strip() or None
+            self._token = config.token()
         self._started = False
         protect(self._token, self)  # a worker process logs too
         self._open()

@@ -197,7 +197,8 @@ def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace,
 
 def run_cache(args: argparse.Namespace) -> int:
     if not cache_setting(args.cache):
-        raise ConfigError("the cache is off (--cache off); pass --cache PATH or leave it out")
+        raise ConfigError("the cache is off (--cache off, ALLTICK_CACHE or the config file); "
+                          "pass --cache PATH")
     with open_store(args, needs_token=False) as store:
         cache = store.cache
         if args.action == "clear":

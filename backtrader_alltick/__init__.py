@@ -11,6 +11,8 @@ Example::
 
 import logging
 
+# First: in an `alltick-bt stream` process a stop signal during the heavy imports below exits 0.
+from . import _starting  # noqa: F401
 from ._version import __version__
 from .errors import (
     AllTickError,

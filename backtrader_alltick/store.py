@@ -24,6 +24,7 @@ from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
 from .plans import Plan, get_plan
+from .progress import PageReporter
 from .records import Kline, Tick
 from .redaction import protect
 from .snapshots import SnapshotQueries
@@ -330,7 +331,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                      todate: datetime | date | str | None = None,
                      count: int | None = None, *, region: str | None = None,
                      on_progress: Callable[..., None] | None = None, source: str | None = None,
-                     source_url: str | None = None, extended_hours: bool | None = None) -> pd.DataFrame:
+                     source_url: str | None = None, extended_hours: bool | None = None,
+                     progress: bool = False) -> pd.DataFrame:
         """Return closed K-lines as a DataFrame indexed by bar close time (UTC); daily and longer
         bars by their trading date (naive, midnight), as the feed stamps them.
 
@@ -342,18 +344,27 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         reads a relay's InfluxDB archive instead of the service (bars built from archived
         bars or ticks where needed).  ``extended_hours`` (default: the store's) is the session
         policy, as for a feed.
+
+        A download of many pages (the Free plan allows one request every 10 s) reports each page:
+        at INFO on the ``backtrader_alltick`` logger, to ``on_progress`` (called with a
+        :class:`~backtrader_alltick.history.Progress`: ``requests``, ``bars``, ``fraction``) and,
+        with ``progress=True``, as a tqdm bar on stderr (``pip install 'backtrader-alltick[progress]'``).
         """
         inst = parse_symbol(symbol, region)
         spec = self.resolve_timeframe(inst, timeframe, compression)
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
+        pages = PageReporter(on_progress, bar=progress)
 
         def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
             return self.history_source(self, inst, spec, first, last, wanted, source=source,
-                                       source_url=source_url, on_progress=on_progress,
+                                       source_url=source_url, on_progress=pages,
                                        extended_hours=self.extended_hours(extended_hours))
 
-        frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        try:
+            frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        finally:
+            pages.close()
         if frame.empty:
             from .notices import warn_no_bars
 

@@ -36,7 +36,7 @@ from .errors import (
     UnsupportedTimeframe,
 )
 from .feed import AllTickData
-from .quality_analyzer import DataQuality
+from .quality.analyzer import DataQuality
 from .store import AllTickStore
 
 __all__ = [

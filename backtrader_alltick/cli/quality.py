@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..param_checks import moment_ms
 from ..errors import ConfigError
+from ..param_checks import moment_ms
 from ..quality.bar_series import period_for, series_from_klines
 from ..quality.checks import QualityReport, Thresholds, check_bars
 from ..quality.html import render_html

@@ -82,7 +82,7 @@ class UnsupportedTimeframe(ConfigError):
     def __init__(self, timeframe: str, symbol: str, supported: Iterable[str], reason: str = "") -> None:
         self.timeframe = timeframe
         self.symbol = symbol
-        self.supported = tuple(supported)
+        self.supported: tuple[str, ...] = tuple(supported)
         self.reason = reason
         why = f" ({reason})" if reason else ""
         super().__init__(
@@ -154,9 +154,10 @@ class AuthError(APIError):
 class RateLimited(APIError):
     """The plan's request rate was exceeded; ``retry_after`` says how long to wait, if known."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 code: int | str | None = None, symbol: str | None = None) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kwargs)
+        super().__init__(message, status=status, code=code, symbol=symbol)
 
 
 class PlanLimitError(APIError):

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import ConfigError
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'backtrader-alltick[plot]'"
 # Above this many bars, candle bodies are thinner than a pixel; a close line reads better.

@@ -31,7 +31,7 @@ import numpy as np
 from .errors import ConfigError, ProtocolError
 from .records import Depth, Tick
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 FORMAT = "backtrader-alltick-recording"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ import numpy as np
 from . import websocket as ws
 from .grid import DAY_MS, MINUTE_MS
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 STEP_SECONDS = 0.02
 MALFORMED = '{"cmd_id":22998,"data":{"code":'  # cut JSON: a parser must reject it, not crash
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import websocket as ws
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 OUTBOX_LIMIT = 64 << 20  # a reader this far behind is cut off, as iTick does (itick.md 8.6)
 
 

@@ -22,7 +22,7 @@ from .plan_table import ServicePlan, service_plan
 from .pusher import Pusher, Session
 from .server import Connection, Exchange, Reply, SimServer
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # The codes of alltick.md section 8 and of AllTick's own examples (UNH.US, GOOGL.US, 857.HK, 1288.HK), so
 # the official sample programs run against the simulator unchanged.

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import AllTickError, APIError, ConfigError, TransportError
 from ..transport.retry import backoff
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class BufferedWriter:

@@ -27,7 +27,7 @@ from ..transport.urls import safe_url
 from ..wire import influx_lines
 from .buffer import BufferedWriter
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class InfluxSink(BufferedWriter):

@@ -33,7 +33,7 @@ from ..recording import (
 from ..records import Depth, Tick
 from .buffer import BufferedWriter
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class RecordingSink(BufferedWriter):

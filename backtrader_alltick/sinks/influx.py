@@ -70,11 +70,11 @@ class InfluxSink(BufferedWriter):
         super().__init__(target=safe_url(url), batch=batch, max_buffer=max_buffer,
                          flush_interval=flush_interval, retries=retries, backoff_initial=backoff_initial,
                          backoff_max=backoff_max)
-        self.url = url.rstrip("/")
+        self.url: str = url.rstrip("/")
         self.database = database
         self.dialect = dialect
         self.timeout = timeout
-        self.skipped = 0
+        self.skipped: int = 0
         self._session = new_session(username, password)
         self._stamper = influx_lines.TickStamper()
         self._encode_lock = threading.Lock()

@@ -22,6 +22,7 @@ takes the value of the session that closed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -342,12 +343,12 @@ class ITickSession(Session):
             code, region = self.wire_codes[symbol]
             if "tick" in kinds:
                 ticks.extend(step.memo(("itick-trades", symbol, code, region),
-                                       lambda s=symbol, c=code, r=region: _tick_frames(step, s, c, r)))
+                                       functools.partial(_tick_frames, step, symbol, code, region)))
             if not len(step.trades(symbol)[0]):
                 continue
             for kind in sorted(kinds - {"tick"}):
-                frame = step.memo(("itick", kind, symbol, code, region), lambda k=kind, s=symbol, c=code,
-                                  r=region: _snapshot_frame(step, k, s, c, r))
+                frame = step.memo(("itick", kind, symbol, code, region),
+                                  functools.partial(_snapshot_frame, step, kind, symbol, code, region))
                 if frame:
                     others.append(frame)
         return ticks, others
@@ -364,7 +365,7 @@ def _tick_frames(step: Step, symbol: str, code: str, region: str) -> list[bytes]
     ps, ss = spec.price_scale, spec.size_scale
     integral = spec.size_decimals == 0
     times = time_.tolist()
-    if model.instrument(symbol).is_stock:
+    if model.instruments[symbol].is_stock:
         tails = [f',"te":{SESSION_CODES[kind]}' for kind in model.session_kinds(symbol, times)]
     else:
         tails = [""] * len(times)

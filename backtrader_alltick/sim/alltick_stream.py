@@ -58,7 +58,7 @@ class AllTickSession(Session):
         seq_id, trace = message.get("seq_id"), message.get("trace", "")
         data = message.get("data")
         if cmd_id == 22000:
-            self.last_heartbeat = time.monotonic()
+            self.heard()
             if self.sim.faults.ignore_heartbeats:
                 self.sim.counters_store.fault("ignore_heartbeats")
             else:

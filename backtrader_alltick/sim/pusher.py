@@ -109,6 +109,10 @@ class Session:
         """Wall seconds without a heartbeat after which the server closes the socket."""
         return self.sim.heartbeat_timeout or self.default_heartbeat_timeout
 
+    def heard(self) -> None:
+        """The client's heartbeat arrived: the heartbeat timeout starts again."""
+        self.last_heartbeat = time.monotonic()
+
     def wanted(self) -> set[str]:
         """Symbols this session needs trades for."""
         raise NotImplementedError

@@ -216,7 +216,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     # Other methods get the service's own refusal (JSON, 405), not http.server's HTML 501 page.
-    do_PUT = do_DELETE = do_PATCH = do_POST
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         # Request lines carry the AllTick token in the query string: never log them.

@@ -25,14 +25,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import timeframes
-from .bars import combine_closed, first_slot_start
+from .bars import combine_closed
 from .cache import MEMORY, KlineCache
 from .clock import CLOSE_LAG_S, Clock, ServiceClock, as_service_clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
 from .symbols import Instrument, parse_symbol
-from .timeframes import BarSpec
+from .timeframes import BarSpec, first_slot_start
 from .transport.rest import RestClient
 from .wire._decode import EARLIEST_MS
 

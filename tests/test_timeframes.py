@@ -146,9 +146,9 @@ def test_as_period_accepts_minute_multiples_and_names_the_rest():
 
 
 @pytest.mark.parametrize(("market", "close", "stamp"), [
-    (CRYPTO, "2024-03-05 00:00:00", "2024-03-04 23:59:59.99999"),  # closes at midnight after its date
-    (FOREX, "2024-03-04 22:00:00", "2024-03-04 23:59:59.99999"),  # closes 17:00 New York on its date
-    (US_STOCKS, "2024-03-04 21:00:00", "2024-03-04 23:59:59.99999"),
+    (CRYPTO, "2024-03-05 00:00:00", "2024-03-04 23:59:59.999990"),  # closes at midnight after its date
+    (FOREX, "2024-03-04 22:00:00", "2024-03-04 23:59:59.999990"),  # closes 17:00 New York on its date
+    (US_STOCKS, "2024-03-04 21:00:00", "2024-03-04 23:59:59.999990"),
 ])
 def test_a_daily_bar_is_stamped_with_the_trading_date_of_its_close(market, close, stamp):
     assert tf.date_stamp_ms(ms(close), market) == ms(stamp)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backtrader_alltick.errors import CacheError, PlanLimitError
+from backtrader_alltick.errors import CacheError, PlanLimitError, TransportError
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.sim.plan_table import service_plan
 from backtrader_alltick.transport.quota_ledger import LEDGER_FILE, MemoryLedger, quota_key
@@ -155,7 +155,7 @@ def test_an_unreachable_quota_redis_names_the_url_and_the_fix(redis_server):
     redis_server.stop()
     limiter = RateLimiter(FREE, ledger=RedisLedger(url, KEY))
 
-    with pytest.raises(Exception, match="cannot be reached") as info:
+    with pytest.raises(TransportError, match="cannot be reached") as info:
         limiter.acquire("kline")
 
     assert "hunter2" not in str(info.value) and "ALLTICK_QUOTA_URL" in str(info.value)

@@ -142,3 +142,27 @@ def test_optimisation_workers_count_in_the_ledger_of_their_store(fast_sim, make_
     assert min((b - a for a, b in zip(arrivals, arrivals[1:])), default=FAST["endpoint_interval"]) >= 1.0
     assert {run["ledger"] for run in runs} == {str(tmp_path / LEDGER_FILE)}
     assert store.rest.limiter.used_today() == fast_sim.counters["rest_requests"] >= 1
+
+
+def test_two_alltick_bt_commands_on_a_free_token_keep_its_ten_seconds(make_sim, tmp_path):
+    # The real Free plan: any two calls of the token 10 s apart (protocol/alltick.md 6.1).
+    sim = make_sim(dialect="alltick", plan="free")
+    env = {**os.environ, "ALLTICK_TOKEN": sim.token}
+    env.pop("ALLTICK_QUOTA_URL", None)
+    commands = [[sys.executable, "-m", "backtrader_alltick", "quote", symbol, "--plan", "free",
+                 "--rest-url", sim.rest_url, "--cache", str(tmp_path / "klines.sqlite")]
+                for symbol in ("BTCUSDT", "EURUSD")]
+
+    children = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                for argv in commands]
+    outcomes = [child.communicate(timeout=90) for child in children]
+
+    assert [child.returncode for child in children] == [0, 0], outcomes
+    arrivals = [entry.wall_time for entry in sim.journal.entries if entry.kind == "rest"]
+    assert len(arrivals) == 2 and sim_refusals(sim) == {}
+    assert arrivals[1] - arrivals[0] >= 10.0
+    ledger = FileLedger(tmp_path / LEDGER_FILE, quota_key("alltick", sim.rest_url, sim.token))
+    try:
+        assert ledger.transact(lambda state, now: state.day_count) == 2
+    finally:
+        ledger.close()

@@ -122,7 +122,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     def _open(self) -> None:
         # Everything built from the configuration: run at creation and again in a worker process.
         self.wire = get_dialect(self.p.dialect)
-        self.plan: Plan = _plan_of(self.p.dialect, self.p.plan)
+        self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
         # Our clock (the wall, or the one given) only measures time; the service's answers and trades
         # tell its time, and that decides when a bar has closed.
         given = self.p.clock
@@ -238,6 +238,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         token = self.token
         with self._lock:
             if self._rest is None:
+                from .cache import cache_directory
                 from .transport.quota_ledger import open_ledger, quota_key
                 from .transport.ratelimit import RateLimiter
                 from .transport.rest import RestClient
@@ -245,7 +246,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                 # The quota is the token's: every process on the cache directory (or the Redis
                 # of quota_url) counts in one ledger.
                 ledger = open_ledger(self.plan, quota_key(self.p.dialect, self.rest_url, token),
-                                     cache=self.p.cache, url=self.p.quota_url)
+                                     directory=cache_directory(self.p.cache), url=self.p.quota_url)
                 limiter = RateLimiter(self.plan, ledger=ledger)
                 try:
                     self._rest = RestClient(self.wire, token, self.rest_url, self.plan, limiter=limiter,
@@ -395,11 +396,3 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
 
-
-def _plan_of(dialect: str, plan: Plan | str) -> Plan:
-    if not isinstance(plan, Plan):
-        return get_plan(dialect, plan)
-    if plan.dialect != dialect:
-        raise ConfigError(f"plan must be a plan of the {dialect} dialect, was one of {plan.dialect!r} "
-                          f"({plan.name!r})")
-    return plan

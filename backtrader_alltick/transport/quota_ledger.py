@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from ..plans import Plan
 
@@ -151,11 +151,11 @@ def has_limits(plan: Plan) -> bool:
                 or plan.per_day)
 
 
-def open_ledger(plan: Plan, key: str, *, cache: Any = True, url: str | None = None) -> QuotaLedger | None:
+def open_ledger(plan: Plan, key: str, *, directory: Path | None = None, url: str | None = None
+                ) -> QuotaLedger | None:
     """The ledger a store's limiter shares: Redis when ``url`` (or ``$ALLTICK_QUOTA_URL``) names one,
-    else a file next to the K-line cache; None (this process only) without a cache or limits.
-
-    ``cache`` is the store's param: True (the user cache directory), a path, or False / ":memory:".
+    else ``quota.sqlite`` in ``directory`` (the K-line cache's); None (this process only) without
+    either, or for a plan without limits.
     """
     url = url or os.environ.get(QUOTA_URL_ENV) or None
     if not has_limits(plan):
@@ -164,12 +164,8 @@ def open_ledger(plan: Plan, key: str, *, cache: Any = True, url: str | None = No
         from .quota_redis import RedisLedger
 
         return RedisLedger(url, key)
-    if cache is False or cache is None or str(cache) == ":memory:":
+    if directory is None:
         return None
-    if cache is True:
-        from ..cache import default_cache_path
-
-        cache = default_cache_path()
     from .quota_sqlite import FileLedger
 
-    return FileLedger(Path(cache).parent / LEDGER_FILE, key)
+    return FileLedger(Path(directory) / LEDGER_FILE, key)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..errors import ConfigError, TransportError
-from ..sinks.urls import safe_url
+from ..errors import ConfigError, TransportError, redact
 from .quota_ledger import QuotaState, T, service_day
 
 KEY_PREFIX = "backtrader_alltick:quota:"
@@ -48,7 +48,7 @@ class RedisLedger:
         except ImportError:
             raise ConfigError("a quota shared through Redis needs the redis package; install it with "
                               "pip install backtrader-alltick[redis], was not installed") from None
-        self.url = safe_url(url)
+        self.url = _safe_url(url)
         self._redis = redis
         self._key = KEY_PREFIX + key
         self._lock = threading.Lock()
@@ -98,6 +98,15 @@ class RedisLedger:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+
+def _safe_url(url: str) -> str:
+    # A password in the URL never reaches a message or a log.
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return redact(url, password)
 
 
 def _text(value: Any) -> str | None:

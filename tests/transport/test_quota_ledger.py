@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backtrader_alltick.errors import CacheError, PlanLimitError, TransportError
+from backtrader_alltick.errors import CacheError, ConfigError, PlanLimitError, TransportError
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.sim.plan_table import service_plan
 from backtrader_alltick.transport.quota_ledger import LEDGER_FILE, MemoryLedger, quota_key
@@ -185,3 +185,8 @@ def test_no_cache_or_no_limits_keeps_the_count_in_this_process(alltick_sim, make
     store = make_store(alltick_sim, plan=plan, **({} if cache is None else {"cache": cache}))
 
     assert isinstance(store.rest.limiter.ledger, MemoryLedger)
+
+
+def test_a_plan_of_your_own_must_be_of_the_store_dialect(alltick_sim, make_store):
+    with pytest.raises(ConfigError, match="plan must be a plan of the alltick dialect, was one of 'itick'"):
+        make_store(alltick_sim, plan=get_plan("itick", "free"))

@@ -88,30 +88,30 @@ def assert_one_plan_kept(sim, reports: list[dict], calls: int, interval: float) 
 
 def test_four_processes_on_one_cache_directory_keep_one_plan(fast_sim, tmp_path):
     cache = str(tmp_path / "klines.sqlite")
-    config = {"rest_url": fast_sim.rest_url, "cache": cache, "calls": 3, "plan": "free", "overrides": FAST}
+    config = {"rest_url": fast_sim.rest_url, "cache": cache, "calls": 2, "plan": "free", "overrides": FAST}
 
     reports = run_clients(fast_sim, [config] * 4)
 
-    assert_one_plan_kept(fast_sim, reports, 12, FAST["endpoint_interval"])
+    assert_one_plan_kept(fast_sim, reports, 8, FAST["endpoint_interval"])
     ledger = FileLedger(tmp_path / LEDGER_FILE, quota_key("alltick", fast_sim.rest_url, fast_sim.token))
     try:
-        assert ledger.transact(lambda state, now: state.day_count) == fast_sim.counters["rest_requests"] == 12
+        assert ledger.transact(lambda state, now: state.day_count) == fast_sim.counters["rest_requests"] == 8
     finally:
         ledger.close()
 
 
 def test_two_machines_joined_by_redis_keep_one_plan(fast_sim, tmp_path, redis_server):
     # Two "machines": each its own cache directory, two processes each, one Redis between them.
-    configs = [{"rest_url": fast_sim.rest_url, "cache": str(tmp_path / machine / "klines.sqlite"), "calls": 3,
+    configs = [{"rest_url": fast_sim.rest_url, "cache": str(tmp_path / machine / "klines.sqlite"), "calls": 2,
                 "plan": "free", "overrides": FAST, "quota_url": redis_server.url}
                for machine in ("a", "a", "b", "b")]
 
     reports = run_clients(fast_sim, configs)
 
-    assert_one_plan_kept(fast_sim, reports, 12, FAST["endpoint_interval"])
+    assert_one_plan_kept(fast_sim, reports, 8, FAST["endpoint_interval"])
     ledger = RedisLedger(redis_server.url, quota_key("alltick", fast_sim.rest_url, fast_sim.token))
     try:
-        assert ledger.transact(lambda state, now: state.day_count) == fast_sim.counters["rest_requests"] == 12
+        assert ledger.transact(lambda state, now: state.day_count) == fast_sim.counters["rest_requests"] == 8
     finally:
         ledger.close()
 

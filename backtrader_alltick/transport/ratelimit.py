@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import PlanLimitError, RateLimitWarning
+from ..errors import PlanLimitError, RateLimitWarning, TransportError
 from ..notices import warn_user
 from ..plans import Plan
 from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState
@@ -171,7 +171,11 @@ class RateLimiter:
             state.last_any = now if state.last_any is None else max(state.last_any, now)
 
         with self._condition:
-            self.ledger.transact(settle)
+            try:
+                self.ledger.transact(settle)
+            except TransportError as e:
+                # The answer is in hand and must reach the caller; the next acquire() raises instead.
+                logger.warning("rate limiter: the answer to a %s call could not be noted (%s)", endpoint, e)
 
     def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
         """Block until ``endpoint`` may be called, count the call, and return the seconds waited.

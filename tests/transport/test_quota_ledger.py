@@ -161,6 +161,18 @@ def test_an_unreachable_quota_redis_names_the_url_and_the_fix(redis_server):
     assert "hunter2" not in str(info.value) and "ALLTICK_QUOTA_URL" in str(info.value)
 
 
+def test_a_quota_redis_lost_during_a_call_does_not_lose_the_answer(redis_server, caplog):
+    limiter = RateLimiter(FREE, ledger=RedisLedger(redis_server.url, KEY))
+    limiter.acquire("kline")
+    redis_server.stop()
+
+    limiter.finished("kline")  # the call was answered: its answer still reaches the caller
+
+    assert "could not be noted" in caplog.text
+    with pytest.raises(TransportError, match="cannot be reached"):
+        limiter.acquire("kline")
+
+
 # -- which ledger a store uses ------------------------------------------------------------------------
 
 

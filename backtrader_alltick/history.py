@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import timeframes
-from .bars import combine_closed, first_slot_start
+from . import param_checks, timeframes
+from .bars import combine_closed
 from .cache import MEMORY, KlineCache
 from .clock import CLOSE_LAG_S, Clock, ServiceClock, as_service_clock
 from .errors import ConfigError, ProtocolError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS
 from .records import Kline, format_utc
 from .symbols import Instrument, parse_symbol
-from .timeframes import BarSpec
+from .timeframes import BarSpec, first_slot_start
 from .transport.rest import RestClient
 from .wire._decode import EARLIEST_MS
 
@@ -138,9 +138,7 @@ class HistoryLoader:
         if period not in natives:
             raise UnsupportedTimeframe(period, inst.symbol, natives,
                                        f"not a native {self.dialect.NAME} period")
-        if start_ms is not None and end_ms is not None and start_ms > end_ms:
-            raise ConfigError(f"start_ms must not be after end_ms, "
-                              f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
+        param_checks.check_window(start_ms, end_ms, ("start_ms", "end_ms"))
         if count is not None and count < 1:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
         most = bars_since_earliest(period, self.clock.now_ms())

@@ -19,10 +19,10 @@ import backtrader as bt
 import pandas as pd
 
 from . import config, timeframes
-from .arguments import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
+from .param_checks import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .progress import PageReporter
 from .records import Kline, Tick
@@ -51,16 +51,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         file named by ``ALLTICK_TOKEN_FILE`` or the config file's ``token_file``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
-        or ``unlimited``; sets request spacing and subscription caps.
+        or ``unlimited``, or a ``plans.Plan`` of your own; sets request spacing and subscription caps.
       - ``rest_url`` / ``ws_url`` (default ``None``): service roots; fall back to
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
-        file of your own, ``False`` for no cache.
-
-      ``dialect``, ``plan``, ``cache``, ``rest_url`` and ``ws_url`` left out (or None) come
-      from ``ALLTICK_DIALECT``, ``ALLTICK_PLAN``, ``ALLTICK_CACHE``, ... or the config file
-      before the defaults above (:mod:`backtrader_alltick.config`: argument > environment >
-      file > default).
+        file of your own, ``False`` for no cache.  The token's request quota is counted in
+        ``quota.sqlite`` beside it, shared by every process that uses the same directory.
+      - ``quota_url`` (default ``None``): a Redis URL (``redis://host:port/db``) that holds the
+        token's request quota for every machine naming it; falls back to ``ALLTICK_QUOTA_URL``.
       - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
         minute.  Default: wall-clock UTC.  The store's ``clock`` is a ``ServiceClock`` on top of
         it: the service's time is learnt from its answers (HTTP ``Date``, the newest bar of a
@@ -81,6 +79,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
       - ``stale_after`` (default ``None``): seconds without a heartbeat answer before the
         connection counts as dead and is replaced; ``None`` is the dialect's (30 s, 60 s).
 
+      ``dialect``, ``plan``, ``cache``, ``rest_url`` and ``ws_url`` left out (or None) come
+      from ``ALLTICK_DIALECT``, ``ALLTICK_PLAN``, ``ALLTICK_CACHE``, ... or the config file
+      before the defaults above (:mod:`backtrader_alltick.config`: argument > environment >
+      file > default).
+
     Example::
 
         store = AllTickStore(plan="basic")
@@ -96,6 +99,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ("rest_url", None),
         ("ws_url", None),
         ("cache", None),
+        ("quota_url", None),
         ("clock", None),
         ("timeout", 30.0),
         ("ratelimit_timeout", 120.0),
@@ -211,6 +215,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             self._last_stream_stats = hub.stats
         if rest is not None:
             rest.close()
+            rest.limiter.close()
         if cache is not None:
             cache.close()
         self._started = False
@@ -239,13 +244,27 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     @property
     def rest(self):
+        token = self.token
         with self._lock:
             if self._rest is None:
+                from .cache import cache_directory
+                from .transport.quota_ledger import open_ledger, quota_key
+                from .transport.ratelimit import RateLimiter
                 from .transport.rest import RestClient
 
-                self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
-                                        timeout=(5.0, float(self.p.timeout)),
-                                        ratelimit_timeout=float(self.p.ratelimit_timeout), clock=self.clock)
+                # The quota is the token's: every process on the cache directory (or the Redis
+                # of quota_url) counts in one ledger.
+                ledger = open_ledger(self.plan, quota_key(self.p.dialect, self.rest_url, token),
+                                     directory=cache_directory(self.p.cache), url=self.p.quota_url)
+                limiter = RateLimiter(self.plan, ledger=ledger)
+                try:
+                    self._rest = RestClient(self.wire, token, self.rest_url, self.plan, limiter=limiter,
+                                            timeout=(5.0, float(self.p.timeout)),
+                                            ratelimit_timeout=float(self.p.ratelimit_timeout),
+                                            clock=self.clock)
+                except BaseException:
+                    limiter.close()
+                    raise
             return self._rest
 
     @property
@@ -395,3 +414,4 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
+

@@ -11,11 +11,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ..arguments import moment_ms
-from ..bar_series import period_for, series_from_klines
+from .. import timeframes
 from ..errors import ConfigError
-from ..quality import QualityReport, Thresholds, check_bars
-from ..quality_html import render_html
+from ..param_checks import moment_ms
+from ..quality.bar_series import series_from_klines
+from ..quality.checks import QualityReport, Thresholds, check_bars
+from ..quality.html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol
 from . import arguments
@@ -54,7 +55,7 @@ def run_quality(args: argparse.Namespace) -> int:
         raise ConfigError(f"--html must be in an existing folder, was {args.html!r}")
     thresholds = Thresholds(args.outlier_z, args.stale_bars, args.volume_z)
     inst = parse_symbol(args.symbol)
-    period = period_for(args.timeframe.timeframe, args.timeframe.compression)
+    period = timeframes.grid_period(args.timeframe.timeframe, args.timeframe.compression, "quality checks")
     progress = ProgressLine()
     with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line

@@ -14,14 +14,15 @@ from typing import Any
 import backtrader as bt
 import numpy as np
 
-from . import timeframes
-from .bar_series import period_for, series_from_ends
-from .errors import AllTickError, BarLengthWarning, ConfigError
-from .feed import AllTickData, num_to_ms
-from .markets import MINUTE_MS, Market
-from .notices import warn_user
-from .quality import QualityReport, Thresholds, check_bars, live_counts
-from .symbols import parse_symbol
+from .. import timeframes
+from ..errors import AllTickError, BarLengthWarning, ConfigError
+from ..feed import AllTickData, num_to_ms
+from ..markets import MINUTE_MS, Market
+from ..notices import warn_user
+from ..symbols import parse_symbol
+from ..timeframes import grid_period
+from .bar_series import series_from_ends
+from .checks import QualityReport, Thresholds, check_bars, live_counts
 
 
 class DataQuality(bt.Analyzer):
@@ -34,7 +35,7 @@ class DataQuality(bt.Analyzer):
       use, or a dict of those by feed name.  None: ``AllTickData`` knows its market; other feeds
       are read by their name (``cerebro.adddata(data, name="BTCUSDT")``).
     - ``outlier_z`` (10.0), ``stale_bars`` (15), ``volume_z`` (6.0): the thresholds, see
-      :class:`~backtrader_alltick.quality.Thresholds`.
+      :class:`~backtrader_alltick.quality.checks.Thresholds`.
 
     Example::
 
@@ -56,7 +57,7 @@ class DataQuality(bt.Analyzer):
                 self._feeds.append(None)  # a symbol that does not parse: the feed reports it, no bars come
                 continue
             try:
-                period = period_for(data._timeframe, data._compression)
+                period = grid_period(data._timeframe, data._compression, "quality checks")
             except ConfigError as e:
                 raise ConfigError(f"DataQuality cannot check feed {name!r}: {e}") from None
             self._feeds.append((name, self._market(data, name), period))

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SYMBOL = "BTCUSDT"  # trades around the clock, so the demo also works on the real service at night
 SUBSCRIBED_POLL_S = 0.005
+# Wall seconds a live bar waits after its end for the last trades.  On the simulator's fast clock a
+# busy machine (a CI run) can stall the socket thread for a fraction of a second; a trade that came
+# after its bar had closed would change the bar, and the demo's numbers with it.
+GRACE_S = 0.5
 
 
 class SmaCross(bt.Strategy):
@@ -133,7 +137,7 @@ def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmu
     """
     cerebro = _cerebro(cash)
     data = store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1,
-                         lookback=warmup, qcheck=0.2, grace=0.1)
+                         lookback=warmup, qcheck=0.2, grace=GRACE_S)
     cerebro.adddata(data, name=symbol)
     cerebro.addstrategy(SmaCross, fast=fast, slow=slow, live_only=True, live_bars=live_bars)
     expired = threading.Event()

@@ -301,7 +301,9 @@ def wait_recorded(path: Path, process: subprocess.Popen) -> None:
 
 
 def test_commands_print_what_the_readme_shows(workspace: Workspace):
-    assert workspace.outputs, "the README shows no command output"
+    assert workspace.shown, "the README shows no command output"
+    for command in workspace.shown:
+        start_shown(command, workspace)  # those no block has started (run alone, with -k)
     for block, command, process in workspace.outputs:
         out, err = process.communicate(timeout=HANG)
         expected = block.code.splitlines()[1:]

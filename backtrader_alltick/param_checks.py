@@ -60,9 +60,15 @@ def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool =
 
 def check_order(fromdate: object, todate: object) -> None:
     """Refuse a ``fromdate`` after ``todate`` as the user gave them (a date alone: its whole day)."""
-    first, last = moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True)
-    if first is not None and last is not None and first > last:
-        raise ConfigError(f"fromdate must not be after todate, was {format_utc(first)} > {format_utc(last)}")
+    check_window(moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True))
+
+
+def check_window(start_ms: int | None, end_ms: int | None, names: tuple[str, str] = ("fromdate", "todate")
+                 ) -> None:
+    """Refuse a window (epoch ms, None: open) that ends before it starts; ``names`` name its bounds."""
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise ConfigError(f"{names[0]} must not be after {names[1]}, "
+                          f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
 
 
 def is_empty_window(start_ms: int | None, end_ms: int | None) -> bool:

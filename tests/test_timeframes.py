@@ -127,3 +127,18 @@ def test_a_parsed_name_resolves_to_a_spec_whose_period_is_its_canonical_name(tex
 def test_period_name_of_units_and_counts():
     assert [tf.period_name("minute", n) for n in (1, 45, 60, 180)] == ["1m", "45m", "1h", "3h"]
     assert [tf.period_name(unit, 2) for unit in ("day", "week", "month")] == ["2d", "2w", "2M"]
+
+
+def test_most_bars_is_exact_intraday_and_an_upper_bound_for_days():
+    day = 86_400_000
+    assert tf.most_bars("1m", 0, 3 * 60_000) == 3
+    assert tf.most_bars("5m", 1, 5 * 60_000) == 0  # no 5-minute boundary in (0, 5 min)
+    assert tf.most_bars("1d", 0, 10 * day) >= 10
+    assert tf.bars_since_earliest("1m", 10 * 60_000) == 10
+
+
+def test_first_stamped_after_is_the_bar_that_closes_after_the_moment():
+    close = int(datetime(2024, 3, 4, 10, 5, tzinfo=timezone.utc).timestamp() * 1000)
+    assert tf.first_stamped_after("1m", close, CRYPTO) == close  # the 10:04 bar closes at 10:05
+    assert tf.first_stamped_after("1m", close - 1, CRYPTO) == close - 60_000  # the 10:04 bar closes after
+    assert tf.first_open_start("1m", close + 1, CRYPTO) == close

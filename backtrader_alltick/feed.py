@@ -233,11 +233,9 @@ class AllTickData(bt.feed.DataBase):
         asked_from = start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
         asked_to = end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
         if self._by_date:
-            # Backtrader's filter keeps a bar by its stamp (trading date, end of day), not by its
-            # close: a crypto day closes at 00:00 after its date, a forex day at 17:00 New York before the
-            # end of it.  Load a little wider on both sides and let the filter decide.
-            start_ms = None if start_ms is None else start_ms - 2 * 86_400_000
-            end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
+            # Backtrader's filter keeps a bar by its date stamp, not by its close: load a little
+            # wider on both sides and let the filter decide.
+            start_ms, end_ms, _ = timeframes.date_load_window(start_ms, end_ms)
         if self.p.historical:
             self.put_notification(self.DELAYED)
             # Dates in order around no trading day (a weekend, a holiday) hold no bar.
@@ -357,7 +355,7 @@ class AllTickData(bt.feed.DataBase):
         the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
         if not self._by_date:
             return ms_to_num(end_ms)
-        return sessions.date_stamp(self, self.inst.market.close_date(end_ms), self.p.sessionend)
+        return timeframes.date_stamp(self, end_ms, self.inst.market, self.p.sessionend)
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error

@@ -4,13 +4,12 @@ Backtrader reads a feed's session in three places: ``dopostinit`` (a ``date`` ``
 becomes ``combine(fromdate, sessionstart)``), the resampler (``_getnexteos`` says where a day
 ends) and timers (``SESSION_START``/``SESSION_END`` fire at ``combine(date, session time)``
 in the feed's ``tz``).  Daily and longer bars are stamped, as Backtrader's own CSV and
-Pandas feeds do, with their trading date at the end of the day (DESIGN.md "Bar timestamps").
+Pandas feeds do, with their trading date at the end of the day (:func:`timeframes.date_stamp`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -18,15 +17,13 @@ import backtrader as bt
 from backtrader.dataseries import _Bar
 from backtrader.resamplerfilter import Resampler
 
-from .markets import Market
+from .markets import DAY_MS, Market
 from .symbols import Instrument
+from .timeframes import END_OF_DAY, date_stamp
 
 logger = logging.getLogger(__name__)
 
 EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
-DAY_MS = 86_400_000.0
-# Backtrader's default sessionend (feed.py dopostinit: "remove 9 to avoid precision rounding errors").
-END_OF_DAY = time(23, 59, 59, 999990)
 # Two regular weekdays, one in each half of the year: a session time that differs between
 # them moves with daylight saving time in the feed's zone.
 _REFERENCE_DAYS = (date(2024, 1, 10), date(2024, 7, 10))
@@ -39,21 +36,6 @@ def ms_to_num(ms: int) -> float:
 
 def num_to_ms(num: float) -> int:
     return int(round((num - EPOCH_NUM) * DAY_MS))
-
-
-def date_stamp(data, day: date, at: time) -> float:
-    """Line value of ``day`` at time ``at`` in ``data``'s tz, one that reads back as ``day``.
-
-    Seen from UTC, 23:59:59.99999 in a zone behind or ahead of it is a float whose rounding
-    error Backtrader's ``num2date`` (microseconds above 999990 round up) can turn into the
-    next midnight, a day late.  Step the float down until it reads back on ``day``.
-    """
-    num = data.date2num(datetime.combine(day, at))
-    for _ in range(8):
-        if data.num2date(num).date() == day:
-            return num
-        num = math.nextafter(num, 0.0)
-    return num
 
 
 def output_zone(tz) -> tzinfo:
@@ -178,7 +160,7 @@ class TradingDateResampler(Resampler):
 
     def trading_stamp(self, num: float) -> float:
         """The stamp of a day whose last bar is stamped ``num``: its trading date, end of day."""
-        return date_stamp(self.data, self._market.close_date(num_to_ms(num)), END_OF_DAY)
+        return date_stamp(self.data, num_to_ms(num), self._market)
 
     def _trading_date(self, num: float) -> date:
         return self._market.close_date(num_to_ms(num))

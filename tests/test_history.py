@@ -508,7 +508,7 @@ def test_an_empty_answer_is_not_remembered_as_no_history(alltick, clock, cache, 
     assert "returned no bars" in caplog.text
 
 
-# -- Bad answers from a service of the tests' own (issue 10) -----------------------------------
+# -- Bad answers from a service of the tests' own ---------------------------------------------
 
 TOKEN = "canned-token-0123456789"
 

@@ -11,10 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import timeframes
 from ..errors import ConfigError
 from ..markets import Market
 from ..param_checks import bar_window
-from ..quality.bar_series import period_for
 from ..quality.checks import QualityReport, Thresholds, check_bars, series_from_frame
 from ..quality.html import render_html
 from ..records import format_utc
@@ -56,7 +56,7 @@ def run_quality(args: argparse.Namespace) -> int:
         raise ConfigError(f"--html must be in an existing folder, was {args.html!r}")
     thresholds = Thresholds(args.outlier_z, args.stale_bars, args.volume_z)
     inst = parse_symbol(args.symbol)
-    period = period_for(args.timeframe.timeframe, args.timeframe.compression)
+    period = timeframes.grid_period(args.timeframe.timeframe, args.timeframe.compression, "quality checks")
     progress = ProgressLine()
     with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bars import first_slot_start
 from ..markets import Market
 from ..param_checks import check_window
 from ..records import Kline
-from ..timeframes import BarSpec
+from ..timeframes import BarSpec, first_slot_start
 
 
 @dataclass(frozen=True)

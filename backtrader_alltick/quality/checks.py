@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..markets import Market
 from ..records import Kline, format_utc
 from ..timeframes import Period
-from .bar_series import BarSeries, as_period, series_from_ends, series_from_klines
+from .bar_series import BarSeries, series_from_ends, series_from_klines
 
 # Scales a median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
@@ -145,7 +145,7 @@ def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbo
                 thresholds: Thresholds | None = None, span: tuple[int, int] | None = None) -> QualityReport:
     """Check an OHLCV DataFrame indexed by bar close time (``fetch_klines``' shape; naive means UTC);
     ``span`` as for :func:`check_bars`."""
-    period = as_period(period)
+    period = timeframes.as_period(period, "quality checks")
     return check_bars(series_from_frame(frame, market, period), market, period, symbol, thresholds, span)
 
 
@@ -164,7 +164,7 @@ def series_from_frame(frame: pd.DataFrame, market: Market, period: Period | str)
     end_ms = index.as_unit("ms").asi8
     volume = frame["volume"] if "volume" in frame.columns else np.zeros(len(frame))
     return series_from_ends(end_ms, frame["open"], frame["high"], frame["low"], frame["close"], volume,
-                            as_period(period), market)
+                            timeframes.as_period(period, "quality checks"), market)
 
 
 def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: str = "",
@@ -175,7 +175,7 @@ def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: 
     epoch ms; bars missing before the first bar or after the last one inside it are reported too.
     Without it only the gaps between the bars are known.
     """
-    period = as_period(period)
+    period = timeframes.as_period(period, "quality checks")
     thresholds = thresholds or Thresholds()
     order = np.argsort(series.end, kind="stable")
     bars = BarSeries(*(column[order] for column in series))

@@ -16,7 +16,7 @@ import threading
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
-from ..bars import SeenTrades, slot_of
+from ..bars import SeenTrades
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
 from ..history import Window
@@ -25,7 +25,7 @@ from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
-from ..timeframes import BarSpec
+from ..timeframes import BarSpec, slot_of
 from . import SourceOptions
 from .inbox import InboxSource
 

@@ -245,7 +245,8 @@ def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> li
 
 
 def _to_klines(rows: list, inst: Instrument, period: str) -> list[Kline]:
-    return unique_bars(_kline(row, inst, period) for row in rows)  # ISSUE #12: repeats, any order
+    # A page may repeat a bar or list its bars out of order: sorted, one per start.
+    return unique_bars(_kline(row, inst, period) for row in rows)
 
 
 def _kline(row: dict, inst: Instrument, period: str) -> Kline:

@@ -84,6 +84,15 @@ def default_cache_path() -> Path:
     return Path(root) / CACHE_FILE
 
 
+def cache_directory(setting: bool | str | os.PathLike[str] | None) -> Path | None:
+    """The directory of the cache a store's ``cache`` param names; None for no cache or ``":memory:"``."""
+    if setting is True:
+        return default_cache_path().parent
+    if not setting or str(setting) == MEMORY:
+        return None
+    return Path(setting).parent
+
+
 class KlineCache:
     """Closed K-lines on disk, with the time ranges known to be complete.
 

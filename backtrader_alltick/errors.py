@@ -110,9 +110,10 @@ class CacheError(ConfigError):
         AllTickStore(cache="/tmp/notes.txt").fetch_klines("BTCUSDT")  # CacheError: ... is not a K-line cache
     """
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, what: str = "K-line cache") -> None:
         self.path = path
-        super().__init__(f"the K-line cache {path} {problem}; pass another file as cache= (--cache PATH) "
+        # ``what`` names the file: the quota ledger lives beside the cache and moves with it.
+        super().__init__(f"the {what} {path} {problem}; pass another file as cache= (--cache PATH) "
                          "or turn the cache off with cache=False (--cache off)")
 
 

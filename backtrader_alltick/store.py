@@ -53,11 +53,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
       - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
-        or ``unlimited``; sets request spacing and subscription caps.
+        or ``unlimited``, or a ``plans.Plan`` of your own; sets request spacing and subscription caps.
       - ``rest_url`` / ``ws_url`` (default ``None``): service roots; fall back to
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
-        file of your own, ``False`` for no cache.
+        file of your own, ``False`` for no cache.  The token's request quota is counted in
+        ``quota.sqlite`` beside it, shared by every process that uses the same directory.
+      - ``quota_url`` (default ``None``): a Redis URL (``redis://host:port/db``) that holds the
+        token's request quota for every machine naming it; falls back to ``ALLTICK_QUOTA_URL``.
       - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
         minute.  Default: wall-clock UTC.  The store's ``clock`` is a ``ServiceClock`` on top of
         it: the service's time is learnt from its answers (HTTP ``Date``, the newest bar of a
@@ -93,6 +96,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ("rest_url", None),
         ("ws_url", None),
         ("cache", True),
+        ("quota_url", None),
         ("clock", None),
         ("timeout", 30.0),
         ("ratelimit_timeout", 120.0),
@@ -201,6 +205,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             self._last_stream_stats = hub.stats
         if rest is not None:
             rest.close()
+            rest.limiter.close()
         if cache is not None:
             cache.close()
         self._started = False
@@ -233,13 +238,27 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     @property
     def rest(self):
+        token = self._checked_token()
         with self._lock:
             if self._rest is None:
+                from .cache import cache_directory
+                from .transport.quota_ledger import open_ledger, quota_key
+                from .transport.ratelimit import RateLimiter
                 from .transport.rest import RestClient
 
-                self._rest = RestClient(self.wire, self._checked_token(), self.rest_url, self.plan,
-                                        timeout=(5.0, float(self.p.timeout)),
-                                        ratelimit_timeout=float(self.p.ratelimit_timeout), clock=self.clock)
+                # The quota is the token's: every process on the cache directory (or the Redis
+                # of quota_url) counts in one ledger.
+                ledger = open_ledger(self.plan, quota_key(self.p.dialect, self.rest_url, token),
+                                     directory=cache_directory(self.p.cache), url=self.p.quota_url)
+                limiter = RateLimiter(self.plan, ledger=ledger)
+                try:
+                    self._rest = RestClient(self.wire, token, self.rest_url, self.plan, limiter=limiter,
+                                            timeout=(5.0, float(self.p.timeout)),
+                                            ratelimit_timeout=float(self.p.ratelimit_timeout),
+                                            clock=self.clock)
+                except BaseException:
+                    limiter.close()
+                    raise
             return self._rest
 
     @property
@@ -376,3 +395,4 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
+

@@ -156,9 +156,9 @@ class Simulator:
             open_now = len(self._sessions)
         return self.counters_store.snapshot(ws_connections_open=open_now)
 
-    def set_plan(self, name: str) -> None:
-        """Switch the plan; limits apply from the next request."""
-        self._plan = service_plan(self.dialect, name)
+    def set_plan(self, plan: str | ServicePlan) -> None:
+        """Switch the plan (a name or a ``ServicePlan``); limits apply from the next request."""
+        self._plan = plan if isinstance(plan, ServicePlan) else service_plan(self.dialect, plan)
 
     def add_token(self, token: str) -> None:
         self._tokens.add(token)

@@ -19,9 +19,9 @@ from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.history import Window
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
-from backtrader_alltick.sources.redis_reader import RedisReader
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.transport.influx_reader import InfluxReader
+from backtrader_alltick.transport.redis_reader import RedisReader
 from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 
 MINUTE = 60_000

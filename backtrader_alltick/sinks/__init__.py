@@ -10,7 +10,7 @@
 
 Every sink queues in ``write()`` and sends from a background thread with a bounded
 buffer; ``flush()`` waits for the server, ``close()`` flushes and stops.  What they wrote is
-read back by :mod:`backtrader_alltick.sources.redis_reader` and
+read back by :mod:`backtrader_alltick.transport.redis_reader` and
 :mod:`backtrader_alltick.transport.influx_reader`.
 """
 

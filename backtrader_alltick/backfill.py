@@ -19,9 +19,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .clock import Clock, as_service_clock, wall_seconds
+from .clock import CLOSE_LAG_S, Clock, as_service_clock, wall_seconds
 from .errors import AllTickError
-from .history import CLOSE_LAG_S
 from .records import Kline
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class BackfillFailed:
 
 
 # fetch(after_ms, upto_ms, count): the bars closing in (after_ms, upto_ms], or those bars and the moment
-# up to which they are complete (history.load_closed_bars) when the service has closed less than asked.
+# up to which they are complete (History.get_range) when the service has closed less than asked.
 Fetch = Callable[[int | None, int, int | None], "list[Kline] | tuple[list[Kline], int]"]
 
 

@@ -23,6 +23,7 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
+from .clock import CLOSE_LAG_S
 from .errors import (
     AllTickError,
     AllTickWarning,
@@ -31,13 +32,12 @@ from .errors import (
     SymbolNotFound,
     UnsupportedTimeframe,
 )
-from .history import CLOSE_LAG_S
+from .history import Window
 from .notices import warn_no_bars, warn_user
 from .param_checks import as_moment, check_order, is_empty_window, whole_number
 from .records import Kline, Tick
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
-from .sources.history import load_history
 from .store import AllTickStore
 from .symbols import parse_symbol
 
@@ -276,9 +276,10 @@ class AllTickData(bt.feed.DataBase):
 
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
-        return load_history(self._store, self.inst, self.spec, start_ms, end_ms, count,
-                            source=self.p.source, source_url=self.p.source_url,
-                            extended_hours=self._extended_hours, stats=self.stats)
+        window = Window(start_ms, end_ms, count)
+        return self._store.history.get_range(self.inst, self.spec, window, source=self.p.source,
+                                             source_url=self.p.source_url,
+                                             extended_hours=self._extended_hours, stats=self.stats).bars
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an

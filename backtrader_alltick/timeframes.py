@@ -411,3 +411,43 @@ def describe_supported(natives: tuple[str, ...], *, live: bool = False) -> list[
 
 def _p(period: Period | str) -> Period:
     return PERIODS[period] if isinstance(period, str) else period
+
+
+# -- How many bars fit, and which are final: the history loader's questions of the grid -----------
+
+_HOUR_MS = 3_600_000
+# Shortest possible length of a bar (a DST day lasts 23 hours, February 28 days): bounds how many
+# bars fit into a range.
+_SHORTEST_MS = {"day": DAY_MS - _HOUR_MS, "week": 7 * DAY_MS - _HOUR_MS, "month": 28 * DAY_MS - _HOUR_MS}
+
+
+def first_open_start(period: Period | str, moment_ms: int, market: Market) -> int:
+    """Start of the oldest bar not final at ``moment_ms``: every bar before it is (see :func:`final_at`;
+    the bar in progress at ``moment_ms`` is not, a daily one included)."""
+    return bar_start(period, moment_ms, market)
+
+
+def first_stamped_after(period: Period | str, moment_ms: int, market: Market) -> int:
+    """Start of the oldest bar stamped after ``moment_ms``: every bar before it closes by then."""
+    start = bar_start(period, moment_ms, market)
+    if bar_end(period, start, market) <= moment_ms:
+        return next_start(period, start, market)
+    return start
+
+
+def most_bars(period: Period | str, low_ms: int, high_ms: int) -> int:
+    """How many bars of ``period`` can start in ``[low_ms, high_ms)``: exact intraday, an upper bound
+    otherwise."""
+    length = _p(period)
+    if length.is_intraday:
+        step = length.count * MINUTE_MS
+        first = -(-low_ms // step) * step  # the first grid point at or after low_ms
+        return max(0, -(-(high_ms - first) // step))
+    if high_ms <= low_ms:
+        return 0
+    return (high_ms - low_ms) // (_SHORTEST_MS[length.unit] * length.count) + 1
+
+
+def bars_since_earliest(period: Period | str, now_ms: int) -> int:
+    """Most bars of ``period`` that can start between 1970 (the oldest time the wire accepts) and now."""
+    return most_bars(period, 0, now_ms)

@@ -158,3 +158,18 @@ def test_a_window_of_date_stamps_loads_two_days_wider_on_each_side():
     day = 86_400_000
     assert tf.date_load_window(10 * day, 20 * day, 5) == (8 * day, 22 * day, 7)
     assert tf.date_load_window(None, None) == (None, None, None)
+
+
+def test_most_bars_is_exact_intraday_and_an_upper_bound_for_days():
+    day = 86_400_000
+    assert tf.most_bars("1m", 0, 3 * 60_000) == 3
+    assert tf.most_bars("5m", 1, 5 * 60_000) == 0  # no 5-minute boundary in (0, 5 min)
+    assert tf.most_bars("1d", 0, 10 * day) >= 10
+    assert tf.bars_since_earliest("1m", 10 * 60_000) == 10
+
+
+def test_first_stamped_after_is_the_bar_that_closes_after_the_moment():
+    close = int(datetime(2024, 3, 4, 10, 5, tzinfo=timezone.utc).timestamp() * 1000)
+    assert tf.first_stamped_after("1m", close, CRYPTO) == close  # the 10:04 bar closes at 10:05
+    assert tf.first_stamped_after("1m", close - 1, CRYPTO) == close - 60_000  # the 10:04 bar closes after
+    assert tf.first_open_start("1m", close + 1, CRYPTO) == close

@@ -142,8 +142,16 @@ def check_klines(klines: Sequence[Kline], market: Market, period: Period | str |
 
 
 def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbol: str = "",
-                thresholds: Thresholds | None = None) -> QualityReport:
-    """Check an OHLCV DataFrame indexed by bar close time (``fetch_klines``' shape; naive means UTC)."""
+                thresholds: Thresholds | None = None, span: tuple[int, int] | None = None) -> QualityReport:
+    """Check an OHLCV DataFrame indexed by bar close time (``fetch_klines``' shape; naive means UTC);
+    ``span`` as for :func:`check_bars`."""
+    period = timeframes.as_period(period, "quality checks")
+    return check_bars(series_from_frame(frame, market, period), market, period, symbol, thresholds, span)
+
+
+def series_from_frame(frame: pd.DataFrame, market: Market, period: Period | str) -> BarSeries:
+    """The bars of an OHLCV DataFrame indexed by bar close time, or by trading date for daily and
+    longer bars (``fetch_klines``' shape; naive means UTC), as parallel arrays."""
     missing = [name for name in ("open", "high", "low", "close") if name not in frame.columns]
     if missing:
         raise ConfigError(f"the frame needs open, high, low and close columns, "
@@ -155,10 +163,8 @@ def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbo
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     end_ms = index.as_unit("ms").asi8
     volume = frame["volume"] if "volume" in frame.columns else np.zeros(len(frame))
-    period = timeframes.as_period(period, "quality checks")
-    series = series_from_ends(end_ms, frame["open"], frame["high"], frame["low"], frame["close"], volume,
-                              period, market)
-    return check_bars(series, market, period, symbol, thresholds)
+    return series_from_ends(end_ms, frame["open"], frame["high"], frame["low"], frame["close"], volume,
+                            timeframes.as_period(period, "quality checks"), market)
 
 
 def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: str = "",

@@ -1,6 +1,6 @@
 """InfluxDB 1.x archive: ``InfluxSink`` writes closed bars and ticks.
 
-They are read back by :class:`~backtrader_alltick.sources.influx_reader.InfluxReader`.  Layout:
+They are read back by :class:`~backtrader_alltick.transport.influx_reader.InfluxReader`.  Layout:
 :mod:`backtrader_alltick.wire.influx_lines`.
 """
 

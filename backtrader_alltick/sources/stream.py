@@ -19,7 +19,7 @@ from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
-from ..history import load_closed_bars
+from ..history import Window
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
@@ -298,7 +298,8 @@ class StreamBars(InboxSource):
                 # session asked to start later): nothing to backfill yet; later jobs fetch what closes.
                 bars, proven = [], upto_ms
             else:
-                bars, proven = load_closed_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+                got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
+                bars, proven = got.bars, got.complete_ms
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.

@@ -7,6 +7,8 @@
   :mod:`.stream_link` (threads and a socket) around a sans-I/O :mod:`.stream_protocol`, configured
   by :mod:`.stream_settings`, subscribed per :mod:`.subscriptions`, its failures named by
   :mod:`.websocket_errors`.
+- :mod:`.influx_client` and :mod:`.influx_reader`: InfluxDB's HTTP API, and reading back what a
+  relay archived there (the history's archive path reads through it).
 - :mod:`.retry`: the one backoff every retry and reconnect of the package waits.
 
 Wire formats live in :mod:`backtrader_alltick.wire` (pure); this package imports them, never the reverse.

@@ -26,9 +26,10 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import CacheError, ConfigError
 from .records import Kline
@@ -116,23 +117,25 @@ class KlineCache:
         self.path = str(path)
         # One connection guarded by a lock: feeds of a store may load from several threads.
         self._lock = threading.RLock()
-        self._db = None
+        self._db = self._connect()
         try:
-            self._open()
+            self._prepare()
         except BaseException:
-            if self._db is not None:
-                self._db.close()
+            self._db.close()
             raise
         logger.debug("K-line cache opened at %s", self.path)
 
-    def _open(self) -> None:
+    def _connect(self) -> sqlite3.Connection:
         with self._failures():
             if self.path != MEMORY:
                 if Path(self.path).is_dir():
                     raise CacheError(self.path, "is a directory")
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=False)
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+
+    def _prepare(self) -> None:
+        with self._failures():
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._check_ours()
             if self.path != MEMORY:
@@ -253,7 +256,7 @@ class KlineCache:
             gaps.append((cursor, end_ms))
         return gaps
 
-    def info(self) -> list[dict]:
+    def info(self) -> list[dict[str, Any]]:
         """Summarise the cache: one dict per (dialect, symbol, period) with bars, first start, last end."""
         with self._lock, self._failures():
             rows = self._db.execute(
@@ -277,7 +280,7 @@ class KlineCache:
             self._db.close()
 
     @contextmanager
-    def _write(self):
+    def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._failures():
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -288,7 +291,7 @@ class KlineCache:
             self._db.execute("COMMIT")
 
     @contextmanager
-    def _failures(self):
+    def _failures(self) -> Iterator[None]:
         # SQLite and the file system speak of their own failures; the user needs the path and the fix.
         try:
             yield

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .history.walk import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +34,21 @@ class PageReporter:
             reporter.close()
     """
 
-    def __init__(self, on_progress: Callable[[Any], None] | None = None, *, bar: bool = False) -> None:
+    def __init__(self, on_progress: Callable[[Progress], object] | None = None, *,
+                 bar: bool = False) -> None:
         if not isinstance(bar, bool):
             raise ConfigError(f"progress must be True or False, was {bar!r}")
         self.on_progress = on_progress
         self._tqdm = _tqdm() if bar else None
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar once the first page is drawn (tqdm ships no types)
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         fraction = progress.fraction
         logger.info("%s %s: request %d, %d bars so far%s", progress.symbol, progress.period,
                     progress.requests, progress.bars,
                     "" if fraction is None else f" ({fraction:.0%} of the range)")
         if self._tqdm is not None:
-            self._draw(progress, fraction)
+            self._draw(self._tqdm, progress, fraction)
         if self.on_progress is not None:
             self.on_progress(progress)
 
@@ -54,18 +58,18 @@ class PageReporter:
             self._bar.close()
             self._bar = None
 
-    def _draw(self, progress, fraction: float | None) -> None:
+    def _draw(self, tqdm: Callable[..., Any], progress: Progress, fraction: float | None) -> None:
         if self._bar is None:
             # Percent of the range when it is known (fromdate given), else a count of bars.
-            self._bar = self._tqdm(total=100 if fraction is not None else None,
-                                   unit="%" if fraction is not None else " bars",
-                                   desc=f"{progress.symbol} {progress.period}", leave=True)
+            self._bar = tqdm(total=100 if fraction is not None else None,
+                             unit="%" if fraction is not None else " bars",
+                             desc=f"{progress.symbol} {progress.period}", leave=True)
         done = round(fraction * 100) if fraction is not None else progress.bars
         self._bar.update(max(0, done - self._bar.n))
         self._bar.set_postfix(requests=progress.requests, bars=progress.bars, refresh=True)
 
 
-def _tqdm():
+def _tqdm() -> Callable[..., Any]:
     try:
         from tqdm.auto import tqdm
     except ImportError:

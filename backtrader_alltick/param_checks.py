@@ -13,6 +13,7 @@ from __future__ import annotations
 import numbers
 import re
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal, TypeGuard, overload
 
 from . import timeframes
 from .errors import ConfigError
@@ -85,6 +86,14 @@ def moment_ms(name: str, value: object, *, end_of_day: bool = False) -> int | No
     return int(moment.timestamp() * 1000)
 
 
+@overload
+def whole_number(name: str, value: object, *, minimum: int = 1, optional: Literal[False] = False) -> int: ...
+
+
+@overload
+def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool) -> int | None: ...
+
+
 def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool = False) -> int | None:
     """``value`` as an int of at least ``minimum``; ``None`` only when ``optional``."""
     if value is None and optional:
@@ -147,5 +156,5 @@ def bar_window(market: Market, intraday: bool, fromdate: object,
     return moment_ms("fromdate", first), moment_ms("todate", last, end_of_day=True)
 
 
-def _is_plain_date(moment: object) -> bool:
+def _is_plain_date(moment: object) -> TypeGuard[date]:
     return isinstance(moment, date) and not isinstance(moment, datetime)

@@ -204,8 +204,9 @@ def period_close(start_ms: int, following_ms: int, market: Market) -> int:
     first = market.local(start_ms).date()
     last = market.local(following_ms - 1).date()
     day = market.last_trading_day(first, last)
-    if day is not None:
-        return market.session_close(day)
+    close = None if day is None else market.session_close(day)
+    if close is not None:
+        return close
     while last > first and last.weekday() not in market.weekdays:
         last -= timedelta(days=1)
     return market.session_end(epoch_ms(datetime.combine(last, time(), tzinfo=market.zone)))

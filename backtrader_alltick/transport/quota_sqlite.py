@@ -68,23 +68,23 @@ class FileLedger:
             if Path(self.path).is_dir():
                 raise CacheError(self.path, "is a directory", WHAT)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._check_ours()
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            db = self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                            check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._check_ours(db)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as db:
                 db.execute(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _check_ours(self) -> None:
+    def _check_ours(self, db: sqlite3.Connection) -> None:
         # Read-only questions first: a file that is not ours leaves here as it came.
-        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if not tables and version == 0:
             return
-        columns = [row[1] for row in self._db.execute("PRAGMA table_info(quota)")]
+        columns = [row[1] for row in db.execute("PRAGMA table_info(quota)")]
         if tables != {"quota"} or columns != _COLUMNS:
             raise CacheError(self.path, "is an SQLite database of another program; it was left untouched",
                              WHAT)

@@ -201,7 +201,7 @@ class RateLimiter:
                     self.waited += waited
                     return waited
                 if self._on_wait is not None:
-                    self._notify_wait(delay, endpoint)
+                    self._notify_wait(self._on_wait, delay, endpoint)
                 if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
                     self._long_wait_warned = True
                     self._warn_long_wait(waited + delay, endpoint, service_asked)
@@ -256,10 +256,10 @@ class RateLimiter:
         finally:
             self._condition.acquire()
 
-    def _notify_wait(self, delay: float, endpoint: str) -> None:
+    def _notify_wait(self, on_wait: Callable[[float, str], None], delay: float, endpoint: str) -> None:
         # Release the lock so a callback that inspects the limiter cannot deadlock.
         self._condition.release()
         try:
-            self._on_wait(delay, endpoint)
+            on_wait(delay, endpoint)
         finally:
             self._condition.acquire()

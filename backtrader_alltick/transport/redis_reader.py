@@ -21,6 +21,7 @@ from .urls import safe_url
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound=Record)
 
 
 class Entry(NamedTuple):
@@ -134,8 +135,10 @@ class RedisReader:
         symbol = str(symbol)
         entries = self._call(lambda: self._client.hgetall(redis_streams.last_key(self.prefix, symbol)))
         records = redis_streams.decode_last(symbol, entries)
-        bars = {name[4:]: record for name, record in records.items() if name.startswith("bar:")}
-        return Latest(records.get("tick"), records.get("quote"), records.get("depth"), bars)
+        bars = {name[4:]: record for name, record in records.items()
+                if name.startswith("bar:") and isinstance(record, Kline)}
+        return Latest(_of(records.get("tick"), Tick), _of(records.get("quote"), Quote),
+                      _of(records.get("depth"), Depth), bars)
 
     def close(self) -> None:
         """Stop any reconnect wait and release the connection."""
@@ -145,7 +148,7 @@ class RedisReader:
     def __enter__(self) -> RedisReader:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _read(self, key: str, after_id: str, block_ms: int | None, count: int,
@@ -200,3 +203,8 @@ class RedisReader:
                            self.reconnect_timeout)
         if self.on_connection is not None:
             self.on_connection(connected)
+
+
+def _of(record: Record | None, kind: type[_R]) -> _R | None:
+    # decode_last files each record under its own kind; this says so to the type checker.
+    return record if isinstance(record, kind) else None

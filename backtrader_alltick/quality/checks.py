@@ -276,8 +276,8 @@ def _missing_bars(bars: BarSeries, expected: np.ndarray, market: Market, period:
 
 
 def _outside_sessions(bars: BarSeries, closes_at: np.ndarray, market: Market) -> list[Finding]:
-    spans = market.open_spans(int(bars.start[0]), int(closes_at.max()))
-    spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    spans = np.array(market.open_spans(int(bars.start[0]), int(closes_at.max())),
+                     dtype=np.int64).reshape(-1, 2)
     # A bar is inside when the last span that opens before its period ends closes after its start.
     index = np.searchsorted(spans[:, 0], closes_at, side="left") - 1
     inside = (index >= 0) & (spans[np.maximum(index, 0), 1] > bars.start) if len(spans) else \

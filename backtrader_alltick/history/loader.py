@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .. import timeframes
@@ -26,6 +26,10 @@ from .window import BarRange
 logger = logging.getLogger(__name__)
 
 __all__ = ["HISTORY_START_TTL_MS", "HistoryLoader", "Progress", "cache_namespace"]
+
+
+class _LearnsTime(Protocol):
+    clock: ServiceClock | None
 
 
 class HistoryLoader:
@@ -63,7 +67,8 @@ class HistoryLoader:
         self.dialect = dialect
         self.clock = as_service_clock(clock)
         if isinstance(self.clock, ServiceClock) and getattr(rest, "clock", False) is None:
-            rest.clock = self.clock  # the client's answers tell the service's time (HTTP Date)
+            # The client's answers tell the service's time (HTTP Date); getattr proved it has the slot.
+            cast(_LearnsTime, rest).clock = self.clock
         self.namespace = namespace or dialect.NAME
         # What every walk of this loader uses, the service's recent answers included.
         self.service = Service(rest, dialect, self.clock, self.namespace)
@@ -99,7 +104,12 @@ class HistoryLoader:
         lo = 0 if start_ms is None else int(start_ms)
         learnt = self.clock.learnt
         # Without a cache file the walk still needs somewhere to keep what it proved: an in-memory one.
-        store = self.cache if self.cache is not None else KlineCache(MEMORY)
+        own: KlineCache | None = None
+        store: KlineStore
+        if self.cache is not None:
+            store = self.cache
+        else:
+            store = own = KlineCache(MEMORY)
         try:
             end, hi = self._window(period, inst, end_ms)
             while True:
@@ -115,8 +125,8 @@ class HistoryLoader:
                     break
                 end, hi = later_end, later
         finally:
-            if store is not self.cache:
-                store.close()
+            if own is not None:
+                own.close()
         # The walk holds every bar starting before hi, or only those starting before the top the
         # service has closed: every bar final by that moment is here.
         proven = min(walk.top, walk.hi)

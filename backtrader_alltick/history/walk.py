@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import timeframes
-from ..clock import Clock, ServiceClock
 from ..errors import ProtocolError
 from ..records import Kline, format_utc
 from ..symbols import Instrument
@@ -52,6 +51,22 @@ class KlineStore(Protocol):
     def mark_covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None: ...
 
 
+class ServiceTime(Protocol):
+    """The service's time as a walk reads it (:func:`~backtrader_alltick.clock.as_service_clock`)."""
+
+    def now_ms(self) -> int:
+        """The service's time now, in epoch ms."""
+
+    def mark(self) -> int:
+        """Our clock when a request is sent, to pass back to :meth:`closed_until`."""
+
+    def closed_until(self, at: int | None = None) -> int | None:
+        """Bars ending by this moment were closed by the service at our moment ``at`` (None: unknown)."""
+
+    def observe_server_time(self, server_ms: int) -> None:
+        """Learn that the service's time has reached ``server_ms``."""
+
+
 @dataclass
 class ServiceMemory:
     """What the service said lately, per (symbol, period), kept across the walks of one loader."""
@@ -68,7 +83,7 @@ class Service:
 
     rest: KlineService
     dialect: Any
-    clock: Clock | ServiceClock
+    clock: ServiceTime
     namespace: str
     memory: ServiceMemory = field(default_factory=ServiceMemory)
 
@@ -110,11 +125,18 @@ class PageWalk:
     def __init__(self, service: Service, store: KlineStore, inst: Instrument, period: str, lo: int,
                  hi: int, count: int | None, on_progress: Callable[[Progress], None] | None,
                  start_ms: int | None, end: int) -> None:
-        self.service, self.store, self.inst, self.period = service, store, inst, period
-        self.dialect = service.dialect.NAME
+        self.service = service
+        self.store = store
+        self.inst = inst
+        self.period = period
+        self.dialect: str = service.dialect.NAME
         self.namespace = service.namespace
-        self.lo, self.hi, self.count = lo, hi, count
-        self.on_progress, self.start_ms, self.end = on_progress, start_ms, end
+        self.lo = lo
+        self.hi = hi
+        self.count = count
+        self.on_progress = on_progress
+        self.start_ms = start_ms
+        self.end = end
         self.top = hi  # every bar starting before this is known closed (lowered when the service says so)
         self.newest_served: int | None = None  # start of the newest bar any answer of this walk held
         self.requests = 0
@@ -172,7 +194,8 @@ class PageWalk:
         # The service returns the newest bars starting at or before the end we send.
         sent, bars = self._request(wanted, cursor - 1)
         if not bars:
-            return self._nothing_served(cursor, have)
+            self._nothing_served(cursor, have)
+            return None
         older = [bar for bar in bars if bar.start < cursor]
         if bars and not older:
             raise ProtocolError(
@@ -197,7 +220,8 @@ class PageWalk:
         limit = self.service.dialect.KLINE_LIMIT
         sent, bars = self._request(limit, None)
         if not bars:
-            return self._nothing_served(cursor, 0)
+            self._nothing_served(cursor, 0)
+            return None
         low = self._proven_low(gap_lo, min(bar.start for bar in bars), len(bars) < limit)
         edge = self._closed_edge(bars, sent)
         self._keep([bar for bar in bars if bar.start < edge], low, edge)
@@ -237,7 +261,6 @@ class PageWalk:
         logger.log(logging.INFO if have else logging.WARNING,
                    "%s %s: the service returned no bars up to %s; nothing is cached as known, "
                    "so a later load asks again", self.inst.symbol, self.period, format_utc(cursor))
-        return None
 
     def _proven_low(self, gap_lo: int, oldest: int, short: bool) -> int:
         """Where the proof of a page starts: at its oldest bar, or at ``gap_lo`` if no bar fits between."""

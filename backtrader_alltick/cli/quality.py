@@ -81,6 +81,8 @@ def _asked_span(args: argparse.Namespace, market: Market, period: Period,
     if args.fromdate is None or not period.is_intraday:
         return None
     start_ms, to_ms = bar_window(market, True, args.fromdate, args.todate)
+    if start_ms is None:  # not with a --from given; this says so to the type checker
+        return None
     end_ms = now_ms - period.millis if to_ms is None else min(now_ms - period.millis, to_ms)
     # An instant inside the first bar: the one whose close is at or after --from.
     return start_ms - 1, end_ms
@@ -88,7 +90,8 @@ def _asked_span(args: argparse.Namespace, market: Market, period: Period,
 
 def format_summary(report: QualityReport) -> str:
     """The report as a few dozen lines of text: span, thresholds, counts, the first findings."""
-    span = f"{format_utc(report.first)} .. {format_utc(report.last)}" if report.bars else "no bars"
+    first, last = report.first, report.last  # None in a report of no bars
+    span = "no bars" if first is None or last is None else f"{format_utc(first)} .. {format_utc(last)}"
     t = report.thresholds
     lines = [f"{report.symbol} {report.period}: {report.bars} bars, {span} (bar close, UTC), "
              f"{report.market} calendar",

@@ -20,7 +20,7 @@ from ..feed import AllTickData, num_to_ms
 from ..markets import MINUTE_MS, Market
 from ..notices import warn_user
 from ..symbols import parse_symbol
-from ..timeframes import grid_period
+from ..timeframes import Period, grid_period
 from .bar_series import series_from_ends
 from .checks import QualityReport, Thresholds, check_bars, live_counts
 
@@ -44,13 +44,14 @@ class DataQuality(bt.Analyzer):
         print(strategy.analyzers.dataquality.get_analysis()["AAPL.US"]["counts"])
     """
 
-    params = (("market", None), ("outlier_z", 10.0), ("stale_bars", 15), ("volume_z", 6.0))
+    params: tuple[tuple[str, object], ...] = (
+        ("market", None), ("outlier_z", 10.0), ("stale_bars", 15), ("volume_z", 6.0))
 
     def start(self) -> None:
-        self.thresholds = Thresholds(self.p.outlier_z, self.p.stale_bars, self.p.volume_z)
+        self.thresholds: Thresholds = Thresholds(self.p.outlier_z, self.p.stale_bars, self.p.volume_z)
         self.reports: dict[str, QualityReport] = {}
         # Resolved before the run, so a feed the checks cannot read fails now, not after hours of bars.
-        self._feeds = []
+        self._feeds: list[tuple[str, Market, Period] | None] = []
         for index, data in enumerate(self.datas):
             name = feed_name(data, index)
             if isinstance(data, AllTickData) and data.inst is None:
@@ -82,15 +83,16 @@ class DataQuality(bt.Analyzer):
                 end_ms = [num_to_ms(num) for num in columns[:, 0]]
             else:  # stamped with the trading date (at sessionend, in the feed's tz): pass the date
                 end_ms = [_date_ms(data.num2date(num).date()) for num in columns[:, 0]]
-            series = series_from_ends(end_ms, *columns[:, 1:].T, period, market)
+            opens, highs, lows, closes, volumes = columns[:, 1:].T
+            series = series_from_ends(end_ms, opens, highs, lows, closes, volumes, period, market)
             report = check_bars(series, market, period, name, self.thresholds)
             if isinstance(getattr(data, "stats", None), dict) and data.islive():
                 report.live = live_counts(data.stats)
             self.reports[name] = report
             self.rets[name] = report.to_dict()
 
-    def _market(self, data, name: str) -> Market:
-        if isinstance(data, AllTickData):
+    def _market(self, data: bt.AbstractDataBase, name: str) -> Market:
+        if isinstance(data, AllTickData) and data.inst is not None:
             return data.inst.market
         given: Any = self.p.market
         if isinstance(given, dict):
@@ -105,7 +107,7 @@ class DataQuality(bt.Analyzer):
                               f"{self.p.market!r}") from None
 
 
-def _check_bar_length(name: str, data, period, stamps: np.ndarray) -> None:
+def _check_bar_length(name: str, data: bt.AbstractDataBase, period: Period, stamps: np.ndarray) -> None:
     # Bars cannot lie closer together than they are long.  A feed that says otherwise was told the
     # wrong timeframe (PandasData and CSV feeds default to daily bars), and every check would read
     # its bars on the wrong grid: intraday bars as daily ones are "repeated timestamps".
@@ -131,7 +133,7 @@ def _date_ms(day: date) -> int:
     return int(datetime.combine(day, time(), tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def feed_name(data, index: int) -> str:
+def feed_name(data: bt.AbstractDataBase, index: int) -> str:
     """The name a feed goes by in reports: its Cerebro name, its symbol, or ``data<index>``."""
     if getattr(data, "_name", ""):
         return data._name

@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import timeframes
 from ..markets import Market
@@ -36,8 +37,8 @@ def series_from_klines(klines: Sequence[Kline]) -> BarSeries:
                                    else float, count=len(klines)) for name in BarSeries._fields))
 
 
-def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close, volume,
-                     period: Period, market: Market) -> BarSeries:
+def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_: ArrayLike, high: ArrayLike, low: ArrayLike,
+                     close: ArrayLike, volume: ArrayLike, period: Period, market: Market) -> BarSeries:
     """Parallel arrays of bars known by their close stamps (a DataFrame, a Backtrader feed)."""
     end = np.asarray(end_ms, dtype=np.int64)
     if period.is_intraday:

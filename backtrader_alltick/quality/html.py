@@ -36,7 +36,8 @@ def render_html(report: QualityReport, series: BarSeries) -> str:
     findings = "".join(
         f"<tr><td>{escape(format_utc(f.time))}</td><td>{escape(f.kind)}</td><td>{f.bars}</td>"
         f"<td>{escape(f.detail)}</td></tr>" for f in report.findings) or "<tr><td colspan=4>none</td></tr>"
-    span = f"{format_utc(report.first)} .. {format_utc(report.last)}" if report.bars else "no bars"
+    first, last = report.first, report.last  # None in a report of no bars
+    span = "no bars" if first is None or last is None else f"{format_utc(first)} .. {format_utc(last)}"
     thresholds = ", ".join(f"{name} {value}" for name, value in report.to_dict()["thresholds"].items())
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
@@ -70,7 +71,7 @@ def _chart(report: QualityReport, ends: np.ndarray, closes: np.ndarray) -> str:
     points = " ".join(f"{x(i):.1f},{y(closes[i]):.1f}" for i in _thinned(closes, finite))
     marks = []
     for finding in report.findings:
-        index = int(min(np.searchsorted(ends, finding.time), len(ends) - 1))
+        index = min(int(np.searchsorted(ends, finding.time)), len(ends) - 1)
         colour = COLOURS.get(finding.kind, "#444")
         tip = escape(f"{format_utc(finding.time)} {finding.kind}: {finding.detail}")
         marks.append(f"<line x1='{x(index):.1f}' x2='{x(index):.1f}' y1='{PAD / 2}' y2='{HEIGHT - PAD}' "

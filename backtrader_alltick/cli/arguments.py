@@ -114,14 +114,15 @@ def moment(text: str) -> datetime:
                                          f"was {text!r}") from None
     if not isinstance(value, datetime):
         value = datetime.combine(value, time())
+    utc: datetime | None
     try:
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     except OverflowError:  # an offset that moves year 1 or 9999 past the calendar
-        value = None
-    if value is None or not EARLIEST <= value < LATEST:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
         raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
                                          f"(no market data lies outside), was {text!r}")
-    return value
+    return utc
 
 
 class Timeframe(NamedTuple):

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import config
 from ..errors import AuthError
@@ -94,7 +94,8 @@ def token_of(args: argparse.Namespace) -> str | None:
 
 
 @contextlib.contextmanager
-def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) -> Iterator[AllTickStore]:
+def open_store(args: argparse.Namespace, *, needs_token: bool = True,
+               **params: Any) -> Iterator[AllTickStore]:
     """The store the common options describe, plus store ``params``; no token fails before any I/O."""
     settle(args)
     token = token_of(args)

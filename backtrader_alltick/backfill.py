@@ -23,7 +23,7 @@ from .clock import CLOSE_LAG_S, Clock, as_service_clock, wall_seconds
 from .errors import AllTickError
 from .records import Kline
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any
 from .errors import CacheError, ConfigError
 from .records import Kline
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 CACHE_FILE = Path("backtrader_alltick") / "klines.sqlite"
 MEMORY = ":memory:"
@@ -114,7 +114,7 @@ class KlineCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         if path is None:
             path = default_cache_path()
-        self.path = str(path)
+        self.path: str = str(path)
         # One connection guarded by a lock: feeds of a store may load from several threads.
         self._lock = threading.RLock()
         self._db = self._connect()

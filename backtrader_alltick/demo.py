@@ -24,7 +24,7 @@ import backtrader as bt
 from .errors import ConfigError, FeedEndedWarning, TransportError
 from .symbols import parse_symbol
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 DEFAULT_SYMBOL = "BTCUSDT"  # trades around the clock, so the demo also works on the real service at night
 SUBSCRIBED_POLL_S = 0.005

@@ -9,7 +9,7 @@ from .sinks.recording import RecordingSink
 from .transport.influx_client import split_influx_url
 from .transport.influx_reader import InfluxReader
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 def export_ticks(url: str, symbols: list[str], start_ms: int, end_ms: int, path, *,

@@ -19,7 +19,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .history.walk import Progress
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class PageReporter:

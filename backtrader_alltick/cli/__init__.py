@@ -24,7 +24,7 @@ from .console import run_command
 from .service import settled
 from .stopping import StopSignals
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 def _add_sim(subparsers) -> None:

@@ -36,7 +36,7 @@ from .console import ProgressLine, format_time, record_line
 from .service import cache_setting, common_options, open_service, open_store
 from .stopping import POLL_S, StopSignals
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 STREAM_RECONNECTIONS = 2  # `stream` without --seconds: three failed attempts in a row end it
 

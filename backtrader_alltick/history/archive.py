@@ -26,7 +26,7 @@ from ..transport.influx_client import split_influx_url
 from ..transport.influx_reader import InfluxReader
 from .window import BarRange, Window
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 def archived_bars(url: str, inst: Instrument, spec: BarSpec, window: Window, now_ms: int, *,

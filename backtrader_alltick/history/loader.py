@@ -20,10 +20,10 @@ from ..clock import CLOSE_LAG_S, Clock, ServiceClock, as_service_clock
 from ..errors import ConfigError, UnsupportedTimeframe
 from ..param_checks import check_window
 from ..symbols import Instrument, parse_symbol
-from .walk import HISTORY_START_TTL_MS, KlineService, KlineStore, PageWalk, Progress, Service
+from .walk import HISTORY_START_TTL_MS, KlineService, KlineStore, PageWalk, Progress, Service, ServiceTime
 from .window import BarRange
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 __all__ = ["HISTORY_START_TTL_MS", "HistoryLoader", "Progress", "cache_namespace"]
 
@@ -65,13 +65,13 @@ class HistoryLoader:
         self.rest = rest
         self.cache = cache
         self.dialect = dialect
-        self.clock = as_service_clock(clock)
+        self.clock: ServiceTime = as_service_clock(clock)
         if isinstance(self.clock, ServiceClock) and getattr(rest, "clock", False) is None:
             # The client's answers tell the service's time (HTTP Date); getattr proved it has the slot.
             cast(_LearnsTime, rest).clock = self.clock
-        self.namespace = namespace or dialect.NAME
+        self.namespace: str = namespace or dialect.NAME
         # What every walk of this loader uses, the service's recent answers included.
-        self.service = Service(rest, dialect, self.clock, self.namespace)
+        self.service: Service = Service(rest, dialect, self.clock, self.namespace)
 
     def __repr__(self) -> str:
         return f"HistoryLoader(namespace={self.namespace!r}, cache={self.cache!r})"

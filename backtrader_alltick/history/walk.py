@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import timeframes
+from ..clock import Clock
 from ..errors import ProtocolError
 from ..records import Kline, format_utc
 from ..symbols import Instrument
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # How long (clock ms) a short page's "history starts here" is believed before the service is asked again.
 HISTORY_START_TTL_MS = 3_600_000
@@ -51,8 +52,12 @@ class KlineStore(Protocol):
     def mark_covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None: ...
 
 
-class ServiceTime(Protocol):
+class ServiceTime(Clock, Protocol):
     """The service's time as a walk reads it (:func:`~backtrader_alltick.clock.as_service_clock`)."""
+
+    @property
+    def learnt(self) -> bool:
+        """Whether the service has told its time yet (a clock taken as the service's own: always)."""
 
     def now_ms(self) -> int:
         """The service's time now, in epoch ms."""
@@ -130,18 +135,19 @@ class PageWalk:
         self.inst = inst
         self.period = period
         self.dialect: str = service.dialect.NAME
-        self.namespace = service.namespace
+        self.namespace: str = service.namespace
         self.lo = lo
         self.hi = hi
         self.count = count
         self.on_progress = on_progress
         self.start_ms = start_ms
         self.end = end
-        self.top = hi  # every bar starting before this is known closed (lowered when the service says so)
+        # Every bar starting before this is known closed (lowered when the service says so).
+        self.top: int = hi
         self.newest_served: int | None = None  # start of the newest bar any answer of this walk held
-        self.requests = 0
-        self.fetched = 0
-        self.warned = False
+        self.requests: int = 0
+        self.fetched: int = 0
+        self.warned: bool = False
 
     def run(self) -> list[Kline]:
         found: dict[int, Kline] = {}

@@ -33,8 +33,8 @@ class InfluxReader:
     def __init__(self, url: str = DEFAULT_URL, database: str = "alltick", *, dialect: str | None = None,
                  timeout: tuple[float, float] = (3.05, 60.0), username: str | None = None,
                  password: str | None = None, chunk_size: int = 10_000) -> None:
-        self.url = url.rstrip("/")
-        self.target = safe_url(self.url)
+        self.url: str = url.rstrip("/")
+        self.target: str = safe_url(self.url)
         self.database = database
         self.dialect = dialect
         self.timeout = timeout
@@ -63,7 +63,7 @@ class InfluxReader:
     def __enter__(self) -> InfluxReader:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _rows(self, query: str) -> Iterator[dict[str, Any]]:

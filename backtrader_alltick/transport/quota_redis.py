@@ -48,7 +48,7 @@ class RedisLedger:
         except ImportError:
             raise ConfigError("a quota shared through Redis needs the redis package; install it with "
                               "pip install backtrader-alltick[redis], was not installed") from None
-        self.url = _safe_url(url)
+        self.url: str = _safe_url(url)
         self._redis = redis
         self._key = KEY_PREFIX + key
         self._lock = threading.Lock()

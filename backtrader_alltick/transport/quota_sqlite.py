@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import CacheError
 from .quota_ledger import QuotaState, T, service_day
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 SCHEMA_VERSION = 1
@@ -49,7 +49,7 @@ class FileLedger:
     shared = True
 
     def __init__(self, path: str | Path, key: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.path = str(path)
+        self.path: str = str(path)
         self._key = key
         self._clock = clock
         self._lock = threading.Lock()  # one connection, used by every thread of the store

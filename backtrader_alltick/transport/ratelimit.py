@@ -31,7 +31,7 @@ from ..notices import warn_user
 from ..plans import Plan
 from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 BATCH_ENDPOINT = "batch-kline"
 MINUTE = 60.0
@@ -83,8 +83,8 @@ class RateLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
-        self.calls = 0
-        self.waited = 0.0
+        self.calls: int = 0
+        self.waited: float = 0.0
         self._long_wait_warned = False
 
     def __repr__(self) -> str:

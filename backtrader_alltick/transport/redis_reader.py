@@ -18,7 +18,7 @@ from .redis_client import DEFAULT_URL
 from .retry import backoff
 from .urls import safe_url
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=Record)
@@ -75,7 +75,7 @@ class RedisReader:
         if reconnect_timeout < 0:
             raise ConfigError(f"reconnect_timeout must be 0 or more seconds, was {reconnect_timeout!r}")
         backoff(backoff_initial, backoff_max)
-        self.url = safe_url(url)
+        self.url: str = safe_url(url)
         self.prefix = prefix
         self.reconnect_timeout = reconnect_timeout
         self.socket_timeout = socket_timeout
@@ -84,7 +84,7 @@ class RedisReader:
         self._redis = redis_client.import_redis()
         self._client = redis_client.connect(self._redis, url, socket_timeout, decode=True)
         self._closed = threading.Event()
-        self.is_connected = True
+        self.is_connected: bool = True
 
     def __repr__(self) -> str:
         return f"RedisReader({self.url!r}, prefix={self.prefix!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from .errors import ConfigError
 from .sinks.recording import RecordingSink
@@ -12,7 +13,7 @@ from .transport.influx_reader import InfluxReader
 logger: logging.Logger = logging.getLogger(__name__)
 
 
-def export_ticks(url: str, symbols: list[str], start_ms: int, end_ms: int, path, *,
+def export_ticks(url: str, symbols: list[str], start_ms: int, end_ms: int, path: str | os.PathLike[str], *,
                  dialect: str = "alltick") -> dict[str, int]:
     """Copy the archived ticks of ``symbols`` traded in ``[start_ms, end_ms)`` into the recording at ``path``.
 

@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Protocol
 
 from .errors import ConfigError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
@@ -303,7 +304,14 @@ def date_stamp_ms(end_ms: int, market: Market) -> int:
     return int(stamp.timestamp() * 1000)
 
 
-def date_stamp(data, end_ms: int, market: Market, at: time = END_OF_DAY) -> float:
+class _DateConverter(Protocol):
+    # What date_stamp asks of a Backtrader feed: its line-value conversions, in its tz.
+    def date2num(self, dt: datetime) -> float: ...
+
+    def num2date(self, num: float) -> datetime: ...
+
+
+def date_stamp(data: _DateConverter, end_ms: int, market: Market, at: time = END_OF_DAY) -> float:
     """Line value of a daily or longer bar closing at ``end_ms``: its trading date at time ``at`` in
     ``data``'s tz (``data`` a Backtrader feed: its ``date2num``/``num2date``), one that reads back as
     that date.

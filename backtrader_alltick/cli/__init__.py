@@ -27,7 +27,7 @@ from .stopping import StopSignals
 logger: logging.Logger = logging.getLogger(__name__)
 
 
-def _add_sim(subparsers) -> None:
+def _add_sim(subparsers: arguments.Subparsers) -> None:
     parser = subparsers.add_parser("sim", help="serve a local AllTick simulator until interrupted",
                                    description="Serve the simulator on loopback; print one JSON line "
                                                "with its URLs and token, then serve until SIGINT/SIGTERM.")
@@ -95,7 +95,8 @@ def run_sim(args: argparse.Namespace) -> int:
 
 
 # commands.register adds demo, klines, quote, depth, stream and cache; record.register adds record.
-SUBCOMMANDS: list[Callable] = [commands.register, _add_sim, record.register, quality.register]
+SUBCOMMANDS: list[Callable[[arguments.Subparsers], None]] = [
+    commands.register, _add_sim, record.register, quality.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

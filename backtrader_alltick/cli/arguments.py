@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime, time, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 from .. import timeframes
@@ -26,6 +26,8 @@ from ..records import PUSHED_KINDS
 CHART_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 # --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+# What parser.add_subparsers() returns, as each command module's register() receives it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def symbol(text: str) -> str:

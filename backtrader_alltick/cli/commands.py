@@ -237,7 +237,7 @@ def _write_frame(frame: pd.DataFrame, out: str | None) -> None:
 # -- Registration -----------------------------------------------------------------------------
 
 
-def register(subparsers) -> None:
+def register(subparsers: arguments.Subparsers) -> None:
     """Add the data commands to ``alltick-bt``'s subparsers (``parser.add_subparsers()``)."""
     common = [common_options()]
     add = functools.partial(subparsers.add_parser, parents=common)

@@ -27,7 +27,7 @@ from .service import common_options, open_store
 SHOWN_FINDINGS = 15
 
 
-def register(subparsers) -> None:
+def register(subparsers: arguments.Subparsers) -> None:
     """Add ``quality`` to ``alltick-bt``'s subparsers."""
     sub = subparsers.add_parser(
         "quality", parents=[common_options()], help="check closed K-lines for gaps, repeats and outliers",

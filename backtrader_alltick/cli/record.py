@@ -17,7 +17,7 @@ from .service import common_options, open_service
 from .stopping import StopSignals
 
 
-def register(subparsers) -> None:
+def register(subparsers: arguments.Subparsers) -> None:
     """Add ``record`` to ``alltick-bt``'s subparsers."""
     sub = subparsers.add_parser(
         "record", parents=[common_options()],

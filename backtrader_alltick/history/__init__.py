@@ -68,7 +68,7 @@ class History:
 
     def get_range(self, inst: Instrument, spec: BarSpec, window: Window, *, source: str | None = None,
                   source_url: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-                  extended_hours: bool = True, stats: dict | None = None) -> BarRange:
+                  extended_hours: bool = True, stats: dict[str, int] | None = None) -> BarRange:
         """Closed ``spec`` bars of ``inst`` in ``window`` (stamped ``start_ms <= end <= end_ms``, or
         the newest ``count``), oldest first, and the moment up to which they are complete.
 
@@ -104,7 +104,8 @@ class History:
         return BarRange(window.keep(bars), got.complete_ms)
 
     @staticmethod
-    def _regular_only(bars: list[Kline], inst: Instrument, spec: BarSpec, stats: dict | None) -> list[Kline]:
+    def _regular_only(bars: list[Kline], inst: Instrument, spec: BarSpec,
+                      stats: dict[str, int] | None) -> list[Kline]:
         kept = regular_bars(bars, spec, inst.market)
         left_out = len(bars) - len(kept)
         if left_out:

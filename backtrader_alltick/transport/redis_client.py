@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
 
 from ..errors import APIError, ConfigError, ConnectError, Timeout
 from .urls import safe_url
@@ -15,7 +17,7 @@ from .urls import safe_url
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-def import_redis():
+def import_redis() -> ModuleType:
     try:
         import redis
     except ImportError:
@@ -24,7 +26,12 @@ def import_redis():
     return redis
 
 
-def connect(redis, url: str, socket_timeout: float, decode: bool = False):
+def connect(redis: ModuleType, url: str, socket_timeout: float, decode: bool = False) -> Any:
+    """A ``redis.Redis`` client of ``url`` (``decode``: replies as str, not bytes).
+
+    Typed ``Any``: redis-py types every reply as bytes-or-str whatever ``decode_responses`` says, so
+    its own types would force casts at every read where ``decode`` fixes the type at run time.
+    """
     # Retries are ours (backoff, bounded buffer); redis-py's own would block the caller inside a command.
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -37,7 +44,7 @@ def connect(redis, url: str, socket_timeout: float, decode: bool = False):
 
 
 @contextmanager
-def map_errors(redis, url: str) -> Iterator[None]:
+def map_errors(redis: ModuleType, url: str) -> Iterator[None]:
     exceptions = redis.exceptions
     try:
         yield

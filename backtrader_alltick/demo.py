@@ -18,11 +18,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import backtrader as bt
 
 from .errors import ConfigError, FeedEndedWarning, TransportError
 from .symbols import parse_symbol
+
+if TYPE_CHECKING:
+    from .sim import Simulator
+    from .store import AllTickStore
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -46,26 +51,28 @@ class SmaCross(bt.Strategy):
         cerebro.addstrategy(SmaCross, fast=3, slow=10, live_only=True, live_bars=30)
     """
 
-    params = (("fast", 5), ("slow", 20), ("live_only", False), ("live_bars", 0))
+    params: tuple[tuple[str, object], ...] = (
+        ("fast", 5), ("slow", 20), ("live_only", False), ("live_bars", 0))
 
     def __init__(self) -> None:
-        self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
+        self.cross: bt.Indicator = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast),
+                                                    bt.ind.SMA(period=self.p.slow))
         self.cross.plotinfo.plot = False  # the two averages on the price chart already show it
-        self.is_live = False
+        self.is_live: bool = False
         self.notifications: list[str] = []
-        self.live_bar_count = 0
+        self.live_bar_count: int = 0
         self.closed_trades: list[float] = []
-        self.orders_filled = 0
+        self.orders_filled: int = 0
 
-    def notify_data(self, data, status, *args, **kwargs) -> None:
+    def notify_data(self, data: bt.AbstractDataBase, status: int, *args: Any, **kwargs: Any) -> None:
         self.notifications.append(data._getstatusname(status))
         self.is_live = status == data.LIVE
 
-    def notify_order(self, order) -> None:
+    def notify_order(self, order: bt.Order) -> None:
         if order.status == order.Completed:
             self.orders_filled += 1
 
-    def notify_trade(self, trade) -> None:
+    def notify_trade(self, trade: bt.Trade) -> None:
         if trade.isclosed:
             self.closed_trades.append(trade.pnlcomm)
 
@@ -97,7 +104,7 @@ class SessionReport:
     start_value: float = 0.0
     end_value: float = 0.0
     notifications: list[str] = field(default_factory=list)
-    feed_stats: dict = field(default_factory=dict)
+    feed_stats: dict[str, int] = field(default_factory=dict)
 
     @property
     def pnl(self) -> float:
@@ -114,8 +121,8 @@ class DemoReport:
     chart: Path | None = None
 
 
-def run_backtest(store, symbol: str = DEFAULT_SYMBOL, *, bars: int = 500, cash: float = 100_000.0,
-                 fast: int = 5, slow: int = 20) -> tuple[bt.Cerebro, SessionReport]:
+def run_backtest(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, bars: int = 500,
+                 cash: float = 100_000.0, fast: int = 5, slow: int = 20) -> tuple[bt.Cerebro, SessionReport]:
     """Backtest :class:`SmaCross` on the newest ``bars`` closed 1-minute K-lines of ``symbol``."""
     cerebro = _cerebro(cash)
     cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1,
@@ -125,9 +132,10 @@ def run_backtest(store, symbol: str = DEFAULT_SYMBOL, *, bars: int = 500, cash: 
     return cerebro, _report("backtest", symbol, cerebro, cash)
 
 
-def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmup: int = 20,
+def run_paper(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmup: int = 20,
               cash: float = 100_000.0, fast: int = 3, slow: int = 8,
-              wall_timeout: float = 120.0, simulator=None) -> tuple[bt.Cerebro, SessionReport]:
+              wall_timeout: float = 120.0, simulator: Simulator | None = None
+              ) -> tuple[bt.Cerebro, SessionReport]:
     """Paper-trade :class:`SmaCross` on live 1-minute bars until ``live_bars`` of them have closed.
 
     ``warmup`` closed bars are backfilled over REST first.  A run that has not finished
@@ -170,9 +178,9 @@ def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmu
     return cerebro, report
 
 
-def run_demo(store, symbol: str = DEFAULT_SYMBOL, *, source: str, minutes: int = 60,
+def run_demo(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, source: str, minutes: int = 60,
              history: int = 500, chart: str | Path | None = None, wall_timeout: float = 120.0,
-             simulator=None) -> DemoReport:
+             simulator: Simulator | None = None) -> DemoReport:
     """Run the backtest, then the paper session, and save the paper session's chart.
 
     ``minutes`` is the length of the paper session in live 1-minute bars; ``chart``
@@ -222,7 +230,7 @@ def format_report(report: DemoReport) -> str:
     return "\n".join(lines)
 
 
-def _resume_when_subscribed(simulator, symbol: str, ended: threading.Event) -> None:
+def _resume_when_subscribed(simulator: Simulator, symbol: str, ended: threading.Event) -> None:
     # The simulator offers no event for a subscription: look every few wall milliseconds,
     # which is a fraction of a market second on the demo's clock.
     while not ended.wait(SUBSCRIBED_POLL_S):

@@ -15,13 +15,16 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import config
 from ..errors import AuthError
 from ..plans import PLAN_NAMES
 from ..store import AllTickStore
 from . import arguments
+
+if TYPE_CHECKING:
+    from ..sim import Simulator
 
 NO_TOKEN = ("no token for the {dialect} service: set ALLTICK_TOKEN or pass --token-file FILE "
             "(to try the package without one, run `alltick-bt demo`)")
@@ -123,7 +126,7 @@ class Service(NamedTuple):
     store: AllTickStore
     description: str
     simulated: bool
-    simulator: object = None  # the built-in Simulator, when simulated
+    simulator: Simulator | None = None  # the built-in Simulator, when simulated
 
 
 @contextlib.contextmanager

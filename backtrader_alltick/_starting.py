@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from pathlib import PureWindowsPath
+from types import FrameType
 
 # The commands documented to stop with exit 0 on Ctrl-C or SIGTERM.
 STOPPABLE = frozenset({"stream", "record", "sim", "demo"})
@@ -50,7 +51,7 @@ def command_of(argv: list[str]) -> str | None:
     return words[0] if words else None
 
 
-def _stop(signum: int, frame) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
     os.write(2, b"stopped while starting\n")
     raise SystemExit(0)
 

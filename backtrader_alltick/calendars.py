@@ -12,6 +12,10 @@ import warnings
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -72,6 +76,6 @@ def exchange_sessions(code: str) -> ExchangeSessions | None:
     return ExchangeSessions(code, schedule.index[0].date(), schedule.index[-1].date(), spans)
 
 
-def _epoch_ms(column) -> list[int | None]:
+def _epoch_ms(column: pd.Series) -> list[int | None]:
     return [None if moment is None or moment != moment else int(moment.value // 1_000_000)
             for moment in column.tolist()]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import ConfigError
@@ -164,7 +165,7 @@ def _checked(name: str, value: Any, where: str) -> Any:
     return value
 
 
-def _toml():
+def _toml() -> ModuleType:
     if sys.version_info >= (3, 11):
         import tomllib
 

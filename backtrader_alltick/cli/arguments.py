@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime, time, timezone
 from pathlib import Path
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from .. import timeframes
@@ -26,6 +26,7 @@ from ..records import PUSHED_KINDS
 CHART_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 # --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+_Number = TypeVar("_Number", int, float)
 # What parser.add_subparsers() returns, as each command module's register() receives it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -96,7 +97,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _number(text: str, convert: Callable[[str], float], allowed: Callable[[float], bool], what: str):
+def _number(text: str, convert: Callable[[str], _Number], allowed: Callable[[_Number], bool],
+            what: str) -> _Number:
+    value: _Number | None
     try:
         value = convert(text)
     except ValueError:

@@ -155,7 +155,8 @@ def run_stream(args: argparse.Namespace) -> int:
     symbols = _symbols(args.symbols)
     inbox: queue.Queue = queue.Queue(maxsize=100_000)
 
-    def offer(item) -> None:  # runs on the socket thread: never block it, drop when the terminal lags
+    # Runs on the socket thread: never block it, drop when the terminal lags.
+    def offer(item: object) -> None:
         with contextlib.suppress(queue.Full):
             inbox.put_nowait(item)
 

@@ -17,9 +17,10 @@ recorded (the relay started or stopped inside it) is built from the trades that 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from ..bars import BarBuilder, combine_closed
-from ..records import Kline
+from ..records import Kline, Tick
 from ..symbols import Instrument
 from ..timeframes import PERIODS, BarSpec
 from ..transport.influx_client import split_influx_url
@@ -68,7 +69,7 @@ def _shorter_bases(spec: BarSpec) -> list[BarSpec]:
             if period.unit == spec.native.unit and period.count < length and length % period.count == 0]
 
 
-def _bars_from_ticks(ticks, inst: Instrument, spec: BarSpec, upto: int) -> list[Kline]:
+def _bars_from_ticks(ticks: Iterable[Tick], inst: Instrument, spec: BarSpec, upto: int) -> list[Kline]:
     built: list[Kline] = []
     # Grace 0: every archived trade is already here, none can arrive late.
     builder = BarBuilder(inst.symbol, spec, inst.market, built.append, grace_ms=0)

@@ -10,6 +10,7 @@ the end of it (23:59:59.999990) for ``todate``; a naive time is read as UTC here
 from __future__ import annotations
 
 import numbers
+import re
 from datetime import date, datetime, time, timezone
 
 from . import timeframes
@@ -20,6 +21,10 @@ from .records import format_utc
 # Backtrader's default session end, which a date-only todate is combined with.
 END_OF_DAY = time(23, 59, 59, 999990)
 _DATE_KINDS = "a datetime, a date, a pandas Timestamp or an ISO string such as '2024-03-01 15:30'"
+# The ISO 8601 shapes Python 3.11's fromisoformat reads and 3.10's refuses: a 'Z', a zone without its
+# colon, fractions of other than 3 or 6 digits.
+_ISO_PARTS = re.compile(r"(?P<day>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
+                        r"(?:[.,](?P<fraction>\d+))?(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?", re.ASCII)
 
 
 def as_moment(name: str, value: object) -> datetime | date | None:
@@ -29,10 +34,27 @@ def as_moment(name: str, value: object) -> datetime | date | None:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+            return date.fromisoformat(text) if len(text) == 10 else _datetime_from_iso(text)
         except ValueError:
             pass
     raise ConfigError(f"{name} must be {_DATE_KINDS}, was {value!r}")
+
+
+def _datetime_from_iso(text: str) -> datetime:
+    """``datetime.fromisoformat`` as Python 3.11 reads ISO 8601 datetimes, on 3.10 too."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        parts = _ISO_PARTS.fullmatch(text)
+        if parts is None:
+            raise
+    fraction = "." + parts["fraction"][:6].ljust(6, "0") if parts["fraction"] else ""
+    zone = parts["zone"] or ""
+    if zone == "Z":
+        zone = "+00:00"
+    elif zone:
+        zone = f"{zone[:3]}:{zone[-2:]}" if len(zone) > 3 else f"{zone}:00"
+    return datetime.fromisoformat(f"{parts['day']}T{parts['time']}{fraction}{zone}")
 
 
 def moment_ms(name: str, value: object, *, end_of_day: bool = False) -> int | None:

@@ -47,6 +47,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
 
     Params:
+
       - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``

@@ -109,13 +109,16 @@ def moment(text: str) -> datetime:
     """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``."""
     try:
         value = pd.Timestamp(text)
+    except pd.errors.OutOfBoundsDatetime:
+        value = None  # a date pandas 1.5 cannot hold (before 1677, after 2262): outside the range below
     except (ValueError, TypeError):
         value = pd.NaT
     if value is pd.NaT:
         raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
                                          f"was {text!r}")
-    value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-    if not EARLIEST <= value < LATEST:
+    if value is not None:
+        value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    if value is None or not EARLIEST <= value < LATEST:
         raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
                                          f"(no market data lies outside), was {text!r}")
     return value.to_pydatetime()

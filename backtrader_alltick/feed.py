@@ -23,7 +23,6 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
-from .arguments import as_moment, check_order, is_empty_window, whole_number
 from .errors import (
     AllTickError,
     AllTickWarning,
@@ -34,6 +33,7 @@ from .errors import (
 )
 from .history import CLOSE_LAG_S
 from .notices import warn_no_bars, warn_user
+from .param_checks import as_moment, check_order, is_empty_window, whole_number
 from .records import Kline, Tick
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from . import timeframes
-from .arguments import is_empty_window, trading_stamp_ms
 from .markets import DAY_MS, Market
+from .param_checks import is_empty_window, trading_stamp_ms
 from .records import Kline
 
 KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]

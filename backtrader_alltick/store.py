@@ -20,10 +20,10 @@ import backtrader as bt
 import pandas as pd
 
 from . import timeframes
-from .arguments import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
+from .param_checks import bar_window, moment_ms, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .records import Kline, Tick
 from .redaction import protect

@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..arguments import moment_ms
-from ..bar_series import period_for, series_from_klines
 from ..errors import ConfigError
-from ..quality import QualityReport, Thresholds, check_bars
-from ..quality_html import render_html
+from ..param_checks import moment_ms
+from ..quality.bar_series import period_for, series_from_klines
+from ..quality.checks import QualityReport, Thresholds, check_bars
+from ..quality.html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol
 from . import arguments

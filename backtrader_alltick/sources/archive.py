@@ -21,9 +21,10 @@ import logging
 from ..bars import BarBuilder, combine_closed
 from ..history import check_window, keep_asked, window_start
 from ..records import Kline
-from ..sinks.influx import InfluxSource, split_influx_url
 from ..symbols import Instrument
 from ..timeframes import PERIODS, BarSpec
+from ..transport.influx_client import split_influx_url
+from .influx_reader import InfluxReader
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
     upto = now_ms if end_ms is None else min(end_ms, now_ms)
     low = window_start(spec, inst, start_ms) or 0
     label = spec.period
-    with InfluxSource(root, database, dialect=dialect) as source:
+    with InfluxReader(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
         for base in [] if bars else _shorter_bases(spec):
             archived = source.klines(inst.symbol, base.native.name, low, upto)

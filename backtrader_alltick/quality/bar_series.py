@@ -12,11 +12,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import timeframes
-from .errors import ConfigError
-from .markets import DAY_MS, Market
-from .records import Kline
-from .timeframes import Period
+from .. import timeframes
+from ..errors import ConfigError
+from ..markets import DAY_MS, Market
+from ..records import Kline
+from ..timeframes import Period
 
 
 class BarSeries(NamedTuple):

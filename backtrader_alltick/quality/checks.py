@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import timeframes
+from .. import timeframes
+from ..errors import ConfigError
+from ..markets import Market
+from ..records import Kline, format_utc
+from ..timeframes import Period
 from .bar_series import BarSeries, as_period, series_from_ends, series_from_klines
-from .errors import ConfigError
-from .markets import Market
-from .records import Kline, format_utc
-from .timeframes import Period
 
 # Scales a median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backtrader_alltick.bar_series import as_period, period_for, series_from_ends
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.markets import CRYPTO, FOREX, US_STOCKS
+from backtrader_alltick.quality.bar_series import as_period, period_for, series_from_ends
 from backtrader_alltick.timeframes import DAYS, MINUTES, SECONDS
 
 MINUTE = 60_000

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backtrader_alltick.arguments import as_moment, moment_ms
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.param_checks import as_moment, moment_ms
 
 HALF_PAST_THREE = int(datetime(2024, 3, 1, 15, 30, tzinfo=timezone.utc).timestamp() * 1000)
 

@@ -22,6 +22,7 @@ import websocket
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .retry import backoff
+from .shards import Pacer
 from .stream_protocol import READY, Desired, Report, StreamProtocol, StreamStatus, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
@@ -36,9 +37,11 @@ _READ_CHUNK = 65536
 class LinkHost:
     """What a link may use of its hub.
 
-    ``stopping`` is set once the hub stops; ``desired(family)`` returns the subscriptions wanted now;
-    ``emit`` reports a status to the hub's subscribers; ``on_event`` takes each record;
-    ``retire(link)`` marks the link ended, so that a new subscriber opens a new one.
+    ``stopping`` is set once the hub stops; ``desired((family, slot))`` returns the subscriptions
+    wanted now on that connection; ``emit`` reports a status to the hub's subscribers; ``on_event``
+    takes each record; ``retire(link)`` marks the link ended, so that a new subscriber opens a new
+    one; ``pacer(family, "connect" | "request")`` spaces the attempts, or the subscribe requests,
+    of a family's connections between them (None: no spacing).
 
     Example::
 
@@ -47,10 +50,11 @@ class LinkHost:
     """
 
     stopping: threading.Event
-    desired: Callable[[str], Desired]
+    desired: Callable[[tuple[str, int]], Desired]
     emit: Callable[[StreamStatus], None]
     on_event: Callable[[object], None]
     retire: Callable[[StreamLink], None]
+    pacer: Callable[[str, str], Pacer] | None = None
 
 
 class _ChunkedReads:
@@ -106,9 +110,11 @@ class StreamLink:
         link.thread.start(); ...; link.interrupt(); link.thread.join()
     """
 
-    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, stats: dict | None = None
-                 ) -> None:
+    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, slot: int = 0,
+                 stats: dict | None = None) -> None:
         self.family, self.settings, self.host = family, settings, host
+        self.slot, self.key = slot, (family, slot)
+        name = family if slot == 0 else f"{family}-{slot + 1}"
         self.stats = stats if stats is not None else new_counters()  # a replaced link's counters go on
         self.wake = threading.Event()
         self._connection: _Connection | None = None
@@ -116,7 +122,7 @@ class StreamLink:
         self._down_since: int | None = None
         self._attempt = 0
         self.ended = False  # gave up (fatal): no more attempts on this link
-        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{family}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}", daemon=True)
 
     @property
     def is_connected(self) -> bool:
@@ -161,6 +167,8 @@ class StreamLink:
                 floor = max(floor, settings.min_reconnect_interval - (time.monotonic() - last_attempt))
                 if stopping.wait(max(next(delays), floor)):
                     break
+            if self._wait_for_turn("connect"):
+                break
             last_attempt, connection = time.monotonic(), None
             self._attempt += 1
             try:
@@ -199,6 +207,17 @@ class StreamLink:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
             retries += 1
 
+    def _wait_for_turn(self, kind: str) -> bool:
+        # The family's other connections went first a moment ago: keep the documented spacing.
+        # Returns True when the hub stopped meanwhile.
+        if self.host.pacer is None:
+            return False
+        pacer, stopping = self.host.pacer(self.family, kind), self.host.stopping
+        while (wait := pacer.claim(self.key)) > 0:
+            if stopping.wait(wait):
+                return True
+        return False
+
     def _connect(self) -> _Connection:
         settings = self.settings
         url, headers = settings.dialect.ws_connect(settings.ws_root, self.family, settings.token)
@@ -226,7 +245,7 @@ class StreamLink:
         if self.host.stopping.is_set():
             connection.close(None)
         writer = threading.Thread(target=self._write_loop, args=(connection,),
-                                  name=f"alltick-heartbeat-{self.family}", daemon=True)
+                                  name=f"alltick-heartbeat-{self.thread.name[15:]}", daemon=True)
         writer.start()
         try:
             self._report(connection.protocol)  # ready at once where the dialect has no login
@@ -283,11 +302,13 @@ class StreamLink:
                         logger.exception("on_event callback failed for %r", record)
 
     def _write_loop(self, connection: _Connection) -> None:
-        protocol, desired, family = connection.protocol, self.host.desired, self.family
+        protocol, desired, key = connection.protocol, self.host.desired, self.key
         token = self.settings.token
+        pacer = self.host.pacer(self.family, "request") if self.host.pacer is not None else None
+        protocol.gate = None if pacer is None else lambda now: pacer.claim(key, now)
         while not connection.over.is_set():
             self.wake.clear()
-            protocol.want(desired(family))
+            protocol.want(desired(key))
             now = time.monotonic()
             step = protocol.poll(now)
             for report in step.reports:

@@ -127,6 +127,9 @@ class Relay:
         """Open the sinks, subscribe every symbol and start building bars; return self."""
         if self._started:
             return self
+        depth = bool(self.types & {"quote", "depth"})
+        # A universe past the plan's connections fails here, before a sink opens or a socket connects.
+        self.store.check_symbols(self.instruments, depth=depth)
         self._started = True
         self._stop.clear()
         if self.redis_url is not None:
@@ -145,7 +148,6 @@ class Relay:
                                            **self.recording_options)
         resume = self._resume_points()
         builds_bars = self.redis is not None or self.influx is not None
-        depth = bool(self.types & {"quote", "depth"})
         for index, inst in enumerate(self.instruments):
             self.store.listen(inst, self._on_record, depth=depth,
                               on_status=self._on_status if index == 0 else None)

@@ -129,7 +129,7 @@ class Relay:
             return self
         depth = bool(self.types & {"quote", "depth"})
         # A universe past the plan's connections fails here, before a sink opens or a socket connects.
-        self.store.check_symbols(self.instruments, depth=depth)
+        self.store.check_capacity(self.instruments, depth=depth)
         self._started = True
         self._stop.clear()
         if self.redis_url is not None:

@@ -299,7 +299,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                     self._status_listeners.remove(on_status)
             raise
 
-    def check_symbols(self, symbols: Iterable[str | Instrument], *, depth: bool = False) -> None:
+    def check_capacity(self, symbols: Iterable[str | Instrument], *, depth: bool = False) -> None:
         """Raise ConfigError when the plan's connections cannot serve ``symbols`` live (on top of
         what is already subscribed); opens nothing.
 
@@ -309,7 +309,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         Example::
 
             store = AllTickStore(plan="premium")
-            store.check_symbols(universe)     # ConfigError for the 601st stock code
+            store.check_capacity(universe)    # ConfigError for the 601st stock code
         """
         self.hub.check([parse_symbol(symbol) for symbol in symbols], depth=depth)
 

@@ -178,7 +178,7 @@ def test_a_premium_store_serves_450_symbols_on_3_connections_and_every_symbol_ti
         if len(seen) == len(symbols):
             everyone.set()
 
-    store.check_symbols(symbols)
+    store.check_capacity(symbols)
     for symbol in symbols:
         store.listen(parse_symbol(symbol), on_record)
     assert everyone.wait(60), f"{len(seen)} of 450 symbols ticked"
@@ -193,6 +193,6 @@ def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_si
     store = make_store(sim)
 
     with pytest.raises(ConfigError, match="601 stock codes are wanted; plan 'premium' serves at most 600"):
-        store.check_symbols(sim.symbols)
+        store.check_capacity(sim.symbols)
 
     assert sim.counters["ws_connections_opened"] == 0

@@ -30,6 +30,9 @@ from .websocket_errors import map_errors
 logger = logging.getLogger(__name__)
 
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+_OPCODE_PING, _OPCODE_PONG = websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG
+_OPCODE_TEXT, _OPCODE_BINARY = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY
+_OPCODE_CONT = websocket.ABNF.OPCODE_CONT
 _READ_CHUNK = 65536
 
 
@@ -57,22 +60,83 @@ class LinkHost:
     pacer: Callable[[str, str], Pacer] | None = None
 
 
-class _ChunkedReads:
-    # websocket-client asks the socket for exactly the bytes of the next frame part: two or three
-    # system calls per frame, each letting the other threads take the interpreter.  This reads a
-    # chunk at a time and hands out the parts it is asked for, in order.
+class _FrameReader:
+    # websocket-client parses each frame in several Python calls (header, length, mask, payload,
+    # continuation bookkeeping) and asks the socket for each part: a third of a busy reader
+    # thread.  A server's frames are unmasked (RFC 6455 5.1), so one chunk read holds many whole
+    # frames: this cuts them out of the chunk directly.  Same contract as ``recv_data``: returns
+    # (opcode, payload) of each text, binary or close message, answers pings, joins fragments.
 
     def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
         self._recv = ws._recv  # keeps websocket-client's timeout and closed-socket errors
         self._data, self._at = b"", 0
-        ws.frame_buffer.recv = self.read
+        self._parts: list[bytes] = []
+        self._first_opcode = 0
 
-    def read(self, wanted: int) -> bytes:
-        if self._at >= len(self._data):
-            self._data, self._at = self._recv(_READ_CHUNK), 0
-        part = self._data[self._at:self._at + wanted]
-        self._at += len(part)
-        return part
+    def _need(self, count: int) -> None:
+        while len(self._data) - self._at < count:
+            chunk = self._recv(_READ_CHUNK)
+            self._data, self._at = self._data[self._at:] + chunk, 0
+
+    def recv_data(self) -> tuple[int, bytes]:
+        while True:
+            self._need(2)
+            data, at = self._data, self._at
+            first, second = data[at], data[at + 1]
+            if first & 0x70:
+                raise websocket.WebSocketProtocolException("reserved bits set in a frame")
+            opcode, length, head = first & 0x0F, second & 0x7F, 2
+            if length == 126:
+                self._need(4)
+                data, at = self._data, self._at
+                length, head = int.from_bytes(data[at + 2:at + 4], "big"), 4
+            elif length == 127:
+                self._need(10)
+                data, at = self._data, self._at
+                length, head = int.from_bytes(data[at + 2:at + 10], "big"), 10
+            mask = b""
+            if second & 0x80:  # a server must not mask; tolerated as websocket-client does
+                self._need(head + 4)
+                mask, head = self._data[self._at + head:self._at + head + 4], head + 4
+            self._need(head + length)
+            data, at = self._data, self._at
+            payload = data[at + head:at + head + length]
+            self._at = at + head + length
+            if mask:
+                payload = websocket.ABNF.mask(mask, payload)
+            message = self._take(first & 0x80, opcode, payload)
+            if message is not None:
+                return message
+
+    def _take(self, fin: int, opcode: int, payload: bytes) -> tuple[int, bytes] | None:
+        if opcode == _OPCODE_CLOSE:
+            with contextlib.suppress(Exception):
+                self._ws.send_close()
+            return opcode, payload
+        if opcode == _OPCODE_PING:
+            if len(payload) >= 126:
+                raise websocket.WebSocketProtocolException("Ping message is too long")
+            self._ws.pong(payload)
+            return None
+        if opcode == _OPCODE_PONG:
+            return None
+        if opcode == _OPCODE_CONT:
+            if not self._parts:
+                raise websocket.WebSocketProtocolException("continuation frame without a first frame")
+        elif opcode in (_OPCODE_TEXT, _OPCODE_BINARY):
+            if self._parts:
+                raise websocket.WebSocketProtocolException("new message inside a fragmented one")
+            if fin:
+                return opcode, payload
+            self._first_opcode = opcode
+        else:
+            raise websocket.WebSocketProtocolException(f"unknown opcode {opcode}")
+        self._parts.append(payload)
+        if not fin:
+            return None
+        message, self._parts = b"".join(self._parts), []
+        return self._first_opcode, message
 
 
 class _Connection:
@@ -80,6 +144,7 @@ class _Connection:
 
     def __init__(self, ws: websocket.WebSocket, protocol: StreamProtocol) -> None:
         self.ws, self.protocol, self.safe_url = ws, protocol, protocol.safe_url
+        self.frames = _FrameReader(ws)
         self.over = threading.Event()
         self.error: AllTickError | None = None
         self._lock = threading.Lock()
@@ -236,7 +301,6 @@ class StreamLink:
                 self._dialing = None
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
-            _ChunkedReads(ws)
         return _Connection(ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(),
                                               stats=self.stats))
 
@@ -285,7 +349,7 @@ class StreamLink:
         protocol, stats = connection.protocol, self.stats
         # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
         receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
-        recv, monotonic, close = connection.ws.recv_data, time.monotonic, _OPCODE_CLOSE
+        recv, monotonic, close = connection.frames.recv_data, time.monotonic, _OPCODE_CLOSE
         # One translation scope for the whole loop: the protocol and the handlers raise only our own
         # errors, and entering a context manager per frame would cost the hot path.
         with map_errors(connection.safe_url, self.settings.token, connecting=False):

@@ -118,7 +118,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     def _open(self) -> None:
         # Everything built from the configuration: run at creation and again in a worker process.
         self.wire = get_dialect(self.p.dialect)
-        self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
+        # A Plan of one's own (a negotiated contract, a test's tiny caps) is taken as given.
+        given_plan = self.p.plan
+        self.plan: Plan = given_plan if isinstance(given_plan, Plan) else get_plan(self.p.dialect, given_plan)
         # Our clock (the wall, or the one given) only measures time; the service's answers and trades
         # tell its time, and that decides when a bar has closed.
         given = self.p.clock

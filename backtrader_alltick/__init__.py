@@ -36,7 +36,8 @@ from .errors import (
     UnsupportedTimeframe,
 )
 from .feed import AllTickData
-from .quality_analyzer import DataQuality
+from .quality.analyzer import DataQuality
+from .relay import Relay
 from .store import AllTickStore
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "ProtocolError",
     "RateLimited",
     "RateLimitWarning",
+    "Relay",
     "SessionPolicyWarning",
     "SymbolNotFound",
     "Timeout",

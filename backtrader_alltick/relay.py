@@ -141,7 +141,8 @@ class Relay:
 
             self.redis = RedisSink(self.redis_url, prefix=self.prefix, **self.redis_options)
         if self.influx_url is not None:
-            from .sinks.influx import InfluxSink, split_influx_url
+            from .sinks.influx import InfluxSink
+            from .transport.influx_client import split_influx_url
 
             root, database = split_influx_url(self.influx_url)
             self.influx = InfluxSink(root, database, dialect=self.store.p.dialect, **self.influx_options)
@@ -270,12 +271,12 @@ class Relay:
         # Resume each bar stream after its newest bar, so a restart fills exactly the gap.
         if self.redis_url is None:
             return {}
-        from .sinks.redis import RedisSource
+        from .transport.redis_reader import RedisReader
 
         points: dict[tuple[str, str], int] = {}
         now = self.store.clock.now_ms()
         try:
-            with RedisSource(self.redis_url, self.prefix, reconnect_timeout=0) as source:
+            with RedisReader(self.redis_url, self.prefix, reconnect_timeout=0) as source:
                 for inst in self.instruments:
                     latest = source.last(inst.symbol).bars
                     for spec in self.specs[inst.symbol]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .clock import CLOSE_LAG_S
 from .errors import ConfigError
-from .history import CLOSE_LAG_S
 from .records import Kline
 from .symbols import Instrument, parse_symbol
 

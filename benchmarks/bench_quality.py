@@ -22,10 +22,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from backtrader_alltick.bar_series import series_from_klines
 from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.quality import check_bars, check_frame, check_klines
-from backtrader_alltick.quality_html import render_html
+from backtrader_alltick.quality.bar_series import series_from_klines
+from backtrader_alltick.quality.html import render_html
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.symbols import parse_symbol
 

@@ -15,7 +15,7 @@ second are those Redis confirmed (bars not counted), best run.  For scale, the s
 callback that only counts: the most the simulator delivers on this machine.  If the relay
 comes close to that figure, the bench measures the simulator, not the relay.
 
-The target (issue 11): end to end >= 0.7x the bare pipeline, and nothing dropped: after
+The target: end to end >= 0.7x the bare pipeline, and nothing dropped: after
 the relay stops, Redis has confirmed every tick and bar the relay took from the stream.
 """
 
@@ -37,10 +37,10 @@ import redis
 from backtrader_alltick.clock import ScaledClock
 from backtrader_alltick.records import Tick
 from backtrader_alltick.relay import Relay
-from backtrader_alltick.sinks import stream_fields
 from backtrader_alltick.sinks.redis import RedisSink
 from backtrader_alltick.store import AllTickStore
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.wire import redis_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
@@ -73,12 +73,12 @@ def bare_pipeline(client: redis.Redis, ticks: list[Tick]) -> float:
         pipe = client.pipeline(transaction=False)
         newest: dict[str, dict] = {}
         for tick in ticks[offset:offset + BATCH]:
-            fields = stream_fields.encode_tick(tick)
-            pipe.xadd(stream_fields.stream_key(PREFIX, "tick", tick.symbol), fields, maxlen=MAXLEN,
+            fields = redis_streams.encode_tick(tick)
+            pipe.xadd(redis_streams.stream_key(PREFIX, "tick", tick.symbol), fields, maxlen=MAXLEN,
                       approximate=True)
             newest[tick.symbol] = fields
         for symbol, fields in newest.items():
-            pipe.hset(stream_fields.last_key(PREFIX, symbol), "tick", json.dumps(fields))
+            pipe.hset(redis_streams.last_key(PREFIX, symbol), "tick", json.dumps(fields))
         pipe.execute()
     return time.perf_counter() - began
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from backtrader_alltick.clock import ScaledClock
 from backtrader_alltick.relay import Relay
-from backtrader_alltick.sinks.redis import RedisSource
 from backtrader_alltick.store import AllTickStore
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.redis_reader import RedisReader
 
 ROOT = Path(__file__).resolve().parent.parent
 START = "2024-03-05T15:00"  # US regular hours run to 21:00 UTC
@@ -70,7 +70,7 @@ def golden_check(store: AllTickStore, redis_url: str, symbols: list[str], window
                  ) -> tuple[int, int, list[str]]:
     """(bars checked, symbols with bars, first mismatches): every bar in Redis against the simulator's."""
     checked, with_bars, wrong = 0, 0, []
-    with RedisSource(redis_url, reconnect_timeout=0) as source:
+    with RedisReader(redis_url, reconnect_timeout=0) as source:
         for symbol in symbols:
             bars = [entry.record for entry in source.newest_bars(symbol, "1m", 10_000)]
             bars = [bar for bar in bars if window[0] <= bar.end <= window[1]]

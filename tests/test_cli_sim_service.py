@@ -20,7 +20,7 @@ import pytest
 import requests
 from simprocess import serving
 
-from backtrader_alltick.sinks.redis import RedisSource
+from backtrader_alltick.transport.redis_reader import RedisReader
 from backtrader_alltick.transport.rest import parse_http_date
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def test_record_writes_one_minute_bars_and_ctrl_c_logs_no_backfill_failure(sim_p
          "--cache", str(tmp_path / "k.sqlite"),
          *_service(sim_process)], stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
     try:
-        with RedisSource(redis_server.url, reconnect_timeout=10) as source:
+        with RedisReader(redis_server.url, reconnect_timeout=10) as source:
             bars = []
             for _ in range(120):  # blocking reads: returns once the recorder wrote the bars
                 bars += source.read_bars("BTCUSDT", "1m", bars[-1].id if bars else "0-0", block_ms=500)

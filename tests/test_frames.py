@@ -8,9 +8,9 @@ import backtrader as bt
 import pytest
 
 from backtrader_alltick import timeframes
-from backtrader_alltick.arguments import bar_window
 from backtrader_alltick.frames import KLINE_COLUMNS, klines_frame, window_frame
 from backtrader_alltick.markets import DAY_MS
+from backtrader_alltick.param_checks import bar_window
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.symbols import parse_symbol
 

@@ -18,7 +18,7 @@ from backtrader_alltick.recording import Recording
 from backtrader_alltick.records import Tick
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.sinks.influx import InfluxSink
-from backtrader_alltick.sinks.redis import RedisSource
+from backtrader_alltick.transport.redis_reader import RedisReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def test_record_writes_bars_and_ticks_then_exits_0_on_sigterm(redis_server):
          "--timeframes", "1m,5m", "--types", "tick,depth", "--lookback", "3", "--speed", "240",
          "--progress", "0.5"], stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
-        with RedisSource(redis_server.url, reconnect_timeout=10) as source:
+        with RedisReader(redis_server.url, reconnect_timeout=10) as source:
             # Blocking reads: returns as soon as the recorder wrote a bar (the guard only bounds a hang).
             bars = []
             for _ in range(60):

@@ -17,13 +17,13 @@ from backtrader_alltick import AllTickStore, plans, timeframes
 from backtrader_alltick.bars import combine
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.history import Window
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.sim.plan_table import service_plan
-from backtrader_alltick.sinks.influx import InfluxSource
-from backtrader_alltick.sinks.redis import RedisSource
-from backtrader_alltick.sources.archive import load_archived_bars
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.influx_reader import InfluxReader
+from backtrader_alltick.transport.redis_reader import RedisReader
 from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 
 MINUTE = 60_000
@@ -61,7 +61,7 @@ def wait_for_bars(url, symbol, period, count, timeout=20.0):
     """Block (on XREAD, not sleeps) until the stream holds ``count`` bars; return them all."""
     entries, after = [], "0-0"
     deadline = time.monotonic() + timeout
-    with RedisSource(url, reconnect_timeout=timeout) as source:
+    with RedisReader(url, reconnect_timeout=timeout) as source:
         while len(entries) < count:
             assert time.monotonic() < deadline, f"only {len(entries)} of {count} {period} bars arrived"
             batch = source.read_bars(symbol, period, after, block_ms=500)
@@ -172,7 +172,7 @@ def test_trades_the_service_sends_twice_are_relayed_once(fast_sim, redis_server,
 
     wait_for_bars(redis_server.url, "BTCUSDT", "1m", 5 + 3)  # past the backfill: bars built from trades
     assert relay.flush(10)
-    with RedisSource(redis_server.url) as source:
+    with RedisReader(redis_server.url) as source:
         seqs = [entry.record.seq for entry in source.read_ticks("BTCUSDT", count=100_000)]
 
     assert fast_sim.counters["faults"]["duplicate_every"] > 0
@@ -225,7 +225,7 @@ def test_archived_bars_and_ticks_read_back_equal_across_an_influx_restart(fast_s
     relay.stop()  # flushes both sinks
 
     assert relay.stats["influx"]["dropped"] == 0
-    with InfluxSource(influx_server.url, "alltick") as archive:
+    with InfluxReader(influx_server.url, "alltick") as archive:
         archived = archive.klines("BTCUSDT", "1m", bars[0].end, bars[-1].end)
         # Ticks are recorded from the relay's subscription on: compare from the first whole minute after.
         first_tick = archive.ticks("BTCUSDT", bars[0].start, bars[-1].end)[0]
@@ -245,7 +245,7 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
     relay.stop()
     store = AllTickStore(dialect="alltick", clock=fast_sim.clock, cache=False)
     inst = parse_symbol("BTCUSDT")
-    with InfluxSource(influx_server.url, "alltick") as archive:
+    with InfluxReader(influx_server.url, "alltick") as archive:
         first_tick = archive.ticks("BTCUSDT", bars[0].start, bars[-1].end)[0]
     # Whole 5-minute slots after the first archived trade: their every trade was archived.  The first
     # of them closes 5 minutes after it starts (fromdate keeps bars stamped at or after it).
@@ -253,8 +253,8 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
 
     def archived(compression, start):
         spec = store.resolve_timeframe(inst, "1m", compression)
-        return load_archived_bars(influx_server.url, inst, spec, start, bars[-1].end, None,
-                                  fast_sim.clock.now_ms())
+        return store.history.get_range(inst, spec, Window(start, bars[-1].end), source="influx",
+                                       source_url=influx_server.url).bars
 
     frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].end), source="influx",
                                source_url=influx_server.url)
@@ -355,7 +355,7 @@ def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden
         finally:
             relay.stop()
             store.stop()
-        with RedisSource(redis_server.url) as source:
+        with RedisReader(redis_server.url) as source:
             recorded = {symbol: [entry.record for entry in source.newest_bars(symbol, "1m", 1000)]
                         for symbol in symbols}
 

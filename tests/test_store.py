@@ -15,9 +15,15 @@ import pytest
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import AuthError, ConfigError, UnsupportedTimeframe
+from backtrader_alltick.frames import klines_frame
+from backtrader_alltick.history import Window
 from backtrader_alltick.symbols import parse_symbol
 
 FROM, TO = datetime(2024, 3, 4, 10, 0), datetime(2024, 3, 4, 10, 5)
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def stamps(frame: pd.DataFrame) -> list[str]:
@@ -126,6 +132,28 @@ def test_a_token_that_is_not_a_string_is_refused_without_quoting_it():
     assert "12345678901234" not in str(info.value)
 
 
+def test_the_store_says_whether_it_has_a_token_and_hands_it_to_no_caller(alltick_sim, make_store,
+                                                                         monkeypatch):
+    monkeypatch.delenv("ALLTICK_TOKEN", raising=False)
+    store = make_store(alltick_sim)
+
+    assert store.has_token and not AllTickStore(cache=False).has_token
+    assert not hasattr(store, "token")
+
+
+def test_fetch_klines_frames_what_the_history_entry_point_returns(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+    inst = parse_symbol("BTCUSDT")
+    spec = store.resolve_timeframe(inst, "1m", 3)
+
+    frame = store.fetch_klines("BTCUSDT", "1m", 3, fromdate=FROM, todate=FROM.replace(minute=30))
+    got = store.history.get_range(inst, spec, Window(ms(FROM), ms(FROM.replace(minute=30))))
+
+    pd.testing.assert_frame_equal(frame, klines_frame(got.bars, inst.market, spec.period))
+    assert [bar.end for bar in got.bars] == [ms(FROM.replace(minute=m)) for m in range(0, 31, 3)]
+    assert got.complete_ms >= got.bars[-1].end
+
+
 def test_a_pickled_store_reopens_from_its_configuration(alltick_sim, make_store):
     store = make_store(alltick_sim)
     before = store.fetch_klines("BTCUSDT", "1m", fromdate=FROM, todate=TO)  # opens REST and the cache
@@ -169,7 +197,7 @@ def test_kline_downloads_and_historical_feeds_do_not_offer_ticks(alltick_sim, ma
 
 def test_a_premium_store_serves_450_symbols_on_3_connections_and_every_symbol_ticks(make_sim, make_store):
     symbols = [f"S{index:04d}.US" for index in range(450)]
-    sim = make_sim(plan="premium", symbols=symbols, speed=600)
+    sim = make_sim(plan="premium", symbols=symbols, speed=60)
     store = make_store(sim)
     seen, everyone = set(), threading.Event()
 

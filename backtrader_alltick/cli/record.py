@@ -107,7 +107,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..sinks.recording import export_ticks
+    from ..exports import export_ticks
 
     start_ms, end_ms = (int(moment.timestamp() * 1000) for moment in (args.fromdate, args.todate))
     counts = export_ticks(args.influx, _symbols(args.symbols), start_ms, end_ms, args.file,

@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterable
 
 from ..records import Kline, kind_of
-from . import stream_fields
+from ..wire import redis_streams
 
 # "equal or smaller" is how Redis refuses an XADD whose ID is not new: a bar written before.
 SCRIPT = """
@@ -88,7 +88,7 @@ class BatchPacker:
         parts = [_bulk(arg) for arg in head]
         add, name = parts.append, self._name
         count = len(head)
-        encoders = stream_fields.ENCODERS
+        encoders = redis_streams.ENCODERS
         latest: dict[str, dict] = {}
         for record in records:
             kind = type(record)
@@ -99,10 +99,10 @@ class BatchPacker:
                 add(f"{name(field)}${len(value)}\r\n{value}\r\n")
             count += 4 + 2 * len(fields)
             # Only the newest value of each kind matters in the hash.
-            latest.setdefault(record.symbol, {})[stream_fields.hash_field(record)] = fields
+            latest.setdefault(record.symbol, {})[redis_streams.hash_field(record)] = fields
         for symbol, values in latest.items():
             size = str(len(values))
-            add(f"{name('h')}{name(stream_fields.last_key(self.prefix, symbol))}${len(size)}\r\n{size}\r\n")
+            add(f"{name('h')}{name(redis_streams.last_key(self.prefix, symbol))}${len(size)}\r\n{size}\r\n")
             for field, fields in values.items():
                 add(f"{name(field)}{_bulk(json.dumps(fields))}")
             count += 3 + 2 * len(values)
@@ -112,12 +112,12 @@ class BatchPacker:
         # The parts before the field count: "x", the stream key and the entry ID.
         kind = type(record)
         if kind is Kline:
-            entry_id = stream_fields.bar_id(record.end)
+            entry_id = redis_streams.bar_id(record.end)
             return f"{self._bar_stream(record.symbol, record.period)}{_bulk(entry_id)}"
         name = (kind, record.symbol)
         part = self._streams.get(name)
         if part is None:
-            key = stream_fields.stream_key(self.prefix, kind_of(record), record.symbol)
+            key = redis_streams.stream_key(self.prefix, kind_of(record), record.symbol)
             part = self._streams[name] = f"{_bulk('x')}{_bulk(key)}{_bulk('*')}"
         return part
 
@@ -126,7 +126,7 @@ class BatchPacker:
         part = self._streams.get(name)
         if part is None:
             part = self._streams[name] = \
-                f"{_bulk('x')}{_bulk(stream_fields.stream_key(self.prefix, 'bar', symbol, period))}"
+                f"{_bulk('x')}{_bulk(redis_streams.stream_key(self.prefix, 'bar', symbol, period))}"
         return part
 
     def _name(self, text: str) -> str:

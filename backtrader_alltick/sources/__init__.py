@@ -16,7 +16,8 @@ drives sources directly.  Sources count what they see in :attr:`BarSource.stats`
 
 The sources: :class:`~.stream.StreamBars` (REST backfill and the service's WebSocket, seamed),
 :class:`~.redis.RedisBars` (a relay's Redis streams); history for backtests comes from
-:func:`~.history.load_history` (REST and cache, or a relay's InfluxDB archive).
+:meth:`History.get_range <backtrader_alltick.history.History.get_range>` (REST and cache, or a
+relay's InfluxDB archive).
 
 Example::
 

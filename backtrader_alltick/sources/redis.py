@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from ..errors import AllTickError, ProtocolError
 from ..records import Depth, Tick
-from ..sinks.redis import Entry, RedisSource
 from ..symbols import Instrument
 from ..timeframes import BarSpec
+from ..transport.redis_reader import Entry, RedisReader
 from . import SourceOptions
 from .inbox import InboxSource
 
@@ -75,7 +75,7 @@ class RedisBars(InboxSource):
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
-        self.source = RedisSource(options.url, options.prefix, reconnect_timeout=math.inf,
+        self.source = RedisReader(options.url, options.prefix, reconnect_timeout=math.inf,
                                   on_connection=self._on_connection)
         self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
         self._thread.start()

@@ -16,16 +16,16 @@ import threading
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
-from ..bars import SeenTrades, slot_of
+from ..bars import SeenTrades
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
-from ..history import load_closed_bars
+from ..history import Window
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
-from ..timeframes import BarSpec
+from ..timeframes import BarSpec, slot_of
 from . import SourceOptions
 from .inbox import InboxSource
 
@@ -293,7 +293,8 @@ class StreamBars(InboxSource):
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._post):
-            bars, proven = load_closed_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+            got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
+            bars, proven = got.bars, got.complete_ms
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.

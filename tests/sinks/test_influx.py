@@ -6,8 +6,9 @@ import requests
 
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.records import Depth, Kline, Quote, Tick
-from backtrader_alltick.sinks import line_protocol
-from backtrader_alltick.sinks.influx import InfluxSink, InfluxSource
+from backtrader_alltick.sinks.influx import InfluxSink
+from backtrader_alltick.transport.influx_reader import InfluxReader
+from backtrader_alltick.wire import influx_lines
 
 T0 = 1_700_000_040_000
 FAST = {"flush_interval": 0.02, "backoff_initial": 0.01, "backoff_max": 0.05}
@@ -33,7 +34,7 @@ def sink(influx_server):
 
 @pytest.fixture
 def source(influx_server):
-    with InfluxSource(influx_server.url, "archive") as source:
+    with InfluxReader(influx_server.url, "archive") as source:
         yield source
 
 
@@ -49,7 +50,7 @@ def source(influx_server):
 def test_bar_line_escapes_commas_equals_and_spaces_in_tags(symbol, escaped):
     bar = Kline(symbol, "1m", T0, T0 + 60_000, 1.0, 1.25, 0.5, 1.125, 300.0, 0.0)
 
-    line = line_protocol.bar_line(bar, "alltick")
+    line = influx_lines.bar_line(bar, "alltick")
 
     assert line == (f"bar,dialect=alltick,period=1m,symbol={escaped} open=1.0,high=1.25,low=0.5,close=1.125,"
                     f"volume=300.0,turnover=0.0,start={T0}i {(T0 + 60_000) * 1000}")
@@ -59,14 +60,14 @@ def test_tick_line_marks_integers_and_leaves_out_a_missing_seq():
     with_seq = Tick("BTCUSDT", T0, 37000.5, 0.01, 370.005, seq=42, direction=1)
     without_seq = Tick("BTCUSDT", T0, 37000.5)
 
-    assert line_protocol.tick_line(with_seq, T0 * 1000) == (
+    assert influx_lines.tick_line(with_seq, T0 * 1000) == (
         f"tick,symbol=BTCUSDT price=37000.5,volume=0.01,turnover=370.005,direction=1i,seq=42i {T0 * 1000}")
-    assert line_protocol.tick_line(without_seq, T0 * 1000 + 1) == (
+    assert influx_lines.tick_line(without_seq, T0 * 1000 + 1) == (
         f"tick,symbol=BTCUSDT price=37000.5,volume=0.0,turnover=0.0,direction=0i {T0 * 1000 + 1}")
 
 
 def test_tick_stamper_separates_ticks_of_one_millisecond_per_symbol():
-    stamper = line_protocol.TickStamper()
+    stamper = influx_lines.TickStamper()
     ticks = [Tick("A", T0, 1.0), Tick("A", T0, 2.0), Tick("B", T0, 3.0), Tick("A", T0 + 1, 4.0),
              Tick("A", T0, 5.0)]
 
@@ -81,12 +82,12 @@ def test_tick_stamper_separates_ticks_of_one_millisecond_per_symbol():
 ])
 def test_escape_tag_refuses_what_line_protocol_cannot_carry(value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        line_protocol.escape_tag(value)
+        influx_lines.escape_tag(value)
 
 
 def test_influxql_literals_escape_quotes_and_backslashes():
-    assert line_protocol.quote_literal("it's\\odd") == "'it\\'s\\\\odd'"
-    assert line_protocol.quote_identifier('my "db"') == '"my \\"db\\""'
+    assert influx_lines.quote_literal("it's\\odd") == "'it\\'s\\\\odd'"
+    assert influx_lines.quote_identifier('my "db"') == '"my \\"db\\""'
 
 
 # -- against a real influxd ---------------------------------------------------------------------------
@@ -136,15 +137,15 @@ def test_ranges_include_both_ends(sink, source):
 def test_dialect_filter_keeps_archives_of_two_dialects_apart(influx_server, source):
     with InfluxSink(influx_server.url, "archive", dialect="itick", **FAST) as itick:
         itick.write(make_bars(3))
-    itick_only = InfluxSource(influx_server.url, "archive", dialect="itick")
-    alltick_only = InfluxSource(influx_server.url, "archive", dialect="alltick")
+    itick_only = InfluxReader(influx_server.url, "archive", dialect="itick")
+    alltick_only = InfluxReader(influx_server.url, "archive", dialect="alltick")
 
     assert itick_only.klines("AAPL.US", "1m", T0, T0 + 10**9) == make_bars(3)
     assert alltick_only.klines("AAPL.US", "1m", T0, T0 + 10**9) == []
 
 
 def test_missing_database_reads_as_empty(influx_server):
-    with InfluxSource(influx_server.url, "never written") as source:
+    with InfluxReader(influx_server.url, "never written") as source:
         assert source.klines("AAPL.US", "1m", T0, T0 + 10**9) == []
         assert source.ticks("AAPL.US", T0, T0 + 10**9) == []
 

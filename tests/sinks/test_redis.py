@@ -8,7 +8,8 @@ import pytest
 
 from backtrader_alltick.errors import ConfigError, ConnectError
 from backtrader_alltick.records import Depth, Kline, Quote, Tick
-from backtrader_alltick.sinks.redis import Latest, RedisSink, RedisSource
+from backtrader_alltick.sinks.redis import RedisSink
+from backtrader_alltick.transport.redis_reader import Latest, RedisReader
 
 T0 = 1_700_000_040_000
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
@@ -32,7 +33,7 @@ def sink(redis_server):
 
 @pytest.fixture
 def source(redis_server):
-    with RedisSource(redis_server.url, reconnect_timeout=10, **FAST) as source:
+    with RedisReader(redis_server.url, reconnect_timeout=10, **FAST) as source:
         yield source
 
 
@@ -102,7 +103,7 @@ def test_consumer_restart_resumes_from_its_last_id_without_gap_or_repeat(redis_s
     bars, ticks, bar_id, tick_id = [], [], "0-0", "0-0"
 
     for _ in range(6):  # each page read by a fresh consumer that only kept the last ID
-        with RedisSource(redis_server.url) as consumer:
+        with RedisReader(redis_server.url) as consumer:
             page = consumer.read_bars("AAPL.US", "1m", after_id=bar_id, count=7)
             bars += records_of(page)
             bar_id = page[-1].id if page else bar_id
@@ -193,7 +194,7 @@ def test_source_reports_a_broken_connection_and_recovers_after_a_restart(redis_s
             broken.set()
 
     results = []
-    with RedisSource(redis_server.url, reconnect_timeout=20, on_connection=on_connection, **FAST) as source:
+    with RedisReader(redis_server.url, reconnect_timeout=20, on_connection=on_connection, **FAST) as source:
         redis_server.stop()
         reader = threading.Thread(target=lambda: results.append(source.read_bars("AAPL.US", "1m")))
         reader.start()
@@ -209,7 +210,7 @@ def test_source_raises_connect_error_after_the_bound_without_the_password(redis_
     url = redis_server.url.replace("redis://", "redis://:hunter2secretpassword@")
     redis_server.stop()
 
-    with RedisSource(url, reconnect_timeout=0.2, **FAST) as source, pytest.raises(ConnectError) as info:
+    with RedisReader(url, reconnect_timeout=0.2, **FAST) as source, pytest.raises(ConnectError) as info:
         source.read_ticks("AAPL.US")
 
     assert "reconnect_timeout=0.2" in str(info.value)

@@ -4,7 +4,8 @@ import redis
 
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks import redis_batch
-from backtrader_alltick.sinks.redis import Latest, RedisSink, RedisSource
+from backtrader_alltick.sinks.redis import RedisSink
+from backtrader_alltick.transport.redis_reader import Latest, RedisReader
 
 T0 = 1_700_000_040_000
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
@@ -16,7 +17,7 @@ def test_a_symbol_or_period_outside_ascii_is_written_with_byte_lengths(redis_ser
     with RedisSink(redis_server.url, **FAST) as sink:
         sink.write([*ticks, bar])
         assert sink.flush(10)
-    with RedisSource(redis_server.url) as source:
+    with RedisReader(redis_server.url) as source:
         assert [entry.record for entry in source.read_ticks("日経225.JP")] == ticks
         assert [entry.record for entry in source.read_bars("日経225.JP", "1分")] == [bar]
         assert source.last("日経225.JP") == Latest(tick=ticks[-1], bars={"1分": bar})
@@ -34,7 +35,7 @@ def test_a_refused_command_is_counted_and_logged_and_the_rest_of_the_batch_lands
 
     assert (sink.rejected, sink.duplicates) == (1, 1)
     assert "refused 1 commands" in caplog.text and "WRONGTYPE" in caplog.text
-    with RedisSource(redis_server.url) as source:
+    with RedisReader(redis_server.url) as source:
         assert [entry.record for entry in source.read_ticks("NVDA.US")] == ticks[2:]
         assert [entry.record for entry in source.read_bars("AAPL.US", "1m")] == [bar]
     client.close()
@@ -62,7 +63,7 @@ def test_a_server_that_forgot_the_script_is_sent_it_again(redis_server):
         assert sink.flush(10)
 
     assert (sink.written, sink.rejected) == (6, 0)
-    with RedisSource(redis_server.url) as source:
+    with RedisReader(redis_server.url) as source:
         assert [entry.record for entry in source.read_ticks("AAPL.US")] == first + second
     client.close()
 

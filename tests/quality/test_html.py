@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from backtrader_alltick.bar_series import series_from_klines
 from backtrader_alltick.markets import CRYPTO
 from backtrader_alltick.quality import check_bars
-from backtrader_alltick.quality_html import MAX_POINTS, render_html
+from backtrader_alltick.quality.bar_series import series_from_klines
+from backtrader_alltick.quality.html import MAX_POINTS, render_html
 from backtrader_alltick.sim.market import MarketModel
 
 MINUTE = 60_000

@@ -13,8 +13,8 @@ from html import escape
 
 import numpy as np
 
-from .quality import KINDS, BarSeries, QualityReport
-from .records import format_utc
+from ..records import format_utc
+from .checks import KINDS, BarSeries, QualityReport
 
 WIDTH, HEIGHT, PAD = 1000, 320, 40
 MAX_POINTS = 2000

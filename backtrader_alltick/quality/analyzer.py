@@ -14,12 +14,13 @@ from typing import Any
 import backtrader as bt
 import numpy as np
 
-from .bar_series import period_for, series_from_ends
-from .errors import AllTickError, ConfigError
-from .feed import AllTickData, num_to_ms
-from .markets import Market
-from .quality import QualityReport, Thresholds, check_bars, live_counts
-from .symbols import parse_symbol
+from ..errors import AllTickError, ConfigError
+from ..feed import AllTickData, num_to_ms
+from ..markets import Market
+from ..symbols import parse_symbol
+from ..timeframes import grid_period
+from .bar_series import series_from_ends
+from .checks import QualityReport, Thresholds, check_bars, live_counts
 
 
 class DataQuality(bt.Analyzer):
@@ -32,7 +33,7 @@ class DataQuality(bt.Analyzer):
       use, or a dict of those by feed name.  None: ``AllTickData`` knows its market; other feeds
       are read by their name (``cerebro.adddata(data, name="BTCUSDT")``).
     - ``outlier_z`` (10.0), ``stale_bars`` (15), ``volume_z`` (6.0): the thresholds, see
-      :class:`~backtrader_alltick.quality.Thresholds`.
+      :class:`~backtrader_alltick.quality.checks.Thresholds`.
 
     Example::
 
@@ -54,7 +55,7 @@ class DataQuality(bt.Analyzer):
                 self._feeds.append(None)  # a symbol that does not parse: the feed reports it, no bars come
                 continue
             try:
-                period = period_for(data._timeframe, data._compression)
+                period = grid_period(data._timeframe, data._compression, "quality checks")
             except ConfigError as e:
                 raise ConfigError(f"DataQuality cannot check feed {name!r}: {e}") from None
             self._feeds.append((name, self._market(data, name), period))

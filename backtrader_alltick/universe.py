@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .clock import CLOSE_LAG_S
+from .clock import as_service_clock
 from .errors import ConfigError
 from .records import Kline
 from .symbols import Instrument, parse_symbol
@@ -44,8 +44,10 @@ def latest_closed_bars(store, symbols: Iterable[str | Instrument], timeframe: in
         found = rest.batch_klines(insts, period, 2)
     else:
         found = {inst.symbol: rest.klines(inst, period, 2) for inst in insts}
-    # The service's now, less the lag a bar takes to be final there (as history loads do).
-    now = clock.now_ms() - int(CLOSE_LAG_S * 1000 * clock.speed)
+    # Bars end by this moment were closed by the service (its time, learnt from these answers).
+    now = as_service_clock(clock).closed_until()
+    if now is None:
+        now = -1  # the service never told its time: no bar counts as closed
     out: dict[str, Kline | None] = {}
     for inst in insts:
         closed = [bar for bar in found.get(inst.symbol, ()) if bar.end <= now]

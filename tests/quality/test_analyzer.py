@@ -199,3 +199,27 @@ def test_daily_feeds_stamped_with_trading_dates_are_checked_on_their_own_days(ma
     report = check_frame(frame.drop(index=missing), CRYPTO, "1d", "BTCUSDT")
     gaps = [f for f in report.findings if f.kind == "missing_bars"]
     assert [(f.bars, CRYPTO.close_date(f.time)) for f in gaps] == [(1, missing.date())]  # not the day after
+
+
+def clean_five_minute_frame() -> pd.DataFrame:
+    model = MarketModel(seed=1, symbols=["BTCUSDT"], history_start_ms=FRIDAY - DAY)
+    bars = model.klines_between("BTCUSDT", "5m", FRIDAY, FRIDAY + 1000 * 5 * MINUTE, FRIDAY + 10 * DAY)
+    return klines_frame(bars).tz_convert(None)
+
+
+def test_a_feed_told_the_wrong_bar_length_is_named_in_a_warning():
+    frame = clean_five_minute_frame()  # PandasData without timeframe: "daily" bars 5 minutes apart
+
+    with pytest.warns(backtrader_alltick.BarLengthWarning, match=r"'BTCUSDT' says its bars are 1d .* about 5 "
+                      r"minute\(s\) apart.*timeframe=bt.TimeFrame.Minutes, compression=5"):
+        run_backtest((bt.feeds.PandasData(dataname=frame), "BTCUSDT"))
+
+
+def test_a_feed_given_its_bar_length_reports_clean_bars_clean(recwarn):
+    frame = clean_five_minute_frame()
+    data = bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Minutes, compression=5)
+
+    report = run_backtest((data, "BTCUSDT")).get_analysis()["BTCUSDT"]
+
+    assert report["bars"] == 1000 and report["counts"].get("repeated_timestamp", 0) == 0
+    assert not [w for w in recwarn if issubclass(w.category, backtrader_alltick.BarLengthWarning)]

@@ -19,9 +19,11 @@ bar would have to be rebuilt from float lines.  A source hands over the exact
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # How long the bar thread waits at most before checking whether the relay stops.
 _DISPATCH_WAIT_S = 0.25
+# How often the bar thread polls every source anyway.
+_SWEEP_S = 5.0
 
 
 class Relay:
@@ -127,6 +131,9 @@ class Relay:
         """Open the sinks, subscribe every symbol and start building bars; return self."""
         if self._started:
             return self
+        depth = bool(self.types & {"quote", "depth"})
+        # A universe past the plan's connections fails here, before a sink opens or a socket connects.
+        self.store.check_capacity(self.instruments, depth=depth)
         self._started = True
         self._stop.clear()
         if self.redis_url is not None:
@@ -146,7 +153,6 @@ class Relay:
                                            **self.recording_options)
         resume = self._resume_points()
         builds_bars = self.redis is not None or self.influx is not None
-        depth = bool(self.types & {"quote", "depth"})
         for index, inst in enumerate(self.instruments):
             self.store.listen(inst, self._on_record, depth=depth,
                               on_status=self._on_status if index == 0 else None)
@@ -284,20 +290,45 @@ class Relay:
         return points
 
 
+class _Doorbell:
+    # What a bar source rings when it has input: notes which source, and wakes the bar thread.
+    # The source only calls set(), as it would on a shared threading.Event.
+
+    def __init__(self, ready: set, lock: threading.Lock, wake: threading.Event) -> None:
+        self._ready, self._lock, self._wake = ready, lock, wake
+        self.source: BarSource | None = None
+
+    def set(self) -> None:
+        with self._lock:
+            self._ready.add(self.source)
+        self._wake.set()
+
+
 class _BarDispatcher:
-    """One thread for every (symbol, timeframe): polls the bar sources whenever one has input or a timer."""
+    """One thread for every (symbol, timeframe): polls a bar source when it has input or its timer is due.
+
+    With a universe, polling every source at each wake-up cost the thread O(symbols) per tick:
+    each source rings its own doorbell instead, and timers wait in a heap.
+    """
 
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
         self._wake = threading.Event()
+        self._ready: set = set()
+        self._ready_lock = threading.Lock()
+        self._timers: list[tuple[float, int, BarSource]] = []  # (monotonic due, tie-break, source)
+        self._due: dict[BarSource, float] = {}
+        self._pushed = 0
         options = SourceOptions(grace=relay.grace, lookback=relay.lookback,
                                 extended_hours=relay.store.extended_hours())
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
         for inst in relay.instruments:
             for spec in relay.specs[inst.symbol]:
                 label = spec.period
+                bell = _Doorbell(self._ready, self._ready_lock, self._wake)
                 source = StreamBars(relay.store, inst, spec, options, resume.get((inst.symbol, label)),
-                                    wake=self._wake)
+                                    wake=bell)
+                bell.source = source
                 self._sources[source] = (inst, label)
         self._thread = threading.Thread(target=self._run, name="relay-bars", daemon=True)
         self._thread.start()
@@ -310,13 +341,30 @@ class _BarDispatcher:
     def _run(self) -> None:
         stop = self.relay._stop
         try:
+            due = list(self._sources)  # every source once, to learn its first timer
+            sweep_at = time.monotonic() + _SWEEP_S
             while not stop.is_set() and self._sources:
-                # Cleared before polling: input posted meanwhile sets it again, so no wake-up is lost.
+                for source in due:
+                    if source in self._sources:
+                        self._drain(source)
+                        self._schedule(source)
+                # Cleared before collecting: a ring meanwhile sets it again, so no wake-up is lost.
                 self._wake.clear()
-                for source in list(self._sources):
-                    self._drain(source)
-                due = min((source.due_in() for source in self._sources), default=math.inf)
-                self._wake.wait(min(due, _DISPATCH_WAIT_S))
+                now = time.monotonic()
+                with self._ready_lock:
+                    due = set(self._ready)
+                    self._ready.clear()
+                while self._timers and self._timers[0][0] <= now:
+                    at, _, source = heapq.heappop(self._timers)
+                    if self._due.get(source) == at:
+                        del self._due[source]
+                        due.add(source)
+                if now >= sweep_at:  # a safety net: nothing waits on a missed ring for long
+                    due.update(self._sources)
+                    sweep_at = now + _SWEEP_S
+                if not due:
+                    wait = self._timers[0][0] - now if self._timers else _DISPATCH_WAIT_S
+                    self._wake.wait(max(0.0, min(wait, _DISPATCH_WAIT_S)))
         except Exception as e:  # a bug must not end the bars silently: record stops with an error
             logger.exception("relay: building bars crashed")
             self.relay.errors.append(AllTickError(f"building bars crashed: {e!r}"))
@@ -332,7 +380,21 @@ class _BarDispatcher:
                 self.relay._on_error(inst, label, event.error)
                 source.close()
                 del self._sources[source]
+                self._due.pop(source, None)
                 return
+
+    def _schedule(self, source: BarSource) -> None:
+        if source not in self._sources:
+            return
+        wait = source.due_in()
+        if math.isinf(wait):
+            return
+        at = time.monotonic() + max(0.0, wait)
+        if self._due.get(source, math.inf) <= at:
+            return
+        self._due[source] = at
+        self._pushed += 1
+        heapq.heappush(self._timers, (at, self._pushed, source))
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

@@ -10,7 +10,7 @@ import collections
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
 
     Params:
+
       - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``, then to the
         file named by ``ALLTICK_TOKEN_FILE`` or the config file's ``token_file``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
@@ -327,7 +328,28 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             self._listeners[inst.symbol].append(callback)
             if on_status is not None:
                 self._status_listeners.append(on_status)
-        self.hub.subscribe(inst, trades=True, depth=depth)
+        try:
+            self.hub.subscribe(inst, trades=True, depth=depth)
+        except ConfigError:  # past the plan's codes: this listener never joined
+            with self._lock:
+                self._listeners[inst.symbol].remove(callback)
+                if on_status is not None:
+                    self._status_listeners.remove(on_status)
+            raise
+
+    def check_capacity(self, symbols: Iterable[str | Instrument], *, depth: bool = False) -> None:
+        """Raise ConfigError when the plan's connections cannot serve ``symbols`` live (on top of
+        what is already subscribed); opens nothing.
+
+        The plan gives each endpoint family (AllTick: stocks, everything else) a number of
+        connections of so many codes; the service silently ignores codes past them.
+
+        Example::
+
+            store = AllTickStore(plan="premium")
+            store.check_capacity(universe)    # ConfigError for the 601st stock code
+        """
+        self.hub.check([parse_symbol(symbol) for symbol in symbols], depth=depth)
 
     def unlisten(self, inst: Instrument, callback: Callable[[Any], None], *, depth: bool = False,
                  on_status: Callable[[Any], None] | None = None) -> None:
@@ -400,6 +422,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
             warn_no_bars(inst.symbol, spec.period, start_ms, end_ms, count, "the frame is empty")
         return frame
+
+    def latest_bars(self, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
+                    compression: int = 1) -> dict[str, Kline | None]:
+        """Return ``{symbol: newest closed bar}`` of a universe in as few requests as the plan allows
+        (AllTick ``/batch-kline``: up to 500 symbols a call on the top plans); see :mod:`.universe`."""
+        from .universe import latest_closed_bars
+
+        return latest_closed_bars(self, symbols, timeframe, compression)
 
     def extended_hours(self, asked: bool | None = None) -> bool:
         """The session policy for a caller that asked for ``asked`` (None: the store's own)."""

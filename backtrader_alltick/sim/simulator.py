@@ -95,7 +95,8 @@ class Simulator:
             raise ConfigError("resend_when_closed_s must be market seconds from 0 (off) to under a day, "
                               f"in whole ms, was {resend_when_closed_s!r}")
         self.dialect = dialect
-        self._plan = service_plan(dialect, plan)
+        # A ServicePlan of one's own (e.g. a tiny per-connection cap for a test) is served as given.
+        self._plan = plan if isinstance(plan, ServicePlan) else service_plan(dialect, plan)
         self.model: MarketModel
         self.start_ms: int
         self.resend_when_closed_s = resend_when_closed_s

@@ -6,6 +6,7 @@ import json
 import math
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 import pytest
 from test_cli import run, service
@@ -22,6 +23,11 @@ from feedtools import run_guarded
 MINUTE = 60_000
 DAY = 86_400_000
 FRIDAY = 1_709_251_200_000  # 2024-03-01 00:00 UTC
+
+
+def close_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch ms of a UTC index, in any pandas unit (as_unit needs pandas 2)."""
+    return ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy()
 
 
 def flawed_frame() -> pd.DataFrame:
@@ -55,7 +61,7 @@ def test_pandasdata_feed_reports_what_check_frame_reports(tmp_path):
 
     expected = check_frame(frame, CRYPTO, "1m", "BTCUSDT").to_dict()
     assert json.loads(json.dumps(analysis["BTCUSDT"])) == expected
-    ends = frame.index.as_unit("ms").asi8
+    ends = close_ms(frame.index)
     assert [(f["kind"], f["time_ms"]) for f in expected["findings"]] == [
         ("impossible_value", ends[30]), ("impossible_value", ends[60]), ("ohlc_inconsistent", ends[90]),
         ("volume_spike", ends[120]), ("missing_bars", ends[149] + MINUTE)]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
 from .records import KIND_OF, PUSHED_KINDS, Kline
 from .sources import BarReady, BarSource, Failed, SourceOptions, StateChanged
+from .sources.inbox import Wake
 from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
 from .timeframes import parse_period
@@ -147,9 +147,8 @@ class Relay:
         resume = self._resume_points()
         builds_bars = self.redis is not None or self.influx is not None
         depth = bool(self.types & {"quote", "depth"})
-        for index, inst in enumerate(self.instruments):
-            self.store.listen(inst, self._on_record, depth=depth,
-                              on_status=self._on_status if index == 0 else None)
+        for inst, told in zip(self.instruments, self._status_listeners()):
+            self.store.listen(inst, self._on_record, depth=depth, on_status=told)
         if builds_bars:
             self._bars = _BarDispatcher(self, resume)
         logger.info("relay: recording %s (bars %s, raw %s) into %s",
@@ -166,9 +165,8 @@ class Relay:
         self._started = False
         self._stop.set()
         depth = bool(self.types & {"quote", "depth"})
-        for index, inst in enumerate(self.instruments):
-            self.store.unlisten(inst, self._on_record, depth=depth,
-                                on_status=self._on_status if index == 0 else None)
+        for inst, told in zip(self.instruments, self._status_listeners()):
+            self.store.unlisten(inst, self._on_record, depth=depth, on_status=told)
         if self._bars is not None:
             self._bars.join()
             self._bars = None
@@ -228,6 +226,16 @@ class Relay:
             self.influx.write((record,))
         if self.recording is not None and recorded:
             self.recording.write((record,))
+
+    def _status_listeners(self) -> list:
+        # Statuses come per endpoint family: listen for them once per family, with its first symbol.
+        families: set[str] = set()
+        told = []
+        for inst in self.instruments:
+            family = self.store.wire.family(inst)
+            told.append(self._on_status if family not in families else None)
+            families.add(family)
+        return told
 
     def _on_status(self, status) -> None:
         self._count(status.kind)
@@ -289,7 +297,7 @@ class _BarDispatcher:
 
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
-        self._wake = threading.Event()
+        self._wake = Wake()
         options = SourceOptions(grace=relay.grace, lookback=relay.lookback,
                                 extended_hours=relay.store.extended_hours())
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
@@ -311,12 +319,10 @@ class _BarDispatcher:
         stop = self.relay._stop
         try:
             while not stop.is_set() and self._sources:
-                # Cleared before polling: input posted meanwhile sets it again, so no wake-up is lost.
-                self._wake.clear()
+                # Each poll takes its source's input: input posted meanwhile wakes the wait at once.
                 for source in list(self._sources):
                     self._drain(source)
-                due = min((source.due_in() for source in self._sources), default=math.inf)
-                self._wake.wait(min(due, _DISPATCH_WAIT_S))
+                self._wake.wait(min(self._wake.due_in(), _DISPATCH_WAIT_S))
         except Exception as e:  # a bug must not end the bars silently: record stops with an error
             logger.exception("relay: building bars crashed")
             self.relay.errors.append(AllTickError(f"building bars crashed: {e!r}"))

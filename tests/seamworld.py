@@ -103,7 +103,11 @@ class World:
         exchange_now = self.now + self.skew_ms
         minute = exchange_now - exchange_now % MINUTE_MS
         older = [t for t in self.pushed if t.time < minute]
-        self.seam.on_trade(older[-1] if older else self.pushed[-1], self.now)
+        self.push_again(older[-1] if older else self.pushed[-1])
+
+    def push_again(self, trade: Tick) -> None:
+        """The stream sends ``trade`` once more, as it sent it the first time."""
+        self.seam.on_trade(trade, self.now)
 
     def boundary(self) -> None:
         """The clock reaches the next minute boundary exactly; a trade happens on it."""

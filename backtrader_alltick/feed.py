@@ -11,7 +11,8 @@ and turns its events into Backtrader states, lines and notifications.
 
 Every live feed of a store shares one :class:`~backtrader_alltick.sources.inbox.Wake`: in
 Cerebro's pass over its feeds the first feed with nothing new waits (at most ``qcheck``) until
-any feed of the store has input or a timer due, and the feeds after it answer at once.
+any feed of the store has an event, taking every feed's input and running their timers meanwhile,
+and the feeds after it answer at once.
 """
 
 from __future__ import annotations
@@ -310,11 +311,10 @@ class AllTickData(bt.feed.DataBase):
         self._may_wait = False
         event = self._poll()
         if event is None and wait > 0:
-            # One wait for every feed of the store: whichever feed's input or timer ends it, this
-            # feed answers at once, and so do the feeds after it in Cerebro's pass (Wake.wait
-            # returns at once while any of their input is untaken).
-            wake = _WAKES[self._store]
-            wake.wait(min(wait, wake.due_in()))
+            # One wait for every feed of the store: it takes every feed's input and runs their
+            # timers until one has an event, then this feed answers at once, and so do the feeds
+            # after it in Cerebro's pass (those with an event hand it out).
+            _WAKES[self._store].wait_for_events(wait)
             event = self._poll()
         while True:
             if event is None:

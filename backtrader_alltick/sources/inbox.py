@@ -3,8 +3,9 @@
 A source's threads (the stream hub's reader, a backfill worker, a Redis reader) only ever put
 into an :class:`Inbox`; everything else runs on the consumer's thread, so a source's state needs
 no lock.  Every inbox of a consumer tells one :class:`Wake`, so a thread driving many sources
-(Cerebro with many feeds, the relay) waits once for all of them.  What a source hands out waits
-in its :class:`Outbox` until the consumer takes it.
+(Cerebro with many feeds, the relay) waits once for all of them, and the wake takes the input and
+runs the timers of each while it waits.  What a source hands out waits in its :class:`Outbox`
+until the consumer takes it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..errors import AllTickError
 from ..records import Depth, Kline, Tick
@@ -21,23 +23,35 @@ from . import BarReady, Event, Failed, StateChanged
 
 
 class Wake:
-    """One wake-up shared by the sources a thread drives.
+    """One wake-up shared by the sources one thread drives, and the waiting that drives them.
 
-    :meth:`wait` returns at once while any inbox holds input its consumer has not taken, so a
-    consumer that waited for one source never waits again for the input of another.
-    Sources with timers register their ``due_in`` so that the waiter also wakes when one is due.
+    Each source attaches its inbox and itself.  :meth:`wait_for_events` takes the input of every
+    source that has some, and runs the timers of every source that has one due, until one of them
+    has an event ready: the thread waits once for all its sources, and quiet ones cost nothing.
+    :meth:`wait` only waits (for input, or the earliest timer).
 
     Example::
 
         wake = Wake()
         sources = [StreamBars(store, inst, spec, options, None, wake=wake) for inst in instruments]
-        wake.wait(min(0.5, wake.due_in()))      # then poll(0) each source
+        wake.wait_for_events(0.5)           # then poll(0) each source
     """
 
     def __init__(self) -> None:
         self._ready: set[Inbox] = set()
         self._changed = threading.Condition(threading.Lock())
-        self._timers: dict[object, Callable[[], float]] = {}
+        self._owners: dict[Inbox, object] = {}
+        self._due: dict[object, float] = {}  # source -> monotonic moment its timer is due
+
+    def attach(self, inbox: Inbox, source) -> None:
+        """Drive ``source`` (its ``take_input()`` and ``due_in()``), whose threads put into ``inbox``."""
+        self._owners[inbox] = source
+        self._due[source] = math.inf
+
+    def detach(self, inbox: Inbox, source) -> None:
+        self._owners.pop(inbox, None)
+        self._due.pop(source, None)
+        self._ready.discard(inbox)
 
     def notify(self, inbox: Inbox) -> None:
         """``inbox`` has input (any thread)."""
@@ -51,6 +65,19 @@ class Wake:
         """The consumer is about to take everything ``inbox`` holds."""
         self._ready.discard(inbox)
 
+    def schedule(self, source, due_in: float) -> None:
+        """``source`` has timed work in ``due_in`` wall seconds (``math.inf``: none)."""
+        if source in self._due:
+            self._due[source] = time.monotonic() + max(due_in, _MIN_TIMER_S)
+
+    def due_in(self) -> float:
+        """Wall seconds until the earliest timer of an attached source is due (``math.inf``: none)."""
+        return min(self._due.values(), default=math.inf) - time.monotonic()
+
+    def has_input(self) -> bool:
+        """True when some inbox holds input its consumer has not taken."""
+        return bool(self._ready)
+
     def wait(self, timeout: float) -> bool:
         """Wait at most ``timeout`` wall seconds for input; return True when some inbox has any."""
         with self._changed:
@@ -58,20 +85,30 @@ class Wake:
                 self._changed.wait(timeout)
             return bool(self._ready)
 
-    def has_input(self) -> bool:
-        """True when some inbox holds input its consumer has not taken."""
-        return bool(self._ready)
+    def wait_for_events(self, timeout: float) -> bool:
+        """Drive the attached sources for at most ``timeout`` wall seconds, until one has an event.
 
-    def add_timer(self, owner: object, due_in: Callable[[], float]) -> None:
-        """Count ``owner``'s timer (wall seconds until it is due) in :meth:`due_in`."""
-        self._timers[owner] = due_in
+        Returns True as soon as a source has an event ready (then poll each with 0).
+        """
+        deadline = time.monotonic() + timeout
+        if any(source.has_events() for source in tuple(self._owners.values())):
+            return True
+        while True:
+            now = time.monotonic()
+            busy = [self._owners[inbox] for inbox in tuple(self._ready) if inbox in self._owners]
+            busy += [source for source, due in tuple(self._due.items()) if due <= now and source not in busy]
+            if any([source.take_input() for source in busy]):  # every one of them, not up to the first
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                if not self._ready:
+                    self._changed.wait(min(remaining, self.due_in()))
 
-    def remove_timer(self, owner: object) -> None:
-        self._timers.pop(owner, None)
 
-    def due_in(self) -> float:
-        """Wall seconds until the earliest timer of a registered source is due (``math.inf``: none)."""
-        return min((due() for due in tuple(self._timers.values())), default=math.inf)
+# A timer found due again at once is looked at after this long, never in a spin.
+_MIN_TIMER_S = 0.001
 
 
 class Inbox:

@@ -70,6 +70,7 @@ class RedisBars:
         self._wake = wake if wake is not None else Wake()
         self._inbox = Inbox(max(options.inbox_size // READ_COUNT, 8), self._wake)
         self._out = Outbox()
+        self._wake.attach(self._inbox, self)
         self.inst, self.spec, self.options = inst, spec, options
         self.symbol = inst.symbol
         self.period = None if spec is None else spec.period
@@ -94,6 +95,7 @@ class RedisBars:
     def close(self) -> None:
         """Stop the reader thread and release the connection."""
         self._closing.set()
+        self._wake.detach(self._inbox, self)
         self._inbox.close()
         self.source.close()
         self._thread.join(READ_BLOCK_MS / 1000 + self.source.socket_timeout)
@@ -109,15 +111,24 @@ class RedisBars:
         """The next event, waiting at most ``timeout`` wall seconds (0 with a shared wake); None: none yet."""
         deadline = time.monotonic() + timeout
         while True:
-            for item in self._inbox.take_all():
-                if self._out.state == "over":
-                    break
-                self._handle(item)
+            self.take_input()
             event = self._out.take(self._caught_up())
             remaining = deadline - time.monotonic()
             if event is not None or remaining <= 0 or self._out.state == "over":
                 return event
             self._wake.wait(remaining)
+
+    def take_input(self) -> bool:
+        """Take what the reader put; True when an event is then ready."""
+        for item in self._inbox.take_all():
+            if self._out.state == "over":
+                break
+            self._handle(item)
+        return self._out.has_pending()
+
+    def has_events(self) -> bool:
+        """True when :meth:`poll` has an event ready without taking more input."""
+        return self._out.has_pending()
 
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""

@@ -85,10 +85,11 @@ class StreamBars:
         self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
-        wake.add_timer(self, self.due_in)
+        wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._inbox.put)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
+        wake.schedule(self, self.due_in())
 
     def __repr__(self) -> str:
         return f"StreamBars({self.inst.symbol}, {self.spec.period if self.spec else 'ticks'}, {self.state})"
@@ -103,7 +104,7 @@ class StreamBars:
             return
         self._closed = True
         self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._inbox.put)
-        self._wake.remove_timer(self)
+        self._wake.detach(self._inbox, self)
         self._inbox.close()
         self.backfiller.stop()
 
@@ -127,7 +128,7 @@ class StreamBars:
         """The next event, waiting at most ``timeout`` wall seconds (0 with a shared wake); None: none yet."""
         deadline = time.monotonic() + timeout
         while True:
-            self._take_input()
+            self.take_input()
             event = self._out.take(self._caught_up())
             remaining = deadline - time.monotonic()
             if event is not None or remaining <= 0 or self._out.state == "over":
@@ -140,6 +141,10 @@ class StreamBars:
             return self._out.has_pending()
         return self._out.has_pending() or not self._inbox.empty()
 
+    def has_events(self) -> bool:
+        """True when :meth:`poll` has an event ready without taking more input."""
+        return self._out.has_pending()
+
     def due_in(self) -> float:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
         if self._out.state == "over":
@@ -149,6 +154,12 @@ class StreamBars:
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
+
+    def take_input(self) -> bool:
+        """Take what the threads put and run the timers due; True when an event is then ready."""
+        self._take_input()
+        self._wake.schedule(self, self.due_in())
+        return self._out.has_pending()
 
     def _take_input(self) -> None:
         inbox, seam = self._inbox, self.seam

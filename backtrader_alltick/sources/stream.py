@@ -85,6 +85,7 @@ class StreamBars:
         self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
+        self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._inbox.put)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
@@ -150,29 +151,37 @@ class StreamBars:
         if self._out.state == "over":
             return math.inf
         moment = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
-        return math.inf if moment is None else wall_seconds(self.clock, moment)
+        moment = self._closure_check_ms if moment is None else min(moment, self._closure_check_ms)
+        return wall_seconds(self.clock, moment)
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
 
     def take_input(self) -> bool:
         """Take what the threads put and run the timers due; True when an event is then ready."""
-        self._take_input()
-        self._wake.schedule(self, self.due_in())
+        if self._take_input():
+            due_in = self.due_in()
+            self._timers_at = time.monotonic() + due_in
+            self._wake.schedule(self, due_in)
         return self._out.has_pending()
 
-    def _take_input(self) -> None:
+    def _take_input(self) -> bool:
+        # Returns whether anything was done: a quiet source polled between its timers costs a lookup.
         inbox, seam = self._inbox, self.seam
         if inbox.overflowed:
             inbox.overflowed = False
             if seam is not None:
                 seam.on_overflow(self.clock.now_ms())
+        handled = False
         for item in inbox.take_all():
             if self._out.state == "over":
                 break  # what is still queued no longer matters
             self._handle(item)
+            handled = True
         if self._out.state == "over":
-            return
+            return True
+        if not handled and time.monotonic() < self._timers_at:
+            return False
         self._run_timers()
         if seam is not None:
             for bar, source in seam.take():
@@ -180,6 +189,7 @@ class StreamBars:
             self.stats.update(seam.stats)
             if seam.first_offhours is not None:
                 self._note_offhours(seam.first_offhours)
+        return True
 
     def _note_market_closure(self, now: int) -> None:
         # Said once per closure (a night, a holiday, an early close): a quiet feed then is expected,

@@ -37,6 +37,7 @@ from .errors import (
 )
 from .feed import AllTickData
 from .quality.analyzer import DataQuality
+from .relay import Relay
 from .store import AllTickStore
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "ProtocolError",
     "RateLimited",
     "RateLimitWarning",
+    "Relay",
     "SessionPolicyWarning",
     "SymbolNotFound",
     "Timeout",

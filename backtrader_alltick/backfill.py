@@ -5,6 +5,10 @@ the service has closed already at once, then waits (on the market clock) for the
 close and fetches again, so a feed never blocks on the network and never sees a forming bar.
 Whether a bar has closed is the service's decision: the clock's :meth:`~clock.ServiceClock.closed_until`
 and the fetch's own proof (see ``Fetch``) say so, never our clock alone.
+
+Waiting for bars to close is the worker's only pause.  It does not retry a failed fetch: the
+REST client has retried it already, by the plan's rules (``transport/rest.py``), so a failure
+that reaches the worker is final and goes to the feed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .clock import Clock, as_service_clock, wall_seconds
-from .errors import AllTickError, is_retryable
-from .history import CLOSE_LAG_S
+from .clock import CLOSE_LAG_S, Clock, as_service_clock, wall_seconds
+from .errors import AllTickError
 from .records import Kline
-from .transport.retry import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +38,15 @@ class BackfillResult:
 
 @dataclass(frozen=True)
 class BackfillFailed:
-    """A job failed with a non-retryable error (unknown symbol, bad token, plan limit)."""
+    """A job failed: the service refused it (unknown symbol, bad token, plan limit) or the REST
+    client's retries ran out."""
 
     error: AllTickError
     job: int
 
 
-MAX_UNEXPECTED = 5  # failures of an unknown kind before the feed is told
-
 # fetch(after_ms, upto_ms, count): the bars closing in (after_ms, upto_ms], or those bars and the moment
-# up to which they are complete (history.load_closed_bars) when the service has closed less than asked.
+# up to which they are complete (History.get_range) when the service has closed less than asked.
 Fetch = Callable[[int | None, int, int | None], "list[Kline] | tuple[list[Kline], int]"]
 
 
@@ -59,8 +60,8 @@ class Backfiller:
     """
 
     def __init__(self, fetch: Fetch, clock: Clock, deliver: Callable[[object], None], *,
-                 close_lag_s: float = CLOSE_LAG_S, retry_initial_s: float = 0.5,
-                 retry_cap_s: float = 30.0, closed_until: Callable[[int], int] | None = None,
+                 close_lag_s: float = CLOSE_LAG_S, recheck_s: float = 0.5,
+                 closed_until: Callable[[int], int] | None = None,
                  next_final: Callable[[int], int] | None = None) -> None:
         self._fetch = fetch
         # closed_until(moment): the close stamp of the newest bar final at that moment (a daily bar
@@ -72,8 +73,7 @@ class Backfiller:
         self._service = as_service_clock(clock)
         self._deliver = deliver
         self._close_lag_ms = close_lag_s * 1000 * clock.speed
-        self._retry_initial = retry_initial_s
-        self._retry_cap = retry_cap_s
+        self._recheck_s = recheck_s
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._job_id = 0
@@ -99,6 +99,9 @@ class Backfiller:
                 return
             try:
                 self._run_job(*job)
+            except AllTickError as e:
+                if not self._stop.is_set():  # else stopped while fetching: the failure is of our own making
+                    self._deliver(BackfillFailed(e, job[0]))
             except Exception as e:  # a bug: the feed must fail visibly, not wait for bars forever
                 logger.exception("backfill job %s crashed", job[0])
                 self._deliver(BackfillFailed(AllTickError(
@@ -113,9 +116,7 @@ class Backfiller:
             closed_until = min(upto_ms, self._final_until(self._service_closed()))
             progressed = False
             if reached is None or closed_until > reached:
-                got = self._fetch_with_retry(job, reached, closed_until, count)
-                if got is None:
-                    return
+                got = self._fetch(reached, closed_until, count)
                 bars, proven = got if isinstance(got, tuple) else (got, closed_until)
                 closed_until = min(closed_until, self._final_until(proven))
                 bars = [bar for bar in bars
@@ -134,7 +135,7 @@ class Backfiller:
             if not progressed:
                 # The service has not closed what its clock says it should have: ask again later,
                 # never in a loop.
-                wait = max(wait, self._retry_initial)
+                wait = max(wait, self._recheck_s)
             self._stop.wait(wait)
 
     def _service_closed(self) -> int:
@@ -144,28 +145,3 @@ class Backfiller:
         known = self._service.known_ms()
         return int((now if known is None else min(known, now)) - self._close_lag_ms)
 
-    def _fetch_with_retry(self, job: int, after_ms: int | None, upto_ms: int,
-                          count: int | None) -> list[Kline] | tuple[list[Kline], int] | None:
-        delays = backoff(self._retry_initial, self._retry_cap, jitter=0.5)
-        unexpected = 0
-        while not self._stop.is_set():
-            delay = next(delays)
-            try:
-                return self._fetch(after_ms, upto_ms, count)
-            except AllTickError as e:
-                if self._stop.is_set():
-                    return None  # stopped while fetching: the failure is of our own making
-                if not is_retryable(e):
-                    self._deliver(BackfillFailed(e, job))
-                    return None
-                logger.warning("backfill failed (%s); retrying in %.1fs", e, delay)
-            except Exception as e:  # say, a locked cache file: retry, then tell the feed
-                unexpected += 1
-                logger.exception("backfill job %s failed unexpectedly (%d of %d)", job, unexpected,
-                                 MAX_UNEXPECTED)
-                if unexpected >= MAX_UNEXPECTED:
-                    self._deliver(BackfillFailed(AllTickError(
-                        f"backfill kept failing ({type(e).__name__}: {e}); see the log"), job))
-                    return None
-            self._stop.wait(delay)
-        return None

@@ -3,7 +3,7 @@
 Pure: no I/O, no threads, no clock.  Time comes in as arguments (``now_ms`` is market
 time, epoch ms), so a test drives it by hand and a feed hands in its store's clock.
 
-Both paths put bars on the same grid (see :mod:`timeframes`): a bar of ``spec`` groups
+Both paths put bars on the same grid, :func:`timeframes.slot_of`: a bar of ``spec`` groups
 ``spec.multiple`` native slots counted from the epoch, starts where its first slot
 starts and is stamped at the close of its last slot.  A tick-built bar therefore
 equals the REST K-line for the same window field for field, and :func:`combine` of
@@ -16,37 +16,15 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
 
 from .errors import ConfigError
-from .markets import MINUTE_MS, Market
+from .markets import DAY_MS, Market
 from .records import Kline, Tick
-from .timeframes import BarSpec, Period, bar_end, bar_start, bucket_index
+from .timeframes import BarSpec, Slot, bucket_index, group_slot, slot_of
 
 logger = logging.getLogger(__name__)
 
-_EPOCH_DATE = date(1970, 1, 1)
 _NO_SEAM = -(2**63)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One place on a spec's grid: ``[start, next_start)`` holds its trades, ``end`` is its close stamp."""
-
-    start: int
-    next_start: int
-    end: int
-
-
-def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
-    """Return the grid slot of ``spec`` that contains ``ts_ms``."""
-    native = spec.native
-    if native.is_intraday:
-        step = native.count * spec.multiple * MINUTE_MS
-        start = ts_ms - ts_ms % step
-        return Slot(start, start + step, start + step)
-    group = bucket_index(native, bar_start(native, ts_ms, market), market) // spec.multiple
-    return _group_slot(spec, group, market)
 
 
 def in_regular_session(slot: Slot, market: Market) -> bool:
@@ -64,19 +42,6 @@ def regular_bars(bars: Sequence[Kline], spec: BarSpec, market: Market) -> list[K
     return [bar for bar in bars if in_regular_session(slot_of(spec, bar.start, market), market)]
 
 
-def first_slot_start(spec: BarSpec, fromdate_ms: int, market: Market) -> int:
-    """Where to start loading so that every bar stamped at or after ``fromdate_ms`` is there.
-
-    Backtrader keeps a bar stamped exactly at ``fromdate``: intraday that is the bar of the
-    slot holding the instant before it.  A daily or longer bar may be stamped after the next
-    slot has begun (a forex day closes 22:00 UTC), so loading starts one slot earlier.
-    """
-    slot = slot_of(spec, fromdate_ms - 1, market)
-    if spec.native.is_intraday:
-        return slot.start
-    return slot_of(spec, slot.start - 1, market).start
-
-
 def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
     """Build ``spec`` bars from closed native bars (3m from 1m, 2h from 1h, 3d from 1d).
 
@@ -92,7 +57,7 @@ def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Klin
     label = spec.period
     out = []
     for group, members in groups.items():
-        slot = _group_slot(spec, group, market)
+        slot = group_slot(spec, group, market)
         out.append(Kline(
             members[0].symbol, label, slot.start, slot.end,
             open=members[0].open,
@@ -355,7 +320,7 @@ class BarBuilder:
         frontier = self._frontier
         if self._empty_deadline is None or self._empty_deadline[0] != frontier:
             # Two weeks reach past any weekend; a monthly slot that far out is not urgent.
-            spans = self.market.open_spans(frontier, frontier + 14 * 86_400_000)
+            spans = self.market.open_spans(frontier, frontier + 14 * DAY_MS)
             deadline = None
             if spans:
                 deadline = slot_of(self.spec, spans[0][0], self.market).next_start + self.grace_ms
@@ -375,25 +340,3 @@ class BarBuilder:
         price = self._last_close
         return Kline(self.symbol, self._label, slot.start, slot.end, price, price, price, price, 0.0, 0.0)
 
-
-def _group_slot(spec: BarSpec, group: int, market: Market) -> Slot:
-    first = group * spec.multiple
-    start = _index_start(spec.native, first, market)
-    last_native = _index_start(spec.native, first + spec.multiple - 1, market)
-    following = _index_start(spec.native, first + spec.multiple, market)
-    return Slot(start, following, bar_end(spec.native, last_native, market))
-
-
-def _index_start(period: Period, index: int, market: Market) -> int:
-    # Inverse of timeframes.bucket_index: the start of the native slot with this number.
-    if period.is_intraday:
-        return index * period.count * MINUTE_MS
-    if period.unit == "day":
-        day = _EPOCH_DATE + timedelta(days=index)
-    elif period.unit == "week":
-        day = _EPOCH_DATE + timedelta(days=7 * index - 3)  # the Monday of week `index`
-    else:
-        day = date(1970 + index // 12, index % 12 + 1, 1)
-    # Noon always exists locally (midnight may not on a DST day); day_start finds midnight.
-    noon = datetime.combine(day, time(12), tzinfo=market.zone)
-    return market.day_start(int(noon.timestamp() * 1000))

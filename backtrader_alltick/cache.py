@@ -1,10 +1,12 @@
 """Persistent K-line cache: one SQLite file shared by every store and process of a user.
 
-Two tables.  ``klines`` holds closed bars keyed by (dialect, symbol, period, start)
-and is written with upserts.  ``coverage`` holds the ranges of bar start times known
-to be complete: a closed market has no bars, so only coverage tells "nothing there"
-from "never fetched".  Ranges are half-open ``[start, end)`` in epoch ms and are
-merged on insert.
+Two tables.  ``klines`` holds closed bars keyed by (namespace, symbol, period, start)
+and is written with upserts.  The namespace says where bars came from (the dialect alone for
+its real service, ``alltick@host:port`` for any other host: ``history.cache_namespace``); its
+column is named ``dialect``, kept so older cache files still open.  ``coverage`` holds the
+ranges of bar start times known to be complete: a closed market has no bars, so only coverage
+tells "nothing there" from "never fetched".  Ranges are half-open ``[start, end)`` in epoch ms
+and are merged on insert.
 
 The file uses WAL so readers never block writers, a busy timeout so two processes
 writing at once queue instead of failing, and ``BEGIN IMMEDIATE`` for every write so
@@ -80,6 +82,15 @@ def default_cache_path() -> Path:
     else:
         root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / CACHE_FILE
+
+
+def cache_directory(setting: bool | str | os.PathLike[str] | None) -> Path | None:
+    """The directory of the cache a store's ``cache`` param names; None for no cache or ``":memory:"``."""
+    if setting is True:
+        return default_cache_path().parent
+    if not setting or str(setting) == MEMORY:
+        return None
+    return Path(setting).parent
 
 
 class KlineCache:
@@ -173,7 +184,7 @@ class KlineCache:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def put(self, dialect: str, klines: Iterable[Kline], *, now_ms: int | None = None) -> int:
+    def put(self, namespace: str, klines: Iterable[Kline], *, now_ms: int | None = None) -> int:
         """Insert or replace closed bars; return how many were written.
 
         ``now_ms``, when given, is checked against every bar: a bar that ends after it
@@ -185,27 +196,27 @@ class KlineCache:
                 raise ConfigError(
                     f"bar {bar.symbol} {bar.period} ending at {bar.end} is still forming at {now_ms}; "
                     "cache only closed bars")
-            rows.append((dialect, bar.symbol, bar.period, bar.start, bar.end, bar.open, bar.high, bar.low,
+            rows.append((namespace, bar.symbol, bar.period, bar.start, bar.end, bar.open, bar.high, bar.low,
                          bar.close, bar.volume, bar.turnover))
         if rows:
             with self._write() as db:
                 db.executemany(_UPSERT, rows)
         return len(rows)
 
-    def get(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]:
+    def get(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]:
         """Return cached bars whose start lies in ``[start_ms, end_ms)``, oldest first."""
         with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT start, "end", open, high, low, close, volume, turnover FROM klines '
                 "WHERE dialect = ? AND symbol = ? AND period = ? AND start >= ? AND start < ? "
-                "ORDER BY start", (dialect, symbol, period, start_ms, end_ms)).fetchall()
+                "ORDER BY start", (namespace, symbol, period, start_ms, end_ms)).fetchall()
         return [Kline(symbol, period, *row) for row in rows]
 
-    def mark_covered(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None:
+    def mark_covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None:
         """Record that every bar starting in ``[start_ms, end_ms)`` is in the cache."""
         if end_ms <= start_ms:
             return
-        key = (dialect, symbol, period)
+        key = (namespace, symbol, period)
         with self._write() as db:
             # Overlapping and touching ranges fold into one.
             rows = db.execute(
@@ -219,22 +230,22 @@ class KlineCache:
             db.execute('INSERT INTO coverage (dialect, symbol, period, start, "end") VALUES (?, ?, ?, ?, ?)',
                        (*key, low, high))
 
-    def covered(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int
+    def covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
                 ) -> list[tuple[int, int]]:
         """Return the covered ranges that intersect ``[start_ms, end_ms)``, clipped to it, in order."""
         with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
                 'AND start < ? AND "end" > ? ORDER BY start',
-                (dialect, symbol, period, end_ms, start_ms)).fetchall()
+                (namespace, symbol, period, end_ms, start_ms)).fetchall()
         return [(max(low, start_ms), min(high, end_ms)) for low, high in rows]
 
-    def missing(self, dialect: str, symbol: str, period: str, start_ms: int, end_ms: int
+    def missing(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
                 ) -> list[tuple[int, int]]:
         """Return the parts of ``[start_ms, end_ms)`` not covered yet, oldest first."""
         gaps: list[tuple[int, int]] = []
         cursor = start_ms
-        for low, high in self.covered(dialect, symbol, period, start_ms, end_ms):
+        for low, high in self.covered(namespace, symbol, period, start_ms, end_ms):
             if low > cursor:
                 gaps.append((cursor, low))
             cursor = max(cursor, high)

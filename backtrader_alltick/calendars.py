@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # The first year loaded: far enough back for any history AllTick or iTick serves.
 FIRST_YEAR = 2000

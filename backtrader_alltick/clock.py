@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import ConfigError
 
@@ -35,7 +35,7 @@ class WallClock:
         WallClock().now_ms()   # about time.time() * 1000
     """
 
-    speed = 1.0
+    speed: float = 1.0
 
     def __init__(self) -> None:
         self._wall0 = time.time() * 1000
@@ -71,18 +71,19 @@ class ServiceClock:
     MAX_SKEW_MS = 600_000
 
     def __init__(self, base: Clock | None = None) -> None:
-        self.base = base if base is not None else WallClock()
-        self.speed = float(self.base.speed)
+        self.base: Clock = base if base is not None else WallClock()
+        self.speed: float = float(self.base.speed)
         self._lock = threading.Lock()
         self._best: tuple[int, int] | None = None  # (service ms, base ms): the tightest lower bound
         self._read = False  # a reading of the service's own clock (an HTTP Date) has been seen
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # A copy in another process (optimisation workers) learns the service's time anew.
         return {"base": self.base}
 
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["base"])
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # ServiceClock's own __init__: a subclass (SystemClock) may take no base.
+        ServiceClock.__init__(self, state["base"])
 
     def __repr__(self) -> str:
         return (f"ServiceClock(base={type(self.base).__name__}, offset_ms={self.offset_ms}, "
@@ -142,7 +143,10 @@ class ServiceClock:
         with self._lock:
             known = self._known(at)
             if not reading:
-                reference = known if self._read else at if known is None else max(at, known)
+                if known is None:
+                    reference = at
+                else:
+                    reference = known if self._read else max(at, known)
                 if server_ms > reference + self.MAX_SKEW_MS:
                     return  # a stamp from the future: a wrong stamp, not the service's clock
             if known is None or server_ms > known:
@@ -177,8 +181,8 @@ class _Trusted:
     learnt = True
 
     def __init__(self, clock: Clock) -> None:
-        self.base = clock
-        self.speed = float(clock.speed)
+        self.base: Clock = clock
+        self.speed: float = float(clock.speed)
 
     def now_ms(self) -> int:
         return self.base.now_ms()
@@ -215,8 +219,8 @@ class ScaledClock:
     def __init__(self, start_ms: int, speed: float = 1.0) -> None:
         if not speed > 0:
             raise ConfigError(f"speed must be above 0, was {speed!r}")
-        self.start_ms = int(start_ms)
-        self.speed = float(speed)
+        self.start_ms: int = int(start_ms)
+        self.speed: float = float(speed)
         self._wall0 = time.monotonic()
 
     def now_ms(self) -> int:

@@ -6,8 +6,8 @@ import logging
 
 from .errors import ConfigError
 from .sinks.recording import RecordingSink
-from .sources.influx_reader import InfluxReader
 from .transport.influx_client import split_influx_url
+from .transport.influx_reader import InfluxReader
 
 logger = logging.getLogger(__name__)
 

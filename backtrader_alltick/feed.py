@@ -28,6 +28,7 @@ import backtrader as bt
 from backtrader.utils.date import num2date
 
 from . import sessions, timeframes
+from .clock import CLOSE_LAG_S
 from .errors import (
     AllTickError,
     AllTickWarning,
@@ -36,13 +37,12 @@ from .errors import (
     SymbolNotFound,
     UnsupportedTimeframe,
 )
-from .history import CLOSE_LAG_S
+from .history import Window
 from .notices import warn_no_bars, warn_user
 from .param_checks import as_moment, check_order, is_empty_window, whole_number
 from .records import Kline, Tick
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
-from .sources.history import load_history
 from .sources.inbox import Wake
 from .store import AllTickStore
 from .symbols import parse_symbol
@@ -239,11 +239,9 @@ class AllTickData(bt.feed.DataBase):
         asked_from = start_ms = None if self.fromdate == float("-inf") else num_to_ms(self.fromdate)
         asked_to = end_ms = None if self.todate == float("inf") else num_to_ms(self.todate)
         if self._by_date:
-            # Backtrader's filter keeps a bar by its stamp (trading date, end of day), not by its
-            # close: a crypto day closes at 00:00 after its date, a forex day at 17:00 New York before the
-            # end of it.  Load a little wider on both sides and let the filter decide.
-            start_ms = None if start_ms is None else start_ms - 2 * 86_400_000
-            end_ms = None if end_ms is None else end_ms + 2 * 86_400_000
+            # Backtrader's filter keeps a bar by its date stamp, not by its close: load a little
+            # wider on both sides and let the filter decide.
+            start_ms, end_ms, _ = timeframes.date_load_window(start_ms, end_ms)
         if self.p.historical:
             self.put_notification(self.DELAYED)
             # Dates in order around no trading day (a weekend, a holiday) hold no bar.
@@ -285,9 +283,10 @@ class AllTickData(bt.feed.DataBase):
 
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
-        return load_history(self._store, self.inst, self.spec, start_ms, end_ms, count,
-                            source=self.p.source, source_url=self.p.source_url,
-                            extended_hours=self._extended_hours, stats=self.stats)
+        window = Window(start_ms, end_ms, count)
+        return self._store.history.get_range(self.inst, self.spec, window, source=self.p.source,
+                                             source_url=self.p.source_url,
+                                             extended_hours=self._extended_hours, stats=self.stats).bars
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an
@@ -372,7 +371,7 @@ class AllTickData(bt.feed.DataBase):
         the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
         if not self._by_date:
             return ms_to_num(end_ms)
-        return sessions.date_stamp(self, self.inst.market.close_date(end_ms), self.p.sessionend)
+        return timeframes.date_stamp(self, end_ms, self.inst.market, self.p.sessionend)
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from . import timeframes
-from .markets import DAY_MS, Market
-from .param_checks import is_empty_window, trading_stamp_ms
+from .markets import Market
+from .param_checks import is_empty_window
 from .records import Kline
 
 KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]
@@ -35,10 +35,8 @@ def window_frame(load: BarLoader, market: Market, spec: timeframes.BarSpec, star
     if spec.native.is_intraday:
         return klines_frame(load(start_ms, end_ms, count), market, spec.period)
     # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
-    klines = load(None if start_ms is None else start_ms - 2 * DAY_MS,
-                  None if end_ms is None else end_ms + 2 * DAY_MS,
-                  None if count is None else count + 2)
-    klines = [k for k in klines if _within(trading_stamp_ms(market, k.end), start_ms, end_ms)]
+    klines = load(*timeframes.date_load_window(start_ms, end_ms, count))
+    klines = [k for k in klines if _within(timeframes.date_stamp_ms(k.end, market), start_ms, end_ms)]
     if count is not None:
         klines = klines[-count:]
     return klines_frame(klines, market, spec.period)

@@ -206,7 +206,7 @@ class RolledZone(tzinfo):
 
     def __init__(self, base: ZoneInfo, roll: int) -> None:
         self.base = base
-        self.shift = timedelta(minutes=-roll)  # added to base wall time
+        self.shift: timedelta = timedelta(minutes=-roll)  # added to base wall time
 
     def __repr__(self) -> str:
         return f"RolledZone({self.base.key!r}, roll={-int(self.shift.total_seconds() // 60)})"
@@ -223,7 +223,8 @@ class RolledZone(tzinfo):
     def utcoffset(self, moment: datetime | None) -> timedelta | None:
         if moment is None:
             return None
-        return self.base.utcoffset(self._base_moment(moment)) + self.shift
+        offset = self.base.utcoffset(self._base_moment(moment))
+        return None if offset is None else offset + self.shift
 
     def dst(self, moment: datetime | None) -> timedelta | None:
         return None if moment is None else self.base.dst(self._base_moment(moment))

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 from .errors import AllTickWarning, NoBarsWarning
 from .records import format_utc
@@ -105,7 +106,7 @@ def _user_stacklevel() -> int:
     # stacklevel 1 is warn_user itself (this helper's caller); walk out to the first frame that is
     # neither ours nor Backtrader's.  A thread with none ends at its bootstrap (threading.py), which
     # is still a truthful place; the message says everything else.
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL):
         frame = frame.f_back

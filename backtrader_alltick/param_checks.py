@@ -5,21 +5,60 @@ Each check accepts what Backtrader accepts for the same parameter and raises
 deep inside a conversion.  Dates follow Backtrader's feed rule (``feed.py``,
 ``dopostinit``): a date without a time means the start of that day for ``fromdate`` and
 the end of it (23:59:59.999990) for ``todate``; a naive time is read as UTC here.
+ISO strings are read by :func:`parse_iso`, the same on every Python the package supports.
 """
 
 from __future__ import annotations
 
 import numbers
-from datetime import date, datetime, time, timezone
+import re
+from datetime import date, datetime, time, timedelta, timezone
 
 from . import timeframes
 from .errors import ConfigError
 from .markets import Market
 from .records import format_utc
+from .timeframes import END_OF_DAY
 
-# Backtrader's default session end, which a date-only todate is combined with.
-END_OF_DAY = time(23, 59, 59, 999990)
 _DATE_KINDS = "a datetime, a date, a pandas Timestamp or an ISO string such as '2024-03-01 15:30'"
+# ISO 8601 in its extended form, as Python 3.11's fromisoformat reads it: a date, then optionally
+# 'T' or a space, hours, minutes, seconds with a fraction of any length (',' or '.'), and an offset
+# ('Z', +HH, +HHMM, +HH:MM).  Python 3.10's fromisoformat refuses 'Z' and fractions that are not
+# 3 or 6 digits long, so the package parses the text itself.
+_ISO_MOMENT = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?")
+
+
+def parse_iso(text: str) -> datetime | date:
+    """The date (no time given) or datetime (aware when an offset is given) an ISO string names.
+
+    Raises ValueError for anything else.  Fractions of a second past microseconds are cut off.
+
+    Example::
+
+        parse_iso("2024-03-04T15:30:00.5Z")   # datetime(2024, 3, 4, 15, 30, 0, 500000, tzinfo=UTC)
+    """
+    match = _ISO_MOMENT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an ISO date or time: {text!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if hour is None:
+        return date(int(year), int(month), int(day))
+    micros = int((fraction or "").ljust(6, "0")[:6])
+    return datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), micros,
+                    tzinfo=_zone(offset))
+
+
+def _zone(offset: str | None) -> timezone | None:
+    if offset is None:
+        return None
+    if offset == "Z":
+        return timezone.utc
+    digits = offset[1:].replace(":", "")
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return timezone(-delta if offset[0] == "-" else delta)
 
 
 def as_moment(name: str, value: object) -> datetime | date | None:
@@ -27,9 +66,8 @@ def as_moment(name: str, value: object) -> datetime | date | None:
     if value is None or isinstance(value, (datetime, date)):
         return value  # a pandas Timestamp is a datetime
     if isinstance(value, str):
-        text = value.strip()
         try:
-            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+            return parse_iso(value)
         except ValueError:
             pass
     raise ConfigError(f"{name} must be {_DATE_KINDS}, was {value!r}")
@@ -60,9 +98,15 @@ def whole_number(name: str, value: object, *, minimum: int = 1, optional: bool =
 
 def check_order(fromdate: object, todate: object) -> None:
     """Refuse a ``fromdate`` after ``todate`` as the user gave them (a date alone: its whole day)."""
-    first, last = moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True)
-    if first is not None and last is not None and first > last:
-        raise ConfigError(f"fromdate must not be after todate, was {format_utc(first)} > {format_utc(last)}")
+    check_window(moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True))
+
+
+def check_window(start_ms: int | None, end_ms: int | None, names: tuple[str, str] = ("fromdate", "todate")
+                 ) -> None:
+    """Refuse a window that ends before it starts (``None``: open), naming its bounds ``names``."""
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise ConfigError(f"{names[0]} must not be after {names[1]}, "
+                          f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
 
 
 def is_empty_window(start_ms: int | None, end_ms: int | None) -> bool:
@@ -88,7 +132,7 @@ def bar_window(market: Market, intraday: bool, fromdate: object,
 
     A plain date on intraday bars is the market's trading day (EURUSD's starts at 22:00 UTC the
     evening before); on daily and longer bars it is Backtrader's default day, 00:00 to
-    23:59:59.999990, compared with the bars' stamps (:func:`trading_stamp_ms`).  Dates in order
+    23:59:59.999990, compared with the bars' stamps (:func:`timeframes.date_stamp_ms`).  Dates in order
     around no trading day give crossed bounds (:func:`is_empty_window`); crossed dates are refused.
     """
     check_order(fromdate, todate)
@@ -101,13 +145,6 @@ def bar_window(market: Market, intraday: bool, fromdate: object,
         if _is_plain_date(last):
             last = trading_day_end(market, last, None)
     return moment_ms("fromdate", first), moment_ms("todate", last, end_of_day=True)
-
-
-def trading_stamp_ms(market: Market, end_ms: int) -> int:
-    """Where Backtrader's filter sees a daily or longer bar closing at ``end_ms``: its trading date
-    at the default session end (UTC), as ``AllTickData`` stamps it."""
-    stamp = datetime.combine(market.close_date(end_ms), END_OF_DAY, tzinfo=timezone.utc)
-    return int(stamp.timestamp() * 1000)
 
 
 def _is_plain_date(moment: object) -> bool:

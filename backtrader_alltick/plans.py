@@ -59,10 +59,15 @@ PLANS = {"alltick": _ALLTICK, "itick": _ITICK}
 ITICK_SYMBOLS_PER_CONNECTION = 500
 
 
-def get_plan(dialect: str, name: str) -> Plan:
-    """Return the plan table entry; raise ConfigError naming the valid choices."""
+def get_plan(dialect: str, name: str | Plan) -> Plan:
+    """Return the plan table entry (or ``name`` itself, a ``Plan`` of your own); ConfigError otherwise."""
     if dialect not in PLANS:
         raise ConfigError(f"dialect must be one of {', '.join(PLANS)}, was {dialect!r}")
+    if isinstance(name, Plan):
+        if name.dialect != dialect:
+            raise ConfigError(f"plan must be a plan of the {dialect} dialect, was one of {name.dialect!r} "
+                              f"({name.name!r})")
+        return name
     table = PLANS[dialect]
     key = {"base": "basic", "advanced": "premium"}.get(str(name).lower(), str(name).lower())
     if key not in table:

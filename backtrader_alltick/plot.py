@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import ConfigError
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'backtrader-alltick[plot]'"
 # Above this many bars, candle bodies are thinner than a pixel; a close line reads better.
@@ -32,7 +32,7 @@ _CEREBRO_PLOT_ARGS = ("numfigs", "iplot", "start", "end", "use")
 _UP, _DOWN, _LINE = "#26a69a", "#ef5350", "#1f77b4"
 
 
-def _matplotlib():
+def _matplotlib() -> Any:
     try:
         return importlib.import_module("matplotlib")
     except ImportError:
@@ -174,7 +174,7 @@ def save_cerebro_plot(cerebro: Any, path: str | os.PathLike[str], *, width: floa
     return target
 
 
-def _show_dates_below(figure) -> None:
+def _show_dates_below(figure: Any) -> None:
     # Backtrader hides every axis' date labels, then shows the bottom axis' ones label by label;
     # with matplotlib 3.x the ticks it showed are replaced when the axes rescale, so no dates
     # remain.  Switching the labels on per axis survives the rescale.
@@ -184,7 +184,7 @@ def _show_dates_below(figure) -> None:
         bottom.tick_params(axis="x", which="major", labelbottom=True, labelrotation=15)
 
 
-def _fit_markers(figure) -> None:
+def _fit_markers(figure: Any) -> None:
     # Backtrader sets each axis' y range from the bars, so buy/sell marks drawn beyond the
     # bars (BuySell with barplot=True) can fall outside it; widen the range to every mark.
     import numpy as np
@@ -192,8 +192,8 @@ def _fit_markers(figure) -> None:
     for axis in figure.axes:
         marks = [line for line in axis.get_lines()
                  if line.get_linestyle() in ("None", "", " ") and line.get_marker() not in (None, "None", "")]
-        values = [np.asarray(line.get_ydata(), dtype=float) for line in marks]
-        values = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+        columns = [np.asarray(line.get_ydata(), dtype=float) for line in marks]
+        values = np.concatenate([v[np.isfinite(v)] for v in columns]) if columns else np.array([])
         if not values.size:
             continue
         low, high = axis.get_ylim()
@@ -202,21 +202,21 @@ def _fit_markers(figure) -> None:
             axis.set_ylim(min(low, values.min() - pad), max(high, values.max() + pad))
 
 
-def _naive_utc(index: pd.Index):
+def _naive_utc(index: pd.Index) -> Any:
     times = pd.DatetimeIndex(index)
     if times.tz is not None:
         times = times.tz_convert("UTC").tz_localize(None)
     return times.to_pydatetime()
 
 
-def _bar_width(times) -> float:
+def _bar_width(times: Any) -> float:
     # matplotlib dates are in days; leave a gap of a fifth of the bar spacing.
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:]) if b > a]
     spacing = min(gaps) / 86_400 if gaps else 1 / 1440
     return spacing * 0.8
 
 
-def _draw_candles(axis, frame: pd.DataFrame, times) -> None:
+def _draw_candles(axis: Any, frame: pd.DataFrame, times: Any) -> None:
     width = _bar_width(times)
     opens, highs = frame["open"].to_numpy(), frame["high"].to_numpy()
     lows, closes = frame["low"].to_numpy(), frame["close"].to_numpy()

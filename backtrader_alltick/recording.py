@@ -25,13 +25,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ConfigError, ProtocolError
 from .records import Depth, Tick
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 FORMAT = "backtrader-alltick-recording"
 FORMAT_VERSION = 1
@@ -40,7 +42,7 @@ KINDS = ("ticks", "depth")
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
 
 
-def require_pyarrow():
+def require_pyarrow() -> Any:
     """Import pyarrow (and pyarrow.parquet), or raise a ConfigError naming the extra to install."""
     try:
         import pyarrow
@@ -51,7 +53,7 @@ def require_pyarrow():
     return pyarrow
 
 
-def schema(kind: str):
+def schema(kind: str) -> Any:
     """The Arrow schema of one kind of part file."""
     pa = require_pyarrow()
     if kind == "ticks":
@@ -77,10 +79,11 @@ def part_number(path: Path) -> int:
     return int(path.name[len(PART_PREFIX):-len(PART_SUFFIX)])
 
 
-def read_meta(root: Path) -> dict:
+def read_meta(root: Path) -> dict[str, Any]:
+    """The recording's ``recording.json``; raise if it is missing or of a format this version cannot read."""
     path = Path(root) / META_FILE
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"recording must be a directory written by 'alltick-bt record --file', "
                           f"was {str(root)!r} (no {META_FILE} in it)") from None
@@ -92,7 +95,7 @@ def read_meta(root: Path) -> dict:
     return meta
 
 
-def write_meta(root: Path, meta: dict) -> None:
+def write_meta(root: Path, meta: dict[str, Any]) -> None:
     """Replace ``recording.json`` atomically (a kill leaves the old or the new one, never half)."""
     temporary = Path(root) / f".{META_FILE}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -106,12 +109,12 @@ def write_meta(root: Path, meta: dict) -> None:
 class TickColumns:
     """One symbol's recorded trades as equal-length arrays, sorted by time (then recording order)."""
 
-    time: np.ndarray  # int64 epoch ms
-    price: np.ndarray  # float64
-    volume: np.ndarray  # float64
-    turnover: np.ndarray  # float64
-    seq: np.ndarray  # int64, -1 where the service sent none
-    direction: np.ndarray  # int64
+    time: npt.NDArray[np.int64]  # epoch ms
+    price: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+    turnover: npt.NDArray[np.float64]
+    seq: npt.NDArray[np.int64]  # -1 where the service sent none
+    direction: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.time)
@@ -129,14 +132,14 @@ class Recording:
         recording.columns("BTCUSDT").price     # numpy array
     """
 
-    def __init__(self, path: str | os.PathLike, start_ms: int | None = None,
+    def __init__(self, path: str | os.PathLike[str], start_ms: int | None = None,
                  end_ms: int | None = None) -> None:
         require_pyarrow()
-        self.path = Path(path)
+        self.path: Path = Path(path)
         if start_ms is not None and end_ms is not None and start_ms >= end_ms:
             raise ConfigError(f"the recording's --from must be before --to, was {start_ms} >= {end_ms} "
                               "(epoch ms)")
-        self.meta = read_meta(self.path)
+        self.meta: dict[str, Any] = read_meta(self.path)
         self.dialect: str = self.meta.get("dialect", "alltick")
         self._columns = _load_ticks(self.path, start_ms, end_ms)
         self._books = _load_depth(self.path, start_ms, end_ms)
@@ -185,7 +188,7 @@ class Recording:
         return self._books.get(symbol, [])
 
 
-def _read_parts(root: Path, kind: str, start_ms: int | None, end_ms: int | None):
+def _read_parts(root: Path, kind: str, start_ms: int | None, end_ms: int | None) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

@@ -21,7 +21,9 @@ import logging
 import re
 import threading
 import weakref
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 __all__ = ["RedactingFilter", "detached", "mask_token", "protect", "redact"]
 
@@ -111,7 +113,7 @@ _protected: dict[str, tuple[re.Pattern[str], str]] = {}
 _owners: dict[str, int] = {}
 # Reentrant: a garbage collection inside protect() may run an owner's finalizer, _release, on this thread.
 _lock = threading.RLock()
-_previous_factory = None
+_previous_factory: Callable[..., logging.LogRecord] | None = None
 
 
 def protect(token: str | None, owner: object | None = None) -> None:
@@ -141,8 +143,8 @@ def _release(token: str) -> None:
             del _owners[token], _protected[token]
 
 
-def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
-    record = _previous_factory(*args, **kwargs)
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = (_previous_factory or logging.LogRecord)(*args, **kwargs)
     scrub_record(record)
     return record
 

@@ -273,7 +273,7 @@ class Relay:
         # Resume each bar stream after its newest bar, so a restart fills exactly the gap.
         if self.redis_url is None:
             return {}
-        from .sources.redis_reader import RedisReader
+        from .transport.redis_reader import RedisReader
 
         points: dict[tuple[str, str], int] = {}
         now = self.store.clock.now_ms()

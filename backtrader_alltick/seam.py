@@ -47,10 +47,10 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from .bars import BarBuilder, regular_bars, slot_of
+from .bars import BarBuilder, regular_bars
 from .markets import Market
 from .records import Kline, Tick
-from .timeframes import BarSpec
+from .timeframes import BarSpec, slot_of
 
 logger = logging.getLogger(__name__)
 

@@ -4,29 +4,27 @@ Backtrader reads a feed's session in three places: ``dopostinit`` (a ``date`` ``
 becomes ``combine(fromdate, sessionstart)``), the resampler (``_getnexteos`` says where a day
 ends) and timers (``SESSION_START``/``SESSION_END`` fire at ``combine(date, session time)``
 in the feed's ``tz``).  Daily and longer bars are stamped, as Backtrader's own CSV and
-Pandas feeds do, with their trading date at the end of the day (DESIGN.md "Bar timestamps").
+Pandas feeds do, with their trading date at the end of the day (:func:`timeframes.date_stamp`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import backtrader as bt
 from backtrader.dataseries import _Bar
 from backtrader.resamplerfilter import Resampler
 
-from .markets import Market
+from .markets import DAY_MS, Market
 from .symbols import Instrument
+from .timeframes import END_OF_DAY, date_stamp
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 EPOCH_NUM = 719163.0  # backtrader's date2num of 1970-01-01 00:00 UTC
-DAY_MS = 86_400_000.0
-# Backtrader's default sessionend (feed.py dopostinit: "remove 9 to avoid precision rounding errors").
-END_OF_DAY = time(23, 59, 59, 999990)
 # Two regular weekdays, one in each half of the year: a session time that differs between
 # them moves with daylight saving time in the feed's zone.
 _REFERENCE_DAYS = (date(2024, 1, 10), date(2024, 7, 10))
@@ -41,22 +39,7 @@ def num_to_ms(num: float) -> int:
     return int(round((num - EPOCH_NUM) * DAY_MS))
 
 
-def date_stamp(data, day: date, at: time) -> float:
-    """Line value of ``day`` at time ``at`` in ``data``'s tz, one that reads back as ``day``.
-
-    Seen from UTC, 23:59:59.99999 in a zone behind or ahead of it is a float whose rounding
-    error Backtrader's ``num2date`` (microseconds above 999990 round up) can turn into the
-    next midnight, a day late.  Step the float down until it reads back on ``day``.
-    """
-    num = data.date2num(datetime.combine(day, at))
-    for _ in range(8):
-        if data.num2date(num).date() == day:
-            return num
-        num = math.nextafter(num, 0.0)
-    return num
-
-
-def output_zone(tz) -> tzinfo:
+def output_zone(tz: str | tzinfo | None) -> tzinfo:
     """The zone a feed's ``tz`` param shows times in (UTC when None)."""
     if tz is None:
         return timezone.utc
@@ -78,7 +61,7 @@ class LocalizableZone(ZoneInfo):
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=self)
 
 
-def localizable_zone(tz) -> LocalizableZone | None:
+def localizable_zone(tz: str | tzinfo | None) -> LocalizableZone | None:
     """A feed's ``tz`` (a zone name or a zoneinfo zone) as Backtrader can use it; None: let
     Backtrader resolve it.
 
@@ -92,21 +75,21 @@ def localizable_zone(tz) -> LocalizableZone | None:
     return None
 
 
-def session_times(market: Market, tz) -> tuple[time, time] | None:
+def session_times(market: Market, tz: str | tzinfo | None) -> tuple[time, time] | None:
     """The market's regular open and close as times of day in ``tz``, or None if they move.
 
     US sessions in UTC move with daylight saving time: no single ``sessionstart`` is right all
     year, so the caller keeps Backtrader's defaults (and says so) unless the feed has a ``tz``.
     """
     zone = output_zone(tz)
-    found = set()
+    found: set[tuple[time, time]] = set()
     for day in _REFERENCE_DAYS:
         spans = market.weekly_sessions_on(day)
         found.add((_local(spans[0][0], zone).time(), _local(spans[-1][1], zone).time()))
     return found.pop() if len(found) == 1 else None
 
 
-def trading_day_start(market: Market, day: date, tz) -> datetime:
+def trading_day_start(market: Market, day: date, tz: str | tzinfo | None) -> datetime:
     """Just after the first open of the first trading day on or after ``day``, naive in ``tz``: a
     ``date`` fromdate.  A bar stamped exactly at the open closes the day before, and Backtrader's
     filter keeps ``datetime >= fromdate``, so the day starts a millisecond after its open."""
@@ -119,15 +102,16 @@ def trading_day_start(market: Market, day: date, tz) -> datetime:
     return _local(moment + 1, output_zone(tz)).replace(tzinfo=None)
 
 
-def trading_day_end(market: Market, day: date, tz) -> datetime:
+def trading_day_end(market: Market, day: date, tz: str | tzinfo | None) -> datetime:
     """The last close of the last trading day on or before ``day``, naive in ``tz``: a ``date`` todate."""
     last = market.last_trading_day(day - timedelta(days=60), day)
-    if last is None:
+    close = None if last is None else market.session_close(last)
+    if close is None:
         return datetime.combine(day, END_OF_DAY)
-    return _local(market.session_close(last), output_zone(tz)).replace(tzinfo=None)
+    return _local(close, output_zone(tz)).replace(tzinfo=None)
 
 
-def take_market_sessions(params, inst: Instrument) -> None:
+def take_market_sessions(params: Any, inst: Instrument) -> None:
     """Give a feed's ``params`` its market's session (in its ``tz``), and read a ``date``
     ``fromdate``/``todate`` as that trading day's open/close.
 
@@ -148,7 +132,7 @@ def take_market_sessions(params, inst: Instrument) -> None:
         params.todate = trading_day_end(market, params.todate, tz)
 
 
-def resampler_for(market_sessions: bool, kwargs: dict) -> type:
+def resampler_for(market_sessions: bool, kwargs: dict[str, Any]) -> type[Any]:
     """The resampler filter for ``data.resample(**kwargs)`` on a feed (``market_sessions``: an
     intraday feed on its market's sessions)."""
     # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
@@ -169,27 +153,27 @@ class TradingDateResampler(Resampler):
     uses it.
     """
 
-    def __init__(self, data) -> None:
+    def __init__(self, data: Any) -> None:
         super().__init__(data)
         source = data.data if getattr(data, "_clone", False) else data
-        self._market = source.inst.market
-        self.bar = _TradingDateBar(maxdate=True)
+        self._market: Market = source.inst.market
+        self.bar: _TradingDateBar = _TradingDateBar(maxdate=True)
         self.bar._owner = self  # a plain reference, not a closure: optstrategy pickles the filters
 
     def trading_stamp(self, num: float) -> float:
         """The stamp of a day whose last bar is stamped ``num``: its trading date, end of day."""
-        return date_stamp(self.data, self._market.close_date(num_to_ms(num)), END_OF_DAY)
+        return date_stamp(self.data, num_to_ms(num), self._market)
 
     def _trading_date(self, num: float) -> date:
         return self._market.close_date(num_to_ms(num))
 
     # Weeks and months group bars by trading date: a forex Sunday evening opens Monday's day and
     # a crypto day's last minute closes at 00:00 the next day, neither starts a period of its own.
-    def _barover_weeks(self, data) -> bool:
+    def _barover_weeks(self, data: Any) -> bool:
         then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
         return now.isocalendar()[:2] > then.isocalendar()[:2]
 
-    def _barover_months(self, data) -> bool:
+    def _barover_months(self, data: Any) -> bool:
         then, now = self._trading_date(self.bar.datetime), self._trading_date(data.datetime[0])
         return (now.year, now.month) > (then.year, then.month)
 
@@ -202,8 +186,8 @@ class TradingDateResampler(Resampler):
 
 
 class _TradingDateBar(_Bar):
-    def lvalues(self) -> list:
-        values = super().lvalues()
+    def lvalues(self) -> list[float]:
+        values: list[float] = super().lvalues()
         position = list(self.keys()).index("datetime")
         values[position] = self._owner.trading_stamp(values[position])
         return values

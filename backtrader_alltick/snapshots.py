@@ -7,10 +7,18 @@ client), ``wire`` (the dialect), ``rest_url`` and ``p.dialect``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .errors import SymbolNotFound
 from .records import Depth, Quote, Tick
 from .symbols import Instrument, parse_symbol
+
+if TYPE_CHECKING:
+    from .transport.rest import RestClient
+
+# A symbol list: Instrument values or names, or one comma-separated string.
+Symbols = Iterable[Instrument | str] | str
 
 
 class SnapshotQueries:
@@ -24,7 +32,16 @@ class SnapshotQueries:
         store.depth(["BTCUSDT"])
     """
 
-    def latest_trades(self, symbols: Iterable[str] | str) -> list[Tick]:
+    # Provided by the store this is mixed into.
+    wire: ModuleType
+    rest_url: str
+    p: Any
+
+    if TYPE_CHECKING:
+        @property
+        def rest(self) -> RestClient: ...
+
+    def latest_trades(self, symbols: Symbols) -> list[Tick]:
         """Return the latest trade of each symbol (the seed article's scenario 1).
 
         An unknown symbol raises SymbolNotFound naming only the unknown ones: AllTick refuses
@@ -47,7 +64,7 @@ class SnapshotQueries:
         if len(refused) == 1:
             return refused
         half = len(refused) // 2
-        found = []
+        found: list[Instrument] = []
         for part in (refused[:half], refused[half:]):
             try:
                 self.rest.latest_trades(part)
@@ -55,7 +72,7 @@ class SnapshotQueries:
                 found += self._unknown_among(part)
         return found
 
-    def check_symbols(self, symbols: Iterable[str] | str) -> list[Tick]:
+    def check_symbols(self, symbols: Symbols) -> list[Tick]:
         """Return the latest trade of each symbol; raise SymbolNotFound naming every one without.
 
         Services leave unknown codes out of batch answers and subscriptions without an error
@@ -75,16 +92,16 @@ class SnapshotQueries:
                                  "the symbol against the service's product list", symbol=missing[0])
         return ticks
 
-    def depth(self, symbols: Iterable[str] | str) -> list[Depth]:
+    def depth(self, symbols: Symbols) -> list[Depth]:
         """Return the latest order book of each symbol."""
         return self.rest.depth(_instruments(symbols))
 
-    def quotes(self, symbols: Iterable[str] | str) -> list[Quote]:
+    def quotes(self, symbols: Symbols) -> list[Quote]:
         """Return quote snapshots (itick dialect only)."""
         return self.rest.quotes(_instruments(symbols))
 
 
-def _instruments(symbols: Iterable[str] | str) -> list[Instrument]:
+def _instruments(symbols: Symbols) -> list[Instrument]:
     if isinstance(symbols, str):
         symbols = [s for s in symbols.split(",") if s.strip()]
     return [parse_symbol(s) for s in symbols]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import backtrader as bt
 import pandas as pd
@@ -22,7 +22,7 @@ from . import timeframes
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
-from .param_checks import bar_window, moment_ms, timeframe_and_compression, whole_number
+from .param_checks import bar_window, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .records import Kline
 from .redaction import protect
@@ -31,6 +31,9 @@ from .symbols import Instrument, parse_symbol
 from .token_seal import open_token, seal_token
 from .transport.stream_settings import check_ws_url
 from .wire import get_dialect
+
+if TYPE_CHECKING:
+    from .history import History, HistoryLoader
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +52,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
       - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
-        or ``unlimited``; sets request spacing and subscription caps.
+        or ``unlimited``, or a ``plans.Plan`` of your own; sets request spacing and subscription caps.
       - ``rest_url`` / ``ws_url`` (default ``None``): service roots; fall back to
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
-        file of your own, ``False`` for no cache.
+        file of your own, ``False`` for no cache.  The token's request quota is counted in
+        ``quota.sqlite`` beside it, shared by every process that uses the same directory.
+      - ``quota_url`` (default ``None``): a Redis URL (``redis://host:port/db``) that holds the
+        token's request quota for every machine naming it; falls back to ``ALLTICK_QUOTA_URL``.
       - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
         minute.  Default: wall-clock UTC.  The store's ``clock`` is a ``ServiceClock`` on top of
         it: the service's time is learnt from its answers (HTTP ``Date``, the newest bar of a
@@ -89,6 +95,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ("rest_url", None),
         ("ws_url", None),
         ("cache", True),
+        ("quota_url", None),
         ("clock", None),
         ("timeout", 30.0),
         ("ratelimit_timeout", 120.0),
@@ -174,10 +181,6 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     # feeds do), so the store never imports the layer above it.
     DataCls = None
 
-    # sources/history.py registers its loader of closed bars (from the service, or a relay's archive
-    # for source="influx") here when imported, so fetch_klines never imports the layer above either.
-    history_source = None
-
     def getdata(self, *args, **kwargs):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
         return self.DataCls(*args, store=self, **kwargs)
@@ -199,6 +202,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             self._last_stream_stats = hub.stats
         if rest is not None:
             rest.close()
+            rest.limiter.close()
         if cache is not None:
             cache.close()
         self._started = False
@@ -216,7 +220,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     # -- Transports, built on first use ---------------------------------------------
 
     @property
-    def token(self) -> str:
+    def has_token(self) -> bool:
+        """True when the store has a token (the token itself never leaves the store but to its transports)."""
+        return self._token is not None
+
+    def _checked_token(self) -> str:
         return check_token(self._token)
 
     @property
@@ -227,13 +235,27 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     @property
     def rest(self):
+        token = self._checked_token()
         with self._lock:
             if self._rest is None:
+                from .cache import cache_directory
+                from .transport.quota_ledger import open_ledger, quota_key
+                from .transport.ratelimit import RateLimiter
                 from .transport.rest import RestClient
 
-                self._rest = RestClient(self.wire, self.token, self.rest_url, self.plan,
-                                        timeout=(5.0, float(self.p.timeout)),
-                                        ratelimit_timeout=float(self.p.ratelimit_timeout), clock=self.clock)
+                # The quota is the token's: every process on the cache directory (or the Redis
+                # of quota_url) counts in one ledger.
+                ledger = open_ledger(self.plan, quota_key(self.p.dialect, self.rest_url, token),
+                                     directory=cache_directory(self.p.cache), url=self.p.quota_url)
+                limiter = RateLimiter(self.plan, ledger=ledger)
+                try:
+                    self._rest = RestClient(self.wire, token, self.rest_url, self.plan, limiter=limiter,
+                                            timeout=(5.0, float(self.p.timeout)),
+                                            ratelimit_timeout=float(self.p.ratelimit_timeout),
+                                            clock=self.clock)
+                except BaseException:
+                    limiter.close()
+                    raise
             return self._rest
 
     @property
@@ -247,20 +269,26 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             return self._cache
 
     @property
-    def history(self):
-        rest, cache = self.rest, self.cache
+    def history(self) -> History:
+        """Closed bars of a window (:meth:`History.get_range`), from the service or a relay's archive."""
         with self._lock:
             if self._history is None:
-                from .history import HistoryLoader, cache_namespace
+                from .history import History
 
-                # Bars from a simulator or another host never answer for the real service.
-                self._history = HistoryLoader(rest, cache, self.wire, self.clock,
-                                              namespace=cache_namespace(self.wire, self.rest_url))
+                self._history = History(self._open_native_bars, self.clock, self.p.dialect)
             return self._history
+
+    def _open_native_bars(self) -> HistoryLoader:
+        # Built when History first asks the service (a relay's archive needs no token): the REST client
+        # and the cache, under a namespace that keeps a simulator's or another host's bars apart.
+        from .history import HistoryLoader, cache_namespace
+
+        return HistoryLoader(self.rest, self.cache, self.wire, self.clock,
+                             namespace=cache_namespace(self.wire, self.rest_url))
 
     @property
     def hub(self):
-        token = self.token
+        token = self._checked_token()
         with self._lock:
             if self._hub is None:
                 from .transport.stream_hub import StreamHub
@@ -327,11 +355,13 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         spec = self.resolve_timeframe(inst, timeframe, compression)
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
+        policy = self.extended_hours(extended_hours)
+        from .history import Window
 
         def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
-            return self.history_source(self, inst, spec, first, last, wanted, source=source,
-                                       source_url=source_url, on_progress=on_progress,
-                                       extended_hours=self.extended_hours(extended_hours))
+            return self.history.get_range(inst, spec, Window(first, last, wanted), source=source,
+                                          source_url=source_url, on_progress=on_progress,
+                                          extended_hours=policy).bars
 
         frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
         if frame.empty:
@@ -339,17 +369,6 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
             warn_no_bars(inst.symbol, spec.period, start_ms, end_ms, count, "the frame is empty")
         return frame
-
-    def load_klines(self, inst: Instrument, timeframe: int | str, compression: int,
-                    fromdate: datetime | None, todate: datetime | None, count: int | None,
-                    on_progress: Callable[..., None] | None = None) -> list[Kline]:
-        """Closed bars of any supported (timeframe, compression), built from native bars if needed."""
-        from .history import load_bars
-
-        spec = self.resolve_timeframe(inst, timeframe, compression)
-        return load_bars(self.history, inst, spec, moment_ms("fromdate", fromdate),
-                         moment_ms("todate", todate, end_of_day=True),
-                         whole_number("count", count, optional=True), on_progress)
 
     def extended_hours(self, asked: bool | None = None) -> bool:
         """The session policy for a caller that asked for ``asked`` (None: the store's own)."""
@@ -364,3 +383,4 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
+

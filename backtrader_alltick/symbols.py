@@ -27,7 +27,7 @@ CFD_INDICES = {
 }
 CRYPTO_QUOTES = ("USDT", "USDC", "BUSD")
 # iTick regions for the non-stock asset classes (protocol/itick.md section 3).
-NON_STOCK_REGIONS = {"GB": None, "BA": "crypto", "BT": "crypto", "PB": "crypto"}
+NON_STOCK_REGIONS: dict[str, str | None] = {"GB": None, "BA": "crypto", "BT": "crypto", "PB": "crypto"}
 # AllTick spells metals and energy in mixed case; case matters on the wire.
 VENDOR_SPELLING = {"SILVER": "Silver", "PALLADIUM": "Palladium", "PLATINUM": "Platinum",
                    "ALUMINUM": "Aluminum", "NICKEL": "Nickel", "LEAD": "Lead", "ZINC": "Zinc",

@@ -1,20 +1,23 @@
-"""Bar periods: their short names ("5m", "1h", "1d"), the grid bars sit on, their close stamps, and
-(TimeFrame, compression) mapping.
+"""Bar periods: their short names ("5m", "1h", "1d"), the grid bars sit on, their close stamps, the
+trading date a daily bar carries, and the (TimeFrame, compression) mapping.
 
 Pure: no I/O, no clock.  Intraday periods sit on a UTC grid anchored at the epoch
 (so ``5m`` bars start at :00, :05, ...); days, weeks and months follow the market's
 trading day (see :mod:`markets`).  A bar covers ``[start, next_start)`` and closes at
 ``bar_end``: intraday at ``next_start``, daily and longer at the session close of the
-last trading day of the period.  Intraday bars are stamped at that close instant; daily
-and longer bars are stamped with the trading date of their close (``Market.close_date``),
-at the feed's ``sessionend`` (DESIGN.md "Bar timestamps").
+last trading day of the period.  A bar of several native periods (3m, 2h, 3d) is a
+:class:`Slot` of :func:`slot_of`.  Intraday bars are stamped at their close instant; daily
+and longer bars with the trading date of their close (``Market.close_date``) at the feed's
+``sessionend`` (:func:`date_stamp`, :func:`date_stamp_ms`; DESIGN.md "Bar timestamps"), so
+a window of dates loads a little wider (:func:`date_load_window`) and filters by that stamp.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from .errors import ConfigError, UnsupportedTimeframe
 from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
@@ -33,6 +36,13 @@ _NAME_UNITS = {"m": (MINUTES, 1), "min": (MINUTES, 1), "h": (MINUTES, 60), "d": 
 _UNIT_SUFFIX = {"day": "d", "week": "w", "month": "M"}
 # The unit of a native period that each Backtrader timeframe counts in (Years: months x 12).
 UNIT_OF_TIMEFRAME = {MINUTES: "minute", DAYS: "day", WEEKS: "week", MONTHS: "month"}
+# Backtrader's default sessionend (feed.py dopostinit: "remove 9 to avoid precision rounding errors"):
+# where a daily bar's date stamp sits, and what a date-only todate is combined with.
+END_OF_DAY = time(23, 59, 59, 999990)
+# A daily bar's close lies within a day of its date stamp (a crypto day closes at 00:00 after its
+# date, a forex day at 17:00 New York before the end of it): two days of slack hold it either way.
+_STAMP_SLACK_DAYS = 2
+_EPOCH_DATE = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,31 @@ def period_name(unit: str, count: int) -> str:
     if unit == "minute":
         return f"{count // 60}h" if count % 60 == 0 else f"{count}m"
     return f"{count}{_UNIT_SUFFIX[unit]}"
+
+
+def grid_period(timeframe: int, compression: int, purpose: str = "grid checks") -> Period:
+    """The bar grid of Backtrader's ``(timeframe, compression)``: minutes x N, or one day, week or month.
+
+    Unlike :func:`resolve` it asks nothing of a service: any minute multiple has a grid.
+    ``purpose`` names who needs the grid in the ConfigError for anything else.
+
+    Example::
+
+        grid_period(MINUTES, 7).millis   # 420_000
+    """
+    unit = UNIT_OF_TIMEFRAME.get(timeframe)
+    if unit is not None and (compression == 1 or unit == "minute" and compression > 1):
+        return Period(period_name(unit, compression), unit, compression)
+    name = TIMEFRAME_NAMES.get(timeframe, timeframe)
+    raise ConfigError(f"{purpose} need Minutes x N or Days, Weeks or Months x 1 bars, "
+                      f"was {compression} {name}")
+
+
+def as_period(period: Period | str, purpose: str = "grid checks") -> Period:
+    """A Period from a name such as ``1m``, ``7m``, ``1h``, ``1d`` (any minute multiple works)."""
+    if isinstance(period, Period):
+        return period
+    return grid_period(*parse_period(period, "period"), purpose)
 
 
 def bar_start(period: Period | str, ts_ms: int, market: Market) -> int:
@@ -190,6 +225,127 @@ def bucket_index(period: Period | str, start_ms: int, market: Market) -> int:
     return (local.year - 1970) * 12 + local.month - 1
 
 
+def index_start(period: Period | str, index: int, market: Market) -> int:
+    """Start of the bar of ``period`` numbered ``index`` by :func:`bucket_index` (its inverse)."""
+    period = _p(period)
+    if period.is_intraday:
+        return index * period.count * MINUTE_MS
+    if period.unit == "day":
+        day = _EPOCH_DATE + timedelta(days=index)
+    elif period.unit == "week":
+        day = _EPOCH_DATE + timedelta(days=7 * index - 3)  # the Monday of week `index`
+    else:
+        day = date(1970 + index // 12, index % 12 + 1, 1)
+    # Noon always exists locally (midnight may not on a DST day); day_start finds midnight.
+    noon = datetime.combine(day, time(12), tzinfo=market.zone)
+    return market.day_start(int(noon.timestamp() * 1000))
+
+
+# -- slots: the bars of a spec, native or a multiple ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place on a spec's grid: ``[start, next_start)`` holds its trades, ``end`` is its close stamp."""
+
+    start: int
+    next_start: int
+    end: int
+
+
+def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
+    """The slot of ``spec`` that holds ``ts_ms``: ``spec.multiple`` native bars counted from the epoch.
+
+    Example::
+
+        slot_of(resolve(MINUTES, 3, ("1m",), "BTCUSDT"), ts_ms, CRYPTO).end   # the 3-minute close
+    """
+    native = spec.native
+    if native.is_intraday:
+        step = native.count * spec.multiple * MINUTE_MS
+        start = ts_ms - ts_ms % step
+        return Slot(start, start + step, start + step)
+    return group_slot(spec, bucket_index(native, bar_start(native, ts_ms, market), market) // spec.multiple,
+                      market)
+
+
+def group_slot(spec: BarSpec, group: int, market: Market) -> Slot:
+    """The slot of ``spec`` numbered ``group``: native bars ``group * multiple`` onwards, stamped at
+    the close of its last native bar."""
+    first = group * spec.multiple
+    start = index_start(spec.native, first, market)
+    last_native = index_start(spec.native, first + spec.multiple - 1, market)
+    following = index_start(spec.native, first + spec.multiple, market)
+    return Slot(start, following, bar_end(spec.native, last_native, market))
+
+
+def first_slot_start(spec: BarSpec, fromdate_ms: int, market: Market) -> int:
+    """Where to start loading so that every bar stamped at or after ``fromdate_ms`` is there.
+
+    Backtrader keeps a bar stamped exactly at ``fromdate``: intraday that is the bar of the
+    slot holding the instant before it.  A daily or longer bar may be stamped after the next
+    slot has begun (a forex day closes 22:00 UTC), so loading starts one slot earlier.
+    """
+    slot = slot_of(spec, fromdate_ms - 1, market)
+    if spec.native.is_intraday:
+        return slot.start
+    return slot_of(spec, slot.start - 1, market).start
+
+
+# -- the date a daily bar carries ---------------------------------------------------------------
+
+
+def date_stamp_ms(end_ms: int, market: Market) -> int:
+    """Where Backtrader's filter sees a daily or longer bar closing at ``end_ms``: its trading date
+    (``Market.close_date``) at the default session end, UTC, as ``AllTickData`` stamps it."""
+    stamp = datetime.combine(market.close_date(end_ms), END_OF_DAY, tzinfo=timezone.utc)
+    return int(stamp.timestamp() * 1000)
+
+
+def date_stamp(data, end_ms: int, market: Market, at: time = END_OF_DAY) -> float:
+    """Line value of a daily or longer bar closing at ``end_ms``: its trading date at time ``at`` in
+    ``data``'s tz (``data`` a Backtrader feed: its ``date2num``/``num2date``), one that reads back as
+    that date.
+
+    Seen from UTC, 23:59:59.99999 in a zone behind or ahead of it is a float whose rounding
+    error Backtrader's ``num2date`` (microseconds above 999990 round up) can turn into the
+    next midnight, a day late.  Step the float down until it reads back on the date.
+
+    Example::
+
+        data.lines.datetime[0] = date_stamp(data, bar.end, US_STOCKS, data.p.sessionend)
+    """
+    day = market.close_date(end_ms)
+    num = data.date2num(datetime.combine(day, at))
+    for _ in range(8):
+        if data.num2date(num).date() == day:
+            return num
+        num = math.nextafter(num, 0.0)
+    return num
+
+
+def bar_start_of_stamp(period: Period | str, stamp_ms: int, market: Market) -> int:
+    """Start of the daily or longer bar stamped ``stamp_ms``: a plain date (00:00 UTC, as daily
+    frames and CSV files index their bars) names the trading day itself, a close instant lies just
+    after the last day's session."""
+    inside = stamp_ms + DAY_MS // 2 if stamp_ms % DAY_MS == 0 else stamp_ms - 1
+    return bar_start(period, inside, market)
+
+
+def date_load_window(start_ms: int | None, end_ms: int | None,
+                     count: int | None = None) -> tuple[int | None, int | None, int | None]:
+    """Bounds (and a count) to load daily or longer bars by, so that every bar whose date stamp
+    lies in ``[start_ms, end_ms]`` (or the newest ``count``) is among them; filter them by
+    :func:`date_stamp_ms` afterwards, as Backtrader's filter does a feed's bars."""
+    slack = _STAMP_SLACK_DAYS * DAY_MS
+    return (None if start_ms is None else start_ms - slack,
+            None if end_ms is None else end_ms + slack,
+            None if count is None else count + _STAMP_SLACK_DAYS)
+
+
+# -- what a feed asks for -----------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class BarSpec:
     """What a feed asks for: a native period, and how many of them make one bar.
@@ -255,3 +411,43 @@ def describe_supported(natives: tuple[str, ...], *, live: bool = False) -> list[
 
 def _p(period: Period | str) -> Period:
     return PERIODS[period] if isinstance(period, str) else period
+
+
+# -- How many bars fit, and which are final: the history loader's questions of the grid -----------
+
+_HOUR_MS = 3_600_000
+# Shortest possible length of a bar (a DST day lasts 23 hours, February 28 days): bounds how many
+# bars fit into a range.
+_SHORTEST_MS = {"day": DAY_MS - _HOUR_MS, "week": 7 * DAY_MS - _HOUR_MS, "month": 28 * DAY_MS - _HOUR_MS}
+
+
+def first_open_start(period: Period | str, moment_ms: int, market: Market) -> int:
+    """Start of the oldest bar not final at ``moment_ms``: every bar before it is (see :func:`final_at`;
+    the bar in progress at ``moment_ms`` is not, a daily one included)."""
+    return bar_start(period, moment_ms, market)
+
+
+def first_stamped_after(period: Period | str, moment_ms: int, market: Market) -> int:
+    """Start of the oldest bar stamped after ``moment_ms``: every bar before it closes by then."""
+    start = bar_start(period, moment_ms, market)
+    if bar_end(period, start, market) <= moment_ms:
+        return next_start(period, start, market)
+    return start
+
+
+def most_bars(period: Period | str, low_ms: int, high_ms: int) -> int:
+    """How many bars of ``period`` can start in ``[low_ms, high_ms)``: exact intraday, an upper bound
+    otherwise."""
+    length = _p(period)
+    if length.is_intraday:
+        step = length.count * MINUTE_MS
+        first = -(-low_ms // step) * step  # the first grid point at or after low_ms
+        return max(0, -(-(high_ms - first) // step))
+    if high_ms <= low_ms:
+        return 0
+    return (high_ms - low_ms) // (_SHORTEST_MS[length.unit] * length.count) + 1
+
+
+def bars_since_earliest(period: Period | str, now_ms: int) -> int:
+    """Most bars of ``period`` that can start between 1970 (the oldest time the wire accepts) and now."""
+    return most_bars(period, 0, now_ms)

@@ -17,6 +17,7 @@ import backtrader as bt
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.frames import klines_frame
+from backtrader_alltick.history import Window
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
 
@@ -62,7 +63,8 @@ def main() -> None:
         store = AllTickStore.from_simulator(sim, cache=cache)
         began = time.perf_counter()
         inst = parse_symbol(SYMBOL)
-        klines = store.load_klines(inst, bt.TimeFrame.Minutes, 1, None, None, args.bars)
+        spec = store.resolve_timeframe(inst, bt.TimeFrame.Minutes, 1)
+        klines = store.history.get_range(inst, spec, Window(count=args.bars)).bars
         cold_seconds = time.perf_counter() - began
         cold_requests = sim.counters["rest_requests"]
         # The newest page always carries the forming bar, which is never kept: one bar more to fetch.

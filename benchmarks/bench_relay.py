@@ -15,7 +15,7 @@ second are those Redis confirmed (bars not counted), best run.  For scale, the s
 callback that only counts: the most the simulator delivers on this machine.  If the relay
 comes close to that figure, the bench measures the simulator, not the relay.
 
-The target (issue 11): end to end >= 0.7x the bare pipeline, and nothing dropped: after
+The target: end to end >= 0.7x the bare pipeline, and nothing dropped: after
 the relay stops, Redis has confirmed every tick and bar the relay took from the stream.
 """
 

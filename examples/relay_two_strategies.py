@@ -23,8 +23,7 @@ import time
 
 import backtrader as bt
 
-from backtrader_alltick import AllTickStore
-from backtrader_alltick.relay import Relay
+from backtrader_alltick import AllTickStore, Relay
 
 SYMBOL = "BTCUSDT"
 

@@ -6,7 +6,7 @@ import queue
 
 from backtrader_alltick.backfill import Backfiller, BackfillFailed, BackfillResult
 from backtrader_alltick.clock import ScaledClock
-from backtrader_alltick.errors import AllTickError, SymbolNotFound
+from backtrader_alltick.errors import AllTickError, SymbolNotFound, Timeout
 
 NOW = 1_700_000_040_000
 
@@ -41,6 +41,28 @@ def test_a_refused_fetch_fails_the_job():
         filler.stop()
 
 
+def test_a_fetch_whose_retries_ran_out_fails_the_job_without_a_second_round_of_retries():
+    # The REST client retries a timeout itself (transport/rest.py); what reaches the worker is final.
+    fetches = []
+
+    def fetch(after, upto, count):
+        fetches.append(upto)
+        raise Timeout("the service did not answer in time (gave up after 6 attempts)")
+
+    filler, inbox = _filler(fetch)
+    try:
+        job = filler.request(None, NOW - 60_000, 5)
+        failed = inbox.get(timeout=5)
+        assert isinstance(failed, BackfillFailed) and failed.job == job
+        assert isinstance(failed.error, Timeout)
+        # The worker survives: the next job is served.
+        filler.request(None, NOW - 60_000, 1)
+        assert isinstance(inbox.get(timeout=5), BackfillFailed)
+    finally:
+        filler.stop()
+    assert len(fetches) == 2  # one fetch per job
+
+
 def test_a_crashing_job_fails_the_feed_instead_of_leaving_it_waiting():
     def next_close(moment_ms):
         raise ZeroDivisionError("a bug in the grid")
@@ -72,7 +94,7 @@ def test_a_service_that_has_not_closed_what_its_clock_says_is_asked_again_later_
             asked_twice.put(True)
         return [], NOW - 120_000
 
-    filler, _ = _filler(fetch, retry_initial_s=0.2)
+    filler, _ = _filler(fetch, recheck_s=0.2)
     waits: list[float] = []
     real_wait = filler._stop.wait
 

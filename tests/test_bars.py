@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtrader_alltick import bars as bars_module
 from backtrader_alltick import timeframes as tf
 from backtrader_alltick.bars import BarBuilder, SeenTrades, combine, combine_closed
 from backtrader_alltick.markets import CRYPTO, MINUTE_MS, US_STOCKS
@@ -402,7 +401,7 @@ def test_spec_period_names_every_compression():
                                                ("1M", "2023-11-15 15:00:00"), ("1d", "2023-03-12 15:00:00")])
 def test_slots_on_calendar_grids_agree_with_timeframes(name, inside):
     period = tf.get_period(name)
-    slot = bars_module.slot_of(tf.BarSpec(period, 1, name), ms(inside), US_STOCKS)
+    slot = tf.slot_of(tf.BarSpec(period, 1, name), ms(inside), US_STOCKS)
 
     assert slot.start == tf.bar_start(period, ms(inside), US_STOCKS)
     assert slot.next_start == tf.next_start(period, slot.start, US_STOCKS)

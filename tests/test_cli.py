@@ -510,7 +510,7 @@ def test_demo_chart_in_a_missing_folder_fails_before_running(capsys, tmp_path):
     assert err.strip().endswith(f"argument --chart: must be in an existing folder, was '{chart}'")
 
 
-# -- Bad answers and bad cache files (issue 10) ------------------------------------------------
+# -- Bad answers and bad cache files ------------------------------------------------------------
 
 
 def canned(service, cache: str) -> list[str]:

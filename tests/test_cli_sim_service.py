@@ -20,7 +20,7 @@ import pytest
 import requests
 from simprocess import serving
 
-from backtrader_alltick.sources.redis_reader import RedisReader
+from backtrader_alltick.transport.redis_reader import RedisReader
 from backtrader_alltick.transport.rest import parse_http_date
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -113,6 +113,15 @@ def test_a_copy_in_another_process_learns_anew(wall):
     assert not copy.learnt and copy.speed == 60
 
 
+def test_the_default_store_clock_survives_a_copy_to_another_process(wall):
+    clock = SystemClock()
+    clock.observe_server_clock(1_700_000_000_000)
+
+    copy = pickle.loads(pickle.dumps(clock))
+
+    assert isinstance(copy, SystemClock) and not copy.learnt and copy.now_ms() > 0
+
+
 def test_scaled_clock_runs_faster_than_the_wall_and_refuses_a_stopped_clock(wall):
     clock = ScaledClock(start_ms=1_700_000_000_000, speed=60)
 

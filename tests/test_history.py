@@ -110,9 +110,9 @@ def test_hundred_thousand_minutes_cost_two_hundred_requests_cold_and_none_warm(a
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    cold = loader.load("BTCUSDT", "1m", count=100_000)
+    cold = loader.native_bars("BTCUSDT", "1m", count=100_000).bars
     cold_requests = len(service.requests)
-    warm = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=100_000)
+    warm = HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", count=100_000).bars
 
     assert cold == closed(truth, NOW)[-100_000:]
     assert cold_requests == 200
@@ -125,7 +125,7 @@ def test_range_load_pages_back_with_the_fewest_requests(alltick, clock, cache):
     service = ScriptedService(truth, clock)
     start = truth[1].start
 
-    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", start_ms=start)
+    bars = HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", start_ms=start).bars
 
     assert bars == closed(truth, NOW)[1:]
     assert len(bars) == 2_999
@@ -137,7 +137,8 @@ def test_forming_bar_is_never_returned_or_cached(alltick, clock, cache):
     truth = crypto_truth(10)
     service = ScriptedService(truth, clock)
 
-    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", start_ms=truth[0].start)
+    loader = HistoryLoader(service, cache, alltick, clock)
+    bars = loader.native_bars("BTCUSDT", "1m", start_ms=truth[0].start).bars
 
     assert truth[-1].end > NOW
     assert bars == truth[:-1]
@@ -149,7 +150,8 @@ def test_end_in_the_middle_of_a_bar_excludes_that_bar(alltick, clock, cache):
     service = ScriptedService(truth, clock)
     end = truth[50].start + 30_000
 
-    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", truth[10].start, end)
+    loader = HistoryLoader(service, cache, alltick, clock)
+    bars = loader.native_bars("BTCUSDT", "1m", truth[10].start, end).bars
 
     assert bars == truth[10:50]
     assert service.requests == [("1m", 40, truth[50].start - 1)]
@@ -159,10 +161,10 @@ def test_only_the_missing_ranges_are_requested(alltick, clock, cache):
     truth = crypto_truth(2_001)
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, cache, alltick, clock)
-    loader.load("BTCUSDT", "1m", truth[1000].start, truth[1100].start)
+    loader.native_bars("BTCUSDT", "1m", truth[1000].start, truth[1100].start)
     service.requests.clear()
 
-    bars = loader.load("BTCUSDT", "1m", truth[900].start, truth[1200].start)
+    bars = loader.native_bars("BTCUSDT", "1m", truth[900].start, truth[1200].start).bars
 
     assert bars == truth[900:1200]
     # One request for the newer gap, one for the older; the cached middle is read from disk.
@@ -178,9 +180,9 @@ def test_closed_market_range_is_remembered_as_empty(alltick, clock, cache):
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    first = loader.load("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000)
+    first = loader.native_bars("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000).bars
     requests_after_first = len(service.requests)
-    second = loader.load("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000)
+    second = loader.native_bars("EURUSD", "1m", friday_close + 3_600_000, friday_close + 5 * 3_600_000).bars
 
     assert first == second == []
     assert requests_after_first == 1
@@ -194,8 +196,8 @@ def test_stock_history_beyond_the_newest_page_warns_and_grows_across_runs(alltic
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    bars = loader.load("AAPL.US", "1m", start_ms=truth[0].start)
-    again = loader.load("AAPL.US", "1m", start_ms=truth[0].start)
+    bars = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
+    again = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
 
     assert bars == again == truth[-500:-1]
     assert len(service.requests) == 1
@@ -206,7 +208,7 @@ def test_stock_history_beyond_the_newest_page_warns_and_grows_across_runs(alltic
     clock.now = NOW + 600 * MINUTE
     later_truth = truth + minute_bars("AAPL.US", truth[-1].start + MINUTE, 600)
     later = HistoryLoader(ScriptedService(later_truth, clock), cache, alltick, clock)
-    grown = later.load("AAPL.US", "1m", start_ms=truth[0].start)
+    grown = later.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
     assert len(grown) == 499 + 499  # each run's newest bar was still forming
     assert grown[:499] == truth[-500:-1]
     assert grown == sorted(set(grown), key=lambda bar: bar.start)
@@ -217,8 +219,8 @@ def test_no_cache_loads_the_same_bars_every_time(alltick, clock):
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, None, alltick, clock)
 
-    first = loader.load("BTCUSDT", "1m", count=700)
-    second = loader.load("BTCUSDT", "1m", count=700)
+    first = loader.native_bars("BTCUSDT", "1m", count=700).bars
+    second = loader.native_bars("BTCUSDT", "1m", count=700).bars
 
     assert first == second == closed(truth, NOW)[-700:]
     assert len(service.requests) == 4
@@ -228,8 +230,8 @@ def test_count_within_a_range_returns_the_newest(alltick, clock, cache):
     truth = crypto_truth(1_000)
     service = ScriptedService(truth, clock)
 
-    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", truth[100].start,
-                                                               truth[900].start, count=50)
+    bars = HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", truth[100].start,
+                                                               truth[900].start, count=50).bars
 
     assert bars == truth[850:900]
     assert len(service.requests) == 1
@@ -241,7 +243,7 @@ def test_progress_reports_each_request_up_to_completion(alltick, clock, cache):
     seen = []
 
     loader = HistoryLoader(service, cache, alltick, clock)
-    loader.load("BTCUSDT", "1m", truth[0].start, on_progress=seen.append)
+    loader.native_bars("BTCUSDT", "1m", truth[0].start, on_progress=seen.append)
 
     assert [p.requests for p in seen] == [1, 2, 3]
     assert [p.bars for p in seen] == [500, 1000, 1500]
@@ -254,11 +256,11 @@ def test_bad_arguments_are_rejected_before_any_request(alltick, clock, cache):
     loader = HistoryLoader(service, cache, alltick, clock)
 
     with pytest.raises(ConfigError, match="start_ms must not be after end_ms"):
-        loader.load("BTCUSDT", "1m", NOW, NOW - DAY)
+        loader.native_bars("BTCUSDT", "1m", NOW, NOW - DAY)
     with pytest.raises(UnsupportedTimeframe, match="AAPL.US"):
-        loader.load("AAPL.US", "4h", count=10)
+        loader.native_bars("AAPL.US", "4h", count=10)
     with pytest.raises(ConfigError, match="count must be 1 or more"):
-        loader.load("BTCUSDT", "1m", count=0)
+        loader.native_bars("BTCUSDT", "1m", count=0)
     assert service.requests == []
 
 
@@ -279,7 +281,7 @@ def test_a_daily_bar_is_final_when_its_trading_date_ends_not_at_the_session_clos
              for s in starts]
     service = ScriptedService(truth, clock)
 
-    bars = HistoryLoader(service, cache, alltick, clock).load("AAPL.US", "1d", count=3)
+    bars = HistoryLoader(service, cache, alltick, clock).native_bars("AAPL.US", "1d", count=3).bars
 
     assert truth[-1].end == 1_767_214_800_000 and truth[-1].end <= now
     assert bars == (truth[-3:] if final else truth[-4:-1])
@@ -346,7 +348,7 @@ def assert_clean(bars, sim):
 def test_history_equals_ground_truth(sim, cache, symbol, period, count):
     loader = sim_loader(sim, cache)
 
-    bars = loader.load(symbol, period, count=count)
+    bars = loader.native_bars(symbol, period, count=count).bars
 
     assert len(bars) == count
     assert_clean(bars, sim)
@@ -358,10 +360,10 @@ def test_second_identical_load_makes_no_request(sim, cache):
     loader = sim_loader(sim, cache)
     end = sim.clock.now_ms() - 3_600_000
     start = end - 3 * DAY
-    first = loader.load("BTCUSDT", "5m", start, end)
+    first = loader.native_bars("BTCUSDT", "5m", start, end).bars
     cold = requests_made(sim)
 
-    again = sim_loader(sim, cache).load("BTCUSDT", "5m", start, end)
+    again = sim_loader(sim, cache).native_bars("BTCUSDT", "5m", start, end).bars
 
     assert cold == 2  # 864 bars, two pages of at most 500
     assert again == first
@@ -372,7 +374,7 @@ def test_second_identical_load_makes_no_request(sim, cache):
 def test_paging_walks_back_from_the_newest_closed_bar(sim, cache):
     loader = sim_loader(sim, cache)
 
-    bars = loader.load("ETHUSDT", "1m", count=1_500)
+    bars = loader.native_bars("ETHUSDT", "1m", count=1_500).bars
 
     ends = kline_ends_sent(sim)
     assert len(ends) == 3
@@ -383,10 +385,11 @@ def test_paging_walks_back_from_the_newest_closed_bar(sim, cache):
 
 
 def test_five_thousand_minutes_take_ten_requests_cold_and_none_warm(sim, cache):
-    bars = sim_loader(sim, cache).load("BTCUSDT", "1m", count=5_000)
+    bars = sim_loader(sim, cache).native_bars("BTCUSDT", "1m", count=5_000).bars
     cold = requests_made(sim)
 
-    again = sim_loader(sim, cache).load("BTCUSDT", "1m", start_ms=bars[0].start, end_ms=bars[-1].end)
+    again = sim_loader(sim, cache).native_bars("BTCUSDT", "1m", start_ms=bars[0].start,
+                                               end_ms=bars[-1].end).bars
 
     assert cold == 10
     assert again == bars
@@ -401,8 +404,8 @@ def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exis
     end = alltick_sim.clock.now_ms()
     start = end - 10 * DAY
 
-    bars = loader.load("AAPL.US", "1m", start, end)
-    again = loader.load("AAPL.US", "1m", start, end - 60 * MINUTE)
+    bars = loader.native_bars("AAPL.US", "1m", start, end).bars
+    again = loader.native_bars("AAPL.US", "1m", start, end - 60 * MINUTE).bars
 
     assert 400 <= len(bars) <= 500  # the newest 500, less a forming bar if one has started
     assert_same_bars(bars, alltick_sim.klines("AAPL.US", "1m", bars[0].start, bars[-1].end))
@@ -417,7 +420,7 @@ def test_rate_limit_storm_during_a_load_is_waited_out(sim, cache):
     sim.faults.rate_limit_burst = 5
     loader = sim_loader(sim, cache)
 
-    bars = loader.load("BTCUSDT", "1m", count=1_000)
+    bars = loader.native_bars("BTCUSDT", "1m", count=1_000).bars
 
     assert_same_bars(bars, sim.klines("BTCUSDT", "1m", bars[0].start, bars[-1].end))
     assert loader.rest.stats.rate_limited == 5
@@ -426,17 +429,17 @@ def test_rate_limit_storm_during_a_load_is_waited_out(sim, cache):
 def test_server_error_storm_raises_and_leaves_the_cache_intact(sim, cache):
     loader = sim_loader(sim, cache, max_retries=2)
     end = sim.clock.now_ms() - DAY
-    kept = loader.load("BTCUSDT", "1m", end - 300 * MINUTE, end)
+    kept = loader.native_bars("BTCUSDT", "1m", end - 300 * MINUTE, end).bars
     info_before = cache.info()
 
     sim.faults.server_error_burst = 1_000
     with pytest.raises(APIError, match="gave up after 3 attempts"):
-        loader.load("BTCUSDT", "1m", end - 2_000 * MINUTE, end)
+        loader.native_bars("BTCUSDT", "1m", end - 2_000 * MINUTE, end)
 
     sim.faults.server_error_burst = 0
     before = requests_made(sim)
     assert cache.info() == info_before
-    assert loader.load("BTCUSDT", "1m", end - 300 * MINUTE, end) == kept
+    assert loader.native_bars("BTCUSDT", "1m", end - 300 * MINUTE, end).bars == kept
     assert requests_made(sim) == before
 
 
@@ -445,7 +448,7 @@ def test_wrong_token_raises_auth_error_with_one_request(sim, cache):
     loader = HistoryLoader(rest, cache, get_dialect(sim.dialect), sim.clock)
 
     with pytest.raises(AuthError):
-        loader.load("BTCUSDT", "1m", count=2_000)
+        loader.native_bars("BTCUSDT", "1m", count=2_000)
 
     assert requests_made(sim) == 1
     assert cache.info() == []
@@ -453,12 +456,13 @@ def test_wrong_token_raises_auth_error_with_one_request(sim, cache):
 
 def test_unknown_symbol_raises_symbol_not_found(sim, cache):
     with pytest.raises(SymbolNotFound, match="NVDA"):
-        sim_loader(sim, cache).load("NVDA.US", "1m", count=10)
+        sim_loader(sim, cache).native_bars("NVDA.US", "1m", count=10)
 
 
 def test_load_without_cache_equals_cached_load(sim, cache):
-    cached = sim_loader(sim, cache).load("EURUSD", "30m", count=600)
-    uncached = sim_loader(sim, None).load("EURUSD", "30m", start_ms=cached[0].start, end_ms=cached[-1].end)
+    cached = sim_loader(sim, cache).native_bars("EURUSD", "30m", count=600).bars
+    uncached = sim_loader(sim, None).native_bars("EURUSD", "30m", start_ms=cached[0].start,
+                                                 end_ms=cached[-1].end).bars
 
     assert uncached == cached
 
@@ -466,9 +470,9 @@ def test_load_without_cache_equals_cached_load(sim, cache):
 def test_bars_of_another_host_can_be_cached_apart_from_the_real_service(alltick_sim, cache):
     namespace = cache_namespace(get_dialect("alltick"), alltick_sim.rest_url)
     rest = RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, "unlimited")
-    HistoryLoader(rest, cache, get_dialect("alltick"), alltick_sim.clock, namespace).load("BTCUSDT", "1m",
-                                                                                         count=10)
-    sim_loader(alltick_sim, cache).load("ETHUSDT", "1m", count=10)
+    HistoryLoader(rest, cache, get_dialect("alltick"), alltick_sim.clock, namespace).native_bars(
+        "BTCUSDT", "1m", count=10)
+    sim_loader(alltick_sim, cache).native_bars("ETHUSDT", "1m", count=10)
 
     host = alltick_sim.rest_url.split("://")[1]
     assert [(row["dialect"], row["symbol"]) for row in cache.info()] == [
@@ -485,8 +489,8 @@ def test_explicit_namespace_lets_two_identical_simulators_share_bars(make_sim, c
         rest = RestClient("alltick", sim.token, sim.rest_url, "unlimited")
         return HistoryLoader(rest, cache, get_dialect("alltick"), sim.clock, namespace="alltick-sim-seed1")
 
-    bars = loader(first).load("EURUSD", "5m", end - DAY, end)
-    again = loader(second).load("EURUSD", "5m", end - DAY, end)
+    bars = loader(first).native_bars("EURUSD", "5m", end - DAY, end).bars
+    again = loader(second).native_bars("EURUSD", "5m", end - DAY, end).bars
 
     assert again == bars
     assert requests_made(second) == 0
@@ -495,16 +499,16 @@ def test_explicit_namespace_lets_two_identical_simulators_share_bars(make_sim, c
 def test_an_empty_answer_is_not_remembered_as_no_history(alltick, clock, cache, caplog):
     truth = crypto_truth(300)
     service = ScriptedService([], clock)  # say, a symbol the plan does not cover yet
-    assert HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=300) == []
+    assert HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", count=300).bars == []
 
     service.truth, service.starts = truth, [bar.start for bar in truth]  # the plan now covers it
-    bars = HistoryLoader(service, cache, alltick, clock).load("BTCUSDT", "1m", count=300)
+    bars = HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", count=300).bars
 
     assert bars == closed(truth, NOW)[-300:]
     assert "returned no bars" in caplog.text
 
 
-# -- Bad answers from a service of the tests' own (issue 10) -----------------------------------
+# -- Bad answers from a service of the tests' own ---------------------------------------------
 
 TOKEN = "canned-token-0123456789"
 
@@ -531,12 +535,12 @@ def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache
 
     with CannedService(answer) as service:
         with pytest.raises(ProtocolError, match=field):
-            canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+            canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=3)
         assert cache.info() == []
         assert cache.covered("alltick", "BTCUSDT", "1m", 0, 2**62) == []
 
         bad = False
-        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=3)
+        bars = canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=3).bars
 
     assert len(bars) == 3
     assert [bar.end - bar.start for bar in bars] == [MINUTE] * 3
@@ -553,8 +557,8 @@ def test_one_short_answer_does_not_hide_history_from_a_later_load(cache):
         return alltick_history(request)
 
     with CannedService(answer) as service:
-        during = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
-        after = canned_loader(service, cache).load("BTCUSDT", "1m", count=50)
+        during = canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=50).bars
+        after = canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=50).bars
 
     assert 2 <= len(during) <= 3  # the newest of the three may still be forming
     assert len(after) == 50
@@ -570,12 +574,12 @@ def test_a_short_page_is_believed_for_a_while_then_asked_again(alltick, cache, c
     service = ScriptedService(today, clock)  # the service offers only its newest hour today
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    first = loader.load("BTCUSDT", "1m", count=200)
-    again = loader.load("BTCUSDT", "1m", count=200)
+    first = loader.native_bars("BTCUSDT", "1m", count=200).bars
+    again = loader.native_bars("BTCUSDT", "1m", count=200).bars
     asked = len(service.requests)
     service.truth, service.starts = truth, [bar.start for bar in truth]  # the history is back
     clock.now += HISTORY_START_TTL_MS
-    later = loader.load("BTCUSDT", "1m", count=200)
+    later = loader.native_bars("BTCUSDT", "1m", count=200).bars
 
     assert first == again == closed(today, NOW)
     assert asked == 1  # the second load believed the short page
@@ -588,15 +592,15 @@ def test_a_count_beyond_the_bars_since_1970_is_refused_before_any_request(alltic
     loader = HistoryLoader(service, cache, alltick, clock)
 
     with pytest.raises(ConfigError, match=r"count must be at most 29,4\d\d,\d\d\d, the 1m bars since 1970"):
-        loader.load("BTCUSDT", "1m", count=1_000_000_000)
+        loader.native_bars("BTCUSDT", "1m", count=1_000_000_000)
     assert service.requests == []
 
 
 def test_paging_stops_where_the_service_has_nothing_older(cache):
     with CannedService(lambda request: alltick_history(request, depth=700)) as service:
-        bars = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+        bars = canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=20_000).bars
         asked = len(service.requests)
-        again = canned_loader(service, cache).load("BTCUSDT", "1m", count=20_000)
+        again = canned_loader(service, cache).native_bars("BTCUSDT", "1m", count=20_000).bars
 
     assert 698 <= len(bars) <= 700  # the newest may be forming, a minute may turn meanwhile
     assert asked == 2  # 500, then the 200 that exist: a short page ends the walk
@@ -611,12 +615,12 @@ def test_a_short_newest_stock_page_is_asked_again_after_a_while(alltick, cache):
     service = ScriptedService(today, clock)  # a vendor incident: the newest 40 bars where 500 exist
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    first = loader.load("AAPL.US", "1m", count=300)
-    again = loader.load("AAPL.US", "1m", count=300)
+    first = loader.native_bars("AAPL.US", "1m", count=300).bars
+    again = loader.native_bars("AAPL.US", "1m", count=300).bars
     asked = len(service.requests)
     service.truth, service.starts = truth, [bar.start for bar in truth]
     clock.now += HISTORY_START_TTL_MS
-    later = loader.load("AAPL.US", "1m", count=300)
+    later = loader.native_bars("AAPL.US", "1m", count=300).bars
 
     assert first == again == closed(today, NOW)
     assert asked == 1
@@ -633,7 +637,7 @@ def test_without_a_date_the_newest_bar_of_a_page_waits_for_a_later_page(alltick,
     ours = ServiceClock(FixedClock(NOW + 40_000))  # our clock 40 s ahead; no Date header to learn from
     service = ScriptedService(crypto_truth(300), service_clock)
 
-    bars = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+    bars = HistoryLoader(service, cache, alltick, ours).native_bars("BTCUSDT", "1m", count=10).bars
 
     # The page's newest bar is still forming at the service: neither handed out nor cached.
     assert bars == closed(service.truth, NOW)[-10:]
@@ -642,6 +646,6 @@ def test_without_a_date_the_newest_bar_of_a_page_waits_for_a_later_page(alltick,
 
     service_clock.now = NOW + 60_000  # a later page shows a newer bar: the one before it has closed
     ours.base.now = NOW + 110_000  # 70 s later by ours: the service has surely started the next minute
-    later = HistoryLoader(service, cache, alltick, ours).load("BTCUSDT", "1m", count=10)
+    later = HistoryLoader(service, cache, alltick, ours).native_bars("BTCUSDT", "1m", count=10).bars
 
     assert later == closed(service.truth, NOW + 60_000)[-10:]

@@ -14,7 +14,9 @@ import backtrader as bt
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.clock import CLOSE_LAG_S, wall_seconds
+from backtrader_alltick.history import Window, cache_namespace
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.wire import get_dialect
 
 MINUTE = 60_000
 SPEED = 8  # the close lag (0.2 wall s) is 1.6 market s: less than our clock's lead
@@ -47,6 +49,7 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
     # The four clocks share one simulator and one timeline: each round loads through all of them.
     sim = make_sim(dialect="alltick", speed=SPEED)
     inst = parse_symbol(SYMBOL)
+    minute_bars = AllTickStore(cache=False).resolve_timeframe(inst, bt.TimeFrame.Minutes, 1)
     stores: dict[str, list[AllTickStore]] = {name: [] for name in OFFSETS}
     handed_out: dict[str, list] = {name: [] for name in OFFSETS}
     caches = {name: [tmp_path / f"{name}-{n}.sqlite" for n in ("first", "second")] for name in OFFSETS}
@@ -61,13 +64,13 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
                 if round_ % 3 == 0 or not stores[name]:
                     stores[name].append(_store(sim, caches[name][round_ % 2], offset_ms))
                 sent = sim.clock.now_ms()
-                bars = stores[name][-1].load_klines(inst, bt.TimeFrame.Minutes, 1, None, None, 5)
+                bars = stores[name][-1].history.get_range(inst, minute_bars, Window(count=5)).bars
                 handed_out[name].append((sent, bars))
             boundary += MINUTE
         _wait_until(sim, boundary + MINUTE)  # every bar handed out or cached has closed by now
         for name, offset_ms in OFFSETS.items():
-            _check(sim, name, offset_ms, stores[name][0].history.namespace, caches[name], handed_out[name],
-                   lag_ms)
+            namespace = cache_namespace(get_dialect(sim.dialect), sim.rest_url)
+            _check(sim, name, offset_ms, namespace, caches[name], handed_out[name], lag_ms)
     finally:
         for made in stores.values():
             for store in made:

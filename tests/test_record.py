@@ -18,7 +18,7 @@ from backtrader_alltick.recording import Recording
 from backtrader_alltick.records import Tick
 from backtrader_alltick.sim.market import MarketModel
 from backtrader_alltick.sinks.influx import InfluxSink
-from backtrader_alltick.sources.redis_reader import RedisReader
+from backtrader_alltick.transport.redis_reader import RedisReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

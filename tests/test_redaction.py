@@ -49,7 +49,7 @@ def test_every_spelling_of_the_token_is_masked(spelling):
 
 def test_the_encoded_form_is_masked_whole_not_from_the_raw_prefix():
     # The raw token's first 8 characters also start the URL-encoded form: masking that prefix first
-    # used to leave the rest of the encoded token in the text.
+    # would leave the rest of the encoded token in the text.
     text = "token=" + quote(TOKEN, safe="")
 
     assert redact(text, TOKEN) == "token=" + mask_token(TOKEN)

@@ -16,12 +16,12 @@ from backtrader_alltick import AllTickStore, timeframes
 from backtrader_alltick.bars import combine
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.history import Window
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
-from backtrader_alltick.sources.archive import load_archived_bars
-from backtrader_alltick.sources.influx_reader import InfluxReader
-from backtrader_alltick.sources.redis_reader import RedisReader
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.influx_reader import InfluxReader
+from backtrader_alltick.transport.redis_reader import RedisReader
 from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
 
 MINUTE = 60_000
@@ -251,8 +251,8 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
 
     def archived(compression, start):
         spec = store.resolve_timeframe(inst, "1m", compression)
-        return load_archived_bars(influx_server.url, inst, spec, start, bars[-1].end, None,
-                                  fast_sim.clock.now_ms())
+        return store.history.get_range(inst, spec, Window(start, bars[-1].end), source="influx",
+                                       source_url=influx_server.url).bars
 
     frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].end), source="influx",
                                source_url=influx_server.url)

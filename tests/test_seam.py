@@ -45,8 +45,8 @@ def test_every_ordering_of_seam_events_delivers_each_trade_in_exactly_one_bar(fi
 
 @pytest.mark.parametrize("lead", ["drop", "malformed"])
 def test_a_replayed_trade_of_the_last_minute_after_a_reset_does_not_anchor_the_seam(lead):
-    # The two cases: a drop just before a boundary, or a malformed frame just after one,
-    # then the server replays the previous minute's last trade before anything fresh.
+    # Two ways a stream resets near a boundary: a drop just before it, or a malformed frame just after
+    # it; then the server replays the previous minute's last trade before anything fresh.
     if lead == "drop":
         events = ("trade", "drop", "boundary", "trade", "reconnect", "resend", "trade", "rest")
     else:

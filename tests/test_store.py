@@ -14,8 +14,15 @@ import pytest
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import AuthError, ConfigError, UnsupportedTimeframe
+from backtrader_alltick.frames import klines_frame
+from backtrader_alltick.history import Window
+from backtrader_alltick.symbols import parse_symbol
 
 FROM, TO = datetime(2024, 3, 4, 10, 0), datetime(2024, 3, 4, 10, 5)
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def stamps(frame: pd.DataFrame) -> list[str]:
@@ -122,6 +129,28 @@ def test_a_token_that_is_not_a_string_is_refused_without_quoting_it():
 
     assert str(info.value) == "token must be a string, was a value of type int"
     assert "12345678901234" not in str(info.value)
+
+
+def test_the_store_says_whether_it_has_a_token_and_hands_it_to_no_caller(alltick_sim, make_store,
+                                                                         monkeypatch):
+    monkeypatch.delenv("ALLTICK_TOKEN", raising=False)
+    store = make_store(alltick_sim)
+
+    assert store.has_token and not AllTickStore(cache=False).has_token
+    assert not hasattr(store, "token")
+
+
+def test_fetch_klines_frames_what_the_history_entry_point_returns(alltick_sim, make_store):
+    store = make_store(alltick_sim)
+    inst = parse_symbol("BTCUSDT")
+    spec = store.resolve_timeframe(inst, "1m", 3)
+
+    frame = store.fetch_klines("BTCUSDT", "1m", 3, fromdate=FROM, todate=FROM.replace(minute=30))
+    got = store.history.get_range(inst, spec, Window(ms(FROM), ms(FROM.replace(minute=30))))
+
+    pd.testing.assert_frame_equal(frame, klines_frame(got.bars, inst.market, spec.period))
+    assert [bar.end for bar in got.bars] == [ms(FROM.replace(minute=m)) for m in range(0, 31, 3)]
+    assert got.complete_ms >= got.bars[-1].end
 
 
 def test_a_pickled_store_reopens_from_its_configuration(alltick_sim, make_store):

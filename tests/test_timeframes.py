@@ -127,3 +127,49 @@ def test_a_parsed_name_resolves_to_a_spec_whose_period_is_its_canonical_name(tex
 def test_period_name_of_units_and_counts():
     assert [tf.period_name("minute", n) for n in (1, 45, 60, 180)] == ["1m", "45m", "1h", "3h"]
     assert [tf.period_name(unit, 2) for unit in ("day", "week", "month")] == ["2d", "2w", "2M"]
+
+
+def test_grid_period_of_backtrader_timeframes_and_refusals():
+    assert tf.grid_period(tf.MINUTES, 3).millis == 3 * 60_000
+    assert tf.grid_period(tf.DAYS, 1).name == "1d"
+    with pytest.raises(ConfigError, match="quality checks need Minutes x N or Days, Weeks or Months x 1 "
+                                          "bars, was 2 Days"):
+        tf.grid_period(tf.DAYS, 2, "quality checks")
+    with pytest.raises(ConfigError, match="was 1 Seconds"):
+        tf.grid_period(tf.SECONDS, 1)
+
+
+def test_as_period_accepts_minute_multiples_and_names_the_rest():
+    assert tf.as_period("7m").minutes == 7
+    with pytest.raises(ConfigError, match="period must look like 1m, .* was '2x'"):
+        tf.as_period("2x")
+
+
+@pytest.mark.parametrize(("market", "close", "stamp"), [
+    (CRYPTO, "2024-03-05 00:00:00", "2024-03-04 23:59:59.999990"),  # closes at midnight after its date
+    (FOREX, "2024-03-04 22:00:00", "2024-03-04 23:59:59.999990"),  # closes 17:00 New York on its date
+    (US_STOCKS, "2024-03-04 21:00:00", "2024-03-04 23:59:59.999990"),
+])
+def test_a_daily_bar_is_stamped_with_the_trading_date_of_its_close(market, close, stamp):
+    assert tf.date_stamp_ms(ms(close), market) == ms(stamp)
+
+
+def test_a_window_of_date_stamps_loads_two_days_wider_on_each_side():
+    day = 86_400_000
+    assert tf.date_load_window(10 * day, 20 * day, 5) == (8 * day, 22 * day, 7)
+    assert tf.date_load_window(None, None) == (None, None, None)
+
+
+def test_most_bars_is_exact_intraday_and_an_upper_bound_for_days():
+    day = 86_400_000
+    assert tf.most_bars("1m", 0, 3 * 60_000) == 3
+    assert tf.most_bars("5m", 1, 5 * 60_000) == 0  # no 5-minute boundary in (0, 5 min)
+    assert tf.most_bars("1d", 0, 10 * day) >= 10
+    assert tf.bars_since_earliest("1m", 10 * 60_000) == 10
+
+
+def test_first_stamped_after_is_the_bar_that_closes_after_the_moment():
+    close = int(datetime(2024, 3, 4, 10, 5, tzinfo=timezone.utc).timestamp() * 1000)
+    assert tf.first_stamped_after("1m", close, CRYPTO) == close  # the 10:04 bar closes at 10:05
+    assert tf.first_stamped_after("1m", close - 1, CRYPTO) == close - 60_000  # the 10:04 bar closes after
+    assert tf.first_open_start("1m", close + 1, CRYPTO) == close

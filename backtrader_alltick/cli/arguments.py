@@ -12,21 +12,20 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, time, timezone
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-import pandas as pd
-
 from .. import timeframes
 from ..errors import ConfigError
+from ..param_checks import parse_iso
 from ..records import PUSHED_KINDS
 
 # Formats every matplotlib backend writes; the chart's format follows the file's suffix.
 CHART_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 # --from / --to outside these bounds is a typo (0001-01-01, 9999-12-31), not a request for data.
-EARLIEST, LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
 def symbol(text: str) -> str:
@@ -106,19 +105,23 @@ def _number(text: str, convert: Callable[[str], float], allowed: Callable[[float
 
 
 def moment(text: str) -> datetime:
-    """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``."""
+    """An ISO date or date-time (UTC unless it names an offset) for ``--from`` / ``--to``, read by
+    :func:`~backtrader_alltick.param_checks.parse_iso` as ``fromdate``/``todate`` strings are."""
     try:
-        value = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        value = pd.NaT
-    if value is pd.NaT:
+        value = parse_iso(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
-                                         f"was {text!r}")
-    value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-    if not EARLIEST <= value < LATEST:
+                                         f"was {text!r}") from None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    try:
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError:  # an offset that moves year 1 or 9999 past the calendar
+        value = None
+    if value is None or not EARLIEST <= value < LATEST:
         raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
                                          f"(no market data lies outside), was {text!r}")
-    return value.to_pydatetime()
+    return value
 
 
 class Timeframe(NamedTuple):

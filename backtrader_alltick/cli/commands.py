@@ -25,10 +25,10 @@ import pandas as pd
 
 from .. import demo
 from ..errors import ConfigError
-from ..history import bars_since_earliest
 from ..records import KIND_OF, PUSHED_KINDS
 from ..store import AllTickStore
 from ..symbols import parse_symbol
+from ..timeframes import bars_since_earliest
 from . import arguments
 from .console import ProgressLine, format_time, record_line
 from .service import cache_setting, common_options, open_service, open_store

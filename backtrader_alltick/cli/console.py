@@ -13,12 +13,16 @@ import logging
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import AllTickError, AllTickWarning
 from ..records import KIND_OF, Depth, Quote, Tick
+
+if TYPE_CHECKING:
+    from ..history import Progress
 
 
 @contextlib.contextmanager
@@ -49,7 +53,8 @@ def warnings_as_lines() -> Iterator[None]:
     """
     shown: set[str] = set()
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
         if not issubclass(category, AllTickWarning):
             previous(message, category, filename, lineno, file, line)
             return
@@ -92,11 +97,12 @@ def format_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def record_line(record: object, as_json: bool = False) -> str:
+def record_line(record: Tick | Quote | Depth, as_json: bool = False) -> str:
     """One printable line for a Tick, Quote or Depth: aligned text, or a JSON object."""
     kind = KIND_OF.get(type(record), type(record).__name__.lower())
     if as_json:
-        fields = asdict(record) if is_dataclass(record) else {"value": repr(record)}
+        is_record = is_dataclass(record) and not isinstance(record, type)
+        fields = asdict(record) if is_record else {"value": repr(record)}
         return json.dumps({"type": kind, **fields}, separators=(",", ":"))
     head = f"{format_time(record.time)}  {kind:<5}  {record.symbol:<10}"
     if isinstance(record, Tick):
@@ -108,18 +114,18 @@ def record_line(record: object, as_json: bool = False) -> str:
     return f"{head}  {record!r}"
 
 
-def _level(levels) -> str:
+def _level(levels: Sequence[tuple[float, float]]) -> str:
     return f"{levels[0][0]:g} x {levels[0][1]:g}" if levels else "-"
 
 
 class ProgressLine:
     """Progress of a K-line download on stderr, shown once it spans several requests or waits."""
 
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.shown = False
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream: TextIO = stream or sys.stderr
+        self.shown: bool = False
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         if progress.requests < 2 and not self.shown:
             return
         fraction = progress.fraction

@@ -11,13 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import timeframes
 from ..errors import ConfigError
-from ..param_checks import moment_ms
-from ..quality.bar_series import period_for, series_from_klines
-from ..quality.checks import QualityReport, Thresholds, check_bars
+from ..markets import Market
+from ..param_checks import bar_window
+from ..quality.checks import QualityReport, Thresholds, check_bars, series_from_frame
 from ..quality.html import render_html
 from ..records import format_utc
 from ..symbols import parse_symbol
+from ..timeframes import Period
 from . import arguments
 from .console import ProgressLine
 from .service import common_options, open_store
@@ -54,15 +56,16 @@ def run_quality(args: argparse.Namespace) -> int:
         raise ConfigError(f"--html must be in an existing folder, was {args.html!r}")
     thresholds = Thresholds(args.outlier_z, args.stale_bars, args.volume_z)
     inst = parse_symbol(args.symbol)
-    period = period_for(args.timeframe.timeframe, args.timeframe.compression)
+    period = timeframes.grid_period(args.timeframe.timeframe, args.timeframe.compression, "quality checks")
     progress = ProgressLine()
     with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
-        klines = store.load_klines(inst, args.timeframe.timeframe, args.timeframe.compression,
+        # The bars `alltick-bt klines` writes for the same arguments, dates read the same way.
+        frame = store.fetch_klines(inst.symbol, args.timeframe.timeframe, args.timeframe.compression,
                                    args.fromdate, args.todate, count, on_progress=progress)
-        span = _asked_span(args, period, store.clock.now_ms())
+        span = _asked_span(args, inst.market, period, store.clock.now_ms())
     progress.finish()
-    series = series_from_klines(klines)
+    series = series_from_frame(frame, inst.market, period)
     report = check_bars(series, inst.market, period, inst.symbol, thresholds, span)
     if args.html:
         Path(args.html).write_text(render_html(report, series), encoding="utf-8")
@@ -70,17 +73,17 @@ def run_quality(args: argparse.Namespace) -> int:
     return 0
 
 
-def _asked_span(args: argparse.Namespace, period, now_ms: int) -> tuple[int, int] | None:
+def _asked_span(args: argparse.Namespace, market: Market, period: Period,
+                now_ms: int) -> tuple[int, int] | None:
     # With --from the range is known at both ends, so bars missing at its edges are findings too.
     # A bar counts as missing only once a whole period has passed since its close (a service
     # may publish a closed bar a little late); -n N says nothing about where the bars should start.
     if args.fromdate is None or not period.is_intraday:
         return None
-    end_ms = now_ms - period.millis
-    if args.todate is not None:
-        end_ms = min(end_ms, moment_ms("--to", args.todate))
+    start_ms, to_ms = bar_window(market, True, args.fromdate, args.todate)
+    end_ms = now_ms - period.millis if to_ms is None else min(now_ms - period.millis, to_ms)
     # An instant inside the first bar: the one whose close is at or after --from.
-    return moment_ms("--from", args.fromdate) - 1, end_ms
+    return start_ms - 1, end_ms
 
 
 def format_summary(report: QualityReport) -> str:

@@ -40,6 +40,10 @@ def common_options() -> argparse.ArgumentParser:
                        help="WebSocket root (default: $ALLTICK_WS_URL, else the real service)")
     group.add_argument("--cache", default=None, metavar="PATH|off",
                        help="K-line cache file (default: the user cache directory); 'off' for none")
+    group.add_argument("--quota-url", default=None, metavar="redis://HOST:PORT/DB",
+                       help="Redis that counts the token's requests for every machine naming it (default: "
+                            "$ALLTICK_QUOTA_URL; without one, processes sharing the cache directory share "
+                            "the count)")
     group.add_argument("--regular-hours", dest="extended_hours", action="store_false", default=True,
                        help="only bars of slots with a regular session (default: every slot the service "
                             "has trades in: pre-market, after hours, overnight, auctions)")
@@ -63,6 +67,7 @@ def open_store(args: argparse.Namespace, *, needs_token: bool = True, **params) 
         raise AuthError(NO_TOKEN.format(dialect=args.dialect))
     store = AllTickStore(token=token, dialect=args.dialect, plan=args.plan or "free", rest_url=args.rest_url,
                          ws_url=args.ws_url, cache=cache_setting(args.cache),
+                         quota_url=getattr(args, "quota_url", None),
                          extended_hours=getattr(args, "extended_hours", True), **params)
     try:
         yield store

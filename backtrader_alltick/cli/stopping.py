@@ -21,10 +21,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import Any, TypeAlias
 
 POLL_S = 0.1  # how long the main thread waits at most between looks at the flag
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# What signal.signal takes and returns: a function, SIG_DFL/SIG_IGN, or None (set outside Python).
+_Handler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
 
 
 class StopSignals:
@@ -48,16 +52,16 @@ class StopSignals:
     """
 
     def __init__(self) -> None:
-        self.requested = False  # set by the first signal; only ever read elsewhere
+        self.requested: bool = False  # set by the first signal; only ever read elsewhere
         self._starting = True
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, _Handler] = {}
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}

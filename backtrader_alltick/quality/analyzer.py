@@ -18,7 +18,8 @@ from ..errors import AllTickError, ConfigError
 from ..feed import AllTickData, num_to_ms
 from ..markets import Market
 from ..symbols import parse_symbol
-from .bar_series import period_for, series_from_ends
+from ..timeframes import grid_period
+from .bar_series import series_from_ends
 from .checks import QualityReport, Thresholds, check_bars, live_counts
 
 
@@ -54,7 +55,7 @@ class DataQuality(bt.Analyzer):
                 self._feeds.append(None)  # a symbol that does not parse: the feed reports it, no bars come
                 continue
             try:
-                period = period_for(data._timeframe, data._compression)
+                period = grid_period(data._timeframe, data._compression, "quality checks")
             except ConfigError as e:
                 raise ConfigError(f"DataQuality cannot check feed {name!r}: {e}") from None
             self._feeds.append((name, self._market(data, name), period))

@@ -1,4 +1,4 @@
-"""Bars as parallel numpy arrays, from K-line records or from close stamps, and their bar grid.
+"""Bars as parallel numpy arrays, from K-line records or from close stamps.
 
 Pure.  The data-quality checks (:mod:`backtrader_alltick.quality`) and the analyzer read
 bars through these arrays, whatever their source: K-lines, a DataFrame, a Backtrader feed.
@@ -13,8 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import timeframes
-from ..errors import ConfigError
-from ..markets import DAY_MS, Market
+from ..markets import Market
 from ..records import Kline
 from ..timeframes import Period
 
@@ -42,34 +41,10 @@ def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_, high, low, close
     """Parallel arrays of bars known by their close stamps (a DataFrame, a Backtrader feed)."""
     end = np.asarray(end_ms, dtype=np.int64)
     if period.is_intraday:
-        start = end - period.millis
+        start = end - period.millis  # an intraday bar spans exactly its period
     else:
-        start = np.array([timeframes.bar_start(period, _inside_last_day(int(ms), market), market)
-                          for ms in end], dtype=np.int64)
+        start = np.array([timeframes.bar_start_of_stamp(period, int(ms), market) for ms in end],
+                         dtype=np.int64)
     prices = (open_, high, low, close, volume)
     return BarSeries(start, end, *(np.asarray(column, dtype=float) for column in prices))
 
-
-def _inside_last_day(end_ms: int, market: Market) -> int:
-    # A plain date (00:00 UTC: fetch_klines' trading-date index, most daily CSV or pandas data) names
-    # the trading day itself, so look at its noon; a close instant lies just after the last day's session.
-    if end_ms % DAY_MS == 0:
-        return end_ms + DAY_MS // 2
-    return end_ms - 1
-
-
-def period_for(timeframe: int, compression: int) -> Period:
-    """The bar grid of Backtrader's ``(timeframe, compression)``: minutes x N, or one day, week or month."""
-    unit = timeframes.UNIT_OF_TIMEFRAME.get(timeframe)
-    if unit is not None and (compression == 1 or unit == "minute" and compression > 1):
-        return Period(timeframes.period_name(unit, compression), unit, compression)
-    name = timeframes.TIMEFRAME_NAMES.get(timeframe, timeframe)
-    raise ConfigError(f"quality checks need Minutes x N or Days, Weeks or Months x 1 bars, "
-                      f"was {compression} {name}")
-
-
-def as_period(period: Period | str) -> Period:
-    """A Period from a name such as ``1m``, ``3m``, ``1h``, ``1d`` (any minute multiple works)."""
-    if isinstance(period, Period):
-        return period
-    return period_for(*timeframes.parse_period(period, "period"))

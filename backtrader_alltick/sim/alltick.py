@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING, Any
 
 from ..records import normalize_epoch_ms
 from .alltick_format import HEADER_INVALID, MESSAGES, book_levels, decimal_text, json_bytes
 from .alltick_stream import AllTickSession
 from .kline_flaws import served_klines
-from .server import Exchange, Reply
+from .server import Connection, Exchange, Reply
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
 
 STOCK_REST, OTHER_REST = "/quote-stock-b-api", "/quote-b-api"
 WS_PATHS = {"/quote-stock-b-ws-api": "stock", "/quote-b-ws-api": "other"}
@@ -54,7 +58,7 @@ class AllTickService:
 
     name = "alltick"
 
-    def __init__(self, sim) -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
 
     # -- routing and shared errors ------------------------------------------------------
@@ -157,7 +161,7 @@ class AllTickService:
         if kline_type not in KLINE_TYPES or count < 1 or end < 0 or item["adjust_type"] != 0:
             raise _Refused(400)
         symbol = self._symbol(family, item["code"])
-        inst = self.sim.model.instrument(symbol)
+        inst = self.sim.model.instruments[symbol]
         if inst.is_stock and kline_type in (6, 7):
             raise _Refused(400, "request data param invalid: kline_type 6 and 7 are not served for stocks")
         now = self.sim.clock.now_ms()
@@ -190,7 +194,7 @@ class AllTickService:
             out.append({"code": symbol, "kline_type": kline_type, "kline_data": rows})
         return {"kline_list": out}
 
-    def _snapshots(self, family: str, endpoint: str, data: dict) -> dict:
+    def _snapshots(self, family: str, endpoint: str | None, data: dict[str, Any]) -> dict[str, Any]:
         items = data.get("symbol_list")
         if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
             raise _Refused(400)
@@ -212,9 +216,10 @@ class AllTickService:
                                  "trade_direction": tick.direction})
             else:
                 depth = model.depth(code, now)
-                if depth is not None:
+                last = None if depth is None else model.last_trade(code, now)
+                if depth is not None and last is not None:
                     decimals = model.specs[code].size_decimals
-                    rows.append({"code": code, "seq": str(model.last_trade(code, now).seq),
+                    rows.append({"code": code, "seq": str(last.seq),
                                  "tick_time": str(depth.time), "bids": book_levels(depth.bids, decimals),
                                  "asks": book_levels(depth.asks, decimals)})
         return {"tick_list": rows}
@@ -236,7 +241,8 @@ class AllTickService:
             return Reply(401, json_bytes({"ret": 401, "msg": MESSAGES[401], "trace": "", "data": {}}))
         return Reply(429, json_bytes({"ret": 606, "msg": MESSAGES[606], "trace": "", "data": {}}))
 
-    def new_session(self, connection, exchange: Exchange, token: str) -> AllTickSession:
+    def new_session(self, connection: Connection, exchange: Exchange, token: str | None) -> AllTickSession:
+        """The session of a socket just upgraded on one of the WebSocket paths."""
         return AllTickSession(self.sim, connection, token, WS_PATHS[exchange.path])
 
 

@@ -6,6 +6,8 @@ Numbers are written the way the docs print them (``shared/protocol/alltick.md``)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 MESSAGES = {
     200: "ok", 400: "request data param invalid", 401: "token invalid", 402: "query invalid",
@@ -16,12 +18,12 @@ MESSAGES = {
 HEADER_INVALID = "request header param invalid"
 
 
-def json_bytes(payload) -> bytes:
+def json_bytes(payload: Any) -> bytes:
     """Compact JSON, as the docs' examples are."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def book_levels(levels, size_decimals: int) -> list[dict]:
+def book_levels(levels: Iterable[tuple[float, float]], size_decimals: int) -> list[dict[str, str]]:
     """Book levels as ``{"price", "volume"}`` objects."""
     # Book sizes with fixed decimals, at least two, as the docs print them ("100000.00").
     places = max(2, size_decimals)

@@ -7,20 +7,26 @@ in :mod:`.alltick`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
+from typing import TYPE_CHECKING
 
 from .alltick_format import HEADER_INVALID, MESSAGES, book_levels, decimal_text, json_bytes
 from .pusher import Session, Step
+
+if TYPE_CHECKING:
+    from .server import Connection
+    from .simulator import Simulator
 
 
 class AllTickSession(Session):
     """One AllTick socket: trade and depth lists (each replaced by its own subscribe)."""
 
-    default_heartbeat_timeout = 30.0  # alltick.md 5.3
+    default_heartbeat_timeout: float = 30.0  # alltick.md 5.3
 
-    def __init__(self, sim, connection, token: str, family: str) -> None:
+    def __init__(self, sim: Simulator, connection: Connection, token: str | None, family: str) -> None:
         super().__init__(sim, connection, token)
         self.family = family
         self.trade_codes: list[str] = []
@@ -52,7 +58,7 @@ class AllTickSession(Session):
         seq_id, trace = message.get("seq_id"), message.get("trace", "")
         data = message.get("data")
         if cmd_id == 22000:
-            self.last_heartbeat = time.monotonic()
+            self.heard()
             if self.sim.faults.ignore_heartbeats:
                 self.sim.counters_store.fault("ignore_heartbeats")
             else:
@@ -109,12 +115,12 @@ class AllTickSession(Session):
     def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
         ticks: list[bytes] = []
         for code in self.trade_codes:
-            ticks.extend(step.memo(("alltick-trades", code), lambda c=code: _trade_frames(step, c)))
-        others = []
+            ticks.extend(step.memo(("alltick-trades", code), functools.partial(_trade_frames, step, code)))
+        others: list[bytes] = []
         for code, level in self.depth_codes.items():
             if len(step.trades(code)[0]):
                 frame = step.memo(("alltick-depth", code, level),
-                                  lambda c=code, n=level: _depth_frame(step, c, n))
+                                  functools.partial(_depth_frame, step, code, level))
                 if frame:
                     others.append(frame)
         return ticks, others

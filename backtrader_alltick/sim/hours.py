@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -64,10 +64,10 @@ class MarketHours:
     rule: DayRule  # how trading dates fall (K-lines, see grid)
     table_zone: str  # the zone the table's dates are written in
 
-    def sessions(self, start_ms: int, end_ms: int, kinds=ALL_KINDS) -> list[Session]:
+    def sessions(self, start_ms: int, end_ms: int, kinds: Container[str] = ALL_KINDS) -> list[Session]:
         """Sessions of ``kinds`` that intersect ``[start_ms, end_ms)`` (unclipped), by start."""
         first, last = (_local_date(moment, self.table_zone) for moment in (start_ms, end_ms))
-        found = []
+        found: list[Session] = []
         day = first - timedelta(days=1)  # a table's date may reach back into the day before (overnight)
         while day <= last + timedelta(days=1):
             for session in _sessions_on(self.table, day):
@@ -78,11 +78,11 @@ class MarketHours:
             day += timedelta(days=1)
         return sorted(found, key=lambda s: s.start)
 
-    def closes(self, start_ms: int, end_ms: int, kinds) -> list[int]:
+    def closes(self, start_ms: int, end_ms: int, kinds: Container[str]) -> list[int]:
         """Instants in ``[start_ms, end_ms)`` at which trading of ``kinds`` stops (not a lunch-to-open
         join of touching sessions; not the end of an opening auction, which leads into the open)."""
         sessions = self.sessions(start_ms - DAY_MS, end_ms + DAY_MS, kinds)
-        out = []
+        out: list[int] = []
         for index, session in enumerate(sessions):
             following = sessions[index + 1] if index + 1 < len(sessions) else None
             if following is not None and following.start <= session.end:
@@ -91,7 +91,7 @@ class MarketHours:
                 out.append(session.end)
         return out
 
-    def is_open(self, ts_ms: int, kinds) -> bool:
+    def is_open(self, ts_ms: int, kinds: Container[str]) -> bool:
         """True when a session of ``kinds`` is running at ``ts_ms``."""
         return any(s.start <= ts_ms < s.end for s in self.sessions(ts_ms, ts_ms + 1, kinds))
 

@@ -22,9 +22,10 @@ takes the value of the session that closed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import time
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidSymbol
 from ..records import normalize_epoch_ms
@@ -36,20 +37,27 @@ from .pusher import Session, Step
 from .server import Exchange, Reply
 from .websocket import text_frame
 
-ASSET_PATHS = {"stock": ("stock",), "forex": ("forex", "metal", "energy"), "indices": ("cfd",),
-               "crypto": ("crypto",)}
+if TYPE_CHECKING:
+    from ..records import Depth, Kline, Quote, Tick
+    from .market import MarketModel
+    from .server import Connection
+    from .simulator import Simulator
+
+ASSET_PATHS: dict[str, tuple[str, ...]] = {"stock": ("stock",), "forex": ("forex", "metal", "energy"),
+                                           "indices": ("cfd",), "crypto": ("crypto",)}
 WS_PATHS = {"/stock": "stock", "/forex": "forex", "/indices": "indices", "/crypto": "crypto",
             "/sws": "stock", "/fws": "forex", "/iws": "indices", "/cws": "crypto"}
 REGIONS = {"forex": {"GB"}, "indices": {"GB", "US"}, "crypto": {"BA", "BT", "PB"}}
 ALIASES = {"XAUUSD": "GOLD", "XAGUSD": "Silver"}
 KTYPES = {1: "1m", 2: "5m", 3: "15m", 4: "30m", 5: "1h", 6: "2h", 7: "4h", 8: "1d", 9: "1w", 10: "1M"}
 KLINE_LIMIT = 1000
-SESSION_CODES = {REGULAR: 0, PRE: 1, POST: 2, OVERNIGHT: 2, OPEN_AUCTION: 0, CLOSE_AUCTION: 0, None: 0}
+SESSION_CODES: dict[str | None, int] = {REGULAR: 0, PRE: 1, POST: 2, OVERNIGHT: 2, OPEN_AUCTION: 0,
+                                        CLOSE_AUCTION: 0, None: 0}
 SINGLE = {"tick", "quote", "depth", "kline"}
 BATCH = {"ticks": "tick", "quotes": "quote", "depths": "depth", "klines": "kline"}
 
 
-def _json(payload) -> bytes:
+def _json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -72,7 +80,7 @@ class ITickService:
 
     name = "itick"
 
-    def __init__(self, sim) -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
 
     def token_of(self, exchange: Exchange) -> str | None:
@@ -158,7 +166,7 @@ class ITickService:
 
     def _payload(self, kind: str, symbol: str, code: str, query: dict):
         model, now = self.sim.model, self.sim.clock.now_ms()
-        wire_code = code.split(".")[0] if model.instrument(symbol).is_stock else code
+        wire_code = code.split(".")[0] if model.instruments[symbol].is_stock else code
         if kind == "kline":
             try:
                 ktype = int(self._required(query, "kType"))
@@ -194,7 +202,8 @@ class ITickService:
     def refuse_upgrade(self, reason: str) -> Reply:
         return Reply(429, _json({"code": 429, "msg": "exceeding the maximum connection limit", "data": None}))
 
-    def new_session(self, connection, exchange: Exchange, token: str | None) -> ITickSession:
+    def new_session(self, connection: Connection, exchange: Exchange, token: str | None) -> ITickSession:
+        """The session of a socket just upgraded on one of the asset paths."""
         return ITickSession(self, connection, token, WS_PATHS[exchange.path])
 
 
@@ -203,14 +212,16 @@ def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def kline_fields(bar) -> dict:
+def kline_fields(bar: Kline) -> dict[str, Any]:
+    """A K-line as iTick's ``{"o", "h", "l", "c", "v", "tu", "t"}`` object."""
     return {"tu": round(bar.turnover, 6), "c": bar.close, "t": bar.start, "v": _num(bar.volume),
             "h": bar.high, "l": bar.low, "o": bar.open}
 
 
-def tick_fields(model, symbol: str, code: str, tick) -> dict:
-    out = {"s": code, "ld": tick.price, "t": tick.time, "v": _num(tick.volume)}
-    asset = model.instrument(symbol).asset
+def tick_fields(model: MarketModel, symbol: str, code: str, tick: Tick) -> dict[str, Any]:
+    """A trade as iTick's tick object (``te`` for stocks, ``tu`` for crypto)."""
+    out: dict[str, Any] = {"s": code, "ld": tick.price, "t": tick.time, "v": _num(tick.volume)}
+    asset = model.instruments[symbol].asset
     if asset == "stock":
         out["te"] = SESSION_CODES[model.session_kinds(symbol, [tick.time])[0]]
     elif asset == "crypto":
@@ -218,10 +229,13 @@ def tick_fields(model, symbol: str, code: str, tick) -> dict:
     return out
 
 
-def quote_fields(model, symbol: str, code: str, quote) -> dict:
-    out = {"s": code, "ld": quote.last, "o": quote.open, "h": quote.high, "l": quote.low, "t": quote.time,
-           "v": _num(quote.volume), "tu": round(quote.turnover, 6), "ts": 0}
-    asset = model.instrument(symbol).asset
+def quote_fields(model: MarketModel, symbol: str, code: str, quote: Quote) -> dict[str, Any]:
+    """A quote as iTick's quote object (change fields where the previous close is known)."""
+    volume, turnover = quote.volume, quote.turnover
+    assert volume is not None and turnover is not None, "the model's quotes carry both"
+    out: dict[str, Any] = {"s": code, "ld": quote.last, "o": quote.open, "h": quote.high, "l": quote.low,
+                           "t": quote.time, "v": _num(volume), "tu": round(turnover, 6), "ts": 0}
+    asset = model.instruments[symbol].asset
     if quote.prev_close and asset != "crypto":
         decimals = model.specs[symbol].price_decimals
         change = round(quote.last - quote.prev_close, decimals)
@@ -231,8 +245,9 @@ def quote_fields(model, symbol: str, code: str, quote) -> dict:
     return out
 
 
-def depth_fields(code: str, depth) -> dict:
-    def side(levels):
+def depth_fields(code: str, depth: Depth) -> dict[str, Any]:
+    """A book as iTick's depth object, best level first (``po`` 1)."""
+    def side(levels: tuple[tuple[float, float], ...]) -> list[dict[str, Any]]:
         return [{"po": index + 1, "p": price, "v": _num(volume), "o": 1 + index % 5}
                 for index, (price, volume) in enumerate(levels)]
 
@@ -242,13 +257,13 @@ def depth_fields(code: str, depth) -> dict:
 class ITickSession(Session):
     """One iTick socket: cumulative subscriptions of (symbol, types) on one asset path."""
 
-    default_heartbeat_timeout = 60.0  # "no heartbeat for more than 1 minute" (itick.md 8.5)
+    default_heartbeat_timeout: float = 60.0  # "no heartbeat for more than 1 minute" (itick.md 8.5)
 
-    def __init__(self, service: ITickService, connection, token: str | None, asset: str) -> None:
+    def __init__(self, service: ITickService, connection: Connection, token: str | None, asset: str) -> None:
         super().__init__(service.sim, connection, token or "")
         self.service = service
         self.asset = asset
-        self.authenticated = False
+        self.authenticated: bool = False
         self.subscriptions: dict[str, set[str]] = {}  # symbol -> {"tick", "quote", "depth", "kline@N"}
         self.wire_codes: dict[str, tuple[str, str]] = {}  # symbol -> (code, region) as subscribed
 
@@ -283,7 +298,7 @@ class ITickSession(Session):
             self.reply('{"code":0,"resAc":"subscribe","msg":"cannot be resolved action"}', "action")
             return
         if action == "ping":
-            self.last_heartbeat = time.monotonic()
+            self.heard()
             if self.sim.faults.ignore_heartbeats:
                 self.sim.counters_store.fault("ignore_heartbeats")
             else:
@@ -342,12 +357,12 @@ class ITickSession(Session):
             code, region = self.wire_codes[symbol]
             if "tick" in kinds:
                 ticks.extend(step.memo(("itick-trades", symbol, code, region),
-                                       lambda s=symbol, c=code, r=region: _tick_frames(step, s, c, r)))
+                                       functools.partial(_tick_frames, step, symbol, code, region)))
             if not len(step.trades(symbol)[0]):
                 continue
             for kind in sorted(kinds - {"tick"}):
-                frame = step.memo(("itick", kind, symbol, code, region), lambda k=kind, s=symbol, c=code,
-                                  r=region: _snapshot_frame(step, k, s, c, r))
+                frame = step.memo(("itick", kind, symbol, code, region),
+                                  functools.partial(_snapshot_frame, step, kind, symbol, code, region))
                 if frame:
                     others.append(frame)
         return ticks, others
@@ -364,7 +379,7 @@ def _tick_frames(step: Step, symbol: str, code: str, region: str) -> list[bytes]
     ps, ss = spec.price_scale, spec.size_scale
     integral = spec.size_decimals == 0
     times = time_.tolist()
-    if model.instrument(symbol).is_stock:
+    if model.instruments[symbol].is_stock:
         tails = [f',"te":{SESSION_CODES[kind]}' for kind in model.session_kinds(symbol, times)]
     else:
         tails = [""] * len(times)

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..records import Kline
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
 
 KLINE_FLAWS = {
     "gap": "the bar is left out",
@@ -83,7 +87,7 @@ def _flawed(bar: Kline, flaw: str, flaws: dict[int, str], previous_bar: Previous
     return replace(bar, open=price, high=price, low=price, close=price, volume=0.0, turnover=0.0)
 
 
-def served_klines(sim, bars: list[Kline]) -> list[Kline]:
+def served_klines(sim: Simulator, bars: list[Kline]) -> list[Kline]:
     """``bars`` as a running simulator serves them: with ``sim.faults.kline_flaws`` applied."""
     flaws = sim.faults.kline_flaws
     if not flaws:

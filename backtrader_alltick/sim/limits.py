@@ -75,9 +75,9 @@ class ConnectionBudget:
     def __init__(self, limit: Callable[[], int]) -> None:
         self._limit = limit
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str], int] = {}
+        self._open: dict[tuple[str | None, str], int] = {}
 
-    def acquire(self, token: str, group: str) -> bool:
+    def acquire(self, token: str | None, group: str) -> bool:
         with self._lock:
             held = self._open.get((token, group), 0)
             if held >= self._limit():
@@ -85,11 +85,11 @@ class ConnectionBudget:
             self._open[(token, group)] = held + 1
             return True
 
-    def has_room(self, token: str, group: str) -> bool:
+    def has_room(self, token: str | None, group: str) -> bool:
         with self._lock:
             return self._open.get((token, group), 0) < self._limit()
 
-    def release(self, token: str, group: str) -> None:
+    def release(self, token: str | None, group: str) -> None:
         with self._lock:
             held = self._open.get((token, group), 0)
             self._open[(token, group)] = max(0, held - 1)

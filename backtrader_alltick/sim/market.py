@@ -10,9 +10,12 @@ pushes, so REST history and the live stream agree bar for bar.  Hours come from
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ConfigError
 from ..records import Depth, Kline, Quote, Tick
@@ -27,27 +30,30 @@ from .tape import MAX_LATE_PRINT_MS, day_tape
 class MinuteBars:
     """One-minute OHLCV of the open minutes of one UTC day (arrays of equal length)."""
 
-    minute: np.ndarray  # epoch minutes
-    open: np.ndarray  # int ticks
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray  # int size units
-    turnover: np.ndarray  # float, price * size
+    minute: prices.Int64Array  # epoch minutes
+    open: prices.Int64Array  # ticks
+    high: prices.Int64Array
+    low: prices.Int64Array
+    close: prices.Int64Array
+    volume: prices.Int64Array  # size units
+    turnover: npt.NDArray[np.float64]  # price * size
 
 
-class _Lru(OrderedDict):
+_V = TypeVar("_V")
+
+
+class _Lru(OrderedDict[Hashable, Any]):
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
 
-    def remember(self, key, value):
+    def remember(self, key: Hashable, value: _V) -> _V:
         self[key] = value
         if len(self) > self.capacity:
             self.popitem(last=False)
         return value
 
-    def recall(self, key):
+    def recall(self, key: Hashable) -> Any:
         value = self.get(key)
         if value is not None:
             self.move_to_end(key)
@@ -66,7 +72,7 @@ class MarketModel:
     trade that long after each session close.
     """
 
-    def __init__(self, seed: int, symbols, history_start_ms: int, hours: str = "regular",
+    def __init__(self, seed: int, symbols: Iterable[str], history_start_ms: int, hours: str = "regular",
                  late_print_ms: int = 0) -> None:
         if hours not in MODES:
             raise ConfigError(f"hours must be one of {', '.join(MODES)}, was {hours!r}")
@@ -75,7 +81,7 @@ class MarketModel:
                               f"{MAX_LATE_PRINT_MS - 1}, was {late_print_ms!r}")
         self.seed = seed
         self.hours_mode = hours
-        self.kinds = MODES[hours]
+        self.kinds: frozenset[str] = MODES[hours]
         self.late_print_ms = late_print_ms
         self.instruments: dict[str, Instrument] = {}
         for name in symbols:
@@ -83,7 +89,8 @@ class MarketModel:
             self.instruments[instrument.symbol] = instrument
         self.hours: dict[str, MarketHours] = {
             name: hours_for(inst.asset, inst.region, inst.code) for name, inst in self.instruments.items()}
-        self.specs = {name: prices.asset_spec(inst) for name, inst in self.instruments.items()}
+        self.specs: dict[str, prices.AssetSpec] = {
+            name: prices.asset_spec(inst) for name, inst in self.instruments.items()}
         self._keys = {name: prices.symbol_key(seed, name) for name in self.instruments}
         self.history_start_ms = history_start_ms
         self._trades = _Lru(256)
@@ -126,9 +133,9 @@ class MarketModel:
         return [moment for moment in range(first, end_ms, every_ms)
                 if not any(s.start <= moment < s.end for s in sessions)]
 
-    def trade_arrays(self, symbol: str, start_ms: int, end_ms: int):
+    def trade_arrays(self, symbol: str, start_ms: int, end_ms: int) -> prices.TradeArrays:
         """Trades with ``start_ms <= time < end_ms`` as (time, price, size, direction, seq) arrays."""
-        parts = []
+        parts: list[prices.TradeArrays] = []
         for day in range(start_ms // DAY_MS, (end_ms - 1) // DAY_MS + 1):
             trades = self.day_trades(symbol, day)
             lo, hi = np.searchsorted(trades.time, (start_ms, end_ms), side="left")
@@ -140,7 +147,8 @@ class MarketModel:
             return empty, empty, empty, empty, empty
         if len(parts) == 1:
             return parts[0]
-        return tuple(np.concatenate(column) for column in zip(*parts))
+        time, price, size, direction, seq = (np.concatenate(column) for column in zip(*parts))
+        return time, price, size, direction, seq
 
     def trades(self, symbol: str, start_ms: int, end_ms: int) -> list[Tick]:
         """Trades of ``symbol`` in ``[start_ms, end_ms)`` as records."""
@@ -156,9 +164,9 @@ class MarketModel:
         row = self.last_row(symbol, now_ms)
         if row is None:
             return None
-        time, price, size, direction, seq = row
+        time, ticks, units, direction, seq = row
         spec = self.specs[symbol]
-        price, size = price / spec.price_scale, size / spec.size_scale
+        price, size = ticks / spec.price_scale, units / spec.size_scale
         return Tick(symbol, time, price, size, price * size, seq, direction)
 
     def last_row(self, symbol: str, now_ms: int) -> tuple[int, int, int, int, int] | None:
@@ -168,8 +176,9 @@ class MarketModel:
             trades = self.day_trades(symbol, day)
             hi = int(np.searchsorted(trades.time, now_ms, side="left"))
             if hi:
-                return tuple(int(column[hi - 1]) for column in (trades.time, trades.price, trades.size,
-                                                                 trades.direction, trades.seq))
+                at = hi - 1
+                return (int(trades.time[at]), int(trades.price[at]), int(trades.size[at]),
+                        int(trades.direction[at]), int(trades.seq[at]))
             day -= 1
         return None
 
@@ -212,10 +221,15 @@ class MarketModel:
 
     # -- K-lines --------------------------------------------------------------------------
 
-    def aggregate(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> tuple | None:
+    def aggregate(self, symbol: str, start_ms: int, end_ms: int, now_ms: int
+                  ) -> tuple[int, int, int, int, int, float] | None:
         """(open, high, low, close, volume, turnover) in ticks/units of ``[start, end)`` by ``now``."""
         end = min(end_ms, now_ms)
-        opens, highs, lows, closes, volume, turnover = [], [], [], [], 0, 0.0
+        opens: list[int] = []
+        highs: list[int] = []
+        lows: list[int] = []
+        closes: list[int] = []
+        volume, turnover = 0, 0.0
         for day in range(start_ms // DAY_MS, (end - 1) // DAY_MS + 1):
             bars = self.minute_bars(symbol, day, now_ms)
             lo, hi = np.searchsorted(bars.minute, (start_ms // MINUTE_MS, -(-end // MINUTE_MS)))
@@ -333,7 +347,8 @@ class MarketModel:
         bid = ticks - (2 if last.direction == 1 else 0 if last.direction == 2 else 1)
         ask = ticks + (0 if last.direction == 1 else 2 if last.direction == 2 else 1)
         lot = spec.lot * spec.size_high
-        sizes = [(lot * ((last.seq * 7 + 3 * level) % 9 + 1)) / spec.size_scale for level in range(levels)]
+        seq = last.seq or 0  # the simulator numbers every trade
+        sizes = [(lot * ((seq * 7 + 3 * level) % 9 + 1)) / spec.size_scale for level in range(levels)]
         bids = tuple(((bid - level) / spec.price_scale, sizes[level]) for level in range(levels))
         asks = tuple(((ask + level) / spec.price_scale, sizes[-1 - level]) for level in range(levels))
         return Depth(symbol, last.time, bids, asks)
@@ -347,6 +362,7 @@ class MarketModel:
         day_start = grid.bar_start("1d", last.time, rule)
         today = self.aggregate(symbol, day_start, grid.next_start("1d", day_start, rule), now_ms)
         previous = self.last_trade(symbol, day_start)
+        assert today is not None, "the day of the last trade has that trade"
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale
         o, h, low, _, v, t = today

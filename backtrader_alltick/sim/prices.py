@@ -14,9 +14,15 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..symbols import Instrument
 from .grid import MINUTE_MS
+
+# The simulator's columns: epoch ms, integer ticks and size units, counters.
+Int64Array = npt.NDArray[np.int64]
+# Trades as columns: (time, price ticks, size units, direction, seq).
+TradeArrays = tuple[Int64Array, Int64Array, Int64Array, Int64Array, Int64Array]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -101,13 +107,13 @@ def asset_spec(instrument: Instrument) -> AssetSpec:
 class DayTrades:
     """All trades of one instrument in one UTC day, sorted by time (arrays of equal length)."""
 
-    time: np.ndarray  # epoch ms, int64, non-decreasing
-    price: np.ndarray  # int64 ticks
-    size: np.ndarray  # int64 size units
-    direction: np.ndarray  # int64: 0 neutral, 1 buy, 2 sell
-    seq: np.ndarray  # int64, strictly increasing
-    minute: np.ndarray  # open minutes of the day (epoch minutes), int64, ascending
-    count: np.ndarray  # trades per open minute
+    time: Int64Array  # epoch ms, non-decreasing
+    price: Int64Array  # ticks
+    size: Int64Array  # size units
+    direction: Int64Array  # 0 neutral, 1 buy, 2 sell
+    seq: Int64Array  # strictly increasing
+    minute: Int64Array  # open minutes of the day (epoch minutes), ascending
+    count: Int64Array  # trades per open minute
 
 
 def symbol_key(seed: int, symbol: str) -> int:
@@ -116,7 +122,7 @@ def symbol_key(seed: int, symbol: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-def generate_day(key: int, spec: AssetSpec, open_minutes: np.ndarray) -> DayTrades:
+def generate_day(key: int, spec: AssetSpec, open_minutes: npt.ArrayLike) -> DayTrades:
     """Generate the trades of the given open minutes (epoch minutes, ascending)."""
     minutes = np.asarray(open_minutes, dtype=np.int64)
     spread = _hash(key, minutes.astype(np.uint64), 1) % np.uint64(TRADES_SPREAD)
@@ -146,7 +152,7 @@ def generate_day(key: int, spec: AssetSpec, open_minutes: np.ndarray) -> DayTrad
     return DayTrades(time, price, size, direction, seq, minutes, count)
 
 
-def generate_prints(key: int, spec: AssetSpec, auctions, lates) -> DayTrades:
+def generate_prints(key: int, spec: AssetSpec, auctions: npt.ArrayLike, lates: npt.ArrayLike) -> DayTrades:
     """Trades at single instants: each auction match (a few prints at one price, the auction's
     uniform price) at its instant, and one late print at each instant of ``lates``."""
     auctions = np.asarray(auctions, dtype=np.int64)
@@ -179,12 +185,12 @@ def merge(trades: DayTrades, prints: DayTrades) -> DayTrades:
     time = np.concatenate((trades.time, prints.time))
     order = np.argsort(time, kind="stable")  # a continuous trade before a print of the same ms
     time = time[order]
-    columns = [np.concatenate((getattr(trades, name), getattr(prints, name)))[order]
-               for name in ("price", "size", "direction")]
+    price, size, direction = (np.concatenate((getattr(trades, name), getattr(prints, name)))[order]
+                              for name in ("price", "size", "direction"))
     minute, first, count = np.unique(time // MINUTE_MS, return_index=True, return_counts=True)
     rank = np.arange(len(time), dtype=np.int64) - np.repeat(first, count)
     seq = np.repeat(minute, count) * SEQ_PER_MINUTE + rank
-    return DayTrades(time, *columns, seq, minute.astype(np.int64), count.astype(np.int64))
+    return DayTrades(time, price, size, direction, seq, minute.astype(np.int64), count.astype(np.int64))
 
 
 def seeded_int(key: int, value: int, stream: int, modulo: int) -> int:

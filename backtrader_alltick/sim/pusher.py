@@ -12,16 +12,24 @@ import bisect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from . import websocket as ws
 from .grid import DAY_MS, MINUTE_MS
+from .prices import TradeArrays
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .market import MarketModel
+    from .server import Connection
+    from .simulator import Simulator
+
+logger: logging.Logger = logging.getLogger(__name__)
 STEP_SECONDS = 0.02
 MALFORMED = '{"cmd_id":22998,"data":{"code":'  # cut JSON: a parser must reject it, not crash
+_T = TypeVar("_T")
 
 
 class Step:
@@ -31,30 +39,30 @@ class Step:
     trade, unchanged, at every multiple of ``resend_ms`` of market time, as some services do.
     """
 
-    def __init__(self, model, start_ms: int, end_ms: int, resend_ms: int = 0) -> None:
-        self.model = model
+    def __init__(self, model: MarketModel, start_ms: int, end_ms: int, resend_ms: int = 0) -> None:
+        self.model: MarketModel = model
         self.start = start_ms
         self.end = end_ms
         self.resend_ms = resend_ms
-        self._trades: dict[str, tuple] = {}
-        self._pushed: dict[str, tuple] = {}
-        self._memo: dict = {}
+        self._trades: dict[str, TradeArrays] = {}
+        self._pushed: dict[str, TradeArrays] = {}
+        self._memo: dict[Hashable, Any] = {}
 
-    def trades(self, symbol: str) -> tuple:
+    def trades(self, symbol: str) -> TradeArrays:
         """The trades of ``[start, end)`` as (time, price, size, direction, seq) arrays."""
         found = self._trades.get(symbol)
         if found is None:
             found = self._trades[symbol] = self.model.trade_arrays(symbol, self.start, self.end)
         return found
 
-    def pushed(self, symbol: str) -> tuple:
+    def pushed(self, symbol: str) -> TradeArrays:
         """The trade frames' rows, in push order: :meth:`trades` plus the re-sends of a closed market."""
         found = self._pushed.get(symbol)
         if found is None:
             found = self._pushed[symbol] = self._with_resends(symbol)
         return found
 
-    def _with_resends(self, symbol: str) -> tuple:
+    def _with_resends(self, symbol: str) -> TradeArrays:
         trades = self.trades(symbol)
         if not self.resend_ms:
             return trades
@@ -62,39 +70,48 @@ class Step:
         if not instants:
             return trades
         times = trades[0].tolist()
-        rows = [tuple(int(column[index]) for column in trades) for index in range(len(times))]
-        events = [(time, 0, row) for time, row in zip(times, rows)]
+        rows: list[tuple[int, ...]] = [tuple(int(column[index]) for column in trades)
+                                       for index in range(len(times))]
+        events: list[tuple[int, int, tuple[int, ...]]] = [(time, 0, row) for time, row in zip(times, rows)]
         for instant in instants:
             index = bisect.bisect_right(times, instant) - 1
             row = rows[index] if index >= 0 else self.model.last_row(symbol, self.start)
             if row is not None:
                 events.append((instant, 1, row))
         events.sort(key=lambda event: event[:2])
-        return tuple(np.array([event[2][column] for event in events], dtype=np.int64) for column in range(5))
+        time, price, size, direction, seq = (np.array([event[2][column] for event in events], dtype=np.int64)
+                                             for column in range(5))
+        return time, price, size, direction, seq
 
-    def memo(self, key, build: Callable[[], object]):
+    def memo(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """The value ``build`` returns, built once per step for every session that asks for ``key``."""
         if key not in self._memo:
             self._memo[key] = build()
-        return self._memo[key]
+        found: _T = self._memo[key]
+        return found
 
 
 class Session:
     """What both dialects' WebSocket sessions share: state the pusher reads and fault handling."""
 
-    default_heartbeat_timeout = 30.0
+    default_heartbeat_timeout: float = 30.0
 
-    def __init__(self, sim, connection, token: str) -> None:
-        self.sim = sim
-        self.connection = connection
+    def __init__(self, sim: Simulator, connection: Connection, token: str | None) -> None:
+        self.sim: Simulator = sim
+        self.connection: Connection = connection
         self.token = token
-        self.last_heartbeat = time.monotonic()
-        self.tick_index = 0
-        self.malformed_sent = 0
+        self.last_heartbeat: float = time.monotonic()
+        self.tick_index: int = 0
+        self.malformed_sent: int = 0
 
     @property
     def heartbeat_timeout(self) -> float:
         """Wall seconds without a heartbeat after which the server closes the socket."""
         return self.sim.heartbeat_timeout or self.default_heartbeat_timeout
+
+    def heard(self) -> None:
+        """The client's heartbeat arrived: the heartbeat timeout starts again."""
+        self.last_heartbeat = time.monotonic()
 
     def wanted(self) -> set[str]:
         """Symbols this session needs trades for."""
@@ -107,7 +124,11 @@ class Session:
     def on_text(self, text: str) -> None:
         raise NotImplementedError
 
-    budget_group = "all"
+    @property
+    def budget_group(self) -> str:
+        """The connection allowance this socket counts against."""
+        return "all"
+
     _holds_budget = False
 
     def acquire_budget(self) -> bool:
@@ -176,7 +197,8 @@ class Session:
         counters.add("ticks_pushed", min(len(ticks), len(frames)))
 
     def _disturb(self, ticks: list[bytes]) -> list[bytes]:
-        faults, out = self.sim.faults, []
+        faults = self.sim.faults
+        out: list[bytes] = []
         for frame in ticks:
             self.tick_index += 1
             if faults.reorder_every and self.tick_index % faults.reorder_every == 0 and out:
@@ -202,7 +224,7 @@ class StaleTrades:
     """
 
     def __init__(self) -> None:
-        self._last: dict[tuple, dict[int, bytes]] = {}
+        self._last: dict[tuple[str | None, str], dict[int, bytes]] = {}
         self._malformed_seen: dict[int, int] = {}
         self._connections: set[int] = set()
 
@@ -237,9 +259,9 @@ class Pusher:
         pusher = Pusher(sim); pusher.start(); ...; pusher.stop()
     """
 
-    def __init__(self, sim) -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
-        self.cursor = sim.clock.now_ms()
+        self.cursor: int = sim.clock.now_ms()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sim-pusher", daemon=True)
         self._last_drop = time.monotonic()

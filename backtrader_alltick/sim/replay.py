@@ -14,6 +14,8 @@ in the synthetic market.
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from ..records import Depth, format_utc
 from ..symbols import parse_symbol
 from .grid import DAY_MS, MINUTE_MS
 from .market import MarketModel
-from .prices import DayTrades
+from .prices import DayTrades, TradeArrays
 
 MAX_DECIMALS = 10
 
@@ -37,13 +39,14 @@ class RecordedMarket(MarketModel):
         market.klines_between("BTCUSDT", "1m", start_ms, end_ms, now_ms=end_ms)
     """
 
-    def __init__(self, recording: Recording, symbols=None, hours: str = "regular") -> None:
+    def __init__(self, recording: Recording, symbols: Iterable[str] | None = None,
+                 hours: str = "regular") -> None:
         names = list(symbols) if symbols else recording.symbols
         first_day = recording.start_ms // DAY_MS * DAY_MS
         # The recorded trades are the tape; ``hours`` only says when the market counts as closed.
         super().__init__(seed=0, symbols=names, history_start_ms=first_day, hours=hours)
         self.recording = recording
-        self._arrays: dict[str, tuple] = {}
+        self._arrays: dict[str, TradeArrays] = {}
         for name in self.instruments:
             columns = recording.columns(name)
             price_decimals = _decimals(columns.price)
@@ -98,7 +101,8 @@ def _as_units(values: np.ndarray, decimals: int) -> np.ndarray:
     return np.rint(values * 10.0 ** decimals).astype(np.int64)
 
 
-def replayed_market(replay, symbols, start_ms: int | None, end_ms: int | None,
+def replayed_market(replay: str | os.PathLike[str] | Recording, symbols: Iterable[str] | None,
+                    start_ms: int | None, end_ms: int | None,
                     hours: str = "regular") -> tuple[RecordedMarket, int]:
     """The market of a replay and the moment its clock starts (the recording's first trade by default).
 

@@ -13,11 +13,15 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from . import websocket as ws
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .control import Counters
+
+logger: logging.Logger = logging.getLogger(__name__)
 OUTBOX_LIMIT = 64 << 20  # a reader this far behind is cut off, as iTick does (itick.md 8.6)
 
 
@@ -52,14 +56,15 @@ class Connection:
         connection.abort()        # like a network drop: no close frame
     """
 
-    def __init__(self, sock: socket.socket, rfile, connection_id: int, path: str, counters) -> None:
+    def __init__(self, sock: socket.socket, rfile: ws.ByteReader, connection_id: int, path: str,
+                 counters: Counters) -> None:
         self.sock = sock
-        self.reader = ws.MessageReader(rfile)
+        self.reader: ws.MessageReader = ws.MessageReader(rfile)
         self.id = connection_id
         self.path = path
-        self.counters = counters
-        self.pushed = 0  # push frames sent, for the drop-after-N fault
-        self.closed = threading.Event()
+        self.counters: Counters = counters
+        self.pushed: int = 0  # push frames sent, for the drop-after-N fault
+        self.closed: threading.Event = threading.Event()
         self._outbox: list[bytes] = []
         self._outbox_bytes = 0
         self._close_after_flush = False
@@ -143,19 +148,27 @@ class Connection:
                 return
 
 
+class App(Protocol):
+    """What a :class:`SimServer` serves: the Simulator."""
+
+    def handle_rest(self, exchange: Exchange) -> Reply: ...
+
+    def handle_websocket(self, exchange: Exchange, handler: RequestHandler) -> None: ...
+
+
 class SimServer(ThreadingHTTPServer):
     """The listening socket; ``app`` answers REST (``handle_rest``) and WebSockets (``handle_websocket``)."""
 
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app) -> None:
+    def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         self._sockets: set[socket.socket] = set()
         self._handlers: list[threading.Thread] = []
         self._sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, RequestHandler)
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: Any, client_address: Any) -> None:
         # Daemon handler threads, so a script that forgets ``sim.close()`` still exits while a client
         # holds a keep-alive socket open; socketserver does not track daemon threads, so they are
         # tracked here and ``server_close`` joins them.
@@ -173,12 +186,12 @@ class SimServer(ThreadingHTTPServer):
         for handler in handlers:
             handler.join()
 
-    def shutdown_request(self, request):
+    def shutdown_request(self, request: Any) -> None:
         with self._sockets_lock:
             self._sockets.discard(request)
         super().shutdown_request(request)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         logger.exception("simulator: request from %s failed", client_address[0])
 
     def cut_all(self) -> None:
@@ -189,7 +202,10 @@ class SimServer(ThreadingHTTPServer):
             _shutdown(sock)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class RequestHandler(BaseHTTPRequestHandler):
+    """One HTTP connection: REST requests, or the upgrade that hands the socket to a WebSocket session."""
+
+    server: SimServer
     protocol_version = "HTTP/1.1"
     server_version = "AllTickSim/0.1"
 
@@ -200,9 +216,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     # Other methods get the service's own refusal (JSON, 405), not http.server's HTML 501 page.
-    do_PUT = do_DELETE = do_PATCH = do_POST
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         # Request lines carry the AllTick token in the query string: never log them.
         pass
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ..clock import ScaledClock
 from ..errors import ConfigError
@@ -22,7 +25,13 @@ from .plan_table import ServicePlan, service_plan
 from .pusher import Pusher, Session
 from .server import Connection, Exchange, Reply, SimServer
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..recording import Recording
+    from .alltick import AllTickService
+    from .itick import ITickService
+    from .server import RequestHandler
+
+logger: logging.Logger = logging.getLogger(__name__)
 
 # The codes of alltick.md section 8 and of AllTick's own examples (UNH.US, GOOGL.US, 857.HK, 1288.HK), so
 # the official sample programs run against the simulator unchanged.
@@ -63,10 +72,12 @@ class Simulator:
     """
 
     def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
-                 symbols=None, start: int | datetime | None = None, port: int = 0, host: str = "127.0.0.1",
-                 token: str | None = None, faults: Faults | dict | None = None, history_days: int = 800,
-                 heartbeat_timeout: float | None = None, replay=None,
-                 end: int | datetime | None = None, hours: str = "regular", late_print_ms: int = 0,
+                 symbols: Iterable[str] | None = None, start: int | datetime | None = None, port: int = 0,
+                 host: str = "127.0.0.1", token: str | None = None,
+                 faults: Faults | dict[str, Any] | None = None, history_days: int = 800,
+                 heartbeat_timeout: float | None = None,
+                 replay: str | os.PathLike[str] | Recording | None = None, end: int | datetime | None = None,
+                 hours: str = "regular", late_print_ms: int = 0,
                  resend_when_closed_s: float = 0) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
@@ -78,6 +89,8 @@ class Simulator:
                               f"in whole ms, was {resend_when_closed_s!r}")
         self.dialect = dialect
         self._plan = service_plan(dialect, plan)
+        self.model: MarketModel
+        self.start_ms: int
         self.resend_when_closed_s = resend_when_closed_s
         if replay is not None:
             from .replay import replayed_market
@@ -94,17 +107,18 @@ class Simulator:
             self.start_ms = _to_ms(start)
             names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
             self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS, hours, late_print_ms)
-        self.clock = ScaledClock(self.start_ms, speed)
+        self.clock: ScaledClock = ScaledClock(self.start_ms, speed)
         self.seed = seed
-        self.token = token or secrets.token_hex(16)
+        self.token: str = token or secrets.token_hex(16)
         self._tokens = {self.token}
-        self.faults = faults if isinstance(faults, Faults) else Faults(**(faults or {}))
+        self.faults: Faults = faults if isinstance(faults, Faults) else Faults(**(faults or {}))
         self.heartbeat_timeout = heartbeat_timeout  # None: the dialect's documented timeout
         self.denied_symbols: set[str] = set()  # codes the token may not read (AllTick ret 604)
-        self.counters_store = Counters()
-        self.journal = Journal()
-        self.limiter = RestLimiter(lambda: self._plan)
-        self.connection_budget = ConnectionBudget(lambda: self._plan.ws_connections)
+        self.counters_store: Counters = Counters()
+        self.journal: Journal = Journal()
+        self.limiter: RestLimiter = RestLimiter(lambda: self._plan)
+        self.connection_budget: ConnectionBudget = ConnectionBudget(lambda: self._plan.ws_connections)
+        self.service: AllTickService | ITickService
         if dialect == "alltick":
             from .alltick import AllTickService
 
@@ -118,7 +132,9 @@ class Simulator:
         self._next_connection = 0
         self._stopping = threading.Event()
         self._server = SimServer((host, port), self)
-        self.host, self.port = self._server.server_address[:2]
+        address = self._server.server_address
+        self.host: str = str(address[0])
+        self.port: int = int(address[1])
         self._serve_thread = threading.Thread(target=self._server.serve_forever, name="sim-http",
                                               kwargs={"poll_interval": 0.05}, daemon=True)
         self._pusher = Pusher(self)
@@ -150,15 +166,15 @@ class Simulator:
         return list(self.model.instruments)
 
     @property
-    def counters(self) -> dict:
+    def counters(self) -> dict[str, Any]:
         """A snapshot of what the simulator served (see :class:`~.control.Counters`)."""
         with self._sessions_lock:
             open_now = len(self._sessions)
         return self.counters_store.snapshot(ws_connections_open=open_now)
 
-    def set_plan(self, name: str) -> None:
-        """Switch the plan; limits apply from the next request."""
-        self._plan = service_plan(self.dialect, name)
+    def set_plan(self, plan: str | ServicePlan) -> None:
+        """Switch the plan (a name or a ``ServicePlan``); limits apply from the next request."""
+        self._plan = plan if isinstance(plan, ServicePlan) else service_plan(self.dialect, plan)
 
     def add_token(self, token: str) -> None:
         self._tokens.add(token)
@@ -213,7 +229,7 @@ class Simulator:
     def __enter__(self) -> Simulator:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -241,7 +257,7 @@ class Simulator:
         if refusal is not None:
             counters.error(refusal.status)
             return refusal
-        if not self.is_valid_token(token):
+        if token is None or not self.is_valid_token(token):
             counters.error(401)
             return service.auth_reply(missing=not token)
         if faults.take("rate_limit_burst"):
@@ -254,7 +270,8 @@ class Simulator:
             return service.rate_limited_reply(wait)
         return service.handle_rest(exchange)
 
-    def handle_websocket(self, exchange: Exchange, handler) -> None:
+    def handle_websocket(self, exchange: Exchange, handler: RequestHandler) -> None:
+        """Serve one WebSocket on the handler's socket until it closes."""
         service, counters = self.service, self.counters_store
         token = service.ws_token(exchange)
         self.journal.record(JournalEntry("ws_open", exchange.path, time.monotonic(), None,
@@ -345,7 +362,7 @@ def _public(query: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in query.items() if name != "token"}
 
 
-def _decode(body: bytes):
+def _decode(body: bytes) -> Any:
     import json
 
     if not body:

@@ -11,6 +11,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import numpy as np
 
 from . import prices
@@ -22,8 +24,8 @@ from .hours import AUCTIONS, MarketHours
 MAX_LATE_PRINT_MS = 3_600_000
 
 
-def day_tape(key: int, spec: prices.AssetSpec, hours: MarketHours, kinds, day: int, history_start_ms: int,
-             late_print_ms: int) -> prices.DayTrades:
+def day_tape(key: int, spec: prices.AssetSpec, hours: MarketHours, kinds: Container[str], day: int,
+             history_start_ms: int, late_print_ms: int) -> prices.DayTrades:
     """All trades of UTC day ``day`` (days since the epoch) at or after ``history_start_ms``."""
     start, end = day * DAY_MS, (day + 1) * DAY_MS
     sessions = hours.sessions(start, end, kinds)

@@ -10,11 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from collections.abc import Mapping
+from email.message import Message
+from typing import Protocol
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY = 1000, 1001, 1002, 1008
 MAX_MESSAGE = 1 << 20  # clients send small JSON requests; anything larger is abuse
+
+
+class ByteReader(Protocol):
+    """A binary stream to read frames from (a socket's ``makefile("rb")``)."""
+
+    def read(self, size: int, /) -> bytes | None: ...
 
 
 class FrameError(Exception):
@@ -31,7 +40,7 @@ def accept_key(client_key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def is_upgrade(headers) -> bool:
+def is_upgrade(headers: Message | Mapping[str, str]) -> bool:
     """True when an HTTP request asks to switch to the WebSocket protocol."""
     upgrade = (headers.get("Upgrade") or "").lower()
     connection = (headers.get("Connection") or "").lower()
@@ -75,7 +84,7 @@ def unmask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(length, "little")
 
 
-def read_frame(stream) -> tuple[bool, int, bytes]:
+def read_frame(stream: ByteReader) -> tuple[bool, int, bytes]:
     """Read one frame: (fin, opcode, unmasked payload).  Raise EOFError when the peer went away."""
     head = _read_exact(stream, 2)
     fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
@@ -105,7 +114,7 @@ class MessageReader:
         kind, payload = reader.next()
     """
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: ByteReader) -> None:
         self.stream = stream
         self._parts: list[bytes] = []
         self._opcode: int | None = None
@@ -134,7 +143,7 @@ class MessageReader:
                 return kind, b"".join(self._parts)
 
 
-def _read_exact(stream, count: int) -> bytes:
+def _read_exact(stream: ByteReader, count: int) -> bytes:
     data = stream.read(count)
     if data is None or len(data) < count:
         raise EOFError("connection closed mid-frame" if data else "connection closed")

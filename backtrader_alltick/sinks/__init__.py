@@ -10,8 +10,8 @@
 
 Every sink queues in ``write()`` and sends from a background thread with a bounded
 buffer; ``flush()`` waits for the server, ``close()`` flushes and stops.  What they wrote is
-read back by :mod:`backtrader_alltick.sources.redis_reader` and
-:mod:`backtrader_alltick.sources.influx_reader`.
+read back by :mod:`backtrader_alltick.transport.redis_reader` and
+:mod:`backtrader_alltick.transport.influx_reader`.
 """
 
 from .influx import InfluxSink

@@ -14,12 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import AllTickError, APIError, ConfigError, TransportError
 from ..transport.retry import backoff
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
+
+_Writer = TypeVar("_Writer", bound="BufferedWriter")
 
 
 class BufferedWriter:
@@ -62,9 +64,9 @@ class BufferedWriter:
         self._outage_failures = 0
         self._drops_reported = 0
         self._drops_warned = False
-        self.written = 0
-        self.dropped = 0
-        self.rejected = 0
+        self.written: int = 0
+        self.dropped: int = 0
+        self.rejected: int = 0
         self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-flusher", daemon=True)
 
     # -- public -------------------------------------------------------------------------------------
@@ -123,10 +125,10 @@ class BufferedWriter:
             self._thread.join()
         self._close_connection()
 
-    def __enter__(self):
+    def __enter__(self: _Writer) -> _Writer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- for subclasses -----------------------------------------------------------------------------

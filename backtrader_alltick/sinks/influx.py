@@ -1,6 +1,6 @@
 """InfluxDB 1.x archive: ``InfluxSink`` writes closed bars and ticks.
 
-They are read back by :class:`~backtrader_alltick.sources.influx_reader.InfluxReader`.  Layout:
+They are read back by :class:`~backtrader_alltick.transport.influx_reader.InfluxReader`.  Layout:
 :mod:`backtrader_alltick.wire.influx_lines`.
 """
 
@@ -27,7 +27,7 @@ from ..transport.urls import safe_url
 from ..wire import influx_lines
 from .buffer import BufferedWriter
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class InfluxSink(BufferedWriter):
@@ -70,11 +70,11 @@ class InfluxSink(BufferedWriter):
         super().__init__(target=safe_url(url), batch=batch, max_buffer=max_buffer,
                          flush_interval=flush_interval, retries=retries, backoff_initial=backoff_initial,
                          backoff_max=backoff_max)
-        self.url = url.rstrip("/")
+        self.url: str = url.rstrip("/")
         self.database = database
         self.dialect = dialect
         self.timeout = timeout
-        self.skipped = 0
+        self.skipped: int = 0
         self._session = new_session(username, password)
         self._stamper = influx_lines.TickStamper()
         self._encode_lock = threading.Lock()

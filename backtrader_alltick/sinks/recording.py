@@ -33,7 +33,7 @@ from ..recording import (
 from ..records import Depth, Tick
 from .buffer import BufferedWriter
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class RecordingSink(BufferedWriter):
@@ -57,18 +57,18 @@ class RecordingSink(BufferedWriter):
             sink.write(ticks)
     """
 
-    def __init__(self, path: str | os.PathLike, *, dialect: str = "alltick", batch: int = 100_000,
+    def __init__(self, path: str | os.PathLike[str], *, dialect: str = "alltick", batch: int = 100_000,
                  flush_interval: float = 2.0, max_buffer: int = 2_000_000) -> None:
         self._pa = require_pyarrow()
         import pyarrow.parquet as pq
 
         self._pq = pq
-        self.path = Path(path)
+        self.path: Path = Path(path)
         super().__init__(target=str(self.path), batch=batch, max_buffer=max_buffer,
                          flush_interval=flush_interval, retries=None, backoff_initial=0.5, backoff_max=10.0)
         self.dialect = dialect
-        self.skipped = 0
-        self.parts_written = 0
+        self.skipped: int = 0
+        self.parts_written: int = 0
         self._meta = self._open_directory()
         self._next_part = 1 + max((part_number(p) for kind in KINDS for p in part_paths(self.path, kind)),
                                   default=0)
@@ -77,7 +77,7 @@ class RecordingSink(BufferedWriter):
     def __repr__(self) -> str:
         return f"RecordingSink({str(self.path)!r}, pending={self.pending})"
 
-    def _open_directory(self) -> dict:
+    def _open_directory(self) -> dict[str, Any]:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"recording path must be a directory (a recording is a folder of part files), "
                               f"was the file {str(self.path)!r}")
@@ -134,7 +134,7 @@ class RecordingSink(BufferedWriter):
                 temporary.unlink(missing_ok=True)
             raise TransportError(f"cannot write to the recording {str(self.path)!r} ({e})") from None
 
-    def _stage_part(self, kind: str, table) -> tuple[Path, Path]:
+    def _stage_part(self, kind: str, table: Any) -> tuple[Path, Path]:
         """Write ``table`` to a hidden temporary file on disk; return (temporary, final) paths."""
         name = f"{PART_PREFIX}{self._next_part:06d}{PART_SUFFIX}"
         self._next_part += 1
@@ -147,7 +147,7 @@ class RecordingSink(BufferedWriter):
         return temporary, folder / name
 
 
-def _tick_table(pa, ticks: list[Tick]):
+def _tick_table(pa: Any, ticks: list[Tick]) -> Any:
     return pa.table({
         "symbol": [t.symbol for t in ticks], "time": [t.time for t in ticks],
         "price": [t.price for t in ticks], "volume": [t.volume for t in ticks],
@@ -156,7 +156,7 @@ def _tick_table(pa, ticks: list[Tick]):
     }, schema=schema("ticks"))
 
 
-def _depth_table(pa, books: list[Depth]):
+def _depth_table(pa: Any, books: list[Depth]) -> Any:
     def side(levels, column: int) -> list[list[float]]:
         return [[level[column] for level in book_side] for book_side in levels]
 

@@ -1,7 +1,7 @@
 """Redis relay storage: ``RedisSink`` writes records into capped streams.
 
 The relay holds the one upstream connection and writes every record here; any number
-of consumers read the streams with :class:`~backtrader_alltick.sources.redis_reader.RedisReader`
+of consumers read the streams with :class:`~backtrader_alltick.transport.redis_reader.RedisReader`
 and resume from the last stream ID they saw.  Key layout and field encoding:
 :mod:`backtrader_alltick.wire.redis_streams`.  The ``redis`` package is optional
 (``pip install backtrader-alltick[redis]``) and is imported only when a sink is created.

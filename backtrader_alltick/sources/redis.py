@@ -25,9 +25,9 @@ from ..errors import AllTickError, ProtocolError
 from ..records import Depth, Tick
 from ..symbols import Instrument
 from ..timeframes import BarSpec
+from ..transport.redis_reader import Entry, RedisReader
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
-from .redis_reader import Entry, RedisReader
 
 logger = logging.getLogger(__name__)
 

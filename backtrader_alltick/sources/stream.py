@@ -16,16 +16,16 @@ import time
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
-from ..bars import SeenTrades, slot_of
+from ..bars import SeenTrades
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
-from ..history import load_closed_bars
+from ..history import Window
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
-from ..timeframes import BarSpec
+from ..timeframes import BarSpec, slot_of
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 
@@ -168,11 +168,11 @@ class StreamBars:
     def _take_input(self) -> bool:
         # Returns whether anything was done: a quiet source polled between its timers costs a lookup.
         inbox, seam = self._inbox, self.seam
-        if inbox.overflowed:
+        handled = inbox.overflowed
+        if handled:
             inbox.overflowed = False
             if seam is not None:
                 seam.on_overflow(self.clock.now_ms())
-        handled = False
         for item in inbox.take_all():
             if self._out.state == "over":
                 break  # what is still queued no longer matters
@@ -339,7 +339,8 @@ class StreamBars:
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._inbox.put):
-            bars, proven = load_closed_bars(self.store.history, self.inst, spec, start_ms, upto_ms, count)
+            got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
+            bars, proven = got.bars, got.complete_ms
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.

@@ -27,7 +27,7 @@ from ..errors import (
 )
 
 _DETAIL_LIMIT = 300
-rex = requests.exceptions
+_rex = requests.exceptions
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -51,23 +51,23 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 # Most specific first: ConnectTimeout is both a ConnectionError and a Timeout, SSLError and
 # ProxyError are ConnectionErrors, JSONDecodeError is an InvalidJSONError.
 _TRANSLATIONS: tuple[tuple[type[BaseException], type[AllTickError], str], ...] = (
-    (rex.ConnectTimeout, Timeout, "connecting to {where} timed out; check the URL and the network, "
+    (_rex.ConnectTimeout, Timeout, "connecting to {where} timed out; check the URL and the network, "
                                   "or raise the connect timeout"),
-    (rex.ReadTimeout, Timeout, "{where} did not answer in time; retry later or raise the read timeout"),
-    (rex.Timeout, Timeout, "{where} timed out; retry later or raise the timeout"),
-    (rex.SSLError, ConnectError, "the TLS handshake with {where} failed; check the URL and certificates"),
-    (rex.ProxyError, ConnectError, "the proxy refused {where}; check HTTPS_PROXY / HTTP_PROXY"),
-    (rex.ConnectionError, ConnectError, "could not connect to {where}; check the URL, that the service "
+    (_rex.ReadTimeout, Timeout, "{where} did not answer in time; retry later or raise the read timeout"),
+    (_rex.Timeout, Timeout, "{where} timed out; retry later or raise the timeout"),
+    (_rex.SSLError, ConnectError, "the TLS handshake with {where} failed; check the URL and certificates"),
+    (_rex.ProxyError, ConnectError, "the proxy refused {where}; check HTTPS_PROXY / HTTP_PROXY"),
+    (_rex.ConnectionError, ConnectError, "could not connect to {where}; check the URL, that the service "
                                         "is up, and the network"),
-    (rex.InvalidJSONError, ProtocolError, "{where} sent JSON that cannot be read"),
-    (rex.TooManyRedirects, ProtocolError, "{where} redirected too many times; check the URL"),
-    (rex.InvalidURL, ConfigError, "the URL of {where} is invalid; check rest_url"),
-    (rex.URLRequired, ConfigError, "no URL was given for {where}; check rest_url"),
-    (rex.MissingSchema, ConfigError, "the URL of {where} lacks http:// or https://; check rest_url"),
-    (rex.InvalidSchema, ConfigError, "the URL of {where} is not http or https; check rest_url"),
-    (rex.InvalidHeader, ConfigError, "a header of {where} is invalid; check the token for line breaks"),
-    (rex.HTTPError, APIError, "{where} answered with an HTTP error"),
-    (rex.RequestException, TransportError, "the request {where} failed; retry later"),
+    (_rex.InvalidJSONError, ProtocolError, "{where} sent JSON that cannot be read"),
+    (_rex.TooManyRedirects, ProtocolError, "{where} redirected too many times; check the URL"),
+    (_rex.InvalidURL, ConfigError, "the URL of {where} is invalid; check rest_url"),
+    (_rex.URLRequired, ConfigError, "no URL was given for {where}; check rest_url"),
+    (_rex.MissingSchema, ConfigError, "the URL of {where} lacks http:// or https://; check rest_url"),
+    (_rex.InvalidSchema, ConfigError, "the URL of {where} is not http or https; check rest_url"),
+    (_rex.InvalidHeader, ConfigError, "a header of {where} is invalid; check the token for line breaks"),
+    (_rex.HTTPError, APIError, "{where} answered with an HTTP error"),
+    (_rex.RequestException, TransportError, "the request {where} failed; retry later"),
     (urllib3.exceptions.TimeoutError, Timeout, "{where} timed out; retry later or raise the timeout"),
     (urllib3.exceptions.HTTPError, TransportError, "the request {where} failed; retry later"),
 )

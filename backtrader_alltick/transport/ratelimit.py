@@ -1,4 +1,4 @@
-"""Client-side rate limiting by plan: one limiter per store, shared by every feed.
+"""Client-side rate limiting by plan: one limiter per store, one quota per token.
 
 The plan table (:mod:`plans`) says how fast a token may call the service; the limiter
 makes sure we never ask faster, so the service never has to refuse us.  Four rules
@@ -9,12 +9,14 @@ apply at once and the strictest wins:
 - a minimum spacing between any two calls (``plan.min_spacing``: AllTick Free wants
   10 s between *any* two, protocol/alltick.md 6.1);
 - a sliding per-minute cap over all endpoints (``plan.per_minute``);
-- a daily cap (``plan.per_day``), which raises :class:`PlanLimitError` instead of
-  sleeping until the service resets it.
+- a daily cap (``plan.per_day``) over the service's day, which raises :class:`PlanLimitError`
+  instead of sleeping until the service resets it.
 
 ``penalize(seconds)`` pushes every rule back after the service answered 429 / 605.
-The arithmetic lives in two pure methods, :meth:`RateLimiter.delay_for` and
-:meth:`RateLimiter.record`, so tests drive it with an injected clock.
+What the rules decide from lives in a ledger (:mod:`.quota_ledger`): this process's memory,
+or a file or Redis shared by every process on the token, so that together they keep the plan.
+The arithmetic is pure (:meth:`RateLimiter.delay_in`, :meth:`RateLimiter.record_in`) and runs
+inside one atomic ledger transaction per decision; tests drive it with an injected clock.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
-from ..errors import PlanLimitError, RateLimitWarning
+from ..errors import PlanLimitError, RateLimitWarning, TransportError
 from ..notices import warn_user
 from ..plans import Plan
+from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +37,22 @@ BATCH_ENDPOINT = "batch-kline"
 MINUTE = 60.0
 # A call held back longer than this is a RateLimitWarning: a run that seems stuck says why.
 WARN_AFTER_S = MINUTE
-DAY = 86_400.0
 # Added to every non-zero spacing: the service times a call when it arrives, and two
 # calls do not travel equally fast.
 SAFETY_MARGIN = 0.05
-# The daily cap is counted in one-minute buckets over a rolling 24 hours: at most
-# 1440 entries whatever the plan, and never more lenient than the service's own
-# midnight-to-midnight count.
-_DAY_BUCKET = 60.0
 
 
 class RateLimiter:
-    """Make calls wait until the plan allows them; thread-safe.
+    """Make calls wait until the plan allows them; thread-safe, and process-safe on a shared ledger.
 
     Parameters
     ----------
     plan : plans.Plan
         The limits to follow (``plans.get_plan(dialect, name)``).
+    ledger : QuotaLedger, optional
+        Where the token's calls are counted: a :class:`~.quota_sqlite.FileLedger` or
+        :class:`~.quota_redis.RedisLedger` shared with other processes; default this
+        process's memory (:class:`~.quota_ledger.MemoryLedger`, on ``monotonic``).
     monotonic : callable, optional
         Seconds from a monotonic clock; injected by tests.
     sleep : callable, optional
@@ -70,28 +71,25 @@ class RateLimiter:
         limiter.acquire("trade-tick") # waits 10 s: Free spaces any two calls
     """
 
-    def __init__(self, plan: Plan, *, monotonic: Callable[[], float] = time.monotonic,
+    def __init__(self, plan: Plan, *, ledger: QuotaLedger | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] | None = None,
                  on_wait: Callable[[float, str], None] | None = None,
                  margin: float = SAFETY_MARGIN) -> None:
         self.plan = plan
         self.margin = margin
+        self.ledger: QuotaLedger = ledger if ledger is not None else MemoryLedger(monotonic)
         self._monotonic = monotonic
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
-        self._last_by_endpoint: dict[str, float] = {}
-        self._last_any: float | None = None
-        self._minute_window: deque[float] = deque()
-        self._day_buckets: deque[list[float]] = deque()  # [bucket start, count]
-        self._day_count = 0
-        self._blocked_until = float("-inf")
         self.calls = 0
         self.waited = 0.0
         self._long_wait_warned = False
 
     def __repr__(self) -> str:
-        return f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls})"
+        return (f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls}, "
+                f"ledger={self.ledger!r})")
 
     @property
     def on_wait(self) -> Callable[[float, str], None] | None:
@@ -107,7 +105,9 @@ class RateLimiter:
         interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
         return interval + self.margin if interval > 0 else 0.0
 
-    def delay_for(self, endpoint: str, now: float) -> float:
+    # -- The rules: pure arithmetic over a QuotaState -------------------------------------
+
+    def delay_in(self, state: QuotaState, endpoint: str, now: float) -> float:
         """Seconds to wait before ``endpoint`` may be called at ``now`` (0 when it may go now).
 
         Raises
@@ -115,40 +115,50 @@ class RateLimiter:
         PlanLimitError
             When the daily cap is used up; waiting for the service's reset is left to the user.
         """
-        self._expire(now)
-        if self.plan.per_day is not None and self._day_count >= self.plan.per_day:
+        cap = self.plan.per_day
+        if cap is not None and state.day_count >= cap:
+            who = "by every process on this token" if self.ledger.shared else "by this process"
             raise PlanLimitError(
-                f"daily request cap of {self.plan.per_day} calls for the {self.plan.dialect} "
-                f"{self.plan.name} plan is used up ({self._day_count} calls in the last 24 hours); "
+                f"daily request cap of {cap} calls for the {self.plan.dialect} {self.plan.name} plan is "
+                f"used up ({state.day_count} calls today {who}; the count starts again at 00:00 UTC); "
                 "wait for the service to reset it, use the K-line cache, or choose a higher plan",
                 code="per_day")
-        delay = self._blocked_until - now
-        last = self._last_by_endpoint.get(endpoint)
+        delay = (state.blocked_until - now) if state.blocked_until is not None else 0.0
+        last = state.last_by_endpoint.get(endpoint)
         if last is not None:
             delay = max(delay, last + self.interval_for(endpoint) - now)
-        if self._last_any is not None and self.plan.min_spacing > 0:
-            delay = max(delay, self._last_any + self.plan.min_spacing + self.margin - now)
+        if state.last_any is not None and self.plan.min_spacing > 0:
+            delay = max(delay, state.last_any + self.plan.min_spacing + self.margin - now)
         cap = self.plan.per_minute
-        if cap is not None and len(self._minute_window) >= cap:
-            delay = max(delay, self._minute_window[-cap] + MINUTE + self.margin - now)
+        if cap is not None:
+            recent = [at for at in state.minute if at > now - MINUTE - self.margin]
+            if len(recent) >= cap:
+                delay = max(delay, recent[-cap] + MINUTE + self.margin - now)
         return max(0.0, delay)
 
-    def record(self, endpoint: str, now: float) -> None:
+    def record_in(self, state: QuotaState, endpoint: str, now: float) -> None:
         """Count a call to ``endpoint`` made at ``now``."""
-        self._last_by_endpoint[endpoint] = now
-        self._last_any = now if self._last_any is None else max(self._last_any, now)
+        state.last_by_endpoint[endpoint] = now
+        state.last_any = now if state.last_any is None else max(state.last_any, now)
         if self.plan.per_minute is not None:
-            self._minute_window.append(now)
-            while len(self._minute_window) > self.plan.per_minute:
-                self._minute_window.popleft()
-        if self.plan.per_day is not None:
-            bucket = now - now % _DAY_BUCKET
-            if self._day_buckets and self._day_buckets[-1][0] == bucket:
-                self._day_buckets[-1][1] += 1
-            else:
-                self._day_buckets.append([bucket, 1])
-            self._day_count += 1
-        self.calls += 1
+            recent = [at for at in state.minute if at > now - MINUTE - self.margin]
+            recent.append(now)
+            state.minute = recent[-self.plan.per_minute:]
+        state.day_count += 1
+
+    def delay_for(self, endpoint: str, now: float) -> float:
+        """:meth:`delay_in` over the ledger's state, at ``now``."""
+        return self.ledger.transact(lambda state, _: self.delay_in(state, endpoint, now))
+
+    def record(self, endpoint: str, now: float) -> None:
+        """:meth:`record_in` into the ledger: count a call made at ``now``."""
+        self.ledger.transact(lambda state, _: self.record_in(state, endpoint, now))
+
+    def used_today(self) -> int:
+        """Calls counted in the service's current day, by every process that shares the ledger."""
+        return self.ledger.transact(lambda state, _: state.day_count)
+
+    # -- Waiting ----------------------------------------------------------------------------
 
     def finished(self, endpoint: str) -> None:
         """Note that the call to ``endpoint`` was answered just now.
@@ -156,32 +166,45 @@ class RateLimiter:
         The service times calls on arrival, and a call reached it no later than its answer came
         back; spacing the next call from here keeps a slow send from bunching two arrivals.
         """
+        def settle(state: QuotaState, now: float) -> None:
+            state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
+            state.last_any = now if state.last_any is None else max(state.last_any, now)
+
         with self._condition:
-            now = self._monotonic()
-            self._last_by_endpoint[endpoint] = max(self._last_by_endpoint.get(endpoint, now), now)
-            self._last_any = now if self._last_any is None else max(self._last_any, now)
+            try:
+                self.ledger.transact(settle)
+            except TransportError as e:
+                # The answer is in hand and must reach the caller; the next acquire() raises instead.
+                logger.warning("rate limiter: the answer to a %s call could not be noted (%s)", endpoint, e)
 
     def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
         """Block until ``endpoint`` may be called, count the call, and return the seconds waited.
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
         """
+        def take(state: QuotaState, now: float) -> tuple[float, bool]:
+            delay = self.delay_in(state, endpoint, now)
+            if delay <= 0:
+                self.record_in(state, endpoint, now)
+            held = state.blocked_until is not None and state.blocked_until - now >= delay
+            return delay, held
+
         waited = 0.0
         with self._condition:
             while True:
                 if cancel is not None and cancel.is_set():
                     return -1.0
-                now = self._monotonic()
-                delay = self.delay_for(endpoint, now)
+                started = self._monotonic()
+                delay, service_asked = self.ledger.transact(take)
                 if delay <= 0:
-                    self.record(endpoint, now)
+                    self.calls += 1
                     self.waited += waited
                     return waited
                 if self._on_wait is not None:
                     self._notify_wait(delay, endpoint)
                 if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
                     self._long_wait_warned = True
-                    self._warn_long_wait(waited + delay, endpoint, self._blocked_until - now >= delay)
+                    self._warn_long_wait(waited + delay, endpoint, service_asked)
                 logger.debug("rate limiter: %s waits %.3f s (%s plan)", endpoint, delay, self.plan.name)
                 if self._sleep is not None:
                     # The injected sleep runs outside the lock so other threads can record meanwhile.
@@ -192,7 +215,7 @@ class RateLimiter:
                         self._condition.acquire()
                 else:
                     self._condition.wait(timeout=delay)
-                waited += max(0.0, self._monotonic() - now)
+                waited += max(0.0, self._monotonic() - started)
 
     def wake(self) -> None:
         """Make every waiting :meth:`acquire` look at its ``cancel`` event again."""
@@ -200,14 +223,26 @@ class RateLimiter:
             self._condition.notify_all()
 
     def penalize(self, seconds: float) -> None:
-        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605)."""
+        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605).
+
+        On a shared ledger the hold is the token's: every process waits it out.
+        """
+        def hold(state: QuotaState, now: float) -> bool:
+            until = now + max(0.0, seconds)
+            if state.blocked_until is None or until > state.blocked_until:
+                state.blocked_until = until
+                return True
+            return False
+
         with self._condition:
-            until = self._monotonic() + max(0.0, seconds)
-            if until > self._blocked_until:
-                self._blocked_until = until
+            if self.ledger.transact(hold):
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)
             # Waiters recompute their delay with the new horizon.
             self._condition.notify_all()
+
+    def close(self) -> None:
+        """Let go of the ledger's file or connection."""
+        self.ledger.close()
 
     def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool) -> None:
         # Once per limiter (per store): a user whose run seems stuck learns why and what helps.
@@ -228,9 +263,3 @@ class RateLimiter:
             self._on_wait(delay, endpoint)
         finally:
             self._condition.acquire()
-
-    def _expire(self, now: float) -> None:
-        while self._minute_window and self._minute_window[0] <= now - MINUTE - self.margin:
-            self._minute_window.popleft()
-        while self._day_buckets and self._day_buckets[0][0] + _DAY_BUCKET <= now - DAY:
-            self._day_count -= int(self._day_buckets.popleft()[1])

@@ -3,8 +3,10 @@
 The rule: the n-th delay is ``initial * factor ** (n - 1)``, capped at ``cap``, then drawn
 uniformly from ``[(1 - jitter) * delay, delay]``.  Jitter only shortens a delay, so ``cap`` is
 a true ceiling; it spreads the retries of many clients that lost the same server (RFC 6455
-section 7.2.3).  Each user picks its own numbers: REST and the backfill worker jitter by half,
-the stream by a fifth, the sinks by a quarter.
+section 7.2.3).  Each layer has one retry loop and picks its own numbers: REST requests
+(``rest.py``) jitter by half, the stream's reconnects (``stream_link.py``) by a fifth, the
+sinks' writes (``sinks/buffer.py``) and the Redis reader's reads (``sources/redis_reader.py``)
+by a quarter.  Nothing retries around them: a failure that outlasts a layer's loop is final.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import websocket
 
@@ -55,7 +55,7 @@ def map_errors(safe_url: str, token: str, *, connecting: bool) -> Iterator[None]
                   "the stream reconnects") from None
 
 
-def upgrade_error(safe_url: str, status: int, headers: dict | None) -> APIError:
+def upgrade_error(safe_url: str, status: int, headers: Mapping[str, str] | None) -> APIError:
     """Return the error an HTTP status refusing the WebSocket upgrade stands for."""
     if status in (401, 403):
         return AuthError(f"token rejected by {safe_url} (HTTP {status}); check the token or ALLTICK_TOKEN",

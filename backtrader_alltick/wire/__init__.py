@@ -69,6 +69,10 @@ own high and low); never another exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import TypeAlias
+
+from ..records import Record
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,11 @@ class ServerError:
     fatal: bool = False
 
 
-def get_dialect(name: str):
+# What ``parse_frame`` returns: records, or the control events above.
+Event: TypeAlias = Record | Ack | Pong | AuthResult | Connected | ServerError
+
+
+def get_dialect(name: str) -> ModuleType:
     """Return the wire package (its public surface) for a dialect name."""
     from ..errors import ConfigError
 

@@ -14,21 +14,24 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from .. import timeframes
 from ..errors import AllTickError, ProtocolError
 from ..markets import Market
 from ..records import Kline, normalize_epoch_ms
 
+loads: Callable[[str | bytes], Any]
 try:  # orjson roughly halves the cost of the live hot path; json is the fallback.
-    from orjson import loads
+    import orjson
+
+    loads = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
-    from json import loads
+    loads = json.loads
 
 __all__ = ["loads", "dumps", "epoch_ms", "int_or_none", "float_or_none", "unique_bars", "clip", "EARLIEST_MS",
            "LATEST_MS", "stamp", "price", "amount", "checked_kline", "MALFORMED",
-           "shape_guard"]
+           "shape_guard", "ErrorFields"]
 
 # The range a market time can lie in: no exchange data predates the epoch, and a time past
 # 2200 is a unit error or garbage.  Shared with the history loader, which never asks beyond it.
@@ -38,6 +41,14 @@ _INF = float("inf")
 # What reading a vendor value may raise; parsers turn these into ProtocolError.
 MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ErrorFields(TypedDict):
+    """The keyword arguments every :class:`~backtrader_alltick.errors.APIError` of a parser carries."""
+
+    status: int | None
+    code: int | str | None
+    symbol: str | None
 
 
 def shape_guard(vendor: str, what: str) -> Callable[[F], F]:
@@ -108,7 +119,8 @@ def _number(value: Any, name: str) -> float:
         raise ValueError(f"{name} must be a number, was {clip(value, 40)}") from None
 
 
-def checked_kline(row: dict, names: Sequence[str], symbol: str, period: str, market: Market) -> Kline:
+def checked_kline(row: dict[str, Any], names: Sequence[str], symbol: str, period: str,
+                  market: Market) -> Kline:
     """Return the bar of ``row`` whose fields are named ``names`` (time, open, high, low, close, volume,
     turnover), every value checked; raise ValueError, KeyError or TypeError naming what is wrong."""
     time, *prices, volume, turnover = names

@@ -123,7 +123,8 @@ def decode_last(symbol: str, entries: Mapping[str, str]) -> dict[str, Record]:
     return out
 
 
-_DECODERS = {"tick": decode_tick, "quote": decode_quote, "depth": decode_depth}
+_DECODERS: dict[str, Callable[[str, Mapping[str, str]], Record]] = {
+    "tick": decode_tick, "quote": decode_quote, "depth": decode_depth}
 
 
 def _levels(text: str) -> tuple[tuple[float, float], ...]:

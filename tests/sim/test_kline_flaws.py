@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.history import Window
 from backtrader_alltick.sim import Faults
 from backtrader_alltick.sim.kline_flaws import KLINE_FLAWS, SPIKE_FACTOR, VOLUME_FACTOR
 from backtrader_alltick.symbols import parse_symbol
@@ -13,7 +14,9 @@ MINUTE = 60_000
 
 
 def served(store, symbol="BTCUSDT", count=60):
-    return {k.start: k for k in store.load_klines(parse_symbol(symbol), 4, 1, None, None, count)}
+    inst = parse_symbol(symbol)
+    got = store.history.get_range(inst, store.resolve_timeframe(inst, 4, 1), Window(count=count))
+    return {k.start: k for k in got.bars}
 
 
 def ohlcv(bar) -> tuple:

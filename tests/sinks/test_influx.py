@@ -7,7 +7,7 @@ import requests
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.records import Depth, Kline, Quote, Tick
 from backtrader_alltick.sinks.influx import InfluxSink
-from backtrader_alltick.sources.influx_reader import InfluxReader
+from backtrader_alltick.transport.influx_reader import InfluxReader
 from backtrader_alltick.wire import influx_lines
 
 T0 = 1_700_000_040_000

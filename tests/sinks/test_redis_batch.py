@@ -5,7 +5,7 @@ import redis
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks import redis_batch
 from backtrader_alltick.sinks.redis import RedisSink
-from backtrader_alltick.sources.redis_reader import Latest, RedisReader
+from backtrader_alltick.transport.redis_reader import Latest, RedisReader
 
 T0 = 1_700_000_040_000
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}

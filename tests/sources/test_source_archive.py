@@ -8,10 +8,10 @@ import backtrader as bt
 import pytest
 
 from backtrader_alltick import AllTickStore
-from backtrader_alltick.bars import slot_of
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks.influx import InfluxSink
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.timeframes import slot_of
 from feedtools import Recorder, as_ms_rows, utc
 
 MINUTE = 60_000

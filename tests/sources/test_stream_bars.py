@@ -17,6 +17,7 @@ import pytest
 from backtrader_alltick import timeframes
 from backtrader_alltick.clock import ScaledClock
 from backtrader_alltick.errors import AuthError, PlanLimitError, SymbolNotFound
+from backtrader_alltick.history import BarRange, Window
 from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.records import Depth, Kline, Tick
 from backtrader_alltick.sources import BarReady, Failed, SourceOptions, StateChanged
@@ -33,21 +34,18 @@ WAIT = 10.0  # wall seconds: only guards against a hang
 
 
 class ListHistory:
-    """Closed 1m bars from a list, as HistoryLoader.load_closed answers (newest ``count``, closed by now)."""
+    """Closed 1m bars from a list, as History.get_range answers (newest ``count``, closed by now)."""
 
     def __init__(self, bars: list[Kline], clock, error: Exception | None = None) -> None:
         self.bars, self.clock, self.error = bars, clock, error
 
-    def load(self, inst, period, start_ms=None, end_ms=None, count=None, on_progress=None) -> list[Kline]:
+    def get_range(self, inst, spec, window: Window, **options) -> BarRange:
         if self.error is not None:
             raise self.error
-        end = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
-        bars = [bar for bar in self.bars if bar.end <= end and (start_ms is None or bar.start >= start_ms)]
-        return bars if count is None else bars[-count:]
-
-    def load_closed(self, inst, period, start_ms=None, end_ms=None, count=None, on_progress=None):
-        end = self.clock.now_ms() if end_ms is None else min(end_ms, self.clock.now_ms())
-        return self.load(inst, period, start_ms, end_ms, count, on_progress), end
+        end = self.clock.now_ms() if window.end_ms is None else min(window.end_ms, self.clock.now_ms())
+        bars = [bar for bar in self.bars
+                if bar.end <= end and (window.start_ms is None or bar.start >= window.start_ms)]
+        return BarRange(bars if window.count is None else bars[-window.count:], end)
 
 
 class HandStore:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
 from backtrader_alltick.errors import PlanLimitError
 from backtrader_alltick.plans import get_plan
+from backtrader_alltick.transport.quota_ledger import MemoryLedger
 from backtrader_alltick.transport.ratelimit import RateLimiter
 
 
@@ -30,13 +32,13 @@ def make_limiter(plan, clock: FakeClock, **kwargs) -> tuple[RateLimiter, list[tu
     calls: list[tuple[float, str]] = []
     kwargs.setdefault("margin", 0.0)
     limiter = RateLimiter(plan, monotonic=clock, sleep=clock.sleep, **kwargs)
-    original = limiter.record
+    original = limiter.record_in
 
-    def record(endpoint: str, now: float) -> None:
+    def record_in(state, endpoint: str, now: float) -> None:
         calls.append((now, endpoint))
-        original(endpoint, now)
+        original(state, endpoint, now)
 
-    limiter.record = record
+    limiter.record_in = record_in
     return limiter, calls
 
 
@@ -148,16 +150,20 @@ def test_daily_cap_raises_plan_limit_error_naming_the_cap():
     assert "free plan" in str(info.value)
 
 
-def test_daily_cap_frees_up_after_twenty_four_hours():
-    clock = FakeClock()
+def test_daily_cap_frees_up_when_the_service_day_turns_at_midnight_utc():
+    clock = FakeClock(datetime(2024, 3, 5, 23, 59, tzinfo=timezone.utc).timestamp())
     plan = replace(get_plan("alltick", "free"), per_day=2)
-    limiter, _ = make_limiter(plan, clock)
+    limiter, _ = make_limiter(plan, clock, ledger=MemoryLedger(now=clock, wall=clock))
     limiter.acquire("kline")
     limiter.acquire("kline")
+    clock.now = datetime(2024, 3, 5, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+    with pytest.raises(PlanLimitError):
+        limiter.acquire("kline")
 
-    clock.now += 86_400.0 + 60.0
+    clock.now = datetime(2024, 3, 6, tzinfo=timezone.utc).timestamp()
 
     assert limiter.acquire("kline") == 0.0
+    assert limiter.used_today() == 1
 
 
 def test_on_wait_reports_seconds_and_endpoint_before_waiting():
@@ -189,14 +195,14 @@ def test_threads_sharing_a_limiter_keep_the_spacing():
     stamps: list[float] = []
     lock = threading.Lock()
     limiter = RateLimiter(plan)
-    original = limiter.record
+    original = limiter.record_in
 
-    def record(endpoint: str, now: float) -> None:
+    def record_in(state, endpoint: str, now: float) -> None:
         with lock:
             stamps.append(now)
-        original(endpoint, now)
+        original(state, endpoint, now)
 
-    limiter.record = record
+    limiter.record_in = record_in
 
     def worker() -> None:
         for _ in range(5):

@@ -373,7 +373,7 @@ def _call_or_error(client):
         return e
 
 
-# -- A service that rate-limits forever (issue 10 item 9) --------------------------------------
+# -- A service that rate-limits forever ---------------------------------------------------------
 
 
 def test_endless_429_without_retry_after_gives_up_after_the_ratelimit_timeout(caplog):

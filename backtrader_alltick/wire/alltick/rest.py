@@ -24,7 +24,16 @@ from ...errors import (
 from ...records import Depth, Kline, Tick
 from ...symbols import Instrument, parse_symbol
 from .. import HttpRequest
-from .._decode import MALFORMED, checked_kline, clip, dumps, int_or_none, shape_guard, unique_bars
+from .._decode import (
+    MALFORMED,
+    ErrorFields,
+    checked_kline,
+    clip,
+    dumps,
+    int_or_none,
+    shape_guard,
+    unique_bars,
+)
 from .codes import FATAL_RET, KLINE_TYPES, REST_BASE, can_page_back, family, native_periods, wire_code
 from .ticks import read_depth, read_tick
 
@@ -136,7 +145,7 @@ def error_for(status: int | None, code: int | None, message: str | None, symbol:
     subject = f" for {symbol}" if symbol else ""
     said = (f"ret {code} {message!r}" if code is not None
             else f"HTTP {status}" + (f" {message!r}" if message else ""))
-    fields = {"status": status, "code": code, "symbol": symbol}
+    fields = ErrorFields(status=status, code=code, symbol=symbol)
     if code == 401 or (code is None and status in (401, 403)):
         return AuthError(f"AllTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
                          "to a valid, unexpired AllTick token", **fields)
@@ -178,11 +187,11 @@ def _kline_item(inst: Instrument, period: str, count: int, end: int) -> dict[str
 
 
 def _symbol_list_request(insts: Iterable[Instrument | str], endpoint: str, trace: str | None) -> HttpRequest:
-    insts = [parse_symbol(inst) for inst in insts]
-    if not insts:
+    parsed = [parse_symbol(inst) for inst in insts]
+    if not parsed:
         raise ConfigError(f"{endpoint} needs at least one symbol, was []")
-    data = {"symbol_list": [{"code": wire_code(inst)} for inst in insts]}
-    return HttpRequest("GET", f"{REST_BASE[_one_family(insts)]}/{endpoint}", endpoint,
+    data = {"symbol_list": [{"code": wire_code(inst)} for inst in parsed]}
+    return HttpRequest("GET", f"{REST_BASE[_one_family(parsed)]}/{endpoint}", endpoint,
                        params={"query": _envelope(trace or _trace(endpoint, data), data)})
 
 
@@ -228,7 +237,7 @@ def _data_of(status: int, payload: Any, symbol: str | None, fam: str | None) -> 
                         f"(HTTP {status}); check the REST URL points at an AllTick service")
 
 
-def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> list:
+def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> list[Any]:
     if not data:
         return []
     if not isinstance(data, dict):
@@ -244,11 +253,12 @@ def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> li
     return rows
 
 
-def _to_klines(rows: list, inst: Instrument, period: str) -> list[Kline]:
-    return unique_bars(_kline(row, inst, period) for row in rows)  # ISSUE #12: repeats, any order
+def _to_klines(rows: list[Any], inst: Instrument, period: str) -> list[Kline]:
+    # A page may repeat a bar or list its bars out of order: sorted, one per start.
+    return unique_bars(_kline(row, inst, period) for row in rows)
 
 
-def _kline(row: dict, inst: Instrument, period: str) -> Kline:
+def _kline(row: dict[str, Any], inst: Instrument, period: str) -> Kline:
     try:  # timestamp: seconds in every example (section 4.1)
         return checked_kline(row, _KLINE_FIELDS, inst.symbol, period, inst.market)
     except MALFORMED as e:
@@ -256,10 +266,10 @@ def _kline(row: dict, inst: Instrument, period: str) -> Kline:
                             f"was {clip(row)}") from None
 
 
-def _tick_list(status: int, payload: Any, insts: Iterable[Instrument | str], endpoint: str) -> list:
-    insts = [parse_symbol(inst) for inst in insts]
-    subject = ", ".join(inst.symbol for inst in insts) or None
-    data = _data_of(status, payload, subject, family(insts[0]) if insts else None)
+def _tick_list(status: int, payload: Any, insts: Iterable[Instrument | str], endpoint: str) -> list[Any]:
+    parsed = [parse_symbol(inst) for inst in insts]
+    subject = ", ".join(inst.symbol for inst in parsed) or None
+    data = _data_of(status, payload, subject, family(parsed[0]) if parsed else None)
     rows = ((data or {}).get("tick_list") or []) if isinstance(data, (dict, type(None))) else data
     if not isinstance(rows, list):
         raise ProtocolError(f"AllTick {endpoint} tick_list must be a list, was {clip(rows)}")

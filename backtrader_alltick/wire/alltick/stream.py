@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ...errors import ConfigError, ProtocolError
 from ...symbols import Instrument, parse_symbol
-from .. import Ack, Pong, ServerError
+from .. import Ack, Event, Pong, ServerError
 from .._decode import clip, dumps, int_or_none, loads, shape_guard
 from .codes import FATAL_RET, WS_PATH, family, wire_code
 from .ticks import read_depth, read_tick
@@ -55,7 +55,7 @@ def heartbeat_message(now_ms: int, seq: int) -> str:
 
 
 @shape_guard("AllTick", "a frame")
-def parse_frame(text: str | bytes) -> list:
+def parse_frame(text: str | bytes) -> list[Event]:
     """Turn one text frame into events: Tick, Depth, Pong, Ack or ServerError (``[]`` if unknown).
 
     Raises ProtocolError for invalid JSON or a push missing required fields; the
@@ -91,12 +91,12 @@ def parse_frame(text: str | bytes) -> list:
 def _of_family(insts: Iterable[Instrument | str], fam: str) -> list[Instrument]:
     if fam not in WS_PATH:
         raise ConfigError(f"family must be one of {', '.join(WS_PATH)}, was {fam!r}")
-    insts = [parse_symbol(inst) for inst in insts]
-    strangers = [inst.symbol for inst in insts if family(inst) != fam]
+    parsed = [parse_symbol(inst) for inst in insts]
+    strangers = [inst.symbol for inst in parsed if family(inst) != fam]
     if strangers:
         raise ConfigError(f"symbols {', '.join(strangers)} belong to another AllTick family than {fam!r}; "
                           "subscribe them on their own connection")
-    return insts
+    return parsed
 
 
 def _depth_level(inst: Instrument) -> int:

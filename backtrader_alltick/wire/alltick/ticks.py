@@ -5,13 +5,15 @@ Section numbers refer to ``shared/protocol/alltick.md``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...errors import ProtocolError
 from ...records import Depth, Tick
 from .._decode import MALFORMED, amount, clip, price, stamp
 from .codes import symbol_of
 
 
-def read_tick(data: dict, kind: str) -> Tick:
+def read_tick(data: dict[str, Any], kind: str) -> Tick:
     """Return the trade of a tick row or push; raise ProtocolError naming ``kind`` if it cannot be true."""
     try:
         seq = data.get("seq")
@@ -24,7 +26,7 @@ def read_tick(data: dict, kind: str) -> Tick:
                             f"was {clip(data)}; it is skipped") from None
 
 
-def read_depth(data: dict, kind: str) -> Depth:
+def read_depth(data: dict[str, Any], kind: str) -> Depth:
     """Return the book of a depth row or push, levels in the vendor's order; ProtocolError if malformed."""
     try:
         return Depth(symbol_of(data["code"]), stamp(data["tick_time"], "tick_time"),

@@ -24,7 +24,7 @@ from ...errors import (
 from ...records import Depth, Kline, Quote, Tick
 from ...symbols import Instrument, parse_symbol
 from .. import HttpRequest
-from .._decode import clip, shape_guard, unique_bars
+from .._decode import ErrorFields, clip, shape_guard, unique_bars
 from .codes import KTYPES, family, native_periods, symbol_and_market, wire_code, ws_symbol
 from .rows import read_depth, read_kline, read_quote, read_tick
 
@@ -130,7 +130,7 @@ def error_for(status: int | None, code: int | str | None, message: str | None, s
     subject = f" for {symbol}" if symbol else ""
     said = f"HTTP {status}, code {code!r}, msg {message!r}"
     text = f"{code} {message}".lower()
-    fields = {"status": status, "code": code, "symbol": symbol}
+    fields = ErrorFields(status=status, code=code, symbol=symbol)
     if status in (401, 403) or "e002" in text or "auth failed" in text:
         return AuthError(f"iTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
                          "to your iTick API key", **fields)
@@ -151,16 +151,16 @@ def error_for(status: int | None, code: int | str | None, message: str | None, s
 
 
 def _latest_request(insts: Iterable[Instrument | str], endpoint: str) -> HttpRequest:
-    insts = [parse_symbol(inst) for inst in insts]
-    groups = request_groups(insts)
+    parsed = [parse_symbol(inst) for inst in insts]
+    groups = request_groups(parsed)
     if len(groups) != 1:
         raise ConfigError(f"one iTick {endpoint} request serves one asset path and region; split the symbols "
-                          f"(see request_groups), was {', '.join(i.symbol for i in insts) or 'no symbol'}")
-    first = insts[0]
-    if len(insts) == 1:
+                          f"(see request_groups), was {', '.join(i.symbol for i in parsed) or 'no symbol'}")
+    first = parsed[0]
+    if len(parsed) == 1:
         params = {"region": first.region, "code": wire_code(first)}
         return HttpRequest("GET", f"/{family(first)}/{endpoint}", endpoint, params=params)
-    params = {"region": first.region, "codes": ",".join(dict.fromkeys(map(wire_code, insts)))}
+    params = {"region": first.region, "codes": ",".join(dict.fromkeys(map(wire_code, parsed)))}
     return HttpRequest("GET", f"/{family(first)}/{endpoint}s", endpoint, params=params)
 
 
@@ -179,9 +179,9 @@ def _data_of(status: int, payload: Any, subject: str | None) -> Any:
 
 
 def _latest_rows(status: int, payload: Any, insts: Iterable[Instrument | str], kind: str
-                 ) -> list[tuple[dict, str]]:
-    insts = [parse_symbol(inst) for inst in insts]
-    data = _data_of(status, payload, ", ".join(inst.symbol for inst in insts) or None)
+                 ) -> list[tuple[dict[str, Any], str]]:
+    parsed = [parse_symbol(inst) for inst in insts]
+    data = _data_of(status, payload, ", ".join(inst.symbol for inst in parsed) or None)
     if not data:
         return []
     if isinstance(data, dict):
@@ -191,7 +191,7 @@ def _latest_rows(status: int, payload: Any, insts: Iterable[Instrument | str], k
         items = [(None, row) for row in data]
     else:
         raise ProtocolError(f"iTick {kind} data must be an object or a list, was {clip(data)}")
-    requested = {wire_code(inst): inst.symbol for inst in insts}
+    requested = {wire_code(inst): inst.symbol for inst in parsed}
     rows = []
     for key, row in items:
         raw = row.get("s", key) if isinstance(row, dict) else None

@@ -8,11 +8,12 @@ no clock.  Section numbers refer to ``shared/protocol/itick.md``.  Both the flat
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ... import markets
 from ...errors import ConfigError, ProtocolError
 from ...symbols import Instrument, parse_symbol
-from .. import Ack, AuthResult, Connected, Pong, ServerError
+from .. import Ack, AuthResult, Connected, Event, Pong, ServerError
 from .._decode import clip, dumps, int_or_none, loads, shape_guard
 from .codes import FAMILY_OF_ASSET, PERIOD_OF_KTYPE, check_family, symbol_and_market, ws_symbol
 from .rows import read_depth, read_kline, read_quote, read_tick
@@ -35,12 +36,12 @@ def subscribe_messages(family: str, trades: Iterable[Instrument | str], depth: I
     ``seq`` is unused: iTick frames carry no sequence number.
     """
     check_family(family)
-    trades, depth = list(map(parse_symbol, trades)), list(map(parse_symbol, depth))
-    strangers = [inst.symbol for inst in trades + depth if FAMILY_OF_ASSET[inst.asset] != family]
+    wanted = [parse_symbol(inst) for inst in trades] + [parse_symbol(inst) for inst in depth]
+    strangers = [inst.symbol for inst in wanted if FAMILY_OF_ASSET[inst.asset] != family]
     if strangers:
         raise ConfigError(f"symbols {', '.join(strangers)} are not served on iTick's /{family} socket; "
                           "subscribe them on their own connection")
-    params = list(dict.fromkeys(ws_symbol(inst) for inst in trades + depth))
+    params = list(dict.fromkeys(ws_symbol(inst) for inst in wanted))
     if not params:
         return []
     types = ["tick"] * bool(trades) + ["quote", "depth"] * bool(depth)
@@ -53,7 +54,7 @@ def heartbeat_message(now_ms: int, seq: int) -> str:
 
 
 @shape_guard("iTick", "a frame")
-def parse_frame(text: str | bytes) -> list:
+def parse_frame(text: str | bytes) -> list[Event]:
     """Turn one text frame into events: Tick, Quote, Depth, Kline or a control event (``[]`` if unknown).
 
     Raises ProtocolError for invalid JSON or a push missing required fields; the
@@ -83,11 +84,11 @@ def parse_frame(text: str | bytes) -> list:
     return [] if code == 1 else [ServerError(code, message)]
 
 
-def _resolve(data: dict) -> tuple[str, markets.Market]:
+def _resolve(data: dict[str, Any]) -> tuple[str, markets.Market]:
     return symbol_and_market(str(data["s"]), data.get("r"))
 
 
-def _push(data: dict) -> list:
+def _push(data: dict[str, Any]) -> list[Event]:
     kind = data.get("type")
     if kind == "tick":
         return [read_tick(data, _resolve(data)[0])]
@@ -101,7 +102,8 @@ def _push(data: dict) -> list:
         ktype, bar = data.get("t"), data["k"]  # legacy: data.t is the kType, data.k the bar
     else:
         return []
-    period = PERIOD_OF_KTYPE.get(int_or_none(ktype))
+    number = int_or_none(ktype)
+    period = PERIOD_OF_KTYPE.get(number) if number is not None else None
     if period is None:
         return []  # kType 3 is ambiguous (see codes); we never subscribe to it
     symbol, market = _resolve(data)

@@ -19,28 +19,31 @@ from __future__ import annotations
 import logging
 
 from ..bars import BarBuilder, combine_closed
-from ..history import check_window, keep_asked, window_start
 from ..records import Kline
 from ..symbols import Instrument
 from ..timeframes import PERIODS, BarSpec
 from ..transport.influx_client import split_influx_url
-from .influx_reader import InfluxReader
+from ..transport.influx_reader import InfluxReader
+from .window import BarRange, Window
 
 logger = logging.getLogger(__name__)
 
 
-def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int | None, end_ms: int | None,
-                       count: int | None, now_ms: int, *, dialect: str | None = None) -> list[Kline]:
-    """Return closed bars of ``spec`` from the archive at ``url`` stamped ``start_ms <= end <= end_ms``.
+def archived_bars(url: str, inst: Instrument, spec: BarSpec, window: Window, now_ms: int, *,
+                  dialect: str | None = None) -> BarRange:
+    """Closed bars of ``spec`` in ``window`` from the archive at ``url``, complete up to ``now_ms``
+    (or the window's end).
 
-    With ``start_ms`` None the newest ``count`` bars are returned.  ``dialect`` restricts
-    archived bars to one service's recording (ticks carry no dialect).  A bar still
-    forming at ``now_ms`` is never returned.
+    ``dialect`` restricts archived bars to one service's recording (ticks carry no dialect).
+    A bar still forming at ``now_ms`` is never returned.
+
+    Example::
+
+        got = archived_bars("http://127.0.0.1:8086/alltick", inst, spec, Window(count=100), now_ms)
     """
-    check_window(start_ms, end_ms)
     root, database = split_influx_url(url)
-    upto = now_ms if end_ms is None else min(end_ms, now_ms)
-    low = window_start(spec, inst, start_ms) or 0
+    upto = now_ms if window.end_ms is None else min(window.end_ms, now_ms)
+    low = window.load_start(spec, inst.market) or 0
     label = spec.period
     with InfluxReader(root, database, dialect=dialect) as source:
         bars, origin = source.klines(inst.symbol, label, low, upto), f"{label} bars"
@@ -51,10 +54,10 @@ def load_archived_bars(url: str, inst: Instrument, spec: BarSpec, start_ms: int 
                 break
         if not bars:
             bars, origin = _bars_from_ticks(source.ticks(inst.symbol, low, upto), inst, spec, upto), "ticks"
-    bars = keep_asked(bars, start_ms, upto, count)
+    bars = window.keep(bars, upto)
     logger.info("archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label,
                 inst.symbol, origin)
-    return bars
+    return BarRange(bars, upto)
 
 
 def _shorter_bases(spec: BarSpec) -> list[BarSpec]:

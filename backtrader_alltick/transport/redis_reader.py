@@ -12,11 +12,11 @@ from typing import NamedTuple, TypeVar
 from ..errors import ConfigError, ConnectError, TransportError
 from ..records import Depth, Kline, Quote, Record, Tick
 from ..symbols import Instrument
-from ..transport import redis_client
-from ..transport.redis_client import DEFAULT_URL
-from ..transport.retry import backoff
-from ..transport.urls import safe_url
 from ..wire import redis_streams
+from . import redis_client
+from .redis_client import DEFAULT_URL
+from .retry import backoff
+from .urls import safe_url
 
 logger = logging.getLogger(__name__)
 

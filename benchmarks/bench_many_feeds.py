@@ -142,28 +142,31 @@ class IdleProbe(bt.Strategy):
     params = (("settle", 10.0), ("seconds", 30.0), ("samples", None))
 
     def start(self) -> None:
+        cerebro_clock = time.pthread_getcpuclockid(threading.get_ident())  # Cerebro's own thread
+
         def sample() -> None:
-            self.p.samples.append((time.process_time(), time.monotonic()))
+            self.p.samples.append((time.process_time(), time.clock_gettime(cerebro_clock), time.monotonic()))
 
         threading.Timer(self.p.settle, sample).start()
         threading.Timer(self.p.settle + self.p.seconds, lambda: (sample(), self.env.runstop())).start()
 
 
-def idle_cpu(count: int, settle: float, seconds: float) -> float:
-    """Share of one core this process uses while ``count`` live feeds are silent (Hong Kong closed at
-    the simulator's start, 15:00 UTC); the simulator runs in its own process."""
+def idle_cpu(count: int, settle: float, seconds: float, qcheck: float = 0.5) -> tuple[float, float]:
+    """Shares of one core this process, and Cerebro's thread alone, use while ``count`` live feeds are
+    silent (Hong Kong closed at the simulator's start, 15:00 UTC); the simulator runs in its own process."""
     symbols = [f"{n}.HK" for n in range(1, count + 1)]
     samples: list[tuple[float, float]] = []
     with simulator_process(speed=1, seed=23, symbols=symbols) as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in symbols:
-            cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2))
+            cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2,
+                                          qcheck=qcheck))
         cerebro.addstrategy(IdleProbe, settle=settle, seconds=seconds, samples=samples)
         cerebro.run()
         store.stop()
-    (cpu0, wall0), (cpu1, wall1) = samples
-    return (cpu1 - cpu0) / (wall1 - wall0)
+    (cpu0, own0, wall0), (cpu1, own1, wall1) = samples
+    return (cpu1 - cpu0) / (wall1 - wall0), (own1 - own0) / (wall1 - wall0)
 
 
 def describe(result: dict, grace: float = 0.25) -> str:
@@ -180,6 +183,8 @@ def main() -> None:
     parser.add_argument("--idle-feeds", type=int, default=50)
     parser.add_argument("--idle-settle", type=float, default=10.0)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--idle-qcheck", type=float, default=0.5,
+                        help="the feeds' qcheck: Cerebro passes over every feed once per qcheck while idle")
     parser.add_argument("--only", choices=["latency", "idle", "hundred"], help="run one part only")
     args = parser.parse_args()
 
@@ -192,10 +197,12 @@ def main() -> None:
             print(f"{result['count']} feeds / {base['count']}: p99 ratio {result['p99'] / base['p99']:.2f}, "
                   f"p50 ratio {result['p50'] / base['p50']:.2f}")
     if args.only in (None, "idle"):
-        share = idle_cpu(args.idle_feeds, args.idle_settle, args.idle_seconds)
-        print(f"idle live Cerebro ({args.idle_feeds} silent feeds, simulator in its own process): "
-              f"{share:.2%} of one core over {args.idle_seconds:.0f} s from {args.idle_settle:.0f} s "
-              "after start")
+        share, cerebro_share = idle_cpu(args.idle_feeds, args.idle_settle, args.idle_seconds,
+                                        args.idle_qcheck)
+        print(f"idle live Cerebro ({args.idle_feeds} silent feeds, qcheck {args.idle_qcheck}s, simulator "
+              "in its own process): "
+              f"{share:.2%} of one core ({cerebro_share:.2%} in Cerebro's thread) over "
+              f"{args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start")
     if args.only in (None, "hundred"):
         result = live_run(100, args.minutes, profile=True)
         print("bar close -> next(), " + describe(result))

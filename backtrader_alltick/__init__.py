@@ -11,12 +11,15 @@ Example::
 
 import logging
 
+# First: in an `alltick-bt stream` process a stop signal during the heavy imports below exits 0.
+from . import _starting  # noqa: F401
 from ._version import __version__
 from .errors import (
     AllTickError,
     AllTickWarning,
     APIError,
     AuthError,
+    BarLengthWarning,
     CacheError,
     ConfigError,
     ConnectError,
@@ -47,6 +50,7 @@ __all__ = [
     "AllTickError",
     "AllTickWarning",
     "AuthError",
+    "BarLengthWarning",
     "CacheError",
     "ConfigError",
     "ConnectError",

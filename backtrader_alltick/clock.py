@@ -211,20 +211,40 @@ def as_service_clock(clock: Clock) -> ServiceClock | _Trusted:
 class ScaledClock:
     """Market time that starts at ``start_ms`` and runs ``speed`` times faster than the wall.
 
+    ``paused=True`` makes a clock that stands at ``start_ms`` until :meth:`resume`: whatever
+    runs before that (a backtest, a feed connecting) sees the same market time however long
+    it takes, so a run on a fast clock gives the same bars every time.
+
     Example::
 
         clock = ScaledClock(start_ms=1_700_000_000_000, speed=60)   # a minute per second
+        held = ScaledClock(start_ms=1_700_000_000_000, speed=60, paused=True)
+        held.resume()                                                # from now on it runs
     """
 
-    def __init__(self, start_ms: int, speed: float = 1.0) -> None:
+    def __init__(self, start_ms: int, speed: float = 1.0, *, paused: bool = False) -> None:
         if not speed > 0:
             raise ConfigError(f"speed must be above 0, was {speed!r}")
         self.start_ms: int = int(start_ms)
         self.speed: float = float(speed)
-        self._wall0 = time.monotonic()
+        # None while paused; read once per now_ms, so resume() on another thread needs no lock.
+        self._wall0: float | None = None if paused else time.monotonic()
+
+    @property
+    def paused(self) -> bool:
+        """True until :meth:`resume` for a clock made with ``paused=True``."""
+        return self._wall0 is None
+
+    def resume(self) -> None:
+        """Let a paused clock run on from ``start_ms``; a running clock is left as it is."""
+        if self._wall0 is None:
+            self._wall0 = time.monotonic()
 
     def now_ms(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._wall0) * 1000 * self.speed)
+        wall0 = self._wall0
+        if wall0 is None:
+            return self.start_ms
+        return self.start_ms + int((time.monotonic() - wall0) * 1000 * self.speed)
 
 
 def wall_seconds(clock: Clock, market_ms: int) -> float:

@@ -22,10 +22,16 @@ from pathlib import Path
 import backtrader as bt
 
 from .errors import ConfigError, FeedEndedWarning, TransportError
+from .symbols import parse_symbol
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SYMBOL = "BTCUSDT"  # trades around the clock, so the demo also works on the real service at night
+SUBSCRIBED_POLL_S = 0.005
+# Wall seconds a live bar waits after its end for the last trades.  On the simulator's fast clock a
+# busy machine (a CI run) can stall the socket thread for a fraction of a second; a trade that came
+# after its bar had closed would change the bar, and the demo's numbers with it.
+GRACE_S = 0.5
 
 
 class SmaCross(bt.Strategy):
@@ -121,15 +127,17 @@ def run_backtest(store, symbol: str = DEFAULT_SYMBOL, *, bars: int = 500, cash: 
 
 def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmup: int = 20,
               cash: float = 100_000.0, fast: int = 3, slow: int = 8,
-              wall_timeout: float = 120.0) -> tuple[bt.Cerebro, SessionReport]:
+              wall_timeout: float = 120.0, simulator=None) -> tuple[bt.Cerebro, SessionReport]:
     """Paper-trade :class:`SmaCross` on live 1-minute bars until ``live_bars`` of them have closed.
 
     ``warmup`` closed bars are backfilled over REST first.  A run that has not finished
-    after ``wall_timeout`` wall seconds is stopped and reported as an error.
+    after ``wall_timeout`` wall seconds is stopped and reported as an error.  A
+    ``simulator`` whose clock is paused is resumed once the feed has subscribed, so the
+    session starts at the same market moment in every run.
     """
     cerebro = _cerebro(cash)
     data = store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1,
-                         lookback=warmup, qcheck=0.2, grace=0.1)
+                         lookback=warmup, qcheck=0.2, grace=GRACE_S)
     cerebro.adddata(data, name=symbol)
     cerebro.addstrategy(SmaCross, fast=fast, slow=slow, live_only=True, live_bars=live_bars)
     expired = threading.Event()
@@ -141,12 +149,17 @@ def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmu
     watchdog = threading.Timer(wall_timeout, give_up)
     watchdog.daemon = True
     watchdog.start()
+    ended = threading.Event()
+    if simulator is not None and simulator.clock.paused:
+        threading.Thread(target=_resume_when_subscribed, args=(simulator, parse_symbol(symbol).symbol, ended),
+                         name="demo-clock", daemon=True).start()
     try:
         with warnings.catch_warnings():
             # The error that ends the feed is raised below: its warning would say it twice.
             warnings.simplefilter("ignore", FeedEndedWarning)
             cerebro.run()
     finally:
+        ended.set()
         watchdog.cancel()
     report = _report("paper", symbol, cerebro, cash)
     if data.last_error is not None:
@@ -158,18 +171,22 @@ def run_paper(store, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmu
 
 
 def run_demo(store, symbol: str = DEFAULT_SYMBOL, *, source: str, minutes: int = 60,
-             history: int = 500, chart: str | Path | None = None, wall_timeout: float = 120.0
-             ) -> DemoReport:
+             history: int = 500, chart: str | Path | None = None, wall_timeout: float = 120.0,
+             simulator=None) -> DemoReport:
     """Run the backtest, then the paper session, and save the paper session's chart.
 
     ``minutes`` is the length of the paper session in live 1-minute bars; ``chart``
-    is the PNG to write (None: no chart).
+    is the PNG to write (None: no chart).  ``simulator`` is the
+    :class:`~backtrader_alltick.sim.Simulator` behind ``store``, if any: made with
+    ``paused=True``, its market stands still during the backtest and while the paper feed
+    connects, and the demo prints the same numbers in every run, however fast the machine.
     """
     if minutes < 1:
         raise ConfigError(f"minutes must be 1 or more, was {minutes!r}")
     _, backtest = run_backtest(store, symbol, bars=history)
     logger.info("backtest done: %d bars, %d trades", backtest.bars, len(backtest.trades))
-    paper_cerebro, paper = run_paper(store, symbol, live_bars=minutes, wall_timeout=wall_timeout)
+    paper_cerebro, paper = run_paper(store, symbol, live_bars=minutes, wall_timeout=wall_timeout,
+                                     simulator=simulator)
     written = None
     if chart is not None:
         from .plot import save_cerebro_plot
@@ -203,6 +220,15 @@ def format_report(report: DemoReport) -> str:
     if report.chart is not None:
         lines.append(f"chart: {report.chart}")
     return "\n".join(lines)
+
+
+def _resume_when_subscribed(simulator, symbol: str, ended: threading.Event) -> None:
+    # The simulator offers no event for a subscription: look every few wall milliseconds,
+    # which is a fraction of a market second on the demo's clock.
+    while not ended.wait(SUBSCRIBED_POLL_S):
+        if any(symbol in session.wanted() for session in simulator.sessions()):
+            break
+    simulator.clock.resume()  # also when the run ended first, so nothing waits on a clock that stands
 
 
 def _cerebro(cash: float) -> bt.Cerebro:

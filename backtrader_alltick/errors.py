@@ -23,7 +23,8 @@
     ├── MarketClosedWarning            a live feed started while its market is closed
     ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
     ├── LiveOnlyWarning                backfill=False / backfill_start=False cost bars or used REST
-    └── RateLimitWarning               a request waits more than a minute for the plan
+    ├── RateLimitWarning               a request waits more than a minute for the plan
+    └── BarLengthWarning               a feed's bars lie closer together than its timeframe says
 
 Warnings go through :func:`backtrader_alltick.notices.warn_user`, which points them at the
 user's line; filter them as any Python warning (``warnings.simplefilter("error", AllTickWarning)``).
@@ -61,6 +62,7 @@ __all__ = [
     "SessionPolicyWarning",
     "LiveOnlyWarning",
     "RateLimitWarning",
+    "BarLengthWarning",
     "is_retryable",
     "check_token",
     "mask_token",
@@ -203,6 +205,10 @@ class LiveOnlyWarning(AllTickWarning):
 
 class RateLimitWarning(AllTickWarning):
     """A request waits more than a minute for the plan's limits (or for the service's Retry-After)."""
+
+
+class BarLengthWarning(AllTickWarning):
+    """A feed's bars lie closer together than its timeframe says (``PandasData`` defaults to daily bars)."""
 
 
 def is_retryable(exc: BaseException) -> bool:

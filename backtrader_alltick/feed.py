@@ -57,6 +57,7 @@ class AllTickData(bt.feed.DataBase):
 
     Params (besides Backtrader's ``dataname``, ``timeframe``, ``compression``,
     ``fromdate``, ``todate``, ``tz``, ``sessionstart``, ``sessionend``):
+
       - ``region`` (default ``None``): region for a bare ``dataname`` ("AAPL" + "US").
       - ``historical`` (default ``False``): backtest only; the feed ends after the last closed bar.
       - ``backfill_start`` (default ``True``): live feeds first deliver closed REST bars.

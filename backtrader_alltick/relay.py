@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 # How long the bar thread waits at most before checking whether the relay stops.
 _DISPATCH_WAIT_S = 0.25
+# How often the bar thread polls every source anyway.
+_SWEEP_S = 5.0
 
 
 class Relay:
@@ -127,6 +130,9 @@ class Relay:
         """Open the sinks, subscribe every symbol and start building bars; return self."""
         if self._started:
             return self
+        depth = bool(self.types & {"quote", "depth"})
+        # A universe past the plan's connections fails here, before a sink opens or a socket connects.
+        self.store.check_capacity(self.instruments, depth=depth)
         self._started = True
         self._stop.clear()
         if self.redis_url is not None:
@@ -293,7 +299,11 @@ class Relay:
 
 
 class _BarDispatcher:
-    """One thread for every (symbol, timeframe): polls the bar sources whenever one has input or a timer."""
+    """One thread for every (symbol, timeframe): polls a bar source when it has input or its timer is due.
+
+    With a universe, polling every source at each wake-up cost the thread O(symbols) per tick: the
+    sources share a :class:`~.sources.inbox.Wake`, which hands back only those with input or a timer due.
+    """
 
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
@@ -318,11 +328,18 @@ class _BarDispatcher:
     def _run(self) -> None:
         stop = self.relay._stop
         try:
+            due = list(self._sources)  # every source once, to learn its first timer
+            sweep_at = time.monotonic() + _SWEEP_S
             while not stop.is_set() and self._sources:
-                # Each poll takes its source's input: input posted meanwhile wakes the wait at once.
-                for source in list(self._sources):
-                    self._drain(source)
-                self._wake.wait(min(self._wake.due_in(), _DISPATCH_WAIT_S))
+                for source in due:
+                    if source in self._sources:
+                        self._drain(source)
+                now = time.monotonic()
+                if now >= sweep_at:  # a safety net: every source is polled now and then
+                    due = list(self._sources)
+                    sweep_at = now + _SWEEP_S
+                else:
+                    due = self._wake.drive(min(_DISPATCH_WAIT_S, sweep_at - now))
         except Exception as e:  # a bug must not end the bars silently: record stops with an error
             logger.exception("relay: building bars crashed")
             self.relay.errors.append(AllTickError(f"building bars crashed: {e!r}"))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import backtrader as bt
 import pandas as pd
 
-from . import timeframes
+from . import config, timeframes
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
 from .frames import window_frame
 from .param_checks import bar_window, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
+from .progress import PageReporter
 from .records import Kline
 from .redaction import protect
 from .snapshots import SnapshotQueries
@@ -49,7 +49,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     """Connection to AllTick (or an iTick-shaped service) for Backtrader feeds and scripts.
 
     Params:
-      - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``.
+
+      - ``token`` (default ``None``): API token; falls back to ``ALLTICK_TOKEN``, then to the
+        file named by ``ALLTICK_TOKEN_FILE`` or the config file's ``token_file``.
       - ``dialect`` (default ``"alltick"``): ``"alltick"`` or ``"itick"``.
       - ``plan`` (default ``"free"``): ``free``, ``basic``, ``premium``, ``professional``
         or ``unlimited``, or a ``plans.Plan`` of your own; sets request spacing and subscription caps.
@@ -80,6 +82,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
       - ``stale_after`` (default ``None``): seconds without a heartbeat answer before the
         connection counts as dead and is replaced; ``None`` is the dialect's (30 s, 60 s).
 
+      ``dialect``, ``plan``, ``cache``, ``rest_url`` and ``ws_url`` left out (or None) come
+      from ``ALLTICK_DIALECT``, ``ALLTICK_PLAN``, ``ALLTICK_CACHE``, ... or the config file
+      before the defaults above (:mod:`backtrader_alltick.config`: argument > environment >
+      file > default).
+
     Example::
 
         store = AllTickStore(plan="basic")
@@ -90,11 +97,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     params = (
         ("token", None),
-        ("dialect", "alltick"),
-        ("plan", "free"),
+        ("dialect", None),  # None: the environment, the config file, then the documented default
+        ("plan", None),
         ("rest_url", None),
         ("ws_url", None),
-        ("cache", True),
+        ("cache", None),
         ("quota_url", None),
         ("clock", None),
         ("timeout", 30.0),
@@ -112,13 +119,16 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         if self.p.token is not None and not isinstance(self.p.token, str):
             # Never quote the value: it is the token.
             raise ConfigError(f"token must be a string, was a value of type {type(self.p.token).__name__}")
-        self._token = (self.p.token or os.environ.get("ALLTICK_TOKEN") or "").strip() or None
+        self._token = config.token(self.p.token)
         self.p.token = None  # keep the token out of params dumps and reprs
         protect(self._token, self)  # and out of every log record, urllib3's and websocket-client's included
+        # Resolved once, into the params, so a pickled copy in a worker process uses the same settings.
+        for name in ("dialect", "plan", "cache"):
+            setattr(self.p, name, config.setting(name, getattr(self.p, name)))
         self._open()
-        self.rest_url = (self.p.rest_url or os.environ.get("ALLTICK_REST_URL") or self.wire.DEFAULT_REST_URL)
+        self.rest_url = config.setting("rest_url", self.p.rest_url) or self.wire.DEFAULT_REST_URL
         # A URL that can never connect fails here, not later on a socket thread.
-        ws_url = self.p.ws_url or os.environ.get("ALLTICK_WS_URL") or self.wire.DEFAULT_WS_URL
+        ws_url = config.setting("ws_url", self.p.ws_url) or self.wire.DEFAULT_WS_URL
         self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
 
     def _open(self) -> None:
@@ -152,7 +162,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             if state["sealed_token"] is not None:
                 logger.warning("the pickled store's token was sealed by another run and cannot be read "
                                "here; using ALLTICK_TOKEN if set")
-            self._token = (os.environ.get("ALLTICK_TOKEN") or "").strip() or None
+            self._token = config.token()
         self._started = False
         protect(self._token, self)  # a worker process logs too
         self._open()
@@ -308,10 +318,25 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     # -- Records from the shared WebSocket ---------------------------------------------
 
+    def check_capacity(self, symbols: Iterable[str | Instrument], *, depth: bool = False) -> None:
+        """Raise ConfigError when the plan's connections cannot serve ``symbols`` live (on top of
+        what is already subscribed); opens nothing.
+
+        The plan gives each endpoint family (AllTick: stocks, everything else) a number of
+        connections of so many codes; the service silently ignores codes past them.
+
+        Example::
+
+            store = AllTickStore(plan="premium")
+            store.check_capacity(universe)    # ConfigError for the 601st stock code
+        """
+        self.hub.check([parse_symbol(symbol) for symbol in symbols], depth=depth)
+
     def listen(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
                on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None:
         """Deliver every record of ``symbol`` to ``on_record`` and the connection changes of its
         endpoint family to ``on_status`` (both called on a socket thread; they must not block).
+        Past the plan's codes it raises ConfigError and subscribes nothing.
 
         ``symbol`` is read as :meth:`fetch_klines` reads it (``"AAPL.US"``, or ``"AAPL"`` with
         ``region="US"``); an :class:`~backtrader_alltick.symbols.Instrument` is taken as it is.
@@ -338,7 +363,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                      todate: datetime | date | str | None = None,
                      count: int | None = None, *, region: str | None = None,
                      on_progress: Callable[..., None] | None = None, source: str | None = None,
-                     source_url: str | None = None, extended_hours: bool | None = None) -> pd.DataFrame:
+                     source_url: str | None = None, extended_hours: bool | None = None,
+                     progress: bool = False) -> pd.DataFrame:
         """Return closed K-lines as a DataFrame indexed by bar close time (UTC); daily and longer
         bars by their trading date (naive, midnight), as the feed stamps them.
 
@@ -350,25 +376,42 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         reads a relay's InfluxDB archive instead of the service (bars built from archived
         bars or ticks where needed).  ``extended_hours`` (default: the store's) is the session
         policy, as for a feed.
+
+        A download of many pages (the Free plan allows one request every 10 s) reports each page:
+        at INFO on the ``backtrader_alltick`` logger, to ``on_progress`` (called with a
+        :class:`~backtrader_alltick.history.Progress`: ``requests``, ``bars``, ``fraction``) and,
+        with ``progress=True``, as a tqdm bar on stderr (``pip install 'backtrader-alltick[progress]'``).
         """
         inst = parse_symbol(symbol, region)
         spec = self.resolve_timeframe(inst, timeframe, compression)
         start_ms, end_ms = bar_window(inst.market, spec.native.is_intraday, fromdate, todate)
         count = whole_number("count", count, optional=True)
         policy = self.extended_hours(extended_hours)
+        pages = PageReporter(on_progress, bar=progress)
         from .history import Window
 
         def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
             return self.history.get_range(inst, spec, Window(first, last, wanted), source=source,
-                                          source_url=source_url, on_progress=on_progress,
+                                          source_url=source_url, on_progress=pages,
                                           extended_hours=policy).bars
 
-        frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        try:
+            frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+        finally:
+            pages.close()
         if frame.empty:
             from .notices import warn_no_bars
 
             warn_no_bars(inst.symbol, spec.period, start_ms, end_ms, count, "the frame is empty")
         return frame
+
+    def latest_bars(self, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
+                    compression: int = 1) -> dict[str, Kline | None]:
+        """Return ``{symbol: newest closed bar}`` of a universe in as few requests as the plan allows
+        (AllTick ``/batch-kline``: up to 500 symbols a call on the top plans); see :mod:`.universe`."""
+        from .universe import latest_closed_bars
+
+        return latest_closed_bars(self, symbols, timeframe, compression)
 
     def extended_hours(self, asked: bool | None = None) -> bool:
         """The session policy for a caller that asked for ``asked`` (None: the store's own)."""

@@ -21,6 +21,9 @@ Fixtures
     A real ``redis-server`` / ``influxd`` on a free loopback port, one per test;
     ``stop()``/``start()`` keep port and data.  Missing binaries fail with the install command.
 
+No ``ALLTICK_*`` variable or config file of the machine's user reaches a test (``user_settings``,
+autouse): ``ALLTICK_CONFIG`` names a file that does not exist unless a test writes it.
+
 Every simulator is closed when the test ends: no thread or socket outlives it.  Steer and
 observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...)``,
 ``sim.drop_connections()``, ``sim.set_plan(...)`` and ``sim.add_token``/``revoke_token``.
@@ -28,11 +31,23 @@ observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sinks.sink_servers import InfluxServer, RedisServer
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.sim import Simulator
+
+
+@pytest.fixture(autouse=True)
+def user_settings(monkeypatch, tmp_path):
+    """The path of the config file tests see (absent until written); no ALLTICK_* variable is set."""
+    for name in [name for name in os.environ if name.startswith("ALLTICK_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "user-config" / "config.toml"  # nothing is made in tmp_path until a test writes it
+    monkeypatch.setenv("ALLTICK_CONFIG", str(path))
+    return path
 
 
 @pytest.fixture

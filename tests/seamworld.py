@@ -7,6 +7,10 @@ closed; ``check`` compares the delivered bars with bars computed straight from t
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
+
 from backtrader_alltick.markets import CRYPTO, MINUTE_MS, Market
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.seam import Seam
@@ -25,9 +29,15 @@ def bars_from_trades(trades: list[Tick]) -> list[Kline]:
     for trade in sorted(trades, key=lambda t: (t.time, t.seq)):
         by_minute.setdefault(trade.time - trade.time % MINUTE_MS, []).append(trade)
     return [Kline("BTCUSDT", "1m", start, start + MINUTE_MS, group[0].price, max(t.price for t in group),
-                  min(t.price for t in group), group[-1].price, sum(t.volume for t in group),
-                  sum(t.turnover for t in group))
+                  min(t.price for t in group), group[-1].price, running_sum(t.volume for t in group),
+                  running_sum(t.turnover for t in group))
             for start, group in sorted(by_minute.items())]
+
+
+def running_sum(values: Iterable[float]) -> float:
+    """Add in trade order, as a forming bar does; ``sum()`` compensates its rounding since Python 3.12,
+    so its total can differ from the bar's in the last bit."""
+    return functools.reduce(operator.add, values, 0.0)
 
 
 class World:

@@ -128,3 +128,15 @@ def test_scaled_clock_runs_faster_than_the_wall_and_refuses_a_stopped_clock(wall
     assert clock.now_ms() >= 1_700_000_000_000
     with pytest.raises(ConfigError, match="speed must be above 0, was 0"):
         ScaledClock(start_ms=0, speed=0)
+
+
+def test_a_paused_scaled_clock_stands_at_its_start_until_resumed(wall):
+    clock = ScaledClock(start_ms=1_700_000_000_000, speed=60, paused=True)
+    wall.advance(10)
+
+    assert clock.paused and clock.now_ms() == 1_700_000_000_000
+    clock.resume()
+    wall.advance(1)
+    assert not clock.paused and clock.now_ms() == 1_700_000_060_000
+    clock.resume()  # a running clock goes on as it was
+    assert clock.now_ms() == 1_700_000_060_000

@@ -65,7 +65,7 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
                     stores[name].append(_store(sim, caches[name][round_ % 2], offset_ms))
                 sent = sim.clock.now_ms()
                 bars = stores[name][-1].history.get_range(inst, minute_bars, Window(count=5)).bars
-                handed_out[name].append((sent, bars))
+                handed_out[name].append((sent, sim.clock.now_ms(), bars))
             boundary += MINUTE
         _wait_until(sim, boundary + MINUTE)  # every bar handed out or cached has closed by now
         for name, offset_ms in OFFSETS.items():
@@ -89,9 +89,10 @@ def _check(sim, name, offset_ms, namespace, caches, handed_out, lag_ms) -> None:
             assert held == [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], \
                 f"{name}: a covered range misses a bar"
         cache.close()
-    for sent, bars in handed_out:
+    for sent, received, bars in handed_out:
         truth = sim.klines(SYMBOL, "1m", sent - 30 * MINUTE, sent + MINUTE)
         assert bars == [bar for bar in truth if bar.start >= bars[0].start and bar.end <= bars[-1].end], name
-        # Every bar the service had closed (with the lag, and a Date to the second) when asked is there.
+        # Every bar the service had closed (with the lag, and a Date to the second) when asked is there;
+        # on a busy machine the answer may come late enough to hold the next one too, closed by then.
         settled = [bar for bar in truth if bar.end <= sent - lag_ms - 1_000]
-        assert bars[-1] == settled[-1], name
+        assert settled[-1].end <= bars[-1].end <= received, name

@@ -21,6 +21,7 @@ import pytest
 import backtrader_alltick
 from backtrader_alltick import (
     AllTickWarning,
+    BarLengthWarning,
     FeedEndedWarning,
     LiveOnlyWarning,
     MarketClosedWarning,
@@ -141,6 +142,6 @@ def test_every_warning_category_is_exported_under_one_root():
 
     assert {getattr(backtrader_alltick, name) for name in names} == {
         AllTickWarning, NoBarsWarning, FeedEndedWarning, MarketClosedWarning, SessionPolicyWarning,
-        LiveOnlyWarning, RateLimitWarning}
+        LiveOnlyWarning, RateLimitWarning, BarLengthWarning}
     assert all(issubclass(getattr(backtrader_alltick, name), AllTickWarning) for name in names)
     assert issubclass(AllTickWarning, UserWarning)

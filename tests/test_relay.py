@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,13 +13,14 @@ from pathlib import Path
 import backtrader as bt
 import pytest
 
-from backtrader_alltick import AllTickStore, timeframes
+from backtrader_alltick import AllTickStore, plans, timeframes
 from backtrader_alltick.bars import combine
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.history import Window
 from backtrader_alltick.relay import Relay
 from backtrader_alltick.sim import Simulator
+from backtrader_alltick.sim.plan_table import service_plan
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.transport.influx_reader import InfluxReader
 from backtrader_alltick.transport.redis_reader import RedisReader
@@ -329,3 +331,38 @@ def test_a_crash_while_building_bars_is_an_error_of_the_relay_not_a_silent_stop(
     relay._bars._thread.join(10)  # the dispatcher ends on the crash
 
     assert [str(error) for error in relay.errors] == ["building bars crashed: RuntimeError('boom')"]
+
+
+def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden(redis_server):
+    # 50 symbols on a plan of 25 codes per connection: the simulator serves each socket's first 25
+    # only (its own table), so a code on the wrong connection would be silently dead.
+    symbols = [f"U{index:04d}.US" for index in range(50)]
+    service = dataclasses.replace(service_plan("alltick", "premium"), ws_symbols=25, reconnect_interval=0.0,
+                                  ws_request_spacing=0.2, endpoint_interval=0.0, batch_interval=0.0)
+    client = dataclasses.replace(plans.get_plan("alltick", "premium"), ws_symbols=25, reconnect_interval=0.1,
+                                 ws_request_spacing=0.3, endpoint_interval=0.0, batch_interval=0.0)
+    # One market minute per wall second; a bar closes a market minute after its end (grace), so a
+    # busy machine's late tick still makes its bar.
+    with Simulator(dialect="alltick", plan=service, speed=60, seed=5, symbols=symbols) as sim:
+        store = AllTickStore.from_simulator(sim, plan=client, cache=False)
+        relay = Relay(store, symbols, redis_url=redis_server.url, lookback=2, grace=1.0,
+                      redis_options=FAST_SINK)
+        try:
+            relay.start()
+            for symbol in symbols:
+                wait_for_bars(redis_server.url, symbol, "1m", 3, timeout=60)
+            served = sorted(len(session.trade_codes) for session in sim.sessions())
+        finally:
+            relay.stop()
+            store.stop()
+        with RedisReader(redis_server.url) as source:
+            recorded = {symbol: [entry.record for entry in source.newest_bars(symbol, "1m", 1000)]
+                        for symbol in symbols}
+
+    assert served == [25, 25]
+    for symbol, bars in recorded.items():
+        truth = {bar.end: bar for bar in sim.klines(symbol, "1m", bars[0].start, bars[-1].end)}
+        assert [(bar.end, bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars] == \
+            [(bar.end, truth[bar.end].open, truth[bar.end].high, truth[bar.end].low, truth[bar.end].close,
+              truth[bar.end].volume) for bar in bars], symbol
+    assert relay.stats["errors"] == 0

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from datetime import date, datetime, timezone
 
 import backtrader as bt
@@ -192,3 +193,34 @@ def test_kline_downloads_and_historical_feeds_do_not_offer_ticks(alltick_sim, ma
 
     assert download.value.supported[0].startswith("Minutes x N") and "Ticks" not in download.value.supported
     assert "Ticks" not in backtest.value.supported and "historical trades" in str(backtest.value)
+
+
+def test_a_premium_store_serves_450_symbols_on_3_connections_and_every_symbol_ticks(make_sim, make_store):
+    symbols = [f"S{index:04d}.US" for index in range(450)]
+    sim = make_sim(plan="premium", symbols=symbols, speed=60)
+    store = make_store(sim)
+    seen, everyone = set(), threading.Event()
+
+    def on_record(record):
+        seen.add(record.symbol)
+        if len(seen) == len(symbols):
+            everyone.set()
+
+    store.check_capacity(symbols)
+    for symbol in symbols:
+        store.listen(parse_symbol(symbol), on_record)
+    assert everyone.wait(60), f"{len(seen)} of 450 symbols ticked"
+
+    served = sorted(len(session.trade_codes) for session in sim.sessions())
+    assert served == [50, 200, 200]
+    assert store.stream_stats["stock"]["links"] == 3
+
+
+def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_sim, make_store):
+    sim = make_sim(plan="premium", symbols=[f"S{index:04d}.US" for index in range(601)])
+    store = make_store(sim)
+
+    with pytest.raises(ConfigError, match="601 stock codes are wanted; plan 'premium' serves at most 600"):
+        store.check_capacity(sim.symbols)
+
+    assert sim.counters["ws_connections_opened"] == 0

@@ -136,7 +136,8 @@ def test_no_command_shows_the_token_at_debug(tmp_path, redis_server):
     assert_clean(sim_output["stdout"], "the simulator's output after its first line")
     assert_clean(sim_output["stderr"], "the simulator's debug log")
 
-    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    # Every file but the one the user keeps the token in (--token-file).
+    files = [path for path in tmp_path.rglob("*") if path.is_file() and path.name != "token.txt"]
     assert {"bars.csv", "bars.png", "cache.sqlite", "demo.png"} <= {path.name for path in files}
     for path in files:  # the cache, CSV, charts and the recorder's Redis files
         assert_clean_bytes(path.read_bytes(), str(path))
@@ -147,11 +148,15 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
                info["ws_url"], "--plan", "unlimited", "--cache", str(tmp_path / "cache.sqlite")]
     unreachable = ["-vv", "--debug", "--token", SENTINEL, "--plan", "unlimited", "--cache", "off",
                    "--rest-url", f"http://127.0.0.1:{closed_port()}", "--ws-url", f"ws://127.0.0.1:{closed_port()}"]
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(SENTINEL + "\n")
     runs = {
         "klines to files": ("klines", "AAPL.US", "-n", "5", "--out", "bars.csv", "--plot", "bars.png",
                             *service),
         "klines to stdout": ("klines", "BTCUSDT", "-t", "5m", "-n", "3", *service),
         "quote": ("quote", "AAPL.US", "BTCUSDT", "--json", *service),
+        "quote, token from a file": ("quote", "AAPL.US", "-vv", "--debug", "--token-file", str(token_file),
+                                     *service[4:]),
         "depth": ("depth", "BTCUSDT", "EURUSD", *service),
         "stream": ("stream", "BTCUSDT", "--types", "tick,depth", "--limit", "5", "--seconds", "30", *service),
         "cache info": ("cache", "info", *service),
@@ -166,6 +171,7 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
         assert_clean(out, f"stdout of {name}")
         assert_clean(err, f"stderr of {name}")
     assert codes["klines to files"] == codes["quote"] == codes["stream"] == codes["cache clear"] == 0
+    assert codes["quote, token from a file"] == 0
     assert codes["quote, REST unreachable"] == 1
 
     # demo: its built-in simulator's token is the sentinel (the token generator is replaced).

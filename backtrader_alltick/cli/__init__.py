@@ -16,10 +16,12 @@ import sys
 from collections.abc import Callable
 
 from .._version import __version__
+from ..config import config_path
 from ..errors import ConfigError
 from ..plans import PLAN_NAMES
 from . import arguments, commands, quality, record
 from .console import run_command
+from .service import settled
 from .stopping import StopSignals
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ def _add_sim(subparsers) -> None:
     parser = subparsers.add_parser("sim", help="serve a local AllTick simulator until interrupted",
                                    description="Serve the simulator on loopback; print one JSON line "
                                                "with its URLs and token, then serve until SIGINT/SIGTERM.")
-    parser.add_argument("--dialect", choices=("alltick", "itick"), default="alltick")
+    parser.add_argument("--dialect", choices=("alltick", "itick"), default=None,
+                        help="wire dialect to serve (default: $ALLTICK_DIALECT, the config file, "
+                             "else alltick)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=arguments.port, default=0,
                         help="port to bind (default 0: any free port)")
@@ -95,7 +99,11 @@ SUBCOMMANDS: list[Callable] = [commands.register, _add_sim, record.register, qua
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alltick-bt", description="AllTick market data for Backtrader.")
+    parser = argparse.ArgumentParser(
+        prog="alltick-bt", description="AllTick market data for Backtrader.",
+        epilog=f"Options left out come from ALLTICK_TOKEN, ALLTICK_TOKEN_FILE, ALLTICK_PLAN, "
+               f"ALLTICK_DIALECT, ALLTICK_CACHE, ALLTICK_REST_URL, ALLTICK_WS_URL, then the config file "
+               f"{config_path()}.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -109,4 +117,4 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_command(args.func, args)
+    return run_command(settled(args.func), args)

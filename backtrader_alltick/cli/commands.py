@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import importlib.util
+import json
 import logging
 import queue
 import sys
@@ -59,12 +61,13 @@ def run_demo(args: argparse.Namespace) -> int:
     with StopSignals():
         try:
             # The real service runs in real time: a few minutes by default, with room for its bars to close.
-            with open_service(args, [parse_symbol(args.symbol).symbol], "using") as service:
+            # The simulator's market stands still until the paper feed has subscribed: same output every run.
+            with open_service(args, [parse_symbol(args.symbol).symbol], "using", paused=True) as service:
                 minutes = args.minutes or (60 if service.simulated else 3)
                 wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
                 report = demo.run_demo(service.store, args.symbol, source=service.description,
                                        minutes=minutes, history=args.history, chart=chart,
-                                       wall_timeout=wall_timeout)
+                                       wall_timeout=wall_timeout, simulator=service.simulator)
         except KeyboardInterrupt:
             print("stopped: the demo was interrupted, no report", file=sys.stderr, flush=True)
             return 0
@@ -129,8 +132,9 @@ def run_depth(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         books = store.depth(_symbols(args.symbols))
     for book in books:
-        if args.json:
-            print(record_line(book, True))
+        if args.json:  # the same levels as the table: --levels is what the user asked to see
+            shown = dataclasses.replace(book, bids=book.bids[:args.levels], asks=book.asks[:args.levels])
+            print(record_line(shown, True))
             continue
         print(f"{book.symbol}  {format_time(book.time)} UTC")
         print(f"  {'bid':>14} {'size':>12}   {'ask':>14} {'size':>12}")
@@ -196,14 +200,22 @@ def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace,
 
 def run_cache(args: argparse.Namespace) -> int:
     if not cache_setting(args.cache):
-        raise ConfigError("the cache is off (--cache off); pass --cache PATH or leave it out")
+        raise ConfigError("the cache is off (--cache off, ALLTICK_CACHE or the config file); "
+                          "pass --cache PATH")
     with open_store(args, needs_token=False) as store:
         cache = store.cache
         if args.action == "clear":
-            cache.clear(parse_symbol(args.symbol).symbol if args.symbol else None)
-            print(f"cleared {args.symbol or 'every symbol'} from {cache.path}")
+            symbol = parse_symbol(args.symbol).symbol if args.symbol else None
+            cache.clear(symbol)
+            print(json.dumps({"path": str(cache.path), "cleared": symbol or "*"}) if args.json
+                  else f"cleared {args.symbol or 'every symbol'} from {cache.path}")
             return 0
         rows = cache.info()
+        if args.json:
+            series = [{**row, "first": format_time(row["first"]), "last": format_time(row["last"]),
+                       "first_ms": row["first"], "last_ms": row["last"]} for row in rows]
+            print(json.dumps({"path": str(cache.path), "series": series}))
+            return 0
         print(f"cache: {cache.path}")
         if not rows:
             print("empty")
@@ -286,5 +298,7 @@ def register(subparsers) -> None:
     sub.add_argument("action", choices=("info", "clear"))
     sub.add_argument("--symbol", default=None, type=arguments.symbol,
                      help="clear only this symbol (leave it out to clear every symbol)")
+    sub.add_argument("--json", action="store_true",
+                     help="one JSON object: path and series (dialect, symbol, period, bars, first, last)")
     sub.set_defaults(func=run_cache)
 

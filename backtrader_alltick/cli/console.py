@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -23,6 +24,8 @@ from ..records import KIND_OF, Depth, Quote, Tick
 
 if TYPE_CHECKING:
     from ..history import Progress
+
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE (13): what `cat file | head -1` leaves in PIPESTATUS for cat
 
 
 @contextlib.contextmanager
@@ -79,7 +82,11 @@ def run_command(function: Callable[[argparse.Namespace], int], args: argparse.Na
     """
     try:
         with verbosity(getattr(args, "verbose", 0), getattr(args, "debug", False)), warnings_as_lines():
-            return function(args)
+            code = function(args)
+            sys.stdout.flush()  # here, so that a reader gone (`| head`) is noticed below, not at exit
+            return code
+    except BrokenPipeError:
+        return reader_gone()
     except (AllTickError, OSError) as e:
         if getattr(args, "debug", False):
             traceback.print_exc(file=sys.stderr)
@@ -88,6 +95,16 @@ def run_command(function: Callable[[argparse.Namespace], int], args: argparse.Na
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def reader_gone() -> int:
+    """The reader of stdout closed the pipe (``alltick-bt klines ... | head -1``): stop quietly, as Unix
+    tools do, with the status a shell reports for them (141: killed by SIGPIPE)."""
+    # What is still buffered goes nowhere: without this, Python's flush at exit prints a traceback.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_STATUS
 
 
 def format_time(ms: int) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 import backtrader as bt
 import numpy as np
 
-from ..errors import AllTickError, ConfigError
+from .. import timeframes
+from ..errors import AllTickError, BarLengthWarning, ConfigError
 from ..feed import AllTickData, num_to_ms
-from ..markets import Market
+from ..markets import MINUTE_MS, Market
+from ..notices import warn_user
 from ..symbols import parse_symbol
 from ..timeframes import grid_period
 from .bar_series import series_from_ends
@@ -75,6 +77,7 @@ class DataQuality(bt.Analyzer):
                 continue
             name, market, period = feed
             columns = np.array(rows, dtype=float).reshape(-1, 6)
+            _check_bar_length(name, data, period, columns[:, 0])
             if period.is_intraday:
                 end_ms = [num_to_ms(num) for num in columns[:, 0]]
             else:  # stamped with the trading date (at sessionend, in the feed's tz): pass the date
@@ -100,6 +103,28 @@ class DataQuality(bt.Analyzer):
             raise ConfigError(f"DataQuality needs the market of feed {name!r}: pass market= a Market, a "
                               f"symbol such as 'AAPL.US', or a dict of those by feed name, was "
                               f"{self.p.market!r}") from None
+
+
+def _check_bar_length(name: str, data, period, stamps: np.ndarray) -> None:
+    # Bars cannot lie closer together than they are long.  A feed that says otherwise was told the
+    # wrong timeframe (PandasData and CSV feeds default to daily bars), and every check would read
+    # its bars on the wrong grid: intraday bars as daily ones are "repeated timestamps".
+    if len(stamps) < 3:
+        return
+    spacing = np.diff([num_to_ms(num) for num in stamps])
+    spacing = spacing[spacing > 0]
+    if not len(spacing):
+        return
+    typical = int(np.median(spacing))
+    if typical >= period.millis / 2:
+        return
+    minutes = max(1, round(typical / MINUTE_MS))
+    shown = timeframes.TIMEFRAME_NAMES.get(data._timeframe, data._timeframe)
+    warn_user(f"DataQuality: feed {name!r} says its bars are {period.name} (timeframe {shown}, compression "
+              f"{data._compression}), but they lie about {minutes} minute(s) apart, so the report reads them "
+              f"on the wrong grid; give the feed its bar length, e.g. bt.feeds.PandasData(dataname=frame, "
+              f"timeframe=bt.TimeFrame.Minutes, compression={minutes}) (PandasData and CSV feeds default to "
+              f"daily bars)", BarLengthWarning)
 
 
 def _date_ms(day: date) -> int:

@@ -161,7 +161,8 @@ def series_from_frame(frame: pd.DataFrame, market: Market, period: Period | str)
                           f"was {type(frame.index).__name__}; use frame.set_index('datetime')")
     index = frame.index
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    end_ms = index.as_unit("ms").asi8
+    # Counted from the epoch rather than with as_unit("ms"), which pandas 1.5 lacks.
+    end_ms = np.asarray((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1), dtype=np.int64)
     volume = frame["volume"] if "volume" in frame.columns else np.zeros(len(frame))
     return series_from_ends(end_ms, frame["open"], frame["high"], frame["low"], frame["close"], volume,
                             timeframes.as_period(period, "quality checks"), market)

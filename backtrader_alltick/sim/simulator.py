@@ -69,6 +69,13 @@ class Simulator:
     closed market's last trade (same seq, same time) every that many market seconds::
 
         with Simulator(hours="extended", late_print_ms=250, resend_when_closed_s=30) as sim: ...
+
+    ``paused=True`` holds the clock at ``start`` until ``sim.clock.resume()``, so what a client
+    does before (a backtest, connecting a feed) happens at the same market time in every run::
+
+        with Simulator(paused=True) as sim:
+            ...                   # the market stands still at 2024-03-05 15:00
+            sim.clock.resume()
     """
 
     def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
@@ -78,7 +85,7 @@ class Simulator:
                  heartbeat_timeout: float | None = None,
                  replay: str | os.PathLike[str] | Recording | None = None, end: int | datetime | None = None,
                  hours: str = "regular", late_print_ms: int = 0,
-                 resend_when_closed_s: float = 0) -> None:
+                 resend_when_closed_s: float = 0, paused: bool = False) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
         if hours not in MODES:
@@ -88,7 +95,8 @@ class Simulator:
             raise ConfigError("resend_when_closed_s must be market seconds from 0 (off) to under a day, "
                               f"in whole ms, was {resend_when_closed_s!r}")
         self.dialect = dialect
-        self._plan = service_plan(dialect, plan)
+        # A ServicePlan of one's own (e.g. a tiny per-connection cap for a test) is served as given.
+        self._plan = plan if isinstance(plan, ServicePlan) else service_plan(dialect, plan)
         self.model: MarketModel
         self.start_ms: int
         self.resend_when_closed_s = resend_when_closed_s
@@ -107,7 +115,7 @@ class Simulator:
             self.start_ms = _to_ms(start)
             names = [parse_symbol(name).symbol for name in (symbols or DEFAULT_SYMBOLS)]
             self.model = MarketModel(seed, names, self.start_ms - history_days * DAY_MS, hours, late_print_ms)
-        self.clock: ScaledClock = ScaledClock(self.start_ms, speed)
+        self.clock: ScaledClock = ScaledClock(self.start_ms, speed, paused=paused)
         self.seed = seed
         self.token: str = token or secrets.token_hex(16)
         self._tokens = {self.token}

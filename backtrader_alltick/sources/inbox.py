@@ -90,18 +90,24 @@ class Wake:
 
         Returns True as soon as a source has an event ready (then poll each with 0).
         """
-        deadline = time.monotonic() + timeout
         if any(source.has_events() for source in tuple(self._owners.values())):
             return True
+        return bool(self.drive(timeout))
+
+    def drive(self, timeout: float) -> list:
+        """Take the input and run the due timers of the attached sources for at most ``timeout`` wall
+        seconds, until some have an event ready; return those (empty: none came)."""
+        deadline = time.monotonic() + timeout
         while True:
             now = time.monotonic()
             busy = [self._owners[inbox] for inbox in tuple(self._ready) if inbox in self._owners]
             busy += [source for source, due in tuple(self._due.items()) if due <= now and source not in busy]
-            if any([source.take_input() for source in busy]):  # every one of them, not up to the first
-                return True
+            ready = [source for source in busy if source.take_input()]
+            if ready:
+                return ready
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return []
             with self._changed:
                 if not self._ready:
                     self._changed.wait(min(remaining, self.due_in()))

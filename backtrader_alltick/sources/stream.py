@@ -339,8 +339,13 @@ class StreamBars:
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._inbox.put):
-            got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
-            bars, proven = got.bars, got.complete_ms
+            if start_ms is not None and start_ms > upto_ms:
+                # fromdate lies ahead of the newest closed bar (a replay's clock starts before it, or a
+                # session asked to start later): nothing to backfill yet; later jobs fetch what closes.
+                bars, proven = [], upto_ms
+            else:
+                got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
+                bars, proven = got.bars, got.complete_ms
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.

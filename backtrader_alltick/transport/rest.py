@@ -261,6 +261,28 @@ class RestClient:
         return self.call(request, lambda status, payload: self.dialect.parse_klines(status, payload, inst,
                                                                                      period))
 
+    def batch_klines(self, insts: Iterable[Instrument | str], period: str, count: int = 2
+                     ) -> dict[str, list[Kline]]:
+        """Return ``{symbol: newest count bars}`` (count 1 or 2) in as few ``/batch-kline`` calls as the
+        plan's groups per request allow (alltick.md 4.2: Free 5, Basic 100, Premium 200, top tiers 500).
+
+        The newest bar may still be forming.  Only the alltick dialect has the endpoint.
+        """
+        if not hasattr(self.dialect, "batch_kline_request"):
+            raise ConfigError(f"batch K-lines are served by the alltick dialect only, was dialect "
+                              f"{self.dialect.NAME!r}")
+        out: dict[str, list[Kline]] = {}
+        size = max(1, self.plan.batch_groups)
+        for group in self._groups(insts):
+            for first in range(0, len(group), size):
+                chunk = group[first:first + size]
+                request = self.dialect.batch_kline_request([(inst, period, count) for inst in chunk])
+                wanted = [(inst, period) for inst in chunk]
+                found = self.call(request, lambda status, payload, wanted=wanted:
+                                  self.dialect.parse_batch_klines(status, payload, wanted))
+                out.update({symbol: bars for (symbol, _), bars in found.items()})
+        return out
+
     def latest_trades(self, insts: Iterable[Instrument | str]) -> list[Tick]:
         """Return the latest trade of each symbol (as many requests as families and chunks need)."""
         return self._fan_out(insts, self.dialect.trades_request, self.dialect.parse_trades)

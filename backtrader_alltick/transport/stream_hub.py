@@ -1,7 +1,9 @@
-"""WebSocket transport: one connection per endpoint family, shared by every feed of a store.
+"""WebSocket transport: the plan's connections per endpoint family, shared by every feed of a store.
 
-The hub keeps the reference-counted subscriptions (:mod:`.subscriptions`) and one
-:class:`~.stream_link.StreamLink` per family that has subscribers.  Each link runs a reader thread
+The hub keeps the reference-counted subscriptions (:mod:`.subscriptions`), places each code on one
+of its family's connections (:mod:`.shards`: as many as the plan allows, each up to the plan's codes
+per connection) and runs one :class:`~.stream_link.StreamLink` per connection.  Wanting more codes
+than the plan serves is a ConfigError at subscribe time, never a silent drop.  Each link runs a reader thread
 looping over connections (connect, resubscribe the merged set, read until an error, wait out the
 backoff) and, per connection, a writer thread that sends what the connection's sans-I/O
 :class:`~.stream_protocol.StreamProtocol` asks for: subscriptions (spaced per the plan),
@@ -22,6 +24,7 @@ from ..clock import Clock
 from ..records import Tick
 from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
+from .shards import Capacity, Pacer, Shards, over_capacity
 from .stream_link import LinkHost, StreamLink
 from .stream_protocol import ADDITIVE, Desired, StreamStatus
 from .stream_settings import StreamSettings
@@ -31,7 +34,13 @@ logger = logging.getLogger(__name__)
 
 
 class StreamHub:
-    """One WebSocket connection per endpoint family, shared by every feed of a store.
+    """The plan's WebSocket connections per endpoint family, shared by every feed of a store.
+
+    Codes fill one connection before the next opens; a dropped connection resubscribes its own
+    codes (with the ones added meanwhile) when it is back.  Connection attempts and subscribe
+    requests of different connections of a family are ``min_reconnect_interval`` apart
+    (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a family's connections (``links``:
+    how many were opened).
 
     Parameters follow the store: defaults come from the dialect (heartbeats) and the plan
     (reconnect interval, request spacing, codes per list); :attr:`settings` holds the result.
@@ -66,15 +75,20 @@ class StreamHub:
         protect(token, self)  # the URL carries it; websocket-client's trace logs the handshake
         self.on_event, self.on_status = on_event, on_status
         self._observe = getattr(self.settings.clock, "observe_server_time", None)
-        self._host = LinkHost(threading.Event(), self._desired, self._emit, self._fan_out, self._retire)
+        self._host = LinkHost(threading.Event(), self._desired, self._emit, self._fan_out, self._retire,
+                              self._pacer)
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
-        self._versions: dict[str, tuple[int, float]] = {}  # family -> (change count, monotonic time)
-        self._links: dict[str, StreamLink] = {}
+        self.capacity = Capacity.of(self.dialect.NAME, plan)
+        self._shards: dict[str, Shards] = {}
+        self._pacers: dict[str, tuple[Pacer, Pacer]] = {}  # family -> (connection attempts, requests)
+        self._versions: dict[tuple[str, int], tuple[int, float]] = {}  # (family, slot) -> (changes, when)
+        self._links: dict[tuple[str, int], StreamLink] = {}
         self._started = False
 
     def __repr__(self) -> str:
-        return f"StreamHub({self.dialect.NAME!r}, {self.settings.ws_root!r}, families={sorted(self._links)})"
+        families = sorted({family for family, _ in self._links})
+        return f"StreamHub({self.dialect.NAME!r}, {self.settings.ws_root!r}, families={families})"
 
     def subscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
                   on_record: Callable[[object], None] | None = None,
@@ -82,8 +96,25 @@ class StreamHub:
         """Add one subscriber for the instrument's trades and/or depth (reference counted).
 
         ``on_record`` then gets each record of the symbol, ``on_status`` each status of its family.
+        Raises ConfigError, changing nothing, when the plan cannot serve one more code.
         """
         self._change(inst, trades, depth, on_record, on_status, adding=True)
+
+    def check(self, instruments, *, trades: bool = True, depth: bool = False) -> None:
+        """Raise ConfigError when the plan cannot serve ``instruments`` on top of today's subscriptions.
+
+        Lets a caller with a whole universe fail before it subscribes (and connects) anything.
+        """
+        del trades, depth  # a code takes one place whatever its kinds
+        with self._lock:
+            counts = {family: len(shards) for family, shards in self._shards.items()}
+            for inst in dict.fromkeys(parse_symbol(item) for item in instruments):
+                family = self.dialect.family(inst)
+                if not self._registry.is_wanted(family, inst):
+                    counts[family] = counts.get(family, 0) + 1
+        error = over_capacity(self.capacity, counts)
+        if error is not None:
+            raise error
 
     def unsubscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
                     on_record: Callable[[object], None] | None = None,
@@ -98,7 +129,9 @@ class StreamHub:
                 return
             self._started = True
             for family in self._registry.families():
-                self._open_link(family)
+                for slot, size in enumerate(self._shards[family].sizes()):
+                    if size:
+                        self._open_link(family, slot)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every connection and join every thread; safe to call twice."""
@@ -113,16 +146,30 @@ class StreamHub:
                 logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
 
     def is_connected(self, family: str) -> bool:
-        """True while the family's socket is up and subscribed (after auth, where there is one)."""
+        """True while every socket of the family is up (after auth, where there is one)."""
         with self._lock:
-            link = self._links.get(family)
-        return link is not None and link.is_connected
+            links = [link for (name, _), link in self._links.items() if name == family]
+        return bool(links) and all(link.is_connected for link in links)
 
     @property
     def stats(self) -> dict[str, dict]:
-        """Counters per family: connects, reconnects, frames, records, malformed, heartbeats, dropped, ..."""
+        """Counters per family, summed over its connections: connects, reconnects, frames, records,
+        malformed, heartbeats, dropped, ...; ``links``: the connections opened."""
         with self._lock:
-            return {family: dict(link.stats) for family, link in self._links.items()}
+            links = list(self._links.items())
+        out: dict[str, dict] = {}
+        for (family, _), link in sorted(links, key=lambda item: item[0]):
+            total = out.setdefault(family, {"links": 0})
+            total["links"] += 1
+            for key, value in link.stats.items():
+                total[key] = total.get(key, [] if isinstance(value, list) else 0) + value
+        return out
+
+    def placement(self, family: str) -> list[int]:
+        """Codes per connection of ``family``, connection 0 first."""
+        with self._lock:
+            shards = self._shards.get(family)
+            return shards.sizes() if shards is not None else []
 
     def _change(self, inst: Instrument | str, trades: bool, depth: bool, on_record, on_status, *,
                 adding: bool) -> None:
@@ -130,37 +177,67 @@ class StreamHub:
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
         with self._lock:
+            shards = self._shards.setdefault(family, Shards(self.capacity.per_link))
+            if adding and shards.slot_of(inst) is None:
+                counts = {name: len(placed) for name, placed in self._shards.items()}
+                counts[family] += 1
+                error = over_capacity(self.capacity, counts)
+                if error is not None:
+                    raise error
             route = self._registry.attach if adding else self._registry.detach
             route(family, inst, on_record, on_status)
             changes = [update(family, inst, kind) for kind, wanted in zip(KINDS, (trades, depth)) if wanted]
             if not any(changes):
                 return
-            link = self._links.get(family)
+            wanted = self._registry.is_wanted(family, inst)
+            slot = shards.place(inst) if wanted else shards.slot_of(inst)
+            if slot is None:
+                return
+            key = (family, slot)
+            link = self._links.get(key)
             if link is not None and adding:
                 link.keep(inst.symbol)
-            elif link is not None and self.dialect.NAME in ADDITIVE \
-                    and not self._registry.is_wanted(family, inst):
+            elif link is not None and self.dialect.NAME in ADDITIVE and not wanted:
                 link.linger(inst.symbol)
-            self._versions[family] = (self._versions.get(family, (0, 0.0))[0] + 1, time.monotonic())
+            if not wanted:
+                # Its room goes to the next new code; until then, the connection's list just shrinks.
+                shards.release(inst)
+            self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, time.monotonic())
             opening = self._started and not self._host.stopping.is_set()
-            if (link is None or (adding and link.ended)) and opening:
+            if (link is None or (adding and link.ended)) and opening and wanted:
                 # After a fatal error a new subscriber gets one new attempt and its own verdict, not silence.
-                link = self._open_link(family)
+                link = self._open_link(family, slot)
         if link is not None:
             link.wake.set()
 
-    def _open_link(self, family: str) -> StreamLink:
-        previous = self._links.get(family)
+    def _open_link(self, family: str, slot: int) -> StreamLink:
+        previous = self._links.get((family, slot))
         # A replaced link's thread has ended: its counters go on where they stopped.
-        link = self._links[family] = StreamLink(family, self.settings, self._host,
-                                                stats=previous.stats if previous is not None else None)
+        link = self._links[(family, slot)] = StreamLink(
+            family, self.settings, self._host, slot=slot,
+            stats=previous.stats if previous is not None else None)
         link.thread.start()
         return link
 
-    def _desired(self, family: str) -> Desired:
+    def _desired(self, key: tuple[str, int]) -> Desired:
+        family, slot = key
         with self._lock:
-            version, changed_at = self._versions.get(family, (0, 0.0))
-            return (version, changed_at, *self._registry.desired(family))
+            version, changed_at = self._versions.get(key, (0, 0.0))
+            trades, depth = self._registry.desired(family)
+            shards = self._shards.get(family)
+            if shards is not None:
+                trades = [inst for inst in trades if shards.slot_of(inst) == slot]
+                depth = [inst for inst in depth if shards.slot_of(inst) == slot]
+            return (version, changed_at, trades, depth)
+
+    def _pacer(self, family: str, kind: str) -> Pacer:
+        # One pair per family: its connections' attempts, and their requests, are spaced between them.
+        with self._lock:
+            pacers = self._pacers.get(family)
+            if pacers is None:
+                spacing = self.settings.min_reconnect_interval
+                pacers = self._pacers[family] = (Pacer(spacing), Pacer(spacing))
+            return pacers[0] if kind == "connect" else pacers[1]
 
     def _retire(self, link: StreamLink) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ import websocket
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .retry import backoff
+from .shards import Pacer
 from .stream_protocol import READY, Desired, Report, StreamProtocol, StreamStatus, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
@@ -29,6 +30,9 @@ from .websocket_errors import map_errors
 logger = logging.getLogger(__name__)
 
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+_OPCODE_PING, _OPCODE_PONG = websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG
+_OPCODE_TEXT, _OPCODE_BINARY = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY
+_OPCODE_CONT = websocket.ABNF.OPCODE_CONT
 _READ_CHUNK = 65536
 
 
@@ -36,9 +40,11 @@ _READ_CHUNK = 65536
 class LinkHost:
     """What a link may use of its hub.
 
-    ``stopping`` is set once the hub stops; ``desired(family)`` returns the subscriptions wanted now;
-    ``emit`` reports a status to the hub's subscribers; ``on_event`` takes each record;
-    ``retire(link)`` marks the link ended, so that a new subscriber opens a new one.
+    ``stopping`` is set once the hub stops; ``desired((family, slot))`` returns the subscriptions
+    wanted now on that connection; ``emit`` reports a status to the hub's subscribers; ``on_event``
+    takes each record; ``retire(link)`` marks the link ended, so that a new subscriber opens a new
+    one; ``pacer(family, "connect" | "request")`` spaces the attempts, or the subscribe requests,
+    of a family's connections between them (None: no spacing).
 
     Example::
 
@@ -47,28 +53,90 @@ class LinkHost:
     """
 
     stopping: threading.Event
-    desired: Callable[[str], Desired]
+    desired: Callable[[tuple[str, int]], Desired]
     emit: Callable[[StreamStatus], None]
     on_event: Callable[[object], None]
     retire: Callable[[StreamLink], None]
+    pacer: Callable[[str, str], Pacer] | None = None
 
 
-class _ChunkedReads:
-    # websocket-client asks the socket for exactly the bytes of the next frame part: two or three
-    # system calls per frame, each letting the other threads take the interpreter.  This reads a
-    # chunk at a time and hands out the parts it is asked for, in order.
+class _FrameReader:
+    # websocket-client parses each frame in several Python calls (header, length, mask, payload,
+    # continuation bookkeeping) and asks the socket for each part: a third of a busy reader
+    # thread.  A server's frames are unmasked (RFC 6455 5.1), so one chunk read holds many whole
+    # frames: this cuts them out of the chunk directly.  Same contract as ``recv_data``: returns
+    # (opcode, payload) of each text, binary or close message, answers pings, joins fragments.
 
     def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
         self._recv = ws._recv  # keeps websocket-client's timeout and closed-socket errors
         self._data, self._at = b"", 0
-        ws.frame_buffer.recv = self.read
+        self._parts: list[bytes] = []
+        self._first_opcode = 0
 
-    def read(self, wanted: int) -> bytes:
-        if self._at >= len(self._data):
-            self._data, self._at = self._recv(_READ_CHUNK), 0
-        part = self._data[self._at:self._at + wanted]
-        self._at += len(part)
-        return part
+    def _need(self, count: int) -> None:
+        while len(self._data) - self._at < count:
+            chunk = self._recv(_READ_CHUNK)
+            self._data, self._at = self._data[self._at:] + chunk, 0
+
+    def recv_data(self) -> tuple[int, bytes]:
+        while True:
+            self._need(2)
+            data, at = self._data, self._at
+            first, second = data[at], data[at + 1]
+            if first & 0x70:
+                raise websocket.WebSocketProtocolException("reserved bits set in a frame")
+            opcode, length, head = first & 0x0F, second & 0x7F, 2
+            if length == 126:
+                self._need(4)
+                data, at = self._data, self._at
+                length, head = int.from_bytes(data[at + 2:at + 4], "big"), 4
+            elif length == 127:
+                self._need(10)
+                data, at = self._data, self._at
+                length, head = int.from_bytes(data[at + 2:at + 10], "big"), 10
+            mask = b""
+            if second & 0x80:  # a server must not mask; tolerated as websocket-client does
+                self._need(head + 4)
+                mask, head = self._data[self._at + head:self._at + head + 4], head + 4
+            self._need(head + length)
+            data, at = self._data, self._at
+            payload = data[at + head:at + head + length]
+            self._at = at + head + length
+            if mask:
+                payload = websocket.ABNF.mask(mask, payload)
+            message = self._take(first & 0x80, opcode, payload)
+            if message is not None:
+                return message
+
+    def _take(self, fin: int, opcode: int, payload: bytes) -> tuple[int, bytes] | None:
+        if opcode == _OPCODE_CLOSE:
+            with contextlib.suppress(Exception):
+                self._ws.send_close()
+            return opcode, payload
+        if opcode == _OPCODE_PING:
+            if len(payload) >= 126:
+                raise websocket.WebSocketProtocolException("Ping message is too long")
+            self._ws.pong(payload)
+            return None
+        if opcode == _OPCODE_PONG:
+            return None
+        if opcode == _OPCODE_CONT:
+            if not self._parts:
+                raise websocket.WebSocketProtocolException("continuation frame without a first frame")
+        elif opcode in (_OPCODE_TEXT, _OPCODE_BINARY):
+            if self._parts:
+                raise websocket.WebSocketProtocolException("new message inside a fragmented one")
+            if fin:
+                return opcode, payload
+            self._first_opcode = opcode
+        else:
+            raise websocket.WebSocketProtocolException(f"unknown opcode {opcode}")
+        self._parts.append(payload)
+        if not fin:
+            return None
+        message, self._parts = b"".join(self._parts), []
+        return self._first_opcode, message
 
 
 class _Connection:
@@ -76,6 +144,7 @@ class _Connection:
 
     def __init__(self, ws: websocket.WebSocket, protocol: StreamProtocol) -> None:
         self.ws, self.protocol, self.safe_url = ws, protocol, protocol.safe_url
+        self.frames = _FrameReader(ws)
         self.over = threading.Event()
         self.error: AllTickError | None = None
         self._lock = threading.Lock()
@@ -106,16 +175,18 @@ class StreamLink:
         link.thread.start(); ...; link.interrupt(); link.thread.join()
     """
 
-    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, stats: dict | None = None
-                 ) -> None:
+    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, slot: int = 0,
+                 stats: dict | None = None) -> None:
         self.family, self.settings, self.host = family, settings, host
+        self.slot, self.key = slot, (family, slot)
+        name = family if slot == 0 else f"{family}-{slot + 1}"
         self.stats = stats if stats is not None else new_counters()  # a replaced link's counters go on
         self.wake = threading.Event()
         self._connection: _Connection | None = None
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
         self.ended = False  # gave up (fatal): no more attempts on this link
-        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{family}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}", daemon=True)
 
     @property
     def is_connected(self) -> bool:
@@ -160,6 +231,8 @@ class StreamLink:
                 floor = max(floor, settings.min_reconnect_interval - (time.monotonic() - last_attempt))
                 if stopping.wait(max(next(delays), floor)):
                     break
+            if self._wait_for_turn("connect"):
+                break
             last_attempt, connection = time.monotonic(), None
             self._attempt += 1
             try:
@@ -195,6 +268,17 @@ class StreamLink:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
             retries += 1
 
+    def _wait_for_turn(self, kind: str) -> bool:
+        # The family's other connections went first a moment ago: keep the documented spacing.
+        # Returns True when the hub stopped meanwhile.
+        if self.host.pacer is None:
+            return False
+        pacer, stopping = self.host.pacer(self.family, kind), self.host.stopping
+        while (wait := pacer.claim(self.key)) > 0:
+            if stopping.wait(wait):
+                return True
+        return False
+
     def _connect(self) -> _Connection:
         settings = self.settings
         url, headers = settings.dialect.ws_connect(settings.ws_root, self.family, settings.token)
@@ -213,7 +297,6 @@ class StreamLink:
                 self._dialing = None
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
-            _ChunkedReads(ws)
         return _Connection(ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(),
                                               stats=self.stats))
 
@@ -222,7 +305,7 @@ class StreamLink:
         if self.host.stopping.is_set():
             connection.close(None)
         writer = threading.Thread(target=self._write_loop, args=(connection,),
-                                  name=f"alltick-heartbeat-{self.family}", daemon=True)
+                                  name=f"alltick-heartbeat-{self.thread.name[15:]}", daemon=True)
         writer.start()
         try:
             self._report(connection.protocol)  # ready at once where the dialect has no login
@@ -261,7 +344,7 @@ class StreamLink:
         protocol, stats = connection.protocol, self.stats
         # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
         receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
-        recv, monotonic, close = connection.ws.recv_data, time.monotonic, _OPCODE_CLOSE
+        recv, monotonic, close = connection.frames.recv_data, time.monotonic, _OPCODE_CLOSE
         # One translation scope for the whole loop: the protocol and the handlers raise only our own
         # errors, and entering a context manager per frame would cost the hot path.
         with map_errors(connection.safe_url, self.settings.token, connecting=False):
@@ -278,11 +361,13 @@ class StreamLink:
                         logger.exception("on_event callback failed for %r", record)
 
     def _write_loop(self, connection: _Connection) -> None:
-        protocol, desired, family = connection.protocol, self.host.desired, self.family
+        protocol, desired, key = connection.protocol, self.host.desired, self.key
         token = self.settings.token
+        pacer = self.host.pacer(self.family, "request") if self.host.pacer is not None else None
+        protocol.gate = None if pacer is None else lambda now: pacer.claim(key, now)
         while not connection.over.is_set():
             self.wake.clear()
-            protocol.want(desired(family))
+            protocol.want(desired(key))
             now = time.monotonic()
             step = protocol.poll(now)
             for report in step.reports:

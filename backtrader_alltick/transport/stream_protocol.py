@@ -161,6 +161,8 @@ class StreamProtocol:
         self._outbox: deque[tuple[int, str]] = deque()
         self._next_heartbeat: float | None = None
         self._last_request = float("-inf")
+        # Spacing against the family's other connections: returns 0 (and books the turn) or seconds to wait.
+        self.gate = None
         if settings.dialect.NAME not in AUTH_FIRST:
             self._become_ready()
 
@@ -280,7 +282,10 @@ class StreamProtocol:
             return Step(wake_at=min(wake_at, self._last_request + settings.request_spacing), reports=reports)
         if not due:
             return Step(wake_at=wake_at, reports=reports)
-        if self._outbox:
+        wait = self.gate(now) if self._outbox and self.gate is not None else 0.0
+        if wait > 0 and now < next_heartbeat:
+            return Step(wake_at=min(wake_at, now + wait), reports=reports)
+        if self._outbox and wait <= 0:
             seq, text = self._outbox.popleft()
             self.pending.append(seq)  # before the send: the ack may arrive before send returns
             self.stats["subscribe_messages"] += 1

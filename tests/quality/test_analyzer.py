@@ -6,6 +6,7 @@ import json
 import math
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 import pytest
 from test_cli import run, service
@@ -22,6 +23,11 @@ from feedtools import run_guarded
 MINUTE = 60_000
 DAY = 86_400_000
 FRIDAY = 1_709_251_200_000  # 2024-03-01 00:00 UTC
+
+
+def close_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch ms of a UTC index, in any pandas unit (as_unit needs pandas 2)."""
+    return ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy()
 
 
 def flawed_frame() -> pd.DataFrame:
@@ -55,7 +61,7 @@ def test_pandasdata_feed_reports_what_check_frame_reports(tmp_path):
 
     expected = check_frame(frame, CRYPTO, "1m", "BTCUSDT").to_dict()
     assert json.loads(json.dumps(analysis["BTCUSDT"])) == expected
-    ends = frame.index.as_unit("ms").asi8
+    ends = close_ms(frame.index)
     assert [(f["kind"], f["time_ms"]) for f in expected["findings"]] == [
         ("impossible_value", ends[30]), ("impossible_value", ends[60]), ("ohlc_inconsistent", ends[90]),
         ("volume_spike", ends[120]), ("missing_bars", ends[149] + MINUTE)]
@@ -193,3 +199,27 @@ def test_daily_feeds_stamped_with_trading_dates_are_checked_on_their_own_days(ma
     report = check_frame(frame.drop(index=missing), CRYPTO, "1d", "BTCUSDT")
     gaps = [f for f in report.findings if f.kind == "missing_bars"]
     assert [(f.bars, CRYPTO.close_date(f.time)) for f in gaps] == [(1, missing.date())]  # not the day after
+
+
+def clean_five_minute_frame() -> pd.DataFrame:
+    model = MarketModel(seed=1, symbols=["BTCUSDT"], history_start_ms=FRIDAY - DAY)
+    bars = model.klines_between("BTCUSDT", "5m", FRIDAY, FRIDAY + 1000 * 5 * MINUTE, FRIDAY + 10 * DAY)
+    return klines_frame(bars).tz_convert(None)
+
+
+def test_a_feed_told_the_wrong_bar_length_is_named_in_a_warning():
+    frame = clean_five_minute_frame()  # PandasData without timeframe: "daily" bars 5 minutes apart
+
+    with pytest.warns(backtrader_alltick.BarLengthWarning, match=r"'BTCUSDT' says its bars are 1d .* about 5 "
+                      r"minute\(s\) apart.*timeframe=bt.TimeFrame.Minutes, compression=5"):
+        run_backtest((bt.feeds.PandasData(dataname=frame), "BTCUSDT"))
+
+
+def test_a_feed_given_its_bar_length_reports_clean_bars_clean(recwarn):
+    frame = clean_five_minute_frame()
+    data = bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Minutes, compression=5)
+
+    report = run_backtest((data, "BTCUSDT")).get_analysis()["BTCUSDT"]
+
+    assert report["bars"] == 1000 and report["counts"].get("repeated_timestamp", 0) == 0
+    assert not [w for w in recwarn if issubclass(w.category, backtrader_alltick.BarLengthWarning)]

@@ -29,6 +29,11 @@ FRIDAY = 1_709_251_200_000  # 2024-03-01 00:00 UTC, a Friday
 TUESDAY = FRIDAY + 4 * DAY  # 2024-03-05
 
 
+def close_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch ms of a UTC index, in any pandas unit (as_unit needs pandas 2)."""
+    return ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy()
+
+
 @pytest.fixture(scope="module")
 def model() -> MarketModel:
     return MarketModel(seed=1, symbols=["BTCUSDT", "EURUSD", "AAPL.US", "GOLD", "700.HK"],
@@ -114,7 +119,7 @@ def test_check_frame_impossible_values_are_found_and_left_out_of_statistics(mode
 
     report = check_frame(frame, CRYPTO, "1m", "BTCUSDT")
 
-    ends = frame.index.as_unit("ms").asi8
+    ends = close_ms(frame.index)
     assert found(report) == [("impossible_value", int(ends[i])) for i in (20, 40, 60, 80, 90)]
     assert "close=nan" in report.findings[0].detail and "volume=-1.0" in report.findings[-1].detail
 
@@ -127,7 +132,7 @@ def test_check_frame_repeated_timestamp_and_ohlc_inconsistency(model):
 
     report = check_frame(frame, CRYPTO, "1m")
 
-    ends = frame.index.as_unit("ms").asi8
+    ends = close_ms(frame.index)
     assert found(report) == [("repeated_timestamp", int(ends[30])), ("ohlc_inconsistent", int(ends[50])),
                              ("ohlc_inconsistent", int(ends[70]))]
 

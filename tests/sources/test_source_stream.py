@@ -6,6 +6,7 @@ import logging
 import math
 import socket
 import threading
+from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
@@ -633,3 +634,21 @@ def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monk
     feed = strategy.datas[0]
     assert "DISCONNECTED" in strategy.notes["btc"]
     assert isinstance(feed.last_error, AllTickError) and "ZeroDivisionError" in str(feed.last_error)
+
+
+def test_a_fromdate_ahead_of_the_service_clock_waits_for_it_and_starts_there(make_store):
+    # A replay's clock starts at the first recorded trade, before a fromdate the strategy is told to
+    # use: the feed must wait for the bars, not end NOTSUBSCRIBED because fromdate is after "now".
+    with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
+        store = make_store(sim)
+        fromdate = sim.start_ms + 3 * MINUTE
+        moment = datetime.fromtimestamp(fromdate / 1000, timezone.utc)
+        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                                fromdate=moment)}, stop_after=4)
+
+    feed = strategy.datas[0]
+    assert feed.last_error is None
+    rows = as_ms_rows(strategy.rows["btc"])
+    assert rows[0][0] == fromdate  # the bar closing at fromdate comes first, as Backtrader's filter keeps it
+    assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
+    assert "LIVE" in strategy.notes["btc"]

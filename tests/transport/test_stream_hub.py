@@ -343,17 +343,18 @@ def test_hub_rejected_token_gives_one_fatal_status_and_no_reconnect_storm(sim, c
     assert sim.token not in caplog.text and sim.token not in str(recorder.statuses[0].error)
 
 
-def test_hub_free_plan_subscribes_only_the_plan_cap_and_reports_the_rest(sim, caplog):
+def test_hub_free_plan_refuses_a_code_past_the_plan_cap_and_serves_the_rest(sim):
     recorder = Recorder()
     limit = plans.get_plan(sim.dialect, "free").ws_symbols
 
-    with running_hub(sim, recorder, CRYPTO, plan="free") as hub:
+    with running_hub(sim, recorder, CRYPTO[:limit], plan="free") as hub:
+        with pytest.raises(ConfigError, match=r"too many symbols for one token: .* plan 'free'"):
+            hub.subscribe(CRYPTO[limit])
         sim.journal.wait_for(lambda e: len(_subscribe_messages(sim)) >= 1)
         stats = next(iter(hub.stats.values()))
 
-    assert _codes(_subscribe_messages(sim)[0]) == CRYPTO[:limit]
-    assert stats["dropped"] == CRYPTO[limit:]
-    assert f"not subscribed: {', '.join(CRYPTO[limit:])}" in caplog.text
+    assert _codes(_subscribe_messages(sim)[-1]) == CRYPTO[:limit]
+    assert stats["dropped"] == []
 
 
 def test_hub_stop_joins_every_thread(sim):
@@ -368,23 +369,26 @@ def test_hub_stop_joins_every_thread(sim):
     assert [status.kind for status in recorder.statuses[-2:]] == ["disconnected", "disconnected"]
 
 
-def test_codes_past_the_plan_cap_are_reported_to_their_subscribers(make_sim):
+def test_a_code_past_the_plan_total_is_a_config_error_that_changes_nothing(make_sim):
     sim = make_sim(plan="free")
     statuses = []
     hub = StreamHub("alltick", sim.ws_url, sim.token, plans.get_plan("alltick", "free"),
                     on_event=lambda record: None, on_status=statuses.append)
-    codes = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "USDJPY", "US500"]
+    codes = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "USDJPY"]
     try:
         hub.start()
         for code in codes:
             hub.subscribe(code)
+        with pytest.raises(ConfigError) as info:
+            hub.subscribe("US500")
         sim.journal.wait_for(lambda entry: entry.kind == "ws_message", timeout=10)
+        hub.subscribe("ETHUSDT")  # a code already served takes no more room
     finally:
         hub.stop()
 
-    dropped = [status for status in statuses if status.kind == "dropped"]
-    assert dropped and dropped[-1].symbols == ("US500",)
-    assert "not subscribed: US500" in str(dropped[-1].error)
+    assert "6 other codes are wanted; plan 'free' serves at most 5" in str(info.value)
+    assert hub.placement("other") == [5]
+    assert not [status for status in statuses if status.kind == "dropped"]
 
 
 # -- No endless waits: impossible URLs, refused hosts, refused tokens -------------------------------

@@ -1,0 +1,161 @@
+"""The relay records a universe: N symbols of the simulator into Redis, every 1-minute bar checked.
+
+The simulator runs in its own process with ``--symbols`` US stocks (``U0000.US`` ...) on the given
+plan; the relay (ticks and 1-minute bars into an in-memory ``redis-server`` on a free loopback
+port) runs in this one, so this process's CPU time is the relay's.  The simulator's stocks trade
+about 0.21 times a second each (market time), so ``--speed 5`` makes each trade about once per
+wall second: the tick load of a universe trading once a second in real time, with five times
+the real rate of bar closes (so the CPU figure is on the safe side).  The clock runs through
+``--hours`` market hours of US regular trading from 15:00 UTC.
+
+Reported: CPU (share of one core, and per symbol), resident memory (per symbol, and its growth
+after warm-up per market hour), ticks and bars, and the golden check: every 1-minute bar in
+Redis equals the simulator's K-line of the same minute (asked over REST after the run)::
+
+    python benchmarks/bench_universe.py [--symbols 3000] [--speed 5] [--hours 2] [--plan professional]
+
+With thousands of symbols the simulator's pusher trails its own clock by seconds (it renders every
+symbol each 20 ms step): ``--grace`` (wall seconds a bar waits for late trades) must cover that lag,
+or bars close without trades the simulator sent late.
+
+Goal (see README "Many symbols"): 3000 symbols on less than one core, memory flat after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from backtrader_alltick.clock import ScaledClock
+from backtrader_alltick.relay import Relay
+from backtrader_alltick.store import AllTickStore
+from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport.redis_reader import RedisReader
+
+ROOT = Path(__file__).resolve().parent.parent
+START = "2024-03-05T15:00"  # US regular hours run to 21:00 UTC
+
+
+def load_servers():
+    # The test fixtures' server helper, loaded by path: tests/ is not a package.
+    path = ROOT / "tests" / "sinks" / "sink_servers.py"
+    spec = importlib.util.spec_from_file_location("sink_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_simulator(symbols: list[str], speed: float, plan: str):
+    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(speed), "--seed", "31",
+               "--plan", plan, "--start", START, "--symbols", ",".join(symbols)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    return process, json.loads(process.stdout.readline())
+
+
+def golden_check(store: AllTickStore, redis_url: str, symbols: list[str], window: tuple[int, int]
+                 ) -> tuple[int, int, list[str]]:
+    """(bars checked, symbols with bars, first mismatches): every bar in Redis against the simulator's."""
+    checked, with_bars, wrong = 0, 0, []
+    with RedisReader(redis_url, reconnect_timeout=0) as source:
+        for symbol in symbols:
+            bars = [entry.record for entry in source.newest_bars(symbol, "1m", 10_000)]
+            bars = [bar for bar in bars if window[0] <= bar.end <= window[1]]
+            if not bars:
+                continue
+            with_bars += 1
+            truth = {bar.end: bar for bar in store.rest.klines(parse_symbol(symbol), "1m", 500)}
+            for bar in bars:
+                checked += 1
+                same = truth.get(bar.end)
+                fields = ("open", "high", "low", "close", "volume")
+                if same is None or any(getattr(bar, f) != getattr(same, f) for f in fields):
+                    wrong.append(f"{symbol} {bar.end}: relay {bar} sim {same}")
+    return checked, with_bars, wrong
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, default=3000)
+    parser.add_argument("--speed", type=float, default=5.0)
+    parser.add_argument("--hours", type=float, default=2.0, help="market hours to run")
+    parser.add_argument("--warmup", type=float, default=20.0, help="market minutes before measuring")
+    parser.add_argument("--plan", default="professional")
+    parser.add_argument("--grace", type=float, default=8.0,
+                        help="wall seconds a bar waits for late trades (the simulator's pusher lags "
+                             "seconds behind its clock with thousands of symbols)")
+    args = parser.parse_args()
+    symbols = [f"U{index:04d}.US" for index in range(args.symbols)]
+    servers = load_servers()
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = servers.RedisServer(Path(tmp), append_only=False)
+        redis_server.start()
+        sim, info = start_simulator(symbols, args.speed, args.plan)
+        try:
+            store = AllTickStore(token=info["token"], rest_url=info["rest_url"], ws_url=info["ws_url"],
+                                 plan=args.plan, cache=False, clock=ScaledClock(info["start"], args.speed))
+            began_wall, cpu0 = time.monotonic(), time.process_time()
+            relay = Relay(store, symbols, redis_url=redis_server.url, timeframes=("1m",), types=("tick",),
+                          lookback=1, grace=args.grace).start()
+            wall_per_market_minute = 60 / args.speed
+            time.sleep(args.warmup * wall_per_market_minute)
+            warm_rss, warm_cpu, warm_wall = rss_mb(), time.process_time(), time.monotonic()
+            warm_stats, warm_market = relay.stats, store.clock.now_ms()
+            samples = [(0.0, warm_rss)]
+            end_wall = began_wall + args.hours * 3600 / args.speed
+            while time.monotonic() < end_wall:
+                time.sleep(min(10.0, max(0.0, end_wall - time.monotonic())))
+                samples.append(((store.clock.now_ms() - warm_market) / 3_600_000, rss_mb()))
+            cpu, wall = time.process_time() - warm_cpu, time.monotonic() - warm_wall
+            stats, end_market = relay.stats, store.clock.now_ms()
+            relay.stop()
+            final = relay.stats
+            checked, with_bars, wrong = golden_check(store, redis_server.url, symbols,
+                                                     (info["start"], end_market))
+            store.stop()
+        finally:
+            sim.send_signal(signal.SIGTERM)
+            sim.wait(10)
+            redis_server.stop()
+    market_hours = (end_market - warm_market) / 3_600_000
+    ticks = stats["ticks"] - warm_stats["ticks"]
+    bars = sum(stats["bars"].values()) - sum(warm_stats["bars"].values())
+    share = cpu / wall
+    growth = (samples[-1][1] - samples[0][1]) / max(market_hours, 1e-9)
+    print(f"relay on {args.symbols} symbols, plan {args.plan}, speed {args.speed}x, "
+          f"{market_hours:.2f} market hours measured after {args.warmup:.0f} market minutes of warm-up "
+          f"(startup {warm_wall - began_wall:.0f} s wall, {warm_cpu - cpu0:.1f} s CPU)")
+    upstream = store.stream_stats.get("stock", {})
+    print(f"  upstream: {upstream.get('links', '?')} connection(s), {upstream.get('reconnects', '?')} "
+          f"reconnects, {upstream.get('records', '?'):,} records read; "
+          f"ticks {ticks:,} ({ticks / wall:,.0f}/s wall, {ticks / args.symbols / wall:.2f}/s per symbol), "
+          f"1m bars {bars:,}")
+    print(f"  CPU: {share * 100:.1f}% of one core; {share / args.symbols * 1e6:.1f} us per wall second "
+          f"per symbol; {cpu / max(ticks, 1) * 1e6:.1f} us per tick (bars included)")
+    print(f"  memory: {samples[-1][1]:.0f} MB resident, {samples[-1][1] * 1024 / args.symbols:.1f} kB per "
+          f"symbol; after warm-up {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB "
+          f"({growth:+.1f} MB per market hour)")
+    print(f"  redis: written {final['redis']['written']:,}, dropped {final['redis']['dropped']}, "
+          f"rejected {final['redis']['rejected']}; relay errors {final['errors']}")
+    print(f"  golden: {checked:,} 1-minute bars of {with_bars} symbols checked against the simulator's "
+          f"K-lines, {len(wrong)} differ{'' if not wrong else ', e.g. ' + '; '.join(wrong[:3])}")
+    verdict = "met" if share < 1.0 and not wrong and with_bars == args.symbols else "NOT met"
+    print(f"goal (all {args.symbols} symbols golden on less than one core): {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""StreamHub over the plan's connections, against the simulator's own plan table and caps."""
+
+import threading
+
+import pytest
+
+from backtrader_alltick import plans, wire
+from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.records import Tick
+from backtrader_alltick.transport.stream_hub import StreamHub
+
+SPACING = 0.5  # between connection attempts, and requests, of different connections
+FAST = {"heartbeat_interval": 2.0, "stale_after": 10.0, "backoff_initial": 0.01, "backoff_cap": 0.05,
+        "min_reconnect_interval": SPACING}  # requests on one connection: the plan's 1 s
+
+
+def _stocks(count: int) -> list[str]:
+    return [f"S{index:04d}.US" for index in range(count)]
+
+
+class Seen:
+    """Which codes sent a tick, and each connected status; tests wait on it, never sleep."""
+
+    def __init__(self) -> None:
+        self.symbols: set[str] = set()
+        self.connected = 0
+        self._changed = threading.Condition()
+
+    def on_event(self, event) -> None:
+        if type(event) is Tick and event.symbol not in self.symbols:
+            with self._changed:
+                self.symbols.add(event.symbol)
+                self._changed.notify_all()
+
+    def on_status(self, status) -> None:
+        with self._changed:
+            self.connected += status.kind == "connected"
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> None:
+        with self._changed:
+            assert self._changed.wait_for(predicate, timeout), f"{len(self.symbols)} codes seen"
+
+
+def _hub(sim, seen: Seen, plan: str) -> StreamHub:
+    return StreamHub(wire.get_dialect(sim.dialect), sim.ws_url, sim.token, plans.get_plan(sim.dialect, plan),
+                     clock=sim.clock, on_event=seen.on_event, on_status=seen.on_status, **FAST)
+
+
+def _served(sim) -> list[list[str]]:
+    # What the simulator serves on each open socket: its own cap applied, whatever the client sent.
+    return sorted((sorted(session.trade_codes) for session in sim.sessions()), key=len, reverse=True)
+
+
+def test_premium_spreads_450_codes_over_3_connections_and_every_code_ticks(make_sim):
+    symbols = _stocks(450)
+    sim = make_sim(plan="premium", symbols=symbols, speed=60)
+    seen = Seen()
+    hub = _hub(sim, seen, "premium")
+    try:
+        for symbol in symbols:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 450)
+        served = _served(sim)
+    finally:
+        hub.stop()
+
+    assert hub.placement("stock") == [200, 200, 50]
+    assert [len(codes) for codes in served] == [200, 200, 50]
+    assert sorted(code for codes in served for code in codes) == symbols
+    opens = [entry.wall_time for entry in sim.journal.entries if entry.kind == "ws_open"]
+    subscribes = [entry.wall_time for entry in sim.journal.entries if entry.kind == "ws_message"
+                  and isinstance(entry.message, dict) and entry.message.get("cmd_id") == 22004]
+    assert len(opens) >= 3 and len(subscribes) >= 3  # a busy machine may see a connection go stale
+    assert all(b - a >= SPACING * 0.9 for times in (opens, subscribes) for a, b in zip(times, times[1:]))
+
+
+def test_past_the_plans_total_is_a_config_error_before_any_connection(make_sim):
+    sim = make_sim(plan="premium", symbols=_stocks(601))
+    hub = _hub(sim, Seen(), "premium")
+    try:
+        with pytest.raises(ConfigError, match="601 stock codes are wanted; plan 'premium' serves at most"):
+            hub.check(_stocks(601))
+        hub.start()
+        for symbol in _stocks(600):
+            hub.subscribe(symbol)
+        with pytest.raises(ConfigError):
+            hub.subscribe("S0600.US")
+    finally:
+        hub.stop()
+
+    assert hub.placement("stock") == [200, 200, 200]
+
+
+def test_a_dropped_connection_resubscribes_its_codes_and_none_is_silently_dead(make_sim):
+    symbols = _stocks(30)
+    sim = make_sim(plan="unlimited", symbols=symbols, speed=60)
+    seen = Seen()
+    hub = StreamHub("alltick", sim.ws_url, sim.token, plans.get_plan("alltick", "premium"), clock=sim.clock,
+                    on_event=seen.on_event, on_status=seen.on_status, **FAST)
+    hub.capacity = hub.capacity.__class__("tiny", 10, 3, 30, False)  # 3 connections of 10 codes
+    try:
+        for symbol in symbols[:25]:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 25 and seen.connected == 3)
+        for symbol in symbols[:5]:
+            hub.unsubscribe(symbol)  # room on the first connection
+        victim = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
+        victim.connection.abort()
+        for symbol in symbols[25:]:
+            hub.subscribe(symbol)  # while the second connection is down
+        seen.symbols.clear()
+        seen.wait_for(lambda: seen.connected == 4 and set(symbols[5:]) <= seen.symbols)
+        served = _served(sim)
+    finally:
+        hub.stop()
+
+    assert sorted(code for codes in served for code in codes) == symbols[5:]
+    assert all(len(codes) <= 10 for codes in served)
+    assert hub.stats["stock"]["reconnects"] == 1

@@ -4,11 +4,15 @@ Live state machine (DESIGN.md, backtrader-live-feeds.md b6)::
 
     START -> BACKFILL (DELAYED) -> LIVE <-> CONNBROKEN -> BACKFILL -> LIVE ... -> OVER (DISCONNECTED)
 
-The seam: the feed subscribes first.  The first trade it receives (or, on a silent
-symbol, a moment after the connection is up) fixes the seam ``S``, the close of the
-bar in progress.  Bars closing up to ``S`` come from REST once closed; bars after it
-are built from ticks.  A reconnect sets a new seam the same way, so the bar cut in
-two by the drop is rebuilt from REST and no bar is lost or repeated.
+Where a live feed's bars come from -- REST up to the seam, the stream's trades after it, REST
+again for what a drop or a skipped frame cut -- is decided by :class:`~backtrader_alltick.seam.Seam`,
+whose docstring states the rules; the feed reads a :class:`~backtrader_alltick.sources.BarSource`
+and turns its events into Backtrader states, lines and notifications.
+
+Every live feed of a store shares one :class:`~backtrader_alltick.sources.inbox.Wake`: in
+Cerebro's pass over its feeds the first feed with nothing new waits (at most ``qcheck``) until
+any feed of the store has an event, taking every feed's input and running their timers meanwhile,
+and the feeds after it answer at once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections import deque
 from datetime import timedelta
 
@@ -38,6 +43,7 @@ from .param_checks import as_moment, check_order, is_empty_window, whole_number
 from .records import Kline, Tick
 from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
+from .sources.inbox import Wake
 from .store import AllTickStore
 from .symbols import parse_symbol
 
@@ -262,13 +268,14 @@ class AllTickData(bt.feed.DataBase):
                                 grace=p.grace, emit_empty=p.emit_empty,
                                 extended_hours=self._extended_hours, bidask=p.bidask,
                                 inbox_size=p.inbox_size, url=p.source_url)
+        wake = _WAKES.setdefault(self._store, Wake())
         if p.source == "redis":
             from .sources.redis import RedisBars
 
-            return RedisBars(self._store, self.inst, self.spec, options, start_ms)
+            return RedisBars(self._store, self.inst, self.spec, options, start_ms, wake=wake)
         from .sources.stream import StreamBars
 
-        return StreamBars(self._store, self.inst, self.spec, options, start_ms)
+        return StreamBars(self._store, self.inst, self.spec, options, start_ms, wake=wake)
 
     def _close_source(self) -> None:
         if self._source is not None:
@@ -302,14 +309,14 @@ class AllTickData(bt.feed.DataBase):
             return False
         wait = self._qcheck if self._may_wait else 0.0
         self._may_wait = False
-        deadline = time.monotonic() + wait
+        event = self._poll()
+        if event is None and wait > 0:
+            # One wait for every feed of the store: it takes every feed's input and runs their
+            # timers until one has an event, then this feed answers at once, and so do the feeds
+            # after it in Cerebro's pass (those with an event hand it out).
+            _WAKES[self._store].wait_for_events(wait)
+            event = self._poll()
         while True:
-            try:
-                event = self._source.poll(max(deadline - time.monotonic(), 0.0))
-            except AllTickWarning:  # escalated by the user's filter: the run ends, and the feed with it
-                self._state = _ST_OVER
-                self._close_source()
-                raise
             if event is None:
                 return None
             if isinstance(event, BarReady):
@@ -319,6 +326,15 @@ class AllTickData(bt.feed.DataBase):
                 self._fail(event.error)
                 return False
             self._on_state(event)
+            event = self._poll()
+
+    def _poll(self):
+        try:
+            return self._source.poll(0.0)
+        except AllTickWarning:  # escalated by the user's filter: the run ends, and the feed with it
+            self._state = _ST_OVER
+            self._close_source()
+            raise
 
     def _on_state(self, event: StateChanged) -> None:
         if event.state == "live":
@@ -389,6 +405,10 @@ def _check_source(source: str | None, source_url: str | None, historical: bool) 
     if source == "influx" and not historical:
         raise ConfigError("source='influx' serves archived history only; pass historical=True, or "
                           "source='redis' for live bars, was historical=False")
+
+
+# The wake-up every live feed of a store shares (the store, a layer below, knows nothing of it).
+_WAKES: weakref.WeakKeyDictionary[AllTickStore, Wake] = weakref.WeakKeyDictionary()
 
 
 class _AllTickClone(bt.DataClone):

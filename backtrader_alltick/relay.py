@@ -19,9 +19,7 @@ bar would have to be rebuilt from float lines.  A source hands over the exact
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
 from .records import KIND_OF, PUSHED_KINDS, Kline
 from .sources import BarReady, BarSource, Failed, SourceOptions, StateChanged
+from .sources.inbox import Wake
 from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
 from .timeframes import parse_period
@@ -153,9 +152,9 @@ class Relay:
                                            **self.recording_options)
         resume = self._resume_points()
         builds_bars = self.redis is not None or self.influx is not None
-        for index, inst in enumerate(self.instruments):
-            self.store.listen(inst, self._on_record, depth=depth,
-                              on_status=self._on_status if index == 0 else None)
+        depth = bool(self.types & {"quote", "depth"})
+        for inst, told in zip(self.instruments, self._status_listeners()):
+            self.store.listen(inst, self._on_record, depth=depth, on_status=told)
         if builds_bars:
             self._bars = _BarDispatcher(self, resume)
         logger.info("relay: recording %s (bars %s, raw %s) into %s",
@@ -172,9 +171,8 @@ class Relay:
         self._started = False
         self._stop.set()
         depth = bool(self.types & {"quote", "depth"})
-        for index, inst in enumerate(self.instruments):
-            self.store.unlisten(inst, self._on_record, depth=depth,
-                                on_status=self._on_status if index == 0 else None)
+        for inst, told in zip(self.instruments, self._status_listeners()):
+            self.store.unlisten(inst, self._on_record, depth=depth, on_status=told)
         if self._bars is not None:
             self._bars.join()
             self._bars = None
@@ -235,6 +233,16 @@ class Relay:
         if self.recording is not None and recorded:
             self.recording.write((record,))
 
+    def _status_listeners(self) -> list:
+        # Statuses come per endpoint family: listen for them once per family, with its first symbol.
+        families: set[str] = set()
+        told = []
+        for inst in self.instruments:
+            family = self.store.wire.family(inst)
+            told.append(self._on_status if family not in families else None)
+            families.add(family)
+        return told
+
     def _on_status(self, status) -> None:
         self._count(status.kind)
         if status.kind == "fatal":
@@ -290,45 +298,24 @@ class Relay:
         return points
 
 
-class _Doorbell:
-    # What a bar source rings when it has input: notes which source, and wakes the bar thread.
-    # The source only calls set(), as it would on a shared threading.Event.
-
-    def __init__(self, ready: set, lock: threading.Lock, wake: threading.Event) -> None:
-        self._ready, self._lock, self._wake = ready, lock, wake
-        self.source: BarSource | None = None
-
-    def set(self) -> None:
-        with self._lock:
-            self._ready.add(self.source)
-        self._wake.set()
-
-
 class _BarDispatcher:
     """One thread for every (symbol, timeframe): polls a bar source when it has input or its timer is due.
 
-    With a universe, polling every source at each wake-up cost the thread O(symbols) per tick:
-    each source rings its own doorbell instead, and timers wait in a heap.
+    With a universe, polling every source at each wake-up cost the thread O(symbols) per tick: the
+    sources share a :class:`~.sources.inbox.Wake`, which hands back only those with input or a timer due.
     """
 
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
-        self._wake = threading.Event()
-        self._ready: set = set()
-        self._ready_lock = threading.Lock()
-        self._timers: list[tuple[float, int, BarSource]] = []  # (monotonic due, tie-break, source)
-        self._due: dict[BarSource, float] = {}
-        self._pushed = 0
+        self._wake = Wake()
         options = SourceOptions(grace=relay.grace, lookback=relay.lookback,
                                 extended_hours=relay.store.extended_hours())
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
         for inst in relay.instruments:
             for spec in relay.specs[inst.symbol]:
                 label = spec.period
-                bell = _Doorbell(self._ready, self._ready_lock, self._wake)
                 source = StreamBars(relay.store, inst, spec, options, resume.get((inst.symbol, label)),
-                                    wake=bell)
-                bell.source = source
+                                    wake=self._wake)
                 self._sources[source] = (inst, label)
         self._thread = threading.Thread(target=self._run, name="relay-bars", daemon=True)
         self._thread.start()
@@ -347,24 +334,12 @@ class _BarDispatcher:
                 for source in due:
                     if source in self._sources:
                         self._drain(source)
-                        self._schedule(source)
-                # Cleared before collecting: a ring meanwhile sets it again, so no wake-up is lost.
-                self._wake.clear()
                 now = time.monotonic()
-                with self._ready_lock:
-                    due = set(self._ready)
-                    self._ready.clear()
-                while self._timers and self._timers[0][0] <= now:
-                    at, _, source = heapq.heappop(self._timers)
-                    if self._due.get(source) == at:
-                        del self._due[source]
-                        due.add(source)
-                if now >= sweep_at:  # a safety net: nothing waits on a missed ring for long
-                    due.update(self._sources)
+                if now >= sweep_at:  # a safety net: every source is polled now and then
+                    due = list(self._sources)
                     sweep_at = now + _SWEEP_S
-                if not due:
-                    wait = self._timers[0][0] - now if self._timers else _DISPATCH_WAIT_S
-                    self._wake.wait(max(0.0, min(wait, _DISPATCH_WAIT_S)))
+                else:
+                    due = self._wake.drive(min(_DISPATCH_WAIT_S, sweep_at - now))
         except Exception as e:  # a bug must not end the bars silently: record stops with an error
             logger.exception("relay: building bars crashed")
             self.relay.errors.append(AllTickError(f"building bars crashed: {e!r}"))
@@ -380,21 +355,7 @@ class _BarDispatcher:
                 self.relay._on_error(inst, label, event.error)
                 source.close()
                 del self._sources[source]
-                self._due.pop(source, None)
                 return
-
-    def _schedule(self, source: BarSource) -> None:
-        if source not in self._sources:
-            return
-        wait = source.due_in()
-        if math.isinf(wait):
-            return
-        at = time.monotonic() + max(0.0, wait)
-        if self._due.get(source, math.inf) <= at:
-            return
-        self._due[source] = at
-        self._pushed += 1
-        heapq.heappush(self._timers, (at, self._pushed, source))
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

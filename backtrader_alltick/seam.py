@@ -32,11 +32,13 @@ their close stamps strictly increase.  It holds by these rules:
 
 Example::
 
-    seam = Seam("BTCUSDT", spec, CRYPTO, request_rest=filler.request, deliver=on_bar)
+    seam = Seam("BTCUSDT", spec, CRYPTO, request_rest=filler.request)
     seam.on_stream_up(now_ms)
     seam.on_trade(tick, now_ms)            # anchors the seam, asks REST for bars up to it
     seam.on_rest(job, bars, done=True)     # REST bars first, then the stream's
     seam.on_timer(now_ms)                  # closes stream bars once their grace has passed
+    for bar, source in seam.take():        # every bar once, oldest first: "bars_rest" or "bars_live"
+        ...
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ logger = logging.getLogger(__name__)
 MAX_LEAD_MS = 10_000
 
 RequestRest = Callable[[int | None, int], int]  # (after_ms, upto_ms) -> job id
-Deliver = Callable[[Kline, str], None]  # (bar, "bars_rest" | "bars_live")
 Reseam = Callable[[str, int, int, bool], None]  # (why, last_end, seam, from_rest)
 
 
@@ -66,27 +67,32 @@ class Seam:
 
     ``request_rest(after_ms, upto_ms)`` must eventually answer with :meth:`on_rest` for the
     bars closing in ``(after_ms, upto_ms]`` (``after_ms`` None: the feed's first backfill).
-    ``deliver(bar, source)`` receives every bar exactly once, oldest first.  ``backfill_start``
-    and ``backfill`` say whether the first seam and later ones (after a reset) ask REST at all.
+    :meth:`take` hands out every bar exactly once, oldest first, with where it came from
+    (``"bars_rest"`` or ``"bars_live"``); :attr:`stats` counts them and the trades left out.
+    ``backfill_start`` and ``backfill`` say whether the first seam and later ones (after a reset)
+    ask REST at all.
     ``on_reseam(why, last_end, seam, from_rest)``, if given, is told each time a seam is set anew
     after bars were delivered: whether REST rebuilds the bars closing in ``(last_end, seam]``
     (``from_rest``) or they are skipped (``backfill`` off).
     ``regular_only`` applies the session policy with ``extended_hours`` off to both sources: bars of
-    slots without a regular session are left out (their trades counted in ``builder.stats.offhours``,
-    REST bars in :attr:`offhours_bars`).
+    slots without a regular session are left out (counted in :attr:`stats`; the first such trade is
+    kept in :attr:`first_offhours` for the user's warning).
     """
 
     def __init__(self, symbol: str, spec: BarSpec, market: Market, *, request_rest: RequestRest,
-                 deliver: Deliver, grace_ms: int = 250, emit_empty: bool = False,
+                 grace_ms: int = 250, emit_empty: bool = False,
                  anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True,
                  regular_only: bool = False, on_reseam: Reseam | None = None) -> None:
         self.spec, self.market = spec, market
-        self.builder = BarBuilder(symbol, spec, market, self._on_built, grace_ms=grace_ms,
-                                  emit_empty=emit_empty, regular_only=regular_only)
+        # The builder's closed bars are taken from what on_timer returns, never called back for.
+        self._builder = BarBuilder(symbol, spec, market, _ignore, grace_ms=grace_ms,
+                                   emit_empty=emit_empty, regular_only=regular_only)
         self.regular_only = regular_only
         self.offhours_bars = 0
+        self.first_offhours: Tick | None = None  # the first trade the session policy left out
+        self._delivered = {"bars_rest": 0, "bars_live": 0}
+        self._ready: deque[tuple[Kline, str]] = deque()
         self._request_rest = request_rest
-        self._deliver = deliver
         self._anchor_margin_ms = anchor_margin_ms
         self._backfill_start, self._backfill = backfill_start, backfill
         self._on_reseam = on_reseam
@@ -120,6 +126,19 @@ class Seam:
         """Close stamp of the last bar delivered."""
         return self._last_end
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Bars handed out by source, trades dropped as late or repeated or by the session policy."""
+        built = self._builder.stats
+        return {**self._delivered, "late_ticks": built.late_ticks, "duplicates": built.duplicates,
+                "offhours_trades": built.offhours, "offhours_bars": self.offhours_bars}
+
+    def take(self) -> list[tuple[Kline, str]]:
+        """The bars delivered since the last call, oldest first, each with where it came from."""
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
+
     # -- events ------------------------------------------------------------------------------------
 
     def on_trade(self, tick: Tick, now_ms: int) -> None:
@@ -130,7 +149,11 @@ class Seam:
             self._newest_offered = tick.time
         if tick.time - now_ms > self._lead_ms:
             self._lead_ms = min(tick.time - now_ms, MAX_LEAD_MS)
-        self.builder.add_tick(tick)
+        stats = self._builder.stats
+        offhours = stats.offhours
+        self._builder.add_tick(tick)
+        if self.first_offhours is None and stats.offhours != offhours:
+            self.first_offhours = tick
 
     def on_stream_up(self, now_ms: int) -> None:
         """The stream is (back) up: a silent symbol anchors its seam after the margin."""
@@ -170,11 +193,12 @@ class Seam:
         """Run what is due by ``now_ms``: a silent symbol's anchor, stream bars whose grace passed."""
         if self._seam is None and self._anchor_deadline is not None and now_ms >= self._anchor_deadline:
             self._anchor(now_ms)
-        self.builder.on_timer(now_ms)
+        for bar in self._builder.on_timer(now_ms):
+            self._on_built(bar)
 
     def next_deadline(self) -> int | None:
         """Market ms at which :meth:`on_timer` has work next; None when nothing is pending."""
-        moments = [m for m in (self._anchor_deadline, self.builder.next_deadline()) if m is not None]
+        moments = [m for m in (self._anchor_deadline, self._builder.next_deadline()) if m is not None]
         return min(moments, default=None)
 
     # -- rules ------------------------------------------------------------------------------------
@@ -186,7 +210,7 @@ class Seam:
         self._floor_ms = None
         slot = slot_of(self.spec, moment_ms, self.market)
         self._seam = seam = slot.end
-        self.builder.start_after(slot.next_start, last_close=self._last_close)
+        self._builder.start_after(slot.next_start, last_close=self._last_close)
         from_rest = self._backfill if self._last_end is not None else self._backfill_start
         if self._last_end is not None and self._on_reseam is not None:
             self._on_reseam(self._why, self._last_end, seam, from_rest)
@@ -196,10 +220,10 @@ class Seam:
             self._finish()
 
     def _reset(self, now_ms: int, why: str) -> None:
-        logger.info("%s: %s; %s", self.builder.symbol, why,
+        logger.info("%s: %s; %s", self._builder.symbol, why,
                     "rebuilding the cut bar from REST" if self._backfill else "the cut bars are skipped")
         self._why = why
-        self.builder.discard()
+        self._builder.discard()
         self._pending.clear()
         self._raise_floor(now_ms)
         self._seam = None
@@ -229,4 +253,9 @@ class Seam:
             return  # already delivered from the other source
         self._last_end = bar.end
         self._last_close = bar.close
-        self._deliver(bar, source)
+        self._delivered[source] += 1
+        self._ready.append((bar, source))
+
+
+def _ignore(bar: Kline) -> None:
+    pass

@@ -1,4 +1,4 @@
-"""``AllTickStore``: owns the transports, the cache and the clock, and fans records out to feeds.
+"""``AllTickStore``: owns the transports, the cache and the clock; feeds listen through its stream hub.
 
 One store holds one REST session with one rate limiter, one K-line cache, and one
 WebSocket connection per endpoint family shared by every live feed of the store.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from .frames import window_frame
 from .param_checks import bar_window, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .progress import PageReporter
-from .records import Kline, Tick
+from .records import Kline
 from .redaction import protect
 from .snapshots import SnapshotQueries
 from .symbols import Instrument, parse_symbol
@@ -147,8 +146,6 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         self._history = None
         self._hub = None
         self._last_stream_stats: dict[str, dict] = {}
-        self._listeners: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
-        self._status_listeners: list[Callable[[Any], None]] = []
 
     def __getstate__(self) -> dict:
         # Optimisation on several cores pickles the store into every worker: it travels as its
@@ -307,7 +304,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                 from .transport.stream_hub import StreamHub
 
                 self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
-                                      on_event=self._dispatch, on_status=self._dispatch_status,
+                                      on_status=self._on_stream_status,
                                       reconnect=self.p.reconnect, reconnections=self.p.reconnections,
                                       min_reconnect_interval=self._reconnect_floor(),
                                       heartbeat_interval=self.p.heartbeat, stale_after=self.p.stale_after)
@@ -319,23 +316,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         wanted = self.p.reconntimeout
         return None if wanted is None else max(self.plan.reconnect_interval, float(wanted))
 
-    # -- Fan-out from the socket threads to feeds ------------------------------------
-
-    def listen(self, inst: Instrument, callback: Callable[[Any], None], *, depth: bool = False,
-               on_status: Callable[[Any], None] | None = None) -> None:
-        """Deliver every record of ``inst`` to ``callback`` (called on a socket thread; must not block)."""
-        with self._lock:
-            self._listeners[inst.symbol].append(callback)
-            if on_status is not None:
-                self._status_listeners.append(on_status)
-        try:
-            self.hub.subscribe(inst, trades=True, depth=depth)
-        except ConfigError:  # past the plan's codes: this listener never joined
-            with self._lock:
-                self._listeners[inst.symbol].remove(callback)
-                if on_status is not None:
-                    self._status_listeners.remove(on_status)
-            raise
+    # -- Records from the shared WebSocket ---------------------------------------------
 
     def check_capacity(self, symbols: Iterable[str | Instrument], *, depth: bool = False) -> None:
         """Raise ConfigError when the plan's connections cannot serve ``symbols`` live (on top of
@@ -351,28 +332,29 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         """
         self.hub.check([parse_symbol(symbol) for symbol in symbols], depth=depth)
 
-    def unlisten(self, inst: Instrument, callback: Callable[[Any], None], *, depth: bool = False,
-                 on_status: Callable[[Any], None] | None = None) -> None:
+    def listen(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
+               on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None:
+        """Deliver every record of ``symbol`` to ``on_record`` and the connection changes of its
+        endpoint family to ``on_status`` (both called on a socket thread; they must not block).
+        Past the plan's codes it raises ConfigError and subscribes nothing.
+
+        ``symbol`` is read as :meth:`fetch_klines` reads it (``"AAPL.US"``, or ``"AAPL"`` with
+        ``region="US"``); an :class:`~backtrader_alltick.symbols.Instrument` is taken as it is.
+        """
+        self.hub.subscribe(parse_symbol(symbol, region), trades=True, depth=depth, on_record=on_record,
+                           on_status=on_status)
+
+    def unlisten(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
+                 on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None:
+        """Undo :meth:`listen` (the same arguments)."""
         with self._lock:
-            if callback in self._listeners.get(inst.symbol, []):
-                self._listeners[inst.symbol].remove(callback)
-            if on_status in self._status_listeners:
-                self._status_listeners.remove(on_status)
             hub = self._hub
         if hub is not None:
-            hub.unsubscribe(inst, trades=True, depth=depth)
+            hub.unsubscribe(parse_symbol(symbol, region), trades=True, depth=depth, on_record=on_record,
+                            on_status=on_status)
 
-    def _dispatch(self, record: Any) -> None:
-        if type(record) is Tick:
-            self.clock.observe_server_time(record.time)  # keeps "is this bar closed?" on the service's time
-        symbol = getattr(record, "symbol", None)
-        for callback in tuple(self._listeners.get(symbol, ())):
-            callback(record)
-
-    def _dispatch_status(self, status: Any) -> None:
+    def _on_stream_status(self, status: Any) -> None:
         self.put_notification(f"stream {status.family}: {status.kind}", status)
-        for callback in tuple(self._status_listeners):
-            callback(status)
 
     # -- Plain-Python helpers for scripts and notebooks -------------------------------
 

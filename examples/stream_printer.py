@@ -15,7 +15,6 @@ import sys
 import time
 
 from backtrader_alltick import AllTickStore
-from backtrader_alltick.symbols import parse_symbol
 
 SYMBOLS = ["AAPL.US", "TSLA.US"]
 
@@ -33,7 +32,7 @@ def main(dialect="alltick", pushes=30, seconds=20.0):
         stack.callback(store.stop)  # closes the WebSocket and joins its threads
 
         for symbol in SYMBOLS:
-            store.listen(parse_symbol(symbol), inbox.put_nowait, depth=True)  # trades + depth (+ quotes)
+            store.listen(symbol, inbox.put_nowait, depth=True)  # trades + depth (+ quotes)
         deadline = time.monotonic() + seconds
         try:
             for _ in range(pushes):

@@ -51,9 +51,15 @@ class World:
         self.up = False
         self.jobs: list[list] = []  # [job, after, upto, reached] in the order REST serves them
         self.jobs_asked = 0
-        self.delivered: list[tuple[Kline, str]] = []
-        self.seam = Seam("BTCUSDT", SPEC, market, request_rest=self._request, deliver=self._deliver,
-                         grace_ms=GRACE_MS, anchor_margin_ms=MARGIN_MS)
+        self._delivered: list[tuple[Kline, str]] = []
+        self.seam = Seam("BTCUSDT", SPEC, market, request_rest=self._request, grace_ms=GRACE_MS,
+                         anchor_margin_ms=MARGIN_MS)
+
+    @property
+    def delivered(self) -> list[tuple[Kline, str]]:
+        """Every bar the seam has handed out so far, with its source."""
+        self._delivered.extend(self.seam.take())
+        return self._delivered
 
     def _request(self, after: int | None, upto: int) -> int:
         # Job ids are unique, as the backfill worker's are: a served job's id is never reused.
@@ -61,9 +67,6 @@ class World:
         self.jobs_asked += 1
         self.jobs.append([job, after, upto, after])
         return job
-
-    def _deliver(self, bar: Kline, source: str) -> None:
-        self.delivered.append((bar, source))
 
     # -- what happens ------------------------------------------------------------------------------
 
@@ -110,7 +113,11 @@ class World:
         exchange_now = self.now + self.skew_ms
         minute = exchange_now - exchange_now % MINUTE_MS
         older = [t for t in self.pushed if t.time < minute]
-        self.seam.on_trade(older[-1] if older else self.pushed[-1], self.now)
+        self.push_again(older[-1] if older else self.pushed[-1])
+
+    def push_again(self, trade: Tick) -> None:
+        """The stream sends ``trade`` once more, as it sent it the first time."""
+        self.seam.on_trade(trade, self.now)
 
     def boundary(self) -> None:
         """The clock reaches the next minute boundary exactly; a trade happens on it."""

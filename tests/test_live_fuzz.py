@@ -129,6 +129,13 @@ class FrameWorld(World):
         for _ in range(2 if kind == "duplicate" else 1):
             self.receive(frame, trade)
 
+    def push_again(self, trade: Tick) -> None:
+        # A resent trade comes in the same frame as the first time: without a seq (iTick) its identity
+        # is the whole trade as parsed, not the world's record of it.
+        for event in _parse(self.dialect, render(self.dialect, trade)):
+            if isinstance(event, Tick):
+                self.seam.on_trade(event, self.now)
+
     def receive(self, frame: str, trade: Tick) -> None:
         parsed = _parse(self.dialect, frame)
         if isinstance(parsed, AllTickError):

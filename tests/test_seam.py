@@ -138,7 +138,7 @@ def test_a_seam_set_anew_after_a_drop_says_whether_rest_rebuilds_the_bars_it_cut
     told, jobs = [], []
     seam = Seam("BTCUSDT", resolve(MINUTES, 1, ("1m",), "BTCUSDT"), CRYPTO,
                 request_rest=lambda after, upto: jobs.append((after, upto)) or len(jobs),
-                deliver=lambda bar, source: None, backfill=backfill,
+                backfill=backfill,
                 on_reseam=lambda *said: told.append(said))
     seam.on_stream_up(START)
     seam.on_trade(Tick("BTCUSDT", START + 1000, 100.0, 1.0), START + 1000)  # the first seam: no one told

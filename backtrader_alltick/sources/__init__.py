@@ -3,7 +3,9 @@
 A source is built from explicit collaborators (the store, the instrument, the bar spec and a
 frozen :class:`SourceOptions`), never from a feed.  It runs whatever threads it needs and hands
 its results to one consumer thread through :meth:`BarSource.poll`, as events (a consumer of many
-sources passes them one shared ``wake`` event, set whenever input arrives, and calls ``poll(0)``):
+sources passes them one shared :class:`~.inbox.Wake`, waits once on it for all of them with
+``wake.wait_for_events(timeout)``, which takes their input and runs their timers meanwhile, then
+calls ``poll(0)`` on each):
 
 * :class:`BarReady`: the next bar (a :class:`~backtrader_alltick.records.Kline`, or a
   :class:`~backtrader_alltick.records.Tick` for ``TimeFrame.Ticks``) with the book that belongs to it;
@@ -98,11 +100,17 @@ class BarSource(Protocol):
     def has_pending(self) -> bool:
         """True when :meth:`poll` would return an event without waiting."""
 
-    def due_in(self) -> float:
-        """Wall seconds until :meth:`poll` has timed work even without new input (``math.inf``: none).
+    def has_events(self) -> bool:
+        """True when :meth:`poll` has an event ready without taking more input."""
 
-        With a shared ``wake`` event a consumer of many sources waits for the earliest of these.
+    def take_input(self) -> bool:
+        """Take what the source's threads put and run its timers due; True when an event is then ready.
+
+        Its :class:`~.inbox.Wake` calls this while it waits for many sources.
         """
+
+    def due_in(self) -> float:
+        """Wall seconds until :meth:`poll` has timed work even without new input (``math.inf``: none)."""
 
     @property
     def history_until(self) -> int | None:

@@ -1,10 +1,11 @@
-"""What every threaded source shares: an inbox its threads post to, and events out through ``poll``.
+"""The hand-over between a source's threads and its consumer: an inbox, a shared wake-up and an outbox.
 
-A source's threads (a socket reader, a backfill worker, a Redis reader) only ever post to the
-inbox; everything else runs on the consumer's thread inside :meth:`InboxSource.poll`, so a
-source's state needs no lock.  The consumer learns of new input either by waiting in ``poll``
-or, when it drives many sources from one thread, by waiting on a shared ``wake`` event that
-every post sets.
+A source's threads (the stream hub's reader, a backfill worker, a Redis reader) only ever put
+into an :class:`Inbox`; everything else runs on the consumer's thread, so a source's state needs
+no lock.  Every inbox of a consumer tells one :class:`Wake`, so a thread driving many sources
+(Cerebro with many feeds, the relay) waits once for all of them, and the wake takes the input and
+runs the timers of each while it waits.  What a source hands out waits in its :class:`Outbox`
+until the consumer takes it.
 """
 
 from __future__ import annotations
@@ -14,129 +15,219 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 from ..errors import AllTickError
 from ..records import Depth, Kline, Tick
-from . import COUNTERS, BarReady, Event, Failed, StateChanged
+from . import BarReady, Event, Failed, StateChanged
 
 
-class InboxSource:
-    """Base of the threaded sources: the inbox, the queue of bars and notes, the book and the state.
+class Wake:
+    """One wake-up shared by the sources one thread drives, and the waiting that drives them.
 
-    A subclass handles what its threads posted in :meth:`_handle`, hands bars out with
-    :meth:`_emit`, says when it has caught up with the present in :meth:`_caught_up` and may
-    run timers in :meth:`_run_timers` (due :meth:`due_in` wall seconds from now).
+    Each source attaches its inbox and itself.  :meth:`wait_for_events` takes the input of every
+    source that has some, and runs the timers of every source that has one due, until one of them
+    has an event ready: the thread waits once for all its sources, and quiet ones cost nothing.
+    :meth:`wait` only waits (for input, or the earliest timer).
 
     Example::
 
-        class Replayed(InboxSource):     # bars a reader thread posts with self.inbox.put(bar)
-            def _handle(self, item):
-                self._emit(item, quoted=False)
-
-            def _caught_up(self):
-                return self.inbox.empty()
+        wake = Wake()
+        sources = [StreamBars(store, inst, spec, options, None, wake=wake) for inst in instruments]
+        wake.wait_for_events(0.5)           # then poll(0) each source
     """
 
-    def __init__(self, inbox_size: int, wake: threading.Event | None = None) -> None:
-        self.stats = dict.fromkeys(COUNTERS, 0)
-        self.inbox: queue.Queue = queue.Queue(maxsize=inbox_size)
+    def __init__(self) -> None:
+        self._ready: set[Inbox] = set()
+        self._changed = threading.Condition(threading.Lock())
+        self._owners: dict[Inbox, object] = {}
+        self._due: dict[object, float] = {}  # source -> monotonic moment its timer is due
+
+    def attach(self, inbox: Inbox, source) -> None:
+        """Drive ``source`` (its ``take_input()`` and ``due_in()``), whose threads put into ``inbox``."""
+        self._owners[inbox] = source
+        self._due[source] = math.inf
+
+    def detach(self, inbox: Inbox, source) -> None:
+        self._owners.pop(inbox, None)
+        self._due.pop(source, None)
+        self._ready.discard(inbox)
+
+    def notify(self, inbox: Inbox) -> None:
+        """``inbox`` has input (any thread)."""
+        if inbox in self._ready:
+            return  # the waiter has been told already; the input was put before this check
+        with self._changed:
+            self._ready.add(inbox)
+            self._changed.notify_all()
+
+    def taken(self, inbox: Inbox) -> None:
+        """The consumer is about to take everything ``inbox`` holds."""
+        self._ready.discard(inbox)
+
+    def schedule(self, source, due_in: float) -> None:
+        """``source`` has timed work in ``due_in`` wall seconds (``math.inf``: none)."""
+        if source in self._due:
+            self._due[source] = time.monotonic() + max(due_in, _MIN_TIMER_S)
+
+    def due_in(self) -> float:
+        """Wall seconds until the earliest timer of an attached source is due (``math.inf``: none)."""
+        return min(self._due.values(), default=math.inf) - time.monotonic()
+
+    def has_input(self) -> bool:
+        """True when some inbox holds input its consumer has not taken."""
+        return bool(self._ready)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` wall seconds for input; return True when some inbox has any."""
+        with self._changed:
+            if not self._ready and timeout > 0:
+                self._changed.wait(timeout)
+            return bool(self._ready)
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """Drive the attached sources for at most ``timeout`` wall seconds, until one has an event.
+
+        Returns True as soon as a source has an event ready (then poll each with 0).
+        """
+        if any(source.has_events() for source in tuple(self._owners.values())):
+            return True
+        return bool(self.drive(timeout))
+
+    def drive(self, timeout: float) -> list:
+        """Take the input and run the due timers of the attached sources for at most ``timeout`` wall
+        seconds, until some have an event ready; return those (empty: none came)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            busy = [self._owners[inbox] for inbox in tuple(self._ready) if inbox in self._owners]
+            busy += [source for source, due in tuple(self._due.items()) if due <= now and source not in busy]
+            ready = [source for source in busy if source.take_input()]
+            if ready:
+                return ready
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            with self._changed:
+                if not self._ready:
+                    self._changed.wait(min(remaining, self.due_in()))
+
+
+# A timer found due again at once is looked at after this long, never in a spin.
+_MIN_TIMER_S = 0.001
+
+
+class Inbox:
+    """Input a source's threads put for its consumer; never blocks the putter unless asked to.
+
+    Example::
+
+        inbox = Inbox(1000, wake)
+        inbox.put(tick)                    # a socket thread
+        for item in inbox.take_all():      # the consumer's thread
+            handle(item)
+    """
+
+    def __init__(self, size: int, wake: Wake) -> None:
+        self.overflowed = False  # set by a putter, cleared by the consumer
+        self._items: queue.Queue = queue.Queue(maxsize=size)
+        self._wake = wake
+        self._closed = False
+
+    def put(self, item: object) -> bool:
+        """Queue ``item`` without waiting; False when the inbox was full and ``item`` was lost."""
+        if self._closed:
+            return True
+        try:
+            self._items.put_nowait(item)
+        except queue.Full:
+            self.overflowed = True
+            return False
+        finally:
+            self._wake.notify(self)
+        return True
+
+    def put_waiting(self, item: object, timeout: float) -> bool:
+        """Queue ``item``, waiting up to ``timeout`` for room (a reader that may fall behind)."""
+        if self._closed:
+            return True
+        try:
+            self._items.put(item, timeout=timeout)
+        except queue.Full:
+            return False
+        self._wake.notify(self)
+        return True
+
+    def take_all(self) -> Iterator[object]:
+        """Everything queued now, oldest first (the consumer's thread)."""
+        self._wake.taken(self)
+        for _ in range(self._items.qsize()):
+            try:
+                yield self._items.get_nowait()
+            except queue.Empty:
+                return
+
+    def empty(self) -> bool:
+        return self._items.empty()
+
+    def close(self) -> None:
+        """Take no more input and stop waking the consumer for what is left."""
+        self._closed = True
+        self._wake.taken(self)
+
+
+class Outbox:
+    """What a source hands its consumer: bars in order, state notes ahead of them, one failure last.
+
+    LIVE is told just before the last bar or two of history (Backtrader's convention), so the
+    source says whether it has caught up with the present when an event is taken.
+
+    Example::
+
+        out = Outbox()
+        out.bar(kline, quoted=False)
+        out.take(caught_up=False)          # BarReady(kline)
+    """
+
+    def __init__(self) -> None:
         self.state = "delayed"  # or "live", "connbroken", "over"
         self.bid = self.ask = math.nan
-        self._wake = wake
         self._bars: deque[tuple[Kline | Tick, bool]] = deque()
         self._notes: deque[StateChanged | Failed] = deque()
 
-    # -- the consumer's thread ----------------------------------------------------------------------
-
-    def poll(self, timeout: float) -> Event | None:
-        """The next event, waiting at most ``timeout`` wall seconds; None when there is none yet."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self._drain()
-            if self.state != "over":
-                self._run_timers()
-            event = self._next_event()
-            if event is not None:
-                return event
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.state == "over":
-                return None
-            try:
-                item = self.inbox.get(timeout=max(min(remaining, self.due_in()), 0.0))
-            except queue.Empty:
-                continue
-            if self.state != "over":
-                self._handle(item)
-
-    def has_pending(self) -> bool:
-        """True when :meth:`poll` has an event ready or input waiting."""
-        if self.state == "over":
-            return bool(self._notes)  # the failure not yet handed out; nothing after it counts
-        return bool(self._bars or self._notes) or not self.inbox.empty()
-
-    def due_in(self) -> float:
-        """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
-        return math.inf
-
-    def close(self) -> None:
-        """Stop the source's threads and release its connections; idempotent."""
-
-    # -- for subclasses (consumer's thread) ----------------------------------------------------------
-
-    def _emit(self, bar: Kline | Tick, quoted: bool) -> None:
+    def bar(self, bar: Kline | Tick, quoted: bool) -> None:
         """Queue ``bar``; ``quoted``: the book held when it is handed out belongs to it."""
-        self._bars.append((bar, quoted))
+        if self.state != "over":
+            self._bars.append((bar, quoted))
 
-    def _note(self, state: str) -> None:
+    def note(self, state: str) -> None:
         """Move to ``state`` and tell the consumer (ahead of bars already queued, as a notification)."""
         self.state = state
         self._notes.append(StateChanged(state))
 
-    def _fail(self, error: AllTickError) -> None:
+    def fail(self, error: AllTickError) -> None:
         if self.state != "over":
             self.state = "over"
             self._bars.clear()
             self._notes.append(Failed(error))
 
-    def _take_book(self, depth: Depth) -> None:
+    def book(self, depth: Depth) -> None:
         self.bid = depth.best_bid if depth.best_bid is not None else math.nan
         self.ask = depth.best_ask if depth.best_ask is not None else math.nan
 
-    def _drain(self) -> None:
-        for _ in range(self.inbox.qsize()):
-            if self.state == "over":
-                return  # what is still queued no longer matters
-            try:
-                self._handle(self.inbox.get_nowait())
-            except queue.Empty:
-                return
+    def has_pending(self) -> bool:
+        if self.state == "over":
+            return bool(self._notes)  # the failure not yet handed out; nothing after it counts
+        return bool(self._bars or self._notes)
 
-    def _handle(self, item: object) -> None:
-        raise NotImplementedError
-
-    def _run_timers(self) -> None:
-        pass
-
-    def _caught_up(self) -> bool:
-        """True once bars come as they close (the feed is then LIVE)."""
-        raise NotImplementedError
-
-    # -- for subclasses (their own threads) ----------------------------------------------------------
-
-    def _wake_consumer(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    # -- internals ----------------------------------------------------------------------------------
-
-    def _next_event(self) -> Event | None:
+    def take(self, caught_up: bool) -> Event | None:
+        """The next event, or None; ``caught_up``: the source's bars now come as they close."""
         if self._notes:
             return self._notes.popleft()
         if self.state == "over":
             return None
-        # LIVE is told just before the last bar or two of history: Backtrader's convention.
-        if self.state != "live" and self._caught_up() and len(self._bars) <= 2:
-            self._note("live")
+        if self.state != "live" and caught_up and len(self._bars) <= 2:
+            self.note("live")
             return self._notes.popleft()
         if self._bars:
             bar, quoted = self._bars.popleft()

@@ -3,7 +3,7 @@
 Same events as :class:`~backtrader_alltick.sources.stream.StreamBars`, so the feed's states
 and Cerebro see no difference.  A reader thread does every Redis call (a read that finds
 Redis down retries until it is back, which must not block the consumer) and posts what it
-got to the inbox; :meth:`RedisBars.poll` runs on the consumer's thread.
+got to its :class:`~.inbox.Inbox`; :meth:`RedisBars.poll` runs on the consumer's thread.
 
 * Backfill: the bars already in the stream from ``start_ms`` (or the newest ``lookback``),
   delivered as DELAYED; once the reader reaches the end of the stream the source is LIVE.
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import AllTickError, ProtocolError
@@ -26,8 +26,8 @@ from ..records import Depth, Tick
 from ..symbols import Instrument
 from ..timeframes import BarSpec
 from ..transport.redis_reader import Entry, RedisReader
-from . import SourceOptions
-from .inbox import InboxSource
+from . import COUNTERS, Event, SourceOptions
+from .inbox import Inbox, Outbox, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class _ReaderFailed:
     error: AllTickError
 
 
-class RedisBars(InboxSource):
+class RedisBars:
     """Live bars (or trades, for ``spec`` None) of one symbol, read from a relay's Redis streams.
 
     ``options.url`` is the Redis URL, ``options.prefix`` the relay's key prefix.
@@ -65,8 +65,12 @@ class RedisBars(InboxSource):
     """
 
     def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
-                 start_ms: int | None, *, wake: threading.Event | None = None) -> None:
-        super().__init__(max(options.inbox_size // READ_COUNT, 8), wake)
+                 start_ms: int | None, *, wake: Wake | None = None) -> None:
+        self.stats = dict.fromkeys(COUNTERS, 0)
+        self._wake = wake if wake is not None else Wake()
+        self._inbox = Inbox(max(options.inbox_size // READ_COUNT, 8), self._wake)
+        self._out = Outbox()
+        self._wake.attach(self._inbox, self)
         self.inst, self.spec, self.options = inst, spec, options
         self.symbol = inst.symbol
         self.period = None if spec is None else spec.period
@@ -83,9 +87,16 @@ class RedisBars(InboxSource):
     def __repr__(self) -> str:
         return f"RedisBars({self.symbol}, {self.period or 'ticks'}, {self.state})"
 
+    @property
+    def state(self) -> str:
+        """``delayed``, ``live``, ``connbroken`` or ``over``."""
+        return self._out.state
+
     def close(self) -> None:
         """Stop the reader thread and release the connection."""
         self._closing.set()
+        self._wake.detach(self._inbox, self)
+        self._inbox.close()
         self.source.close()
         self._thread.join(READ_BLOCK_MS / 1000 + self.source.socket_timeout)
 
@@ -95,6 +106,39 @@ class RedisBars(InboxSource):
         return None if self.state == "live" else self._last_end
 
     # -- the consumer's thread -----------------------------------------------------------------------
+
+    def poll(self, timeout: float) -> Event | None:
+        """The next event, waiting at most ``timeout`` wall seconds (0 with a shared wake); None: none yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.take_input()
+            event = self._out.take(self._caught_up())
+            remaining = deadline - time.monotonic()
+            if event is not None or remaining <= 0 or self._out.state == "over":
+                return event
+            self._wake.wait(remaining)
+
+    def take_input(self) -> bool:
+        """Take what the reader put; True when an event is then ready."""
+        for item in self._inbox.take_all():
+            if self._out.state == "over":
+                break
+            self._handle(item)
+        return self._out.has_pending()
+
+    def has_events(self) -> bool:
+        """True when :meth:`poll` has an event ready without taking more input."""
+        return self._out.has_pending()
+
+    def has_pending(self) -> bool:
+        """True when :meth:`poll` has an event ready or input waiting."""
+        if self._out.state == "over":
+            return self._out.has_pending()
+        return self._out.has_pending() or not self._inbox.empty()
+
+    def due_in(self) -> float:
+        """No timers: every event comes from the reader thread."""
+        return math.inf
 
     def _caught_up(self) -> bool:
         return self._is_tail and not self._broken
@@ -108,21 +152,21 @@ class RedisBars(InboxSource):
             if not item.is_up and not self._broken:
                 self._broken = True
                 self.stats["reconnects"] += 1
-                self._note("connbroken")
+                self._out.note("connbroken")
             elif item.is_up and self._broken:
                 self._broken = False
                 self._is_tail = False  # LIVE again once the reader has caught up
-                self._note("delayed")
+                self._out.note("delayed")
         elif isinstance(item, _ReaderFailed):
-            self._fail(item.error)
+            self._out.fail(item.error)
         elif isinstance(item, Depth):  # the latest book, for the bid/ask lines
-            self._take_book(item)
+            self._out.book(item)
 
     def _queue(self, record) -> None:
         if isinstance(record, Tick):
             if self.start_ms is None or record.time >= self.start_ms:
                 self.stats["ticks"] += 1
-                self._emit(record, quoted=True)
+                self._out.bar(record, quoted=True)
             return
         if self._last_end is not None and record.end <= self._last_end:
             self.stats["duplicate_bars"] = self.stats.get("duplicate_bars", 0) + 1
@@ -132,7 +176,7 @@ class RedisBars(InboxSource):
         self._last_end = record.end
         live = self.state == "live"
         self.stats["bars_live" if live else "bars_rest"] += 1
-        self._emit(record, quoted=live)  # a bar replayed from before LIVE has no quote
+        self._out.bar(record, quoted=live)  # a bar replayed from before LIVE has no quote
 
     # -- the reader thread ------------------------------------------------------------------------
 
@@ -189,12 +233,8 @@ class RedisBars(InboxSource):
     def _post(self, item) -> None:
         # Block the reader (not the consumer) while it is behind: nothing is lost, memory stays bounded.
         while not self._closing.is_set():
-            try:
-                self.inbox.put(item, timeout=0.5)
-                self._wake_consumer()
+            if self._inbox.put_waiting(item, 0.5):
                 return
-            except queue.Full:
-                continue
 
     def _on_connection(self, is_up: bool) -> None:
         if not self._closing.is_set():

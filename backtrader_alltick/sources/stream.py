@@ -1,18 +1,18 @@
 """Live bars from the service: REST backfill up to the seam, then bars built from the WebSocket's trades.
 
-Socket threads and the backfill worker only ever post into the source's inbox; everything
-else runs on the consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md,
-section e).  Which bars come from REST and which from the stream is decided by
-:class:`~backtrader_alltick.seam.Seam` (its docstring states the invariant); this module feeds
-it events stamped with the store's clock.
+The store's stream hub hands this symbol's records and its family's statuses, and the backfill
+worker its results, to the source's :class:`~.inbox.Inbox`; everything else runs on the
+consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md, section e): it takes
+the inbox, hands each trade and REST answer to the :class:`~backtrader_alltick.seam.Seam` (its
+docstring states the invariant) stamped with the store's clock, and hands out the bars the seam
+has ready through an :class:`~.inbox.Outbox`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
+import time
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
@@ -26,8 +26,8 @@ from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
 from ..timeframes import BarSpec, slot_of
-from . import SourceOptions
-from .inbox import InboxSource
+from . import COUNTERS, Event, SourceOptions
+from .inbox import Inbox, Outbox, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,12 @@ logger = logging.getLogger(__name__)
 ANCHOR_MARGIN_S = 2.0
 
 
-class StreamBars(InboxSource):
+class StreamBars:
     """Live bars of one symbol through ``store``'s shared WebSocket, backfilled from REST.
 
     ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
     first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
-    set whenever input arrives, so one thread can wait on many sources.
+    shared by the sources one thread drives: it waits once for all of them, then polls each with 0.
 
     Example::
 
@@ -51,8 +51,11 @@ class StreamBars(InboxSource):
     """
 
     def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
-                 start_ms: int | None, *, wake: threading.Event | None = None) -> None:
-        super().__init__(options.inbox_size, wake)
+                 start_ms: int | None, *, wake: Wake | None = None) -> None:
+        self.stats = dict.fromkeys(COUNTERS, 0)
+        self._wake = wake = wake if wake is not None else Wake()
+        self._inbox = Inbox(options.inbox_size, wake)
+        self._out = Outbox()
         self.store, self.inst, self.spec, self.options = store, inst, spec, options
         self.clock = clock = store.clock
         self.family = store.wire.family(inst)
@@ -61,18 +64,17 @@ class StreamBars(InboxSource):
         self._seen = SeenTrades()
         self._probe_job: int | None = None
         self._symbol_known = False
-        self._overflowed = False
         self._closed = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * clock.speed)
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
-        self.backfiller = Backfiller(self._fetch, clock, self._post, closed_until=self._closed_until,
+        self.backfiller = Backfiller(self._fetch, clock, self._inbox.put, closed_until=self._closed_until,
                                      next_final=self._next_final)
         self.seam: Seam | None = None
         if spec is not None:
             self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self.backfiller.request,
-                             deliver=self._deliver, grace_ms=int(options.grace * 1000 * clock.speed),
+                             grace_ms=int(options.grace * 1000 * clock.speed),
                              emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
                              backfill_start=options.backfill_start, backfill=options.backfill,
                              regular_only=not options.extended_hours, on_reseam=self._note_reseam)
@@ -83,18 +85,28 @@ class StreamBars(InboxSource):
         self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
-        store.listen(inst, self._post, depth=options.bidask, on_status=self._post_status)
+        self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
+        wake.attach(self._inbox, self)
+        store.listen(inst, self._post, depth=options.bidask, on_status=self._inbox.put)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
+        wake.schedule(self, self.due_in())
 
     def __repr__(self) -> str:
         return f"StreamBars({self.inst.symbol}, {self.spec.period if self.spec else 'ticks'}, {self.state})"
+
+    @property
+    def state(self) -> str:
+        """``delayed``, ``live``, ``connbroken`` or ``over``."""
+        return self._out.state
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._post_status)
+        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._inbox.put)
+        self._wake.detach(self._inbox, self)
+        self._inbox.close()
         self.backfiller.stop()
 
     @property
@@ -104,36 +116,80 @@ class StreamBars(InboxSource):
             return None
         return self.seam.last_end if self.seam is not None else None
 
-    # -- socket and backfill threads -----------------------------------------------------------------
+    # -- the socket thread --------------------------------------------------------------------------
 
-    def _post(self, item) -> None:
-        try:
-            self.inbox.put_nowait(item)
-        except queue.Full:
-            # Never block the socket thread; the lost ticks are rebuilt from REST.
+    def _post(self, record) -> None:
+        # Never block the socket thread; ticks lost to a full inbox are rebuilt from REST.
+        if not self._inbox.put(record):
             self.stats["overflows"] += 1
-            self._overflowed = True
-        self._wake_consumer()
-
-    def _post_status(self, status) -> None:
-        if status.family == self.family:
-            self._post(status)
 
     # -- the consumer's thread -----------------------------------------------------------------------
 
+    def poll(self, timeout: float) -> Event | None:
+        """The next event, waiting at most ``timeout`` wall seconds (0 with a shared wake); None: none yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.take_input()
+            event = self._out.take(self._caught_up())
+            remaining = deadline - time.monotonic()
+            if event is not None or remaining <= 0 or self._out.state == "over":
+                return event
+            self._wake.wait(min(remaining, self.due_in()))
+
+    def has_pending(self) -> bool:
+        """True when :meth:`poll` has an event ready or input waiting."""
+        if self._out.state == "over":
+            return self._out.has_pending()
+        return self._out.has_pending() or not self._inbox.empty()
+
+    def has_events(self) -> bool:
+        """True when :meth:`poll` has an event ready without taking more input."""
+        return self._out.has_pending()
+
     def due_in(self) -> float:
+        """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
+        if self._out.state == "over":
+            return math.inf
         moment = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
-        return math.inf if moment is None else wall_seconds(self.clock, moment)
+        moment = self._closure_check_ms if moment is None else min(moment, self._closure_check_ms)
+        return wall_seconds(self.clock, moment)
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
 
-    def _drain(self) -> None:
-        if self._overflowed:
-            self._overflowed = False
-            if self.seam is not None:
-                self.seam.on_overflow(self.clock.now_ms())
-        super()._drain()
+    def take_input(self) -> bool:
+        """Take what the threads put and run the timers due; True when an event is then ready."""
+        if self._take_input():
+            due_in = self.due_in()
+            self._timers_at = time.monotonic() + due_in
+            self._wake.schedule(self, due_in)
+        return self._out.has_pending()
+
+    def _take_input(self) -> bool:
+        # Returns whether anything was done: a quiet source polled between its timers costs a lookup.
+        inbox, seam = self._inbox, self.seam
+        handled = inbox.overflowed
+        if handled:
+            inbox.overflowed = False
+            if seam is not None:
+                seam.on_overflow(self.clock.now_ms())
+        for item in inbox.take_all():
+            if self._out.state == "over":
+                break  # what is still queued no longer matters
+            self._handle(item)
+            handled = True
+        if self._out.state == "over":
+            return True
+        if not handled and time.monotonic() < self._timers_at:
+            return False
+        self._run_timers()
+        if seam is not None:
+            for bar, source in seam.take():
+                self._out.bar(bar, quoted=source == "bars_live")
+            self.stats.update(seam.stats)
+            if seam.first_offhours is not None:
+                self._note_offhours(seam.first_offhours)
+        return True
 
     def _note_market_closure(self, now: int) -> None:
         # Said once per closure (a night, a holiday, an early close): a quiet feed then is expected,
@@ -166,18 +222,17 @@ class StreamBars(InboxSource):
         if isinstance(item, Tick):
             self._on_tick(item)
         elif isinstance(item, Depth):
-            self._take_book(item)
+            self._out.book(item)
         elif isinstance(item, BackfillResult):
             if item.job != self._probe_job and self.seam is not None:
                 self.seam.on_rest(item.job, item.bars, item.done)
-                self.stats["offhours_bars"] = self.seam.offhours_bars
                 if self.seam.offhours_bars and not self._offhours_bars_noted:
                     self._offhours_bars_noted = True
                     warn_user(f"{self.inst.symbol}: REST bars outside the regular session are left out "
                               "(extended_hours=False), counted in stats['offhours_bars']; pass "
                               "extended_hours=True to keep them", SessionPolicyWarning)
         elif isinstance(item, BackfillFailed):
-            self._fail(item.error)
+            self._out.fail(item.error)
         elif isinstance(item, Notice):
             item.show()  # noticed on the backfill worker: shown from the consumer's call
         elif getattr(item, "kind", None) is not None:
@@ -188,11 +243,6 @@ class StreamBars(InboxSource):
         stats["ticks"] += 1
         if self.seam is not None:
             self.seam.on_trade(tick, self.clock.now_ms())
-            built = self.seam.builder.stats
-            stats["late_ticks"], stats["duplicates"] = built.late_ticks, built.duplicates
-            if built.offhours != stats["offhours_trades"]:
-                stats["offhours_trades"] = built.offhours
-                self._note_offhours(tick)
             return
         # TimeFrame.Ticks: every trade is a bar; drop repeats and trades older than the last.
         self._ticks_flowing, self._ticks_deadline = True, None
@@ -203,7 +253,7 @@ class StreamBars(InboxSource):
             stats["late_ticks"] += 1
             return
         self._last_tick_time = tick.time
-        self._emit(tick, quoted=True)
+        self._out.bar(tick, quoted=True)
 
     def _note_offhours(self, tick: Tick) -> None:
         if self._offhours_noted:
@@ -234,27 +284,23 @@ class StreamBars(InboxSource):
                       f"up to {format_utc(seam)} are not rebuilt from REST, so the feed has a gap there; "
                       "pass backfill=True to fill such gaps", LiveOnlyWarning)
 
-    def _deliver(self, bar: Kline, source: str) -> None:
-        self.stats[source] += 1
-        self._emit(bar, quoted=source == "bars_live")
-
     def _on_status(self, status) -> None:
         now = self.clock.now_ms()
         if status.kind == "fatal":
-            self._fail(status.error)
+            self._out.fail(status.error)
         elif status.kind == "disconnected":
             self.stats["reconnects"] += 1
-            self._note("connbroken")  # bars come from REST until the new seam is done
+            self._out.note("connbroken")  # bars come from REST until the new seam is done
             if self.seam is not None:
                 self.seam.on_stream_down(now)
             self._ticks_flowing, self._ticks_deadline = False, None
         elif status.kind == "dropped" and self.inst.symbol in status.symbols:
-            self._fail(status.error)
+            self._out.fail(status.error)
         elif status.kind == "malformed" and self.seam is not None:
             # The skipped frame may have carried one of our trades: rebuild the bars in progress.
             self.seam.on_malformed(now)
         elif status.kind == "connected" and not self._anchored:
-            self._note("delayed")
+            self._out.note("delayed")
             self._stream_up(now)
 
     def _stream_up(self, now: int) -> None:
@@ -292,7 +338,7 @@ class StreamBars(InboxSource):
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
-        with handing_to(self._post):
+        with handing_to(self._inbox.put):
             if start_ms is not None and start_ms > upto_ms:
                 # fromdate lies ahead of the newest closed bar (a replay's clock starts before it, or a
                 # session asked to start later): nothing to backfill yet; later jobs fetch what closes.

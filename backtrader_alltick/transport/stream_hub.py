@@ -7,8 +7,9 @@ than the plan serves is a ConfigError at subscribe time, never a silent drop.  E
 looping over connections (connect, resubscribe the merged set, read until an error, wait out the
 backoff) and, per connection, a writer thread that sends what the connection's sans-I/O
 :class:`~.stream_protocol.StreamProtocol` asks for: subscriptions (spaced per the plan),
-heartbeats, and the close of a silent connection.  Records go to ``on_event`` on the reader thread;
-connection changes go to ``on_status`` as :class:`~.stream_protocol.StreamStatus`.
+heartbeats, and the close of a silent connection.  The hub fans each record out on the reader
+thread to the receivers subscribed to its symbol, and each connection change
+(:class:`~.stream_protocol.StreamStatus`) to the receivers of its family, then to ``on_status``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from .. import plans, wire
 from ..clock import Clock
+from ..records import Tick
 from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
 from .shards import Capacity, Pacer, Shards, over_capacity
@@ -42,18 +44,22 @@ class StreamHub:
 
     Parameters follow the store: defaults come from the dialect (heartbeats) and the plan
     (reconnect interval, request spacing, codes per list); :attr:`settings` holds the result.
-    ``on_event`` and ``on_status`` run on socket threads and must not block;
+    Each subscriber's ``on_record`` gets the records of its symbol and its ``on_status`` the
+    statuses of its family; ``on_status`` given here gets every status and ``on_event`` every
+    record.  All of them run on socket threads and must not block.  A trade's stamp also tells
+    the clock the service's time (``observe_server_time``, where the clock has it).
     ``reconnections=-1`` retries forever.
 
     Example::
 
         hub = StreamHub(wire.get_dialect("alltick"), sim.ws_url, sim.token, plan,
-                        on_event=queue.put_nowait, on_status=statuses.append)
-        hub.subscribe("BTCUSDT"); hub.start(); ...; hub.stop()
+                        on_status=statuses.append)
+        hub.subscribe("BTCUSDT", on_record=queue.put_nowait); hub.start(); ...; hub.stop()
     """
 
     def __init__(self, dialect, ws_root: str, token: str, plan: plans.Plan, *,
-                 on_event: Callable[[object], None], on_status: Callable[[StreamStatus], None],
+                 on_event: Callable[[object], None] | None = None,
+                 on_status: Callable[[StreamStatus], None] | None = None,
                  heartbeat_interval: float | None = None, stale_after: float | None = None,
                  reconnect: bool = True, reconnections: int = -1,
                  backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_cap: float = 60.0,
@@ -68,7 +74,8 @@ class StreamHub:
             connect_timeout=connect_timeout, clock=clock)
         protect(token, self)  # the URL carries it; websocket-client's trace logs the handshake
         self.on_event, self.on_status = on_event, on_status
-        self._host = LinkHost(threading.Event(), self._desired, self._emit, on_event, self._retire,
+        self._observe = getattr(self.settings.clock, "observe_server_time", None)
+        self._host = LinkHost(threading.Event(), self._desired, self._emit, self._fan_out, self._retire,
                               self._pacer)
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
@@ -83,12 +90,15 @@ class StreamHub:
         families = sorted({family for family, _ in self._links})
         return f"StreamHub({self.dialect.NAME!r}, {self.settings.ws_root!r}, families={families})"
 
-    def subscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False) -> None:
+    def subscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
+                  on_record: Callable[[object], None] | None = None,
+                  on_status: Callable[[StreamStatus], None] | None = None) -> None:
         """Add one subscriber for the instrument's trades and/or depth (reference counted).
 
+        ``on_record`` then gets each record of the symbol, ``on_status`` each status of its family.
         Raises ConfigError, changing nothing, when the plan cannot serve one more code.
         """
-        self._change(inst, trades, depth, adding=True)
+        self._change(inst, trades, depth, on_record, on_status, adding=True)
 
     def check(self, instruments, *, trades: bool = True, depth: bool = False) -> None:
         """Raise ConfigError when the plan cannot serve ``instruments`` on top of today's subscriptions.
@@ -106,9 +116,11 @@ class StreamHub:
         if error is not None:
             raise error
 
-    def unsubscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False) -> None:
-        """Drop one subscriber; the code leaves the merged list when its last subscriber goes."""
-        self._change(inst, trades, depth, adding=False)
+    def unsubscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
+                    on_record: Callable[[object], None] | None = None,
+                    on_status: Callable[[StreamStatus], None] | None = None) -> None:
+        """Drop one subscriber (the same arguments); the code leaves the merged list with its last one."""
+        self._change(inst, trades, depth, on_record, on_status, adding=False)
 
     def start(self) -> None:
         """Open one connection per family that has subscribers; later families open on subscribe."""
@@ -159,7 +171,8 @@ class StreamHub:
             shards = self._shards.get(family)
             return shards.sizes() if shards is not None else []
 
-    def _change(self, inst: Instrument | str, trades: bool, depth: bool, *, adding: bool) -> None:
+    def _change(self, inst: Instrument | str, trades: bool, depth: bool, on_record, on_status, *,
+                adding: bool) -> None:
         inst = parse_symbol(inst)
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
@@ -171,6 +184,8 @@ class StreamHub:
                 error = over_capacity(self.capacity, counts)
                 if error is not None:
                     raise error
+            route = self._registry.attach if adding else self._registry.detach
+            route(family, inst, on_record, on_status)
             changes = [update(family, inst, kind) for kind, wanted in zip(KINDS, (trades, depth)) if wanted]
             if not any(changes):
                 return
@@ -228,11 +243,22 @@ class StreamHub:
         with self._lock:
             link.ended = True  # from now on a new subscriber opens a new link
 
+    def _fan_out(self, record: object) -> None:
+        # The reader thread's hot path: one lookup, then the symbol's receivers.
+        if self._observe is not None and type(record) is Tick:
+            self._observe(record.time)  # keeps "is this bar closed?" on the service's time
+        if self.on_event is not None:
+            self.on_event(record)
+        for receiver in self._registry.receivers.get(getattr(record, "symbol", None), ()):
+            receiver(record)
+
     def _emit(self, status: StreamStatus) -> None:
         log = logger.warning if status.error is not None else logger.info
         log("stream %s %s (attempt %d)%s", status.family, status.kind, status.attempt,
             f": {status.error}" if status.error else "")
-        try:
-            self.on_status(status)
-        except Exception:
-            logger.exception("on_status callback failed for %s", status)
+        receivers = self._registry.status_receivers.get(status.family, ())
+        for receiver in (*receivers, *((self.on_status,) if self.on_status is not None else ())):
+            try:
+                receiver(status)
+            except Exception:
+                logger.exception("on_status callback failed for %s", status)

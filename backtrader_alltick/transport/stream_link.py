@@ -184,7 +184,6 @@ class StreamLink:
         self.wake = threading.Event()
         self._connection: _Connection | None = None
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
-        self._down_since: int | None = None
         self._attempt = 0
         self.ended = False  # gave up (fatal): no more attempts on this link
         self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}", daemon=True)
@@ -247,9 +246,7 @@ class StreamLink:
                 detached(error)
             now_ms = settings.clock.now_ms()
             if connection is not None and connection.protocol.ready:
-                # The gap to backfill starts with the last frame, not when the loss was noticed.
-                silent_ms = (time.monotonic() - connection.protocol.last_frame) * 1000 * settings.clock.speed
-                self._down_since, self._attempt = int(now_ms - silent_ms), 0
+                self._attempt = 0
                 last_kind, retries = "connected", 0
                 if connection.protocol.healthy:
                     delays = fresh_delays()
@@ -257,16 +254,15 @@ class StreamLink:
                 self.stats["connect_failures"] += 1
             if stopping.is_set() or error is None:
                 if last_kind == "connected":
-                    host.emit(StreamStatus(self.family, "disconnected", now_ms, now_ms))
+                    host.emit(StreamStatus(self.family, "disconnected", now_ms))
                 break
             floor = getattr(error, "retry_after", None) or 0.0
             if not is_retryable(error) or not settings.reconnect or 0 <= settings.reconnections <= retries:
                 host.retire(self)
-                host.emit(StreamStatus(self.family, "fatal", now_ms, self._down_since, self._attempt, error))
+                host.emit(StreamStatus(self.family, "fatal", now_ms, self._attempt, error))
                 break
             if last_kind != "disconnected":
-                host.emit(StreamStatus(self.family, "disconnected", now_ms, self._down_since,
-                                       self._attempt, error))
+                host.emit(StreamStatus(self.family, "disconnected", now_ms, self._attempt, error))
                 last_kind = "disconnected"
             else:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
@@ -341,8 +337,7 @@ class StreamLink:
     def _on_ready(self) -> None:
         self.stats["connects"] += 1
         self.stats["reconnects"] += self.stats["connects"] > 1
-        self.host.emit(StreamStatus(self.family, "connected", self.settings.clock.now_ms(),
-                                    self._down_since if self.stats["connects"] > 1 else None, self._attempt))
+        self.host.emit(StreamStatus(self.family, "connected", self.settings.clock.now_ms(), self._attempt))
         self.wake.set()
 
     def _read_loop(self, connection: _Connection) -> None:

@@ -58,21 +58,20 @@ class StreamStatus:
 
     ``kind`` is ``connected``, ``disconnected``, ``fatal`` (no more attempts), ``malformed`` (a
     frame was skipped: whatever it carried is lost, so consumers rebuild the bars in progress
-    from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  On ``connected``,
-    ``since_ms`` is when the link went down (None on the first connect): ``(since_ms, at_ms)`` is
-    the gap to backfill.  ``attempt`` counts connection attempts since the last good session.
+    from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  What a drop
+    cut is for each consumer to work out from the bars it has (the seam rebuilds them from REST).
+    ``attempt`` counts connection attempts since the last good session.
 
     Example::
 
         def on_status(status):
-            if status.kind == "connected" and status.since_ms is not None:
-                backfill(status.since_ms, status.at_ms)
+            if status.kind == "disconnected":
+                print(f"{status.family} dropped at {status.at_ms}: {status.error}")
     """
 
     family: str
     kind: str
     at_ms: int
-    since_ms: int | None = None
     attempt: int = 0
     error: AllTickError | None = None
     symbols: tuple[str, ...] = ()

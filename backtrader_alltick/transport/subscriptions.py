@@ -1,11 +1,14 @@
-"""Who wants which codes on a stream: reference-counted subscriptions and the plan's cap on them.
+"""Who wants which codes on a stream: reference-counted subscriptions, their receivers, the plan's cap.
 
-Pure and not thread-safe: :class:`~backtrader_alltick.transport.stream_hub.StreamHub` holds a lock
-around the registry, and each connection sends what :meth:`SubscriptionRegistry.desired` returns
-after :func:`cap_subscriptions`.
+Pure: :class:`~backtrader_alltick.transport.stream_hub.StreamHub` holds a lock around every change,
+each connection sends what :meth:`SubscriptionRegistry.desired` returns after
+:func:`cap_subscriptions`, and the hub's reader threads read :attr:`SubscriptionRegistry.receivers`
+without a lock (a change replaces the tuples, never edits them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..symbols import Instrument
@@ -17,17 +20,45 @@ class SubscriptionRegistry:
     """Reference counts per (instrument, kind), grouped by endpoint family, in subscription order.
 
     Several feeds may want the same code; it leaves the merged list only when its last
-    subscriber goes.  Not thread-safe on its own.
+    subscriber goes.  A subscriber may name receivers: ``on_record`` for the code's records
+    (:attr:`receivers`, by symbol) and ``on_status`` for its family's connection changes
+    (:attr:`status_receivers`, by family).  Changes are not thread-safe on their own.
 
     Example::
 
         registry = SubscriptionRegistry()
         registry.add("stock", parse_symbol("AAPL.US"), "trades")   # True: the merged set changed
         registry.desired("stock")                                  # ([AAPL.US], [])
+        registry.attach("stock", parse_symbol("AAPL.US"), inbox.put, None)
+        registry.receivers["AAPL.US"]                              # (inbox.put,)
     """
 
     def __init__(self) -> None:
         self._counts: dict[str, dict[str, dict[Instrument, int]]] = {}
+        self.receivers: dict[str, tuple[Callable[[object], None], ...]] = {}
+        self.status_receivers: dict[str, tuple[Callable[[object], None], ...]] = {}
+
+    def attach(self, family: str, inst: Instrument, on_record: Callable[[object], None] | None,
+               on_status: Callable[[object], None] | None) -> None:
+        """Route the code's records to ``on_record`` and the family's statuses to ``on_status``."""
+        if on_record is not None:
+            self.receivers[inst.symbol] = (*self.receivers.get(inst.symbol, ()), on_record)
+        if on_status is not None:
+            self.status_receivers[family] = (*self.status_receivers.get(family, ()), on_status)
+
+    def detach(self, family: str, inst: Instrument, on_record: Callable[[object], None] | None,
+               on_status: Callable[[object], None] | None) -> None:
+        """Undo one :meth:`attach` (receivers never attached are ignored)."""
+        for routes, key, receiver in ((self.receivers, inst.symbol, on_record),
+                                      (self.status_receivers, family, on_status)):
+            present = list(routes.get(key, ()))
+            if receiver is None or receiver not in present:
+                continue
+            present.remove(receiver)
+            if present:
+                routes[key] = tuple(present)
+            else:
+                del routes[key]
 
     def add(self, family: str, inst: Instrument, kind: str) -> bool:
         """Count one more subscriber; return True when the merged set changed."""

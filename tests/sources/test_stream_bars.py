@@ -10,7 +10,6 @@ and the WebSocket are exercised for real in test_source_stream.py.
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import pytest
@@ -22,6 +21,7 @@ from backtrader_alltick.history import BarRange, Window
 from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.records import Depth, Kline, Tick
 from backtrader_alltick.sources import BarReady, Failed, SourceOptions, StateChanged
+from backtrader_alltick.sources.inbox import Wake
 from backtrader_alltick.sources.stream import StreamBars
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.transport.stream_protocol import StreamStatus
@@ -145,7 +145,7 @@ def test_a_dropped_connection_is_told_at_once_and_the_source_is_delayed_again_wh
         pass
 
     store.status("disconnected")
-    store.status("connected", since_ms=BOUNDARY)
+    store.status("connected")
 
     assert next_event(source) == StateChanged("connbroken")
     assert next_event(source) == StateChanged("delayed")
@@ -174,13 +174,14 @@ def test_a_failure_is_the_last_event(world, how):
 def test_every_post_wakes_a_consumer_of_many_sources(world):
     clock = ScaledClock(BOUNDARY - 3_000, speed=SPEED)
     store = HandStore(clock, minute_bars(BOUNDARY, 6))
-    wake = threading.Event()
+    wake = Wake()
     source = StreamBars(store, BTC, None, SourceOptions(), None, wake=wake)
     try:
         assert wake.wait(WAIT)  # the probe of the symbol answered
-        wake.clear()
+        source.poll(0)
+        assert not wake.has_input()
         store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))
-        assert wake.is_set() and source.has_pending()
+        assert wake.has_input() and source.has_pending()
     finally:
         source.close()
 

@@ -228,7 +228,7 @@ def test_hub_resubscribes_the_full_list_after_the_server_drops_it(sim):
     assert _codes(first) == _codes(second) == CRYPTO[:3]
     dropped, reconnected = recorder.kinds("disconnected")[0], recorder.kinds("connected")[1]
     assert isinstance(dropped.error, TransportError)
-    assert reconnected.since_ms is not None and reconnected.since_ms <= reconnected.at_ms
+    assert reconnected.at_ms >= dropped.at_ms
 
 
 def test_hub_survives_many_drops_in_a_row_without_thread_or_stack_growth(busy_sim):

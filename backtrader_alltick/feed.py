@@ -23,6 +23,7 @@ import time
 import weakref
 from collections import deque
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import backtrader as bt
 from backtrader.utils.date import num2date
@@ -45,7 +46,13 @@ from .sessions import ms_to_num, num_to_ms
 from .sources import COUNTERS, BarReady, BarSource, Failed, SourceOptions, StateChanged
 from .sources.inbox import Wake
 from .store import AllTickStore
-from .symbols import parse_symbol
+from .symbols import Instrument, parse_symbol
+from .timeframes import BarSpec
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .param_types import DataParams
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +105,9 @@ class AllTickData(bt.feed.DataBase):
         cerebro.adddata(data)
     """
 
-    lines = ("turnover", "bid", "ask")
+    # Backtrader's metaclass turns this tuple into a class of lines and each feed's ``lines`` into an
+    # object of it, with one attribute per line (datetime, open, ... bid, ask): no static type has them.
+    lines: Any = ("turnover", "bid", "ask")
 
     params = (
         ("store", None),
@@ -117,11 +126,13 @@ class AllTickData(bt.feed.DataBase):
         ("source_url", None),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, **params: Unpack[DataParams]) -> None:
+        # Backtrader's metaclass has already taken the params out of the call into self.p, so
+        # ``params`` is always empty here; it is declared for type checkers (param_types).
         super().__init__()
         if self.p.store is None:
             raise ConfigError("AllTickData needs a store: use AllTickStore(...).getdata(...)")
-        self._store = self.p.store
+        self._store: AllTickStore = self.p.store
         # Backtrader turns these into numbers later; refuse what it could not read, accept ISO strings.
         self.p.fromdate = as_moment("fromdate", self.p.fromdate)
         self.p.todate = as_moment("todate", self.p.todate)
@@ -130,8 +141,8 @@ class AllTickData(bt.feed.DataBase):
         # The session policy, the store's unless the feed says otherwise; refused now if not True/False.
         self._extended_hours = self._store.extended_hours(self.p.extended_hours)
         self._setup_error: AllTickError | None = None
-        self.inst = None
-        self.spec = None
+        self.inst: Instrument | None = None
+        self.spec: BarSpec | None = None
         try:
             _check_source(self.p.source, self.p.source_url, self.p.historical)
             self.inst = parse_symbol(self.p.dataname, self.p.region)
@@ -150,7 +161,7 @@ class AllTickData(bt.feed.DataBase):
         self._by_date = self.spec is not None and not self.spec.native.is_intraday
         self._market_sessions = (self.inst is not None and not self._by_date
                                  and self.p.sessionstart is None and self.p.sessionend is None)
-        if self._market_sessions:
+        if self._market_sessions and self.inst is not None:
             sessions.take_market_sessions(self.p, self.inst)
         self._state = _ST_START
         self._source: BarSource | None = None
@@ -262,6 +273,16 @@ class AllTickData(bt.feed.DataBase):
         self._close_source()
         super().stop()
 
+    def _instrument(self) -> Instrument:
+        # Only None when the setup failed, and a failed setup ends the feed at start, before any use.
+        assert self.inst is not None, "the feed's setup failed"
+        return self.inst
+
+    def _bar_spec(self) -> BarSpec:
+        # Only None for a live feed of ticks or a failed setup: neither loads or stamps bars.
+        assert self.spec is not None, "the feed has no bar period"
+        return self.spec
+
     def _open_source(self, start_ms: int | None) -> BarSource:
         p = self.p
         options = SourceOptions(lookback=p.lookback, backfill_start=p.backfill_start, backfill=p.backfill,
@@ -272,10 +293,10 @@ class AllTickData(bt.feed.DataBase):
         if p.source == "redis":
             from .sources.redis import RedisBars
 
-            return RedisBars(self._store, self.inst, self.spec, options, start_ms, wake=wake)
+            return RedisBars(self._store, self._instrument(), self.spec, options, start_ms, wake=wake)
         from .sources.stream import StreamBars
 
-        return StreamBars(self._store, self.inst, self.spec, options, start_ms, wake=wake)
+        return StreamBars(self._store, self._instrument(), self.spec, options, start_ms, wake=wake)
 
     def _close_source(self) -> None:
         if self._source is not None:
@@ -285,14 +306,14 @@ class AllTickData(bt.feed.DataBase):
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
         window = Window(start_ms, end_ms, count)
-        return self._store.history.get_range(self.inst, self.spec, window, source=self.p.source,
-                                             source_url=self.p.source_url,
+        return self._store.history.get_range(self._instrument(), self._bar_spec(), window,
+                                             source=self.p.source, source_url=self.p.source_url,
                                              extended_hours=self._extended_hours, stats=self.stats).bars
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an
         # IndexError far from the cause: say which range was empty, where the user sees it.
-        warn_no_bars(self.inst.symbol, self.spec.period, start_ms, end_ms, self.p.lookback,
+        warn_no_bars(self._instrument().symbol, self._bar_spec().period, start_ms, end_ms, self.p.lookback,
                      "the feed ends without bars and indicators have nothing to read")
 
     def _load(self):
@@ -372,7 +393,7 @@ class AllTickData(bt.feed.DataBase):
         the trading date at ``sessionend`` in the feed's ``tz``, as Backtrader's own feeds."""
         if not self._by_date:
             return ms_to_num(end_ms)
-        return timeframes.date_stamp(self, end_ms, self.inst.market, self.p.sessionend)
+        return timeframes.date_stamp(self, end_ms, self._instrument().market, self.p.sessionend)
 
     def _fail(self, error: AllTickError) -> None:
         self.last_error = error

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import backtrader as bt
 import pandas as pd
@@ -33,9 +33,19 @@ from .transport.stream_settings import check_ws_url
 from .wire import get_dialect
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .cache import KlineCache
+    from .feed import AllTickData
     from .history import History, HistoryLoader
+    from .param_types import FeedParams, StoreParams
+    from .transport.rest import RestClient
+    from .transport.stream_hub import StreamHub
 
 logger = logging.getLogger(__name__)
+
+# What put_notification keeps: (message, args, kwargs), handed to the strategy's notify_store.
+_Notification = tuple[Any, tuple[Any, ...], dict[str, Any]]
 
 
 class _NoSingleton(bt.Store.__class__):
@@ -114,7 +124,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ("extended_hours", True),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, **params: Unpack[StoreParams]) -> None:
+        # Backtrader's metaclass has already taken the params out of the call into self.p, so
+        # ``params`` is always empty here; it is declared for type checkers (param_types).
         super().__init__()
         if self.p.token is not None and not isinstance(self.p.token, str):
             # Never quote the value: it is the token.
@@ -139,12 +151,12 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         # tell its time, and that decides when a bar has closed.
         given = self.p.clock
         self.clock: ServiceClock = given if isinstance(given, ServiceClock) else ServiceClock(given)
-        self.notifs = collections.deque()
+        self.notifs: collections.deque[_Notification | None] = collections.deque()
         self._lock = threading.Lock()
-        self._rest = None
-        self._cache = None
-        self._history = None
-        self._hub = None
+        self._rest: RestClient | None = None
+        self._cache: KlineCache | None = None
+        self._history: History | None = None
+        self._hub: StreamHub | None = None
         self._last_stream_stats: dict[str, dict] = {}
 
     def __getstate__(self) -> dict:
@@ -189,11 +201,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
     # The feed class registers itself here when feed.py is imported (as Backtrader's IB and Oanda
     # feeds do), so the store never imports the layer above it.
-    DataCls = None
+    DataCls: ClassVar[type[AllTickData]]
 
-    def getdata(self, *args, **kwargs):
+    def getdata(self, **params: Unpack[FeedParams]) -> AllTickData:
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
-        return self.DataCls(*args, store=self, **kwargs)
+        return self.DataCls(store=self, **params)
 
     def start(self, data=None, broker=None) -> None:
         if not self._started:
@@ -220,7 +232,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     def put_notification(self, msg, *args, **kwargs) -> None:
         self.notifs.append((msg, args, kwargs))
 
-    def get_notifications(self) -> list:
+    def get_notifications(self) -> list[_Notification]:
         self.notifs.append(None)
         out = []
         while (item := self.notifs.popleft()) is not None:
@@ -244,7 +256,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         return hub.stats if hub is not None else self._last_stream_stats
 
     @property
-    def rest(self):
+    def rest(self) -> RestClient:
         token = self._checked_token()
         with self._lock:
             if self._rest is None:
@@ -269,7 +281,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             return self._rest
 
     @property
-    def cache(self):
+    def cache(self) -> KlineCache | None:
         with self._lock:
             if self._cache is None and self.p.cache:
                 from .cache import KlineCache
@@ -297,7 +309,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                              namespace=cache_namespace(self.wire, self.rest_url))
 
     @property
-    def hub(self):
+    def hub(self) -> StreamHub:
         token = self._checked_token()
         with self._lock:
             if self._hub is None:

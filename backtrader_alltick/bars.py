@@ -214,8 +214,8 @@ class BarBuilder:
         the price of empty bars.
         """
         self._seam_ms = max(self._seam_ms, cut_ms)
-        self._advance_frontier(slot_of(self.spec, cut_ms, self.market).start)
-        for start in [start for start in self._forming if start < self._frontier]:
+        frontier = self._advance_frontier(slot_of(self.spec, cut_ms, self.market).start)
+        for start in [start for start in self._forming if start < frontier]:
             del self._forming[start]
         if last_close is not None:
             self._last_close = last_close
@@ -264,8 +264,7 @@ class BarBuilder:
     def on_timer(self, now_ms: int) -> list[Kline]:
         """Close every bar whose slot ended ``grace_ms`` or more before ``now_ms``; return them too."""
         old_frontier = self._frontier
-        self._advance_frontier(slot_of(self.spec, now_ms - self.grace_ms, self.market).start)
-        frontier = self._frontier
+        frontier = self._advance_frontier(slot_of(self.spec, now_ms - self.grace_ms, self.market).start)
         due = sorted(start for start in self._forming if start < frontier)
         starts = due
         if self.emit_empty:
@@ -277,7 +276,7 @@ class BarBuilder:
             if forming is not None:
                 bar = self._finish(forming)
             elif self._last_close is not None:
-                bar = self._flat_bar(start)
+                bar = self._flat_bar(start, self._last_close)
             else:
                 continue  # no price seen yet: nothing honest to draw
             self._last_close = bar.close
@@ -290,8 +289,9 @@ class BarBuilder:
         """Market ms at which :meth:`on_timer` has work next; None when nothing is pending."""
         deadlines = [bar.slot.next_start + self.grace_ms for bar in self._forming.values()]
         if self.emit_empty and self._last_close is not None and self._frontier is not None:
-            deadlines.append(self._next_empty_deadline())
-        deadlines = [deadline for deadline in deadlines if deadline is not None]
+            empty_deadline = self._next_empty_deadline(self._frontier)
+            if empty_deadline is not None:
+                deadlines.append(empty_deadline)
         return min(deadlines) if deadlines else None
 
     def discard(self) -> int:
@@ -303,9 +303,10 @@ class BarBuilder:
     def _is_repeat(self, tick: Tick) -> bool:
         return self._seen.is_repeat(tick)
 
-    def _advance_frontier(self, start: int) -> None:
+    def _advance_frontier(self, start: int) -> int:
         if self._frontier is None or start > self._frontier:
             self._frontier = start
+        return self._frontier
 
     def _open_market_slots(self, since: int, until: int) -> Iterable[int]:
         starts: set[int] = set()
@@ -316,16 +317,16 @@ class BarBuilder:
                 slot = slot_of(self.spec, slot.next_start, self.market)
         return starts
 
-    def _next_empty_deadline(self) -> int | None:
-        frontier = self._frontier
-        if self._empty_deadline is None or self._empty_deadline[0] != frontier:
+    def _next_empty_deadline(self, frontier: int) -> int | None:
+        cached = self._empty_deadline
+        if cached is None or cached[0] != frontier:
             # Two weeks reach past any weekend; a monthly slot that far out is not urgent.
             spans = self.market.open_spans(frontier, frontier + 14 * DAY_MS)
-            deadline = None
+            deadline: int | None = None
             if spans:
                 deadline = slot_of(self.spec, spans[0][0], self.market).next_start + self.grace_ms
-            self._empty_deadline = (frontier, deadline)
-        return self._empty_deadline[1]
+            cached = self._empty_deadline = (frontier, deadline)
+        return cached[1]
 
     def _finish(self, bar: _FormingBar) -> Kline:
         self.stats.bars += 1
@@ -333,10 +334,9 @@ class BarBuilder:
         return Kline(self.symbol, self._label, slot.start, slot.end, bar.open, bar.high, bar.low, bar.close,
                      bar.volume, bar.turnover)
 
-    def _flat_bar(self, start: int) -> Kline:
+    def _flat_bar(self, start: int, price: float) -> Kline:
         self.stats.bars += 1
         self.stats.empty_bars += 1
         slot = slot_of(self.spec, start, self.market)
-        price = self._last_close
         return Kline(self.symbol, self._label, slot.start, slot.end, price, price, price, price, 0.0, 0.0)
 

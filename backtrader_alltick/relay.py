@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
@@ -33,6 +34,12 @@ from .sources.inbox import Wake
 from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
 from .timeframes import parse_period
+
+if TYPE_CHECKING:
+    from .sinks.buffer import BufferedWriter
+    from .sinks.influx import InfluxSink
+    from .sinks.recording import RecordingSink
+    from .sinks.redis import RedisSink
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +118,9 @@ class Relay:
         self.lookback, self.prefix, self.grace = lookback, prefix, grace
         self.redis_options, self.influx_options = dict(redis_options or {}), dict(influx_options or {})
         self.recording_path, self.recording_options = recording, dict(recording_options or {})
-        self.redis = self.influx = self.recording = None
+        self.redis: RedisSink | None = None
+        self.influx: InfluxSink | None = None
+        self.recording: RecordingSink | None = None
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
@@ -189,7 +198,8 @@ class Relay:
         """Wait until every sink has confirmed everything written so far; False on timeout."""
         return all(sink.flush(timeout) for _, sink in self._sinks())
 
-    def _sinks(self, names=("redis", "influx", "file")) -> list[tuple[str, object]]:
+    def _sinks(self, names: tuple[str, str, str] = ("redis", "influx", "file")
+               ) -> list[tuple[str, BufferedWriter]]:
         """(name, sink) of the sinks this relay writes to."""
         return [(name, sink) for name, sink in zip(names, (self.redis, self.influx, self.recording))
                 if sink is not None]
@@ -348,6 +358,8 @@ class _BarDispatcher:
         inst, label = self._sources[source]
         while (event := source.poll(0.0)) is not None:
             if isinstance(event, BarReady):
+                # The relay's timeframes are periods (parse_period), never ticks: its sources build bars.
+                assert isinstance(event.bar, Kline), f"a bar source delivered {event.bar!r}"
                 self.relay._on_bar(label, event.bar)
             elif isinstance(event, StateChanged):
                 logger.info("relay: %s %s bars %s", inst.symbol, label, event.state.upper())

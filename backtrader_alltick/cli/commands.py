@@ -205,6 +205,7 @@ def run_cache(args: argparse.Namespace) -> int:
                           "pass --cache PATH")
     with open_store(args, needs_token=False) as store:
         cache = store.cache
+        assert cache is not None, "the cache setting is on (checked above)"
         if args.action == "clear":
             symbol = parse_symbol(args.symbol).symbol if args.symbol else None
             cache.clear(symbol)

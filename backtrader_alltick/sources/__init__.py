@@ -41,6 +41,9 @@ from ..records import Kline, Tick
 COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects",
             "offhours_trades", "offhours_bars")
 
+# Where a source's bars come from now (StateChanged.state).
+SourceState = Literal["delayed", "live", "connbroken"]
+
 
 @dataclass(frozen=True)
 class SourceOptions:
@@ -76,7 +79,7 @@ class BarReady:
 class StateChanged:
     """The source's state: ``delayed``, ``live`` or ``connbroken``."""
 
-    state: Literal["delayed", "live", "connbroken"]
+    state: SourceState
 
 
 @dataclass(frozen=True)

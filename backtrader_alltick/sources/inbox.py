@@ -16,10 +16,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from typing import Literal
 
 from ..errors import AllTickError
 from ..records import Depth, Kline, Tick
-from . import BarReady, Event, Failed, StateChanged
+from . import BarReady, BarSource, Event, Failed, SourceState, StateChanged
 
 
 class Wake:
@@ -40,15 +41,15 @@ class Wake:
     def __init__(self) -> None:
         self._ready: set[Inbox] = set()
         self._changed = threading.Condition(threading.Lock())
-        self._owners: dict[Inbox, object] = {}
-        self._due: dict[object, float] = {}  # source -> monotonic moment its timer is due
+        self._owners: dict[Inbox, BarSource] = {}
+        self._due: dict[BarSource, float] = {}  # source -> monotonic moment its timer is due
 
-    def attach(self, inbox: Inbox, source) -> None:
+    def attach(self, inbox: Inbox, source: BarSource) -> None:
         """Drive ``source`` (its ``take_input()`` and ``due_in()``), whose threads put into ``inbox``."""
         self._owners[inbox] = source
         self._due[source] = math.inf
 
-    def detach(self, inbox: Inbox, source) -> None:
+    def detach(self, inbox: Inbox, source: BarSource) -> None:
         self._owners.pop(inbox, None)
         self._due.pop(source, None)
         self._ready.discard(inbox)
@@ -65,7 +66,7 @@ class Wake:
         """The consumer is about to take everything ``inbox`` holds."""
         self._ready.discard(inbox)
 
-    def schedule(self, source, due_in: float) -> None:
+    def schedule(self, source: BarSource, due_in: float) -> None:
         """``source`` has timed work in ``due_in`` wall seconds (``math.inf``: none)."""
         if source in self._due:
             self._due[source] = time.monotonic() + max(due_in, _MIN_TIMER_S)
@@ -94,7 +95,7 @@ class Wake:
             return True
         return bool(self.drive(timeout))
 
-    def drive(self, timeout: float) -> list:
+    def drive(self, timeout: float) -> list[BarSource]:
         """Take the input and run the due timers of the attached sources for at most ``timeout`` wall
         seconds, until some have an event ready; return those (empty: none came)."""
         deadline = time.monotonic() + timeout
@@ -190,7 +191,7 @@ class Outbox:
     """
 
     def __init__(self) -> None:
-        self.state = "delayed"  # or "live", "connbroken", "over"
+        self.state: SourceState | Literal["over"] = "delayed"
         self.bid = self.ask = math.nan
         self._bars: deque[tuple[Kline | Tick, bool]] = deque()
         self._notes: deque[StateChanged | Failed] = deque()
@@ -200,7 +201,7 @@ class Outbox:
         if self.state != "over":
             self._bars.append((bar, quoted))
 
-    def note(self, state: str) -> None:
+    def note(self, state: SourceState) -> None:
         """Move to ``state`` and tell the consumer (ahead of bars already queued, as a notification)."""
         self.state = state
         self._notes.append(StateChanged(state))

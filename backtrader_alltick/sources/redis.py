@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..errors import AllTickError, ProtocolError
+from ..errors import AllTickError, ConfigError, ProtocolError
 from ..records import Depth, Tick
 from ..symbols import Instrument
 from ..timeframes import BarSpec
@@ -66,6 +66,9 @@ class RedisBars:
 
     def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
                  start_ms: int | None, *, wake: Wake | None = None) -> None:
+        if options.url is None:  # the feed refuses source="redis" without source_url before this
+            raise ConfigError("RedisBars needs options.url, a redis:// URL, was None")
+        url = options.url
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._wake = wake if wake is not None else Wake()
         self._inbox = Inbox(max(options.inbox_size // READ_COUNT, 8), self._wake)
@@ -79,7 +82,7 @@ class RedisBars:
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
-        self.source = RedisReader(options.url, options.prefix, reconnect_timeout=math.inf,
+        self.source = RedisReader(url, options.prefix, reconnect_timeout=math.inf,
                                   on_connection=self._on_connection)
         self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
         self._thread.start()

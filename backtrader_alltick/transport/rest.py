@@ -278,8 +278,12 @@ class RestClient:
                 chunk = group[first:first + size]
                 request = self.dialect.batch_kline_request([(inst, period, count) for inst in chunk])
                 wanted = [(inst, period) for inst in chunk]
-                found = self.call(request, lambda status, payload, wanted=wanted:
-                                  self.dialect.parse_batch_klines(status, payload, wanted))
+
+                def parse_batch(status: int, payload: Any, wanted: list[tuple[Instrument, str]] = wanted
+                                ) -> dict[tuple[str, str], list[Kline]]:
+                    return self.dialect.parse_batch_klines(status, payload, wanted)
+
+                found = self.call(request, parse_batch)
                 out.update({symbol: bars for (symbol, _), bars in found.items()})
         return out
 
@@ -314,8 +318,11 @@ class RestClient:
             size = max(1, self.plan.codes_per_request)
             for first in range(0, len(group), size):
                 chunk = group[first:first + size]
-                out.extend(self.call(build(chunk), lambda status, payload, chunk=chunk: parse(status, payload,
-                                                                                                chunk)))
+
+                def parse_chunk(status: int, payload: Any, chunk: tuple[Instrument, ...] = chunk) -> list:
+                    return parse(status, payload, chunk)
+
+                out.extend(self.call(build(chunk), parse_chunk))
         return out
 
     def _groups(self, insts: Iterable[Instrument | str]) -> list[tuple[Instrument, ...]]:

@@ -87,12 +87,13 @@ def check_ws_url(url: object, name: str = "ws_url", token: str | None = None) ->
         check_ws_url("wss://quote.alltick.co")      # returned as given
         check_ws_url("http://127.0.0.1:8080")       # ConfigError: ws_url must be a ws:// or wss:// URL ...
     """
-    problem = _ws_url_problem(url if isinstance(url, str) else "")
+    text = url if isinstance(url, str) else ""
+    problem = _ws_url_problem(text)
     if problem:
         shown = redact(url, token) if isinstance(url, str) else url
         raise ConfigError(f"{name} must be a ws:// or wss:// URL with a host and an optional port and path "
                           f"(e.g. wss://quote.alltick.co), was {shown!r} ({problem})")
-    return url
+    return text  # a str: any other value has a problem
 
 
 def _ws_url_problem(text: str) -> str:

@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["RedactingFilter", "detached", "mask_token", "protect", "redact"]
 
@@ -92,7 +92,10 @@ def redact(text: str, *secrets: str | None) -> str:
     return text
 
 
-def detached(error: BaseException) -> BaseException:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def detached(error: _E) -> _E:
     """Return ``error`` cut from the exceptions it was raised during or from.
 
     ``raise ... from None`` only hides the chain from tracebacks; ``__context__`` still holds the

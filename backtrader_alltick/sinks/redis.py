@@ -100,7 +100,7 @@ class RedisSink(BufferedWriter):
         # A batch whose reply was lost (a timeout, a cut connection) may have been applied all the
         # same.  Each batch is one atomic script call that also stamps its number on a marker key, so
         # the retry asks whether it landed instead of writing its ticks a second time (auto IDs).
-        if self._unconfirmed is not None and self._drop_landed(items) and not items:
+        if self._unconfirmed is not None and self._drop_landed(items, self._unconfirmed) and not items:
             return
         self._batch_number += 1
         number = self._batch_number
@@ -123,9 +123,9 @@ class RedisSink(BufferedWriter):
             connection.send_packed_command([redis_batch.batch_command(count, body, with_script=True)])
             return connection.read_response()
 
-    def _drop_landed(self, items: list[Record]) -> bool:
-        """Remove from ``items`` the unconfirmed batch if Redis applied it; True if it did."""
-        first, count, number = self._unconfirmed
+    def _drop_landed(self, items: list[Record], unconfirmed: tuple[Record, int, int]) -> bool:
+        """Remove from ``items`` the ``unconfirmed`` batch if Redis applied it; True if it did."""
+        first, count, number = unconfirmed
         if not items or items[0] is not first or len(items) < count:
             self._unconfirmed = None  # the buffer dropped part of it: it cannot be told apart
             return False

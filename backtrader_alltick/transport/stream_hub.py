@@ -249,7 +249,8 @@ class StreamHub:
             self._observe(record.time)  # keeps "is this bar closed?" on the service's time
         if self.on_event is not None:
             self.on_event(record)
-        for receiver in self._registry.receivers.get(getattr(record, "symbol", None), ()):
+        # A record without a symbol (none today) reaches no receiver: no symbol is "".
+        for receiver in self._registry.receivers.get(getattr(record, "symbol", ""), ()):
             receiver(record)
 
     def _emit(self, status: StreamStatus) -> None:

@@ -161,7 +161,9 @@ class _Connection:
         # Shutting the socket down wakes the reader blocked in recv().  Not ws.abort(): after
         # send_close it does nothing, and a server that never answers the close kept stop() waiting.
         with contextlib.suppress(Exception):
-            self.ws.sock.shutdown(socket.SHUT_RDWR)
+            sock = self.ws.sock
+            if sock is not None:  # None once websocket-client has closed it itself
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class StreamLink:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import wire
@@ -162,7 +163,7 @@ class StreamProtocol:
         self._next_heartbeat: float | None = None
         self._last_request = float("-inf")
         # Spacing against the family's other connections: returns 0 (and books the turn) or seconds to wait.
-        self.gate = None
+        self.gate: Callable[[float], float] | None = None
         if settings.dialect.NAME not in AUTH_FIRST:
             self._become_ready()
 
@@ -213,7 +214,7 @@ class StreamProtocol:
             self.healthy = True
         elif isinstance(event, wire.Ack):
             # Match the echoed sequence number; dialects without one (iTick) acknowledge in order.
-            if event.seq in self.pending:
+            if event.seq is not None and event.seq in self.pending:
                 self.pending.remove(event.seq)
             elif self.pending:
                 self.pending.popleft()
@@ -229,7 +230,8 @@ class StreamProtocol:
             # still count our previous socket after a drop, so this one is worth a later retry.
             raise RateLimited(f"{self.safe_url} refused the connection ({event.message!r}); "
                               "close other clients of this token or wait")
-        elif isinstance(event, wire.AuthResult) or str(getattr(event, "code", "")) == "401":
+        elif isinstance(event, wire.AuthResult) or (isinstance(event, (wire.ServerError, APIError))
+                                                    and str(event.code) == "401"):
             message = redact(str(event.message), token)
             raise AuthError(f"token rejected by {self.safe_url} ({message!r}); check the token",
                             code=getattr(event, "code", None))
@@ -262,11 +264,12 @@ class StreamProtocol:
         heartbeat_interval = settings.heartbeat_interval
         next_heartbeat = self._next_heartbeat = self._next_heartbeat or now + heartbeat_interval
         # With heartbeats every heartbeat_interval, this is stale_after after the last answer.
-        stale_at = (self.unanswered_since or now) + settings.stale_after - heartbeat_interval
+        asked_at = self.unanswered_since or now
+        stale_at = asked_at + settings.stale_after - heartbeat_interval
         if now >= stale_at:
             self.stats["stale_timeouts"] += 1
             return Step(error=Timeout(f"stream {self.family} got no answer to a heartbeat sent "
-                                      f"{now - self.unanswered_since:.1f} s ago "
+                                      f"{now - asked_at:.1f} s ago "
                                       f"(stale_after={settings.stale_after} s); reconnecting"))
         wake_at = min(next_heartbeat, stale_at)
         version, changed_at, trades, depth = self._desired

@@ -22,7 +22,7 @@ from .markets import DAY_MS, Market
 from .records import Kline, Tick
 from .timeframes import BarSpec, Slot, bucket_index, group_slot, slot_of
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 _NO_SEAM = -(2**63)
 

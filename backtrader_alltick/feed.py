@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from .param_types import DataParams
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 _ST_START, _ST_HISTORBACK, _ST_BACKFILL, _ST_LIVE, _ST_OVER = range(5)
 

@@ -20,28 +20,31 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .bars import SeenTrades
 from .errors import AllTickError, ConfigError, TransportError
-from .records import KIND_OF, PUSHED_KINDS, Kline
+from .records import KIND_OF, PUSHED_KINDS, Kline, Tick
 from .sources import BarReady, BarSource, Failed, SourceOptions, StateChanged
 from .sources.inbox import Wake
 from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
-from .timeframes import parse_period
+from .timeframes import BarSpec, parse_period
 
 if TYPE_CHECKING:
     from .sinks.buffer import BufferedWriter
     from .sinks.influx import InfluxSink
     from .sinks.recording import RecordingSink
     from .sinks.redis import RedisSink
+    from .store import AllTickStore
+    from .transport.stream_hub import StreamStatus
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # How long the bar thread waits at most before checking whether the relay stops.
 _DISPATCH_WAIT_S = 0.25
@@ -89,20 +92,22 @@ class Relay:
             stop_event.wait()
     """
 
-    def __init__(self, store, symbols: Iterable[str | Instrument], *, redis_url: str | None = None,
-                 influx_url: str | None = None, timeframes: Iterable[str] = ("1m",),
-                 types: Iterable[str] = ("tick",), archive_ticks: bool = False, lookback: int = 500,
-                 prefix: str = "alltick", grace: float = 0.25, redis_options: dict | None = None,
-                 influx_options: dict | None = None, recording=None,
-                 recording_options: dict | None = None) -> None:
+    def __init__(self, store: AllTickStore, symbols: Iterable[str | Instrument], *,
+                 redis_url: str | None = None, influx_url: str | None = None,
+                 timeframes: Iterable[str] = ("1m",), types: Iterable[str] = ("tick",),
+                 archive_ticks: bool = False, lookback: int = 500, prefix: str = "alltick",
+                 grace: float = 0.25,
+                 redis_options: dict[str, Any] | None = None, influx_options: dict[str, Any] | None = None,
+                 recording: str | os.PathLike[str] | None = None,
+                 recording_options: dict[str, Any] | None = None) -> None:
         if redis_url is None and influx_url is None and recording is None:
             raise ConfigError("Relay needs somewhere to write: pass redis_url, influx_url and/or recording, "
                               "was none")
-        self.store = store
-        self.instruments = _unique(parse_symbol(symbol) for symbol in symbols)
+        self.store: AllTickStore = store
+        self.instruments: list[Instrument] = _unique(parse_symbol(symbol) for symbol in symbols)
         if not self.instruments:
             raise ConfigError("Relay needs at least one symbol, was none")
-        self.types = frozenset(types)
+        self.types: frozenset[str] = frozenset(types)
         if self.types - set(PUSHED_KINDS):
             raise ConfigError(f"types must be a subset of {', '.join(PUSHED_KINDS)}, "
                               f"was {sorted(self.types)}")
@@ -111,13 +116,19 @@ class Relay:
         periods = [parse_period(text) for text in timeframes]
         if not periods:
             raise ConfigError("Relay needs at least one timeframe, was none")
-        self.specs = {inst.symbol: [store.resolve_timeframe(inst, *period) for period in periods]
-                      for inst in self.instruments}
-        self.redis_url, self.influx_url = redis_url, influx_url
-        self.archive_ticks = archive_ticks
-        self.lookback, self.prefix, self.grace = lookback, prefix, grace
-        self.redis_options, self.influx_options = dict(redis_options or {}), dict(influx_options or {})
-        self.recording_path, self.recording_options = recording, dict(recording_options or {})
+        self.specs: dict[str, list[BarSpec]] = {
+            inst.symbol: [store.resolve_timeframe(inst, *period) for period in periods]
+            for inst in self.instruments}
+        self.redis_url: str | None = redis_url
+        self.influx_url: str | None = influx_url
+        self.archive_ticks: bool = archive_ticks
+        self.lookback: int = lookback
+        self.prefix: str = prefix
+        self.grace: float = grace
+        self.redis_options: dict[str, Any] = dict(redis_options or {})
+        self.influx_options: dict[str, Any] = dict(influx_options or {})
+        self.recording_path: str | os.PathLike[str] | None = recording
+        self.recording_options: dict[str, Any] = dict(recording_options or {})
         self.redis: RedisSink | None = None
         self.influx: InfluxSink | None = None
         self.recording: RecordingSink | None = None
@@ -191,7 +202,7 @@ class Relay:
     def __enter__(self) -> Relay:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -205,7 +216,7 @@ class Relay:
                 if sink is not None]
 
     @property
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters: records seen per kind, bars per period, sink totals, upstream connections."""
         with self._counts_lock:
             counts = dict(self._counts)
@@ -224,13 +235,13 @@ class Relay:
 
     # -- socket threads: never block ----------------------------------------------------------------
 
-    def _on_record(self, record) -> None:
+    def _on_record(self, record: object) -> None:
         kind = KIND_OF.get(type(record))
         recorded = kind == "tick" or kind == "depth" and kind in self.types
         if kind is None or kind not in self.types and not (
                 kind == "tick" and (self.archive_ticks or self.recording is not None)):
             return
-        if kind == "tick":
+        if isinstance(record, Tick):  # kind == "tick": KIND_OF is looked up by exact type
             with self._seen_lock:  # one reader thread per endpoint family calls in
                 repeat = self._seen.is_repeat(record)
             if repeat:
@@ -243,21 +254,21 @@ class Relay:
         if self.recording is not None and recorded:
             self.recording.write((record,))
 
-    def _status_listeners(self) -> list:
+    def _status_listeners(self) -> list[Callable[[StreamStatus], None] | None]:
         # Statuses come per endpoint family: listen for them once per family, with its first symbol.
         families: set[str] = set()
-        told = []
+        told: list[Callable[[StreamStatus], None] | None] = []
         for inst in self.instruments:
             family = self.store.wire.family(inst)
             told.append(self._on_status if family not in families else None)
             families.add(family)
         return told
 
-    def _on_status(self, status) -> None:
+    def _on_status(self, status: StreamStatus) -> None:
         self._count(status.kind)
         if status.kind == "fatal":
             logger.error("relay: upstream %s gave up: %s", status.family, status.error)
-            self.errors.append(status.error)
+            self.errors.append(status.error or AllTickError(f"upstream {status.family} gave up"))
         elif status.kind == "disconnected":
             logger.warning("relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)",
                            status.family)

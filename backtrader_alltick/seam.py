@@ -52,7 +52,7 @@ from .markets import Market
 from .records import Kline, Tick
 from .timeframes import BarSpec, slot_of
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # A trade stamped this far ahead of our clock is believed for rule 3 at most: a clock error, not a
 # bad timestamp, is what it measures.

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .transport.rest import RestClient
     from .transport.stream_hub import StreamHub
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # What put_notification keeps: (message, args, kwargs), handed to the strategy's notify_store.
 _Notification = tuple[Any, tuple[Any, ...], dict[str, Any]]

@@ -22,7 +22,7 @@ from ..wire import redis_streams
 from . import redis_batch
 from .buffer import BufferedWriter
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 MARKER_TTL_S = 86_400  # a sink's batch marker outlives any outage it could be asked about

@@ -29,7 +29,7 @@ from ..transport.redis_reader import Entry, RedisReader
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 READ_COUNT = 1000
 # A blocking XREAD never outlasts this, so close() returns promptly even if Redis hangs.

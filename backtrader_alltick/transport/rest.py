@@ -53,7 +53,7 @@ from .http_errors import map_errors, parse_retry_after
 from .ratelimit import WARN_AFTER_S, RateLimiter
 from .retry import backoff_delay
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # Consecutive 429 / 605 answers tolerated for one call; each one already waited as asked.

@@ -30,7 +30,7 @@ from .stream_protocol import ADDITIVE, Desired, StreamStatus
 from .stream_settings import StreamSettings
 from .subscriptions import KINDS, SubscriptionRegistry
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class StreamHub:

@@ -27,7 +27,7 @@ from .stream_protocol import READY, Desired, Report, StreamProtocol, StreamStatu
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
 _OPCODE_PING, _OPCODE_PONG = websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG

@@ -38,7 +38,7 @@ from ..symbols import Instrument
 from .stream_settings import StreamSettings
 from .subscriptions import cap_subscriptions
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 # itick.md 11: wait for the auth verdict before subscribing; AllTick has no login message (5.1).
 AUTH_FIRST = frozenset({"itick"})

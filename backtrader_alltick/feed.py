@@ -109,7 +109,8 @@ class AllTickData(bt.feed.DataBase):
     # object of it, with one attribute per line (datetime, open, ... bid, ask): no static type has them.
     lines: Any = ("turnover", "bid", "ask")
 
-    params = (
+    # Turned by Backtrader's metaclass into a class of parameters, read as ``self.p.<name>``.
+    params: Any = (
         ("store", None),
         ("region", None),
         ("historical", False),
@@ -166,12 +167,12 @@ class AllTickData(bt.feed.DataBase):
         self._state = _ST_START
         self._source: BarSource | None = None
         self._history: deque[Kline] = deque()
-        self.stats = dict.fromkeys(COUNTERS, 0)
+        self.stats: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_error: AllTickError | None = None
 
     # -- Backtrader contract -----------------------------------------------------------
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # cerebro.optstrategy(maxcpus=N) pickles the feed into worker processes: a historical feed
         # travels with its bars (or reloads them there from the store's configuration and cache).
         if not self.p.historical:
@@ -188,7 +189,7 @@ class AllTickData(bt.feed.DataBase):
     def haslivedata(self) -> bool:
         return bool(self._history) or (self._source is not None and self._source.has_pending())
 
-    def do_qcheck(self, onoff, qlapse) -> None:
+    def do_qcheck(self, onoff: bool, qlapse: float) -> None:
         super().do_qcheck(onoff, qlapse)
         # Cerebro may call _load again in the same pass (datamaster retry); wait only
         # once per pass so several feeds do not add up their waits.
@@ -215,15 +216,15 @@ class AllTickData(bt.feed.DataBase):
         eos = ms_to_num(self.inst.market.next_close(num_to_ms(self.lines.datetime[0])))
         return num2date(eos), eos
 
-    def resample(self, **kwargs) -> None:
+    def resample(self, **kwargs: Any) -> None:
         self.addfilter(sessions.resampler_for(self._market_sessions, kwargs), **kwargs)
 
-    def clone(self, **kwargs):
+    def clone(self, **kwargs: Any) -> _AllTickClone:
         # Backtrader's clone (adddata + resampledata of one feed) reads the wall clock; ours
         # must read the store's clock, or a resampler on the clone closes bars at the wrong time.
         return _AllTickClone(dataname=self, **kwargs)
 
-    def setenvironment(self, env) -> None:
+    def setenvironment(self, env: Any) -> None:  # a bt.Cerebro
         super().setenvironment(env)
         # Cerebro then starts and stops the store with the run and hands its messages to
         # notify_store; stopping it closes the shared socket and the REST session.
@@ -436,7 +437,7 @@ class _AllTickClone(bt.DataClone):
     def _timeoffset(self) -> timedelta:
         return self.data._timeoffset()
 
-    def resample(self, **kwargs) -> None:
+    def resample(self, **kwargs: Any) -> None:
         self.addfilter(sessions.resampler_for(self.data._market_sessions, kwargs), **kwargs)
 
 

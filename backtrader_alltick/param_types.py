@@ -25,14 +25,10 @@ if TYPE_CHECKING:
     from .store import AllTickStore
 
 
-class StoreParams(TypedDict, total=False):
-    """``AllTickStore``'s parameters (its docstring says what each means)."""
+class StoreOptions(TypedDict, total=False):
+    """``AllTickStore``'s parameters but the service's (``AllTickStore.from_simulator`` takes these)."""
 
-    token: str | None
-    dialect: str | None
     plan: str | Plan | None
-    rest_url: str | None
-    ws_url: str | None
     cache: bool | str | PathLike[str] | None
     quota_url: str | None
     clock: Clock | None
@@ -44,6 +40,15 @@ class StoreParams(TypedDict, total=False):
     heartbeat: float | None
     stale_after: float | None
     extended_hours: bool
+
+
+class StoreParams(StoreOptions, total=False):
+    """``AllTickStore``'s parameters (its docstring says what each means)."""
+
+    token: str | None
+    dialect: str | None
+    rest_url: str | None
+    ws_url: str | None
 
 
 class FeedParams(TypedDict, total=False):

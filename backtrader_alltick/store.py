@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import backtrader as bt
 import pandas as pd
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from .cache import KlineCache
     from .feed import AllTickData
     from .history import History, HistoryLoader
-    from .param_types import FeedParams, StoreParams
+    from .param_types import FeedParams, StoreOptions, StoreParams
+    from .sim.simulator import Simulator
     from .transport.rest import RestClient
     from .transport.stream_hub import StreamHub
 
@@ -105,7 +107,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         df = store.fetch_klines("BTCUSDT", bt.TimeFrame.Minutes, 5, count=100)
     """
 
-    params = (
+    # Turned by Backtrader's metaclass into a class of parameters, read as ``self.p.<name>``.
+    params: Any = (
         ("token", None),
         ("dialect", None),  # None: the environment, the config file, then the documented default
         ("plan", None),
@@ -138,14 +141,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         for name in ("dialect", "plan", "cache"):
             setattr(self.p, name, config.setting(name, getattr(self.p, name)))
         self._open()
-        self.rest_url = config.setting("rest_url", self.p.rest_url) or self.wire.DEFAULT_REST_URL
+        self.rest_url: str = config.setting("rest_url", self.p.rest_url) or self.wire.DEFAULT_REST_URL
         # A URL that can never connect fails here, not later on a socket thread.
         ws_url = config.setting("ws_url", self.p.ws_url) or self.wire.DEFAULT_WS_URL
-        self.ws_url = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
+        self.ws_url: str = check_ws_url(ws_url, "ws_url" if self.p.ws_url else "ALLTICK_WS_URL", self._token)
 
     def _open(self) -> None:
         # Everything built from the configuration: run at creation and again in a worker process.
-        self.wire = get_dialect(self.p.dialect)
+        self.wire: ModuleType = get_dialect(self.p.dialect)
         self.plan: Plan = get_plan(self.p.dialect, self.p.plan)
         # Our clock (the wall, or the one given) only measures time; the service's answers and trades
         # tell its time, and that decides when a bar has closed.
@@ -157,16 +160,16 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         self._cache: KlineCache | None = None
         self._history: History | None = None
         self._hub: StreamHub | None = None
-        self._last_stream_stats: dict[str, dict] = {}
+        self._last_stream_stats: dict[str, dict[str, Any]] = {}
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # Optimisation on several cores pickles the store into every worker: it travels as its
         # configuration (no module, lock, session, socket or cache handle) and reopens there on
         # first use.  The token travels sealed for this run's processes only (token_seal).
         return {"params": self.p, "rest_url": self.rest_url, "ws_url": self.ws_url,
                 "sealed_token": seal_token(self._token)}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.params = self.p = state["params"]
         self.rest_url, self.ws_url = state["rest_url"], state["ws_url"]
         self._token = open_token(state["sealed_token"])
@@ -184,7 +187,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
                 f"rest_url={self.rest_url!r}, token={mask_token(self._token)!r})")
 
     @classmethod
-    def from_simulator(cls, sim, **kwargs) -> AllTickStore:
+    def from_simulator(cls, sim: Simulator, **kwargs: Unpack[StoreOptions]) -> AllTickStore:
         """Build a store that talks to a running :class:`~backtrader_alltick.sim.Simulator`."""
         kwargs.setdefault("plan", sim.plan.name)
         kwargs.setdefault("clock", sim.clock)
@@ -193,7 +196,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     # -- Backtrader store protocol -------------------------------------------------
 
     @classmethod
-    def getbroker(cls, *args, **kwargs):
+    def getbroker(cls, *args: Any, **kwargs: Any) -> NoReturn:
         """Refuse: AllTick serves market data only; orders go to Backtrader's own broker."""
         raise ConfigError("AllTickStore provides market data only and has no broker; paper trading uses "
                           "Backtrader's broker (bt.brokers.BackBroker, cerebro's default): leave "
@@ -207,11 +210,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         """Return an ``AllTickData`` feed bound to this store (same params as the class)."""
         return self.DataCls(store=self, **params)
 
-    def start(self, data=None, broker=None) -> None:
+    def start(self, data: AllTickData | None = None, broker: None = None) -> None:
         if not self._started:
             self._started = True
-            self.datas = []
-            self.broker = None
+            self.datas: list[AllTickData] = []
+            self.broker: None = None  # market data only: no broker (getbroker)
         if data is not None:
             self.datas.append(data)
 
@@ -229,7 +232,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             cache.close()
         self._started = False
 
-    def put_notification(self, msg, *args, **kwargs) -> None:
+    def put_notification(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.notifs.append((msg, args, kwargs))
 
     def get_notifications(self) -> list[_Notification]:
@@ -250,7 +253,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         return check_token(self._token)
 
     @property
-    def stream_stats(self) -> dict[str, dict]:
+    def stream_stats(self) -> dict[str, dict[str, Any]]:
         """Counters of the shared WebSocket per family (frames, malformed, reconnects...); kept after stop."""
         hub = self._hub
         return hub.stats if hub is not None else self._last_stream_stats

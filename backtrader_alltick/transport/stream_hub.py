@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .. import plans, wire
 from ..clock import Clock
@@ -152,12 +153,12 @@ class StreamHub:
         return bool(links) and all(link.is_connected for link in links)
 
     @property
-    def stats(self) -> dict[str, dict]:
+    def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per family, summed over its connections: connects, reconnects, frames, records,
         malformed, heartbeats, dropped, ...; ``links``: the connections opened."""
         with self._lock:
             links = list(self._links.items())
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         for (family, _), link in sorted(links, key=lambda item: item[0]):
             total = out.setdefault(family, {"links": 0})
             total["links"] += 1

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timezone
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -126,8 +127,8 @@ class RestClient:
                  max_retries: int = 5, backoff_initial: float = 0.5, backoff_cap: float = 30.0,
                  retry_after_cap: float = 120.0, ratelimit_timeout: float = RATELIMIT_TIMEOUT,
                  session: requests.Session | None = None, clock: Any = None) -> None:
-        self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
-        self.plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
+        self.dialect: ModuleType = get_dialect(dialect) if isinstance(dialect, str) else dialect
+        self.plan: Plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
         token = check_token(token)
         try:
             parts = urlsplit(str(base_url))
@@ -144,20 +145,20 @@ class RestClient:
         self._token = token
         self._secrets = (token,)  # redact() matches every spelling of it: raw, percent- or JSON-escaped
         protect(token, self)  # urllib3 logs each request URL, token included, at DEBUG
-        self.base_url = str(base_url).rstrip("/")
-        self.limiter = limiter if limiter is not None else RateLimiter(self.plan)
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_initial = backoff_initial
-        self.backoff_cap = backoff_cap
-        self.retry_after_cap = retry_after_cap
-        self.ratelimit_timeout = ratelimit_timeout
+        self.base_url: str = str(base_url).rstrip("/")
+        self.limiter: RateLimiter = limiter if limiter is not None else RateLimiter(self.plan)
+        self.timeout: tuple[float, float] = timeout
+        self.max_retries: int = max_retries
+        self.backoff_initial: float = backoff_initial
+        self.backoff_cap: float = backoff_cap
+        self.retry_after_cap: float = retry_after_cap
+        self.ratelimit_timeout: float = ratelimit_timeout
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session: requests.Session = session if session is not None else requests.Session()
         self.session.headers.setdefault("User-Agent", f"backtrader-alltick/{__version__}")
         self.session.headers["Accept"] = "application/json"
-        self.clock = clock
-        self.stats = RestStats()
+        self.clock: Any = clock
+        self.stats: RestStats = RestStats()
         self._stats_lock = threading.Lock()
         self._closed = threading.Event()
 

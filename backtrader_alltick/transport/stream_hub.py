@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 from .. import plans, wire
@@ -58,7 +59,7 @@ class StreamHub:
         hub.subscribe("BTCUSDT", on_record=queue.put_nowait); hub.start(); ...; hub.stop()
     """
 
-    def __init__(self, dialect, ws_root: str, token: str, plan: plans.Plan, *,
+    def __init__(self, dialect: str | ModuleType, ws_root: str, token: str, plan: plans.Plan, *,
                  on_event: Callable[[object], None] | None = None,
                  on_status: Callable[[StreamStatus], None] | None = None,
                  heartbeat_interval: float | None = None, stale_after: float | None = None,
@@ -66,21 +67,22 @@ class StreamHub:
                  backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_cap: float = 60.0,
                  min_reconnect_interval: float | None = None, request_spacing: float | None = None,
                  connect_timeout: float = 10.0, clock: Clock | None = None) -> None:
-        self.dialect = wire.get_dialect(dialect) if isinstance(dialect, str) else dialect
-        self.settings = StreamSettings.build(
+        self.dialect: ModuleType = wire.get_dialect(dialect) if isinstance(dialect, str) else dialect
+        self.settings: StreamSettings = StreamSettings.build(
             self.dialect, ws_root, token, plan, heartbeat_interval=heartbeat_interval,
             stale_after=stale_after, reconnect=reconnect, reconnections=reconnections,
             backoff_initial=backoff_initial, backoff_factor=backoff_factor, backoff_cap=backoff_cap,
             min_reconnect_interval=min_reconnect_interval, request_spacing=request_spacing,
             connect_timeout=connect_timeout, clock=clock)
         protect(token, self)  # the URL carries it; websocket-client's trace logs the handshake
-        self.on_event, self.on_status = on_event, on_status
+        self.on_event: Callable[[object], None] | None = on_event
+        self.on_status: Callable[[StreamStatus], None] | None = on_status
         self._observe = getattr(self.settings.clock, "observe_server_time", None)
         self._host = LinkHost(threading.Event(), self._desired, self._emit, self._fan_out, self._retire,
                               self._pacer)
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
-        self.capacity = Capacity.of(self.dialect.NAME, plan)
+        self.capacity: Capacity = Capacity.of(self.dialect.NAME, plan)
         self._shards: dict[str, Shards] = {}
         self._pacers: dict[str, tuple[Pacer, Pacer]] = {}  # family -> (connection attempts, requests)
         self._versions: dict[tuple[str, int], tuple[int, float]] = {}  # (family, slot) -> (changes, when)
@@ -101,7 +103,8 @@ class StreamHub:
         """
         self._change(inst, trades, depth, on_record, on_status, adding=True)
 
-    def check(self, instruments, *, trades: bool = True, depth: bool = False) -> None:
+    def check(self, instruments: Iterable[Instrument | str], *, trades: bool = True,
+              depth: bool = False) -> None:
         """Raise ConfigError when the plan cannot serve ``instruments`` on top of today's subscriptions.
 
         Lets a caller with a whole universe fail before it subscribes (and connects) anything.

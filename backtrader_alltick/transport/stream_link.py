@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import websocket
 
@@ -23,7 +24,7 @@ from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .retry import backoff
 from .shards import Pacer
-from .stream_protocol import READY, Desired, Report, StreamProtocol, StreamStatus, new_counters
+from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
 
@@ -178,17 +179,22 @@ class StreamLink:
     """
 
     def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, slot: int = 0,
-                 stats: dict | None = None) -> None:
-        self.family, self.settings, self.host = family, settings, host
-        self.slot, self.key = slot, (family, slot)
+                 stats: dict[str, Any] | None = None) -> None:
+        self.family: str = family
+        self.settings: StreamSettings = settings
+        self.host: LinkHost = host
+        self.slot: int = slot
+        self.key: tuple[str, int] = (family, slot)
         name = family if slot == 0 else f"{family}-{slot + 1}"
-        self.stats = stats if stats is not None else new_counters()  # a replaced link's counters go on
-        self.wake = threading.Event()
+        # A replaced link's counters go on.
+        self.stats: dict[str, Any] = stats if stats is not None else new_counters()
+        self.wake: threading.Event = threading.Event()
         self._connection: _Connection | None = None
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
-        self.ended = False  # gave up (fatal): no more attempts on this link
-        self.thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}", daemon=True)
+        self.ended: bool = False  # gave up (fatal): no more attempts on this link
+        self.thread: threading.Thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}",
+                                                         daemon=True)
 
     @property
     def is_connected(self) -> bool:
@@ -327,10 +333,10 @@ class StreamLink:
         notices = protocol.notices
         while notices:
             notice = notices.pop(0)
-            if notice is READY:
-                self._on_ready()
-            else:
+            if isinstance(notice, Report):
                 self._tell(notice)
+            else:  # READY, the only other notice
+                self._on_ready()
 
     def _tell(self, report: Report) -> None:
         self.host.emit(StreamStatus(self.family, report.kind, self.settings.clock.now_ms(),

@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import wire
 from ..errors import (
@@ -103,7 +104,7 @@ class Step:
     reports: tuple[Report, ...] = ()
 
 
-def new_counters() -> dict:
+def new_counters() -> dict[str, Any]:
     """Return the counters of one family, all at zero (``dropped`` lists the codes past the cap)."""
     return {**dict.fromkeys(COUNTERS, 0), "dropped": []}
 
@@ -144,16 +145,18 @@ class StreamProtocol:
     """
 
     def __init__(self, settings: StreamSettings, family: str, safe_url: str, now: float, *,
-                 stats: dict | None = None) -> None:
-        self.settings, self.family, self.safe_url = settings, family, safe_url
-        self.stats = stats if stats is not None else new_counters()
-        self.notices: list = []
-        self.ready = False
-        self.ready_by = now + settings.connect_timeout
-        self.healthy = False  # got a record, a pong or an ack: the backoff starts over
-        self.last_frame = now
+                 stats: dict[str, Any] | None = None) -> None:
+        self.settings: StreamSettings = settings
+        self.family: str = family
+        self.safe_url: str = safe_url
+        self.stats: dict[str, Any] = stats if stats is not None else new_counters()
+        self.notices: list[str | Report] = []  # READY, or a Report for the hub
+        self.ready: bool = False
+        self.ready_by: float = now + settings.connect_timeout
+        self.healthy: bool = False  # got a record, a pong or an ack: the backoff starts over
+        self.last_frame: float = now
         self.unanswered_since: float | None = None  # when the oldest unanswered heartbeat went out
-        self.next_seq = 1
+        self.next_seq: int = 1
         self.pending: deque[int] = deque(maxlen=64)  # sequence numbers of requests awaiting an ack
         self.lingering: set[str] = set()  # unsubscribed codes an additive dialect still sends us
         self._parse = settings.dialect.parse_frame
@@ -169,7 +172,7 @@ class StreamProtocol:
 
     # -- The reader's side -------------------------------------------------------------
 
-    def receive(self, data: bytes, now: float, closing: bool = False) -> list:
+    def receive(self, data: bytes, now: float, closing: bool = False) -> list[object]:
         """Take one frame (``closing``: a close frame) and return the records to deliver, in order.
 
         Raises the AllTickError that ends the connection.

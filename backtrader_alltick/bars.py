@@ -185,11 +185,11 @@ class BarBuilder:
         self.spec = spec
         self.market = market
         self.on_bar = on_bar
-        self.grace_ms = int(grace_ms)
+        self.grace_ms: int = int(grace_ms)
         self.emit_empty = emit_empty
         self.regular_only = regular_only
         self.dedup_size = dedup_size
-        self.stats = BuilderStats()
+        self.stats: BuilderStats = BuilderStats()
         self._label = spec.period
         self._forming: dict[int, _FormingBar] = {}
         # Start of the oldest slot still accepting trades; None until a timer or seam sets it.

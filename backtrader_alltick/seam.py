@@ -83,12 +83,13 @@ class Seam:
                  grace_ms: int = 250, emit_empty: bool = False,
                  anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True,
                  regular_only: bool = False, on_reseam: Reseam | None = None) -> None:
-        self.spec, self.market = spec, market
+        self.spec: BarSpec = spec
+        self.market: Market = market
         # The builder's closed bars are taken from what on_timer returns, never called back for.
         self._builder = BarBuilder(symbol, spec, market, _ignore, grace_ms=grace_ms,
                                    emit_empty=emit_empty, regular_only=regular_only)
         self.regular_only = regular_only
-        self.offhours_bars = 0
+        self.offhours_bars: int = 0
         self.first_offhours: Tick | None = None  # the first trade the session policy left out
         self._delivered = {"bars_rest": 0, "bars_live": 0}
         self._ready: deque[tuple[Kline, str]] = deque()

@@ -9,14 +9,18 @@ such endpoint and asks per symbol.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .clock import as_service_clock
 from .errors import ConfigError
 from .records import Kline
 from .symbols import Instrument, parse_symbol
 
+if TYPE_CHECKING:
+    from .store import AllTickStore
 
-def latest_closed_bars(store, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
+
+def latest_closed_bars(store: AllTickStore, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
                        compression: int = 1) -> dict[str, Kline | None]:
     """Return ``{symbol: the newest bar the service has closed}`` (None where it has none).
 

@@ -40,6 +40,11 @@ class BufferedWriter:
             sink.flush(timeout=5)
     """
 
+    # Counters a subclass adds to as its server confirms or refuses records.
+    written: int
+    dropped: int
+    rejected: int
+
     def __init__(self, *, target: str, batch: int, max_buffer: int, flush_interval: float,
                  retries: int | None, backoff_initial: float, backoff_max: float) -> None:
         for name, value in (("batch", batch), ("max_buffer", max_buffer)):

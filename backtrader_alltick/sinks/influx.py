@@ -59,6 +59,8 @@ class InfluxSink(BufferedWriter):
             sink.write(closed_bars)
     """
 
+    rejected: int  # also counts records it cannot encode (BufferedWriter's counter)
+
     def __init__(self, url: str = DEFAULT_URL, database: str = "alltick", *, dialect: str = "alltick",
                  batch: int = 5000, flush_interval: float = 1.0, max_buffer: int = 1_000_000,
                  retries: int = 5, timeout: tuple[float, float] = DEFAULT_TIMEOUT,

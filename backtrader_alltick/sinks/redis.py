@@ -62,6 +62,10 @@ class RedisSink(BufferedWriter):
             sink.write([Tick("AAPL.US", time=1_700_000_000_000, price=190.1, volume=5)])
     """
 
+    # BufferedWriter's counters, added to here too: a batch found landed, commands Redis refused.
+    written: int
+    rejected: int
+
     def __init__(self, url: str = DEFAULT_URL, *, prefix: str = "alltick", maxlen: int = 100_000,
                  batch: int = 500, max_buffer: int = 1_000_000, flush_interval: float = 0.0,
                  socket_timeout: float = 5.0, backoff_initial: float = 0.05,
@@ -78,7 +82,7 @@ class RedisSink(BufferedWriter):
         self._connection = self._client.connection_pool.make_connection()
         self.prefix = prefix
         self.maxlen = maxlen
-        self.duplicates = 0
+        self.duplicates: int = 0
         self._marker = f"{prefix}:sink:{uuid.uuid4().hex}"
         self._batch_number = 0
         self._packer = redis_batch.BatchPacker(prefix, maxlen, self._marker, MARKER_TTL_S)

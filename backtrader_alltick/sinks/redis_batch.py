@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from ..records import Kline, kind_of
+from ..records import Kline, Record, kind_of
 from ..wire import redis_streams
 
 # "equal or smaller" is how Redis refuses an XADD whose ID is not new: a bar written before.
@@ -80,7 +80,7 @@ class BatchPacker:
         self._streams: dict[tuple, str] = {}
         self._names: dict[str, str] = {}
 
-    def pack(self, records: Iterable, number: int) -> tuple[int, bytes]:
+    def pack(self, records: Iterable[Record], number: int) -> tuple[int, bytes]:
         """Return the argument count and the RESP text of the arguments: one XADD per record, then one
         HSET per symbol of its newest values."""
         head = self._head

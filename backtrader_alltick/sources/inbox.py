@@ -130,7 +130,7 @@ class Inbox:
     """
 
     def __init__(self, size: int, wake: Wake) -> None:
-        self.overflowed = False  # set by a putter, cleared by the consumer
+        self.overflowed: bool = False  # set by a putter, cleared by the consumer
         self._items: queue.Queue = queue.Queue(maxsize=size)
         self._wake = wake
         self._closed = False
@@ -192,7 +192,8 @@ class Outbox:
 
     def __init__(self) -> None:
         self.state: SourceState | Literal["over"] = "delayed"
-        self.bid = self.ask = math.nan
+        self.bid: float = math.nan
+        self.ask: float = math.nan
         self._bars: deque[tuple[Kline | Tick, bool]] = deque()
         self._notes: deque[StateChanged | Failed] = deque()
 

@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import AllTickError, ConfigError, ProtocolError
 from ..records import Depth, Tick
@@ -28,6 +29,9 @@ from ..timeframes import BarSpec
 from ..transport.redis_reader import Entry, RedisReader
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
+
+if TYPE_CHECKING:
+    from ..store import AllTickStore
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -64,25 +68,27 @@ class RedisBars:
         event = source.poll(0.5)
     """
 
-    def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+    def __init__(self, store: AllTickStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
                  start_ms: int | None, *, wake: Wake | None = None) -> None:
         if options.url is None:  # the feed refuses source="redis" without source_url before this
             raise ConfigError("RedisBars needs options.url, a redis:// URL, was None")
         url = options.url
-        self.stats = dict.fromkeys(COUNTERS, 0)
+        self.stats: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._wake = wake if wake is not None else Wake()
         self._inbox = Inbox(max(options.inbox_size // READ_COUNT, 8), self._wake)
         self._out = Outbox()
         self._wake.attach(self._inbox, self)
-        self.inst, self.spec, self.options = inst, spec, options
-        self.symbol = inst.symbol
-        self.period = None if spec is None else spec.period
-        self.start_ms = start_ms
+        self.inst: Instrument = inst
+        self.spec: BarSpec | None = spec
+        self.options: SourceOptions = options
+        self.symbol: str = inst.symbol
+        self.period: str | None = None if spec is None else spec.period
+        self.start_ms: int | None = start_ms
         self._last_end: int | None = None
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
-        self.source = RedisReader(url, options.prefix, reconnect_timeout=math.inf,
+        self.source: RedisReader = RedisReader(url, options.prefix, reconnect_timeout=math.inf,
                                   on_connection=self._on_connection)
         self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
         self._thread.start()

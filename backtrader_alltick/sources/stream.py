@@ -30,6 +30,7 @@ from ..timeframes import BarSpec, slot_of
 from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
+from .needs import LiveStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class StreamBars:
         source.close()
     """
 
-    def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+    def __init__(self, store: LiveStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
                  start_ms: int | None, *, wake: Wake | None = None) -> None:
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._wake = wake = wake if wake is not None else Wake()
@@ -74,7 +75,7 @@ class StreamBars:
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
-        self.backfiller = Backfiller(self._fetch, clock, self._inbox.put, closed_until=self._closed_until,
+        self.backfiller = Backfiller(self._fetch, clock, self._put, closed_until=self._closed_until,
                                      next_final=self._next_final)
         # A REST outage that outlasts the client's retries delays the backfill, as a dropped socket
         # delays the stream: the source asks again after these pauses, and says CONNBROKEN meanwhile.
@@ -96,7 +97,7 @@ class StreamBars:
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
-        store.listen(inst, self._post, depth=options.bidask, on_status=self._inbox.put)
+        store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
         wake.schedule(self, self.due_in())
@@ -113,7 +114,7 @@ class StreamBars:
         if self._closed:
             return
         self._closed = True
-        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._inbox.put)
+        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._put)
         self._wake.detach(self._inbox, self)
         self._inbox.close()
         self.backfiller.stop()
@@ -127,7 +128,11 @@ class StreamBars:
 
     # -- the socket thread --------------------------------------------------------------------------
 
-    def _post(self, record) -> None:
+    def _put(self, item: object) -> None:
+        # Statuses, backfill results and notices share the trades' inbox; an overflow resets the seam.
+        self._inbox.put(item)
+
+    def _post(self, record: object) -> None:
         # Never block the socket thread; ticks lost to a full inbox are rebuilt from REST.
         if not self._inbox.put(record):
             self.stats["overflows"] += 1
@@ -159,9 +164,11 @@ class StreamBars:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
         if self._out.state == "over":
             return math.inf
-        moment = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
-        moment = self._closure_check_ms if moment is None else min(moment, self._closure_check_ms)
-        return wall_seconds(self.clock, moment)
+        deadline = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
+        moment = self._closure_check_ms if deadline is None else min(deadline, self._closure_check_ms)
+        if moment == -math.inf:  # the first closure check: due at once
+            return 0.0
+        return wall_seconds(self.clock, int(moment))
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
@@ -372,7 +379,7 @@ class StreamBars:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
-        with handing_to(self._inbox.put):
+        with handing_to(self._put):
             if start_ms is not None and start_ms > upto_ms:
                 # fromdate lies ahead of the newest closed bar (a replay's clock starts before it, or a
                 # session asked to start later): nothing to backfill yet; later jobs fetch what closes.

@@ -6,9 +6,11 @@ close and fetches again, so a feed never blocks on the network and never sees a 
 Whether a bar has closed is the service's decision: the clock's :meth:`~clock.ServiceClock.closed_until`
 and the fetch's own proof (see ``Fetch``) say so, never our clock alone.
 
-Waiting for bars to close is the worker's only pause.  It does not retry a failed fetch: the
-REST client has retried it already, by the plan's rules (``transport/rest.py``), so a failure
-that reaches the worker is final and goes to the feed.
+Waiting for bars to close, and a job's own ``delay_s``, are the worker's only pauses.  It does
+not retry a failed fetch: the REST client has retried it already, by the plan's rules
+(``transport/rest.py``), so a failure that reaches the worker goes to the feed, whose source
+decides whether to ask again later (a live feed outlives a REST outage as it outlives a dropped
+socket).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,11 +83,12 @@ class Backfiller:
         self._thread = threading.Thread(target=self._run, name="alltick-backfill", daemon=True)
         self._thread.start()
 
-    def request(self, after_ms: int | None, upto_ms: int, count: int | None = None) -> int:
+    def request(self, after_ms: int | None, upto_ms: int, count: int | None = None, *,
+                delay_s: float = 0.0) -> int:
         """Queue a job for the bars closing in ``(after_ms, upto_ms]`` (``upto_ms`` a bar's close
-        stamp); return its id."""
+        stamp), to start ``delay_s`` wall seconds from now at the earliest; return its id."""
         self._job_id += 1
-        self._jobs.put((self._job_id, after_ms, upto_ms, count))
+        self._jobs.put((self._job_id, after_ms, upto_ms, count, time.monotonic() + delay_s))
         return self._job_id
 
     def stop(self, timeout: float = 0.5) -> None:
@@ -97,8 +101,12 @@ class Backfiller:
             job = self._jobs.get()
             if job is None:
                 return
+            *work, not_before = job
+            delay = not_before - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
             try:
-                self._run_job(*job)
+                self._run_job(*work)
             except AllTickError as e:
                 if not self._stop.is_set():  # else stopped while fetching: the failure is of our own making
                     self._deliver(BackfillFailed(e, job[0]))

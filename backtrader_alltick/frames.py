@@ -6,7 +6,7 @@ Intraday bars are indexed by close time (UTC); daily and longer bars by their tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -17,29 +17,43 @@ from .records import Kline
 
 KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]
 
-# Loads closed bars stamped in [first, last] (either None: open), or the newest ``count``.
-BarLoader = Callable[[int | None, int | None, int | None], list[Kline]]
 
 
-def window_frame(load: BarLoader, market: Market, spec: timeframes.BarSpec, start_ms: int | None,
-                 end_ms: int | None, count: int | None) -> pd.DataFrame:
-    """The closed ``spec`` bars of ``market`` whose stamp lies in ``[start_ms, end_ms]`` (or the
-    newest ``count``) as a frame, daily and longer bars kept by their trading date as the feed's are.
+def window_to_load(spec: timeframes.BarSpec, start_ms: int | None, end_ms: int | None,
+                   count: int | None) -> tuple[int | None, int | None, int | None] | None:
+    """What to ask history for so that :func:`window_frame` can keep the window: ``(first, last,
+    count)``, wider for daily and longer bars (kept by their trading date); None when the window
+    holds no bar, so nothing need be asked.
 
     Example::
 
-        frame = window_frame(lambda first, last, count: bars, market, spec, None, None, 100)
+        window_to_load(spec, start_ms, end_ms, None)     # (start_ms, end_ms, None) for minutes
+    """
+    if is_empty_window(start_ms, end_ms):
+        return None
+    if spec.native.is_intraday:
+        return start_ms, end_ms, count
+    return timeframes.date_load_window(start_ms, end_ms, count)
+
+
+def window_frame(klines: Sequence[Kline], market: Market, spec: timeframes.BarSpec, start_ms: int | None,
+                 end_ms: int | None, count: int | None) -> pd.DataFrame:
+    """The closed ``spec`` bars of ``market`` whose stamp lies in ``[start_ms, end_ms]`` (or the
+    newest ``count``) as a frame, daily and longer bars kept by their trading date as the feed's are;
+    ``klines`` are the bars loaded for :func:`window_to_load`'s window.
+
+    Example::
+
+        frame = window_frame(bars, market, spec, None, None, 100)
     """
     if is_empty_window(start_ms, end_ms):
         return klines_frame([], market, spec.period)
     if spec.native.is_intraday:
-        return klines_frame(load(start_ms, end_ms, count), market, spec.period)
-    # Filtered by their stamp below, as the feed's bars are by Backtrader: load a little wider.
-    klines = load(*timeframes.date_load_window(start_ms, end_ms, count))
-    klines = [k for k in klines if _within(timeframes.date_stamp_ms(k.end, market), start_ms, end_ms)]
+        return klines_frame(klines, market, spec.period)
+    kept = [k for k in klines if _within(timeframes.date_stamp_ms(k.end, market), start_ms, end_ms)]
     if count is not None:
-        klines = klines[-count:]
-    return klines_frame(klines, market, spec.period)
+        kept = kept[-count:]
+    return klines_frame(kept, market, spec.period)
 
 
 def klines_frame(klines: Sequence[Kline], market: Market | None = None,

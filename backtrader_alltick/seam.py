@@ -190,6 +190,14 @@ class Seam:
         if job == self._job and done:
             self._finish()
 
+    def on_rest_failed(self, job: int) -> bool:
+        """REST gave up on ``job``: ask again for what is still missing; False if ``job`` is not the one
+        the seam waits for (a superseded job's failure changes nothing)."""
+        if job != self._job or self._seam is None:
+            return False
+        self._job = self._request_rest(self._last_end, self._seam)
+        return True
+
     def on_timer(self, now_ms: int) -> None:
         """Run what is due by ``now_ms``: a silent symbol's anchor, stream bars whose grace passed."""
         if self._seam is None and self._anchor_deadline is not None and now_ms >= self._anchor_deadline:

@@ -21,7 +21,7 @@ import pandas as pd
 from . import config, timeframes
 from .clock import ServiceClock
 from .errors import ConfigError, check_token, mask_token
-from .frames import window_frame
+from .frames import window_frame, window_to_load
 from .param_checks import bar_window, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .progress import PageReporter
@@ -405,15 +405,14 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         pages = PageReporter(on_progress, bar=progress)
         from .history import Window
 
-        def load(first: int | None, last: int | None, wanted: int | None) -> list[Kline]:
-            return self.history.get_range(inst, spec, Window(first, last, wanted), source=source,
-                                          source_url=source_url, on_progress=pages,
-                                          extended_hours=policy).bars
-
+        asked = window_to_load(spec, start_ms, end_ms, count)
         try:
-            frame = window_frame(load, inst.market, spec, start_ms, end_ms, count)
+            bars = [] if asked is None else self.history.get_range(
+                inst, spec, Window(*asked), source=source, source_url=source_url, on_progress=pages,
+                extended_hours=policy).bars
         finally:
             pages.close()
+        frame = window_frame(bars, inst.market, spec, start_ms, end_ms, count)
         if frame.empty:
             from .notices import warn_no_bars
 

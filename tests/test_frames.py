@@ -8,7 +8,7 @@ import backtrader as bt
 import pytest
 
 from backtrader_alltick import timeframes
-from backtrader_alltick.frames import KLINE_COLUMNS, klines_frame, window_frame
+from backtrader_alltick.frames import KLINE_COLUMNS, klines_frame, window_frame, window_to_load
 from backtrader_alltick.markets import DAY_MS
 from backtrader_alltick.param_checks import bar_window
 from backtrader_alltick.sim.market import MarketModel
@@ -28,44 +28,37 @@ def model() -> MarketModel:
 def test_daily_window_keeps_bars_by_trading_date_and_the_newest_count(model):
     daily = model.klines_between("BTCUSDT", "1d", FRIDAY - 20 * DAY_MS, FRIDAY + 10 * DAY_MS,
                                  FRIDAY + 20 * DAY_MS)
-    asked = []
 
     def load(first, last, count):
-        asked.append((first, last, count))
         return [k for k in daily if (first is None or k.end >= first) and (last is None or k.end <= last)]
 
     spec = timeframes.resolve(bt.TimeFrame.Days, 1, NATIVES, "BTCUSDT")
     start, end = bar_window(BTC.market, False, date(2024, 3, 1), date(2024, 3, 5))
-    frame = window_frame(load, BTC.market, spec, start, end, None)
+    asked = window_to_load(spec, start, end, None)
     # A crypto day closes at 00:00 after its date: loaded wider, then kept by its date.
-    assert asked == [(start - 2 * DAY_MS, end + 2 * DAY_MS, None)]
+    assert asked == (start - 2 * DAY_MS, end + 2 * DAY_MS, None)
+    frame = window_frame(load(*asked), BTC.market, spec, start, end, None)
     assert [str(d.date()) for d in frame.index] == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04",
                                                      "2024-03-05"]
-    newest = window_frame(load, BTC.market, spec, start, end, 2)
-    assert asked[-1][2] == 4
+    asked = window_to_load(spec, start, end, 2)
+    assert asked[2] == 4
+    newest = window_frame(load(*asked), BTC.market, spec, start, end, 2)
     assert [str(d.date()) for d in newest.index] == ["2024-03-04", "2024-03-05"]
 
 
 def test_an_intraday_window_is_loaded_as_asked_and_indexed_by_close_time(model):
     minutes = model.klines_between("BTCUSDT", "1m", FRIDAY, FRIDAY + 5 * MINUTE, FRIDAY + DAY_MS)
-    asked = []
-
-    def load(first, last, count):
-        asked.append((first, last, count))
-        return minutes
 
     spec = timeframes.resolve(bt.TimeFrame.Minutes, 1, NATIVES, "BTCUSDT")
-    frame = window_frame(load, BTC.market, spec, FRIDAY, FRIDAY + 5 * MINUTE, 3)
-    assert asked == [(FRIDAY, FRIDAY + 5 * MINUTE, 3)]
+    assert window_to_load(spec, FRIDAY, FRIDAY + 5 * MINUTE, 3) == (FRIDAY, FRIDAY + 5 * MINUTE, 3)
+    frame = window_frame(minutes, BTC.market, spec, FRIDAY, FRIDAY + 5 * MINUTE, 3)
     assert list(frame.columns) == KLINE_COLUMNS
     assert frame.index[0].value // 1_000_000 == minutes[0].end and str(frame.index.tz) == "UTC"
 
 
 def test_a_window_around_no_trading_day_loads_nothing_and_keeps_the_daily_index():
-    def load(first, last, count):
-        raise AssertionError("an empty window asks the service nothing")
-
     spec = timeframes.resolve(bt.TimeFrame.Days, 1, NATIVES, "BTCUSDT")
-    frame = window_frame(load, BTC.market, spec, FRIDAY + DAY_MS, FRIDAY, None)
+    assert window_to_load(spec, FRIDAY + DAY_MS, FRIDAY, None) is None  # the service is asked nothing
+    frame = window_frame([], BTC.market, spec, FRIDAY + DAY_MS, FRIDAY, None)
     assert frame.empty and frame.index.name == "date"
     assert klines_frame([], BTC.market, "1m").index.name == "datetime"

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades
 from ..clock import wall_seconds
-from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning
+from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning, is_retryable
 from ..history import Window
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
@@ -26,10 +27,15 @@ from ..records import Depth, Kline, Tick, format_utc
 from ..seam import Seam
 from ..symbols import Instrument
 from ..timeframes import BarSpec, slot_of
+from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
+from .needs import LiveStore
 
 logger = logging.getLogger(__name__)
+
+# Wall seconds between asking REST again after it failed beyond the client's retries: doubling, capped.
+REST_PAUSE_S, REST_PAUSE_CAP_S, REST_PAUSE_JITTER = 1.0, 30.0, 0.2
 
 # Wall seconds after the stream is up before a silent symbol anchors its seam: long
 # enough for the coalesced subscribe (AllTick spaces requests 1 s apart) to be active.
@@ -50,7 +56,7 @@ class StreamBars:
         source.close()
     """
 
-    def __init__(self, store, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+    def __init__(self, store: LiveStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
                  start_ms: int | None, *, wake: Wake | None = None) -> None:
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._wake = wake = wake if wake is not None else Wake()
@@ -69,11 +75,15 @@ class StreamBars:
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
-        self.backfiller = Backfiller(self._fetch, clock, self._inbox.put, closed_until=self._closed_until,
+        self.backfiller = Backfiller(self._fetch, clock, self._put, closed_until=self._closed_until,
                                      next_final=self._next_final)
+        # A REST outage that outlasts the client's retries delays the backfill, as a dropped socket
+        # delays the stream: the source asks again after these pauses, and says CONNBROKEN meanwhile.
+        self._rest_pauses: Iterator[float] | None = None
+        self._rest_pause_s = 0.0
         self.seam: Seam | None = None
         if spec is not None:
-            self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self.backfiller.request,
+            self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self._request_rest,
                              grace_ms=int(options.grace * 1000 * clock.speed),
                              emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
                              backfill_start=options.backfill_start, backfill=options.backfill,
@@ -87,7 +97,7 @@ class StreamBars:
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
-        store.listen(inst, self._post, depth=options.bidask, on_status=self._inbox.put)
+        store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
         if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
         wake.schedule(self, self.due_in())
@@ -104,7 +114,7 @@ class StreamBars:
         if self._closed:
             return
         self._closed = True
-        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._inbox.put)
+        self.store.unlisten(self.inst, self._post, depth=self.options.bidask, on_status=self._put)
         self._wake.detach(self._inbox, self)
         self._inbox.close()
         self.backfiller.stop()
@@ -118,7 +128,11 @@ class StreamBars:
 
     # -- the socket thread --------------------------------------------------------------------------
 
-    def _post(self, record) -> None:
+    def _put(self, item: object) -> None:
+        # Statuses, backfill results and notices share the trades' inbox; an overflow resets the seam.
+        self._inbox.put(item)
+
+    def _post(self, record: object) -> None:
         # Never block the socket thread; ticks lost to a full inbox are rebuilt from REST.
         if not self._inbox.put(record):
             self.stats["overflows"] += 1
@@ -150,9 +164,11 @@ class StreamBars:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
         if self._out.state == "over":
             return math.inf
-        moment = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
-        moment = self._closure_check_ms if moment is None else min(moment, self._closure_check_ms)
-        return wall_seconds(self.clock, moment)
+        deadline = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
+        moment = self._closure_check_ms if deadline is None else min(deadline, self._closure_check_ms)
+        if moment == -math.inf:  # the first closure check: due at once
+            return 0.0
+        return wall_seconds(self.clock, int(moment))
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
@@ -224,6 +240,7 @@ class StreamBars:
         elif isinstance(item, Depth):
             self._out.book(item)
         elif isinstance(item, BackfillResult):
+            self._rest_pauses = None  # REST answers again
             if item.job != self._probe_job and self.seam is not None:
                 self.seam.on_rest(item.job, item.bars, item.done)
                 if self.seam.offhours_bars and not self._offhours_bars_noted:
@@ -232,11 +249,35 @@ class StreamBars:
                               "(extended_hours=False), counted in stats['offhours_bars']; pass "
                               "extended_hours=True to keep them", SessionPolicyWarning)
         elif isinstance(item, BackfillFailed):
-            self._out.fail(item.error)
+            self._on_backfill_failed(item)
         elif isinstance(item, Notice):
             item.show()  # noticed on the backfill worker: shown from the consumer's call
         elif getattr(item, "kind", None) is not None:
             self._on_status(item)
+
+    def _request_rest(self, after_ms: int | None, upto_ms: int) -> int:
+        pause, self._rest_pause_s = self._rest_pause_s, 0.0
+        return self.backfiller.request(after_ms, upto_ms, delay_s=pause)
+
+    def _on_backfill_failed(self, failed: BackfillFailed) -> None:
+        error = failed.error
+        if not is_retryable(error):
+            self._out.fail(error)
+            return
+        if self._rest_pauses is None:
+            self._rest_pauses = backoff(REST_PAUSE_S, REST_PAUSE_CAP_S, jitter=REST_PAUSE_JITTER)
+        self._rest_pause_s = pause = next(self._rest_pauses)
+        if failed.job == self._probe_job:
+            self._rest_pause_s = 0.0
+            self._probe_job = self.backfiller.request(None, self._closed_until(self.clock.now_ms()), 1,
+                                                      delay_s=pause)
+        elif self.seam is None or not self.seam.on_rest_failed(failed.job):
+            self._rest_pause_s = 0.0
+            return
+        logger.warning("%s: the REST backfill failed after the client's retries (%s); the bars wait "
+                       "and REST is asked again in %.1f s", self.inst.symbol, error, pause)
+        if self._out.state == "live" or self._out.state == "delayed":
+            self._out.note("connbroken")
 
     def _on_tick(self, tick: Tick) -> None:
         stats = self.stats
@@ -338,7 +379,7 @@ class StreamBars:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
-        with handing_to(self._inbox.put):
+        with handing_to(self._put):
             if start_ms is not None and start_ms > upto_ms:
                 # fromdate lies ahead of the newest closed bar (a replay's clock starts before it, or a
                 # session asked to start later): nothing to backfill yet; later jobs fetch what closes.

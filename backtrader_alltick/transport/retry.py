@@ -5,8 +5,10 @@ uniformly from ``[(1 - jitter) * delay, delay]``.  Jitter only shortens a delay,
 a true ceiling; it spreads the retries of many clients that lost the same server (RFC 6455
 section 7.2.3).  Each layer has one retry loop and picks its own numbers: REST requests
 (``rest.py``) jitter by half, the stream's reconnects (``stream_link.py``) by a fifth, the
-sinks' writes (``sinks/buffer.py``) and the Redis reader's reads (``sources/redis_reader.py``)
-by a quarter.  Nothing retries around them: a failure that outlasts a layer's loop is final.
+sinks' writes (``sinks/buffer.py``) and the Redis reader's reads (``transport/redis_reader.py``)
+by a quarter.  Nothing retries around them: a failure that outlasts a layer's loop is final for
+that layer.  A live feed then asks again later, as it reconnects a dropped socket
+(``sources/stream.py``): its bars wait, CONNBROKEN, instead of the feed ending.
 """
 
 from __future__ import annotations

@@ -652,3 +652,30 @@ def test_a_fromdate_ahead_of_the_service_clock_waits_for_it_and_starts_there(mak
     assert rows[0][0] == fromdate  # the bar closing at fromdate comes first, as Backtrader's filter keeps it
     assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
     assert "LIVE" in strategy.notes["btc"]
+
+
+class UntilLiveAgain(Recorder):
+    """Stop once the feed is LIVE again after a CONNBROKEN."""
+
+    def next(self) -> None:
+        super().next()
+        notes = self.notes[self.data._name]
+        if "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN"):]:
+            self.env.runstop()
+
+
+def test_a_rest_outage_longer_than_the_clients_retries_delays_the_bars_and_loses_none(fast_sim, make_store):
+    # Eight 503s: the REST client's five retries of the first backfill all fail, then the source's
+    # first ask-again fails too; the feed says CONNBROKEN, waits, and goes LIVE with every bar exact.
+    fast_sim.faults.update(server_error_burst=8)
+    store = make_store(fast_sim)
+
+    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
+                                            lookback=3)},
+                        stop_after=None, timeout=90, strategy=UntilLiveAgain)
+
+    notes = strategy.notes["btc"]
+    assert "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN"):]
+    assert strategy.datas[0].last_error is None
+    assert len(strategy.rows["btc"]) >= 12
+    assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")

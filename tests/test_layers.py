@@ -13,7 +13,7 @@ PACKAGE = Path(backtrader_alltick.__file__).parent
 # Lowest first.  A module may import its own layer and those below it, never one above.
 LAYERS = [
     {"_version", "_starting", "redaction", "errors", "records", "calendars", "markets", "timeframes",
-     "symbols", "plans", "clock", "notices", "config", "progress", "recording", "token_seal"},
+     "symbols", "plans", "clock", "notices", "config", "progress", "recording", "token_seal", "param_types"},
     {"wire"},
     {"transport"},
     {"bars", "cache", "backfill", "frames", "seam", "sessions", "param_checks", "sinks", "snapshots",

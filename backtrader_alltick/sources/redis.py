@@ -31,7 +31,7 @@ from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 
 if TYPE_CHECKING:
-    from ..store import AllTickStore
+    from .needs import LiveStore
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class RedisBars:
         event = source.poll(0.5)
     """
 
-    def __init__(self, store: AllTickStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
+    def __init__(self, store: LiveStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
                  start_ms: int | None, *, wake: Wake | None = None) -> None:
         if options.url is None:  # the feed refuses source="redis" without source_url before this
             raise ConfigError("RedisBars needs options.url, a redis:// URL, was None")

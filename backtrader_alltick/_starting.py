@@ -40,12 +40,12 @@ def command_of(argv: list[str]) -> str | None:
     """The subcommand of an ``alltick-bt ...`` or ``python -m backtrader_alltick ...`` command line."""
     rest = None
     for index, word in enumerate(argv):
-        if word == "-m" and argv[index + 1:index + 2] == [MODULE]:
-            rest = argv[index + 2:]
+        if word == "-m" and argv[index + 1 : index + 2] == [MODULE]:
+            rest = argv[index + 2 :]
             break
         name = PureWindowsPath(word).name.lower()  # takes / and \ as separators
         if name in (PROGRAM, f"{PROGRAM}.exe", f"{PROGRAM}-script.py"):
-            rest = argv[index + 1:]
+            rest = argv[index + 1 :]
             break
     words = [word for word in rest or () if not word.startswith("-")]
     return words[0] if words else None

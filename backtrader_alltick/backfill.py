@@ -62,10 +62,17 @@ class Backfiller:
         job = filler.request(after_ms=None, upto_ms=seam_ms, count=500)
     """
 
-    def __init__(self, fetch: Fetch, clock: Clock, deliver: Callable[[object], None], *,
-                 close_lag_s: float = CLOSE_LAG_S, recheck_s: float = 0.5,
-                 closed_until: Callable[[int], int] | None = None,
-                 next_final: Callable[[int], int] | None = None) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        clock: Clock,
+        deliver: Callable[[object], None],
+        *,
+        close_lag_s: float = CLOSE_LAG_S,
+        recheck_s: float = 0.5,
+        closed_until: Callable[[int], int] | None = None,
+        next_final: Callable[[int], int] | None = None,
+    ) -> None:
         self._fetch = fetch
         # closed_until(moment): the close stamp of the newest bar final at that moment (a daily bar
         # is final when its trading date ends, after its close stamp); next_final(stamp): when the
@@ -83,8 +90,9 @@ class Backfiller:
         self._thread = threading.Thread(target=self._run, name="alltick-backfill", daemon=True)
         self._thread.start()
 
-    def request(self, after_ms: int | None, upto_ms: int, count: int | None = None, *,
-                delay_s: float = 0.0) -> int:
+    def request(
+        self, after_ms: int | None, upto_ms: int, count: int | None = None, *, delay_s: float = 0.0
+    ) -> int:
         """Queue a job for the bars closing in ``(after_ms, upto_ms]`` (``upto_ms`` a bar's close
         stamp), to start ``delay_s`` wall seconds from now at the earliest; return its id."""
         self._job_id += 1
@@ -112,8 +120,14 @@ class Backfiller:
                     self._deliver(BackfillFailed(e, job[0]))
             except Exception as e:  # a bug: the feed must fail visibly, not wait for bars forever
                 logger.exception("backfill job %s crashed", job[0])
-                self._deliver(BackfillFailed(AllTickError(
-                    f"backfill crashed ({type(e).__name__}: {e}); this is a bug, see the log"), job[0]))
+                self._deliver(
+                    BackfillFailed(
+                        AllTickError(
+                            f"backfill crashed ({type(e).__name__}: {e}); this is a bug, see the log"
+                        ),
+                        job[0],
+                    )
+                )
 
     def _run_job(self, job: int, after_ms: int | None, upto_ms: int, count: int | None) -> None:
         reached = after_ms
@@ -127,8 +141,9 @@ class Backfiller:
                 got = self._fetch(reached, closed_until, count)
                 bars, proven = got if isinstance(got, tuple) else (got, closed_until)
                 closed_until = min(closed_until, self._final_until(proven))
-                bars = [bar for bar in bars
-                        if (reached is None or bar.end > reached) and bar.end <= closed_until]
+                bars = [
+                    bar for bar in bars if (reached is None or bar.end > reached) and bar.end <= closed_until
+                ]
                 count = None  # only the first fetch is bounded by count; later ones fill up to upto_ms
                 if reached is None or closed_until > reached:  # else the service closed nothing new yet
                     progressed = True
@@ -152,4 +167,3 @@ class Backfiller:
         now = self._clock.now_ms()
         known = self._service.known_ms()
         return int((now if known is None else min(known, now)) - self._close_lag_ms)
-

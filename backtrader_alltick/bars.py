@@ -58,15 +58,20 @@ def combine(klines: Sequence[Kline], spec: BarSpec, market: Market) -> list[Klin
     out = []
     for group, members in groups.items():
         slot = group_slot(spec, group, market)
-        out.append(Kline(
-            members[0].symbol, label, slot.start, slot.end,
-            open=members[0].open,
-            high=max(bar.high for bar in members),
-            low=min(bar.low for bar in members),
-            close=members[-1].close,
-            volume=sum(bar.volume for bar in members),
-            turnover=sum(bar.turnover for bar in members),
-        ))
+        out.append(
+            Kline(
+                members[0].symbol,
+                label,
+                slot.start,
+                slot.end,
+                open=members[0].open,
+                high=max(bar.high for bar in members),
+                low=min(bar.low for bar in members),
+                close=members[-1].close,
+                volume=sum(bar.volume for bar in members),
+                turnover=sum(bar.turnover for bar in members),
+            )
+        )
     return out
 
 
@@ -77,8 +82,9 @@ def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_m
     are closed: the next native bar would change it.  A slot of days ends when its last
     trading date does, after its close stamp: trades of that date may still come.
     """
-    return [bar for bar in combine(klines, spec, market)
-            if slot_of(spec, bar.start, market).next_start <= now_ms]
+    return [
+        bar for bar in combine(klines, spec, market) if slot_of(spec, bar.start, market).next_start <= now_ms
+    ]
 
 
 class SeenTrades:
@@ -104,8 +110,11 @@ class SeenTrades:
     def is_repeat(self, tick: Tick) -> bool:
         if not self.size:
             return False
-        identity = (tick.symbol, tick.seq) if tick.seq is not None else \
-            (tick.symbol, tick.time, tick.price, tick.volume, tick.turnover)
+        identity = (
+            (tick.symbol, tick.seq)
+            if tick.seq is not None
+            else (tick.symbol, tick.time, tick.price, tick.volume, tick.turnover)
+        )
         if identity in self._seen:
             return True
         self._seen.add(identity)
@@ -174,9 +183,18 @@ class BarBuilder:
         builder.on_timer(clock.now_ms())     # bars now holds every bar closed by then
     """
 
-    def __init__(self, symbol: str, spec: BarSpec, market: Market, on_bar: Callable[[Kline], object], *,
-                 grace_ms: int = 250, emit_empty: bool = False, regular_only: bool = False,
-                 dedup_size: int = 4096) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        spec: BarSpec,
+        market: Market,
+        on_bar: Callable[[Kline], object],
+        *,
+        grace_ms: int = 250,
+        emit_empty: bool = False,
+        regular_only: bool = False,
+        dedup_size: int = 4096,
+    ) -> None:
         if grace_ms < 0:
             raise ConfigError(f"grace_ms must be 0 or more, was {grace_ms!r}")
         if dedup_size < 0:
@@ -203,8 +221,10 @@ class BarBuilder:
         self._empty_deadline: tuple[int, int | None] | None = None  # (frontier, deadline) cache
 
     def __repr__(self) -> str:
-        return (f"BarBuilder({self.symbol!r}, {self._label}, {self.market.name}, "
-                f"forming={len(self._forming)}, stats={self.stats})")
+        return (
+            f"BarBuilder({self.symbol!r}, {self._label}, {self.market.name}, "
+            f"forming={len(self._forming)}, stats={self.stats})"
+        )
 
     def start_after(self, cut_ms: int, last_close: float | None = None) -> None:
         """Set the seam: trades before ``cut_ms`` (a slot boundary) are in bars already delivered.
@@ -240,8 +260,9 @@ class BarBuilder:
             return
         if self._frontier is not None and slot.start < self._frontier:
             stats.late_ticks += 1
-            logger.debug("%s: late trade at %d for the bar closed at %d, dropped",
-                         self.symbol, when, slot.end)
+            logger.debug(
+                "%s: late trade at %d for the bar closed at %d, dropped", self.symbol, when, slot.end
+            )
             return
         self._arrivals += 1
         key = (when, -1 if tick.seq is None else tick.seq, self._arrivals)
@@ -331,12 +352,21 @@ class BarBuilder:
     def _finish(self, bar: _FormingBar) -> Kline:
         self.stats.bars += 1
         slot = bar.slot
-        return Kline(self.symbol, self._label, slot.start, slot.end, bar.open, bar.high, bar.low, bar.close,
-                     bar.volume, bar.turnover)
+        return Kline(
+            self.symbol,
+            self._label,
+            slot.start,
+            slot.end,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+            bar.turnover,
+        )
 
     def _flat_bar(self, start: int, price: float) -> Kline:
         self.stats.bars += 1
         self.stats.empty_bars += 1
         slot = slot_of(self.spec, start, self.market)
         return Kline(self.symbol, self._label, slot.start, slot.end, price, price, price, price, 0.0, 0.0)
-

@@ -46,8 +46,10 @@ _DAILY_AND_LONGER = ("1d", "1w", "1M")
 _KEY = ("dialect", "symbol", "period", "start")
 # Each table's columns, and their place in the primary key (0: not in it), as PRAGMA table_info tells.
 _COLUMNS = {
-    "klines": {**{name: index + 1 for index, name in enumerate(_KEY)},
-               **dict.fromkeys(("end", "open", "high", "low", "close", "volume", "turnover"), 0)},
+    "klines": {
+        **{name: index + 1 for index, name in enumerate(_KEY)},
+        **dict.fromkeys(("end", "open", "high", "low", "close", "volume", "turnover"), 0),
+    },
     "coverage": {**{name: index + 1 for index, name in enumerate(_KEY)}, "end": 0},
 }
 _TABLES = set(_COLUMNS)
@@ -131,8 +133,9 @@ class KlineCache:
                 if Path(self.path).is_dir():
                     raise CacheError(self.path, "is a directory")
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            return sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
 
     def _prepare(self) -> None:
         with self._failures():
@@ -158,17 +161,26 @@ class KlineCache:
             return  # a new (or empty) file
         if tables - _TABLES or not tables:
             listed = ", ".join(sorted(tables)) or "none"
-            raise CacheError(self.path, f"is an SQLite database of another program (tables: {listed}, "
-                                        f"user_version {version}); it was left untouched")
+            raise CacheError(
+                self.path,
+                f"is an SQLite database of another program (tables: {listed}, "
+                f"user_version {version}); it was left untouched",
+            )
         for table in sorted(tables):
             columns = {row[1]: row[5] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if columns != _COLUMNS[table]:
-                raise CacheError(self.path, f"is an SQLite database of another program (table {table} has "
-                                            f"columns {', '.join(columns)}, user_version {version}); it was "
-                                            "left untouched")
+                raise CacheError(
+                    self.path,
+                    f"is an SQLite database of another program (table {table} has "
+                    f"columns {', '.join(columns)}, user_version {version}); it was "
+                    "left untouched",
+                )
         if version > SCHEMA_VERSION:
-            raise CacheError(self.path, f"was written by a newer backtrader-alltick (schema {version}, this "
-                                        f"one reads {SCHEMA_VERSION}); upgrade the package")
+            raise CacheError(
+                self.path,
+                f"was written by a newer backtrader-alltick (schema {version}, this "
+                f"one reads {SCHEMA_VERSION}); upgrade the package",
+            )
 
     def __repr__(self) -> str:
         return f"KlineCache(path={self.path!r})"
@@ -178,8 +190,11 @@ class KlineCache:
         marks = ", ".join("?" * len(periods))
         dropped = db.execute(f"DELETE FROM klines WHERE period IN ({marks})", periods).rowcount
         db.execute(f"DELETE FROM coverage WHERE period IN ({marks})", periods)
-        logger.info("K-line cache: dropped %d daily/weekly/monthly bars of an older version "
-                    "(they are fetched again with the trading calendar's closes)", dropped)
+        logger.info(
+            "K-line cache: dropped %d daily/weekly/monthly bars of an older version "
+            "(they are fetched again with the trading calendar's closes)",
+            dropped,
+        )
 
     def __enter__(self) -> KlineCache:
         return self
@@ -198,9 +213,23 @@ class KlineCache:
             if now_ms is not None and bar.end > now_ms:
                 raise ConfigError(
                     f"bar {bar.symbol} {bar.period} ending at {bar.end} is still forming at {now_ms}; "
-                    "cache only closed bars")
-            rows.append((namespace, bar.symbol, bar.period, bar.start, bar.end, bar.open, bar.high, bar.low,
-                         bar.close, bar.volume, bar.turnover))
+                    "cache only closed bars"
+                )
+            rows.append(
+                (
+                    namespace,
+                    bar.symbol,
+                    bar.period,
+                    bar.start,
+                    bar.end,
+                    bar.open,
+                    bar.high,
+                    bar.low,
+                    bar.close,
+                    bar.volume,
+                    bar.turnover,
+                )
+            )
         if rows:
             with self._write() as db:
                 db.executemany(_UPSERT, rows)
@@ -212,7 +241,9 @@ class KlineCache:
             rows = self._db.execute(
                 'SELECT start, "end", open, high, low, close, volume, turnover FROM klines '
                 "WHERE dialect = ? AND symbol = ? AND period = ? AND start >= ? AND start < ? "
-                "ORDER BY start", (namespace, symbol, period, start_ms, end_ms)).fetchall()
+                "ORDER BY start",
+                (namespace, symbol, period, start_ms, end_ms),
+            ).fetchall()
         return [Kline(symbol, period, *row) for row in rows]
 
     def mark_covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> None:
@@ -224,27 +255,35 @@ class KlineCache:
             # Overlapping and touching ranges fold into one.
             rows = db.execute(
                 'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
-                'AND start <= ? AND "end" >= ?', (*key, end_ms, start_ms)).fetchall()
+                'AND start <= ? AND "end" >= ?',
+                (*key, end_ms, start_ms),
+            ).fetchall()
             low = min([start_ms, *(row[0] for row in rows)])
             high = max([end_ms, *(row[1] for row in rows)])
             db.executemany(
                 "DELETE FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? AND start = ?",
-                [(*key, row[0]) for row in rows])
-            db.execute('INSERT INTO coverage (dialect, symbol, period, start, "end") VALUES (?, ?, ?, ?, ?)',
-                       (*key, low, high))
+                [(*key, row[0]) for row in rows],
+            )
+            db.execute(
+                'INSERT INTO coverage (dialect, symbol, period, start, "end") VALUES (?, ?, ?, ?, ?)',
+                (*key, low, high),
+            )
 
-    def covered(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
-                ) -> list[tuple[int, int]]:
+    def covered(
+        self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, int]]:
         """Return the covered ranges that intersect ``[start_ms, end_ms)``, clipped to it, in order."""
         with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT start, "end" FROM coverage WHERE dialect = ? AND symbol = ? AND period = ? '
                 'AND start < ? AND "end" > ? ORDER BY start',
-                (namespace, symbol, period, end_ms, start_ms)).fetchall()
+                (namespace, symbol, period, end_ms, start_ms),
+            ).fetchall()
         return [(max(low, start_ms), min(high, end_ms)) for low, high in rows]
 
-    def missing(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
-                ) -> list[tuple[int, int]]:
+    def missing(
+        self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, int]]:
         """Return the parts of ``[start_ms, end_ms)`` not covered yet, oldest first."""
         gaps: list[tuple[int, int]] = []
         cursor = start_ms
@@ -261,9 +300,12 @@ class KlineCache:
         with self._lock, self._failures():
             rows = self._db.execute(
                 'SELECT dialect, symbol, period, COUNT(*), MIN(start), MAX("end") FROM klines '
-                "GROUP BY dialect, symbol, period ORDER BY dialect, symbol, period").fetchall()
-        return [{"dialect": d, "symbol": s, "period": p, "bars": n, "first": first, "last": last}
-                for d, s, p, n, first, last in rows]
+                "GROUP BY dialect, symbol, period ORDER BY dialect, symbol, period"
+            ).fetchall()
+        return [
+            {"dialect": d, "symbol": s, "period": p, "bars": n, "first": first, "last": last}
+            for d, s, p, n, first, last in rows
+        ]
 
     def clear(self, symbol: str | None = None) -> None:
         """Forget every bar and coverage range, or only those of ``symbol`` (all dialects and periods)."""
@@ -305,5 +347,6 @@ class KlineCache:
                 problem = f"cannot be used (sqlite3: {text})"
             raise CacheError(self.path, problem) from None
         except OSError as e:
-            raise CacheError(self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})"
-                             ) from None
+            raise CacheError(
+                self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})"
+            ) from None

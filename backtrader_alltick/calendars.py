@@ -56,8 +56,11 @@ def exchange_sessions(code: str) -> ExchangeSessions | None:
     try:
         import exchange_calendars
     except ImportError:
-        logger.info("exchange-calendars is not installed (pip install 'backtrader-alltick[calendars]'): "
-                    "%s uses its weekly sessions, without holidays or early closes", code)
+        logger.info(
+            "exchange-calendars is not installed (pip install 'backtrader-alltick[calendars]'): "
+            "%s uses its weekly sessions, without holidays or early closes",
+            code,
+        )
         return None
     with warnings.catch_warnings():  # its own pandas deprecations are not the user's business
         warnings.simplefilter("ignore")
@@ -77,5 +80,7 @@ def exchange_sessions(code: str) -> ExchangeSessions | None:
 
 
 def _epoch_ms(column: pd.Series) -> list[int | None]:
-    return [None if moment is None or moment != moment else int(moment.value // 1_000_000)
-            for moment in column.tolist()]
+    return [
+        None if moment is None or moment != moment else int(moment.value // 1_000_000)
+        for moment in column.tolist()
+    ]

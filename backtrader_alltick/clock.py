@@ -86,8 +86,9 @@ class ServiceClock:
         ServiceClock.__init__(self, state["base"])
 
     def __repr__(self) -> str:
-        return (f"ServiceClock(base={type(self.base).__name__}, offset_ms={self.offset_ms}, "
-                f"learnt={self.learnt})")
+        return (
+            f"ServiceClock(base={type(self.base).__name__}, offset_ms={self.offset_ms}, learnt={self.learnt})"
+        )
 
     @property
     def learnt(self) -> bool:

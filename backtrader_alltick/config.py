@@ -44,8 +44,14 @@ ENVIRONMENT = {
     "ws_url": "ALLTICK_WS_URL",
     "token_file": "ALLTICK_TOKEN_FILE",
 }
-DEFAULTS: dict[str, Any] = {"plan": "free", "dialect": "alltick", "cache": True, "rest_url": None,
-                            "ws_url": None, "token_file": None}
+DEFAULTS: dict[str, Any] = {
+    "plan": "free",
+    "dialect": "alltick",
+    "cache": True,
+    "rest_url": None,
+    "ws_url": None,
+    "token_file": None,
+}
 # Words that turn the cache off, from an environment variable or a command option.
 CACHE_OFF = ("off", "none", "no", "false", "0")
 
@@ -83,8 +89,10 @@ def read_file(path: Path | None = None) -> dict[str, Any]:
         # tomllib's messages give the line and column, never the text there (which could be a secret).
         raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
     if "token" in settings:
-        raise ConfigError(f"the config file {path} must not hold the token: put it in a file of its own and "
-                          "name that file with token_file = \"...\", or set ALLTICK_TOKEN")
+        raise ConfigError(
+            f"the config file {path} must not hold the token: put it in a file of its own and "
+            'name that file with token_file = "...", or set ALLTICK_TOKEN'
+        )
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"the config file {path} may set {', '.join(DEFAULTS)}, was {', '.join(unknown)}")
@@ -152,8 +160,9 @@ def _checked(name: str, value: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.strip():
             return str(Path(value).expanduser())
-        raise ConfigError(f"{where} must be a file path, true (the user cache) or false (none), "
-                          f"was {value!r}")
+        raise ConfigError(
+            f"{where} must be a file path, true (the user cache) or false (none), was {value!r}"
+        )
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} must be a non-empty text, was {value!r}")
     if name == "plan" and value not in PLAN_NAMES:

@@ -52,11 +52,16 @@ class SmaCross(bt.Strategy):
     """
 
     params: tuple[tuple[str, object], ...] = (
-        ("fast", 5), ("slow", 20), ("live_only", False), ("live_bars", 0))
+        ("fast", 5),
+        ("slow", 20),
+        ("live_only", False),
+        ("live_bars", 0),
+    )
 
     def __init__(self) -> None:
-        self.cross: bt.Indicator = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast),
-                                                    bt.ind.SMA(period=self.p.slow))
+        self.cross: bt.Indicator = bt.ind.CrossOver(
+            bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow)
+        )
         self.cross.plotinfo.plot = False  # the two averages on the price chart already show it
         self.is_live: bool = False
         self.notifications: list[str] = []
@@ -121,21 +126,40 @@ class DemoReport:
     chart: Path | None = None
 
 
-def run_backtest(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, bars: int = 500,
-                 cash: float = 100_000.0, fast: int = 5, slow: int = 20) -> tuple[bt.Cerebro, SessionReport]:
+def run_backtest(
+    store: AllTickStore,
+    symbol: str = DEFAULT_SYMBOL,
+    *,
+    bars: int = 500,
+    cash: float = 100_000.0,
+    fast: int = 5,
+    slow: int = 20,
+) -> tuple[bt.Cerebro, SessionReport]:
     """Backtest :class:`SmaCross` on the newest ``bars`` closed 1-minute K-lines of ``symbol``."""
     cerebro = _cerebro(cash)
-    cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1,
-                                  historical=True, lookback=bars), name=symbol)
+    cerebro.adddata(
+        store.getdata(
+            dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1, historical=True, lookback=bars
+        ),
+        name=symbol,
+    )
     cerebro.addstrategy(SmaCross, fast=fast, slow=slow)
     cerebro.run()
     return cerebro, _report("backtest", symbol, cerebro, cash)
 
 
-def run_paper(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, live_bars: int = 60, warmup: int = 20,
-              cash: float = 100_000.0, fast: int = 3, slow: int = 8,
-              wall_timeout: float = 120.0, simulator: Simulator | None = None
-              ) -> tuple[bt.Cerebro, SessionReport]:
+def run_paper(
+    store: AllTickStore,
+    symbol: str = DEFAULT_SYMBOL,
+    *,
+    live_bars: int = 60,
+    warmup: int = 20,
+    cash: float = 100_000.0,
+    fast: int = 3,
+    slow: int = 8,
+    wall_timeout: float = 120.0,
+    simulator: Simulator | None = None,
+) -> tuple[bt.Cerebro, SessionReport]:
     """Paper-trade :class:`SmaCross` on live 1-minute bars until ``live_bars`` of them have closed.
 
     ``warmup`` closed bars are backfilled over REST first.  A run that has not finished
@@ -144,8 +168,14 @@ def run_paper(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, live_bars: i
     session starts at the same market moment in every run.
     """
     cerebro = _cerebro(cash)
-    data = store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=1,
-                         lookback=warmup, qcheck=0.2, grace=GRACE_S)
+    data = store.getdata(
+        dataname=symbol,
+        timeframe=bt.TimeFrame.Minutes,
+        compression=1,
+        lookback=warmup,
+        qcheck=0.2,
+        grace=GRACE_S,
+    )
     cerebro.adddata(data, name=symbol)
     cerebro.addstrategy(SmaCross, fast=fast, slow=slow, live_only=True, live_bars=live_bars)
     expired = threading.Event()
@@ -159,8 +189,12 @@ def run_paper(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, live_bars: i
     watchdog.start()
     ended = threading.Event()
     if simulator is not None and simulator.clock.paused:
-        threading.Thread(target=_resume_when_subscribed, args=(simulator, parse_symbol(symbol).symbol, ended),
-                         name="demo-clock", daemon=True).start()
+        threading.Thread(
+            target=_resume_when_subscribed,
+            args=(simulator, parse_symbol(symbol).symbol, ended),
+            name="demo-clock",
+            daemon=True,
+        ).start()
     try:
         with warnings.catch_warnings():
             # The error that ends the feed is raised below: its warning would say it twice.
@@ -173,14 +207,24 @@ def run_paper(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, live_bars: i
     if data.last_error is not None:
         raise data.last_error
     if expired.is_set():
-        raise TransportError(f"the paper session of {symbol} saw {report.live_bars} of {live_bars} live bars "
-                             f"in {wall_timeout:.0f} s; check the stream (run with -v) or lower --minutes")
+        raise TransportError(
+            f"the paper session of {symbol} saw {report.live_bars} of {live_bars} live bars "
+            f"in {wall_timeout:.0f} s; check the stream (run with -v) or lower --minutes"
+        )
     return cerebro, report
 
 
-def run_demo(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, source: str, minutes: int = 60,
-             history: int = 500, chart: str | Path | None = None, wall_timeout: float = 120.0,
-             simulator: Simulator | None = None) -> DemoReport:
+def run_demo(
+    store: AllTickStore,
+    symbol: str = DEFAULT_SYMBOL,
+    *,
+    source: str,
+    minutes: int = 60,
+    history: int = 500,
+    chart: str | Path | None = None,
+    wall_timeout: float = 120.0,
+    simulator: Simulator | None = None,
+) -> DemoReport:
     """Run the backtest, then the paper session, and save the paper session's chart.
 
     ``minutes`` is the length of the paper session in live 1-minute bars; ``chart``
@@ -193,14 +237,22 @@ def run_demo(store: AllTickStore, symbol: str = DEFAULT_SYMBOL, *, source: str, 
         raise ConfigError(f"minutes must be 1 or more, was {minutes!r}")
     _, backtest = run_backtest(store, symbol, bars=history)
     logger.info("backtest done: %d bars, %d trades", backtest.bars, len(backtest.trades))
-    paper_cerebro, paper = run_paper(store, symbol, live_bars=minutes, wall_timeout=wall_timeout,
-                                     simulator=simulator)
+    paper_cerebro, paper = run_paper(
+        store, symbol, live_bars=minutes, wall_timeout=wall_timeout, simulator=simulator
+    )
     written = None
     if chart is not None:
         from .plot import save_cerebro_plot
 
-        written = save_cerebro_plot(paper_cerebro, chart, style="candle", volume=False,
-                                    barup="#26a69a", bardown="#ef5350", barupfill=True)
+        written = save_cerebro_plot(
+            paper_cerebro,
+            chart,
+            style="candle",
+            volume=False,
+            barup="#26a69a",
+            bardown="#ef5350",
+            barupfill=True,
+        )
     return DemoReport(source, backtest, paper, written)
 
 
@@ -209,8 +261,13 @@ def format_report(report: DemoReport) -> str:
     lines = [f"data: {report.source}"]
     for session in (report.backtest, report.paper):
         won = sum(1 for pnl in session.trades if pnl > 0)
-        notes = ", ".join(f"{name} x{count}" if count > 1 else name
-                          for name, count in Counter(session.notifications).items()) or "none"
+        notes = (
+            ", ".join(
+                f"{name} x{count}" if count > 1 else name
+                for name, count in Counter(session.notifications).items()
+            )
+            or "none"
+        )
         bars = f"{session.bars} bars of {session.symbol} 1m"
         if session.name == "paper":
             backfilled = session.bars - session.live_bars
@@ -256,10 +313,18 @@ def _cerebro(cash: float) -> bt.Cerebro:
 def _report(name: str, symbol: str, cerebro: bt.Cerebro, cash: float) -> SessionReport:
     strategy = cerebro.runstrats[0][0]
     data = strategy.datas[0]
-    report = SessionReport(name, symbol, bars=len(data), live_bars=strategy.live_bar_count,
-                           orders_filled=strategy.orders_filled, trades=list(strategy.closed_trades),
-                           start_value=cash, end_value=cerebro.broker.getvalue(),
-                           notifications=list(strategy.notifications), feed_stats=dict(data.stats))
+    report = SessionReport(
+        name,
+        symbol,
+        bars=len(data),
+        live_bars=strategy.live_bar_count,
+        orders_filled=strategy.orders_filled,
+        trades=list(strategy.closed_trades),
+        start_value=cash,
+        end_value=cerebro.broker.getvalue(),
+        notifications=list(strategy.notifications),
+        feed_stats=dict(data.stats),
+    )
     if len(data):
         report.first_bar = _iso(data.datetime.datetime(1 - len(data)))
         report.last_bar = _iso(data.datetime.datetime(0))

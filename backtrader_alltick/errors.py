@@ -115,8 +115,10 @@ class CacheError(ConfigError):
     def __init__(self, path: str, problem: str, what: str = "K-line cache") -> None:
         self.path = path
         # ``what`` names the file: the quota ledger lives beside the cache and moves with it.
-        super().__init__(f"the {what} {path} {problem}; pass another file as cache= (--cache PATH) "
-                         "or turn the cache off with cache=False (--cache off)")
+        super().__init__(
+            f"the {what} {path} {problem}; pass another file as cache= (--cache PATH) "
+            "or turn the cache off with cache=False (--cache off)"
+        )
 
 
 class TransportError(AllTickError):
@@ -138,8 +140,14 @@ class ProtocolError(AllTickError):
 class APIError(AllTickError):
     """The service answered with an error status or error code."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | str | None = None,
-                 symbol: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | str | None = None,
+        symbol: str | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.symbol = symbol
@@ -157,8 +165,15 @@ class AuthError(APIError):
 class RateLimited(APIError):
     """The plan's request rate was exceeded; ``retry_after`` says how long to wait, if known."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
-                 code: int | str | None = None, symbol: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        code: int | str | None = None,
+        symbol: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, code=code, symbol=symbol)
 
@@ -226,10 +241,14 @@ def check_token(token: str | None) -> str:
     """Return the token without surrounding whitespace; raise if it is missing or malformed."""
     token = (token or "").strip()
     if not token:
-        raise AuthError("no token: set ALLTICK_TOKEN or pass token=... to the store "
-                        "(or run `alltick-bt demo`, which needs none)")
+        raise AuthError(
+            "no token: set ALLTICK_TOKEN or pass token=... to the store "
+            "(or run `alltick-bt demo`, which needs none)"
+        )
     if any(ch.isspace() or not ch.isprintable() for ch in token):
         # Never quote it: the message would carry the token.
-        raise ConfigError("the token contains spaces or control characters; check how it was read "
-                          f"(a line break inside it?), was {mask_token(token)}")
+        raise ConfigError(
+            "the token contains spaces or control characters; check how it was read "
+            f"(a line break inside it?), was {mask_token(token)}"
+        )
     return token

@@ -13,8 +13,15 @@ from .transport.influx_reader import InfluxReader
 logger: logging.Logger = logging.getLogger(__name__)
 
 
-def export_ticks(url: str, symbols: list[str], start_ms: int, end_ms: int, path: str | os.PathLike[str], *,
-                 dialect: str = "alltick") -> dict[str, int]:
+def export_ticks(
+    url: str,
+    symbols: list[str],
+    start_ms: int,
+    end_ms: int,
+    path: str | os.PathLike[str],
+    *,
+    dialect: str = "alltick",
+) -> dict[str, int]:
     """Copy the archived ticks of ``symbols`` traded in ``[start_ms, end_ms)`` into the recording at ``path``.
 
     Returns the number of trades written per symbol.  The recording is appended to, so

@@ -148,20 +148,27 @@ class AllTickData(bt.feed.DataBase):
             _check_source(self.p.source, self.p.source_url, self.p.historical)
             self.inst = parse_symbol(self.p.dataname, self.p.region)
             if self.p.timeframe != bt.TimeFrame.Ticks:
-                self.spec = self._store.resolve_timeframe(self.inst, self.p.timeframe, self.p.compression,
-                                                          live=not self.p.historical)
+                self.spec = self._store.resolve_timeframe(
+                    self.inst, self.p.timeframe, self.p.compression, live=not self.p.historical
+                )
             elif self.p.historical:
-                raise UnsupportedTimeframe("Ticks", self.inst.symbol,
-                                           timeframes.describe_supported(self._store.wire.native_periods(
-                                               self.inst)),
-                                           "neither service offers historical trades; use a live feed")
+                raise UnsupportedTimeframe(
+                    "Ticks",
+                    self.inst.symbol,
+                    timeframes.describe_supported(self._store.wire.native_periods(self.inst)),
+                    "neither service offers historical trades; use a live feed",
+                )
         except ConfigError as e:
             if self.p.historical:
                 raise
             self._setup_error = e  # a live feed reports it as a notification at start
         self._by_date = self.spec is not None and not self.spec.native.is_intraday
-        self._market_sessions = (self.inst is not None and not self._by_date
-                                 and self.p.sessionstart is None and self.p.sessionend is None)
+        self._market_sessions = (
+            self.inst is not None
+            and not self._by_date
+            and self.p.sessionstart is None
+            and self.p.sessionend is None
+        )
         if self._market_sessions and self.inst is not None:
             sessions.take_market_sessions(self.p, self.inst)
         self._state = _ST_START
@@ -176,9 +183,11 @@ class AllTickData(bt.feed.DataBase):
         # cerebro.optstrategy(maxcpus=N) pickles the feed into worker processes: a historical feed
         # travels with its bars (or reloads them there from the store's configuration and cache).
         if not self.p.historical:
-            raise ConfigError(f"{self.p.dataname}: a live feed cannot be sent to other processes; optimise "
-                              "with historical=True, or run cerebro.optstrategy with maxcpus=1, "
-                              "was historical=False")
+            raise ConfigError(
+                f"{self.p.dataname}: a live feed cannot be sent to other processes; optimise "
+                "with historical=True, or run cerebro.optstrategy with maxcpus=1, "
+                "was historical=False"
+            )
         state = self.__dict__.copy()
         state["_source"] = None
         return state
@@ -286,10 +295,17 @@ class AllTickData(bt.feed.DataBase):
 
     def _open_source(self, start_ms: int | None) -> BarSource:
         p = self.p
-        options = SourceOptions(lookback=p.lookback, backfill_start=p.backfill_start, backfill=p.backfill,
-                                grace=p.grace, emit_empty=p.emit_empty,
-                                extended_hours=self._extended_hours, bidask=p.bidask,
-                                inbox_size=p.inbox_size, url=p.source_url)
+        options = SourceOptions(
+            lookback=p.lookback,
+            backfill_start=p.backfill_start,
+            backfill=p.backfill,
+            grace=p.grace,
+            emit_empty=p.emit_empty,
+            extended_hours=self._extended_hours,
+            bidask=p.bidask,
+            inbox_size=p.inbox_size,
+            url=p.source_url,
+        )
         wake = _WAKES.setdefault(self._store, Wake())
         if p.source == "redis":
             from .sources.redis import RedisBars
@@ -307,15 +323,27 @@ class AllTickData(bt.feed.DataBase):
     def _load_history(self, start_ms: int | None, end_ms: int | None) -> list[Kline]:
         count = None if start_ms is not None else self.p.lookback
         window = Window(start_ms, end_ms, count)
-        return self._store.history.get_range(self._instrument(), self._bar_spec(), window,
-                                             source=self.p.source, source_url=self.p.source_url,
-                                             extended_hours=self._extended_hours, stats=self.stats).bars
+        return self._store.history.get_range(
+            self._instrument(),
+            self._bar_spec(),
+            window,
+            source=self.p.source,
+            source_url=self.p.source_url,
+            extended_hours=self._extended_hours,
+            stats=self.stats,
+        ).bars
 
     def _warn_empty(self, start_ms: int | None, end_ms: int | None) -> None:
         # Backtrader's own feeds end silently on an empty range, and its indicators then fail with an
         # IndexError far from the cause: say which range was empty, where the user sees it.
-        warn_no_bars(self._instrument().symbol, self._bar_spec().period, start_ms, end_ms, self.p.lookback,
-                     "the feed ends without bars and indicators have nothing to read")
+        warn_no_bars(
+            self._instrument().symbol,
+            self._bar_spec().period,
+            start_ms,
+            end_ms,
+            self.p.lookback,
+            "the feed ends without bars and indicators have nothing to read",
+        )
 
     def _load(self):
         if self._state == _ST_OVER:
@@ -419,14 +447,20 @@ def _check_source(source: str | None, source_url: str | None, historical: bool) 
     if source not in (None, "redis", "influx"):
         raise ConfigError(f"source must be None (the service), 'redis' or 'influx', was {source!r}")
     if source is not None and not source_url:
-        raise ConfigError(f"source={source!r} needs source_url (e.g. redis://127.0.0.1:6379/0 or "
-                          f"http://127.0.0.1:8086/alltick), was {source_url!r}")
+        raise ConfigError(
+            f"source={source!r} needs source_url (e.g. redis://127.0.0.1:6379/0 or "
+            f"http://127.0.0.1:8086/alltick), was {source_url!r}"
+        )
     if source == "redis" and historical:
-        raise ConfigError("source='redis' serves live bars from a relay; for a backtest use source='influx' "
-                          "or no source, was historical=True")
+        raise ConfigError(
+            "source='redis' serves live bars from a relay; for a backtest use source='influx' "
+            "or no source, was historical=True"
+        )
     if source == "influx" and not historical:
-        raise ConfigError("source='influx' serves archived history only; pass historical=True, or "
-                          "source='redis' for live bars, was historical=False")
+        raise ConfigError(
+            "source='influx' serves archived history only; pass historical=True, or "
+            "source='redis' for live bars, was historical=False"
+        )
 
 
 # The wake-up every live feed of a store shares (the store, a layer below, knows nothing of it).

@@ -18,9 +18,9 @@ from .records import Kline
 KLINE_COLUMNS = ["open", "high", "low", "close", "volume", "turnover"]
 
 
-
-def window_to_load(spec: timeframes.BarSpec, start_ms: int | None, end_ms: int | None,
-                   count: int | None) -> tuple[int | None, int | None, int | None] | None:
+def window_to_load(
+    spec: timeframes.BarSpec, start_ms: int | None, end_ms: int | None, count: int | None
+) -> tuple[int | None, int | None, int | None] | None:
     """What to ask history for so that :func:`window_frame` can keep the window: ``(first, last,
     count)``, wider for daily and longer bars (kept by their trading date); None when the window
     holds no bar, so nothing need be asked.
@@ -36,8 +36,14 @@ def window_to_load(spec: timeframes.BarSpec, start_ms: int | None, end_ms: int |
     return timeframes.date_load_window(start_ms, end_ms, count)
 
 
-def window_frame(klines: Sequence[Kline], market: Market, spec: timeframes.BarSpec, start_ms: int | None,
-                 end_ms: int | None, count: int | None) -> pd.DataFrame:
+def window_frame(
+    klines: Sequence[Kline],
+    market: Market,
+    spec: timeframes.BarSpec,
+    start_ms: int | None,
+    end_ms: int | None,
+    count: int | None,
+) -> pd.DataFrame:
     """The closed ``spec`` bars of ``market`` whose stamp lies in ``[start_ms, end_ms]`` (or the
     newest ``count``) as a frame, daily and longer bars kept by their trading date as the feed's are;
     ``klines`` are the bars loaded for :func:`window_to_load`'s window.
@@ -56,8 +62,9 @@ def window_frame(klines: Sequence[Kline], market: Market, spec: timeframes.BarSp
     return klines_frame(kept, market, spec.period)
 
 
-def klines_frame(klines: Sequence[Kline], market: Market | None = None,
-                 period: str | None = None) -> pd.DataFrame:
+def klines_frame(
+    klines: Sequence[Kline], market: Market | None = None, period: str | None = None
+) -> pd.DataFrame:
     """Turn K-lines into a DataFrame indexed like the feed stamps them: intraday bars by close
     time (UTC), daily and longer bars (given their ``market``) by trading date.  ``period``
     (default: the bars') shapes the index of an empty frame too."""
@@ -66,8 +73,11 @@ def klines_frame(klines: Sequence[Kline], market: Market | None = None,
         index = pd.DatetimeIndex([market.close_date(k.end) for k in klines], name="date")
     else:
         index = pd.to_datetime([k.end for k in klines], unit="ms", utc=True).rename("datetime")
-    frame = pd.DataFrame([(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
-                         columns=KLINE_COLUMNS, index=index)
+    frame = pd.DataFrame(
+        [(k.open, k.high, k.low, k.close, k.volume, k.turnover) for k in klines],
+        columns=KLINE_COLUMNS,
+        index=index,
+    )
     return frame
 
 

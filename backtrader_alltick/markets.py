@@ -66,8 +66,13 @@ class Market:
         if day.weekday() not in self.weekdays:
             return ()
         midnight = datetime.combine(day, time(), tzinfo=self.zone)
-        return tuple((epoch_ms(_at_minute(midnight, first, self.zone)),
-                      epoch_ms(_at_minute(midnight, last, self.zone))) for first, last in self.sessions)
+        return tuple(
+            (
+                epoch_ms(_at_minute(midnight, first, self.zone)),
+                epoch_ms(_at_minute(midnight, last, self.zone)),
+            )
+            for first, last in self.sessions
+        )
 
     def is_trading_day(self, day: date) -> bool:
         return bool(self.sessions_on(day))
@@ -131,8 +136,11 @@ class Market:
         else:
             why = "between sessions"
         opens = self.next_open(ts_ms)
-        nxt = "" if opens is None else \
-            f"; next open {datetime.fromtimestamp(opens / 1000, tz=timezone.utc):%Y-%m-%d %H:%M} UTC"
+        nxt = (
+            ""
+            if opens is None
+            else f"; next open {datetime.fromtimestamp(opens / 1000, tz=timezone.utc):%Y-%m-%d %H:%M} UTC"
+        )
         return f"{self.name} market closed: {why}{nxt}"
 
     # -- instants ---------------------------------------------------------------------

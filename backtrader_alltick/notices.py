@@ -31,8 +31,11 @@ from .records import format_utc
 # Frames under these folders are ours or Backtrader's: never the line a user should look at.  Found
 # without importing Backtrader, which the transport layer (a rate-limit wait) does not need.
 _backtrader = importlib.util.find_spec("backtrader")
-_INTERNAL = tuple(os.path.dirname(os.path.abspath(path)) + os.sep
-                  for path in (__file__, _backtrader.origin if _backtrader else None) if path)
+_INTERNAL = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (__file__, _backtrader.origin if _backtrader else None)
+    if path
+)
 _local = threading.local()
 
 
@@ -69,8 +72,9 @@ def warn_user(message: str, category: type[AllTickWarning] = AllTickWarning) -> 
     warnings.warn(message, category, stacklevel=_user_stacklevel())
 
 
-def warn_no_bars(symbol: str, label: str, start_ms: int | None, end_ms: int | None, newest: int | None,
-                 outcome: str) -> None:
+def warn_no_bars(
+    symbol: str, label: str, start_ms: int | None, end_ms: int | None, newest: int | None, outcome: str
+) -> None:
     """Warn that ``symbol`` has no ``label`` bars in the window asked (``start_ms`` None: the ``newest``).
 
     Dates around no trading day cross once read as trading days (start after end): between them
@@ -82,10 +86,16 @@ def warn_no_bars(symbol: str, label: str, start_ms: int | None, end_ms: int | No
     """
     if start_ms is not None and end_ms is not None and start_ms > end_ms:
         start_ms, end_ms = end_ms, start_ms
-    asked = ("among the newest" + (f" {newest}" if newest else "") if start_ms is None else
-             f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}")
-    warn_user(f"{symbol}: no {label} bars {asked} (before the history starts, or the market was closed), "
-              f"so {outcome}; widen fromdate/todate or check the symbol's trading days", NoBarsWarning)
+    asked = (
+        "among the newest" + (f" {newest}" if newest else "")
+        if start_ms is None
+        else f"from {format_utc(start_ms)} to {'now' if end_ms is None else format_utc(end_ms)}"
+    )
+    warn_user(
+        f"{symbol}: no {label} bars {asked} (before the history starts, or the market was closed), "
+        f"so {outcome}; widen fromdate/todate or check the symbol's trading days",
+        NoBarsWarning,
+    )
 
 
 @contextmanager

@@ -29,7 +29,8 @@ _DATE_KINDS = "a datetime, a date, a pandas Timestamp or an ISO string such as '
 _ISO_MOMENT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?")
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
 
 
 def parse_iso(text: str) -> datetime | date:
@@ -48,8 +49,16 @@ def parse_iso(text: str) -> datetime | date:
     if hour is None:
         return date(int(year), int(month), int(day))
     micros = int((fraction or "").ljust(6, "0")[:6])
-    return datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), micros,
-                    tzinfo=_zone(offset))
+    return datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute or 0),
+        int(second or 0),
+        micros,
+        tzinfo=_zone(offset),
+    )
 
 
 def _zone(offset: str | None) -> timezone | None:
@@ -110,12 +119,14 @@ def check_order(fromdate: object, todate: object) -> None:
     check_window(moment_ms("fromdate", fromdate), moment_ms("todate", todate, end_of_day=True))
 
 
-def check_window(start_ms: int | None, end_ms: int | None, names: tuple[str, str] = ("fromdate", "todate")
-                 ) -> None:
+def check_window(
+    start_ms: int | None, end_ms: int | None, names: tuple[str, str] = ("fromdate", "todate")
+) -> None:
     """Refuse a window that ends before it starts (``None``: open), naming its bounds ``names``."""
     if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise ConfigError(f"{names[0]} must not be after {names[1]}, "
-                          f"was {format_utc(start_ms)} > {format_utc(end_ms)}")
+        raise ConfigError(
+            f"{names[0]} must not be after {names[1]}, was {format_utc(start_ms)} > {format_utc(end_ms)}"
+        )
 
 
 def is_empty_window(start_ms: int | None, end_ms: int | None) -> bool:
@@ -130,13 +141,16 @@ def timeframe_and_compression(timeframe: object, compression: object) -> tuple[i
         unit, count = timeframes.parse_period(timeframe)
         return unit, count * compression
     if isinstance(timeframe, bool) or not isinstance(timeframe, numbers.Integral):
-        raise ConfigError(f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
-                          f"name ({timeframes.PERIOD_SYNTAX}), was {timeframe!r}")
+        raise ConfigError(
+            f"timeframe must be a bt.TimeFrame value (e.g. bt.TimeFrame.Minutes) or a period "
+            f"name ({timeframes.PERIOD_SYNTAX}), was {timeframe!r}"
+        )
     return int(timeframe), compression
 
 
-def bar_window(market: Market, intraday: bool, fromdate: object,
-               todate: object) -> tuple[int | None, int | None]:
+def bar_window(
+    market: Market, intraday: bool, fromdate: object, todate: object
+) -> tuple[int | None, int | None]:
     """``fromdate``/``todate`` as epoch ms, read as an ``AllTickData`` feed of that market reads them.
 
     A plain date on intraday bars is the market's trading day (EURUSD's starts at 22:00 UTC the

@@ -42,10 +42,12 @@ _ALLTICK = {
     "free": Plan("alltick", "free", 10.0, 10.0, 10.0, 10, 1_000, 1, 5, 5, 5, 10.0, 1.0),
     "basic": Plan("alltick", "basic", 1.0, 3.0, 0.0, 60, 86_400, 1, 100, 100, 50, 3.0, 1.0),
     "premium": Plan("alltick", "premium", 0.1, 2.0, 0.0, 600, 864_000, 3, 200, 200, 50, 3.0, 1.0),
-    "professional": Plan("alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500, 50,
-                         3.0, 1.0),
-    "unlimited": Plan("alltick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 10_000, 1_000,
-                      0.0, 0.0),
+    "professional": Plan(
+        "alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500, 50, 3.0, 1.0
+    ),
+    "unlimited": Plan(
+        "alltick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 10_000, 1_000, 0.0, 0.0
+    ),
 }
 _ITICK = {
     "free": Plan("itick", "free", 0.0, 0.0, 12.0, 5, None, 1, 3, 0, 20, 5.0, 0.0),
@@ -65,8 +67,9 @@ def get_plan(dialect: str, name: str | Plan) -> Plan:
         raise ConfigError(f"dialect must be one of {', '.join(PLANS)}, was {dialect!r}")
     if isinstance(name, Plan):
         if name.dialect != dialect:
-            raise ConfigError(f"plan must be a plan of the {dialect} dialect, was one of {name.dialect!r} "
-                              f"({name.name!r})")
+            raise ConfigError(
+                f"plan must be a plan of the {dialect} dialect, was one of {name.dialect!r} ({name.name!r})"
+            )
         return name
     table = PLANS[dialect]
     key = {"base": "basic", "advanced": "premium"}.get(str(name).lower(), str(name).lower())

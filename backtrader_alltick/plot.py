@@ -57,8 +57,14 @@ def use_headless_backend() -> None:
         pyplot.switch_backend("Agg")
 
 
-def plot_klines(frame: pd.DataFrame, path: str | os.PathLike[str], *, title: str | None = None,
-                candles: bool | None = None, dpi: int = 110) -> Path:
+def plot_klines(
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    candles: bool | None = None,
+    dpi: int = 110,
+) -> Path:
     """Write a K-line chart (candlesticks or a close line, with volume below) to a PNG file.
 
     Parameters
@@ -98,8 +104,9 @@ def plot_klines(frame: pd.DataFrame, path: str | os.PathLike[str], *, title: str
     has_volume = "volume" in frame.columns
     figure = Figure(figsize=(11, 6 if has_volume else 4.5))
     FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(2 if has_volume else 1, 1, height_ratios=[3, 1] if has_volume else [1],
-                               hspace=0.05)
+    grid = figure.add_gridspec(
+        2 if has_volume else 1, 1, height_ratios=[3, 1] if has_volume else [1], hspace=0.05
+    )
     price = figure.add_subplot(grid[0])
     times = _naive_utc(frame.index)
     if candles if candles is not None else len(frame) <= MAX_CANDLES:
@@ -127,8 +134,15 @@ def plot_klines(frame: pd.DataFrame, path: str | os.PathLike[str], *, title: str
     return target
 
 
-def save_cerebro_plot(cerebro: Any, path: str | os.PathLike[str], *, width: float = 14.0,
-                      height: float = 9.0, dpi: int = 100, **plot_kwargs: Any) -> Path:
+def save_cerebro_plot(
+    cerebro: Any,
+    path: str | os.PathLike[str],
+    *,
+    width: float = 14.0,
+    height: float = 9.0,
+    dpi: int = 100,
+    **plot_kwargs: Any,
+) -> Path:
     """Render ``cerebro.plot()`` of a finished run to a PNG file, with no display needed.
 
     The chart is Backtrader's own: price bars with buy/sell marks, the broker's cash
@@ -159,8 +173,10 @@ def save_cerebro_plot(cerebro: Any, path: str | os.PathLike[str], *, width: floa
     figures = [figure for group in groups if group for figure in group]
     if not figures:
         exactbars = getattr(cerebro.p, "exactbars", None)
-        raise ConfigError("cerebro has nothing to plot: it needs at least one bar and exactbars off "
-                          f"(exactbars=0), was exactbars={exactbars!r}")
+        raise ConfigError(
+            "cerebro has nothing to plot: it needs at least one bar and exactbars off "
+            f"(exactbars=0), was exactbars={exactbars!r}"
+        )
     _show_dates_below(figures[0])
     _fit_markers(figures[0])
     target = Path(path)
@@ -190,8 +206,11 @@ def _fit_markers(figure: Any) -> None:
     import numpy as np
 
     for axis in figure.axes:
-        marks = [line for line in axis.get_lines()
-                 if line.get_linestyle() in ("None", "", " ") and line.get_marker() not in (None, "None", "")]
+        marks = [
+            line
+            for line in axis.get_lines()
+            if line.get_linestyle() in ("None", "", " ") and line.get_marker() not in (None, "None", "")
+        ]
         columns = [np.asarray(line.get_ydata(), dtype=float) for line in marks]
         values = np.concatenate([v[np.isfinite(v)] for v in columns]) if columns else np.array([])
         if not values.size:

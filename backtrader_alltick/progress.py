@@ -34,8 +34,7 @@ class PageReporter:
             reporter.close()
     """
 
-    def __init__(self, on_progress: Callable[[Progress], object] | None = None, *,
-                 bar: bool = False) -> None:
+    def __init__(self, on_progress: Callable[[Progress], object] | None = None, *, bar: bool = False) -> None:
         if not isinstance(bar, bool):
             raise ConfigError(f"progress must be True or False, was {bar!r}")
         self.on_progress = on_progress
@@ -44,9 +43,14 @@ class PageReporter:
 
     def __call__(self, progress: Progress) -> None:
         fraction = progress.fraction
-        logger.info("%s %s: request %d, %d bars so far%s", progress.symbol, progress.period,
-                    progress.requests, progress.bars,
-                    "" if fraction is None else f" ({fraction:.0%} of the range)")
+        logger.info(
+            "%s %s: request %d, %d bars so far%s",
+            progress.symbol,
+            progress.period,
+            progress.requests,
+            progress.bars,
+            "" if fraction is None else f" ({fraction:.0%} of the range)",
+        )
         if self._tqdm is not None:
             self._draw(self._tqdm, progress, fraction)
         if self.on_progress is not None:
@@ -61,9 +65,12 @@ class PageReporter:
     def _draw(self, tqdm: Callable[..., Any], progress: Progress, fraction: float | None) -> None:
         if self._bar is None:
             # Percent of the range when it is known (fromdate given), else a count of bars.
-            self._bar = tqdm(total=100 if fraction is not None else None,
-                             unit="%" if fraction is not None else " bars",
-                             desc=f"{progress.symbol} {progress.period}", leave=True)
+            self._bar = tqdm(
+                total=100 if fraction is not None else None,
+                unit="%" if fraction is not None else " bars",
+                desc=f"{progress.symbol} {progress.period}",
+                leave=True,
+            )
         done = round(fraction * 100) if fraction is not None else progress.bars
         self._bar.update(max(0, done - self._bar.n))
         self._bar.set_postfix(requests=progress.requests, bars=progress.bars, refresh=True)
@@ -73,7 +80,9 @@ def _tqdm() -> Callable[..., Any]:
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        raise ConfigError("progress=True draws a tqdm bar, and tqdm is not installed: pip install "
-                          "'backtrader-alltick[progress]' (or pip install tqdm), or pass on_progress= "
-                          "a function of your own") from None
+        raise ConfigError(
+            "progress=True draws a tqdm bar, and tqdm is not installed: pip install "
+            "'backtrader-alltick[progress]' (or pip install tqdm), or pass on_progress= "
+            "a function of your own"
+        ) from None
     return tqdm

@@ -48,8 +48,10 @@ def require_pyarrow() -> Any:
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise ConfigError("recordings are Parquet files and need pyarrow: pip install "
-                          "'backtrader-alltick[parquet]', was not installed") from None
+        raise ConfigError(
+            "recordings are Parquet files and need pyarrow: pip install "
+            "'backtrader-alltick[parquet]', was not installed"
+        ) from None
     return pyarrow
 
 
@@ -57,12 +59,28 @@ def schema(kind: str) -> Any:
     """The Arrow schema of one kind of part file."""
     pa = require_pyarrow()
     if kind == "ticks":
-        return pa.schema([("symbol", pa.string()), ("time", pa.int64()), ("price", pa.float64()),
-                          ("volume", pa.float64()), ("turnover", pa.float64()), ("seq", pa.int64()),
-                          ("direction", pa.int8())])
+        return pa.schema(
+            [
+                ("symbol", pa.string()),
+                ("time", pa.int64()),
+                ("price", pa.float64()),
+                ("volume", pa.float64()),
+                ("turnover", pa.float64()),
+                ("seq", pa.int64()),
+                ("direction", pa.int8()),
+            ]
+        )
     levels = pa.list_(pa.float64())
-    return pa.schema([("symbol", pa.string()), ("time", pa.int64()), ("bid_price", levels),
-                      ("bid_volume", levels), ("ask_price", levels), ("ask_volume", levels)])
+    return pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("time", pa.int64()),
+            ("bid_price", levels),
+            ("bid_volume", levels),
+            ("ask_price", levels),
+            ("ask_volume", levels),
+        ]
+    )
 
 
 def part_paths(root: Path, kind: str) -> list[Path]:
@@ -70,13 +88,16 @@ def part_paths(root: Path, kind: str) -> list[Path]:
     folder = Path(root) / kind
     if not folder.is_dir():
         return []
-    parts = [path for path in folder.iterdir()
-             if path.name.startswith(PART_PREFIX) and path.name.endswith(PART_SUFFIX)]
+    parts = [
+        path
+        for path in folder.iterdir()
+        if path.name.startswith(PART_PREFIX) and path.name.endswith(PART_SUFFIX)
+    ]
     return sorted(parts, key=part_number)
 
 
 def part_number(path: Path) -> int:
-    return int(path.name[len(PART_PREFIX):-len(PART_SUFFIX)])
+    return int(path.name[len(PART_PREFIX) : -len(PART_SUFFIX)])
 
 
 def read_meta(root: Path) -> dict[str, Any]:
@@ -85,13 +106,17 @@ def read_meta(root: Path) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"recording must be a directory written by 'alltick-bt record --file', "
-                          f"was {str(root)!r} (no {META_FILE} in it)") from None
+        raise ConfigError(
+            f"recording must be a directory written by 'alltick-bt record --file', "
+            f"was {str(root)!r} (no {META_FILE} in it)"
+        ) from None
     except ValueError as e:
         raise ProtocolError(f"recording {str(root)!r}: {META_FILE} is not JSON ({e})") from None
     if meta.get("format") != FORMAT or meta.get("version", 0) > FORMAT_VERSION:
-        raise ProtocolError(f"recording {str(root)!r} has format {meta.get('format')!r} version "
-                            f"{meta.get('version')!r}; this version reads {FORMAT} up to {FORMAT_VERSION}")
+        raise ProtocolError(
+            f"recording {str(root)!r} has format {meta.get('format')!r} version "
+            f"{meta.get('version')!r}; this version reads {FORMAT} up to {FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -132,21 +157,25 @@ class Recording:
         recording.columns("BTCUSDT").price     # numpy array
     """
 
-    def __init__(self, path: str | os.PathLike[str], start_ms: int | None = None,
-                 end_ms: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], start_ms: int | None = None, end_ms: int | None = None
+    ) -> None:
         require_pyarrow()
         self.path: Path = Path(path)
         if start_ms is not None and end_ms is not None and start_ms >= end_ms:
-            raise ConfigError(f"the recording's --from must be before --to, was {start_ms} >= {end_ms} "
-                              "(epoch ms)")
+            raise ConfigError(
+                f"the recording's --from must be before --to, was {start_ms} >= {end_ms} (epoch ms)"
+            )
         self.meta: dict[str, Any] = read_meta(self.path)
         self.dialect: str = self.meta.get("dialect", "alltick")
         self._columns = _load_ticks(self.path, start_ms, end_ms)
         self._books = _load_depth(self.path, start_ms, end_ms)
         if not self._columns:
             window = "" if start_ms is None and end_ms is None else " in the window asked for"
-            raise ConfigError(f"recording {str(self.path)!r} holds no trades{window}; record some first "
-                              "(alltick-bt record SYMBOL --file PATH)")
+            raise ConfigError(
+                f"recording {str(self.path)!r} holds no trades{window}; record some first "
+                "(alltick-bt record SYMBOL --file PATH)"
+            )
 
     def __repr__(self) -> str:
         return f"Recording({str(self.path)!r}, symbols={self.symbols}, trades={self.trade_count})"
@@ -179,9 +208,17 @@ class Recording:
         c = self._columns.get(symbol)
         if c is None:
             return []
-        return [Tick(symbol, t, p, v, u, None if q < 0 else q, d) for t, p, v, u, q, d in zip(
-            c.time.tolist(), c.price.tolist(), c.volume.tolist(), c.turnover.tolist(), c.seq.tolist(),
-            c.direction.tolist())]
+        return [
+            Tick(symbol, t, p, v, u, None if q < 0 else q, d)
+            for t, p, v, u, q, d in zip(
+                c.time.tolist(),
+                c.price.tolist(),
+                c.volume.tolist(),
+                c.turnover.tolist(),
+                c.seq.tolist(),
+                c.direction.tolist(),
+            )
+        ]
 
     def books(self, symbol: str) -> list[Depth]:
         """The recorded order books of ``symbol`` (empty when depth was not recorded)."""
@@ -221,9 +258,14 @@ def _load_ticks(root: Path, start_ms: int | None, end_ms: int | None) -> dict[st
         rows = np.flatnonzero(symbols == symbol)
         # Stable: trades of one millisecond keep the order the service sent them in.
         rows = rows[np.argsort(time[rows], kind="stable")]
-        out[symbol] = TickColumns(time[rows], values["price"][rows].astype(np.float64),
-                                  values["volume"][rows].astype(np.float64),
-                                  values["turnover"][rows].astype(np.float64), seq[rows], direction[rows])
+        out[symbol] = TickColumns(
+            time[rows],
+            values["price"][rows].astype(np.float64),
+            values["volume"][rows].astype(np.float64),
+            values["turnover"][rows].astype(np.float64),
+            seq[rows],
+            direction[rows],
+        )
     return out
 
 

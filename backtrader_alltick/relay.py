@@ -92,25 +92,37 @@ class Relay:
             stop_event.wait()
     """
 
-    def __init__(self, store: AllTickStore, symbols: Iterable[str | Instrument], *,
-                 redis_url: str | None = None, influx_url: str | None = None,
-                 timeframes: Iterable[str] = ("1m",), types: Iterable[str] = ("tick",),
-                 archive_ticks: bool = False, lookback: int = 500, prefix: str = "alltick",
-                 grace: float = 0.25,
-                 redis_options: dict[str, Any] | None = None, influx_options: dict[str, Any] | None = None,
-                 recording: str | os.PathLike[str] | None = None,
-                 recording_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: AllTickStore,
+        symbols: Iterable[str | Instrument],
+        *,
+        redis_url: str | None = None,
+        influx_url: str | None = None,
+        timeframes: Iterable[str] = ("1m",),
+        types: Iterable[str] = ("tick",),
+        archive_ticks: bool = False,
+        lookback: int = 500,
+        prefix: str = "alltick",
+        grace: float = 0.25,
+        redis_options: dict[str, Any] | None = None,
+        influx_options: dict[str, Any] | None = None,
+        recording: str | os.PathLike[str] | None = None,
+        recording_options: dict[str, Any] | None = None,
+    ) -> None:
         if redis_url is None and influx_url is None and recording is None:
-            raise ConfigError("Relay needs somewhere to write: pass redis_url, influx_url and/or recording, "
-                              "was none")
+            raise ConfigError(
+                "Relay needs somewhere to write: pass redis_url, influx_url and/or recording, was none"
+            )
         self.store: AllTickStore = store
         self.instruments: list[Instrument] = _unique(parse_symbol(symbol) for symbol in symbols)
         if not self.instruments:
             raise ConfigError("Relay needs at least one symbol, was none")
         self.types: frozenset[str] = frozenset(types)
         if self.types - set(PUSHED_KINDS):
-            raise ConfigError(f"types must be a subset of {', '.join(PUSHED_KINDS)}, "
-                              f"was {sorted(self.types)}")
+            raise ConfigError(
+                f"types must be a subset of {', '.join(PUSHED_KINDS)}, was {sorted(self.types)}"
+            )
         if not isinstance(lookback, int) or lookback < 1:
             raise ConfigError(f"lookback must be a whole number of 1 or more bars, was {lookback!r}")
         periods = [parse_period(text) for text in timeframes]
@@ -118,7 +130,8 @@ class Relay:
             raise ConfigError("Relay needs at least one timeframe, was none")
         self.specs: dict[str, list[BarSpec]] = {
             inst.symbol: [store.resolve_timeframe(inst, *period) for period in periods]
-            for inst in self.instruments}
+            for inst in self.instruments
+        }
         self.redis_url: str | None = redis_url
         self.influx_url: str | None = influx_url
         self.archive_ticks: bool = archive_ticks
@@ -168,8 +181,9 @@ class Relay:
         if self.recording_path is not None:
             from .sinks.recording import RecordingSink
 
-            self.recording = RecordingSink(self.recording_path, dialect=self.store.p.dialect,
-                                           **self.recording_options)
+            self.recording = RecordingSink(
+                self.recording_path, dialect=self.store.p.dialect, **self.recording_options
+            )
         resume = self._resume_points()
         builds_bars = self.redis is not None or self.influx is not None
         depth = bool(self.types & {"quote", "depth"})
@@ -177,11 +191,13 @@ class Relay:
             self.store.listen(inst, self._on_record, depth=depth, on_status=told)
         if builds_bars:
             self._bars = _BarDispatcher(self, resume)
-        logger.info("relay: recording %s (bars %s, raw %s) into %s",
-                    ", ".join(inst.symbol for inst in self.instruments),
-                    ", ".join(sorted({s.period for specs in self.specs.values() for s in specs})),
-                    ", ".join(sorted(self.types)) or "none",
-                    " and ".join(name for name, sink in self._sinks(("Redis", "InfluxDB", "a recording"))))
+        logger.info(
+            "relay: recording %s (bars %s, raw %s) into %s",
+            ", ".join(inst.symbol for inst in self.instruments),
+            ", ".join(sorted({s.period for specs in self.specs.values() for s in specs})),
+            ", ".join(sorted(self.types)) or "none",
+            " and ".join(name for name, sink in self._sinks(("Redis", "InfluxDB", "a recording"))),
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -209,11 +225,15 @@ class Relay:
         """Wait until every sink has confirmed everything written so far; False on timeout."""
         return all(sink.flush(timeout) for _, sink in self._sinks())
 
-    def _sinks(self, names: tuple[str, str, str] = ("redis", "influx", "file")
-               ) -> list[tuple[str, BufferedWriter]]:
+    def _sinks(
+        self, names: tuple[str, str, str] = ("redis", "influx", "file")
+    ) -> list[tuple[str, BufferedWriter]]:
         """(name, sink) of the sinks this relay writes to."""
-        return [(name, sink) for name, sink in zip(names, (self.redis, self.influx, self.recording))
-                if sink is not None]
+        return [
+            (name, sink)
+            for name, sink in zip(names, (self.redis, self.influx, self.recording))
+            if sink is not None
+        ]
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -221,14 +241,21 @@ class Relay:
         with self._counts_lock:
             counts = dict(self._counts)
         out = {
-            "ticks": counts.get("tick", 0), "quotes": counts.get("quote", 0), "depth": counts.get("depth", 0),
+            "ticks": counts.get("tick", 0),
+            "quotes": counts.get("quote", 0),
+            "depth": counts.get("depth", 0),
             "bars": {key[4:]: value for key, value in counts.items() if key.startswith("bar:")},
-            "upstream_connects": counts.get("connected", 0), "upstream_drops": counts.get("disconnected", 0),
+            "upstream_connects": counts.get("connected", 0),
+            "upstream_drops": counts.get("disconnected", 0),
             "errors": len(self.errors),
         }
         for name, sink in self._sinks():
-            out[name] = {"written": sink.written, "pending": sink.pending, "dropped": sink.dropped,
-                         "rejected": sink.rejected}
+            out[name] = {
+                "written": sink.written,
+                "pending": sink.pending,
+                "dropped": sink.dropped,
+                "rejected": sink.rejected,
+            }
         if self.redis is not None:
             out["redis"]["duplicates"] = self.redis.duplicates
         return out
@@ -238,8 +265,11 @@ class Relay:
     def _on_record(self, record: object) -> None:
         kind = KIND_OF.get(type(record))
         recorded = kind == "tick" or kind == "depth" and kind in self.types
-        if kind is None or kind not in self.types and not (
-                kind == "tick" and (self.archive_ticks or self.recording is not None)):
+        if (
+            kind is None
+            or kind not in self.types
+            and not (kind == "tick" and (self.archive_ticks or self.recording is not None))
+        ):
             return
         if isinstance(record, Tick):  # kind == "tick": KIND_OF is looked up by exact type
             with self._seen_lock:  # one reader thread per endpoint family calls in
@@ -270,11 +300,15 @@ class Relay:
             logger.error("relay: upstream %s gave up: %s", status.family, status.error)
             self.errors.append(status.error or AllTickError(f"upstream {status.family} gave up"))
         elif status.kind == "disconnected":
-            logger.warning("relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)",
-                           status.family)
+            logger.warning(
+                "relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)", status.family
+            )
         elif status.kind == "malformed":
-            logger.warning("relay: upstream %s sent a malformed frame (%s); bars in progress are rebuilt "
-                           "from REST", status.family, status.error)
+            logger.warning(
+                "relay: upstream %s sent a malformed frame (%s); bars in progress are rebuilt from REST",
+                status.family,
+                status.error,
+            )
         else:
             logger.info("relay: upstream %s connected", status.family)
 
@@ -314,8 +348,11 @@ class Relay:
                         if bar is not None and now - bar.end <= reach:
                             points[(inst.symbol, spec.period)] = bar.end
         except TransportError as e:
-            logger.warning("relay: cannot read where the bars stopped (%s); backfilling %d bars instead",
-                           e, self.lookback)
+            logger.warning(
+                "relay: cannot read where the bars stopped (%s); backfilling %d bars instead",
+                e,
+                self.lookback,
+            )
         return points
 
 
@@ -329,14 +366,16 @@ class _BarDispatcher:
     def __init__(self, relay: Relay, resume: dict[tuple[str, str], int]) -> None:
         self.relay = relay
         self._wake = Wake()
-        options = SourceOptions(grace=relay.grace, lookback=relay.lookback,
-                                extended_hours=relay.store.extended_hours())
+        options = SourceOptions(
+            grace=relay.grace, lookback=relay.lookback, extended_hours=relay.store.extended_hours()
+        )
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
         for inst in relay.instruments:
             for spec in relay.specs[inst.symbol]:
                 label = spec.period
-                source = StreamBars(relay.store, inst, spec, options, resume.get((inst.symbol, label)),
-                                    wake=self._wake)
+                source = StreamBars(
+                    relay.store, inst, spec, options, resume.get((inst.symbol, label)), wake=self._wake
+                )
                 self._sources[source] = (inst, label)
         self._thread = threading.Thread(target=self._run, name="relay-bars", daemon=True)
         self._thread.start()

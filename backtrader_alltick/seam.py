@@ -79,15 +79,27 @@ class Seam:
     kept in :attr:`first_offhours` for the user's warning).
     """
 
-    def __init__(self, symbol: str, spec: BarSpec, market: Market, *, request_rest: RequestRest,
-                 grace_ms: int = 250, emit_empty: bool = False,
-                 anchor_margin_ms: int = 2000, backfill_start: bool = True, backfill: bool = True,
-                 regular_only: bool = False, on_reseam: Reseam | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        spec: BarSpec,
+        market: Market,
+        *,
+        request_rest: RequestRest,
+        grace_ms: int = 250,
+        emit_empty: bool = False,
+        anchor_margin_ms: int = 2000,
+        backfill_start: bool = True,
+        backfill: bool = True,
+        regular_only: bool = False,
+        on_reseam: Reseam | None = None,
+    ) -> None:
         self.spec: BarSpec = spec
         self.market: Market = market
         # The builder's closed bars are taken from what on_timer returns, never called back for.
-        self._builder = BarBuilder(symbol, spec, market, _ignore, grace_ms=grace_ms,
-                                   emit_empty=emit_empty, regular_only=regular_only)
+        self._builder = BarBuilder(
+            symbol, spec, market, _ignore, grace_ms=grace_ms, emit_empty=emit_empty, regular_only=regular_only
+        )
         self.regular_only = regular_only
         self.offhours_bars: int = 0
         self.first_offhours: Tick | None = None  # the first trade the session policy left out
@@ -131,8 +143,13 @@ class Seam:
     def stats(self) -> dict[str, int]:
         """Bars handed out by source, trades dropped as late or repeated or by the session policy."""
         built = self._builder.stats
-        return {**self._delivered, "late_ticks": built.late_ticks, "duplicates": built.duplicates,
-                "offhours_trades": built.offhours, "offhours_bars": self.offhours_bars}
+        return {
+            **self._delivered,
+            "late_ticks": built.late_ticks,
+            "duplicates": built.duplicates,
+            "offhours_trades": built.offhours,
+            "offhours_bars": self.offhours_bars,
+        }
 
     def take(self) -> list[tuple[Kline, str]]:
         """The bars delivered since the last call, oldest first, each with where it came from."""
@@ -229,8 +246,12 @@ class Seam:
             self._finish()
 
     def _reset(self, now_ms: int, why: str) -> None:
-        logger.info("%s: %s; %s", self._builder.symbol, why,
-                    "rebuilding the cut bar from REST" if self._backfill else "the cut bars are skipped")
+        logger.info(
+            "%s: %s; %s",
+            self._builder.symbol,
+            why,
+            "rebuilding the cut bar from REST" if self._backfill else "the cut bars are skipped",
+        )
         self._why = why
         self._builder.discard()
         self._pending.clear()

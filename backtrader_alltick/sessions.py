@@ -122,10 +122,15 @@ def take_market_sessions(params: Any, inst: Instrument) -> None:
     if times is not None:
         params.sessionstart, params.sessionend = times
     else:
-        logger.info("%s: the %s session moves against %s with daylight saving time, so sessionstart/"
-                    "sessionend keep Backtrader's defaults (session timers fire at those); pass "
-                    "tz=%r for the exchange's times. Days still end at the exchange's close.",
-                    inst.symbol, market.name, tz or "UTC", market.tz)
+        logger.info(
+            "%s: the %s session moves against %s with daylight saving time, so sessionstart/"
+            "sessionend keep Backtrader's defaults (session timers fire at those); pass "
+            "tz=%r for the exchange's times. Days still end at the exchange's close.",
+            inst.symbol,
+            market.name,
+            tz or "UTC",
+            market.tz,
+        )
     if isinstance(params.fromdate, date) and not isinstance(params.fromdate, datetime):
         params.fromdate = trading_day_start(market, params.fromdate, tz)
     if isinstance(params.todate, date) and not isinstance(params.todate, datetime):
@@ -137,8 +142,11 @@ def resampler_for(market_sessions: bool, kwargs: dict[str, Any]) -> type[Any]:
     intraday feed on its market's sessions)."""
     # Days, weeks, months from an intraday feed on its market's sessions: cut at the calendar's
     # close and stamped like native bars.  Anything else: Backtrader's own resampler.
-    if market_sessions and kwargs.get("timeframe") in (bt.TimeFrame.Days, bt.TimeFrame.Weeks,
-                                                       bt.TimeFrame.Months):
+    if market_sessions and kwargs.get("timeframe") in (
+        bt.TimeFrame.Days,
+        bt.TimeFrame.Weeks,
+        bt.TimeFrame.Months,
+    ):
         return TradingDateResampler
     return Resampler
 

@@ -38,6 +38,7 @@ class SnapshotQueries:
     p: Any
 
     if TYPE_CHECKING:
+
         @property
         def rest(self) -> RestClient: ...
 
@@ -87,9 +88,12 @@ class SnapshotQueries:
         answered = {self.wire.wire_code(tick.symbol) for tick in ticks}
         missing = [inst.symbol for inst in insts if self.wire.wire_code(inst) not in answered]
         if missing:
-            raise SymbolNotFound(f"the {self.p.dialect} service at {self.rest_url} does not know "
-                                 f"{', '.join(missing)} (its latest-trade answer leaves them out); check "
-                                 "the symbol against the service's product list", symbol=missing[0])
+            raise SymbolNotFound(
+                f"the {self.p.dialect} service at {self.rest_url} does not know "
+                f"{', '.join(missing)} (its latest-trade answer leaves them out); check "
+                "the symbol against the service's product list",
+                symbol=missing[0],
+            )
         return ticks
 
     def depth(self, symbols: Symbols) -> list[Depth]:

@@ -166,8 +166,12 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         # Optimisation on several cores pickles the store into every worker: it travels as its
         # configuration (no module, lock, session, socket or cache handle) and reopens there on
         # first use.  The token travels sealed for this run's processes only (token_seal).
-        return {"params": self.p, "rest_url": self.rest_url, "ws_url": self.ws_url,
-                "sealed_token": seal_token(self._token)}
+        return {
+            "params": self.p,
+            "rest_url": self.rest_url,
+            "ws_url": self.ws_url,
+            "sealed_token": seal_token(self._token),
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.params = self.p = state["params"]
@@ -175,16 +179,20 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         self._token = open_token(state["sealed_token"])
         if self._token is None:
             if state["sealed_token"] is not None:
-                logger.warning("the pickled store's token was sealed by another run and cannot be read "
-                               "here; using ALLTICK_TOKEN if set")
+                logger.warning(
+                    "the pickled store's token was sealed by another run and cannot be read "
+                    "here; using ALLTICK_TOKEN if set"
+                )
             self._token = config.token()
         self._started = False
         protect(self._token, self)  # a worker process logs too
         self._open()
 
     def __repr__(self) -> str:
-        return (f"AllTickStore(dialect={self.p.dialect!r}, plan={self.plan.name!r}, "
-                f"rest_url={self.rest_url!r}, token={mask_token(self._token)!r})")
+        return (
+            f"AllTickStore(dialect={self.p.dialect!r}, plan={self.plan.name!r}, "
+            f"rest_url={self.rest_url!r}, token={mask_token(self._token)!r})"
+        )
 
     @classmethod
     def from_simulator(cls, sim: Simulator, **kwargs: Unpack[StoreOptions]) -> AllTickStore:
@@ -198,9 +206,11 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
     @classmethod
     def getbroker(cls, *args: Any, **kwargs: Any) -> NoReturn:
         """Refuse: AllTick serves market data only; orders go to Backtrader's own broker."""
-        raise ConfigError("AllTickStore provides market data only and has no broker; paper trading uses "
-                          "Backtrader's broker (bt.brokers.BackBroker, cerebro's default): leave "
-                          "cerebro.broker as it is, or cerebro.setbroker(bt.brokers.BackBroker(cash=...))")
+        raise ConfigError(
+            "AllTickStore provides market data only and has no broker; paper trading uses "
+            "Backtrader's broker (bt.brokers.BackBroker, cerebro's default): leave "
+            "cerebro.broker as it is, or cerebro.setbroker(bt.brokers.BackBroker(cash=...))"
+        )
 
     # The feed class registers itself here when feed.py is imported (as Backtrader's IB and Oanda
     # feeds do), so the store never imports the layer above it.
@@ -270,14 +280,24 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
                 # The quota is the token's: every process on the cache directory (or the Redis
                 # of quota_url) counts in one ledger.
-                ledger = open_ledger(self.plan, quota_key(self.p.dialect, self.rest_url, token),
-                                     directory=cache_directory(self.p.cache), url=self.p.quota_url)
+                ledger = open_ledger(
+                    self.plan,
+                    quota_key(self.p.dialect, self.rest_url, token),
+                    directory=cache_directory(self.p.cache),
+                    url=self.p.quota_url,
+                )
                 limiter = RateLimiter(self.plan, ledger=ledger)
                 try:
-                    self._rest = RestClient(self.wire, token, self.rest_url, self.plan, limiter=limiter,
-                                            timeout=(5.0, float(self.p.timeout)),
-                                            ratelimit_timeout=float(self.p.ratelimit_timeout),
-                                            clock=self.clock)
+                    self._rest = RestClient(
+                        self.wire,
+                        token,
+                        self.rest_url,
+                        self.plan,
+                        limiter=limiter,
+                        timeout=(5.0, float(self.p.timeout)),
+                        ratelimit_timeout=float(self.p.ratelimit_timeout),
+                        clock=self.clock,
+                    )
                 except BaseException:
                     limiter.close()
                     raise
@@ -308,8 +328,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         # and the cache, under a namespace that keeps a simulator's or another host's bars apart.
         from .history import HistoryLoader, cache_namespace
 
-        return HistoryLoader(self.rest, self.cache, self.wire, self.clock,
-                             namespace=cache_namespace(self.wire, self.rest_url))
+        return HistoryLoader(
+            self.rest, self.cache, self.wire, self.clock, namespace=cache_namespace(self.wire, self.rest_url)
+        )
 
     @property
     def hub(self) -> StreamHub:
@@ -318,11 +339,19 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             if self._hub is None:
                 from .transport.stream_hub import StreamHub
 
-                self._hub = StreamHub(self.wire, self.ws_url, token, self.plan, clock=self.clock,
-                                      on_status=self._on_stream_status,
-                                      reconnect=self.p.reconnect, reconnections=self.p.reconnections,
-                                      min_reconnect_interval=self._reconnect_floor(),
-                                      heartbeat_interval=self.p.heartbeat, stale_after=self.p.stale_after)
+                self._hub = StreamHub(
+                    self.wire,
+                    self.ws_url,
+                    token,
+                    self.plan,
+                    clock=self.clock,
+                    on_status=self._on_stream_status,
+                    reconnect=self.p.reconnect,
+                    reconnections=self.p.reconnections,
+                    min_reconnect_interval=self._reconnect_floor(),
+                    heartbeat_interval=self.p.heartbeat,
+                    stale_after=self.p.stale_after,
+                )
                 self._hub.start()
             return self._hub
 
@@ -347,8 +376,15 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         """
         self.hub.check([parse_symbol(symbol) for symbol in symbols], depth=depth)
 
-    def listen(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
-               on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None:
+    def listen(
+        self,
+        symbol: str | Instrument,
+        on_record: Callable[[Any], None],
+        *,
+        depth: bool = False,
+        on_status: Callable[[Any], None] | None = None,
+        region: str | None = None,
+    ) -> None:
         """Deliver every record of ``symbol`` to ``on_record`` and the connection changes of its
         endpoint family to ``on_status`` (both called on a socket thread; they must not block).
         Past the plan's codes it raises ConfigError and subscribes nothing.
@@ -356,30 +392,52 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ``symbol`` is read as :meth:`fetch_klines` reads it (``"AAPL.US"``, or ``"AAPL"`` with
         ``region="US"``); an :class:`~backtrader_alltick.symbols.Instrument` is taken as it is.
         """
-        self.hub.subscribe(parse_symbol(symbol, region), trades=True, depth=depth, on_record=on_record,
-                           on_status=on_status)
+        self.hub.subscribe(
+            parse_symbol(symbol, region), trades=True, depth=depth, on_record=on_record, on_status=on_status
+        )
 
-    def unlisten(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
-                 on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None:
+    def unlisten(
+        self,
+        symbol: str | Instrument,
+        on_record: Callable[[Any], None],
+        *,
+        depth: bool = False,
+        on_status: Callable[[Any], None] | None = None,
+        region: str | None = None,
+    ) -> None:
         """Undo :meth:`listen` (the same arguments)."""
         with self._lock:
             hub = self._hub
         if hub is not None:
-            hub.unsubscribe(parse_symbol(symbol, region), trades=True, depth=depth, on_record=on_record,
-                            on_status=on_status)
+            hub.unsubscribe(
+                parse_symbol(symbol, region),
+                trades=True,
+                depth=depth,
+                on_record=on_record,
+                on_status=on_status,
+            )
 
     def _on_stream_status(self, status: Any) -> None:
         self.put_notification(f"stream {status.family}: {status.kind}", status)
 
     # -- Plain-Python helpers for scripts and notebooks -------------------------------
 
-    def fetch_klines(self, symbol: str, timeframe: int | str = bt.TimeFrame.Minutes, compression: int = 1,
-                     fromdate: datetime | date | str | None = None,
-                     todate: datetime | date | str | None = None,
-                     count: int | None = None, *, region: str | None = None,
-                     on_progress: Callable[..., None] | None = None, source: str | None = None,
-                     source_url: str | None = None, extended_hours: bool | None = None,
-                     progress: bool = False) -> pd.DataFrame:
+    def fetch_klines(
+        self,
+        symbol: str,
+        timeframe: int | str = bt.TimeFrame.Minutes,
+        compression: int = 1,
+        fromdate: datetime | date | str | None = None,
+        todate: datetime | date | str | None = None,
+        count: int | None = None,
+        *,
+        region: str | None = None,
+        on_progress: Callable[..., None] | None = None,
+        source: str | None = None,
+        source_url: str | None = None,
+        extended_hours: bool | None = None,
+        progress: bool = False,
+    ) -> pd.DataFrame:
         """Return closed K-lines as a DataFrame indexed by bar close time (UTC); daily and longer
         bars by their trading date (naive, midnight), as the feed stamps them.
 
@@ -407,9 +465,19 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
         asked = window_to_load(spec, start_ms, end_ms, count)
         try:
-            bars = [] if asked is None else self.history.get_range(
-                inst, spec, Window(*asked), source=source, source_url=source_url, on_progress=pages,
-                extended_hours=policy).bars
+            bars = (
+                []
+                if asked is None
+                else self.history.get_range(
+                    inst,
+                    spec,
+                    Window(*asked),
+                    source=source,
+                    source_url=source_url,
+                    on_progress=pages,
+                    extended_hours=policy,
+                ).bars
+            )
         finally:
             pages.close()
         frame = window_frame(bars, inst.market, spec, start_ms, end_ms, count)
@@ -419,8 +487,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             warn_no_bars(inst.symbol, spec.period, start_ms, end_ms, count, "the frame is empty")
         return frame
 
-    def latest_bars(self, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
-                    compression: int = 1) -> dict[str, Kline | None]:
+    def latest_bars(
+        self, symbols: Iterable[str | Instrument], timeframe: int | str = "1m", compression: int = 1
+    ) -> dict[str, Kline | None]:
         """Return ``{symbol: newest closed bar}`` of a universe in as few requests as the plan allows
         (AllTick ``/batch-kline``: up to 500 symbols a call on the top plans); see :mod:`.universe`."""
         from .universe import latest_closed_bars
@@ -434,10 +503,10 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             raise ConfigError(f"extended_hours must be True or False, was {policy!r}")
         return policy
 
-    def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
-                          live: bool = False) -> timeframes.BarSpec:
+    def resolve_timeframe(
+        self, inst: Instrument, timeframe: int | str, compression: int = 1, *, live: bool = False
+    ) -> timeframes.BarSpec:
         """The native period and multiple serving ``(timeframe, compression)``; live feeds also take Ticks."""
         timeframe, compression = timeframe_and_compression(timeframe, compression)
         natives = self.wire.native_periods(inst)
         return timeframes.resolve(timeframe, compression, natives, inst.symbol, live=live)
-

@@ -13,27 +13,75 @@ from dataclasses import dataclass
 from . import markets
 from .errors import ConfigError, InvalidSymbol
 
-STOCK_REGIONS = {"US": markets.US_STOCKS, "HK": markets.HK_STOCKS, "SH": markets.SH_STOCKS,
-                 "SZ": markets.SZ_STOCKS}
+STOCK_REGIONS = {
+    "US": markets.US_STOCKS,
+    "HK": markets.HK_STOCKS,
+    "SH": markets.SH_STOCKS,
+    "SZ": markets.SZ_STOCKS,
+}
 CURRENCIES = {
-    "USD", "EUR", "JPY", "GBP", "CHF", "AUD", "NZD", "CAD", "CNH", "CNY", "HKD", "SGD", "SEK", "NOK",
-    "DKK", "THB", "TWD", "RUB", "MXN", "ZAR", "TRY", "PLN", "KRW", "INR",
+    "USD",
+    "EUR",
+    "JPY",
+    "GBP",
+    "CHF",
+    "AUD",
+    "NZD",
+    "CAD",
+    "CNH",
+    "CNY",
+    "HKD",
+    "SGD",
+    "SEK",
+    "NOK",
+    "DKK",
+    "THB",
+    "TWD",
+    "RUB",
+    "MXN",
+    "ZAR",
+    "TRY",
+    "PLN",
+    "KRW",
+    "INR",
 }
 METALS = {"GOLD", "SILVER", "PALLADIUM", "PLATINUM"}
 ENERGY = {"USOIL", "UKOIL", "NGAS", "COPPER", "ALUMINUM", "NICKEL", "LEAD", "ZINC"}
 CFD_INDICES = {
-    "US500", "NAS100", "US30", "UK100", "GER30", "FRA40", "JPN225", "HK50", "AUS200", "CHA50",
-    "EUSTX50", "ND25", "SMI", "TWRIC", "SG20", "ESP35",
+    "US500",
+    "NAS100",
+    "US30",
+    "UK100",
+    "GER30",
+    "FRA40",
+    "JPN225",
+    "HK50",
+    "AUS200",
+    "CHA50",
+    "EUSTX50",
+    "ND25",
+    "SMI",
+    "TWRIC",
+    "SG20",
+    "ESP35",
 }
 CRYPTO_QUOTES = ("USDT", "USDC", "BUSD")
 # iTick regions for the non-stock asset classes (protocol/itick.md section 3).
 NON_STOCK_REGIONS: dict[str, str | None] = {"GB": None, "BA": "crypto", "BT": "crypto", "PB": "crypto"}
 # AllTick spells metals and energy in mixed case; case matters on the wire.
-VENDOR_SPELLING = {"SILVER": "Silver", "PALLADIUM": "Palladium", "PLATINUM": "Platinum",
-                   "ALUMINUM": "Aluminum", "NICKEL": "Nickel", "LEAD": "Lead", "ZINC": "Zinc",
-                   # iTick's spot-metal codes name the same instruments as AllTick's GOLD and Silver
-                   # (alltick.md section 8); one canonical symbol keeps cache keys and records aligned.
-                   "XAUUSD": "GOLD", "XAGUSD": "Silver"}
+VENDOR_SPELLING = {
+    "SILVER": "Silver",
+    "PALLADIUM": "Palladium",
+    "PLATINUM": "Platinum",
+    "ALUMINUM": "Aluminum",
+    "NICKEL": "Nickel",
+    "LEAD": "Lead",
+    "ZINC": "Zinc",
+    # iTick's spot-metal codes name the same instruments as AllTick's GOLD and Silver
+    # (alltick.md section 8); one canonical symbol keeps cache keys and records aligned.
+    "XAUUSD": "GOLD",
+    "XAGUSD": "Silver",
+}
 
 _MARKET_BY_ASSET = {
     "forex": markets.FOREX,
@@ -99,10 +147,11 @@ def parse_symbol(dataname: str | Instrument, region: str | None = None) -> Instr
     if asset is None:
         if suffix and suffix not in NON_STOCK_REGIONS:
             raise InvalidSymbol(
-                text, f"has region {suffix!r}; use one of {', '.join(sorted(STOCK_REGIONS))} for stocks "
-                      "or GB/BA for forex and crypto")
-        raise InvalidSymbol(
-            text, f"has no region; write '{code}.US' (or .HK, .SH, .SZ) or pass region='US'")
+                text,
+                f"has region {suffix!r}; use one of {', '.join(sorted(STOCK_REGIONS))} for stocks "
+                "or GB/BA for forex and crypto",
+            )
+        raise InvalidSymbol(text, f"has no region; write '{code}.US' (or .HK, .SH, .SZ) or pass region='US'")
     default_region = "BA" if asset == "crypto" else "GB"
     if suffix and suffix not in NON_STOCK_REGIONS:
         raise InvalidSymbol(text, f"is a {asset} code; its region must be {default_region}, was {suffix!r}")

@@ -25,15 +25,29 @@ from .markets import DAY_MS, MINUTE_MS, Market, epoch_ms
 
 # backtrader.TimeFrame values, mirrored so this module stays free of backtrader.
 TICKS, MICROSECONDS, SECONDS, MINUTES, DAYS, WEEKS, MONTHS, YEARS = 1, 2, 3, 4, 5, 6, 7, 8
-TIMEFRAME_NAMES = {TICKS: "Ticks", MICROSECONDS: "MicroSeconds", SECONDS: "Seconds", MINUTES: "Minutes",
-                   DAYS: "Days", WEEKS: "Weeks", MONTHS: "Months", YEARS: "Years"}
+TIMEFRAME_NAMES = {
+    TICKS: "Ticks",
+    MICROSECONDS: "MicroSeconds",
+    SECONDS: "Seconds",
+    MINUTES: "Minutes",
+    DAYS: "Days",
+    WEEKS: "Weeks",
+    MONTHS: "Months",
+    YEARS: "Years",
+}
 
 # The one grammar of short period names: a count (1 when left out) and a unit; "min" is the
 # minute's long spelling, "M" (upper case) is a month.
 PERIOD_SYNTAX = "1m, 5m, 1h, 1d, 1w or 1M"
 _PERIOD_NAME = re.compile(r"([1-9]\d*)?(m|min|h|d|w|M)")
-_NAME_UNITS = {"m": (MINUTES, 1), "min": (MINUTES, 1), "h": (MINUTES, 60), "d": (DAYS, 1), "w": (WEEKS, 1),
-               "M": (MONTHS, 1)}
+_NAME_UNITS = {
+    "m": (MINUTES, 1),
+    "min": (MINUTES, 1),
+    "h": (MINUTES, 60),
+    "d": (DAYS, 1),
+    "w": (WEEKS, 1),
+    "M": (MONTHS, 1),
+}
 _UNIT_SUFFIX = {"day": "d", "week": "w", "month": "M"}
 # The unit of a native period that each Backtrader timeframe counts in (Years: months x 12).
 UNIT_OF_TIMEFRAME = {MINUTES: "minute", DAYS: "day", WEEKS: "week", MONTHS: "month"}
@@ -71,12 +85,21 @@ class Period:
         return {"day": 1, "week": 7, "month": 30}[self.unit] * self.count * DAY_MS
 
 
-PERIODS: dict[str, Period] = {p.name: p for p in (
-    Period("1m", "minute", 1), Period("5m", "minute", 5), Period("15m", "minute", 15),
-    Period("30m", "minute", 30), Period("1h", "minute", 60), Period("2h", "minute", 120),
-    Period("4h", "minute", 240), Period("1d", "day", 1), Period("1w", "week", 1),
-    Period("1M", "month", 1),
-)}
+PERIODS: dict[str, Period] = {
+    p.name: p
+    for p in (
+        Period("1m", "minute", 1),
+        Period("5m", "minute", 5),
+        Period("15m", "minute", 15),
+        Period("30m", "minute", 30),
+        Period("1h", "minute", 60),
+        Period("2h", "minute", 120),
+        Period("4h", "minute", 240),
+        Period("1d", "day", 1),
+        Period("1w", "week", 1),
+        Period("1M", "month", 1),
+    )
+}
 
 
 def is_intraday_label(label: str) -> bool:
@@ -127,8 +150,9 @@ def grid_period(timeframe: int, compression: int, purpose: str = "grid checks") 
     if unit is not None and (compression == 1 or unit == "minute" and compression > 1):
         return Period(period_name(unit, compression), unit, compression)
     name = TIMEFRAME_NAMES.get(timeframe, timeframe)
-    raise ConfigError(f"{purpose} need Minutes x N or Days, Weeks or Months x 1 bars, "
-                      f"was {compression} {name}")
+    raise ConfigError(
+        f"{purpose} need Minutes x N or Days, Weeks or Months x 1 bars, was {compression} {name}"
+    )
 
 
 def as_period(period: Period | str, purpose: str = "grid checks") -> Period:
@@ -267,8 +291,9 @@ def slot_of(spec: BarSpec, ts_ms: int, market: Market) -> Slot:
         step = native.count * spec.multiple * MINUTE_MS
         start = ts_ms - ts_ms % step
         return Slot(start, start + step, start + step)
-    return group_slot(spec, bucket_index(native, bar_start(native, ts_ms, market), market) // spec.multiple,
-                      market)
+    return group_slot(
+        spec, bucket_index(native, bar_start(native, ts_ms, market), market) // spec.multiple, market
+    )
 
 
 def group_slot(spec: BarSpec, group: int, market: Market) -> Slot:
@@ -341,15 +366,18 @@ def bar_start_of_stamp(period: Period | str, stamp_ms: int, market: Market) -> i
     return bar_start(period, inside, market)
 
 
-def date_load_window(start_ms: int | None, end_ms: int | None,
-                     count: int | None = None) -> tuple[int | None, int | None, int | None]:
+def date_load_window(
+    start_ms: int | None, end_ms: int | None, count: int | None = None
+) -> tuple[int | None, int | None, int | None]:
     """Bounds (and a count) to load daily or longer bars by, so that every bar whose date stamp
     lies in ``[start_ms, end_ms]`` (or the newest ``count``) is among them; filter them by
     :func:`date_stamp_ms` afterwards, as Backtrader's filter does a feed's bars."""
     slack = _STAMP_SLACK_DAYS * DAY_MS
-    return (None if start_ms is None else start_ms - slack,
-            None if end_ms is None else end_ms + slack,
-            None if count is None else count + _STAMP_SLACK_DAYS)
+    return (
+        None if start_ms is None else start_ms - slack,
+        None if end_ms is None else end_ms + slack,
+        None if count is None else count + _STAMP_SLACK_DAYS,
+    )
 
 
 # -- what a feed asks for -----------------------------------------------------------------------
@@ -381,8 +409,9 @@ class BarSpec:
         return period_name(self.native.unit, self.native.count * self.multiple)
 
 
-def resolve(timeframe: int, compression: int, natives: tuple[str, ...], symbol: str, *,
-            live: bool = False) -> BarSpec:
+def resolve(
+    timeframe: int, compression: int, natives: tuple[str, ...], symbol: str, *, live: bool = False
+) -> BarSpec:
     """Map Backtrader's (timeframe, compression) to a native period and a multiple.
 
     Any combination a native period serves, or an exact multiple of one, is accepted:

@@ -41,8 +41,11 @@ def open_token(blob: bytes | None) -> str | None:
     if not blob or len(blob) < _NONCE_BYTES + _TAG_BYTES:
         return None
     key = _run_key()
-    nonce, tag, cipher = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:_NONCE_BYTES + _TAG_BYTES], \
-        blob[_NONCE_BYTES + _TAG_BYTES:]
+    nonce, tag, cipher = (
+        blob[:_NONCE_BYTES],
+        blob[_NONCE_BYTES : _NONCE_BYTES + _TAG_BYTES],
+        blob[_NONCE_BYTES + _TAG_BYTES :],
+    )
     if not hmac.compare_digest(tag, hmac.new(key, nonce + cipher, hashlib.sha256).digest()):
         return None
     return bytes(a ^ b for a, b in zip(cipher, _keystream(key, nonce, len(cipher)))).decode()

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from .store import AllTickStore
 
 
-def latest_closed_bars(store: AllTickStore, symbols: Iterable[str | Instrument], timeframe: int | str = "1m",
-                       compression: int = 1) -> dict[str, Kline | None]:
+def latest_closed_bars(
+    store: AllTickStore,
+    symbols: Iterable[str | Instrument],
+    timeframe: int | str = "1m",
+    compression: int = 1,
+) -> dict[str, Kline | None]:
     """Return ``{symbol: the newest bar the service has closed}`` (None where it has none).
 
     Only native periods (those the service serves as K-lines); a forming bar is never returned.
@@ -37,8 +41,10 @@ def latest_closed_bars(store: AllTickStore, symbols: Iterable[str | Instrument],
     specs = {inst: store.resolve_timeframe(inst, timeframe, compression) for inst in insts}
     for inst, spec in specs.items():
         if not spec.is_native:
-            raise ConfigError(f"latest_bars serves the service's own K-line periods; {spec.period} is built "
-                              f"from {spec.native.name} bars for {inst.symbol}: use fetch_klines for it")
+            raise ConfigError(
+                f"latest_bars serves the service's own K-line periods; {spec.period} is built "
+                f"from {spec.native.name} bars for {inst.symbol}: use fetch_klines for it"
+            )
     periods = {spec.period for spec in specs.values()}
     if len(periods) != 1:
         raise ConfigError(f"the symbols name different periods for {timeframe!r}: ask per asset class")

@@ -69,16 +69,23 @@ def main() -> None:
         cold_requests = sim.counters["rest_requests"]
         # The newest page always carries the forming bar, which is never kept: one bar more to fetch.
         minimum = math.ceil((args.bars + 1) / store.wire.KLINE_LIMIT)
-        print(f"cold download: {len(klines)} bars of {inst} in {cold_requests} HTTP requests "
-              f"(minimum the API allows: {minimum}), {cold_seconds:.1f}s")
+        print(
+            f"cold download: {len(klines)} bars of {inst} in {cold_requests} HTTP requests "
+            f"(minimum the API allows: {minimum}), {cold_seconds:.1f}s"
+        )
         frame = klines_frame(klines).tz_localize(None)
         fromdate = frame.index[0].to_pydatetime()
         todate = frame.index[-1].to_pydatetime()
 
         alltick_times, pandas_times = [], []
         for _ in range(args.repeat):
-            data = store.getdata(dataname=SYMBOL, timeframe=bt.TimeFrame.Minutes, historical=True,
-                                 fromdate=fromdate, todate=todate)
+            data = store.getdata(
+                dataname=SYMBOL,
+                timeframe=bt.TimeFrame.Minutes,
+                historical=True,
+                fromdate=fromdate,
+                todate=todate,
+            )
             seconds, value_a, trades = run(data)
             alltick_times.append(seconds)
             seconds, value_b, _ = run(bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Minutes))
@@ -88,11 +95,13 @@ def main() -> None:
 
     best_a, best_b = min(alltick_times), min(pandas_times)
     print(f"warm runs made {warm_requests} HTTP requests")
-    print(f"AllTickData: {best_a:.2f}s  PandasData: {best_b:.2f}s  "
-          f"(best of {args.repeat}, {len(frame)} bars)")
+    print(
+        f"AllTickData: {best_a:.2f}s  PandasData: {best_b:.2f}s  (best of {args.repeat}, {len(frame)} bars)"
+    )
     print(f"time ratio AllTickData / PandasData = {best_a / best_b:.3f}  (target <= 1.10)")
-    print(f"same final portfolio value: {value_a == value_b} ({value_a:.2f} vs {value_b:.2f}, "
-          f"{trades} trades)")
+    print(
+        f"same final portfolio value: {value_a == value_b} ({value_a:.2f} vs {value_b:.2f}, {trades} trades)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,29 @@ FLOOD_SPEED = 60_000  # market minutes per wall second: far more trades than any
 @contextlib.contextmanager
 def simulator_process(speed: float = FLOOD_SPEED, seed: int = 11, symbols=SYMBOLS):
     """A simulator in its own process: its pusher shares neither our GIL nor our memory."""
-    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(speed), "--seed", str(seed),
-               "--symbols", ",".join(symbols)]
+    command = [
+        sys.executable,
+        "-m",
+        "backtrader_alltick",
+        "sim",
+        "--speed",
+        str(speed),
+        "--seed",
+        str(seed),
+        "--symbols",
+        ",".join(symbols),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
-        yield types.SimpleNamespace(rest_url=info["rest_url"], ws_url=info["ws_url"], token=info["token"],
-                                    dialect="alltick", plan=get_plan("alltick", "unlimited"),
-                                    clock=ScaledClock(info["start"], speed))
+        yield types.SimpleNamespace(
+            rest_url=info["rest_url"],
+            ws_url=info["ws_url"],
+            token=info["token"],
+            dialect="alltick",
+            plan=get_plan("alltick", "unlimited"),
+            clock=ScaledClock(info["start"], speed),
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
@@ -62,8 +77,9 @@ def bare_reader(seconds: float) -> float:
     """Frames per second a bare websocket-client loop receives and json-decodes."""
     with simulator_process() as sim:
         frames = 0
-        ws = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}",
-                                         skip_utf8_validation=True)
+        ws = websocket.create_connection(
+            f"{sim.ws_url}/quote-b-ws-api?token={sim.token}", skip_utf8_validation=True
+        )
         codes = [{"code": s} for s in SYMBOLS if "." not in s]
         ws.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "bench", "data": {"symbol_list": codes}}))
         deadline = time.monotonic() + seconds
@@ -205,29 +221,37 @@ def main() -> None:
     if args.only in (None, "ingest"):
         baseline = bare_reader(args.seconds)
         ours, built = store_ingest(args.seconds)
-        print(f"ingest: bare recv+json.loads {baseline:,.0f} frames/s; store + bar builder "
-              f"{ours:,.0f} ticks/s ({built} bars built); ratio {ours / baseline:.2f} (target >= 0.7)")
+        print(
+            f"ingest: bare recv+json.loads {baseline:,.0f} frames/s; store + bar builder "
+            f"{ours:,.0f} ticks/s ({built} bars built); ratio {ours / baseline:.2f} (target >= 0.7)"
+        )
     if args.only in (None, "latency"):
         p99s = []
         runs = (("BTCUSDT", "BTCUSDT", {}), ("AAPL.US overnight", "AAPL.US", OVERNIGHT))
         for label, symbol, market in runs:
             lags = sorted(latency(args.latency_bars, 60, symbol, **market))
             p99s.append(lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))])
-            print(f"bar close -> next(), {label}: p50 {statistics.median(lags):.3f}s, p99 {p99s[-1]:.3f}s "
-                  f"over {len(lags)} live bars (grace 0.25s + qcheck 0.5s)")
+            print(
+                f"bar close -> next(), {label}: p50 {statistics.median(lags):.3f}s, p99 {p99s[-1]:.3f}s "
+                f"over {len(lags)} live bars (grace 0.25s + qcheck 0.5s)"
+            )
         print(f"off-hours p99 / crypto p99: {p99s[1] / p99s[0]:.2f}")
     if args.only in (None, "idle"):
         share = idle_cpu(args.idle_settle, args.idle_seconds)
-        print(f"idle live Cerebro (silent feed, simulator in its own process): {share:.2%} of one core, "
-              f"this process only, over {args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start")
+        print(
+            f"idle live Cerebro (silent feed, simulator in its own process): {share:.2%} of one core, "
+            f"this process only, over {args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start"
+        )
     if args.only in (None, "memory"):
         samples = memory(args.memory_bars)
         first = samples[len(samples) // 3][1] if samples else 0
         print("memory (bars, traced bytes): " + ", ".join(f"{n}:{b / 1e6:.1f}MB" for n, b in samples))
         if samples:
-            print(f"growth after warm-up: {(samples[-1][1] - first) / 1e6:+.2f} MB over "
-                  f"{samples[-1][0] - samples[len(samples) // 3][0]} bars; max RSS "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            print(
+                f"growth after warm-up: {(samples[-1][1] - first) / 1e6:+.2f} MB over "
+                f"{samples[-1][0] - samples[len(samples) // 3][0]} bars; max RSS "
+                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,11 @@ class ManyFeedsProbe(bt.Strategy):
                 advanced.append(data)
         if len(self._live) < len(self.datas):
             return
-        stamps = {round(bt.num2date(data.datetime[0]).timestamp() * 1000) for data in advanced
-                  if data._name in self.p.trading}
+        stamps = {
+            round(bt.num2date(data.datetime[0]).timestamp() * 1000)
+            for data in advanced
+            if data._name in self.p.trading
+        }
         if not stamps:
             return
         if self._first_live_minute is None:
@@ -106,11 +109,13 @@ def live_run(count: int, minutes: int, profile: bool = False) -> dict:
         store = AllTickStore.from_simulator(sim, cache=False)
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in symbols:
-            cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2),
-                            name=symbol)
+            cerebro.adddata(
+                store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2), name=symbol
+            )
         # The store's clock: ours, corrected by the service's trade stamps (the simulator started first).
-        cerebro.addstrategy(ManyFeedsProbe, clock=store.clock, speed=SPEED, minutes=minutes,
-                            trading=frozenset(trading))
+        cerebro.addstrategy(
+            ManyFeedsProbe, clock=store.clock, speed=SPEED, minutes=minutes, trading=frozenset(trading)
+        )
         profiler = cProfile.Profile() if profile else None
         cpu0, wall0 = time.process_time(), time.monotonic()
         if profiler is not None:
@@ -124,9 +129,18 @@ def live_run(count: int, minutes: int, profile: bool = False) -> dict:
     # The newest minute may be cut by runstop: judge only minutes every feed delivered.
     full = [m for m, n in strategy.bars_per_minute.items() if n == count]
     together = sum(strategy.calls_per_minute[m] == 1 for m in full)
-    result = {"count": count, "quiet": len(symbols) - count, "lags": lags,
-              "p50": statistics.median(lags), "p99": percentile(lags, 0.99),
-              "minutes": len(full), "together": together, "cpu": cpu, "wall": wall, "bars": len(lags)}
+    result = {
+        "count": count,
+        "quiet": len(symbols) - count,
+        "lags": lags,
+        "p50": statistics.median(lags),
+        "p99": percentile(lags, 0.99),
+        "minutes": len(full),
+        "together": together,
+        "cpu": cpu,
+        "wall": wall,
+        "bars": len(lags),
+    }
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
@@ -160,8 +174,9 @@ def idle_cpu(count: int, settle: float, seconds: float, qcheck: float = 0.5) -> 
         store = AllTickStore.from_simulator(sim, cache=False)
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in symbols:
-            cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                          qcheck=qcheck))
+            cerebro.adddata(
+                store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2, qcheck=qcheck)
+            )
         cerebro.addstrategy(IdleProbe, settle=settle, seconds=seconds, samples=samples)
         cerebro.run()
         store.stop()
@@ -170,10 +185,12 @@ def idle_cpu(count: int, settle: float, seconds: float, qcheck: float = 0.5) -> 
 
 
 def describe(result: dict, grace: float = 0.25) -> str:
-    return (f"{result['count']:>3} trading + {result['quiet']:>2} quiet feeds: "
-            f"p50 {result['p50']:.3f}s p99 {result['p99']:.3f}s "
-            f"(grace {grace}s; p99 - grace {result['p99'] - grace:+.3f}s) over {result['bars']} bars; "
-            f"{result['together']}/{result['minutes']} minutes in one next()")
+    return (
+        f"{result['count']:>3} trading + {result['quiet']:>2} quiet feeds: "
+        f"p50 {result['p50']:.3f}s p99 {result['p99']:.3f}s "
+        f"(grace {grace}s; p99 - grace {result['p99'] - grace:+.3f}s) over {result['bars']} bars; "
+        f"{result['together']}/{result['minutes']} minutes in one next()"
+    )
 
 
 def main() -> None:
@@ -183,8 +200,12 @@ def main() -> None:
     parser.add_argument("--idle-feeds", type=int, default=50)
     parser.add_argument("--idle-settle", type=float, default=10.0)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
-    parser.add_argument("--idle-qcheck", type=float, default=0.5,
-                        help="the feeds' qcheck: Cerebro passes over every feed once per qcheck while idle")
+    parser.add_argument(
+        "--idle-qcheck",
+        type=float,
+        default=0.5,
+        help="the feeds' qcheck: Cerebro passes over every feed once per qcheck while idle",
+    )
     parser.add_argument("--only", choices=["latency", "idle", "hundred"], help="run one part only")
     args = parser.parse_args()
 
@@ -194,21 +215,28 @@ def main() -> None:
             print("bar close -> next(), " + describe(result))
         base = results[0]
         for result in results[1:]:
-            print(f"{result['count']} feeds / {base['count']}: p99 ratio {result['p99'] / base['p99']:.2f}, "
-                  f"p50 ratio {result['p50'] / base['p50']:.2f}")
+            print(
+                f"{result['count']} feeds / {base['count']}: p99 ratio {result['p99'] / base['p99']:.2f}, "
+                f"p50 ratio {result['p50'] / base['p50']:.2f}"
+            )
     if args.only in (None, "idle"):
-        share, cerebro_share = idle_cpu(args.idle_feeds, args.idle_settle, args.idle_seconds,
-                                        args.idle_qcheck)
-        print(f"idle live Cerebro ({args.idle_feeds} silent feeds, qcheck {args.idle_qcheck}s, simulator "
-              "in its own process): "
-              f"{share:.2%} of one core ({cerebro_share:.2%} in Cerebro's thread) over "
-              f"{args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start")
+        share, cerebro_share = idle_cpu(
+            args.idle_feeds, args.idle_settle, args.idle_seconds, args.idle_qcheck
+        )
+        print(
+            f"idle live Cerebro ({args.idle_feeds} silent feeds, qcheck {args.idle_qcheck}s, simulator "
+            "in its own process): "
+            f"{share:.2%} of one core ({cerebro_share:.2%} in Cerebro's thread) over "
+            f"{args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start"
+        )
     if args.only in (None, "hundred"):
         result = live_run(100, args.minutes, profile=True)
         print("bar close -> next(), " + describe(result))
-        print(f"100 feeds: {result['cpu'] / max(result['wall'], 1e-9):.0%} of one core over the run "
-              f"({result['wall']:.0f} s wall, start-up included), "
-              f"{result['cpu'] / max(result['bars'], 1) * 1e3:.2f} ms CPU per measured bar")
+        print(
+            f"100 feeds: {result['cpu'] / max(result['wall'], 1e-9):.0%} of one core over the run "
+            f"({result['wall']:.0f} s wall, start-up included), "
+            f"{result['cpu'] / max(result['bars'], 1) * 1e3:.2f} ms CPU per measured bar"
+        )
         print("Cerebro's thread, top functions by own time (cProfile):")
         print(result["profile"])
 

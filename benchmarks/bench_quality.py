@@ -48,8 +48,12 @@ def make_klines(symbol: str, bars: int):
 def plain_pandas_pass(frame: pd.DataFrame) -> int:
     returns = frame["close"].pct_change()
     volume = frame["volume"]
-    return int((returns.abs() > 0.05).sum() + frame.index.duplicated().sum()
-               + (frame["high"] < frame["low"]).sum() + (volume > 20 * volume.median()).sum())
+    return int(
+        (returns.abs() > 0.05).sum()
+        + frame.index.duplicated().sum()
+        + (frame["high"] < frame["low"]).sum()
+        + (volume > 20 * volume.median()).sum()
+    )
 
 
 def best_of(repeat: int, action) -> float:
@@ -80,12 +84,16 @@ def main() -> None:
         "render_html (page out)": best_of(args.repeat, lambda: render_html(report, series)),
     }
     breaks = np.count_nonzero(np.diff(series.end) != MINUTE)
-    print(f"{len(klines):,} bars of {args.symbol} 1m ({market.name} calendar), {breaks} session breaks, "
-          f"{len(report.findings)} findings")
+    print(
+        f"{len(klines):,} bars of {args.symbol} 1m ({market.name} calendar), {breaks} session breaks, "
+        f"{len(report.findings)} findings"
+    )
     print(f"baseline (plain pandas pass): {baseline * per * 1000:8.1f} ms per 100,000 bars")
     for name, seconds in figures.items():
-        print(f"{name:<28}: {seconds * per * 1000:8.1f} ms per 100,000 bars, "
-              f"ratio to baseline {seconds / baseline:6.1f}")
+        print(
+            f"{name:<28}: {seconds * per * 1000:8.1f} ms per 100,000 bars, "
+            f"ratio to baseline {seconds / baseline:6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,12 +35,25 @@ def run(processes: int, calls: int, fast: bool, shared: bool) -> dict:
         if fast:
             sim.set_plan(replace(service_plan("alltick", "free"), name="free-x10", **FAST))
         cache = str(Path(workdir) / "klines.sqlite") if shared else False
-        config = {"rest_url": sim.rest_url, "cache": cache, "calls": calls, "plan": "free",
-                  "overrides": FAST if fast else {}}
+        config = {
+            "rest_url": sim.rest_url,
+            "cache": cache,
+            "calls": calls,
+            "plan": "free",
+            "overrides": FAST if fast else {},
+        }
         env = {**os.environ, "ALLTICK_TOKEN": sim.token}
         env.pop("ALLTICK_QUOTA_URL", None)
-        children = [subprocess.Popen([sys.executable, str(CLIENT), json.dumps(config)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
+        children = [
+            subprocess.Popen(
+                [sys.executable, str(CLIENT), json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(processes)
+        ]
         for child in children:
             child.stdout.readline()  # "ready"
         started = time.monotonic()
@@ -53,10 +66,15 @@ def run(processes: int, calls: int, fast: bool, shared: bool) -> dict:
         arrivals = [entry.wall_time for entry in sim.journal.entries if entry.kind == "rest"]
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         interval = FAST["endpoint_interval"] if fast else 10.0
-        return {"ledger": "shared" if shared else "per-process", "calls_made": processes * calls,
-                "reached_service": len(arrivals), "refused": sum(sim.counters["errors_sent"].values()),
-                "min_gap_s": round(min(gaps), 3) if gaps else None,
-                "gaps_under_plan": sum(gap < interval for gap in gaps), "elapsed_s": round(elapsed, 1)}
+        return {
+            "ledger": "shared" if shared else "per-process",
+            "calls_made": processes * calls,
+            "reached_service": len(arrivals),
+            "refused": sum(sim.counters["errors_sent"].values()),
+            "min_gap_s": round(min(gaps), 3) if gaps else None,
+            "gaps_under_plan": sum(gap < interval for gap in gaps),
+            "elapsed_s": round(elapsed, 1),
+        }
 
 
 def main() -> None:

@@ -60,8 +60,18 @@ def load_servers():
 
 def make_ticks(count: int, symbols: int) -> list[Tick]:
     names = [f"SYM{n}.US" for n in range(symbols)]
-    return [Tick(names[n % symbols], T0 + n * 7, 100.0 + (n % 977) * 0.01, 1.0 + n % 13, (n % 977) * 1.5,
-                 seq=n, direction=n % 3) for n in range(count)]
+    return [
+        Tick(
+            names[n % symbols],
+            T0 + n * 7,
+            100.0 + (n % 977) * 0.01,
+            1.0 + n % 13,
+            (n % 977) * 1.5,
+            seq=n,
+            direction=n % 3,
+        )
+        for n in range(count)
+    ]
 
 
 def bare_pipeline(client: redis.Redis, ticks: list[Tick]) -> float:
@@ -72,10 +82,11 @@ def bare_pipeline(client: redis.Redis, ticks: list[Tick]) -> float:
     for offset in range(0, len(ticks), BATCH):
         pipe = client.pipeline(transaction=False)
         newest: dict[str, dict] = {}
-        for tick in ticks[offset:offset + BATCH]:
+        for tick in ticks[offset : offset + BATCH]:
             fields = redis_streams.encode_tick(tick)
-            pipe.xadd(redis_streams.stream_key(PREFIX, "tick", tick.symbol), fields, maxlen=MAXLEN,
-                      approximate=True)
+            pipe.xadd(
+                redis_streams.stream_key(PREFIX, "tick", tick.symbol), fields, maxlen=MAXLEN, approximate=True
+            )
             newest[tick.symbol] = fields
         for symbol, fields in newest.items():
             pipe.hset(redis_streams.last_key(PREFIX, symbol), "tick", json.dumps(fields))
@@ -87,7 +98,7 @@ def sink_run(url: str, ticks: list[Tick], chunk: int) -> float:
     with RedisSink(url, batch=BATCH, maxlen=MAXLEN) as sink:
         began = time.perf_counter()
         for offset in range(0, len(ticks), chunk):
-            sink.write(ticks[offset:offset + chunk])
+            sink.write(ticks[offset : offset + chunk])
         if not sink.flush(timeout=600):
             raise RuntimeError(f"RedisSink did not confirm {sink.pending} records")
         elapsed = time.perf_counter() - began
@@ -112,13 +123,29 @@ TARGET = 0.7
 @contextmanager
 def simulator_store():
     """A store on a simulator in its own process (so its pushing does not share our interpreter)."""
-    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(SPEED), "--seed", "21",
-               "--symbols", ",".join(RELAY_SYMBOLS)]
+    command = [
+        sys.executable,
+        "-m",
+        "backtrader_alltick",
+        "sim",
+        "--speed",
+        str(SPEED),
+        "--seed",
+        "21",
+        "--symbols",
+        ",".join(RELAY_SYMBOLS),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
-        store = AllTickStore(token=info["token"], rest_url=info["rest_url"], ws_url=info["ws_url"],
-                             plan="unlimited", cache=False, clock=ScaledClock(info["start"], SPEED))
+        store = AllTickStore(
+            token=info["token"],
+            rest_url=info["rest_url"],
+            ws_url=info["ws_url"],
+            plan="unlimited",
+            cache=False,
+            clock=ScaledClock(info["start"], SPEED),
+        )
         try:
             yield store
         finally:
@@ -148,8 +175,9 @@ def relay_run(redis_url: str, seconds: float) -> tuple[float, dict, int]:
     """Ticks per second the relay takes from the stream into Redis (confirmed by Redis), its stats
     after stopping, and how many records it took that Redis did not confirm."""
     with simulator_store() as store:
-        relay = Relay(store, RELAY_SYMBOLS, redis_url=redis_url, timeframes=("1m",), types=("tick",),
-                      lookback=5).start()
+        relay = Relay(
+            store, RELAY_SYMBOLS, redis_url=redis_url, timeframes=("1m",), types=("tick",), lookback=5
+        ).start()
         time.sleep(1.0)  # warm-up: connection, subscription, backfill
         before, began = relay.stats, time.monotonic()
         time.sleep(seconds)
@@ -163,8 +191,9 @@ def relay_run(redis_url: str, seconds: float) -> tuple[float, dict, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ticks", type=int, default=100_000)
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
@@ -196,23 +225,31 @@ def main() -> None:
     rejected = sum(run[1]["redis"]["rejected"] for run in relay_runs)
 
     rate = len(ticks) / baseline
-    print(f"relay throughput, {len(ticks):,} ticks over {args.symbols} symbols, best of {args.repeat}, "
-          f"pipelines of {BATCH}")
+    print(
+        f"relay throughput, {len(ticks):,} ticks over {args.symbols} symbols, best of {args.repeat}, "
+        f"pipelines of {BATCH}"
+    )
     print(f"  redis-py pipeline, the sink's commands {rate:>11,.0f} ticks/s   ratio 1.00 (baseline)")
     runs = (("RedisSink, write() per tick", per_tick), ("RedisSink, write() per 500", per_batch))
     for label, elapsed in runs:
         print(f"  {label:<37} {len(ticks) / elapsed:>12,.0f} ticks/s   ratio {baseline / elapsed:.2f}")
     label = "Relay, stream -> Redis (end to end)"
-    print(f"  {label:<37} {relayed:>12,.0f} ticks/s   ratio {relayed / rate:.2f}   "
-          f"(plus bars: {relay_stats['bars']})")
+    print(
+        f"  {label:<37} {relayed:>12,.0f} ticks/s   ratio {relayed / rate:.2f}   "
+        f"(plus bars: {relay_stats['bars']})"
+    )
     label = "simulator stream alone (upper bound)"
-    print(f"  {label:<37} {delivered:>12,.0f} ticks/s   ratio {delivered / rate:.2f}   "
-          f"(relay takes {relayed / delivered:.0%} of it)")
+    print(
+        f"  {label:<37} {delivered:>12,.0f} ticks/s   ratio {delivered / rate:.2f}   "
+        f"(relay takes {relayed / delivered:.0%} of it)"
+    )
     lost = unconfirmed + dropped + rejected
     verdict = "met" if relayed / rate >= TARGET and lost == 0 else "NOT met"
-    print(f"end-to-end relay ratio {relayed / rate:.2f} (target >= {TARGET}), "
-          f"dropped {dropped}, rejected {rejected}, taken but unconfirmed {unconfirmed} "
-          f"(all runs): target {verdict}")
+    print(
+        f"end-to-end relay ratio {relayed / rate:.2f} (target >= {TARGET}), "
+        f"dropped {dropped}, rejected {rejected}, taken but unconfirmed {unconfirmed} "
+        f"(all runs): target {verdict}"
+    )
 
 
 if __name__ == "__main__":

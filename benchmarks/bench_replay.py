@@ -43,8 +43,10 @@ def write_recording(path: Path, span_ms: int) -> tuple[int, int]:
     with RecordingSink(path, batch=1_000_000) as sink:
         for symbol in CRYPTO:
             for day_start in range(START, START + span_ms, DAY_MS):  # a day at a time bounds memory
-                ticks = [Tick(t.symbol, t.time, t.price, t.volume, t.price * t.volume, t.seq, t.direction)
-                         for t in model.trades(symbol, day_start, min(day_start + DAY_MS, START + span_ms))]
+                ticks = [
+                    Tick(t.symbol, t.time, t.price, t.volume, t.price * t.volume, t.seq, t.direction)
+                    for t in model.trades(symbol, day_start, min(day_start + DAY_MS, START + span_ms))
+                ]
                 sink.write(ticks)
                 count += len(ticks)
                 last = max([last] + [t.time for t in ticks[-1:]])
@@ -52,10 +54,19 @@ def write_recording(path: Path, span_ms: int) -> tuple[int, int]:
 
 
 def subscribe(sim: Simulator) -> websocket.WebSocket:
-    connection = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}",
-                                             skip_utf8_validation=True)
-    connection.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "bench",
-                                "data": {"symbol_list": [{"code": code} for code in CRYPTO]}}))
+    connection = websocket.create_connection(
+        f"{sim.ws_url}/quote-b-ws-api?token={sim.token}", skip_utf8_validation=True
+    )
+    connection.send(
+        json.dumps(
+            {
+                "cmd_id": 22004,
+                "seq_id": 1,
+                "trace": "bench",
+                "data": {"symbol_list": [{"code": code} for code in CRYPTO]},
+            }
+        )
+    )
     return connection
 
 
@@ -96,8 +107,10 @@ def main() -> None:
     print(f"replay push rate at x{args.speed:,.0f}: {replay_rate:,.0f} trades/s to a byte-counting reader")
     print(f"baseline, synthetic market, same trades, speed and reader: {synthetic_rate:,.0f} trades/s")
     print(f"ratio replay/synthetic: {replay_rate / synthetic_rate:.2f}")
-    print(f"a 10-minute recording ({short_total:,} trades) replayed at x60: {ten_minutes:.1f} s wall "
-          f"(the market clock alone takes {10 * 60 / 60:.1f} s)")
+    print(
+        f"a 10-minute recording ({short_total:,} trades) replayed at x60: {ten_minutes:.1f} s wall "
+        f"(the market clock alone takes {10 * 60 / 60:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -60,14 +60,29 @@ def rss_mb() -> float:
 
 
 def start_simulator(symbols: list[str], speed: float, plan: str):
-    command = [sys.executable, "-m", "backtrader_alltick", "sim", "--speed", str(speed), "--seed", "31",
-               "--plan", plan, "--start", START, "--symbols", ",".join(symbols)]
+    command = [
+        sys.executable,
+        "-m",
+        "backtrader_alltick",
+        "sim",
+        "--speed",
+        str(speed),
+        "--seed",
+        "31",
+        "--plan",
+        plan,
+        "--start",
+        START,
+        "--symbols",
+        ",".join(symbols),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     return process, json.loads(process.stdout.readline())
 
 
-def golden_check(store: AllTickStore, redis_url: str, symbols: list[str], window: tuple[int, int]
-                 ) -> tuple[int, int, list[str]]:
+def golden_check(
+    store: AllTickStore, redis_url: str, symbols: list[str], window: tuple[int, int]
+) -> tuple[int, int, list[str]]:
     """(bars checked, symbols with bars, first mismatches): every bar in Redis against the simulator's."""
     checked, with_bars, wrong = 0, 0, []
     with RedisReader(redis_url, reconnect_timeout=0) as source:
@@ -88,16 +103,21 @@ def golden_check(store: AllTickStore, redis_url: str, symbols: list[str], window
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--symbols", type=int, default=3000)
     parser.add_argument("--speed", type=float, default=5.0)
     parser.add_argument("--hours", type=float, default=2.0, help="market hours to run")
     parser.add_argument("--warmup", type=float, default=20.0, help="market minutes before measuring")
     parser.add_argument("--plan", default="professional")
-    parser.add_argument("--grace", type=float, default=8.0,
-                        help="wall seconds a bar waits for late trades (the simulator's pusher lags "
-                             "seconds behind its clock with thousands of symbols)")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=8.0,
+        help="wall seconds a bar waits for late trades (the simulator's pusher lags "
+        "seconds behind its clock with thousands of symbols)",
+    )
     args = parser.parse_args()
     symbols = [f"U{index:04d}.US" for index in range(args.symbols)]
     servers = load_servers()
@@ -106,11 +126,24 @@ def main() -> None:
         redis_server.start()
         sim, info = start_simulator(symbols, args.speed, args.plan)
         try:
-            store = AllTickStore(token=info["token"], rest_url=info["rest_url"], ws_url=info["ws_url"],
-                                 plan=args.plan, cache=False, clock=ScaledClock(info["start"], args.speed))
+            store = AllTickStore(
+                token=info["token"],
+                rest_url=info["rest_url"],
+                ws_url=info["ws_url"],
+                plan=args.plan,
+                cache=False,
+                clock=ScaledClock(info["start"], args.speed),
+            )
             began_wall, cpu0 = time.monotonic(), time.process_time()
-            relay = Relay(store, symbols, redis_url=redis_server.url, timeframes=("1m",), types=("tick",),
-                          lookback=1, grace=args.grace).start()
+            relay = Relay(
+                store,
+                symbols,
+                redis_url=redis_server.url,
+                timeframes=("1m",),
+                types=("tick",),
+                lookback=1,
+                grace=args.grace,
+            ).start()
             wall_per_market_minute = 60 / args.speed
             time.sleep(args.warmup * wall_per_market_minute)
             warm_rss, warm_cpu, warm_wall = rss_mb(), time.process_time(), time.monotonic()
@@ -124,8 +157,9 @@ def main() -> None:
             stats, end_market = relay.stats, store.clock.now_ms()
             relay.stop()
             final = relay.stats
-            checked, with_bars, wrong = golden_check(store, redis_server.url, symbols,
-                                                     (info["start"], end_market))
+            checked, with_bars, wrong = golden_check(
+                store, redis_server.url, symbols, (info["start"], end_market)
+            )
             store.stop()
         finally:
             sim.send_signal(signal.SIGTERM)
@@ -136,23 +170,35 @@ def main() -> None:
     bars = sum(stats["bars"].values()) - sum(warm_stats["bars"].values())
     share = cpu / wall
     growth = (samples[-1][1] - samples[0][1]) / max(market_hours, 1e-9)
-    print(f"relay on {args.symbols} symbols, plan {args.plan}, speed {args.speed}x, "
-          f"{market_hours:.2f} market hours measured after {args.warmup:.0f} market minutes of warm-up "
-          f"(startup {warm_wall - began_wall:.0f} s wall, {warm_cpu - cpu0:.1f} s CPU)")
+    print(
+        f"relay on {args.symbols} symbols, plan {args.plan}, speed {args.speed}x, "
+        f"{market_hours:.2f} market hours measured after {args.warmup:.0f} market minutes of warm-up "
+        f"(startup {warm_wall - began_wall:.0f} s wall, {warm_cpu - cpu0:.1f} s CPU)"
+    )
     upstream = store.stream_stats.get("stock", {})
-    print(f"  upstream: {upstream.get('links', '?')} connection(s), {upstream.get('reconnects', '?')} "
-          f"reconnects, {upstream.get('records', '?'):,} records read; "
-          f"ticks {ticks:,} ({ticks / wall:,.0f}/s wall, {ticks / args.symbols / wall:.2f}/s per symbol), "
-          f"1m bars {bars:,}")
-    print(f"  CPU: {share * 100:.1f}% of one core; {share / args.symbols * 1e6:.1f} us per wall second "
-          f"per symbol; {cpu / max(ticks, 1) * 1e6:.1f} us per tick (bars included)")
-    print(f"  memory: {samples[-1][1]:.0f} MB resident, {samples[-1][1] * 1024 / args.symbols:.1f} kB per "
-          f"symbol; after warm-up {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB "
-          f"({growth:+.1f} MB per market hour)")
-    print(f"  redis: written {final['redis']['written']:,}, dropped {final['redis']['dropped']}, "
-          f"rejected {final['redis']['rejected']}; relay errors {final['errors']}")
-    print(f"  golden: {checked:,} 1-minute bars of {with_bars} symbols checked against the simulator's "
-          f"K-lines, {len(wrong)} differ{'' if not wrong else ', e.g. ' + '; '.join(wrong[:3])}")
+    print(
+        f"  upstream: {upstream.get('links', '?')} connection(s), {upstream.get('reconnects', '?')} "
+        f"reconnects, {upstream.get('records', '?'):,} records read; "
+        f"ticks {ticks:,} ({ticks / wall:,.0f}/s wall, {ticks / args.symbols / wall:.2f}/s per symbol), "
+        f"1m bars {bars:,}"
+    )
+    print(
+        f"  CPU: {share * 100:.1f}% of one core; {share / args.symbols * 1e6:.1f} us per wall second "
+        f"per symbol; {cpu / max(ticks, 1) * 1e6:.1f} us per tick (bars included)"
+    )
+    print(
+        f"  memory: {samples[-1][1]:.0f} MB resident, {samples[-1][1] * 1024 / args.symbols:.1f} kB per "
+        f"symbol; after warm-up {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB "
+        f"({growth:+.1f} MB per market hour)"
+    )
+    print(
+        f"  redis: written {final['redis']['written']:,}, dropped {final['redis']['dropped']}, "
+        f"rejected {final['redis']['rejected']}; relay errors {final['errors']}"
+    )
+    print(
+        f"  golden: {checked:,} 1-minute bars of {with_bars} symbols checked against the simulator's "
+        f"K-lines, {len(wrong)} differ{'' if not wrong else ', e.g. ' + '; '.join(wrong[:3])}"
+    )
     verdict = "met" if share < 1.0 and not wrong and with_bars == args.symbols else "NOT met"
     print(f"goal (all {args.symbols} symbols golden on less than one core): {verdict}")
 

@@ -50,8 +50,9 @@ class Collect(bt.Strategy):
             if len(data) != self.lengths[data._name]:
                 self.lengths[data._name] = len(data)
                 end = round(bt.num2date(data.datetime[0]).replace(tzinfo=timezone.utc).timestamp() * 1000)
-                self.rows[data._name].append((end, data.open[0], data.high[0], data.low[0], data.close[0],
-                                              data.volume[0]))
+                self.rows[data._name].append(
+                    (end, data.open[0], data.high[0], data.low[0], data.close[0], data.volume[0])
+                )
         if self.p.done.is_set():
             self.env.runstop()
 
@@ -90,8 +91,9 @@ class Chaos(threading.Thread):
                 if rng.random() < 0.5:
                     sim.faults.update(rate_limit_burst=rng.randint(2, 6))
                 else:
-                    sim.faults.update(server_error_burst=rng.randint(2, 6),
-                                      server_error_status=rng.choice((500, 502, 503)))
+                    sim.faults.update(
+                        server_error_burst=rng.randint(2, 6), server_error_status=rng.choice((500, 502, 503))
+                    )
                 self.fired["rest_storms"] += 1
                 self.stop.wait(rng.uniform(0.1, 0.5))
         self.stop.wait(self.settle_s)
@@ -109,11 +111,19 @@ def compare(sim: Simulator, rows: list[tuple], symbol: str) -> dict:
     wrong = 0
     for end, o, h, low, c, v in rows:
         k = truth.get(end)
-        if k is None or (o, h, low, c) != (k.open, k.high, k.low, k.close) or abs(v - k.volume) > 1e-9 * max(
-                1.0, k.volume):
+        if (
+            k is None
+            or (o, h, low, c) != (k.open, k.high, k.low, k.close)
+            or abs(v - k.volume) > 1e-9 * max(1.0, k.volume)
+        ):
             wrong += 1
-    return {"expected": len(expected), "delivered": len(rows), "missing": len(expected - delivered),
-            "duplicated": len(ends) - len(delivered), "wrong": wrong}
+    return {
+        "expected": len(expected),
+        "delivered": len(rows),
+        "missing": len(expected - delivered),
+        "duplicated": len(ends) - len(delivered),
+        "wrong": wrong,
+    }
 
 
 def rss_mb() -> float:
@@ -126,8 +136,9 @@ def rss_mb() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--drops", type=int, default=50)
     parser.add_argument("--dialect", choices=("alltick", "itick"), default="alltick")
     parser.add_argument("--speed", type=float, default=60.0, help="market seconds per wall second")
@@ -135,16 +146,24 @@ def main() -> int:
     args = parser.parse_args()
 
     faults = dict(resend_stale_trade=True, duplicate_every=11)
-    with Simulator(dialect=args.dialect, plan="unlimited", speed=args.speed, seed=args.seed,
-                   faults=faults) as sim:
+    with Simulator(
+        dialect=args.dialect, plan="unlimited", speed=args.speed, seed=args.seed, faults=faults
+    ) as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         now = sim.clock.now_ms()
-        symbols = [s for s in SYMBOLS if parse_symbol(s).market.is_open(now)
-                   and parse_symbol(s).market.is_open(now + 4 * 3600_000)]
+        symbols = [
+            s
+            for s in SYMBOLS
+            if parse_symbol(s).market.is_open(now) and parse_symbol(s).market.is_open(now + 4 * 3600_000)
+        ]
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in symbols:
-            cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=5,
-                                          qcheck=0.1, grace=0.5), name=symbol)
+            cerebro.adddata(
+                store.getdata(
+                    dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=5, qcheck=0.1, grace=0.5
+                ),
+                name=symbol,
+            )
         finished = threading.Event()
         chaos = Chaos(sim, args.drops, args.seed, SETTLE_BARS * 60 / args.speed + 1.0, finished)
         cerebro.addstrategy(Collect, done=finished)
@@ -154,24 +173,34 @@ def main() -> int:
         chaos.stop.set()
         wall = time.monotonic() - started
 
-        print(f"soak: {args.dialect}, speed {args.speed:g}x, {wall:.0f} s wall, "
-              f"{(sim.clock.now_ms() - now) / MINUTE_MS:.0f} market minutes, seed {args.seed}")
+        print(
+            f"soak: {args.dialect}, speed {args.speed:g}x, {wall:.0f} s wall, "
+            f"{(sim.clock.now_ms() - now) / MINUTE_MS:.0f} market minutes, seed {args.seed}"
+        )
         print(f"faults fired: {chaos.fired}; simulator counted {sim.counters['faults']}")
         failed = False
-        print(f"{'feed':10} {'expected':>8} {'delivered':>9} {'missing':>7} {'duplicated':>10} {'wrong':>5} "
-              f"{'reconnects':>10}")
+        print(
+            f"{'feed':10} {'expected':>8} {'delivered':>9} {'missing':>7} {'duplicated':>10} {'wrong':>5} "
+            f"{'reconnects':>10}"
+        )
         for data in strategy.datas:
             result = compare(sim, strategy.rows[data._name], data._name)
             failed |= bool(result["missing"] or result["duplicated"] or result["wrong"])
-            print(f"{data._name:10} {result['expected']:8} {result['delivered']:9} {result['missing']:7} "
-                  f"{result['duplicated']:10} {result['wrong']:5} {data.stats['reconnects']:10}")
+            print(
+                f"{data._name:10} {result['expected']:8} {result['delivered']:9} {result['missing']:7} "
+                f"{result['duplicated']:10} {result['wrong']:5} {data.stats['reconnects']:10}"
+            )
         skipped = [s for s in SYMBOLS if s not in symbols]
         if skipped:
             print(f"not run (market closed at the simulated time): {', '.join(skipped)}")
-        print(f"stream connects per family: "
-              f"{ {family: stats['connects'] for family, stats in store.stream_stats.items()} }")
-        print(f"memory (RSS, simulator included): {chaos.rss_live:.0f} MB once live, "
-              f"{rss_mb():.0f} MB at the end")
+        print(
+            f"stream connects per family: "
+            f"{ {family: stats['connects'] for family, stats in store.stream_stats.items()} }"
+        )
+        print(
+            f"memory (RSS, simulator included): {chaos.rss_live:.0f} MB once live, "
+            f"{rss_mb():.0f} MB at the end"
+        )
         store.stop()
     return 1 if failed else 0
 

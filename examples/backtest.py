@@ -47,8 +47,9 @@ def main():
         cerebro = bt.Cerebro()
         cerebro.broker.setcash(10_000)
         cerebro.addsizer(bt.sizers.FixedSize, stake=10)
-        data = store.getdata(dataname=SYMBOL, timeframe=bt.TimeFrame.Minutes, compression=1,
-                             historical=True, lookback=500)
+        data = store.getdata(
+            dataname=SYMBOL, timeframe=bt.TimeFrame.Minutes, compression=1, historical=True, lookback=500
+        )
         cerebro.adddata(data)
         cerebro.addstrategy(SmaCross)
         cerebro.run()

@@ -45,8 +45,13 @@ def main():
         now = datetime.fromtimestamp(store.clock.now_ms() / 1000, tz=timezone.utc)
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in SYMBOLS:
-            minute = store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, historical=True,
-                                   fromdate=now - timedelta(hours=3), todate=now)
+            minute = store.getdata(
+                dataname=symbol,
+                timeframe=bt.TimeFrame.Minutes,
+                historical=True,
+                fromdate=now - timedelta(hours=3),
+                todate=now,
+            )
             cerebro.resampledata(minute, timeframe=bt.TimeFrame.Minutes, compression=15, name=symbol)
         cerebro.addstrategy(Momentum)
         cerebro.run()

@@ -63,8 +63,16 @@ class SmaCross(bt.Strategy):
 def run_strategy(name, redis_url, clock, fromdate, results, **params):
     store = AllTickStore(clock=clock, cache=False)  # no token: it only reads Redis
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname=SYMBOL, timeframe=bt.TimeFrame.Minutes, source="redis",
-                                  source_url=redis_url, fromdate=fromdate, qcheck=0.2))
+    cerebro.adddata(
+        store.getdata(
+            dataname=SYMBOL,
+            timeframe=bt.TimeFrame.Minutes,
+            source="redis",
+            source_url=redis_url,
+            fromdate=fromdate,
+            qcheck=0.2,
+        )
+    )
     cerebro.addstrategy(SmaCross, name=name, **params)
     guard = threading.Timer(120, cerebro.runstop)  # never hang if the relay stops writing
     guard.start()
@@ -84,8 +92,22 @@ def private_redis():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as workdir:
-        server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):  # wait until it answers
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
@@ -113,8 +135,9 @@ def upstream_store():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--redis", default=None, help="Redis URL (default: start a private redis-server)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -124,9 +147,12 @@ def main():
         # Both strategies start at the same bar and stop at the same count, so they see the same series.
         fromdate = _minutes_ago(store.clock, 20)
         results = {}
-        threads = [threading.Thread(target=run_strategy, kwargs=params,
-                                    args=(name, redis_url, store.clock, fromdate, results))
-                   for name, params in (("fast", {"fast": 3, "slow": 8}), ("slow", {"fast": 5, "slow": 13}))]
+        threads = [
+            threading.Thread(
+                target=run_strategy, kwargs=params, args=(name, redis_url, store.clock, fromdate, results)
+            )
+            for name, params in (("fast", {"fast": 3, "slow": 8}), ("slow", {"fast": 5, "slow": 13}))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -134,8 +160,10 @@ def main():
         stats = relay.stats
         connections = sim.counters["ws_connections_opened"] if sim else 1
     same = results["fast"].bars == results["slow"].bars
-    print(f"relay: {stats['ticks']} ticks, {stats['bars'].get('1m', 0)} bars written; "
-          f"upstream connections: {connections}")
+    print(
+        f"relay: {stats['ticks']} ticks, {stats['bars'].get('1m', 0)} bars written; "
+        f"upstream connections: {connections}"
+    )
     print(f"both strategies saw the same {len(results['fast'].bars)} bars: {same}")
 
 

@@ -85,8 +85,12 @@ class CannedService:
 
 def alltick_klines(rows: list[dict], code: str = "BTCUSDT", kline_type: int = 1) -> dict:
     """An AllTick ``/kline`` answer carrying ``rows``."""
-    return {"ret": 200, "msg": "ok", "trace": "t",
-            "data": {"code": code, "kline_type": kline_type, "kline_list": rows}}
+    return {
+        "ret": 200,
+        "msg": "ok",
+        "trace": "t",
+        "data": {"code": code, "kline_type": kline_type, "kline_list": rows},
+    }
 
 
 def minute_rows(count: int, end_s: int | None = None, **override: Any) -> list[dict]:
@@ -98,9 +102,18 @@ def minute_rows(count: int, end_s: int | None = None, **override: Any) -> list[d
     rows = []
     for start in range(newest - (count - 1) * MINUTE_S, newest + 1, MINUTE_S):
         price = 100 + start // MINUTE_S % 7
-        rows.append({"timestamp": str(start), "open_price": str(price), "high_price": str(price + 1),
-                     "low_price": str(price - 1), "close_price": str(price + 0.5), "volume": "3",
-                     "turnover": "300", **override})
+        rows.append(
+            {
+                "timestamp": str(start),
+                "open_price": str(price),
+                "high_price": str(price + 1),
+                "low_price": str(price - 1),
+                "close_price": str(price + 0.5),
+                "volume": "3",
+                "turnover": "300",
+                **override,
+            }
+        )
     return rows
 
 

@@ -30,12 +30,15 @@ class Recorder(bt.Strategy):
         for data in self.datas:
             if len(data) != self.lengths[data._name]:  # this data delivered a new bar
                 self.lengths[data._name] = len(data)
-                self.rows[data._name].append((data.datetime[0], data.open[0], data.high[0], data.low[0],
-                                              data.close[0], data.volume[0]))
+                self.rows[data._name].append(
+                    (data.datetime[0], data.open[0], data.high[0], data.low[0], data.close[0], data.volume[0])
+                )
         self.seen += 1
         if self.p.stop_after is not None and all(
-                len(rows) >= self.p.stop_after for name, rows in self.rows.items()
-                if self.p.stop_on is None or name in self.p.stop_on):
+            len(rows) >= self.p.stop_after
+            for name, rows in self.rows.items()
+            if self.p.stop_on is None or name in self.p.stop_on
+        ):
             self.env.runstop()
 
 
@@ -76,8 +79,16 @@ class Outcome(bt.Analyzer):
 
     def notify_trade(self, trade) -> None:
         if trade.isclosed:
-            self.trades.append((trade.data._name, bt.num2date(trade.dtopen), bt.num2date(trade.dtclose),
-                                trade.baropen, trade.barclose, round(trade.pnlcomm, 8)))
+            self.trades.append(
+                (
+                    trade.data._name,
+                    bt.num2date(trade.dtopen),
+                    bt.num2date(trade.dtclose),
+                    trade.baropen,
+                    trade.barclose,
+                    round(trade.pnlcomm, 8),
+                )
+            )
 
     def stop(self) -> None:
         self.value = round(self.strategy.broker.getvalue(), 8)

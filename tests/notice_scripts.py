@@ -78,8 +78,15 @@ def run_live(cerebro: bt.Cerebro) -> None:
 def no_bars_feed() -> None:
     with service() as (_, store):
         cerebro = bt.Cerebro()
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, historical=True,
-                                      fromdate="2024-03-02", todate="2024-03-03"))  # a weekend
+        cerebro.adddata(
+            store.getdata(
+                dataname="AAPL.US",
+                timeframe=bt.TimeFrame.Minutes,
+                historical=True,
+                fromdate="2024-03-02",
+                todate="2024-03-03",
+            )
+        )  # a weekend
         cerebro.addstrategy(bt.Strategy)
         cerebro.run()
 
@@ -108,8 +115,10 @@ def market_closed() -> None:
 
 def write_premarket_recording(path: str) -> None:
     """AAPL trades every 10 s from 13:00 to 14:40 UTC: pre-market until 14:30, then the regular session."""
-    ticks = [Tick("AAPL.US", moment, 175.0 + (moment // 10_000) % 7 / 10, 5.0, 5 * 175.0, seq)
-             for seq, moment in enumerate(range(PREMARKET, OPEN + 10 * MINUTE_MS, 10_000))]
+    ticks = [
+        Tick("AAPL.US", moment, 175.0 + (moment // 10_000) % 7 / 10, 5.0, 5 * 175.0, seq)
+        for seq, moment in enumerate(range(PREMARKET, OPEN + 10 * MINUTE_MS, 10_000))
+    ]
     with RecordingSink(path, dialect="alltick") as sink:
         sink.write(ticks)
 
@@ -117,9 +126,16 @@ def write_premarket_recording(path: str) -> None:
 def offhours_history(recording: str) -> None:
     with service(replay=Path(recording), start=OPEN + 8 * MINUTE_MS) as (_, store):
         cerebro = bt.Cerebro()
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, historical=True,
-                                      fromdate="2024-03-05T14:00", todate="2024-03-05T14:35",
-                                      extended_hours=False))
+        cerebro.adddata(
+            store.getdata(
+                dataname="AAPL.US",
+                timeframe=bt.TimeFrame.Minutes,
+                historical=True,
+                fromdate="2024-03-05T14:00",
+                todate="2024-03-05T14:35",
+                extended_hours=False,
+            )
+        )
         cerebro.addstrategy(bt.Strategy)
         cerebro.run()
 
@@ -129,8 +145,15 @@ def offhours_stream(recording: str) -> None:
     # when a busy machine takes seconds to start the script.
     with service(replay=Path(recording), start=OPEN - 5 * MINUTE_MS) as (_, store):
         cerebro = bt.Cerebro()
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                      extended_hours=False, qcheck=0.1))
+        cerebro.adddata(
+            store.getdata(
+                dataname="AAPL.US",
+                timeframe=bt.TimeFrame.Minutes,
+                lookback=2,
+                extended_hours=False,
+                qcheck=0.1,
+            )
+        )
         cerebro.addstrategy(LiveBars, bars=1)
         run_live(cerebro)
 
@@ -143,9 +166,16 @@ def live_only(backfill: str, backfill_start: str) -> None:
                 sim.drop_connections()
 
         cerebro = bt.Cerebro()
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                      backfill=backfill == "True", backfill_start=backfill_start == "True",
-                                      qcheck=0.1))
+        cerebro.adddata(
+            store.getdata(
+                dataname="BTCUSDT",
+                timeframe=bt.TimeFrame.Minutes,
+                lookback=2,
+                backfill=backfill == "True",
+                backfill_start=backfill_start == "True",
+                qcheck=0.1,
+            )
+        )
         cerebro.addstrategy(LiveBars, bars=5, on_live_bar=drop_once)
         run_live(cerebro)
 

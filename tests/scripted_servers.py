@@ -79,18 +79,22 @@ class ScriptedWebSocketServer:
 
 def close_with(code: int, reason: str) -> Callable[[socket.socket], None]:
     """A script that closes the socket at once with ``code`` and ``reason`` (then drains the peer)."""
+
     def script(sock: socket.socket) -> None:
         sock.sendall(ws.close_frame(code, reason))
         drain(sock)
+
     return script
 
 
 def send_then_drain(*frames: str) -> Callable[[socket.socket], None]:
     """A script that sends text frames, then reads (and ignores) whatever the client sends."""
+
     def script(sock: socket.socket) -> None:
         for text in frames:
             sock.sendall(ws.text_frame(text))
         drain(sock)
+
     return script
 
 
@@ -115,8 +119,9 @@ class JsonRestServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-rest-server",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="test-rest-server", daemon=True
+        )
         self._thread.start()
 
     def __enter__(self) -> JsonRestServer:

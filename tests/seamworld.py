@@ -28,10 +28,21 @@ def bars_from_trades(trades: list[Tick]) -> list[Kline]:
     by_minute: dict[int, list[Tick]] = {}
     for trade in sorted(trades, key=lambda t: (t.time, t.seq)):
         by_minute.setdefault(trade.time - trade.time % MINUTE_MS, []).append(trade)
-    return [Kline("BTCUSDT", "1m", start, start + MINUTE_MS, group[0].price, max(t.price for t in group),
-                  min(t.price for t in group), group[-1].price, running_sum(t.volume for t in group),
-                  running_sum(t.turnover for t in group))
-            for start, group in sorted(by_minute.items())]
+    return [
+        Kline(
+            "BTCUSDT",
+            "1m",
+            start,
+            start + MINUTE_MS,
+            group[0].price,
+            max(t.price for t in group),
+            min(t.price for t in group),
+            group[-1].price,
+            running_sum(t.volume for t in group),
+            running_sum(t.turnover for t in group),
+        )
+        for start, group in sorted(by_minute.items())
+    ]
 
 
 def running_sum(values: Iterable[float]) -> float:
@@ -52,8 +63,9 @@ class World:
         self.jobs: list[list] = []  # [job, after, upto, reached] in the order REST serves them
         self.jobs_asked = 0
         self._delivered: list[tuple[Kline, str]] = []
-        self.seam = Seam("BTCUSDT", SPEC, market, request_rest=self._request, grace_ms=GRACE_MS,
-                         anchor_margin_ms=MARGIN_MS)
+        self.seam = Seam(
+            "BTCUSDT", SPEC, market, request_rest=self._request, grace_ms=GRACE_MS, anchor_margin_ms=MARGIN_MS
+        )
 
     @property
     def delivered(self) -> list[tuple[Kline, str]]:

@@ -13,8 +13,14 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def serving(*argv: str, env: dict | None = None, cwd=None) -> Iterator[tuple[dict, list[int]]]:
     """Run ``alltick-bt sim ARGV``; yield its JSON line and a list that gets the exit code after SIGTERM."""
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "sim", *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backtrader_alltick", "sim", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
     exit_code: list[int] = []
     try:
         yield json.loads(process.stdout.readline()), exit_code

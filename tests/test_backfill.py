@@ -110,4 +110,4 @@ def test_a_service_that_has_not_closed_what_its_clock_says_is_asked_again_later_
         filler.stop()
 
     assert len(fetches) >= 3
-    assert all(wait >= 0.2 for wait in waits[:len(fetches) - 1])  # no fetch followed another at once
+    assert all(wait >= 0.2 for wait in waits[: len(fetches) - 1])  # no fetch followed another at once

@@ -54,8 +54,20 @@ def test_builder_bar_closes_at_boundary_plus_grace_without_a_next_tick():
     assert made.next_deadline() == ms("2023-11-14 15:14:00") + GRACE
 
     made.on_timer(ms("2023-11-14 15:14:00") + GRACE)
-    assert delivered == [Kline("BTCUSDT", "1m", ms("2023-11-14 15:13:00"), ms("2023-11-14 15:14:00"),
-                               10.0, 12.0, 9.0, 11.0, 4.0, 42.0)]
+    assert delivered == [
+        Kline(
+            "BTCUSDT",
+            "1m",
+            ms("2023-11-14 15:13:00"),
+            ms("2023-11-14 15:14:00"),
+            10.0,
+            12.0,
+            9.0,
+            11.0,
+            4.0,
+            42.0,
+        )
+    ]
     assert made.next_deadline() is None
     assert (made.stats.ticks, made.stats.bars) == (4, 1)
 
@@ -81,7 +93,8 @@ def test_builder_reordered_ticks_inside_the_window_keep_open_and_close_by_exchan
     made.on_timer(ms("2023-11-14 15:14:00") + GRACE)
 
     assert [ohlcv(bar) for bar in delivered] == [
-        (ms("2023-11-14 15:13:00"), ms("2023-11-14 15:14:00"), 10.0, 12.0, 9.0, 11.0, 4.0)]
+        (ms("2023-11-14 15:13:00"), ms("2023-11-14 15:14:00"), 10.0, 12.0, 9.0, 11.0, 4.0)
+    ]
     assert made.stats.late_ticks == 0
 
 
@@ -108,7 +121,8 @@ def test_builder_late_tick_is_dropped_counted_and_never_changes_a_delivered_bar(
 
     assert delivered[0] is first
     assert [ohlcv(bar) for bar in delivered[1:]] == [
-        (ms("2023-11-14 15:14:00"), ms("2023-11-14 15:15:00"), 11.0, 11.0, 11.0, 11.0, 1.0)]
+        (ms("2023-11-14 15:14:00"), ms("2023-11-14 15:15:00"), 11.0, 11.0, 11.0, 11.0, 1.0)
+    ]
     assert made.stats.late_ticks == 1
 
 
@@ -177,7 +191,8 @@ def test_builder_seam_ignores_trades_already_in_rest_bars_and_the_first_bar_is_c
     made.on_timer(ms("2023-11-14 15:14:00") + GRACE)
 
     assert [ohlcv(bar) for bar in delivered] == [
-        (ms("2023-11-14 15:13:00"), ms("2023-11-14 15:14:00"), 53.0, 53.0, 53.0, 53.0, 1.0)]
+        (ms("2023-11-14 15:13:00"), ms("2023-11-14 15:14:00"), 53.0, 53.0, 53.0, 53.0, 1.0)
+    ]
     assert made.stats.before_seam == 1
 
 
@@ -264,10 +279,13 @@ def test_builder_hourly_bars_close_on_the_hour():
     assert [(bar.period, bar.end, bar.low) for bar in delivered] == [("1h", ms("2023-11-14 16:00:00"), 9.0)]
 
 
-@pytest.mark.parametrize(("day", "close_utc", "midnight_utc"), [
-    ("2023-11-14", "21:00:00", "2023-11-15 05:00:00"), ("2023-07-14", "20:00:00", "2023-07-15 04:00:00")])
-def test_builder_daily_bars_carry_the_new_york_close_and_close_when_the_date_ends(day, close_utc,
-                                                                                  midnight_utc):
+@pytest.mark.parametrize(
+    ("day", "close_utc", "midnight_utc"),
+    [("2023-11-14", "21:00:00", "2023-11-15 05:00:00"), ("2023-07-14", "20:00:00", "2023-07-15 04:00:00")],
+)
+def test_builder_daily_bars_carry_the_new_york_close_and_close_when_the_date_ends(
+    day, close_utc, midnight_utc
+):
     made, delivered = builder(market=US_STOCKS, bar_spec=spec(tf.DAYS, 1))
     made.add_tick(tick(f"{day} 14:45:00", 100.0, seq=1))
     made.add_tick(tick(f"{day} 19:30:00", 104.0, seq=2))
@@ -278,7 +296,8 @@ def test_builder_daily_bars_carry_the_new_york_close_and_close_when_the_date_end
     made.on_timer(date_ends + GRACE)
 
     assert [(bar.period, bar.start, bar.end, bar.open, bar.close) for bar in delivered] == [
-        ("1d", made.market.day_start(close), close, 100.0, 104.0)]
+        ("1d", made.market.day_start(close), close, 100.0, 104.0)
+    ]
 
 
 def test_builder_daily_bar_keeps_after_hours_trades_of_its_date():
@@ -300,7 +319,6 @@ def test_builder_discard_drops_the_forming_bar_instead_of_delivering_it():
     assert delivered == []
 
 
-
 # --- combine ------------------------------------------------------------------------------------------------
 
 
@@ -316,8 +334,16 @@ def minute_bars(draw):
     for offset in sorted(offsets):
         prices = draw(st.lists(st.integers(1, 400), min_size=4, max_size=4))
         low, high = min(prices), max(prices)
-        out.append(minute_bar(base + offset * MINUTE_MS, prices[0] / 4, high / 4, low / 4, prices[3] / 4,
-                              float(draw(st.integers(0, 50)))))
+        out.append(
+            minute_bar(
+                base + offset * MINUTE_MS,
+                prices[0] / 4,
+                high / 4,
+                low / 4,
+                prices[3] / 4,
+                float(draw(st.integers(0, 50))),
+            )
+        )
     return out
 
 
@@ -325,21 +351,25 @@ def minute_bars(draw):
 @given(klines=minute_bars(), compression=st.sampled_from([2, 3, 5, 15, 60, 120]))
 def test_combine_equals_pandas_resample_of_minute_bars(klines, compression):
     frame = pd.DataFrame(
-        {name: [getattr(bar, name) for bar in klines]
-         for name in ("open", "high", "low", "close", "volume", "turnover")},
+        {
+            name: [getattr(bar, name) for bar in klines]
+            for name in ("open", "high", "low", "close", "volume", "turnover")
+        },
         index=pd.to_datetime([bar.start for bar in klines], unit="ms", utc=True),
     )
     resampler = frame.resample(f"{compression}min", label="right", closed="left", origin="epoch")
-    expected = resampler.agg({"open": "first", "high": "max", "low": "min", "close": "last",
-                              "volume": "sum", "turnover": "sum"})
+    expected = resampler.agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "turnover": "sum"}
+    )
     expected = expected[resampler["open"].count() > 0]
 
     combined = combine(klines, minutes(compression), CRYPTO)
 
     assert [bar.end for bar in combined] == [int(stamp.timestamp() * 1000) for stamp in expected.index]
     assert [(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.turnover) for bar in combined] == [
-        tuple(row) for row in expected[["open", "high", "low", "close", "volume", "turnover"]].itertuples(
-            index=False)]
+        tuple(row)
+        for row in expected[["open", "high", "low", "close", "volume", "turnover"]].itertuples(index=False)
+    ]
 
 
 def test_combine_labels_and_stamps_synthetic_bars():
@@ -362,8 +392,20 @@ def test_combine_closed_drops_the_forming_synthetic_bar():
 
 
 def test_combine_two_hours_from_hourly_bars():
-    hourly = [Kline("AAPL.US", "1h", ms(f"2023-11-14 {h:02d}:00:00"), ms(f"2023-11-14 {h + 1:02d}:00:00"),
-                    10.0 + h, 11.0 + h, 9.0 + h, 10.5 + h, 100.0) for h in (14, 15, 16)]
+    hourly = [
+        Kline(
+            "AAPL.US",
+            "1h",
+            ms(f"2023-11-14 {h:02d}:00:00"),
+            ms(f"2023-11-14 {h + 1:02d}:00:00"),
+            10.0 + h,
+            11.0 + h,
+            9.0 + h,
+            10.5 + h,
+            100.0,
+        )
+        for h in (14, 15, 16)
+    ]
 
     combined = combine(hourly, minutes(120), US_STOCKS)
 
@@ -379,9 +421,16 @@ def test_combine_three_days_ends_at_the_last_slots_session_close_even_when_it_di
         return Kline("AAPL.US", "1d", start, ms(f"{day} 21:00:00"), close, close, close, close, 10.0)
 
     # Day buckets count calendar days from 1970-01-01: Nov 13-15 and Nov 16-18 are groups.
-    days = [day_bar(day, close) for day, close in (("2023-11-13", 1.0), ("2023-11-14", 2.0),
-                                                    ("2023-11-15", 3.0), ("2023-11-16", 4.0),
-                                                    ("2023-11-17", 5.0))]
+    days = [
+        day_bar(day, close)
+        for day, close in (
+            ("2023-11-13", 1.0),
+            ("2023-11-14", 2.0),
+            ("2023-11-15", 3.0),
+            ("2023-11-16", 4.0),
+            ("2023-11-17", 5.0),
+        )
+    ]
 
     combined = combine(days, spec(tf.DAYS, 3), US_STOCKS)
 
@@ -392,13 +441,30 @@ def test_combine_three_days_ends_at_the_last_slots_session_close_even_when_it_di
 
 
 def test_spec_period_names_every_compression():
-    assert [s.period for s in (minutes(1), minutes(3), minutes(60), minutes(120), minutes(90),
-                                      spec(tf.DAYS, 3), spec(tf.WEEKS, 1), spec(tf.YEARS, 1))] == [
-        "1m", "3m", "1h", "2h", "90m", "3d", "1w", "12M"]
+    assert [
+        s.period
+        for s in (
+            minutes(1),
+            minutes(3),
+            minutes(60),
+            minutes(120),
+            minutes(90),
+            spec(tf.DAYS, 3),
+            spec(tf.WEEKS, 1),
+            spec(tf.YEARS, 1),
+        )
+    ] == ["1m", "3m", "1h", "2h", "90m", "3d", "1w", "12M"]
 
 
-@pytest.mark.parametrize(("name", "inside"), [("1d", "2023-11-14 15:00:00"), ("1w", "2023-11-15 15:00:00"),
-                                               ("1M", "2023-11-15 15:00:00"), ("1d", "2023-03-12 15:00:00")])
+@pytest.mark.parametrize(
+    ("name", "inside"),
+    [
+        ("1d", "2023-11-14 15:00:00"),
+        ("1w", "2023-11-15 15:00:00"),
+        ("1M", "2023-11-15 15:00:00"),
+        ("1d", "2023-03-12 15:00:00"),
+    ],
+)
 def test_slots_on_calendar_grids_agree_with_timeframes(name, inside):
     period = tf.get_period(name)
     slot = tf.slot_of(tf.BarSpec(period, 1, name), ms(inside), US_STOCKS)
@@ -419,8 +485,15 @@ def trades(draw):
     count = draw(st.integers(1, 60))
     out = []
     for seq in range(count):
-        out.append(Tick("BTCUSDT", BASE + draw(st.integers(0, 20 * MINUTE_MS)), draw(st.integers(1, 400)) / 4,
-                        float(draw(st.integers(1, 20))), seq=seq))
+        out.append(
+            Tick(
+                "BTCUSDT",
+                BASE + draw(st.integers(0, 20 * MINUTE_MS)),
+                draw(st.integers(1, 400)) / 4,
+                float(draw(st.integers(1, 20))),
+                seq=seq,
+            )
+        )
     return out
 
 
@@ -429,8 +502,18 @@ def ideal_bars(ticks: list[Tick], step_minutes: int) -> list[tuple]:
     groups: dict[int, list[Tick]] = {}
     for one in sorted(ticks, key=lambda t: (t.time, t.seq)):
         groups.setdefault(one.time - one.time % step, []).append(one)
-    return [(start, start + step, group[0].price, max(t.price for t in group), min(t.price for t in group),
-             group[-1].price, sum(t.volume for t in group)) for start, group in sorted(groups.items())]
+    return [
+        (
+            start,
+            start + step,
+            group[0].price,
+            max(t.price for t in group),
+            min(t.price for t in group),
+            group[-1].price,
+            sum(t.volume for t in group),
+        )
+        for start, group in sorted(groups.items())
+    ]
 
 
 @settings(max_examples=80, deadline=None)
@@ -453,8 +536,11 @@ def test_property_any_arrival_order_before_the_timer_gives_the_ideal_bars(ticks,
 
 
 @settings(max_examples=80, deadline=None)
-@given(ticks=trades(), step=st.sampled_from([1, 3]), delays=st.lists(st.integers(0, GRACE - 1), min_size=60,
-                                                                     max_size=60))
+@given(
+    ticks=trades(),
+    step=st.sampled_from([1, 3]),
+    delays=st.lists(st.integers(0, GRACE - 1), min_size=60, max_size=60),
+)
 def test_property_arrivals_delayed_within_grace_with_timers_in_between_lose_nothing(ticks, step, delays):
     made, delivered = builder(bar_spec=minutes(step))
     arrivals = sorted(((one.time + delay, index) for index, (one, delay) in enumerate(zip(ticks, delays))))
@@ -536,7 +622,8 @@ def test_empty_bars_stop_at_an_early_close_and_skip_a_holiday():
     builder.on_timer(_ms("2023-07-05 16:00"))
 
     assert [bar.end for bar in bars] == [_ms(f"2023-07-03 {h}:00") for h in (15, 16, 17)] + [
-        _ms(f"2023-07-05 {h}:00") for h in (14, 15, 16)]
+        _ms(f"2023-07-05 {h}:00") for h in (14, 15, 16)
+    ]
 
 
 def _ms(text: str) -> int:

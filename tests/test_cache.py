@@ -75,17 +75,21 @@ def test_mark_covered_merges_overlapping_and_touching_ranges(cache):
 
     cover(0, 10)
     cover(20, 30)
-    cover(10, 12)   # touches the first range
-    cover(25, 40)   # overlaps the second
+    cover(10, 12)  # touches the first range
+    cover(25, 40)  # overlaps the second
     cover(50, 60)
 
     ranges = cache.covered("alltick", "EURUSD", "1m", T0 - MINUTE, T0 + 100 * MINUTE)
-    assert ranges == [(T0, T0 + 12 * MINUTE), (T0 + 20 * MINUTE, T0 + 40 * MINUTE),
-                      (T0 + 50 * MINUTE, T0 + 60 * MINUTE)]
+    assert ranges == [
+        (T0, T0 + 12 * MINUTE),
+        (T0 + 20 * MINUTE, T0 + 40 * MINUTE),
+        (T0 + 50 * MINUTE, T0 + 60 * MINUTE),
+    ]
 
-    cover(5, 55)    # swallows everything into one range
+    cover(5, 55)  # swallows everything into one range
     assert cache.covered("alltick", "EURUSD", "1m", T0 - MINUTE, T0 + 100 * MINUTE) == [
-        (T0, T0 + 60 * MINUTE)]
+        (T0, T0 + 60 * MINUTE)
+    ]
 
 
 def test_missing_lists_the_gaps_between_covered_ranges(cache):
@@ -103,10 +107,22 @@ def test_info_summarises_each_series(cache):
     cache.put("itick", [bar("AAPL", 7)])
 
     assert cache.info() == [
-        {"dialect": "alltick", "symbol": "BTCUSDT", "period": "1m", "bars": 3, "first": T0,
-         "last": T0 + 3 * MINUTE},
-        {"dialect": "itick", "symbol": "AAPL", "period": "1m", "bars": 1, "first": T0 + 7 * MINUTE,
-         "last": T0 + 8 * MINUTE},
+        {
+            "dialect": "alltick",
+            "symbol": "BTCUSDT",
+            "period": "1m",
+            "bars": 3,
+            "first": T0,
+            "last": T0 + 3 * MINUTE,
+        },
+        {
+            "dialect": "itick",
+            "symbol": "AAPL",
+            "period": "1m",
+            "bars": 1,
+            "first": T0 + 7 * MINUTE,
+            "last": T0 + 8 * MINUTE,
+        },
     ]
 
 
@@ -189,8 +205,10 @@ def test_two_processes_write_the_same_file_at_once(tmp_path):
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     rounds = 150
-    workers = [context.Process(target=_write_concurrently, args=(path, symbol, start, rounds))
-               for symbol in ("BTCUSDT", "ETHUSDT")]
+    workers = [
+        context.Process(target=_write_concurrently, args=(path, symbol, start, rounds))
+        for symbol in ("BTCUSDT", "ETHUSDT")
+    ]
     for worker in workers:
         worker.start()
     start.set()
@@ -221,14 +239,21 @@ def sqlite_file(path: Path, *statements: str) -> None:
 
 
 def foreign_sqlite(path: Path) -> None:
-    sqlite_file(path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)",
-                "INSERT INTO notes (text) VALUES ('keep me')", "PRAGMA user_version = 7")
+    sqlite_file(
+        path,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)",
+        "INSERT INTO notes (text) VALUES ('keep me')",
+        "PRAGMA user_version = 7",
+    )
 
 
 def lookalike_sqlite(path: Path) -> None:
-    sqlite_file(path, "CREATE TABLE klines (id INTEGER PRIMARY KEY, text TEXT)",
-                "CREATE TABLE coverage (day TEXT, hours REAL)",
-                "INSERT INTO klines (text) VALUES ('keep me')")
+    sqlite_file(
+        path,
+        "CREATE TABLE klines (id INTEGER PRIMARY KEY, text TEXT)",
+        "CREATE TABLE coverage (day TEXT, hours REAL)",
+        "INSERT INTO klines (text) VALUES ('keep me')",
+    )
 
 
 UNUSABLE = {
@@ -236,8 +261,10 @@ UNUSABLE = {
     "garbage": (lambda path: path.write_bytes(bytes(range(256)) * 20), "is not a K-line cache"),
     "text": (lambda path: path.write_text("symbol,close\nBTCUSDT,1\n" * 200), "is not a K-line cache"),
     "other schema": (foreign_sqlite, "SQLite database of another program .*tables: notes"),
-    "our table names, other columns": (lookalike_sqlite,
-                                       "SQLite database of another program .*table coverage has columns day"),
+    "our table names, other columns": (
+        lookalike_sqlite,
+        "SQLite database of another program .*table coverage has columns day",
+    ),
     "parent is a file": (lambda path: path.parent.write_text("x"), "cannot be created"),
 }
 

@@ -58,8 +58,20 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def service(sim, cache: str = "off") -> list[str]:
-    return ["--dialect", sim.dialect, "--token", sim.token, "--rest-url", sim.rest_url,
-            "--ws-url", sim.ws_url, "--plan", "unlimited", "--cache", cache]
+    return [
+        "--dialect",
+        sim.dialect,
+        "--token",
+        sim.token,
+        "--rest-url",
+        sim.rest_url,
+        "--ws-url",
+        sim.ws_url,
+        "--plan",
+        "unlimited",
+        "--cache",
+        cache,
+    ]
 
 
 def closed_port() -> int:
@@ -92,8 +104,9 @@ def test_top_level_help_lists_every_command(capsys):
 
 
 def test_python_dash_m_runs_the_command():
-    result = subprocess.run([sys.executable, "-m", "backtrader_alltick", "--version"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "backtrader_alltick", "--version"], capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 0
     assert result.stdout.startswith("alltick-bt ")
@@ -102,8 +115,16 @@ def test_python_dash_m_runs_the_command():
 # -- missing token and unreachable services ---------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [["quote", "AAPL.US"], ["depth", "AAPL.US"], ["stream", "AAPL.US"],
-                                  ["klines", "AAPL.US"], ["klines", "AAPL.US", "--dialect", "itick"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["quote", "AAPL.US"],
+        ["depth", "AAPL.US"],
+        ["stream", "AAPL.US"],
+        ["klines", "AAPL.US"],
+        ["klines", "AAPL.US", "--dialect", "itick"],
+    ],
+)
 def test_missing_token_is_one_line_naming_the_fix_and_sends_nothing(capsys, argv):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -125,8 +146,9 @@ def test_missing_token_is_one_line_naming_the_fix_and_sends_nothing(capsys, argv
 def test_unreachable_host_is_one_error_line(capsys, no_retry_waits):
     url = f"http://127.0.0.1:{closed_port()}"
 
-    code, out, err = run(capsys, "quote", "AAPL.US", "--token", "secret-token-123", "--rest-url", url,
-                         "--plan", "unlimited")
+    code, out, err = run(
+        capsys, "quote", "AAPL.US", "--token", "secret-token-123", "--rest-url", url, "--plan", "unlimited"
+    )
 
     assert code == 1
     assert out == ""
@@ -139,8 +161,18 @@ def test_unreachable_host_is_one_error_line(capsys, no_retry_waits):
 def test_debug_shows_the_traceback(capsys, no_retry_waits):
     url = f"http://127.0.0.1:{closed_port()}"
 
-    code, _, err = run(capsys, "quote", "AAPL.US", "--token", "secret-token-123", "--rest-url", url,
-                       "--plan", "unlimited", "--debug")
+    code, _, err = run(
+        capsys,
+        "quote",
+        "AAPL.US",
+        "--token",
+        "secret-token-123",
+        "--rest-url",
+        url,
+        "--plan",
+        "unlimited",
+        "--debug",
+    )
 
     assert code == 1
     assert "Traceback" in err
@@ -150,8 +182,12 @@ def test_debug_shows_the_traceback(capsys, no_retry_waits):
 @pytest.mark.parametrize("debug", [[], ["--debug"]])
 def test_every_command_ends_an_error_the_same_way(capsys, debug):
     # sim, record and quality live in other modules than klines; one place turns their errors into status 1.
-    for argv in (["sim", "--from", "2024-03-05"], ["record", "BTCUSDT"], ["klines", "AAPL.US"],
-                 ["quality", "AAPL.US"]):
+    for argv in (
+        ["sim", "--from", "2024-03-05"],
+        ["record", "BTCUSDT"],
+        ["klines", "AAPL.US"],
+        ["quality", "AAPL.US"],
+    ):
         code, out, err = run(capsys, *debug, *argv)
 
         assert (code, out) == (1, ""), argv
@@ -196,8 +232,20 @@ def test_klines_timeframe_spellings(capsys, alltick_sim, timeframe, step):
 def test_klines_range_to_files_with_progress(capsys, alltick_sim, tmp_path):
     out_file, chart = tmp_path / "btc.csv", tmp_path / "btc.png"
 
-    code, out, err = run(capsys, "klines", "BTCUSDT", "--from", "2024-03-03", "--to", "2024-03-04",
-                         "--out", str(out_file), "--plot", str(chart), *service(alltick_sim))
+    code, out, err = run(
+        capsys,
+        "klines",
+        "BTCUSDT",
+        "--from",
+        "2024-03-03",
+        "--to",
+        "2024-03-04",
+        "--out",
+        str(out_file),
+        "--plot",
+        str(chart),
+        *service(alltick_sim),
+    )
 
     assert code == 0
     assert out == ""
@@ -235,8 +283,9 @@ def test_klines_symbol_without_region_names_the_fix(capsys, alltick_sim):
     code, _, err = run(capsys, "klines", "AAPL", *service(alltick_sim))
 
     assert code == 1
-    assert err == ("error: symbol 'AAPL' has no region; write 'AAPL.US' (or .HK, .SH, .SZ) "
-                   "or pass region='US'\n")
+    assert err == (
+        "error: symbol 'AAPL' has no region; write 'AAPL.US' (or .HK, .SH, .SZ) or pass region='US'\n"
+    )
 
 
 @pytest.mark.parametrize("timeframe", ["7x", "0m", "m1", "1 hour", "5", "1H"])
@@ -339,8 +388,19 @@ def test_stream_prints_pushes_until_limit_and_leaves_no_thread(capsys, sim):
 
 
 def test_stream_types_filter_and_json(capsys, itick_sim):
-    code, out, _ = run(capsys, "stream", "AAPL.US", "--types", "quote,depth", "--limit", "4", "--json",
-                       "--seconds", "30", *service(itick_sim))
+    code, out, _ = run(
+        capsys,
+        "stream",
+        "AAPL.US",
+        "--types",
+        "quote,depth",
+        "--limit",
+        "4",
+        "--json",
+        "--seconds",
+        "30",
+        *service(itick_sim),
+    )
 
     assert code == 0
     kinds = {json.loads(line)["type"] for line in out.strip().splitlines()}
@@ -351,8 +411,10 @@ def test_stream_quote_type_needs_itick(capsys, alltick_sim):
     code, _, err = run(capsys, "stream", "AAPL.US", "--types", "quote", *service(alltick_sim))
 
     assert code == 1
-    assert err == ("error: --types quote needs --dialect itick (AllTick pushes only tick and depth), "
-                   "was --dialect alltick\n")
+    assert err == (
+        "error: --types quote needs --dialect itick (AllTick pushes only tick and depth), "
+        "was --dialect alltick\n"
+    )
 
 
 def test_stream_bad_type(capsys, alltick_sim):
@@ -371,8 +433,9 @@ def test_stream_unknown_symbol_fails_fast(capsys, sim):
 
 def test_stream_with_a_mistyped_symbol_among_good_ones_fails_naming_it(capsys, sim):
     # iTick leaves unknown codes out of a batch answer and a subscription without an error.
-    code, out, err = run(capsys, "stream", "BTCUSDT,NOPEUSDT", "--limit", "1", "--seconds", "30",
-                         *service(sim))
+    code, out, err = run(
+        capsys, "stream", "BTCUSDT,NOPEUSDT", "--limit", "1", "--seconds", "30", *service(sim)
+    )
 
     assert code == 1
     assert out == ""
@@ -380,8 +443,9 @@ def test_stream_with_a_mistyped_symbol_among_good_ones_fails_naming_it(capsys, s
 
 
 def test_stream_ws_url_that_cannot_be_valid_is_one_error_line(capsys, alltick_sim):
-    code, out, err = run(capsys, "stream", "BTCUSDT", *service(alltick_sim),
-                         "--ws-url", "http://127.0.0.1:8080")
+    code, out, err = run(
+        capsys, "stream", "BTCUSDT", *service(alltick_sim), "--ws-url", "http://127.0.0.1:8080"
+    )
 
     # A usage error since --ws-url is checked when parsed (the store's own check covers ALLTICK_WS_URL).
     assert code == 2
@@ -391,8 +455,18 @@ def test_stream_ws_url_that_cannot_be_valid_is_one_error_line(capsys, alltick_si
 
 
 def test_stream_without_seconds_gives_up_on_a_refused_ws_host(alltick_sim):
-    argv = [sys.executable, "-m", "backtrader_alltick", "stream", "BTCUSDT", "--limit", "1",
-            *service(alltick_sim), "--ws-url", f"ws://127.0.0.1:{closed_port()}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "backtrader_alltick",
+        "stream",
+        "BTCUSDT",
+        "--limit",
+        "1",
+        *service(alltick_sim),
+        "--ws-url",
+        f"ws://127.0.0.1:{closed_port()}",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "ALLTICK_TOKEN"}
 
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)  # never, before
@@ -459,8 +533,20 @@ def test_cache_off_is_an_error(capsys):
 def test_demo_without_token_runs_on_the_simulator_and_writes_chart(capsys, tmp_path, dialect):
     chart = tmp_path / "demo.png"
 
-    code, out, err = run(capsys, "demo", "--dialect", dialect, "--minutes", "4", "--speed", "300",
-                         "--history", "120", "--chart", str(chart))
+    code, out, err = run(
+        capsys,
+        "demo",
+        "--dialect",
+        dialect,
+        "--minutes",
+        "4",
+        "--speed",
+        "300",
+        "--history",
+        "120",
+        "--chart",
+        str(chart),
+    )
 
     assert code == 0, err
     assert "no ALLTICK_TOKEN: using the built-in simulator" in err
@@ -479,8 +565,17 @@ def test_demo_with_token_uses_the_service_not_the_simulator(capsys, monkeypatch,
     monkeypatch.setenv("ALLTICK_TOKEN", "secret-token-123")
     url = f"http://127.0.0.1:{closed_port()}"
 
-    code, out, err = run(capsys, "demo", "--rest-url", url, "--ws-url", url.replace("http", "ws"),
-                         "--plan", "unlimited", "--no-chart")
+    code, out, err = run(
+        capsys,
+        "demo",
+        "--rest-url",
+        url,
+        "--ws-url",
+        url.replace("http", "ws"),
+        "--plan",
+        "unlimited",
+        "--no-chart",
+    )
 
     assert code == 1
     assert out == ""
@@ -514,8 +609,16 @@ def test_demo_chart_in_a_missing_folder_fails_before_running(capsys, tmp_path):
 
 
 def canned(service, cache: str) -> list[str]:
-    return ["--token", "canned-token-0123456789", "--rest-url", service.url, "--plan", "unlimited",
-            "--cache", cache]
+    return [
+        "--token",
+        "canned-token-0123456789",
+        "--rest-url",
+        service.url,
+        "--plan",
+        "unlimited",
+        "--cache",
+        cache,
+    ]
 
 
 def test_klines_of_impossible_times_is_an_error_and_the_next_good_run_gets_every_bar(capsys, tmp_path):
@@ -562,11 +665,20 @@ def test_a_cache_path_that_is_not_our_cache_is_one_error_line(capsys, tmp_path, 
     assert (path.read_bytes() if path.is_file() else None) == before
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["-n", "1000000000"], r"--count must be at most 29,\d{3},\d{3} for --timeframe 1m .*was 1,000,000,000"),
-    (["-t", "3m", "-n", "10000000"], r"--count must be at most 9,\d\d\d,\d\d\d for --timeframe 3m"),
-    (["-t", "99999999999999m"], r"--timeframe must be shorter than all history since 1970 .*99999999999999m"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["-n", "1000000000"],
+            r"--count must be at most 29,\d{3},\d{3} for --timeframe 1m .*was 1,000,000,000",
+        ),
+        (["-t", "3m", "-n", "10000000"], r"--count must be at most 9,\d\d\d,\d\d\d for --timeframe 3m"),
+        (
+            ["-t", "99999999999999m"],
+            r"--timeframe must be shorter than all history since 1970 .*99999999999999m",
+        ),
+    ],
+)
 def test_klines_no_service_can_serve_is_refused_before_any_request(capsys, tmp_path, argv, message):
     with CannedService(alltick_history) as service:
         code, out, err = run(capsys, "klines", "BTCUSDT", *argv, *canned(service, "off"))
@@ -581,8 +693,9 @@ def test_klines_no_service_can_serve_is_refused_before_any_request(capsys, tmp_p
 
 
 def test_klines_of_an_empty_range_says_so_in_one_warning_line(capsys, alltick_sim):
-    code, out, err = run(capsys, "klines", "AAPL.US", "--from", "2024-03-02", "--to", "2024-03-03",
-                         *service(alltick_sim))
+    code, out, err = run(
+        capsys, "klines", "AAPL.US", "--from", "2024-03-02", "--to", "2024-03-03", *service(alltick_sim)
+    )
 
     assert code == 0
     said = [line for line in err.splitlines() if "no 1m bars" in line]
@@ -596,8 +709,17 @@ def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_
     write_premarket_recording(str(tmp_path / "aapl.rec"))
     sim = make_sim(replay=tmp_path / "aapl.rec", start=OPEN + 8 * 60_000)
 
-    code, out, err = run(capsys, "klines", "AAPL.US", "--from", "2024-03-05T14:00", "--to",
-                         "2024-03-05T14:35", "--regular-hours", *service(sim))
+    code, out, err = run(
+        capsys,
+        "klines",
+        "AAPL.US",
+        "--from",
+        "2024-03-05T14:00",
+        "--to",
+        "2024-03-05T14:35",
+        "--regular-hours",
+        *service(sim),
+    )
 
     assert code == 0
     said = [line for line in err.splitlines() if "outside the regular session" in line]

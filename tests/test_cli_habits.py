@@ -44,23 +44,48 @@ def environment(*paths: Path) -> dict[str, str]:
 
 
 def alltick_bt(*argv: str, **options) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "backtrader_alltick", *argv], env=environment(),
-                            text=True, **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "backtrader_alltick", *argv], env=environment(), text=True, **options
+    )
 
 
 def run_bt(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backtrader_alltick", *argv], capture_output=True, text=True,
-                          env=environment(), timeout=HANG)
+    return subprocess.run(
+        [sys.executable, "-m", "backtrader_alltick", *argv],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=HANG,
+    )
 
 
 def service(sim) -> list[str]:
-    return ["--dialect", sim.dialect, "--token", sim.token, "--rest-url", sim.rest_url,
-            "--ws-url", sim.ws_url, "--plan", "unlimited", "--cache", "off"]
+    return [
+        "--dialect",
+        sim.dialect,
+        "--token",
+        sim.token,
+        "--rest-url",
+        sim.rest_url,
+        "--ws-url",
+        sim.ws_url,
+        "--plan",
+        "unlimited",
+        "--cache",
+        "off",
+    ]
 
 
 def test_a_reader_that_stops_early_ends_klines_quietly_as_unix_tools_end(alltick_sim):
-    child = alltick_bt("klines", "BTCUSDT", "-n", "5000", *service(alltick_sim), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
+    child = alltick_bt(
+        "klines",
+        "BTCUSDT",
+        "-n",
+        "5000",
+        *service(alltick_sim),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert child.stdout.readline().startswith("datetime,open,high,low,close")
     child.stdout.close()  # what `| head -1` does after its line: 5,000 rows no longer fit in the pipe
 
@@ -74,8 +99,7 @@ def test_depth_json_prints_the_levels_asked_for(alltick_sim):
 
     books = [json.loads(line) for line in done.stdout.splitlines()]
     assert done.returncode == 0, done.stderr
-    assert [(book["symbol"], len(book["bids"]), len(book["asks"])) for book in books] == [
-        ("BTCUSDT", 2, 2)]
+    assert [(book["symbol"], len(book["bids"]), len(book["asks"])) for book in books] == [("BTCUSDT", 2, 2)]
 
 
 def test_cache_info_and_clear_print_json(alltick_sim, tmp_path):
@@ -97,13 +121,20 @@ def test_cache_info_and_clear_print_json(alltick_sim, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("argv", [["stream", "BTCUSDT"], ["record", "BTCUSDT", "--file", "x.rec"]],
-                         ids=["stream", "record"])
+@pytest.mark.parametrize(
+    "argv", [["stream", "BTCUSDT"], ["record", "BTCUSDT", "--file", "x.rec"]], ids=["stream", "record"]
+)
 def test_a_stop_signal_while_python_still_imports_the_command_exits_0(tmp_path, argv, signum):
     (tmp_path / "sitecustomize.py").write_text(HOLD_AT_IMPORT)
-    child = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", *argv], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=environment(tmp_path), cwd=tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "backtrader_alltick", *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+    )
     try:
         assert child.stderr.readline() == "importing backtrader\n"
         child.send_signal(signum)
@@ -118,12 +149,15 @@ def test_a_stop_signal_while_python_still_imports_the_command_exits_0(tmp_path, 
     assert not (tmp_path / "x.rec").exists()
 
 
-@pytest.mark.parametrize("argv, command", [
-    (["python", "-m", "backtrader_alltick", "--debug", "stream", "BTCUSDT"], "stream"),
-    (["/usr/bin/python3", "/venv/bin/alltick-bt", "record", "X", "--file", "f"], "record"),
-    (["C:\\venv\\Scripts\\alltick-bt.exe", "demo"], "demo"),
-    (["python", "-m", "pytest", "tests"], None),
-    (["python", "-c", "import backtrader_alltick"], None),
-])
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["python", "-m", "backtrader_alltick", "--debug", "stream", "BTCUSDT"], "stream"),
+        (["/usr/bin/python3", "/venv/bin/alltick-bt", "record", "X", "--file", "f"], "record"),
+        (["C:\\venv\\Scripts\\alltick-bt.exe", "demo"], "demo"),
+        (["python", "-m", "pytest", "tests"], None),
+        (["python", "-c", "import backtrader_alltick"], None),
+    ],
+)
 def test_only_an_alltick_bt_command_line_names_a_command(argv, command):
     assert command_of(argv) == command

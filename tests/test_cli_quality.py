@@ -26,11 +26,23 @@ def inject_every_flaw(sim) -> list[tuple[str, int, int]]:
     bars = sim.klines("BTCUSDT", "1m", sim.start_ms - 300 * MINUTE, sim.start_ms)
     start = [k.start for k in bars]
     end = [k.end for k in bars]
-    sim.faults.kline_flaws = {start[50]: "gap", start[51]: "gap", start[100]: "spike", start[150]: "repeat",
-                              start[200]: "volume_spike", start[250]: "ohlc",
-                              **{s: "stale" for s in start[261:280]}}
-    return [("missing_bars", end[50], 2), ("outlier_return", end[100], 1), ("repeated_bar", end[150], 1),
-            ("volume_spike", end[200], 1), ("ohlc_inconsistent", end[250], 1), ("stale_run", end[260], 20)]
+    sim.faults.kline_flaws = {
+        start[50]: "gap",
+        start[51]: "gap",
+        start[100]: "spike",
+        start[150]: "repeat",
+        start[200]: "volume_spike",
+        start[250]: "ohlc",
+        **{s: "stale" for s in start[261:280]},
+    }
+    return [
+        ("missing_bars", end[50], 2),
+        ("outlier_return", end[100], 1),
+        ("repeated_bar", end[150], 1),
+        ("volume_spike", end[200], 1),
+        ("ohlc_inconsistent", end[250], 1),
+        ("stale_run", end[260], 20),
+    ]
 
 
 def test_quality_json_lists_exactly_the_injected_flaws(capsys, sim):
@@ -42,9 +54,17 @@ def test_quality_json_lists_exactly_the_injected_flaws(capsys, sim):
     report = json.loads(out)
     assert [(f["kind"], f["time_ms"], f["bars"]) for f in report["findings"]] == expected
     assert all(f["time"] == format_utc(f["time_ms"]) for f in report["findings"])
-    assert report["counts"] == {"missing_bars": 2, "outside_session": 0, "repeated_timestamp": 0,
-                                "repeated_bar": 1, "impossible_value": 0, "ohlc_inconsistent": 1,
-                                "outlier_return": 1, "stale_run": 20, "volume_spike": 1}
+    assert report["counts"] == {
+        "missing_bars": 2,
+        "outside_session": 0,
+        "repeated_timestamp": 0,
+        "repeated_bar": 1,
+        "impossible_value": 0,
+        "ohlc_inconsistent": 1,
+        "outlier_return": 1,
+        "stale_run": 20,
+        "volume_spike": 1,
+    }
     assert report["thresholds"] == {"outlier_z": 10.0, "stale_bars": 15, "volume_z": 6.0}
     assert (report["symbol"], report["period"], report["market"]) == ("BTCUSDT", "1m", "CRYPTO")
     assert report["bars"] >= 320  # the newest 330 minutes but the two left out
@@ -81,11 +101,17 @@ def test_quality_html_is_self_contained_and_marks_every_finding(capsys, alltick_
     assert len(json.loads(embedded)["findings"]) == len(expected)
 
 
-@pytest.mark.parametrize("symbol, window", [
-    ("BTCUSDT", ["--from", "2024-03-01T18:00", "--to", "2024-03-04T06:00"]),  # 24/7, over a weekend
-    ("EURUSD", ["--from", "2024-03-01T18:00", "--to", "2024-03-04T06:00"]),  # 24/5, closed for the weekend
-    ("AAPL.US", ["-n", "500"]),  # the newest 500 minutes: Friday to Tuesday, nights and a weekend
-])
+@pytest.mark.parametrize(
+    "symbol, window",
+    [
+        ("BTCUSDT", ["--from", "2024-03-01T18:00", "--to", "2024-03-04T06:00"]),  # 24/7, over a weekend
+        (
+            "EURUSD",
+            ["--from", "2024-03-01T18:00", "--to", "2024-03-04T06:00"],
+        ),  # 24/5, closed for the weekend
+        ("AAPL.US", ["-n", "500"]),  # the newest 500 minutes: Friday to Tuesday, nights and a weekend
+    ],
+)
 def test_quality_clean_symbol_has_no_findings(capsys, sim, symbol, window):
     code, out, err = run(capsys, "quality", symbol, *window, "--json", *service(sim))
 
@@ -104,7 +130,9 @@ def test_quality_range_reports_bars_missing_at_its_edges(capsys, sim):
 
     assert code == 0, err
     assert [(f["kind"], f["time_ms"], f["bars"]) for f in json.loads(out)["findings"]] == [
-        ("missing_bars", bars[0].end, 2), ("missing_bars", bars[-1].end, 1)]
+        ("missing_bars", bars[0].end, 2),
+        ("missing_bars", bars[-1].end, 1),
+    ]
 
 
 def test_quality_count_and_range_together_is_a_usage_error(capsys, alltick_sim):
@@ -114,8 +142,9 @@ def test_quality_count_and_range_together_is_a_usage_error(capsys, alltick_sim):
 
 
 def test_quality_html_in_a_missing_folder_fails_before_fetching(capsys, alltick_sim, tmp_path):
-    code, _, err = run(capsys, "quality", "BTCUSDT", "--html", str(tmp_path / "no" / "r.html"),
-                       *service(alltick_sim))
+    code, _, err = run(
+        capsys, "quality", "BTCUSDT", "--html", str(tmp_path / "no" / "r.html"), *service(alltick_sim)
+    )
 
     assert code == 1 and err.startswith("error: --html must be in an existing folder, was ")
     assert alltick_sim.counters["rest_requests"] == 0

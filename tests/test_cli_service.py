@@ -32,8 +32,9 @@ def test_without_a_token_a_simulator_serves_and_stops_with_the_block(capsys):
         assert service.store.cache is None  # simulated bars never land in the user cache
         url = service.store.rest_url
 
-    assert capsys.readouterr().err == ("no ALLTICK_TOKEN: trying the built-in simulator (itick dialect, "
-                                       "seed 3, clock x120)\n")
+    assert capsys.readouterr().err == (
+        "no ALLTICK_TOKEN: trying the built-in simulator (itick dialect, seed 3, clock x120)\n"
+    )
     assert not accepts_connections(url)
 
 

@@ -39,14 +39,16 @@ class Child:
         command = [sys.executable, "-m", "backtrader_alltick", *argv]
         if sigint_ignored:  # what `cmd &` does in a script: the process inherits SIGINT ignored
             command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        env=env)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         self._changed = threading.Condition()
         pipes = ((self.process.stdout, self.out), (self.process.stderr, self.err))
-        self._readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
-                         for pipe, lines in pipes]
+        self._readers = [
+            threading.Thread(target=self._read, args=(pipe, lines), daemon=True) for pipe, lines in pipes
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -117,8 +119,20 @@ def children():
 
 
 def service(sim, ws_url: str | None = None) -> list[str]:
-    return ["--dialect", sim.dialect, "--token", sim.token, "--rest-url", sim.rest_url,
-            "--ws-url", ws_url or sim.ws_url, "--plan", "unlimited", "--cache", "off"]
+    return [
+        "--dialect",
+        sim.dialect,
+        "--token",
+        sim.token,
+        "--rest-url",
+        sim.rest_url,
+        "--ws-url",
+        ws_url or sim.ws_url,
+        "--plan",
+        "unlimited",
+        "--cache",
+        "off",
+    ]
 
 
 @pytest.fixture
@@ -190,8 +204,14 @@ def _during_the_reconnect_handshake(sim, child, silent):
     journal_entry(sim, "ws_open", count=2)
 
 
-STREAM_POINTS = [_while_checking_the_symbols, _during_the_handshake, _right_after_subscribing, _between_ticks,
-                 _waiting_to_reconnect, _during_the_reconnect_handshake]
+STREAM_POINTS = [
+    _while_checking_the_symbols,
+    _during_the_handshake,
+    _right_after_subscribing,
+    _between_ticks,
+    _waiting_to_reconnect,
+    _during_the_reconnect_handshake,
+]
 
 
 @pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-inherited-ignored"])
@@ -225,12 +245,22 @@ def _recorded(child: Child) -> int:
 
 
 @pytest.mark.parametrize("point", ["before the connection", "between ticks", "waiting to reconnect"])
-def test_record_flushes_what_it_received_and_exits_0_on_ctrl_c(alltick_sim, children, silent_server, tmp_path,
-                                                                   point):
+def test_record_flushes_what_it_received_and_exits_0_on_ctrl_c(
+    alltick_sim, children, silent_server, tmp_path, point
+):
     path = tmp_path / "btc.rec"
     ws_url = silent_server[0] if point == "before the connection" else None
-    child = children("record", "BTCUSDT", "--file", str(path), "--flush", "60", "--progress", "0.05",
-                     *service(alltick_sim, ws_url))
+    child = children(
+        "record",
+        "BTCUSDT",
+        "--file",
+        str(path),
+        "--flush",
+        "60",
+        "--progress",
+        "0.05",
+        *service(alltick_sim, ws_url),
+    )
     child.wait_for(child.err, r"^recording BTCUSDT")
     if point == "before the connection":
         silent_server[1]()
@@ -255,8 +285,16 @@ def test_record_second_ctrl_c_during_the_flush_exits_at_once_with_130(children):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    child = children("record", "BTCUSDT", "--redis", f"redis://127.0.0.1:{closed}/0", "--progress", "0.05",
-                     "--speed", "240")
+    child = children(
+        "record",
+        "BTCUSDT",
+        "--redis",
+        f"redis://127.0.0.1:{closed}/0",
+        "--progress",
+        "0.05",
+        "--speed",
+        "240",
+    )
     child.wait_for(child.err, r"^so far: .*redis: 0 written, [1-9]\d* pending")
     child.send(signal.SIGINT)
     child.wait_for(child.err, r"^stopping: flushing the sinks")
@@ -276,8 +314,13 @@ def test_sim_stops_with_exit_0(children, tmp_path, signum, client):
     child = children("sim", "--symbols", "BTCUSDT", sigint_ignored=client)
     urls = json.loads(child.wait_for(child.out, r"^\{.*").group(0))
     if client:
-        store = AllTickStore(token=urls["token"], rest_url=urls["rest_url"], ws_url=urls["ws_url"],
-                             plan="unlimited", cache=False)
+        store = AllTickStore(
+            token=urls["token"],
+            rest_url=urls["rest_url"],
+            ws_url=urls["ws_url"],
+            plan="unlimited",
+            cache=False,
+        )
         ticks: queue.Queue = queue.Queue()
         store.listen(parse_symbol("BTCUSDT"), ticks.put)
         ticks.get(timeout=HANG)
@@ -295,8 +338,9 @@ def test_sim_stops_with_exit_0(children, tmp_path, signum, client):
 # -- demo ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("point", [r"^no ALLTICK_TOKEN: using", r"stream \w+ connected"],
-                         ids=["backtest", "paper-session"])
+@pytest.mark.parametrize(
+    "point", [r"^no ALLTICK_TOKEN: using", r"stream \w+ connected"], ids=["backtest", "paper-session"]
+)
 def test_demo_stops_with_exit_0_on_ctrl_c(children, point):
     child = children("demo", "--no-chart", "-v", "--speed", "60")
     child.wait_for(child.err, point)

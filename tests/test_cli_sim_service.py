@@ -41,14 +41,38 @@ def sim_process() -> Iterator[dict]:
 
 
 def _service(sim: dict) -> list[str]:
-    return ["--token", sim["token"], "--rest-url", sim["rest_url"], "--ws-url", sim["ws_url"], "--plan",
-            "unlimited"]
+    return [
+        "--token",
+        sim["token"],
+        "--rest-url",
+        sim["rest_url"],
+        "--ws-url",
+        sim["ws_url"],
+        "--plan",
+        "unlimited",
+    ]
 
 
 def _klines(sim: dict, count: int, cache: str) -> pd.DataFrame:
-    done = subprocess.run([sys.executable, "-m", "backtrader_alltick", "klines", "BTCUSDT", "-n", str(count),
-                           "--cache", cache, *_service(sim)], capture_output=True, text=True, env=_env(),
-                          cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "klines",
+            "BTCUSDT",
+            "-n",
+            str(count),
+            "--cache",
+            cache,
+            *_service(sim),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return pd.read_csv(io.StringIO(done.stdout), index_col=0, parse_dates=True)
 
@@ -72,7 +96,7 @@ def test_klines_twice_minutes_apart_sees_the_new_bars(sim_process, tmp_path):
 
     assert second.index[-1] - first.index[-1] >= 3 * MINUTE
     assert now - MINUTE * 2 <= second.index[-1] <= now
-    assert second.loc[first.index[-1]:].iloc[0].equals(first.iloc[-1])
+    assert second.loc[first.index[-1] :].iloc[0].equals(first.iloc[-1])
 
 
 def test_a_warm_cache_holds_no_hole_and_equals_no_cache(sim_process, tmp_path):
@@ -91,13 +115,33 @@ def test_a_warm_cache_holds_no_hole_and_equals_no_cache(sim_process, tmp_path):
     pd.testing.assert_frame_equal(warm.loc[both], fresh.loc[both])
 
 
-def test_record_writes_one_minute_bars_and_ctrl_c_logs_no_backfill_failure(sim_process, redis_server,
-                                                                          tmp_path):
+def test_record_writes_one_minute_bars_and_ctrl_c_logs_no_backfill_failure(
+    sim_process, redis_server, tmp_path
+):
     process = subprocess.Popen(
-        [sys.executable, "-m", "backtrader_alltick", "record", "BTCUSDT", "--redis", redis_server.url,
-         "--timeframes", "1m,5m", "--lookback", "3", "--progress", "0.5",
-         "--cache", str(tmp_path / "k.sqlite"),
-         *_service(sim_process)], stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "record",
+            "BTCUSDT",
+            "--redis",
+            redis_server.url,
+            "--timeframes",
+            "1m,5m",
+            "--lookback",
+            "3",
+            "--progress",
+            "0.5",
+            "--cache",
+            str(tmp_path / "k.sqlite"),
+            *_service(sim_process),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     try:
         with RedisReader(redis_server.url, reconnect_timeout=10) as source:
             bars = []

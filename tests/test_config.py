@@ -40,8 +40,9 @@ def test_cache_from_the_environment_or_the_file(config_file, monkeypatch, tmp_pa
     assert AllTickStore().cache is None
 
 
-def test_the_token_comes_from_a_file_named_by_the_environment_or_the_config_file(config_file, monkeypatch,
-                                                                                 tmp_path):
+def test_the_token_comes_from_a_file_named_by_the_environment_or_the_config_file(
+    config_file, monkeypatch, tmp_path
+):
     token_file = tmp_path / "token"
     token_file.write_text(SECRET + "\n")
     config_file(f'token_file = "{token_file}"\n')
@@ -55,13 +56,16 @@ def test_the_token_comes_from_a_file_named_by_the_environment_or_the_config_file
     assert config.token("given") == "given"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("plan = basic", "is not valid TOML"),
-    ('plan = "gold"', "plan in .* must be one of free, basic"),
-    ('colour = "blue"', "may set plan, dialect, cache, rest_url, ws_url, token_file, was colour"),
-    (f'token = "{SECRET}"', "must not hold the token: put it in a file of its own"),
-    ("cache = 3", "cache in .* must be a file path, true .* or false"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("plan = basic", "is not valid TOML"),
+        ('plan = "gold"', "plan in .* must be one of free, basic"),
+        ('colour = "blue"', "may set plan, dialect, cache, rest_url, ws_url, token_file, was colour"),
+        (f'token = "{SECRET}"', "must not hold the token: put it in a file of its own"),
+        ("cache = 3", "cache in .* must be a file path, true .* or false"),
+    ],
+)
 def test_a_bad_config_file_is_a_config_error_naming_the_file(config_file, text, message):
     path = config_file(text + "\n")
 
@@ -90,7 +94,8 @@ def test_the_config_file_lives_in_the_user_config_directory(monkeypatch, tmp_pat
 
 
 def test_commands_take_plan_dialect_and_token_file_from_the_environment_and_the_file(
-        capsys, config_file, monkeypatch, itick_sim, tmp_path):
+    capsys, config_file, monkeypatch, itick_sim, tmp_path
+):
     token_file = tmp_path / "token"
     token_file.write_text(itick_sim.token)
     config_file(f'dialect = "itick"\nplan = "unlimited"\nrest_url = "{itick_sim.rest_url}"\n')

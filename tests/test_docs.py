@@ -15,8 +15,9 @@ def test_mkdocs_build_strict_gives_the_guide_and_the_api_reference(tmp_path):
     site = tmp_path / "site"
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
 
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    )
 
     assert result.returncode == 0, result.stderr[-4000:]
     assert "alltick-bt demo" in (site / "index.html").read_text()

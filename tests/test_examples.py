@@ -15,20 +15,34 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("ALLTICK_TOKEN", "ALLTICK_REST_URL", "ALLTICK_WS_URL", "DISPLAY", "MPLBACKEND")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ALLTICK_TOKEN", "ALLTICK_REST_URL", "ALLTICK_WS_URL", "DISPLAY", "MPLBACKEND")
+    }
     env["XDG_CACHE_HOME"] = str(cwd / "user-cache")  # anything cached by mistake lands here
-    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result
 
 
 def test_every_example_is_tested():
-    tested = {"backtest.py", "paper_trading.py", "multi_symbol_resample.py", "kline_chart.py",
-              "stream_printer.py",
-              "relay_two_strategies.py"}  # run in tests/test_relay.py, which starts its redis-server
+    tested = {
+        "backtest.py",
+        "paper_trading.py",
+        "multi_symbol_resample.py",
+        "kline_chart.py",
+        "stream_printer.py",
+        "relay_two_strategies.py",
+    }  # run in tests/test_relay.py, which starts its redis-server
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -67,8 +81,9 @@ def test_kline_chart_writes_png(tmp_path):
     assert width > 600 and height > 300
 
 
-@pytest.mark.parametrize("dialect, kinds", [("alltick", {"Tick", "Depth"}),
-                                            ("itick", {"Tick", "Depth", "Quote"})])
+@pytest.mark.parametrize(
+    "dialect, kinds", [("alltick", {"Tick", "Depth"}), ("itick", {"Tick", "Depth", "Quote"})]
+)
 def test_stream_printer(tmp_path, dialect, kinds):
     lines = run_example("stream_printer.py", dialect, cwd=tmp_path).stdout.splitlines()
 

@@ -36,20 +36,29 @@ def assert_bars_equal(got, expected):
     assert [row[5] for row in got] == pytest.approx([row[5] for row in expected], rel=1e-9)
 
 
-@pytest.mark.parametrize(("symbol", "timeframe", "compression", "period"), [
-    ("AAPL.US", bt.TimeFrame.Minutes, 1, "1m"),
-    ("EURUSD", bt.TimeFrame.Minutes, 5, "5m"),
-    ("BTCUSDT", bt.TimeFrame.Minutes, 30, "30m"),
-    ("BTCUSDT", bt.TimeFrame.Days, 1, "1d"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "timeframe", "compression", "period"),
+    [
+        ("AAPL.US", bt.TimeFrame.Minutes, 1, "1m"),
+        ("EURUSD", bt.TimeFrame.Minutes, 5, "5m"),
+        ("BTCUSDT", bt.TimeFrame.Minutes, 30, "30m"),
+        ("BTCUSDT", bt.TimeFrame.Days, 1, "1d"),
+    ],
+)
 def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, timeframe, compression, period):
     now = sim.clock.now_ms()
     span = 200 * compression * MINUTE if timeframe == bt.TimeFrame.Minutes else 30 * 86_400_000
     start, end = now - span, now - 5 * compression * MINUTE
     store = make_store(sim)
 
-    rows, _ = backtest(store, dataname=symbol, timeframe=timeframe, compression=compression,
-                       fromdate=utc(start), todate=utc(end))
+    rows, _ = backtest(
+        store,
+        dataname=symbol,
+        timeframe=timeframe,
+        compression=compression,
+        fromdate=utc(start),
+        todate=utc(end),
+    )
 
     # Backtrader's rule: a bar stamped at or after fromdate is kept, the one in progress included.
     truth = [k for k in sim.klines(symbol, period, start - 2 * 86_400_000, end) if start <= k.end <= end]
@@ -58,23 +67,35 @@ def test_backtest_bars_equal_simulator_ground_truth(sim, make_store, symbol, tim
 
 
 @pytest.mark.parametrize(("compression", "rule"), [(3, "3min"), (10, "10min"), (90, "90min")])
-def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(alltick_sim, make_store,
-                                                                        compression, rule):
+def test_synthetic_compression_equals_pandas_resample_of_one_minute_truth(
+    alltick_sim, make_store, compression, rule
+):
     now = alltick_sim.clock.now_ms()
     start = (now - 400 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
     end = (now - 30 * MINUTE) // (compression * MINUTE) * (compression * MINUTE)
     store = make_store(alltick_sim)
 
-    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=compression,
-                       fromdate=utc(start), todate=utc(end))
+    rows, _ = backtest(
+        store,
+        dataname="BTCUSDT",
+        timeframe=bt.TimeFrame.Minutes,
+        compression=compression,
+        fromdate=utc(start),
+        todate=utc(end),
+    )
 
     # fromdate sits on the grid: the bar stamped exactly at it is kept, as Backtrader's filter keeps it.
     minutes = alltick_sim.klines("BTCUSDT", "1m", start - compression * MINUTE, end)
-    frame = pd.DataFrame([(k.start, k.open, k.high, k.low, k.close, k.volume) for k in minutes],
-                         columns=["start", "open", "high", "low", "close", "volume"])
+    frame = pd.DataFrame(
+        [(k.start, k.open, k.high, k.low, k.close, k.volume) for k in minutes],
+        columns=["start", "open", "high", "low", "close", "volume"],
+    )
     frame.index = pd.to_datetime(frame.pop("start"), unit="ms")
-    resampled = frame.resample(rule, label="right", closed="left", origin="epoch").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna()
+    resampled = (
+        frame.resample(rule, label="right", closed="left", origin="epoch")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .dropna()
+    )
     expected = [(int(ts.value // 1_000_000), *row) for ts, row in zip(resampled.index, resampled.to_numpy())]
     assert_bars_equal(rows, [r for r in expected if r[0] <= end])
 
@@ -91,8 +112,12 @@ def test_backtest_without_todate_never_delivers_a_forming_bar(sim, make_store):
 
 def test_second_identical_backtest_makes_no_http_request(sim, make_store):
     now = sim.clock.now_ms()
-    window = dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, fromdate=utc(now - 300 * MINUTE),
-                  todate=utc(now - 10 * MINUTE))
+    window = dict(
+        dataname="EURUSD",
+        timeframe=bt.TimeFrame.Minutes,
+        fromdate=utc(now - 300 * MINUTE),
+        todate=utc(now - 10 * MINUTE),
+    )
     first, _ = backtest(make_store(sim), **window)
     served = sim.counters["rest_requests"]
 
@@ -106,11 +131,18 @@ def test_bars_are_stamped_at_close(alltick_sim, make_store):
     now = alltick_sim.clock.now_ms()
     store = make_store(alltick_sim)
 
-    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=5,
-                       fromdate=utc(now - 100 * MINUTE), todate=utc(now - 10 * MINUTE))
+    rows, _ = backtest(
+        store,
+        dataname="BTCUSDT",
+        timeframe=bt.TimeFrame.Minutes,
+        compression=5,
+        fromdate=utc(now - 100 * MINUTE),
+        todate=utc(now - 10 * MINUTE),
+    )
 
-    first_truth = next(k for k in alltick_sim.klines("BTCUSDT", "5m", now - 110 * MINUTE, now)
-                       if k.end > now - 100 * MINUTE)
+    first_truth = next(
+        k for k in alltick_sim.klines("BTCUSDT", "5m", now - 110 * MINUTE, now) if k.end > now - 100 * MINUTE
+    )
     assert rows[0][0] == first_truth.start + 5 * MINUTE == first_truth.end
 
 
@@ -134,8 +166,13 @@ def test_two_hour_bars_for_a_stock_are_built_from_one_hour_bars(alltick_sim, mak
 def test_fromdate_after_todate_is_a_clear_error(alltick_sim, make_store):
     now = alltick_sim.clock.now_ms()
     with pytest.raises(ConfigError, match="fromdate must not be after todate"):
-        backtest(make_store(alltick_sim), dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                 fromdate=utc(now - MINUTE), todate=utc(now - 60 * MINUTE))
+        backtest(
+            make_store(alltick_sim),
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            fromdate=utc(now - MINUTE),
+            todate=utc(now - 60 * MINUTE),
+        )
 
 
 def test_unknown_symbol_raises_symbol_not_found(sim, make_store):
@@ -144,8 +181,15 @@ def test_unknown_symbol_raises_symbol_not_found(sim, make_store):
 
 
 def test_wrong_token_raises_auth_error_without_leaking_it(sim, tmp_path):
-    store = AllTickStore(token="sentinel-wrong-token-123456", dialect=sim.dialect, rest_url=sim.rest_url,
-                         ws_url=sim.ws_url, clock=sim.clock, plan="unlimited", cache=tmp_path / "c.sqlite")
+    store = AllTickStore(
+        token="sentinel-wrong-token-123456",
+        dialect=sim.dialect,
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        clock=sim.clock,
+        plan="unlimited",
+        cache=tmp_path / "c.sqlite",
+    )
     try:
         with pytest.raises(AuthError) as info:
             backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes)
@@ -162,8 +206,17 @@ def test_tz_localises_output_and_reads_naive_dates_in_it(alltick_sim, make_store
     local_start = datetime.fromtimestamp(start / 1000, ZoneInfo("America/New_York")).replace(tzinfo=None)
     store = make_store(alltick_sim)
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, tz=tz,
-                                  fromdate=local_start, todate=local_start + timedelta(minutes=30)), name="d")
+    cerebro.adddata(
+        store.getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            historical=True,
+            tz=tz,
+            fromdate=local_start,
+            todate=local_start + timedelta(minutes=30),
+        ),
+        name="d",
+    )
     cerebro.addstrategy(LocalTimes)
 
     strategy = cerebro.run()[0]
@@ -182,15 +235,23 @@ class LocalTimes(bt.Strategy):
 
 @pytest.mark.parametrize("symbol", ["EURUSD", "700.HK"])
 def test_fromdate_keeps_the_daily_bar_of_that_day_where_the_day_starts_the_evening_before(
-        alltick_sim, make_store, symbol):
+    alltick_sim, make_store, symbol
+):
     now = alltick_sim.clock.now_ms()
     day = datetime.fromtimestamp(now / 1000, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     fromdate = (day - timedelta(days=4)).replace(tzinfo=None)  # a Friday; both days start before 00:00 UTC
 
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(make_store(alltick_sim).getdata(
-        dataname=symbol, timeframe=bt.TimeFrame.Days, historical=True, fromdate=fromdate,
-        todate=(day - timedelta(days=2)).replace(tzinfo=None)), name="d")
+    cerebro.adddata(
+        make_store(alltick_sim).getdata(
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Days,
+            historical=True,
+            fromdate=fromdate,
+            todate=(day - timedelta(days=2)).replace(tzinfo=None),
+        ),
+        name="d",
+    )
     cerebro.addstrategy(LocalTimes)
 
     strategy = cerebro.run()[0]
@@ -202,9 +263,17 @@ def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, ma
     now = alltick_sim.clock.now_ms()
     start = datetime.fromtimestamp((now - 60 * MINUTE - now % MINUTE) / 1000, timezone.utc)
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(make_store(alltick_sim).getdata(
-        dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, tz="America/New_York",
-        fromdate=start, todate=start + timedelta(minutes=10)), name="d")
+    cerebro.adddata(
+        make_store(alltick_sim).getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            historical=True,
+            tz="America/New_York",
+            fromdate=start,
+            todate=start + timedelta(minutes=10),
+        ),
+        name="d",
+    )
     cerebro.addstrategy(LocalTimes)
 
     strategy = cerebro.run()[0]
@@ -219,20 +288,36 @@ def test_an_aware_fromdate_means_the_same_instant_whatever_tz_is(alltick_sim, ma
 def optimise(store, maxcpus, **cerebro_kwargs):
     cerebro = bt.Cerebro(maxcpus=maxcpus, stdstats=False, **cerebro_kwargs)
     cerebro.broker.setcash(1_000_000)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
-                                  fromdate=datetime(2024, 3, 4, 10), todate=datetime(2024, 3, 4, 16)))
+    cerebro.adddata(
+        store.getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            historical=True,
+            fromdate=datetime(2024, 3, 4, 10),
+            todate=datetime(2024, 3, 4, 16),
+        )
+    )
     cerebro.addanalyzer(Outcome, _name="outcome")
     cerebro.optstrategy(SmaCross, fast=[3, 5], slow=[20, 30])
     runs = cerebro.run()
     return sorted(((run[0].p.fast, run[0].p.slow), run[0].analyzers.outcome.get_analysis()) for run in runs)
 
 
-@pytest.mark.parametrize(("start_method", "optdatas", "preload"), [
-    ("fork", True, True), ("fork", True, False), ("fork", False, True), ("fork", False, False),
-    ("spawn", True, True), ("spawn", False, False), ("forkserver", False, False),
-])
-def test_optstrategy_on_two_cores_equals_one_core(alltick_sim, make_store, monkeypatch, start_method,
-                                                  optdatas, preload):
+@pytest.mark.parametrize(
+    ("start_method", "optdatas", "preload"),
+    [
+        ("fork", True, True),
+        ("fork", True, False),
+        ("fork", False, True),
+        ("fork", False, False),
+        ("spawn", True, True),
+        ("spawn", False, False),
+        ("forkserver", False, False),
+    ],
+)
+def test_optstrategy_on_two_cores_equals_one_core(
+    alltick_sim, make_store, monkeypatch, start_method, optdatas, preload
+):
     store = make_store(alltick_sim)
     one_core = optimise(store, 1)
 
@@ -271,15 +356,24 @@ class EmptyProbe(bt.Strategy):
 
 
 def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_sim, make_store):
-    empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"], dtype=float,
-                         index=pd.DatetimeIndex([], name="datetime"))
+    empty = pd.DataFrame(
+        columns=["open", "high", "low", "close", "volume"],
+        dtype=float,
+        index=pd.DatetimeIndex([], name="datetime"),
+    )
     # The simulated history starts in December 2021.
     before_history = dict(fromdate=datetime(2020, 1, 1), todate=datetime(2020, 1, 2))
     results = {}
     with pytest.warns(NoBarsWarning) as caught:
-        for name, data in (("alltick", make_store(alltick_sim).getdata(
-                dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, **before_history)),
-                ("pandas", bt.feeds.PandasData(dataname=empty, **before_history))):
+        for name, data in (
+            (
+                "alltick",
+                make_store(alltick_sim).getdata(
+                    dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, **before_history
+                ),
+            ),
+            ("pandas", bt.feeds.PandasData(dataname=empty, **before_history)),
+        ):
             cerebro = bt.Cerebro(stdstats=False, runonce=False)
             cerebro.adddata(data)
             cerebro.addstrategy(EmptyProbe)
@@ -288,19 +382,29 @@ def test_a_range_without_bars_warns_and_ends_like_an_empty_pandas_feed(alltick_s
 
     assert results["alltick"] == results["pandas"] == (0, 0, 10_000.0)
     assert [str(w.message).split(" (")[0] for w in caught if w.category is NoBarsWarning] == [
-        "BTCUSDT: no 1m bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"]
+        "BTCUSDT: no 1m bars from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z"
+    ]
 
 
-@pytest.mark.parametrize(("symbol", "fromdate", "todate"), [
-    ("EURUSD", date(2024, 3, 2), date(2024, 3, 3)),  # a weekend: no forex trading day
-    ("AAPL.US", date(2023, 7, 4), date(2023, 7, 4)),  # Independence Day
-])
-def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make_store, symbol, fromdate,
-                                                               todate):
+@pytest.mark.parametrize(
+    ("symbol", "fromdate", "todate"),
+    [
+        ("EURUSD", date(2024, 3, 2), date(2024, 3, 3)),  # a weekend: no forex trading day
+        ("AAPL.US", date(2023, 7, 4), date(2023, 7, 4)),  # Independence Day
+    ],
+)
+def test_dates_without_a_trading_day_warn_and_end_without_bars(
+    alltick_sim, make_store, symbol, fromdate, todate
+):
     # Each date means its trading day: nothing lies between, which is an empty range, not crossed dates.
     with pytest.warns(NoBarsWarning, match=f"^{symbol}: no 1m bars from") as caught:
-        rows, _ = backtest(make_store(alltick_sim), dataname=symbol, timeframe=bt.TimeFrame.Minutes,
-                           fromdate=fromdate, todate=todate)
+        rows, _ = backtest(
+            make_store(alltick_sim),
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Minutes,
+            fromdate=fromdate,
+            todate=todate,
+        )
 
     assert rows == []
     if symbol == "EURUSD":  # from Friday's close to Sunday's open, the market closed between
@@ -310,13 +414,22 @@ def test_dates_without_a_trading_day_warn_and_end_without_bars(alltick_sim, make
 def test_getdata_takes_iso_strings_and_refuses_what_backtrader_cannot_read(alltick_sim, make_store):
     store = make_store(alltick_sim)
 
-    rows, _ = backtest(store, dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                       fromdate="2024-03-04 10:00", todate="2024-03-04T10:05:00")
+    rows, _ = backtest(
+        store,
+        dataname="BTCUSDT",
+        timeframe=bt.TimeFrame.Minutes,
+        fromdate="2024-03-04 10:00",
+        todate="2024-03-04T10:05:00",
+    )
 
     assert len(rows) == 6
-    for kwargs, parameter in (({"fromdate": 20240304}, "fromdate"), ({"todate": "soon"}, "todate"),
-                              ({"lookback": 0}, "lookback"), ({"compression": 1.5}, "compression"),
-                              ({"timeframe": None}, "timeframe")):
+    for kwargs, parameter in (
+        ({"fromdate": 20240304}, "fromdate"),
+        ({"todate": "soon"}, "todate"),
+        ({"lookback": 0}, "lookback"),
+        ({"compression": 1.5}, "compression"),
+        ({"timeframe": None}, "timeframe"),
+    ):
         with pytest.raises(ConfigError, match=rf"^{parameter} must .*, was "):
             store.getdata(dataname="BTCUSDT", historical=True, **kwargs)
 

@@ -64,8 +64,11 @@ class Bracket(bt.Strategy):
     def next(self) -> None:
         if not self.position and not self.open_orders:
             close = self.data.close[0]
-            self.open_orders = list(self.buy_bracket(size=1, price=close * 0.9995, stopprice=close * 0.997,
-                                                     limitprice=close * 1.003))
+            self.open_orders = list(
+                self.buy_bracket(
+                    size=1, price=close * 0.9995, stopprice=close * 0.997, limitprice=close * 1.003
+                )
+            )
 
 
 class Timed(bt.Strategy):
@@ -89,6 +92,7 @@ def data_factory(kind: str, store, frames):
         if kind == "alltick":
             return store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, historical=True, **WINDOW)
         return bt.feeds.PandasData(dataname=frames[symbol], timeframe=bt.TimeFrame.Minutes, compression=1)
+
     return make
 
 
@@ -134,8 +138,9 @@ def analyzers(cerebro, make):
     cerebro.addanalyzer(bt.analyzers.TradeAnalyzer, _name="trades")
     cerebro.addanalyzer(bt.analyzers.DrawDown, _name="drawdown")
     cerebro.addanalyzer(bt.analyzers.SQN, _name="sqn")
-    cerebro.addanalyzer(bt.analyzers.TimeReturn, _name="timereturn", timeframe=bt.TimeFrame.Minutes,
-                        compression=60)
+    cerebro.addanalyzer(
+        bt.analyzers.TimeReturn, _name="timereturn", timeframe=bt.TimeFrame.Minutes, compression=60
+    )
 
 
 def writer(cerebro, make):
@@ -158,8 +163,11 @@ def run(scenario, make) -> dict:
     cerebro.addanalyzer(Outcome, _name="outcome")
     run_kwargs = scenario(cerebro, make) or {}
     strategy = cerebro.run(**run_kwargs)[0]
-    seen = {"outcome": strategy.analyzers.outcome.get_analysis(), "bars": len(strategy),
-            "fired": getattr(strategy, "fired", None)}
+    seen = {
+        "outcome": strategy.analyzers.outcome.get_analysis(),
+        "bars": len(strategy),
+        "fired": getattr(strategy, "fired", None),
+    }
     for analyzer in strategy.analyzers:
         if not isinstance(analyzer, Outcome):
             seen[type(analyzer).__name__] = analyzer.get_analysis()
@@ -173,7 +181,7 @@ def writer_rows(text: str) -> list[list[str]]:
     AllTick has none; PandasData leaves it empty, AllTickData writes 0)."""
     lines = text.splitlines()
     rulers = [i for i, line in enumerate(lines) if line.startswith("=====")]
-    lines = lines[rulers[0] + 1:rulers[1]]  # the CSV part; the summary after it describes each feed
+    lines = lines[rulers[0] + 1 : rulers[1]]  # the CSV part; the summary after it describes each feed
     header = lines[0].split(",")
     keep = [i for i, name in enumerate(header) if name not in ("turnover", "bid", "ask", "openinterest")]
     return [[cells[i] for i in keep] for cells in (line.split(",") for line in lines)]
@@ -205,8 +213,10 @@ def test_daily_sma_cross_gives_the_same_result_on_alltickdata_and_pandasdata(sto
     # Stamped as Backtrader's CSV feeds stamp daily bars: the trading date at the session end.
     frame.index = frame.index + pd.Timedelta(hours=23, minutes=59, seconds=59, microseconds=999990)
     results = []
-    for data in (bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Days),
-                 store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Days, historical=True, **window)):
+    for data in (
+        bt.feeds.PandasData(dataname=frame, timeframe=bt.TimeFrame.Days),
+        store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Days, historical=True, **window),
+    ):
         cerebro = bt.Cerebro()
         cerebro.broker.setcash(1_000_000)
         cerebro.adddata(data, name="BTCUSDT")
@@ -237,8 +247,16 @@ class BarLog(bt.Analyzer):
 
     def next(self) -> None:
         data = self.strategy.data
-        self.rows.append((data.datetime.datetime(0), data.open[0], data.high[0], data.low[0], data.close[0],
-                          data.volume[0]))
+        self.rows.append(
+            (
+                data.datetime.datetime(0),
+                data.open[0],
+                data.high[0],
+                data.low[0],
+                data.close[0],
+                data.volume[0],
+            )
+        )
 
     def get_analysis(self) -> list[tuple]:
         return self.rows
@@ -255,8 +273,11 @@ class Sma(bt.Strategy):
 
 # Cerebro's three ways to drive a feed: preloaded and run at once, preloaded and run bar by bar,
 # loaded bar by bar.
-MODES = {"runonce": {"runonce": True}, "runnext": {"runonce": False},
-         "unpreloaded": {"runonce": False, "preload": False}}
+MODES = {
+    "runonce": {"runonce": True},
+    "runnext": {"runonce": False},
+    "unpreloaded": {"runonce": False, "preload": False},
+}
 
 
 def optimise_bars(data, maxcpus: int, mode: str) -> list[list[tuple]]:
@@ -278,8 +299,9 @@ def test_every_optstrategy_run_sees_the_bars_pandasdata_sees(store, kind, maxcpu
         frame.index = frame.index + pd.Timedelta(hours=23, minutes=59, seconds=59, microseconds=999990)
     expected = optimise_bars(bt.feeds.PandasData(dataname=frame, timeframe=timeframe), 1, mode)[0]
 
-    runs = optimise_bars(store.getdata(dataname="ETHUSDT", timeframe=timeframe, historical=True, **window),
-                         maxcpus, mode)
+    runs = optimise_bars(
+        store.getdata(dataname="ETHUSDT", timeframe=timeframe, historical=True, **window), maxcpus, mode
+    )
 
     assert len(expected) == len(frame) > 4
     assert [len(rows) for rows in runs] == [len(expected)] * 3

@@ -26,8 +26,9 @@ def model() -> MarketModel:
 
 
 def test_daily_window_keeps_bars_by_trading_date_and_the_newest_count(model):
-    daily = model.klines_between("BTCUSDT", "1d", FRIDAY - 20 * DAY_MS, FRIDAY + 10 * DAY_MS,
-                                 FRIDAY + 20 * DAY_MS)
+    daily = model.klines_between(
+        "BTCUSDT", "1d", FRIDAY - 20 * DAY_MS, FRIDAY + 10 * DAY_MS, FRIDAY + 20 * DAY_MS
+    )
 
     def load(first, last, count):
         return [k for k in daily if (first is None or k.end >= first) and (last is None or k.end <= last)]
@@ -38,8 +39,13 @@ def test_daily_window_keeps_bars_by_trading_date_and_the_newest_count(model):
     # A crypto day closes at 00:00 after its date: loaded wider, then kept by its date.
     assert asked == (start - 2 * DAY_MS, end + 2 * DAY_MS, None)
     frame = window_frame(load(*asked), BTC.market, spec, start, end, None)
-    assert [str(d.date()) for d in frame.index] == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04",
-                                                     "2024-03-05"]
+    assert [str(d.date()) for d in frame.index] == [
+        "2024-03-01",
+        "2024-03-02",
+        "2024-03-03",
+        "2024-03-04",
+        "2024-03-05",
+    ]
     asked = window_to_load(spec, start, end, 2)
     assert asked[2] == 4
     newest = window_frame(load(*asked), BTC.market, spec, start, end, 2)

@@ -64,7 +64,7 @@ class ScriptedService:
         now = self.clock.now_ms()
         limit = now - 1 if end_ms is None else min(end_ms, now - 1)
         index = bisect.bisect_right(self.starts, limit)
-        return self.truth[max(0, index - count):index]
+        return self.truth[max(0, index - count) : index]
 
 
 def minute_bars(symbol: str, first_start: int, count: int, skip=lambda start: False) -> list[Kline]:
@@ -73,8 +73,20 @@ def minute_bars(symbol: str, first_start: int, count: int, skip=lambda start: Fa
     while len(out) < count:
         if not skip(start):
             price = 100.0 + (start // MINUTE) % 97
-            out.append(Kline(symbol, "1m", start, start + MINUTE, price, price + 1, price - 1, price + 0.5,
-                             float(start // MINUTE % 13), 0.0))
+            out.append(
+                Kline(
+                    symbol,
+                    "1m",
+                    start,
+                    start + MINUTE,
+                    price,
+                    price + 1,
+                    price - 1,
+                    price + 0.5,
+                    float(start // MINUTE % 13),
+                    0.0,
+                )
+            )
         start += MINUTE
     return out
 
@@ -169,7 +181,9 @@ def test_only_the_missing_ranges_are_requested(alltick, clock, cache):
     assert bars == truth[900:1200]
     # One request for the newer gap, one for the older; the cached middle is read from disk.
     assert [(count, end) for _, count, end in service.requests] == [
-        (100, truth[1200].start - 1), (100, truth[1000].start - 1)]
+        (100, truth[1200].start - 1),
+        (100, truth[1000].start - 1),
+    ]
 
 
 def test_closed_market_range_is_remembered_as_empty(alltick, clock, cache):
@@ -230,8 +244,11 @@ def test_count_within_a_range_returns_the_newest(alltick, clock, cache):
     truth = crypto_truth(1_000)
     service = ScriptedService(truth, clock)
 
-    bars = HistoryLoader(service, cache, alltick, clock).native_bars("BTCUSDT", "1m", truth[100].start,
-                                                               truth[900].start, count=50).bars
+    bars = (
+        HistoryLoader(service, cache, alltick, clock)
+        .native_bars("BTCUSDT", "1m", truth[100].start, truth[900].start, count=50)
+        .bars
+    )
 
     assert bars == truth[850:900]
     assert len(service.requests) == 1
@@ -265,8 +282,9 @@ def test_bad_arguments_are_rejected_before_any_request(alltick, clock, cache):
 
 
 @pytest.mark.parametrize(("hours_after_close", "final"), [(2, False), (8.5, True)])
-def test_a_daily_bar_is_final_when_its_trading_date_ends_not_at_the_session_close(alltick, cache,
-                                                                                   hours_after_close, final):
+def test_a_daily_bar_is_final_when_its_trading_date_ends_not_at_the_session_close(
+    alltick, cache, hours_after_close, final
+):
     # A Wednesday: the US session closed at 21:00 UTC; after-hours trades of the date may come until
     # midnight New York (05:00 UTC), so only then is that day's bar final.
     now = 1_767_214_800_000 + int(hours_after_close * 3_600_000)
@@ -277,8 +295,10 @@ def test_a_daily_bar_is_final_when_its_trading_date_ends_not_at_the_session_clos
     for _ in range(5):
         starts.insert(0, day)
         day = timeframes.bar_start("1d", day - 1, inst.market)
-    truth = [Kline("AAPL.US", "1d", s, timeframes.bar_end("1d", s, inst.market), 1, 2, 0.5, 1.5, 10, 0)
-             for s in starts]
+    truth = [
+        Kline("AAPL.US", "1d", s, timeframes.bar_end("1d", s, inst.market), 1, 2, 0.5, 1.5, 10, 0)
+        for s in starts
+    ]
     service = ScriptedService(truth, clock)
 
     bars = HistoryLoader(service, cache, alltick, clock).native_bars("AAPL.US", "1d", count=3).bars
@@ -323,12 +343,14 @@ def assert_same_bars(got: list[Kline], truth: list[Kline]) -> None:
     a daily bar's ``end`` is the client's close stamp (the session's close, which dates it) and
     the simulator's end of the trading date (when it is final): compared through the date.
     """
+
     def key(bar: Kline, end: int) -> tuple:
         return bar.symbol, bar.period, bar.start, end, bar.open, bar.high, bar.low, bar.close
 
     daily = bool(got) and got[0].period[-1] not in "mh"
-    assert [key(b, parse_symbol(b.symbol).market.close_date(b.end) if daily else b.end) for b in got] == \
-        [key(b, parse_symbol(b.symbol).market.close_date(b.end) if daily else b.end) for b in truth]
+    assert [key(b, parse_symbol(b.symbol).market.close_date(b.end) if daily else b.end) for b in got] == [
+        key(b, parse_symbol(b.symbol).market.close_date(b.end) if daily else b.end) for b in truth
+    ]
     assert [b.volume for b in got] == pytest.approx([b.volume for b in truth], abs=1e-6)
     assert [b.turnover for b in got] == pytest.approx([b.turnover for b in truth], abs=1e-6)
 
@@ -341,10 +363,17 @@ def assert_clean(bars, sim):
     assert starts == sorted(set(starts)), "bars must be sorted and unique"
 
 
-@pytest.mark.parametrize(("symbol", "period", "count"), [
-    ("BTCUSDT", "1m", 1_200), ("EURUSD", "5m", 700), ("GOLD", "1h", 300), ("AAPL.US", "1m", 400),
-    ("AAPL.US", "1d", 60), ("700.HK", "30m", 200),
-])
+@pytest.mark.parametrize(
+    ("symbol", "period", "count"),
+    [
+        ("BTCUSDT", "1m", 1_200),
+        ("EURUSD", "5m", 700),
+        ("GOLD", "1h", 300),
+        ("AAPL.US", "1m", 400),
+        ("AAPL.US", "1d", 60),
+        ("700.HK", "30m", 200),
+    ],
+)
 def test_history_equals_ground_truth(sim, cache, symbol, period, count):
     loader = sim_loader(sim, cache)
 
@@ -388,8 +417,9 @@ def test_five_thousand_minutes_take_ten_requests_cold_and_none_warm(sim, cache):
     bars = sim_loader(sim, cache).native_bars("BTCUSDT", "1m", count=5_000).bars
     cold = requests_made(sim)
 
-    again = sim_loader(sim, cache).native_bars("BTCUSDT", "1m", start_ms=bars[0].start,
-                                               end_ms=bars[-1].end).bars
+    again = (
+        sim_loader(sim, cache).native_bars("BTCUSDT", "1m", start_ms=bars[0].start, end_ms=bars[-1].end).bars
+    )
 
     assert cold == 10
     assert again == bars
@@ -397,8 +427,9 @@ def test_five_thousand_minutes_take_ten_requests_cold_and_none_warm(sim, cache):
     assert_clean(bars, sim)
 
 
-def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exists(alltick_sim, cache,
-                                                                                  caplog):
+def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exists(
+    alltick_sim, cache, caplog
+):
     caplog.set_level(logging.WARNING, logger="backtrader_alltick.history")
     loader = sim_loader(alltick_sim, cache)
     end = alltick_sim.clock.now_ms()
@@ -461,8 +492,11 @@ def test_unknown_symbol_raises_symbol_not_found(sim, cache):
 
 def test_load_without_cache_equals_cached_load(sim, cache):
     cached = sim_loader(sim, cache).native_bars("EURUSD", "30m", count=600).bars
-    uncached = sim_loader(sim, None).native_bars("EURUSD", "30m", start_ms=cached[0].start,
-                                                 end_ms=cached[-1].end).bars
+    uncached = (
+        sim_loader(sim, None)
+        .native_bars("EURUSD", "30m", start_ms=cached[0].start, end_ms=cached[-1].end)
+        .bars
+    )
 
     assert uncached == cached
 
@@ -471,12 +505,15 @@ def test_bars_of_another_host_can_be_cached_apart_from_the_real_service(alltick_
     namespace = cache_namespace(get_dialect("alltick"), alltick_sim.rest_url)
     rest = RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, "unlimited")
     HistoryLoader(rest, cache, get_dialect("alltick"), alltick_sim.clock, namespace).native_bars(
-        "BTCUSDT", "1m", count=10)
+        "BTCUSDT", "1m", count=10
+    )
     sim_loader(alltick_sim, cache).native_bars("ETHUSDT", "1m", count=10)
 
     host = alltick_sim.rest_url.split("://")[1]
     assert [(row["dialect"], row["symbol"]) for row in cache.info()] == [
-        ("alltick", "ETHUSDT"), (f"alltick@{host}", "BTCUSDT")]
+        ("alltick", "ETHUSDT"),
+        (f"alltick@{host}", "BTCUSDT"),
+    ]
     assert cache_namespace(get_dialect("alltick"), "https://quote.alltick.co/") == "alltick"
     assert cache_namespace(get_dialect("itick"), "https://api.itick.org") == "itick"
 
@@ -518,12 +555,21 @@ def canned_loader(service: CannedService, cache: KlineCache | None) -> HistoryLo
     return HistoryLoader(rest, cache, get_dialect("alltick"), SystemClock())
 
 
-@pytest.mark.parametrize(("field", "raw"), [
-    ("timestamp", "-100000000000"),  # -1e11 s: before year 0
-    ("timestamp", "-1e20"), ("timestamp", "1e400"), ("timestamp", "7258118400"),  # 2200
-    ("open_price", "NaN"), ("high_price", "Infinity"), ("low_price", "-1"), ("close_price", "0"),
-    ("volume", "-3"), ("turnover", "-Infinity"),
-])
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("timestamp", "-100000000000"),  # -1e11 s: before year 0
+        ("timestamp", "-1e20"),
+        ("timestamp", "1e400"),
+        ("timestamp", "7258118400"),  # 2200
+        ("open_price", "NaN"),
+        ("high_price", "Infinity"),
+        ("low_price", "-1"),
+        ("close_price", "0"),
+        ("volume", "-3"),
+        ("turnover", "-Infinity"),
+    ],
+)
 def test_a_page_of_impossible_bars_is_a_protocol_error_and_poisons_nothing(cache, field, raw):
     bad = True
 
@@ -562,7 +608,7 @@ def test_one_short_answer_does_not_hide_history_from_a_later_load(cache):
 
     assert 2 <= len(during) <= 3  # the newest of the three may still be forming
     assert len(after) == 50
-    assert after[-len(during):] == during
+    assert after[-len(during) :] == during
     assert [b.start for b in after] == list(range(after[0].start, after[-1].start + MINUTE, MINUTE))
 
 
@@ -604,7 +650,7 @@ def test_paging_stops_where_the_service_has_nothing_older(cache):
 
     assert 698 <= len(bars) <= 700  # the newest may be forming, a minute may turn meanwhile
     assert asked == 2  # 500, then the 200 that exist: a short page ends the walk
-    assert again[:len(bars) - 2] == bars[:len(bars) - 2]
+    assert again[: len(bars) - 2] == bars[: len(bars) - 2]
     assert len(service.requests) - asked <= 3  # the warm run only asks past the oldest bar and the newest
 
 

@@ -34,8 +34,15 @@ class OffsetClock:
 
 
 def _store(sim, cache_path, offset_ms: int) -> AllTickStore:
-    return AllTickStore(token=sim.token, dialect=sim.dialect, plan=sim.plan.name, rest_url=sim.rest_url,
-                        ws_url=sim.ws_url, cache=cache_path, clock=OffsetClock(sim.clock, offset_ms))
+    return AllTickStore(
+        token=sim.token,
+        dialect=sim.dialect,
+        plan=sim.plan.name,
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        cache=cache_path,
+        clock=OffsetClock(sim.clock, offset_ms),
+    )
 
 
 def _wait_until(sim, market_ms: int) -> None:
@@ -86,8 +93,9 @@ def _check(sim, name, offset_ms, namespace, caches, handed_out, lag_ms) -> None:
         assert [bar for bar in cached if truth.get(bar.start) != bar] == [], name
         for low, high in cache.covered(namespace, SYMBOL, "1m", 0, 2**62):
             held = [bar.start for bar in cache.get(namespace, SYMBOL, "1m", low, high)]
-            assert held == [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], \
+            assert held == [bar.start for bar in sim.klines(SYMBOL, "1m", low, high)], (
                 f"{name}: a covered range misses a bar"
+            )
         cache.close()
     for sent, received, bars in handed_out:
         truth = sim.klines(SYMBOL, "1m", sent - 30 * MINUTE, sent + MINUTE)

@@ -12,12 +12,39 @@ PACKAGE = Path(backtrader_alltick.__file__).parent
 
 # Lowest first.  A module may import its own layer and those below it, never one above.
 LAYERS = [
-    {"_version", "_starting", "redaction", "errors", "records", "calendars", "markets", "timeframes",
-     "symbols", "plans", "clock", "notices", "config", "progress", "recording", "token_seal", "param_types"},
+    {
+        "_version",
+        "_starting",
+        "redaction",
+        "errors",
+        "records",
+        "calendars",
+        "markets",
+        "timeframes",
+        "symbols",
+        "plans",
+        "clock",
+        "notices",
+        "config",
+        "progress",
+        "recording",
+        "token_seal",
+        "param_types",
+    },
     {"wire"},
     {"transport"},
-    {"bars", "cache", "backfill", "frames", "seam", "sessions", "param_checks", "sinks", "snapshots",
-     "universe"},
+    {
+        "bars",
+        "cache",
+        "backfill",
+        "frames",
+        "seam",
+        "sessions",
+        "param_checks",
+        "sinks",
+        "snapshots",
+        "universe",
+    },
     {"history"},
     {"store"},
     {"sources"},
@@ -41,10 +68,12 @@ def _imports(modules: dict[str, Path], *, top_level_only: bool) -> dict[str, set
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        typing_only = {id(node) for block in ast.walk(tree) if _is_type_checking_block(block)
-                       for node in ast.walk(block)}  # never run, so no layering to keep
-        nodes = [node for node in (tree.body if top_level_only else ast.walk(tree))
-                 if id(node) not in typing_only]
+        typing_only = {
+            id(node) for block in ast.walk(tree) if _is_type_checking_block(block) for node in ast.walk(block)
+        }  # never run, so no layering to keep
+        nodes = [
+            node for node in (tree.body if top_level_only else ast.walk(tree)) if id(node) not in typing_only
+        ]
         for node in nodes:
             if isinstance(node, ast.Import):
                 graph[name].update(alias.name for alias in node.names if alias.name in modules)
@@ -54,7 +83,7 @@ def _imports(modules: dict[str, Path], *, top_level_only: bool) -> dict[str, set
                     base = name.split(".")
                     if path.name != "__init__.py":
                         base = base[:-1]
-                    base = base[:len(base) - (node.level - 1)]
+                    base = base[: len(base) - (node.level - 1)]
                     target = ".".join(base + ([node.module] if node.module else []))
                 for alias in node.names:
                     if f"{target}.{alias.name}" in modules:  # a submodule, not the package around it
@@ -79,9 +108,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_from_a_higher_layer():
-    upward = sorted(f"{module} imports {target}"
-                    for module, targets in _imports(_modules(), top_level_only=False).items()
-                    for target in targets if LAYER_OF[_group(target)] > LAYER_OF[_group(module)])
+    upward = sorted(
+        f"{module} imports {target}"
+        for module, targets in _imports(_modules(), top_level_only=False).items()
+        for target in targets
+        if LAYER_OF[_group(target)] > LAYER_OF[_group(module)]
+    )
     assert upward == []
 
 
@@ -91,7 +123,7 @@ def test_the_module_level_imports_have_no_cycle():
 
     def visit(module: str, path: list[str]) -> list[str] | None:
         if module in path:
-            return path[path.index(module):] + [module]
+            return path[path.index(module) :] + [module]
         if module in done:
             return None
         for target in sorted(graph[module]):

@@ -28,36 +28,88 @@ DIALECTS = ("alltick", "itick")
 def render(dialect: str, trade: Tick) -> str:
     """A trade push as each vendor sends it (the simulator's rendering)."""
     if dialect == "alltick":
-        return json.dumps({"cmd_id": 22998, "data": {
-            "code": "BTCUSDT", "seq": str(trade.seq), "tick_time": str(trade.time),
-            "price": repr(trade.price), "volume": repr(trade.volume), "turnover": repr(trade.turnover),
-            "trade_direction": 1}})
-    return json.dumps({"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "ld": trade.price, "v": trade.volume,
-                                           "tu": trade.turnover, "t": trade.time, "type": "tick"}})
+        return json.dumps(
+            {
+                "cmd_id": 22998,
+                "data": {
+                    "code": "BTCUSDT",
+                    "seq": str(trade.seq),
+                    "tick_time": str(trade.time),
+                    "price": repr(trade.price),
+                    "volume": repr(trade.volume),
+                    "turnover": repr(trade.turnover),
+                    "trade_direction": 1,
+                },
+            }
+        )
+    return json.dumps(
+        {
+            "code": 1,
+            "data": {
+                "s": "BTCUSDT",
+                "r": "BA",
+                "ld": trade.price,
+                "v": trade.volume,
+                "tu": trade.turnover,
+                "t": trade.time,
+                "type": "tick",
+            },
+        }
+    )
 
 
 def mutate(text: str, edits: list[tuple[int, int, str]]) -> str:
     """Apply (position, length to cut, text to insert) edits to a frame."""
     for position, cut, insert in edits:
         position %= len(text) + 1
-        text = text[:position] + insert + text[position + cut:]
+        text = text[:position] + insert + text[position + cut :]
     return text
 
 
-EDITS = st.lists(st.tuples(st.integers(0, 400), st.integers(0, 8),
-                           st.sampled_from(["", "0", "-", "1e400", "NaN", "\"", "}", "{", ",", ":", "null",
-                                            "[]", "e", ".", "9" * 30, "\\u0000", "true", "-1"])),
-                 min_size=1, max_size=4)
+EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 400),
+        st.integers(0, 8),
+        st.sampled_from(
+            [
+                "",
+                "0",
+                "-",
+                "1e400",
+                "NaN",
+                '"',
+                "}",
+                "{",
+                ",",
+                ":",
+                "null",
+                "[]",
+                "e",
+                ".",
+                "9" * 30,
+                "\\u0000",
+                "true",
+                "-1",
+            ]
+        ),
+    ),
+    min_size=1,
+    max_size=4,
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8)
-FIELDS = {"alltick": ("cmd_id", "data", "code", "seq", "tick_time", "price", "volume", "turnover", "ret"),
-          "itick": ("code", "data", "s", "r", "ld", "v", "tu", "t", "type", "resAc", "msg")}
+    max_leaves=8,
+)
+FIELDS = {
+    "alltick": ("cmd_id", "data", "code", "seq", "tick_time", "price", "volume", "turnover", "ret"),
+    "itick": ("code", "data", "s", "r", "ld", "v", "tu", "t", "type", "resAc", "msg"),
+}
 
 
 def reshaped_frames(dialect: str):
     """Valid-looking frames whose fields hold values of any JSON type."""
+
     def build(values):
         frame = json.loads(render(dialect, Tick("BTCUSDT", 1_700_000_000_000, 100.5, 2.0, 201.0, seq=7)))
         for name, value in values.items():
@@ -65,13 +117,18 @@ def reshaped_frames(dialect: str):
             target = data if isinstance(data, dict) and name in data else frame
             target[name] = value
         return json.dumps(frame)
+
     return st.dictionaries(st.sampled_from(FIELDS[dialect]), JSON_VALUES, max_size=4).map(build)
 
 
 def any_frame(dialect: str):
     valid = render(dialect, Tick("BTCUSDT", 1_700_000_000_000, 100.5, 2.0, 201.0, seq=7))
-    return st.one_of(st.text(max_size=200), st.binary(max_size=200), EDITS.map(lambda e: mutate(valid, e)),
-                     reshaped_frames(dialect))
+    return st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        EDITS.map(lambda e: mutate(valid, e)),
+        reshaped_frames(dialect),
+    )
 
 
 def _parse(dialect: str, frame) -> list | AllTickError:
@@ -122,8 +179,9 @@ class FrameWorld(World):
         if malformed or kind == "mutate":
             mutated = mutate(frame, edits) if edits else frame[: len(frame) // 2]
             expected = get_dialect(self.dialect).parse_frame(frame)
-            if _parse(self.dialect, mutated) == expected or not isinstance(_parse(self.dialect, mutated),
-                                                                           AllTickError):
+            if _parse(self.dialect, mutated) == expected or not isinstance(
+                _parse(self.dialect, mutated), AllTickError
+            ):
                 mutated = frame[: len(frame) // 2]  # a different valid trade: not detectable, cut it
             frame = mutated
         for _ in range(2 if kind == "duplicate" else 1):
@@ -149,10 +207,12 @@ class FrameWorld(World):
                 self.seam.on_trade(event, self.now)
 
 
-DISTURBANCE = st.one_of(st.just(("intact", None)), st.just(("duplicate", None)),
-                        st.tuples(st.just("mutate"), EDITS))
-WORLD_EVENTS = st.sampled_from(("trade", "trade", "trade", "drop", "reconnect", "resend", "boundary", "rest",
-                                "tick"))
+DISTURBANCE = st.one_of(
+    st.just(("intact", None)), st.just(("duplicate", None)), st.tuples(st.just("mutate"), EDITS)
+)
+WORLD_EVENTS = st.sampled_from(
+    ("trade", "trade", "trade", "drop", "reconnect", "resend", "boundary", "rest", "tick")
+)
 _WARM = {}
 
 
@@ -175,15 +235,18 @@ def test_fuzzed_frames_never_make_a_wrong_bar(dialect, events, disturbances):
     world.check()
 
 
-@pytest.mark.parametrize("frame", ['{"cmd_id": [], "data": {}}', '{"cmd_id": {"a": 1}}',
-                                   '{"resAc": [], "data": 1}'])
+@pytest.mark.parametrize(
+    "frame", ['{"cmd_id": [], "data": {}}', '{"cmd_id": {"a": 1}}', '{"resAc": [], "data": 1}']
+)
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_command_that_is_a_list_or_object_is_not_a_crash(dialect, frame):
     assert isinstance(_parse(dialect, frame), (list, AllTickError))
 
 
-@pytest.mark.parametrize("price, volume", [("NaN", "1"), ("Infinity", "1"), ("-1", "1"), ("0", "1"),
-                                           ("100.5", "-5"), ("100.5", "1e400")])
+@pytest.mark.parametrize(
+    "price, volume",
+    [("NaN", "1"), ("Infinity", "1"), ("-1", "1"), ("0", "1"), ("100.5", "-5"), ("100.5", "1e400")],
+)
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_an_impossible_trade_is_a_malformed_frame_not_a_bar(dialect, price, volume):
     frame = json.loads(render(dialect, Tick("BTCUSDT", 1_700_000_000_000, 100.5, 2.0, 201.0, seq=7)))

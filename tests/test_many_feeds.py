@@ -65,8 +65,10 @@ def universe(make_sim, make_store):
 def _run(store, qcheck: float) -> Advances:
     cerebro = bt.Cerebro(stdstats=False)
     for symbol in [QUIET, *TRADING]:  # the quiet feed first: Cerebro polls it first in every pass
-        cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                      qcheck=qcheck), name=symbol)
+        cerebro.adddata(
+            store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2, qcheck=qcheck),
+            name=symbol,
+        )
     cerebro.addstrategy(Advances, trading=tuple(TRADING))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarketClosedWarning)
@@ -76,8 +78,9 @@ def _run(store, qcheck: float) -> Advances:
 def test_after_the_first_live_minute_every_next_sees_all_twenty_feeds_advanced(universe):
     strategy = _run(universe, qcheck=0.5)
 
-    after_first_minute = [(stamp, moved) for stamp, moved in strategy.calls
-                          if stamp > strategy.first_live + 1 / 1440]
+    after_first_minute = [
+        (stamp, moved) for stamp, moved in strategy.calls if stamp > strategy.first_live + 1 / 1440
+    ]
     assert len(after_first_minute) >= 3, strategy.calls
     assert all(moved == set(TRADING) for _, moved in after_first_minute), after_first_minute
 

@@ -24,12 +24,16 @@ def test_us_holiday_and_early_close_come_from_the_exchange_calendar():
     assert not US_STOCKS.is_open(ms("2023-07-04 15:00"))
     assert not US_STOCKS.is_open(ms("2023-07-03 17:30"))
     assert US_STOCKS.open_spans(ms("2023-07-03 00:00"), ms("2023-07-06 00:00")) == [
-        (ms("2023-07-03 13:30"), ms("2023-07-03 17:00")), (ms("2023-07-05 13:30"), ms("2023-07-05 20:00"))]
+        (ms("2023-07-03 13:30"), ms("2023-07-03 17:00")),
+        (ms("2023-07-05 13:30"), ms("2023-07-05 20:00")),
+    ]
 
 
 def test_hong_kong_has_a_lunch_break_and_a_half_day_on_christmas_eve():
     assert HK_STOCKS.sessions_on(date(2023, 12, 29)) == (
-        (ms("2023-12-29 01:30"), ms("2023-12-29 04:00")), (ms("2023-12-29 05:00"), ms("2023-12-29 08:00")))
+        (ms("2023-12-29 01:30"), ms("2023-12-29 04:00")),
+        (ms("2023-12-29 05:00"), ms("2023-12-29 08:00")),
+    )
     assert HK_STOCKS.sessions_on(date(2024, 12, 24)) == ((ms("2024-12-24 01:30"), ms("2024-12-24 04:00")),)
     assert not HK_STOCKS.is_trading_day(date(2024, 2, 12))  # Lunar New Year
 
@@ -37,7 +41,15 @@ def test_hong_kong_has_a_lunch_break_and_a_half_day_on_christmas_eve():
 def test_shanghai_and_shenzhen_close_for_golden_week():
     for market in (SH_STOCKS, SZ_STOCKS):
         assert [market.is_trading_day(date(2023, 10, d)) for d in range(2, 10)] == [
-            False, False, False, False, False, False, False, True]  # Oct 2-6, a weekend, then Monday
+            False,
+            False,
+            False,
+            False,
+            False,
+            False,
+            False,
+            True,
+        ]  # Oct 2-6, a weekend, then Monday
 
 
 def test_forex_and_crypto_keep_their_weekly_sessions():
@@ -47,22 +59,28 @@ def test_forex_and_crypto_keep_their_weekly_sessions():
     assert CRYPTO.session_close(date(2023, 7, 8)) == ms("2023-07-09 00:00")
 
 
-@pytest.mark.parametrize("day, opens, closes", [
-    (date(2023, 7, 10), "2023-07-09 21:00", "2023-07-10 21:00"),  # summer: Sunday 21:00 -> 21:00 UTC
-    (date(2024, 1, 15), "2024-01-14 22:00", "2024-01-15 22:00"),  # winter: Sunday 22:00 -> 22:00 UTC
-    (date(2024, 3, 11), "2024-03-10 21:00", "2024-03-11 21:00"),  # New York moved on Sunday 2024-03-10
-    (date(2024, 11, 4), "2024-11-03 22:00", "2024-11-04 22:00"),  # and back on Sunday 2024-11-03
-])
+@pytest.mark.parametrize(
+    "day, opens, closes",
+    [
+        (date(2023, 7, 10), "2023-07-09 21:00", "2023-07-10 21:00"),  # summer: Sunday 21:00 -> 21:00 UTC
+        (date(2024, 1, 15), "2024-01-14 22:00", "2024-01-15 22:00"),  # winter: Sunday 22:00 -> 22:00 UTC
+        (date(2024, 3, 11), "2024-03-10 21:00", "2024-03-11 21:00"),  # New York moved on Sunday 2024-03-10
+        (date(2024, 11, 4), "2024-11-03 22:00", "2024-11-04 22:00"),  # and back on Sunday 2024-11-03
+    ],
+)
 def test_forex_sessions_follow_new_york_summer_time(day, opens, closes):
     """AllTick's product list (protocol/alltick.md, "Trading-hours notes"): forex trades Sunday 21:00 ->
     Friday 21:00 GMT in summer time, Sunday 22:00 -> Friday 22:00 in winter: the 17:00 New York roll."""
     assert FOREX.sessions_on(day) == ((ms(opens), ms(closes)),)
 
 
-@pytest.mark.parametrize("day, opens, breaks", [
-    (date(2023, 7, 10), "2023-07-09 22:00", "2023-07-10 21:00"),  # summer: 22:00 -> 21:00 UTC
-    (date(2024, 1, 15), "2024-01-14 23:00", "2024-01-15 22:00"),  # winter: one hour later
-])
+@pytest.mark.parametrize(
+    "day, opens, breaks",
+    [
+        (date(2023, 7, 10), "2023-07-09 22:00", "2023-07-10 21:00"),  # summer: 22:00 -> 21:00 UTC
+        (date(2024, 1, 15), "2024-01-14 23:00", "2024-01-15 22:00"),  # winter: one hour later
+    ],
+)
 def test_gold_sessions_break_an_hour_each_day_by_new_york_time(day, opens, breaks):
     """AllTick's product list: GOLD, Silver, USOIL, NGAS, Palladium, Platinum trade Sunday 22:00 ->
     Friday 21:00 with a daily break 21:00-22:00 (winter one hour later)."""
@@ -100,7 +118,8 @@ def test_public_api_keeps_its_meaning():
 def test_closed_note_says_why_and_until_when():
     assert US_STOCKS.closed_note(ms("2023-07-05 15:00")) is None
     assert US_STOCKS.closed_note(ms("2023-07-04 15:00")) == (
-        "US market closed: 2023-07-04 is not a trading day (a holiday); next open 2023-07-05 13:30 UTC")
+        "US market closed: 2023-07-04 is not a trading day (a holiday); next open 2023-07-05 13:30 UTC"
+    )
     assert "(early close)" in US_STOCKS.closed_note(ms("2023-07-03 18:00"))
 
 

@@ -41,12 +41,24 @@ CONDITIONS = {
     "no_bars_fetch": ("no_bars_fetch", (), NoBarsWarning, "so the frame is empty"),
     "feed_ended": ("feed_ended", (), FeedEndedWarning, "data.last_error holds it"),
     "market_closed": ("market_closed", (), MarketClosedWarning, "HK market closed"),
-    "offhours_history": ("offhours_history", (RECORDING,), SessionPolicyWarning,
-                         "bars outside the regular session left out"),
-    "offhours_stream": ("offhours_stream", (RECORDING,), SessionPolicyWarning,
-                        "trades outside the regular session are left out"),
-    "offhours_backfill": ("offhours_stream", (RECORDING,), SessionPolicyWarning,
-                          "REST bars outside the regular session are left out"),
+    "offhours_history": (
+        "offhours_history",
+        (RECORDING,),
+        SessionPolicyWarning,
+        "bars outside the regular session left out",
+    ),
+    "offhours_stream": (
+        "offhours_stream",
+        (RECORDING,),
+        SessionPolicyWarning,
+        "trades outside the regular session are left out",
+    ),
+    "offhours_backfill": (
+        "offhours_stream",
+        (RECORDING,),
+        SessionPolicyWarning,
+        "REST bars outside the regular session are left out",
+    ),
     "live_only_gap": ("live_only", ("False", "True"), LiveOnlyWarning, "pass backfill=True"),
     "live_only_rest": ("live_only", ("True", "False"), LiveOnlyWarning, "although backfill_start=False"),
     "rate_limit": ("rate_limit", (), RateLimitWarning, "waits 90 s"),
@@ -69,8 +81,9 @@ def run_script(function: str, args: tuple[str, ...], cwd: Path) -> subprocess.Co
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SOURCE), str(TESTS)])}
     environment.pop("PYTHONWARNINGS", None)  # Python's default filters, as a user has them
     script = f"import notice_scripts\nnotice_scripts.{function}(*{args!r})"
-    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
 
 
 def warning_lines(stderr: str, category: type[Warning]) -> list[str]:
@@ -141,7 +154,14 @@ def test_every_warning_category_is_exported_under_one_root():
     names = [name for name in backtrader_alltick.__all__ if name.endswith("Warning")]
 
     assert {getattr(backtrader_alltick, name) for name in names} == {
-        AllTickWarning, NoBarsWarning, FeedEndedWarning, MarketClosedWarning, SessionPolicyWarning,
-        LiveOnlyWarning, RateLimitWarning, BarLengthWarning}
+        AllTickWarning,
+        NoBarsWarning,
+        FeedEndedWarning,
+        MarketClosedWarning,
+        SessionPolicyWarning,
+        LiveOnlyWarning,
+        RateLimitWarning,
+        BarLengthWarning,
+    }
     assert all(issubclass(getattr(backtrader_alltick, name), AllTickWarning) for name in names)
     assert issubclass(AllTickWarning, UserWarning)

@@ -13,28 +13,45 @@ from backtrader_alltick.param_checks import as_moment, check_order, check_window
 UTC = timezone.utc
 
 
-@pytest.mark.parametrize(("text", "moment"), [
-    ("2024-03-04", date(2024, 3, 4)),
-    ("2024-03-04 15:30", datetime(2024, 3, 4, 15, 30)),
-    ("2024-03-04T15:30:05", datetime(2024, 3, 4, 15, 30, 5)),
-    # Python 3.10's datetime.fromisoformat refuses each of these; 3.11 reads them so.
-    ("2024-03-04T15:30Z", datetime(2024, 3, 4, 15, 30, tzinfo=UTC)),
-    ("2024-03-04 23:59:59.99999", datetime(2024, 3, 4, 23, 59, 59, 999990)),
-    ("2024-03-04T15:30:00.5Z", datetime(2024, 3, 4, 15, 30, 0, 500000, tzinfo=UTC)),
-    ("2024-03-04T15:30:00.1234567", datetime(2024, 3, 4, 15, 30, 0, 123456)),  # past micros: cut off
-    ("2024-03-04T15:30:00,25", datetime(2024, 3, 4, 15, 30, 0, 250000)),
-    ("2024-03-04T15:30+0530", datetime(2024, 3, 4, 15, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))),
-    ("2024-03-04T15:30-05", datetime(2024, 3, 4, 15, 30, tzinfo=timezone(timedelta(hours=-5)))),
-    ("2024-03-04T15:30:00+00:00", datetime(2024, 3, 4, 15, 30, tzinfo=UTC)),
-    (" 2024-03-04T15 ", datetime(2024, 3, 4, 15)),
-])
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2024-03-04", date(2024, 3, 4)),
+        ("2024-03-04 15:30", datetime(2024, 3, 4, 15, 30)),
+        ("2024-03-04T15:30:05", datetime(2024, 3, 4, 15, 30, 5)),
+        # Python 3.10's datetime.fromisoformat refuses each of these; 3.11 reads them so.
+        ("2024-03-04T15:30Z", datetime(2024, 3, 4, 15, 30, tzinfo=UTC)),
+        ("2024-03-04 23:59:59.99999", datetime(2024, 3, 4, 23, 59, 59, 999990)),
+        ("2024-03-04T15:30:00.5Z", datetime(2024, 3, 4, 15, 30, 0, 500000, tzinfo=UTC)),
+        ("2024-03-04T15:30:00.1234567", datetime(2024, 3, 4, 15, 30, 0, 123456)),  # past micros: cut off
+        ("2024-03-04T15:30:00,25", datetime(2024, 3, 4, 15, 30, 0, 250000)),
+        (
+            "2024-03-04T15:30+0530",
+            datetime(2024, 3, 4, 15, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        ),
+        ("2024-03-04T15:30-05", datetime(2024, 3, 4, 15, 30, tzinfo=timezone(timedelta(hours=-5)))),
+        ("2024-03-04T15:30:00+00:00", datetime(2024, 3, 4, 15, 30, tzinfo=UTC)),
+        (" 2024-03-04T15 ", datetime(2024, 3, 4, 15)),
+    ],
+)
 def test_iso_strings_read_as_python_3_11_reads_them(text, moment):
     assert parse_iso(text) == moment
     assert as_moment("fromdate", text) == moment
 
 
-@pytest.mark.parametrize("text", ["2024-3-4", "2024-03-04T", "2024-03-04T15:30:00.", "2024-13-01",
-                                  "2024-03-04T25:00", "04.03.2024", "2024-03-04T15:30+25:00", "yesterday"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-3-4",
+        "2024-03-04T",
+        "2024-03-04T15:30:00.",
+        "2024-13-01",
+        "2024-03-04T25:00",
+        "04.03.2024",
+        "2024-03-04T15:30+25:00",
+        "yesterday",
+    ],
+)
 def test_what_is_not_an_iso_date_is_refused_naming_the_parameter(text):
     with pytest.raises(ValueError):
         parse_iso(text)
@@ -43,8 +60,9 @@ def test_what_is_not_an_iso_date_is_refused_naming_the_parameter(text):
 
 
 def test_a_todate_with_five_fraction_digits_is_backtraders_end_of_day():
-    assert moment_ms("todate", "2024-03-04 23:59:59.99999") == moment_ms("todate", date(2024, 3, 4),
-                                                                        end_of_day=True)
+    assert moment_ms("todate", "2024-03-04 23:59:59.99999") == moment_ms(
+        "todate", date(2024, 3, 4), end_of_day=True
+    )
 
 
 def test_a_window_that_ends_before_it_starts_is_refused_naming_its_bounds():

@@ -33,9 +33,16 @@ def bars(count: int = 60, seed: int = 3) -> pd.DataFrame:
     close = 100 + np.cumsum(rng.normal(0, 0.5, count))
     open_ = np.r_[100.0, close[:-1]]
     index = pd.date_range("2024-03-05 15:01", periods=count, freq="1min", tz="UTC", name="datetime")
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) + 0.2,
-                         "low": np.minimum(open_, close) - 0.2, "close": close,
-                         "volume": rng.uniform(1, 100, count)}, index=index)
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.2,
+            "low": np.minimum(open_, close) - 0.2,
+            "close": close,
+            "volume": rng.uniform(1, 100, count),
+        },
+        index=index,
+    )
 
 
 @pytest.mark.parametrize("candles", [True, False])
@@ -121,8 +128,9 @@ def test_save_cerebro_plot_works_without_display_in_fresh_process(tmp_path, firs
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
     script = textwrap.dedent(HEADLESS_SCRIPT.format(first_import=first_import, path=str(target)))
 
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().lower() == "agg"

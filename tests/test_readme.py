@@ -44,8 +44,9 @@ from backtrader_alltick.sim import Simulator
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 HANG = 120.0  # seconds after which a command that has not finished is a failure (a hang detector)
-FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
-                   re.S | re.M)
+FENCE = re.compile(
+    r"^(?P<indent> *)```(?P<lang>[\w-]*)(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M
+)
 # `alltick-bt` as the README's readers type it; `python -m backtrader_alltick` is the same command
 # (README) and imports this checkout without depending on where the console script was installed.
 SHELL_PRELUDE = 'alltick-bt() { exec "$PYTHON" -m backtrader_alltick "$@"; }\n'
@@ -68,8 +69,9 @@ def readme_blocks() -> list[Block]:
     blocks = []
     for match in FENCE.finditer(text):
         body = textwrap.dedent(match["body"]) if match["indent"] else match["body"]
-        blocks.append(Block(match["lang"], tuple(match["info"].split()), body,
-                            text.count("\n", 0, match.start()) + 1))
+        blocks.append(
+            Block(match["lang"], tuple(match["info"].split()), body, text.count("\n", 0, match.start()) + 1)
+        )
     return [block for block in blocks if "no-run" not in block.tags]
 
 
@@ -104,14 +106,22 @@ class Workspace:
         self.outputs: list[tuple[Block, str, subprocess.Popen]] = []
         self.done: set[str] = set()
         # Commands whose output the README shows: run once, from the fence that shows the output.
-        self.shown = {block.code.splitlines()[0][2:]: block for block in BLOCKS
-                      if block.lang == "text" and block.code.startswith("$ ")}
+        self.shown = {
+            block.code.splitlines()[0][2:]: block
+            for block in BLOCKS
+            if block.lang == "text" and block.code.startswith("$ ")
+        }
 
     def service_environment(self) -> dict[str, str]:
         """The environment that points a store or a command at the simulator, as a user's would."""
-        return {"ALLTICK_TOKEN": self.sim.token, "ALLTICK_REST_URL": self.sim.rest_url,
-                "ALLTICK_WS_URL": self.sim.ws_url, "ALLTICK_PLAN": "unlimited",
-                "ALLTICK_CACHE": str(self.root / "klines.sqlite"), "ALLTICK_CONFIG": str(self.root / "none")}
+        return {
+            "ALLTICK_TOKEN": self.sim.token,
+            "ALLTICK_REST_URL": self.sim.rest_url,
+            "ALLTICK_WS_URL": self.sim.ws_url,
+            "ALLTICK_PLAN": "unlimited",
+            "ALLTICK_CACHE": str(self.root / "klines.sqlite"),
+            "ALLTICK_CONFIG": str(self.root / "none"),
+        }
 
     def command_environment(self, token: bool = True) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("ALLTICK_")}
@@ -137,10 +147,16 @@ def workspace(tmp_path_factory, request):
     return space
 
 
-def start(workspace: Workspace, command: str, *, token: bool = True, cwd: Path | None = None,
-          **options) -> subprocess.Popen:
-    return subprocess.Popen(["bash", "-c", SHELL_PRELUDE + command], cwd=cwd or workspace.root, text=True,
-                            env=workspace.command_environment(token), **options)
+def start(
+    workspace: Workspace, command: str, *, token: bool = True, cwd: Path | None = None, **options
+) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["bash", "-c", SHELL_PRELUDE + command],
+        cwd=cwd or workspace.root,
+        text=True,
+        env=workspace.command_environment(token),
+        **options,
+    )
 
 
 class Lines:
@@ -164,7 +180,8 @@ class Lines:
     def wait_for(self, pattern: str) -> str:
         with self._changed:
             found = self._changed.wait_for(
-                lambda: self.ended or any(re.search(pattern, line) for line in self.lines), HANG)
+                lambda: self.ended or any(re.search(pattern, line) for line in self.lines), HANG
+            )
             matches = [line for line in self.lines if re.search(pattern, line)]
             assert found and matches, f"no line matching {pattern!r}:\n{''.join(self.lines)[-3000:]}"
             return matches[0]
@@ -195,7 +212,7 @@ def run_python(block: Block, workspace: Workspace, monkeypatch, servers) -> None
         with warnings.catch_warnings():
             exec(compile(block.code, str(block), "exec"), workspace.namespace)
     finally:
-        for handler in root.handlers[len(handlers):]:
+        for handler in root.handlers[len(handlers) :]:
             root.removeHandler(handler)
         root.setLevel(level)
         logging.captureWarnings(False)
@@ -224,8 +241,7 @@ def start_shown(command: str, workspace: Workspace) -> None:
     workspace.done.add(command)
     cwd = workspace.root / f"output-{block.line}"
     cwd.mkdir()
-    process = start(workspace, command, token=False, cwd=cwd, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE)
+    process = start(workspace, command, token=False, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     workspace.outputs.append((block, command, process))
 
 
@@ -251,8 +267,10 @@ def run_one_command(command: str, workspace: Workspace, servers) -> None:
         out, err = done.communicate(timeout=HANG)
         assert done.returncode == 0, f"{command}\n{err[-3000:]}"
     else:
-        pytest.fail(f"tests/test_readme.py does not know how to run {command!r}: teach it, or tag the fence "
-                    "no-run and say why in the README")
+        pytest.fail(
+            f"tests/test_readme.py does not know how to run {command!r}: teach it, or tag the fence "
+            "no-run and say why in the README"
+        )
 
 
 def check_extras(words: list[str]) -> None:

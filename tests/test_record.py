@@ -38,9 +38,30 @@ def test_record_writes_bars_and_ticks_then_exits_0_on_sigterm(redis_server):
     env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
     env["PYTHONPATH"] = str(ROOT)
     process = subprocess.Popen(
-        [sys.executable, "-m", "backtrader_alltick", "record", "BTCUSDT,EURUSD", "--redis", redis_server.url,
-         "--timeframes", "1m,5m", "--types", "tick,depth", "--lookback", "3", "--speed", "240",
-         "--progress", "0.5"], stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "record",
+            "BTCUSDT,EURUSD",
+            "--redis",
+            redis_server.url,
+            "--timeframes",
+            "1m,5m",
+            "--types",
+            "tick,depth",
+            "--lookback",
+            "3",
+            "--speed",
+            "240",
+            "--progress",
+            "0.5",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         with RedisReader(redis_server.url, reconnect_timeout=10) as source:
             # Blocking reads: returns as soon as the recorder wrote a bar (the guard only bounds a hang).
@@ -70,11 +91,14 @@ def test_record_quotes_need_the_itick_dialect(capsys):
     assert "--types quote needs --dialect itick" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("option", "value", "says"), [
-    ("--timeframes", "1m,7x", "argument --timeframes: must look like"),
-    ("--timeframes", ",", "argument --timeframes: must list at least one bar length"),
-    ("--types", "tick,trades", "argument --types: must be a comma list of tick, quote, depth"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--timeframes", "1m,7x", "argument --timeframes: must look like"),
+        ("--timeframes", ",", "argument --timeframes: must list at least one bar length"),
+        ("--types", "tick,trades", "argument --types: must be a comma list of tick, quote, depth"),
+    ],
+)
 def test_record_bad_timeframes_and_types_are_usage_errors_before_anything_starts(capsys, option, value, says):
     with pytest.raises(SystemExit) as exit_:
         main(["record", "BTCUSDT", "--redis", "redis://127.0.0.1:1/0", option, value])
@@ -84,9 +108,24 @@ def test_record_bad_timeframes_and_types_are_usage_errors_before_anything_starts
 
 
 def test_record_stops_with_an_error_when_the_token_is_rejected(capsys, alltick_sim, redis_server):
-    code = main(["record", "BTCUSDT", "--redis", redis_server.url, "--token", "sentinel-rejected-1234",
-                 "--rest-url", alltick_sim.rest_url, "--ws-url", alltick_sim.ws_url, "--plan", "unlimited",
-                 "--progress", "0.2"])
+    code = main(
+        [
+            "record",
+            "BTCUSDT",
+            "--redis",
+            redis_server.url,
+            "--token",
+            "sentinel-rejected-1234",
+            "--rest-url",
+            alltick_sim.rest_url,
+            "--ws-url",
+            alltick_sim.ws_url,
+            "--plan",
+            "unlimited",
+            "--progress",
+            "0.2",
+        ]
+    )
 
     err = capsys.readouterr().err
     assert code == 1
@@ -97,9 +136,32 @@ def test_record_stops_with_an_error_when_the_token_is_rejected(capsys, alltick_s
 def start_recorder(sim, path: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "backtrader_alltick", "record", "BTCUSDT", "--file", str(path),
-         "--flush", "0.05", "--progress", "0.1", "--token", sim.token, "--rest-url", sim.rest_url,
-         "--ws-url", sim.ws_url, "--plan", "unlimited"], stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "record",
+            "BTCUSDT",
+            "--file",
+            str(path),
+            "--flush",
+            "0.05",
+            "--progress",
+            "0.1",
+            "--token",
+            sim.token,
+            "--rest-url",
+            sim.rest_url,
+            "--ws-url",
+            sim.ws_url,
+            "--plan",
+            "unlimited",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def wait_until_flushed(process: subprocess.Popen, at_least: int) -> int:
@@ -145,24 +207,39 @@ def test_record_file_survives_kill_9_and_a_restart_appends(make_sim, tmp_path):
     assert process.returncode == 0, stderr
 
     both = Recording(path).ticks("BTCUSDT")
-    assert both[:len(first)] == first  # appended, not overwritten
-    second = both[len(first):]
+    assert both[: len(first)] == first  # appended, not overwritten
+    second = both[len(first) :]
     assert len(second) >= 50 and second[0].time > first[-1].time
     assert trade_keys(second) == service_trades(second[0], second[-1])
 
 
-def test_export_copies_an_interval_of_the_influx_tick_archive_into_a_recording(influx_server, tmp_path,
-                                                                                capsys):
+def test_export_copies_an_interval_of_the_influx_tick_archive_into_a_recording(
+    influx_server, tmp_path, capsys
+):
     t0 = 1_709_650_800_000  # 2024-03-05T15:00:00Z
-    ticks = [Tick("BTCUSDT", t0 - 30_000 + 1_000 * n, 60_000.0 + n, 0.25, 15_000.0 + n / 4, 100 + n, n % 3)
-             for n in range(120)]
+    ticks = [
+        Tick("BTCUSDT", t0 - 30_000 + 1_000 * n, 60_000.0 + n, 0.25, 15_000.0 + n / 4, 100 + n, n % 3)
+        for n in range(120)
+    ]
     with InfluxSink(influx_server.url, "archive", flush_interval=0.02) as sink:
         sink.write(ticks)
         assert sink.flush(10)
     path = tmp_path / "export.rec"
 
-    code = main(["export", "BTCUSDT", "--influx", f"{influx_server.url}/archive",
-                 "--from", "2024-03-05T15:00", "--to", "2024-03-05T15:01", "--file", str(path)])
+    code = main(
+        [
+            "export",
+            "BTCUSDT",
+            "--influx",
+            f"{influx_server.url}/archive",
+            "--from",
+            "2024-03-05T15:00",
+            "--to",
+            "2024-03-05T15:01",
+            "--file",
+            str(path),
+        ]
+    )
 
     assert code == 0, capsys.readouterr().err
     assert Recording(path).ticks("BTCUSDT") == [t for t in ticks if t0 <= t.time < t0 + 60_000]

@@ -29,18 +29,21 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("spelling", [
-    TOKEN,
-    quote(TOKEN, safe=""),
-    quote(TOKEN),
-    quote_plus(TOKEN),
-    quote(TOKEN, safe="").replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d"),
-    quote(quote(TOKEN, safe=""), safe=""),
-    json.dumps(TOKEN)[1:-1],
-    TOKEN.replace("/", "\\/"),
-    json.dumps(TOKEN, ensure_ascii=True).replace("+", "\\u002B")[1:-1],
-    TOKEN.replace("&", "&amp;"),
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        TOKEN,
+        quote(TOKEN, safe=""),
+        quote(TOKEN),
+        quote_plus(TOKEN),
+        quote(TOKEN, safe="").replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d"),
+        quote(quote(TOKEN, safe=""), safe=""),
+        json.dumps(TOKEN)[1:-1],
+        TOKEN.replace("/", "\\/"),
+        json.dumps(TOKEN, ensure_ascii=True).replace("+", "\\u002B")[1:-1],
+        TOKEN.replace("&", "&amp;"),
+    ],
+)
 def test_every_spelling_of_the_token_is_masked(spelling):
     text = f"GET /kline?query=x&token={spelling} HTTP/1.1"
 
@@ -151,9 +154,15 @@ def test_an_unreachable_rest_host_raises_an_error_without_the_request_exception(
 
 def test_an_unreachable_websocket_reports_an_error_without_the_socket_exception():
     statuses, failed = [], threading.Event()
-    hub = StreamHub(wire.get_dialect("alltick"), f"ws://127.0.0.1:{closed_port()}", TOKEN,
-                    get_plan("alltick", "unlimited"), on_event=lambda event: None,
-                    on_status=lambda status: (statuses.append(status), failed.set()), reconnections=0)
+    hub = StreamHub(
+        wire.get_dialect("alltick"),
+        f"ws://127.0.0.1:{closed_port()}",
+        TOKEN,
+        get_plan("alltick", "unlimited"),
+        on_event=lambda event: None,
+        on_status=lambda status: (statuses.append(status), failed.set()),
+        reconnections=0,
+    )
     hub.subscribe("BTCUSDT")
     hub.start()
     try:

@@ -31,8 +31,6 @@ SPEED = 240  # four 1-minute bars per wall second
 FAST_SINK = {"backoff_initial": 0.02, "backoff_max": 0.2}
 
 
-
-
 @pytest.fixture
 def fast_sim():
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
@@ -94,8 +92,17 @@ def assert_contiguous_golden(sim, rows, symbol, period="1m"):
 def run_consumer(sim, url, fromdate_ms, stop_after, results, name, timeout=30.0):
     store = AllTickStore(dialect=sim.dialect, clock=sim.clock, cache=False)
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis",
-                                  source_url=url, fromdate=utc(fromdate_ms), qcheck=0.1), name="btc")
+    cerebro.adddata(
+        store.getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            source="redis",
+            source_url=url,
+            fromdate=utc(fromdate_ms),
+            qcheck=0.1,
+        ),
+        name="btc",
+    )
     cerebro.addstrategy(Recorder, stop_after=stop_after)
     try:
         results[name] = run_guarded(cerebro, timeout)
@@ -107,8 +114,9 @@ def start_consumer(sim, url):
     """A consumer Cerebro in a thread, from the first relayed bar, once the relay has written eight."""
     first = wait_for_bars(url, "BTCUSDT", "1m", 1)[0]
     results: dict = {}
-    consumer = threading.Thread(target=run_consumer, args=(sim, url, first.start, 20, results, "c"),
-                                kwargs={"timeout": 40})
+    consumer = threading.Thread(
+        target=run_consumer, args=(sim, url, first.start, 20, results, "c"), kwargs={"timeout": 40}
+    )
     consumer.start()
     wait_for_bars(url, "BTCUSDT", "1m", 8)
     return consumer, results
@@ -131,14 +139,19 @@ def test_relay_without_a_sink_is_refused(fast_sim):
         Relay(store, ["BTCUSDT"])
 
 
-def test_two_consumers_get_identical_golden_bars_over_one_upstream_connection(fast_sim, redis_server,
-                                                                                make_relay):
+def test_two_consumers_get_identical_golden_bars_over_one_upstream_connection(
+    fast_sim, redis_server, make_relay
+):
     relay = make_relay(fast_sim, redis_url=redis_server.url, timeframes=("1m", "3m"))
     first = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 1)[0]
     results: dict = {}
 
-    consumers = [threading.Thread(target=run_consumer, args=(fast_sim, redis_server.url, first.start, 12,
-                                                             results, name)) for name in ("a", "b")]
+    consumers = [
+        threading.Thread(
+            target=run_consumer, args=(fast_sim, redis_server.url, first.start, 12, results, name)
+        )
+        for name in ("a", "b")
+    ]
     for consumer in consumers:
         consumer.start()
     for consumer in consumers:
@@ -212,10 +225,16 @@ def test_redis_restart_loses_nothing_and_consumers_report_connbroken(fast_sim, r
     assert strategy.datas[0].stats["reconnects"] >= 1
 
 
-def test_archived_bars_and_ticks_read_back_equal_across_an_influx_restart(fast_sim, redis_server,
-                                                                           influx_server, make_relay):
-    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
-                       archive_ticks=True, influx_options={"flush_interval": 0.1, **FAST_SINK})
+def test_archived_bars_and_ticks_read_back_equal_across_an_influx_restart(
+    fast_sim, redis_server, influx_server, make_relay
+):
+    relay = make_relay(
+        fast_sim,
+        redis_url=redis_server.url,
+        influx_url=influx_server.url,
+        archive_ticks=True,
+        influx_options={"flush_interval": 0.1, **FAST_SINK},
+    )
     wait_for_bars(redis_server.url, "BTCUSDT", "1m", 6)
 
     influx_server.stop()
@@ -239,8 +258,13 @@ def test_archived_bars_and_ticks_read_back_equal_across_an_influx_restart(fast_s
 
 
 def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, influx_server, make_relay):
-    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
-                       archive_ticks=True, influx_options={"flush_interval": 0.1})
+    relay = make_relay(
+        fast_sim,
+        redis_url=redis_server.url,
+        influx_url=influx_server.url,
+        archive_ticks=True,
+        influx_options={"flush_interval": 0.1},
+    )
     bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 20)
     relay.stop()
     store = AllTickStore(dialect="alltick", clock=fast_sim.clock, cache=False)
@@ -253,11 +277,13 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
 
     def archived(compression, start):
         spec = store.resolve_timeframe(inst, "1m", compression)
-        return store.history.get_range(inst, spec, Window(start, bars[-1].end), source="influx",
-                                       source_url=influx_server.url).bars
+        return store.history.get_range(
+            inst, spec, Window(start, bars[-1].end), source="influx", source_url=influx_server.url
+        ).bars
 
-    frame = store.fetch_klines("BTCUSDT", "1m", fromdate=utc(bars[0].end), source="influx",
-                               source_url=influx_server.url)
+    frame = store.fetch_klines(
+        "BTCUSDT", "1m", fromdate=utc(bars[0].end), source="influx", source_url=influx_server.url
+    )
     combined = archived(3, bars[0].start)  # 3m was not recorded: combined from the archived 1m bars
     built = archived(5, after_seam)  # neither 5m nor its native period was recorded: built from ticks
     store.stop()
@@ -270,15 +296,28 @@ def test_archive_serves_recorded_and_tick_built_history(fast_sim, redis_server, 
 
 
 def test_historical_feed_reads_the_influx_archive(fast_sim, redis_server, influx_server, make_relay):
-    relay = make_relay(fast_sim, redis_url=redis_server.url, influx_url=influx_server.url,
-                       influx_options={"flush_interval": 0.1})
+    relay = make_relay(
+        fast_sim,
+        redis_url=redis_server.url,
+        influx_url=influx_server.url,
+        influx_options={"flush_interval": 0.1},
+    )
     bars = wait_for_bars(redis_server.url, "BTCUSDT", "1m", 8)
     relay.flush()
     store = AllTickStore(dialect="alltick", clock=fast_sim.clock, cache=False)
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
-                                  source="influx", source_url=influx_server.url + "/alltick",
-                                  fromdate=utc(bars[0].start), todate=utc(bars[-1].end)), name="btc")
+    cerebro.adddata(
+        store.getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            historical=True,
+            source="influx",
+            source_url=influx_server.url + "/alltick",
+            fromdate=utc(bars[0].start),
+            todate=utc(bars[-1].end),
+        ),
+        name="btc",
+    )
     cerebro.addstrategy(Recorder)
 
     strategy = cerebro.run()[0]
@@ -290,38 +329,55 @@ def test_example_runs_one_relay_for_two_strategies(tmp_path, redis_server):
     env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
     example = Path(__file__).resolve().parent.parent / "examples" / "relay_two_strategies.py"
 
-    result = subprocess.run([sys.executable, str(example), "--redis", redis_server.url], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, str(example), "--redis", redis_server.url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
     assert result.returncode == 0, result.stderr
     assert "upstream connections: 1" in result.stdout
     assert "both strategies saw the same 32 bars: True" in result.stdout
 
 
-def test_a_relay_with_only_a_recording_keeps_every_trade_and_book_and_builds_no_bars(fast_sim, make_relay,
-                                                                                   tmp_path):
+def test_a_relay_with_only_a_recording_keeps_every_trade_and_book_and_builds_no_bars(
+    fast_sim, make_relay, tmp_path
+):
     from backtrader_alltick.recording import Recording
 
     path = tmp_path / "session.rec"
     books = threading.Event()
-    relay = make_relay(fast_sim, ["BTCUSDT"], types=("tick", "depth"), recording=path,
-                       recording_options={"flush_interval": 0.05})
-    relay.store.listen(parse_symbol("BTCUSDT"), lambda record: books.set() if relay.stats["depth"] >= 20
-                       else None, depth=True)
+    relay = make_relay(
+        fast_sim,
+        ["BTCUSDT"],
+        types=("tick", "depth"),
+        recording=path,
+        recording_options={"flush_interval": 0.05},
+    )
+    relay.store.listen(
+        parse_symbol("BTCUSDT"),
+        lambda record: books.set() if relay.stats["depth"] >= 20 else None,
+        depth=True,
+    )
     assert books.wait(20)
     relay.stop()
 
     recording = Recording(path)
     ticks = recording.ticks("BTCUSDT")
     truth = fast_sim.model.trades("BTCUSDT", ticks[0].time, ticks[-1].time + 1)
-    assert [(t.time, t.price, t.volume, t.seq) for t in ticks] == [(t.time, t.price, t.volume, t.seq)
-                                                                  for t in truth]
+    assert [(t.time, t.price, t.volume, t.seq) for t in ticks] == [
+        (t.time, t.price, t.volume, t.seq) for t in truth
+    ]
     assert len(recording.books("BTCUSDT")) >= 20 and recording.dialect == "alltick"
     assert relay.stats["bars"] == {} and relay.stats["file"]["written"] == len(ticks) + relay.stats["depth"]
 
 
-def test_a_crash_while_building_bars_is_an_error_of_the_relay_not_a_silent_stop(fast_sim, redis_server,
-                                                                              make_relay, monkeypatch):
+def test_a_crash_while_building_bars_is_an_error_of_the_relay_not_a_silent_stop(
+    fast_sim, redis_server, make_relay, monkeypatch
+):
     def broken_poll(self, timeout):  # stands for a bug in bar building
         raise RuntimeError("boom")
 
@@ -337,16 +393,29 @@ def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden
     # 50 symbols on a plan of 25 codes per connection: the simulator serves each socket's first 25
     # only (its own table), so a code on the wrong connection would be silently dead.
     symbols = [f"U{index:04d}.US" for index in range(50)]
-    service = dataclasses.replace(service_plan("alltick", "premium"), ws_symbols=25, reconnect_interval=0.0,
-                                  ws_request_spacing=0.2, endpoint_interval=0.0, batch_interval=0.0)
-    client = dataclasses.replace(plans.get_plan("alltick", "premium"), ws_symbols=25, reconnect_interval=0.1,
-                                 ws_request_spacing=0.3, endpoint_interval=0.0, batch_interval=0.0)
+    service = dataclasses.replace(
+        service_plan("alltick", "premium"),
+        ws_symbols=25,
+        reconnect_interval=0.0,
+        ws_request_spacing=0.2,
+        endpoint_interval=0.0,
+        batch_interval=0.0,
+    )
+    client = dataclasses.replace(
+        plans.get_plan("alltick", "premium"),
+        ws_symbols=25,
+        reconnect_interval=0.1,
+        ws_request_spacing=0.3,
+        endpoint_interval=0.0,
+        batch_interval=0.0,
+    )
     # One market minute per wall second; a bar closes a market minute after its end (grace), so a
     # busy machine's late tick still makes its bar.
     with Simulator(dialect="alltick", plan=service, speed=60, seed=5, symbols=symbols) as sim:
         store = AllTickStore.from_simulator(sim, plan=client, cache=False)
-        relay = Relay(store, symbols, redis_url=redis_server.url, lookback=2, grace=1.0,
-                      redis_options=FAST_SINK)
+        relay = Relay(
+            store, symbols, redis_url=redis_server.url, lookback=2, grace=1.0, redis_options=FAST_SINK
+        )
         try:
             relay.start()
             for symbol in symbols:
@@ -356,13 +425,23 @@ def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden
             relay.stop()
             store.stop()
         with RedisReader(redis_server.url) as source:
-            recorded = {symbol: [entry.record for entry in source.newest_bars(symbol, "1m", 1000)]
-                        for symbol in symbols}
+            recorded = {
+                symbol: [entry.record for entry in source.newest_bars(symbol, "1m", 1000)]
+                for symbol in symbols
+            }
 
     assert served == [25, 25]
     for symbol, bars in recorded.items():
         truth = {bar.end: bar for bar in sim.klines(symbol, "1m", bars[0].start, bars[-1].end)}
-        assert [(bar.end, bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars] == \
-            [(bar.end, truth[bar.end].open, truth[bar.end].high, truth[bar.end].low, truth[bar.end].close,
-              truth[bar.end].volume) for bar in bars], symbol
+        assert [(bar.end, bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars] == [
+            (
+                bar.end,
+                truth[bar.end].open,
+                truth[bar.end].high,
+                truth[bar.end].low,
+                truth[bar.end].close,
+                truth[bar.end].volume,
+            )
+            for bar in bars
+        ], symbol
     assert relay.stats["errors"] == 0

@@ -24,8 +24,9 @@ GENERATED = ("PKG-INFO", "backtrader_alltick.egg-info/")
 
 def tracked_files() -> list[str]:
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         top = ""
     if not top or Path(top).resolve() != ROOT:
@@ -53,8 +54,11 @@ def built(tmp_path_factory) -> tuple[list[str], tarfile.TarFile, Path]:
 def test_sdist_holds_every_tracked_file_and_nothing_else(built):
     files, sdist, _ = built
 
-    members = {member.name.split("/", 1)[1] for member in sdist.getmembers()
-               if member.isfile() and "/" in member.name}
+    members = {
+        member.name.split("/", 1)[1]
+        for member in sdist.getmembers()
+        if member.isfile() and "/" in member.name
+    }
 
     assert sorted(set(files) - members) == []
     assert sorted(name for name in members - set(files) if not name.startswith(GENERATED)) == []
@@ -63,8 +67,15 @@ def test_sdist_holds_every_tracked_file_and_nothing_else(built):
 def test_sdist_holds_what_its_tests_and_users_need(built):
     files, _, _ = built
 
-    for needed in ("LICENSE", "CHANGELOG.md", "README.md", "CONTRIBUTING.md", "tests/conftest.py",
-                   "tests/simprocess.py", "mkdocs.yml"):
+    for needed in (
+        "LICENSE",
+        "CHANGELOG.md",
+        "README.md",
+        "CONTRIBUTING.md",
+        "tests/conftest.py",
+        "tests/simprocess.py",
+        "mkdocs.yml",
+    ):
         assert needed in files
     for folder in ("tests/data/", "examples/", "benchmarks/", "docs/"):
         assert any(name.startswith(folder) for name in files), folder

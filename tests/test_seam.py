@@ -92,8 +92,21 @@ def test_trades_while_the_calendar_says_closed_make_complete_bars_from_the_first
     world.tick()
     world.trade()  # anchors the seam inside the slot, after its first trades
     assert world.jobs[0][2] == START + MINUTE_MS
-    world.run(["trade", "rest", "boundary", "trade", "drop", "trade", "boundary", "reconnect", "trade",
-               "rest", "trade"])
+    world.run(
+        [
+            "trade",
+            "rest",
+            "boundary",
+            "trade",
+            "drop",
+            "trade",
+            "boundary",
+            "reconnect",
+            "trade",
+            "rest",
+            "trade",
+        ]
+    )
     world.settle()
     world.check()
     assert [source for _, source in world.delivered][-1] == "bars_live"
@@ -132,14 +145,17 @@ def test_a_reset_just_before_a_boundary_on_our_clock_keeps_the_exchange_time_tra
     world.check()
 
 
-
 @pytest.mark.parametrize("backfill", [True, False])
 def test_a_seam_set_anew_after_a_drop_says_whether_rest_rebuilds_the_bars_it_cut(backfill):
     told, jobs = [], []
-    seam = Seam("BTCUSDT", resolve(MINUTES, 1, ("1m",), "BTCUSDT"), CRYPTO,
-                request_rest=lambda after, upto: jobs.append((after, upto)) or len(jobs),
-                backfill=backfill,
-                on_reseam=lambda *said: told.append(said))
+    seam = Seam(
+        "BTCUSDT",
+        resolve(MINUTES, 1, ("1m",), "BTCUSDT"),
+        CRYPTO,
+        request_rest=lambda after, upto: jobs.append((after, upto)) or len(jobs),
+        backfill=backfill,
+        on_reseam=lambda *said: told.append(said),
+    )
     seam.on_stream_up(START)
     seam.on_trade(Tick("BTCUSDT", START + 1000, 100.0, 1.0), START + 1000)  # the first seam: no one told
     seam.on_rest(1, [Kline("BTCUSDT", "1m", START - MINUTE_MS, START, 100, 100, 100, 100, 1, 100)], done=True)

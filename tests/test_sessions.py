@@ -56,8 +56,16 @@ class DateRecorder(bt.Strategy):
         self.steps.append(([d.datetime.datetime(0) if len(d) else None for d in self.datas], advanced))
         for data, moved in zip(self.datas, advanced):
             if moved:
-                self.bars[data._name].append((data.datetime.date(0), data.open[0], data.high[0], data.low[0],
-                                              data.close[0], data.volume[0]))
+                self.bars[data._name].append(
+                    (
+                        data.datetime.date(0),
+                        data.open[0],
+                        data.high[0],
+                        data.low[0],
+                        data.close[0],
+                        data.volume[0],
+                    )
+                )
 
 
 def run(feeds: list[tuple[str, bt.feed.DataBase, dict | None]], strategy=DateRecorder, **kwargs):
@@ -72,8 +80,9 @@ def run(feeds: list[tuple[str, bt.feed.DataBase, dict | None]], strategy=DateRec
 
 
 def daily(store, symbol, fromdate, todate, timeframe=bt.TimeFrame.Days, **kwargs):
-    return store.getdata(dataname=symbol, timeframe=timeframe, historical=True, fromdate=fromdate,
-                         todate=todate, **kwargs)
+    return store.getdata(
+        dataname=symbol, timeframe=timeframe, historical=True, fromdate=fromdate, todate=todate, **kwargs
+    )
 
 
 def test_daily_bars_of_three_markets_line_up_by_trading_date(july_sim, make_store):
@@ -113,8 +122,10 @@ def test_date_is_the_trading_date_at_the_end_of_the_day(july_sim, make_store, sy
 
 def test_daily_stamps_keep_their_date_in_the_feeds_tz(july_sim, make_store):
     store = make_store(july_sim)
-    feeds = [(tz or "utc", daily(store, "700.HK", date(2023, 7, 3), date(2023, 7, 5), tz=tz), None)
-             for tz in (None, "Asia/Hong_Kong", "America/New_York")]
+    feeds = [
+        (tz or "utc", daily(store, "700.HK", date(2023, 7, 3), date(2023, 7, 5), tz=tz), None)
+        for tz in (None, "Asia/Hong_Kong", "America/New_York")
+    ]
 
     strategy = run(feeds)
 
@@ -129,9 +140,14 @@ def test_daily_stamps_keep_their_date_in_any_tz_on_every_day(may_sim, make_store
     store = make_store(may_sim)
     first, last = date(2024, 2, 1), date(2024, 3, 31)
     wanted = list(store.fetch_klines("BTCUSDT", bt.TimeFrame.Days, fromdate=first, todate=last).index.date)
-    feeds = [("native", daily(store, "BTCUSDT", first, last, tz=tz), None),
-             ("resampled", daily(store, "BTCUSDT", date(2024, 2, 26), date(2024, 2, 29), bt.TimeFrame.Minutes,
-                                 tz=tz), dict(timeframe=bt.TimeFrame.Days))]
+    feeds = [
+        ("native", daily(store, "BTCUSDT", first, last, tz=tz), None),
+        (
+            "resampled",
+            daily(store, "BTCUSDT", date(2024, 2, 26), date(2024, 2, 29), bt.TimeFrame.Minutes, tz=tz),
+            dict(timeframe=bt.TimeFrame.Days),
+        ),
+    ]
 
     strategy = run(feeds)
 
@@ -141,23 +157,41 @@ def test_daily_stamps_keep_their_date_in_any_tz_on_every_day(may_sim, make_store
 
 def test_weekly_and_monthly_bars_end_on_the_last_trading_day(may_sim, make_store):
     store = make_store(may_sim)
-    weeks = [(s, daily(store, s, date(2024, 3, 18), date(2024, 4, 12), bt.TimeFrame.Weeks), None)
-             for s in ("AAPL.US", "EURUSD")]
-    months = [(s, daily(store, s, date(2024, 2, 1), date(2024, 4, 30), bt.TimeFrame.Months), None)
-              for s in ("AAPL.US", "EURUSD", "BTCUSDT")]
+    weeks = [
+        (s, daily(store, s, date(2024, 3, 18), date(2024, 4, 12), bt.TimeFrame.Weeks), None)
+        for s in ("AAPL.US", "EURUSD")
+    ]
+    months = [
+        (s, daily(store, s, date(2024, 2, 1), date(2024, 4, 30), bt.TimeFrame.Months), None)
+        for s in ("AAPL.US", "EURUSD", "BTCUSDT")
+    ]
 
     weekly = run(weeks)
     monthly = run(months)
 
-    assert [b[0] for b in weekly.bars["AAPL.US"]] == [date(2024, 3, 22), date(2024, 3, 28),  # Good Friday
-                                                      date(2024, 4, 5), date(2024, 4, 12)]
-    assert [b[0] for b in weekly.bars["EURUSD"]] == [date(2024, 3, 22), date(2024, 3, 29),  # a Friday
-                                                     date(2024, 4, 5), date(2024, 4, 12)]
-    assert [b[0] for b in monthly.bars["AAPL.US"]] == [date(2024, 2, 29), date(2024, 3, 28),
-                                                       date(2024, 4, 30)]
+    assert [b[0] for b in weekly.bars["AAPL.US"]] == [
+        date(2024, 3, 22),
+        date(2024, 3, 28),  # Good Friday
+        date(2024, 4, 5),
+        date(2024, 4, 12),
+    ]
+    assert [b[0] for b in weekly.bars["EURUSD"]] == [
+        date(2024, 3, 22),
+        date(2024, 3, 29),  # a Friday
+        date(2024, 4, 5),
+        date(2024, 4, 12),
+    ]
+    assert [b[0] for b in monthly.bars["AAPL.US"]] == [
+        date(2024, 2, 29),
+        date(2024, 3, 28),
+        date(2024, 4, 30),
+    ]
     assert [b[0] for b in monthly.bars["EURUSD"]] == [date(2024, 2, 29), date(2024, 3, 29), date(2024, 4, 30)]
-    assert [b[0] for b in monthly.bars["BTCUSDT"]] == [date(2024, 2, 29), date(2024, 3, 31),
-                                                       date(2024, 4, 30)]
+    assert [b[0] for b in monthly.bars["BTCUSDT"]] == [
+        date(2024, 2, 29),
+        date(2024, 3, 31),
+        date(2024, 4, 30),
+    ]
 
 
 @pytest.mark.parametrize("symbol", ["AAPL.US", "700.HK", "EURUSD", "BTCUSDT"])
@@ -168,34 +202,48 @@ def test_resampling_minutes_to_days_gives_the_native_daily_bars(july_itick_sim, 
     first, last = date(2023, 7, 3), date(2023, 7, 6)
 
     native = run([("d", daily(store, symbol, first, last), None)])
-    resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes),
-                      dict(timeframe=bt.TimeFrame.Days))])
+    resampled = run(
+        [("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes), dict(timeframe=bt.TimeFrame.Days))]
+    )
 
     assert len(native.bars["d"]) >= 3
     assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
-    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
-                                                                    rel=1e-9)
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx(
+        [bar[5] for bar in native.bars["d"]], rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("symbol", ["EURUSD", "BTCUSDT"])
-@pytest.mark.parametrize(("compression", "timeframe", "first", "last"), [
-    (1, bt.TimeFrame.Weeks, date(2023, 6, 26), date(2023, 7, 2)),
-    (60, bt.TimeFrame.Months, date(2023, 6, 1), date(2023, 6, 30)),
-])
+@pytest.mark.parametrize(
+    ("compression", "timeframe", "first", "last"),
+    [
+        (1, bt.TimeFrame.Weeks, date(2023, 6, 26), date(2023, 7, 2)),
+        (60, bt.TimeFrame.Months, date(2023, 6, 1), date(2023, 6, 30)),
+    ],
+)
 def test_resampling_intraday_bars_to_weeks_and_months_gives_the_native_bars(
-        july_itick_sim, make_store, symbol, compression, timeframe, first, last):
+    july_itick_sim, make_store, symbol, compression, timeframe, first, last
+):
     # The forex week opens on Sunday 22:00 UTC and the last crypto minute of a month closes at
     # 00:00 UTC on the 1st: neither may start a stub period of its own.
     store = make_store(july_itick_sim)
 
     native = run([("d", daily(store, symbol, first, last, timeframe), None)])
-    resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes, compression=compression),
-                      dict(timeframe=timeframe))])
+    resampled = run(
+        [
+            (
+                "d",
+                daily(store, symbol, first, last, bt.TimeFrame.Minutes, compression=compression),
+                dict(timeframe=timeframe),
+            )
+        ]
+    )
 
     assert len(native.bars["d"]) == 1
     assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
-    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
-                                                                    rel=1e-9)
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx(
+        [bar[5] for bar in native.bars["d"]], rel=1e-9
+    )
 
 
 def test_resampling_a_feed_also_added_as_minutes_gives_the_native_daily_bars(july_sim, make_store):
@@ -215,9 +263,16 @@ def test_resampling_a_feed_also_added_as_minutes_gives_the_native_daily_bars(jul
 def test_resampled_days_line_up_with_native_daily_bars_of_other_markets(july_sim, make_store):
     store = make_store(july_sim)
 
-    strategy = run([("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 6)), None),
-                    ("btc", daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6), bt.TimeFrame.Minutes),
-                     dict(timeframe=bt.TimeFrame.Days))])
+    strategy = run(
+        [
+            ("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 6)), None),
+            (
+                "btc",
+                daily(store, "BTCUSDT", date(2023, 7, 5), date(2023, 7, 6), bt.TimeFrame.Minutes),
+                dict(timeframe=bt.TimeFrame.Days),
+            ),
+        ]
+    )
 
     assert [advanced for _, advanced in strategy.steps] == [[True, True], [True, True]]
 
@@ -232,18 +287,22 @@ class SessionTimers(bt.Strategy):
         self.fired.append((kind, self.data.datetime.datetime(0)))
 
 
-@pytest.mark.parametrize(("symbol", "tz", "start", "end"), [
-    ("AAPL.US", "America/New_York", time(9, 45), time(16, 0)),
-    ("700.HK", None, time(1, 45), time(8, 0)),  # 09:45 and 16:00 Hong Kong, in UTC
-    ("700.HK", "Asia/Hong_Kong", time(9, 45), time(16, 0)),
-    ("EURUSD", "America/New_York", time(17, 15), time(17, 0)),  # the forex day rolls at 17:00 New York
-    ("BTCUSDT", None, time(0, 15), time(0, 0)),
-])
+@pytest.mark.parametrize(
+    ("symbol", "tz", "start", "end"),
+    [
+        ("AAPL.US", "America/New_York", time(9, 45), time(16, 0)),
+        ("700.HK", None, time(1, 45), time(8, 0)),  # 09:45 and 16:00 Hong Kong, in UTC
+        ("700.HK", "Asia/Hong_Kong", time(9, 45), time(16, 0)),
+        ("EURUSD", "America/New_York", time(17, 15), time(17, 0)),  # the forex day rolls at 17:00 New York
+        ("BTCUSDT", None, time(0, 15), time(0, 0)),
+    ],
+)
 def test_session_timers_fire_at_the_exchanges_times(july_itick_sim, make_store, symbol, tz, start, end):
     store = make_store(july_itick_sim)
     # From the last half minute of July 4: the first bar is the first of July 5 in every zone here.
-    data = daily(store, symbol, datetime(2023, 7, 4, 23, 59, 30), datetime(2023, 7, 7), bt.TimeFrame.Minutes,
-                 tz=tz)
+    data = daily(
+        store, symbol, datetime(2023, 7, 4, 23, 59, 30), datetime(2023, 7, 7), bt.TimeFrame.Minutes, tz=tz
+    )
 
     strategy = run([("m", data, None)], strategy=SessionTimers)
 
@@ -257,8 +316,9 @@ def test_session_timers_fire_at_the_exchanges_times(july_itick_sim, make_store, 
 def test_a_date_fromdate_and_todate_mean_that_trading_days_open_and_close(july_sim, make_store):
     store = make_store(july_sim)
 
-    strategy = run([("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 5), bt.TimeFrame.Minutes),
-                     None)])
+    strategy = run(
+        [("eur", daily(store, "EURUSD", date(2023, 7, 5), date(2023, 7, 5), bt.TimeFrame.Minutes), None)]
+    )
 
     stamps = [stamps[0] for stamps, _ in strategy.steps]
     # AllTick's product list: the forex day of July 5 opens 17:00 New York on July 4, 21:00 UTC in summer.
@@ -270,8 +330,9 @@ def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make
     store = make_store(july_itick_sim)
 
     days = store.fetch_klines("AAPL.US", "1d", fromdate=datetime(2023, 6, 30), todate=datetime(2023, 7, 7))
-    minutes = store.fetch_klines("AAPL.US", "1m", fromdate=datetime(2023, 7, 3, 13),
-                                 todate=datetime(2023, 7, 6))
+    minutes = store.fetch_klines(
+        "AAPL.US", "1m", fromdate=datetime(2023, 7, 3, 13), todate=datetime(2023, 7, 6)
+    )
 
     assert list(days.index.date) == [date(2023, 6, 30), date(2023, 7, 3), date(2023, 7, 5), date(2023, 7, 6)]
     on_july_3 = minutes[minutes.index.date == date(2023, 7, 3)]
@@ -281,16 +342,21 @@ def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make
 
 
 def test_a_live_daily_feed_on_a_holiday_says_the_market_is_closed_and_goes_live_when_the_date_ends(
-        make_store, caplog):
+    make_store, caplog
+):
     late_on_the_holiday = datetime(2023, 7, 5, 3, 50, tzinfo=timezone.utc)  # 23:50 New York, July 4
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=late_on_the_holiday) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3,
-                                      qcheck=0.1), name="aapl")
+        cerebro.adddata(
+            store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=3, qcheck=0.1),
+            name="aapl",
+        )
         cerebro.addstrategy(StopWhenLive)
-        with caplog.at_level(logging.INFO, logger="backtrader_alltick"), \
-                pytest.warns(MarketClosedWarning) as warned:
+        with (
+            caplog.at_level(logging.INFO, logger="backtrader_alltick"),
+            pytest.warns(MarketClosedWarning) as warned,
+        ):
             strategy = run_guarded(cerebro, 60)
 
     # The calendar expects nothing on the holiday, but only the end of the date proves no trade came.
@@ -310,8 +376,10 @@ def test_a_live_daily_bar_of_an_early_close_carries_its_date_and_is_final_when_t
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=before_midnight) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2,
-                                      qcheck=0.1), name="aapl")
+        cerebro.adddata(
+            store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Days, lookback=2, qcheck=0.1),
+            name="aapl",
+        )
         cerebro.addstrategy(StopWhenLive, until=date(2023, 7, 3))
         with pytest.warns(MarketClosedWarning, match="early close"):
             strategy = run_guarded(cerebro, 60)
@@ -363,8 +431,10 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=before_close) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=3,
-                                      qcheck=0.1), name="aapl")
+        cerebro.adddata(
+            store.getdata(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=3, qcheck=0.1),
+            name="aapl",
+        )
         cerebro.addstrategy(StopWhenLive, until=date(2099, 1, 1))
 
         class StopOnClosedNote(logging.Handler):
@@ -381,38 +451,60 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
             logging.getLogger("backtrader_alltick").removeHandler(stopper)
 
     closed = [r.getMessage() for r in caplog.records if "market closed" in r.getMessage()]
-    assert closed == ["AAPL.US: US market closed: 2023-07-05's session closed at 16:00 America/New_York; "
-                      "next open 2023-07-06 13:30 UTC; bars only from trades the service still sends"]
+    assert closed == [
+        "AAPL.US: US market closed: 2023-07-05's session closed at 16:00 America/New_York; "
+        "next open 2023-07-06 13:30 UTC; bars only from trades the service still sends"
+    ]
     assert strategy.dates and strategy.dates[-1] == date(2023, 7, 5)
 
 
 # The weeks New York changed its clocks in 2024 (Sunday March 10 and Sunday November 3), London a few weeks
 # apart: the forex and metals day rolls at 17:00 New York in both seasons (AllTick's product list,
 # protocol/alltick.md "Trading-hours notes").
-@pytest.mark.parametrize(("saturday", "first", "last"), [
-    (datetime(2024, 3, 16, 12, tzinfo=timezone.utc), date(2024, 3, 7), date(2024, 3, 15)),
-    (datetime(2024, 11, 9, 12, tzinfo=timezone.utc), date(2024, 10, 31), date(2024, 11, 8)),
-])
+@pytest.mark.parametrize(
+    ("saturday", "first", "last"),
+    [
+        (datetime(2024, 3, 16, 12, tzinfo=timezone.utc), date(2024, 3, 7), date(2024, 3, 15)),
+        (datetime(2024, 11, 9, 12, tzinfo=timezone.utc), date(2024, 10, 31), date(2024, 11, 8)),
+    ],
+)
 @pytest.mark.parametrize("symbol", ["EURUSD", "GOLD"])
-def test_daily_bars_across_a_new_york_clock_change_equal_their_resampled_minutes(make_store, saturday, first,
-                                                                                    last, symbol):
+def test_daily_bars_across_a_new_york_clock_change_equal_their_resampled_minutes(
+    make_store, saturday, first, last, symbol
+):
     with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=saturday) as sim:
         store = make_store(sim)
         native = run([("d", daily(store, symbol, first, last), None)])
-        resampled = run([("d", daily(store, symbol, first, last, bt.TimeFrame.Minutes),
-                          dict(timeframe=bt.TimeFrame.Days))])
+        resampled = run(
+            [
+                (
+                    "d",
+                    daily(store, symbol, first, last, bt.TimeFrame.Minutes),
+                    dict(timeframe=bt.TimeFrame.Days),
+                )
+            ]
+        )
 
-    assert [bar[0] for bar in native.bars["d"]] == [first + timedelta(days=n) for n in range(9)
-                                                     if (first + timedelta(days=n)).weekday() < 5]
+    assert [bar[0] for bar in native.bars["d"]] == [
+        first + timedelta(days=n) for n in range(9) if (first + timedelta(days=n)).weekday() < 5
+    ]
     assert [bar[:5] for bar in resampled.bars["d"]] == [bar[:5] for bar in native.bars["d"]]
-    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx([bar[5] for bar in native.bars["d"]],
-                                                                    rel=1e-9)
+    assert [bar[5] for bar in resampled.bars["d"]] == pytest.approx(
+        [bar[5] for bar in native.bars["d"]], rel=1e-9
+    )
 
 
-@pytest.mark.parametrize(("now", "day", "opened"), [
-    (datetime(2023, 7, 7, 15, tzinfo=timezone.utc), date(2023, 7, 5), datetime(2023, 7, 4, 21)),  # summer
-    (datetime(2024, 1, 19, 15, tzinfo=timezone.utc), date(2024, 1, 17), datetime(2024, 1, 16, 22)),  # winter
-])
+@pytest.mark.parametrize(
+    ("now", "day", "opened"),
+    [
+        (datetime(2023, 7, 7, 15, tzinfo=timezone.utc), date(2023, 7, 5), datetime(2023, 7, 4, 21)),  # summer
+        (
+            datetime(2024, 1, 19, 15, tzinfo=timezone.utc),
+            date(2024, 1, 17),
+            datetime(2024, 1, 16, 22),
+        ),  # winter
+    ],
+)
 def test_a_daily_eurusd_bar_carries_the_date_of_the_new_york_roll(make_store, now, day, opened):
     """AllTick's product list: forex trades Sunday 21:00 -> Friday 21:00 GMT in summer time, 22:00 -> 22:00
     in winter; the day that opens at 17:00 New York is the next day's."""
@@ -422,5 +514,6 @@ def test_a_daily_eurusd_bar_carries_the_date_of_the_new_york_roll(make_store, no
         truth = sim.klines("EURUSD", "1d", ms(opened) - 1, ms(opened) + 1)
 
     assert [bar[0] for bar in strategy.bars["d"]] == [day]
-    assert [bar[1:5] for bar in strategy.bars["d"]] == [(truth[0].open, truth[0].high, truth[0].low,
-                                                          truth[0].close)]
+    assert [bar[1:5] for bar in strategy.bars["d"]] == [
+        (truth[0].open, truth[0].high, truth[0].low, truth[0].close)
+    ]

@@ -20,12 +20,16 @@ def test_check_symbols_names_every_symbol_the_answer_leaves_out(itick_sim, make_
     assert raised.value.symbol == "ZZZZ.US"
 
 
-@pytest.mark.parametrize("symbols, unknown", [
-    (["AAPL.US", "ZZZZ.US"], "ZZZZ.US"),
-    (["ZZZZ.US", "AAPL.US", "TSLA.US", "QQQQ.US", "GOOGL.US"], "ZZZZ.US, QQQQ.US"),
-])
-def test_alltick_refuses_a_whole_batch_yet_the_error_names_only_the_unknown(alltick_sim, make_store, symbols,
-                                                                           unknown):
+@pytest.mark.parametrize(
+    "symbols, unknown",
+    [
+        (["AAPL.US", "ZZZZ.US"], "ZZZZ.US"),
+        (["ZZZZ.US", "AAPL.US", "TSLA.US", "QQQQ.US", "GOOGL.US"], "ZZZZ.US, QQQQ.US"),
+    ],
+)
+def test_alltick_refuses_a_whole_batch_yet_the_error_names_only_the_unknown(
+    alltick_sim, make_store, symbols, unknown
+):
     store = make_store(alltick_sim)
 
     with pytest.raises(SymbolNotFound, match=f"does not know {unknown} on") as raised:

@@ -35,13 +35,17 @@ def test_getbroker_says_the_plugin_serves_data_and_backtraders_broker_trades():
         AllTickStore.getbroker()
 
 
-@pytest.mark.parametrize(("timeframe", "compression", "fromdate", "todate", "expected"), [
-    (bt.TimeFrame.Minutes, 1, FROM, TO, ["10:00", "10:01", "10:02", "10:03", "10:04", "10:05"]),
-    ("1m", 3, FROM.replace(minute=3), FROM.replace(minute=12), ["10:03", "10:06", "10:09", "10:12"]),
-    ("5m", 1, FROM, FROM.replace(minute=10), ["10:00", "10:05", "10:10"]),
-])
+@pytest.mark.parametrize(
+    ("timeframe", "compression", "fromdate", "todate", "expected"),
+    [
+        (bt.TimeFrame.Minutes, 1, FROM, TO, ["10:00", "10:01", "10:02", "10:03", "10:04", "10:05"]),
+        ("1m", 3, FROM.replace(minute=3), FROM.replace(minute=12), ["10:03", "10:06", "10:09", "10:12"]),
+        ("5m", 1, FROM, FROM.replace(minute=10), ["10:00", "10:05", "10:10"]),
+    ],
+)
 def test_fromdate_and_todate_keep_bars_stamped_exactly_at_them_from_rest_and_from_cache(
-        alltick_sim, make_store, timeframe, compression, fromdate, todate, expected):
+    alltick_sim, make_store, timeframe, compression, fromdate, todate, expected
+):
     store = make_store(alltick_sim)
 
     cold = store.fetch_klines("BTCUSDT", timeframe, compression, fromdate=fromdate, todate=todate)
@@ -53,17 +57,25 @@ def test_fromdate_and_todate_keep_bars_stamped_exactly_at_them_from_rest_and_fro
     pd.testing.assert_frame_equal(warm, cold)
 
 
-@pytest.mark.parametrize(("fromdate", "todate", "closes"), [
-    # A date is the market's trading day, as an intraday feed reads it: for crypto the bars closing
-    # from 01:00 to 24:00 UTC (the one closing at 00:00 is the previous day's last hour).
-    (date(2024, 3, 4), date(2024, 3, 4), list(range(1, 24)) + [0]),
-    ("2024-03-04", "2024-03-04", list(range(1, 24)) + [0]),
-    (pd.Timestamp("2024-03-04 00:00"), pd.Timestamp("2024-03-04 23:59:59.99999"), list(range(24))),
-    ("2024-03-04T00:00:00+00:00", "2024-03-04 23:59:59.99999", list(range(24))),
-    (datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 23, 59, 59, 999990), list(range(24))),
-])
-def test_fetch_klines_takes_dates_timestamps_and_iso_strings_like_backtrader(alltick_sim, make_store,
-                                                                             fromdate, todate, closes):
+@pytest.mark.parametrize(
+    ("fromdate", "todate", "closes"),
+    [
+        # A date is the market's trading day, as an intraday feed reads it: for crypto the bars closing
+        # from 01:00 to 24:00 UTC (the one closing at 00:00 is the previous day's last hour).
+        (date(2024, 3, 4), date(2024, 3, 4), list(range(1, 24)) + [0]),
+        ("2024-03-04", "2024-03-04", list(range(1, 24)) + [0]),
+        (pd.Timestamp("2024-03-04 00:00"), pd.Timestamp("2024-03-04 23:59:59.99999"), list(range(24))),
+        ("2024-03-04T00:00:00+00:00", "2024-03-04 23:59:59.99999", list(range(24))),
+        (
+            datetime(2024, 3, 4, tzinfo=timezone.utc),
+            datetime(2024, 3, 4, 23, 59, 59, 999990),
+            list(range(24)),
+        ),
+    ],
+)
+def test_fetch_klines_takes_dates_timestamps_and_iso_strings_like_backtrader(
+    alltick_sim, make_store, fromdate, todate, closes
+):
     frame = make_store(alltick_sim).fetch_klines("BTCUSDT", "1h", fromdate=fromdate, todate=todate)
 
     assert [ts.hour for ts in frame.index] == closes
@@ -87,26 +99,33 @@ def test_an_empty_daily_frame_has_the_daily_index_so_it_concatenates_with_a_full
     recent = store.fetch_klines("AAPL.US", "1d", count=3)
 
     assert before_history.empty
-    assert (before_history.index.name, before_history.index.tz) == (recent.index.name, recent.index.tz) == (
-        "date", None)
+    assert (
+        (before_history.index.name, before_history.index.tz)
+        == (recent.index.name, recent.index.tz)
+        == ("date", None)
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "parameter"), [
-    ({"fromdate": 20240304}, "fromdate"),
-    ({"fromdate": "yesterday"}, "fromdate"),
-    ({"todate": "2024-13-01"}, "todate"),
-    ({"timeframe": None}, "timeframe"),
-    ({"timeframe": 4.0}, "timeframe"),
-    ({"timeframe": "5x"}, "timeframe"),
-    ({"count": "5"}, "count"),
-    ({"count": 2.5}, "count"),
-    ({"count": 0}, "count"),
-    ({"count": True}, "count"),
-    ({"compression": 1.5}, "compression"),
-    ({"compression": 0}, "compression"),
-])
-def test_fetch_klines_refuses_other_arguments_naming_the_parameter(alltick_sim, make_store, kwargs,
-                                                                   parameter):
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"fromdate": 20240304}, "fromdate"),
+        ({"fromdate": "yesterday"}, "fromdate"),
+        ({"todate": "2024-13-01"}, "todate"),
+        ({"timeframe": None}, "timeframe"),
+        ({"timeframe": 4.0}, "timeframe"),
+        ({"timeframe": "5x"}, "timeframe"),
+        ({"count": "5"}, "count"),
+        ({"count": 2.5}, "count"),
+        ({"count": 0}, "count"),
+        ({"count": True}, "count"),
+        ({"compression": 1.5}, "compression"),
+        ({"compression": 0}, "compression"),
+    ],
+)
+def test_fetch_klines_refuses_other_arguments_naming_the_parameter(
+    alltick_sim, make_store, kwargs, parameter
+):
     store = make_store(alltick_sim)
 
     with pytest.raises(ConfigError, match=rf"^{parameter} must .*, was "):
@@ -132,8 +151,9 @@ def test_a_token_that_is_not_a_string_is_refused_without_quoting_it():
     assert "12345678901234" not in str(info.value)
 
 
-def test_the_store_says_whether_it_has_a_token_and_hands_it_to_no_caller(alltick_sim, make_store,
-                                                                         monkeypatch):
+def test_the_store_says_whether_it_has_a_token_and_hands_it_to_no_caller(
+    alltick_sim, make_store, monkeypatch
+):
     monkeypatch.delenv("ALLTICK_TOKEN", raising=False)
     store = make_store(alltick_sim)
 
@@ -172,13 +192,16 @@ def test_a_pickle_on_disk_holds_no_token_and_another_run_cannot_use_it(alltick_s
     path.write_bytes(pickle.dumps(store))
 
     assert alltick_sim.token.encode() not in path.read_bytes()
-    script = ("import logging, pickle, sys\n"
-              "logging.basicConfig()\n"
-              "store = pickle.loads(open(sys.argv[1], 'rb').read())\n"
-              "store.fetch_klines('BTCUSDT', '1m', count=5)\n")
+    script = (
+        "import logging, pickle, sys\n"
+        "logging.basicConfig()\n"
+        "store = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "store.fetch_klines('BTCUSDT', '1m', count=5)\n"
+    )
     env = {key: value for key, value in os.environ.items() if key != "ALLTICK_TOKEN"}
-    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
-                            timeout=60, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 1
     assert "sealed by another run" in result.stderr and AuthError.__name__ in result.stderr
 

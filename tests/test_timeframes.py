@@ -95,12 +95,24 @@ def test_a_day_the_market_does_not_trade_keeps_its_regular_close():
 # -- the period-name grammar: one for the CLI, the relay, the store and the quality checks ----------
 
 
-@pytest.mark.parametrize(("text", "timeframe", "compression"), [
-    ("1m", tf.MINUTES, 1), ("m", tf.MINUTES, 1), ("5min", tf.MINUTES, 5), ("15m", tf.MINUTES, 15),
-    ("90m", tf.MINUTES, 90), ("h", tf.MINUTES, 60), ("2h", tf.MINUTES, 120), ("1d", tf.DAYS, 1),
-    ("3d", tf.DAYS, 3), ("1w", tf.WEEKS, 1), ("M", tf.MONTHS, 1), ("12M", tf.MONTHS, 12),
-    (" 5m ", tf.MINUTES, 5),
-])
+@pytest.mark.parametrize(
+    ("text", "timeframe", "compression"),
+    [
+        ("1m", tf.MINUTES, 1),
+        ("m", tf.MINUTES, 1),
+        ("5min", tf.MINUTES, 5),
+        ("15m", tf.MINUTES, 15),
+        ("90m", tf.MINUTES, 90),
+        ("h", tf.MINUTES, 60),
+        ("2h", tf.MINUTES, 120),
+        ("1d", tf.DAYS, 1),
+        ("3d", tf.DAYS, 3),
+        ("1w", tf.WEEKS, 1),
+        ("M", tf.MONTHS, 1),
+        ("12M", tf.MONTHS, 12),
+        (" 5m ", tf.MINUTES, 5),
+    ],
+)
 def test_parse_period_reads_every_spelling_as_backtraders_numbers(text, timeframe, compression):
     assert tf.parse_period(text) == (timeframe, compression)
 
@@ -113,10 +125,23 @@ def test_parse_period_refuses_anything_else_naming_the_parameter(text):
     assert str(info.value) == f"--timeframes must look like 1m, 5m, 1h, 1d, 1w or 1M, was {text!r}"
 
 
-@pytest.mark.parametrize(("text", "period"), [
-    ("1m", "1m"), ("3m", "3m"), ("5min", "5m"), ("60m", "1h"), ("90m", "90m"), ("2h", "2h"), ("4h", "4h"),
-    ("1d", "1d"), ("3d", "3d"), ("1w", "1w"), ("1M", "1M"), ("12M", "12M"),
-])
+@pytest.mark.parametrize(
+    ("text", "period"),
+    [
+        ("1m", "1m"),
+        ("3m", "3m"),
+        ("5min", "5m"),
+        ("60m", "1h"),
+        ("90m", "90m"),
+        ("2h", "2h"),
+        ("4h", "4h"),
+        ("1d", "1d"),
+        ("3d", "3d"),
+        ("1w", "1w"),
+        ("1M", "1M"),
+        ("12M", "12M"),
+    ],
+)
 def test_a_parsed_name_resolves_to_a_spec_whose_period_is_its_canonical_name(text, period):
     spec = tf.resolve(*tf.parse_period(text), tuple(tf.PERIODS), "BTCUSDT")
 
@@ -132,8 +157,9 @@ def test_period_name_of_units_and_counts():
 def test_grid_period_of_backtrader_timeframes_and_refusals():
     assert tf.grid_period(tf.MINUTES, 3).millis == 3 * 60_000
     assert tf.grid_period(tf.DAYS, 1).name == "1d"
-    with pytest.raises(ConfigError, match="quality checks need Minutes x N or Days, Weeks or Months x 1 "
-                                          "bars, was 2 Days"):
+    with pytest.raises(
+        ConfigError, match="quality checks need Minutes x N or Days, Weeks or Months x 1 bars, was 2 Days"
+    ):
         tf.grid_period(tf.DAYS, 2, "quality checks")
     with pytest.raises(ConfigError, match="was 1 Seconds"):
         tf.grid_period(tf.SECONDS, 1)
@@ -145,11 +171,14 @@ def test_as_period_accepts_minute_multiples_and_names_the_rest():
         tf.as_period("2x")
 
 
-@pytest.mark.parametrize(("market", "close", "stamp"), [
-    (CRYPTO, "2024-03-05 00:00:00", "2024-03-04 23:59:59.999990"),  # closes at midnight after its date
-    (FOREX, "2024-03-04 22:00:00", "2024-03-04 23:59:59.999990"),  # closes 17:00 New York on its date
-    (US_STOCKS, "2024-03-04 21:00:00", "2024-03-04 23:59:59.999990"),
-])
+@pytest.mark.parametrize(
+    ("market", "close", "stamp"),
+    [
+        (CRYPTO, "2024-03-05 00:00:00", "2024-03-04 23:59:59.999990"),  # closes at midnight after its date
+        (FOREX, "2024-03-04 22:00:00", "2024-03-04 23:59:59.999990"),  # closes 17:00 New York on its date
+        (US_STOCKS, "2024-03-04 21:00:00", "2024-03-04 23:59:59.999990"),
+    ],
+)
 def test_a_daily_bar_is_stamped_with_the_trading_date_of_its_close(market, close, stamp):
     assert tf.date_stamp_ms(ms(close), market) == ms(stamp)
 

@@ -43,11 +43,19 @@ MIDDLE = re.compile(r"9f8e.{0,24}7d6c", re.DOTALL)
 
 
 def spellings(token: str) -> set[str]:
-    forms = {token, quote(token, safe=""), quote(token), quote_plus(token), json.dumps(token)[1:-1],
-             token.replace("/", "\\/"), html.escape(token), repr(token)[1:-1]}
+    forms = {
+        token,
+        quote(token, safe=""),
+        quote(token),
+        quote_plus(token),
+        json.dumps(token)[1:-1],
+        token.replace("/", "\\/"),
+        html.escape(token),
+        repr(token)[1:-1],
+    }
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), form) for form in forms}
     forms |= {quote(form, safe="") for form in list(forms)}
-    forms |= {form[:len(form) - 6] for form in list(forms)}  # a message clipped inside the token
+    forms |= {form[: len(form) - 6] for form in list(forms)}  # a message clipped inside the token
     return forms
 
 
@@ -103,18 +111,40 @@ def environment() -> dict[str, str]:
 
 def alltick_bt(*argv: str, cwd: Path, timeout: float = 120, prelude: str = "") -> tuple[int, str, str]:
     code = f"{prelude}\nimport sys\nfrom backtrader_alltick.cli import main\nsys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                          env=environment(), cwd=cwd, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        cwd=cwd,
+        timeout=timeout,
+    )
     return done.returncode, done.stdout, done.stderr
 
 
 @contextlib.contextmanager
 def sentinel_simulator(cwd: Path, output: dict[str, str]) -> Iterator[dict]:
     """``alltick-bt --debug sim --token SENTINEL``: yields its JSON line; fills ``output`` when stopped."""
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "--debug", "sim", "--token",
-                                SENTINEL, "--speed", "120", "--symbols", "AAPL.US,BTCUSDT,EURUSD"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
-                               cwd=cwd)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "--debug",
+            "sim",
+            "--token",
+            SENTINEL,
+            "--speed",
+            "120",
+            "--symbols",
+            "AAPL.US,BTCUSDT,EURUSD",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        cwd=cwd,
+    )
     try:
         line = process.stdout.readline()
         output["first line"] = line
@@ -144,26 +174,75 @@ def test_no_command_shows_the_token_at_debug(tmp_path, redis_server):
 
 
 def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
-    service = ["-vv", "--debug", "--token", SENTINEL, "--rest-url", info["rest_url"], "--ws-url",
-               info["ws_url"], "--plan", "unlimited", "--cache", str(tmp_path / "cache.sqlite")]
-    unreachable = ["-vv", "--debug", "--token", SENTINEL, "--plan", "unlimited", "--cache", "off",
-                   "--rest-url", f"http://127.0.0.1:{closed_port()}", "--ws-url", f"ws://127.0.0.1:{closed_port()}"]
+    service = [
+        "-vv",
+        "--debug",
+        "--token",
+        SENTINEL,
+        "--rest-url",
+        info["rest_url"],
+        "--ws-url",
+        info["ws_url"],
+        "--plan",
+        "unlimited",
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+    ]
+    unreachable = [
+        "-vv",
+        "--debug",
+        "--token",
+        SENTINEL,
+        "--plan",
+        "unlimited",
+        "--cache",
+        "off",
+        "--rest-url",
+        f"http://127.0.0.1:{closed_port()}",
+        "--ws-url",
+        f"ws://127.0.0.1:{closed_port()}",
+    ]
     token_file = tmp_path / "token.txt"
     token_file.write_text(SENTINEL + "\n")
     runs = {
-        "klines to files": ("klines", "AAPL.US", "-n", "5", "--out", "bars.csv", "--plot", "bars.png",
-                            *service),
+        "klines to files": (
+            "klines",
+            "AAPL.US",
+            "-n",
+            "5",
+            "--out",
+            "bars.csv",
+            "--plot",
+            "bars.png",
+            *service,
+        ),
         "klines to stdout": ("klines", "BTCUSDT", "-t", "5m", "-n", "3", *service),
         "quote": ("quote", "AAPL.US", "BTCUSDT", "--json", *service),
-        "quote, token from a file": ("quote", "AAPL.US", "-vv", "--debug", "--token-file", str(token_file),
-                                     *service[4:]),
+        "quote, token from a file": (
+            "quote",
+            "AAPL.US",
+            "-vv",
+            "--debug",
+            "--token-file",
+            str(token_file),
+            *service[4:],
+        ),
         "depth": ("depth", "BTCUSDT", "EURUSD", *service),
         "stream": ("stream", "BTCUSDT", "--types", "tick,depth", "--limit", "5", "--seconds", "30", *service),
         "cache info": ("cache", "info", *service),
         "cache clear": ("cache", "clear", "--symbol", "AAPL.US", *service),
         "quote, REST unreachable": ("quote", "AAPL.US", *unreachable),
-        "stream, WebSocket unreachable": ("stream", "BTCUSDT", "--seconds", "3", *service[:-6],
-                                          "--ws-url", f"ws://127.0.0.1:{closed_port()}", "--cache", "off"),
+        "stream, WebSocket unreachable": (
+            "stream",
+            "BTCUSDT",
+            "--seconds",
+            "3",
+            *service[:-6],
+            "--ws-url",
+            f"ws://127.0.0.1:{closed_port()}",
+            "--cache",
+            "off",
+        ),
     }
     codes = {}
     for name, argv in runs.items():
@@ -176,8 +255,21 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
 
     # demo: its built-in simulator's token is the sentinel (the token generator is replaced).
     prelude = f"import secrets\nsecrets.token_hex = lambda nbytes=None: {SENTINEL!r}"
-    code, out, err = alltick_bt("demo", "-vv", "--debug", "--minutes", "2", "--speed", "600", "--history",
-                                "60", "--chart", "demo.png", cwd=tmp_path, prelude=prelude)
+    code, out, err = alltick_bt(
+        "demo",
+        "-vv",
+        "--debug",
+        "--minutes",
+        "2",
+        "--speed",
+        "600",
+        "--history",
+        "60",
+        "--chart",
+        "demo.png",
+        cwd=tmp_path,
+        prelude=prelude,
+    )
     assert code == 0, err
     assert_clean(out, "stdout of demo")
     assert_clean(err, "stderr of demo")
@@ -186,10 +278,27 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
 
 
 def _record(service: list[str], redis_server, cwd: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "backtrader_alltick", "record", "BTCUSDT", "--redis",
-                                redis_server.url, "--progress", "0.3", "--lookback", "3", *service],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
-                               cwd=cwd)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "record",
+            "BTCUSDT",
+            "--redis",
+            redis_server.url,
+            "--progress",
+            "0.3",
+            "--lookback",
+            "3",
+            *service,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        cwd=cwd,
+    )
     guard = threading.Timer(60, process.kill)
     guard.start()
     lines = []
@@ -246,27 +355,40 @@ def test_a_live_cerebro_logs_and_raises_no_token(make_sim, tmp_path, debug_logs,
     sim = make_sim(dialect=dialect, speed=240, token=SENTINEL)
     store = AllTickStore.from_simulator(sim, cache=tmp_path / "live.sqlite")
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
-                                  qcheck=0.1), name="btc")
+    cerebro.adddata(
+        store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3, qcheck=0.1), name="btc"
+    )
     cerebro.addstrategy(DropAfter, stop_after=6, sim=sim)
     strategy = run_guarded(cerebro, 60)
     store.stop()
     assert len(strategy.rows["btc"]) >= 6 and "CONNBROKEN" in strategy.notes["btc"]
 
-    errors = [status.error for _, (status,), _ in store.get_notifications()
-              if getattr(status, "error", None) is not None]
+    errors = [
+        status.error
+        for _, (status,), _ in store.get_notifications()
+        if getattr(status, "error", None) is not None
+    ]
     closed = closed_port()
-    unreachable = AllTickStore(token=SENTINEL, dialect=dialect, rest_url=f"http://127.0.0.1:{closed}",
-                               ws_url=f"ws://127.0.0.1:{closed}", plan="unlimited", cache=False,
-                               reconnections=0)
+    unreachable = AllTickStore(
+        token=SENTINEL,
+        dialect=dialect,
+        rest_url=f"http://127.0.0.1:{closed}",
+        ws_url=f"ws://127.0.0.1:{closed}",
+        plan="unlimited",
+        cache=False,
+        reconnections=0,
+    )
     statuses = []
     failed = threading.Event()
     try:
         with pytest.raises(ConnectError) as raised:
             unreachable.latest_trades(["AAPL.US"])
         errors.append(raised.value)
-        unreachable.listen(parse_symbol("BTCUSDT"), lambda record: None,
-                           on_status=lambda status: (statuses.append(status), failed.set()))
+        unreachable.listen(
+            parse_symbol("BTCUSDT"),
+            lambda record: None,
+            on_status=lambda status: (statuses.append(status), failed.set()),
+        )
         assert failed.wait(30)
     finally:
         unreachable.stop()

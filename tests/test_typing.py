@@ -21,12 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 MIN_KNOWN = 0.95
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mypy") is None,
-                    reason="mypy is not installed (extra: typecheck)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mypy") is None, reason="mypy is not installed (extra: typecheck)"
+)
 def test_mypy_finds_no_error_at_the_projects_settings():
     # From the root, so pyproject.toml's [tool.mypy] applies, on this tree's package.
-    result = subprocess.run([sys.executable, "-m", "mypy", "backtrader_alltick"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "backtrader_alltick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Success: no issues found")
 
@@ -34,8 +40,14 @@ def test_mypy_finds_no_error_at_the_projects_settings():
 @pytest.mark.skipif(shutil.which("pyright") is None, reason="pyright is not installed (extra: typecheck)")
 def test_pyright_knows_the_types_of_the_public_symbols():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(["pyright", "--verifytypes", "backtrader_alltick", "--ignoreexternal",
-                             "--outputjson"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        ["pyright", "--verifytypes", "backtrader_alltick", "--ignoreexternal", "--outputjson"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     # Its exit status is 1 below 100 %: the score is the verdict.
     report = json.loads(result.stdout)
     completeness = report["typeCompleteness"]

@@ -9,8 +9,9 @@ def _rest_calls(sim, endpoint: str) -> int:
     return sum(entry.kind == "rest" and entry.path.endswith("/" + endpoint) for entry in sim.journal.entries)
 
 
-def test_latest_bars_of_450_symbols_take_3_batch_calls_on_premium_and_equal_the_simulators(make_sim,
-                                                                                            make_store):
+def test_latest_bars_of_450_symbols_take_3_batch_calls_on_premium_and_equal_the_simulators(
+    make_sim, make_store
+):
     symbols = [f"S{index:04d}.US" for index in range(450)]
     sim = make_sim(plan="premium", symbols=symbols, speed=1)
     store = make_store(sim)
@@ -24,8 +25,13 @@ def test_latest_bars_of_450_symbols_take_3_batch_calls_on_premium_and_equal_the_
         got = bars[symbol]
         assert got is not None and got.end >= truth[-1].end - 60_000
         same = next(bar for bar in truth if bar.end == got.end)
-        assert (got.open, got.high, got.low, got.close, got.volume) == \
-            (same.open, same.high, same.low, same.close, same.volume)
+        assert (got.open, got.high, got.low, got.close, got.volume) == (
+            same.open,
+            same.high,
+            same.low,
+            same.close,
+            same.volume,
+        )
 
 
 def test_latest_bars_never_return_a_forming_bar(alltick_sim, make_store):

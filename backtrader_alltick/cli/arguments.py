@@ -36,8 +36,9 @@ def symbol(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must be a symbol such as AAPL.US, EURUSD or BTCUSDT, was ''")
     if any(char.isspace() or not char.isprintable() for char in text):
-        raise argparse.ArgumentTypeError(f"must be a symbol such as AAPL.US without spaces or line breaks, "
-                                         f"was {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a symbol such as AAPL.US without spaces or line breaks, was {text!r}"
+        )
     return text
 
 
@@ -60,8 +61,9 @@ def url_of(*schemes: str) -> Callable[[str], str]:
         except ValueError as e:
             raise argparse.ArgumentTypeError(f"must be a URL such as {example}, was {text!r} ({e})") from None
         if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
-            raise argparse.ArgumentTypeError(f"must be a {' or '.join(s + '://' for s in schemes)} URL such "
-                                             f"as {example}, was {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a {' or '.join(s + '://' for s in schemes)} URL such as {example}, was {text!r}"
+            )
         return text
 
     url.__name__ = "URL"  # argparse names the type in some messages
@@ -72,8 +74,9 @@ def chart_file(text: str) -> str:
     """An image file to write, ``.png``, ``.svg``, ``.pdf`` or ``.jpg``, in a folder that exists."""
     path = Path(text)
     if path.suffix.lower() not in CHART_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"must be an image file ending in {', '.join(CHART_SUFFIXES)}, "
-                                         f"was {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be an image file ending in {', '.join(CHART_SUFFIXES)}, was {text!r}"
+        )
     if not path.resolve().parent.is_dir():
         raise argparse.ArgumentTypeError(f"must be in an existing folder, was {text!r}")
     return text
@@ -97,8 +100,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _number(text: str, convert: Callable[[str], _Number], allowed: Callable[[_Number], bool],
-            what: str) -> _Number:
+def _number(
+    text: str, convert: Callable[[str], _Number], allowed: Callable[[_Number], bool], what: str
+) -> _Number:
     value: _Number | None
     try:
         value = convert(text)
@@ -115,8 +119,9 @@ def moment(text: str) -> datetime:
     try:
         value = parse_iso(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, "
-                                         f"was {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a date or time like 2024-03-05 or 2024-03-05T15:30, was {text!r}"
+        ) from None
     if not isinstance(value, datetime):
         value = datetime.combine(value, time())
     utc: datetime | None
@@ -125,8 +130,10 @@ def moment(text: str) -> datetime:
     except OverflowError:  # an offset that moves year 1 or 9999 past the calendar
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
-        raise argparse.ArgumentTypeError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
-                                         f"(no market data lies outside), was {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} "
+            f"(no market data lies outside), was {text!r}"
+        )
     return utc
 
 
@@ -177,15 +184,23 @@ def add_symbols(parser: argparse.ArgumentParser) -> None:
 
 def add_bar_selection(parser: argparse.ArgumentParser, default_count: int) -> None:
     """``--timeframe``/``-t``, and the newest ``--count``/``-n`` bars or those ``--from`` ``--to``."""
-    parser.add_argument("--timeframe", "-t", type=timeframe, default="1m", metavar="TIMEFRAME",
-                        help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m "
-                             "(default 1m)")
-    parser.add_argument("--count", "-n", type=positive_int, default=None,
-                        help=f"newest N bars (default {default_count})")
-    parser.add_argument("--from", dest="fromdate", type=moment, default=None, metavar="TIME",
-                        help="first bar (UTC)")
-    parser.add_argument("--to", dest="todate", type=moment, default=None, metavar="TIME",
-                        help="last bar close (UTC)")
+    parser.add_argument(
+        "--timeframe",
+        "-t",
+        type=timeframe,
+        default="1m",
+        metavar="TIMEFRAME",
+        help="bar length: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d, 1w, 1M or a multiple such as 3m (default 1m)",
+    )
+    parser.add_argument(
+        "--count", "-n", type=positive_int, default=None, help=f"newest N bars (default {default_count})"
+    )
+    parser.add_argument(
+        "--from", dest="fromdate", type=moment, default=None, metavar="TIME", help="first bar (UTC)"
+    )
+    parser.add_argument(
+        "--to", dest="todate", type=moment, default=None, metavar="TIME", help="last bar close (UTC)"
+    )
     parser.set_defaults(parser=parser, default_count=default_count)
 
 

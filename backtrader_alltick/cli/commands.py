@@ -53,8 +53,10 @@ def _symbols(values: list[list[str]]) -> list[str]:
 def run_demo(args: argparse.Namespace) -> int:
     chart = None if args.no_chart else args.chart
     if chart and importlib.util.find_spec("matplotlib") is None:
-        print("no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
-              file=sys.stderr)
+        print(
+            "no chart: matplotlib is not installed; pip install 'backtrader-alltick[plot]' adds it",
+            file=sys.stderr,
+        )
         chart = None
     # Backtrader's loop runs on this thread and polls no flag: Ctrl-C stays a KeyboardInterrupt throughout
     # (StopSignals.polling is never called), and a second one during the clean-up exits at once.
@@ -65,9 +67,16 @@ def run_demo(args: argparse.Namespace) -> int:
             with open_service(args, [parse_symbol(args.symbol).symbol], "using", paused=True) as service:
                 minutes = args.minutes or (60 if service.simulated else 3)
                 wall_timeout = minutes * 60 / args.speed * 2 + 60 if service.simulated else minutes * 90 + 60
-                report = demo.run_demo(service.store, args.symbol, source=service.description,
-                                       minutes=minutes, history=args.history, chart=chart,
-                                       wall_timeout=wall_timeout, simulator=service.simulator)
+                report = demo.run_demo(
+                    service.store,
+                    args.symbol,
+                    source=service.description,
+                    minutes=minutes,
+                    history=args.history,
+                    chart=chart,
+                    wall_timeout=wall_timeout,
+                    simulator=service.simulator,
+                )
         except KeyboardInterrupt:
             print("stopped: the demo was interrupted, no report", file=sys.stderr, flush=True)
             return 0
@@ -81,21 +90,32 @@ def run_klines(args: argparse.Namespace) -> int:
     if suffix not in (None, ".csv", ".parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, was {args.out!r}")
     if suffix == ".parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
-        raise ConfigError(f"writing {args.out} needs pyarrow, which is not installed; run pip install "
-                          "pyarrow or write .csv")
+        raise ConfigError(
+            f"writing {args.out} needs pyarrow, which is not installed; run pip install pyarrow or write .csv"
+        )
     progress = ProgressLine()
     with open_store(args) as store:
         _check_servable(store, args, count)
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
-        frame = store.fetch_klines(args.symbol, args.timeframe.timeframe, args.timeframe.compression,
-                                   args.fromdate, args.todate, count, on_progress=progress)
+        frame = store.fetch_klines(
+            args.symbol,
+            args.timeframe.timeframe,
+            args.timeframe.compression,
+            args.fromdate,
+            args.todate,
+            count,
+            on_progress=progress,
+        )
     progress.finish()
     _write_frame(frame, args.out)
     by_date = frame.index.name == "date"  # daily and longer bars: trading dates
     shape, what = ("%Y-%m-%d", "trading date") if by_date else ("%Y-%m-%d %H:%M", "bar close")
     span = f"{frame.index[0]:{shape}} .. {frame.index[-1]:{shape}}" if len(frame) else "-"
-    print(f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}: {len(frame)} closed bars, "
-          f"{what} {span}{'' if by_date or not len(frame) else ' UTC'}", file=sys.stderr)
+    print(
+        f"{parse_symbol(args.symbol).symbol} {args.timeframe.text}: {len(frame)} closed bars, "
+        f"{what} {span}{'' if by_date or not len(frame) else ' UTC'}",
+        file=sys.stderr,
+    )
     if args.plot:
         from ..plot import plot_klines
 
@@ -111,11 +131,15 @@ def _check_servable(store: AllTickStore, args: argparse.Namespace, count: int | 
     native = bars_since_earliest(spec.native.name, store.clock.now_ms())
     most = native // spec.multiple - 1  # one more native bar may be forming
     if most < 1:
-        raise ConfigError(f"--timeframe must be shorter than all history since 1970 ({native:,} "
-                          f"{spec.native.name} bars), was {args.timeframe.text}")
+        raise ConfigError(
+            f"--timeframe must be shorter than all history since 1970 ({native:,} "
+            f"{spec.native.name} bars), was {args.timeframe.text}"
+        )
     if count is not None and count > most:
-        raise ConfigError(f"--count must be at most {most:,} for --timeframe {args.timeframe.text} (the bars "
-                          f"since 1970; no service has older ones), was {count:,}")
+        raise ConfigError(
+            f"--count must be at most {most:,} for --timeframe {args.timeframe.text} (the bars "
+            f"since 1970; no service has older ones), was {count:,}"
+        )
 
 
 def run_quote(args: argparse.Namespace) -> int:
@@ -133,7 +157,7 @@ def run_depth(args: argparse.Namespace) -> int:
         books = store.depth(_symbols(args.symbols))
     for book in books:
         if args.json:  # the same levels as the table: --levels is what the user asked to see
-            shown = dataclasses.replace(book, bids=book.bids[:args.levels], asks=book.asks[:args.levels])
+            shown = dataclasses.replace(book, bids=book.bids[: args.levels], asks=book.asks[: args.levels])
             print(record_line(shown, True))
             continue
         print(f"{book.symbol}  {format_time(book.time)} UTC")
@@ -150,8 +174,10 @@ def run_stream(args: argparse.Namespace) -> int:
     if not types:
         raise ConfigError(f"--types must name at least one of {', '.join(PUSHED_KINDS)}, was none")
     if "quote" in types and args.dialect != "itick":
-        raise ConfigError("--types quote needs --dialect itick (AllTick pushes only tick and depth), "
-                          f"was --dialect {args.dialect}")
+        raise ConfigError(
+            "--types quote needs --dialect itick (AllTick pushes only tick and depth), "
+            f"was --dialect {args.dialect}"
+        )
     symbols = _symbols(args.symbols)
     inbox: queue.Queue = queue.Queue(maxsize=100_000)
 
@@ -167,8 +193,12 @@ def run_stream(args: argparse.Namespace) -> int:
             with open_store(args, reconnections=reconnections) as store:
                 store.check_symbols(symbols)  # an unknown symbol fails here: subscriptions drop it silently
                 for index, symbol in enumerate(symbols):
-                    store.listen(parse_symbol(symbol), offer, depth=bool(types & {"quote", "depth"}),
-                                 on_status=offer if index == 0 else None)
+                    store.listen(
+                        parse_symbol(symbol),
+                        offer,
+                        depth=bool(types & {"quote", "depth"}),
+                        on_status=offer if index == 0 else None,
+                    )
                 signals.polling()
                 _print_pushes(inbox, types, args, signals)
         except KeyboardInterrupt:  # Ctrl-C while still starting
@@ -178,8 +208,9 @@ def run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace,
-                  signals: StopSignals) -> None:
+def _print_pushes(
+    inbox: queue.Queue, types: set[str], args: argparse.Namespace, signals: StopSignals
+) -> None:
     deadline = time.monotonic() + args.seconds if args.seconds else None
     printed = 0
     while (args.limit is None or printed < args.limit) and not signals.requested:
@@ -201,29 +232,43 @@ def _print_pushes(inbox: queue.Queue, types: set[str], args: argparse.Namespace,
 
 def run_cache(args: argparse.Namespace) -> int:
     if not cache_setting(args.cache):
-        raise ConfigError("the cache is off (--cache off, ALLTICK_CACHE or the config file); "
-                          "pass --cache PATH")
+        raise ConfigError(
+            "the cache is off (--cache off, ALLTICK_CACHE or the config file); pass --cache PATH"
+        )
     with open_store(args, needs_token=False) as store:
         cache = store.cache
         assert cache is not None, "the cache setting is on (checked above)"
         if args.action == "clear":
             symbol = parse_symbol(args.symbol).symbol if args.symbol else None
             cache.clear(symbol)
-            print(json.dumps({"path": str(cache.path), "cleared": symbol or "*"}) if args.json
-                  else f"cleared {args.symbol or 'every symbol'} from {cache.path}")
+            print(
+                json.dumps({"path": str(cache.path), "cleared": symbol or "*"})
+                if args.json
+                else f"cleared {args.symbol or 'every symbol'} from {cache.path}"
+            )
             return 0
         rows = cache.info()
         if args.json:
-            series = [{**row, "first": format_time(row["first"]), "last": format_time(row["last"]),
-                       "first_ms": row["first"], "last_ms": row["last"]} for row in rows]
+            series = [
+                {
+                    **row,
+                    "first": format_time(row["first"]),
+                    "last": format_time(row["last"]),
+                    "first_ms": row["first"],
+                    "last_ms": row["last"],
+                }
+                for row in rows
+            ]
             print(json.dumps({"path": str(cache.path), "series": series}))
             return 0
         print(f"cache: {cache.path}")
         if not rows:
             print("empty")
         for row in rows:
-            print(f"{row['dialect']:<8} {row['symbol']:<12} {row['period']:<4} {row['bars']:>8} bars  "
-                  f"{format_time(row['first'])[:16]} .. {format_time(row['last'])[:16]} UTC")
+            print(
+                f"{row['dialect']:<8} {row['symbol']:<12} {row['period']:<4} {row['bars']:>8} bars  "
+                f"{format_time(row['first'])[:16]} .. {format_time(row['last'])[:16]} UTC"
+            )
     return 0
 
 
@@ -244,33 +289,62 @@ def register(subparsers: arguments.Subparsers) -> None:
     common = [common_options()]
     add = functools.partial(subparsers.add_parser, parents=common)
 
-    sub = add("demo", help="backtest and paper-trade on the built-in simulator (no token needed)",
-              description="Backtest an SMA cross on 1-minute K-lines, then paper-trade it on live bars, "
-                          "print a summary and write a chart. Without ALLTICK_TOKEN the built-in "
-                          "simulator serves the data on a fast clock.")
-    sub.add_argument("--symbol", default=demo.DEFAULT_SYMBOL, type=arguments.symbol,
-                     help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})")
-    sub.add_argument("--minutes", type=arguments.positive_int, default=None,
-                     help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)")
-    sub.add_argument("--speed", type=arguments.positive_float, default=180.0,
-                     help="simulator clock speed, market seconds per second (default 180)")
-    sub.add_argument("--history", type=arguments.positive_int, default=500,
-                     help="bars to backtest on (default 500)")
+    sub = add(
+        "demo",
+        help="backtest and paper-trade on the built-in simulator (no token needed)",
+        description="Backtest an SMA cross on 1-minute K-lines, then paper-trade it on live bars, "
+        "print a summary and write a chart. Without ALLTICK_TOKEN the built-in "
+        "simulator serves the data on a fast clock.",
+    )
+    sub.add_argument(
+        "--symbol",
+        default=demo.DEFAULT_SYMBOL,
+        type=arguments.symbol,
+        help=f"instrument to trade (default {demo.DEFAULT_SYMBOL})",
+    )
+    sub.add_argument(
+        "--minutes",
+        type=arguments.positive_int,
+        default=None,
+        help="live 1-minute bars to paper-trade (default 60 simulated, 3 on the real service)",
+    )
+    sub.add_argument(
+        "--speed",
+        type=arguments.positive_float,
+        default=180.0,
+        help="simulator clock speed, market seconds per second (default 180)",
+    )
+    sub.add_argument(
+        "--history", type=arguments.positive_int, default=500, help="bars to backtest on (default 500)"
+    )
     sub.add_argument("--seed", type=int, default=1, help="simulator seed: same seed, same market (default 1)")
     # Checked when parsed: the chart is drawn only after both sessions have run.
-    sub.add_argument("--chart", default="alltick-demo.png", metavar="FILE.png", type=arguments.chart_file,
-                     help="PNG file for the chart (default alltick-demo.png)")
+    sub.add_argument(
+        "--chart",
+        default="alltick-demo.png",
+        metavar="FILE.png",
+        type=arguments.chart_file,
+        help="PNG file for the chart (default alltick-demo.png)",
+    )
     sub.add_argument("--no-chart", action="store_true", help="do not write a chart")
     sub.set_defaults(func=run_demo)
 
-    sub = add("klines", help="download closed K-lines (cached) to CSV, Parquet or a chart",
-              description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
-                          "unless --out is given.")
+    sub = add(
+        "klines",
+        help="download closed K-lines (cached) to CSV, Parquet or a chart",
+        description="Download closed K-lines, stamped at bar close (UTC). Data goes to stdout as CSV "
+        "unless --out is given.",
+    )
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, 700.HK, EURUSD, BTCUSDT")
     arguments.add_bar_selection(sub, default_count=100)
     sub.add_argument("--out", "-o", default=None, help="write FILE.csv or FILE.parquet instead of stdout")
-    sub.add_argument("--plot", default=None, metavar="FILE.png", type=arguments.chart_file,
-                     help="also draw a chart (.png, .svg, .pdf or .jpg)")
+    sub.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        type=arguments.chart_file,
+        help="also draw a chart (.png, .svg, .pdf or .jpg)",
+    )
     sub.set_defaults(func=run_klines)
 
     sub = add("quote", help="latest trade of each symbol")
@@ -280,27 +354,42 @@ def register(subparsers: arguments.Subparsers) -> None:
 
     sub = add("depth", help="order book of each symbol")
     arguments.add_symbols(sub)
-    sub.add_argument("--levels", type=arguments.positive_int, default=5,
-                     help="price levels to show (default 5)")
+    sub.add_argument(
+        "--levels", type=arguments.positive_int, default=5, help="price levels to show (default 5)"
+    )
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_depth)
 
     sub = add("stream", help="print live pushes until Ctrl-C, --limit or --seconds")
     arguments.add_symbols(sub)
-    sub.add_argument("--types", type=arguments.kind_list, default="tick",
-                     help="comma list of tick, quote (itick only), depth (default tick)")
+    sub.add_argument(
+        "--types",
+        type=arguments.kind_list,
+        default="tick",
+        help="comma list of tick, quote (itick only), depth (default tick)",
+    )
     sub.add_argument("--limit", type=arguments.positive_int, default=None, help="stop after N pushes")
-    sub.add_argument("--seconds", type=arguments.positive_float, default=None,
-                     help="stop after S seconds (without it, three failed connection attempts in a row end "
-                          "the stream with an error)")
+    sub.add_argument(
+        "--seconds",
+        type=arguments.positive_float,
+        default=None,
+        help="stop after S seconds (without it, three failed connection attempts in a row end "
+        "the stream with an error)",
+    )
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.set_defaults(func=run_stream)
 
     sub = add("cache", help="show or clear the K-line cache")
     sub.add_argument("action", choices=("info", "clear"))
-    sub.add_argument("--symbol", default=None, type=arguments.symbol,
-                     help="clear only this symbol (leave it out to clear every symbol)")
-    sub.add_argument("--json", action="store_true",
-                     help="one JSON object: path and series (dialect, symbol, period, bars, first, last)")
+    sub.add_argument(
+        "--symbol",
+        default=None,
+        type=arguments.symbol,
+        help="clear only this symbol (leave it out to clear every symbol)",
+    )
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object: path and series (dialect, symbol, period, bars, first, last)",
+    )
     sub.set_defaults(func=run_cache)
-

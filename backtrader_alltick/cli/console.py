@@ -56,8 +56,14 @@ def warnings_as_lines() -> Iterator[None]:
     """
     shown: set[str] = set()
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: TextIO | None = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         if not issubclass(category, AllTickWarning):
             previous(message, category, filename, lineno, file, line)
             return
@@ -147,8 +153,9 @@ class ProgressLine:
             return
         fraction = progress.fraction
         bar = f" [{'#' * int(fraction * 20):<20}] {fraction:4.0%}" if fraction is not None else ""
-        self._write(f"{progress.symbol} {progress.period}: {progress.requests} requests, "
-                    f"{progress.bars} bars{bar}")
+        self._write(
+            f"{progress.symbol} {progress.period}: {progress.requests} requests, {progress.bars} bars{bar}"
+        )
 
     def waiting(self, seconds: float, endpoint: str) -> None:
         if seconds >= 0.5:

@@ -30,23 +30,36 @@ SHOWN_FINDINGS = 15
 def register(subparsers: arguments.Subparsers) -> None:
     """Add ``quality`` to ``alltick-bt``'s subparsers."""
     sub = subparsers.add_parser(
-        "quality", parents=[common_options()], help="check closed K-lines for gaps, repeats and outliers",
+        "quality",
+        parents=[common_options()],
+        help="check closed K-lines for gaps, repeats and outliers",
         description="Fetch closed K-lines and report missing bars inside sessions (by the market's "
-                    "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
-                    "OHLC inconsistencies, outlier returns, stale runs and volume spikes.")
+        "calendar), bars outside sessions, repeated timestamps and bars, impossible prices, "
+        "OHLC inconsistencies, outlier returns, stale runs and volume spikes.",
+    )
     sub.add_argument("symbol", type=arguments.symbol, help="e.g. AAPL.US, EURUSD, BTCUSDT")
     arguments.add_bar_selection(sub, default_count=1000)
     sub.add_argument("--json", action="store_true", help="print the report as one JSON object")
     sub.add_argument("--html", default=None, metavar="FILE", help="also write the report as an HTML page")
     defaults = Thresholds()
-    sub.add_argument("--outlier-z", type=arguments.positive_float, default=defaults.outlier_z,
-                     help=f"robust z-score above which a return is an outlier "
-                          f"(default {defaults.outlier_z:g})")
-    sub.add_argument("--stale-bars", type=arguments.positive_int, default=defaults.stale_bars,
-                     help=f"bars with one close that make a stale run (default {defaults.stale_bars})")
-    sub.add_argument("--volume-z", type=arguments.positive_float, default=defaults.volume_z,
-                     help=f"robust z-score of log volume above which a bar is a spike "
-                          f"(default {defaults.volume_z:g})")
+    sub.add_argument(
+        "--outlier-z",
+        type=arguments.positive_float,
+        default=defaults.outlier_z,
+        help=f"robust z-score above which a return is an outlier (default {defaults.outlier_z:g})",
+    )
+    sub.add_argument(
+        "--stale-bars",
+        type=arguments.positive_int,
+        default=defaults.stale_bars,
+        help=f"bars with one close that make a stale run (default {defaults.stale_bars})",
+    )
+    sub.add_argument(
+        "--volume-z",
+        type=arguments.positive_float,
+        default=defaults.volume_z,
+        help=f"robust z-score of log volume above which a bar is a spike (default {defaults.volume_z:g})",
+    )
     sub.set_defaults(func=run_quality)
 
 
@@ -61,8 +74,15 @@ def run_quality(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         store.rest.limiter.on_wait = progress.waiting  # the plan's waits show on the progress line
         # The bars `alltick-bt klines` writes for the same arguments, dates read the same way.
-        frame = store.fetch_klines(inst.symbol, args.timeframe.timeframe, args.timeframe.compression,
-                                   args.fromdate, args.todate, count, on_progress=progress)
+        frame = store.fetch_klines(
+            inst.symbol,
+            args.timeframe.timeframe,
+            args.timeframe.compression,
+            args.fromdate,
+            args.todate,
+            count,
+            on_progress=progress,
+        )
         span = _asked_span(args, inst.market, period, store.clock.now_ms())
     progress.finish()
     series = series_from_frame(frame, inst.market, period)
@@ -73,8 +93,9 @@ def run_quality(args: argparse.Namespace) -> int:
     return 0
 
 
-def _asked_span(args: argparse.Namespace, market: Market, period: Period,
-                now_ms: int) -> tuple[int, int] | None:
+def _asked_span(
+    args: argparse.Namespace, market: Market, period: Period, now_ms: int
+) -> tuple[int, int] | None:
     # With --from the range is known at both ends, so bars missing at its edges are findings too.
     # A bar counts as missing only once a whole period has passed since its close (a service
     # may publish a closed bar a little late); -n N says nothing about where the bars should start.
@@ -93,17 +114,21 @@ def format_summary(report: QualityReport) -> str:
     first, last = report.first, report.last  # None in a report of no bars
     span = "no bars" if first is None or last is None else f"{format_utc(first)} .. {format_utc(last)}"
     t = report.thresholds
-    lines = [f"{report.symbol} {report.period}: {report.bars} bars, {span} (bar close, UTC), "
-             f"{report.market} calendar",
-             f"thresholds: outlier return |robust z| > {t.outlier_z:g}, stale run >= {t.stale_bars} bars, "
-             f"volume spike robust z > {t.volume_z:g}"]
+    lines = [
+        f"{report.symbol} {report.period}: {report.bars} bars, {span} (bar close, UTC), "
+        f"{report.market} calendar",
+        f"thresholds: outlier return |robust z| > {t.outlier_z:g}, stale run >= {t.stale_bars} bars, "
+        f"volume spike robust z > {t.volume_z:g}",
+    ]
     counts = report.to_dict()["counts"]
     lines += [f"  {kind:<20} {count:>8}" for kind, count in counts.items()]
     if report.is_clean:
         lines.append("no findings")
         return "\n".join(lines)
-    lines.append(f"findings: {len(report.findings)}" + (f" (first {SHOWN_FINDINGS})"
-                                                         if len(report.findings) > SHOWN_FINDINGS else ""))
+    lines.append(
+        f"findings: {len(report.findings)}"
+        + (f" (first {SHOWN_FINDINGS})" if len(report.findings) > SHOWN_FINDINGS else "")
+    )
     for finding in report.findings[:SHOWN_FINDINGS]:
         until = f" (to {format_utc(finding.end)})" if finding.end not in (None, finding.time) else ""
         lines.append(f"  {format_utc(finding.time)}  {finding.kind:<18} {finding.detail}{until}")

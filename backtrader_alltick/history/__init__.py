@@ -28,8 +28,16 @@ from .loader import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
 from .walk import Progress
 from .window import BarRange, Window
 
-__all__ = ["HISTORY_START_TTL_MS", "BarRange", "History", "HistoryLoader", "NativeBars", "Progress", "Window",
-           "cache_namespace"]
+__all__ = [
+    "HISTORY_START_TTL_MS",
+    "BarRange",
+    "History",
+    "HistoryLoader",
+    "NativeBars",
+    "Progress",
+    "Window",
+    "cache_namespace",
+]
 
 SOURCES = (None, "influx")
 
@@ -37,9 +45,15 @@ SOURCES = (None, "influx")
 class NativeBars(Protocol):
     """Closed bars of the service's native periods (:class:`HistoryLoader`)."""
 
-    def native_bars(self, inst: Instrument, period: str, start_ms: int | None = None,
-                    end_ms: int | None = None, count: int | None = None,
-                    on_progress: Callable[[Progress], None] | None = None) -> BarRange: ...
+    def native_bars(
+        self,
+        inst: Instrument,
+        period: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        count: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> BarRange: ...
 
 
 class History:
@@ -55,8 +69,14 @@ class History:
         got.bars[-1].end <= got.complete_ms
     """
 
-    def __init__(self, native: Callable[[], NativeBars], clock: Clock, dialect: str, *,
-                 archive: Callable[..., BarRange] = archived_bars) -> None:
+    def __init__(
+        self,
+        native: Callable[[], NativeBars],
+        clock: Clock,
+        dialect: str,
+        *,
+        archive: Callable[..., BarRange] = archived_bars,
+    ) -> None:
         self._open_native = native
         self._native: NativeBars | None = None
         self.clock = clock
@@ -66,9 +86,18 @@ class History:
     def __repr__(self) -> str:
         return f"History(dialect={self.dialect!r}, native={self._native!r})"
 
-    def get_range(self, inst: Instrument, spec: BarSpec, window: Window, *, source: str | None = None,
-                  source_url: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-                  extended_hours: bool = True, stats: dict[str, int] | None = None) -> BarRange:
+    def get_range(
+        self,
+        inst: Instrument,
+        spec: BarSpec,
+        window: Window,
+        *,
+        source: str | None = None,
+        source_url: str | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        extended_hours: bool = True,
+        stats: dict[str, int] | None = None,
+    ) -> BarRange:
         """Closed ``spec`` bars of ``inst`` in ``window`` (stamped ``start_ms <= end <= end_ms``, or
         the newest ``count``), oldest first, and the moment up to which they are complete.
 
@@ -82,21 +111,29 @@ class History:
         if source is None:
             got = self._from_service(inst, spec, window, on_progress)
         else:
-            got = self._archive(source_url or "", inst, spec, window, self.clock.now_ms(),
-                                dialect=self.dialect)
+            got = self._archive(
+                source_url or "", inst, spec, window, self.clock.now_ms(), dialect=self.dialect
+            )
         if extended_hours:
             return got
         return BarRange(self._regular_only(got.bars, inst, spec, stats), got.complete_ms)
 
-    def _from_service(self, inst: Instrument, spec: BarSpec, window: Window,
-                      on_progress: Callable[[Progress], None] | None) -> BarRange:
+    def _from_service(
+        self, inst: Instrument, spec: BarSpec, window: Window, on_progress: Callable[[Progress], None] | None
+    ) -> BarRange:
         if self._native is None:
             self._native = self._open_native()
         count = window.count
         # One more composed bar's worth: the oldest native bars may start inside a composed slot.
         native_count = None if count is None else (count + 1) * spec.multiple
-        got = self._native.native_bars(inst, spec.native.name, window.load_start(spec, inst.market),
-                                       window.end_ms, native_count, on_progress)
+        got = self._native.native_bars(
+            inst,
+            spec.native.name,
+            window.load_start(spec, inst.market),
+            window.end_ms,
+            native_count,
+            on_progress,
+        )
         bars = got.bars
         if not spec.is_native:
             # A composed bar is closed when the service has closed its last native bar.
@@ -104,15 +141,18 @@ class History:
         return BarRange(window.keep(bars), got.complete_ms)
 
     @staticmethod
-    def _regular_only(bars: list[Kline], inst: Instrument, spec: BarSpec,
-                      stats: dict[str, int] | None) -> list[Kline]:
+    def _regular_only(
+        bars: list[Kline], inst: Instrument, spec: BarSpec, stats: dict[str, int] | None
+    ) -> list[Kline]:
         kept = regular_bars(bars, spec, inst.market)
         left_out = len(bars) - len(kept)
         if left_out:
             if stats is not None:
                 stats["offhours_bars"] = stats.get("offhours_bars", 0) + left_out
             counted = "" if stats is None else ", counted in stats['offhours_bars']"
-            warn_user(f"{inst.symbol}: {left_out} {spec.period} bars outside the regular session "
-                      f"left out (extended_hours=False){counted}; pass extended_hours=True to keep them",
-                      SessionPolicyWarning)
+            warn_user(
+                f"{inst.symbol}: {left_out} {spec.period} bars outside the regular session "
+                f"left out (extended_hours=False){counted}; pass extended_hours=True to keep them",
+                SessionPolicyWarning,
+            )
         return kept

@@ -30,8 +30,9 @@ from .window import BarRange, Window
 logger: logging.Logger = logging.getLogger(__name__)
 
 
-def archived_bars(url: str, inst: Instrument, spec: BarSpec, window: Window, now_ms: int, *,
-                  dialect: str | None = None) -> BarRange:
+def archived_bars(
+    url: str, inst: Instrument, spec: BarSpec, window: Window, now_ms: int, *, dialect: str | None = None
+) -> BarRange:
     """Closed bars of ``spec`` in ``window`` from the archive at ``url``, complete up to ``now_ms``
     (or the window's end).
 
@@ -56,17 +57,20 @@ def archived_bars(url: str, inst: Instrument, spec: BarSpec, window: Window, now
         if not bars:
             bars, origin = _bars_from_ticks(source.ticks(inst.symbol, low, upto), inst, spec, upto), "ticks"
     bars = window.keep(bars, upto)
-    logger.info("archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label,
-                inst.symbol, origin)
+    logger.info(
+        "archive %s: %d %s bars of %s from archived %s", source.target, len(bars), label, inst.symbol, origin
+    )
     return BarRange(bars, upto)
 
 
 def _shorter_bases(spec: BarSpec) -> list[BarSpec]:
     # The same bars as multiples of each shorter period of the unit that divides them, coarsest first.
     length = spec.native.count * spec.multiple
-    return [BarSpec(period, length // period.count, spec.label)
-            for period in sorted(PERIODS.values(), key=lambda p: -p.count)
-            if period.unit == spec.native.unit and period.count < length and length % period.count == 0]
+    return [
+        BarSpec(period, length // period.count, spec.label)
+        for period in sorted(PERIODS.values(), key=lambda p: -p.count)
+        if period.unit == spec.native.unit and period.count < length and length % period.count == 0
+    ]
 
 
 def _bars_from_ticks(ticks: Iterable[Tick], inst: Instrument, spec: BarSpec, upto: int) -> list[Kline]:

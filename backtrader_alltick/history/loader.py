@@ -60,8 +60,14 @@ class HistoryLoader:
         got = loader.native_bars("BTCUSDT", "1m", count=100_000)   # 200 requests cold, none warm
     """
 
-    def __init__(self, rest: KlineService, cache: KlineStore | None, dialect: Any, clock: Clock,
-                 namespace: str | None = None) -> None:
+    def __init__(
+        self,
+        rest: KlineService,
+        cache: KlineStore | None,
+        dialect: Any,
+        clock: Clock,
+        namespace: str | None = None,
+    ) -> None:
         self.rest = rest
         self.cache = cache
         self.dialect = dialect
@@ -76,9 +82,15 @@ class HistoryLoader:
     def __repr__(self) -> str:
         return f"HistoryLoader(namespace={self.namespace!r}, cache={self.cache!r})"
 
-    def native_bars(self, inst: Instrument | str, period: str, start_ms: int | None = None,
-                    end_ms: int | None = None, count: int | None = None,
-                    on_progress: Callable[[Progress], None] | None = None) -> BarRange:
+    def native_bars(
+        self,
+        inst: Instrument | str,
+        period: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        count: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> BarRange:
         """Closed bars of a native ``period``, oldest first, without duplicates, and the moment up to
         which they are complete: every bar of the window final by it (:func:`timeframes.final_at`)
         is there; later ones the service had not closed (or were not asked for).
@@ -90,15 +102,18 @@ class HistoryLoader:
         inst = parse_symbol(inst)
         natives = tuple(self.dialect.native_periods(inst))
         if period not in natives:
-            raise UnsupportedTimeframe(period, inst.symbol, natives,
-                                       f"not a native {self.dialect.NAME} period")
+            raise UnsupportedTimeframe(
+                period, inst.symbol, natives, f"not a native {self.dialect.NAME} period"
+            )
         check_window(start_ms, end_ms, ("start_ms", "end_ms"))
         if count is not None and count < 1:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
         most = timeframes.bars_since_earliest(period, self.clock.now_ms())
         if count is not None and count > most:
-            raise ConfigError(f"count must be at most {most:,}, the {period} bars since 1970 (no service has "
-                              f"older ones), was {count:,}")
+            raise ConfigError(
+                f"count must be at most {most:,}, the {period} bars since 1970 (no service has "
+                f"older ones), was {count:,}"
+            )
         if start_ms is None and count is None:
             count = self.dialect.KLINE_LIMIT
         lo = 0 if start_ms is None else int(start_ms)
@@ -130,12 +145,18 @@ class HistoryLoader:
         # The walk holds every bar starting before hi, or only those starting before the top the
         # service has closed: every bar final by that moment is here.
         proven = min(walk.top, walk.hi)
-        bars = [bar for bar in bars if bar.start < proven and (end_ms is None or bar.end <= end_ms)
-                and (start_ms is None or bar.start >= start_ms)]
+        bars = [
+            bar
+            for bar in bars
+            if bar.start < proven
+            and (end_ms is None or bar.end <= end_ms)
+            and (start_ms is None or bar.start >= start_ms)
+        ]
         if count is not None:
             bars = bars[-count:]
-        logger.info("loaded %d closed %s bars of %s (%d requests)", len(bars), period, inst.symbol,
-                    walk.requests)
+        logger.info(
+            "loaded %d closed %s bars of %s (%d requests)", len(bars), period, inst.symbol, walk.requests
+        )
         return BarRange(bars, proven)
 
     def _window(self, period: str, inst: Instrument, end_ms: int | None) -> tuple[int, int]:

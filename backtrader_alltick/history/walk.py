@@ -42,8 +42,9 @@ class KlineService(Protocol):
 class KlineStore(Protocol):
     """Where a walk keeps bars and the ranges proven complete (the store's ``KlineCache``)."""
 
-    def missing(self, namespace: str, symbol: str, period: str, start_ms: int,
-                end_ms: int) -> list[tuple[int, int]]: ...
+    def missing(
+        self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, int]]: ...
 
     def get(self, namespace: str, symbol: str, period: str, start_ms: int, end_ms: int) -> list[Kline]: ...
 
@@ -127,9 +128,19 @@ class PageWalk:
         bars = walk.run()   # then walk.top: every bar starting before it is closed
     """
 
-    def __init__(self, service: Service, store: KlineStore, inst: Instrument, period: str, lo: int,
-                 hi: int, count: int | None, on_progress: Callable[[Progress], None] | None,
-                 start_ms: int | None, end: int) -> None:
+    def __init__(
+        self,
+        service: Service,
+        store: KlineStore,
+        inst: Instrument,
+        period: str,
+        lo: int,
+        hi: int,
+        count: int | None,
+        on_progress: Callable[[Progress], None] | None,
+        start_ms: int | None,
+        end: int,
+    ) -> None:
         self.service = service
         self.store = store
         self.inst = inst
@@ -208,7 +219,8 @@ class PageWalk:
                 f"{self.dialect} answered a K-line request for {self.inst.symbol} {self.period} ending "
                 f"at {format_utc(cursor - 1)} with newer bars only, was "
                 f"{format_utc(bars[0].start)}..{format_utc(bars[-1].start)}; the service ignored the end "
-                "time, so history cannot be paged")
+                "time, so history cannot be paged"
+            )
         low = max(gap_lo, self._proven_low(gap_lo, min(bar.start for bar in older), len(bars) < wanted))
         edge = min(cursor, self._closed_edge(bars, sent))
         self._keep([bar for bar in older if bar.start < edge], low, edge)
@@ -264,9 +276,14 @@ class PageWalk:
         # An empty answer proves nothing: iTick sends one for a symbol the plan does not cover,
         # and a glitch looks the same.  Remembering it as "no bars" would hide the history for good.
         # Below bars already found it most likely marks the start of history: no warning then.
-        logger.log(logging.INFO if have else logging.WARNING,
-                   "%s %s: the service returned no bars up to %s; nothing is cached as known, "
-                   "so a later load asks again", self.inst.symbol, self.period, format_utc(cursor))
+        logger.log(
+            logging.INFO if have else logging.WARNING,
+            "%s %s: the service returned no bars up to %s; nothing is cached as known, "
+            "so a later load asks again",
+            self.inst.symbol,
+            self.period,
+            format_utc(cursor),
+        )
 
     def _proven_low(self, gap_lo: int, oldest: int, short: bool) -> int:
         """Where the proof of a page starts: at its oldest bar, or at ``gap_lo`` if no bar fits between."""
@@ -293,8 +310,14 @@ class PageWalk:
         bars = self.service.rest.klines(self.inst, self.period, count, end_ms)
         self.requests += 1
         self.fetched += len(bars)
-        logger.debug("%s %s: %d bars up to %s (request %d)", self.inst.symbol, self.period, len(bars),
-                     "now" if end_ms is None else format_utc(end_ms), self.requests)
+        logger.debug(
+            "%s %s: %d bars up to %s (request %d)",
+            self.inst.symbol,
+            self.period,
+            len(bars),
+            "now" if end_ms is None else format_utc(end_ms),
+            self.requests,
+        )
         return sent, bars
 
     def _keep(self, bars: list[Kline], low: int, high: int) -> None:
@@ -302,8 +325,17 @@ class PageWalk:
         self.store.put(self.namespace, bars)
         self.store.mark_covered(self.namespace, self.inst.symbol, self.period, low, high)
         if self.on_progress is not None:
-            self.on_progress(Progress(self.inst.symbol, self.period, self.requests, self.fetched,
-                                      max(low, self.lo), self.start_ms, self.end))
+            self.on_progress(
+                Progress(
+                    self.inst.symbol,
+                    self.period,
+                    self.requests,
+                    self.fetched,
+                    max(low, self.lo),
+                    self.start_ms,
+                    self.end,
+                )
+            )
 
     def _warn_unavailable(self, oldest: int) -> None:
         if self.warned:
@@ -312,5 +344,10 @@ class PageWalk:
         logger.warning(
             "%s serves only the newest %d %s bars of %s: history before %s is not available from the "
             "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
-            self.dialect, self.service.dialect.KLINE_LIMIT, self.period, self.inst.symbol, format_utc(oldest),
-            format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars")
+            self.dialect,
+            self.service.dialect.KLINE_LIMIT,
+            self.period,
+            self.inst.symbol,
+            format_utc(oldest),
+            format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars",
+        )

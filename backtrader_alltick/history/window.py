@@ -40,9 +40,12 @@ class Window:
         """Backtrader's filter over ``bars`` (stamped ``start_ms <= end``, and ``end <= upto_ms`` if
         given), then the newest ``count``."""
         start = self.start_ms
-        bars = [bar for bar in bars
-                if (start is None or bar.end >= start) and (upto_ms is None or bar.end <= upto_ms)]
-        return bars if self.count is None else bars[-self.count:]
+        bars = [
+            bar
+            for bar in bars
+            if (start is None or bar.end >= start) and (upto_ms is None or bar.end <= upto_ms)
+        ]
+        return bars if self.count is None else bars[-self.count :]
 
 
 @dataclass(frozen=True)

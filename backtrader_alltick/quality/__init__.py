@@ -21,5 +21,14 @@ from .checks import (
     live_counts,
 )
 
-__all__ = ["KINDS", "LIVE_COUNTS", "Finding", "QualityReport", "Thresholds", "check_bars", "check_frame",
-           "check_klines", "live_counts"]
+__all__ = [
+    "KINDS",
+    "LIVE_COUNTS",
+    "Finding",
+    "QualityReport",
+    "Thresholds",
+    "check_bars",
+    "check_frame",
+    "check_klines",
+    "live_counts",
+]

@@ -45,7 +45,11 @@ class DataQuality(bt.Analyzer):
     """
 
     params: tuple[tuple[str, object], ...] = (
-        ("market", None), ("outlier_z", 10.0), ("stale_bars", 15), ("volume_z", 6.0))
+        ("market", None),
+        ("outlier_z", 10.0),
+        ("stale_bars", 15),
+        ("volume_z", 6.0),
+    )
 
     def start(self) -> None:
         self.thresholds: Thresholds = Thresholds(self.p.outlier_z, self.p.stale_bars, self.p.volume_z)
@@ -69,8 +73,9 @@ class DataQuality(bt.Analyzer):
         for index, data in enumerate(self.datas):
             if len(data) > self._seen[index]:  # a feed that delivered no bar this cycle is skipped
                 self._seen[index] = len(data)
-                self._rows[index].append((data.datetime[0], data.open[0], data.high[0], data.low[0],
-                                          data.close[0], data.volume[0]))
+                self._rows[index].append(
+                    (data.datetime[0], data.open[0], data.high[0], data.low[0], data.close[0], data.volume[0])
+                )
 
     def stop(self) -> None:
         for data, feed, rows in zip(self.datas, self._feeds, self._rows):
@@ -102,9 +107,11 @@ class DataQuality(bt.Analyzer):
         try:
             return parse_symbol(given if given is not None else name).market
         except AllTickError:
-            raise ConfigError(f"DataQuality needs the market of feed {name!r}: pass market= a Market, a "
-                              f"symbol such as 'AAPL.US', or a dict of those by feed name, was "
-                              f"{self.p.market!r}") from None
+            raise ConfigError(
+                f"DataQuality needs the market of feed {name!r}: pass market= a Market, a "
+                f"symbol such as 'AAPL.US', or a dict of those by feed name, was "
+                f"{self.p.market!r}"
+            ) from None
 
 
 def _check_bar_length(name: str, data: bt.AbstractDataBase, period: Period, stamps: np.ndarray) -> None:
@@ -122,11 +129,14 @@ def _check_bar_length(name: str, data: bt.AbstractDataBase, period: Period, stam
         return
     minutes = max(1, round(typical / MINUTE_MS))
     shown = timeframes.TIMEFRAME_NAMES.get(data._timeframe, data._timeframe)
-    warn_user(f"DataQuality: feed {name!r} says its bars are {period.name} (timeframe {shown}, compression "
-              f"{data._compression}), but they lie about {minutes} minute(s) apart, so the report reads them "
-              f"on the wrong grid; give the feed its bar length, e.g. bt.feeds.PandasData(dataname=frame, "
-              f"timeframe=bt.TimeFrame.Minutes, compression={minutes}) (PandasData and CSV feeds default to "
-              f"daily bars)", BarLengthWarning)
+    warn_user(
+        f"DataQuality: feed {name!r} says its bars are {period.name} (timeframe {shown}, compression "
+        f"{data._compression}), but they lie about {minutes} minute(s) apart, so the report reads them "
+        f"on the wrong grid; give the feed its bar length, e.g. bt.feeds.PandasData(dataname=frame, "
+        f"timeframe=bt.TimeFrame.Minutes, compression={minutes}) (PandasData and CSV feeds default to "
+        f"daily bars)",
+        BarLengthWarning,
+    )
 
 
 def _date_ms(day: date) -> int:

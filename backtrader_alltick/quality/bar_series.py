@@ -33,19 +33,35 @@ class BarSeries(NamedTuple):
 
 def series_from_klines(klines: Sequence[Kline]) -> BarSeries:
     """Parallel arrays of ``klines`` (any order)."""
-    return BarSeries(*(np.fromiter(map(attrgetter(name), klines), dtype=np.int64 if name in ("start", "end")
-                                   else float, count=len(klines)) for name in BarSeries._fields))
+    return BarSeries(
+        *(
+            np.fromiter(
+                map(attrgetter(name), klines),
+                dtype=np.int64 if name in ("start", "end") else float,
+                count=len(klines),
+            )
+            for name in BarSeries._fields
+        )
+    )
 
 
-def series_from_ends(end_ms: Sequence[int] | np.ndarray, open_: ArrayLike, high: ArrayLike, low: ArrayLike,
-                     close: ArrayLike, volume: ArrayLike, period: Period, market: Market) -> BarSeries:
+def series_from_ends(
+    end_ms: Sequence[int] | np.ndarray,
+    open_: ArrayLike,
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    period: Period,
+    market: Market,
+) -> BarSeries:
     """Parallel arrays of bars known by their close stamps (a DataFrame, a Backtrader feed)."""
     end = np.asarray(end_ms, dtype=np.int64)
     if period.is_intraday:
         start = end - period.millis  # an intraday bar spans exactly its period
     else:
-        start = np.array([timeframes.bar_start_of_stamp(period, int(ms), market) for ms in end],
-                         dtype=np.int64)
+        start = np.array(
+            [timeframes.bar_start_of_stamp(period, int(ms), market) for ms in end], dtype=np.int64
+        )
     prices = (open_, high, low, close, volume)
     return BarSeries(start, end, *(np.asarray(column, dtype=float) for column in prices))
-

@@ -31,13 +31,29 @@ MAD_TO_SIGMA = 1.4826
 # Fewer returns or volumes than this give no usable median and MAD (a few close values make the
 # spread tiny and every ordinary move an outlier): the statistical checks then report nothing.
 MIN_STATISTICS_SAMPLE = 10
-KINDS = ("missing_bars", "outside_session", "repeated_timestamp", "repeated_bar", "impossible_value",
-         "ohlc_inconsistent", "outlier_return", "stale_run", "volume_spike")
+KINDS = (
+    "missing_bars",
+    "outside_session",
+    "repeated_timestamp",
+    "repeated_bar",
+    "impossible_value",
+    "ohlc_inconsistent",
+    "outlier_return",
+    "stale_run",
+    "volume_spike",
+)
 # What a live feed counts (sources.COUNTERS) and how the report names it.
-LIVE_COUNTS = {"ticks": "trades", "late_ticks": "late_trades", "duplicates": "duplicate_trades",
-               "reconnects": "reconnects", "bars_rest": "bars_from_rest", "bars_live": "bars_from_trades",
-               "overflows": "inbox_overflows", "offhours_trades": "trades_left_out_offhours",
-               "offhours_bars": "bars_left_out_offhours"}
+LIVE_COUNTS = {
+    "ticks": "trades",
+    "late_ticks": "late_trades",
+    "duplicates": "duplicate_trades",
+    "reconnects": "reconnects",
+    "bars_rest": "bars_from_rest",
+    "bars_live": "bars_from_trades",
+    "overflows": "inbox_overflows",
+    "offhours_trades": "trades_left_out_offhours",
+    "offhours_bars": "bars_left_out_offhours",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,15 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         end = self.time if self.end is None else self.end
-        return {"kind": self.kind, "time": format_utc(self.time), "end": format_utc(end),
-                "time_ms": self.time, "end_ms": end, "bars": self.bars, "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "time": format_utc(self.time),
+            "end": format_utc(end),
+            "time_ms": self.time,
+            "end_ms": end,
+            "bars": self.bars,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -123,16 +146,27 @@ class QualityReport:
         counts: dict[str, int] = self.counts
         if self.live is not None:
             counts = {**counts, **self.live}
-        return {"symbol": self.symbol, "period": self.period, "market": self.market, "bars": self.bars,
-                "first": format_utc(self.first) if self.first is not None else None,
-                "last": format_utc(self.last) if self.last is not None else None,
-                "thresholds": asdict(self.thresholds), "counts": counts,
-                "findings": [finding.to_dict() for finding in self.findings]}
+        return {
+            "symbol": self.symbol,
+            "period": self.period,
+            "market": self.market,
+            "bars": self.bars,
+            "first": format_utc(self.first) if self.first is not None else None,
+            "last": format_utc(self.last) if self.last is not None else None,
+            "thresholds": asdict(self.thresholds),
+            "counts": counts,
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
 
 
-def check_klines(klines: Sequence[Kline], market: Market, period: Period | str | None = None,
-                 symbol: str | None = None, thresholds: Thresholds | None = None,
-                 span: tuple[int, int] | None = None) -> QualityReport:
+def check_klines(
+    klines: Sequence[Kline],
+    market: Market,
+    period: Period | str | None = None,
+    symbol: str | None = None,
+    thresholds: Thresholds | None = None,
+    span: tuple[int, int] | None = None,
+) -> QualityReport:
     """Check K-line records; ``period`` and ``symbol`` default to those of the records."""
     if period is None:
         period = klines[0].period if klines else "1m"
@@ -141,8 +175,14 @@ def check_klines(klines: Sequence[Kline], market: Market, period: Period | str |
     return check_bars(series_from_klines(klines), market, period, symbol, thresholds, span)
 
 
-def check_frame(frame: pd.DataFrame, market: Market, period: Period | str, symbol: str = "",
-                thresholds: Thresholds | None = None, span: tuple[int, int] | None = None) -> QualityReport:
+def check_frame(
+    frame: pd.DataFrame,
+    market: Market,
+    period: Period | str,
+    symbol: str = "",
+    thresholds: Thresholds | None = None,
+    span: tuple[int, int] | None = None,
+) -> QualityReport:
     """Check an OHLCV DataFrame indexed by bar close time (``fetch_klines``' shape; naive means UTC);
     ``span`` as for :func:`check_bars`."""
     period = timeframes.as_period(period, "quality checks")
@@ -154,22 +194,39 @@ def series_from_frame(frame: pd.DataFrame, market: Market, period: Period | str)
     longer bars (``fetch_klines``' shape; naive means UTC), as parallel arrays."""
     missing = [name for name in ("open", "high", "low", "close") if name not in frame.columns]
     if missing:
-        raise ConfigError(f"the frame needs open, high, low and close columns, "
-                          f"was missing {', '.join(missing)}")
+        raise ConfigError(
+            f"the frame needs open, high, low and close columns, was missing {', '.join(missing)}"
+        )
     if not isinstance(frame.index, pd.DatetimeIndex):
-        raise ConfigError(f"the frame must be indexed by bar close time (a DatetimeIndex), "
-                          f"was {type(frame.index).__name__}; use frame.set_index('datetime')")
+        raise ConfigError(
+            f"the frame must be indexed by bar close time (a DatetimeIndex), "
+            f"was {type(frame.index).__name__}; use frame.set_index('datetime')"
+        )
     index = frame.index
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     # Counted from the epoch rather than with as_unit("ms"), which pandas 1.5 lacks.
     end_ms = np.asarray((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1), dtype=np.int64)
     volume = frame["volume"] if "volume" in frame.columns else np.zeros(len(frame))
-    return series_from_ends(end_ms, frame["open"], frame["high"], frame["low"], frame["close"], volume,
-                            timeframes.as_period(period, "quality checks"), market)
+    return series_from_ends(
+        end_ms,
+        frame["open"],
+        frame["high"],
+        frame["low"],
+        frame["close"],
+        volume,
+        timeframes.as_period(period, "quality checks"),
+        market,
+    )
 
 
-def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: str = "",
-               thresholds: Thresholds | None = None, span: tuple[int, int] | None = None) -> QualityReport:
+def check_bars(
+    series: BarSeries,
+    market: Market,
+    period: Period | str,
+    symbol: str = "",
+    thresholds: Thresholds | None = None,
+    span: tuple[int, int] | None = None,
+) -> QualityReport:
     """Run every check over ``series`` and return the findings, ordered by bar time.
 
     ``span``: the intraday range that was asked for, as (first bar's start, last bar's close) in
@@ -180,9 +237,15 @@ def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: 
     thresholds = thresholds or Thresholds()
     order = np.argsort(series.end, kind="stable")
     bars = BarSeries(*(column[order] for column in series))
-    report = QualityReport(symbol, period.name, market.name, len(bars.end),
-                           int(bars.end[0]) if len(bars.end) else None,
-                           int(bars.end[-1]) if len(bars.end) else None, thresholds)
+    report = QualityReport(
+        symbol,
+        period.name,
+        market.name,
+        len(bars.end),
+        int(bars.end[0]) if len(bars.end) else None,
+        int(bars.end[-1]) if len(bars.end) else None,
+        thresholds,
+    )
     if not len(bars.end):
         return report
     findings = _repeated_timestamps(bars)
@@ -196,8 +259,9 @@ def check_bars(series: BarSeries, market: Market, period: Period | str, symbol: 
     findings += impossible
     findings += _ohlc_inconsistent(bars, valid)
     findings += _repeated_bars(bars, valid)
-    findings += _outlier_returns(bars, valid, _follows_previous(bars, closes_at, expected, period),
-                                 thresholds.outlier_z)
+    findings += _outlier_returns(
+        bars, valid, _follows_previous(bars, closes_at, expected, period), thresholds.outlier_z
+    )
     findings += _stale_runs(bars, valid, thresholds.stale_bars)
     findings += _volume_spikes(bars, valid, thresholds.volume_z)
     report.findings = sorted(findings, key=lambda f: (f.time, KINDS.index(f.kind)))
@@ -216,27 +280,33 @@ def live_counts(stats: dict[str, int]) -> dict[str, int]:
 
 def _repeated_timestamps(bars: BarSeries) -> list[Finding]:
     repeats = np.flatnonzero(bars.end[1:] == bars.end[:-1]) + 1
-    return [Finding("repeated_timestamp", int(bars.end[i]), "another bar has the same close time")
-            for i in repeats]
+    return [
+        Finding("repeated_timestamp", int(bars.end[i]), "another bar has the same close time")
+        for i in repeats
+    ]
 
 
 def _period_closes(bars: BarSeries, market: Market, period: Period) -> np.ndarray:
     # Where each bar's period ends; a daily bar's stamp may be a plain date, before its own start.
     if period.is_intraday:
         return bars.start + period.millis
-    return np.array([timeframes.next_start(period, int(start), market) for start in bars.start],
-                    dtype=np.int64)
+    return np.array(
+        [timeframes.next_start(period, int(start), market) for start in bars.start], dtype=np.int64
+    )
 
 
-def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, period: Period,
-                     span: tuple[int, int] | None) -> np.ndarray:
+def _expected_starts(
+    bars: BarSeries, closes_at: np.ndarray, market: Market, period: Period, span: tuple[int, int] | None
+) -> np.ndarray:
     first, last = int(bars.start[0]), int(closes_at.max())
     if period.is_intraday:
         if span is not None:
             first, last = min(first, timeframes.bar_start(period, span[0], market)), max(last, span[1])
         step = period.millis
-        grids = [np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
-                 for lo, hi in market.open_spans(first, last)]
+        grids = [
+            np.arange(timeframes.bar_start(period, lo, market), hi, step, dtype=np.int64)
+            for lo, hi in market.open_spans(first, last)
+        ]
         if not grids:
             return np.empty(0, dtype=np.int64)
         starts = np.concatenate(grids)
@@ -252,8 +322,9 @@ def _expected_starts(bars: BarSeries, closes_at: np.ndarray, market: Market, per
     return np.array(expected, dtype=np.int64)
 
 
-def _follows_previous(bars: BarSeries, closes_at: np.ndarray, expected: np.ndarray,
-                      period: Period) -> np.ndarray:
+def _follows_previous(
+    bars: BarSeries, closes_at: np.ndarray, expected: np.ndarray, period: Period
+) -> np.ndarray:
     # True where a bar directly follows the one before: a return across a night, a weekend or a gap
     # is not one bar's move.  Daily bars follow across weekends and holidays (nothing was expected).
     if period.is_intraday:
@@ -272,19 +343,33 @@ def _missing_bars(bars: BarSeries, expected: np.ndarray, market: Market, period:
         return []
     ends = [timeframes.bar_end(period, int(expected[i]), market) for i in where]
     runs = np.split(np.arange(len(where)), np.flatnonzero(np.diff(where) != 1) + 1)
-    return [Finding("missing_bars", ends[run[0]], f"{len(run)} bar{'s' * (len(run) > 1)} missing in session",
-                    end=ends[run[-1]], bars=len(run)) for run in runs]
+    return [
+        Finding(
+            "missing_bars",
+            ends[run[0]],
+            f"{len(run)} bar{'s' * (len(run) > 1)} missing in session",
+            end=ends[run[-1]],
+            bars=len(run),
+        )
+        for run in runs
+    ]
 
 
 def _outside_sessions(bars: BarSeries, closes_at: np.ndarray, market: Market) -> list[Finding]:
-    spans = np.array(market.open_spans(int(bars.start[0]), int(closes_at.max())),
-                     dtype=np.int64).reshape(-1, 2)
+    spans = np.array(market.open_spans(int(bars.start[0]), int(closes_at.max())), dtype=np.int64).reshape(
+        -1, 2
+    )
     # A bar is inside when the last span that opens before its period ends closes after its start.
     index = np.searchsorted(spans[:, 0], closes_at, side="left") - 1
-    inside = (index >= 0) & (spans[np.maximum(index, 0), 1] > bars.start) if len(spans) else \
-        np.zeros(len(bars.end), dtype=bool)
-    return [Finding("outside_session", int(bars.end[i]), f"bar outside the {market.name} sessions")
-            for i in np.flatnonzero(~inside)]
+    inside = (
+        (index >= 0) & (spans[np.maximum(index, 0), 1] > bars.start)
+        if len(spans)
+        else np.zeros(len(bars.end), dtype=bool)
+    )
+    return [
+        Finding("outside_session", int(bars.end[i]), f"bar outside the {market.name} sessions")
+        for i in np.flatnonzero(~inside)
+    ]
 
 
 def _impossible_values(bars: BarSeries) -> tuple[np.ndarray, list[Finding]]:
@@ -294,19 +379,26 @@ def _impossible_values(bars: BarSeries) -> tuple[np.ndarray, list[Finding]]:
     any_bad = np.logical_or.reduce(list(bad.values()))
     findings = []
     for i in np.flatnonzero(any_bad):
-        values = ", ".join(f"{name}={float(prices.get(name, bars.volume)[i])!r}"
-                           for name in bad if bad[name][i])
-        findings.append(Finding("impossible_value", int(bars.end[i]), f"not a valid price or volume: "
-                                f"{values}"))
+        values = ", ".join(
+            f"{name}={float(prices.get(name, bars.volume)[i])!r}" for name in bad if bad[name][i]
+        )
+        findings.append(
+            Finding("impossible_value", int(bars.end[i]), f"not a valid price or volume: {values}")
+        )
     return ~any_bad, findings
 
 
 def _ohlc_inconsistent(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
     top, bottom = np.maximum(bars.open, bars.close), np.minimum(bars.open, bars.close)
     broken = valid & ((bars.high < top) | (bars.low > bottom) | (bars.high < bars.low))
-    return [Finding("ohlc_inconsistent", int(bars.end[i]), f"open {bars.open[i]:g} high {bars.high[i]:g} "
-                    f"low {bars.low[i]:g} close {bars.close[i]:g}")
-            for i in np.flatnonzero(broken)]
+    return [
+        Finding(
+            "ohlc_inconsistent",
+            int(bars.end[i]),
+            f"open {bars.open[i]:g} high {bars.high[i]:g} low {bars.low[i]:g} close {bars.close[i]:g}",
+        )
+        for i in np.flatnonzero(broken)
+    ]
 
 
 def _repeated_bars(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
@@ -315,9 +407,10 @@ def _repeated_bars(bars: BarSeries, valid: np.ndarray) -> list[Finding]:
         same &= column[1:] == column[:-1]
     # A zero-volume copy is a quiet bar (see stale runs), not a bar sent twice.
     same &= valid[1:] & valid[:-1] & (bars.volume[1:] > 0)
-    return [Finding("repeated_bar", int(bars.end[i]), "same open, high, low, close and volume as the bar "
-                    "before")
-            for i in np.flatnonzero(same) + 1]
+    return [
+        Finding("repeated_bar", int(bars.end[i]), "same open, high, low, close and volume as the bar before")
+        for i in np.flatnonzero(same) + 1
+    ]
 
 
 def _robust_z(values: np.ndarray, scored: np.ndarray | None = None) -> np.ndarray | None:
@@ -353,8 +446,10 @@ def _outlier_returns(bars: BarSeries, valid: np.ndarray, follows: np.ndarray, li
         if i - 1 in flagged and follows[i] and flagged[i - 1][0] * flagged[i][0] < 0:
             continue  # the way back from a spike, reported with it
         change, score = flagged[i]
-        detail = f"close moved {math.expm1(change):+.2%}{'' if follows[i] else ' from the open'} " \
-                 f"(robust z {score:+.1f})"
+        detail = (
+            f"close moved {math.expm1(change):+.2%}{'' if follows[i] else ' from the open'} "
+            f"(robust z {score:+.1f})"
+        )
         if i + 1 in flagged and follows[i + 1] and flagged[i + 1][0] * change < 0:
             detail += f", then {math.expm1(flagged[i + 1][0]):+.2%} the next bar: a one-bar spike"
         findings.append(Finding("outlier_return", int(bars.end[i]), detail))
@@ -365,9 +460,17 @@ def _stale_runs(bars: BarSeries, valid: np.ndarray, limit: int) -> list[Finding]
     same = (bars.close[1:] == bars.close[:-1]) & valid[1:] & valid[:-1]
     edges = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # runs of `same` in pairs
-    return [Finding("stale_run", int(bars.end[lo]), f"close {bars.close[lo]:g} for {hi - lo + 1} bars",
-                    end=int(bars.end[hi]), bars=int(hi - lo + 1))
-            for lo, hi in zip(starts, stops) if hi - lo + 1 >= limit]
+    return [
+        Finding(
+            "stale_run",
+            int(bars.end[lo]),
+            f"close {bars.close[lo]:g} for {hi - lo + 1} bars",
+            end=int(bars.end[hi]),
+            bars=int(hi - lo + 1),
+        )
+        for lo, hi in zip(starts, stops)
+        if hi - lo + 1 >= limit
+    ]
 
 
 def _volume_spikes(bars: BarSeries, valid: np.ndarray, limit: float) -> list[Finding]:
@@ -376,6 +479,12 @@ def _volume_spikes(bars: BarSeries, valid: np.ndarray, limit: float) -> list[Fin
     if z is None:
         return []
     median = float(np.median(bars.volume[traded]))
-    return [Finding("volume_spike", int(bars.end[traded[j]]),
-                    f"volume {bars.volume[traded[j]]:g} is {bars.volume[traded[j]] / median:.0f}x the median "
-                    f"(robust z {z[j]:+.1f})") for j in np.flatnonzero(z > limit)]
+    return [
+        Finding(
+            "volume_spike",
+            int(bars.end[traded[j]]),
+            f"volume {bars.volume[traded[j]]:g} is {bars.volume[traded[j]] / median:.0f}x the median "
+            f"(robust z {z[j]:+.1f})",
+        )
+        for j in np.flatnonzero(z > limit)
+    ]

@@ -70,7 +70,7 @@ class AllTickService:
         """The rate-limit bucket of a REST path, or None when the path is not served."""
         for prefix in (STOCK_REST, OTHER_REST):
             if exchange.path.startswith(prefix + "/"):
-                endpoint = exchange.path[len(prefix) + 1:]
+                endpoint = exchange.path[len(prefix) + 1 :]
                 allowed = {"kline", "trade-tick", "depth-tick", "batch-kline"}
                 if prefix == STOCK_REST:
                     allowed.add("static_info")
@@ -84,8 +84,9 @@ class AllTickService:
     def rate_limited_reply(self, wait: float) -> Reply:
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         if self.sim.faults.rate_limit_reply == "http429":
-            return Reply(429, json_bytes({"ret": 429, "msg": MESSAGES[429], "trace": "", "data": {}}),
-                         headers)
+            return Reply(
+                429, json_bytes({"ret": 429, "msg": MESSAGES[429], "trace": "", "data": {}}), headers
+            )
         return Reply(200, json_bytes({"ret": 605, "msg": MESSAGES[605], "trace": "", "data": {}}), headers)
 
     def rate_limit_code(self) -> int:
@@ -135,8 +136,12 @@ class AllTickService:
             request = json.loads(text)
         except ValueError:
             raise _Refused(ret, message) from None
-        if not isinstance(request, dict) or not isinstance(request.get("trace"), str) \
-                or len(request["trace"]) > 64 or not isinstance(request.get("data"), dict):
+        if (
+            not isinstance(request, dict)
+            or not isinstance(request.get("trace"), str)
+            or len(request["trace"]) > 64
+            or not isinstance(request.get("data"), dict)
+        ):
             raise _Refused(400, HEADER_INVALID)
         return request
 
@@ -167,16 +172,23 @@ class AllTickService:
         now = self.sim.clock.now_ms()
         # Only non-stock codes page backwards; stocks always get the newest bars (alltick.md 4.1).
         end_ms = now if end == 0 or inst.is_stock else normalize_epoch_ms(end)
-        bars = served_klines(self.sim, self.sim.model.latest_klines(symbol, KLINE_TYPES[kline_type],
-                                                                    min(count, limit), end_ms, now))
+        bars = served_klines(
+            self.sim,
+            self.sim.model.latest_klines(symbol, KLINE_TYPES[kline_type], min(count, limit), end_ms, now),
+        )
         return symbol, kline_type, [self._kline_row(symbol, bar) for bar in bars]
 
     def _kline_row(self, symbol: str, bar) -> dict:
         spec = self.sim.model.specs[symbol]
-        return {"timestamp": str(bar.start // 1000), "open_price": repr(bar.open),
-                "close_price": repr(bar.close), "high_price": repr(bar.high), "low_price": repr(bar.low),
-                "volume": decimal_text(bar.volume, spec.size_decimals),
-                "turnover": decimal_text(bar.turnover, spec.price_decimals + spec.size_decimals)}
+        return {
+            "timestamp": str(bar.start // 1000),
+            "open_price": repr(bar.open),
+            "close_price": repr(bar.close),
+            "high_price": repr(bar.high),
+            "low_price": repr(bar.low),
+            "volume": decimal_text(bar.volume, spec.size_decimals),
+            "turnover": decimal_text(bar.turnover, spec.price_decimals + spec.size_decimals),
+        }
 
     def _kline(self, family: str, data: dict) -> dict:
         symbol, kline_type, rows = self._kline_list(family, data, KLINE_LIMIT)
@@ -209,19 +221,31 @@ class AllTickService:
                 tick, spec = model.last_trade(code, now), model.specs[code]
                 if tick is not None:
                     places = spec.price_decimals + spec.size_decimals
-                    rows.append({"code": code, "seq": str(tick.seq), "tick_time": str(tick.time),
-                                 "price": repr(tick.price),
-                                 "volume": decimal_text(tick.volume, spec.size_decimals),
-                                 "turnover": decimal_text(tick.turnover, places),
-                                 "trade_direction": tick.direction})
+                    rows.append(
+                        {
+                            "code": code,
+                            "seq": str(tick.seq),
+                            "tick_time": str(tick.time),
+                            "price": repr(tick.price),
+                            "volume": decimal_text(tick.volume, spec.size_decimals),
+                            "turnover": decimal_text(tick.turnover, places),
+                            "trade_direction": tick.direction,
+                        }
+                    )
             else:
                 depth = model.depth(code, now)
                 last = None if depth is None else model.last_trade(code, now)
                 if depth is not None and last is not None:
                     decimals = model.specs[code].size_decimals
-                    rows.append({"code": code, "seq": str(last.seq),
-                                 "tick_time": str(depth.time), "bids": book_levels(depth.bids, decimals),
-                                 "asks": book_levels(depth.asks, decimals)})
+                    rows.append(
+                        {
+                            "code": code,
+                            "seq": str(last.seq),
+                            "tick_time": str(depth.time),
+                            "bids": book_levels(depth.bids, decimals),
+                            "asks": book_levels(depth.asks, decimals),
+                        }
+                    )
         return {"tick_list": rows}
 
     # -- WebSocket -----------------------------------------------------------------------
@@ -246,13 +270,23 @@ class AllTickService:
         return AllTickSession(self.sim, connection, token, WS_PATHS[exchange.path])
 
 
-
 def _static_info(inst) -> dict:
     exchange = {"US": "NASDAQ", "HK": "HKEX", "SH": "SSE", "SZ": "SZSE"}[inst.region]
     currency = {"US": "USD", "HK": "HKD", "SH": "CNY", "SZ": "CNY"}[inst.region]
-    return {"board": "MAIN", "bps": "10.0", "circulating_shares": "1000000000", "currency": currency,
-            "dividend_yield": "0.5", "eps": "1.0", "eps_ttm": "1.0", "exchange": exchange,
-            "hk_shares": "1000000000" if inst.region == "HK" else "",
-            "lot_size": "1" if inst.region == "US" else "100",
-            "name_cn": inst.code, "name_en": inst.code, "name_hk": inst.code, "symbol": inst.symbol,
-            "total_shares": "1000000000"}
+    return {
+        "board": "MAIN",
+        "bps": "10.0",
+        "circulating_shares": "1000000000",
+        "currency": currency,
+        "dividend_yield": "0.5",
+        "eps": "1.0",
+        "eps_ttm": "1.0",
+        "exchange": exchange,
+        "hk_shares": "1000000000" if inst.region == "HK" else "",
+        "lot_size": "1" if inst.region == "US" else "100",
+        "name_cn": inst.code,
+        "name_en": inst.code,
+        "name_hk": inst.code,
+        "symbol": inst.symbol,
+        "total_shares": "1000000000",
+    }

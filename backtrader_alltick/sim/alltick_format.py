@@ -10,9 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 MESSAGES = {
-    200: "ok", 400: "request data param invalid", 401: "token invalid", 402: "query invalid",
-    429: "Too Many Requests", 600: "code invalid", 601: "body empty", 603: "token level not enough",
-    604: "code unauthorized", 605: "too many requests",
+    200: "ok",
+    400: "request data param invalid",
+    401: "token invalid",
+    402: "query invalid",
+    429: "Too Many Requests",
+    600: "code invalid",
+    601: "body empty",
+    603: "token level not enough",
+    604: "code unauthorized",
+    605: "too many requests",
     606: "too many requests and connection will be closed",
 }
 HEADER_INVALID = "request header param invalid"

@@ -94,9 +94,14 @@ class AllTickSession(Session):
             self._answer(cmd_id + 1, seq_id, trace, 400)
             return
         model, stock = self.sim.model, self.family == "stock"
-        served = [item for item in items if (inst := model.instrument(item["code"])) is not None
-                  and inst.symbol == item["code"] and inst.is_stock == stock
-                  and item["code"] not in self.sim.denied_symbols]
+        served = [
+            item
+            for item in items
+            if (inst := model.instrument(item["code"])) is not None
+            and inst.symbol == item["code"]
+            and inst.is_stock == stock
+            and item["code"] not in self.sim.denied_symbols
+        ]
         served = served[: self.sim.plan.ws_symbols]
         if cmd_id == 22004:
             self.trade_codes = list(dict.fromkeys(item["code"] for item in served))
@@ -108,8 +113,14 @@ class AllTickSession(Session):
         # The docs' answers always carry a numeric seq_id: 0 when the request had none (or no number).
         if not isinstance(seq_id, int) or isinstance(seq_id, bool):
             seq_id = 0
-        payload = {"ret": ret, "msg": message or MESSAGES[ret], "cmd_id": cmd_id, "seq_id": seq_id,
-                   "trace": trace if isinstance(trace, str) else "", "data": {}}
+        payload = {
+            "ret": ret,
+            "msg": message or MESSAGES[ret],
+            "cmd_id": cmd_id,
+            "seq_id": seq_id,
+            "trace": trace if isinstance(trace, str) else "",
+            "data": {},
+        }
         self.reply(json_bytes(payload).decode(), None if ret == 200 else ret)
 
     def render(self, step: Step) -> tuple[list[bytes], list[bytes]]:
@@ -119,8 +130,9 @@ class AllTickSession(Session):
         others: list[bytes] = []
         for code, level in self.depth_codes.items():
             if len(step.trades(code)[0]):
-                frame = step.memo(("alltick-depth", code, level),
-                                  functools.partial(_depth_frame, step, code, level))
+                frame = step.memo(
+                    ("alltick-depth", code, level), functools.partial(_depth_frame, step, code, level)
+                )
                 if frame:
                     others.append(frame)
         return ticks, others
@@ -136,10 +148,13 @@ def _trade_frames(step: Step, code: str) -> list[bytes]:
     frames = []
     for t, p, s, d, q in zip(time_.tolist(), price.tolist(), size.tolist(), direction.tolist(), seq.tolist()):
         volume = str(s) if decimals == 0 else decimal_text(s / ss, decimals)
-        frames.append(text_frame(
-            f'{{"cmd_id":22998,"data":{{"code":"{code}","seq":{q},"tick_time":{t},"price":"{p / ps!r}",'
-            f'"volume":"{volume}","turnover":"{decimal_text(p * s / scale, places)}",'
-            f'"trade_direction":{d}}}}}'))
+        frames.append(
+            text_frame(
+                f'{{"cmd_id":22998,"data":{{"code":"{code}","seq":{q},"tick_time":{t},"price":"{p / ps!r}",'
+                f'"volume":"{volume}","turnover":"{decimal_text(p * s / scale, places)}",'
+                f'"trade_direction":{d}}}}}'
+            )
+        )
     return frames
 
 
@@ -151,9 +166,16 @@ def _depth_frame(step: Step, code: str, levels: int) -> bytes | None:
         return None
     seq = int(step.trades(code)[4][-1])
     decimals = step.model.specs[code].size_decimals
-    body = {"cmd_id": 22999, "data": {"code": code, "seq": seq, "tick_time": depth.time,
-                                      "bids": book_levels(depth.bids, decimals),
-                                      "asks": book_levels(depth.asks, decimals)}}
+    body = {
+        "cmd_id": 22999,
+        "data": {
+            "code": code,
+            "seq": seq,
+            "tick_time": depth.time,
+            "bids": book_levels(depth.bids, decimals),
+            "asks": book_levels(depth.asks, decimals),
+        },
+    }
     return text_frame(json_bytes(body).decode())
 
 

@@ -49,8 +49,10 @@ class Faults:
 
     def __post_init__(self) -> None:
         if self.rate_limit_reply not in RATE_LIMIT_REPLIES:
-            raise ConfigError(f"rate_limit_reply must be one of {', '.join(RATE_LIMIT_REPLIES)}, "
-                              f"was {self.rate_limit_reply!r}")
+            raise ConfigError(
+                f"rate_limit_reply must be one of {', '.join(RATE_LIMIT_REPLIES)}, "
+                f"was {self.rate_limit_reply!r}"
+            )
         check_kline_flaws(self.kline_flaws)
 
     def take(self, name: str) -> bool:
@@ -99,9 +101,18 @@ class Counters:
 
     def snapshot(self, **extra: int) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {name: 0 for name in (
-                "rest_requests", "ws_connections_opened", "ws_connections_rejected", "ws_messages_received",
-                "frames_sent", "ticks_pushed", "bytes_sent")}
+            out: dict[str, Any] = {
+                name: 0
+                for name in (
+                    "rest_requests",
+                    "ws_connections_opened",
+                    "ws_connections_rejected",
+                    "ws_messages_received",
+                    "frames_sent",
+                    "ticks_pushed",
+                    "bytes_sent",
+                )
+            }
             out.update(self._plain)
             out["rest_requests_by_path"] = dict(self._by_path)
             out["errors_sent"] = dict(self._errors)
@@ -163,6 +174,8 @@ class Journal:
                 seen = len(entries)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise Timeout(f"journal: no entry matched within {timeout} s ({seen} recorded); "
-                              "pass a longer timeout or check the predicate")
+                    raise Timeout(
+                        f"journal: no entry matched within {timeout} s ({seen} recorded); "
+                        "pass a longer timeout or check the predicate"
+                    )
                 self._changed.wait(left)

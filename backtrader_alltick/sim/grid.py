@@ -65,8 +65,12 @@ class DayRule:
 # daily at 17:00 New York.  Their day rolls there, as the trade counts it ("New York close").
 NEW_YORK_CLOSE = DayRule("America/New_York", 17)
 UTC_DAY = DayRule("UTC", 0)
-EXCHANGE_ZONES = {"US": "America/New_York", "HK": "Asia/Hong_Kong", "SH": "Asia/Shanghai",
-                  "SZ": "Asia/Shanghai"}
+EXCHANGE_ZONES = {
+    "US": "America/New_York",
+    "HK": "Asia/Hong_Kong",
+    "SH": "Asia/Shanghai",
+    "SZ": "Asia/Shanghai",
+}
 
 
 def day_rule(asset: str, region: str = "") -> DayRule:

@@ -131,8 +131,15 @@ def _at(day: date, clock: time, zone: str) -> int:
     return int(datetime.combine(day, clock, tzinfo=DayRule(zone).tz).timestamp() * 1000)
 
 
-def _span(day: date, zone: str, first: time, last: time, kind: str = REGULAR,
-          prints: tuple[time, time] | None = None, start_day: date | None = None) -> Session:
+def _span(
+    day: date,
+    zone: str,
+    first: time,
+    last: time,
+    kind: str = REGULAR,
+    prints: tuple[time, time] | None = None,
+    start_day: date | None = None,
+) -> Session:
     window = None if prints is None else (_at(day, prints[0], zone), _at(day, prints[1], zone))
     return Session(_at(start_day or day, first, zone), _at(day, last, zone), kind, window)
 
@@ -151,10 +158,12 @@ def _us(day: date) -> tuple[Session, ...]:
         return ()
     close = NYSE_EARLY_CLOSES.get(day, time(16))
     late_end = time(17) if day in NYSE_EARLY_CLOSES else time(20)
-    return (_span(day, NEW_YORK, time(20), time(4), OVERNIGHT, start_day=day - timedelta(days=1)),
-            _span(day, NEW_YORK, time(4), time(9, 30), PRE),
-            _span(day, NEW_YORK, time(9, 30), close),
-            _span(day, NEW_YORK, close, late_end, POST))
+    return (
+        _span(day, NEW_YORK, time(20), time(4), OVERNIGHT, start_day=day - timedelta(days=1)),
+        _span(day, NEW_YORK, time(4), time(9, 30), PRE),
+        _span(day, NEW_YORK, time(9, 30), close),
+        _span(day, NEW_YORK, close, late_end, POST),
+    )
 
 
 def _hk(day: date) -> tuple[Session, ...]:
@@ -165,10 +174,15 @@ def _hk(day: date) -> tuple[Session, ...]:
         return ()
     morning = _span(day, HONG_KONG, time(9, 30), time(12))
     if day in HKEX_HALF_DAYS:
-        return (morning, _span(day, HONG_KONG, time(12), time(12, 10), CLOSE_AUCTION,
-                               (time(12, 8), time(12, 10))))
-    return (morning, _span(day, HONG_KONG, time(13), time(16)),
-            _span(day, HONG_KONG, time(16), time(16, 10), CLOSE_AUCTION, (time(16, 8), time(16, 10))))
+        return (
+            morning,
+            _span(day, HONG_KONG, time(12), time(12, 10), CLOSE_AUCTION, (time(12, 8), time(12, 10))),
+        )
+    return (
+        morning,
+        _span(day, HONG_KONG, time(13), time(16)),
+        _span(day, HONG_KONG, time(16), time(16, 10), CLOSE_AUCTION, (time(16, 8), time(16, 10))),
+    )
 
 
 def _cn(day: date) -> tuple[Session, ...]:
@@ -177,13 +191,16 @@ def _cn(day: date) -> tuple[Session, ...]:
     # its match printed at 15:00:00.000, the session's end instant.
     if day.weekday() >= 5 or day in SSE_HOLIDAYS:
         return ()
-    return (_span(day, SHANGHAI, time(9, 15), time(9, 25), OPEN_AUCTION, (time(9, 25), time(9, 25))),
-            _span(day, SHANGHAI, time(9, 30), time(11, 30)),
-            _span(day, SHANGHAI, time(13), time(14, 57)),
-            _span(day, SHANGHAI, time(14, 57), time(15), CLOSE_AUCTION, (time(15), time(15))))
+    return (
+        _span(day, SHANGHAI, time(9, 15), time(9, 25), OPEN_AUCTION, (time(9, 25), time(9, 25))),
+        _span(day, SHANGHAI, time(9, 30), time(11, 30)),
+        _span(day, SHANGHAI, time(13), time(14, 57)),
+        _span(day, SHANGHAI, time(14, 57), time(15), CLOSE_AUCTION, (time(15), time(15))),
+    )
 
 
 # -- round-the-clock markets ------------------------------------------------------------------
+
 
 def _from_evening(zone: str, opens: time, closes: time, first_open: time | None = None) -> Table:
     """Monday..Friday dates that open the evening before (Sunday evening for Monday) and close at
@@ -223,13 +240,15 @@ METALS = MarketHours("METALS", _from_evening(NEW_YORK, time(18), time(17)), NEW_
 UKOIL = MarketHours("UKOIL", _same_day("UTC", time(0), time(21)), NEW_YORK_CLOSE, "UTC")
 # COPPER, Aluminum, Nickel, Lead, Zinc: Monday 00:00 -> Friday 18:00, daily break 18:00-24:00, winter
 # one hour later (same list): that is 01:00-19:00 London all year (the LME's day), so London time it is.
-BASE_METALS = MarketHours("BASE_METALS", _same_day("Europe/London", time(1), time(19)), NEW_YORK_CLOSE,
-                          "Europe/London")
+BASE_METALS = MarketHours(
+    "BASE_METALS", _same_day("Europe/London", time(1), time(19)), NEW_YORK_CLOSE, "Europe/London"
+)
 # CFD indices: 18:00 Sunday -> 17:00 Friday US Eastern, daily break 17:00-18:00 (the vendor's CFD
 # code list); AUS200 opens 17:50 on Sunday.
 CFD = MarketHours("CFD", _from_evening(NEW_YORK, time(18), time(17)), NEW_YORK_CLOSE, NEW_YORK)
-AUS200 = MarketHours("AUS200", _from_evening(NEW_YORK, time(18), time(17), time(17, 50)), NEW_YORK_CLOSE,
-                     NEW_YORK)
+AUS200 = MarketHours(
+    "AUS200", _from_evening(NEW_YORK, time(18), time(17), time(17, 50)), NEW_YORK_CLOSE, NEW_YORK
+)
 # Crypto: 24/7 (the vendor's FAQ on update frequency), on UTC days.
 CRYPTO = MarketHours("CRYPTO", _every_day, UTC_DAY, "UTC")
 

@@ -43,16 +43,35 @@ if TYPE_CHECKING:
     from .server import Connection
     from .simulator import Simulator
 
-ASSET_PATHS: dict[str, tuple[str, ...]] = {"stock": ("stock",), "forex": ("forex", "metal", "energy"),
-                                           "indices": ("cfd",), "crypto": ("crypto",)}
-WS_PATHS = {"/stock": "stock", "/forex": "forex", "/indices": "indices", "/crypto": "crypto",
-            "/sws": "stock", "/fws": "forex", "/iws": "indices", "/cws": "crypto"}
+ASSET_PATHS: dict[str, tuple[str, ...]] = {
+    "stock": ("stock",),
+    "forex": ("forex", "metal", "energy"),
+    "indices": ("cfd",),
+    "crypto": ("crypto",),
+}
+WS_PATHS = {
+    "/stock": "stock",
+    "/forex": "forex",
+    "/indices": "indices",
+    "/crypto": "crypto",
+    "/sws": "stock",
+    "/fws": "forex",
+    "/iws": "indices",
+    "/cws": "crypto",
+}
 REGIONS = {"forex": {"GB"}, "indices": {"GB", "US"}, "crypto": {"BA", "BT", "PB"}}
 ALIASES = {"XAUUSD": "GOLD", "XAGUSD": "Silver"}
 KTYPES = {1: "1m", 2: "5m", 3: "15m", 4: "30m", 5: "1h", 6: "2h", 7: "4h", 8: "1d", 9: "1w", 10: "1M"}
 KLINE_LIMIT = 1000
-SESSION_CODES: dict[str | None, int] = {REGULAR: 0, PRE: 1, POST: 2, OVERNIGHT: 2, OPEN_AUCTION: 0,
-                                        CLOSE_AUCTION: 0, None: 0}
+SESSION_CODES: dict[str | None, int] = {
+    REGULAR: 0,
+    PRE: 1,
+    POST: 2,
+    OVERNIGHT: 2,
+    OPEN_AUCTION: 0,
+    CLOSE_AUCTION: 0,
+    None: 0,
+}
 SINGLE = {"tick", "quote", "depth", "kline"}
 BATCH = {"ticks": "tick", "quotes": "quote", "depths": "depth", "klines": "kline"}
 
@@ -98,8 +117,11 @@ class ITickService:
         return Reply(401, _json({"code": "E002", "msg": "auth failed", "data": None}))
 
     def rate_limited_reply(self, wait: float) -> Reply:
-        return Reply(429, _json({"code": 429, "msg": "request limit exceeded", "data": None}),
-                     {"Retry-After": str(max(1, math.ceil(wait)))})
+        return Reply(
+            429,
+            _json({"code": 429, "msg": "request limit exceeded", "data": None}),
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
     def rate_limit_code(self) -> int:
         return 429
@@ -111,8 +133,9 @@ class ITickService:
         """The refusal of a request that is not a GET (every iTick REST endpoint is one)."""
         if exchange.method == "GET":
             return None
-        return Reply(405, _json({"code": 405, "msg": f"{endpoint} takes GET", "data": None}),
-                     {"Allow": "GET"})
+        return Reply(
+            405, _json({"code": 405, "msg": f"{endpoint} takes GET", "data": None}), {"Allow": "GET"}
+        )
 
     # -- REST ----------------------------------------------------------------------------
 
@@ -176,8 +199,9 @@ class ITickService:
                 raise _BadRequest("kType, limit and et must be integers") from None
             if ktype not in KTYPES or limit < 1:
                 raise _BadRequest(f"kType must be one of 1..10 and limit positive, was {ktype}, {limit}")
-            bars = served_klines(self.sim, model.latest_klines(symbol, KTYPES[ktype], min(limit, KLINE_LIMIT),
-                                                               end, now))
+            bars = served_klines(
+                self.sim, model.latest_klines(symbol, KTYPES[ktype], min(limit, KLINE_LIMIT), end, now)
+            )
             return [kline_fields(bar) for bar in bars]
         if kind == "tick":
             tick = model.last_trade(symbol, now)
@@ -214,8 +238,15 @@ def _num(value: float) -> int | float:
 
 def kline_fields(bar: Kline) -> dict[str, Any]:
     """A K-line as iTick's ``{"o", "h", "l", "c", "v", "tu", "t"}`` object."""
-    return {"tu": round(bar.turnover, 6), "c": bar.close, "t": bar.start, "v": _num(bar.volume),
-            "h": bar.high, "l": bar.low, "o": bar.open}
+    return {
+        "tu": round(bar.turnover, 6),
+        "c": bar.close,
+        "t": bar.start,
+        "v": _num(bar.volume),
+        "h": bar.high,
+        "l": bar.low,
+        "o": bar.open,
+    }
 
 
 def tick_fields(model: MarketModel, symbol: str, code: str, tick: Tick) -> dict[str, Any]:
@@ -233,8 +264,17 @@ def quote_fields(model: MarketModel, symbol: str, code: str, quote: Quote) -> di
     """A quote as iTick's quote object (change fields where the previous close is known)."""
     volume, turnover = quote.volume, quote.turnover
     assert volume is not None and turnover is not None, "the model's quotes carry both"
-    out: dict[str, Any] = {"s": code, "ld": quote.last, "o": quote.open, "h": quote.high, "l": quote.low,
-                           "t": quote.time, "v": _num(volume), "tu": round(turnover, 6), "ts": 0}
+    out: dict[str, Any] = {
+        "s": code,
+        "ld": quote.last,
+        "o": quote.open,
+        "h": quote.high,
+        "l": quote.low,
+        "t": quote.time,
+        "v": _num(volume),
+        "tu": round(turnover, 6),
+        "ts": 0,
+    }
     asset = model.instruments[symbol].asset
     if quote.prev_close and asset != "crypto":
         decimals = model.specs[symbol].price_decimals
@@ -247,9 +287,12 @@ def quote_fields(model: MarketModel, symbol: str, code: str, quote: Quote) -> di
 
 def depth_fields(code: str, depth: Depth) -> dict[str, Any]:
     """A book as iTick's depth object, best level first (``po`` 1)."""
+
     def side(levels: tuple[tuple[float, float], ...]) -> list[dict[str, Any]]:
-        return [{"po": index + 1, "p": price, "v": _num(volume), "o": 1 + index % 5}
-                for index, (price, volume) in enumerate(levels)]
+        return [
+            {"po": index + 1, "p": price, "v": _num(volume), "o": 1 + index % 5}
+            for index, (price, volume) in enumerate(levels)
+        ]
 
     return {"s": code, "a": side(depth.asks), "b": side(depth.bids)}
 
@@ -302,15 +345,19 @@ class ITickSession(Session):
             if self.sim.faults.ignore_heartbeats:
                 self.sim.counters_store.fault("ignore_heartbeats")
             else:
-                self.reply(json.dumps({"resAc": "pong", "data": {"params": message.get("params")}},
-                                      separators=(",", ":")))
+                self.reply(
+                    json.dumps(
+                        {"resAc": "pong", "data": {"params": message.get("params")}}, separators=(",", ":")
+                    )
+                )
         elif action == "auth" and not self.authenticated:
             self._authenticate(str(message.get("params") or ""))
         elif action in ("subscribe", "unsubscribe") and self.authenticated:
             self._subscribe(action, message)
         else:
-            self.reply(json.dumps({"code": 0, "resAc": str(action), "msg": "cannot be resolved action"}),
-                       "action")
+            self.reply(
+                json.dumps({"code": 0, "resAc": str(action), "msg": "cannot be resolved action"}), "action"
+            )
 
     def _subscribe(self, action: str, message: dict) -> None:
         params, types = message.get("params"), message.get("types")
@@ -338,12 +385,16 @@ class ITickSession(Session):
             self.reply('{"code":1,"resAc":"unsubscribe","msg":"unsubscribe Successfully"}')
             return
         merged = set(self.subscriptions) | set(wanted)
-        account = sum(len(s.subscriptions) for s in self.sim.sessions()
-                      if isinstance(s, ITickSession) and s.token == self.token and s is not self)
+        account = sum(
+            len(s.subscriptions)
+            for s in self.sim.sessions()
+            if isinstance(s, ITickSession) and s.token == self.token and s is not self
+        )
         cap = min(ITICK_SYMBOLS_PER_CONNECTION, self.sim.plan.ws_symbols - account)
         if len(merged) > cap:
-            self.reply('{"code":0,"resAc":"subscribe","msg":"exceeding the maximum subscription limit"}',
-                       "E003")
+            self.reply(
+                '{"code":0,"resAc":"subscribe","msg":"exceeding the maximum subscription limit"}', "E003"
+            )
             return
         for symbol, wire in wanted.items():
             self.wire_codes[symbol] = wire  # before the subscription: the pusher reads both
@@ -356,13 +407,19 @@ class ITickSession(Session):
         for symbol, kinds in list(self.subscriptions.items()):
             code, region = self.wire_codes[symbol]
             if "tick" in kinds:
-                ticks.extend(step.memo(("itick-trades", symbol, code, region),
-                                       functools.partial(_tick_frames, step, symbol, code, region)))
+                ticks.extend(
+                    step.memo(
+                        ("itick-trades", symbol, code, region),
+                        functools.partial(_tick_frames, step, symbol, code, region),
+                    )
+                )
             if not len(step.trades(symbol)[0]):
                 continue
             for kind in sorted(kinds - {"tick"}):
-                frame = step.memo(("itick", kind, symbol, code, region),
-                                  functools.partial(_snapshot_frame, step, kind, symbol, code, region))
+                frame = step.memo(
+                    ("itick", kind, symbol, code, region),
+                    functools.partial(_snapshot_frame, step, kind, symbol, code, region),
+                )
                 if frame:
                     others.append(frame)
         return ticks, others
@@ -384,8 +441,10 @@ def _tick_frames(step: Step, symbol: str, code: str, region: str) -> list[bytes]
     else:
         tails = [""] * len(times)
     head = f'{{"code":1,"data":{{"s":"{code}","r":"{region}","ld":'
-    return [text_frame(f'{head}{p / ps!r},"v":{s if integral else s / ss!r},"t":{t}{tail},"type":"tick"}}}}')
-            for t, p, s, tail in zip(times, price.tolist(), size.tolist(), tails)]
+    return [
+        text_frame(f'{head}{p / ps!r},"v":{s if integral else s / ss!r},"t":{t}{tail},"type":"tick"}}}}')
+        for t, p, s, tail in zip(times, price.tolist(), size.tolist(), tails)
+    ]
 
 
 def _snapshot_frame(step: Step, kind: str, symbol: str, code: str, region: str) -> bytes | None:

@@ -44,8 +44,12 @@ def check_kline_flaws(flaws: dict[int, str]) -> None:
             raise ConfigError(f"kline_flaws[{start}] must be one of {', '.join(KLINE_FLAWS)}, was {name!r}")
 
 
-def apply_kline_flaws(bars: list[Kline], flaws: dict[int, str], previous_bar: PreviousBar,
-                      on_flaw: Callable[[str], None] = lambda name: None) -> list[Kline]:
+def apply_kline_flaws(
+    bars: list[Kline],
+    flaws: dict[int, str],
+    previous_bar: PreviousBar,
+    on_flaw: Callable[[str], None] = lambda name: None,
+) -> list[Kline]:
     """Return ``bars`` with the flaws of ``flaws`` applied; ``on_flaw`` hears each one used."""
     if not flaws:
         return bars
@@ -75,8 +79,15 @@ def _flawed(bar: Kline, flaw: str, flaws: dict[int, str], previous_bar: Previous
     if before is None:
         return bar
     if flaw == "repeat":
-        return replace(bar, open=before.open, high=before.high, low=before.low, close=before.close,
-                       volume=before.volume, turnover=before.turnover)
+        return replace(
+            bar,
+            open=before.open,
+            high=before.high,
+            low=before.low,
+            close=before.close,
+            volume=before.volume,
+            turnover=before.turnover,
+        )
     # stale: walk back over earlier stale bars to the last close the feed really had
     while flaws.get(before.start) == "stale":
         earlier = previous_bar(bar.symbol, bar.period, before.start)

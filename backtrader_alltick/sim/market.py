@@ -72,13 +72,21 @@ class MarketModel:
     trade that long after each session close.
     """
 
-    def __init__(self, seed: int, symbols: Iterable[str], history_start_ms: int, hours: str = "regular",
-                 late_print_ms: int = 0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        symbols: Iterable[str],
+        history_start_ms: int,
+        hours: str = "regular",
+        late_print_ms: int = 0,
+    ) -> None:
         if hours not in MODES:
             raise ConfigError(f"hours must be one of {', '.join(MODES)}, was {hours!r}")
         if type(late_print_ms) is not int or not 0 <= late_print_ms < MAX_LATE_PRINT_MS:
-            raise ConfigError(f"late_print_ms must be a whole number of ms from 0 to "
-                              f"{MAX_LATE_PRINT_MS - 1}, was {late_print_ms!r}")
+            raise ConfigError(
+                f"late_print_ms must be a whole number of ms from 0 to "
+                f"{MAX_LATE_PRINT_MS - 1}, was {late_print_ms!r}"
+            )
         self.seed = seed
         self.hours_mode = hours
         self.kinds: frozenset[str] = MODES[hours]
@@ -88,9 +96,11 @@ class MarketModel:
             instrument = parse_symbol(name)
             self.instruments[instrument.symbol] = instrument
         self.hours: dict[str, MarketHours] = {
-            name: hours_for(inst.asset, inst.region, inst.code) for name, inst in self.instruments.items()}
+            name: hours_for(inst.asset, inst.region, inst.code) for name, inst in self.instruments.items()
+        }
         self.specs: dict[str, prices.AssetSpec] = {
-            name: prices.asset_spec(inst) for name, inst in self.instruments.items()}
+            name: prices.asset_spec(inst) for name, inst in self.instruments.items()
+        }
         self._keys = {name: prices.symbol_key(seed, name) for name in self.instruments}
         self.history_start_ms = history_start_ms
         self._trades = _Lru(256)
@@ -110,8 +120,15 @@ class MarketModel:
         cached = self._trades.recall((symbol, day))
         if cached is not None:
             return cached
-        trades = day_tape(self._keys[symbol], self.specs[symbol], self.hours[symbol], self.kinds, day,
-                          self.history_start_ms, self.late_print_ms)
+        trades = day_tape(
+            self._keys[symbol],
+            self.specs[symbol],
+            self.hours[symbol],
+            self.kinds,
+            day,
+            self.history_start_ms,
+            self.late_print_ms,
+        )
         return self._trades.remember((symbol, day), trades)
 
     # -- hours ----------------------------------------------------------------------------
@@ -130,8 +147,11 @@ class MarketModel:
         if first >= end_ms:
             return []
         sessions = self.hours[symbol].sessions(start_ms, end_ms, self.kinds)
-        return [moment for moment in range(first, end_ms, every_ms)
-                if not any(s.start <= moment < s.end for s in sessions)]
+        return [
+            moment
+            for moment in range(first, end_ms, every_ms)
+            if not any(s.start <= moment < s.end for s in sessions)
+        ]
 
     def trade_arrays(self, symbol: str, start_ms: int, end_ms: int) -> prices.TradeArrays:
         """Trades with ``start_ms <= time < end_ms`` as (time, price, size, direction, seq) arrays."""
@@ -140,8 +160,15 @@ class MarketModel:
             trades = self.day_trades(symbol, day)
             lo, hi = np.searchsorted(trades.time, (start_ms, end_ms), side="left")
             if hi > lo:
-                parts.append((trades.time[lo:hi], trades.price[lo:hi], trades.size[lo:hi],
-                              trades.direction[lo:hi], trades.seq[lo:hi]))
+                parts.append(
+                    (
+                        trades.time[lo:hi],
+                        trades.price[lo:hi],
+                        trades.size[lo:hi],
+                        trades.direction[lo:hi],
+                        trades.seq[lo:hi],
+                    )
+                )
         if not parts:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty, empty, empty
@@ -155,9 +182,12 @@ class MarketModel:
         spec = self.specs[symbol]
         time, price, size, direction, seq = self.trade_arrays(symbol, start_ms, end_ms)
         ps, ss = spec.price_scale, spec.size_scale
-        return [Tick(symbol, t, p / ps, s / ss, (p / ps) * (s / ss), q, d)
-                for t, p, s, d, q in zip(time.tolist(), price.tolist(), size.tolist(),
-                                         direction.tolist(), seq.tolist())]
+        return [
+            Tick(symbol, t, p / ps, s / ss, (p / ps) * (s / ss), q, d)
+            for t, p, s, d, q in zip(
+                time.tolist(), price.tolist(), size.tolist(), direction.tolist(), seq.tolist()
+            )
+        ]
 
     def last_trade(self, symbol: str, now_ms: int) -> Tick | None:
         """The latest trade before ``now_ms`` (searching back to the start of history)."""
@@ -177,8 +207,13 @@ class MarketModel:
             hi = int(np.searchsorted(trades.time, now_ms, side="left"))
             if hi:
                 at = hi - 1
-                return (int(trades.time[at]), int(trades.price[at]), int(trades.size[at]),
-                        int(trades.direction[at]), int(trades.seq[at]))
+                return (
+                    int(trades.time[at]),
+                    int(trades.price[at]),
+                    int(trades.size[at]),
+                    int(trades.direction[at]),
+                    int(trades.seq[at]),
+                )
             day -= 1
         return None
 
@@ -199,11 +234,23 @@ class MarketModel:
             time, price, size, _, _ = self.trade_arrays(symbol, partial_start, now_ms)
             if len(time):
                 scale = self.specs[symbol].price_scale * self.specs[symbol].size_scale
-                extra = (np.array([current]), price[:1], price.max(keepdims=True),
-                         price.min(keepdims=True), price[-1:], size.sum(keepdims=True),
-                         np.array([float((price * size).sum()) / scale]))
-                bars = MinuteBars(*(np.concatenate((old, new)) for old, new in zip(
-                    (getattr(bars, name) for name in MinuteBars.__dataclass_fields__), extra)))
+                extra = (
+                    np.array([current]),
+                    price[:1],
+                    price.max(keepdims=True),
+                    price.min(keepdims=True),
+                    price[-1:],
+                    size.sum(keepdims=True),
+                    np.array([float((price * size).sum()) / scale]),
+                )
+                bars = MinuteBars(
+                    *(
+                        np.concatenate((old, new))
+                        for old, new in zip(
+                            (getattr(bars, name) for name in MinuteBars.__dataclass_fields__), extra
+                        )
+                    )
+                )
         return bars
 
     def _aggregate_day(self, symbol: str, day: int) -> MinuteBars:
@@ -215,14 +262,21 @@ class MarketModel:
         ends = starts + trades.count - 1
         scale = self.specs[symbol].price_scale * self.specs[symbol].size_scale
         value = trades.price * trades.size
-        return MinuteBars(trades.minute, trades.price[starts], np.maximum.reduceat(trades.price, starts),
-                          np.minimum.reduceat(trades.price, starts), trades.price[ends],
-                          np.add.reduceat(trades.size, starts), np.add.reduceat(value, starts) / scale)
+        return MinuteBars(
+            trades.minute,
+            trades.price[starts],
+            np.maximum.reduceat(trades.price, starts),
+            np.minimum.reduceat(trades.price, starts),
+            trades.price[ends],
+            np.add.reduceat(trades.size, starts),
+            np.add.reduceat(value, starts) / scale,
+        )
 
     # -- K-lines --------------------------------------------------------------------------
 
-    def aggregate(self, symbol: str, start_ms: int, end_ms: int, now_ms: int
-                  ) -> tuple[int, int, int, int, int, float] | None:
+    def aggregate(
+        self, symbol: str, start_ms: int, end_ms: int, now_ms: int
+    ) -> tuple[int, int, int, int, int, float] | None:
         """(open, high, low, close, volume, turnover) in ticks/units of ``[start, end)`` by ``now``."""
         end = min(end_ms, now_ms)
         opens: list[int] = []
@@ -253,7 +307,7 @@ class MarketModel:
             day = end_ms // DAY_MS
             while len(found) < count and (day + 1) * DAY_MS > self.history_start_ms:
                 bars = [bar for bar in self._intraday(symbol, period, day, now_ms) if bar.start <= end_ms]
-                found[:0] = bars[-(count - len(found)):]
+                found[:0] = bars[-(count - len(found)) :]
                 day -= 1
             return found
         start = grid.bar_start(period, end_ms, rule)
@@ -264,8 +318,9 @@ class MarketModel:
             start = grid.bar_start(period, start - 1, rule)
         return found
 
-    def klines_between(self, symbol: str, period: str, start_ms: int, end_ms: int, now_ms: int,
-                       closed_only: bool = True) -> list[Kline]:
+    def klines_between(
+        self, symbol: str, period: str, start_ms: int, end_ms: int, now_ms: int, closed_only: bool = True
+    ) -> list[Kline]:
         """Bars whose start is in ``[start_ms, end_ms)``; only bars ended by ``now_ms`` if ``closed_only``.
 
         A bar of a day or longer ends when its last trading date is over, not at a session close.
@@ -274,8 +329,11 @@ class MarketModel:
         out: list[Kline] = []
         if grid.is_intraday(grid.check_period(period)):
             for day in range(start_ms // DAY_MS, (min(end_ms, now_ms) - 1) // DAY_MS + 1):
-                out.extend(bar for bar in self._intraday(symbol, period, day, now_ms)
-                           if start_ms <= bar.start < end_ms)
+                out.extend(
+                    bar
+                    for bar in self._intraday(symbol, period, day, now_ms)
+                    if start_ms <= bar.start < end_ms
+                )
         else:
             start = grid.bar_start(period, start_ms, rule)
             if start < start_ms:
@@ -308,11 +366,14 @@ class MarketModel:
         out = [
             Kline(symbol, period, start, start + step, o / ps, h / ps, low / ps, c / ps, v / ss, t)
             for start, o, h, low, c, v, t in zip(
-                (group[starts] * step).tolist(), bars.open[starts].tolist(),
+                (group[starts] * step).tolist(),
+                bars.open[starts].tolist(),
                 np.maximum.reduceat(bars.high, starts).tolist(),
                 np.minimum.reduceat(bars.low, starts).tolist(),
-                bars.close[ends].tolist(), np.add.reduceat(bars.volume, starts).tolist(),
-                np.add.reduceat(bars.turnover, starts).tolist())
+                bars.close[ends].tolist(),
+                np.add.reduceat(bars.volume, starts).tolist(),
+                np.add.reduceat(bars.turnover, starts).tolist(),
+            )
         ]
         return self._bars.remember((symbol, minutes, day), out) if complete else out
 
@@ -366,5 +427,14 @@ class MarketModel:
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale
         o, h, low, _, v, t = today
-        return Quote(symbol, last.time, last.price, o / ps, h / ps, low / ps, v / ss, t,
-                     previous.price if previous else None)
+        return Quote(
+            symbol,
+            last.time,
+            last.price,
+            o / ps,
+            h / ps,
+            low / ps,
+            v / ss,
+            t,
+            previous.price if previous else None,
+        )

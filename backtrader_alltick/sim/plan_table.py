@@ -55,10 +55,12 @@ _ALLTICK = {
     "free": ServicePlan("alltick", "free", 10.0, 10.0, 10.0, 10, 1_000, 1, 5, 5, 5, 10.0, 1.0),
     "basic": ServicePlan("alltick", "basic", 1.0, 3.0, 0.0, 60, 86_400, 1, 100, 100, 50, 3.0, 1.0),
     "premium": ServicePlan("alltick", "premium", 0.1, 2.0, 0.0, 600, 864_000, 3, 200, 200, 50, 3.0, 1.0),
-    "professional": ServicePlan("alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500,
-                                50, 3.0, 1.0),
-    "unlimited": ServicePlan("alltick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 10_000, 1_000,
-                             0.0, 0.0),
+    "professional": ServicePlan(
+        "alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500, 50, 3.0, 1.0
+    ),
+    "unlimited": ServicePlan(
+        "alltick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 10_000, 1_000, 0.0, 0.0
+    ),
 }
 # iTick 9.1: calls per minute, connections and subscriptions per plan; no daily cap is documented.
 # Free's 5 calls a minute are paced 12 s apart, as the documented clients do.  iTick has no batch
@@ -69,8 +71,9 @@ _ITICK = {
     "basic": ServicePlan("itick", "basic", 0.0, 0.0, 0.0, 120, None, 3, 200, 0, 20, 5.0, 0.0),
     "professional": ServicePlan("itick", "professional", 0.0, 0.0, 0.0, 600, None, 6, 500, 0, 20, 5.0, 0.0),
     "premium": ServicePlan("itick", "premium", 0.0, 0.0, 0.0, 1_200, None, 12, 2_000, 0, 20, 5.0, 0.0),
-    "unlimited": ServicePlan("itick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 0, 1_000, 0.0,
-                             0.0),
+    "unlimited": ServicePlan(
+        "itick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 0, 1_000, 0.0, 0.0
+    ),
 }
 PLANS = {"alltick": _ALLTICK, "itick": _ITICK}
 

@@ -40,12 +40,35 @@ AUCTION_MIN, AUCTION_SPREAD = 2, 4  # 2..5 prints at an auction's match
 
 # Known instruments get realistic price levels; anything else is hashed into a range.
 _BASES = {
-    "AAPL.US": 175.0, "TSLA.US": 190.0, "MSFT.US": 410.0, "GOOGL.US": 133.0, "UNH.US": 490.0,
-    "700.HK": 290.0, "9988.HK": 72.0, "857.HK": 6.1, "1288.HK": 3.3, "5.HK": 61.0,
-    "600519.SH": 1700.0, "601318.SH": 42.0, "000001.SZ": 10.5, "000858.SZ": 145.0,
-    "EURUSD": 1.085, "USDJPY": 150.0, "GBPUSD": 1.265, "USDCNH": 7.2, "USDHKD": 7.82,
-    "GOLD": 2120.0, "Silver": 23.8, "BTCUSDT": 66000.0, "ETHUSDT": 3500.0, "SOLUSDT": 130.0,
-    "US500": 5100.0, "NAS100": 18000.0, "US30": 38900.0, "HK50": 16400.0, "USOIL": 78.0,
+    "AAPL.US": 175.0,
+    "TSLA.US": 190.0,
+    "MSFT.US": 410.0,
+    "GOOGL.US": 133.0,
+    "UNH.US": 490.0,
+    "700.HK": 290.0,
+    "9988.HK": 72.0,
+    "857.HK": 6.1,
+    "1288.HK": 3.3,
+    "5.HK": 61.0,
+    "600519.SH": 1700.0,
+    "601318.SH": 42.0,
+    "000001.SZ": 10.5,
+    "000858.SZ": 145.0,
+    "EURUSD": 1.085,
+    "USDJPY": 150.0,
+    "GBPUSD": 1.265,
+    "USDCNH": 7.2,
+    "USDHKD": 7.82,
+    "GOLD": 2120.0,
+    "Silver": 23.8,
+    "BTCUSDT": 66000.0,
+    "ETHUSDT": 3500.0,
+    "SOLUSDT": 130.0,
+    "US500": 5100.0,
+    "NAS100": 18000.0,
+    "US30": 38900.0,
+    "HK50": 16400.0,
+    "USOIL": 78.0,
 }
 
 
@@ -72,11 +95,11 @@ class AssetSpec:
 
     @property
     def price_scale(self) -> int:
-        return 10 ** self.price_decimals
+        return 10**self.price_decimals
 
     @property
     def size_scale(self) -> int:
-        return 10 ** self.size_decimals
+        return 10**self.size_decimals
 
 
 def asset_spec(instrument: Instrument) -> AssetSpec:
@@ -142,8 +165,10 @@ def generate_day(key: int, spec: AssetSpec, open_minutes: npt.ArrayLike) -> DayT
     if same_ms.any():
         time = np.where(same_ms, np.concatenate(([0], time[:-1])), time)
     price = _prices(key, spec, time, counter)
-    size = spec.lot * (spec.size_low + (_hash(key, counter, 5) % np.uint64(
-        spec.size_high - spec.size_low + 1)).astype(np.int64))
+    size = spec.lot * (
+        spec.size_low
+        + (_hash(key, counter, 5) % np.uint64(spec.size_high - spec.size_low + 1)).astype(np.int64)
+    )
     if spec.always_buy:
         direction = np.ones(total, dtype=np.int64)
     else:
@@ -162,15 +187,18 @@ def generate_prints(key: int, spec: AssetSpec, auctions: npt.ArrayLike, lates: n
     auction_time = np.repeat(auctions, count)
     slot = np.arange(len(auction_time), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
     auction_counter = ((auction_time // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | (
-        AUCTION_SLOT + slot).astype(np.uint64)
+        AUCTION_SLOT + slot
+    ).astype(np.uint64)
     match_counter = ((auctions // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | np.uint64(AUCTION_SLOT)
     auction_price = np.repeat(_prices(key, spec, auctions, match_counter), count)
     late_counter = ((lates // MINUTE_MS).astype(np.uint64) << np.uint64(6)) | np.uint64(LATE_SLOT)
     time = np.concatenate((auction_time, lates))
     counter = np.concatenate((auction_counter, late_counter))
     price = np.concatenate((auction_price, _prices(key, spec, lates, late_counter)))
-    size = spec.lot * (spec.size_low + (_hash(key, counter, 5) % np.uint64(
-        spec.size_high - spec.size_low + 1)).astype(np.int64))
+    size = spec.lot * (
+        spec.size_low
+        + (_hash(key, counter, 5) % np.uint64(spec.size_high - spec.size_low + 1)).astype(np.int64)
+    )
     direction = np.full(len(time), 1 if spec.always_buy else 0, dtype=np.int64)  # no aggressor at a match
     order = np.argsort(time, kind="stable")
     empty = np.empty(0, dtype=np.int64)
@@ -185,8 +213,10 @@ def merge(trades: DayTrades, prints: DayTrades) -> DayTrades:
     time = np.concatenate((trades.time, prints.time))
     order = np.argsort(time, kind="stable")  # a continuous trade before a print of the same ms
     time = time[order]
-    price, size, direction = (np.concatenate((getattr(trades, name), getattr(prints, name)))[order]
-                              for name in ("price", "size", "direction"))
+    price, size, direction = (
+        np.concatenate((getattr(trades, name), getattr(prints, name)))[order]
+        for name in ("price", "size", "direction")
+    )
     minute, first, count = np.unique(time // MINUTE_MS, return_index=True, return_counts=True)
     rank = np.arange(len(time), dtype=np.int64) - np.repeat(first, count)
     seq = np.repeat(minute, count) * SEQ_PER_MINUTE + rank
@@ -230,4 +260,4 @@ def _uniform(key: int, counter: np.ndarray, stream: int) -> np.ndarray:
 
 def _unit_hash(text: str) -> float:
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2.0 ** 64
+    return int.from_bytes(digest, "little") / 2.0**64

@@ -70,8 +70,9 @@ class Step:
         if not instants:
             return trades
         times = trades[0].tolist()
-        rows: list[tuple[int, ...]] = [tuple(int(column[index]) for column in trades)
-                                       for index in range(len(times))]
+        rows: list[tuple[int, ...]] = [
+            tuple(int(column[index]) for column in trades) for index in range(len(times))
+        ]
         events: list[tuple[int, int, tuple[int, ...]]] = [(time, 0, row) for time, row in zip(times, rows)]
         for instant in instants:
             index = bisect.bisect_right(times, instant) - 1
@@ -79,8 +80,9 @@ class Step:
             if row is not None:
                 events.append((instant, 1, row))
         events.sort(key=lambda event: event[:2])
-        time, price, size, direction, seq = (np.array([event[2][column] for event in events], dtype=np.int64)
-                                             for column in range(5))
+        time, price, size, direction, seq = (
+            np.array([event[2][column] for event in events], dtype=np.int64) for column in range(5)
+        )
         return time, price, size, direction, seq
 
     def memo(self, key: Hashable, build: Callable[[], _T]) -> _T:
@@ -314,7 +316,10 @@ class Pusher:
                 session.connection.abort()
         for session in sessions:
             if wall - session.last_heartbeat > session.heartbeat_timeout:
-                logger.info("connection %d: no heartbeat for %.0f s; closing", session.connection.id,
-                            session.heartbeat_timeout)
+                logger.info(
+                    "connection %d: no heartbeat for %.0f s; closing",
+                    session.connection.id,
+                    session.heartbeat_timeout,
+                )
                 session.last_heartbeat = float("inf")  # close once
                 session.connection.close(ws.CLOSE_NORMAL, "heartbeat timeout")

@@ -39,8 +39,9 @@ class RecordedMarket(MarketModel):
         market.klines_between("BTCUSDT", "1m", start_ms, end_ms, now_ms=end_ms)
     """
 
-    def __init__(self, recording: Recording, symbols: Iterable[str] | None = None,
-                 hours: str = "regular") -> None:
+    def __init__(
+        self, recording: Recording, symbols: Iterable[str] | None = None, hours: str = "regular"
+    ) -> None:
         names = list(symbols) if symbols else recording.symbols
         first_day = recording.start_ms // DAY_MS * DAY_MS
         # The recorded trades are the tape; ``hours`` only says when the market counts as closed.
@@ -52,15 +53,27 @@ class RecordedMarket(MarketModel):
             price_decimals = _decimals(columns.price)
             size_decimals = _decimals(columns.volume)
             books = recording.books(name)
-            levels = max((max(len(b.bids), len(b.asks)) for b in books),
-                         default=self.specs[name].depth_levels)
-            self.specs[name] = dataclasses.replace(self.specs[name], price_decimals=price_decimals,
-                                                   size_decimals=size_decimals, depth_levels=max(1, levels))
+            levels = max(
+                (max(len(b.bids), len(b.asks)) for b in books), default=self.specs[name].depth_levels
+            )
+            self.specs[name] = dataclasses.replace(
+                self.specs[name],
+                price_decimals=price_decimals,
+                size_decimals=size_decimals,
+                depth_levels=max(1, levels),
+            )
             seq = columns.seq if (columns.seq >= 0).all() else np.arange(len(columns), dtype=np.int64)
-            self._arrays[name] = (columns.time, _as_units(columns.price, price_decimals),
-                                  _as_units(columns.volume, size_decimals), columns.direction, seq)
-        self._book_times = {name: np.array([b.time for b in recording.books(name)], dtype=np.int64)
-                            for name in self.instruments}
+            self._arrays[name] = (
+                columns.time,
+                _as_units(columns.price, price_decimals),
+                _as_units(columns.volume, size_decimals),
+                columns.direction,
+                seq,
+            )
+        self._book_times = {
+            name: np.array([b.time for b in recording.books(name)], dtype=np.int64)
+            for name in self.instruments
+        }
 
     def day_trades(self, symbol: str, day: int) -> DayTrades:
         """The recorded trades of ``symbol`` on UTC day ``day``."""
@@ -70,8 +83,15 @@ class RecordedMarket(MarketModel):
         time, price, size, direction, seq = self._arrays[symbol]
         lo, hi = np.searchsorted(time, (day * DAY_MS, (day + 1) * DAY_MS), side="left")
         minute, count = np.unique(time[lo:hi] // MINUTE_MS, return_counts=True)
-        trades = DayTrades(time[lo:hi], price[lo:hi], size[lo:hi], direction[lo:hi], seq[lo:hi],
-                           minute.astype(np.int64), count.astype(np.int64))
+        trades = DayTrades(
+            time[lo:hi],
+            price[lo:hi],
+            size[lo:hi],
+            direction[lo:hi],
+            seq[lo:hi],
+            minute.astype(np.int64),
+            count.astype(np.int64),
+        )
         return self._trades.remember((symbol, day), trades)
 
     def depth(self, symbol: str, now_ms: int, levels: int | None = None) -> Depth | None:
@@ -91,19 +111,23 @@ class RecordedMarket(MarketModel):
 def _decimals(values: np.ndarray) -> int:
     """The fewest decimals that write every value exactly (at most MAX_DECIMALS)."""
     for decimals in range(MAX_DECIMALS):
-        scaled = values * 10.0 ** decimals
+        scaled = values * 10.0**decimals
         if np.all(np.abs(scaled - np.rint(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
             return decimals
     return MAX_DECIMALS
 
 
 def _as_units(values: np.ndarray, decimals: int) -> np.ndarray:
-    return np.rint(values * 10.0 ** decimals).astype(np.int64)
+    return np.rint(values * 10.0**decimals).astype(np.int64)
 
 
-def replayed_market(replay: str | os.PathLike[str] | Recording, symbols: Iterable[str] | None,
-                    start_ms: int | None, end_ms: int | None,
-                    hours: str = "regular") -> tuple[RecordedMarket, int]:
+def replayed_market(
+    replay: str | os.PathLike[str] | Recording,
+    symbols: Iterable[str] | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    hours: str = "regular",
+) -> tuple[RecordedMarket, int]:
     """The market of a replay and the moment its clock starts (the recording's first trade by default).
 
     ``replay`` is a recording path or a :class:`Recording`; trades at or after ``end_ms`` are left
@@ -111,19 +135,25 @@ def replayed_market(replay: str | os.PathLike[str] | Recording, symbols: Iterabl
     """
     if isinstance(replay, Recording):
         if end_ms is not None:
-            raise ConfigError("end limits a replay read from a path; for a Recording pass end_ms to "
-                              f"Recording(...) instead, was end={end_ms}")
+            raise ConfigError(
+                "end limits a replay read from a path; for a Recording pass end_ms to "
+                f"Recording(...) instead, was end={end_ms}"
+            )
         recording = replay
     else:
         recording = Recording(replay, end_ms=end_ms)
     names = [parse_symbol(name).symbol for name in symbols] if symbols else None
     missing = sorted(set(names or ()) - set(recording.symbols))
     if missing:
-        raise ConfigError(f"symbols must be recorded in {str(recording.path)!r} "
-                          f"({', '.join(recording.symbols)}), was {', '.join(missing)}")
+        raise ConfigError(
+            f"symbols must be recorded in {str(recording.path)!r} "
+            f"({', '.join(recording.symbols)}), was {', '.join(missing)}"
+        )
     start = recording.start_ms if start_ms is None else start_ms
     if not recording.start_ms <= start <= recording.end_ms:
-        raise ConfigError(f"a replay's start (--from) must lie within the recording, "
-                          f"{format_utc(recording.start_ms)} to {format_utc(recording.end_ms)}, "
-                          f"was {format_utc(start)}")
+        raise ConfigError(
+            f"a replay's start (--from) must lie within the recording, "
+            f"{format_utc(recording.start_ms)} to {format_utc(recording.end_ms)}, "
+            f"was {format_utc(start)}"
+        )
     return RecordedMarket(recording, names, hours), start

@@ -56,8 +56,9 @@ class Connection:
         connection.abort()        # like a network drop: no close frame
     """
 
-    def __init__(self, sock: socket.socket, rfile: ws.ByteReader, connection_id: int, path: str,
-                 counters: Counters) -> None:
+    def __init__(
+        self, sock: socket.socket, rfile: ws.ByteReader, connection_id: int, path: str, counters: Counters
+    ) -> None:
         self.sock = sock
         self.reader: ws.MessageReader = ws.MessageReader(rfile)
         self.id = connection_id
@@ -69,8 +70,9 @@ class Connection:
         self._outbox_bytes = 0
         self._close_after_flush = False
         self._wake = threading.Condition()
-        self._writer = threading.Thread(target=self._write_loop, name=f"sim-ws-writer-{connection_id}",
-                                        daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"sim-ws-writer-{connection_id}", daemon=True
+        )
         self._writer.start()
 
     def send_text(self, text: str) -> None:
@@ -172,8 +174,12 @@ class SimServer(ThreadingHTTPServer):
         # Daemon handler threads, so a script that forgets ``sim.close()`` still exits while a client
         # holds a keep-alive socket open; socketserver does not track daemon threads, so they are
         # tracked here and ``server_close`` joins them.
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                                  name=f"sim-request-{client_address[1]}", daemon=True)
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"sim-request-{client_address[1]}",
+            daemon=True,
+        )
         with self._sockets_lock:
             self._sockets.add(request)
             self._handlers = [handler for handler in self._handlers if handler.is_alive()] + [thread]
@@ -234,8 +240,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        exchange = Exchange(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                            headers, body, parts.query)
+        exchange = Exchange(
+            self.command,
+            parts.path,
+            dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers,
+            body,
+            parts.query,
+        )
         if ws.is_upgrade(self.headers):
             self.close_connection = True
             self.server.app.handle_websocket(exchange, self)

@@ -35,10 +35,34 @@ logger: logging.Logger = logging.getLogger(__name__)
 
 # The codes of alltick.md section 8 and of AllTick's own examples (UNH.US, GOOGL.US, 857.HK, 1288.HK), so
 # the official sample programs run against the simulator unchanged.
-DEFAULT_SYMBOLS = ("AAPL.US", "TSLA.US", "GOOGL.US", "UNH.US", "700.HK", "9988.HK", "857.HK", "1288.HK",
-                   "5.HK", "600519.SH", "601318.SH", "000001.SZ", "000858.SZ", "EURUSD", "USDJPY", "GBPUSD",
-                   "USDCNH", "USDHKD", "GOLD", "Silver", "USOIL", "BTCUSDT", "ETHUSDT", "SOLUSDT", "US500",
-                   "NAS100")
+DEFAULT_SYMBOLS = (
+    "AAPL.US",
+    "TSLA.US",
+    "GOOGL.US",
+    "UNH.US",
+    "700.HK",
+    "9988.HK",
+    "857.HK",
+    "1288.HK",
+    "5.HK",
+    "600519.SH",
+    "601318.SH",
+    "000001.SZ",
+    "000858.SZ",
+    "EURUSD",
+    "USDJPY",
+    "GBPUSD",
+    "USDCNH",
+    "USDHKD",
+    "GOLD",
+    "Silver",
+    "USOIL",
+    "BTCUSDT",
+    "ETHUSDT",
+    "SOLUSDT",
+    "US500",
+    "NAS100",
+)
 # Tuesday 2024-03-05 15:00 UTC: US stocks (10:00 New York), forex, metals, CFDs and crypto
 # are open; Hong Kong and the A-share markets are closed at that hour, as in reality.
 DEFAULT_START_MS = 1_709_650_800_000
@@ -78,22 +102,41 @@ class Simulator:
             sim.clock.resume()
     """
 
-    def __init__(self, dialect: str = "alltick", plan: str = "unlimited", speed: float = 60, seed: int = 1,
-                 symbols: Iterable[str] | None = None, start: int | datetime | None = None, port: int = 0,
-                 host: str = "127.0.0.1", token: str | None = None,
-                 faults: Faults | dict[str, Any] | None = None, history_days: int = 800,
-                 heartbeat_timeout: float | None = None,
-                 replay: str | os.PathLike[str] | Recording | None = None, end: int | datetime | None = None,
-                 hours: str = "regular", late_print_ms: int = 0,
-                 resend_when_closed_s: float = 0, paused: bool = False) -> None:
+    def __init__(
+        self,
+        dialect: str = "alltick",
+        plan: str = "unlimited",
+        speed: float = 60,
+        seed: int = 1,
+        symbols: Iterable[str] | None = None,
+        start: int | datetime | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        faults: Faults | dict[str, Any] | None = None,
+        history_days: int = 800,
+        heartbeat_timeout: float | None = None,
+        replay: str | os.PathLike[str] | Recording | None = None,
+        end: int | datetime | None = None,
+        hours: str = "regular",
+        late_print_ms: int = 0,
+        resend_when_closed_s: float = 0,
+        paused: bool = False,
+    ) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, was {dialect!r}")
         if hours not in MODES:
             raise ConfigError(f"hours must be one of {', '.join(MODES)}, was {hours!r}")
-        if isinstance(resend_when_closed_s, bool) or not isinstance(resend_when_closed_s, (int, float)) \
-                or not 0 <= resend_when_closed_s < 86_400 or resend_when_closed_s * 1000 % 1:
-            raise ConfigError("resend_when_closed_s must be market seconds from 0 (off) to under a day, "
-                              f"in whole ms, was {resend_when_closed_s!r}")
+        if (
+            isinstance(resend_when_closed_s, bool)
+            or not isinstance(resend_when_closed_s, (int, float))
+            or not 0 <= resend_when_closed_s < 86_400
+            or resend_when_closed_s * 1000 % 1
+        ):
+            raise ConfigError(
+                "resend_when_closed_s must be market seconds from 0 (off) to under a day, "
+                f"in whole ms, was {resend_when_closed_s!r}"
+            )
         self.dialect = dialect
         # A ServicePlan of one's own (e.g. a tiny per-connection cap for a test) is served as given.
         self._plan = plan if isinstance(plan, ServicePlan) else service_plan(dialect, plan)
@@ -104,9 +147,11 @@ class Simulator:
             from .replay import replayed_market
 
             if late_print_ms:
-                raise ConfigError("late_print_ms adds trades to the seeded market; a replay serves the "
-                                  "recorded trades as they are, "
-                                  f"was late_print_ms={late_print_ms!r} with replay")
+                raise ConfigError(
+                    "late_print_ms adds trades to the seeded market; a replay serves the "
+                    "recorded trades as they are, "
+                    f"was late_print_ms={late_print_ms!r} with replay"
+                )
             start_ms, end_ms = (None if moment is None else _to_ms(moment) for moment in (start, end))
             self.model, self.start_ms = replayed_market(replay, symbols, start_ms, end_ms, hours)
         elif end is not None:
@@ -143,8 +188,9 @@ class Simulator:
         address = self._server.server_address
         self.host: str = str(address[0])
         self.port: int = int(address[1])
-        self._serve_thread = threading.Thread(target=self._server.serve_forever, name="sim-http",
-                                              kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve_thread = threading.Thread(
+            target=self._server.serve_forever, name="sim-http", kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._pusher = Pusher(self)
         self._serve_thread.start()
         self._pusher.start()
@@ -249,8 +295,17 @@ class Simulator:
         service, counters, faults = self.service, self.counters_store, self.faults
         counters.request(exchange.path)
         token = service.token_of(exchange)
-        self.journal.record(JournalEntry("rest", exchange.path, time.monotonic(), None,
-                                         _public(exchange.query), _decode(exchange.body), token))
+        self.journal.record(
+            JournalEntry(
+                "rest",
+                exchange.path,
+                time.monotonic(),
+                None,
+                _public(exchange.query),
+                _decode(exchange.body),
+                token,
+            )
+        )
         self._maybe_slow()
         if faults.take("server_error_burst"):
             counters.fault("server_error_burst")
@@ -282,8 +337,11 @@ class Simulator:
         """Serve one WebSocket on the handler's socket until it closes."""
         service, counters = self.service, self.counters_store
         token = service.ws_token(exchange)
-        self.journal.record(JournalEntry("ws_open", exchange.path, time.monotonic(), None,
-                                         _public(exchange.query), None, token))
+        self.journal.record(
+            JournalEntry(
+                "ws_open", exchange.path, time.monotonic(), None, _public(exchange.query), None, token
+            )
+        )
         self._maybe_slow()
         group = service.ws_group(exchange)
         if group is None:
@@ -333,8 +391,16 @@ class Simulator:
             elif kind == "text":
                 text = payload.decode("utf-8", "replace")
                 self.counters_store.add("ws_messages_received")
-                self.journal.record(JournalEntry("ws_message", path, time.monotonic(), connection.id,
-                                                 message=_decode(payload), token=session.token))
+                self.journal.record(
+                    JournalEntry(
+                        "ws_message",
+                        path,
+                        time.monotonic(),
+                        connection.id,
+                        message=_decode(payload),
+                        token=session.token,
+                    )
+                )
                 try:
                     session.on_text(text)
                 except Exception:  # a message the dialect code did not foresee: say so, keep serving
@@ -350,8 +416,10 @@ class Simulator:
     def _served(self, symbol: str) -> str:
         name = parse_symbol(symbol).symbol
         if self.model.instrument(name) is None:
-            raise ConfigError(f"symbol {symbol!r} is not served by this simulator; "
-                              f"use one of {', '.join(self.symbols)} or pass symbols=[...]")
+            raise ConfigError(
+                f"symbol {symbol!r} is not served by this simulator; "
+                f"use one of {', '.join(self.symbols)} or pass symbols=[...]"
+            )
         return name
 
 

@@ -24,21 +24,32 @@ from .hours import AUCTIONS, MarketHours
 MAX_LATE_PRINT_MS = 3_600_000
 
 
-def day_tape(key: int, spec: prices.AssetSpec, hours: MarketHours, kinds: Container[str], day: int,
-             history_start_ms: int, late_print_ms: int) -> prices.DayTrades:
+def day_tape(
+    key: int,
+    spec: prices.AssetSpec,
+    hours: MarketHours,
+    kinds: Container[str],
+    day: int,
+    history_start_ms: int,
+    late_print_ms: int,
+) -> prices.DayTrades:
     """All trades of UTC day ``day`` (days since the epoch) at or after ``history_start_ms``."""
     start, end = day * DAY_MS, (day + 1) * DAY_MS
     sessions = hours.sessions(start, end, kinds)
-    ranges = [np.arange(max(s.start, start) // MINUTE_MS, -(-min(s.end, end) // MINUTE_MS), dtype=np.int64)
-              for s in sessions if s.kind not in AUCTIONS and max(s.start, start) < min(s.end, end)]
+    ranges = [
+        np.arange(max(s.start, start) // MINUTE_MS, -(-min(s.end, end) // MINUTE_MS), dtype=np.int64)
+        for s in sessions
+        if s.kind not in AUCTIONS and max(s.start, start) < min(s.end, end)
+    ]
     minutes = np.concatenate(ranges) if ranges else np.empty(0, dtype=np.int64)
     minutes = minutes[minutes * MINUTE_MS >= history_start_ms]
     trades = prices.generate_day(key, spec, minutes)
     auctions = [match_instant(key, s.prints) for s in sessions if s.prints is not None]
     lates = []
     if late_print_ms > 0:
-        lates = [close + late_print_ms for close in hours.closes(start - late_print_ms, end - late_print_ms,
-                                                                 kinds)]
+        lates = [
+            close + late_print_ms for close in hours.closes(start - late_print_ms, end - late_print_ms, kinds)
+        ]
     auctions = [t for t in auctions if start <= t < end and t >= history_start_ms]
     lates = [t for t in lates if start <= t < end and t >= history_start_ms]
     if not auctions and not lates:

@@ -45,8 +45,17 @@ class BufferedWriter:
     dropped: int
     rejected: int
 
-    def __init__(self, *, target: str, batch: int, max_buffer: int, flush_interval: float,
-                 retries: int | None, backoff_initial: float, backoff_max: float) -> None:
+    def __init__(
+        self,
+        *,
+        target: str,
+        batch: int,
+        max_buffer: int,
+        flush_interval: float,
+        retries: int | None,
+        backoff_initial: float,
+        backoff_max: float,
+    ) -> None:
         for name, value in (("batch", batch), ("max_buffer", max_buffer)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, was {value!r}")
@@ -89,8 +98,10 @@ class BufferedWriter:
             return
         with self._cond:
             if self._stopping:
-                raise ConfigError(f"{type(self).__name__} for {self.target} is closed; create a new one "
-                                  "to write, was asked to write after close()")
+                raise ConfigError(
+                    f"{type(self).__name__} for {self.target} is closed; create a new one "
+                    "to write, was asked to write after close()"
+                )
             was_empty = not self._buffer
             if was_empty:
                 self._oldest_at = time.monotonic()
@@ -170,11 +181,20 @@ class BufferedWriter:
                 continue
             except APIError as e:
                 server_failures += 1
-                if e.status is not None and e.status >= 500 and (
-                        self.retries is None or server_failures <= self.retries):
+                if (
+                    e.status is not None
+                    and e.status >= 500
+                    and (self.retries is None or server_failures <= self.retries)
+                ):
                     self._requeue(items)
-                    logger.warning("%s: %s failed on a batch of %d (attempt %d): %s", type(self).__name__,
-                                   self.target, len(items), server_failures, e)
+                    logger.warning(
+                        "%s: %s failed on a batch of %d (attempt %d): %s",
+                        type(self).__name__,
+                        self.target,
+                        len(items),
+                        server_failures,
+                        e,
+                    )
                     if self._abort.wait(next(delays)):
                         self._give_up()
                         return
@@ -183,8 +203,11 @@ class BufferedWriter:
             except AllTickError as e:
                 self._reject(items, e)
             except Exception:  # a bug in a subclass must not kill the flusher silently
-                logger.exception("%s: dropped a batch of %d records after an unexpected error",
-                                 type(self).__name__, len(items))
+                logger.exception(
+                    "%s: dropped a batch of %d records after an unexpected error",
+                    type(self).__name__,
+                    len(items),
+                )
                 self._reject(items, None)
             else:
                 self.written += len(items)
@@ -201,8 +224,12 @@ class BufferedWriter:
         with self._cond:
             while True:
                 if self._buffer:
-                    lingering = (self.flush_interval > 0 and len(self._buffer) < self.batch
-                                 and not self._stopping and not self._flush_waiters)
+                    lingering = (
+                        self.flush_interval > 0
+                        and len(self._buffer) < self.batch
+                        and not self._stopping
+                        and not self._flush_waiters
+                    )
                     remaining = self._oldest_at + self.flush_interval - time.monotonic()
                     if lingering and remaining > 0:
                         self._cond.wait(remaining)
@@ -235,14 +262,20 @@ class BufferedWriter:
     def _reject(self, items: list[Any], error: BaseException | None) -> None:
         self.rejected += len(items)
         if error is not None:
-            logger.error("%s: %s rejected a batch of %d records; they are dropped: %s",
-                         type(self).__name__, self.target, len(items), error)
+            logger.error(
+                "%s: %s rejected a batch of %d records; they are dropped: %s",
+                type(self).__name__,
+                self.target,
+                len(items),
+                error,
+            )
 
     def _report_outage(self, error: BaseException) -> None:
         self._outage_failures += 1
         if self._outage_failures == 1:
-            logger.warning("%s: %s; buffering up to %d records and retrying", type(self).__name__, error,
-                           self.max_buffer)
+            logger.warning(
+                "%s: %s; buffering up to %d records and retrying", type(self).__name__, error, self.max_buffer
+            )
         if self.dropped > self._drops_reported:
             self._report_drops()
 
@@ -250,13 +283,24 @@ class BufferedWriter:
         # The first drop of an outage is reported at once; later ones once per retry, not per write.
         self._drops_warned = True
         self._drops_reported = self.dropped
-        logger.warning("%s: buffer full (max_buffer=%d) while %s is unreachable: dropped %d oldest records "
-                       "so far, %d pending; raise max_buffer to keep more", type(self).__name__,
-                       self.max_buffer, self.target, self.dropped, self.pending)
+        logger.warning(
+            "%s: buffer full (max_buffer=%d) while %s is unreachable: dropped %d oldest records "
+            "so far, %d pending; raise max_buffer to keep more",
+            type(self).__name__,
+            self.max_buffer,
+            self.target,
+            self.dropped,
+            self.pending,
+        )
 
     def _report_recovery(self) -> None:
-        logger.warning("%s: %s is reachable again after %d failed attempts; %d records dropped in total",
-                       type(self).__name__, self.target, self._outage_failures, self.dropped)
+        logger.warning(
+            "%s: %s is reachable again after %d failed attempts; %d records dropped in total",
+            type(self).__name__,
+            self.target,
+            self._outage_failures,
+            self.dropped,
+        )
         self._outage_failures = 0
         self._drops_warned = False
 
@@ -267,5 +311,9 @@ class BufferedWriter:
             self._in_flight = 0
             self.dropped += lost
             self._cond.notify_all()
-        logger.warning("%s: closed while %s is unreachable: %d unsent records are lost",
-                       type(self).__name__, self.target, lost)
+        logger.warning(
+            "%s: closed while %s is unreachable: %d unsent records are lost",
+            type(self).__name__,
+            self.target,
+            lost,
+        )

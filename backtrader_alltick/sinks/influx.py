@@ -61,17 +61,34 @@ class InfluxSink(BufferedWriter):
 
     rejected: int  # also counts records it cannot encode (BufferedWriter's counter)
 
-    def __init__(self, url: str = DEFAULT_URL, database: str = "alltick", *, dialect: str = "alltick",
-                 batch: int = 5000, flush_interval: float = 1.0, max_buffer: int = 1_000_000,
-                 retries: int = 5, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 username: str | None = None, password: str | None = None,
-                 backoff_initial: float = 0.2, backoff_max: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        database: str = "alltick",
+        *,
+        dialect: str = "alltick",
+        batch: int = 5000,
+        flush_interval: float = 1.0,
+        max_buffer: int = 1_000_000,
+        retries: int = 5,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        username: str | None = None,
+        password: str | None = None,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+    ) -> None:
         influx_lines.escape_tag(dialect)
         if not database:
             raise ConfigError("database must name an InfluxDB database, was ''")
-        super().__init__(target=safe_url(url), batch=batch, max_buffer=max_buffer,
-                         flush_interval=flush_interval, retries=retries, backoff_initial=backoff_initial,
-                         backoff_max=backoff_max)
+        super().__init__(
+            target=safe_url(url),
+            batch=batch,
+            max_buffer=max_buffer,
+            flush_interval=flush_interval,
+            retries=retries,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
         self.url: str = url.rstrip("/")
         self.database = database
         self.dialect = dialect
@@ -85,8 +102,12 @@ class InfluxSink(BufferedWriter):
         try:
             self._create_database()
         except TransportError as e:
-            logger.info("InfluxSink: %s is not reachable yet (%s); the database will be created on the "
-                        "first write that gets through", self.target, e)
+            logger.info(
+                "InfluxSink: %s is not reachable yet (%s); the database will be created on the "
+                "first write that gets through",
+                self.target,
+                e,
+            )
         self._start()
 
     def __repr__(self) -> str:
@@ -106,8 +127,12 @@ class InfluxSink(BufferedWriter):
                         self._skip(kind.__name__)
                 except ConfigError as e:
                     self.rejected += 1
-                    logger.error("InfluxSink: cannot archive a %s of %s: %s", kind.__name__,
-                                 getattr(record, "symbol", "?"), e)
+                    logger.error(
+                        "InfluxSink: cannot archive a %s of %s: %s",
+                        kind.__name__,
+                        getattr(record, "symbol", "?"),
+                        e,
+                    )
         return lines
 
     def _skip(self, kind: str) -> None:
@@ -126,22 +151,35 @@ class InfluxSink(BufferedWriter):
             self._create_database()
             response = self._write(lines)
         if response.status_code != 204:
-            raise APIError(f"InfluxDB at {self.target} answered {response.status_code} to a write of "
-                           f"{len(lines)} points: {error_text(response)}", status=response.status_code)
+            raise APIError(
+                f"InfluxDB at {self.target} answered {response.status_code} to a write of "
+                f"{len(lines)} points: {error_text(response)}",
+                status=response.status_code,
+            )
 
     def _write(self, lines: list[str]) -> requests.Response:
         body = "\n".join(lines).encode("utf-8")
-        return request(self._session, "POST", f"{self.url}/write", self.target, self.timeout,
-                        params={"db": self.database, "precision": influx_lines.PRECISION}, data=body)
+        return request(
+            self._session,
+            "POST",
+            f"{self.url}/write",
+            self.target,
+            self.timeout,
+            params={"db": self.database, "precision": influx_lines.PRECISION},
+            data=body,
+        )
 
     def _create_database(self) -> None:
         query = f"CREATE DATABASE {influx_lines.quote_identifier(self.database)}"
-        response = request(self._session, "POST", f"{self.url}/query", self.target, self.timeout,
-                            data={"q": query})
+        response = request(
+            self._session, "POST", f"{self.url}/query", self.target, self.timeout, data={"q": query}
+        )
         error = error_text(response) if response.status_code != 200 else result_error(response.json())
         if error:
-            raise APIError(f"InfluxDB at {self.target} refused to create database {self.database!r}: {error}",
-                           status=response.status_code)
+            raise APIError(
+                f"InfluxDB at {self.target} refused to create database {self.database!r}: {error}",
+                status=response.status_code,
+            )
         self._database_ready = True
 
     def _close_connection(self) -> None:

@@ -57,21 +57,36 @@ class RecordingSink(BufferedWriter):
             sink.write(ticks)
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, dialect: str = "alltick", batch: int = 100_000,
-                 flush_interval: float = 2.0, max_buffer: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dialect: str = "alltick",
+        batch: int = 100_000,
+        flush_interval: float = 2.0,
+        max_buffer: int = 2_000_000,
+    ) -> None:
         self._pa = require_pyarrow()
         import pyarrow.parquet as pq
 
         self._pq = pq
         self.path: Path = Path(path)
-        super().__init__(target=str(self.path), batch=batch, max_buffer=max_buffer,
-                         flush_interval=flush_interval, retries=None, backoff_initial=0.5, backoff_max=10.0)
+        super().__init__(
+            target=str(self.path),
+            batch=batch,
+            max_buffer=max_buffer,
+            flush_interval=flush_interval,
+            retries=None,
+            backoff_initial=0.5,
+            backoff_max=10.0,
+        )
         self.dialect = dialect
         self.skipped: int = 0
         self.parts_written: int = 0
         self._meta = self._open_directory()
-        self._next_part = 1 + max((part_number(p) for kind in KINDS for p in part_paths(self.path, kind)),
-                                  default=0)
+        self._next_part = 1 + max(
+            (part_number(p) for kind in KINDS for p in part_paths(self.path, kind)), default=0
+        )
         self._start()
 
     def __repr__(self) -> str:
@@ -79,20 +94,31 @@ class RecordingSink(BufferedWriter):
 
     def _open_directory(self) -> dict[str, Any]:
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"recording path must be a directory (a recording is a folder of part files), "
-                              f"was the file {str(self.path)!r}")
+            raise ConfigError(
+                f"recording path must be a directory (a recording is a folder of part files), "
+                f"was the file {str(self.path)!r}"
+            )
         if (self.path / META_FILE).exists():
             meta = read_meta(self.path)
             if meta.get("dialect") != self.dialect:
-                raise ConfigError(f"recording {str(self.path)!r} holds {meta.get('dialect')} data; append "
-                                  f"to it with --dialect {meta.get('dialect')} or pick a new path, was "
-                                  f"{self.dialect}")
+                raise ConfigError(
+                    f"recording {str(self.path)!r} holds {meta.get('dialect')} data; append "
+                    f"to it with --dialect {meta.get('dialect')} or pick a new path, was "
+                    f"{self.dialect}"
+                )
         elif self.path.is_dir() and any(self.path.iterdir()):
-            raise ConfigError(f"recording path must be a new or empty directory or an existing recording, "
-                              f"was {str(self.path)!r} (not empty, no {META_FILE})")
+            raise ConfigError(
+                f"recording path must be a new or empty directory or an existing recording, "
+                f"was {str(self.path)!r} (not empty, no {META_FILE})"
+            )
         else:
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "dialect": self.dialect,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "symbols": []}
+            meta = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "dialect": self.dialect,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "symbols": [],
+            }
         for kind in KINDS:
             folder = self.path / kind
             folder.mkdir(parents=True, exist_ok=True)
@@ -148,12 +174,18 @@ class RecordingSink(BufferedWriter):
 
 
 def _tick_table(pa: Any, ticks: list[Tick]) -> Any:
-    return pa.table({
-        "symbol": [t.symbol for t in ticks], "time": [t.time for t in ticks],
-        "price": [t.price for t in ticks], "volume": [t.volume for t in ticks],
-        "turnover": [t.turnover for t in ticks], "seq": [t.seq for t in ticks],
-        "direction": [t.direction for t in ticks],
-    }, schema=schema("ticks"))
+    return pa.table(
+        {
+            "symbol": [t.symbol for t in ticks],
+            "time": [t.time for t in ticks],
+            "price": [t.price for t in ticks],
+            "volume": [t.volume for t in ticks],
+            "turnover": [t.turnover for t in ticks],
+            "seq": [t.seq for t in ticks],
+            "direction": [t.direction for t in ticks],
+        },
+        schema=schema("ticks"),
+    )
 
 
 def _depth_table(pa: Any, books: list[Depth]) -> Any:
@@ -161,11 +193,17 @@ def _depth_table(pa: Any, books: list[Depth]) -> Any:
         return [[level[column] for level in book_side] for book_side in levels]
 
     bids, asks = [b.bids for b in books], [b.asks for b in books]
-    return pa.table({
-        "symbol": [b.symbol for b in books], "time": [b.time for b in books],
-        "bid_price": side(bids, 0), "bid_volume": side(bids, 1),
-        "ask_price": side(asks, 0), "ask_volume": side(asks, 1),
-    }, schema=schema("depth"))
+    return pa.table(
+        {
+            "symbol": [b.symbol for b in books],
+            "time": [b.time for b in books],
+            "bid_price": side(bids, 0),
+            "bid_volume": side(bids, 1),
+            "ask_price": side(asks, 0),
+            "ask_volume": side(asks, 1),
+        },
+        schema=schema("depth"),
+    )
 
 
 def _sync_directory(folder: Path) -> None:

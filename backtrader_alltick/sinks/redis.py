@@ -66,15 +66,30 @@ class RedisSink(BufferedWriter):
     written: int
     rejected: int
 
-    def __init__(self, url: str = DEFAULT_URL, *, prefix: str = "alltick", maxlen: int = 100_000,
-                 batch: int = 500, max_buffer: int = 1_000_000, flush_interval: float = 0.0,
-                 socket_timeout: float = 5.0, backoff_initial: float = 0.05,
-                 backoff_max: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = "alltick",
+        maxlen: int = 100_000,
+        batch: int = 500,
+        max_buffer: int = 1_000_000,
+        flush_interval: float = 0.0,
+        socket_timeout: float = 5.0,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 5.0,
+    ) -> None:
         if not isinstance(maxlen, int) or maxlen < 1:
             raise ConfigError(f"maxlen must be a positive integer, was {maxlen!r}")
-        super().__init__(target=safe_url(url), batch=batch, max_buffer=max_buffer,
-                         flush_interval=flush_interval, retries=None, backoff_initial=backoff_initial,
-                         backoff_max=backoff_max)
+        super().__init__(
+            target=safe_url(url),
+            batch=batch,
+            max_buffer=max_buffer,
+            flush_interval=flush_interval,
+            retries=None,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
         self._redis = redis_client.import_redis()
         self._client = redis_client.connect(self._redis, url, socket_timeout)
         # The flusher's own connection for the batch calls: it connects on first use, so a sink can be
@@ -96,8 +111,9 @@ class RedisSink(BufferedWriter):
         items = list(records)
         for record in items:
             if type(record) not in redis_streams.ENCODERS:
-                raise ConfigError(f"RedisSink writes Tick, Quote, Depth and Kline records, "
-                                  f"was {type(record).__name__}")
+                raise ConfigError(
+                    f"RedisSink writes Tick, Quote, Depth and Kline records, was {type(record).__name__}"
+                )
         return items
 
     def _send(self, items: list[Record]) -> None:
@@ -147,8 +163,12 @@ class RedisSink(BufferedWriter):
             logger.debug("RedisSink: %d bars were already in their streams and were not repeated", duplicates)
         if refused:
             self.rejected += refused
-            logger.error("RedisSink: %s refused %d commands, e.g. %s", self.target, refused,
-                         first.decode("utf-8", "replace"))
+            logger.error(
+                "RedisSink: %s refused %d commands, e.g. %s",
+                self.target,
+                refused,
+                first.decode("utf-8", "replace"),
+            )
 
     def _close_connection(self) -> None:
         self._connection.disconnect()

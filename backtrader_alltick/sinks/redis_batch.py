@@ -125,8 +125,9 @@ class BatchPacker:
         name = (Kline, symbol, period)
         part = self._streams.get(name)
         if part is None:
-            part = self._streams[name] = \
+            part = self._streams[name] = (
                 f"{_bulk('x')}{_bulk(redis_streams.stream_key(self.prefix, 'bar', symbol, period))}"
+            )
         return part
 
     def _name(self, text: str) -> str:

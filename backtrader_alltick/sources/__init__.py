@@ -38,8 +38,17 @@ from ..errors import AllTickError
 from ..records import Kline, Tick
 
 # What every source counts (``AllTickData.stats``).
-COUNTERS = ("ticks", "bars_rest", "bars_live", "late_ticks", "duplicates", "overflows", "reconnects",
-            "offhours_trades", "offhours_bars")
+COUNTERS = (
+    "ticks",
+    "bars_rest",
+    "bars_live",
+    "late_ticks",
+    "duplicates",
+    "overflows",
+    "reconnects",
+    "offhours_trades",
+    "offhours_bars",
+)
 
 # Where a source's bars come from now (StateChanged.state).
 SourceState = Literal["delayed", "live", "connbroken"]

@@ -54,13 +54,28 @@ class LiveStore(Protocol):
     @property
     def hub(self) -> Connections: ...
 
-    def listen(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
-               on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None: ...
+    def listen(
+        self,
+        symbol: str | Instrument,
+        on_record: Callable[[Any], None],
+        *,
+        depth: bool = False,
+        on_status: Callable[[Any], None] | None = None,
+        region: str | None = None,
+    ) -> None: ...
 
-    def unlisten(self, symbol: str | Instrument, on_record: Callable[[Any], None], *, depth: bool = False,
-                 on_status: Callable[[Any], None] | None = None, region: str | None = None) -> None: ...
+    def unlisten(
+        self,
+        symbol: str | Instrument,
+        on_record: Callable[[Any], None],
+        *,
+        depth: bool = False,
+        on_status: Callable[[Any], None] | None = None,
+        region: str | None = None,
+    ) -> None: ...
 
-    def resolve_timeframe(self, inst: Instrument, timeframe: int | str, compression: int = 1, *,
-                          live: bool = False) -> BarSpec: ...
+    def resolve_timeframe(
+        self, inst: Instrument, timeframe: int | str, compression: int = 1, *, live: bool = False
+    ) -> BarSpec: ...
 
     def check_symbols(self, symbols: Iterable[str | Instrument]) -> list[Tick]: ...

@@ -68,8 +68,16 @@ class RedisBars:
         event = source.poll(0.5)
     """
 
-    def __init__(self, store: LiveStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
-                 start_ms: int | None, *, wake: Wake | None = None) -> None:
+    def __init__(
+        self,
+        store: LiveStore,
+        inst: Instrument,
+        spec: BarSpec | None,
+        options: SourceOptions,
+        start_ms: int | None,
+        *,
+        wake: Wake | None = None,
+    ) -> None:
         if options.url is None:  # the feed refuses source="redis" without source_url before this
             raise ConfigError("RedisBars needs options.url, a redis:// URL, was None")
         url = options.url
@@ -88,8 +96,9 @@ class RedisBars:
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
-        self.source: RedisReader = RedisReader(url, options.prefix, reconnect_timeout=math.inf,
-                                  on_connection=self._on_connection)
+        self.source: RedisReader = RedisReader(
+            url, options.prefix, reconnect_timeout=math.inf, on_connection=self._on_connection
+        )
         self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
         self._thread.start()
 
@@ -227,8 +236,11 @@ class RedisBars:
         else:
             newest = self.source.newest_bars(self.symbol, self.period, count)
         if not newest:
-            logger.info("%s: no %s in Redis yet; waiting for a relay to write some", self.symbol,
-                        f"{self.period} bars" if self.period else "trades")
+            logger.info(
+                "%s: no %s in Redis yet; waiting for a relay to write some",
+                self.symbol,
+                f"{self.period} bars" if self.period else "trades",
+            )
             return "0-0"
         if self.options.backfill_start:
             self._post(_Batch(newest, False))
@@ -248,4 +260,3 @@ class RedisBars:
     def _on_connection(self, is_up: bool) -> None:
         if not self._closing.is_set():
             self._post(_Connection(is_up))
-

@@ -56,8 +56,16 @@ class StreamBars:
         source.close()
     """
 
-    def __init__(self, store: LiveStore, inst: Instrument, spec: BarSpec | None, options: SourceOptions,
-                 start_ms: int | None, *, wake: Wake | None = None) -> None:
+    def __init__(
+        self,
+        store: LiveStore,
+        inst: Instrument,
+        spec: BarSpec | None,
+        options: SourceOptions,
+        start_ms: int | None,
+        *,
+        wake: Wake | None = None,
+    ) -> None:
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._wake = wake = wake if wake is not None else Wake()
         self._inbox = Inbox(options.inbox_size, wake)
@@ -75,19 +83,28 @@ class StreamBars:
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
-        self.backfiller = Backfiller(self._fetch, clock, self._put, closed_until=self._closed_until,
-                                     next_final=self._next_final)
+        self.backfiller = Backfiller(
+            self._fetch, clock, self._put, closed_until=self._closed_until, next_final=self._next_final
+        )
         # A REST outage that outlasts the client's retries delays the backfill, as a dropped socket
         # delays the stream: the source asks again after these pauses, and says CONNBROKEN meanwhile.
         self._rest_pauses: Iterator[float] | None = None
         self._rest_pause_s = 0.0
         self.seam: Seam | None = None
         if spec is not None:
-            self.seam = Seam(inst.symbol, spec, inst.market, request_rest=self._request_rest,
-                             grace_ms=int(options.grace * 1000 * clock.speed),
-                             emit_empty=options.emit_empty, anchor_margin_ms=self._margin_ms,
-                             backfill_start=options.backfill_start, backfill=options.backfill,
-                             regular_only=not options.extended_hours, on_reseam=self._note_reseam)
+            self.seam = Seam(
+                inst.symbol,
+                spec,
+                inst.market,
+                request_rest=self._request_rest,
+                grace_ms=int(options.grace * 1000 * clock.speed),
+                emit_empty=options.emit_empty,
+                anchor_margin_ms=self._margin_ms,
+                backfill_start=options.backfill_start,
+                backfill=options.backfill,
+                regular_only=not options.extended_hours,
+                on_reseam=self._note_reseam,
+            )
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.  A job ends at a
             # bar's close stamp: the newest bar final now.
@@ -217,11 +234,16 @@ class StreamBars:
         closed = self.inst.market.closed_note(now)
         if closed and closed != self._closure_noted:
             # The calendar says when to expect bars, never that a trade does not exist.
-            until = ("bars only from trades the service still sends" if self.options.extended_hours
-                     else "no bars until then (extended_hours=False)")
+            until = (
+                "bars only from trades the service still sends"
+                if self.options.extended_hours
+                else "no bars until then (extended_hours=False)"
+            )
             if starting:  # a script started at night would otherwise look hung
-                warn_user(f"{self.inst.symbol}: {closed}; {until}, so the live feed may stay quiet",
-                          MarketClosedWarning)
+                warn_user(
+                    f"{self.inst.symbol}: {closed}; {until}, so the live feed may stay quiet",
+                    MarketClosedWarning,
+                )
             else:
                 logger.info("%s: %s; %s", self.inst.symbol, closed, until)
         self._closure_noted = closed
@@ -245,9 +267,12 @@ class StreamBars:
                 self.seam.on_rest(item.job, item.bars, item.done)
                 if self.seam.offhours_bars and not self._offhours_bars_noted:
                     self._offhours_bars_noted = True
-                    warn_user(f"{self.inst.symbol}: REST bars outside the regular session are left out "
-                              "(extended_hours=False), counted in stats['offhours_bars']; pass "
-                              "extended_hours=True to keep them", SessionPolicyWarning)
+                    warn_user(
+                        f"{self.inst.symbol}: REST bars outside the regular session are left out "
+                        "(extended_hours=False), counted in stats['offhours_bars']; pass "
+                        "extended_hours=True to keep them",
+                        SessionPolicyWarning,
+                    )
         elif isinstance(item, BackfillFailed):
             self._on_backfill_failed(item)
         elif isinstance(item, Notice):
@@ -269,13 +294,19 @@ class StreamBars:
         self._rest_pause_s = pause = next(self._rest_pauses)
         if failed.job == self._probe_job:
             self._rest_pause_s = 0.0
-            self._probe_job = self.backfiller.request(None, self._closed_until(self.clock.now_ms()), 1,
-                                                      delay_s=pause)
+            self._probe_job = self.backfiller.request(
+                None, self._closed_until(self.clock.now_ms()), 1, delay_s=pause
+            )
         elif self.seam is None or not self.seam.on_rest_failed(failed.job):
             self._rest_pause_s = 0.0
             return
-        logger.warning("%s: the REST backfill failed after the client's retries (%s); the bars wait "
-                       "and REST is asked again in %.1f s", self.inst.symbol, error, pause)
+        logger.warning(
+            "%s: the REST backfill failed after the client's retries (%s); the bars wait "
+            "and REST is asked again in %.1f s",
+            self.inst.symbol,
+            error,
+            pause,
+        )
         if self._out.state == "live" or self._out.state == "delayed":
             self._out.note("connbroken")
 
@@ -300,15 +331,20 @@ class StreamBars:
         if self._offhours_noted:
             return
         self._offhours_noted = True
-        warn_user(f"{self.inst.symbol}: trades outside the regular session are left out (extended_hours="
-                  f"False), the first at {format_utc(tick.time)}; counted in stats['offhours_trades']; pass "
-                  "extended_hours=True to keep them", SessionPolicyWarning)
+        warn_user(
+            f"{self.inst.symbol}: trades outside the regular session are left out (extended_hours="
+            f"False), the first at {format_utc(tick.time)}; counted in stats['offhours_trades']; pass "
+            "extended_hours=True to keep them",
+            SessionPolicyWarning,
+        )
         if tick.session == 0:
             # The service says regular session where our calendar says closed: the calendar is behind.
-            warn_user(f"{self.inst.symbol}: the service marks a trade at {format_utc(tick.time)} as regular-"
-                      f"session trading while the {self.inst.market.name} calendar says closed; the calendar "
-                      "may be out of date (upgrade the calendars extra) or pass extended_hours=True",
-                      SessionPolicyWarning)
+            warn_user(
+                f"{self.inst.symbol}: the service marks a trade at {format_utc(tick.time)} as regular-"
+                f"session trading while the {self.inst.market.name} calendar says closed; the calendar "
+                "may be out of date (upgrade the calendars extra) or pass extended_hours=True",
+                SessionPolicyWarning,
+            )
 
     def _note_reseam(self, why: str, last_end: int, seam: int, from_rest: bool) -> None:
         # Once per feed: the user chose live-only bars, and this is what that choice costs or ignores.
@@ -317,13 +353,19 @@ class StreamBars:
         self._reseam_noted = True
         symbol = self.inst.symbol
         if from_rest:
-            warn_user(f"{symbol}: {why}; the bars it cut are rebuilt from REST (backfill=True) although "
-                      "backfill_start=False; pass backfill=False as well for bars from the stream only "
-                      "(a drop then leaves a gap)", LiveOnlyWarning)
+            warn_user(
+                f"{symbol}: {why}; the bars it cut are rebuilt from REST (backfill=True) although "
+                "backfill_start=False; pass backfill=False as well for bars from the stream only "
+                "(a drop then leaves a gap)",
+                LiveOnlyWarning,
+            )
         else:
-            warn_user(f"{symbol}: {why}; with backfill=False the bars closing after {format_utc(last_end)} "
-                      f"up to {format_utc(seam)} are not rebuilt from REST, so the feed has a gap there; "
-                      "pass backfill=True to fill such gaps", LiveOnlyWarning)
+            warn_user(
+                f"{symbol}: {why}; with backfill=False the bars closing after {format_utc(last_end)} "
+                f"up to {format_utc(seam)} are not rebuilt from REST, so the feed has a gap there; "
+                "pass backfill=True to fill such gaps",
+                LiveOnlyWarning,
+            )
 
     def _on_status(self, status) -> None:
         now = self.clock.now_ms()

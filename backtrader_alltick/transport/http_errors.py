@@ -51,14 +51,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 # Most specific first: ConnectTimeout is both a ConnectionError and a Timeout, SSLError and
 # ProxyError are ConnectionErrors, JSONDecodeError is an InvalidJSONError.
 _TRANSLATIONS: tuple[tuple[type[BaseException], type[AllTickError], str], ...] = (
-    (_rex.ConnectTimeout, Timeout, "connecting to {where} timed out; check the URL and the network, "
-                                  "or raise the connect timeout"),
+    (
+        _rex.ConnectTimeout,
+        Timeout,
+        "connecting to {where} timed out; check the URL and the network, or raise the connect timeout",
+    ),
     (_rex.ReadTimeout, Timeout, "{where} did not answer in time; retry later or raise the read timeout"),
     (_rex.Timeout, Timeout, "{where} timed out; retry later or raise the timeout"),
     (_rex.SSLError, ConnectError, "the TLS handshake with {where} failed; check the URL and certificates"),
     (_rex.ProxyError, ConnectError, "the proxy refused {where}; check HTTPS_PROXY / HTTP_PROXY"),
-    (_rex.ConnectionError, ConnectError, "could not connect to {where}; check the URL, that the service "
-                                        "is up, and the network"),
+    (
+        _rex.ConnectionError,
+        ConnectError,
+        "could not connect to {where}; check the URL, that the service is up, and the network",
+    ),
     (_rex.InvalidJSONError, ProtocolError, "{where} sent JSON that cannot be read"),
     (_rex.TooManyRedirects, ProtocolError, "{where} redirected too many times; check the URL"),
     (_rex.InvalidURL, ConfigError, "the URL of {where} is invalid; check rest_url"),
@@ -77,7 +83,8 @@ def translate(exc: BaseException, where: str, secrets: Iterable[str] = ()) -> Al
     """Return the errors-tree exception for a ``requests`` / ``urllib3`` exception, token redacted."""
     ours, summary = next(
         ((target, text) for foreign, target, text in _TRANSLATIONS if isinstance(exc, foreign)),
-        (TransportError, "the request {where} failed; retry later"))
+        (TransportError, "the request {where} failed; retry later"),
+    )
     try:
         detail = redact(str(exc), *secrets)
     except Exception:  # a half-built foreign exception must not hide the real failure

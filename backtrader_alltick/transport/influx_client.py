@@ -22,8 +22,9 @@ def split_influx_url(url: str) -> tuple[str, str]:
     """Split ``http://host:8086/mydb`` into the API root and the database (default ``alltick``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"InfluxDB URL must look like http://host:8086 or http://host:8086/database, "
-                          f"was {url!r}")
+        raise ConfigError(
+            f"InfluxDB URL must look like http://host:8086 or http://host:8086/database, was {url!r}"
+        )
     database = parts.path.strip("/") or DEFAULT_DATABASE
     if "/" in database:
         raise ConfigError(f"InfluxDB URL may name one database after the port, was {url!r}")
@@ -37,16 +38,19 @@ def new_session(username: str | None, password: str | None) -> requests.Session:
     return session
 
 
-def request(session: requests.Session, method: str, url: str, target: str, timeout: tuple[float, float],
-             **kwargs: Any) -> requests.Response:
+def request(
+    session: requests.Session, method: str, url: str, target: str, timeout: tuple[float, float], **kwargs: Any
+) -> requests.Response:
     try:
         return session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as e:
-        raise Timeout(f"InfluxDB at {target} did not answer within {timeout} s ({type(e).__name__})") \
-            from None
+        raise Timeout(
+            f"InfluxDB at {target} did not answer within {timeout} s ({type(e).__name__})"
+        ) from None
     except requests.ConnectionError as e:
-        raise ConnectError(f"InfluxDB at {target} is unreachable ({type(e).__name__}); is influxd running?") \
-            from None
+        raise ConnectError(
+            f"InfluxDB at {target} is unreachable ({type(e).__name__}); is influxd running?"
+        ) from None
     except requests.RequestException as e:
         raise TransportError(f"InfluxDB request to {target} failed ({type(e).__name__})") from None
 

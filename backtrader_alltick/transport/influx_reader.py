@@ -30,9 +30,17 @@ class InfluxReader:
         bars = source.klines("AAPL.US", "1m", start_ms, end_ms)    # bar ends in [start_ms, end_ms]
     """
 
-    def __init__(self, url: str = DEFAULT_URL, database: str = "alltick", *, dialect: str | None = None,
-                 timeout: tuple[float, float] = (3.05, 60.0), username: str | None = None,
-                 password: str | None = None, chunk_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        database: str = "alltick",
+        *,
+        dialect: str | None = None,
+        timeout: tuple[float, float] = (3.05, 60.0),
+        username: str | None = None,
+        password: str | None = None,
+        chunk_size: int = 10_000,
+    ) -> None:
         self.url: str = url.rstrip("/")
         self.target: str = safe_url(self.url)
         self.database = database
@@ -67,13 +75,22 @@ class InfluxReader:
         self.close()
 
     def _rows(self, query: str) -> Iterator[dict[str, Any]]:
-        params = {"db": self.database, "q": query, "epoch": "u", "chunked": "true",
-                  "chunk_size": str(self.chunk_size)}
-        with request(self._session, "GET", f"{self.url}/query", self.target, self.timeout, params=params,
-                      stream=True) as response:
+        params = {
+            "db": self.database,
+            "q": query,
+            "epoch": "u",
+            "chunked": "true",
+            "chunk_size": str(self.chunk_size),
+        }
+        with request(
+            self._session, "GET", f"{self.url}/query", self.target, self.timeout, params=params, stream=True
+        ) as response:
             if response.status_code != 200:
-                raise APIError(f"InfluxDB at {self.target} answered {response.status_code} to a query: "
-                               f"{error_text(response)}", status=response.status_code)
+                raise APIError(
+                    f"InfluxDB at {self.target} answered {response.status_code} to a query: "
+                    f"{error_text(response)}",
+                    status=response.status_code,
+                )
             try:
                 for line in response.iter_lines():
                     if line:
@@ -81,8 +98,9 @@ class InfluxReader:
             except requests.RequestException as e:
                 raise ConnectError(f"InfluxDB at {self.target} broke off a query answer ({e})") from None
             except ValueError as e:
-                raise ProtocolError(f"InfluxDB at {self.target} sent a query answer that is not JSON ({e})") \
-                    from None
+                raise ProtocolError(
+                    f"InfluxDB at {self.target} sent a query answer that is not JSON ({e})"
+                ) from None
 
     def _chunk_rows(self, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         error = result_error(payload)

@@ -125,8 +125,9 @@ class MemoryLedger:
 
     shared = False
 
-    def __init__(self, now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
-                 ) -> None:
+    def __init__(
+        self, now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ) -> None:
         self._now = now
         self._wall = wall
         self._lock = threading.Lock()
@@ -147,12 +148,14 @@ class MemoryLedger:
 
 def has_limits(plan: Plan) -> bool:
     """Whether ``plan`` limits anything a ledger would count (the simulator's ``unlimited`` does not)."""
-    return bool(plan.endpoint_interval or plan.batch_interval or plan.min_spacing or plan.per_minute
-                or plan.per_day)
+    return bool(
+        plan.endpoint_interval or plan.batch_interval or plan.min_spacing or plan.per_minute or plan.per_day
+    )
 
 
-def open_ledger(plan: Plan, key: str, *, directory: Path | None = None, url: str | None = None
-                ) -> QuotaLedger | None:
+def open_ledger(
+    plan: Plan, key: str, *, directory: Path | None = None, url: str | None = None
+) -> QuotaLedger | None:
     """The ledger a store's limiter shares: Redis when ``url`` (or ``$ALLTICK_QUOTA_URL``) names one,
     else ``quota.sqlite`` in ``directory`` (the K-line cache's); None (this process only) without
     either, or for a plan without limits.

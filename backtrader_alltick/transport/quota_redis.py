@@ -46,18 +46,22 @@ class RedisLedger:
         try:
             import redis
         except ImportError:
-            raise ConfigError("a quota shared through Redis needs the redis package; install it with "
-                              "pip install backtrader-alltick[redis], was not installed") from None
+            raise ConfigError(
+                "a quota shared through Redis needs the redis package; install it with "
+                "pip install backtrader-alltick[redis], was not installed"
+            ) from None
         self.url: str = _safe_url(url)
         self._redis = redis
         self._key = KEY_PREFIX + key
         self._lock = threading.Lock()
         try:
-            self._client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
-                                                socket_connect_timeout=socket_timeout)
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
         except ValueError as e:
-            raise ConfigError(f"quota_url must look like redis://host:port/db, was {self.url!r} ({e})") \
-                from None
+            raise ConfigError(
+                f"quota_url must look like redis://host:port/db, was {self.url!r} ({e})"
+            ) from None
 
     def __repr__(self) -> str:
         return f"RedisLedger(url={self.url!r})"
@@ -86,14 +90,19 @@ class RedisLedger:
                 except errors.WatchError:
                     continue
                 except errors.AuthenticationError as e:
-                    raise ConfigError(f"Redis at {self.url} refused the credentials in quota_url ({e})") \
-                        from None
+                    raise ConfigError(
+                        f"Redis at {self.url} refused the credentials in quota_url ({e})"
+                    ) from None
                 except errors.RedisError as e:
-                    raise TransportError(f"the request quota at {self.url} cannot be reached ({e}); start "
-                                         "that Redis, or drop quota_url / ALLTICK_QUOTA_URL to share the "
-                                         "quota only on this machine") from None
-        raise TransportError(f"the request quota at {self.url} changed {MAX_ATTEMPTS} times while this "
-                             "process tried to take a slot; too many processes share one token")
+                    raise TransportError(
+                        f"the request quota at {self.url} cannot be reached ({e}); start "
+                        "that Redis, or drop quota_url / ALLTICK_QUOTA_URL to share the "
+                        "quota only on this machine"
+                    ) from None
+        raise TransportError(
+            f"the request quota at {self.url} changed {MAX_ATTEMPTS} times while this "
+            "process tried to take a slot; too many processes share one token"
+        )
 
     def close(self) -> None:
         with self._lock:

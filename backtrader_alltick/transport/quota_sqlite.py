@@ -68,8 +68,9 @@ class FileLedger:
             if Path(self.path).is_dir():
                 raise CacheError(self.path, "is a directory", WHAT)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                            check_same_thread=False)
+            db = self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._check_ours(db)
             db.execute("PRAGMA journal_mode = WAL")
@@ -86,11 +87,16 @@ class FileLedger:
             return
         columns = [row[1] for row in db.execute("PRAGMA table_info(quota)")]
         if tables != {"quota"} or columns != _COLUMNS:
-            raise CacheError(self.path, "is an SQLite database of another program; it was left untouched",
-                             WHAT)
+            raise CacheError(
+                self.path, "is an SQLite database of another program; it was left untouched", WHAT
+            )
         if version > SCHEMA_VERSION:
-            raise CacheError(self.path, f"was written by a newer backtrader-alltick (schema {version}, this "
-                                        f"one reads {SCHEMA_VERSION}); upgrade the package", WHAT)
+            raise CacheError(
+                self.path,
+                f"was written by a newer backtrader-alltick (schema {version}, this "
+                f"one reads {SCHEMA_VERSION}); upgrade the package",
+                WHAT,
+            )
 
     def transact(self, change: Callable[[QuotaState, float], T]) -> T:
         """Run ``change(state, now)`` in one write transaction; store the state if it changed."""
@@ -104,8 +110,11 @@ class FileLedger:
             result = change(state, now)
             after = state.to_json()
             if after != before:
-                db.execute("INSERT INTO quota (key, state) VALUES (?, ?) "
-                           "ON CONFLICT (key) DO UPDATE SET state = excluded.state", (self._key, after))
+                db.execute(
+                    "INSERT INTO quota (key, state) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+                    (self._key, after),
+                )
         return result
 
     def close(self) -> None:
@@ -142,5 +151,6 @@ class FileLedger:
                 problem = f"cannot be used (sqlite3: {text})"
             raise CacheError(self.path, problem, WHAT) from None
         except OSError as e:
-            raise CacheError(self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})",
-                             WHAT) from None
+            raise CacheError(
+                self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})", WHAT
+            ) from None

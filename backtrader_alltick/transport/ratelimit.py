@@ -71,11 +71,16 @@ class RateLimiter:
         limiter.acquire("trade-tick") # waits 10 s: Free spaces any two calls
     """
 
-    def __init__(self, plan: Plan, *, ledger: QuotaLedger | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] | None = None,
-                 on_wait: Callable[[float, str], None] | None = None,
-                 margin: float = SAFETY_MARGIN) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        ledger: QuotaLedger | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        on_wait: Callable[[float, str], None] | None = None,
+        margin: float = SAFETY_MARGIN,
+    ) -> None:
         self.plan = plan
         self.margin = margin
         self.ledger: QuotaLedger = ledger if ledger is not None else MemoryLedger(monotonic)
@@ -88,8 +93,10 @@ class RateLimiter:
         self._long_wait_warned = False
 
     def __repr__(self) -> str:
-        return (f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls}, "
-                f"ledger={self.ledger!r})")
+        return (
+            f"RateLimiter(plan={self.plan.dialect}/{self.plan.name}, calls={self.calls}, "
+            f"ledger={self.ledger!r})"
+        )
 
     @property
     def on_wait(self) -> Callable[[float, str], None] | None:
@@ -122,7 +129,8 @@ class RateLimiter:
                 f"daily request cap of {cap} calls for the {self.plan.dialect} {self.plan.name} plan is "
                 f"used up ({state.day_count} calls today {who}; the count starts again at 00:00 UTC); "
                 "wait for the service to reset it, use the K-line cache, or choose a higher plan",
-                code="per_day")
+                code="per_day",
+            )
         delay = (state.blocked_until - now) if state.blocked_until is not None else 0.0
         last = state.last_by_endpoint.get(endpoint)
         if last is not None:
@@ -143,7 +151,7 @@ class RateLimiter:
         if self.plan.per_minute is not None:
             recent = [at for at in state.minute if at > now - MINUTE - self.margin]
             recent.append(now)
-            state.minute = recent[-self.plan.per_minute:]
+            state.minute = recent[-self.plan.per_minute :]
         state.day_count += 1
 
     def delay_for(self, endpoint: str, now: float) -> float:
@@ -166,6 +174,7 @@ class RateLimiter:
         The service times calls on arrival, and a call reached it no later than its answer came
         back; spacing the next call from here keeps a slow send from bunching two arrivals.
         """
+
         def settle(state: QuotaState, now: float) -> None:
             state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
             state.last_any = now if state.last_any is None else max(state.last_any, now)
@@ -182,6 +191,7 @@ class RateLimiter:
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
         """
+
         def take(state: QuotaState, now: float) -> tuple[float, bool]:
             delay = self.delay_in(state, endpoint, now)
             if delay <= 0:
@@ -227,6 +237,7 @@ class RateLimiter:
 
         On a shared ledger the hold is the token's: every process waits it out.
         """
+
         def hold(state: QuotaState, now: float) -> bool:
             until = now + max(0.0, seconds)
             if state.blocked_until is None or until > state.blocked_until:
@@ -246,13 +257,19 @@ class RateLimiter:
 
     def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool) -> None:
         # Once per limiter (per store): a user whose run seems stuck learns why and what helps.
-        why = ("because the service asked to slow down (rate limited)" if service_asked else
-               f"under the request limits of the {self.plan.dialect} {self.plan.name} plan")
+        why = (
+            "because the service asked to slow down (rate limited)"
+            if service_asked
+            else f"under the request limits of the {self.plan.dialect} {self.plan.name} plan"
+        )
         self._condition.release()  # never show a warning (or raise it, when escalated) under the lock
         try:
-            warn_user(f"a {endpoint} request waits {seconds:.0f} s {why}; load fewer symbols or bars "
-                      "at once, keep the K-line cache on, or pass the store your real plan (plan=...) "
-                      "if it is higher", RateLimitWarning)
+            warn_user(
+                f"a {endpoint} request waits {seconds:.0f} s {why}; load fewer symbols or bars "
+                "at once, keep the K-line cache on, or pass the store your real plan (plan=...) "
+                "if it is higher",
+                RateLimitWarning,
+            )
         finally:
             self._condition.acquire()
 

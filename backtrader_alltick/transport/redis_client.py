@@ -21,8 +21,10 @@ def import_redis() -> ModuleType:
     try:
         import redis
     except ImportError:
-        raise ConfigError("the Redis sink and source need the redis package; install it with "
-                          "pip install backtrader-alltick[redis], was not installed") from None
+        raise ConfigError(
+            "the Redis sink and source need the redis package; install it with "
+            "pip install backtrader-alltick[redis], was not installed"
+        ) from None
     return redis
 
 
@@ -35,12 +37,19 @@ def connect(redis: ModuleType, url: str, socket_timeout: float, decode: bool = F
     # Retries are ours (backoff, bounded buffer); redis-py's own would block the caller inside a command.
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
     try:
-        return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-                                    retry=Retry(NoBackoff(), 0), decode_responses=decode)
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=decode,
+        )
     except ValueError as e:
-        raise ConfigError(f"Redis URL must look like redis://host:port/db, was {safe_url(url)!r} ({e})") \
-            from None
+        raise ConfigError(
+            f"Redis URL must look like redis://host:port/db, was {safe_url(url)!r} ({e})"
+        ) from None
 
 
 @contextmanager
@@ -49,8 +58,9 @@ def map_errors(redis: ModuleType, url: str) -> Iterator[None]:
     try:
         yield
     except exceptions.AuthenticationError as e:
-        raise ConfigError(f"Redis at {url} refused the credentials; fix the password in the URL, was "
-                          f"refused with: {e}") from None
+        raise ConfigError(
+            f"Redis at {url} refused the credentials; fix the password in the URL, was refused with: {e}"
+        ) from None
     except exceptions.TimeoutError as e:
         raise Timeout(f"Redis at {url} did not answer in time ({e})") from None
     except exceptions.ConnectionError as e:

@@ -69,9 +69,17 @@ class RedisReader:
         last_id = entries[-1].id if entries else "0-0"     # resume from here
     """
 
-    def __init__(self, url: str = DEFAULT_URL, prefix: str = "alltick", *, reconnect_timeout: float = 30.0,
-                 socket_timeout: float = 10.0, backoff_initial: float = 0.05, backoff_max: float = 2.0,
-                 on_connection: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        prefix: str = "alltick",
+        *,
+        reconnect_timeout: float = 30.0,
+        socket_timeout: float = 10.0,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+        on_connection: Callable[[bool], None] | None = None,
+    ) -> None:
         if reconnect_timeout < 0:
             raise ConfigError(f"reconnect_timeout must be 0 or more seconds, was {reconnect_timeout!r}")
         backoff(backoff_initial, backoff_max)
@@ -89,34 +97,75 @@ class RedisReader:
     def __repr__(self) -> str:
         return f"RedisReader({self.url!r}, prefix={self.prefix!r})"
 
-    def read_bars(self, symbol: str | Instrument, period: str, after_id: str = "0-0", *,
-                  block_ms: int | None = None, count: int = 1000) -> list[Entry]:
+    def read_bars(
+        self,
+        symbol: str | Instrument,
+        period: str,
+        after_id: str = "0-0",
+        *,
+        block_ms: int | None = None,
+        count: int = 1000,
+    ) -> list[Entry]:
         """Return up to ``count`` bars after ``after_id``, waiting up to ``block_ms`` for the first."""
         symbol = str(symbol)
         key = redis_streams.stream_key(self.prefix, "bar", symbol, period)
-        return self._read(key, after_id, block_ms, count,
-                          lambda fields: redis_streams.decode_kline(symbol, period, fields))
+        return self._read(
+            key, after_id, block_ms, count, lambda fields: redis_streams.decode_kline(symbol, period, fields)
+        )
 
-    def read_ticks(self, symbol: str | Instrument, after_id: str = "0-0", *, block_ms: int | None = None,
-                   count: int = 1000) -> list[Entry]:
+    def read_ticks(
+        self,
+        symbol: str | Instrument,
+        after_id: str = "0-0",
+        *,
+        block_ms: int | None = None,
+        count: int = 1000,
+    ) -> list[Entry]:
         """Return up to ``count`` ticks after ``after_id``, waiting up to ``block_ms`` for the first."""
         symbol = str(symbol)
-        return self._read(redis_streams.stream_key(self.prefix, "tick", symbol), after_id, block_ms, count,
-                          lambda fields: redis_streams.decode_tick(symbol, fields))
+        return self._read(
+            redis_streams.stream_key(self.prefix, "tick", symbol),
+            after_id,
+            block_ms,
+            count,
+            lambda fields: redis_streams.decode_tick(symbol, fields),
+        )
 
-    def read_quotes(self, symbol: str | Instrument, after_id: str = "0-0", *, block_ms: int | None = None,
-                    count: int = 1000) -> list[Entry]:
+    def read_quotes(
+        self,
+        symbol: str | Instrument,
+        after_id: str = "0-0",
+        *,
+        block_ms: int | None = None,
+        count: int = 1000,
+    ) -> list[Entry]:
         """Return up to ``count`` quotes after ``after_id``, waiting up to ``block_ms`` for the first."""
         symbol = str(symbol)
-        return self._read(redis_streams.stream_key(self.prefix, "quote", symbol), after_id, block_ms, count,
-                          lambda fields: redis_streams.decode_quote(symbol, fields))
+        return self._read(
+            redis_streams.stream_key(self.prefix, "quote", symbol),
+            after_id,
+            block_ms,
+            count,
+            lambda fields: redis_streams.decode_quote(symbol, fields),
+        )
 
-    def read_depth(self, symbol: str | Instrument, after_id: str = "0-0", *, block_ms: int | None = None,
-                   count: int = 1000) -> list[Entry]:
+    def read_depth(
+        self,
+        symbol: str | Instrument,
+        after_id: str = "0-0",
+        *,
+        block_ms: int | None = None,
+        count: int = 1000,
+    ) -> list[Entry]:
         """Return up to ``count`` book snapshots after ``after_id``, waiting up to ``block_ms``."""
         symbol = str(symbol)
-        return self._read(redis_streams.stream_key(self.prefix, "depth", symbol), after_id, block_ms, count,
-                          lambda fields: redis_streams.decode_depth(symbol, fields))
+        return self._read(
+            redis_streams.stream_key(self.prefix, "depth", symbol),
+            after_id,
+            block_ms,
+            count,
+            lambda fields: redis_streams.decode_depth(symbol, fields),
+        )
 
     def newest_bars(self, symbol: str | Instrument, period: str, count: int) -> list[Entry]:
         """Return the newest ``count`` bars of ``symbol`` and ``period``, oldest first."""
@@ -127,18 +176,28 @@ class RedisReader:
     def newest_ticks(self, symbol: str | Instrument, count: int) -> list[Entry]:
         """Return the newest ``count`` ticks of ``symbol``, oldest first."""
         symbol = str(symbol)
-        return self._newest(redis_streams.stream_key(self.prefix, "tick", symbol), count,
-                            lambda fields: redis_streams.decode_tick(symbol, fields))
+        return self._newest(
+            redis_streams.stream_key(self.prefix, "tick", symbol),
+            count,
+            lambda fields: redis_streams.decode_tick(symbol, fields),
+        )
 
     def last(self, symbol: str | Instrument) -> Latest:
         """Return the latest tick, quote, book and bar per period written for ``symbol``."""
         symbol = str(symbol)
         entries = self._call(lambda: self._client.hgetall(redis_streams.last_key(self.prefix, symbol)))
         records = redis_streams.decode_last(symbol, entries)
-        bars = {name[4:]: record for name, record in records.items()
-                if name.startswith("bar:") and isinstance(record, Kline)}
-        return Latest(_of(records.get("tick"), Tick), _of(records.get("quote"), Quote),
-                      _of(records.get("depth"), Depth), bars)
+        bars = {
+            name[4:]: record
+            for name, record in records.items()
+            if name.startswith("bar:") and isinstance(record, Kline)
+        }
+        return Latest(
+            _of(records.get("tick"), Tick),
+            _of(records.get("quote"), Quote),
+            _of(records.get("depth"), Depth),
+            bars,
+        )
 
     def close(self) -> None:
         """Stop any reconnect wait and release the connection."""
@@ -151,11 +210,19 @@ class RedisReader:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _read(self, key: str, after_id: str, block_ms: int | None, count: int,
-              decode: Callable[[dict[str, str]], Record]) -> list[Entry]:
+    def _read(
+        self,
+        key: str,
+        after_id: str,
+        block_ms: int | None,
+        count: int,
+        decode: Callable[[dict[str, str]], Record],
+    ) -> list[Entry]:
         if block_ms is not None and not 0 < block_ms < self.socket_timeout * 1000:
-            raise ConfigError(f"block_ms must be None or between 1 and socket_timeout*1000 "
-                              f"({int(self.socket_timeout * 1000) - 1}), was {block_ms!r}")
+            raise ConfigError(
+                f"block_ms must be None or between 1 and socket_timeout*1000 "
+                f"({int(self.socket_timeout * 1000) - 1}), was {block_ms!r}"
+            )
         if count < 1:
             raise ConfigError(f"count must be 1 or more, was {count!r}")
         response = self._call(lambda: self._client.xread({key: after_id}, count=count, block=block_ms))
@@ -185,7 +252,8 @@ class RedisReader:
                 if remaining <= 0 or self._closed.is_set():
                     raise ConnectError(
                         f"Redis at {self.url} stayed unreachable for {now - started:.1f} s "
-                        f"(reconnect_timeout={self.reconnect_timeout}); last error: {e}") from None
+                        f"(reconnect_timeout={self.reconnect_timeout}); last error: {e}"
+                    ) from None
                 self._closed.wait(min(next(delays), remaining))
                 continue
             if not self.is_connected:
@@ -199,8 +267,12 @@ class RedisReader:
         if connected:
             logger.info("RedisReader: %s is reachable again", self.url)
         else:
-            logger.warning("RedisReader: lost %s (%s); reconnecting for up to %s s", self.url, error,
-                           self.reconnect_timeout)
+            logger.warning(
+                "RedisReader: lost %s (%s); reconnecting for up to %s s",
+                self.url,
+                error,
+                self.reconnect_timeout,
+            )
         if self.on_connection is not None:
             self.on_connection(connected)
 

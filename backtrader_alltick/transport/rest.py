@@ -122,11 +122,23 @@ class RestClient:
         client.close()
     """
 
-    def __init__(self, dialect: Any, token: str, base_url: str, plan: Plan | str, *,
-                 limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
-                 max_retries: int = 5, backoff_initial: float = 0.5, backoff_cap: float = 30.0,
-                 retry_after_cap: float = 120.0, ratelimit_timeout: float = RATELIMIT_TIMEOUT,
-                 session: requests.Session | None = None, clock: Any = None) -> None:
+    def __init__(
+        self,
+        dialect: Any,
+        token: str,
+        base_url: str,
+        plan: Plan | str,
+        *,
+        limiter: RateLimiter | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 5,
+        backoff_initial: float = 0.5,
+        backoff_cap: float = 30.0,
+        retry_after_cap: float = 120.0,
+        ratelimit_timeout: float = RATELIMIT_TIMEOUT,
+        session: requests.Session | None = None,
+        clock: Any = None,
+    ) -> None:
         self.dialect: ModuleType = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.plan: Plan = get_plan(self.dialect.NAME, plan) if isinstance(plan, str) else plan
         token = check_token(token)
@@ -136,8 +148,10 @@ class RestClient:
         except ValueError:  # "http://[::1": an unclosed IPv6 bracket
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"base_url must be an http(s) root such as {self.dialect.DEFAULT_REST_URL!r}, "
-                              f"was {redact(str(base_url), token)!r}")
+            raise ConfigError(
+                f"base_url must be an http(s) root such as {self.dialect.DEFAULT_REST_URL!r}, "
+                f"was {redact(str(base_url), token)!r}"
+            )
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, was {max_retries!r}")
         if not ratelimit_timeout >= 0:
@@ -163,8 +177,10 @@ class RestClient:
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
-        return (f"RestClient(dialect={self.dialect.NAME!r}, base_url={self.base_url!r}, "
-                f"plan={self.plan.name!r}, token={mask_token(self._token)!r})")
+        return (
+            f"RestClient(dialect={self.dialect.NAME!r}, base_url={self.base_url!r}, "
+            f"plan={self.plan.name!r}, token={mask_token(self._token)!r})"
+        )
 
     def __enter__(self) -> RestClient:
         return self
@@ -205,29 +221,51 @@ class RestClient:
                 if delay is None:
                     delay = getattr(error, "retry_after", None)
                 if delay is None:
-                    delay = backoff_delay(limited, self.backoff_initial, self.backoff_cap,
-                                          jitter=RETRY_JITTER)
+                    delay = backoff_delay(
+                        limited, self.backoff_initial, self.backoff_cap, jitter=RETRY_JITTER
+                    )
                 delay = min(delay, self.retry_after_cap)
                 if limited > MAX_RATE_LIMITED or limited_wait + delay > self.ratelimit_timeout:
-                    raise _gave_up(error, limited, f", {limited_wait:.1f} s waited; the store's "
-                                                   f"ratelimit_timeout={self.ratelimit_timeout:g} allows "
-                                                   "longer waits")
+                    raise _gave_up(
+                        error,
+                        limited,
+                        f", {limited_wait:.1f} s waited; the store's "
+                        f"ratelimit_timeout={self.ratelimit_timeout:g} allows "
+                        "longer waits",
+                    )
                 limited_wait += delay
                 # A wait past WARN_AFTER_S is the limiter's RateLimitWarning: logged here once, not twice.
-                logger.log(logging.INFO if delay > WARN_AFTER_S else logging.WARNING,
-                           "%s %s: rate limited by the service (%s); retrying in %.2f s",
-                           request.method, request.endpoint, status, delay)
+                logger.log(
+                    logging.INFO if delay > WARN_AFTER_S else logging.WARNING,
+                    "%s %s: rate limited by the service (%s); retrying in %.2f s",
+                    request.method,
+                    request.endpoint,
+                    status,
+                    delay,
+                )
                 # The shared limiter holds every feed back, and this call waits in acquire().
                 self.limiter.penalize(delay)
             elif is_retryable(error) or (status is not None and status >= 500):
                 failures += 1
                 if failures > self.max_retries:
-                    logger.error("%s %s: giving up after %d attempts: %s", request.method,
-                                 request.endpoint, failures, error)
+                    logger.error(
+                        "%s %s: giving up after %d attempts: %s",
+                        request.method,
+                        request.endpoint,
+                        failures,
+                        error,
+                    )
                     raise _gave_up(error, failures)
                 delay = backoff_delay(failures, self.backoff_initial, self.backoff_cap, jitter=RETRY_JITTER)
-                logger.warning("%s %s failed (%s); retry %d of %d in %.2f s", request.method,
-                               request.endpoint, error, failures, self.max_retries, delay)
+                logger.warning(
+                    "%s %s failed (%s); retry %d of %d in %.2f s",
+                    request.method,
+                    request.endpoint,
+                    error,
+                    failures,
+                    self.max_retries,
+                    delay,
+                )
                 self._pause(delay)
             else:
                 raise error
@@ -237,8 +275,11 @@ class RestClient:
         url = self.base_url + request.path
         where = f"{request.method} {url}"  # no query string: the token may ride there
         with map_errors(where, self._secrets):
-            prepared = self.session.prepare_request(requests.Request(
-                request.method, url, params=request.params, headers=request.headers, data=request.body))
+            prepared = self.session.prepare_request(
+                requests.Request(
+                    request.method, url, params=request.params, headers=request.headers, data=request.body
+                )
+            )
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("%s %s", request.method, redact(prepared.url or url, *self._secrets))
             settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
@@ -251,37 +292,42 @@ class RestClient:
 
     # -- Endpoint helpers -------------------------------------------------------------
 
-    def klines(self, inst: Instrument | str, period: str, count: int, end_ms: int | None = None
-               ) -> list[Kline]:
+    def klines(
+        self, inst: Instrument | str, period: str, count: int, end_ms: int | None = None
+    ) -> list[Kline]:
         """Return up to ``count`` bars (at most ``KLINE_LIMIT``): the newest, or those up to ``end_ms``.
 
         The newest bar may still be forming; :class:`history.HistoryLoader` filters it.
         """
         inst = parse_symbol(inst)
         request = self.dialect.kline_request(inst, period, count, end_ms)
-        return self.call(request, lambda status, payload: self.dialect.parse_klines(status, payload, inst,
-                                                                                     period))
+        return self.call(
+            request, lambda status, payload: self.dialect.parse_klines(status, payload, inst, period)
+        )
 
-    def batch_klines(self, insts: Iterable[Instrument | str], period: str, count: int = 2
-                     ) -> dict[str, list[Kline]]:
+    def batch_klines(
+        self, insts: Iterable[Instrument | str], period: str, count: int = 2
+    ) -> dict[str, list[Kline]]:
         """Return ``{symbol: newest count bars}`` (count 1 or 2) in as few ``/batch-kline`` calls as the
         plan's groups per request allow (alltick.md 4.2: Free 5, Basic 100, Premium 200, top tiers 500).
 
         The newest bar may still be forming.  Only the alltick dialect has the endpoint.
         """
         if not hasattr(self.dialect, "batch_kline_request"):
-            raise ConfigError(f"batch K-lines are served by the alltick dialect only, was dialect "
-                              f"{self.dialect.NAME!r}")
+            raise ConfigError(
+                f"batch K-lines are served by the alltick dialect only, was dialect {self.dialect.NAME!r}"
+            )
         out: dict[str, list[Kline]] = {}
         size = max(1, self.plan.batch_groups)
         for group in self._groups(insts):
             for first in range(0, len(group), size):
-                chunk = group[first:first + size]
+                chunk = group[first : first + size]
                 request = self.dialect.batch_kline_request([(inst, period, count) for inst in chunk])
                 wanted = [(inst, period) for inst in chunk]
 
-                def parse_batch(status: int, payload: Any, wanted: list[tuple[Instrument, str]] = wanted
-                                ) -> dict[tuple[str, str], list[Kline]]:
+                def parse_batch(
+                    status: int, payload: Any, wanted: list[tuple[Instrument, str]] = wanted
+                ) -> dict[tuple[str, str], list[Kline]]:
                     return self.dialect.parse_batch_klines(status, payload, wanted)
 
                 found = self.call(request, parse_batch)
@@ -299,8 +345,10 @@ class RestClient:
     def quotes(self, insts: Iterable[Instrument | str]) -> list[Quote]:
         """Return a quote snapshot of each symbol (the itick dialect only)."""
         if not hasattr(self.dialect, "quote_request"):
-            raise ConfigError(f"quotes are served by the itick dialect only; use latest_trades() or "
-                              f"dialect='itick', was dialect {self.dialect.NAME!r}")
+            raise ConfigError(
+                f"quotes are served by the itick dialect only; use latest_trades() or "
+                f"dialect='itick', was dialect {self.dialect.NAME!r}"
+            )
         return self._fan_out(insts, self.dialect.quote_request, self.dialect.parse_quotes)
 
     def close(self) -> None:
@@ -312,13 +360,14 @@ class RestClient:
 
     # -- Internals ----------------------------------------------------------------------
 
-    def _fan_out(self, insts: Iterable[Instrument | str], build: Callable[..., HttpRequest],
-                 parse: Callable[..., list]) -> list:
+    def _fan_out(
+        self, insts: Iterable[Instrument | str], build: Callable[..., HttpRequest], parse: Callable[..., list]
+    ) -> list:
         out: list = []
         for group in self._groups(insts):
             size = max(1, self.plan.codes_per_request)
             for first in range(0, len(group), size):
-                chunk = group[first:first + size]
+                chunk = group[first : first + size]
 
                 def parse_chunk(status: int, payload: Any, chunk: tuple[Instrument, ...] = chunk) -> list:
                     return parse(status, payload, chunk)
@@ -343,8 +392,7 @@ class RestClient:
             raise TransportError(f"the REST client for {self.base_url} was closed while waiting to retry")
         self._count(waited=seconds)
 
-    def _count(self, requests: int = 0, retries: int = 0, rate_limited: int = 0, waited: float = 0.0
-               ) -> None:
+    def _count(self, requests: int = 0, retries: int = 0, rate_limited: int = 0, waited: float = 0.0) -> None:
         with self._stats_lock:
             self.stats.requests += requests
             self.stats.retries += retries
@@ -402,5 +450,7 @@ def _parsed(parse: Callable[[int, Any], T], status: int, payload: Any, request: 
     except AllTickError:
         raise
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
-        raise ProtocolError(f"{request.method} {request.endpoint} answered JSON of an unexpected shape "
-                            f"(HTTP {status}, {type(e).__name__}: {e}); the response was skipped") from None
+        raise ProtocolError(
+            f"{request.method} {request.endpoint} answered JSON of an unexpected shape "
+            f"(HTTP {status}, {type(e).__name__}: {e}); the response was skipped"
+        ) from None

@@ -21,8 +21,15 @@ from ..errors import ConfigError
 SINK_JITTER = 0.25  # the sinks' own; every other user passes its jitter
 
 
-def backoff_delay(attempt: int, initial: float, cap: float, *, jitter: float, factor: float = 2.0,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int,
+    initial: float,
+    cap: float,
+    *,
+    jitter: float,
+    factor: float = 2.0,
+    rng: random.Random | None = None,
+) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based).
 
     Example::
@@ -38,8 +45,14 @@ def backoff_delay(attempt: int, initial: float, cap: float, *, jitter: float, fa
     return delay * (1.0 - jitter * (rng or random).random())
 
 
-def backoff(initial: float, cap: float, *, factor: float = 2.0, jitter: float = SINK_JITTER,
-            rng: random.Random | None = None) -> Iterator[float]:
+def backoff(
+    initial: float,
+    cap: float,
+    *,
+    factor: float = 2.0,
+    jitter: float = SINK_JITTER,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
     """Check the numbers now and return the endless delays :func:`backoff_delay` gives for 1, 2, 3, ...
 
     Raises ConfigError unless ``0 < initial <= cap``, ``factor >= 1`` and ``0 <= jitter < 1``.
@@ -58,8 +71,9 @@ def backoff(initial: float, cap: float, *, factor: float = 2.0, jitter: float = 
     return _delays(initial, cap, factor, jitter, rng)
 
 
-def _delays(initial: float, cap: float, factor: float, jitter: float, rng: random.Random | None
-            ) -> Iterator[float]:
+def _delays(
+    initial: float, cap: float, factor: float, jitter: float, rng: random.Random | None
+) -> Iterator[float]:
     attempt = 0
     while True:
         attempt += 1

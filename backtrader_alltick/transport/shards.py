@@ -45,10 +45,16 @@ class Capacity:
         """The capacity of ``plan`` for ``dialect`` (``"alltick"`` or ``"itick"``)."""
         if dialect == "itick":
             per_link = min(plan.ws_symbols, plans.ITICK_SYMBOLS_PER_CONNECTION)
-            return cls(plan.name, per_link, plan.ws_connections,
-                       min(plan.ws_symbols, per_link * plan.ws_connections), True)
-        return cls(plan.name, plan.ws_symbols, plan.ws_connections, plan.ws_symbols * plan.ws_connections,
-                   False)
+            return cls(
+                plan.name,
+                per_link,
+                plan.ws_connections,
+                min(plan.ws_symbols, per_link * plan.ws_connections),
+                True,
+            )
+        return cls(
+            plan.name, plan.ws_symbols, plan.ws_connections, plan.ws_symbols * plan.ws_connections, False
+        )
 
     def links_for(self, codes: int) -> int:
         """Connections needed for ``codes`` codes of one family."""
@@ -59,14 +65,18 @@ class Capacity:
         if self.pooled:
             codes, links = sum(counts.values()), sum(self.links_for(n) for n in counts.values())
             if codes > self.total or links > self.links:
-                return (f"{codes} codes over {len(counts)} asset classes need {links} connections of at "
-                        f"most {self.per_link} codes; plan {self.plan!r} serves {self.total} codes on "
-                        f"{self.links} connections")
+                return (
+                    f"{codes} codes over {len(counts)} asset classes need {links} connections of at "
+                    f"most {self.per_link} codes; plan {self.plan!r} serves {self.total} codes on "
+                    f"{self.links} connections"
+                )
             return None
         for family, codes in counts.items():
             if codes > self.total:
-                return (f"{codes} {family} codes are wanted; plan {self.plan!r} serves at most {self.total} "
-                        f"({self.links} connections of {self.per_link} codes)")
+                return (
+                    f"{codes} {family} codes are wanted; plan {self.plan!r} serves at most {self.total} "
+                    f"({self.links} connections of {self.per_link} codes)"
+                )
         return None
 
 
@@ -156,5 +166,7 @@ def over_capacity(capacity: Capacity, counts: dict[str, int]) -> ConfigError | N
     problem = capacity.problem(counts)
     if problem is None:
         return None
-    return ConfigError(f"too many symbols for one token: {problem}; the service would silently ignore the "
-                       "rest. Subscribe fewer symbols, choose a higher plan, or split them over tokens")
+    return ConfigError(
+        f"too many symbols for one token: {problem}; the service would silently ignore the "
+        "rest. Subscribe fewer symbols, choose a higher plan, or split them over tokens"
+    )

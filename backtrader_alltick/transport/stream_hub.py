@@ -59,27 +59,52 @@ class StreamHub:
         hub.subscribe("BTCUSDT", on_record=queue.put_nowait); hub.start(); ...; hub.stop()
     """
 
-    def __init__(self, dialect: str | ModuleType, ws_root: str, token: str, plan: plans.Plan, *,
-                 on_event: Callable[[object], None] | None = None,
-                 on_status: Callable[[StreamStatus], None] | None = None,
-                 heartbeat_interval: float | None = None, stale_after: float | None = None,
-                 reconnect: bool = True, reconnections: int = -1,
-                 backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_cap: float = 60.0,
-                 min_reconnect_interval: float | None = None, request_spacing: float | None = None,
-                 connect_timeout: float = 10.0, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        dialect: str | ModuleType,
+        ws_root: str,
+        token: str,
+        plan: plans.Plan,
+        *,
+        on_event: Callable[[object], None] | None = None,
+        on_status: Callable[[StreamStatus], None] | None = None,
+        heartbeat_interval: float | None = None,
+        stale_after: float | None = None,
+        reconnect: bool = True,
+        reconnections: int = -1,
+        backoff_initial: float = 1.0,
+        backoff_factor: float = 2.0,
+        backoff_cap: float = 60.0,
+        min_reconnect_interval: float | None = None,
+        request_spacing: float | None = None,
+        connect_timeout: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.dialect: ModuleType = wire.get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.settings: StreamSettings = StreamSettings.build(
-            self.dialect, ws_root, token, plan, heartbeat_interval=heartbeat_interval,
-            stale_after=stale_after, reconnect=reconnect, reconnections=reconnections,
-            backoff_initial=backoff_initial, backoff_factor=backoff_factor, backoff_cap=backoff_cap,
-            min_reconnect_interval=min_reconnect_interval, request_spacing=request_spacing,
-            connect_timeout=connect_timeout, clock=clock)
+            self.dialect,
+            ws_root,
+            token,
+            plan,
+            heartbeat_interval=heartbeat_interval,
+            stale_after=stale_after,
+            reconnect=reconnect,
+            reconnections=reconnections,
+            backoff_initial=backoff_initial,
+            backoff_factor=backoff_factor,
+            backoff_cap=backoff_cap,
+            min_reconnect_interval=min_reconnect_interval,
+            request_spacing=request_spacing,
+            connect_timeout=connect_timeout,
+            clock=clock,
+        )
         protect(token, self)  # the URL carries it; websocket-client's trace logs the handshake
         self.on_event: Callable[[object], None] | None = on_event
         self.on_status: Callable[[StreamStatus], None] | None = on_status
         self._observe = getattr(self.settings.clock, "observe_server_time", None)
-        self._host = LinkHost(threading.Event(), self._desired, self._emit, self._fan_out, self._retire,
-                              self._pacer)
+        self._host = LinkHost(
+            threading.Event(), self._desired, self._emit, self._fan_out, self._retire, self._pacer
+        )
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
         self.capacity: Capacity = Capacity.of(self.dialect.NAME, plan)
@@ -93,9 +118,15 @@ class StreamHub:
         families = sorted({family for family, _ in self._links})
         return f"StreamHub({self.dialect.NAME!r}, {self.settings.ws_root!r}, families={families})"
 
-    def subscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
-                  on_record: Callable[[object], None] | None = None,
-                  on_status: Callable[[StreamStatus], None] | None = None) -> None:
+    def subscribe(
+        self,
+        inst: Instrument | str,
+        *,
+        trades: bool = True,
+        depth: bool = False,
+        on_record: Callable[[object], None] | None = None,
+        on_status: Callable[[StreamStatus], None] | None = None,
+    ) -> None:
         """Add one subscriber for the instrument's trades and/or depth (reference counted).
 
         ``on_record`` then gets each record of the symbol, ``on_status`` each status of its family.
@@ -103,8 +134,9 @@ class StreamHub:
         """
         self._change(inst, trades, depth, on_record, on_status, adding=True)
 
-    def check(self, instruments: Iterable[Instrument | str], *, trades: bool = True,
-              depth: bool = False) -> None:
+    def check(
+        self, instruments: Iterable[Instrument | str], *, trades: bool = True, depth: bool = False
+    ) -> None:
         """Raise ConfigError when the plan cannot serve ``instruments`` on top of today's subscriptions.
 
         Lets a caller with a whole universe fail before it subscribes (and connects) anything.
@@ -120,9 +152,15 @@ class StreamHub:
         if error is not None:
             raise error
 
-    def unsubscribe(self, inst: Instrument | str, *, trades: bool = True, depth: bool = False,
-                    on_record: Callable[[object], None] | None = None,
-                    on_status: Callable[[StreamStatus], None] | None = None) -> None:
+    def unsubscribe(
+        self,
+        inst: Instrument | str,
+        *,
+        trades: bool = True,
+        depth: bool = False,
+        on_record: Callable[[object], None] | None = None,
+        on_status: Callable[[StreamStatus], None] | None = None,
+    ) -> None:
         """Drop one subscriber (the same arguments); the code leaves the merged list with its last one."""
         self._change(inst, trades, depth, on_record, on_status, adding=False)
 
@@ -175,8 +213,9 @@ class StreamHub:
             shards = self._shards.get(family)
             return shards.sizes() if shards is not None else []
 
-    def _change(self, inst: Instrument | str, trades: bool, depth: bool, on_record, on_status, *,
-                adding: bool) -> None:
+    def _change(
+        self, inst: Instrument | str, trades: bool, depth: bool, on_record, on_status, *, adding: bool
+    ) -> None:
         inst = parse_symbol(inst)
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
@@ -218,8 +257,12 @@ class StreamHub:
         previous = self._links.get((family, slot))
         # A replaced link's thread has ended: its counters go on where they stopped.
         link = self._links[(family, slot)] = StreamLink(
-            family, self.settings, self._host, slot=slot,
-            stats=previous.stats if previous is not None else None)
+            family,
+            self.settings,
+            self._host,
+            slot=slot,
+            stats=previous.stats if previous is not None else None,
+        )
         link.thread.start()
         return link
 
@@ -259,8 +302,13 @@ class StreamHub:
 
     def _emit(self, status: StreamStatus) -> None:
         log = logger.warning if status.error is not None else logger.info
-        log("stream %s %s (attempt %d)%s", status.family, status.kind, status.attempt,
-            f": {status.error}" if status.error else "")
+        log(
+            "stream %s %s (attempt %d)%s",
+            status.family,
+            status.kind,
+            status.attempt,
+            f": {status.error}" if status.error else "",
+        )
         receivers = self._registry.status_receivers.get(status.family, ())
         for receiver in (*receivers, *((self.on_status,) if self.on_status is not None else ())):
             try:

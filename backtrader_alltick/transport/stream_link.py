@@ -78,7 +78,7 @@ class _FrameReader:
     def _need(self, count: int) -> None:
         while len(self._data) - self._at < count:
             chunk = self._recv(_READ_CHUNK)
-            self._data, self._at = self._data[self._at:] + chunk, 0
+            self._data, self._at = self._data[self._at :] + chunk, 0
 
     def recv_data(self) -> tuple[int, bytes]:
         while True:
@@ -91,18 +91,18 @@ class _FrameReader:
             if length == 126:
                 self._need(4)
                 data, at = self._data, self._at
-                length, head = int.from_bytes(data[at + 2:at + 4], "big"), 4
+                length, head = int.from_bytes(data[at + 2 : at + 4], "big"), 4
             elif length == 127:
                 self._need(10)
                 data, at = self._data, self._at
-                length, head = int.from_bytes(data[at + 2:at + 10], "big"), 10
+                length, head = int.from_bytes(data[at + 2 : at + 10], "big"), 10
             mask = b""
             if second & 0x80:  # a server must not mask; tolerated as websocket-client does
                 self._need(head + 4)
-                mask, head = self._data[self._at + head:self._at + head + 4], head + 4
+                mask, head = self._data[self._at + head : self._at + head + 4], head + 4
             self._need(head + length)
             data, at = self._data, self._at
-            payload = data[at + head:at + head + length]
+            payload = data[at + head : at + head + length]
             self._at = at + head + length
             if mask:
                 payload = websocket.ABNF.mask(mask, payload)
@@ -178,8 +178,15 @@ class StreamLink:
         link.thread.start(); ...; link.interrupt(); link.thread.join()
     """
 
-    def __init__(self, family: str, settings: StreamSettings, host: LinkHost, *, slot: int = 0,
-                 stats: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        family: str,
+        settings: StreamSettings,
+        host: LinkHost,
+        *,
+        slot: int = 0,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
         self.family: str = family
         self.settings: StreamSettings = settings
         self.host: LinkHost = host
@@ -193,8 +200,9 @@ class StreamLink:
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
         self.ended: bool = False  # gave up (fatal): no more attempts on this link
-        self.thread: threading.Thread = threading.Thread(target=self._run, name=f"alltick-stream-{name}",
-                                                         daemon=True)
+        self.thread: threading.Thread = threading.Thread(
+            target=self._run, name=f"alltick-stream-{name}", daemon=True
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -228,8 +236,12 @@ class StreamLink:
         settings, host, stopping = self.settings, self.host, self.host.stopping
 
         def fresh_delays():
-            return backoff(settings.backoff_initial, settings.backoff_cap, factor=settings.backoff_factor,
-                           jitter=RECONNECT_JITTER)
+            return backoff(
+                settings.backoff_initial,
+                settings.backoff_cap,
+                factor=settings.backoff_factor,
+                jitter=RECONNECT_JITTER,
+            )
 
         delays = fresh_delays()
         last_attempt, retries, last_kind, floor = None, 0, "", 0.0
@@ -249,8 +261,10 @@ class StreamLink:
             except AllTickError as e:
                 error = detached(e)  # the handshake's foreign exception holds the URL, token included
             except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
-                error = AllTickError(f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
-                                     f"{redact(str(e), settings.token)}); please report it")
+                error = AllTickError(
+                    f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
+                    f"{redact(str(e), settings.token)}); please report it"
+                )
                 detached(error)
             now_ms = settings.clock.now_ms()
             if connection is not None and connection.protocol.ready:
@@ -305,15 +319,20 @@ class StreamLink:
                 self._dialing = None
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
-        return _Connection(ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(),
-                                              stats=self.stats))
+        return _Connection(
+            ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(), stats=self.stats)
+        )
 
     def _serve(self, connection: _Connection) -> AllTickError | None:
         self._connection = connection
         if self.host.stopping.is_set():
             connection.close(None)
-        writer = threading.Thread(target=self._write_loop, args=(connection,),
-                                  name=f"alltick-heartbeat-{self.thread.name[15:]}", daemon=True)
+        writer = threading.Thread(
+            target=self._write_loop,
+            args=(connection,),
+            name=f"alltick-heartbeat-{self.thread.name[15:]}",
+            daemon=True,
+        )
         writer.start()
         try:
             self._report(connection.protocol)  # ready at once where the dialect has no login
@@ -339,8 +358,15 @@ class StreamLink:
                 self._on_ready()
 
     def _tell(self, report: Report) -> None:
-        self.host.emit(StreamStatus(self.family, report.kind, self.settings.clock.now_ms(),
-                                    error=report.error, symbols=report.symbols))
+        self.host.emit(
+            StreamStatus(
+                self.family,
+                report.kind,
+                self.settings.clock.now_ms(),
+                error=report.error,
+                symbols=report.symbols,
+            )
+        )
 
     def _on_ready(self) -> None:
         self.stats["connects"] += 1

@@ -46,9 +46,22 @@ AUTH_FIRST = frozenset({"itick"})
 # itick.md 8.2: subscriptions add up and unsubscribe may close the socket; only AllTick replaces lists.
 ADDITIVE = frozenset({"itick"})
 COALESCE_SECONDS = 0.05  # lets feeds that subscribe together share one message
-COUNTERS = ("connects", "reconnects", "connect_failures", "frames", "records", "malformed",
-            "heartbeats_sent", "heartbeats_answered", "subscribe_messages", "acks", "rejected",
-            "server_errors", "callback_errors", "stale_timeouts")
+COUNTERS = (
+    "connects",
+    "reconnects",
+    "connect_failures",
+    "frames",
+    "records",
+    "malformed",
+    "heartbeats_sent",
+    "heartbeats_answered",
+    "subscribe_messages",
+    "acks",
+    "rejected",
+    "server_errors",
+    "callback_errors",
+    "stale_timeouts",
+)
 _CONTROL = (wire.Ack, wire.Pong, wire.AuthResult, wire.Connected, wire.ServerError, APIError)
 # The subscriptions a hub wants on a family: (change count, monotonic time of the change, trades, depth).
 Desired = tuple[int, float, list[Instrument], list[Instrument]]
@@ -120,11 +133,13 @@ def close_error(safe_url: str, payload: bytes, token: str) -> AllTickError:
     said = f"close status {code}, reason {reason!r}" if code else "no close status"
     words = reason.lower()
     if "auth" in words or ("token" in words and "level" not in words):
-        return AuthError(f"token rejected by {safe_url} ({said}); check the token or ALLTICK_TOKEN",
-                         code=code)
+        return AuthError(
+            f"token rejected by {safe_url} ({said}); check the token or ALLTICK_TOKEN", code=code
+        )
     if "limit" in words or "too many" in words:
-        return RateLimited(f"{safe_url} closed the connection ({said}); close other clients of this "
-                           "token or wait", code=code)
+        return RateLimited(
+            f"{safe_url} closed the connection ({said}); close other clients of this token or wait", code=code
+        )
     return TransportError(f"WebSocket {safe_url} was closed by the server ({said}); reconnecting")
 
 
@@ -144,8 +159,15 @@ class StreamProtocol:
         protocol.receive(b'{"cmd_id":22005,"seq_id":1,"ret":200,...}', 0.2)   # [] (the ack)
     """
 
-    def __init__(self, settings: StreamSettings, family: str, safe_url: str, now: float, *,
-                 stats: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: StreamSettings,
+        family: str,
+        safe_url: str,
+        now: float,
+        *,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
         self.settings: StreamSettings = settings
         self.family: str = family
         self.safe_url: str = safe_url
@@ -231,19 +253,25 @@ class StreamProtocol:
         elif isinstance(event, wire.AuthResult) and "limit" in event.message.lower():
             # iTick refuses a socket over the plan's connection cap with a failed auth; the server may
             # still count our previous socket after a drop, so this one is worth a later retry.
-            raise RateLimited(f"{self.safe_url} refused the connection ({event.message!r}); "
-                              "close other clients of this token or wait")
-        elif isinstance(event, wire.AuthResult) or (isinstance(event, (wire.ServerError, APIError))
-                                                    and str(event.code) == "401"):
+            raise RateLimited(
+                f"{self.safe_url} refused the connection ({event.message!r}); "
+                "close other clients of this token or wait"
+            )
+        elif isinstance(event, wire.AuthResult) or (
+            isinstance(event, (wire.ServerError, APIError)) and str(event.code) == "401"
+        ):
             message = redact(str(event.message), token)
-            raise AuthError(f"token rejected by {self.safe_url} ({message!r}); check the token",
-                            code=getattr(event, "code", None))
+            raise AuthError(
+                f"token rejected by {self.safe_url} ({message!r}); check the token",
+                code=getattr(event, "code", None),
+            )
         elif isinstance(event, AuthError):
             raise event
         elif isinstance(event, (wire.ServerError, APIError)):
             stats["server_errors"] += 1
-            logger.warning("stream %s server error %s: %s", self.family, event.code,
-                           redact(str(event.message), token))
+            logger.warning(
+                "stream %s server error %s: %s", self.family, event.code, redact(str(event.message), token)
+            )
 
     def _become_ready(self) -> None:
         self.ready = True
@@ -260,9 +288,13 @@ class StreamProtocol:
         settings = self.settings
         if not self.ready:
             if now >= self.ready_by:
-                return Step(error=Timeout(f"WebSocket {self.safe_url} sent no auth verdict in "
-                                          f"{settings.connect_timeout} s; check the token or "
-                                          "connect_timeout"))
+                return Step(
+                    error=Timeout(
+                        f"WebSocket {self.safe_url} sent no auth verdict in "
+                        f"{settings.connect_timeout} s; check the token or "
+                        "connect_timeout"
+                    )
+                )
             return Step(wake_at=self.ready_by)
         heartbeat_interval = settings.heartbeat_interval
         next_heartbeat = self._next_heartbeat = self._next_heartbeat or now + heartbeat_interval
@@ -271,9 +303,13 @@ class StreamProtocol:
         stale_at = asked_at + settings.stale_after - heartbeat_interval
         if now >= stale_at:
             self.stats["stale_timeouts"] += 1
-            return Step(error=Timeout(f"stream {self.family} got no answer to a heartbeat sent "
-                                      f"{now - asked_at:.1f} s ago "
-                                      f"(stale_after={settings.stale_after} s); reconnecting"))
+            return Step(
+                error=Timeout(
+                    f"stream {self.family} got no answer to a heartbeat sent "
+                    f"{now - asked_at:.1f} s ago "
+                    f"(stale_after={settings.stale_after} s); reconnecting"
+                )
+            )
         wake_at = min(next_heartbeat, stale_at)
         version, changed_at, trades, depth = self._desired
         reports: tuple[Report, ...] = ()
@@ -307,17 +343,21 @@ class StreamProtocol:
         """Note that the last Step's text went out at ``now``: the next request waits the plan's spacing."""
         self._last_request = now
 
-    def _subscribe_messages(self, trades: list[Instrument], depth: list[Instrument]
-                            ) -> tuple[list[tuple[int, str]], tuple[Report, ...]]:
+    def _subscribe_messages(
+        self, trades: list[Instrument], depth: list[Instrument]
+    ) -> tuple[list[tuple[int, str]], tuple[Report, ...]]:
         settings = self.settings
         reports: tuple[Report, ...] = ()
-        trades, depth, dropped = cap_subscriptions(trades, depth, settings.symbol_limit,
-                                                   shared=settings.dialect.NAME in ADDITIVE)
+        trades, depth, dropped = cap_subscriptions(
+            trades, depth, settings.symbol_limit, shared=settings.dialect.NAME in ADDITIVE
+        )
         names = [inst.symbol for inst in dropped]
         if names and names != self.stats["dropped"]:
-            error = PlanLimitError(f"plan {settings.plan.name!r} serves {settings.symbol_limit} codes per "
-                                   f"connection; not subscribed: {', '.join(names)}; subscribe fewer symbols "
-                                   "or choose a higher plan")
+            error = PlanLimitError(
+                f"plan {settings.plan.name!r} serves {settings.symbol_limit} codes per "
+                f"connection; not subscribed: {', '.join(names)}; subscribe fewer symbols "
+                "or choose a higher plan"
+            )
             reports = (Report("dropped", error, tuple(names)),)
         self.stats["dropped"] = names
         seq = self.next_seq

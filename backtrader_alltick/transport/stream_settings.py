@@ -50,30 +50,58 @@ class StreamSettings:
     clock: Clock = field(repr=False)
 
     @classmethod
-    def build(cls, dialect: Any, ws_root: str, token: str, plan: plans.Plan, *,
-              heartbeat_interval: float | None = None, stale_after: float | None = None,
-              reconnect: bool = True, reconnections: int = -1, backoff_initial: float = 1.0,
-              backoff_factor: float = 2.0, backoff_cap: float = 60.0,
-              min_reconnect_interval: float | None = None, request_spacing: float | None = None,
-              connect_timeout: float = 10.0, clock: Clock | None = None) -> StreamSettings:
+    def build(
+        cls,
+        dialect: Any,
+        ws_root: str,
+        token: str,
+        plan: plans.Plan,
+        *,
+        heartbeat_interval: float | None = None,
+        stale_after: float | None = None,
+        reconnect: bool = True,
+        reconnections: int = -1,
+        backoff_initial: float = 1.0,
+        backoff_factor: float = 2.0,
+        backoff_cap: float = 60.0,
+        min_reconnect_interval: float | None = None,
+        request_spacing: float | None = None,
+        connect_timeout: float = 10.0,
+        clock: Clock | None = None,
+    ) -> StreamSettings:
         """Fill the defaults from ``dialect`` and ``plan``; raise ConfigError for a setting that cannot be."""
         name = dialect.NAME
         heartbeat_interval = float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL[name])
         stale_after = float(stale_after or DEFAULT_STALE_AFTER[name])
         if not 0 < heartbeat_interval < stale_after:
-            raise ConfigError(f"stale_after must be greater than heartbeat_interval "
-                              f"({heartbeat_interval} s), was {stale_after!r}")
+            raise ConfigError(
+                f"stale_after must be greater than heartbeat_interval "
+                f"({heartbeat_interval} s), was {stale_after!r}"
+            )
         if reconnections < -1:
             raise ConfigError(f"reconnections must be -1 (forever) or >= 0, was {reconnections!r}")
         backoff(backoff_initial, backoff_cap, factor=backoff_factor, jitter=RECONNECT_JITTER)  # checks them
-        symbol_limit = plan.ws_symbols if name != "itick" else \
-            min(plan.ws_symbols, plans.ITICK_SYMBOLS_PER_CONNECTION)
-        return cls(dialect, check_ws_url(ws_root, "ws_root", token), token, plan, heartbeat_interval,
-                   stale_after, reconnect, reconnections, backoff_initial, backoff_factor, backoff_cap,
-                   plan.reconnect_interval if min_reconnect_interval is None
-                   else float(min_reconnect_interval),
-                   plan.ws_request_spacing if request_spacing is None else float(request_spacing),
-                   connect_timeout, symbol_limit, clock or SystemClock())
+        symbol_limit = (
+            plan.ws_symbols if name != "itick" else min(plan.ws_symbols, plans.ITICK_SYMBOLS_PER_CONNECTION)
+        )
+        return cls(
+            dialect,
+            check_ws_url(ws_root, "ws_root", token),
+            token,
+            plan,
+            heartbeat_interval,
+            stale_after,
+            reconnect,
+            reconnections,
+            backoff_initial,
+            backoff_factor,
+            backoff_cap,
+            plan.reconnect_interval if min_reconnect_interval is None else float(min_reconnect_interval),
+            plan.ws_request_spacing if request_spacing is None else float(request_spacing),
+            connect_timeout,
+            symbol_limit,
+            clock or SystemClock(),
+        )
 
 
 def check_ws_url(url: object, name: str = "ws_url", token: str | None = None) -> str:
@@ -91,8 +119,10 @@ def check_ws_url(url: object, name: str = "ws_url", token: str | None = None) ->
     problem = _ws_url_problem(text)
     if problem:
         shown = redact(url, token) if isinstance(url, str) else url
-        raise ConfigError(f"{name} must be a ws:// or wss:// URL with a host and an optional port and path "
-                          f"(e.g. wss://quote.alltick.co), was {shown!r} ({problem})")
+        raise ConfigError(
+            f"{name} must be a ws:// or wss:// URL with a host and an optional port and path "
+            f"(e.g. wss://quote.alltick.co), was {shown!r} ({problem})"
+        )
     return text  # a str: any other value has a problem
 
 

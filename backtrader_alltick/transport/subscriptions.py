@@ -38,19 +38,31 @@ class SubscriptionRegistry:
         self.receivers: dict[str, tuple[Callable[[object], None], ...]] = {}
         self.status_receivers: dict[str, tuple[Callable[[object], None], ...]] = {}
 
-    def attach(self, family: str, inst: Instrument, on_record: Callable[[object], None] | None,
-               on_status: Callable[[object], None] | None) -> None:
+    def attach(
+        self,
+        family: str,
+        inst: Instrument,
+        on_record: Callable[[object], None] | None,
+        on_status: Callable[[object], None] | None,
+    ) -> None:
         """Route the code's records to ``on_record`` and the family's statuses to ``on_status``."""
         if on_record is not None:
             self.receivers[inst.symbol] = (*self.receivers.get(inst.symbol, ()), on_record)
         if on_status is not None:
             self.status_receivers[family] = (*self.status_receivers.get(family, ()), on_status)
 
-    def detach(self, family: str, inst: Instrument, on_record: Callable[[object], None] | None,
-               on_status: Callable[[object], None] | None) -> None:
+    def detach(
+        self,
+        family: str,
+        inst: Instrument,
+        on_record: Callable[[object], None] | None,
+        on_status: Callable[[object], None] | None,
+    ) -> None:
         """Undo one :meth:`attach` (receivers never attached are ignored)."""
-        for routes, key, receiver in ((self.receivers, inst.symbol, on_record),
-                                      (self.status_receivers, family, on_status)):
+        for routes, key, receiver in (
+            (self.receivers, inst.symbol, on_record),
+            (self.status_receivers, family, on_status),
+        ):
             present = list(routes.get(key, ()))
             if receiver is None or receiver not in present:
                 continue
@@ -91,8 +103,9 @@ class SubscriptionRegistry:
         return [family for family, kinds in self._counts.items() if any(kinds.values())]
 
 
-def cap_subscriptions(trades: list[Instrument], depth: list[Instrument], limit: int, *,
-                      shared: bool) -> tuple[list[Instrument], list[Instrument], list[Instrument]]:
+def cap_subscriptions(
+    trades: list[Instrument], depth: list[Instrument], limit: int, *, shared: bool
+) -> tuple[list[Instrument], list[Instrument], list[Instrument]]:
     """Keep the oldest ``limit`` codes; return ``(trades, depth, dropped)``.
 
     With ``shared`` a product counts once whatever its kinds (iTick: 500 products per
@@ -103,8 +116,11 @@ def cap_subscriptions(trades: list[Instrument], depth: list[Instrument], limit: 
         return trades[:limit], depth[:limit], list(dict.fromkeys(trades[limit:] + depth[limit:]))
     products = list(dict.fromkeys(trades + depth))
     allowed = set(products[:limit])
-    return ([inst for inst in trades if inst in allowed], [inst for inst in depth if inst in allowed],
-            products[limit:])
+    return (
+        [inst for inst in trades if inst in allowed],
+        [inst for inst in depth if inst in allowed],
+        products[limit:],
+    )
 
 
 def _checked(kind: str) -> str:

@@ -42,27 +42,44 @@ def map_errors(safe_url: str, token: str, *, connecting: bool) -> Iterator[None]
     except websocket.WebSocketBadStatusException as e:
         raise upgrade_error(safe_url, e.status_code, e.resp_headers) from None
     except (websocket.WebSocketTimeoutException, TimeoutError) as e:
-        raise Timeout(f"WebSocket {safe_url} did not answer in time ({redact(str(e), token)}); "
-                      "check the network or raise connect_timeout") from None
-    except (websocket.WebSocketAddressException, websocket.WebSocketProxyException,
-            ConnectionRefusedError, ssl.SSLError, socket.gaierror) as e:
-        raise ConnectError(f"cannot open WebSocket {safe_url}: {type(e).__name__}: "
-                           f"{redact(str(e), token)}; check the ws URL and the network") from None
+        raise Timeout(
+            f"WebSocket {safe_url} did not answer in time ({redact(str(e), token)}); "
+            "check the network or raise connect_timeout"
+        ) from None
+    except (
+        websocket.WebSocketAddressException,
+        websocket.WebSocketProxyException,
+        ConnectionRefusedError,
+        ssl.SSLError,
+        socket.gaierror,
+    ) as e:
+        raise ConnectError(
+            f"cannot open WebSocket {safe_url}: {type(e).__name__}: "
+            f"{redact(str(e), token)}; check the ws URL and the network"
+        ) from None
     except (websocket.WebSocketException, OSError) as e:
         # Framing and payload violations break the connection, not one frame: reconnecting helps.
         cls = ConnectError if connecting else TransportError
-        raise cls(f"WebSocket {safe_url} failed: {type(e).__name__}: {redact(str(e), token) or 'closed'}; "
-                  "the stream reconnects") from None
+        raise cls(
+            f"WebSocket {safe_url} failed: {type(e).__name__}: {redact(str(e), token) or 'closed'}; "
+            "the stream reconnects"
+        ) from None
 
 
 def upgrade_error(safe_url: str, status: int, headers: Mapping[str, str] | None) -> APIError:
     """Return the error an HTTP status refusing the WebSocket upgrade stands for."""
     if status in (401, 403):
-        return AuthError(f"token rejected by {safe_url} (HTTP {status}); check the token or ALLTICK_TOKEN",
-                         status=status)
+        return AuthError(
+            f"token rejected by {safe_url} (HTTP {status}); check the token or ALLTICK_TOKEN", status=status
+        )
     if status == 429:
         retry_after = (headers or {}).get("retry-after")
-        return RateLimited(f"WebSocket {safe_url} refused the upgrade (HTTP 429); reconnecting too fast",
-                           status=status, retry_after=float(retry_after) if retry_after else None)
-    return APIError(f"WebSocket {safe_url} refused the upgrade (HTTP {status}); "
-                    "check the ws URL or retry later", status=status)
+        return RateLimited(
+            f"WebSocket {safe_url} refused the upgrade (HTTP 429); reconnecting too fast",
+            status=status,
+            retry_after=float(retry_after) if retry_after else None,
+        )
+    return APIError(
+        f"WebSocket {safe_url} refused the upgrade (HTTP {status}); check the ws URL or retry later",
+        status=status,
+    )

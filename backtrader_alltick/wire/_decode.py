@@ -29,9 +29,24 @@ try:  # orjson roughly halves the cost of the live hot path; json is the fallbac
 except ImportError:  # pragma: no cover - depends on the environment
     loads = json.loads
 
-__all__ = ["loads", "dumps", "epoch_ms", "int_or_none", "float_or_none", "unique_bars", "clip", "EARLIEST_MS",
-           "LATEST_MS", "stamp", "price", "amount", "checked_kline", "MALFORMED",
-           "shape_guard", "ErrorFields"]
+__all__ = [
+    "loads",
+    "dumps",
+    "epoch_ms",
+    "int_or_none",
+    "float_or_none",
+    "unique_bars",
+    "clip",
+    "EARLIEST_MS",
+    "LATEST_MS",
+    "stamp",
+    "price",
+    "amount",
+    "checked_kline",
+    "MALFORMED",
+    "shape_guard",
+    "ErrorFields",
+]
 
 # The range a market time can lie in: no exchange data predates the epoch, and a time past
 # 2200 is a unit error or garbage.  Shared with the history loader, which never asks beyond it.
@@ -57,6 +72,7 @@ def shape_guard(vendor: str, what: str) -> Callable[[F], F]:
     The parsers check every documented shape; this is the net under them for the rest
     (a list where an object belongs, a number where a code belongs).
     """
+
     def decorate(parse: F) -> F:
         @functools.wraps(parse)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -65,9 +81,13 @@ def shape_guard(vendor: str, what: str) -> Callable[[F], F]:
             except AllTickError:
                 raise
             except MALFORMED as e:
-                raise ProtocolError(f"{vendor} sent {what} of an unexpected shape ({type(e).__name__}: "
-                                    f"{clip(str(e), 120)}); it is skipped") from None
+                raise ProtocolError(
+                    f"{vendor} sent {what} of an unexpected shape ({type(e).__name__}: "
+                    f"{clip(str(e), 120)}); it is skipped"
+                ) from None
+
         return guarded  # type: ignore[return-value]
+
     return decorate
 
 
@@ -119,15 +139,26 @@ def _number(value: Any, name: str) -> float:
         raise ValueError(f"{name} must be a number, was {clip(value, 40)}") from None
 
 
-def checked_kline(row: dict[str, Any], names: Sequence[str], symbol: str, period: str,
-                  market: Market) -> Kline:
+def checked_kline(
+    row: dict[str, Any], names: Sequence[str], symbol: str, period: str, market: Market
+) -> Kline:
     """Return the bar of ``row`` whose fields are named ``names`` (time, open, high, low, close, volume,
     turnover), every value checked; raise ValueError, KeyError or TypeError naming what is wrong."""
     time, *prices, volume, turnover = names
     start = stamp(row[time], time)
     open_, high, low, close = (price(row[name], name) for name in prices)
-    return Kline(symbol, period, start, timeframes.bar_end(period, start, market), open_, high, low, close,
-                 amount(row.get(volume), volume), amount(row.get(turnover), turnover))
+    return Kline(
+        symbol,
+        period,
+        start,
+        timeframes.bar_end(period, start, market),
+        open_,
+        high,
+        low,
+        close,
+        amount(row.get(volume), volume),
+        amount(row.get(turnover), turnover),
+    )
 
 
 def int_or_none(value: Any) -> int | None:

@@ -42,8 +42,14 @@ def escape_tag(text: str) -> str:
 def bar_line(bar: Kline, dialect: str) -> str:
     """One line for a closed bar: tags symbol, period, dialect; time = bar end."""
     tags = f"dialect={escape_tag(dialect)},period={escape_tag(bar.period)},symbol={escape_tag(bar.symbol)}"
-    fields = _float_fields(("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close),
-                           ("volume", bar.volume), ("turnover", bar.turnover))
+    fields = _float_fields(
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("close", bar.close),
+        ("volume", bar.volume),
+        ("turnover", bar.turnover),
+    )
     return f"{BAR_MEASUREMENT},{tags} {fields},start={int(bar.start)}i {int(bar.end) * 1000}"
 
 
@@ -51,8 +57,10 @@ def tick_line(tick: Tick, time_us: int) -> str:
     """One line for a trade stamped at ``time_us`` (see :class:`TickStamper`)."""
     fields = _float_fields(("price", tick.price), ("volume", tick.volume), ("turnover", tick.turnover))
     seq = "" if tick.seq is None else f",seq={int(tick.seq)}i"
-    return f"{TICK_MEASUREMENT},symbol={escape_tag(tick.symbol)} {fields},direction={int(tick.direction)}i" \
-           f"{seq} {time_us}"
+    return (
+        f"{TICK_MEASUREMENT},symbol={escape_tag(tick.symbol)} {fields},direction={int(tick.direction)}i"
+        f"{seq} {time_us}"
+    )
 
 
 class TickStamper:
@@ -76,8 +84,10 @@ class TickStamper:
         key = (tick.symbol, int(tick.time))
         count = self._counts.pop(key, 0)
         if count >= 1000:
-            raise ConfigError(f"more than 1000 ticks of {tick.symbol} in millisecond {tick.time} cannot be "
-                              f"archived distinctly, was tick number {count + 1}")
+            raise ConfigError(
+                f"more than 1000 ticks of {tick.symbol} in millisecond {tick.time} cannot be "
+                f"archived distinctly, was tick number {count + 1}"
+            )
         self._counts[key] = count + 1
         if len(self._counts) > self.capacity:
             self._counts.popitem(last=False)
@@ -104,30 +114,52 @@ def select_bars(symbol: str, period: str, start_ms: int, end_ms: int, dialect: s
 
 def select_ticks(symbol: str, start_ms: int, end_ms: int) -> str:
     """Query for ticks of ``symbol`` traded in ``[start_ms, end_ms]``."""
-    return (f'SELECT * FROM {TICK_MEASUREMENT} WHERE "symbol" = {quote_literal(symbol)} '
-            f"AND {_time_range(start_ms, end_ms)} ORDER BY time")
+    return (
+        f'SELECT * FROM {TICK_MEASUREMENT} WHERE "symbol" = {quote_literal(symbol)} '
+        f"AND {_time_range(start_ms, end_ms)} ORDER BY time"
+    )
 
 
 def kline_from_row(row: Mapping[str, Any], symbol: str, period: str) -> Kline:
     """Rebuild a Kline from a query row (``time`` in microseconds)."""
     try:
-        return Kline(symbol, period, int(row["start"]), int(row["time"]) // 1000, float(row["open"]),
-                     float(row["high"]), float(row["low"]), float(row["close"]), float(row["volume"]),
-                     float(row["turnover"]))
+        return Kline(
+            symbol,
+            period,
+            int(row["start"]),
+            int(row["time"]) // 1000,
+            float(row["open"]),
+            float(row["high"]),
+            float(row["low"]),
+            float(row["close"]),
+            float(row["volume"]),
+            float(row["turnover"]),
+        )
     except (KeyError, TypeError, ValueError) as e:
-        raise ProtocolError(f"archived bar of {symbol} {period} is malformed ({type(e).__name__}: {e}), "
-                            f"was {dict(row)!r}; was it written by another program?") from None
+        raise ProtocolError(
+            f"archived bar of {symbol} {period} is malformed ({type(e).__name__}: {e}), "
+            f"was {dict(row)!r}; was it written by another program?"
+        ) from None
 
 
 def tick_from_row(row: Mapping[str, Any], symbol: str) -> Tick:
     """Rebuild a Tick from a query row (``time`` in microseconds)."""
     try:
         seq = row.get("seq")
-        return Tick(symbol, int(row["time"]) // 1000, float(row["price"]), float(row["volume"]),
-                    float(row["turnover"]), None if seq is None else int(seq), int(row["direction"]))
+        return Tick(
+            symbol,
+            int(row["time"]) // 1000,
+            float(row["price"]),
+            float(row["volume"]),
+            float(row["turnover"]),
+            None if seq is None else int(seq),
+            int(row["direction"]),
+        )
     except (KeyError, TypeError, ValueError) as e:
-        raise ProtocolError(f"archived tick of {symbol} is malformed ({type(e).__name__}: {e}), "
-                            f"was {dict(row)!r}; was it written by another program?") from None
+        raise ProtocolError(
+            f"archived tick of {symbol} is malformed ({type(e).__name__}: {e}), "
+            f"was {dict(row)!r}; was it written by another program?"
+        ) from None
 
 
 def _float_fields(*pairs: tuple[str, float]) -> str:

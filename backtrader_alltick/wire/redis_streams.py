@@ -47,8 +47,13 @@ def hash_field(record: Record) -> str:
 
 
 def encode_tick(tick: Tick) -> Fields:
-    fields = {"time": str(tick.time), "price": repr(tick.price), "volume": repr(tick.volume),
-              "turnover": repr(tick.turnover), "direction": str(tick.direction)}
+    fields = {
+        "time": str(tick.time),
+        "price": repr(tick.price),
+        "volume": repr(tick.volume),
+        "turnover": repr(tick.turnover),
+        "direction": str(tick.direction),
+    }
     if tick.seq is not None:
         fields["seq"] = str(tick.seq)
     return fields
@@ -68,13 +73,23 @@ def encode_depth(depth: Depth) -> Fields:
 
 
 def encode_kline(bar: Kline) -> Fields:
-    return {"start": str(bar.start), "end": str(bar.end), "open": repr(bar.open), "high": repr(bar.high),
-            "low": repr(bar.low), "close": repr(bar.close), "volume": repr(bar.volume),
-            "turnover": repr(bar.turnover)}
+    return {
+        "start": str(bar.start),
+        "end": str(bar.end),
+        "open": repr(bar.open),
+        "high": repr(bar.high),
+        "low": repr(bar.low),
+        "close": repr(bar.close),
+        "volume": repr(bar.volume),
+        "turnover": repr(bar.turnover),
+    }
 
 
 ENCODERS: dict[type, Callable[..., Fields]] = {
-    Tick: encode_tick, Quote: encode_quote, Depth: encode_depth, Kline: encode_kline,
+    Tick: encode_tick,
+    Quote: encode_quote,
+    Depth: encode_depth,
+    Kline: encode_kline,
 }
 
 
@@ -82,8 +97,15 @@ def decode_tick(symbol: str, fields: Mapping[str, str]) -> Tick:
     """Rebuild a Tick from its stream fields."""
     with _malformed("tick", symbol, fields):
         seq = fields.get("seq")
-        return Tick(symbol, int(fields["time"]), float(fields["price"]), float(fields["volume"]),
-                    float(fields["turnover"]), None if seq is None else int(seq), int(fields["direction"]))
+        return Tick(
+            symbol,
+            int(fields["time"]),
+            float(fields["price"]),
+            float(fields["volume"]),
+            float(fields["turnover"]),
+            None if seq is None else int(seq),
+            int(fields["direction"]),
+        )
 
 
 def decode_quote(symbol: str, fields: Mapping[str, str]) -> Quote:
@@ -102,9 +124,18 @@ def decode_depth(symbol: str, fields: Mapping[str, str]) -> Depth:
 def decode_kline(symbol: str, period: str, fields: Mapping[str, str]) -> Kline:
     """Rebuild a Kline from its stream fields."""
     with _malformed("bar", symbol, fields):
-        return Kline(symbol, period, int(fields["start"]), int(fields["end"]), float(fields["open"]),
-                     float(fields["high"]), float(fields["low"]), float(fields["close"]),
-                     float(fields["volume"]), float(fields["turnover"]))
+        return Kline(
+            symbol,
+            period,
+            int(fields["start"]),
+            int(fields["end"]),
+            float(fields["open"]),
+            float(fields["high"]),
+            float(fields["low"]),
+            float(fields["close"]),
+            float(fields["volume"]),
+            float(fields["turnover"]),
+        )
 
 
 def decode_last(symbol: str, entries: Mapping[str, str]) -> dict[str, Record]:
@@ -114,8 +145,10 @@ def decode_last(symbol: str, entries: Mapping[str, str]) -> dict[str, Record]:
         try:
             fields = json.loads(text)
         except ValueError:
-            raise ProtocolError(f"latest-values hash of {symbol} holds non-JSON in field {field!r}, "
-                                f"was {text[:80]!r}; was it written by another program?") from None
+            raise ProtocolError(
+                f"latest-values hash of {symbol} holds non-JSON in field {field!r}, "
+                f"was {text[:80]!r}; was it written by another program?"
+            ) from None
         if field.startswith("bar:"):
             out[field] = decode_kline(symbol, field[4:], fields)
         elif field in _DECODERS:
@@ -124,7 +157,10 @@ def decode_last(symbol: str, entries: Mapping[str, str]) -> dict[str, Record]:
 
 
 _DECODERS: dict[str, Callable[[str, Mapping[str, str]], Record]] = {
-    "tick": decode_tick, "quote": decode_quote, "depth": decode_depth}
+    "tick": decode_tick,
+    "quote": decode_quote,
+    "depth": decode_depth,
+}
 
 
 def _levels(text: str) -> tuple[tuple[float, float], ...]:
@@ -137,5 +173,7 @@ def _malformed(kind: str, symbol: str, fields: Mapping[str, str]) -> Iterator[No
     try:
         yield
     except (KeyError, ValueError, TypeError) as e:
-        raise ProtocolError(f"{kind} entry of {symbol} is malformed ({type(e).__name__}: {e}), "
-                            f"was {dict(fields)!r}; was it written by another program?") from None
+        raise ProtocolError(
+            f"{kind} entry of {symbol} is malformed ({type(e).__name__}: {e}), "
+            f"was {dict(fields)!r}; was it written by another program?"
+        ) from None

@@ -63,8 +63,12 @@ def test_pandasdata_feed_reports_what_check_frame_reports(tmp_path):
     assert json.loads(json.dumps(analysis["BTCUSDT"])) == expected
     ends = close_ms(frame.index)
     assert [(f["kind"], f["time_ms"]) for f in expected["findings"]] == [
-        ("impossible_value", ends[30]), ("impossible_value", ends[60]), ("ohlc_inconsistent", ends[90]),
-        ("volume_spike", ends[120]), ("missing_bars", ends[149] + MINUTE)]
+        ("impossible_value", ends[30]),
+        ("impossible_value", ends[60]),
+        ("ohlc_inconsistent", ends[90]),
+        ("volume_spike", ends[120]),
+        ("missing_bars", ends[149] + MINUTE),
+    ]
 
 
 def test_several_feeds_are_reported_each_under_its_name_with_the_market_given():
@@ -101,18 +105,30 @@ def test_historical_alltickdata_report_equals_the_cli_json(capsys, alltick_sim, 
     store = make_store(alltick_sim)
     fromdate = pd.Timestamp(bars[0].start, unit="ms").to_pydatetime()
     todate = pd.Timestamp(bars[-1].end, unit="ms").to_pydatetime()
-    data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
-                         fromdate=fromdate, todate=todate)
+    data = store.getdata(
+        dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True, fromdate=fromdate, todate=todate
+    )
 
     analysis = run_backtest((data, "BTCUSDT")).get_analysis()["BTCUSDT"]
-    code, out, _ = run(capsys, "quality", "BTCUSDT", "--from", fromdate.isoformat(), "--to",
-                       todate.isoformat(), "--json", *service(alltick_sim))
+    code, out, _ = run(
+        capsys,
+        "quality",
+        "BTCUSDT",
+        "--from",
+        fromdate.isoformat(),
+        "--to",
+        todate.isoformat(),
+        "--json",
+        *service(alltick_sim),
+    )
 
     printed = json.loads(out)
     assert code == 0 and analysis.keys() == printed.keys() and analysis["counts"] == printed["counts"]
-    assert [(f["kind"], f["time_ms"]) for f in analysis["findings"]] == [
-        (f["kind"], f["time_ms"]) for f in printed["findings"]] == [
-        ("outlier_return", bars[40].end), ("missing_bars", bars[90].end)]
+    assert (
+        [(f["kind"], f["time_ms"]) for f in analysis["findings"]]
+        == [(f["kind"], f["time_ms"]) for f in printed["findings"]]
+        == [("outlier_return", bars[40].end), ("missing_bars", bars[90].end)]
+    )
     assert "late_trades" not in analysis["counts"]  # a backtest has no live counters
 
 
@@ -120,8 +136,9 @@ def test_live_alltickdata_report_carries_the_feed_counters(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=240, seed=3) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=5, qcheck=0.1,
-                             grace=0.25)
+        data = store.getdata(
+            dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=5, qcheck=0.1, grace=0.25
+        )
         cerebro.adddata(data, name="BTCUSDT")
         cerebro.addstrategy(StopAfterLive, bars=3)
         cerebro.addanalyzer(backtrader_alltick.DataQuality)
@@ -162,15 +179,21 @@ class StopAfterLive(bt.Strategy):
 def test_feed_of_seconds_fails_before_the_run_naming_the_feed():
     data = bt.feeds.PandasData(dataname=flawed_frame().tz_convert(None), timeframe=bt.TimeFrame.Seconds)
 
-    with pytest.raises(ConfigError, match="DataQuality cannot check feed 'BTCUSDT': quality checks need "
-                                          "Minutes x N .*, was 1 Seconds"):
+    with pytest.raises(
+        ConfigError,
+        match="DataQuality cannot check feed 'BTCUSDT': quality checks need Minutes x N .*, was 1 Seconds",
+    ):
         run_backtest((data, "BTCUSDT"))
 
 
 def test_feed_with_a_symbol_that_does_not_parse_is_left_out_and_the_others_reported(alltick_sim, make_store):
     store = make_store(alltick_sim)
-    good = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
-                         fromdate=pd.Timestamp(alltick_sim.start_ms - 60 * MINUTE, unit="ms").to_pydatetime())
+    good = store.getdata(
+        dataname="BTCUSDT",
+        timeframe=bt.TimeFrame.Minutes,
+        historical=True,
+        fromdate=pd.Timestamp(alltick_sim.start_ms - 60 * MINUTE, unit="ms").to_pydatetime(),
+    )
     bad = store.getdata(dataname="NOPE", timeframe=bt.TimeFrame.Minutes, qcheck=0.1)  # live: it notifies
 
     analysis = run_backtest((good, "BTCUSDT"), (bad, "NOPE")).get_analysis()
@@ -186,12 +209,23 @@ def test_daily_feeds_stamped_with_trading_dates_are_checked_on_their_own_days(ma
     july = datetime(2023, 7, 8, 15, tzinfo=timezone.utc)
     with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=july) as sim:
         store = make_store(sim)
-        feeds = [(store.getdata(dataname=s, timeframe=bt.TimeFrame.Days, historical=True,
-                                fromdate=date(2023, 6, 26), todate=date(2023, 7, 7)), s)
-                 for s in ("AAPL.US", "EURUSD", "BTCUSDT")]
+        feeds = [
+            (
+                store.getdata(
+                    dataname=s,
+                    timeframe=bt.TimeFrame.Days,
+                    historical=True,
+                    fromdate=date(2023, 6, 26),
+                    todate=date(2023, 7, 7),
+                ),
+                s,
+            )
+            for s in ("AAPL.US", "EURUSD", "BTCUSDT")
+        ]
         analysis = run_backtest(*feeds).get_analysis()
-        frame = store.fetch_klines("BTCUSDT", "1d", fromdate=datetime(2023, 6, 26),
-                                   todate=datetime(2023, 7, 8))
+        frame = store.fetch_klines(
+            "BTCUSDT", "1d", fromdate=datetime(2023, 6, 26), todate=datetime(2023, 7, 8)
+        )
 
     for symbol in ("AAPL.US", "EURUSD", "BTCUSDT"):
         assert analysis[symbol]["findings"] == [], symbol
@@ -210,8 +244,11 @@ def clean_five_minute_frame() -> pd.DataFrame:
 def test_a_feed_told_the_wrong_bar_length_is_named_in_a_warning():
     frame = clean_five_minute_frame()  # PandasData without timeframe: "daily" bars 5 minutes apart
 
-    with pytest.warns(backtrader_alltick.BarLengthWarning, match=r"'BTCUSDT' says its bars are 1d .* about 5 "
-                      r"minute\(s\) apart.*timeframe=bt.TimeFrame.Minutes, compression=5"):
+    with pytest.warns(
+        backtrader_alltick.BarLengthWarning,
+        match=r"'BTCUSDT' says its bars are 1d .* about 5 "
+        r"minute\(s\) apart.*timeframe=bt.TimeFrame.Minutes, compression=5",
+    ):
         run_backtest((bt.feeds.PandasData(dataname=frame), "BTCUSDT"))
 
 

@@ -36,8 +36,9 @@ def close_ms(index: pd.DatetimeIndex) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> MarketModel:
-    return MarketModel(seed=1, symbols=["BTCUSDT", "EURUSD", "AAPL.US", "GOLD", "700.HK"],
-                       history_start_ms=FRIDAY - 30 * DAY)
+    return MarketModel(
+        seed=1, symbols=["BTCUSDT", "EURUSD", "AAPL.US", "GOLD", "700.HK"], history_start_ms=FRIDAY - 30 * DAY
+    )
 
 
 def bars(model, symbol, period="1m", start=FRIDAY, end=TUESDAY):
@@ -133,8 +134,11 @@ def test_check_frame_repeated_timestamp_and_ohlc_inconsistency(model):
     report = check_frame(frame, CRYPTO, "1m")
 
     ends = close_ms(frame.index)
-    assert found(report) == [("repeated_timestamp", int(ends[30])), ("ohlc_inconsistent", int(ends[50])),
-                             ("ohlc_inconsistent", int(ends[70]))]
+    assert found(report) == [
+        ("repeated_timestamp", int(ends[30])),
+        ("ohlc_inconsistent", int(ends[50])),
+        ("ohlc_inconsistent", int(ends[70])),
+    ]
 
 
 def test_check_klines_spike_is_one_outlier_with_its_way_back(model):
@@ -169,8 +173,12 @@ def test_check_klines_spike_on_a_sessions_first_bar_is_reported_at_that_bar(mode
 
 def test_check_klines_a_jump_that_stays_is_one_outlier(model):
     klines = bars(model, "BTCUSDT", start=FRIDAY, end=FRIDAY + 300 * MINUTE)
-    moved = [k if i < 150 else replace(k, open=k.open * 0.9, high=k.high * 0.9, low=k.low * 0.9,
-                                       close=k.close * 0.9) for i, k in enumerate(klines)]
+    moved = [
+        k
+        if i < 150
+        else replace(k, open=k.open * 0.9, high=k.high * 0.9, low=k.low * 0.9, close=k.close * 0.9)
+        for i, k in enumerate(klines)
+    ]
 
     report = check_klines(moved, CRYPTO)
 
@@ -213,12 +221,23 @@ def test_report_to_dict_is_json_with_counts_thresholds_and_bar_times(model):
 
     assert report["thresholds"] == {"outlier_z": 8, "stale_bars": 20, "volume_z": 5}
     assert report["counts"]["missing_bars"] == 1 and set(KINDS) <= set(report["counts"])
-    assert report["findings"] == [{"kind": "missing_bars", "time": "2024-03-01T00:51:00Z",
-                                   "end": "2024-03-01T00:51:00Z", "time_ms": FRIDAY + 51 * MINUTE,
-                                   "end_ms": FRIDAY + 51 * MINUTE, "bars": 1,
-                                   "detail": "1 bar missing in session"}]
-    assert (report["symbol"], report["period"], report["market"], report["bars"]) == ("BTCUSDT", "1m",
-                                                                                      "CRYPTO", 99)
+    assert report["findings"] == [
+        {
+            "kind": "missing_bars",
+            "time": "2024-03-01T00:51:00Z",
+            "end": "2024-03-01T00:51:00Z",
+            "time_ms": FRIDAY + 51 * MINUTE,
+            "end_ms": FRIDAY + 51 * MINUTE,
+            "bars": 1,
+            "detail": "1 bar missing in session",
+        }
+    ]
+    assert (report["symbol"], report["period"], report["market"], report["bars"]) == (
+        "BTCUSDT",
+        "1m",
+        "CRYPTO",
+        99,
+    )
 
 
 def test_check_frame_daily_dates_find_a_missing_weekday_not_weekends(model):
@@ -242,22 +261,41 @@ def test_live_counts_cover_every_feed_counter():
 
 
 def test_live_counts_name_the_feed_counters_and_count_seams():
-    stats = {"ticks": 900, "bars_rest": 30, "bars_live": 12, "late_ticks": 2, "duplicates": 3,
-             "overflows": 0, "reconnects": 2}
+    stats = {
+        "ticks": 900,
+        "bars_rest": 30,
+        "bars_live": 12,
+        "late_ticks": 2,
+        "duplicates": 3,
+        "overflows": 0,
+        "reconnects": 2,
+    }
 
-    assert live_counts(stats) == {"trades": 900, "late_trades": 2, "duplicate_trades": 3, "reconnects": 2,
-                                  "bars_from_rest": 30, "bars_from_trades": 12, "inbox_overflows": 0,
-                                  "trades_left_out_offhours": 0, "bars_left_out_offhours": 0,
-                                  "seams": 3}
+    assert live_counts(stats) == {
+        "trades": 900,
+        "late_trades": 2,
+        "duplicate_trades": 3,
+        "reconnects": 2,
+        "bars_from_rest": 30,
+        "bars_from_trades": 12,
+        "inbox_overflows": 0,
+        "trades_left_out_offhours": 0,
+        "bars_left_out_offhours": 0,
+        "seams": 3,
+    }
 
 
-@pytest.mark.parametrize("settings, name", [
-    ({"outlier_z": 0}, "outlier_z"), ({"volume_z": math.nan}, "volume_z"),
-    ({"stale_bars": 1}, "stale_bars")])
+@pytest.mark.parametrize(
+    "settings, name",
+    [
+        ({"outlier_z": 0}, "outlier_z"),
+        ({"volume_z": math.nan}, "volume_z"),
+        ({"stale_bars": 1}, "stale_bars"),
+    ],
+)
 def test_thresholds_out_of_range_name_the_parameter(settings, name):
     with pytest.raises(ConfigError, match=f"{name} must be .*, was"):
         Thresholds(**settings)
-
 
 
 def test_check_frame_without_price_columns_names_them():
@@ -318,7 +356,8 @@ def test_check_klines_bars_missing_at_both_edges_of_the_asked_span_are_found(mod
 
     assert [(f.kind, f.time, f.end, f.bars) for f in report.findings] == [
         ("missing_bars", klines[0].end, klines[4].end, 5),
-        ("missing_bars", klines[-3].end, klines[-1].end, 3)]
+        ("missing_bars", klines[-3].end, klines[-1].end, 3),
+    ]
     assert check_klines(kept, CRYPTO).findings == []  # without the span, the edges are unknown
 
 

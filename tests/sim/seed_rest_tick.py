@@ -1,10 +1,11 @@
 # ruff: noqa  -- the seed article's snippet, verbatim but re-indented; tests substitute host and token
 import requests
+
 # 目标端点配置
 url = "https://apis.alltick.co/stock/tick?region=US&code=AAPL"
 headers = {
     "accept": "application/json",
-    "token": "your_api_token" # 请替换为你申请的密钥
+    "token": "your_api_token",  # 请替换为你申请的密钥
 }
 res = requests.get(url, headers=headers)
 if res.status_code == 200:

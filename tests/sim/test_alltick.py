@@ -12,9 +12,18 @@ from backtrader_alltick.sim import DEFAULT_START_MS
 
 
 def kline_query(code="AAPL.US", kline_type=1, num=2, end=0, trace="3baaa938-f92c"):
-    return json.dumps({"trace": trace, "data": {"code": code, "kline_type": kline_type,
-                                                "kline_timestamp_end": end, "query_kline_num": num,
-                                                "adjust_type": 0}})
+    return json.dumps(
+        {
+            "trace": trace,
+            "data": {
+                "code": code,
+                "kline_type": kline_type,
+                "kline_timestamp_end": end,
+                "query_kline_num": num,
+                "adjust_type": 0,
+            },
+        }
+    )
 
 
 def get(sim, path, query, token=None):
@@ -32,8 +41,15 @@ def test_kline_documented_request_returns_documented_shape(alltick_sim):
     rows = body["data"]["kline_list"]
     assert len(rows) == 2
     for row in rows:
-        assert set(row) == {"timestamp", "open_price", "close_price", "high_price", "low_price", "volume",
-                            "turnover"}
+        assert set(row) == {
+            "timestamp",
+            "open_price",
+            "close_price",
+            "high_price",
+            "low_price",
+            "volume",
+            "turnover",
+        }
         assert all(isinstance(value, str) for value in row.values())
         assert len(row["timestamp"]) == 10
         assert float(row["low_price"]) <= float(row["open_price"]) <= float(row["high_price"])
@@ -51,8 +67,12 @@ def test_kline_rows_equal_ground_truth_and_include_forming_bar(make_sim):
     assert starts == sorted(starts) and len(set(starts)) == 20
     assert [bar.start for bar in truth] == starts[:-1]
     for row, bar in zip(rows, truth):
-        assert (float(row["open_price"]), float(row["high_price"]), float(row["low_price"]),
-                float(row["close_price"])) == (bar.open, bar.high, bar.low, bar.close)
+        assert (
+            float(row["open_price"]),
+            float(row["high_price"]),
+            float(row["low_price"]),
+            float(row["close_price"]),
+        ) == (bar.open, bar.high, bar.low, bar.close)
         assert float(row["volume"]) == pytest.approx(bar.volume)
     assert starts[-1] <= now < starts[-1] + 300_000  # the newest bar is still forming
 
@@ -102,12 +122,15 @@ def test_daily_stock_klines_skip_weekends(alltick_sim):
     assert all(later - earlier in (DAY_MS, 3 * DAY_MS) for earlier, later in zip(starts, starts[1:]))
 
 
-@pytest.mark.parametrize(("path", "code", "ret"), [
-    ("/quote-b-api/kline", "AAPL.US", 600),  # a stock code on the non-stock family
-    ("/quote-stock-b-api/kline", "EURUSD", 600),
-    ("/quote-stock-b-api/kline", "NOPE.US", 600),
-    ("/quote-stock-b-api/kline", "aapl.US", 600),  # codes are case-sensitive
-])
+@pytest.mark.parametrize(
+    ("path", "code", "ret"),
+    [
+        ("/quote-b-api/kline", "AAPL.US", 600),  # a stock code on the non-stock family
+        ("/quote-stock-b-api/kline", "EURUSD", 600),
+        ("/quote-stock-b-api/kline", "NOPE.US", 600),
+        ("/quote-stock-b-api/kline", "aapl.US", 600),  # codes are case-sensitive
+    ],
+)
 def test_kline_wrong_family_or_unknown_code_is_ret_600(alltick_sim, path, code, ret):
     body = get(alltick_sim, path, kline_query(code)).json()
 
@@ -118,11 +141,14 @@ def test_kline_types_6_and_7_are_refused_for_stocks(alltick_sim):
     assert get(alltick_sim, "/quote-stock-b-api/kline", kline_query(kline_type=6)).json()["ret"] == 400
 
 
-@pytest.mark.parametrize(("query", "ret"), [
-    ("%7Bnot json", 402),
-    (json.dumps({"data": {}}), 400),  # no trace
-    (json.dumps({"trace": "t", "data": {"code": "AAPL.US"}}), 400),  # fields missing
-])
+@pytest.mark.parametrize(
+    ("query", "ret"),
+    [
+        ("%7Bnot json", 402),
+        (json.dumps({"data": {}}), 400),  # no trace
+        (json.dumps({"trace": "t", "data": {"code": "AAPL.US"}}), 400),  # fields missing
+    ],
+)
 def test_malformed_queries_get_the_documented_codes(alltick_sim, query, ret):
     assert get(alltick_sim, "/quote-stock-b-api/kline", query).json()["ret"] == ret
 
@@ -176,8 +202,11 @@ def test_static_info_serves_stocks_only(alltick_sim):
     query = json.dumps({"trace": "s", "data": {"symbol_list": [{"code": "700.HK"}]}})
 
     info = get(alltick_sim, "/quote-stock-b-api/static_info", query).json()["data"]["static_info_list"]
-    other = requests.get(alltick_sim.rest_url + "/quote-b-api/static_info",
-                         params={"token": alltick_sim.token, "query": query}, timeout=10)
+    other = requests.get(
+        alltick_sim.rest_url + "/quote-b-api/static_info",
+        params={"token": alltick_sim.token, "query": query},
+        timeout=10,
+    )
 
     assert info[0]["symbol"] == "700.HK" and info[0]["currency"] == "HKD"
     assert all(isinstance(value, str) for value in info[0].values())
@@ -185,33 +214,63 @@ def test_static_info_serves_stocks_only(alltick_sim):
 
 
 def test_batch_kline_returns_at_most_two_bars_per_group(alltick_sim):
-    body = {"trace": "py_http_test1", "data": {"data_list": [
-        {"code": "AAPL.US", "kline_type": 1, "kline_timestamp_end": 0, "query_kline_num": 5,
-         "adjust_type": 0},
-        {"code": "TSLA.US", "kline_type": 8, "kline_timestamp_end": 0, "query_kline_num": 1,
-         "adjust_type": 0},
-    ]}}
+    body = {
+        "trace": "py_http_test1",
+        "data": {
+            "data_list": [
+                {
+                    "code": "AAPL.US",
+                    "kline_type": 1,
+                    "kline_timestamp_end": 0,
+                    "query_kline_num": 5,
+                    "adjust_type": 0,
+                },
+                {
+                    "code": "TSLA.US",
+                    "kline_type": 8,
+                    "kline_timestamp_end": 0,
+                    "query_kline_num": 1,
+                    "adjust_type": 0,
+                },
+            ]
+        },
+    }
 
-    reply = requests.post(alltick_sim.rest_url + "/quote-stock-b-api/batch-kline",
-                          params={"token": alltick_sim.token}, json=body, timeout=10).json()
+    reply = requests.post(
+        alltick_sim.rest_url + "/quote-stock-b-api/batch-kline",
+        params={"token": alltick_sim.token},
+        json=body,
+        timeout=10,
+    ).json()
 
     groups = reply["data"]["kline_list"]
     assert reply["trace"] == "py_http_test1"
     assert [(g["code"], g["kline_type"], len(g["kline_data"])) for g in groups] == [
-        ("AAPL.US", 1, 2), ("TSLA.US", 8, 1)]
+        ("AAPL.US", 1, 2),
+        ("TSLA.US", 8, 1),
+    ]
 
 
 def test_batch_kline_empty_body_is_601_and_too_many_groups_603(make_sim):
     sim = make_sim(dialect="alltick", plan="free")
     url = sim.rest_url + "/quote-stock-b-api/batch-kline"
-    item = {"code": "AAPL.US", "kline_type": 1, "kline_timestamp_end": 0, "query_kline_num": 1,
-            "adjust_type": 0}
+    item = {
+        "code": "AAPL.US",
+        "kline_type": 1,
+        "kline_timestamp_end": 0,
+        "query_kline_num": 1,
+        "adjust_type": 0,
+    }
 
     sim.add_token("second-token")  # Free allows one batch call per 10 s per token
 
     empty = requests.post(url, params={"token": sim.token}, data=b"", timeout=10).json()
-    many = requests.post(url, params={"token": "second-token"}, timeout=10,
-                         json={"trace": "t", "data": {"data_list": [item] * 6}}).json()
+    many = requests.post(
+        url,
+        params={"token": "second-token"},
+        timeout=10,
+        json={"trace": "t", "data": {"data_list": [item] * 6}},
+    ).json()
 
     assert empty["ret"] == 601
     assert many["ret"] == 603

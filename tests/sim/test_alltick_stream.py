@@ -42,8 +42,14 @@ def test_subscribe_is_acked_then_trades_are_pushed_in_documented_shape(alltick_s
     push = next_push(connection)
     connection.close()
 
-    assert ack == {"ret": 200, "msg": "ok", "cmd_id": 22005, "seq_id": 123, "trace": "3baaa938-f92c",
-                   "data": {}}
+    assert ack == {
+        "ret": 200,
+        "msg": "ok",
+        "cmd_id": 22005,
+        "seq_id": 123,
+        "trace": "3baaa938-f92c",
+        "data": {},
+    }
     assert set(push) == {"cmd_id", "data"}
     data = push["data"]
     assert set(data) == {"code", "seq", "tick_time", "price", "volume", "turnover", "trade_direction"}
@@ -66,12 +72,22 @@ def test_pushed_ticks_aggregate_to_the_rest_klines(make_sim):
             break
         ticks.append(data)
     connection.close()
-    query = json.dumps({"trace": "golden", "data": {"code": "BTCUSDT", "kline_type": 1,
-                                                     "kline_timestamp_end": 0, "query_kline_num": 10,
-                                                     "adjust_type": 0}})
+    query = json.dumps(
+        {
+            "trace": "golden",
+            "data": {
+                "code": "BTCUSDT",
+                "kline_type": 1,
+                "kline_timestamp_end": 0,
+                "query_kline_num": 10,
+                "adjust_type": 0,
+            },
+        }
+    )
 
-    rows = requests.get(sim.rest_url + "/quote-b-api/kline", params={"token": sim.token, "query": query},
-                        timeout=10).json()["data"]["kline_list"]
+    rows = requests.get(
+        sim.rest_url + "/quote-b-api/kline", params={"token": sim.token, "query": query}, timeout=10
+    ).json()["data"]["kline_list"]
 
     by_minute = defaultdict(list)
     for tick in ticks:
@@ -81,8 +97,12 @@ def test_pushed_ticks_aggregate_to_the_rest_klines(make_sim):
     for start in complete:
         prices = [float(tick["price"]) for tick in by_minute[start]]
         row = by_start[start]
-        assert (float(row["open_price"]), float(row["high_price"]), float(row["low_price"]),
-                float(row["close_price"])) == (prices[0], max(prices), min(prices), prices[-1])
+        assert (
+            float(row["open_price"]),
+            float(row["high_price"]),
+            float(row["low_price"]),
+            float(row["close_price"]),
+        ) == (prices[0], max(prices), min(prices), prices[-1])
         assert float(row["volume"]) == pytest.approx(sum(float(t["volume"]) for t in by_minute[start]))
     seqs = [tick["seq"] for tick in ticks]
     assert seqs == sorted(set(seqs))
@@ -117,8 +137,12 @@ def test_unknown_and_other_family_codes_are_ignored_silently(alltick_sim):
 
 def test_depth_subscription_pushes_books_with_the_market_depth(alltick_sim):
     connection = connect(alltick_sim)
-    connection.send(command(22002, {"symbol_list": [{"code": "BTCUSDT", "depth_level": 5},
-                                                    {"code": "EURUSD", "depth_level": 5}]}))
+    connection.send(
+        command(
+            22002,
+            {"symbol_list": [{"code": "BTCUSDT", "depth_level": 5}, {"code": "EURUSD", "depth_level": 5}]},
+        )
+    )
 
     ack = json.loads(connection.recv())
     pushes = {}
@@ -172,8 +196,11 @@ def test_server_closes_a_socket_without_heartbeats(make_sim):
 
 
 def test_codes_past_the_plan_cap_are_ignored(make_sim):
-    sim = make_sim(dialect="alltick", plan="free", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT",
-                                                            "BNBUSDT", "DOGEUSDT"])
+    sim = make_sim(
+        dialect="alltick",
+        plan="free",
+        symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "DOGEUSDT"],
+    )
     connection = connect(sim)
     connection.send(subscribe_trades(["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "DOGEUSDT"]))
 
@@ -254,8 +281,9 @@ def test_close_leaves_no_threads_or_open_sockets(make_sim):
     connection.close()
 
 
-@pytest.mark.parametrize("item", [{"code": "BTCUSDT", "depth_level": "x"}, {"code": ["BTCUSDT"]},
-                                  {"depth_level": 5}])
+@pytest.mark.parametrize(
+    "item", [{"code": "BTCUSDT", "depth_level": "x"}, {"code": ["BTCUSDT"]}, {"depth_level": 5}]
+)
 def test_a_malformed_subscription_entry_gets_ret_400_and_the_socket_stays_up(alltick_sim, item):
     connection = connect(alltick_sim)
     try:

@@ -11,19 +11,40 @@ import websocket
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.sim import Faults
 
-KLINE_QUERY = json.dumps({"trace": "f", "data": {"code": "BTCUSDT", "kline_type": 1, "kline_timestamp_end": 0,
-                                                 "query_kline_num": 1, "adjust_type": 0}})
+KLINE_QUERY = json.dumps(
+    {
+        "trace": "f",
+        "data": {
+            "code": "BTCUSDT",
+            "kline_type": 1,
+            "kline_timestamp_end": 0,
+            "query_kline_num": 1,
+            "adjust_type": 0,
+        },
+    }
+)
 
 
 def kline(sim, token=None):
-    return requests.get(sim.rest_url + "/quote-b-api/kline", timeout=10,
-                        params={"token": token or sim.token, "query": KLINE_QUERY})
+    return requests.get(
+        sim.rest_url + "/quote-b-api/kline",
+        timeout=10,
+        params={"token": token or sim.token, "query": KLINE_QUERY},
+    )
 
 
 def stream(sim, codes=("BTCUSDT", "ETHUSDT")):
     connection = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}", timeout=10)
-    connection.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "f",
-                                "data": {"symbol_list": [{"code": code} for code in codes]}}))
+    connection.send(
+        json.dumps(
+            {
+                "cmd_id": 22004,
+                "seq_id": 1,
+                "trace": "f",
+                "data": {"symbol_list": [{"code": code} for code in codes]},
+            }
+        )
+    )
     assert json.loads(connection.recv())["cmd_id"] == 22005
     return connection
 
@@ -83,8 +104,11 @@ def test_slow_responses_outlast_a_client_timeout_shorter_than_the_delay(alltick_
     alltick_sim.faults.slow_ms = 300
 
     with pytest.raises(requests.ReadTimeout):
-        requests.get(alltick_sim.rest_url + "/quote-b-api/kline", timeout=(10, 0.05),
-                     params={"token": alltick_sim.token, "query": KLINE_QUERY})
+        requests.get(
+            alltick_sim.rest_url + "/quote-b-api/kline",
+            timeout=(10, 0.05),
+            params={"token": alltick_sim.token, "query": KLINE_QUERY},
+        )
     assert kline(alltick_sim).json()["ret"] == 200  # a patient client gets its answer
 
 

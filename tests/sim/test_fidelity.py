@@ -25,16 +25,34 @@ def query(data: dict, trace: str = "python_http_test1") -> str:
 
 
 def rest(sim, path: str, data: dict, method: str = "GET") -> requests.Response:
-    return requests.request(method, sim.rest_url + path, params={"token": sim.token, "query": query(data)},
-                            timeout=10)
+    return requests.request(
+        method, sim.rest_url + path, params={"token": sim.token, "query": query(data)}, timeout=10
+    )
 
 
 def decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-@pytest.mark.parametrize("code", ["UNH.US", "GOOGL.US", "857.HK", "1288.HK", "700.HK", "AAPL.US", "5.HK",
-                                  "601318.SH", "000858.SZ", "GBPUSD", "USDCNH", "SOLUSDT", "Silver", "USOIL"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "UNH.US",
+        "GOOGL.US",
+        "857.HK",
+        "1288.HK",
+        "700.HK",
+        "AAPL.US",
+        "5.HK",
+        "601318.SH",
+        "000858.SZ",
+        "GBPUSD",
+        "USDCNH",
+        "SOLUSDT",
+        "Silver",
+        "USOIL",
+    ],
+)
 def test_the_codes_of_the_official_docs_are_served_by_default(code):
     assert code in DEFAULT_SYMBOLS
 
@@ -44,11 +62,27 @@ def test_the_documented_sample_requests_are_answered(alltick_sim):
     symbols = {"symbol_list": [{"code": "857.HK"}, {"code": "UNH.US"}]}
     trades = rest(alltick_sim, "/quote-stock-b-api/trade-tick", symbols).json()
     books = rest(alltick_sim, "/quote-stock-b-api/depth-tick", symbols).json()
-    batch = {"trace": "abc-123", "data": {"data_list": [
-        {"code": code, "kline_type": 1, "kline_timestamp_end": 0, "query_kline_num": 1, "adjust_type": 0}
-        for code in ("700.HK", "GOOGL.US")]}}
-    klines = requests.post(alltick_sim.rest_url + "/quote-stock-b-api/batch-kline",
-                           params={"token": alltick_sim.token}, json=batch, timeout=10).json()
+    batch = {
+        "trace": "abc-123",
+        "data": {
+            "data_list": [
+                {
+                    "code": code,
+                    "kline_type": 1,
+                    "kline_timestamp_end": 0,
+                    "query_kline_num": 1,
+                    "adjust_type": 0,
+                }
+                for code in ("700.HK", "GOOGL.US")
+            ]
+        },
+    }
+    klines = requests.post(
+        alltick_sim.rest_url + "/quote-stock-b-api/batch-kline",
+        params={"token": alltick_sim.token},
+        json=batch,
+        timeout=10,
+    ).json()
 
     assert [row["code"] for row in trades["data"]["tick_list"]] == ["857.HK", "UNH.US"]
     assert [row["code"] for row in books["data"]["tick_list"]] == ["857.HK", "UNH.US"]
@@ -57,11 +91,23 @@ def test_the_documented_sample_requests_are_answered(alltick_sim):
 
 def test_volumes_and_turnover_are_written_as_the_docs_print_them(alltick_sim):
     specs = alltick_sim.model.specs
-    for code, path in (("857.HK", "/quote-stock-b-api"), ("BTCUSDT", "/quote-b-api"),
-                       ("EURUSD", "/quote-b-api")):
+    for code, path in (
+        ("857.HK", "/quote-stock-b-api"),
+        ("BTCUSDT", "/quote-b-api"),
+        ("EURUSD", "/quote-b-api"),
+    ):
         places = specs[code].price_decimals + specs[code].size_decimals
-        klines = rest(alltick_sim, path + "/kline", {"code": code, "kline_type": 1, "kline_timestamp_end": 0,
-                                                     "query_kline_num": 100, "adjust_type": 0}).json()
+        klines = rest(
+            alltick_sim,
+            path + "/kline",
+            {
+                "code": code,
+                "kline_type": 1,
+                "kline_timestamp_end": 0,
+                "query_kline_num": 100,
+                "adjust_type": 0,
+            },
+        ).json()
         trade = rest(alltick_sim, path + "/trade-tick", {"symbol_list": [{"code": code}]}).json()
         book = rest(alltick_sim, path + "/depth-tick", {"symbol_list": [{"code": code}]}).json()
         rows = klines["data"]["kline_list"] + trade["data"]["tick_list"]
@@ -77,10 +123,26 @@ def test_volumes_and_turnover_are_written_as_the_docs_print_them(alltick_sim):
 def test_pushed_volumes_and_turnover_have_no_float_artefacts(make_sim):
     sim = make_sim(dialect="alltick", speed=600)
     connection = websocket.create_connection(f"{sim.ws_url}/quote-b-ws-api?token={sim.token}", timeout=10)
-    connection.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "t", "data": {
-        "symbol_list": [{"code": "BTCUSDT"}, {"code": "EURUSD"}, {"code": "GOLD"}]}}))
-    connection.send(json.dumps({"cmd_id": 22002, "seq_id": 2, "trace": "d", "data": {
-        "symbol_list": [{"code": "BTCUSDT", "depth_level": 5}]}}))
+    connection.send(
+        json.dumps(
+            {
+                "cmd_id": 22004,
+                "seq_id": 1,
+                "trace": "t",
+                "data": {"symbol_list": [{"code": "BTCUSDT"}, {"code": "EURUSD"}, {"code": "GOLD"}]},
+            }
+        )
+    )
+    connection.send(
+        json.dumps(
+            {
+                "cmd_id": 22002,
+                "seq_id": 2,
+                "trace": "d",
+                "data": {"symbol_list": [{"code": "BTCUSDT", "depth_level": 5}]},
+            }
+        )
+    )
     trades, books = [], []
     while len(trades) < 300 or not books:
         message = json.loads(connection.recv())
@@ -97,12 +159,19 @@ def test_pushed_volumes_and_turnover_have_no_float_artefacts(make_sim):
     assert all(re.fullmatch(r"\d+\.\d{2,}", level["volume"]) for book in books for level in book["bids"])
 
 
-@pytest.mark.parametrize("frame", ["not json", json.dumps({"cmd_id": 22004, "data": "no list"}),
-                                   json.dumps({"cmd_id": 22999, "data": {}}),
-                                   json.dumps({"cmd_id": 22004, "seq_id": None, "data": {"symbol_list": 1}})])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        json.dumps({"cmd_id": 22004, "data": "no list"}),
+        json.dumps({"cmd_id": 22999, "data": {}}),
+        json.dumps({"cmd_id": 22004, "seq_id": None, "data": {"symbol_list": 1}}),
+    ],
+)
 def test_websocket_error_answers_carry_seq_id_0_when_the_request_had_none(alltick_sim, frame):
-    connection = websocket.create_connection(f"{alltick_sim.ws_url}/quote-b-ws-api?token={alltick_sim.token}",
-                                             timeout=10)
+    connection = websocket.create_connection(
+        f"{alltick_sim.ws_url}/quote-b-ws-api?token={alltick_sim.token}", timeout=10
+    )
     connection.send(frame)
     answer = json.loads(connection.recv())
     connection.close()
@@ -116,12 +185,20 @@ KLINE = {"code": "AAPL.US", "kline_type": 1, "kline_timestamp_end": 0, "query_kl
 def right_request(sim, path: str) -> bool:
     """Send the documented request to ``path``; True when it was served (not rate limited)."""
     if sim.dialect == "itick":
-        reply = requests.get(sim.rest_url + path, params={"region": "US", "code": "AAPL"},
-                             headers={"token": sim.token}, timeout=10)
+        reply = requests.get(
+            sim.rest_url + path,
+            params={"region": "US", "code": "AAPL"},
+            headers={"token": sim.token},
+            timeout=10,
+        )
         return reply.status_code == 200 and reply.json()["code"] == 0
     if path.endswith("batch-kline"):
-        reply = requests.post(sim.rest_url + path, params={"token": sim.token},
-                              json={"trace": "t", "data": {"data_list": [KLINE]}}, timeout=10)
+        reply = requests.post(
+            sim.rest_url + path,
+            params={"token": sim.token},
+            json={"trace": "t", "data": {"data_list": [KLINE]}},
+            timeout=10,
+        )
     elif path.endswith("kline"):
         reply = rest(sim, path, KLINE)
     else:
@@ -129,34 +206,49 @@ def right_request(sim, path: str) -> bool:
     return reply.json()["ret"] == 200
 
 
-@pytest.mark.parametrize("dialect, path, method", [
-    ("alltick", "/quote-stock-b-api/kline", "POST"),
-    ("alltick", "/quote-stock-b-api/batch-kline", "GET"),
-    ("alltick", "/quote-b-api/trade-tick", "PUT"),
-    ("itick", "/stock/tick", "POST"),
-])
+@pytest.mark.parametrize(
+    "dialect, path, method",
+    [
+        ("alltick", "/quote-stock-b-api/kline", "POST"),
+        ("alltick", "/quote-stock-b-api/batch-kline", "GET"),
+        ("alltick", "/quote-b-api/trade-tick", "PUT"),
+        ("itick", "/stock/tick", "POST"),
+    ],
+)
 def test_a_wrong_method_is_refused_before_it_uses_rate_budget(make_sim, dialect, path, method):
     # Free plans: AllTick allows one call per endpoint every 10 s, iTick 5 calls a minute.
     sim = make_sim(dialect=dialect, plan="free")
 
-    refused = [requests.request(method, sim.rest_url + path, params={"token": sim.token, "query": "{}"},
-                                headers={"token": sim.token}, timeout=10) for _ in range(6)]
+    refused = [
+        requests.request(
+            method,
+            sim.rest_url + path,
+            params={"token": sim.token, "query": "{}"},
+            headers={"token": sim.token},
+            timeout=10,
+        )
+        for _ in range(6)
+    ]
 
     assert [reply.status_code for reply in refused] == [405] * 6
-    assert all(reply.headers["Content-Type"] == "application/json" and reply.json()["msg"]
-               for reply in refused)
+    assert all(
+        reply.headers["Content-Type"] == "application/json" and reply.json()["msg"] for reply in refused
+    )
     assert all(reply.headers["Allow"] == ("GET" if method != "GET" else "POST") for reply in refused)
     assert sim.counters["errors_sent"] == {"405": 6}  # no 605 / 429: nothing counted against the plan
     assert right_request(sim, path)  # the budget is untouched
 
 
-@pytest.mark.parametrize("dialect, shape", [("alltick", {"ret", "msg", "trace", "data"}),
-                                            ("itick", {"code", "msg", "data"})])
+@pytest.mark.parametrize(
+    "dialect, shape", [("alltick", {"ret", "msg", "trace", "data"}), ("itick", {"code", "msg", "data"})]
+)
 def test_unknown_paths_answer_in_the_services_own_shape(make_sim, dialect, shape):
     sim = make_sim(dialect=dialect)
 
-    replies = [requests.get(sim.rest_url + "/no/such/path", params={"token": sim.token}, timeout=10),
-               requests.get(sim.rest_url + "/", timeout=10)]
+    replies = [
+        requests.get(sim.rest_url + "/no/such/path", params={"token": sim.token}, timeout=10),
+        requests.get(sim.rest_url + "/", timeout=10),
+    ]
 
     for reply in replies:
         assert reply.status_code == 404 and reply.headers["Content-Type"] == "application/json"

@@ -28,20 +28,29 @@ def at(zone: str, *fields: int) -> int:
 
 @pytest.fixture(scope="module")
 def model() -> MarketModel:
-    return MarketModel(1, ["AAPL.US", "700.HK", "600519.SH", "EURUSD", "GOLD", "BTCUSDT"],
-                       at("UTC", 2023, 6, 1), "regular", late_print_ms=500)
+    return MarketModel(
+        1,
+        ["AAPL.US", "700.HK", "600519.SH", "EURUSD", "GOLD", "BTCUSDT"],
+        at("UTC", 2023, 6, 1),
+        "regular",
+        late_print_ms=500,
+    )
 
 
 def bar_holding(model, symbol, period, moment, now):
-    return next(bar for bar in model.klines_between(symbol, period, moment - 40 * DAY, moment + DAY, now)
-                if bar.start <= moment < bar.end)
+    return next(
+        bar
+        for bar in model.klines_between(symbol, period, moment - 40 * DAY, moment + DAY, now)
+        if bar.start <= moment < bar.end
+    )
 
 
 def test_a_forex_trade_at_17_30_new_york_belongs_to_the_next_trading_dates_daily_kline(model):
     """Forex closes at 17:00 New York (alltick.md section 8): a trade at 17:30 New York on Monday
     2023-07-10 is Tuesday's; Tuesday's daily K-line starts Monday 17:00 New York (21:00 UTC)."""
-    trade = model.trades("EURUSD", at("America/New_York", 2023, 7, 10, 17, 30),
-                         at("America/New_York", 2023, 7, 10, 17, 31))[0]
+    trade = model.trades(
+        "EURUSD", at("America/New_York", 2023, 7, 10, 17, 30), at("America/New_York", 2023, 7, 10, 17, 31)
+    )[0]
     now = at("UTC", 2023, 7, 20)
 
     tuesday = bar_holding(model, "EURUSD", "1d", trade.time, now)
@@ -55,25 +64,59 @@ def test_a_forex_trade_at_17_30_new_york_belongs_to_the_next_trading_dates_daily
     assert tuesday.volume == pytest.approx(sum(tick.volume for tick in ticks))
 
 
-
-@pytest.mark.parametrize(("symbol", "moment", "day", "week", "month"), [
-    # stocks: local midnight of the exchange's day (New York is UTC-4 in July, UTC-5 in January)
-    ("AAPL.US", ("America/New_York", 2023, 7, 12, 10), ("UTC", 2023, 7, 12, 4), ("UTC", 2023, 7, 10, 4),
-     ("UTC", 2023, 7, 1, 4)),
-    ("AAPL.US", ("America/New_York", 2024, 1, 17, 10), ("UTC", 2024, 1, 17, 5), ("UTC", 2024, 1, 15, 5),
-     ("UTC", 2024, 1, 1, 5)),
-    ("700.HK", ("Asia/Hong_Kong", 2023, 7, 12, 10), ("UTC", 2023, 7, 11, 16), ("UTC", 2023, 7, 9, 16),
-     ("UTC", 2023, 6, 30, 16)),
-    # forex and metals: 17:00 New York of the day before (21:00 UTC in summer, 22:00 in winter)
-    ("EURUSD", ("America/New_York", 2024, 1, 17, 10), ("UTC", 2024, 1, 16, 22), ("UTC", 2024, 1, 14, 22),
-     ("UTC", 2023, 12, 31, 22)),
-    ("GOLD", ("America/New_York", 2023, 7, 12, 10), ("UTC", 2023, 7, 11, 21), ("UTC", 2023, 7, 9, 21),
-     ("UTC", 2023, 6, 30, 21)),
-    # crypto: the UTC day
-    ("BTCUSDT", ("UTC", 2023, 7, 12, 10), ("UTC", 2023, 7, 12), ("UTC", 2023, 7, 10), ("UTC", 2023, 7, 1)),
-])
-def test_daily_weekly_monthly_wire_times_are_the_start_of_their_first_trading_date(model, symbol, moment, day,
-                                                                                    week, month):
+@pytest.mark.parametrize(
+    ("symbol", "moment", "day", "week", "month"),
+    [
+        # stocks: local midnight of the exchange's day (New York is UTC-4 in July, UTC-5 in January)
+        (
+            "AAPL.US",
+            ("America/New_York", 2023, 7, 12, 10),
+            ("UTC", 2023, 7, 12, 4),
+            ("UTC", 2023, 7, 10, 4),
+            ("UTC", 2023, 7, 1, 4),
+        ),
+        (
+            "AAPL.US",
+            ("America/New_York", 2024, 1, 17, 10),
+            ("UTC", 2024, 1, 17, 5),
+            ("UTC", 2024, 1, 15, 5),
+            ("UTC", 2024, 1, 1, 5),
+        ),
+        (
+            "700.HK",
+            ("Asia/Hong_Kong", 2023, 7, 12, 10),
+            ("UTC", 2023, 7, 11, 16),
+            ("UTC", 2023, 7, 9, 16),
+            ("UTC", 2023, 6, 30, 16),
+        ),
+        # forex and metals: 17:00 New York of the day before (21:00 UTC in summer, 22:00 in winter)
+        (
+            "EURUSD",
+            ("America/New_York", 2024, 1, 17, 10),
+            ("UTC", 2024, 1, 16, 22),
+            ("UTC", 2024, 1, 14, 22),
+            ("UTC", 2023, 12, 31, 22),
+        ),
+        (
+            "GOLD",
+            ("America/New_York", 2023, 7, 12, 10),
+            ("UTC", 2023, 7, 11, 21),
+            ("UTC", 2023, 7, 9, 21),
+            ("UTC", 2023, 6, 30, 21),
+        ),
+        # crypto: the UTC day
+        (
+            "BTCUSDT",
+            ("UTC", 2023, 7, 12, 10),
+            ("UTC", 2023, 7, 12),
+            ("UTC", 2023, 7, 10),
+            ("UTC", 2023, 7, 1),
+        ),
+    ],
+)
+def test_daily_weekly_monthly_wire_times_are_the_start_of_their_first_trading_date(
+    model, symbol, moment, day, week, month
+):
     """Daily K-lines carry the start of their trading date; weekly the start of its Monday; monthly the
     start of the 1st (the trading-date calendar, not the UTC one)."""
     moment_ms = at(*moment)
@@ -108,20 +151,31 @@ def test_intraday_periods_sit_on_the_utc_epoch_grid(model):
 
     for period, minutes in grid.INTRADAY_MINUTES.items():
         bars = model.klines_between("BTCUSDT", period, at("UTC", 2023, 7, 12), now, now)
-        assert all(bar.start % (minutes * MINUTE) == 0 and bar.end - bar.start == minutes * MINUTE
-                   for bar in bars), period
+        assert all(
+            bar.start % (minutes * MINUTE) == 0 and bar.end - bar.start == minutes * MINUTE for bar in bars
+        ), period
         assert len(bars) == 1440 // minutes
 
 
 def test_the_daily_kline_served_over_rest_is_the_trading_dates(make_sim):
     """The AllTick /kline answer for EURUSD daily (kline_type 8) carries 21:00 UTC in summer."""
     sim = make_sim(dialect="alltick", start=at("America/New_York", 2023, 7, 12, 18), symbols=["EURUSD"])
-    query = {"trace": "t", "data": {"code": "EURUSD", "kline_type": 8, "kline_timestamp_end": 0,
-                                    "query_kline_num": 3, "adjust_type": 0}}
+    query = {
+        "trace": "t",
+        "data": {
+            "code": "EURUSD",
+            "kline_type": 8,
+            "kline_timestamp_end": 0,
+            "query_kline_num": 3,
+            "adjust_type": 0,
+        },
+    }
 
-    rows = requests.get(sim.rest_url + "/quote-b-api/kline", params={"token": sim.token,
-                                                                     "query": json.dumps(query)},
-                        timeout=10).json()["data"]["kline_list"]
+    rows = requests.get(
+        sim.rest_url + "/quote-b-api/kline",
+        params={"token": sim.token, "query": json.dumps(query)},
+        timeout=10,
+    ).json()["data"]["kline_list"]
 
     assert [int(row["timestamp"]) * 1000 for row in rows] == [at("UTC", 2023, 7, d, 21) for d in (10, 11, 12)]
 

@@ -34,10 +34,13 @@ def trades(model: MarketModel, symbol: str, start: int, end: int) -> list:
     return model.trades(symbol, start, end)
 
 
-@pytest.mark.parametrize(("mode", "pre", "after", "overnight"), [
-    ("regular", False, False, False), ("extended", True, True, False), ("overnight", True, True, True)])
-def test_us_pre_market_after_hours_and_overnight_trade_only_in_their_modes(models, mode, pre, after,
-                                                                          overnight):
+@pytest.mark.parametrize(
+    ("mode", "pre", "after", "overnight"),
+    [("regular", False, False, False), ("extended", True, True, False), ("overnight", True, True, True)],
+)
+def test_us_pre_market_after_hours_and_overnight_trade_only_in_their_modes(
+    models, mode, pre, after, overnight
+):
     """Nasdaq/NYSE hours: pre-market 04:00-09:30, after-hours 16:00-20:00 New York; overnight
     20:00-04:00 as the overnight venues (Blue Ocean ATS) trade, Sunday 20:00 -> Friday 20:00."""
     model = models[mode]
@@ -118,8 +121,9 @@ def test_a_share_call_auctions_print_at_09_25_and_at_exactly_15_00(models):
     assert close and {tick.time for tick in close} == {at(SHANGHAI, *day, 15)}
     assert len({tick.price for tick in close}) == 1
     assert regular[0].time >= at(SHANGHAI, *day, 9, 30) and regular[-1].time < at(SHANGHAI, *day, 14, 57)
-    daily = models["extended"].klines_between("600519.SH", "1d", at(SHANGHAI, *day), at(SHANGHAI, 2024, 3, 6),
-                                              at(SHANGHAI, 2024, 3, 7))
+    daily = models["extended"].klines_between(
+        "600519.SH", "1d", at(SHANGHAI, *day), at(SHANGHAI, 2024, 3, 6), at(SHANGHAI, 2024, 3, 7)
+    )
     assert daily[0].open == morning[0].price and daily[0].close == close[-1].price
 
 
@@ -128,9 +132,15 @@ def first_and_last(model, symbol, start, end):
     return ticks[0].time, ticks[-1].time
 
 
-@pytest.mark.parametrize(("sunday", "friday", "utc_open"), [
-    ((2023, 7, 9), (2023, 7, 14), 21), ((2024, 1, 14), (2024, 1, 19), 22),
-    ((2024, 3, 10), (2024, 3, 15), 21), ((2024, 11, 3), (2024, 11, 8), 22)])
+@pytest.mark.parametrize(
+    ("sunday", "friday", "utc_open"),
+    [
+        ((2023, 7, 9), (2023, 7, 14), 21),
+        ((2024, 1, 14), (2024, 1, 19), 22),
+        ((2024, 3, 10), (2024, 3, 15), 21),
+        ((2024, 11, 3), (2024, 11, 8), 22),
+    ],
+)
 def test_forex_trades_sunday_17_to_friday_17_new_york_summer_and_winter(models, sunday, friday, utc_open):
     """alltick.md section 8 (the vendor's code list): forex trades Sunday 21:00 -> Friday 21:00 GMT
     in summer time, 22:00 -> 22:00 in winter, i.e. 17:00 -> 17:00 New York.  2024-03-10 and
@@ -147,9 +157,17 @@ def test_forex_trades_sunday_17_to_friday_17_new_york_summer_and_winter(models, 
     assert trades(model, "EURUSD", opens + 86_400_000 - MINUTE, opens + 86_400_000 + MINUTE)  # no daily break
 
 
-@pytest.mark.parametrize(("day", "utc_pause"), [
-    ((2023, 7, 10), 21), ((2024, 1, 15), 22), ((2024, 3, 8), 22), ((2024, 3, 11), 21), ((2024, 11, 1), 21),
-    ((2024, 11, 4), 22)])
+@pytest.mark.parametrize(
+    ("day", "utc_pause"),
+    [
+        ((2023, 7, 10), 21),
+        ((2024, 1, 15), 22),
+        ((2024, 3, 8), 22),
+        ((2024, 3, 11), 21),
+        ((2024, 11, 1), 21),
+        ((2024, 11, 4), 22),
+    ],
+)
 def test_gold_pauses_17_to_18_new_york_every_day(models, day, utc_pause):
     """alltick.md section 8: GOLD, Silver, USOIL, NGAS, Palladium, Platinum trade Sunday 22:00 ->
     Friday 21:00 with a daily break 21:00-22:00 GMT in summer, one hour later in winter (17:00-18:00

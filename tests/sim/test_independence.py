@@ -33,8 +33,9 @@ def violations(path: Path) -> list[str]:
                 names += [alias.name for alias in node.names]
         for name in names:
             parts = name.split(".")
-            if parts[-1] in CLIENT_MODEL or (parts[0] == "backtrader_alltick" and len(parts) > 1
-                                             and parts[1] in CLIENT_MODEL):
+            if parts[-1] in CLIENT_MODEL or (
+                parts[0] == "backtrader_alltick" and len(parts) > 1 and parts[1] in CLIENT_MODEL
+            ):
                 found.append(f"{path.name}:{node.lineno}: imports {name}")
         if isinstance(node, ast.Attribute) and node.attr == "market":
             found.append(f"{path.name}:{node.lineno}: uses .market")
@@ -52,14 +53,20 @@ def test_no_sim_module_reads_the_clients_market_model():
 
 def test_the_check_finds_each_kind_of_violation(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("from ..markets import DAY_MS\nfrom .. import plans\n"
-                      "import backtrader_alltick.timeframes\nfrom backtrader_alltick import calendars\n"
-                      "from ..sessions import x\n"
-                      "from backtrader_alltick.bars import y\nzone = instrument.market.zone\n"
-                      "from ..symbols import parse_symbol\nfrom .grid import DAY_MS\n")
+    sample.write_text(
+        "from ..markets import DAY_MS\nfrom .. import plans\n"
+        "import backtrader_alltick.timeframes\nfrom backtrader_alltick import calendars\n"
+        "from ..sessions import x\n"
+        "from backtrader_alltick.bars import y\nzone = instrument.market.zone\n"
+        "from ..symbols import parse_symbol\nfrom .grid import DAY_MS\n"
+    )
 
     assert violations(sample) == [
-        "sample.py:1: imports markets", "sample.py:2: imports plans",
-        "sample.py:3: imports backtrader_alltick.timeframes", "sample.py:4: imports calendars",
-        "sample.py:5: imports sessions", "sample.py:6: imports backtrader_alltick.bars",
-        "sample.py:7: uses .market"]
+        "sample.py:1: imports markets",
+        "sample.py:2: imports plans",
+        "sample.py:3: imports backtrader_alltick.timeframes",
+        "sample.py:4: imports calendars",
+        "sample.py:5: imports sessions",
+        "sample.py:6: imports backtrader_alltick.bars",
+        "sample.py:7: uses .market",
+    ]

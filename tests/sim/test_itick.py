@@ -63,8 +63,9 @@ def test_kline_latest_bars_ascending_in_ms(itick_sim):
 
 def test_kline_ktype_3_is_15_minutes_and_et_pages_back(itick_sim):
     first = get(itick_sim, "/crypto/kline", region="BA", code="BTCUSDT", kType=3, limit=4).json()["data"]
-    older = get(itick_sim, "/crypto/kline", region="BA", code="BTCUSDT", kType=3, limit=4,
-                et=first[0]["t"] - 1).json()["data"]
+    older = get(
+        itick_sim, "/crypto/kline", region="BA", code="BTCUSDT", kType=3, limit=4, et=first[0]["t"] - 1
+    ).json()["data"]
 
     assert [b["t"] - a["t"] for a, b in zip(first, first[1:])] == [900_000] * 3
     assert older[-1]["t"] == first[0]["t"] - 900_000
@@ -75,12 +76,14 @@ def test_kline_equals_ground_truth(itick_sim):
     truth = itick_sim.klines("EURUSD", "5m", bars[0]["t"], bars[-1]["t"])
 
     assert [(b.start, b.open, b.high, b.low, b.close) for b in truth] == [
-        (bar["t"], bar["o"], bar["h"], bar["l"], bar["c"]) for bar in bars[:-1]]
+        (bar["t"], bar["o"], bar["h"], bar["l"], bar["c"]) for bar in bars[:-1]
+    ]
 
 
 def test_batch_forms_return_maps_keyed_by_code(itick_sim):
-    klines = get(itick_sim, "/crypto/klines", region="BA", codes="BTCUSDT,ETHUSDT,NOPEUSDT", kType=2,
-                 limit=3).json()["data"]
+    klines = get(
+        itick_sim, "/crypto/klines", region="BA", codes="BTCUSDT,ETHUSDT,NOPEUSDT", kType=2, limit=3
+    ).json()["data"]
     quotes = get(itick_sim, "/stock/quotes", region="HK", codes="700,9988").json()["data"]
 
     assert set(klines) == {"BTCUSDT", "ETHUSDT"} and len(klines["BTCUSDT"]) == 3
@@ -197,11 +200,17 @@ def test_subscription_over_the_plan_is_refused(make_sim):
     connection = connect(sim, "/crypto")
     connection.recv(), connection.recv()
 
-    connection.send(json.dumps({"ac": "subscribe", "params": "BTCUSDT$BA,ETHUSDT$BA,SOLUSDT$BA,XRPUSDT$BA",
-                                "types": "tick"}))
+    connection.send(
+        json.dumps(
+            {"ac": "subscribe", "params": "BTCUSDT$BA,ETHUSDT$BA,SOLUSDT$BA,XRPUSDT$BA", "types": "tick"}
+        )
+    )
 
-    assert json.loads(connection.recv()) == {"code": 0, "resAc": "subscribe",
-                                             "msg": "exceeding the maximum subscription limit"}
+    assert json.loads(connection.recv()) == {
+        "code": 0,
+        "resAc": "subscribe",
+        "msg": "exceeding the maximum subscription limit",
+    }
     connection.close()
 
 

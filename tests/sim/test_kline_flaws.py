@@ -26,8 +26,15 @@ def ohlcv(bar) -> tuple:
 def test_each_kline_flaw_changes_only_its_bar_over_rest(sim, make_store):
     truth = sim.klines("BTCUSDT", "1m", sim.start_ms - 60 * MINUTE, sim.start_ms)
     starts = [k.start for k in truth]
-    flaws = {starts[10]: "gap", starts[20]: "repeat", starts[30]: "spike", starts[40]: "volume_spike",
-             starts[50]: "ohlc", starts[55]: "stale", starts[56]: "stale"}
+    flaws = {
+        starts[10]: "gap",
+        starts[20]: "repeat",
+        starts[30]: "spike",
+        starts[40]: "volume_spike",
+        starts[50]: "ohlc",
+        starts[55]: "stale",
+        starts[56]: "stale",
+    }
     sim.faults.kline_flaws = flaws
 
     bars = served(make_store(sim, cache=False), count=80)

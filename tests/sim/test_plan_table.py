@@ -23,19 +23,32 @@ def test_every_plan_name_the_simulator_and_cli_accept_is_in_the_table(make_sim, 
     assert sim.plan.dialect == dialect and sim.plan.name == "free"
 
 
-@pytest.mark.parametrize(("name", "per_minute", "per_day", "connections", "codes", "groups"), [
-    ("free", 10, 1_000, 1, 5, 5), ("basic", 60, 86_400, 1, 100, 100), ("premium", 600, 864_000, 3, 200, 200),
-    ("professional", 1_200, 1_728_000, 10, 3_000, 500)])
+@pytest.mark.parametrize(
+    ("name", "per_minute", "per_day", "connections", "codes", "groups"),
+    [
+        ("free", 10, 1_000, 1, 5, 5),
+        ("basic", 60, 86_400, 1, 100, 100),
+        ("premium", 600, 864_000, 3, 200, 200),
+        ("professional", 1_200, 1_728_000, 10, 3_000, 500),
+    ],
+)
 def test_alltick_plans_as_documented(name, per_minute, per_day, connections, codes, groups):
     """alltick.md 6.1, 6.3, 5.4 and 4.2."""
     plan = service_plan("alltick", name)
 
-    assert (plan.per_minute, plan.per_day, plan.ws_connections, plan.ws_symbols, plan.batch_groups) == \
-        (per_minute, per_day, connections, codes, groups)
+    assert (plan.per_minute, plan.per_day, plan.ws_connections, plan.ws_symbols, plan.batch_groups) == (
+        per_minute,
+        per_day,
+        connections,
+        codes,
+        groups,
+    )
 
 
-@pytest.mark.parametrize(("name", "per_minute", "connections", "subscriptions"), [
-    ("free", 5, 1, 3), ("basic", 120, 3, 200), ("professional", 600, 6, 500), ("premium", 1_200, 12, 2_000)])
+@pytest.mark.parametrize(
+    ("name", "per_minute", "connections", "subscriptions"),
+    [("free", 5, 1, 3), ("basic", 120, 3, 200), ("professional", 600, 6, 500), ("premium", 1_200, 12, 2_000)],
+)
 def test_itick_plans_as_documented(name, per_minute, connections, subscriptions):
     """itick.md 9.1; 8.2 caps one connection at 500 products whatever the plan."""
     plan = service_plan("itick", name)

@@ -36,8 +36,10 @@ def recording(tmp_path_factory):
 
 def wire_ticks(symbol: str, start_ms: int, end_ms: int) -> list[Tick]:
     # Turnover as the simulator's dialects push it: price x size from the integer ticks.
-    return [Tick(t.symbol, t.time, t.price, t.volume, t.price * t.volume, t.seq, t.direction)
-            for t in SERVICE.trades(symbol, start_ms, end_ms)]
+    return [
+        Tick(t.symbol, t.time, t.price, t.volume, t.price * t.volume, t.seq, t.direction)
+        for t in SERVICE.trades(symbol, start_ms, end_ms)
+    ]
 
 
 def test_klines_of_whole_recorded_minutes_equal_the_services(recording):
@@ -47,7 +49,8 @@ def test_klines_of_whole_recorded_minutes_equal_the_services(recording):
         replayed = market.klines_between(symbol, "1m", START + MINUTE_MS, end, now_ms=end)
         assert [(k.end, k.open, k.high, k.low, k.close) for k in replayed] == [
             (k.end, k.open, k.high, k.low, k.close)
-            for k in SERVICE.klines_between(symbol, "1m", START + MINUTE_MS, end, now_ms=end)]
+            for k in SERVICE.klines_between(symbol, "1m", START + MINUTE_MS, end, now_ms=end)
+        ]
         assert len(replayed) == 9
     # The first minute holds only what was recorded (from 15:00:20), as the recording did.
     first = market.klines_between("BTCUSDT", "1m", START, START + MINUTE_MS, now_ms=end)[0]
@@ -73,7 +76,8 @@ def test_rest_serves_closed_bars_built_from_the_recording(recording, dialect, ma
     # recording starts at 15:00:20) to the newest closed bar.
     assert len(ends) >= 3 and ends[0] == START + 2 * MINUTE_MS and ends[-1] <= now
     assert [(row.open, row.high, row.low, row.close, row.volume) for row in frame.itertuples()] == [
-        (k.open, k.high, k.low, k.close, k.volume) for k in (truth[end] for end in ends)]
+        (k.open, k.high, k.low, k.close, k.volume) for k in (truth[end] for end in ends)
+    ]
 
 
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
@@ -116,8 +120,12 @@ def test_faults_apply_to_a_replay_as_to_the_synthetic_market(recording, make_sto
 def test_the_end_leaves_out_later_trades(recording):
     with Simulator(replay=recording, speed=60, end=START + 5 * MINUTE_MS) as sim:
         assert sim.model.recording.end_ms < START + 5 * MINUTE_MS
-        assert sim.model.klines_between("EURUSD", "1m", START, START + 10 * MINUTE_MS,
-                                        now_ms=START + 10 * MINUTE_MS)[-1].end == START + 5 * MINUTE_MS
+        assert (
+            sim.model.klines_between(
+                "EURUSD", "1m", START, START + 10 * MINUTE_MS, now_ms=START + 10 * MINUTE_MS
+            )[-1].end
+            == START + 5 * MINUTE_MS
+        )
 
 
 def test_recorded_books_are_served_when_depth_was_recorded(tmp_path):
@@ -140,10 +148,16 @@ def test_bad_replay_settings_are_config_errors_that_say_what_is_allowed(recordin
 
 
 def test_sim_cli_replays_a_recording_and_prints_the_same_json_line(recording):
-    with serving("--replay", str(recording), "--speed", "120", "--from", "2024-03-05T15:03",
-                 "--to", "2024-03-05T15:08") as (line, exit_code):
-        store = AllTickStore(token=line["token"], rest_url=line["rest_url"], ws_url=line["ws_url"],
-                             plan=line["plan"], cache=False)
+    with serving(
+        "--replay", str(recording), "--speed", "120", "--from", "2024-03-05T15:03", "--to", "2024-03-05T15:08"
+    ) as (line, exit_code):
+        store = AllTickStore(
+            token=line["token"],
+            rest_url=line["rest_url"],
+            ws_url=line["ws_url"],
+            plan=line["plan"],
+            cache=False,
+        )
         try:
             frame = store.fetch_klines("EURUSD", "1m", count=2)
         finally:

@@ -49,8 +49,9 @@ class Rehearsed(Recorder):
 
     def notify_order(self, order) -> None:
         if order.status == order.Completed:
-            self.fills.append((as_ms_rows([(order.executed.dt,)])[0][0], order.executed.price,
-                               order.executed.size))
+            self.fills.append(
+                (as_ms_rows([(order.executed.dt,)])[0][0], order.executed.price, order.executed.size)
+            )
 
 
 def run_strategy(sim: Simulator, from_ms: int, begin_ms: int, until_ms: int, cache) -> Rehearsed:
@@ -60,8 +61,16 @@ def run_strategy(sim: Simulator, from_ms: int, begin_ms: int, until_ms: int, cac
     try:
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.broker.setcash(1_000_000)
-        cerebro.adddata(store.getdata(dataname=SYMBOL, timeframe=bt.TimeFrame.Minutes, compression=1,
-                                      fromdate=utc(from_ms), qcheck=0.1), name=SYMBOL)
+        cerebro.adddata(
+            store.getdata(
+                dataname=SYMBOL,
+                timeframe=bt.TimeFrame.Minutes,
+                compression=1,
+                fromdate=utc(from_ms),
+                qcheck=0.1,
+            ),
+            name=SYMBOL,
+        )
         cerebro.addstrategy(Rehearsed, until_ms=until_ms)
         return run_guarded(cerebro, timeout=120)
     finally:

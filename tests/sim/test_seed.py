@@ -48,8 +48,15 @@ def prepare(name: str, sim, tmp_path: Path) -> Path:
 
 def run(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, *arguments], capture_output=True, text=True, timeout=60, env=env,
-                          cwd=tmp_path, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        encoding="utf-8",
+    )
 
 
 def test_seed_rest_tick_prints_the_aapl_tick(itick_sim, tmp_path):
@@ -72,8 +79,9 @@ def test_seed_websocket_prints_streamed_ticks(itick_sim, tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("接收到流数据:")]
     assert sum("'type': 'tick'" in line for line in lines) >= 3
     assert any("'s': 'AAPL'" in line or "'s': 'TSLA'" in line for line in lines)
-    assert itick_sim.journal.wait_for(lambda e: e.kind == "ws_message"
-                                      and e.message.get("params") == "AAPL$US,TSLA$US")
+    assert itick_sim.journal.wait_for(
+        lambda e: e.kind == "ws_message" and e.message.get("params") == "AAPL$US,TSLA$US"
+    )
 
 
 def test_seed_kline_plot_runs_headless(itick_sim, tmp_path):

@@ -31,6 +31,7 @@ def test_a_minute_alone_equals_the_same_minute_inside_a_day(model):
     minute = NOW - 7 * 60_000
 
     from backtrader_alltick.sim import prices
+
     alone = prices.generate_day(prices.symbol_key(1, "BTCUSDT"), fresh.specs["BTCUSDT"], [minute // 60_000])
 
     inside = model.trades("BTCUSDT", minute, minute + 60_000)

@@ -30,13 +30,18 @@ CLOSE = at(2024, 3, 5, 16)  # the regular close of Tuesday 2024-03-05, New York
 def trade_stream(sim, symbol: str):
     """Yield (time, price, seq or None, te or None) of every trade frame pushed for ``symbol``."""
     if sim.dialect == "alltick":
-        connection = websocket.create_connection(f"{sim.ws_url}/quote-stock-b-ws-api?token={sim.token}",
-                                                 timeout=10)
-        connection.send(json.dumps({"cmd_id": 22004, "seq_id": 1, "trace": "t",
-                                    "data": {"symbol_list": [{"code": symbol}]}}))
+        connection = websocket.create_connection(
+            f"{sim.ws_url}/quote-stock-b-ws-api?token={sim.token}", timeout=10
+        )
+        connection.send(
+            json.dumps(
+                {"cmd_id": 22004, "seq_id": 1, "trace": "t", "data": {"symbol_list": [{"code": symbol}]}}
+            )
+        )
     else:
-        connection = websocket.create_connection(sim.ws_url + "/stock", header={"token": sim.token},
-                                                 timeout=10)
+        connection = websocket.create_connection(
+            sim.ws_url + "/stock", header={"token": sim.token}, timeout=10
+        )
         connection.send(json.dumps({"ac": "subscribe", "params": symbol.replace(".", "$"), "types": "tick"}))
     try:
         while True:
@@ -82,8 +87,9 @@ def test_a_late_print_arrives_after_the_close_and_is_in_the_kline(make_sim, dial
 def test_a_closed_market_re_sends_its_last_trade_unchanged(make_sim, dialect):
     """``resend_when_closed_s=30``: after the close the last trade comes again, same seq and time, every
     30 market seconds; while the market is open nothing is repeated."""
-    sim = make_sim(dialect=dialect, symbols=["AAPL.US"], start=CLOSE - 600_000, speed=600,
-                   resend_when_closed_s=30)
+    sim = make_sim(
+        dialect=dialect, symbols=["AAPL.US"], start=CLOSE - 600_000, speed=600, resend_when_closed_s=30
+    )
 
     frames = []
     for frame in trade_stream(sim, "AAPL.US"):
@@ -112,31 +118,52 @@ def test_itick_stock_ticks_say_pre_market_regular_and_after_hours(make_sim):
     assert {te for time, _, _, te in frames if time < open_} == {1}
     assert {te for time, _, _, te in frames if time >= open_} == {0}
     evening = make_sim(dialect="itick", symbols=["AAPL.US"], start=CLOSE + 3_600_000, hours="extended")
-    tick = requests.get(evening.rest_url + "/stock/tick", params={"region": "US", "code": "AAPL"},
-                        headers={"token": evening.token}, timeout=10).json()["data"]
+    tick = requests.get(
+        evening.rest_url + "/stock/tick",
+        params={"region": "US", "code": "AAPL"},
+        headers={"token": evening.token},
+        timeout=10,
+    ).json()["data"]
     assert tick["te"] == 2 and CLOSE < tick["t"] <= CLOSE + 3_660_000
 
 
 def test_itick_te_is_0_for_auction_matches_and_2_overnight(make_sim):
     """The reference has no ``te`` for auctions or the overnight session: the simulator reports an
     auction match as 0 (it sets the official price) and an overnight trade as 2."""
-    sim = make_sim(dialect="itick", symbols=["700.HK", "AAPL.US"], hours="overnight",
-                   start=at(2024, 3, 5, 16, 30, zone="Asia/Hong_Kong"))
+    sim = make_sim(
+        dialect="itick",
+        symbols=["700.HK", "AAPL.US"],
+        hours="overnight",
+        start=at(2024, 3, 5, 16, 30, zone="Asia/Hong_Kong"),
+    )
 
     def te(code, region):
-        return requests.get(sim.rest_url + "/stock/tick", params={"region": region, "code": code},
-                            headers={"token": sim.token}, timeout=10).json()["data"]
+        return requests.get(
+            sim.rest_url + "/stock/tick",
+            params={"region": region, "code": code},
+            headers={"token": sim.token},
+            timeout=10,
+        ).json()["data"]
 
     auction, overnight = te("700", "HK"), te("AAPL", "US")
-    assert at(2024, 3, 5, 16, 8, zone="Asia/Hong_Kong") <= auction["t"] < at(2024, 3, 5, 16, 10,
-                                                                             zone="Asia/Hong_Kong")
+    assert (
+        at(2024, 3, 5, 16, 8, zone="Asia/Hong_Kong")
+        <= auction["t"]
+        < at(2024, 3, 5, 16, 10, zone="Asia/Hong_Kong")
+    )
     assert auction["te"] == 0
     assert at(2024, 3, 4, 20) <= overnight["t"] < at(2024, 3, 5, 4) and overnight["te"] == 2
 
 
-@pytest.mark.parametrize(("settings", "word"), [
-    ({"hours": "24h"}, "hours"), ({"late_print_ms": -1}, "late_print_ms"),
-    ({"late_print_ms": 3_600_000}, "late_print_ms"), ({"resend_when_closed_s": -5}, "resend_when_closed_s")])
+@pytest.mark.parametrize(
+    ("settings", "word"),
+    [
+        ({"hours": "24h"}, "hours"),
+        ({"late_print_ms": -1}, "late_print_ms"),
+        ({"late_print_ms": 3_600_000}, "late_print_ms"),
+        ({"resend_when_closed_s": -5}, "resend_when_closed_s"),
+    ],
+)
 def test_bad_mode_settings_are_config_errors(settings, word):
     from backtrader_alltick.sim import Simulator
 

@@ -54,8 +54,13 @@ class _Server:
             return
         # The child keeps its own copy of the log descriptor; ours can close at once.
         with open(self.workdir / f"{self.name}.log", "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=self.workdir)
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+            )
         self._wait_ready()
 
     def stop(self) -> None:
@@ -85,14 +90,17 @@ class _Server:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerNotReady(f"{self.name} exited with {self.process.returncode}; "
-                                     f"see {self.workdir / (self.name + '.log')}:\n{self.log_tail()}")
+                raise ServerNotReady(
+                    f"{self.name} exited with {self.process.returncode}; "
+                    f"see {self.workdir / (self.name + '.log')}:\n{self.log_tail()}"
+                )
             if self.answers():
                 return
             time.sleep(PROBE_INTERVAL)
         self.stop()
-        raise ServerNotReady(f"{self.name} did not answer on port {self.port} within {READY_TIMEOUT} s:\n"
-                             f"{self.log_tail()}")
+        raise ServerNotReady(
+            f"{self.name} did not answer on port {self.port} within {READY_TIMEOUT} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.workdir / f"{self.name}.log"
@@ -118,9 +126,25 @@ class RedisServer(_Server):
 
     def command(self) -> list[str]:
         # appendfsync always: a stop/start in the restart tests must not lose the last second.
-        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes" if self.append_only else "no", "--appendfsync", "always",
-                "--dir", str(self.workdir), "--daemonize", "no", "--logfile", ""]
+        return [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.append_only else "no",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(self.workdir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
 
     def answers(self) -> bool:
         try:
@@ -155,12 +179,12 @@ reporting-enabled = false
 bind-address = "127.0.0.1:{self.rpc_port}"
 
 [meta]
-  dir = "{root / 'meta'}"
+  dir = "{root / "meta"}"
   logging-enabled = false
 
 [data]
-  dir = "{root / 'data'}"
-  wal-dir = "{root / 'wal'}"
+  dir = "{root / "data"}"
+  wal-dir = "{root / "wal"}"
   query-log-enabled = false
 
 [monitor]

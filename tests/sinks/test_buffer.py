@@ -13,8 +13,15 @@ class ScriptedSink(BufferedWriter):
     """Fails with the scripted errors in turn, then accepts every batch."""
 
     def __init__(self, failures=(), **options):
-        settings = {"target": "scripted://", "batch": 3, "max_buffer": 100, "flush_interval": 0.0,
-                    "retries": 2, "backoff_initial": 0.001, "backoff_max": 0.005}
+        settings = {
+            "target": "scripted://",
+            "batch": 3,
+            "max_buffer": 100,
+            "flush_interval": 0.0,
+            "retries": 2,
+            "backoff_initial": 0.001,
+            "backoff_max": 0.005,
+        }
         super().__init__(**{**settings, **options})
         self.failures = list(failures)
         self.batches = []
@@ -89,8 +96,18 @@ def test_write_after_close_is_refused():
 @pytest.mark.parametrize(("option", "value"), [("batch", 0), ("max_buffer", -1), ("flush_interval", -0.5)])
 def test_invalid_options_name_the_parameter_and_value(option, value):
     with pytest.raises(ConfigError, match=f"{option} must be .*, was {value}"):
-        BufferedWriter(**{"target": "x", "batch": 1, "max_buffer": 1, "flush_interval": 0.0, "retries": 0,
-                          "backoff_initial": 0.1, "backoff_max": 1.0, option: value})
+        BufferedWriter(
+            **{
+                "target": "x",
+                "batch": 1,
+                "max_buffer": 1,
+                "flush_interval": 0.0,
+                "retries": 0,
+                "backoff_initial": 0.1,
+                "backoff_max": 1.0,
+                option: value,
+            }
+        )
 
 
 @pytest.mark.parametrize(("initial", "cap"), [(0.0, 1.0), (2.0, 1.0)])
@@ -98,5 +115,12 @@ def test_a_backoff_that_cannot_pace_retries_is_refused_when_the_writer_is_made(i
     # Not later, in the flush thread, where the error would only be logged.
     message = f"backoff needs 0 < initial <= cap, was initial={initial}, cap={cap}"
     with pytest.raises(ConfigError, match=re.escape(message)):
-        BufferedWriter(target="x", batch=1, max_buffer=1, flush_interval=0.0, retries=0,
-                       backoff_initial=initial, backoff_max=cap)
+        BufferedWriter(
+            target="x",
+            batch=1,
+            max_buffer=1,
+            flush_interval=0.0,
+            retries=0,
+            backoff_initial=initial,
+            backoff_max=cap,
+        )

@@ -16,14 +16,37 @@ AWKWARD_SYMBOLS = [".DJI.US", "Silver", "BRK B.US", "A,B=C D", "it's\\odd"]
 
 
 def make_bars(count, symbol="AAPL.US", period="1m", first=0):
-    return [Kline(symbol, period, T0 + n * 60_000, T0 + (n + 1) * 60_000, 10.0 + n, 11.5 + n, 9.25 + n,
-                  10.75 + n, 100.0 * (n + 1), 1234.5 * n) for n in range(first, first + count)]
+    return [
+        Kline(
+            symbol,
+            period,
+            T0 + n * 60_000,
+            T0 + (n + 1) * 60_000,
+            10.0 + n,
+            11.5 + n,
+            9.25 + n,
+            10.75 + n,
+            100.0 * (n + 1),
+            1234.5 * n,
+        )
+        for n in range(first, first + count)
+    ]
 
 
 def make_ticks(count, symbol="AAPL.US", first=0):
     # Three ticks per millisecond: they must all survive, in order.
-    return [Tick(symbol, T0 + n // 3, 190.0 + n * 0.01, 1.0 + n % 5, 0.5 * n,
-                 seq=None if n % 4 == 0 else n, direction=n % 3) for n in range(first, first + count)]
+    return [
+        Tick(
+            symbol,
+            T0 + n // 3,
+            190.0 + n * 0.01,
+            1.0 + n % 5,
+            0.5 * n,
+            seq=None if n % 4 == 0 else n,
+            direction=n % 3,
+        )
+        for n in range(first, first + count)
+    ]
 
 
 @pytest.fixture
@@ -41,19 +64,24 @@ def source(influx_server):
 # -- line protocol (pure) -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("symbol", "escaped"), [
-    (".DJI.US", ".DJI.US"),
-    ("Silver", "Silver"),
-    ("BRK B.US", r"BRK\ B.US"),
-    ("A,B=C D", r"A\,B\=C\ D"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "escaped"),
+    [
+        (".DJI.US", ".DJI.US"),
+        ("Silver", "Silver"),
+        ("BRK B.US", r"BRK\ B.US"),
+        ("A,B=C D", r"A\,B\=C\ D"),
+    ],
+)
 def test_bar_line_escapes_commas_equals_and_spaces_in_tags(symbol, escaped):
     bar = Kline(symbol, "1m", T0, T0 + 60_000, 1.0, 1.25, 0.5, 1.125, 300.0, 0.0)
 
     line = influx_lines.bar_line(bar, "alltick")
 
-    assert line == (f"bar,dialect=alltick,period=1m,symbol={escaped} open=1.0,high=1.25,low=0.5,close=1.125,"
-                    f"volume=300.0,turnover=0.0,start={T0}i {(T0 + 60_000) * 1000}")
+    assert line == (
+        f"bar,dialect=alltick,period=1m,symbol={escaped} open=1.0,high=1.25,low=0.5,close=1.125,"
+        f"volume=300.0,turnover=0.0,start={T0}i {(T0 + 60_000) * 1000}"
+    )
 
 
 def test_tick_line_marks_integers_and_leaves_out_a_missing_seq():
@@ -61,25 +89,35 @@ def test_tick_line_marks_integers_and_leaves_out_a_missing_seq():
     without_seq = Tick("BTCUSDT", T0, 37000.5)
 
     assert influx_lines.tick_line(with_seq, T0 * 1000) == (
-        f"tick,symbol=BTCUSDT price=37000.5,volume=0.01,turnover=370.005,direction=1i,seq=42i {T0 * 1000}")
+        f"tick,symbol=BTCUSDT price=37000.5,volume=0.01,turnover=370.005,direction=1i,seq=42i {T0 * 1000}"
+    )
     assert influx_lines.tick_line(without_seq, T0 * 1000 + 1) == (
-        f"tick,symbol=BTCUSDT price=37000.5,volume=0.0,turnover=0.0,direction=0i {T0 * 1000 + 1}")
+        f"tick,symbol=BTCUSDT price=37000.5,volume=0.0,turnover=0.0,direction=0i {T0 * 1000 + 1}"
+    )
 
 
 def test_tick_stamper_separates_ticks_of_one_millisecond_per_symbol():
     stamper = influx_lines.TickStamper()
-    ticks = [Tick("A", T0, 1.0), Tick("A", T0, 2.0), Tick("B", T0, 3.0), Tick("A", T0 + 1, 4.0),
-             Tick("A", T0, 5.0)]
+    ticks = [
+        Tick("A", T0, 1.0),
+        Tick("A", T0, 2.0),
+        Tick("B", T0, 3.0),
+        Tick("A", T0 + 1, 4.0),
+        Tick("A", T0, 5.0),
+    ]
 
     stamps = [stamper.stamp(tick) for tick in ticks]
 
     assert stamps == [T0 * 1000, T0 * 1000 + 1, T0 * 1000, T0 * 1000 + 1000, T0 * 1000 + 2]
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("two\nlines", "cannot hold line breaks, was 'two\\nlines'"),
-    ("", "cannot be empty, was ''"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("two\nlines", "cannot hold line breaks, was 'two\\nlines'"),
+        ("", "cannot be empty, was ''"),
+    ],
+)
 def test_escape_tag_refuses_what_line_protocol_cannot_carry(value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         influx_lines.escape_tag(value)

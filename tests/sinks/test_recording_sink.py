@@ -18,8 +18,12 @@ T0 = 1_709_650_800_000
 
 
 def trades(symbol: str, start: int, count: int, seq0: int = 0) -> list[Tick]:
-    return [Tick(symbol, start + 250 * n, 100.0 + n / 100, 0.5 + n, (100.0 + n / 100) * (0.5 + n), seq0 + n,
-                 n % 3) for n in range(count)]
+    return [
+        Tick(
+            symbol, start + 250 * n, 100.0 + n / 100, 0.5 + n, (100.0 + n / 100) * (0.5 + n), seq0 + n, n % 3
+        )
+        for n in range(count)
+    ]
 
 
 def test_written_trades_and_books_read_back_equal_per_symbol_in_time_order(tmp_path):
@@ -27,8 +31,13 @@ def test_written_trades_and_books_read_back_equal_per_symbol_in_time_order(tmp_p
     book = Depth("BTCUSDT", T0 + 100, ((99.9, 1.0), (99.8, 2.0)), ((100.1, 3.0),))
     with RecordingSink(path, dialect="itick") as sink:
         sink.write(trades("BTCUSDT", T0, 5))
-        sink.write([Tick("EURUSD", T0 - 1_000, 1.08512, 3.0, 3.25536, None, 1), book,
-                    Kline("EURUSD", "1m", T0, T0 + 60_000, 1, 1, 1, 1)])
+        sink.write(
+            [
+                Tick("EURUSD", T0 - 1_000, 1.08512, 3.0, 3.25536, None, 1),
+                book,
+                Kline("EURUSD", "1m", T0, T0 + 60_000, 1, 1, 1, 1),
+            ]
+        )
 
     recording = Recording(path)
     assert recording.symbols == ["BTCUSDT", "EURUSD"]

@@ -16,13 +16,36 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
 
 
 def make_ticks(count, symbol="AAPL.US", first=0):
-    return [Tick(symbol, T0 + (first + i) * 250, 190.0 + (first + i) * 0.01, 1.0 + i % 5, 0.5 * i,
-                 seq=None if i % 4 == 0 else first + i, direction=i % 3) for i in range(count)]
+    return [
+        Tick(
+            symbol,
+            T0 + (first + i) * 250,
+            190.0 + (first + i) * 0.01,
+            1.0 + i % 5,
+            0.5 * i,
+            seq=None if i % 4 == 0 else first + i,
+            direction=i % 3,
+        )
+        for i in range(count)
+    ]
 
 
 def make_bars(count, symbol="AAPL.US", period="1m", first=0):
-    return [Kline(symbol, period, T0 + n * 60_000, T0 + (n + 1) * 60_000, 10.0 + n, 11.5 + n, 9.25 + n,
-                  10.75 + n, 100.0 * (n + 1), 1234.5 * n) for n in range(first, first + count)]
+    return [
+        Kline(
+            symbol,
+            period,
+            T0 + n * 60_000,
+            T0 + (n + 1) * 60_000,
+            10.0 + n,
+            11.5 + n,
+            9.25 + n,
+            10.75 + n,
+            100.0 * (n + 1),
+            1234.5 * n,
+        )
+        for n in range(first, first + count)
+    ]
 
 
 @pytest.fixture
@@ -51,8 +74,20 @@ def test_ticks_read_back_equal_and_in_order(sink, source):
 
 
 def test_quotes_and_depth_read_back_equal(sink, source):
-    quotes = [Quote("EURUSD", T0, 1.0851), Quote("EURUSD", T0 + 5, 1.0852, open=1.08, high=1.09, low=1.07,
-                                                   volume=1e6, turnover=2.5e6, prev_close=1.0849)]
+    quotes = [
+        Quote("EURUSD", T0, 1.0851),
+        Quote(
+            "EURUSD",
+            T0 + 5,
+            1.0852,
+            open=1.08,
+            high=1.09,
+            low=1.07,
+            volume=1e6,
+            turnover=2.5e6,
+            prev_close=1.0849,
+        ),
+    ]
     books = [Depth("EURUSD", T0, ((1.085, 1e6), (1.0849, 2e6)), ((1.0852, 5e5),)), Depth("EURUSD", T0 + 9)]
 
     sink.write(quotes + books)
@@ -120,8 +155,10 @@ def test_blocking_read_returns_a_bar_written_while_waiting(sink, source):
     assert sink.flush(timeout=10)
     results = []
     reader = threading.Thread(
-        target=lambda: results.append(source.read_bars("AAPL.US", "1m", after_id=f"{T0 + 60_000}-0",
-                                                       block_ms=8000)))
+        target=lambda: results.append(
+            source.read_bars("AAPL.US", "1m", after_id=f"{T0 + 60_000}-0", block_ms=8000)
+        )
+    )
     reader.start()
 
     sink.write(make_bars(1, first=1))
@@ -138,7 +175,7 @@ def test_streams_are_capped_near_maxlen(redis_server, source):
     kept = records_of(source.read_ticks("AAPL.US", count=5000))
 
     assert 100 <= len(kept) < 3000
-    assert kept == make_ticks(3000)[-len(kept):]
+    assert kept == make_ticks(3000)[-len(kept) :]
 
 
 def test_redis_restart_loses_nothing_within_the_bound(redis_server, sink, source):

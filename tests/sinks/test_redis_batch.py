@@ -28,8 +28,10 @@ def test_a_refused_command_is_counted_and_logged_and_the_rest_of_the_batch_lands
     client.set("alltick:tick:MSFT.US", "not a stream")  # someone else's key where a stream belongs
     ticks = [Tick(symbol, T0, 10.0, 1.0, 10.0, seq=1) for symbol in ("AAPL.US", "MSFT.US", "NVDA.US")]
     bar = Kline("AAPL.US", "1m", T0, T0 + 60_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
-    with caplog.at_level(logging.ERROR, logger="backtrader_alltick.sinks"), \
-            RedisSink(redis_server.url, **FAST) as sink:
+    with (
+        caplog.at_level(logging.ERROR, logger="backtrader_alltick.sinks"),
+        RedisSink(redis_server.url, **FAST) as sink,
+    ):
         sink.write(ticks + [bar, bar])
         assert sink.flush(10)
 
@@ -46,8 +48,10 @@ def test_the_command_carries_the_script_only_when_asked():
     count, body = packer.pack([Tick("AAPL.US", T0, 10.0, 1.0, 10.0)], number=7)
 
     assert count == 4 + 4 + 2 * 5 + 3 + 2
-    assert body.startswith(b"$1\r\nm\r\n$1\r\n7\r\n$2\r\n60\r\n$3\r\n100\r\n$1\r\nx\r\n"
-                           b"$20\r\nalltick:tick:AAPL.US\r\n$1\r\n*\r\n$1\r\n5\r\n")
+    assert body.startswith(
+        b"$1\r\nm\r\n$1\r\n7\r\n$2\r\n60\r\n$3\r\n100\r\n$1\r\nx\r\n"
+        b"$20\r\nalltick:tick:AAPL.US\r\n$1\r\n*\r\n$1\r\n5\r\n"
+    )
     assert redis_batch.SCRIPT_SHA.encode() in redis_batch.batch_command(count, body, with_script=False)
     assert redis_batch.SCRIPT.encode() in redis_batch.batch_command(count, body, with_script=True)
 

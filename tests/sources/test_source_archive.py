@@ -21,8 +21,12 @@ EXPECTED = ["10:00", "10:01", "10:02", "10:03", "10:04", "10:05"]
 
 @pytest.fixture
 def archive_url(influx_server):
-    bars = [Kline("BTCUSDT", "1m", T0 + n * MINUTE, T0 + (n + 1) * MINUTE, 1.0 + n, 2.0 + n, 0.5 + n, 1.5 + n,
-                  10.0) for n in range(20)]
+    bars = [
+        Kline(
+            "BTCUSDT", "1m", T0 + n * MINUTE, T0 + (n + 1) * MINUTE, 1.0 + n, 2.0 + n, 0.5 + n, 1.5 + n, 10.0
+        )
+        for n in range(20)
+    ]
     ticks = [Tick("ETHUSDT", T0 + n * 20_000 + 1, 100.0 + n, 1.0) for n in range(60)]  # three a minute
     with InfluxSink(influx_server.url, "archive", flush_interval=0.02) as sink:
         sink.write(bars + ticks)
@@ -34,8 +38,14 @@ def archive_url(influx_server):
 def test_fromdate_and_todate_keep_the_bars_stamped_at_them(archive_url, symbol):
     store = AllTickStore(dialect="alltick", cache=False)
 
-    frame = store.fetch_klines(symbol, "1m", fromdate="2024-03-04 10:00", todate="2024-03-04 10:05",
-                               source="influx", source_url=archive_url)
+    frame = store.fetch_klines(
+        symbol,
+        "1m",
+        fromdate="2024-03-04 10:00",
+        todate="2024-03-04 10:05",
+        source="influx",
+        source_url=archive_url,
+    )
 
     assert [ts.strftime("%H:%M") for ts in frame.index] == EXPECTED
     if symbol == "ETHUSDT":  # the bar closing at 10:00 is whole: built from its three trades
@@ -57,8 +67,18 @@ def served_archive(alltick_sim, influx_server):
 
 def _feed_rows(store, symbol, compression, fromdate, todate, **source):
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=compression,
-                                  historical=True, fromdate=fromdate, todate=todate, **source), name="x")
+    cerebro.adddata(
+        store.getdata(
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Minutes,
+            compression=compression,
+            historical=True,
+            fromdate=fromdate,
+            todate=todate,
+            **source,
+        ),
+        name="x",
+    )
     cerebro.addstrategy(Recorder)
     return as_ms_rows(cerebro.run()[0].rows["x"])
 
@@ -66,8 +86,9 @@ def _feed_rows(store, symbol, compression, fromdate, todate, **source):
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])  # archived bars / bars built from archived ticks
 # the archived period / combined from it / periods AllTick serves natively, combined from 1m all the same
 @pytest.mark.parametrize("compression", [1, 3, 5, 15])
-def test_a_fromdate_inside_a_bar_keeps_that_bar_as_the_rest_path_does(alltick_sim, make_store, served_archive,
-                                                                    symbol, compression):
+def test_a_fromdate_inside_a_bar_keeps_that_bar_as_the_rest_path_does(
+    alltick_sim, make_store, served_archive, symbol, compression
+):
     store = make_store(alltick_sim)
     now = alltick_sim.clock.now_ms()
     inst = parse_symbol(symbol)
@@ -77,13 +98,21 @@ def test_a_fromdate_inside_a_bar_keeps_that_bar_as_the_rest_path_does(alltick_si
     fromdate, todate = utc(asked), utc(asked + 15 * 60_000)
 
     rest = _feed_rows(store, symbol, compression, fromdate, todate)
-    archived = _feed_rows(store, symbol, compression, fromdate, todate, source="influx",
-                          source_url=served_archive)
+    archived = _feed_rows(
+        store, symbol, compression, fromdate, todate, source="influx", source_url=served_archive
+    )
 
     assert rest[0][0] == holding.end  # the bar holding fromdate, stamped after it
     assert archived and [row[0] for row in archived] == [row[0] for row in rest]
     for got, served in zip(archived, rest):
         assert got == pytest.approx(served)  # bars built from ticks may sum volumes in another order
-    frame = store.fetch_klines(symbol, bt.TimeFrame.Minutes, compression, fromdate=fromdate, todate=todate,
-                               source="influx", source_url=served_archive)
+    frame = store.fetch_klines(
+        symbol,
+        bt.TimeFrame.Minutes,
+        compression,
+        fromdate=fromdate,
+        todate=todate,
+        source="influx",
+        source_url=served_archive,
+    )
     assert int(frame.index[0].timestamp() * 1000) == rest[0][0]

@@ -20,8 +20,21 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
 
 
 def make_bars(first, count, symbol="BTCUSDT"):
-    return [Kline(symbol, "1m", T0 + n * MINUTE, T0 + (n + 1) * MINUTE, 10.0 + n, 11.5 + n, 9.25 + n,
-                  10.75 + n, 100.0 * (n + 1), 1234.5 * n) for n in range(first, first + count)]
+    return [
+        Kline(
+            symbol,
+            "1m",
+            T0 + n * MINUTE,
+            T0 + (n + 1) * MINUTE,
+            10.0 + n,
+            11.5 + n,
+            9.25 + n,
+            10.75 + n,
+            100.0 * (n + 1),
+            1234.5 * n,
+        )
+        for n in range(first, first + count)
+    ]
 
 
 class Watcher(Recorder):
@@ -83,9 +96,19 @@ def test_consumer_backfills_the_newest_lookback_bars_then_delivers_live_ones(red
         # A bar already delivered, written again under a later ID by another writer: not repeated.
         stale = old[-1]
         redis.Redis.from_url(redis_server.url).xadd(
-            "alltick:bar:1m:BTCUSDT", {"start": str(stale.start), "end": str(stale.end), "open": "1.0",
-                                        "high": "1.0", "low": "1.0", "close": "1.0", "volume": "1.0",
-                                        "turnover": "0.0"}, id=f"{new[-1].end + 1}-0")
+            "alltick:bar:1m:BTCUSDT",
+            {
+                "start": str(stale.start),
+                "end": str(stale.end),
+                "open": "1.0",
+                "high": "1.0",
+                "low": "1.0",
+                "close": "1.0",
+                "volume": "1.0",
+                "turnover": "0.0",
+            },
+            id=f"{new[-1].end + 1}-0",
+        )
         sink.write(make_bars(13, 1))
 
     hook = on_first("LIVE", write_new_and_a_stale_copy)
@@ -152,8 +175,14 @@ def test_a_resampled_consumer_keeps_running_once_live_and_idle(redis_server, sin
     assert sink.flush(timeout=10)
     store = AllTickStore(dialect="alltick", cache=False)
     cerebro = bt.Cerebro(stdstats=False)
-    data = store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis",
-                         source_url=redis_server.url, lookback=11, qcheck=0.1)
+    data = store.getdata(
+        dataname="BTCUSDT",
+        timeframe=bt.TimeFrame.Minutes,
+        source="redis",
+        source_url=redis_server.url,
+        lookback=11,
+        qcheck=0.1,
+    )
     cerebro.resampledata(data, timeframe=bt.TimeFrame.Minutes, compression=2, name="btc")
     cerebro.addstrategy(Recorder)
     try:

@@ -60,8 +60,9 @@ def assert_golden(sim, rows, symbol, period="1m"):
 def test_live_bars_equal_ground_truth_across_the_seam(fast_sim, make_store):
     store = make_store(fast_sim)
 
-    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                            lookback=5)}, stop_after=14)
+    strategy = run_live(
+        store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=5)}, stop_after=14
+    )
 
     assert len(strategy.rows["btc"]) >= 14
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
@@ -73,9 +74,12 @@ def test_live_bars_equal_ground_truth_across_the_seam(fast_sim, make_store):
 def test_resampledata_on_live_bars_closes_on_edge(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=5) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {"eur": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes,
-                                                lookback=30)},
-                            stop_after=8, resample=dict(timeframe=bt.TimeFrame.Minutes, compression=5))
+        strategy = run_live(
+            store,
+            {"eur": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, lookback=30)},
+            stop_after=8,
+            resample=dict(timeframe=bt.TimeFrame.Minutes, compression=5),
+        )
         # The first 5-minute bar is partial: the 30 backfilled minutes start inside it.
         assert_golden(sim, strategy.rows["eur"][1:], "EURUSD", "5m")
 
@@ -84,8 +88,12 @@ def test_bars_survive_dropped_connections(fast_sim, make_store):
     fast_sim.faults.update(drop_every=1.5)
     store = make_store(fast_sim)
 
-    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                            lookback=3)}, stop_after=20, timeout=45)
+    strategy = run_live(
+        store,
+        {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3)},
+        stop_after=20,
+        timeout=45,
+    )
 
     assert len(strategy.rows["btc"]) >= 20
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
@@ -108,8 +116,12 @@ def test_unanswered_heartbeats_replace_the_connection_and_bars_stay_exact(fast_s
     fast_sim.faults.update(ignore_heartbeats=True)
     store = make_store(fast_sim, heartbeat=0.2, stale_after=0.7)
 
-    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                            lookback=3)}, stop_after=16, timeout=40)
+    strategy = run_live(
+        store,
+        {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3)},
+        stop_after=16,
+        timeout=40,
+    )
 
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")
     family = store.wire.family(strategy.datas[0].inst)
@@ -125,8 +137,9 @@ def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, 
         fast_sim.faults.update(reorder_every=5)
     store = make_store(fast_sim)
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
-                                  qcheck=0.1), name="btc")
+    cerebro.adddata(
+        store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3, qcheck=0.1), name="btc"
+    )
     # Malformed frames replace real pushes mid-stream: the trades they carried are lost, so
     # the bars in progress must be rebuilt from REST.
     cerebro.addstrategy(FaultAfter, stop_after=16, sim=fast_sim, faults=dict(malformed_frames=3))
@@ -141,10 +154,15 @@ def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, 
 def test_unknown_symbol_is_notsubscribed_while_others_keep_running(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {
-            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3),
-            "bad": dict(dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes, lookback=3),
-        }, stop_after=8, timeout=15)
+        strategy = run_live(
+            store,
+            {
+                "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3),
+                "bad": dict(dataname="NOPE.US", timeframe=bt.TimeFrame.Minutes, lookback=3),
+            },
+            stop_after=8,
+            timeout=15,
+        )
 
     assert "NOTSUBSCRIBED" in strategy.notes["bad"]
     assert len(strategy.rows["btc"]) >= 8
@@ -153,21 +171,34 @@ def test_unknown_symbol_is_notsubscribed_while_others_keep_running(make_store):
 def test_unsupported_timeframe_is_notified(alltick_sim, make_store):
     store = make_store(alltick_sim)
 
-    strategy = run_live(store, {
-        "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
-        "sec": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Seconds, compression=7),
-    }, stop_after=3, timeout=15, stop_on=("btc",))
+    strategy = run_live(
+        store,
+        {
+            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            "sec": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Seconds, compression=7),
+        },
+        stop_after=3,
+        timeout=15,
+        stop_on=("btc",),
+    )
 
     assert strategy.notes["sec"] == ["NOTSUPPORTED_TIMEFRAME"]
 
 
 def test_rejected_token_stops_with_a_clear_error_not_a_reconnect_storm(fast_sim, tmp_path):
-    store = AllTickStore(token="sentinel-bad-token-987654", dialect=fast_sim.dialect,
-                         rest_url=fast_sim.rest_url, ws_url=fast_sim.ws_url, clock=fast_sim.clock,
-                         plan="unlimited", cache=False)
+    store = AllTickStore(
+        token="sentinel-bad-token-987654",
+        dialect=fast_sim.dialect,
+        rest_url=fast_sim.rest_url,
+        ws_url=fast_sim.ws_url,
+        clock=fast_sim.clock,
+        plan="unlimited",
+        cache=False,
+    )
     try:
-        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes)},
-                            stop_after=1, timeout=10)
+        strategy = run_live(
+            store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes)}, stop_after=1, timeout=10
+        )
     finally:
         store.stop()
 
@@ -181,12 +212,17 @@ def test_rejected_token_stops_with_a_clear_error_not_a_reconnect_storm(fast_sim,
 def test_several_feeds_share_one_connection_per_family(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        run_live(store, {
-            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
-            "eth": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, lookback=2),
-            "gold": dict(dataname="GOLD", timeframe=bt.TimeFrame.Minutes, lookback=2),
-            "aapl": dict(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=2),
-        }, stop_after=4, timeout=20)
+        run_live(
+            store,
+            {
+                "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+                "eth": dict(dataname="EURUSD", timeframe=bt.TimeFrame.Minutes, lookback=2),
+                "gold": dict(dataname="GOLD", timeframe=bt.TimeFrame.Minutes, lookback=2),
+                "aapl": dict(dataname="AAPL.US", timeframe=bt.TimeFrame.Minutes, lookback=2),
+            },
+            stop_after=4,
+            timeout=20,
+        )
 
         assert sim.counters["ws_connections_opened"] == 2  # one stock socket, one forex/crypto socket
 
@@ -204,10 +240,16 @@ def test_silent_feed_does_not_stall_the_others(make_store):
     # What an idle live loop costs in CPU is measured by benchmarks/bench_live.py.
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {
-            "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
-            "hk": dict(dataname="700.HK", timeframe=bt.TimeFrame.Minutes, lookback=2),  # HK is closed now
-        }, stop_after=6, timeout=30, strategy=UntilBitcoin)
+        strategy = run_live(
+            store,
+            {
+                "btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2),
+                "hk": dict(dataname="700.HK", timeframe=bt.TimeFrame.Minutes, lookback=2),  # HK is closed now
+            },
+            stop_after=6,
+            timeout=30,
+            strategy=UntilBitcoin,
+        )
 
         assert len(strategy.rows["btc"]) >= 6 and strategy.rows["hk"] == []
         assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
@@ -216,8 +258,9 @@ def test_silent_feed_does_not_stall_the_others(make_store):
 def test_tick_timeframe_delivers_every_trade(alltick_sim, make_store):
     store = make_store(alltick_sim)
 
-    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks)},
-                        stop_after=30, timeout=15)
+    strategy = run_live(
+        store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks)}, stop_after=30, timeout=15
+    )
 
     rows = as_ms_rows(strategy.rows["btc"])
     trades = alltick_sim.trades("BTCUSDT", rows[0][0], rows[-1][0] + 1)
@@ -245,8 +288,12 @@ def test_a_live_bar_reaches_next_once_its_close_plus_grace_has_passed(make_store
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=3) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=1,
-                                      qcheck=0.2, grace=0.1), name="btc")
+        cerebro.adddata(
+            store.getdata(
+                dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=1, qcheck=0.2, grace=0.1
+            ),
+            name="btc",
+        )
         cerebro.addstrategy(LagProbe, stop_after=6, clock=sim.clock)
         strategy = cerebro.run()[0]
 
@@ -296,8 +343,11 @@ def test_replaydata_on_live_bars_updates_the_forming_bar_and_completes_it_exactl
 def test_bidask_lines_follow_the_order_book(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                                lookback=2, bidask=True)}, stop_after=6)
+        strategy = run_live(
+            store,
+            {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2, bidask=True)},
+            stop_after=6,
+        )
 
     feed = strategy.datas[0]
     rest, rows = feed.stats["bars_rest"], len(strategy.rows["btc"])
@@ -306,8 +356,11 @@ def test_bidask_lines_follow_the_order_book(make_store):
     # A bar from REST closed before the book the feed holds: no quote, not today's.
     assert rest >= 2
     assert all(math.isnan(bid) and math.isnan(ask) for bid, ask in zip(bids[:rest], asks[:rest]))
-    live = [(bid, ask, close) for bid, ask, close in zip(bids[rest:], asks[rest:], closes[rest:])
-            if not math.isnan(bid)]
+    live = [
+        (bid, ask, close)
+        for bid, ask, close in zip(bids[rest:], asks[rest:], closes[rest:])
+        if not math.isnan(bid)
+    ]
     assert live and all(bid < ask and abs(bid - close) / close < 0.01 for bid, ask, close in live)
 
 
@@ -326,8 +379,10 @@ def test_without_reconnect_a_drop_ends_the_feed_with_disconnected(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim, reconnect=False)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                      qcheck=0.1), name="btc")
+        cerebro.adddata(
+            store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2, qcheck=0.1),
+            name="btc",
+        )
         cerebro.addstrategy(DropAfter, sim=sim, after=5)
         strategy = run_guarded(cerebro, 30)  # ends by itself: the only feed is over
 
@@ -350,8 +405,10 @@ def test_cerebro_runs_the_store_and_closes_its_socket_at_the_end(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2,
-                                      qcheck=0.1), name="btc")
+        cerebro.adddata(
+            store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2, qcheck=0.1),
+            name="btc",
+        )
         cerebro.addstrategy(StoreMessages, stop_after=4)
         strategy = cerebro.run()[0]
 
@@ -363,17 +420,22 @@ def test_cerebro_runs_the_store_and_closes_its_socket_at_the_end(make_store):
 def test_synthetic_live_bars_and_two_timeframes_of_one_symbol(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {
-            "m1": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=6),
-            "m3": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=3, lookback=3),
-        }, stop_after=8, timeout=40)
+        strategy = run_live(
+            store,
+            {
+                "m1": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=6),
+                "m3": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, compression=3, lookback=3),
+            },
+            stop_after=8,
+            timeout=40,
+        )
 
         assert_golden(sim, strategy.rows["m1"], "BTCUSDT")
         rows = as_ms_rows(strategy.rows["m3"])
         minutes = sim.klines("BTCUSDT", "1m", rows[0][0] - 3 * MINUTE, rows[-1][0])
         spec = store.resolve_timeframe(parse_symbol("BTCUSDT"), bt.TimeFrame.Minutes, 3)
         truth = {k.end: k for k in combine(minutes, spec, parse_symbol("BTCUSDT").market)}
-        assert [r[0] for r in rows] == sorted(truth)[-len(rows):]
+        assert [r[0] for r in rows] == sorted(truth)[-len(rows) :]
         for end, *ohlcv in rows:
             assert tuple(ohlcv[:4]) == (truth[end].open, truth[end].high, truth[end].low, truth[end].close)
         assert sim.counters["ws_connections_opened"] == 1
@@ -383,8 +445,12 @@ def test_a_slow_websocket_upgrade_loses_no_bar_at_the_start(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         sim.faults.update(slow_ms=3000)  # REST answers and the upgrade each take three seconds
         store = make_store(sim)
-        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                                lookback=3)}, stop_after=30, timeout=45)
+        strategy = run_live(
+            store,
+            {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3)},
+            stop_after=30,
+            timeout=45,
+        )
 
         assert_golden(sim, strategy.rows["btc"], "BTCUSDT")
 
@@ -402,8 +468,12 @@ def test_an_inbox_overflow_is_rebuilt_from_rest(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3,
-                                      qcheck=0.1, inbox_size=20), name="btc")
+        cerebro.adddata(
+            store.getdata(
+                dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3, qcheck=0.1, inbox_size=20
+            ),
+            name="btc",
+        )
         cerebro.addstrategy(SlowOnce, stop_after=20)
         strategy = run_guarded(cerebro, 40)
 
@@ -445,14 +515,20 @@ def _store_beside(sim, **params) -> AllTickStore:
     # The simulator's REST and clock with another WebSocket server (or none at ws_url).
     params.setdefault("rest_url", sim.rest_url)
     params.setdefault("ws_url", sim.ws_url)
-    return AllTickStore(token=sim.token, dialect=sim.dialect, clock=sim.clock, plan="unlimited", cache=False,
-                        **params)
+    return AllTickStore(
+        token=sim.token, dialect=sim.dialect, clock=sim.clock, plan="unlimited", cache=False, **params
+    )
 
 
 def run_one_feed(store, timeout: float, strategy=Recorder, seen=None, **data_kwargs):
     cerebro = bt.Cerebro(stdstats=False)
-    data_kwargs = {"dataname": "BTCUSDT", "timeframe": bt.TimeFrame.Minutes, "lookback": 2, "qcheck": 0.1,
-                   **data_kwargs}
+    data_kwargs = {
+        "dataname": "BTCUSDT",
+        "timeframe": bt.TimeFrame.Minutes,
+        "lookback": 2,
+        "qcheck": 0.1,
+        **data_kwargs,
+    }
     cerebro.adddata(store.getdata(**data_kwargs), name="feed")
     cerebro.addstrategy(strategy, **({} if seen is None else {"seen": seen}))
     try:
@@ -526,8 +602,14 @@ def test_a_token_refused_on_the_websocket_ends_the_feed_and_tells_the_store(allt
 def test_a_token_refused_over_rest_ends_the_feed_and_tells_the_store(alltick_sim):
     # The stream accepts (and stays quiet); only the REST backfill refuses the token.
     with ScriptedWebSocketServer(send_then_drain()) as server:
-        store = AllTickStore(token="sentinel-bad-token-987654", rest_url=alltick_sim.rest_url,
-                             ws_url=server.url, clock=alltick_sim.clock, plan="unlimited", cache=False)
+        store = AllTickStore(
+            token="sentinel-bad-token-987654",
+            rest_url=alltick_sim.rest_url,
+            ws_url=server.url,
+            clock=alltick_sim.clock,
+            plan="unlimited",
+            cache=False,
+        )
 
         strategy = run_one_feed(store, timeout=20, strategy=StoreMessages)
 
@@ -540,8 +622,14 @@ def test_a_token_refused_over_rest_ends_the_feed_and_tells_the_store(alltick_sim
 # -- Unknown symbols -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("feed", [dict(timeframe=bt.TimeFrame.Minutes), dict(timeframe=bt.TimeFrame.Minutes,
-                                  backfill_start=False), dict(timeframe=bt.TimeFrame.Ticks)])
+@pytest.mark.parametrize(
+    "feed",
+    [
+        dict(timeframe=bt.TimeFrame.Minutes),
+        dict(timeframe=bt.TimeFrame.Minutes, backfill_start=False),
+        dict(timeframe=bt.TimeFrame.Ticks),
+    ],
+)
 def test_an_unknown_symbol_is_notsubscribed_with_symbol_not_found_on_both_dialects(fast_sim, feed):
     store = AllTickStore.from_simulator(fast_sim, cache=False)
 
@@ -587,16 +675,22 @@ def _malformed(sim) -> None:
 
 @pytest.mark.parametrize("dialect, symbol", [("alltick", "EURUSD"), ("itick", "BTCUSDT")])
 @pytest.mark.parametrize("fault, offset_ms", [(_drop, -400), (_malformed, 2500)], ids=["drop", "malformed"])
-def test_a_stale_resent_trade_after_a_seam_reset_does_not_cut_the_next_bar(make_store, dialect, symbol,
-                                                                           fault, offset_ms):
+def test_a_stale_resent_trade_after_a_seam_reset_does_not_cut_the_next_bar(
+    make_store, dialect, symbol, fault, offset_ms
+):
     # The server replays the last trade of the previous minute (same seq, already delivered) after a
     # drop just before a boundary, or after a malformed frame just after one.
-    with Simulator(dialect=dialect, plan="unlimited", speed=60, seed=11,
-                   faults=dict(resend_stale_trade=True)) as sim:
+    with Simulator(
+        dialect=dialect, plan="unlimited", speed=60, seed=11, faults=dict(resend_stale_trade=True)
+    ) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=3,
-                                      qcheck=0.1, grace=0.25), name="x")
+        cerebro.adddata(
+            store.getdata(
+                dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=3, qcheck=0.1, grace=0.25
+            ),
+            name="x",
+        )
         cerebro.addstrategy(FaultAtBoundary, stop_after=10, sim=sim, fault=fault, offset_ms=offset_ms)
         strategy = run_guarded(cerebro, 40)
 
@@ -609,14 +703,15 @@ def test_a_tick_feed_goes_live_again_after_a_reconnect(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, qcheck=0.1),
-                        name="btc")
+        cerebro.adddata(
+            store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, qcheck=0.1), name="btc"
+        )
         cerebro.addstrategy(DropAfter, stop_after=400, sim=sim, after=10)
         strategy = run_guarded(cerebro, 30)
 
     notes = strategy.notes["btc"]
     assert "CONNBROKEN" in notes
-    assert "LIVE" in notes[notes.index("CONNBROKEN"):]
+    assert "LIVE" in notes[notes.index("CONNBROKEN") :]
 
 
 def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monkeypatch):
@@ -628,8 +723,12 @@ def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monk
     monkeypatch.setattr(StreamBars, "_next_final", broken)  # a bug inside the backfill worker
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
-        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                                lookback=3)}, stop_after=50, timeout=20)
+        strategy = run_live(
+            store,
+            {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3)},
+            stop_after=50,
+            timeout=20,
+        )
 
     feed = strategy.datas[0]
     assert "DISCONNECTED" in strategy.notes["btc"]
@@ -643,8 +742,11 @@ def test_a_fromdate_ahead_of_the_service_clock_waits_for_it_and_starts_there(mak
         store = make_store(sim)
         fromdate = sim.start_ms + 3 * MINUTE
         moment = datetime.fromtimestamp(fromdate / 1000, timezone.utc)
-        strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                                fromdate=moment)}, stop_after=4)
+        strategy = run_live(
+            store,
+            {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, fromdate=moment)},
+            stop_after=4,
+        )
 
     feed = strategy.datas[0]
     assert feed.last_error is None
@@ -660,7 +762,7 @@ class UntilLiveAgain(Recorder):
     def next(self) -> None:
         super().next()
         notes = self.notes[self.data._name]
-        if "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN"):]:
+        if "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN") :]:
             self.env.runstop()
 
 
@@ -670,12 +772,16 @@ def test_a_rest_outage_longer_than_the_clients_retries_delays_the_bars_and_loses
     fast_sim.faults.update(server_error_burst=8)
     store = make_store(fast_sim)
 
-    strategy = run_live(store, {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes,
-                                            lookback=3)},
-                        stop_after=None, timeout=90, strategy=UntilLiveAgain)
+    strategy = run_live(
+        store,
+        {"btc": dict(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3)},
+        stop_after=None,
+        timeout=90,
+        strategy=UntilLiveAgain,
+    )
 
     notes = strategy.notes["btc"]
-    assert "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN"):]
+    assert "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN") :]
     assert strategy.datas[0].last_error is None
     assert len(strategy.rows["btc"]) >= 12
     assert_golden(fast_sim, strategy.rows["btc"], "BTCUSDT")

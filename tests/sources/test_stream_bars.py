@@ -43,9 +43,12 @@ class ListHistory:
         if self.error is not None:
             raise self.error
         end = self.clock.now_ms() if window.end_ms is None else min(window.end_ms, self.clock.now_ms())
-        bars = [bar for bar in self.bars
-                if bar.end <= end and (window.start_ms is None or bar.start >= window.start_ms)]
-        return BarRange(bars if window.count is None else bars[-window.count:], end)
+        bars = [
+            bar
+            for bar in self.bars
+            if bar.end <= end and (window.start_ms is None or bar.start >= window.start_ms)
+        ]
+        return BarRange(bars if window.count is None else bars[-window.count :], end)
 
 
 class HandStore:
@@ -83,8 +86,10 @@ class HandStore:
 
 
 def minute_bars(last_end: int, count: int) -> list[Kline]:
-    return [Kline("BTCUSDT", "1m", end - MINUTE_MS, end, 10.0, 11.0, 9.0, 10.5, 1.0, 10.5)
-            for end in range(last_end - (count - 1) * MINUTE_MS, last_end + 1, MINUTE_MS)]
+    return [
+        Kline("BTCUSDT", "1m", end - MINUTE_MS, end, 10.0, 11.0, 9.0, 10.5, 1.0, 10.5)
+        for end in range(last_end - (count - 1) * MINUTE_MS, last_end + 1, MINUTE_MS)
+    ]
 
 
 def next_event(source, kinds=(BarReady, StateChanged, Failed)):
@@ -188,10 +193,12 @@ def test_every_post_wakes_a_consumer_of_many_sources(world):
 
 def test_trades_as_bars_drop_repeats_and_late_trades_and_count_them(world):
     store, source = world(spec=None)
-    trades = [Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1),
-              Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1),  # the same trade again
-              Tick("BTCUSDT", BOUNDARY - 2_500, 99.0, 1.0, 99.0, seq=0),  # older than the last
-              Tick("BTCUSDT", BOUNDARY - 1_000, 101.0, 1.0, 101.0, seq=2)]
+    trades = [
+        Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1),
+        Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1),  # the same trade again
+        Tick("BTCUSDT", BOUNDARY - 2_500, 99.0, 1.0, 99.0, seq=0),  # older than the last
+        Tick("BTCUSDT", BOUNDARY - 1_000, 101.0, 1.0, 101.0, seq=2),
+    ]
     for trade in trades:
         store.post(trade)
 

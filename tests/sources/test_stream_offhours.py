@@ -41,8 +41,12 @@ class RecordUntil(Recorder):
 
 def run_live(store, symbol: str, *, until: str, timeout: float = 40.0, **params):
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, qcheck=0.1, grace=0.25,
-                                  lookback=3, **params), name="d")
+    cerebro.adddata(
+        store.getdata(
+            dataname=symbol, timeframe=bt.TimeFrame.Minutes, qcheck=0.1, grace=0.25, lookback=3, **params
+        ),
+        name="d",
+    )
     cerebro.addstrategy(RecordUntil, until=until)
     return run_guarded(cerebro, timeout)
 
@@ -64,8 +68,14 @@ def assert_equals_the_services_klines(sim, symbol: str, rows) -> list[int]:
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_feed_started_overnight_builds_complete_bars_from_the_first_one(make_store, dialect):
     # Monday 05:25:20 UTC is 01:25 New York: the calendar says closed, overnight venues trade.
-    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="overnight",
-                   start=utc("2024-03-11 05:25:20")) as sim:
+    with Simulator(
+        dialect=dialect,
+        plan="unlimited",
+        speed=SPEED,
+        seed=4,
+        hours="overnight",
+        start=utc("2024-03-11 05:25:20"),
+    ) as sim:
         store = make_store(sim)
         strategy = run_live(store, "AAPL.US", until="2024-03-11 05:31")
         ends = assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
@@ -77,8 +87,14 @@ def test_a_feed_started_overnight_builds_complete_bars_from_the_first_one(make_s
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_reconnects_while_the_calendar_says_closed_lose_no_trade(make_store, dialect):
-    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="overnight",
-                   start=utc("2024-03-11 06:10:40")) as sim:
+    with Simulator(
+        dialect=dialect,
+        plan="unlimited",
+        speed=SPEED,
+        seed=4,
+        hours="overnight",
+        start=utc("2024-03-11 06:10:40"),
+    ) as sim:
         sim.faults.update(drop_every=1.3)
         store = make_store(sim)
         strategy = run_live(store, "AAPL.US", until="2024-03-11 06:22", timeout=60)
@@ -90,14 +106,19 @@ def test_reconnects_while_the_calendar_says_closed_lose_no_trade(make_store, dia
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize(("symbol", "start", "after_close"), [
-    ("700.HK", "2024-03-05 08:05:10", "2024-03-05 08:09"),  # the closing auction prints 16:08-16:10
-    ("600519.SH", "2024-03-05 06:58:30", "2024-03-05 07:01"),  # the closing call prints at 15:00:00.000
-])
-def test_auction_prints_after_the_calendars_close_make_their_bars(make_store, dialect, symbol, start,
-                                                                 after_close):
-    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="extended",
-                   start=utc(start)) as sim:
+@pytest.mark.parametrize(
+    ("symbol", "start", "after_close"),
+    [
+        ("700.HK", "2024-03-05 08:05:10", "2024-03-05 08:09"),  # the closing auction prints 16:08-16:10
+        ("600519.SH", "2024-03-05 06:58:30", "2024-03-05 07:01"),  # the closing call prints at 15:00:00.000
+    ],
+)
+def test_auction_prints_after_the_calendars_close_make_their_bars(
+    make_store, dialect, symbol, start, after_close
+):
+    with Simulator(
+        dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="extended", start=utc(start)
+    ) as sim:
         store = make_store(sim)
         strategy = run_live(store, symbol, until=after_close)
         ends = assert_equals_the_services_klines(sim, symbol, strategy.rows["d"])
@@ -108,8 +129,14 @@ def test_auction_prints_after_the_calendars_close_make_their_bars(make_store, di
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_print_seconds_after_the_close_makes_its_bar(make_store, dialect):
     # 2024-03-05 is US winter time: the regular session closes 21:00 UTC; a print follows 3 s later.
-    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, late_print_ms=3000,
-                   start=utc("2024-03-05 20:57:30")) as sim:
+    with Simulator(
+        dialect=dialect,
+        plan="unlimited",
+        speed=SPEED,
+        seed=4,
+        late_print_ms=3000,
+        start=utc("2024-03-05 20:57:30"),
+    ) as sim:
         store = make_store(sim)
         strategy = run_live(store, "AAPL.US", until="2024-03-05 21:01")
         ends = assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
@@ -120,14 +147,26 @@ def test_a_print_seconds_after_the_close_makes_its_bar(make_store, dialect):
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect, caplog):
     # 09:27 New York: pre-market trades, then the regular open at 09:30 (13:30 UTC on 2024-03-11).
-    with Simulator(dialect=dialect, plan="unlimited", speed=SPEED, seed=4, hours="extended",
-                   start=utc("2024-03-11 13:27:10")) as sim:
+    with Simulator(
+        dialect=dialect,
+        plan="unlimited",
+        speed=SPEED,
+        seed=4,
+        hours="extended",
+        start=utc("2024-03-11 13:27:10"),
+    ) as sim:
         store = make_store(sim, extended_hours=False)
         with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
             strategy = run_live(store, "AAPL.US", until="2024-03-11 13:33")
-        ends = assert_equals_the_services_klines(sim, "AAPL.US", [
-            row for row in strategy.rows["d"] if as_ms_rows([row])[0][0] > utc("2024-03-11 13:30").timestamp()
-            * 1000])
+        ends = assert_equals_the_services_klines(
+            sim,
+            "AAPL.US",
+            [
+                row
+                for row in strategy.rows["d"]
+                if as_ms_rows([row])[0][0] > utc("2024-03-11 13:30").timestamp() * 1000
+            ],
+        )
 
     rows = as_ms_rows(strategy.rows["d"])
     assert all(row[0] > utc("2024-03-11 13:30").timestamp() * 1000 for row in rows)  # no pre-market bar

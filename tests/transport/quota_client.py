@@ -19,8 +19,9 @@ from backtrader_alltick.plans import get_plan
 def main() -> None:
     config = json.loads(sys.argv[1])
     plan = replace(get_plan("alltick", config["plan"]), **config.get("overrides", {}))
-    store = AllTickStore(rest_url=config["rest_url"], plan=plan, cache=config["cache"],
-                         quota_url=config.get("quota_url"))
+    store = AllTickStore(
+        rest_url=config["rest_url"], plan=plan, cache=config["cache"], quota_url=config.get("quota_url")
+    )
     rest = store.rest  # the ledger is open before the start signal
     print("ready", flush=True)
     sys.stdin.readline()

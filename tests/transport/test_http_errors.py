@@ -18,8 +18,11 @@ SENTINEL = "SENTINEL-tok3n-5ecret-0123456789"
 
 
 def foreign_exceptions(module) -> list[type[BaseException]]:
-    return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
-            if issubclass(obj, BaseException) and not issubclass(obj, Warning)]
+    return [
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, BaseException) and not issubclass(obj, Warning)
+    ]
 
 
 def build(cls: type[BaseException], text: str) -> BaseException:
@@ -36,9 +39,15 @@ def build(cls: type[BaseException], text: str) -> BaseException:
 # -- Translation table ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [c for c in foreign_exceptions(requests.exceptions)
-                                 if issubclass(c, requests.exceptions.RequestException)],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [
+        c
+        for c in foreign_exceptions(requests.exceptions)
+        if issubclass(c, requests.exceptions.RequestException)
+    ],
+    ids=lambda c: c.__name__,
+)
 def test_every_requests_exception_maps_into_the_errors_tree(cls):
     exc = build(cls, f"boom at https://quote.example/kline?token={SENTINEL}")
 
@@ -50,9 +59,11 @@ def test_every_requests_exception_maps_into_the_errors_tree(cls):
     assert cls.__name__ in str(mapped)
 
 
-@pytest.mark.parametrize("cls", [c for c in foreign_exceptions(urllib3.exceptions)
-                                 if issubclass(c, urllib3.exceptions.HTTPError)],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [c for c in foreign_exceptions(urllib3.exceptions) if issubclass(c, urllib3.exceptions.HTTPError)],
+    ids=lambda c: c.__name__,
+)
 def test_every_urllib3_exception_maps_into_the_errors_tree(cls):
     exc = build(cls, f"pool error for /kline?token={SENTINEL}")
 
@@ -62,16 +73,19 @@ def test_every_urllib3_exception_maps_into_the_errors_tree(cls):
     assert SENTINEL not in str(mapped)
 
 
-@pytest.mark.parametrize(("cls", "expected"), [
-    (requests.exceptions.ConnectTimeout, Timeout),
-    (requests.exceptions.ReadTimeout, Timeout),
-    (requests.exceptions.SSLError, ConnectError),
-    (requests.exceptions.ConnectionError, ConnectError),
-    (requests.exceptions.JSONDecodeError, ProtocolError),
-    (requests.exceptions.MissingSchema, ConfigError),
-    (requests.exceptions.ChunkedEncodingError, errors.TransportError),
-    (urllib3.exceptions.ReadTimeoutError, Timeout),
-])
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [
+        (requests.exceptions.ConnectTimeout, Timeout),
+        (requests.exceptions.ReadTimeout, Timeout),
+        (requests.exceptions.SSLError, ConnectError),
+        (requests.exceptions.ConnectionError, ConnectError),
+        (requests.exceptions.JSONDecodeError, ProtocolError),
+        (requests.exceptions.MissingSchema, ConfigError),
+        (requests.exceptions.ChunkedEncodingError, errors.TransportError),
+        (urllib3.exceptions.ReadTimeoutError, Timeout),
+    ],
+)
 def test_translation_picks_the_most_specific_class(cls, expected):
     mapped = translate(build(cls, "x"), "GET http://127.0.0.1/kline")
 
@@ -92,9 +106,12 @@ def test_retry_after_accepts_seconds_and_http_dates():
 
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True),
-                             now=now.timestamp()) == pytest.approx(30.0)
-    assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True),
-                             now=now.timestamp()) == 0.0
+    assert parse_retry_after(
+        format_datetime(now + timedelta(seconds=30), usegmt=True), now=now.timestamp()
+    ) == pytest.approx(30.0)
+    assert (
+        parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now.timestamp())
+        == 0.0
+    )
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None

@@ -138,8 +138,11 @@ def test_redis_ledger_shares_spacing_and_count_across_clients_and_a_server_resta
     first.acquire("kline")
     first.acquire("trade-tick")
     waits: list[float] = []
-    second = RateLimiter(plan, ledger=RedisLedger(redis_server.url, KEY),
-                         on_wait=lambda seconds, endpoint: waits.append(seconds))
+    second = RateLimiter(
+        plan,
+        ledger=RedisLedger(redis_server.url, KEY),
+        on_wait=lambda seconds, endpoint: waits.append(seconds),
+    )
 
     second.acquire("kline")  # Basic: 1 s between two /kline calls, whoever makes them
 

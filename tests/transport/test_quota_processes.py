@@ -43,9 +43,17 @@ def run_clients(sim, configs: list[dict]) -> list[dict]:
     """Start one process per config, let them all go at once, and return what each reports."""
     env = {**os.environ, "ALLTICK_TOKEN": sim.token}
     env.pop("ALLTICK_QUOTA_URL", None)
-    processes = [subprocess.Popen([sys.executable, str(CLIENT), json.dumps(config)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for config in configs]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(CLIENT), json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for config in configs
+    ]
     try:
         for process in processes:
             assert process.stdout.readline().strip() == "ready", process.stderr.read()
@@ -69,8 +77,9 @@ def run_clients(sim, configs: list[dict]) -> list[dict]:
 
 
 def kline_arrivals(sim) -> list[float]:
-    return [entry.wall_time for entry in sim.journal.entries
-            if entry.kind == "rest" and entry.path == KLINE_PATH]
+    return [
+        entry.wall_time for entry in sim.journal.entries if entry.kind == "rest" and entry.path == KLINE_PATH
+    ]
 
 
 def sim_refusals(sim) -> dict:
@@ -102,9 +111,17 @@ def test_four_processes_on_one_cache_directory_keep_one_plan(fast_sim, tmp_path)
 
 def test_two_machines_joined_by_redis_keep_one_plan(fast_sim, tmp_path, redis_server):
     # Two "machines": each its own cache directory, two processes each, one Redis between them.
-    configs = [{"rest_url": fast_sim.rest_url, "cache": str(tmp_path / machine / "klines.sqlite"), "calls": 2,
-                "plan": "free", "overrides": FAST, "quota_url": redis_server.url}
-               for machine in ("a", "a", "b", "b")]
+    configs = [
+        {
+            "rest_url": fast_sim.rest_url,
+            "cache": str(tmp_path / machine / "klines.sqlite"),
+            "calls": 2,
+            "plan": "free",
+            "overrides": FAST,
+            "quota_url": redis_server.url,
+        }
+        for machine in ("a", "a", "b", "b")
+    ]
 
     reports = run_clients(fast_sim, configs)
 
@@ -129,8 +146,15 @@ def test_optimisation_workers_count_in_the_ledger_of_their_store(fast_sim, make_
     # Each worker reopens the pickled store and loads the bars itself, both from a cold cache.
     monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context("fork").Pool)
     cerebro = bt.Cerebro(maxcpus=2, stdstats=False, optdatas=False, preload=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, historical=True,
-                                  fromdate=datetime(2024, 3, 4, 10), todate=datetime(2024, 3, 4, 12)))
+    cerebro.adddata(
+        store.getdata(
+            dataname="BTCUSDT",
+            timeframe=bt.TimeFrame.Minutes,
+            historical=True,
+            fromdate=datetime(2024, 3, 4, 10),
+            todate=datetime(2024, 3, 4, 12),
+        )
+    )
     cerebro.addanalyzer(WhoCounted, _name="who")
     cerebro.optstrategy(bt.Strategy, unused=[1, 2, 3, 4])
 
@@ -149,12 +173,27 @@ def test_two_alltick_bt_commands_on_a_free_token_keep_its_ten_seconds(make_sim, 
     sim = make_sim(dialect="alltick", plan="free")
     env = {**os.environ, "ALLTICK_TOKEN": sim.token}
     env.pop("ALLTICK_QUOTA_URL", None)
-    commands = [[sys.executable, "-m", "backtrader_alltick", "quote", symbol, "--plan", "free",
-                 "--rest-url", sim.rest_url, "--cache", str(tmp_path / "klines.sqlite")]
-                for symbol in ("BTCUSDT", "EURUSD")]
+    commands = [
+        [
+            sys.executable,
+            "-m",
+            "backtrader_alltick",
+            "quote",
+            symbol,
+            "--plan",
+            "free",
+            "--rest-url",
+            sim.rest_url,
+            "--cache",
+            str(tmp_path / "klines.sqlite"),
+        ]
+        for symbol in ("BTCUSDT", "EURUSD")
+    ]
 
-    children = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                for argv in commands]
+    children = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for argv in commands
+    ]
     outcomes = [child.communicate(timeout=90) for child in children]
 
     assert [child.returncode for child in children] == [0, 0], outcomes

@@ -92,8 +92,8 @@ def test_basic_plan_endpoints_have_separate_buckets():
     limiter, calls = make_limiter(get_plan("alltick", "basic"), clock)
 
     limiter.acquire("kline")
-    limiter.acquire("trade-tick")   # another endpoint may go in the same second
-    limiter.acquire("kline")        # the same endpoint waits its 1 s
+    limiter.acquire("trade-tick")  # another endpoint may go in the same second
+    limiter.acquire("kline")  # the same endpoint waits its 1 s
     limiter.acquire("batch-kline")
     limiter.acquire("batch-kline")  # batch-kline has its own 3 s interval
 
@@ -169,8 +169,11 @@ def test_daily_cap_frees_up_when_the_service_day_turns_at_midnight_utc():
 def test_on_wait_reports_seconds_and_endpoint_before_waiting():
     clock = FakeClock()
     reports: list[tuple[float, str]] = []
-    limiter, _ = make_limiter(get_plan("alltick", "free"), clock,
-                              on_wait=lambda seconds, endpoint: reports.append((seconds, endpoint)))
+    limiter, _ = make_limiter(
+        get_plan("alltick", "free"),
+        clock,
+        on_wait=lambda seconds, endpoint: reports.append((seconds, endpoint)),
+    )
 
     limiter.acquire("kline")
     clock.now += 4.0
@@ -224,8 +227,12 @@ def test_threads_sharing_a_limiter_keep_the_spacing():
 def test_penalize_wakes_a_waiting_thread_to_recompute():
     clock = FakeClock()
     waits: queue.Queue = queue.Queue()  # each delay a waiter is about to wait, by the limiter's clock
-    limiter = RateLimiter(get_plan("alltick", "unlimited"), monotonic=clock, margin=0.0,
-                          on_wait=lambda seconds, endpoint: waits.put(round(seconds, 6)))
+    limiter = RateLimiter(
+        get_plan("alltick", "unlimited"),
+        monotonic=clock,
+        margin=0.0,
+        on_wait=lambda seconds, endpoint: waits.put(round(seconds, 6)),
+    )
     limiter.penalize(0.2)
     waited: list[float] = []
 

@@ -42,8 +42,10 @@ def test_constructor_rejects_a_base_url_that_cannot_be_parsed(url):
 
 
 def test_quotes_need_the_itick_dialect():
-    with RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited") as client, \
-            pytest.raises(ConfigError, match="itick dialect only"):
+    with (
+        RestClient("alltick", SENTINEL, "http://127.0.0.1:1", "unlimited") as client,
+        pytest.raises(ConfigError, match="itick dialect only"),
+    ):
         client.quotes(["AAPL.US"])
 
 
@@ -59,8 +61,15 @@ def closed_port() -> int:
 def test_connection_refused_retries_then_raises_connect_error_without_token(caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
     port = closed_port()
-    client = RestClient("alltick", SENTINEL, f"http://127.0.0.1:{port}", "unlimited", max_retries=2,
-                        backoff_initial=0.001, backoff_cap=0.002)
+    client = RestClient(
+        "alltick",
+        SENTINEL,
+        f"http://127.0.0.1:{port}",
+        "unlimited",
+        max_retries=2,
+        backoff_initial=0.001,
+        backoff_cap=0.002,
+    )
 
     with client, pytest.raises(ConnectError) as info:
         client.klines("BTCUSDT", "1m", 10)
@@ -75,9 +84,11 @@ def test_connection_refused_retries_then_raises_connect_error_without_token(capl
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
 def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
-    with CannedService(lambda request: (200, b'{"ret": 200, "data": {"kline_list": [')) as service, \
-            RestClient(dialect, SENTINEL, service.url, "unlimited", max_retries=3) as client, \
-            pytest.raises(ProtocolError) as info:
+    with (
+        CannedService(lambda request: (200, b'{"ret": 200, "data": {"kline_list": [')) as service,
+        RestClient(dialect, SENTINEL, service.url, "unlimited", max_retries=3) as client,
+        pytest.raises(ProtocolError) as info,
+    ):
         client.klines("BTCUSDT", "1m", 10)
 
     assert len(service.requests) == 1
@@ -86,10 +97,13 @@ def test_malformed_json_raises_protocol_error_at_once(dialect, caplog):
 
 def test_debug_log_shows_the_request_url_with_the_token_masked(caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick.transport.rest")
-    body = json.dumps({"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1,
-                                                           "kline_list": []}}).encode()
-    with CannedService(lambda request: (200, body)) as service, \
-            RestClient("alltick", SENTINEL, service.url, "unlimited") as client:
+    body = json.dumps(
+        {"ret": 200, "msg": "ok", "data": {"code": "BTCUSDT", "kline_type": 1, "kline_list": []}}
+    ).encode()
+    with (
+        CannedService(lambda request: (200, body)) as service,
+        RestClient("alltick", SENTINEL, service.url, "unlimited") as client,
+    ):
         assert client.klines("BTCUSDT", "1m", 10) == []
 
     sent = [r.getMessage() for r in caplog.records if "/kline?" in r.getMessage()]
@@ -116,8 +130,13 @@ def test_a_client_on_a_named_plan_asks_for_as_many_codes_per_request_as_that_pla
     codes = [symbol for symbol in alltick_sim.symbols if "." not in symbol]  # one endpoint family
     per_request = get_plan("alltick", "free").codes_per_request
     # The limiter is the plan's own unless one is passed; the free plan's would space these 10 s apart.
-    with RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, "free",
-                    limiter=RateLimiter(get_plan("alltick", "unlimited"))) as client:
+    with RestClient(
+        "alltick",
+        alltick_sim.token,
+        alltick_sim.rest_url,
+        "free",
+        limiter=RateLimiter(get_plan("alltick", "unlimited")),
+    ) as client:
         trades = client.latest_trades(codes)
 
     assert len(codes) > per_request
@@ -130,7 +149,8 @@ def test_a_client_on_a_named_plan_waits_as_that_plan_says():
         client.limiter.record("kline", 100.0)
 
         assert client.limiter.delay_for("kline", 100.0) == pytest.approx(
-            get_plan("alltick", "free").endpoint_interval + client.limiter.margin)
+            get_plan("alltick", "free").endpoint_interval + client.limiter.margin
+        )
 
 
 # -- Against the simulator, both dialects ------------------------------------------------------
@@ -378,10 +398,19 @@ def _call_or_error(client):
 
 def test_endless_429_without_retry_after_gives_up_after_the_ratelimit_timeout(caplog):
     caplog.set_level(logging.DEBUG, logger="backtrader_alltick")
-    with CannedService(lambda request: (429, b"Too Many Requests")) as service, \
-            RestClient("alltick", SENTINEL, service.url, "unlimited", backoff_initial=0.05, backoff_cap=0.05,
-                       ratelimit_timeout=0.2) as client, \
-            pytest.raises(errors.RateLimited) as info:
+    with (
+        CannedService(lambda request: (429, b"Too Many Requests")) as service,
+        RestClient(
+            "alltick",
+            SENTINEL,
+            service.url,
+            "unlimited",
+            backoff_initial=0.05,
+            backoff_cap=0.05,
+            ratelimit_timeout=0.2,
+        ) as client,
+        pytest.raises(errors.RateLimited) as info,
+    ):
         client.klines("BTCUSDT", "1m", 5)
 
     assert len(service.requests) >= 2  # it retried before giving up
@@ -392,9 +421,11 @@ def test_endless_429_without_retry_after_gives_up_after_the_ratelimit_timeout(ca
 
 
 def test_a_retry_after_longer_than_the_ratelimit_timeout_gives_up_at_once():
-    with CannedService(lambda request: (429, b"", {"Retry-After": "3600"})) as service, \
-            RestClient("itick", SENTINEL, service.url, "unlimited", ratelimit_timeout=5) as client, \
-            pytest.raises(errors.RateLimited, match="gave up after 1 attempts"):
+    with (
+        CannedService(lambda request: (429, b"", {"Retry-After": "3600"})) as service,
+        RestClient("itick", SENTINEL, service.url, "unlimited", ratelimit_timeout=5) as client,
+        pytest.raises(errors.RateLimited, match="gave up after 1 attempts"),
+    ):
         client.klines("BTCUSDT", "1m", 5)
 
     assert len(service.requests) == 1
@@ -402,8 +433,9 @@ def test_a_retry_after_longer_than_the_ratelimit_timeout_gives_up_at_once():
 
 def test_the_store_passes_its_ratelimit_timeout_to_the_rest_client(tmp_path):
     with CannedService(lambda request: (429, b"")) as service:
-        store = AllTickStore(token=SENTINEL, rest_url=service.url, plan="unlimited", cache=False,
-                             ratelimit_timeout=0.0)
+        store = AllTickStore(
+            token=SENTINEL, rest_url=service.url, plan="unlimited", cache=False, ratelimit_timeout=0.0
+        )
         try:
             with pytest.raises(errors.RateLimited, match="ratelimit_timeout=0 "):
                 store.fetch_klines("BTCUSDT", "1m", count=3)
@@ -434,11 +466,16 @@ def test_every_answer_tells_the_client_s_clock_the_service_s_time(sim):
     assert clock.offset_ms == pytest.approx(-40_000, abs=2_000)
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("Tue, 05 Mar 2024 15:01:00 GMT", 1_709_650_860_000),
-    ("Tue, 05 Mar 2024 15:01:00 -0000", 1_709_650_860_000),
-    ("yesterday", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Tue, 05 Mar 2024 15:01:00 GMT", 1_709_650_860_000),
+        ("Tue, 05 Mar 2024 15:01:00 -0000", 1_709_650_860_000),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_http_dates_are_read_to_the_second(header, expected):
     assert parse_http_date(header) == expected
 

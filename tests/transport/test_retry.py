@@ -29,8 +29,9 @@ def test_backoff_with_jitter_stays_within_the_fraction_and_under_the_cap():
 
 
 def test_backoff_with_a_seeded_rng_is_reproducible():
-    assert _take(backoff(0.5, 60.0, factor=3.0, jitter=0.2, rng=random.Random(1)), 8) == \
-        _take(backoff(0.5, 60.0, factor=3.0, jitter=0.2, rng=random.Random(1)), 8)
+    assert _take(backoff(0.5, 60.0, factor=3.0, jitter=0.2, rng=random.Random(1)), 8) == _take(
+        backoff(0.5, 60.0, factor=3.0, jitter=0.2, rng=random.Random(1)), 8
+    )
 
 
 def test_backoff_delay_of_one_attempt_spans_half_to_all_of_the_doubled_delay():
@@ -51,13 +52,18 @@ def test_backoff_after_days_of_retries_stays_at_the_cap():
     assert backoff_delay(100_000, 1.0, 60.0, factor=3.0, jitter=0.0) == 60.0
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"initial": 0.0, "cap": 1.0}, "backoff needs 0 < initial <= cap, was initial=0.0, cap=1.0"),
-    ({"initial": 2.0, "cap": 1.0}, "backoff needs 0 < initial <= cap, was initial=2.0, cap=1.0"),
-    ({"initial": 1.0, "cap": 2.0, "factor": 0.5}, "backoff factor must be 1 or more, was 0.5"),
-    ({"initial": 1.0, "cap": 2.0, "jitter": 1.0},
-     "backoff jitter must be a fraction from 0 to below 1, was 1.0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"initial": 0.0, "cap": 1.0}, "backoff needs 0 < initial <= cap, was initial=0.0, cap=1.0"),
+        ({"initial": 2.0, "cap": 1.0}, "backoff needs 0 < initial <= cap, was initial=2.0, cap=1.0"),
+        ({"initial": 1.0, "cap": 2.0, "factor": 0.5}, "backoff factor must be 1 or more, was 0.5"),
+        (
+            {"initial": 1.0, "cap": 2.0, "jitter": 1.0},
+            "backoff jitter must be a fraction from 0 to below 1, was 1.0",
+        ),
+    ],
+)
 def test_backoff_rejects_numbers_that_cannot_pace_retries_when_made_not_when_first_used(kwargs, message):
     # The sinks build their backoff in __init__ to check the user's numbers there, not in a thread.
     with pytest.raises(ConfigError) as info:

@@ -34,8 +34,10 @@ def test_a_code_keeps_its_connection_and_a_freed_place_is_reused():
     assert shards.release(a) is None
 
 
-@pytest.mark.parametrize(("plan", "per_link", "links"), [
-    ("free", 5, 1), ("basic", 100, 1), ("premium", 200, 3), ("professional", 3000, 10)])
+@pytest.mark.parametrize(
+    ("plan", "per_link", "links"),
+    [("free", 5, 1), ("basic", 100, 1), ("premium", 200, 3), ("professional", 3000, 10)],
+)
 def test_alltick_capacity_follows_the_documented_plans(plan, per_link, links):
     capacity = Capacity.of("alltick", plans.get_plan("alltick", plan))
 
@@ -63,8 +65,10 @@ def test_over_capacity_names_the_plan_and_the_fix():
     error = over_capacity(Capacity.of("alltick", plans.get_plan("alltick", "premium")), {"stock": 601})
 
     assert isinstance(error, ConfigError)
-    assert "601 stock codes are wanted; plan 'premium' serves at most 600 (3 connections of 200 codes)" \
+    assert (
+        "601 stock codes are wanted; plan 'premium' serves at most 600 (3 connections of 200 codes)"
         in str(error)
+    )
     assert "choose a higher plan" in str(error)
 
 

@@ -26,8 +26,15 @@ SENTINEL = "SENTINEL-TOKEN-0123456789"
 
 
 def _hub(**kwargs):
-    return StreamHub(wire.get_dialect("alltick"), "ws://127.0.0.1:1", SENTINEL,
-                     plans.get_plan("alltick", "free"), on_event=print, on_status=print, **kwargs)
+    return StreamHub(
+        wire.get_dialect("alltick"),
+        "ws://127.0.0.1:1",
+        SENTINEL,
+        plans.get_plan("alltick", "free"),
+        on_event=print,
+        on_status=print,
+        **kwargs,
+    )
 
 
 def test_hub_rejects_stale_after_not_above_the_heartbeat_interval():
@@ -66,8 +73,15 @@ def test_hub_stop_before_start_and_twice_is_harmless():
 # -- Over real loopback sockets, against the simulator --------------------------------------------
 
 CRYPTO = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "LTCUSDT"]
-FAST = {"heartbeat_interval": 0.2, "stale_after": 0.6, "backoff_initial": 0.005, "backoff_factor": 2.0,
-        "backoff_cap": 0.05, "min_reconnect_interval": 0.0, "request_spacing": 0.0}
+FAST = {
+    "heartbeat_interval": 0.2,
+    "stale_after": 0.6,
+    "backoff_initial": 0.005,
+    "backoff_factor": 2.0,
+    "backoff_cap": 0.05,
+    "min_reconnect_interval": 0.0,
+    "request_spacing": 0.0,
+}
 
 
 @pytest.fixture(params=["alltick", "itick"])
@@ -113,12 +127,19 @@ class Recorder:
 
 
 @contextlib.contextmanager
-def running_hub(sim, recorder: Recorder, symbols=("BTCUSDT",), plan: str = "unlimited", ws_url=None,
-                **options):
+def running_hub(
+    sim, recorder: Recorder, symbols=("BTCUSDT",), plan: str = "unlimited", ws_url=None, **options
+):
     # ws_url: another server than the simulator (its token and clock still serve).
     settings = {"on_event": recorder.on_event, "on_status": recorder.on_status, **FAST, **options}
-    hub = StreamHub(wire.get_dialect(sim.dialect), ws_url or sim.ws_url, sim.token,
-                    plans.get_plan(sim.dialect, plan), clock=sim.clock, **settings)
+    hub = StreamHub(
+        wire.get_dialect(sim.dialect),
+        ws_url or sim.ws_url,
+        sim.token,
+        plans.get_plan(sim.dialect, plan),
+        clock=sim.clock,
+        **settings,
+    )
     for symbol in symbols:
         hub.subscribe(symbol)
     hub.start()
@@ -136,8 +157,10 @@ def _hub_threads() -> list[str]:
 def _subscribe_messages(sim) -> list:
     def is_subscribe(entry):
         message = entry.message if isinstance(entry.message, dict) else {}
-        return entry.kind == "ws_message" and (message.get("cmd_id") == 22004
-                                               or message.get("ac") == "subscribe")
+        return entry.kind == "ws_message" and (
+            message.get("cmd_id") == 22004 or message.get("ac") == "subscribe"
+        )
+
     return [entry for entry in sim.journal.entries if is_subscribe(entry)]
 
 
@@ -159,9 +182,12 @@ def test_hub_opens_one_connection_per_family_however_many_subscribers(sim):
 
     assert sim.counters["ws_connections_opened"] == 2
     assert len(stats) == 2 and all(family["connects"] == 1 for family in stats.values())
-    assert sorted(sorted(_codes(entry)) for entry in _subscribe_messages(sim)) == \
-        sorted([sorted(["AAPL.US", "TSLA.US"] if sim.dialect == "alltick" else ["AAPL", "TSLA"]),
-                ["BTCUSDT", "ETHUSDT"]])
+    assert sorted(sorted(_codes(entry)) for entry in _subscribe_messages(sim)) == sorted(
+        [
+            sorted(["AAPL.US", "TSLA.US"] if sim.dialect == "alltick" else ["AAPL", "TSLA"]),
+            ["BTCUSDT", "ETHUSDT"],
+        ]
+    )
 
 
 def test_hub_alltick_sends_one_merged_list_per_kind_spaced_by_the_plan(alltick_sim):
@@ -171,16 +197,22 @@ def test_hub_alltick_sends_one_merged_list_per_kind_spaced_by_the_plan(alltick_s
         for symbol in CRYPTO[:4]:
             hub.subscribe(symbol)  # several feeds starting together: one message, not four
         hub.subscribe("BTCUSDT", trades=False, depth=True)
-        depth = alltick_sim.journal.wait_for(lambda e: e.kind == "ws_message"
-                                             and e.message["cmd_id"] == 22002)
+        depth = alltick_sim.journal.wait_for(
+            lambda e: e.kind == "ws_message" and e.message["cmd_id"] == 22002
+        )
 
     trades = _subscribe_messages(alltick_sim)
     assert len(trades) == 1 and _codes(trades[0]) == CRYPTO[:4]
     assert [item["code"] for item in depth.message["data"]["symbol_list"]] == ["BTCUSDT"]
     # One request at a time, in order; the plan's spacing between them is checked on the
     # protocol with an injected clock (test_stream_protocol: requests are spaced by the plan).
-    sent = [entry for entry in alltick_sim.journal.entries if entry.kind == "ws_message"
-            and isinstance(entry.message, dict) and entry.message.get("cmd_id") in (22002, 22004)]
+    sent = [
+        entry
+        for entry in alltick_sim.journal.entries
+        if entry.kind == "ws_message"
+        and isinstance(entry.message, dict)
+        and entry.message.get("cmd_id") in (22002, 22004)
+    ]
     assert [entry.message["cmd_id"] for entry in sent] == [22004, 22002]
 
 
@@ -193,8 +225,10 @@ def test_hub_alltick_unsubscribe_sends_the_remaining_list(alltick_sim):
         hub.unsubscribe("ETHUSDT")
         alltick_sim.journal.wait_for(lambda e: len(_subscribe_messages(alltick_sim)) == 2)
 
-    assert [_codes(entry) for entry in _subscribe_messages(alltick_sim)] == [["BTCUSDT", "ETHUSDT"],
-                                                                            ["BTCUSDT"]]
+    assert [_codes(entry) for entry in _subscribe_messages(alltick_sim)] == [
+        ["BTCUSDT", "ETHUSDT"],
+        ["BTCUSDT"],
+    ]
 
 
 def test_hub_itick_stops_delivering_an_unsubscribed_code_without_unsubscribing(make_sim):
@@ -207,7 +241,7 @@ def test_hub_itick_stops_delivering_an_unsubscribed_code_without_unsubscribing(m
         seen = len(recorder.events)
         recorder.wait_for(lambda: len(recorder.events) >= seen + 50)
 
-    later = recorder.events[seen + 1:]
+    later = recorder.events[seen + 1 :]
     assert later and all(event.symbol == "BTCUSDT" for event in later)
     # iTick's unsubscribe may close the socket (itick.md 8.3): the hub never sends one
     actions = [e.message.get("ac") for e in itick_sim.journal.entries if e.kind == "ws_message"]
@@ -287,8 +321,12 @@ def test_hub_keeps_a_quiet_but_answering_connection(sim):
 
     with running_hub(sim, recorder, ["AAPL.US"]) as hub:  # may be closed: no ticks is not a dead stream
         recorder.wait_for(lambda: recorder.kinds("connected"))
-        recorder.wait_for(lambda: next(iter(hub.stats.values()))["heartbeats_answered"] >= 6
-                          or recorder.kinds("disconnected"), timeout=10)
+        recorder.wait_for(
+            lambda: (
+                next(iter(hub.stats.values()))["heartbeats_answered"] >= 6 or recorder.kinds("disconnected")
+            ),
+            timeout=10,
+        )
         stats = next(iter(hub.stats.values()))
 
     assert recorder.kinds("disconnected") == [] or recorder.kinds("disconnected")[-1].error is None
@@ -372,8 +410,14 @@ def test_hub_stop_joins_every_thread(sim):
 def test_a_code_past_the_plan_total_is_a_config_error_that_changes_nothing(make_sim):
     sim = make_sim(plan="free")
     statuses = []
-    hub = StreamHub("alltick", sim.ws_url, sim.token, plans.get_plan("alltick", "free"),
-                    on_event=lambda record: None, on_status=statuses.append)
+    hub = StreamHub(
+        "alltick",
+        sim.ws_url,
+        sim.token,
+        plans.get_plan("alltick", "free"),
+        on_event=lambda record: None,
+        on_status=statuses.append,
+    )
     codes = ["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD", "USDJPY"]
     try:
         hub.start()
@@ -397,8 +441,9 @@ def test_a_code_past_the_plan_total_is_a_config_error_that_changes_nothing(make_
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "garbage", "ws://", "wss://[::1", "ws://h:99999"])
 def test_hub_rejects_a_websocket_root_that_cannot_be_valid_at_once(url):
     with pytest.raises(ConfigError, match=r"^ws_root must be a ws:// or wss:// URL .*, was "):
-        StreamHub("alltick", url, SENTINEL, plans.get_plan("alltick", "free"), on_event=print,
-                  on_status=print)
+        StreamHub(
+            "alltick", url, SENTINEL, plans.get_plan("alltick", "free"), on_event=print, on_status=print
+        )
 
 
 def _closed_port() -> int:
@@ -422,8 +467,10 @@ def test_hub_retries_a_refused_host_with_one_report_then_gives_up_after_reconnec
 def test_hub_ends_on_a_close_1008_refusing_the_token_without_reconnecting(make_sim, dialect, reason):
     sim, recorder = make_sim(dialect=dialect), Recorder()
 
-    with ScriptedWebSocketServer(close_with(1008, reason)) as server, \
-            running_hub(sim, recorder, ws_url=server.url):
+    with (
+        ScriptedWebSocketServer(close_with(1008, reason)) as server,
+        running_hub(sim, recorder, ws_url=server.url),
+    ):
         recorder.wait_for(lambda: recorder.kinds("fatal"))
 
     error = recorder.kinds("fatal")[0].error
@@ -437,8 +484,10 @@ def test_hub_ends_on_an_alltick_401_error_frame_without_reconnecting(alltick_sim
     recorder = Recorder()
     refusal = '{"ret":401,"msg":"token invalid","trace":"","data":{}}'
 
-    with ScriptedWebSocketServer(send_then_drain(refusal)) as server, \
-            running_hub(alltick_sim, recorder, ws_url=server.url):
+    with (
+        ScriptedWebSocketServer(send_then_drain(refusal)) as server,
+        running_hub(alltick_sim, recorder, ws_url=server.url),
+    ):
         recorder.wait_for(lambda: recorder.kinds("fatal"))
 
     assert isinstance(recorder.kinds("fatal")[0].error, AuthError)
@@ -449,8 +498,10 @@ def test_hub_ends_on_an_alltick_401_error_frame_without_reconnecting(alltick_sim
 def test_hub_reconnects_after_a_close_that_is_not_an_auth_refusal(alltick_sim, code, reason):
     recorder = Recorder()
 
-    with ScriptedWebSocketServer(close_with(code, reason)) as server, \
-            running_hub(alltick_sim, recorder, ws_url=server.url):
+    with (
+        ScriptedWebSocketServer(close_with(code, reason)) as server,
+        running_hub(alltick_sim, recorder, ws_url=server.url),
+    ):
         recorder.wait_for(lambda: len(recorder.kinds("connected")) >= 3)
 
     assert recorder.kinds("fatal") == []
@@ -460,8 +511,10 @@ def test_hub_reconnects_after_a_close_that_is_not_an_auth_refusal(alltick_sim, c
 def test_a_subscriber_after_a_fatal_error_gets_its_own_verdict_not_silence(alltick_sim):
     recorder = Recorder()
 
-    with ScriptedWebSocketServer(close_with(1008, "token invalid")) as server, \
-            running_hub(alltick_sim, recorder, ws_url=server.url) as hub:
+    with (
+        ScriptedWebSocketServer(close_with(1008, "token invalid")) as server,
+        running_hub(alltick_sim, recorder, ws_url=server.url) as hub,
+    ):
         recorder.wait_for(lambda: recorder.kinds("fatal"))
         hub.subscribe("ETHUSDT")
         recorder.wait_for(lambda: len(recorder.kinds("fatal")) == 2)
@@ -473,8 +526,14 @@ def test_hub_stop_returns_at_once_when_the_server_never_answers_the_close(alltic
     recorder = Recorder()
 
     with ScriptedWebSocketServer(send_then_drain()) as server:
-        hub = StreamHub("alltick", server.url, alltick_sim.token, plans.get_plan("alltick", "unlimited"),
-                        on_event=recorder.on_event, on_status=recorder.on_status)  # reads time out after 30 s
+        hub = StreamHub(
+            "alltick",
+            server.url,
+            alltick_sim.token,
+            plans.get_plan("alltick", "unlimited"),
+            on_event=recorder.on_event,
+            on_status=recorder.on_status,
+        )  # reads time out after 30 s
         hub.subscribe("BTCUSDT")
         hub.start()
         recorder.wait_for(lambda: recorder.kinds("connected"))
@@ -490,9 +549,11 @@ def test_hub_reads_frames_in_order_however_the_bytes_are_cut(alltick_sim):
     from backtrader_alltick.sim import websocket as ws
 
     def trade(seq: int, pad: str = "") -> str:
-        return (f'{{"cmd_id":22998,"data":{{"code":"BTCUSDT","seq":{seq},'
-                f'"tick_time":{1_700_000_000_000 + seq},"price":"100.5","volume":"1","turnover":"100.5",'
-                f'"trade_direction":1{pad}}}}}')
+        return (
+            f'{{"cmd_id":22998,"data":{{"code":"BTCUSDT","seq":{seq},'
+            f'"tick_time":{1_700_000_000_000 + seq},"price":"100.5","volume":"1","turnover":"100.5",'
+            f'"trade_direction":1{pad}}}}}'
+        )
 
     ponged = threading.Event()
 
@@ -500,8 +561,10 @@ def test_hub_reads_frames_in_order_however_the_bytes_are_cut(alltick_sim):
         burst = [ws.text_frame(trade(seq)) for seq in range(2000)]
         burst.insert(700, ws.encode_frame(b"are you there", ws.OP_PING))
         fragmented = trade(2000).encode()
-        burst += [ws.encode_frame(fragmented[:30], ws.OP_TEXT, fin=False),
-                  ws.encode_frame(fragmented[30:], ws.OP_CONTINUATION)]
+        burst += [
+            ws.encode_frame(fragmented[:30], ws.OP_TEXT, fin=False),
+            ws.encode_frame(fragmented[30:], ws.OP_CONTINUATION),
+        ]
         burst.append(ws.text_frame(trade(2001, ',"pad":"' + "x" * 100_000 + '"')))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(b"".join(burst))

@@ -10,8 +10,13 @@ from backtrader_alltick.records import Tick
 from backtrader_alltick.transport.stream_hub import StreamHub
 
 SPACING = 0.5  # between connection attempts, and requests, of different connections
-FAST = {"heartbeat_interval": 2.0, "stale_after": 10.0, "backoff_initial": 0.01, "backoff_cap": 0.05,
-        "min_reconnect_interval": SPACING}  # requests on one connection: the plan's 1 s
+FAST = {
+    "heartbeat_interval": 2.0,
+    "stale_after": 10.0,
+    "backoff_initial": 0.01,
+    "backoff_cap": 0.05,
+    "min_reconnect_interval": SPACING,
+}  # requests on one connection: the plan's 1 s
 
 
 def _stocks(count: int) -> list[str]:
@@ -43,8 +48,16 @@ class Seen:
 
 
 def _hub(sim, seen: Seen, plan: str) -> StreamHub:
-    return StreamHub(wire.get_dialect(sim.dialect), sim.ws_url, sim.token, plans.get_plan(sim.dialect, plan),
-                     clock=sim.clock, on_event=seen.on_event, on_status=seen.on_status, **FAST)
+    return StreamHub(
+        wire.get_dialect(sim.dialect),
+        sim.ws_url,
+        sim.token,
+        plans.get_plan(sim.dialect, plan),
+        clock=sim.clock,
+        on_event=seen.on_event,
+        on_status=seen.on_status,
+        **FAST,
+    )
 
 
 def _served(sim) -> list[list[str]]:
@@ -70,8 +83,13 @@ def test_premium_spreads_450_codes_over_3_connections_and_every_code_ticks(make_
     assert [len(codes) for codes in served] == [200, 200, 50]
     assert sorted(code for codes in served for code in codes) == symbols
     opens = [entry.wall_time for entry in sim.journal.entries if entry.kind == "ws_open"]
-    subscribes = [entry.wall_time for entry in sim.journal.entries if entry.kind == "ws_message"
-                  and isinstance(entry.message, dict) and entry.message.get("cmd_id") == 22004]
+    subscribes = [
+        entry.wall_time
+        for entry in sim.journal.entries
+        if entry.kind == "ws_message"
+        and isinstance(entry.message, dict)
+        and entry.message.get("cmd_id") == 22004
+    ]
     assert len(opens) >= 3 and len(subscribes) >= 3  # a busy machine may see a connection go stale
     assert all(b - a >= SPACING * 0.9 for times in (opens, subscribes) for a, b in zip(times, times[1:]))
 
@@ -97,8 +115,16 @@ def test_a_dropped_connection_resubscribes_its_codes_and_none_is_silently_dead(m
     symbols = _stocks(30)
     sim = make_sim(plan="unlimited", symbols=symbols, speed=60)
     seen = Seen()
-    hub = StreamHub("alltick", sim.ws_url, sim.token, plans.get_plan("alltick", "premium"), clock=sim.clock,
-                    on_event=seen.on_event, on_status=seen.on_status, **FAST)
+    hub = StreamHub(
+        "alltick",
+        sim.ws_url,
+        sim.token,
+        plans.get_plan("alltick", "premium"),
+        clock=sim.clock,
+        on_event=seen.on_event,
+        on_status=seen.on_status,
+        **FAST,
+    )
     hub.capacity = hub.capacity.__class__("tiny", 10, 3, 30, False)  # 3 connections of 10 codes
     try:
         for symbol in symbols[:25]:

@@ -34,12 +34,26 @@ class StoppedClock:
         return 1_700_000_000_000
 
 
-def make(dialect: str = "alltick", plan: str = "unlimited", *, now: float = 100.0, spacing: float = SPACING,
-         **options) -> StreamProtocol:
-    settings = StreamSettings.build(wire.get_dialect(dialect), "ws://127.0.0.1:1", TOKEN,
-                                    plans.get_plan(dialect, plan), heartbeat_interval=HEARTBEAT,
-                                    stale_after=STALE, request_spacing=spacing, connect_timeout=5.0,
-                                    clock=StoppedClock(), **options)
+def make(
+    dialect: str = "alltick",
+    plan: str = "unlimited",
+    *,
+    now: float = 100.0,
+    spacing: float = SPACING,
+    **options,
+) -> StreamProtocol:
+    settings = StreamSettings.build(
+        wire.get_dialect(dialect),
+        "ws://127.0.0.1:1",
+        TOKEN,
+        plans.get_plan(dialect, plan),
+        heartbeat_interval=HEARTBEAT,
+        stale_after=STALE,
+        request_spacing=spacing,
+        connect_timeout=5.0,
+        clock=StoppedClock(),
+        **options,
+    )
     family = "crypto" if dialect == "itick" else "other"
     return StreamProtocol(settings, family, SAFE_URL, now)
 
@@ -49,14 +63,29 @@ def alltick_ack(seq: int, ret: int = 200) -> bytes:
 
 
 def alltick_trade(symbol: str = "BTCUSDT", price: float = 37000.5) -> bytes:
-    return json.dumps({"cmd_id": 22998, "data": {"code": symbol, "seq": "1", "tick_time": "1700000000123",
-                                                 "price": str(price), "volume": "0.01", "turnover": "1",
-                                                 "trade_direction": "1"}}).encode()
+    return json.dumps(
+        {
+            "cmd_id": 22998,
+            "data": {
+                "code": symbol,
+                "seq": "1",
+                "tick_time": "1700000000123",
+                "price": str(price),
+                "volume": "0.01",
+                "turnover": "1",
+                "trade_direction": "1",
+            },
+        }
+    ).encode()
 
 
 def itick_trade(symbol: str = "BTCUSDT") -> bytes:
-    return json.dumps({"code": 1, "data": {"s": symbol, "r": "BA", "ld": 1.5, "t": 1_700_000_000_000, "v": 2,
-                                           "type": "tick"}}).encode()
+    return json.dumps(
+        {
+            "code": 1,
+            "data": {"s": symbol, "r": "BA", "ld": 1.5, "t": 1_700_000_000_000, "v": 2, "type": "tick"},
+        }
+    ).encode()
 
 
 ALLTICK_PONG = json.dumps({"cmd_id": 22001, "seq_id": 1, "trace": "t", "ret": 200, "msg": "ok"}).encode()
@@ -73,8 +102,9 @@ def subscribed(protocol: StreamProtocol, now: float) -> StreamProtocol:
     return protocol
 
 
-def sent_texts(protocol: StreamProtocol, start: float, stop: float, step: float = 0.01
-               ) -> list[tuple[float, str]]:
+def sent_texts(
+    protocol: StreamProtocol, start: float, stop: float, step: float = 0.01
+) -> list[tuple[float, str]]:
     """Drive the writer from ``start`` to ``stop`` as the shell would: send at once, else sleep to wake_at."""
     out, now = [], start
     while now < stop:
@@ -143,13 +173,16 @@ def test_an_alltick_401_error_frame_refuses_the_token():
         protocol.receive(b'{"ret":401,"msg":"token invalid","trace":"","data":{}}', 100.1)
 
 
-@pytest.mark.parametrize(("payload", "expected"), [
-    (close_payload(1008, "token invalid"), AuthError),
-    (close_payload(1008, "auth failed"), AuthError),
-    (close_payload(1008, "too many connections"), RateLimited),
-    (close_payload(1001, "going away"), TransportError),
-    (b"", TransportError),
-])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (close_payload(1008, "token invalid"), AuthError),
+        (close_payload(1008, "auth failed"), AuthError),
+        (close_payload(1008, "too many connections"), RateLimited),
+        (close_payload(1001, "going away"), TransportError),
+        (b"", TransportError),
+    ],
+)
 def test_a_close_frame_is_read_by_its_status_and_reason(payload, expected):
     protocol = make("alltick")
 

@@ -6,8 +6,9 @@ from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.transport.subscriptions import SubscriptionRegistry, cap_subscriptions
 
-AAPL, TSLA, MSFT, NVDA, AMZN, META = map(parse_symbol, ("AAPL.US", "TSLA.US", "MSFT.US", "NVDA.US",
-                                                          "AMZN.US", "META.US"))
+AAPL, TSLA, MSFT, NVDA, AMZN, META = map(
+    parse_symbol, ("AAPL.US", "TSLA.US", "MSFT.US", "NVDA.US", "AMZN.US", "META.US")
+)
 
 
 def test_registry_keeps_a_code_while_any_subscriber_wants_it():

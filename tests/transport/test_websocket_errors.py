@@ -35,8 +35,14 @@ def _instance(cls):
     return cls(f"failure on ws://h/?token={SENTINEL}")
 
 
-@pytest.mark.parametrize("cls", [c for _, c in inspect.getmembers(ws_exceptions, inspect.isclass)
-                                 if issubclass(c, ws_exceptions.WebSocketException)])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        c
+        for _, c in inspect.getmembers(ws_exceptions, inspect.isclass)
+        if issubclass(c, ws_exceptions.WebSocketException)
+    ],
+)
 def test_map_errors_translates_every_websocket_client_exception_without_the_token(cls):
     error = _mapped(_instance(cls))
 
@@ -45,19 +51,26 @@ def test_map_errors_translates_every_websocket_client_exception_without_the_toke
     assert error.__cause__ is None and error.__suppress_context__
 
 
-@pytest.mark.parametrize(("exc", "expected", "retryable"), [
-    (websocket.WebSocketBadStatusException("x", 401), AuthError, False),
-    (websocket.WebSocketBadStatusException("x", 403), AuthError, False),
-    (websocket.WebSocketBadStatusException("x", 429, resp_headers={"retry-after": "2"}), RateLimited, True),
-    (websocket.WebSocketBadStatusException("x", 503), APIError, True),
-    (websocket.WebSocketBadStatusException("x", 404), APIError, False),
-    (websocket.WebSocketTimeoutException("timed out"), Timeout, True),
-    (TimeoutError("timed out"), Timeout, True),
-    (ConnectionRefusedError(111, "refused"), ConnectError, True),
-    (socket.gaierror(-2, "Name or service not known"), ConnectError, True),
-    (websocket.WebSocketConnectionClosedException("gone"), TransportError, True),
-    (ConnectionResetError(104, "reset"), TransportError, True),
-])
+@pytest.mark.parametrize(
+    ("exc", "expected", "retryable"),
+    [
+        (websocket.WebSocketBadStatusException("x", 401), AuthError, False),
+        (websocket.WebSocketBadStatusException("x", 403), AuthError, False),
+        (
+            websocket.WebSocketBadStatusException("x", 429, resp_headers={"retry-after": "2"}),
+            RateLimited,
+            True,
+        ),
+        (websocket.WebSocketBadStatusException("x", 503), APIError, True),
+        (websocket.WebSocketBadStatusException("x", 404), APIError, False),
+        (websocket.WebSocketTimeoutException("timed out"), Timeout, True),
+        (TimeoutError("timed out"), Timeout, True),
+        (ConnectionRefusedError(111, "refused"), ConnectError, True),
+        (socket.gaierror(-2, "Name or service not known"), ConnectError, True),
+        (websocket.WebSocketConnectionClosedException("gone"), TransportError, True),
+        (ConnectionResetError(104, "reset"), TransportError, True),
+    ],
+)
 def test_map_errors_picks_the_most_specific_class_and_retry_decision(exc, expected, retryable):
     error = _mapped(exc)
 

@@ -36,10 +36,28 @@ def test_itick_also_exports_the_optional_quote_functions():
     assert optional and all(hasattr(itick, name) for name in optional)
 
 
-@pytest.mark.parametrize("name", ["kline_request", "trades_request", "depth_request", "authorize",
-                                  "parse_klines", "parse_trades", "parse_depth", "ws_connect",
-                                  "subscribe_messages", "heartbeat_message", "parse_frame", "error_for",
-                                  "request_groups", "native_periods", "can_page_back", "family", "wire_code"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kline_request",
+        "trades_request",
+        "depth_request",
+        "authorize",
+        "parse_klines",
+        "parse_trades",
+        "parse_depth",
+        "ws_connect",
+        "subscribe_messages",
+        "heartbeat_message",
+        "parse_frame",
+        "error_for",
+        "request_groups",
+        "native_periods",
+        "can_page_back",
+        "family",
+        "wire_code",
+    ],
+)
 def test_both_dialects_share_each_signature_prefix(name):
     first = list(inspect.signature(getattr(alltick, name)).parameters)
     second = list(inspect.signature(getattr(itick, name)).parameters)
@@ -61,8 +79,9 @@ def test_get_dialect_returns_the_modules_and_names_the_choices():
         wire.get_dialect("polygon")
 
 
-@pytest.mark.parametrize("path", sorted(WIRE_DIR.rglob("*.py")),
-                         ids=lambda p: p.relative_to(WIRE_DIR).as_posix())
+@pytest.mark.parametrize(
+    "path", sorted(WIRE_DIR.rglob("*.py")), ids=lambda p: p.relative_to(WIRE_DIR).as_posix()
+)
 def test_wire_modules_import_no_io_or_clock(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = set()
@@ -75,8 +94,9 @@ def test_wire_modules_import_no_io_or_clock(path):
     assert imported & FORBIDDEN == set()
 
 
-@pytest.mark.parametrize("symbol", ["XAUUSD", "GOLD", "XAGUSD", "Silver", "EURUSD$GB", "BTCUSDT$BA",
-                                    "0700.HK"])
+@pytest.mark.parametrize(
+    "symbol", ["XAUUSD", "GOLD", "XAGUSD", "Silver", "EURUSD$GB", "BTCUSDT$BA", "0700.HK"]
+)
 def test_both_dialects_read_back_the_canonical_symbol_of_what_they_send(symbol):
     inst = parse_symbol(symbol)
 

@@ -23,20 +23,48 @@ from backtrader_alltick.wire import alltick, itick
 from backtrader_alltick.wire._decode import EARLIEST_MS, LATEST_MS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-SAMPLES = {dialect: [json.loads(path.read_text(encoding="utf-8"))
-                     for path in sorted((DATA / dialect).glob("*.json"))] for dialect in ("alltick", "itick")}
+SAMPLES = {
+    dialect: [
+        json.loads(path.read_text(encoding="utf-8")) for path in sorted((DATA / dialect).glob("*.json"))
+    ]
+    for dialect in ("alltick", "itick")
+}
 DIALECTS = {"alltick": alltick, "itick": itick}
 SYMBOLS = ["BTCUSDT", "AAPL.US", "700.HK", "EURUSD", "GOLD"]
 PERIODS = ["1m", "5m", "1h", "1d", "1w", "1M"]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=-10**30, max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-    st.sampled_from(["NaN", "Infinity", "-1e400", "1e400", "-100000000000", "1700000000", "1700000000000",
-                     "0", "-1", "", "abc", "1e20", "7258118400"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "NaN",
+            "Infinity",
+            "-1e400",
+            "1e400",
+            "-100000000000",
+            "1700000000",
+            "1700000000000",
+            "0",
+            "-1",
+            "",
+            "abc",
+            "1e20",
+            "7258118400",
+        ]
+    ),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @st.composite
@@ -49,8 +77,9 @@ def mutated(draw, samples: list) -> object:
 
 
 def _mutate(draw, node):
-    keys = sorted(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) \
-        else []
+    keys = (
+        sorted(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+    )
     if keys and draw(st.booleans()):
         key = draw(st.sampled_from(keys))
         action = draw(st.sampled_from(["recurse", "replace", "delete", "wrap", "duplicate"]))
@@ -92,12 +121,19 @@ def assert_could_be_true(record) -> None:
 def parse_everything(wire, status: int, payload, symbol: str, period: str) -> list:
     """Every REST parser of the dialect on one payload; each must raise AllTickError or return records."""
     out = []
-    parsers = [lambda: wire.parse_klines(status, payload, symbol, period),
-               lambda: wire.parse_trades(status, payload, [symbol]),
-               lambda: wire.parse_depth(status, payload, [symbol])]
+    parsers = [
+        lambda: wire.parse_klines(status, payload, symbol, period),
+        lambda: wire.parse_trades(status, payload, [symbol]),
+        lambda: wire.parse_depth(status, payload, [symbol]),
+    ]
     if wire is alltick:
-        parsers.append(lambda: [bar for bars in wire.parse_batch_klines(status, payload, [(symbol, period)])
-                                .values() for bar in bars])
+        parsers.append(
+            lambda: [
+                bar
+                for bars in wire.parse_batch_klines(status, payload, [(symbol, period)]).values()
+                for bar in bars
+            ]
+        )
     if wire is itick:
         parsers.append(lambda: wire.parse_quotes(status, payload, [symbol]))
     for parse in parsers:

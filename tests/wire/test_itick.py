@@ -34,12 +34,19 @@ def bar(t, close, **extra):
 # -- routing ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("symbol", "family", "code", "ws"), [
-    ("AAPL.US", "stock", "AAPL", "AAPL$US"), ("0700.HK", "stock", "700", "700$HK"),
-    ("EURUSD", "forex", "EURUSD", "EURUSD$GB"), ("GOLD", "forex", "XAUUSD", "XAUUSD$GB"),
-    ("Silver", "forex", "XAGUSD", "XAGUSD$GB"), ("XAUUSD", "forex", "XAUUSD", "XAUUSD$GB"),
-    ("BTCUSDT", "crypto", "BTCUSDT", "BTCUSDT$BA"), ("US500", "indices", "US500", "US500$GB"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "family", "code", "ws"),
+    [
+        ("AAPL.US", "stock", "AAPL", "AAPL$US"),
+        ("0700.HK", "stock", "700", "700$HK"),
+        ("EURUSD", "forex", "EURUSD", "EURUSD$GB"),
+        ("GOLD", "forex", "XAUUSD", "XAUUSD$GB"),
+        ("Silver", "forex", "XAGUSD", "XAGUSD$GB"),
+        ("XAUUSD", "forex", "XAUUSD", "XAUUSD$GB"),
+        ("BTCUSDT", "crypto", "BTCUSDT", "BTCUSDT$BA"),
+        ("US500", "indices", "US500", "US500$GB"),
+    ],
+)
 def test_family_codes_and_ws_symbols(symbol, family, code, ws):
     assert (wire.family(symbol), wire.wire_code(symbol), wire.ws_symbol(symbol)) == (family, code, ws)
 
@@ -64,16 +71,23 @@ def test_kline_request_matches_the_documented_forex_query():
     request = wire.kline_request("EURUSD", "5m", 10, end_ms=1751328000000)
 
     assert request.path == "/forex/kline"
-    assert request.params == {"region": "GB", "code": "EURUSD", "kType": "2", "et": "1751328000000",
-                              "limit": "10"}
+    assert request.params == {
+        "region": "GB",
+        "code": "EURUSD",
+        "kType": "2",
+        "et": "1751328000000",
+        "limit": "10",
+    }
 
 
 def test_kline_request_15m_is_not_native_and_says_why():
     with pytest.raises(UnsupportedTimeframe) as info:
         wire.kline_request("EURUSD", "15m", 10)
 
-    assert str(info.value) == ("timeframe 15m is not supported for EURUSD (not an unambiguous iTick kType); "
-                               "use one of: 1m, 5m, 30m, 1h, 1d, 1w, 1M")
+    assert str(info.value) == (
+        "timeframe 15m is not supported for EURUSD (not an unambiguous iTick kType); "
+        "use one of: 1m, 5m, 30m, 1h, 1d, 1w, 1M"
+    )
 
 
 def test_kline_request_count_above_the_limit_is_rejected():
@@ -81,16 +95,24 @@ def test_kline_request_count_above_the_limit_is_rejected():
         wire.kline_request("EURUSD", "1m", 1000)
 
 
-@pytest.mark.parametrize(("build", "endpoint"), [(wire.trades_request, "tick"), (wire.quote_request, "quote"),
-                                                 (wire.depth_request, "depth")])
+@pytest.mark.parametrize(
+    ("build", "endpoint"),
+    [(wire.trades_request, "tick"), (wire.quote_request, "quote"), (wire.depth_request, "depth")],
+)
 def test_latest_requests_use_single_and_batch_paths(build, endpoint):
     single = build([HK700])
     batch = build(["700.HK", "9988.HK"])
 
-    assert (single.path, single.endpoint, single.params) == (f"/stock/{endpoint}", endpoint,
-                                                             {"region": "HK", "code": "700"})
-    assert (batch.path, batch.endpoint, batch.params) == (f"/stock/{endpoint}s", endpoint,
-                                                          {"region": "HK", "codes": "700,9988"})
+    assert (single.path, single.endpoint, single.params) == (
+        f"/stock/{endpoint}",
+        endpoint,
+        {"region": "HK", "code": "700"},
+    )
+    assert (batch.path, batch.endpoint, batch.params) == (
+        f"/stock/{endpoint}s",
+        endpoint,
+        {"region": "HK", "codes": "700,9988"},
+    )
 
 
 def test_latest_request_across_regions_is_rejected_and_request_groups_splits_them():
@@ -115,18 +137,23 @@ def test_authorize_sets_the_token_and_accept_headers():
 def test_parse_klines_reads_the_documented_forex_response(payload):
     bars = wire.parse_klines(200, payload("itick", "rest_kline_forex.json"), "EURUSD", "5m")
 
-    assert bars == [Kline("EURUSD", "5m", 1741239180000, 1741239480000, 1.0803, 1.08053, 1.0803, 1.08051,
-                          293.0, 316.57132)]
+    assert bars == [
+        Kline(
+            "EURUSD", "5m", 1741239180000, 1741239480000, 1.0803, 1.08053, 1.0803, 1.08051, 293.0, 316.57132
+        )
+    ]
 
 
 def test_parse_klines_reads_the_documented_indices_and_future_responses(payload):
     index = wire.parse_klines(200, payload("itick", "rest_kline_indices.json"), "US500", "5m")
-    future = wire.parse_klines(200, payload("itick", "rest_kline_future.json"),
-                               Instrument("NQ", "US", "cfd"), "5m")
+    future = wire.parse_klines(
+        200, payload("itick", "rest_kline_future.json"), Instrument("NQ", "US", "cfd"), "5m"
+    )
 
     assert [(b.start, b.close, b.volume) for b in index] == [(1741208580000, 5842.62, 66000000.0)]
-    assert [(b.symbol, b.start, b.close, b.turnover) for b in future] == [("NQ", 1754656800000, 23535.0,
-                                                                          31835798.75)]
+    assert [(b.symbol, b.start, b.close, b.turnover) for b in future] == [
+        ("NQ", 1754656800000, 23535.0, 31835798.75)
+    ]
 
 
 def test_parse_klines_picks_the_code_from_a_batch_map(payload):
@@ -136,8 +163,11 @@ def test_parse_klines_picks_the_code_from_a_batch_map(payload):
     eth = wire.parse_klines(200, crypto, "ETHUSDT$BA", "5m")
     qqq = wire.parse_klines(200, payload("itick", "rest_klines_fund.json"), "QQQ.US", "5m")
 
-    assert [(b.symbol, b.close) for b in btc + eth + qqq] == [("BTCUSDT", 92474.15), ("ETHUSDT", 2313.91),
-                                                              ("QQQ.US", 569.24)]
+    assert [(b.symbol, b.close) for b in btc + eth + qqq] == [
+        ("BTCUSDT", 92474.15),
+        ("ETHUSDT", 2313.91),
+        ("QQQ.US", 569.24),
+    ]
 
 
 def test_parse_klines_accepts_strings_seconds_any_order_and_keeps_the_last_duplicate():
@@ -171,16 +201,20 @@ def test_parse_trades_names_bare_codes_by_the_requested_symbols(payload):
 
     # The documented payload says te 0: a regular-session trade.
     assert wire.parse_trades(200, response, [HK700]) == [
-        Tick("700.HK", 1754554087000, 567.0, 1134500.0, session=0)]
+        Tick("700.HK", 1754554087000, 567.0, 1134500.0, session=0)
+    ]
     assert wire.parse_trades(200, response)[0].symbol == "700"  # no region on the wire, none given
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("rest_tick_forex.json", Tick("EURUSD", 1754583901037, 1.16429, 1.8)),
-    ("rest_tick_crypto.json", Tick("BTCUSDT", 1754585108147, 116101.99, 0.36735, 42649.3395843)),
-    ("rest_tick_future.json", Tick("NQ", 1754062000728, 22948.5, 17.0)),
-    ("rest_tick_legacy.json", Tick("BTCUSDT", 1729087440311, 67600.0, 0.02989, 2020.564)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("rest_tick_forex.json", Tick("EURUSD", 1754583901037, 1.16429, 1.8)),
+        ("rest_tick_crypto.json", Tick("BTCUSDT", 1754585108147, 116101.99, 0.36735, 42649.3395843)),
+        ("rest_tick_future.json", Tick("NQ", 1754062000728, 22948.5, 17.0)),
+        ("rest_tick_legacy.json", Tick("BTCUSDT", 1729087440311, 67600.0, 0.02989, 2020.564)),
+    ],
+)
 def test_parse_trades_reads_the_documented_ticks(payload, name, expected):
     assert wire.parse_trades(200, payload("itick", name)) == [expected]
 
@@ -188,22 +222,57 @@ def test_parse_trades_reads_the_documented_ticks(payload, name, expected):
 def test_parse_trades_reads_the_documented_batch_map(payload):
     ticks = wire.parse_trades(200, payload("itick", "rest_ticks_stock.json"), ["700.HK", "9988.HK"])
 
-    assert [(t.symbol, t.price, t.volume) for t in ticks] == [("700.HK", 567.0, 1134500.0),
-                                                              ("9988.HK", 119.2, 3931400.0)]
+    assert [(t.symbol, t.price, t.volume) for t in ticks] == [
+        ("700.HK", 567.0, 1134500.0),
+        ("9988.HK", 119.2, 3931400.0),
+    ]
 
 
-@pytest.mark.parametrize(("name", "symbol", "expected"), [
-    ("rest_quote_stock.json", "700.HK",
-     Quote("700.HK", 1765526889000, 616.0, 608.0, 616.0, 601.5, 17825495.0, 10871536434.36, 608.0)),
-    ("rest_quote_forex.json", "EURUSD",
-     Quote("EURUSD", 1765576744049, 1.17376, 1.1741, 1.17497, 1.17194, 1193417.3, 1400561.87122, None)),
-    ("rest_quote_crypto.json", "BTCUSDT",
-     Quote("BTCUSDT", 1754585059019, 116211.33, 114953.48, 116828.93, 114259.0, 11296.78228,
-           1307158285.566175, None)),
-    ("rest_quote_indices.json", "US500",
-     Quote("US500", 1765573268000, 6827.42, 6886.85, 6899.85, 6801.79, 3086000000.0, 21106572620000.0,
-           6886.85)),
-])
+@pytest.mark.parametrize(
+    ("name", "symbol", "expected"),
+    [
+        (
+            "rest_quote_stock.json",
+            "700.HK",
+            Quote("700.HK", 1765526889000, 616.0, 608.0, 616.0, 601.5, 17825495.0, 10871536434.36, 608.0),
+        ),
+        (
+            "rest_quote_forex.json",
+            "EURUSD",
+            Quote("EURUSD", 1765576744049, 1.17376, 1.1741, 1.17497, 1.17194, 1193417.3, 1400561.87122, None),
+        ),
+        (
+            "rest_quote_crypto.json",
+            "BTCUSDT",
+            Quote(
+                "BTCUSDT",
+                1754585059019,
+                116211.33,
+                114953.48,
+                116828.93,
+                114259.0,
+                11296.78228,
+                1307158285.566175,
+                None,
+            ),
+        ),
+        (
+            "rest_quote_indices.json",
+            "US500",
+            Quote(
+                "US500",
+                1765573268000,
+                6827.42,
+                6886.85,
+                6899.85,
+                6801.79,
+                3086000000.0,
+                21106572620000.0,
+                6886.85,
+            ),
+        ),
+    ],
+)
 def test_parse_quotes_reads_the_documented_quotes(payload, name, symbol, expected):
     # The indices page quotes SPX; requested as US500 it is named by what was asked for.
     response = payload("itick", name)
@@ -215,23 +284,29 @@ def test_parse_quotes_reads_the_documented_quotes(payload, name, symbol, expecte
 def test_parse_quotes_reads_the_documented_batch_map(payload):
     quotes = wire.parse_quotes(200, payload("itick", "rest_quotes_stock.json"), ["700.HK", "9988.HK"])
 
-    assert [(q.symbol, q.last, q.prev_close) for q in quotes] == [("700.HK", 616.0, 608.0),
-                                                                  ("9988.HK", 154.1, 152.7)]
+    assert [(q.symbol, q.last, q.prev_close) for q in quotes] == [
+        ("700.HK", 616.0, 608.0),
+        ("9988.HK", 154.1, 152.7),
+    ]
 
 
 def test_parse_depth_reads_the_documented_books(payload):
     stock = wire.parse_depth(200, payload("itick", "rest_depth_stock.json"), [HK700])
     forex = wire.parse_depth(200, payload("itick", "rest_depth_forex.json"))
 
-    assert stock == [Depth("700.HK", 0, ((566.5, 24700.0), (566.0, 27500.0)), ((567.0, 13400.0),
-                                                                                (567.5, 170200.0)))]
+    assert stock == [
+        Depth("700.HK", 0, ((566.5, 24700.0), (566.0, 27500.0)), ((567.0, 13400.0), (567.5, 170200.0)))
+    ]
     assert forex == [Depth("EURUSD", 0, ((1.16421, 0.0),), ((1.16423, 0.0),))]
 
 
 def test_parse_depth_orders_levels_by_position():
-    book = {"s": "BTCUSDT", "t": 1_700_000_000_000,
-            "b": [{"po": 2, "p": 9.0, "v": 1}, {"po": 1, "p": 10.0, "v": 2}],
-            "a": [{"po": 2, "p": 12.0, "v": 1}, {"po": 1, "p": 11.0, "v": 2}]}
+    book = {
+        "s": "BTCUSDT",
+        "t": 1_700_000_000_000,
+        "b": [{"po": 2, "p": 9.0, "v": 1}, {"po": 1, "p": 10.0, "v": 2}],
+        "a": [{"po": 2, "p": 12.0, "v": 1}, {"po": 1, "p": 11.0, "v": 2}],
+    }
 
     depth = wire.parse_depth(200, envelope(book))[0]
 
@@ -241,15 +316,24 @@ def test_parse_depth_orders_levels_by_position():
 # -- REST errors ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "code", "msg", "kind"), [
-    (401, None, None, AuthError), (403, None, None, AuthError), (200, "E002", "auth failed", AuthError),
-    (200, 1, "E002", AuthError), (200, "E001", "not found this produce", SymbolNotFound),
-    (200, 1, "E001", SymbolNotFound),
-    (200, "E003", "exceeding the maximum subscription limit", PlanLimitError),
-    (429, None, None, RateLimited), (200, "429", "busy", RateLimited),
-    (200, 1, "request limit exceeded", RateLimited),
-    (200, 1, "Rate limit reached", RateLimited), (500, None, None, APIError), (200, 7, "strange", APIError),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "kind"),
+    [
+        (401, None, None, AuthError),
+        (403, None, None, AuthError),
+        (200, "E002", "auth failed", AuthError),
+        (200, 1, "E002", AuthError),
+        (200, "E001", "not found this produce", SymbolNotFound),
+        (200, 1, "E001", SymbolNotFound),
+        (200, "E003", "exceeding the maximum subscription limit", PlanLimitError),
+        (429, None, None, RateLimited),
+        (200, "429", "busy", RateLimited),
+        (200, 1, "request limit exceeded", RateLimited),
+        (200, 1, "Rate limit reached", RateLimited),
+        (500, None, None, APIError),
+        (200, 7, "strange", APIError),
+    ],
+)
 def test_errors_map_to_the_error_tree(status, code, msg, kind):
     body = None if code is None else {"code": code, "msg": msg, "data": None}
 
@@ -266,15 +350,18 @@ def test_unknown_symbol_message_names_the_symbol_and_the_fix():
 
     assert str(info.value) == (
         "iTick does not know ZZZZ.US (HTTP 200, code 'E001', msg 'not found this produce'); check the region "
-        "and code against iTick's /symbol/list (e.g. 'AAPL.US', '700.HK', 'EURUSD', 'BTCUSDT')")
+        "and code against iTick's /symbol/list (e.g. 'AAPL.US', '700.HK', 'EURUSD', 'BTCUSDT')"
+    )
 
 
 def test_http_401_message_tells_how_to_set_the_token():
     with pytest.raises(AuthError) as info:
         wire.parse_trades(401, None, ["EURUSD"])
 
-    assert str(info.value) == ("iTick rejected the token for EURUSD (HTTP 401, code None, msg None); set "
-                               "ALLTICK_TOKEN (or pass token=) to your iTick API key")
+    assert str(info.value) == (
+        "iTick rejected the token for EURUSD (HTTP 401, code None, msg None); set "
+        "ALLTICK_TOKEN (or pass token=) to your iTick API key"
+    )
     assert not is_retryable(info.value)
 
 
@@ -295,8 +382,10 @@ def test_body_that_is_not_an_itick_envelope_is_a_protocol_error(body):
 
 
 def test_ws_connect_uses_the_asset_path_and_a_token_header():
-    assert wire.ws_connect("wss://api.itick.org", "stock", "tok") == ("wss://api.itick.org/stock",
-                                                                      {"token": "tok"})
+    assert wire.ws_connect("wss://api.itick.org", "stock", "tok") == (
+        "wss://api.itick.org/stock",
+        {"token": "tok"},
+    )
     with pytest.raises(ConfigError, match="family must be one of stock, forex, indices, crypto, was 'sws'"):
         wire.ws_connect("wss://api.itick.org", "sws", "tok")
 
@@ -309,7 +398,8 @@ def test_subscribe_messages_merge_trade_and_depth_symbols_into_one_subscribe(pay
 
     assert [json.loads(m) for m in trades_only] == [dict(documented, types="tick")]
     assert [json.loads(m) for m in with_depth] == [
-        {"ac": "subscribe", "params": "AAPL$US,TSLA$US,700$HK", "types": "tick,quote,depth"}]
+        {"ac": "subscribe", "params": "AAPL$US,TSLA$US,700$HK", "types": "tick,quote,depth"}
+    ]
 
 
 def test_subscribe_messages_with_nothing_to_subscribe_send_nothing():
@@ -331,7 +421,8 @@ def test_subscribe_round_trip_gives_back_the_symbols():
     sent = json.loads(wire.subscribe_messages("forex", symbols, [], 3)[0])
 
     assert [parse_symbol(p).symbol for p in sent["params"].split(",")] == [
-        parse_symbol(s).symbol for s in symbols]
+        parse_symbol(s).symbol for s in symbols
+    ]
 
 
 def test_heartbeat_round_trip_the_pong_echoes_our_time():
@@ -341,35 +432,75 @@ def test_heartbeat_round_trip_the_pong_echoes_our_time():
     assert wire.parse_frame(json.dumps(reply)) == [Pong("1700000000123")]
 
 
-@pytest.mark.parametrize(("name", "event"), [
-    ("ws_connected.json", Connected("Connected Successfully")),
-    ("ws_auth_ok.json", AuthResult(True, "authenticated")),
-    ("ws_auth_ok_params.json", AuthResult(True, "authenticated")),
-    ("ws_auth_failed.json", AuthResult(False, "auth failed")),
-    ("ws_subscribe_ok.json", Ack("subscribe", True, "subscribe Successfully")),
-    ("ws_subscribe_limit.json", Ack("subscribe", False, "exceeding the maximum subscription limit")),
-    ("ws_subscribe_unresolved.json", Ack("subscribe", False, "cannot be resolved action")),
-    ("ws_pong.json", Pong("1731688569840")),
-    ("ws_tick.json", Tick("EURUSD", 1731689407000, 225.215, 16742235.0)),
-    ("ws_quote.json", Quote("EURUSD", 1731689407000, 225.215, 226.27, 226.92, 224.44, 16742235.0,
-                            3774688301.452)),
-    ("ws_depth.json", Depth("EURUSD", 0, ((3034.0, 20.9758),), ((3034.01, 10.6023),))),
-    ("ws_kline.json", Kline("EURUSD", "1m", 1731660060000, 1731660120000, 3055.36, 3061.41, 3055.24, 3059.39,
-                            28.0, 157513.0)),
-    ("ws_quote_legacy.json", Quote("AAPL.US", 1731689407000, 225.215, 226.27, 226.92, 224.44, 16742235.0,
-                                   3774688301.452)),
-    ("ws_kline_legacy.json", Kline("AAPL.US", "1m", 1731660060000, 1731660120000, 3055.36, 3061.41, 3055.24,
-                                   3059.39, 28.0, 157513.0)),
-])
+@pytest.mark.parametrize(
+    ("name", "event"),
+    [
+        ("ws_connected.json", Connected("Connected Successfully")),
+        ("ws_auth_ok.json", AuthResult(True, "authenticated")),
+        ("ws_auth_ok_params.json", AuthResult(True, "authenticated")),
+        ("ws_auth_failed.json", AuthResult(False, "auth failed")),
+        ("ws_subscribe_ok.json", Ack("subscribe", True, "subscribe Successfully")),
+        ("ws_subscribe_limit.json", Ack("subscribe", False, "exceeding the maximum subscription limit")),
+        ("ws_subscribe_unresolved.json", Ack("subscribe", False, "cannot be resolved action")),
+        ("ws_pong.json", Pong("1731688569840")),
+        ("ws_tick.json", Tick("EURUSD", 1731689407000, 225.215, 16742235.0)),
+        (
+            "ws_quote.json",
+            Quote("EURUSD", 1731689407000, 225.215, 226.27, 226.92, 224.44, 16742235.0, 3774688301.452),
+        ),
+        ("ws_depth.json", Depth("EURUSD", 0, ((3034.0, 20.9758),), ((3034.01, 10.6023),))),
+        (
+            "ws_kline.json",
+            Kline(
+                "EURUSD",
+                "1m",
+                1731660060000,
+                1731660120000,
+                3055.36,
+                3061.41,
+                3055.24,
+                3059.39,
+                28.0,
+                157513.0,
+            ),
+        ),
+        (
+            "ws_quote_legacy.json",
+            Quote("AAPL.US", 1731689407000, 225.215, 226.27, 226.92, 224.44, 16742235.0, 3774688301.452),
+        ),
+        (
+            "ws_kline_legacy.json",
+            Kline(
+                "AAPL.US",
+                "1m",
+                1731660060000,
+                1731660120000,
+                3055.36,
+                3061.41,
+                3055.24,
+                3059.39,
+                28.0,
+                157513.0,
+            ),
+        ),
+    ],
+)
 def test_parse_frame_reads_every_documented_frame(text, name, event):
     assert wire.parse_frame(text("itick", name)) == [event]
 
 
-@pytest.mark.parametrize(("raw", "region", "symbol"), [
-    ("AAPL", "US", "AAPL.US"), ("AAPL.US", None, "AAPL.US"), ("AAPL$US", None, "AAPL.US"),
-    ("700", "HK", "700.HK"), ("BTCUSDT$BA", "BA", "BTCUSDT"), ("XAUUSD", "GB", "GOLD"),
-    ("BA_BTC_USDT", None, "BTCUSDT"),
-])
+@pytest.mark.parametrize(
+    ("raw", "region", "symbol"),
+    [
+        ("AAPL", "US", "AAPL.US"),
+        ("AAPL.US", None, "AAPL.US"),
+        ("AAPL$US", None, "AAPL.US"),
+        ("700", "HK", "700.HK"),
+        ("BTCUSDT$BA", "BA", "BTCUSDT"),
+        ("XAUUSD", "GB", "GOLD"),
+        ("BA_BTC_USDT", None, "BTCUSDT"),
+    ],
+)
 def test_parse_frame_names_ticks_by_their_canonical_symbol(raw, region, symbol):
     data = {"s": raw, "ld": 1.5, "t": 1_700_000_000_000, "v": 2, "type": "tick"}
     if region:
@@ -379,8 +510,10 @@ def test_parse_frame_names_ticks_by_their_canonical_symbol(raw, region, symbol):
 
 
 def test_parse_frame_reads_seconds_and_string_numbers_in_a_tick():
-    frame = {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "ld": "37000.5", "t": "1700000000", "v": "0.1",
-                                 "type": "tick"}}
+    frame = {
+        "code": 1,
+        "data": {"s": "BTCUSDT", "r": "BA", "ld": "37000.5", "t": "1700000000", "v": "0.1", "type": "tick"},
+    }
 
     assert wire.parse_frame(json.dumps(frame)) == [Tick("BTCUSDT", 1_700_000_000_000, 37000.5, 0.1)]
 
@@ -399,20 +532,38 @@ def test_parse_frame_error_without_reply_is_a_server_error():
     assert wire.parse_frame('{"code":0,"resAc":"pingx","msg":"no action"}') == [ServerError(0, "no action")]
 
 
-@pytest.mark.parametrize("frame", ['{"code":1,"data":{"s":"EURUSD","t":1700000000000,"type":"tick"}}',
-                                   '{"code":1,"data":{"ld":1.0,"t":1700000000000,"type":"tick"}}',
-                                   '{"code":1,"data":{"s":"EURUSD","ld":1.0,"type":"quote"}}',
-                                   '{"code":1,"data":{"s":"EURUSD","b":[{"po":1}],"type":"depth"}}',
-                                   '{"code":1,"data":{"s":"EURUSD","t":1,"type":"kline@1"}}',
-                                   '{"code":1,"data":{"s":"EURUSD","ld":', "not json", "[]"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"code":1,"data":{"s":"EURUSD","t":1700000000000,"type":"tick"}}',
+        '{"code":1,"data":{"ld":1.0,"t":1700000000000,"type":"tick"}}',
+        '{"code":1,"data":{"s":"EURUSD","ld":1.0,"type":"quote"}}',
+        '{"code":1,"data":{"s":"EURUSD","b":[{"po":1}],"type":"depth"}}',
+        '{"code":1,"data":{"s":"EURUSD","t":1,"type":"kline@1"}}',
+        '{"code":1,"data":{"s":"EURUSD","ld":',
+        "not json",
+        "[]",
+    ],
+)
 def test_parse_frame_malformed_or_incomplete_pushes_are_protocol_errors(frame):
     with pytest.raises(ProtocolError):
         wire.parse_frame(frame)
 
 
-@pytest.mark.parametrize(("field", "value"), [("t", -100_000_000_000), ("t", -1e20), ("t", float("inf")),
-                                              ("o", float("nan")), ("h", "Infinity"), ("l", 0), ("c", -2),
-                                              ("v", -1), ("tu", float("-inf"))])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("t", -100_000_000_000),
+        ("t", -1e20),
+        ("t", float("inf")),
+        ("o", float("nan")),
+        ("h", "Infinity"),
+        ("l", 0),
+        ("c", -2),
+        ("v", -1),
+        ("tu", float("-inf")),
+    ],
+)
 def test_parse_klines_bar_that_cannot_be_true_is_a_protocol_error_naming_the_field(field, value):
     rows = [bar(1_700_000_000_000, 1.0), {**bar(1_700_000_060_000, 1.0), field: value}]
 
@@ -420,12 +571,18 @@ def test_parse_klines_bar_that_cannot_be_true_is_a_protocol_error_naming_the_fie
         wire.parse_klines(200, envelope(rows), "BTCUSDT", "1m")
 
 
-@pytest.mark.parametrize("frame", [
-    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": "NaN", "t": 1_700_000_000_000}},
-    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "t": -1e20}},
-    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "v": -1, "t": 1_700_000_000}},
-    {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "depth", "a": [{"po": 1, "p": 0, "v": 1}]}},
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": "NaN", "t": 1_700_000_000_000}},
+        {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "t": -1e20}},
+        {
+            "code": 1,
+            "data": {"s": "BTCUSDT", "r": "BA", "type": "tick", "ld": 1.5, "v": -1, "t": 1_700_000_000},
+        },
+        {"code": 1, "data": {"s": "BTCUSDT", "r": "BA", "type": "depth", "a": [{"po": 1, "p": 0, "v": 1}]}},
+    ],
+)
 def test_parse_frame_push_that_cannot_be_true_is_a_protocol_error(frame):
     with pytest.raises(ProtocolError):
         wire.parse_frame(json.dumps(frame))

@@ -34,8 +34,30 @@ from .stream import DEFAULT_WS_URL, heartbeat_message, parse_frame, subscribe_me
 
 NAME = "alltick"
 
-__all__ = ["NAME", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "KLINE_LIMIT", "BATCH_KLINE_LIMIT", "KLINE_TYPES",
-           "native_periods", "can_page_back", "family", "wire_code", "request_groups", "kline_request",
-           "batch_kline_request", "trades_request", "depth_request", "authorize", "parse_klines",
-           "parse_batch_klines", "parse_trades", "parse_depth", "error_for", "ws_connect",
-           "subscribe_messages", "heartbeat_message", "parse_frame"]
+__all__ = [
+    "NAME",
+    "DEFAULT_REST_URL",
+    "DEFAULT_WS_URL",
+    "KLINE_LIMIT",
+    "BATCH_KLINE_LIMIT",
+    "KLINE_TYPES",
+    "native_periods",
+    "can_page_back",
+    "family",
+    "wire_code",
+    "request_groups",
+    "kline_request",
+    "batch_kline_request",
+    "trades_request",
+    "depth_request",
+    "authorize",
+    "parse_klines",
+    "parse_batch_klines",
+    "parse_trades",
+    "parse_depth",
+    "error_for",
+    "ws_connect",
+    "subscribe_messages",
+    "heartbeat_message",
+    "parse_frame",
+]

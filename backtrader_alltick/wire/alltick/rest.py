@@ -43,24 +43,32 @@ BATCH_KLINE_LIMIT = 2  # bars per (code, kline_type) group on /batch-kline (sect
 _KLINE_FIELDS = ("timestamp", "open_price", "high_price", "low_price", "close_price", "volume", "turnover")
 
 
-def kline_request(inst: Instrument | str, period: str, count: int, end_ms: int | None = None,
-                  trace: str | None = None) -> HttpRequest:
+def kline_request(
+    inst: Instrument | str, period: str, count: int, end_ms: int | None = None, trace: str | None = None
+) -> HttpRequest:
     """Build ``GET /kline`` for the newest ``count`` bars, or the ``count`` bars up to ``end_ms``."""
     inst = parse_symbol(inst)
     _check_count(count, KLINE_LIMIT)
     end = 0  # 0 means "from the latest bar backwards"
     if end_ms is not None:
         if not can_page_back(inst):
-            raise ConfigError(f"end_ms cannot be used for {inst.symbol}: AllTick serves only the newest "
-                              f"{KLINE_LIMIT} bars of stock codes; pass end_ms=None, was {end_ms!r}")
+            raise ConfigError(
+                f"end_ms cannot be used for {inst.symbol}: AllTick serves only the newest "
+                f"{KLINE_LIMIT} bars of stock codes; pass end_ms=None, was {end_ms!r}"
+            )
         end = int(end_ms) // 1000  # INFERRED seconds, the unit of the bar timestamps (section 4.1)
     data = _kline_item(inst, period, count, end)
-    return HttpRequest("GET", f"{REST_BASE[family(inst)]}/kline", "kline",
-                       params={"query": _envelope(trace or _trace("kline", data), data)})
+    return HttpRequest(
+        "GET",
+        f"{REST_BASE[family(inst)]}/kline",
+        "kline",
+        params={"query": _envelope(trace or _trace("kline", data), data)},
+    )
 
 
-def batch_kline_request(items: Sequence[tuple[Instrument | str, str, int]],
-                        trace: str | None = None) -> HttpRequest:
+def batch_kline_request(
+    items: Sequence[tuple[Instrument | str, str, int]], trace: str | None = None
+) -> HttpRequest:
     """Build ``POST /batch-kline`` for the newest 1-2 bars of several ``(inst, period, count)`` groups."""
     if not items:
         raise ConfigError("batch_kline_request needs at least one (symbol, period, count) item, was []")
@@ -72,8 +80,13 @@ def batch_kline_request(items: Sequence[tuple[Instrument | str, str, int]],
         data_list.append(_kline_item(inst, period, count, 0))
     data = {"data_list": data_list}
     body = _envelope(trace or _trace("batch-kline", data), data).encode()
-    return HttpRequest("POST", f"{REST_BASE[fam]}/batch-kline", "batch-kline",
-                       headers={"Content-Type": "application/json"}, body=body)
+    return HttpRequest(
+        "POST",
+        f"{REST_BASE[fam]}/batch-kline",
+        "batch-kline",
+        headers={"Content-Type": "application/json"},
+        body=body,
+    )
 
 
 def trades_request(insts: Iterable[Instrument | str], trace: str | None = None) -> HttpRequest:
@@ -113,15 +126,19 @@ def parse_klines(status: int, payload: Any, inst: Instrument | str, period: str)
 
 
 @shape_guard("AllTick", "a batch K-line answer")
-def parse_batch_klines(status: int, payload: Any, wanted: Sequence[tuple[Instrument | str, str]]
-                       ) -> dict[tuple[str, str], list[Kline]]:
+def parse_batch_klines(
+    status: int, payload: Any, wanted: Sequence[tuple[Instrument | str, str]]
+) -> dict[tuple[str, str], list[Kline]]:
     """Return ``{(symbol, period): bars}`` for the ``(inst, period)`` groups of a ``/batch-kline`` answer."""
     insts = [(parse_symbol(inst), period) for inst, period in wanted]
     subject = ", ".join(inst.symbol for inst, _ in insts)
     data = _data_of(status, payload, subject, family(insts[0][0]) if insts else None)
-    return {(inst.symbol, period): _to_klines(_kline_rows(data, wire_code(inst), KLINE_TYPES.get(period),
-                                                          inst.symbol), inst, period)
-            for inst, period in insts}
+    return {
+        (inst.symbol, period): _to_klines(
+            _kline_rows(data, wire_code(inst), KLINE_TYPES.get(period), inst.symbol), inst, period
+        )
+        for inst, period in insts
+    }
 
 
 @shape_guard("AllTick", "a trades answer")
@@ -138,39 +155,65 @@ def parse_depth(status: int, payload: Any, insts: Iterable[Instrument | str] = (
     return [read_depth(row, "depth-tick") for row in rows]
 
 
-def error_for(status: int | None, code: int | None, message: str | None, symbol: str | None = None,
-              family: str | None = None) -> APIError:
+def error_for(
+    status: int | None,
+    code: int | None,
+    message: str | None,
+    symbol: str | None = None,
+    family: str | None = None,
+) -> APIError:
     """Map an HTTP status and a ``ret`` code (section 7) to the exception the caller should raise."""
     code = int_or_none(code) if code is not None else None  # some callers hold "605" as text
     subject = f" for {symbol}" if symbol else ""
-    said = (f"ret {code} {message!r}" if code is not None
-            else f"HTTP {status}" + (f" {message!r}" if message else ""))
+    said = (
+        f"ret {code} {message!r}"
+        if code is not None
+        else f"HTTP {status}" + (f" {message!r}" if message else "")
+    )
     fields = ErrorFields(status=status, code=code, symbol=symbol)
     if code == 401 or (code is None and status in (401, 403)):
-        return AuthError(f"AllTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
-                         "to a valid, unexpired AllTick token", **fields)
+        return AuthError(
+            f"AllTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
+            "to a valid, unexpired AllTick token",
+            **fields,
+        )
     if code in (429, 605, FATAL_RET) or (code is None and status == 429):
-        return RateLimited(f"AllTick rate limit exceeded{subject} ({said}); wait before retrying and set "
-                           "plan= to your token's plan so requests are spaced to fit it", **fields)
+        return RateLimited(
+            f"AllTick rate limit exceeded{subject} ({said}); wait before retrying and set "
+            "plan= to your token's plan so requests are spaced to fit it",
+            **fields,
+        )
     if code == 600:
         where = f" on the {family} endpoints ({REST_BASE[family]})" if family in REST_BASE else ""
-        return SymbolNotFound(f"AllTick does not know {symbol or 'the code'}{where} ({said}); check the code "
-                              "against AllTick's product list (case matters: 'AAPL.US', '700.HK', 'EURUSD', "
-                              "'GOLD')", **fields)
+        return SymbolNotFound(
+            f"AllTick does not know {symbol or 'the code'}{where} ({said}); check the code "
+            "against AllTick's product list (case matters: 'AAPL.US', '700.HK', 'EURUSD', "
+            "'GOLD')",
+            **fields,
+        )
     if code == 603:
-        return PlanLimitError(f"AllTick refused the request{subject} as too large for the token's plan "
-                              f"({said}); request fewer codes, groups or bars, or upgrade the plan", **fields)
+        return PlanLimitError(
+            f"AllTick refused the request{subject} as too large for the token's plan "
+            f"({said}); request fewer codes, groups or bars, or upgrade the plan",
+            **fields,
+        )
     if code == 604:
-        return PlanLimitError(f"the AllTick token is not authorized{subject} ({said}); add the code to your "
-                              "AllTick plan or use a code the plan includes", **fields)
+        return PlanLimitError(
+            f"the AllTick token is not authorized{subject} ({said}); add the code to your "
+            "AllTick plan or use a code the plan includes",
+            **fields,
+        )
     if code in (201, 202, 400, 402, 601):
-        return APIError(f"AllTick rejected the request{subject} as malformed ({said}); this is a bug in "
-                        "backtrader_alltick, please report it with this message", **fields)
+        return APIError(
+            f"AllTick rejected the request{subject} as malformed ({said}); this is a bug in "
+            "backtrader_alltick, please report it with this message",
+            **fields,
+        )
     if code is None and status is not None and status >= 500:
-        return APIError(f"AllTick answered{subject} with {said}; the service is failing, retry later",
-                        **fields)
-    return APIError(f"AllTick answered{subject} with {said}; see the error table in AllTick's docs",
-                    **fields)
+        return APIError(
+            f"AllTick answered{subject} with {said}; the service is failing, retry later", **fields
+        )
+    return APIError(f"AllTick answered{subject} with {said}; see the error table in AllTick's docs", **fields)
 
 
 def _check_count(count: int, limit: int) -> None:
@@ -182,8 +225,13 @@ def _kline_item(inst: Instrument, period: str, count: int, end: int) -> dict[str
     natives = native_periods(inst)
     if period not in natives:
         raise UnsupportedTimeframe(period, inst.symbol, natives, "not an AllTick kline_type")
-    return {"code": wire_code(inst), "kline_type": KLINE_TYPES[period], "kline_timestamp_end": end,
-            "query_kline_num": count, "adjust_type": 0}  # only 0 (unadjusted) is served (section 4.1)
+    return {
+        "code": wire_code(inst),
+        "kline_type": KLINE_TYPES[period],
+        "kline_timestamp_end": end,
+        "query_kline_num": count,
+        "adjust_type": 0,
+    }  # only 0 (unadjusted) is served (section 4.1)
 
 
 def _symbol_list_request(insts: Iterable[Instrument | str], endpoint: str, trace: str | None) -> HttpRequest:
@@ -191,15 +239,21 @@ def _symbol_list_request(insts: Iterable[Instrument | str], endpoint: str, trace
     if not parsed:
         raise ConfigError(f"{endpoint} needs at least one symbol, was []")
     data = {"symbol_list": [{"code": wire_code(inst)} for inst in parsed]}
-    return HttpRequest("GET", f"{REST_BASE[_one_family(parsed)]}/{endpoint}", endpoint,
-                       params={"query": _envelope(trace or _trace(endpoint, data), data)})
+    return HttpRequest(
+        "GET",
+        f"{REST_BASE[_one_family(parsed)]}/{endpoint}",
+        endpoint,
+        params={"query": _envelope(trace or _trace(endpoint, data), data)},
+    )
 
 
 def _one_family(insts: Sequence[Instrument]) -> str:
     families = {family(inst) for inst in insts}
     if len(families) != 1:
-        raise ConfigError("one AllTick request serves one endpoint family; split stocks from forex, metals, "
-                          f"crypto and CFDs (see request_groups), was {', '.join(i.symbol for i in insts)}")
+        raise ConfigError(
+            "one AllTick request serves one endpoint family; split stocks from forex, metals, "
+            f"crypto and CFDs (see request_groups), was {', '.join(i.symbol for i in insts)}"
+        )
     return families.pop()
 
 
@@ -223,8 +277,9 @@ def _data_of(status: int, payload: Any, symbol: str | None, fam: str | None) -> 
     if isinstance(payload, dict) and "ret" in payload:
         ret = int_or_none(payload["ret"])
         if ret is None:
-            raise ProtocolError(f"AllTick ret{' for ' + symbol if symbol else ''} must be an integer, "
-                                f"was {payload['ret']!r}")
+            raise ProtocolError(
+                f"AllTick ret{' for ' + symbol if symbol else ''} must be an integer, was {payload['ret']!r}"
+            )
         if ret != 200:
             raise error_for(status, ret, str(payload.get("msg") or ""), symbol, fam)
         if status >= 400:
@@ -233,8 +288,10 @@ def _data_of(status: int, payload: Any, symbol: str | None, fam: str | None) -> 
     if status >= 400:
         raise error_for(status, None, None, symbol, fam)
     shape = "a body that is not JSON" if payload is None else f"JSON without 'ret', was {clip(payload)}"
-    raise ProtocolError(f"AllTick answered{' for ' + symbol if symbol else ''} with {shape} "
-                        f"(HTTP {status}); check the REST URL points at an AllTick service")
+    raise ProtocolError(
+        f"AllTick answered{' for ' + symbol if symbol else ''} with {shape} "
+        f"(HTTP {status}); check the REST URL points at an AllTick service"
+    )
 
 
 def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> list[Any]:
@@ -245,8 +302,11 @@ def _kline_rows(data: Any, code: str, kline_type: int | None, symbol: str) -> li
     rows = data.get("kline_list") or []
     if rows and isinstance(rows[0], dict) and "kline_data" in rows[0]:
         # The batch shape: one group per (code, kline_type); pick ours (section 4.2).
-        groups = [g for g in rows if g.get("code") == code and
-                  int_or_none(g.get("kline_type")) in (kline_type, None)]
+        groups = [
+            g
+            for g in rows
+            if g.get("code") == code and int_or_none(g.get("kline_type")) in (kline_type, None)
+        ]
         rows = [row for group in groups for row in (group.get("kline_data") or [])]
     if not isinstance(rows, list):
         raise ProtocolError(f"AllTick kline_list for {symbol} must be a list, was {clip(rows)}")
@@ -262,8 +322,9 @@ def _kline(row: dict[str, Any], inst: Instrument, period: str) -> Kline:
     try:  # timestamp: seconds in every example (section 4.1)
         return checked_kline(row, _KLINE_FIELDS, inst.symbol, period, inst.market)
     except MALFORMED as e:
-        raise ProtocolError(f"AllTick sent a malformed K-line for {inst.symbol} ({type(e).__name__}: {e}), "
-                            f"was {clip(row)}") from None
+        raise ProtocolError(
+            f"AllTick sent a malformed K-line for {inst.symbol} ({type(e).__name__}: {e}), was {clip(row)}"
+        ) from None
 
 
 def _tick_list(status: int, payload: Any, insts: Iterable[Instrument | str], endpoint: str) -> list[Any]:

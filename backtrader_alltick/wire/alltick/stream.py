@@ -28,8 +28,9 @@ def ws_connect(ws_root: str, family: str, token: str) -> tuple[str, dict[str, st
     return f"{ws_root.rstrip('/')}{WS_PATH[family]}?token={quote(token, safe='')}", {}
 
 
-def subscribe_messages(family: str, trades: Iterable[Instrument | str], depth: Iterable[Instrument | str],
-                       seq: int) -> list[str]:
+def subscribe_messages(
+    family: str, trades: Iterable[Instrument | str], depth: Iterable[Instrument | str], seq: int
+) -> list[str]:
     """Return ``[22004 trades, 22002 depth]`` with the full lists; an empty list becomes its cancel.
 
     Each subscribe replaces the previous list of its kind (section 5.4), so always pass
@@ -42,8 +43,11 @@ def subscribe_messages(family: str, trades: Iterable[Instrument | str], depth: I
     else:
         first = _frame(22006, seq, {"cancel_type": 2}, "cancel-trades")
     if depth:
-        second = _frame(22002, seq, {"symbol_list": [{"code": wire_code(i), "depth_level": _depth_level(i)}
-                                                     for i in depth]})
+        second = _frame(
+            22002,
+            seq,
+            {"symbol_list": [{"code": wire_code(i), "depth_level": _depth_level(i)} for i in depth]},
+        )
     else:
         second = _frame(22006, seq, {"cancel_type": 1}, "cancel-depth")
     return [first, second]
@@ -70,8 +74,10 @@ def parse_frame(text: str | bytes) -> list[Event]:
             return [read_depth(frame["data"], "22999")]
         ret = frame.get("ret")
     except (ValueError, AttributeError, TypeError, KeyError) as e:
-        raise ProtocolError(f"AllTick sent a malformed frame ({type(e).__name__}: {e}), was "
-                            f"{clip(text)}; the frame is skipped") from None
+        raise ProtocolError(
+            f"AllTick sent a malformed frame ({type(e).__name__}: {e}), was "
+            f"{clip(text)}; the frame is skipped"
+        ) from None
     if ret is not None and not isinstance(ret, int):
         ret = int_or_none(ret)
     message = str(frame.get("msg") or "")
@@ -79,8 +85,14 @@ def parse_frame(text: str | bytes) -> list[Event]:
         return [ServerError(ret, message, fatal=True)]
     if cmd_id in _ACK_ACTIONS:
         ok = ret == 200
-        return [Ack(_ACK_ACTIONS[cmd_id], ok, message if ok else f"{message} (ret {ret})",
-                    int_or_none(frame.get("seq_id")))]
+        return [
+            Ack(
+                _ACK_ACTIONS[cmd_id],
+                ok,
+                message if ok else f"{message} (ret {ret})",
+                int_or_none(frame.get("seq_id")),
+            )
+        ]
     if cmd_id == 22001 and ret in (200, None):
         return [Pong(frame.get("trace"))]
     if ret is not None and ret != 200:
@@ -94,8 +106,10 @@ def _of_family(insts: Iterable[Instrument | str], fam: str) -> list[Instrument]:
     parsed = [parse_symbol(inst) for inst in insts]
     strangers = [inst.symbol for inst in parsed if family(inst) != fam]
     if strangers:
-        raise ConfigError(f"symbols {', '.join(strangers)} belong to another AllTick family than {fam!r}; "
-                          "subscribe them on their own connection")
+        raise ConfigError(
+            f"symbols {', '.join(strangers)} belong to another AllTick family than {fam!r}; "
+            "subscribe them on their own connection"
+        )
     return parsed
 
 

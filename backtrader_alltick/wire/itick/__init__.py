@@ -37,8 +37,31 @@ from .stream import DEFAULT_WS_URL, heartbeat_message, parse_frame, subscribe_me
 
 NAME = "itick"
 
-__all__ = ["NAME", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "KLINE_LIMIT", "KTYPES", "FAMILIES",
-           "native_periods", "can_page_back", "family", "wire_code", "ws_symbol", "request_groups",
-           "kline_request", "trades_request", "quote_request", "depth_request", "authorize", "parse_klines",
-           "parse_trades", "parse_quotes", "parse_depth", "error_for", "ws_connect", "subscribe_messages",
-           "heartbeat_message", "parse_frame"]
+__all__ = [
+    "NAME",
+    "DEFAULT_REST_URL",
+    "DEFAULT_WS_URL",
+    "KLINE_LIMIT",
+    "KTYPES",
+    "FAMILIES",
+    "native_periods",
+    "can_page_back",
+    "family",
+    "wire_code",
+    "ws_symbol",
+    "request_groups",
+    "kline_request",
+    "trades_request",
+    "quote_request",
+    "depth_request",
+    "authorize",
+    "parse_klines",
+    "parse_trades",
+    "parse_quotes",
+    "parse_depth",
+    "error_for",
+    "ws_connect",
+    "subscribe_messages",
+    "heartbeat_message",
+    "parse_frame",
+]

@@ -20,8 +20,14 @@ PERIOD_OF_KTYPE = {number: name for name, number in KTYPES.items()}
 _CRYPTO_ONLY = ("2h", "4h")
 FAMILIES = ("stock", "forex", "indices", "crypto")
 # Asset path per asset class (sections 3, 7.1); energy sits with forex and metals (INFERRED).
-FAMILY_OF_ASSET = {"stock": "stock", "forex": "forex", "metal": "forex", "energy": "forex",
-                    "cfd": "indices", "crypto": "crypto"}
+FAMILY_OF_ASSET = {
+    "stock": "stock",
+    "forex": "forex",
+    "metal": "forex",
+    "energy": "forex",
+    "cfd": "indices",
+    "crypto": "crypto",
+}
 _CODE_ALIASES = {"GOLD": "XAUUSD", "SILVER": "XAGUSD"}  # AllTick's names for iTick's spot metals
 
 

@@ -32,8 +32,9 @@ DEFAULT_REST_URL = "https://api.itick.org"
 KLINE_LIMIT = 500  # the SDK docs' maximum for limit= (section 5.2)
 
 
-def kline_request(inst: Instrument | str, period: str, count: int, end_ms: int | None = None,
-                  trace: str | None = None) -> HttpRequest:
+def kline_request(
+    inst: Instrument | str, period: str, count: int, end_ms: int | None = None, trace: str | None = None
+) -> HttpRequest:
     """Build ``GET /{family}/kline`` for the newest ``count`` bars, or those up to ``end_ms`` (ms).
 
     ``trace`` exists for symmetry with the AllTick dialect; iTick has no such field.
@@ -44,8 +45,12 @@ def kline_request(inst: Instrument | str, period: str, count: int, end_ms: int |
         raise UnsupportedTimeframe(period, inst.symbol, natives, "not an unambiguous iTick kType")
     if not isinstance(count, int) or not 1 <= count <= KLINE_LIMIT:
         raise ConfigError(f"count must be an integer from 1 to {KLINE_LIMIT}, was {count!r}")
-    params = {"region": inst.region, "code": wire_code(inst), "kType": str(KTYPES[period]),
-              "limit": str(count)}
+    params = {
+        "region": inst.region,
+        "code": wire_code(inst),
+        "kType": str(KTYPES[period]),
+        "limit": str(count),
+    }
     if end_ms is not None:
         params["et"] = str(int(end_ms))
     return HttpRequest("GET", f"/{family(inst)}/kline", "kline", params=params)
@@ -124,38 +129,58 @@ def parse_depth(status: int, payload: Any, insts: Iterable[Instrument | str] = (
     return [read_depth(row, symbol) for row, symbol in _latest_rows(status, payload, insts, "depth")]
 
 
-def error_for(status: int | None, code: int | str | None, message: str | None, symbol: str | None = None,
-              family: str | None = None) -> APIError:
+def error_for(
+    status: int | None,
+    code: int | str | None,
+    message: str | None,
+    symbol: str | None = None,
+    family: str | None = None,
+) -> APIError:
     """Map an HTTP status and an iTick ``code``/``msg`` (section 9.2) to the exception to raise."""
     subject = f" for {symbol}" if symbol else ""
     said = f"HTTP {status}, code {code!r}, msg {message!r}"
     text = f"{code} {message}".lower()
     fields = ErrorFields(status=status, code=code, symbol=symbol)
     if status in (401, 403) or "e002" in text or "auth failed" in text:
-        return AuthError(f"iTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
-                         "to your iTick API key", **fields)
+        return AuthError(
+            f"iTick rejected the token{subject} ({said}); set ALLTICK_TOKEN (or pass token=) "
+            "to your iTick API key",
+            **fields,
+        )
     if status == 429 or str(code) == "429" or "rate limit" in text or "request limit exceeded" in text:
-        return RateLimited(f"iTick rate limit exceeded{subject} ({said}); wait before retrying and set "
-                           "plan= to your iTick plan so requests are spaced to fit it", **fields)
+        return RateLimited(
+            f"iTick rate limit exceeded{subject} ({said}); wait before retrying and set "
+            "plan= to your iTick plan so requests are spaced to fit it",
+            **fields,
+        )
     if "e001" in text or "not found" in text:
-        return SymbolNotFound(f"iTick does not know {symbol or 'the code'} ({said}); check the region and "
-                              "code against iTick's /symbol/list (e.g. 'AAPL.US', '700.HK', 'EURUSD', "
-                              "'BTCUSDT')", **fields)
+        return SymbolNotFound(
+            f"iTick does not know {symbol or 'the code'} ({said}); check the region and "
+            "code against iTick's /symbol/list (e.g. 'AAPL.US', '700.HK', 'EURUSD', "
+            "'BTCUSDT')",
+            **fields,
+        )
     if "e003" in text or "maximum subscription limit" in text:
-        return PlanLimitError(f"iTick refused the request{subject} as beyond the plan ({said}); subscribe "
-                              "fewer symbols or upgrade the plan", **fields)
+        return PlanLimitError(
+            f"iTick refused the request{subject} as beyond the plan ({said}); subscribe "
+            "fewer symbols or upgrade the plan",
+            **fields,
+        )
     if status is not None and status >= 500:
         return APIError(f"iTick answered{subject} with {said}; the service is failing, retry later", **fields)
-    return APIError(f"iTick answered{subject} with an error ({said}); check the request against iTick's "
-                    "docs", **fields)
+    return APIError(
+        f"iTick answered{subject} with an error ({said}); check the request against iTick's docs", **fields
+    )
 
 
 def _latest_request(insts: Iterable[Instrument | str], endpoint: str) -> HttpRequest:
     parsed = [parse_symbol(inst) for inst in insts]
     groups = request_groups(parsed)
     if len(groups) != 1:
-        raise ConfigError(f"one iTick {endpoint} request serves one asset path and region; split the symbols "
-                          f"(see request_groups), was {', '.join(i.symbol for i in parsed) or 'no symbol'}")
+        raise ConfigError(
+            f"one iTick {endpoint} request serves one asset path and region; split the symbols "
+            f"(see request_groups), was {', '.join(i.symbol for i in parsed) or 'no symbol'}"
+        )
     first = parsed[0]
     if len(parsed) == 1:
         params = {"region": first.region, "code": wire_code(first)}
@@ -171,15 +196,18 @@ def _data_of(status: int, payload: Any, subject: str | None) -> Any:
         raise error_for(status, envelope.get("code"), envelope.get("msg"), subject)
     if "code" not in envelope:
         shape = "a body that is not JSON" if payload is None else f"JSON without 'code', was {clip(payload)}"
-        raise ProtocolError(f"iTick answered{' for ' + subject if subject else ''} with {shape} "
-                            f"(HTTP {status}); check the REST URL points at an iTick service")
+        raise ProtocolError(
+            f"iTick answered{' for ' + subject if subject else ''} with {shape} "
+            f"(HTTP {status}); check the REST URL points at an iTick service"
+        )
     if envelope["code"] not in (0, "0"):
         raise error_for(status, envelope["code"], envelope.get("msg"), subject)
     return envelope.get("data")
 
 
-def _latest_rows(status: int, payload: Any, insts: Iterable[Instrument | str], kind: str
-                 ) -> list[tuple[dict[str, Any], str]]:
+def _latest_rows(
+    status: int, payload: Any, insts: Iterable[Instrument | str], kind: str
+) -> list[tuple[dict[str, Any], str]]:
     parsed = [parse_symbol(inst) for inst in insts]
     data = _data_of(status, payload, ", ".join(inst.symbol for inst in parsed) or None)
     if not data:

@@ -24,8 +24,9 @@ def read_kline(row: dict[str, Any], symbol: str, period: str, market: markets.Ma
     try:
         return checked_kline(row, ("t", "o", "h", "l", "c", "v", "tu"), symbol, period, market)
     except MALFORMED as e:
-        raise ProtocolError(f"iTick sent a malformed {kind} for {symbol} ({type(e).__name__}: {e}), "
-                            f"was {clip(row)}") from None
+        raise ProtocolError(
+            f"iTick sent a malformed {kind} for {symbol} ({type(e).__name__}: {e}), was {clip(row)}"
+        ) from None
 
 
 def read_tick(data: dict[str, Any], symbol: str) -> Tick:
@@ -33,23 +34,42 @@ def read_tick(data: dict[str, Any], symbol: str) -> Tick:
     ``session`` where it is one of the documented values)."""
     session = data.get("te")
     try:
-        return Tick(symbol, stamp(data["t"], "t"), price(data["ld"], "ld"), amount(data.get("v"), "v"),
-                    amount(data.get("tu"), "tu"), None, _DIRECTION.get(data.get("d"), 0),
-                    session if session in _SESSIONS and not isinstance(session, bool) else None)
+        return Tick(
+            symbol,
+            stamp(data["t"], "t"),
+            price(data["ld"], "ld"),
+            amount(data.get("v"), "v"),
+            amount(data.get("tu"), "tu"),
+            None,
+            _DIRECTION.get(data.get("d"), 0),
+            session if session in _SESSIONS and not isinstance(session, bool) else None,
+        )
     except MALFORMED as e:
-        raise ProtocolError(f"iTick sent a malformed tick for {symbol} ({type(e).__name__}: {e}), "
-                            f"was {clip(data)}; it is skipped") from None
+        raise ProtocolError(
+            f"iTick sent a malformed tick for {symbol} ({type(e).__name__}: {e}), "
+            f"was {clip(data)}; it is skipped"
+        ) from None
 
 
 def read_quote(data: dict[str, Any], symbol: str) -> Quote:
     """Return the quote of a quote object; raise ProtocolError if it cannot be true."""
     try:
-        return Quote(symbol, stamp(data["t"], "t"), price(data["ld"], "ld"), float_or_none(data.get("o")),
-                     float_or_none(data.get("h")), float_or_none(data.get("l")), float_or_none(data.get("v")),
-                     float_or_none(data.get("tu")), float_or_none(data.get("p")))
+        return Quote(
+            symbol,
+            stamp(data["t"], "t"),
+            price(data["ld"], "ld"),
+            float_or_none(data.get("o")),
+            float_or_none(data.get("h")),
+            float_or_none(data.get("l")),
+            float_or_none(data.get("v")),
+            float_or_none(data.get("tu")),
+            float_or_none(data.get("p")),
+        )
     except MALFORMED as e:
-        raise ProtocolError(f"iTick sent a malformed quote for {symbol} ({type(e).__name__}: {e}), "
-                            f"was {clip(data)}; it is skipped") from None
+        raise ProtocolError(
+            f"iTick sent a malformed quote for {symbol} ({type(e).__name__}: {e}), "
+            f"was {clip(data)}; it is skipped"
+        ) from None
 
 
 def read_depth(data: dict[str, Any], symbol: str) -> Depth:
@@ -59,8 +79,10 @@ def read_depth(data: dict[str, Any], symbol: str) -> Depth:
         time = stamp(data["t"], "t") if data.get("t") is not None else 0
         return Depth(symbol, time, _levels(data.get("b")), _levels(data.get("a")))
     except MALFORMED as e:
-        raise ProtocolError(f"iTick sent a malformed book for {symbol} ({type(e).__name__}: {e}), "
-                            f"was {clip(data)}; it is skipped") from None
+        raise ProtocolError(
+            f"iTick sent a malformed book for {symbol} ({type(e).__name__}: {e}), "
+            f"was {clip(data)}; it is skipped"
+        ) from None
 
 
 def _levels(side: Sequence[dict[str, Any]] | None) -> tuple[tuple[float, float], ...]:

@@ -27,8 +27,9 @@ def ws_connect(ws_root: str, family: str, token: str) -> tuple[str, dict[str, st
     return f"{ws_root.rstrip('/')}/{family}", {"token": token}
 
 
-def subscribe_messages(family: str, trades: Iterable[Instrument | str], depth: Iterable[Instrument | str],
-                       seq: int) -> list[str]:
+def subscribe_messages(
+    family: str, trades: Iterable[Instrument | str], depth: Iterable[Instrument | str], seq: int
+) -> list[str]:
     """Return one ``subscribe`` for the merged list: ``tick`` for trades, plus ``quote,depth`` for books.
 
     iTick subscriptions add up (section 8.2), so resending the full set is harmless.
@@ -39,8 +40,10 @@ def subscribe_messages(family: str, trades: Iterable[Instrument | str], depth: I
     wanted = [parse_symbol(inst) for inst in trades] + [parse_symbol(inst) for inst in depth]
     strangers = [inst.symbol for inst in wanted if FAMILY_OF_ASSET[inst.asset] != family]
     if strangers:
-        raise ConfigError(f"symbols {', '.join(strangers)} are not served on iTick's /{family} socket; "
-                          "subscribe them on their own connection")
+        raise ConfigError(
+            f"symbols {', '.join(strangers)} are not served on iTick's /{family} socket; "
+            "subscribe them on their own connection"
+        )
     params = list(dict.fromkeys(ws_symbol(inst) for inst in wanted))
     if not params:
         return []
@@ -67,8 +70,9 @@ def parse_frame(text: str | bytes) -> list[Event]:
         if reply is None and type(data) is dict:
             return _push(data)
     except (ValueError, AttributeError, TypeError, KeyError) as e:
-        raise ProtocolError(f"iTick sent a malformed frame ({type(e).__name__}: {e}), was {clip(text)}; "
-                            "the frame is skipped") from None
+        raise ProtocolError(
+            f"iTick sent a malformed frame ({type(e).__name__}: {e}), was {clip(text)}; the frame is skipped"
+        ) from None
     code, message = frame.get("code"), str(frame.get("msg") or "")
     if reply is None:
         if data is None and "msg" in frame:

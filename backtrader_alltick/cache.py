@@ -27,12 +27,13 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import CacheError, ConfigError
 from .records import Kline
+from .sqlite_files import immediate, sqlite_failures
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -323,30 +324,10 @@ class KlineCache:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._failures():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, self._failures(), immediate(self._db) as db:
+            yield db
 
-    @contextmanager
-    def _failures(self) -> Iterator[None]:
-        # SQLite and the file system speak of their own failures; the user needs the path and the fix.
-        try:
-            yield
-        except sqlite3.DatabaseError as e:
-            text = str(e)
-            if "not a database" in text or "malformed" in text:
-                problem = "is not a K-line cache (not an SQLite file, or a damaged one); it was left as is"
-            elif "readonly" in text or "unable to open" in text:
-                problem = f"cannot be opened for writing ({text})"
-            else:
-                problem = f"cannot be used (sqlite3: {text})"
-            raise CacheError(self.path, problem) from None
-        except OSError as e:
-            raise CacheError(
-                self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})"
-            ) from None
+    def _failures(self) -> AbstractContextManager[None]:
+        return sqlite_failures(
+            self.path, "K-line cache", "is not a K-line cache (not an SQLite file, or a damaged one)"
+        )

@@ -30,6 +30,7 @@ LAYERS = [
         "recording",
         "token_seal",
         "param_types",
+        "sqlite_files",
     },
     {"wire"},
     {"transport"},

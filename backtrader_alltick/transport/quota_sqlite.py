@@ -13,10 +13,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ..errors import CacheError
+from ..sqlite_files import immediate, sqlite_failures
 from .quota_ledger import QuotaState, T, service_day
 
 logger: logging.Logger = logging.getLogger(__name__)
@@ -128,29 +129,8 @@ class FileLedger:
         with self._lock, self._failures():
             if self._db is None:
                 raise CacheError(self.path, "was closed with its store; create a new store", WHAT)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            with immediate(self._db) as db:
+                yield db
 
-    @contextmanager
-    def _failures(self) -> Iterator[None]:
-        # SQLite speaks of its own failures; the user needs the path and the fix.
-        try:
-            yield
-        except sqlite3.DatabaseError as e:
-            text = str(e)
-            if "not a database" in text or "malformed" in text:
-                problem = "is not an SQLite file, or a damaged one; it was left as is"
-            elif "readonly" in text or "unable to open" in text:
-                problem = f"cannot be opened for writing ({text})"
-            else:
-                problem = f"cannot be used (sqlite3: {text})"
-            raise CacheError(self.path, problem, WHAT) from None
-        except OSError as e:
-            raise CacheError(
-                self.path, f"cannot be created ({type(e).__name__}: {e.strerror or e})", WHAT
-            ) from None
+    def _failures(self) -> AbstractContextManager[None]:
+        return sqlite_failures(self.path, WHAT, "is not an SQLite file, or a damaged one")

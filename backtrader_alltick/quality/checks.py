@@ -311,7 +311,7 @@ def _expected_starts(
             return np.empty(0, dtype=np.int64)
         starts = np.concatenate(grids)
         # Spans come in order; two spans can share a bar (a lunch break inside an hour): keep it once.
-        starts = starts[np.concatenate(([True], np.diff(starts) > 0))]
+        starts = starts[np.concatenate((np.array([True]), np.diff(starts) > 0))]
         return starts[(starts >= first) & (starts + step <= last)]
     expected, start = [], timeframes.bar_start(period, first, market)
     while start < last:

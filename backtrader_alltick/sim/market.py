@@ -359,7 +359,7 @@ class MarketModel:
             return self._bars.remember((symbol, minutes, day), []) if complete else []
         group = bars.minute // minutes
         starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
-        ends = np.concatenate((starts[1:], [len(group)])) - 1
+        ends = np.concatenate((starts[1:], np.array([len(group)]))) - 1
         spec = self.specs[symbol]
         ps, ss = spec.price_scale, spec.size_scale
         step = minutes * MINUTE_MS

@@ -376,7 +376,9 @@ def _impossible_values(bars: BarSeries) -> tuple[np.ndarray, list[Finding]]:
     prices = {"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close}
     bad = {name: ~(np.isfinite(values) & (values > 0)) for name, values in prices.items()}
     bad["volume"] = ~(np.isfinite(bars.volume) & (bars.volume >= 0))
-    any_bad = np.logical_or.reduce(list(bad.values()))
+    any_bad = np.zeros(len(bars.volume), dtype=bool)
+    for flags in bad.values():
+        any_bad |= flags
     findings = []
     for i in np.flatnonzero(any_bad):
         values = ", ".join(

@@ -115,5 +115,5 @@ def _thinned(closes: np.ndarray, finite: np.ndarray) -> list[int]:
     kept: list[int] = []
     for bucket in np.array_split(indices, MAX_POINTS // 2):
         values = closes[bucket]
-        kept.extend(sorted({int(bucket[values.argmin()]), int(bucket[values.argmax()])}))
+        kept.extend(sorted({int(bucket[np.argmin(values)]), int(bucket[np.argmax(values)])}))
     return kept

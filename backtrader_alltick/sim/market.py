@@ -290,8 +290,8 @@ class MarketModel:
             if hi > lo:
                 opens.append(int(bars.open[lo]))
                 closes.append(int(bars.close[hi - 1]))
-                highs.append(int(bars.high[lo:hi].max()))
-                lows.append(int(bars.low[lo:hi].min()))
+                highs.append(int(np.max(bars.high[lo:hi])))
+                lows.append(int(np.min(bars.low[lo:hi])))
                 volume += int(bars.volume[lo:hi].sum())
                 turnover += float(bars.turnover[lo:hi].sum())
         if not opens:

@@ -234,8 +234,8 @@ def _prices(key: int, spec: AssetSpec, time: np.ndarray, counter: np.ndarray) ->
     for level, (spacing, weight) in enumerate(_PATH_LEVELS):
         position = minutes / spacing
         anchor = np.floor(position).astype(np.int64)
-        low = int(anchor.min()) if len(anchor) else 0
-        knots = np.arange(low, (int(anchor.max()) if len(anchor) else 0) + 2, dtype=np.int64)
+        low = int(np.min(anchor)) if len(anchor) else 0
+        knots = np.arange(low, (int(np.max(anchor)) if len(anchor) else 0) + 2, dtype=np.int64)
         values = _uniform(key, knots.astype(np.uint64), 10 + level) * 2.0 - 1.0
         frac = position - anchor
         smooth = frac * frac * (3.0 - 2.0 * frac)

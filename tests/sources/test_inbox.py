@@ -87,11 +87,17 @@ def test_the_outbox_tells_live_before_the_last_bars_and_a_failure_last():
     for bar in bars:
         out.bar(bar, quoted=False)
 
-    assert out.take(caught_up=False) == BarReady(bars[0])
+    # The bars themselves: an unquoted BarReady's NaN book compares unequal field by field (Python 3.13).
+    assert bar_of(out.take(caught_up=False)) is bars[0]
     assert out.take(caught_up=True) == StateChanged("live")
-    assert [out.take(caught_up=True) for _ in range(2)] == [BarReady(bars[1]), BarReady(bars[2])]
+    assert [bar_of(out.take(caught_up=True)) for _ in range(2)] == [bars[1], bars[2]]
 
     error = AllTickError("gone")
     out.bar(bars[0], quoted=True)
     out.fail(error)
     assert out.take(caught_up=True) == Failed(error) and out.take(caught_up=True) is None
+
+
+def bar_of(event: object) -> object:
+    assert isinstance(event, BarReady)
+    return event.bar

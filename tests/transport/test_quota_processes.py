@@ -144,7 +144,9 @@ class WhoCounted(bt.Analyzer):
 def test_optimisation_workers_count_in_the_ledger_of_their_store(fast_sim, make_store, tmp_path, monkeypatch):
     store = make_store(fast_sim, plan=replace(get_plan("alltick", "free"), name="free-x10", **FAST))
     # Each worker reopens the pickled store and loads the bars itself, both from a cold cache.
-    monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context("fork").Pool)
+    # Workers start from a fork server, not by forking this process: here the simulator's threads
+    # run beside Cerebro, and a fork taken while one holds a lock can hang a worker.
+    monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context("forkserver").Pool)
     cerebro = bt.Cerebro(maxcpus=2, stdstats=False, optdatas=False, preload=False)
     cerebro.adddata(
         store.getdata(

@@ -291,15 +291,18 @@ class StreamBars:
             return
         if self._rest_pauses is None:
             self._rest_pauses = backoff(REST_PAUSE_S, REST_PAUSE_CAP_S, jitter=REST_PAUSE_JITTER)
-        self._rest_pause_s = pause = next(self._rest_pauses)
+        pause = next(self._rest_pauses)
         if failed.job == self._probe_job:
-            self._rest_pause_s = 0.0
             self._probe_job = self.backfiller.request(
                 None, self._closed_until(self.clock.now_ms()), 1, delay_s=pause
             )
-        elif self.seam is None or not self.seam.on_rest_failed(failed.job):
+        else:
+            # The seam asks again through _request_rest, which takes this pause once.
+            self._rest_pause_s = pause
+            asked = self.seam is not None and self.seam.on_rest_failed(failed.job)
             self._rest_pause_s = 0.0
-            return
+            if not asked:  # a superseded job: the seam waits for another
+                return
         logger.warning(
             "%s: the REST backfill failed after the client's retries (%s); the bars wait "
             "and REST is asked again in %.1f s",

@@ -237,6 +237,8 @@ def test_a_premium_store_serves_450_symbols_on_3_connections_and_every_symbol_ti
     served = sorted(len(session.trade_codes) for session in sim.sessions())
     assert served == [50, 200, 200]
     assert store.stream_stats["stock"]["links"] == 3
+    # The simulator spaces attempts and requests of different connections as the service does.
+    assert sim.counters["ws_connections_rejected"] == 0 and "606" not in sim.counters["errors_sent"]
 
 
 def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_sim, make_store):

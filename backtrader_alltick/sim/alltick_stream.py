@@ -39,7 +39,13 @@ class AllTickSession(Session):
         return self.family
 
     def on_open(self) -> None:
-        self.acquire_budget()
+        # Over the cap or too soon after the previous attempt: either way 606, then the close
+        # (alltick.md 6.3, 6.4).  The pacing is per family: a stock and a non-stock socket form one
+        # allowance (the DOCS reading of 6.3), so they need no spacing between them.
+        if self.acquire_budget() and not self.sim.socket_pacing.admit_connection(self.token, self.family):
+            self.sim.counters_store.add("ws_connections_rejected")
+            self._answer(0, 0, "", 606)
+            self.connection.close(1008, "connection attempts too frequent")
 
     def over_budget(self) -> None:
         self._answer(0, 0, "", 606)
@@ -71,6 +77,11 @@ class AllTickSession(Session):
             self.connection.close(1008, "too many requests")
             return
         self._last_request = now
+        # And 3 s after a request on another socket of the family (6.3).
+        if not self.sim.socket_pacing.admit_request(self.token, self.family, self.connection.id):
+            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 606)
+            self.connection.close(1008, "too many requests")
+            return
         if not isinstance(data, dict):
             self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
         elif cmd_id in (22002, 22004):

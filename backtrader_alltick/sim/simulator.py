@@ -19,7 +19,7 @@ from . import websocket as ws
 from .control import Counters, Faults, Journal, JournalEntry
 from .grid import DAY_MS
 from .hours import MODES
-from .limits import ConnectionBudget, RestLimiter
+from .limits import ConnectionBudget, RestLimiter, SocketPacing
 from .market import MarketModel
 from .plan_table import ServicePlan, service_plan
 from .pusher import Pusher, Session
@@ -171,6 +171,7 @@ class Simulator:
         self.journal: Journal = Journal()
         self.limiter: RestLimiter = RestLimiter(lambda: self._plan)
         self.connection_budget: ConnectionBudget = ConnectionBudget(lambda: self._plan.ws_connections)
+        self.socket_pacing: SocketPacing = SocketPacing(lambda: self._plan)
         self.service: AllTickService | ITickService
         if dialect == "alltick":
             from .alltick import AllTickService

@@ -130,6 +130,11 @@ class Shards:
         return list(self._sizes)
 
 
+# Added to a documented spacing: the service times an attempt or a request when it arrives, and a
+# handshake or a busy machine may bring one in a little earlier relative to the previous one.
+PACING_MARGIN = 0.2
+
+
 class Pacer:
     """Spaces events of several connections of one family: ``claim`` says when the next may happen.
 

@@ -26,7 +26,7 @@ from ..clock import Clock
 from ..records import Tick
 from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
-from .shards import Capacity, Pacer, Shards, over_capacity
+from .shards import PACING_MARGIN, Capacity, Pacer, Shards, over_capacity
 from .stream_link import LinkHost, StreamLink
 from .stream_protocol import ADDITIVE, Desired, StreamStatus
 from .stream_settings import StreamSettings
@@ -283,6 +283,7 @@ class StreamHub:
             pacers = self._pacers.get(family)
             if pacers is None:
                 spacing = self.settings.min_reconnect_interval
+                spacing += PACING_MARGIN if spacing else 0.0
                 pacers = self._pacers[family] = (Pacer(spacing), Pacer(spacing))
             return pacers[0] if kind == "connect" else pacers[1]
 

@@ -23,7 +23,7 @@ import websocket
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .retry import backoff
-from .shards import Pacer
+from .shards import PACING_MARGIN, Pacer
 from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
@@ -248,7 +248,9 @@ class StreamLink:
         while not stopping.is_set():
             if last_attempt is not None:
                 # Never reconnect faster than the plan allows, counted from the previous attempt.
-                floor = max(floor, settings.min_reconnect_interval - (time.monotonic() - last_attempt))
+                interval = settings.min_reconnect_interval
+                interval += PACING_MARGIN if interval else 0.0
+                floor = max(floor, interval - (time.monotonic() - last_attempt))
                 if stopping.wait(max(next(delays), floor)):
                     break
             if self._wait_for_turn("connect"):

@@ -38,11 +38,13 @@ logger: logging.Logger = logging.getLogger(__name__)
 class StreamHub:
     """The plan's WebSocket connections per endpoint family, shared by every feed of a store.
 
-    Codes fill one connection before the next opens; a dropped connection resubscribes its own
-    codes (with the ones added meanwhile) when it is back.  Connection attempts and subscribe
-    requests of different connections of a family are ``min_reconnect_interval`` apart
-    (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a family's connections (``links``:
-    how many were opened).
+    Codes fill one connection before the next opens.  When a connection drops, the family's
+    connections that are up take its codes into their room (:meth:`.Shards.rebalance`); the rest,
+    with the ones added meanwhile, are resubscribed when it is back.  A code on a working connection
+    is never moved, no connection is given more than its cap, and no code is left without one.
+    Connection attempts and subscribe requests of different connections of a family are
+    ``min_reconnect_interval`` apart (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a
+    family's connections (``links``: how many were opened).
 
     Parameters follow the store: defaults come from the dialect (heartbeats) and the plan
     (reconnect interval, request spacing, codes per list); :attr:`settings` holds the result.
@@ -316,3 +318,35 @@ class StreamHub:
                 receiver(status)
             except Exception:
                 logger.exception("on_status callback failed for %s", status)
+        if status.kind in ("disconnected", "fatal"):
+            self._rebalance(status.family, status.slot)
+
+    def _rebalance(self, family: str, slot: int) -> None:
+        # The dropped connection's codes are served by nobody until it is back: the family's
+        # connections that are up take what they have room for (each re-sends its list; the codes
+        # it already serves go on), the rest wait for their own connection.
+        with self._lock:
+            shards = self._shards.get(family)
+            if shards is None or self._host.stopping.is_set():
+                return
+            up = [
+                index
+                for (name, index), link in self._links.items()
+                if name == family and link.is_connected and not link.ended
+            ]
+            moved = shards.rebalance(slot, up)
+            if not moved:
+                return
+            now = time.monotonic()
+            for key in {(family, slot), *((family, index) for index in moved.values())}:
+                self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
+            links = [self._links[(family, index)] for index in sorted(set(moved.values()))]
+        logger.info(
+            "stream %s: %d codes of dropped connection %d moved to connections %s",
+            family,
+            len(moved),
+            slot + 1,
+            ", ".join(str(link.slot + 1) for link in links),
+        )
+        for link in links:
+            link.wake.set()

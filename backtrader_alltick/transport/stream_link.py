@@ -278,15 +278,17 @@ class StreamLink:
                 self.stats["connect_failures"] += 1
             if stopping.is_set() or error is None:
                 if last_kind == "connected":
-                    host.emit(StreamStatus(self.family, "disconnected", now_ms))
+                    host.emit(StreamStatus(self.family, "disconnected", now_ms, slot=self.slot))
                 break
             floor = getattr(error, "retry_after", None) or 0.0
             if not is_retryable(error) or not settings.reconnect or 0 <= settings.reconnections <= retries:
                 host.retire(self)
-                host.emit(StreamStatus(self.family, "fatal", now_ms, self._attempt, error))
+                host.emit(StreamStatus(self.family, "fatal", now_ms, self._attempt, error, slot=self.slot))
                 break
             if last_kind != "disconnected":
-                host.emit(StreamStatus(self.family, "disconnected", now_ms, self._attempt, error))
+                host.emit(
+                    StreamStatus(self.family, "disconnected", now_ms, self._attempt, error, slot=self.slot)
+                )
                 last_kind = "disconnected"
             else:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
@@ -367,13 +369,15 @@ class StreamLink:
                 self.settings.clock.now_ms(),
                 error=report.error,
                 symbols=report.symbols,
+                slot=self.slot,
             )
         )
 
     def _on_ready(self) -> None:
         self.stats["connects"] += 1
         self.stats["reconnects"] += self.stats["connects"] > 1
-        self.host.emit(StreamStatus(self.family, "connected", self.settings.clock.now_ms(), self._attempt))
+        now_ms = self.settings.clock.now_ms()
+        self.host.emit(StreamStatus(self.family, "connected", now_ms, self._attempt, slot=self.slot))
         self.wake.set()
 
     def _read_loop(self, connection: _Connection) -> None:

@@ -75,7 +75,8 @@ class StreamStatus:
     frame was skipped: whatever it carried is lost, so consumers rebuild the bars in progress
     from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  What a drop
     cut is for each consumer to work out from the bars it has (the seam rebuilds them from REST).
-    ``attempt`` counts connection attempts since the last good session.
+    ``attempt`` counts connection attempts since the last good session; ``slot`` says which of the
+    family's connections it is (0: the first).
 
     Example::
 
@@ -90,6 +91,7 @@ class StreamStatus:
     attempt: int = 0
     error: AllTickError | None = None
     symbols: tuple[str, ...] = ()
+    slot: int = 0
 
 
 @dataclass(frozen=True)

@@ -289,13 +289,17 @@ def test_a_dropped_connections_symbols_move_to_the_others_and_every_symbol_keeps
     sim = make_sim(plan=service, symbols=symbols, speed=60)
     store = make_store(sim, plan=client)
     ticking = Ticking()
+    heard: dict[str, list[str]] = {symbol: [] for symbol in symbols}
+    listeners = {
+        symbol: (lambda status, symbol=symbol: heard[symbol].append(status.kind)) for symbol in symbols
+    }
     for symbol in symbols:
-        store.listen(symbol, ticking.on_record)
+        store.listen(symbol, ticking.on_record, on_status=listeners[symbol])
     ticking.wait_for(symbols)
     assert store.hub.placement("stock") == [10, 10, 5]
 
     for symbol in symbols[:5]:
-        store.unlisten(symbol, ticking.on_record)
+        store.unlisten(symbol, ticking.on_record, on_status=listeners[symbol])
     sim.set_plan(dataclasses.replace(service, ws_connections=2))
     victim = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
     victim.connection.abort()
@@ -307,6 +311,45 @@ def test_a_dropped_connections_symbols_move_to_the_others_and_every_symbol_keeps
     assert store.hub.placement("stock") == [10, 0, 10]
     assert all(len(codes) <= 10 for codes in served)
     assert sorted(code for codes in served for code in codes) == symbols[5:]
+    # The moved symbols' feeds saw their connection drop and their new one up; the others nothing.
+    assert all(heard[symbol] == ["connected", "disconnected", "connected"] for symbol in symbols[10:20])
+    assert all(heard[symbol] == ["connected"] for symbol in symbols[5:10] + symbols[20:])
+
+
+def test_a_dropped_connection_breaks_only_the_symbols_it_carries(make_sim, make_store):
+    # 20 symbols on two full connections of 10: the second drops.  Its symbols hear it drop and
+    # come back; the first connection's hear nothing, so their feeds never show CONNBROKEN.
+    symbols = [f"S{index:04d}.US" for index in range(20)]
+    service, client = _capped_plans(10)
+    sim = make_sim(plan=service, symbols=symbols, speed=60)
+    store = make_store(sim, plan=client)
+    heard: dict[str, list[str]] = {symbol: [] for symbol in symbols}
+    changed = threading.Condition()
+
+    def listener(symbol):
+        def on_status(status):
+            with changed:
+                heard[symbol].append(status.kind)
+                changed.notify_all()
+
+        return on_status
+
+    for symbol in symbols:
+        store.listen(symbol, lambda record: None, on_status=listener(symbol))
+    with changed:
+        assert changed.wait_for(lambda: all(kinds == ["connected"] for kinds in heard.values()), 60)
+    assert store.hub.placement("stock") == [10, 10]
+    second = sim.journal.wait_for(
+        lambda entry: entry.kind == "ws_message" and "S0015.US" in str(entry.message), timeout=30
+    )
+    victim = next(session for session in sim.sessions() if session.connection.id == second.connection)
+    victim.connection.abort()
+    with changed:
+        assert changed.wait_for(lambda: all(len(heard[symbol]) == 3 for symbol in symbols[10:]), 60)
+
+    assert all(heard[symbol] == ["connected"] for symbol in symbols[:10])
+    assert all(heard[symbol] == ["connected", "disconnected", "connected"] for symbol in symbols[10:])
+    assert store.hub.is_connected("stock", "S0003.US")
 
 
 def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_sim, make_store):

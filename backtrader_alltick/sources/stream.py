@@ -115,7 +115,7 @@ class StreamBars:
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
-        if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
+        if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
         wake.schedule(self, self.due_in())
 

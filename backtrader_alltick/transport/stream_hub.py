@@ -14,6 +14,7 @@ thread to the receivers subscribed to its symbol, and each connection change
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -189,10 +190,17 @@ class StreamHub:
             if link.thread.is_alive():
                 logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
 
-    def is_connected(self, family: str) -> bool:
-        """True while every socket of the family is up (after auth, where there is one)."""
+    def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool:
+        """True while every socket of the family is up (after auth, where there is one); with
+        ``inst``, while the socket that carries it is."""
         with self._lock:
-            links = [link for (name, _), link in self._links.items() if name == family]
+            if inst is None:
+                links = [link for (name, _), link in self._links.items() if name == family]
+            else:
+                shards = self._shards.get(family)
+                slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
+                link = self._links.get((family, slot)) if slot is not None else None
+                links = [link] if link is not None else []
         return bool(links) and all(link.is_connected for link in links)
 
     @property
@@ -306,29 +314,58 @@ class StreamHub:
     def _emit(self, status: StreamStatus) -> None:
         log = logger.warning if status.error is not None else logger.info
         log(
-            "stream %s %s (attempt %d)%s",
+            "stream %s%s %s (attempt %d)%s",
             status.family,
+            f"-{status.slot + 1}" if status.slot else "",
             status.kind,
             status.attempt,
             f": {status.error}" if status.error else "",
         )
-        receivers = self._registry.status_receivers.get(status.family, ())
-        for receiver in (*receivers, *((self.on_status,) if self.on_status is not None else ())):
+        moved: dict[Instrument, int] = {}
+        if status.kind in ("disconnected", "fatal"):
+            moved = self._rebalance(status.family, status.slot)
+        # Each status reaches the subscribers of the codes its connection carries, never the
+        # family's other connections' (theirs are fine).
+        self._tell(self._status_receivers(status.family, status.slot), status)
+        if moved:
+            # They were on the dropped connection, so they lost trades: down, then up where they are now.
+            down = dataclasses.replace(status, kind="disconnected")
+            for inst, slot in moved.items():
+                receivers = self._status_receivers(status.family, slot, (inst,))
+                self._tell(receivers, down)
+                self._tell(receivers, dataclasses.replace(down, kind="connected", error=None, slot=slot))
+        if self.on_status is not None:
+            self._tell((self.on_status,), status)
+
+    def _status_receivers(
+        self, family: str, slot: int, codes: Iterable[Instrument] | None = None
+    ) -> tuple[Callable[[StreamStatus], None], ...]:
+        with self._lock:
+            shards = self._shards.get(family)
+            if codes is None:
+                codes = shards.codes_on(slot) if shards is not None else ()
+            routes = self._registry.status_receivers
+            # A subscriber of several codes on one connection hears each status once.
+            return tuple(
+                dict.fromkeys(receiver for inst in codes for receiver in routes.get(inst.symbol, ()))
+            )
+
+    @staticmethod
+    def _tell(receivers: Iterable[Callable[[StreamStatus], None]], status: StreamStatus) -> None:
+        for receiver in receivers:
             try:
                 receiver(status)
             except Exception:
                 logger.exception("on_status callback failed for %s", status)
-        if status.kind in ("disconnected", "fatal"):
-            self._rebalance(status.family, status.slot)
 
-    def _rebalance(self, family: str, slot: int) -> None:
+    def _rebalance(self, family: str, slot: int) -> dict[Instrument, int]:
         # The dropped connection's codes are served by nobody until it is back: the family's
         # connections that are up take what they have room for (each re-sends its list; the codes
         # it already serves go on), the rest wait for their own connection.
         with self._lock:
             shards = self._shards.get(family)
             if shards is None or self._host.stopping.is_set():
-                return
+                return {}
             up = [
                 index
                 for (name, index), link in self._links.items()
@@ -336,7 +373,7 @@ class StreamHub:
             ]
             moved = shards.rebalance(slot, up)
             if not moved:
-                return
+                return moved
             now = time.monotonic()
             for key in {(family, slot), *((family, index) for index in moved.values())}:
                 self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
@@ -350,3 +387,4 @@ class StreamHub:
         )
         for link in links:
             link.wake.set()
+        return moved

@@ -65,7 +65,7 @@ class HandStore:
     def hub(self):
         return self
 
-    def is_connected(self, family: str) -> bool:
+    def is_connected(self, family: str, inst=None) -> bool:
         return self.connected
 
     def listen(self, inst, callback, *, depth=False, on_status=None) -> None:

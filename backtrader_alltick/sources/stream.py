@@ -1,6 +1,6 @@
 """Live bars from the service: REST backfill up to the seam, then bars built from the WebSocket's trades.
 
-The store's stream hub hands this symbol's records and its family's statuses, and the backfill
+The store's stream hub hands this symbol's records and its connection's statuses, and the backfill
 worker its results, to the source's :class:`~.inbox.Inbox`; everything else runs on the
 consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md, section e): it takes
 the inbox, hands each trade and REST answer to the :class:`~backtrader_alltick.seam.Seam` (its

@@ -9,7 +9,8 @@ backoff) and, per connection, a writer thread that sends what the connection's s
 :class:`~.stream_protocol.StreamProtocol` asks for: subscriptions (spaced per the plan),
 heartbeats, and the close of a silent connection.  The hub fans each record out on the reader
 thread to the receivers subscribed to its symbol, and each connection change
-(:class:`~.stream_protocol.StreamStatus`) to the receivers of its family, then to ``on_status``.
+(:class:`~.stream_protocol.StreamStatus`) to the receivers of the codes that connection carries,
+then to ``on_status``.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ class StreamHub:
     Parameters follow the store: defaults come from the dialect (heartbeats) and the plan
     (reconnect interval, request spacing, codes per list); :attr:`settings` holds the result.
     Each subscriber's ``on_record`` gets the records of its symbol and its ``on_status`` the
-    statuses of its family; ``on_status`` given here gets every status and ``on_event`` every
-    record.  All of them run on socket threads and must not block.  A trade's stamp also tells
-    the clock the service's time (``observe_server_time``, where the clock has it).
+    statuses of the connection that carries it; ``on_status`` given here gets every status and
+    ``on_event`` every record.  All of them run on socket threads and must not block.  A trade's
+    stamp also tells the clock the service's time (``observe_server_time``, where the clock has it).
     ``reconnections=-1`` retries forever.
 
     Example::
@@ -132,7 +133,8 @@ class StreamHub:
     ) -> None:
         """Add one subscriber for the instrument's trades and/or depth (reference counted).
 
-        ``on_record`` then gets each record of the symbol, ``on_status`` each status of its family.
+        ``on_record`` then gets each record of the symbol, ``on_status`` each status of the
+        connection that carries it.
         Raises ConfigError, changing nothing, when the plan cannot serve one more code.
         """
         self._change(inst, trades, depth, on_record, on_status, adding=True)

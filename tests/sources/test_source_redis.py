@@ -160,7 +160,7 @@ def test_consumer_reports_connbroken_while_redis_is_down_and_loses_nothing(redis
 
 
 def test_an_idle_consumer_goes_live_and_waits_for_bars(redis_server):
-    # No CPU bound here: speed belongs to benchmarks/ (an idle Redis consumer has no benchmark yet).
+    # No CPU bound here: what an idle consumer costs is measured by benchmarks/bench_relay.py --only idle.
     strategy = run_consumer(redis_server.url, timeout=1.5)
 
     assert strategy.rows["btc"] == []

@@ -10,12 +10,13 @@ in may be missing.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
 
+from backtrader_alltick.errors import SessionPolicyWarning
 from backtrader_alltick.sim import Simulator
 from feedtools import Recorder, as_ms_rows, run_guarded
 
@@ -145,7 +146,7 @@ def test_a_print_seconds_after_the_close_makes_its_bar(make_store, dialect):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect, caplog):
+def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect):
     # 09:27 New York: pre-market trades, then the regular open at 09:30 (13:30 UTC on 2024-03-11).
     with Simulator(
         dialect=dialect,
@@ -156,7 +157,8 @@ def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_s
         start=utc("2024-03-11 13:27:10"),
     ) as sim:
         store = make_store(sim, extended_hours=False)
-        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")  # a repeated warning must show as repeated
             strategy = run_live(store, "AAPL.US", until="2024-03-11 13:33")
         ends = assert_equals_the_services_klines(
             sim,
@@ -173,5 +175,7 @@ def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_s
     assert len(ends) >= 3
     stats = strategy.datas[0].stats
     assert stats["offhours_trades"] + stats["offhours_bars"] > 0
-    notes = [r for r in caplog.records if "outside the regular session" in r.getMessage()]
-    assert len({r.getMessage() for r in notes}) <= 2  # once for the stream, once for REST at most
+    notes = [str(w.message) for w in said if issubclass(w.category, SessionPolicyWarning)]
+    assert notes and all("outside the regular session" in note for note in notes)
+    # Said once: for the trades the stream left out, and for the REST bars, at most.
+    assert len(notes) == len(set(notes)) <= 2, notes

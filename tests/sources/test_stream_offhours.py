@@ -41,13 +41,9 @@ class RecordUntil(Recorder):
 
 
 def run_live(store, symbol: str, *, until: str, timeout: float = 40.0, **params):
+    params = {"timeframe": bt.TimeFrame.Minutes, "qcheck": 0.1, "grace": 0.25, "lookback": 3, **params}
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(
-        store.getdata(
-            dataname=symbol, timeframe=bt.TimeFrame.Minutes, qcheck=0.1, grace=0.25, lookback=3, **params
-        ),
-        name="d",
-    )
+    cerebro.adddata(store.getdata(dataname=symbol, **params), name="d")
     cerebro.addstrategy(RecordUntil, until=until)
     return run_guarded(cerebro, timeout)
 
@@ -179,3 +175,25 @@ def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_s
     assert notes and all("outside the regular session" in note for note in notes)
     # Said once: for the trades the stream left out, and for the REST bars, at most.
     assert len(notes) == len(set(notes)) <= 2, notes
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_tick_feed_with_extended_hours_off_hands_out_only_regular_session_trades(make_store, dialect):
+    open_ms = int(utc("2024-03-11 13:30").timestamp() * 1000)  # the New York open, 09:30 summer time
+    with Simulator(
+        dialect=dialect, plan="unlimited", speed=60, seed=4, hours="extended", start=utc("2024-03-11 13:26")
+    ) as sim:
+        store = make_store(sim, extended_hours=False)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            strategy = run_live(store, "AAPL.US", until="2024-03-11 13:30:30", timeframe=bt.TimeFrame.Ticks)
+        rows = as_ms_rows(strategy.rows["d"])
+        # The run stops at the first trade past the mark: a second one of that millisecond is not asked.
+        last_ms = rows[-1][0]
+        trades = sim.trades("AAPL.US", open_ms, last_ms)  # connected since 13:26: none may be missing
+
+    assert rows[0][0] >= open_ms  # not one pre-market trade
+    assert [(row[0], row[4]) for row in rows if row[0] < last_ms] == [(t.time, t.price) for t in trades]
+    assert strategy.datas[0].stats["offhours_trades"] > 0
+    notes = [str(w.message) for w in said if issubclass(w.category, SessionPolicyWarning)]
+    assert len(notes) == 1 and "trades outside the regular session" in notes[0]

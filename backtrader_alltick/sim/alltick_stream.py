@@ -39,13 +39,13 @@ class AllTickSession(Session):
         return self.family
 
     def on_open(self) -> None:
-        # Over the cap or too soon after the previous attempt: either way 606, then the close
-        # (alltick.md 6.3, 6.4).  The pacing is per family: a stock and a non-stock socket form one
-        # allowance (the DOCS reading of 6.3), so they need no spacing between them.
-        if self.acquire_budget() and not self.sim.socket_pacing.admit_connection(self.token, self.family):
-            self.sim.counters_store.add("ws_connections_rejected")
-            self._answer(0, 0, "", 606)
-            self.connection.close(1008, "connection attempts too frequent")
+        self.acquire_budget()
+
+    def cut_at_open(self, reason: str) -> None:
+        # Too soon after the previous attempt: 606, then the close (alltick.md 6.3, 6.4).
+        self.sim.counters_store.add("ws_connections_rejected")
+        self._answer(0, 0, "", 606)
+        self.connection.close(1008, f"connection attempts {reason}")
 
     def over_budget(self) -> None:
         self._answer(0, 0, "", 606)

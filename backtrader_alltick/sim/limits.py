@@ -15,6 +15,8 @@ from collections.abc import Callable
 from .plan_table import ServicePlan
 
 BATCH_ENDPOINT = "batch-kline"
+# An upgrade verdict: accept the socket, then cut it at once (AllTick: 606, then the close).
+TOO_FREQUENT = "too frequent"
 
 
 class RestLimiter:

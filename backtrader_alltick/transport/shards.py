@@ -197,6 +197,13 @@ class Pacer:
             self._last = (who, now)
             return 0.0
 
+    def touch(self, who: object, now: float | None = None) -> None:
+        """Move ``who``'s last event on to ``now`` (it ended then), unless another came since."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._last is not None and self._last[0] == who and now > self._last[1]:
+                self._last = (who, now)
+
 
 def over_capacity(capacity: Capacity, counts: dict[str, int]) -> ConfigError | None:
     """The ConfigError for wanting ``counts`` codes per family on ``capacity``, or None when they fit."""

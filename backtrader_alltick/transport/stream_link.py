@@ -255,10 +255,16 @@ class StreamLink:
                     break
             if self._wait_for_turn("connect"):
                 break
-            last_attempt, connection = time.monotonic(), None
+            connection = None
             self._attempt += 1
             try:
-                connection = self._connect()
+                try:
+                    connection = self._connect()
+                finally:
+                    # The service timed the attempt before it answered: the spacing counts from the
+                    # answer (or the failure), so a slow handshake never brings the next one early.
+                    last_attempt = time.monotonic()
+                    self._turn_taken("connect", last_attempt)
                 error = self._serve(connection)
             except AllTickError as e:
                 error = detached(e)  # the handshake's foreign exception holds the URL, token included
@@ -304,6 +310,10 @@ class StreamLink:
             if stopping.wait(wait):
                 return True
         return False
+
+    def _turn_taken(self, kind: str, now: float) -> None:
+        if self.host.pacer is not None:
+            self.host.pacer(self.family, kind).touch(self.key, now)
 
     def _connect(self) -> _Connection:
         settings = self.settings

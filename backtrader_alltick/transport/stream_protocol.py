@@ -36,6 +36,7 @@ from ..errors import (
     redact,
 )
 from ..symbols import Instrument
+from .shards import PACING_MARGIN
 from .stream_settings import StreamSettings
 from .subscriptions import cap_subscriptions
 
@@ -322,8 +323,10 @@ class StreamProtocol:
             messages, reports = self._subscribe_messages(trades, depth)
             self._outbox, self._sent_version = deque(messages), version
         due = self._outbox or now >= next_heartbeat
-        if due and now < self._last_request + settings.request_spacing:
-            return Step(wake_at=min(wake_at, self._last_request + settings.request_spacing), reports=reports)
+        spacing = settings.request_spacing
+        spacing += PACING_MARGIN if spacing else 0.0  # the service times a request when it reads it
+        if due and now < self._last_request + spacing:
+            return Step(wake_at=min(wake_at, self._last_request + spacing), reports=reports)
         if not due:
             return Step(wake_at=wake_at, reports=reports)
         wait = self.gate(now) if self._outbox and self.gate is not None else 0.0

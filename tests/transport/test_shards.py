@@ -111,3 +111,13 @@ def test_rebalance_never_fills_a_connection_past_its_cap_nor_moves_onto_one_that
     assert shards.rebalance(0, up=[1, 2]) == {codes[0]: 2}
     assert shards.sizes() == [1, 2, 2]
     assert shards.place(codes[4]) == 0  # the room the move left goes to the next new code
+
+
+def test_pacer_counts_the_spacing_from_when_the_event_ended():
+    pacer = Pacer(3.0)
+    pacer.claim("a", 10.0)
+
+    pacer.touch("a", 11.5)  # a's handshake took 1.5 s: the service may have timed it then
+    pacer.touch("b", 20.0)  # not the last event: changes nothing
+
+    assert pacer.claim("b", 13.0) == pytest.approx(1.5)

@@ -209,6 +209,7 @@ class AllTickData(bt.feed.DataBase):
         # Cerebro may call _load again in the same pass (datamaster retry); wait only
         # once per pass so several feeds do not add up their waits.
         self._may_wait = True
+        self._pass_start = time.monotonic() - qlapse
 
     def _timeoffset(self) -> timedelta:
         # Backtrader's resampler closes a bar by wall clock (plus this offset) when no data
@@ -254,6 +255,7 @@ class AllTickData(bt.feed.DataBase):
         self._store.start(data=self)
         self._start_finish()
         self._may_wait = True
+        self._pass_start = math.inf  # until Cerebro's first pass tells when it began
         self._source = None
         # Cerebro starts a feed again for each run of optstrategy on one core.  A run may end
         # with bars unread (Backtrader's filter stops at the first past todate, and daily bars
@@ -364,12 +366,18 @@ class AllTickData(bt.feed.DataBase):
         return (
             source is not None
             and (self._state == _ST_LIVE or self._state == _ST_BACKFILL)
-            and not (self._may_wait and self._qcheck > 0)
+            and not self._will_wait()
             and not self._barstack
             and not self._barstash
             and not source.has_pending()
             and not _WAKES[self._store].is_due(source)
         )
+
+    def _will_wait(self) -> bool:
+        # Once per pass for every feed of the store: the first with nothing new waits, and when an
+        # event ends that wait the feeds after it answer at once, quiet ones too (they would wait
+        # out the rest of qcheck again, holding back the bars the pass has taken).
+        return self._may_wait and self._qcheck > 0 and _WAKES[self._store].waited_until < self._pass_start
 
     def _load(self):
         if self._state == _ST_OVER:
@@ -383,7 +391,7 @@ class AllTickData(bt.feed.DataBase):
             return False
         if self._source is None:
             return False
-        wait = self._qcheck if self._may_wait else 0.0
+        wait = self._qcheck if self._will_wait() else 0.0
         self._may_wait = False
         event = self._poll()
         if event is None and wait > 0:

@@ -170,12 +170,12 @@ class StreamBars:
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""
         if self._out.state == "over":
-            return self._out.has_pending()
-        return self._out.has_pending() or not self._inbox.empty()
+            return self._out.has_pending(self._caught_up())
+        return self._out.has_pending(self._caught_up()) or not self._inbox.empty()
 
     def has_events(self) -> bool:
         """True when :meth:`poll` has an event ready without taking more input."""
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def due_in(self) -> float:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
@@ -196,7 +196,7 @@ class StreamBars:
             due_in = self.due_in()
             self._timers_at = time.monotonic() + due_in
             self._wake.schedule(self, due_in)
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def _take_input(self) -> bool:
         # Returns whether anything was done: a quiet source polled between its timers costs a lookup.

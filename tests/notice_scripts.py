@@ -193,9 +193,12 @@ class FakeTime:
 
 def rate_limit() -> None:
     time = FakeTime()  # the wait is real to the limiter, instant to the test
-    limiter = RateLimiter(get_plan("alltick", "free"), monotonic=time.monotonic, sleep=time.sleep)
-    limiter.penalize(90.0)  # as after a 429 with Retry-After: 90
-    limiter.acquire("kline")
+    with service() as (_, store):
+        store.rest.limiter = RateLimiter(
+            get_plan("alltick", "free"), monotonic=time.monotonic, sleep=time.sleep
+        )
+        store.rest.limiter.penalize(90.0)  # as after a 429 with Retry-After: 90
+        store.fetch_klines("EURUSD", "1m", count=5)
 
 
 def rate_limit_live() -> None:

@@ -727,6 +727,30 @@ def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_
     assert len(said) == 1 and said[0].startswith("warning: AAPL.US: 31 1m bars outside"), err
 
 
+def test_klines_held_back_over_a_minute_says_so_in_one_warning_line(capsys, alltick_sim, monkeypatch):
+    from notice_scripts import FakeTime
+
+    from backtrader_alltick.transport import ratelimit
+
+    made, time = ratelimit.RateLimiter, FakeTime()
+
+    def held_back(plan, ledger=None, **_):
+        # The store's limiter on a clock that a wait moves at once: 90 s as after a Retry-After: 90.
+        if ledger is not None:
+            ledger.close()
+        limiter = made(plan, monotonic=time.monotonic, sleep=time.sleep)
+        limiter.penalize(90.0)
+        return limiter
+
+    monkeypatch.setattr(ratelimit, "RateLimiter", held_back)
+
+    code, out, err = run(capsys, "klines", "EURUSD", "-n", "5", *service(alltick_sim))
+
+    assert code == 0 and len(out.splitlines()) == 6  # the header and five bars
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1 and said[0].startswith("warning: a kline request for EURUSD waits 90 s"), err
+
+
 def test_warnings_from_any_thread_are_one_line_each_and_others_keep_their_form(capsys):
     from backtrader_alltick.cli.console import run_command
     from backtrader_alltick.errors import RateLimitWarning

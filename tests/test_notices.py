@@ -61,8 +61,9 @@ CONDITIONS = {
     ),
     "live_only_gap": ("live_only", ("False", "True"), LiveOnlyWarning, "pass backfill=True"),
     "live_only_rest": ("live_only", ("True", "False"), LiveOnlyWarning, "although backfill_start=False"),
-    "rate_limit": ("rate_limit", (), RateLimitWarning, "waits 90 s"),
-    "rate_limit_live": ("rate_limit_live", (), RateLimitWarning, "waits 90 s"),  # on the backfill thread
+    "rate_limit": ("rate_limit", (), RateLimitWarning, "request for EURUSD waits 90 s"),
+    # on the backfill thread
+    "rate_limit_live": ("rate_limit_live", (), RateLimitWarning, "request for BTCUSDT waits 90 s"),
 }
 
 

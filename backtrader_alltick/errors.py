@@ -24,6 +24,7 @@
     ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
     ├── LiveOnlyWarning                backfill=False / backfill_start=False cost bars or used REST
     ├── RateLimitWarning               a request waits more than a minute for the plan
+    ├── CacheWarning                   the default cache file was refused: the store runs without it
     └── BarLengthWarning               a feed's bars lie closer together than its timeframe says
 
 Warnings go through :func:`backtrader_alltick.notices.warn_user`, which points them at the
@@ -62,6 +63,7 @@ __all__ = [
     "SessionPolicyWarning",
     "LiveOnlyWarning",
     "RateLimitWarning",
+    "CacheWarning",
     "BarLengthWarning",
     "is_retryable",
     "check_token",
@@ -220,6 +222,11 @@ class LiveOnlyWarning(AllTickWarning):
 
 class RateLimitWarning(AllTickWarning):
     """A request waits more than a minute for the plan's limits (or for the service's Retry-After)."""
+
+
+class CacheWarning(AllTickWarning):
+    """The cache file in the user cache directory (or the quota ledger beside it) cannot be used, so the
+    store runs without it; a file passed as ``cache=`` is a :class:`CacheError` instead."""
 
 
 class BarLengthWarning(AllTickWarning):

@@ -751,6 +751,22 @@ def test_klines_held_back_over_a_minute_says_so_in_one_warning_line(capsys, allt
     assert len(said) == 1 and said[0].startswith("warning: a kline request for EURUSD waits 90 s"), err
 
 
+def test_klines_with_a_foreign_file_as_the_default_cache_warns_once_and_goes_on(
+    capsys, alltick_sim, tmp_path
+):
+    from notice_scripts import write_foreign_cache
+
+    write_foreign_cache(str(tmp_path / "user-cache"))  # the XDG_CACHE_HOME of clean_environment
+    sim_args = [arg for arg in service(alltick_sim) if arg not in ("--cache", "off")]  # the default cache
+
+    code, out, err = run(capsys, "klines", "BTCUSDT", "-n", "5", *sim_args)
+
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1 and "is not a K-line cache" in said[0], err
+    assert said[0].endswith("this store goes on without a cache, so every bar comes from the service")
+
+
 def test_warnings_from_any_thread_are_one_line_each_and_others_keep_their_form(capsys):
     from backtrader_alltick.cli.console import run_command
     from backtrader_alltick.errors import RateLimitWarning

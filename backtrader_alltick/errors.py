@@ -19,6 +19,7 @@
 
     AllTickWarning (UserWarning)       something the user must know, the run goes on
     ├── NoBarsWarning                  a range held no bars
+    │   └── HistoryLimitWarning        the service serves only its newest bars: the range starts later
     ├── FeedEndedWarning               a feed ended by an error (data.last_error)
     ├── MarketClosedWarning            a live feed started while its market is closed
     ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
@@ -58,6 +59,7 @@ __all__ = [
     "SymbolNotFound",
     "AllTickWarning",
     "NoBarsWarning",
+    "HistoryLimitWarning",
     "FeedEndedWarning",
     "MarketClosedWarning",
     "SessionPolicyWarning",
@@ -202,6 +204,11 @@ class AllTickWarning(UserWarning):
 
 class NoBarsWarning(AllTickWarning):
     """A feed or ``fetch_klines`` found no bars in the range asked (before the history, or market closed)."""
+
+
+class HistoryLimitWarning(NoBarsWarning):
+    """The service serves only the newest bars of the symbol (AllTick stocks: 500), so part of the range
+    asked has none; the K-line cache keeps what each run fetches, so history grows across runs."""
 
 
 class FeedEndedWarning(AllTickWarning):

@@ -97,6 +97,11 @@ def no_bars_fetch() -> None:
         store.fetch_klines("AAPL.US", "1m", fromdate="2024-03-02", todate="2024-03-03")
 
 
+def history_limit() -> None:
+    with service() as (_, store):  # AllTick serves the newest 500 bars of a stock: about a day of minutes
+        store.fetch_klines("AAPL.US", "1m", fromdate="2024-02-26", todate="2024-03-05T15:00")
+
+
 def feed_ended() -> None:
     with service() as (sim, store):
         sim.revoke_token(sim.token)  # the plan expired

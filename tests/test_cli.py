@@ -703,6 +703,17 @@ def test_klines_of_an_empty_range_says_so_in_one_warning_line(capsys, alltick_si
     assert "NoBarsWarning" not in err  # a terminal line, not Python's file:line format
 
 
+def test_klines_older_than_the_service_keeps_says_so_in_one_warning_line(capsys, alltick_sim):
+    code, out, err = run(
+        capsys, "klines", "AAPL.US", "--from", "2024-02-26", "--to", "2024-03-05T15:00", *service(alltick_sim)
+    )
+
+    assert code == 0 and len(out.splitlines()) > 400
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1, err
+    assert said[0].startswith("warning: AAPL.US: alltick serves only the newest 500 1m bars"), err
+
+
 def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_sim, tmp_path):
     from notice_scripts import OPEN, write_premarket_recording
 

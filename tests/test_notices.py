@@ -24,6 +24,7 @@ from backtrader_alltick import (
     BarLengthWarning,
     CacheWarning,
     FeedEndedWarning,
+    HistoryLimitWarning,
     LiveOnlyWarning,
     MarketClosedWarning,
     NoBarsWarning,
@@ -41,6 +42,7 @@ CACHE_HOME = "<cache home>"  # stands for a user cache directory whose K-line ca
 CONDITIONS = {
     "no_bars_feed": ("no_bars_feed", (), NoBarsWarning, "widen fromdate/todate"),
     "no_bars_fetch": ("no_bars_fetch", (), NoBarsWarning, "so the frame is empty"),
+    "history_limit": ("history_limit", (), HistoryLimitWarning, "is not available from the service"),
     "feed_ended": ("feed_ended", (), FeedEndedWarning, "data.last_error holds it"),
     "market_closed": ("market_closed", (), MarketClosedWarning, "HK market closed"),
     "offhours_history": (
@@ -162,6 +164,7 @@ def test_every_warning_category_is_exported_under_one_root():
     assert {getattr(backtrader_alltick, name) for name in names} == {
         AllTickWarning,
         NoBarsWarning,
+        HistoryLimitWarning,
         FeedEndedWarning,
         MarketClosedWarning,
         SessionPolicyWarning,

@@ -142,7 +142,10 @@ class Market:
         elif ts_ms >= close:
             regular = self.weekly_sessions_on(day)
             early = bool(regular) and close < regular[-1][1]
-            why = f"{day}'s session closed at {self.local(close):%H:%M} {self.tz}"
+            # On the wall clock of the zone the hours are written in, not the rolled trading-day clock.
+            clock = self.session_tz or self.tz
+            closed_at = datetime.fromtimestamp(close / 1000, tz=timezone.utc).astimezone(_zone(clock))
+            why = f"{day}'s session closed at {closed_at:%H:%M} {clock}"
             why += " (early close)" if early else ""
         else:
             why = "between sessions"

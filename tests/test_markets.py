@@ -151,6 +151,18 @@ def test_closed_note_says_why_and_until_when():
     assert "(early close)" in US_STOCKS.closed_note(ms("2023-07-03 18:00"))
 
 
+def test_closed_note_of_a_rolled_market_tells_the_close_on_its_own_clock():
+    from backtrader_alltick.symbols import parse_symbol
+
+    # AllTick's product list: COPPER stops at 19:00 London in winter (14:00 New York), UKOIL at 21:00 UTC.
+    assert "2024-01-15's session closed at 19:00 Europe/London" in parse_symbol("COPPER").market.closed_note(
+        ms("2024-01-15 19:30")
+    )
+    assert "2024-01-15's session closed at 21:00 UTC" in parse_symbol("UKOIL").market.closed_note(
+        ms("2024-01-15 21:30")
+    )
+
+
 def test_without_the_calendars_extra_markets_fall_back_to_weekly_sessions(monkeypatch, caplog):
     real_import = builtins.__import__
 

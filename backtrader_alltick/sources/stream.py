@@ -442,6 +442,7 @@ class StreamBars:
         else:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
+        bars: list[Kline]
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._put):
             if start_ms is not None and start_ms > upto_ms:

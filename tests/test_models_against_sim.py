@@ -71,7 +71,21 @@ def _both(symbol: str, low: int, high: int) -> tuple[list, list]:
 
 
 @pytest.mark.parametrize(
-    "symbol", ["AAPL.US", "700.HK", "600519.SH", "000001.SZ", "EURUSD", "GOLD", "US500", "BTCUSDT"]
+    "symbol",
+    # UKOIL, the base metals and AUS200 have their own lines in the product list (alltick.md section 8).
+    [
+        "AAPL.US",
+        "700.HK",
+        "600519.SH",
+        "000001.SZ",
+        "EURUSD",
+        "GOLD",
+        "UKOIL",
+        "COPPER",
+        "US500",
+        "AUS200",
+        "BTCUSDT",
+    ],
 )
 def test_the_calendar_and_the_simulators_hours_differ_only_in_the_findings(symbol):
     differ = set()
@@ -81,27 +95,6 @@ def test_the_calendar_and_the_simulators_hours_differ_only_in_the_findings(symbo
             differ.add(day)
 
     assert differ == FINDINGS.get(symbol, set())
-
-
-@pytest.mark.parametrize("symbol", ["UKOIL", "COPPER"])
-def test_shorter_metal_days_read_as_gaps_in_the_calendar_never_as_trades_left_out(symbol):
-    # The product list (alltick.md section 8) gives UKOIL and the base metals shorter days than
-    # GOLD; the client gives them the metals' hours (README "Sessions and calendars"), wider.
-    for _, low, high in _days():
-        client, sim = _both(symbol, low, high)
-        assert all(any(a <= lo and hi <= b for a, b in client) for lo, hi in sim), (symbol, low)
-
-
-def test_aus200_opens_ten_minutes_before_the_calendar_on_sundays():
-    # The vendor's CFD list opens AUS200 at 17:50 New York on Sunday; the client gives every CFD
-    # index the 18:00 open (markets.CFD).  With extended_hours=False those ten minutes are left out.
-    for day, low, high in _days():
-        client, sim = _both("AUS200", low, high)
-        if day.weekday() != 6:
-            assert client == sim, day
-            continue
-        opens = client[0][0]
-        assert sim == [(opens - 10 * 60_000, client[0][1])], day
 
 
 @pytest.mark.parametrize(("dialect", "name"), [(d, n) for d, plans in PLANS.items() for n in plans])

@@ -79,7 +79,8 @@ class AllTickData(bt.feed.DataBase):
         session policy.  ``True``: a bar for every slot the service has trades in, whatever
         the calendar says; ``False``: only bars of slots with a regular session.  Either way
         a delivered bar holds every trade of its slot (README "Trading outside the regular
-        session"); what the policy leaves out is counted in ``stats``.
+        session"); what the policy leaves out is counted in ``stats``.  It applies to what a
+        relay wrote too (``source="redis"``), and to trades of a ``TimeFrame.Ticks`` feed.
       - ``bidask`` (default ``False``): subscribe depth and fill the ``bid``/``ask`` lines.
       - ``source`` (default ``None``): where bars come from.  ``None``: the service
         (REST and WebSocket through the store).  ``"redis"``: live bars a relay

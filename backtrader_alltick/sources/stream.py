@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
-from ..bars import SeenTrades
+from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning, is_retryable
 from ..history import Window
@@ -328,6 +328,10 @@ class StreamBars:
             stats["late_ticks"] += 1
             return
         self._last_tick_time = tick.time
+        if not self.options.extended_hours and not in_regular_hours(tick.time, self.inst.market):
+            stats["offhours_trades"] += 1  # the session policy, as the seam applies it to bars
+            self._note_offhours(tick)
+            return
         self._out.bar(tick, quoted=True)
 
     def _note_offhours(self, tick: Tick) -> None:

@@ -91,11 +91,13 @@ def test_klines_twice_minutes_apart_sees_the_new_bars(sim_process, tmp_path):
 
     first = _klines(sim_process, 50, cache)
     _wait_service_minutes(sim_process, 4)
+    before = _service_now(sim_process)
     second = _klines(sim_process, 50, cache)
-    now = _service_now(sim_process)
+    after = _service_now(sim_process)
 
     assert second.index[-1] - first.index[-1] >= 3 * MINUTE
-    assert now - MINUTE * 2 <= second.index[-1] <= now
+    # The newest closed bar when the command asked, which was between these two readings of the service.
+    assert before - MINUTE * 2 <= second.index[-1] <= after
     assert second.loc[first.index[-1] :].iloc[0].equals(first.iloc[-1])
 
 

@@ -145,17 +145,17 @@ class RedisBars:
             if self._out.state == "over":
                 break
             self._handle(item)
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def has_events(self) -> bool:
         """True when :meth:`poll` has an event ready without taking more input."""
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""
         if self._out.state == "over":
-            return self._out.has_pending()
-        return self._out.has_pending() or not self._inbox.empty()
+            return self._out.has_pending(self._caught_up())
+        return self._out.has_pending(self._caught_up()) or not self._inbox.empty()
 
     def due_in(self) -> float:
         """No timers: every event comes from the reader thread."""

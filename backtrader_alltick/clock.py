@@ -137,6 +137,11 @@ class ServiceClock:
 
     def observe_server_time(self, server_ms: int) -> None:
         """The service's time has reached ``server_ms``: a trade stamp, the start of a bar it served."""
+        best = self._best
+        # Called for every trade.  Our clock never runs back, so the time known is at least the newest
+        # stamp taken: one no newer changes nothing, and is dismissed without the lock or a clock read.
+        if best is not None and server_ms <= best[0]:
+            return
         self._observe(int(server_ms), reading=False)
 
     def _observe(self, server_ms: int, reading: bool) -> None:

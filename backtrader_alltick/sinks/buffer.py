@@ -106,7 +106,8 @@ class BufferedWriter:
             if was_empty:
                 self._oldest_at = time.monotonic()
             self._buffer.extend(items)
-            overflow = self._trim()
+            # A relay writes record by record: the trim is called only when there is one to do.
+            overflow = self._trim() if len(self._buffer) > self.max_buffer else 0
             if was_empty or len(self._buffer) >= self.batch:
                 self._cond.notify_all()
         if overflow and not self._drops_warned:

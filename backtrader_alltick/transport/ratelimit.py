@@ -186,10 +186,11 @@ class RateLimiter:
                 # The answer is in hand and must reach the caller; the next acquire() raises instead.
                 logger.warning("rate limiter: the answer to a %s call could not be noted (%s)", endpoint, e)
 
-    def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
+    def acquire(self, endpoint: str, cancel: threading.Event | None = None, subject: str = "") -> float:
         """Block until ``endpoint`` may be called, count the call, and return the seconds waited.
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
+        ``subject`` names the symbols the call asks for, in the warning of a long wait.
         """
 
         def take(state: QuotaState, now: float) -> tuple[float, bool]:
@@ -214,7 +215,7 @@ class RateLimiter:
                     self._notify_wait(self._on_wait, delay, endpoint)
                 if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
                     self._long_wait_warned = True
-                    self._warn_long_wait(waited + delay, endpoint, service_asked)
+                    self._warn_long_wait(waited + delay, endpoint, service_asked, subject)
                 logger.debug("rate limiter: %s waits %.3f s (%s plan)", endpoint, delay, self.plan.name)
                 if self._sleep is not None:
                     # The injected sleep runs outside the lock so other threads can record meanwhile.
@@ -255,17 +256,18 @@ class RateLimiter:
         """Let go of the ledger's file or connection."""
         self.ledger.close()
 
-    def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool) -> None:
+    def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool, subject: str) -> None:
         # Once per limiter (per store): a user whose run seems stuck learns why and what helps.
         why = (
             "because the service asked to slow down (rate limited)"
             if service_asked
             else f"under the request limits of the {self.plan.dialect} {self.plan.name} plan"
         )
+        asked = f" for {subject}" if subject else ""
         self._condition.release()  # never show a warning (or raise it, when escalated) under the lock
         try:
             warn_user(
-                f"a {endpoint} request waits {seconds:.0f} s {why}; load fewer symbols or bars "
+                f"a {endpoint} request{asked} waits {seconds:.0f} s {why}; load fewer symbols or bars "
                 "at once, keep the K-line cache on, or pass the store your real plan (plan=...) "
                 "if it is higher",
                 RateLimitWarning,

@@ -137,6 +137,14 @@ class ServiceClock:
 
     def observe_server_time(self, server_ms: int) -> None:
         """The service's time has reached ``server_ms``: a trade stamp, the start of a bar it served."""
+        best = self._best
+        # Called for every trade.  Our clock never runs back, and the time known only grows, so a stamp
+        # no newer than the newest taken, or than the time known now from one consistent reading of
+        # it, changes nothing: dismissed without the lock (or, the first, without a clock read).
+        if best is not None and (
+            server_ms <= best[0] or server_ms <= _carried(best, self.base.now_ms(), self.DRIFT)
+        ):
+            return
         self._observe(int(server_ms), reading=False)
 
     def _observe(self, server_ms: int, reading: bool) -> None:
@@ -155,12 +163,15 @@ class ServiceClock:
             self._read = self._read or reading
 
     def _known(self, at: int) -> int | None:
-        if self._best is None:
-            return None
-        server_ms, base_ms = self._best
-        elapsed = at - base_ms
-        # Carried forward (or back) by our clock, allowing for the rates differing by DRIFT.
-        return server_ms + elapsed - int(abs(elapsed) * self.DRIFT)
+        return None if self._best is None else _carried(self._best, at, self.DRIFT)
+
+
+def _carried(best: tuple[int, int], at: int, drift: float) -> int:
+    """The service's time at our moment ``at``, from its (service ms, base ms) reading ``best``."""
+    server_ms, base_ms = best
+    elapsed = at - base_ms
+    # Carried forward (or back) by our clock, allowing for the rates differing by drift.
+    return server_ms + elapsed - int(abs(elapsed) * drift)
 
 
 class SystemClock(ServiceClock):

@@ -149,7 +149,7 @@ class Relay:
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
-        self._seen, self._seen_lock = SeenTrades(), threading.Lock()
+        self._seen = SeenTrades()  # guarded by _counts_lock
         self._bars: _BarDispatcher | None = None
         self._stop = threading.Event()
         self._started = False
@@ -272,12 +272,12 @@ class Relay:
             and not (kind == "tick" and (self.archive_ticks or self.recording is not None))
         ):
             return
-        if isinstance(record, Tick):  # kind == "tick": KIND_OF is looked up by exact type
-            with self._seen_lock:  # one reader thread per endpoint family calls in
-                repeat = self._seen.is_repeat(record)
-            if repeat:
-                return  # a trade the service sent twice is written once, as the direct feed counts it once
-        self._count(kind)
+        # One lock per record for both: one reader thread per endpoint family calls in.
+        with self._counts_lock:
+            # A trade the service sent twice is written once, as the direct feed counts it once.
+            if type(record) is Tick and self._seen.is_repeat(record):
+                return
+            self._counts[kind] += 1
         if self.redis is not None and kind in self.types:
             self.redis.write((record,))
         if self.influx is not None and kind == "tick" and self.archive_ticks:

@@ -88,6 +88,8 @@ class RateLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
+        # Callers queue here and one at a time waits for the next free slot on the condition.
+        self._turn = threading.Lock()
         self.calls: int = 0
         self.waited: float = 0.0
         self._long_wait_warned = False
@@ -191,7 +193,14 @@ class RateLimiter:
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
         """
+        queued = self._monotonic()
+        # Waiting on the condition, every caller woke at each free slot to compute it again: with the
+        # backfill of thousands of symbols queued at once, that herd took the lock more than the
+        # calls did.  The others wait on the turn; a cancelled one still returns as soon as it has it.
+        with self._turn:
+            return self._wait_and_take(endpoint, cancel, max(0.0, self._monotonic() - queued))
 
+    def _wait_and_take(self, endpoint: str, cancel: threading.Event | None, waited: float) -> float:
         def take(state: QuotaState, now: float) -> tuple[float, bool]:
             delay = self.delay_in(state, endpoint, now)
             if delay <= 0:
@@ -199,7 +208,6 @@ class RateLimiter:
             held = state.blocked_until is not None and state.blocked_until - now >= delay
             return delay, held
 
-        waited = 0.0
         with self._condition:
             while True:
                 if cancel is not None and cancel.is_set():

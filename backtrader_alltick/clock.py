@@ -107,23 +107,24 @@ class ServiceClock:
         return self.base.now_ms()
 
     def now_ms(self) -> int:
+        # Read without the lock: _best is replaced whole, and every trade and bar asks the time, so
+        # thousands of backfill threads and the stream reader queued on one lock (a convoy).
         at = self.base.now_ms()
-        with self._lock:
-            known = self._known(at)
-            if known is None:
-                return at
-            # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
-            # say nothing about now.  A reading of the service's clock always decides.
-            if self._read or known >= at - self.MAX_SKEW_MS:
-                return known
+        read = self._read
+        known = self._known(at)
+        if known is None:
             return at
+        # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
+        # say nothing about now.  A reading of the service's clock always decides.
+        if read or known >= at - self.MAX_SKEW_MS:
+            return known
+        return at
 
     def known_ms(self, at: int | None = None) -> int | None:
         """The latest moment the service's clock had surely reached at our moment ``at`` (default now);
         None until the service has told its time."""
         at = self.base.now_ms() if at is None else at
-        with self._lock:
-            return self._known(at)
+        return self._known(at)
 
     def closed_until(self, at: int | None = None) -> int | None:
         """Bars ending by this moment were closed by the service at our moment ``at`` (default now);
@@ -141,6 +142,10 @@ class ServiceClock:
 
     def _observe(self, server_ms: int, reading: bool) -> None:
         at = self.base.now_ms()
+        if not reading or self._read:
+            known = self._known(at)
+            if known is not None and server_ms <= known:
+                return  # nothing to learn, the common case: no lock
         with self._lock:
             known = self._known(at)
             if not reading:
@@ -155,9 +160,10 @@ class ServiceClock:
             self._read = self._read or reading
 
     def _known(self, at: int) -> int | None:
-        if self._best is None:
+        best = self._best  # one read: another thread may replace it meanwhile
+        if best is None:
             return None
-        server_ms, base_ms = self._best
+        server_ms, base_ms = best
         elapsed = at - base_ms
         # Carried forward (or back) by our clock, allowing for the rates differing by DRIFT.
         return server_ms + elapsed - int(abs(elapsed) * self.DRIFT)

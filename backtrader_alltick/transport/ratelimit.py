@@ -29,7 +29,7 @@ from collections.abc import Callable
 from ..errors import PlanLimitError, RateLimitWarning, TransportError
 from ..notices import warn_user
 from ..plans import Plan
-from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState
+from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState, has_limits
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class RateLimiter:
         self._condition = threading.Condition()
         # Callers queue here and one at a time waits for the next free slot on the condition.
         self._turn = threading.Lock()
+        self._unlimited = not has_limits(plan)
+        self._held = False  # a penalty was ever set: even an unlimited plan's callers may wait
         self.calls: int = 0
         self.waited: float = 0.0
         self._long_wait_warned = False
@@ -193,6 +195,9 @@ class RateLimiter:
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
         """
+        if self._unlimited and not self._held:
+            # Nothing to wait for until the service asks to slow down: no turn to queue for.
+            return self._wait_and_take(endpoint, cancel, 0.0)
         queued = self._monotonic()
         # Waiting on the condition, every caller woke at each free slot to compute it again: with the
         # backfill of thousands of symbols queued at once, that herd took the lock more than the
@@ -253,6 +258,7 @@ class RateLimiter:
                 return True
             return False
 
+        self._held = True
         with self._condition:
             if self.ledger.transact(hold):
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)

@@ -241,6 +241,18 @@ def test_many_queued_callers_wait_their_turn_instead_of_all_waking_at_every_free
     assert len(waits) <= 3 * len(threads)  # about one wait per call, not one per caller per call
 
 
+def test_a_plan_without_limits_lets_callers_through_without_queueing():
+    limiter = RateLimiter(get_plan("alltick", "unlimited"))
+    answers: list[float] = []
+    with limiter._turn:  # a queue that a limited plan's callers would wait in
+        caller = threading.Thread(target=lambda: answers.append(limiter.acquire("kline")), daemon=True)
+        caller.start()
+        caller.join(30)
+        queued = caller.is_alive()
+
+    assert not queued and answers == [0.0]
+
+
 def test_penalize_wakes_a_waiting_thread_to_recompute():
     clock = FakeClock()
     waits: queue.Queue = queue.Queue()  # each delay a waiter is about to wait, by the limiter's clock

@@ -37,6 +37,12 @@ def in_regular_session(slot: Slot, market: Market) -> bool:
     return bool(market.open_spans(slot.start, slot.next_start))
 
 
+def in_regular_hours(moment_ms: int, market: Market) -> bool:
+    """True when ``moment_ms`` lies in a regular session of ``market``: the session policy for a
+    trade handed out as it is (``TimeFrame.Ticks``), where there is no slot to look at."""
+    return bool(market.open_spans(moment_ms, moment_ms + 1))
+
+
 def regular_bars(bars: Sequence[Kline], spec: BarSpec, market: Market) -> list[Kline]:
     """The bars of ``bars`` whose slot holds a regular session (see :func:`in_regular_session`)."""
     return [bar for bar in bars if in_regular_session(slot_of(spec, bar.start, market), market)]

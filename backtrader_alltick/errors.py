@@ -19,11 +19,13 @@
 
     AllTickWarning (UserWarning)       something the user must know, the run goes on
     ├── NoBarsWarning                  a range held no bars
+    │   └── HistoryLimitWarning        the service serves only its newest bars: the range starts later
     ├── FeedEndedWarning               a feed ended by an error (data.last_error)
     ├── MarketClosedWarning            a live feed started while its market is closed
     ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
     ├── LiveOnlyWarning                backfill=False / backfill_start=False cost bars or used REST
     ├── RateLimitWarning               a request waits more than a minute for the plan
+    ├── CacheWarning                   the default cache file was refused: the store runs without it
     └── BarLengthWarning               a feed's bars lie closer together than its timeframe says
 
 Warnings go through :func:`backtrader_alltick.notices.warn_user`, which points them at the
@@ -57,11 +59,13 @@ __all__ = [
     "SymbolNotFound",
     "AllTickWarning",
     "NoBarsWarning",
+    "HistoryLimitWarning",
     "FeedEndedWarning",
     "MarketClosedWarning",
     "SessionPolicyWarning",
     "LiveOnlyWarning",
     "RateLimitWarning",
+    "CacheWarning",
     "BarLengthWarning",
     "is_retryable",
     "check_token",
@@ -202,6 +206,11 @@ class NoBarsWarning(AllTickWarning):
     """A feed or ``fetch_klines`` found no bars in the range asked (before the history, or market closed)."""
 
 
+class HistoryLimitWarning(NoBarsWarning):
+    """The service serves only the newest bars of the symbol (AllTick stocks: 500), so part of the range
+    asked has none; the K-line cache keeps what each run fetches, so history grows across runs."""
+
+
 class FeedEndedWarning(AllTickWarning):
     """A feed ended because of an error; ``data.last_error`` holds it and the message says the fix."""
 
@@ -220,6 +229,11 @@ class LiveOnlyWarning(AllTickWarning):
 
 class RateLimitWarning(AllTickWarning):
     """A request waits more than a minute for the plan's limits (or for the service's Retry-After)."""
+
+
+class CacheWarning(AllTickWarning):
+    """The cache file in the user cache directory (or the quota ledger beside it) cannot be used, so the
+    store runs without it; a file passed as ``cache=`` is a :class:`CacheError` instead."""
 
 
 class BarLengthWarning(AllTickWarning):

@@ -8,9 +8,11 @@ date of its sessions; every session of a trading date lies inside that local day
 Forex, metals and CFDs follow AllTick's product list (protocol/alltick.md, "Trading-hours
 notes"): their day rolls at 17:00 New York, with New York's daylight saving time, so forex
 trades Sunday 17:00 to Friday 17:00 New York (21:00 UTC in summer, 22:00 in winter) and
-metals and CFD indices Sunday 18:00 to Friday 17:00 with a daily break 17:00-18:00.  Their
-trading date is the date of a clock that reads midnight at the roll (:class:`RolledZone`), so
-every session of a trading date still lies inside that "local" day.
+metals and CFD indices Sunday 18:00 to Friday 17:00 with a daily break 17:00-18:00 (AUS200
+opens at 17:50 on Sunday).  UKOIL (00:00-21:00 UTC) and the base metals (01:00-19:00 London)
+keep their own hours, written in their own clock (``session_tz``).  Their trading date is the
+date of a clock that reads midnight at the roll (:class:`RolledZone`), so every session of a
+trading date still lies inside that "local" day.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class Market:
     sessions: tuple[tuple[int, int], ...]  # local minutes after midnight, [start, end)
     exchange: str | None = None  # exchange-calendars code; None: weekly sessions only
     roll: int = 0  # minutes from local midnight to where the trading day begins (-420: 17:00 the day before)
+    # The zone whose wall clock ``sessions`` are written in, when not the trading-day clock: UKOIL's hours
+    # are fixed in UTC, the base metals' in London, while their trading dates roll at 17:00 New York.
+    session_tz: str | None = None
+    week_opens: int | None = None  # Monday's first session opens here instead (AUS200: 17:50 Sunday)
 
     @property
     def zone(self) -> tzinfo:
@@ -65,13 +71,18 @@ class Market:
         """The regular sessions of ``day`` by weekday alone (no holidays, no early closes)."""
         if day.weekday() not in self.weekdays:
             return ()
-        midnight = datetime.combine(day, time(), tzinfo=self.zone)
+        return self._regular_spans(day)
+
+    def _regular_spans(self, day: date) -> Spans:
+        """The weekly sessions as they fall on ``day``, whatever its weekday."""
+        zone = self.zone if self.session_tz is None else _zone(self.session_tz)
+        midnight = datetime.combine(day, time(), tzinfo=zone)
+        spans = [[first, last] for first, last in self.sessions]
+        if self.week_opens is not None and day.weekday() == 0:
+            spans[0][0] = self.week_opens
         return tuple(
-            (
-                epoch_ms(_at_minute(midnight, first, self.zone)),
-                epoch_ms(_at_minute(midnight, last, self.zone)),
-            )
-            for first, last in self.sessions
+            (epoch_ms(_at_minute(midnight, first, zone)), epoch_ms(_at_minute(midnight, last, zone)))
+            for first, last in spans
         )
 
     def is_trading_day(self, day: date) -> bool:
@@ -131,7 +142,10 @@ class Market:
         elif ts_ms >= close:
             regular = self.weekly_sessions_on(day)
             early = bool(regular) and close < regular[-1][1]
-            why = f"{day}'s session closed at {self.local(close):%H:%M} {self.tz}"
+            # On the wall clock of the zone the hours are written in, not the rolled trading-day clock.
+            clock = self.session_tz or self.tz
+            closed_at = datetime.fromtimestamp(close / 1000, tz=timezone.utc).astimezone(_zone(clock))
+            why = f"{day}'s session closed at {closed_at:%H:%M} {clock}"
             why += " (early close)" if early else ""
         else:
             why = "between sessions"
@@ -161,11 +175,11 @@ class Market:
         On a trading day this is the calendar's close (an early close included); on a day
         the market does not trade, the close its weekday's regular sessions would have.
         """
-        local = self.local(day_start_ms)
-        close = self.session_close(local.date())
+        day = self.local(day_start_ms).date()
+        close = self.session_close(day)
         if close is not None:
             return close
-        return epoch_ms(_at_minute(local, self.sessions[-1][1], self.zone))
+        return self._regular_spans(day)[-1][1]
 
     def open_spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         """Return the open intervals (epoch ms) that intersect ``[start_ms, end_ms)``."""
@@ -262,10 +276,20 @@ SZ_STOCKS = Market("CN", "Asia/Shanghai", WEEKDAYS, ((570, 690), (780, 900)), "X
 # Forex: Sunday 17:00 -> Friday 17:00 New York, no daily break.
 FOREX = Market("FOREX", "America/New_York", WEEKDAYS, ((0, 1440),), roll=-420)
 # GOLD, Silver, USOIL, NGAS, Palladium, Platinum: Sunday 18:00 -> Friday 17:00 New York (22:00 -> 21:00
-# UTC in summer, an hour later in winter), daily break 17:00-18:00.  The product list gives UKOIL and
-# the base metals shorter days; they share this table (an hour of quiet is a gap, not an error).
+# UTC in summer, an hour later in winter), daily break 17:00-18:00.  Metal crosses (XAUEUR) and energy
+# codes the list does not name trade as these do (the same spot markets).
 METALS = Market("METALS", "America/New_York", WEEKDAYS, ((60, 1440),), roll=-420)
-# CFD indices: 18:00 Sunday -> 17:00 Friday US Eastern, daily break 17:00-18:00 (AUS200 opens 17:50
-# Sunday; a CFD without its own line in the list takes this one).
+# UKOIL: Monday 00:00 -> Friday 21:00, daily break 21:00-24:00, with no winter shift in the list: UTC
+# hours all year, on the 17:00 New York trading date (the vendor's daily K-lines roll there).
+UKOIL = Market("UKOIL", "America/New_York", WEEKDAYS, ((0, 1260),), roll=-420, session_tz="UTC")
+# COPPER, Aluminum, Nickel, Lead, Zinc: Monday 00:00 -> Friday 18:00, daily break 18:00-24:00, winter
+# one hour later: 01:00-19:00 London all year (the London Metal Exchange's day, whose clock is the one
+# that moves), on the 17:00 New York trading date.
+BASE_METALS = Market(
+    "BASE_METALS", "America/New_York", WEEKDAYS, ((60, 1140),), roll=-420, session_tz="Europe/London"
+)
+# CFD indices: 18:00 Sunday -> 17:00 Friday US Eastern, daily break 17:00-18:00 (the list gives every
+# CFD index this line, whatever its home exchange); AUS200 opens 17:50 on Sunday.
 CFD = Market("CFD", "America/New_York", WEEKDAYS, ((60, 1440),), roll=-420)
+AUS200 = Market("AUS200", "America/New_York", WEEKDAYS, ((60, 1440),), roll=-420, week_opens=50)
 CRYPTO = Market("CRYPTO", "UTC", EVERY_DAY, ((0, 1440),))

@@ -20,8 +20,9 @@ import pandas as pd
 
 from . import config, timeframes
 from .clock import ServiceClock
-from .errors import ConfigError, check_token, mask_token
+from .errors import CacheError, CacheWarning, ConfigError, check_token, mask_token
 from .frames import window_frame, window_to_load
+from .notices import warn_user
 from .param_checks import bar_window, timeframe_and_compression, whole_number
 from .plans import Plan, get_plan
 from .progress import PageReporter
@@ -71,7 +72,9 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         ``ALLTICK_REST_URL`` / ``ALLTICK_WS_URL``, then to the dialect's real service.
       - ``cache`` (default ``True``): ``True`` for the user cache directory, a path for a
         file of your own, ``False`` for no cache.  The token's request quota is counted in
-        ``quota.sqlite`` beside it, shared by every process that uses the same directory.
+        ``quota.sqlite`` beside it, shared by every process that uses the same directory.  A file
+        of your own that cannot be used raises ``CacheError``; the default one is a ``CacheWarning``,
+        and the store runs without a cache.
       - ``quota_url`` (default ``None``): a Redis URL (``redis://host:port/db``) that holds the
         token's request quota for every machine naming it; falls back to ``ALLTICK_QUOTA_URL``.
       - ``clock`` (default ``None``): our clock; a simulator's clock runs a trading hour in a
@@ -280,12 +283,18 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
 
                 # The quota is the token's: every process on the cache directory (or the Redis
                 # of quota_url) counts in one ledger.
-                ledger = open_ledger(
-                    self.plan,
-                    quota_key(self.p.dialect, self.rest_url, token),
-                    directory=cache_directory(self.p.cache),
-                    url=self.p.quota_url,
-                )
+                try:
+                    ledger = open_ledger(
+                        self.plan,
+                        quota_key(self.p.dialect, self.rest_url, token),
+                        directory=cache_directory(self.p.cache),
+                        url=self.p.quota_url,
+                    )
+                except CacheError as e:
+                    if self.p.cache is not True:
+                        raise
+                    self._refuse_default_cache(e, "counting its requests in this process only")
+                    ledger = None
                 limiter = RateLimiter(self.plan, ledger=ledger)
                 try:
                     self._rest = RestClient(
@@ -309,9 +318,20 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             if self._cache is None and self.p.cache:
                 from .cache import KlineCache
 
-                path = None if self.p.cache is True else Path(self.p.cache)
-                self._cache = KlineCache(path)
+                if self.p.cache is not True:
+                    self._cache = KlineCache(Path(self.p.cache))
+                else:
+                    try:
+                        self._cache = KlineCache(None)
+                    except CacheError as e:
+                        self._refuse_default_cache(e, "so every bar comes from the service")
             return self._cache
+
+    def _refuse_default_cache(self, error: CacheError, meaning: str) -> None:
+        # A file the user named is theirs to fix before anything runs (CacheError); the one in the user
+        # cache directory is ours, and a run can go on without it once the user is told.
+        self.p.cache = False
+        warn_user(f"{error}; this store goes on without a cache, {meaning}", CacheWarning)
 
     @property
     def history(self) -> History:

@@ -91,6 +91,13 @@ _MARKET_BY_ASSET = {
     "crypto": markets.CRYPTO,
 }
 
+# Codes AllTick's product list gives hours of their own (protocol/alltick.md "Trading-hours notes").
+_MARKET_BY_CODE = {
+    "UKOIL": markets.UKOIL,
+    **dict.fromkeys(("COPPER", "ALUMINUM", "NICKEL", "LEAD", "ZINC"), markets.BASE_METALS),
+    "AUS200": markets.AUS200,
+}
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -118,7 +125,7 @@ class Instrument:
     def market(self) -> markets.Market:
         if self.asset == "stock":
             return STOCK_REGIONS[self.region]
-        return _MARKET_BY_ASSET[self.asset]
+        return _MARKET_BY_CODE.get(self.code.upper(), _MARKET_BY_ASSET[self.asset])
 
     def __str__(self) -> str:
         return self.symbol

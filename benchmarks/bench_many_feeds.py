@@ -2,10 +2,11 @@
 
 1. latency from a 1-minute bar's close to the ``next()`` that sees it (p50/p99, wall seconds) with
    1, 10 and 50 trading feeds on one store, each run with a fifth as many quiet feeds besides (at
-   least one: a market that is closed, as a user's universe always has some), as ratios to the single
-   feed; and how often every bar of a minute reaches the strategy in one ``next()``;
-2. CPU used by a Cerebro with 50 silent live feeds (market closed), this process only, over 30 s from
-   10 s after the start;
+   least one, and one polled last: a market that is closed, as a user's universe always has some), as
+   ratios to the single feed; and how often every bar of a minute reaches the strategy in one ``next()``;
+2. CPU used by a Cerebro with 1, 10 and 50 silent live feeds (market closed), this process only, over
+   30 s from 10 s after the start, and with 50 against a baseline in the same run: the same Cerebro
+   with every quiet call going through Backtrader's own ``load`` (lines moved forward and back);
 3. 100 live feeds on one store: the same latency figures, CPU per delivered bar, and where Cerebro's
    thread spends its time (cProfile, the top functions by own time).
 
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import pstats
@@ -22,11 +24,13 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import backtrader as bt
 from bench_live import simulator_process
 
 from backtrader_alltick import AllTickStore
+from backtrader_alltick.feed import AllTickData
 
 SPEED = 60  # a market minute per wall second: one bar per feed per wall second
 WARM_MINUTES = 3  # live minutes left out at the start (seams anchoring, the first stream bars)
@@ -42,13 +46,16 @@ def quiet_symbols(count: int) -> list[str]:
 
 
 def interleave(trading: list[str], quiet: list[str]) -> list[str]:
-    """Quiet feeds spread among the trading ones: Cerebro polls the feeds in this order."""
+    """Quiet feeds spread among the trading ones, and one polled last (after every trading feed has
+    taken the bars that ended the pass's wait): Cerebro polls the feeds in this order."""
+    quiet = list(quiet)
+    last = quiet.pop(0)
     out, step = [], max(1, len(trading) // max(1, len(quiet)))
     for i, symbol in enumerate(trading):
         if i % step == 0 and quiet:
             out.append(quiet.pop())
         out.append(symbol)
-    return out + quiet
+    return out + quiet + [last]
 
 
 class ManyFeedsProbe(bt.Strategy):
@@ -165,9 +172,15 @@ class IdleProbe(bt.Strategy):
         threading.Timer(self.p.settle + self.p.seconds, lambda: (sample(), self.env.runstop())).start()
 
 
-def idle_cpu(count: int, settle: float, seconds: float, qcheck: float = 0.5) -> tuple[float, float]:
+def idle_cpu(
+    count: int, settle: float, seconds: float, qcheck: float = 0.5, quiet_path: bool = True
+) -> tuple[float, float]:
     """Shares of one core this process, and Cerebro's thread alone, use while ``count`` live feeds are
-    silent (Hong Kong closed at the simulator's start, 15:00 UTC); the simulator runs in its own process."""
+    silent (Hong Kong closed at the simulator's start, 15:00 UTC); the simulator runs in its own process.
+    ``quiet_path`` False: the baseline, a quiet feed's call goes through Backtrader's whole ``load``."""
+    if not quiet_path:
+        with _without_quiet_path():
+            return idle_cpu(count, settle, seconds, qcheck)
     symbols = [f"{n}.HK" for n in range(1, count + 1)]
     samples: list[tuple[float, float]] = []
     with simulator_process(speed=1, seed=23, symbols=symbols) as sim:
@@ -184,6 +197,16 @@ def idle_cpu(count: int, settle: float, seconds: float, qcheck: float = 0.5) -> 
     return (cpu1 - cpu0) / (wall1 - wall0), (own1 - own0) / (wall1 - wall0)
 
 
+@contextlib.contextmanager
+def _without_quiet_path() -> Iterator[None]:
+    quiet = AllTickData._quiet
+    AllTickData._quiet = lambda self: False  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AllTickData._quiet = quiet  # type: ignore[method-assign]
+
+
 def describe(result: dict, grace: float = 0.25) -> str:
     return (
         f"{result['count']:>3} trading + {result['quiet']:>2} quiet feeds: "
@@ -197,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=int, default=20, help="live minutes measured per run")
     parser.add_argument("--counts", default="1,10,50", help="feed counts of the latency runs")
-    parser.add_argument("--idle-feeds", type=int, default=50)
+    parser.add_argument("--idle-counts", default="1,10,50", help="feed counts of the idle runs")
     parser.add_argument("--idle-settle", type=float, default=10.0)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument(
@@ -220,14 +243,21 @@ def main() -> None:
                 f"p50 ratio {result['p50'] / base['p50']:.2f}"
             )
     if args.only in (None, "idle"):
-        share, cerebro_share = idle_cpu(
-            args.idle_feeds, args.idle_settle, args.idle_seconds, args.idle_qcheck
+        counts = [int(n) for n in args.idle_counts.split(",")]
+        for count in counts:
+            share, cerebro_share = idle_cpu(count, args.idle_settle, args.idle_seconds, args.idle_qcheck)
+            print(
+                f"idle live Cerebro ({count} silent feeds, qcheck {args.idle_qcheck}s, simulator "
+                "in its own process): "
+                f"{share:.2%} of one core ({cerebro_share:.2%} in Cerebro's thread) over "
+                f"{args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start"
+            )
+        base, _ = idle_cpu(
+            counts[-1], args.idle_settle, args.idle_seconds, args.idle_qcheck, quiet_path=False
         )
         print(
-            f"idle live Cerebro ({args.idle_feeds} silent feeds, qcheck {args.idle_qcheck}s, simulator "
-            "in its own process): "
-            f"{share:.2%} of one core ({cerebro_share:.2%} in Cerebro's thread) over "
-            f"{args.idle_seconds:.0f} s from {args.idle_settle:.0f} s after start"
+            f"baseline, {counts[-1]} silent feeds through Backtrader's whole load: {base:.2%} of one core; "
+            f"ratio {share / base:.2f}"
         )
     if args.only in (None, "hundred"):
         result = live_run(100, args.minutes, profile=True)

@@ -17,6 +17,10 @@ comes close to that figure, the bench measures the simulator, not the relay.
 
 The target: end to end >= 0.7x the bare pipeline, and nothing dropped: after
 the relay stops, Redis has confirmed every tick and bar the relay took from the stream.
+
+Then the other end: the CPU a live Cerebro uses while its only Redis-fed feed (``source="redis"``)
+waits for bars that do not come, this process only (Redis runs in its own), over ``--idle-seconds``
+from ``--idle-settle`` seconds after the start (``--only idle`` runs just this part).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import backtrader as bt
 import redis
 
 from backtrader_alltick.clock import ScaledClock
@@ -190,6 +196,39 @@ def relay_run(redis_url: str, seconds: float) -> tuple[float, dict, int]:
     return rate, final, taken - final["redis"]["written"]
 
 
+class IdleProbe(bt.Strategy):
+    """Read this process's CPU time ``settle`` wall seconds after the run starts and again ``seconds``
+    later, then stop: start-up (connecting, the first empty reads) is left out of the figure."""
+
+    params = (("settle", 10.0), ("seconds", 30.0), ("samples", None))
+
+    def start(self) -> None:
+        def sample() -> None:
+            self.p.samples.append((time.process_time(), time.monotonic()))
+
+        threading.Timer(self.p.settle, sample).start()
+        threading.Timer(self.p.settle + self.p.seconds, lambda: (sample(), self.env.runstop())).start()
+
+
+def idle_consumer_cpu(redis_url: str, settle: float, seconds: float) -> float:
+    """Share of one core a live Cerebro uses while its only feed reads an empty Redis stream."""
+    samples: list[tuple[float, float]] = []
+    store = AllTickStore(dialect="alltick", cache=False)
+    try:
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(
+            store.getdata(
+                dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, source="redis", source_url=redis_url
+            )
+        )
+        cerebro.addstrategy(IdleProbe, settle=settle, seconds=seconds, samples=samples)
+        cerebro.run()
+    finally:
+        store.stop()
+    (cpu0, wall0), (cpu1, wall1) = samples
+    return (cpu1 - cpu0) / (wall1 - wall0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,7 +237,33 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--idle-settle", type=float, default=10.0, help="seconds before idle is measured")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="seconds idle is measured over")
+    parser.add_argument("--only", choices=["throughput", "idle"], help="run one part only")
     args = parser.parse_args()
+    if args.only in (None, "throughput"):
+        throughput(args)
+    if args.only in (None, "idle"):
+        idle(args)
+
+
+def idle(args: argparse.Namespace) -> None:
+    servers = load_servers()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = servers.RedisServer(Path(tmp), append_only=False)
+        server.start()
+        try:
+            share = idle_consumer_cpu(server.url, args.idle_settle, args.idle_seconds)
+        finally:
+            server.stop()
+    print(
+        f"idle live Cerebro (one Redis-fed feed, no bars coming, Redis in its own process): {share:.2%} "
+        f"of one core, this process only, over {args.idle_seconds:.0f} s from {args.idle_settle:.0f} s "
+        "after start"
+    )
+
+
+def throughput(args: argparse.Namespace) -> None:
     ticks = make_ticks(args.ticks, args.symbols)
     servers = load_servers()
 

@@ -8,6 +8,7 @@ strings, so a subprocess can pass them on its command line.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +95,11 @@ def no_bars_feed() -> None:
 def no_bars_fetch() -> None:
     with service() as (_, store):
         store.fetch_klines("AAPL.US", "1m", fromdate="2024-03-02", todate="2024-03-03")
+
+
+def history_limit() -> None:
+    with service() as (_, store):  # AllTick serves the newest 500 bars of a stock: about a day of minutes
+        store.fetch_klines("AAPL.US", "1m", fromdate="2024-02-26", todate="2024-03-05T15:00")
 
 
 def feed_ended() -> None:
@@ -193,9 +199,12 @@ class FakeTime:
 
 def rate_limit() -> None:
     time = FakeTime()  # the wait is real to the limiter, instant to the test
-    limiter = RateLimiter(get_plan("alltick", "free"), monotonic=time.monotonic, sleep=time.sleep)
-    limiter.penalize(90.0)  # as after a 429 with Retry-After: 90
-    limiter.acquire("kline")
+    with service() as (_, store):
+        store.rest.limiter = RateLimiter(
+            get_plan("alltick", "free"), monotonic=time.monotonic, sleep=time.sleep
+        )
+        store.rest.limiter.penalize(90.0)  # as after a 429 with Retry-After: 90
+        store.fetch_klines("EURUSD", "1m", count=5)
 
 
 def rate_limit_live() -> None:
@@ -208,3 +217,30 @@ def rate_limit_live() -> None:
         cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=2))
         cerebro.addstrategy(FirstBar)
         run_live(cerebro)
+
+
+def cache_refused(cache_home: str) -> None:
+    # The machine's cache directory (``cache_home`` stands for it) holds a file at the cache's place that
+    # is not a cache: another program's, or a damaged one.  The store is left to its default cache.
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = cache_home
+    try:
+        with Simulator(speed=60) as sim:
+            store = AllTickStore.from_simulator(sim)
+            try:
+                store.fetch_klines("BTCUSDT", "1m", count=5)
+                store.fetch_klines("EURUSD", "1m", count=5)  # the same store: said once
+            finally:
+                store.stop()
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
+def write_foreign_cache(cache_home: str) -> None:
+    """A text file where the default K-line cache would be."""
+    path = Path(cache_home) / "backtrader_alltick" / "klines.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("notes, not a cache\n")

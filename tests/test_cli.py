@@ -703,6 +703,17 @@ def test_klines_of_an_empty_range_says_so_in_one_warning_line(capsys, alltick_si
     assert "NoBarsWarning" not in err  # a terminal line, not Python's file:line format
 
 
+def test_klines_older_than_the_service_keeps_says_so_in_one_warning_line(capsys, alltick_sim):
+    code, out, err = run(
+        capsys, "klines", "AAPL.US", "--from", "2024-02-26", "--to", "2024-03-05T15:00", *service(alltick_sim)
+    )
+
+    assert code == 0 and len(out.splitlines()) > 400
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1, err
+    assert said[0].startswith("warning: AAPL.US: alltick serves only the newest 500 1m bars"), err
+
+
 def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_sim, tmp_path):
     from notice_scripts import OPEN, write_premarket_recording
 
@@ -725,6 +736,46 @@ def test_klines_with_regular_hours_warns_once_of_the_bars_left_out(capsys, make_
     said = [line for line in err.splitlines() if "outside the regular session" in line]
     # Pre-market bars stamped 14:00 to 14:30 (the open): 31.
     assert len(said) == 1 and said[0].startswith("warning: AAPL.US: 31 1m bars outside"), err
+
+
+def test_klines_held_back_over_a_minute_says_so_in_one_warning_line(capsys, alltick_sim, monkeypatch):
+    from notice_scripts import FakeTime
+
+    from backtrader_alltick.transport import ratelimit
+
+    made, time = ratelimit.RateLimiter, FakeTime()
+
+    def held_back(plan, ledger=None, **_):
+        # The store's limiter on a clock that a wait moves at once: 90 s as after a Retry-After: 90.
+        if ledger is not None:
+            ledger.close()
+        limiter = made(plan, monotonic=time.monotonic, sleep=time.sleep)
+        limiter.penalize(90.0)
+        return limiter
+
+    monkeypatch.setattr(ratelimit, "RateLimiter", held_back)
+
+    code, out, err = run(capsys, "klines", "EURUSD", "-n", "5", *service(alltick_sim))
+
+    assert code == 0 and len(out.splitlines()) == 6  # the header and five bars
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1 and said[0].startswith("warning: a kline request for EURUSD waits 90 s"), err
+
+
+def test_klines_with_a_foreign_file_as_the_default_cache_warns_once_and_goes_on(
+    capsys, alltick_sim, tmp_path
+):
+    from notice_scripts import write_foreign_cache
+
+    write_foreign_cache(str(tmp_path / "user-cache"))  # the XDG_CACHE_HOME of clean_environment
+    sim_args = [arg for arg in service(alltick_sim) if arg not in ("--cache", "off")]  # the default cache
+
+    code, out, err = run(capsys, "klines", "BTCUSDT", "-n", "5", *sim_args)
+
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1 and "is not a K-line cache" in said[0], err
+    assert said[0].endswith("this store goes on without a cache, so every bar comes from the service")
 
 
 def test_warnings_from_any_thread_are_one_line_each_and_others_keep_their_form(capsys):

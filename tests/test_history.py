@@ -17,6 +17,7 @@ from backtrader_alltick.errors import (
     APIError,
     AuthError,
     ConfigError,
+    HistoryLimitWarning,
     ProtocolError,
     SymbolNotFound,
     UnsupportedTimeframe,
@@ -203,26 +204,28 @@ def test_closed_market_range_is_remembered_as_empty(alltick, clock, cache):
     assert len(service.requests) == 1
 
 
-def test_stock_history_beyond_the_newest_page_warns_and_grows_across_runs(alltick, cache, caplog):
-    caplog.set_level(logging.WARNING, logger="backtrader_alltick.history")
+def test_stock_history_beyond_the_newest_page_warns_and_grows_across_runs(alltick, cache):
     clock = FixedClock(NOW)
     truth = minute_bars("AAPL.US", NOW - NOW % MINUTE - 1_499 * MINUTE, 1_500)
     service = ScriptedService(truth, clock)
     loader = HistoryLoader(service, cache, alltick, clock)
 
-    bars = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
-    again = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
+    with pytest.warns(
+        HistoryLimitWarning, match="^AAPL.US: .* history before .* not available from the service"
+    ):
+        bars = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
+        again = loader.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
 
     assert bars == again == truth[-500:-1]
     assert len(service.requests) == 1
     assert service.requests[0][2] is None
-    assert "history before" in caplog.text and "not available from the service" in caplog.text
 
     # A later run, 600 minutes on, gets the newest 500 again; the cache keeps both pages.
     clock.now = NOW + 600 * MINUTE
     later_truth = truth + minute_bars("AAPL.US", truth[-1].start + MINUTE, 600)
     later = HistoryLoader(ScriptedService(later_truth, clock), cache, alltick, clock)
-    grown = later.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
+    with pytest.warns(HistoryLimitWarning):  # still short of the start asked
+        grown = later.native_bars("AAPL.US", "1m", start_ms=truth[0].start).bars
     assert len(grown) == 499 + 499  # each run's newest bar was still forming
     assert grown[:499] == truth[-500:-1]
     assert grown == sorted(set(grown), key=lambda bar: bar.start)
@@ -427,24 +430,22 @@ def test_five_thousand_minutes_take_ten_requests_cold_and_none_warm(sim, cache):
     assert_clean(bars, sim)
 
 
-def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exists(
-    alltick_sim, cache, caplog
-):
-    caplog.set_level(logging.WARNING, logger="backtrader_alltick.history")
+def test_stock_range_older_than_the_newest_page_warns_once_and_returns_what_exists(alltick_sim, cache):
     loader = sim_loader(alltick_sim, cache)
     end = alltick_sim.clock.now_ms()
     start = end - 10 * DAY
 
-    bars = loader.native_bars("AAPL.US", "1m", start, end).bars
-    again = loader.native_bars("AAPL.US", "1m", start, end - 60 * MINUTE).bars
+    with pytest.warns(HistoryLimitWarning) as caught:
+        bars = loader.native_bars("AAPL.US", "1m", start, end).bars
+        again = loader.native_bars("AAPL.US", "1m", start, end - 60 * MINUTE).bars
 
     assert 400 <= len(bars) <= 500  # the newest 500, less a forming bar if one has started
     assert_same_bars(bars, alltick_sim.klines("AAPL.US", "1m", bars[0].start, bars[-1].end))
     assert again == [bar for bar in bars if bar.end <= end - 60 * MINUTE]
     assert requests_made(alltick_sim) == 1
     assert kline_ends_sent(alltick_sim) == [None]  # stocks take no end time on AllTick
-    warnings = [r for r in caplog.records if "not available from the service" in r.getMessage()]
-    assert len(warnings) == 2  # once per load
+    said = [w for w in caught if "not available from the service" in str(w.message)]
+    assert len(said) == 2  # once per load
 
 
 def test_rate_limit_storm_during_a_load_is_waited_out(sim, cache):

@@ -93,3 +93,54 @@ def test_a_quiet_feed_waits_for_the_bars_of_the_others_not_for_its_own_qcheck(un
     assert strategy.first_live is not None
     assert len(strategy.calls) >= 4
     assert all(moved == set(TRADING) for _, moved in strategy.calls[1:])
+
+
+CLOSED = ["1.HK", "5.HK", "700.HK", "941.HK", "2318.HK", "3690.HK"]  # no trades for hours
+STATUS_WAIT = 20.0  # wall seconds, shorter than LONG_QCHECK: a status waiting for a pass's end misses it
+
+
+class Statuses(bt.Strategy):
+    """Every feed's statuses; once all are LIVE, cut the stream; stop when all are LIVE again."""
+
+    params = (("sim", None),)
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[str]] = {data._name: [] for data in self.datas}
+        self._live: set[str] = set()
+        self.dropped = False
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.seen[data._name].append(data._getstatusname(status))
+        if status != data.LIVE:
+            return
+        self._live.add(data._name)
+        if len(self._live) < len(self.datas):
+            return
+        self._live.clear()
+        if self.dropped:
+            self.env.runstop()
+        else:
+            self.dropped = True
+            self.p.sim.drop_connections()
+
+
+def test_silent_feeds_tell_live_and_connbroken_without_waiting_for_a_long_qcheck(make_sim, make_store):
+    # No feed has a bar: only their statuses can end a pass before qcheck.  Each must still reach
+    # LIVE, say CONNBROKEN when the stream drops and LIVE again, though Cerebro asks most of them
+    # nothing in a pass the first one waited through.
+    sim = make_sim(dialect="alltick", symbols=CLOSED)
+    store = make_store(sim, cache=False)
+    cerebro = bt.Cerebro(stdstats=False)
+    for symbol in CLOSED:
+        cerebro.adddata(
+            store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, lookback=2, qcheck=LONG_QCHECK),
+            name=symbol,
+        )
+    cerebro.addstrategy(Statuses, sim=sim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarketClosedWarning)
+        strategy = run_guarded(cerebro, STATUS_WAIT)
+
+    for symbol, statuses in strategy.seen.items():
+        assert statuses[0] == "DELAYED" and statuses[-1] == "LIVE", (symbol, statuses)
+        assert "CONNBROKEN" in statuses[statuses.index("LIVE") :], (symbol, statuses)

@@ -92,6 +92,34 @@ def test_gold_sessions_break_an_hour_each_day_by_new_york_time(day, opens, break
     assert not parse_symbol("GOLD").market.is_open(ms("2023-07-10 21:30"))  # the daily break
 
 
+@pytest.mark.parametrize(
+    "symbol, day, opens, closes",
+    [
+        # UKOIL: Monday 00:00 -> Friday 21:00, daily break 21:00-24:00, no winter shift given.
+        ("UKOIL", date(2023, 7, 10), "2023-07-10 00:00", "2023-07-10 21:00"),
+        ("UKOIL", date(2024, 1, 15), "2024-01-15 00:00", "2024-01-15 21:00"),
+        # COPPER, Aluminum, Nickel, Lead, Zinc: Monday 00:00 -> Friday 18:00, break 18:00-24:00, winter one
+        # hour later (London's clock: 01:00-19:00 London all year).
+        ("COPPER", date(2023, 7, 10), "2023-07-10 00:00", "2023-07-10 18:00"),
+        ("Zinc", date(2024, 1, 15), "2024-01-15 01:00", "2024-01-15 19:00"),
+        # CFD indices: 18:00 Sunday -> 17:00 Friday US Eastern, break 17:00-18:00; AUS200 opens 17:50 Sunday.
+        ("AUS200", date(2023, 7, 10), "2023-07-09 21:50", "2023-07-10 21:00"),
+        ("AUS200", date(2023, 7, 11), "2023-07-10 22:00", "2023-07-11 21:00"),
+        ("AUS200", date(2024, 1, 15), "2024-01-14 22:50", "2024-01-15 22:00"),
+        ("US500", date(2024, 1, 15), "2024-01-14 23:00", "2024-01-15 22:00"),
+    ],
+)
+def test_oil_base_metals_and_cfds_keep_the_hours_the_product_list_gives_them(symbol, day, opens, closes):
+    """AllTick's product list (protocol/alltick.md, "Trading-hours notes") gives UKOIL, the base metals
+    and AUS200 hours of their own; their trading date still rolls at 17:00 New York."""
+    from backtrader_alltick.symbols import parse_symbol
+
+    market = parse_symbol(symbol).market
+    assert market.sessions_on(day) == ((ms(opens), ms(closes)),)
+    assert market.close_date(ms(closes)) == day
+    assert not market.is_open(ms(closes)) and market.is_open(ms(closes) - 1)
+
+
 def test_close_date_puts_a_bar_closing_at_midnight_on_the_day_before():
     assert CRYPTO.close_date(ms("2023-07-09 00:00")) == date(2023, 7, 8)
     assert FOREX.close_date(ms("2023-07-07 21:00")) == date(2023, 7, 7)
@@ -121,6 +149,18 @@ def test_closed_note_says_why_and_until_when():
         "US market closed: 2023-07-04 is not a trading day (a holiday); next open 2023-07-05 13:30 UTC"
     )
     assert "(early close)" in US_STOCKS.closed_note(ms("2023-07-03 18:00"))
+
+
+def test_closed_note_of_a_rolled_market_tells_the_close_on_its_own_clock():
+    from backtrader_alltick.symbols import parse_symbol
+
+    # AllTick's product list: COPPER stops at 19:00 London in winter (14:00 New York), UKOIL at 21:00 UTC.
+    assert "2024-01-15's session closed at 19:00 Europe/London" in parse_symbol("COPPER").market.closed_note(
+        ms("2024-01-15 19:30")
+    )
+    assert "2024-01-15's session closed at 21:00 UTC" in parse_symbol("UKOIL").market.closed_note(
+        ms("2024-01-15 21:30")
+    )
 
 
 def test_without_the_calendars_extra_markets_fall_back_to_weekly_sessions(monkeypatch, caplog):

@@ -22,7 +22,9 @@ import backtrader_alltick
 from backtrader_alltick import (
     AllTickWarning,
     BarLengthWarning,
+    CacheWarning,
     FeedEndedWarning,
+    HistoryLimitWarning,
     LiveOnlyWarning,
     MarketClosedWarning,
     NoBarsWarning,
@@ -35,10 +37,12 @@ TESTS = Path(__file__).resolve().parent
 SOURCE = TESTS.parent  # this checkout, imported ahead of any installed copy
 
 RECORDING = "<recording>"  # stands for the path of the pre-market recording
+CACHE_HOME = "<cache home>"  # stands for a user cache directory whose K-line cache is a text file
 # condition: (script function, its arguments, category, a phrase of the message that says the fix)
 CONDITIONS = {
     "no_bars_feed": ("no_bars_feed", (), NoBarsWarning, "widen fromdate/todate"),
     "no_bars_fetch": ("no_bars_fetch", (), NoBarsWarning, "so the frame is empty"),
+    "history_limit": ("history_limit", (), HistoryLimitWarning, "is not available from the service"),
     "feed_ended": ("feed_ended", (), FeedEndedWarning, "data.last_error holds it"),
     "market_closed": ("market_closed", (), MarketClosedWarning, "HK market closed"),
     "offhours_history": (
@@ -61,13 +65,15 @@ CONDITIONS = {
     ),
     "live_only_gap": ("live_only", ("False", "True"), LiveOnlyWarning, "pass backfill=True"),
     "live_only_rest": ("live_only", ("True", "False"), LiveOnlyWarning, "although backfill_start=False"),
-    "rate_limit": ("rate_limit", (), RateLimitWarning, "waits 90 s"),
-    "rate_limit_live": ("rate_limit_live", (), RateLimitWarning, "waits 90 s"),  # on the backfill thread
+    "rate_limit": ("rate_limit", (), RateLimitWarning, "request for EURUSD waits 90 s"),
+    # on the backfill thread
+    "rate_limit_live": ("rate_limit_live", (), RateLimitWarning, "request for BTCUSDT waits 90 s"),
+    "cache_refused": ("cache_refused", (CACHE_HOME,), CacheWarning, "goes on without a cache"),
 }
 
 
-def arguments(args: tuple[str, ...], recording: str) -> tuple[str, ...]:
-    return tuple(recording if arg == RECORDING else arg for arg in args)
+def arguments(args: tuple[str, ...], recording: str, cache_home: str = "") -> tuple[str, ...]:
+    return tuple({RECORDING: recording, CACHE_HOME: cache_home}.get(arg, arg) for arg in args)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +100,8 @@ def warning_lines(stderr: str, category: type[Warning]) -> list[str]:
 def test_a_plain_script_shows_the_warning_once_at_its_own_line(condition, recording, tmp_path):
     function, args, category, fix = CONDITIONS[condition]
 
-    done = run_script(function, arguments(args, recording), tmp_path)
+    notice_scripts.write_foreign_cache(str(tmp_path / "cache"))
+    done = run_script(function, arguments(args, recording, str(tmp_path / "cache")), tmp_path)
 
     assert done.returncode == 0, done.stderr
     lines = [line for line in warning_lines(done.stderr, category) if fix in line]
@@ -107,14 +114,15 @@ def test_a_plain_script_shows_the_warning_once_at_its_own_line(condition, record
 
 
 @pytest.mark.parametrize("condition", list(CONDITIONS))
-def test_an_error_filter_turns_the_warning_into_an_exception(condition, recording):
+def test_an_error_filter_turns_the_warning_into_an_exception(condition, recording, tmp_path):
     function, args, category, fix = CONDITIONS[condition]
+    notice_scripts.write_foreign_cache(str(tmp_path / "cache"))
 
     with warnings.catch_warnings():
         # This message only: a script may meet others of the category first (REST bars, then trades).
         warnings.filterwarnings("error", f".*{re.escape(fix)}", category)
         with pytest.raises(category, match=re.escape(fix)):
-            getattr(notice_scripts, function)(*arguments(args, recording))
+            getattr(notice_scripts, function)(*arguments(args, recording, str(tmp_path / "cache")))
 
 
 def test_escalating_the_root_category_makes_any_of_them_an_exception():
@@ -156,11 +164,13 @@ def test_every_warning_category_is_exported_under_one_root():
     assert {getattr(backtrader_alltick, name) for name in names} == {
         AllTickWarning,
         NoBarsWarning,
+        HistoryLimitWarning,
         FeedEndedWarning,
         MarketClosedWarning,
         SessionPolicyWarning,
         LiveOnlyWarning,
         RateLimitWarning,
+        CacheWarning,
         BarLengthWarning,
     }
     assert all(issubclass(getattr(backtrader_alltick, name), AllTickWarning) for name in names)

@@ -445,3 +445,51 @@ def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden
             for bar in bars
         ], symbol
     assert relay.stats["errors"] == 0
+
+
+def rest_calls(sim, endpoint):
+    return sum(n for path, n in sim.counters["rest_requests_by_path"].items() if path.endswith(endpoint))
+
+
+def test_after_a_reconnect_a_relay_of_many_symbols_backfills_in_batches_every_bar_golden(redis_server):
+    symbols = [f"R{index:02d}USDT" for index in range(30)]
+    with Simulator(dialect="alltick", plan="unlimited", speed=20, seed=7, symbols=symbols) as sim:
+        store = AllTickStore.from_simulator(sim, cache=False)
+        relay = Relay(
+            store, symbols, redis_url=redis_server.url, lookback=2, grace=1.0, redis_options=FAST_SINK
+        )
+        try:
+            relay.start()
+            for symbol in symbols:
+                wait_for_bars(redis_server.url, symbol, "1m", 3, timeout=60)
+            klines, batches = rest_calls(sim, "/kline"), rest_calls(sim, "/batch-kline")
+            dropped_at = sim.clock.now_ms()
+            assert sim.drop_connections() >= 1
+            for symbol in symbols:  # bars on both sides of the drop, up to minutes after it
+                bars = wait_for_bars(redis_server.url, symbol, "1m", 8, timeout=60)
+                assert bars[-1].end >= dropped_at + 3 * MINUTE or wait_for_bars(
+                    redis_server.url, symbol, "1m", len(bars) + 3, timeout=60
+                )
+            klines, batches = rest_calls(sim, "/kline") - klines, rest_calls(sim, "/batch-kline") - batches
+        finally:
+            relay.stop()
+            store.stop()
+        with RedisReader(redis_server.url) as source:
+            recorded = {
+                symbol: [entry.record for entry in source.newest_bars(symbol, "1m", 1000)]
+                for symbol in symbols
+            }
+
+    assert relay.stats["upstream_drops"] >= 1 and relay.stats["errors"] == 0
+    # One /kline per symbol per bar of the gap before; the gap's bars now come in a few batch answers.
+    assert batches >= 1 and klines < len(symbols) / 3, (klines, batches)
+    for symbol, bars in recorded.items():
+        assert [bar.end for bar in bars] == list(range(bars[0].end, bars[-1].end + 1, MINUTE)), symbol
+        truth = {bar.end: bar for bar in sim.klines(symbol, "1m", bars[0].start, bars[-1].end)}
+        assert [(bar.end, bar.open, bar.high, bar.low, bar.close) for bar in bars] == [
+            (bar.end, *(getattr(truth[bar.end], name) for name in ("open", "high", "low", "close")))
+            for bar in bars
+        ], symbol
+        assert [bar.volume for bar in bars] == pytest.approx(
+            [truth[bar.end].volume for bar in bars], rel=1e-9
+        )

@@ -460,7 +460,7 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
 
 # The weeks New York changed its clocks in 2024 (Sunday March 10 and Sunday November 3), London a few weeks
 # apart: the forex and metals day rolls at 17:00 New York in both seasons (AllTick's product list,
-# protocol/alltick.md "Trading-hours notes").
+# protocol/alltick.md "Trading-hours notes"); COPPER trades on London's clock inside that day.
 @pytest.mark.parametrize(
     ("saturday", "first", "last"),
     [
@@ -468,11 +468,15 @@ def test_a_live_feed_says_once_that_the_market_closed_when_the_session_ends(make
         (datetime(2024, 11, 9, 12, tzinfo=timezone.utc), date(2024, 10, 31), date(2024, 11, 8)),
     ],
 )
-@pytest.mark.parametrize("symbol", ["EURUSD", "GOLD"])
+@pytest.mark.parametrize(
+    ("symbol", "dialect"), [("EURUSD", "itick"), ("GOLD", "itick"), ("COPPER", "alltick")]
+)
 def test_daily_bars_across_a_new_york_clock_change_equal_their_resampled_minutes(
-    make_store, saturday, first, last, symbol
+    make_store, saturday, first, last, symbol, dialect
 ):
-    with Simulator(dialect="itick", plan="unlimited", speed=60, seed=2, start=saturday) as sim:
+    with Simulator(
+        dialect=dialect, plan="unlimited", speed=60, seed=2, start=saturday, symbols=[symbol]
+    ) as sim:
         store = make_store(sim)
         native = run([("d", daily(store, symbol, first, last), None)])
         resampled = run(

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from .. import timeframes
 from ..clock import Clock
-from ..errors import ProtocolError
+from ..errors import HistoryLimitWarning, ProtocolError
+from ..notices import warn_user
 from ..records import Kline, format_utc
 from ..symbols import Instrument
 
@@ -341,13 +342,11 @@ class PageWalk:
         if self.warned:
             return
         self.warned = True
-        logger.warning(
-            "%s serves only the newest %d %s bars of %s: history before %s is not available from the "
-            "service (asked from %s); the cache keeps what each run fetches, so history grows across runs",
-            self.dialect,
-            self.service.dialect.KLINE_LIMIT,
-            self.period,
-            self.inst.symbol,
-            format_utc(oldest),
-            format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars",
+        asked = format_utc(self.lo) if self.start_ms is not None else f"the newest {self.count} bars"
+        warn_user(
+            f"{self.inst.symbol}: {self.dialect} serves only the newest {self.service.dialect.KLINE_LIMIT} "
+            f"{self.period} bars, so history before {format_utc(oldest)} is not available from the service "
+            f"(asked from {asked}); keep the K-line cache on, which keeps what each run fetches so history "
+            "grows across runs, or ask for a later fromdate",
+            HistoryLimitWarning,
         )

@@ -43,6 +43,9 @@ class Wake:
         self._changed = threading.Condition(threading.Lock())
         self._owners: dict[Inbox, BarSource] = {}
         self._due: dict[BarSource, float] = {}  # source -> monotonic moment its timer is due
+        # When the last wait_for_events returned (monotonic): a consumer that passes over its sources
+        # in turn waits once a pass, not again in each quiet source after the event that woke it.
+        self.waited_until: float = -math.inf
 
     def attach(self, inbox: Inbox, source: BarSource) -> None:
         """Drive ``source`` (its ``take_input()`` and ``due_in()``), whose threads put into ``inbox``."""
@@ -71,6 +74,10 @@ class Wake:
         if source in self._due:
             self._due[source] = time.monotonic() + max(due_in, _MIN_TIMER_S)
 
+    def is_due(self, source: BarSource) -> bool:
+        """True when ``source``'s timer is due (a source not attached has none)."""
+        return self._due.get(source, math.inf) <= time.monotonic()
+
     def due_in(self) -> float:
         """Wall seconds until the earliest timer of an attached source is due (``math.inf``: none)."""
         return min(self._due.values(), default=math.inf) - time.monotonic()
@@ -91,9 +98,12 @@ class Wake:
 
         Returns True as soon as a source has an event ready (then poll each with 0).
         """
-        if any(source.has_events() for source in tuple(self._owners.values())):
-            return True
-        return bool(self.drive(timeout))
+        try:
+            if any(source.has_events() for source in tuple(self._owners.values())):
+                return True
+            return bool(self.drive(timeout))
+        finally:
+            self.waited_until = time.monotonic()
 
     def drive(self, timeout: float) -> list[BarSource]:
         """Take the input and run the due timers of the attached sources for at most ``timeout`` wall
@@ -217,10 +227,11 @@ class Outbox:
         self.bid = depth.best_bid if depth.best_bid is not None else math.nan
         self.ask = depth.best_ask if depth.best_ask is not None else math.nan
 
-    def has_pending(self) -> bool:
+    def has_pending(self, caught_up: bool = False) -> bool:
+        """True when :meth:`take` has an event; ``caught_up`` as for it (then LIVE is one, if not told)."""
         if self.state == "over":
             return bool(self._notes)  # the failure not yet handed out; nothing after it counts
-        return bool(self._bars or self._notes)
+        return bool(self._bars or self._notes) or (caught_up and self.state != "live")
 
     def take(self, caught_up: bool) -> Event | None:
         """The next event, or None; ``caught_up``: the source's bars now come as they close."""

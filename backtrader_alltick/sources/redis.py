@@ -22,10 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import AllTickError, ConfigError, ProtocolError
-from ..records import Depth, Tick
+from ..bars import in_regular_hours, in_regular_session
+from ..errors import AllTickError, ConfigError, ProtocolError, SessionPolicyWarning
+from ..notices import warn_user
+from ..records import Depth, Kline, Tick, format_utc
 from ..symbols import Instrument
-from ..timeframes import BarSpec
+from ..timeframes import BarSpec, slot_of
 from ..transport.redis_reader import Entry, RedisReader
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
@@ -93,6 +95,7 @@ class RedisBars:
         self.period: str | None = None if spec is None else spec.period
         self.start_ms: int | None = start_ms
         self._last_end: int | None = None
+        self._offhours_noted = False
         self._is_tail = False
         self._broken = False
         self._closing = threading.Event()
@@ -142,17 +145,17 @@ class RedisBars:
             if self._out.state == "over":
                 break
             self._handle(item)
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def has_events(self) -> bool:
         """True when :meth:`poll` has an event ready without taking more input."""
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""
         if self._out.state == "over":
-            return self._out.has_pending()
-        return self._out.has_pending() or not self._inbox.empty()
+            return self._out.has_pending(self._caught_up())
+        return self._out.has_pending(self._caught_up()) or not self._inbox.empty()
 
     def due_in(self) -> float:
         """No timers: every event comes from the reader thread."""
@@ -184,7 +187,8 @@ class RedisBars:
         if isinstance(record, Tick):
             if self.start_ms is None or record.time >= self.start_ms:
                 self.stats["ticks"] += 1
-                self._out.bar(record, quoted=True)
+                if self._kept(record, record.time, "offhours_trades"):
+                    self._out.bar(record, quoted=True)
             return
         if self._last_end is not None and record.end <= self._last_end:
             self.stats["duplicate_bars"] = self.stats.get("duplicate_bars", 0) + 1
@@ -192,9 +196,34 @@ class RedisBars:
         if self.start_ms is not None and record.end < self.start_ms:
             return  # Backtrader's filter: a bar stamped exactly at fromdate stays
         self._last_end = record.end
+        if not self._kept(record, record.start, "offhours_bars"):
+            return
         live = self.state == "live"
         self.stats["bars_live" if live else "bars_rest"] += 1
         self._out.bar(record, quoted=live)  # a bar replayed from before LIVE has no quote
+
+    def _kept(self, record: Tick | Kline, moment_ms: int, counter: str) -> bool:
+        """The session policy, as for the stream: the relay may have kept what this feed leaves out."""
+        if self.options.extended_hours:
+            return True
+        market = self.inst.market
+        if self.spec is None:
+            regular = in_regular_hours(moment_ms, market)
+        else:
+            regular = in_regular_session(slot_of(self.spec, moment_ms, market), market)
+        if regular:
+            return True
+        self.stats[counter] += 1
+        if not self._offhours_noted:
+            self._offhours_noted = True
+            what = "trades" if self.spec is None else f"{self.period} bars"
+            warn_user(
+                f"{self.symbol}: {what} outside the regular session are left out (extended_hours=False), "
+                f"the first at {format_utc(moment_ms)}; counted in stats['{counter}']; pass "
+                "extended_hours=True to keep them",
+                SessionPolicyWarning,
+            )
+        return False
 
     # -- the reader thread ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
-from ..bars import SeenTrades
+from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
 from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning, is_retryable
 from ..history import Window
@@ -31,6 +31,7 @@ from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 from .needs import LiveStore
+from .newest import NewestBars
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class StreamBars:
     ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
     first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
     shared by the sources one thread drives: it waits once for all of them, then polls each with 0.
+    ``newest``, shared by many sources, answers the short backfills of gaps in batches.
 
     Example::
 
@@ -65,6 +67,7 @@ class StreamBars:
         start_ms: int | None,
         *,
         wake: Wake | None = None,
+        newest: NewestBars | None = None,
     ) -> None:
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._wake = wake = wake if wake is not None else Wake()
@@ -74,6 +77,7 @@ class StreamBars:
         self.clock = clock = store.clock
         self.family = store.wire.family(inst)
         self.start_ms = start_ms
+        self._newest = newest
         self._last_tick_time: int | None = None
         self._seen = SeenTrades()
         self._probe_job: int | None = None
@@ -170,12 +174,12 @@ class StreamBars:
     def has_pending(self) -> bool:
         """True when :meth:`poll` has an event ready or input waiting."""
         if self._out.state == "over":
-            return self._out.has_pending()
-        return self._out.has_pending() or not self._inbox.empty()
+            return self._out.has_pending(self._caught_up())
+        return self._out.has_pending(self._caught_up()) or not self._inbox.empty()
 
     def has_events(self) -> bool:
         """True when :meth:`poll` has an event ready without taking more input."""
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def due_in(self) -> float:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
@@ -196,7 +200,7 @@ class StreamBars:
             due_in = self.due_in()
             self._timers_at = time.monotonic() + due_in
             self._wake.schedule(self, due_in)
-        return self._out.has_pending()
+        return self._out.has_pending(self._caught_up())
 
     def _take_input(self) -> bool:
         # Returns whether anything was done: a quiet source polled between its timers costs a lookup.
@@ -328,6 +332,10 @@ class StreamBars:
             stats["late_ticks"] += 1
             return
         self._last_tick_time = tick.time
+        if not self.options.extended_hours and not in_regular_hours(tick.time, self.inst.market):
+            stats["offhours_trades"] += 1  # the session policy, as the seam applies it to bars
+            self._note_offhours(tick)
+            return
         self._out.bar(tick, quoted=True)
 
     def _note_offhours(self, tick: Tick) -> None:
@@ -414,6 +422,17 @@ class StreamBars:
     def _backfill_spec(self) -> BarSpec:
         return self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
 
+    def _rest_bars(
+        self, spec: BarSpec, after_ms: int | None, start_ms: int | None, upto_ms: int, count: int | None
+    ) -> tuple[list[Kline], int]:
+        # A gap's few bars from a batch answer shared with other symbols, where one covers them.
+        if after_ms is not None and self._newest is not None:
+            got = self._newest.fetch(self.inst, spec, after_ms, upto_ms)
+            if got is not None:
+                return got
+        found = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
+        return found.bars, found.complete_ms
+
     def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> tuple[list[Kline], int]:
         spec = self._backfill_spec()
         if after_ms is None:
@@ -423,6 +442,7 @@ class StreamBars:
         else:
             # Every bar that ends after after_ms: the one in progress at after_ms included.
             start_ms = slot_of(spec, after_ms, self.inst.market).start
+        bars: list[Kline]
         # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
         with handing_to(self._put):
             if start_ms is not None and start_ms > upto_ms:
@@ -430,8 +450,7 @@ class StreamBars:
                 # session asked to start later): nothing to backfill yet; later jobs fetch what closes.
                 bars, proven = [], upto_ms
             else:
-                got = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
-                bars, proven = got.bars, got.complete_ms
+                bars, proven = self._rest_bars(spec, after_ms, start_ms, upto_ms, count)
             if not bars and not self._symbol_known:
                 # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
                 # then stays silent: the latest trade tells a quiet history from an unknown code.

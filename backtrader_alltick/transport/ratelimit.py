@@ -190,22 +190,25 @@ class RateLimiter:
                 # The answer is in hand and must reach the caller; the next acquire() raises instead.
                 logger.warning("rate limiter: the answer to a %s call could not be noted (%s)", endpoint, e)
 
-    def acquire(self, endpoint: str, cancel: threading.Event | None = None) -> float:
+    def acquire(self, endpoint: str, cancel: threading.Event | None = None, subject: str = "") -> float:
         """Block until ``endpoint`` may be called, count the call, and return the seconds waited.
 
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
+        ``subject`` names the symbols the call asks for, in the warning of a long wait.
         """
         if self._unlimited and not self._held:
             # Nothing to wait for until the service asks to slow down: no turn to queue for.
-            return self._wait_and_take(endpoint, cancel, 0.0)
+            return self._wait_and_take(endpoint, cancel, subject, 0.0)
         queued = self._monotonic()
         # Waiting on the condition, every caller woke at each free slot to compute it again: with the
         # backfill of thousands of symbols queued at once, that herd took the lock more than the
         # calls did.  The others wait on the turn; a cancelled one still returns as soon as it has it.
         with self._turn:
-            return self._wait_and_take(endpoint, cancel, max(0.0, self._monotonic() - queued))
+            return self._wait_and_take(endpoint, cancel, subject, max(0.0, self._monotonic() - queued))
 
-    def _wait_and_take(self, endpoint: str, cancel: threading.Event | None, waited: float) -> float:
+    def _wait_and_take(
+        self, endpoint: str, cancel: threading.Event | None, subject: str, waited: float
+    ) -> float:
         def take(state: QuotaState, now: float) -> tuple[float, bool]:
             delay = self.delay_in(state, endpoint, now)
             if delay <= 0:
@@ -227,7 +230,7 @@ class RateLimiter:
                     self._notify_wait(self._on_wait, delay, endpoint)
                 if waited + delay > WARN_AFTER_S and not self._long_wait_warned:
                     self._long_wait_warned = True
-                    self._warn_long_wait(waited + delay, endpoint, service_asked)
+                    self._warn_long_wait(waited + delay, endpoint, service_asked, subject)
                 logger.debug("rate limiter: %s waits %.3f s (%s plan)", endpoint, delay, self.plan.name)
                 if self._sleep is not None:
                     # The injected sleep runs outside the lock so other threads can record meanwhile.
@@ -269,17 +272,18 @@ class RateLimiter:
         """Let go of the ledger's file or connection."""
         self.ledger.close()
 
-    def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool) -> None:
+    def _warn_long_wait(self, seconds: float, endpoint: str, service_asked: bool, subject: str) -> None:
         # Once per limiter (per store): a user whose run seems stuck learns why and what helps.
         why = (
             "because the service asked to slow down (rate limited)"
             if service_asked
             else f"under the request limits of the {self.plan.dialect} {self.plan.name} plan"
         )
+        asked = f" for {subject}" if subject else ""
         self._condition.release()  # never show a warning (or raise it, when escalated) under the lock
         try:
             warn_user(
-                f"a {endpoint} request waits {seconds:.0f} s {why}; load fewer symbols or bars "
+                f"a {endpoint} request{asked} waits {seconds:.0f} s {why}; load fewer symbols or bars "
                 "at once, keep the K-line cache on, or pass the store your real plan (plan=...) "
                 "if it is higher",
                 RateLimitWarning,

@@ -200,7 +200,7 @@ class RestClient:
         limited = 0
         limited_wait = 0.0
         while True:
-            waited = self.limiter.acquire(request.endpoint, cancel=self._closed)
+            waited = self.limiter.acquire(request.endpoint, cancel=self._closed, subject=request.subject)
             if waited < 0 or self._closed.is_set():
                 raise TransportError(f"the REST client for {self.base_url} is closed; create a new store")
             self._count(waited=waited)

@@ -74,10 +74,13 @@ from typing import TypeAlias
 
 from ..records import Record
 
+NAMED_AT_MOST = 3  # symbols a message names before it says "and N more"
+
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """A REST request before the token is placed; ``endpoint`` names its rate-limit bucket."""
+    """A REST request before the token is placed; ``endpoint`` names its rate-limit bucket and
+    ``subject`` the symbols it asks for, for messages (a long wait for the plan names them)."""
 
     method: str
     path: str
@@ -85,12 +88,26 @@ class HttpRequest:
     params: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
+    subject: str = ""
 
     def with_params(self, **params: str) -> HttpRequest:
         return replace(self, params={**self.params, **params})
 
     def with_headers(self, **headers: str) -> HttpRequest:
         return replace(self, headers={**self.headers, **headers})
+
+
+def subject_of(symbols: list[str]) -> str:
+    """The symbols a request asks for, as a message names them.
+
+    Example::
+
+        subject_of(["BTCUSDT", "ETHUSDT", "EURUSD", "GOLD"])   # 'BTCUSDT, ETHUSDT, EURUSD and 1 more'
+    """
+    unique = list(dict.fromkeys(symbols))
+    if len(unique) <= NAMED_AT_MOST:
+        return ", ".join(unique)
+    return f"{', '.join(unique[:NAMED_AT_MOST])} and {len(unique) - NAMED_AT_MOST} more"
 
 
 @dataclass(frozen=True)

@@ -147,11 +147,14 @@ def checked_kline(
     time, *prices, volume, turnover = names
     start = stamp(row[time], time)
     open_, high, low, close = (price(row[name], name) for name in prices)
+    end = timeframes.bar_end(period, start, market)
+    if end <= start:  # a daily bar stamped after its date's close: no grid slot holds it
+        raise ValueError(f"{time} {start} is past the close of its {period} bar ({end})")
     return Kline(
         symbol,
         period,
         start,
-        timeframes.bar_end(period, start, market),
+        end,
         open_,
         high,
         low,

@@ -370,10 +370,11 @@ def test_check_klines_a_span_over_the_night_expects_no_stock_bars_there(model):
 
 
 @pytest.mark.parametrize("friday", [1_689_292_800_000, 1_705_622_400_000])  # 2023-07-14 and 2024-01-19
-@pytest.mark.parametrize("symbol", ["EURUSD", "GOLD"])
+@pytest.mark.parametrize("symbol", ["EURUSD", "GOLD", "COPPER", "AUS200"])
 def test_a_clean_friday_evening_is_not_a_gap_in_summer_or_in_winter(symbol, friday):
     """AllTick's product list (protocol/alltick.md, "Trading-hours notes"): forex closes Friday 21:00 GMT
-    in summer time and 22:00 in winter, metals an hour apart too; the week reopens Sunday evening."""
+    in summer time and 22:00 in winter, metals an hour apart too, base metals at 18:00 (winter 19:00); the
+    week reopens Sunday evening (AUS200 ten minutes before the other CFD indices)."""
     from backtrader_alltick.symbols import parse_symbol
 
     market = parse_symbol(symbol).market
@@ -384,3 +385,17 @@ def test_a_clean_friday_evening_is_not_a_gap_in_summer_or_in_winter(symbol, frid
     assert check_klines(klines, market).findings == []
     friday_close = max(bar.end for bar in klines if bar.end < friday + DAY)
     assert friday_close == market.session_close(market.close_date(friday_close))
+
+
+@pytest.mark.parametrize("wednesday", [1_689_120_000_000, 1_705_449_600_000])  # 2023-07-12 and 2024-01-17
+@pytest.mark.parametrize("symbol", ["UKOIL", "COPPER"])
+def test_the_daily_break_of_oil_and_base_metals_is_not_a_gap(symbol, wednesday):
+    """AllTick's product list: UKOIL breaks 21:00-24:00 every day, the base metals 18:00-24:00 (winter
+    19:00-01:00); a clean day of either has no missing bars."""
+    from backtrader_alltick.symbols import parse_symbol
+
+    day = MarketModel(seed=1, symbols=[symbol], history_start_ms=wednesday - 3 * DAY)
+    klines = day.klines_between(symbol, "1m", wednesday, wednesday + 2 * DAY, now_ms=wednesday + 2 * DAY)
+
+    found = check_klines(klines, parse_symbol(symbol).market).findings
+    assert [f for f in found if f.kind in ("missing_bars", "outside_session")] == []

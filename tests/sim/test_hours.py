@@ -201,3 +201,30 @@ def test_cfd_indices_pause_17_to_18_us_eastern_and_crypto_never_stops(models):
     assert trades(model, "US500", at(NEW_YORK, 2024, 3, 5, 17), at(NEW_YORK, 2024, 3, 5, 18)) == []
     assert trades(model, "US500", at(NEW_YORK, 2024, 3, 5, 18), at(NEW_YORK, 2024, 3, 5, 18, 1))
     assert trades(model, "BTCUSDT", at(UTC, 2024, 3, 9, 12), at(UTC, 2024, 3, 9, 12, 1))  # a Saturday
+
+
+@pytest.mark.parametrize(
+    ("symbol", "monday", "first_utc", "last_utc"),
+    [
+        ("UKOIL", (2023, 7, 10), (0, 0), (21, 0)),  # no winter shift given: UTC hours all year
+        ("UKOIL", (2024, 1, 15), (0, 0), (21, 0)),
+        ("COPPER", (2023, 7, 10), (0, 0), (18, 0)),  # 01:00-19:00 London
+        ("COPPER", (2024, 1, 15), (1, 0), (19, 0)),  # winter one hour later
+        ("AUS200", (2023, 7, 10), (-3, 50), (21, 0)),  # Sunday 17:50 New York
+        ("AUS200", (2024, 1, 15), (-2, 50), (22, 0)),
+    ],
+)
+def test_oil_base_metals_and_aus200_trade_the_hours_of_their_own_lines(symbol, monday, first_utc, last_utc):
+    """alltick.md section 8: UKOIL Monday 00:00 -> Friday 21:00, daily break 21:00-24:00; COPPER, Aluminum,
+    Nickel, Lead, Zinc Monday 00:00 -> Friday 18:00, daily break 18:00-24:00, winter one hour later;
+    AUS200 opens 17:50 on Sunday (US Eastern)."""
+    model = MarketModel(1, [symbol], at(UTC, *monday) - 10 * 24 * HOUR, "regular")
+    midnight = at(UTC, *monday)
+    opens = midnight + first_utc[0] * HOUR + first_utc[1] * MINUTE
+    closes = midnight + last_utc[0] * HOUR + last_utc[1] * MINUTE
+
+    first, _ = first_and_last(model, symbol, midnight - 2 * 24 * HOUR, opens + MINUTE)  # from Saturday
+    _, last = first_and_last(model, symbol, closes - MINUTE, closes + HOUR)
+
+    assert opens <= first < opens + MINUTE
+    assert closes - MINUTE <= last < closes

@@ -283,19 +283,37 @@ def test_package_and_sinks_import_without_the_redis_package():
     assert result.returncode == 0, result.stderr
 
 
+class Said(logging.Handler):
+    """Sets ``event`` when a record whose message contains ``text`` is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.WARNING)
+        self.text, self.event = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
 def test_a_batch_whose_reply_was_lost_is_not_written_twice(redis_server, source):
     # Redis freezes (a fork, a slow disk) longer than the socket timeout, then runs the batch it
     # had received: the sink must not write those ticks again when it retries.
     ticks = [Tick("AAPL.US", T0 + n, 190.0 + n / 100, 1.0, 190.0, seq=n) for n in range(101)]
-    with RedisSink(redis_server.url, socket_timeout=0.3, backoff_initial=0.05, backoff_max=0.2) as sink:
-        sink.write(ticks[:1])
-        assert sink.flush(5)
-        redis_server.process.send_signal(signal.SIGSTOP)
-        try:
-            sink.write(ticks[1:])
-            threading.Event().wait(0.8)  # lets the client time out; nothing signals a frozen server
-        finally:
-            redis_server.process.send_signal(signal.SIGCONT)
-        assert sink.flush(10)
+    timed_out = Said("retrying")  # the sink's word that its batch went unanswered
+    sink_logger = logging.getLogger("backtrader_alltick.sinks")
+    sink_logger.addHandler(timed_out)
+    try:
+        with RedisSink(redis_server.url, socket_timeout=0.3, backoff_initial=0.05, backoff_max=0.2) as sink:
+            sink.write(ticks[:1])
+            assert sink.flush(5)
+            redis_server.process.send_signal(signal.SIGSTOP)
+            try:
+                sink.write(ticks[1:])
+                assert timed_out.event.wait(30), "the sink never reported the frozen server"
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)
+            assert sink.flush(10)
+    finally:
+        sink_logger.removeHandler(timed_out)
 
     assert [entry.record.seq for entry in source.read_ticks("AAPL.US", count=1000)] == list(range(101))

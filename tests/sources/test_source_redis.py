@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from backtrader_alltick import AllTickStore
-from backtrader_alltick.errors import ConfigError
+from backtrader_alltick.errors import ConfigError, SessionPolicyWarning
 from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks.redis import RedisSink
 from feedtools import Recorder, as_ms_rows, kline_rows, run_guarded, utc
@@ -54,12 +54,12 @@ def sink(redis_server):
         yield sink
 
 
-def run_consumer(url, *, stop_after=None, timeout=20.0, on_note=None, **kwargs):
+def run_consumer(url, *, stop_after=None, timeout=20.0, on_note=None, dataname="BTCUSDT", **kwargs):
     store = AllTickStore(dialect="alltick", cache=False)
     kwargs.setdefault("timeframe", bt.TimeFrame.Minutes)
     kwargs.setdefault("source", "redis")
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(store.getdata(dataname="BTCUSDT", source_url=url, qcheck=0.1, **kwargs), name="btc")
+    cerebro.adddata(store.getdata(dataname=dataname, source_url=url, qcheck=0.1, **kwargs), name="btc")
     cerebro.addstrategy(Watcher, stop_after=stop_after, on_note=on_note)
     try:
         return run_guarded(cerebro, timeout)
@@ -160,7 +160,7 @@ def test_consumer_reports_connbroken_while_redis_is_down_and_loses_nothing(redis
 
 
 def test_an_idle_consumer_goes_live_and_waits_for_bars(redis_server):
-    # No CPU bound here: speed belongs to benchmarks/ (an idle Redis consumer has no benchmark yet).
+    # No CPU bound here: what an idle consumer costs is measured by benchmarks/bench_relay.py --only idle.
     strategy = run_consumer(redis_server.url, timeout=1.5)
 
     assert strategy.rows["btc"] == []
@@ -206,6 +206,49 @@ def test_tick_consumer_delivers_every_trade(redis_server, sink):
 
     rows = as_ms_rows(strategy.rows["btc"])
     assert [(row[0], row[4]) for row in rows] == [(tick.time, tick.price) for tick in ticks]
+
+
+OPEN = 1_710_163_800_000  # 2024-03-11 13:30 UTC: the New York open, 09:30 summer time
+
+
+def test_a_consumer_with_extended_hours_off_leaves_out_the_relays_pre_market_bars(redis_server, sink):
+    # The relay kept every bar (its store's default); this consumer asks for the regular session only.
+    bars = [
+        Kline("AAPL.US", "1m", OPEN + n * MINUTE, OPEN + (n + 1) * MINUTE, 190.0, 191.0, 189.0, 190.5, 10.0)
+        for n in range(-4, 4)
+    ]
+    sink.write(bars)
+    assert sink.flush(timeout=10)
+
+    with pytest.warns(SessionPolicyWarning) as said:
+        strategy = run_consumer(
+            redis_server.url, dataname="AAPL.US", lookback=8, stop_after=4, extended_hours=False
+        )
+
+    assert as_ms_rows(strategy.rows["btc"]) == kline_rows(bars[4:])
+    assert strategy.datas[0].stats["offhours_bars"] == 4
+    assert len([w for w in said if issubclass(w.category, SessionPolicyWarning)]) == 1
+
+
+def test_a_tick_consumer_with_extended_hours_off_leaves_out_pre_market_trades(redis_server, sink):
+    ticks = [Tick("AAPL.US", OPEN + n * 20_000, 190.0 + n, 1.0, 190.0 + n, seq=n) for n in range(-6, 4)]
+    sink.write(ticks)
+    assert sink.flush(timeout=10)
+
+    with pytest.warns(SessionPolicyWarning) as said:
+        strategy = run_consumer(
+            redis_server.url,
+            dataname="AAPL.US",
+            timeframe=bt.TimeFrame.Ticks,
+            lookback=10,
+            stop_after=4,
+            extended_hours=False,
+        )
+
+    rows = as_ms_rows(strategy.rows["btc"])
+    assert [(row[0], row[4]) for row in rows] == [(tick.time, tick.price) for tick in ticks[6:]]
+    assert strategy.datas[0].stats["offhours_trades"] == 6
+    assert len([w for w in said if issubclass(w.category, SessionPolicyWarning)]) == 1
 
 
 def test_redis_source_needs_a_url_and_a_live_feed():

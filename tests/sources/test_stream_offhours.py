@@ -10,12 +10,13 @@ in may be missing.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
 
+from backtrader_alltick.errors import SessionPolicyWarning
 from backtrader_alltick.sim import Simulator
 from feedtools import Recorder, as_ms_rows, run_guarded
 
@@ -29,25 +30,27 @@ def utc(text: str) -> datetime:
 
 
 class RecordUntil(Recorder):
-    """Record until a bar closing at or after ``until`` (a UTC ISO time) has come."""
+    """Record until a bar closing at or after ``until`` (a UTC ISO time) has come, or until the feed
+    has built ``live_bars`` bars from the stream."""
 
-    params = (("until", None),)
+    params = (("until", None), ("live_bars", None))
 
     def next(self) -> None:
         super().next()
-        if as_ms_rows(self.rows["d"][-1:])[0][0] >= utc(self.p.until).timestamp() * 1000:
+        if self.p.live_bars is not None:
+            if self.data.stats["bars_live"] >= self.p.live_bars:
+                self.env.runstop()
+        elif as_ms_rows(self.rows["d"][-1:])[0][0] >= utc(self.p.until).timestamp() * 1000:
             self.env.runstop()
 
 
-def run_live(store, symbol: str, *, until: str, timeout: float = 40.0, **params):
+def run_live(
+    store, symbol: str, *, until: str | None = None, live_bars=None, timeout: float = 40.0, **params
+):
+    params = {"timeframe": bt.TimeFrame.Minutes, "qcheck": 0.1, "grace": 0.25, "lookback": 3, **params}
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(
-        store.getdata(
-            dataname=symbol, timeframe=bt.TimeFrame.Minutes, qcheck=0.1, grace=0.25, lookback=3, **params
-        ),
-        name="d",
-    )
-    cerebro.addstrategy(RecordUntil, until=until)
+    cerebro.adddata(store.getdata(dataname=symbol, **params), name="d")
+    cerebro.addstrategy(RecordUntil, until=until, live_bars=live_bars)
     return run_guarded(cerebro, timeout)
 
 
@@ -77,12 +80,15 @@ def test_a_feed_started_overnight_builds_complete_bars_from_the_first_one(make_s
         start=utc("2024-03-11 05:25:20"),
     ) as sim:
         store = make_store(sim)
-        strategy = run_live(store, "AAPL.US", until="2024-03-11 05:31")
+        # However long the start takes on a busy machine, it falls in the overnight session: the bar of
+        # the slot it started in comes between the lookback bars and the first built from the stream.
+        strategy = run_live(store, "AAPL.US", live_bars=3)
         ends = assert_equals_the_services_klines(sim, "AAPL.US", strategy.rows["d"])
 
     feed = strategy.datas[0]
-    assert utc("2024-03-11 05:26").timestamp() * 1000 in ends  # the slot the feed started in
-    assert feed.stats["bars_live"] >= 3 and strategy.notes["d"][:2] == ["DELAYED", "LIVE"]
+    assert len(ends) > feed.stats["bars_live"] >= 3  # bars from before the start, then from the stream
+    assert ends[-1] < utc("2024-03-11 13:30").timestamp() * 1000  # all while the calendar said closed
+    assert strategy.notes["d"][:2] == ["DELAYED", "LIVE"]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -145,7 +151,7 @@ def test_a_print_seconds_after_the_close_makes_its_bar(make_store, dialect):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect, caplog):
+def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_store, dialect):
     # 09:27 New York: pre-market trades, then the regular open at 09:30 (13:30 UTC on 2024-03-11).
     with Simulator(
         dialect=dialect,
@@ -156,7 +162,8 @@ def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_s
         start=utc("2024-03-11 13:27:10"),
     ) as sim:
         store = make_store(sim, extended_hours=False)
-        with caplog.at_level(logging.INFO, logger="backtrader_alltick"):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")  # a repeated warning must show as repeated
             strategy = run_live(store, "AAPL.US", until="2024-03-11 13:33")
         ends = assert_equals_the_services_klines(
             sim,
@@ -173,5 +180,29 @@ def test_with_extended_hours_off_pre_market_bars_are_left_out_and_counted(make_s
     assert len(ends) >= 3
     stats = strategy.datas[0].stats
     assert stats["offhours_trades"] + stats["offhours_bars"] > 0
-    notes = [r for r in caplog.records if "outside the regular session" in r.getMessage()]
-    assert len({r.getMessage() for r in notes}) <= 2  # once for the stream, once for REST at most
+    notes = [str(w.message) for w in said if issubclass(w.category, SessionPolicyWarning)]
+    assert notes and all("outside the regular session" in note for note in notes)
+    # Said once: for the trades the stream left out, and for the REST bars, at most.
+    assert len(notes) == len(set(notes)) <= 2, notes
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_tick_feed_with_extended_hours_off_hands_out_only_regular_session_trades(make_store, dialect):
+    open_ms = int(utc("2024-03-11 13:30").timestamp() * 1000)  # the New York open, 09:30 summer time
+    with Simulator(
+        dialect=dialect, plan="unlimited", speed=60, seed=4, hours="extended", start=utc("2024-03-11 13:26")
+    ) as sim:
+        store = make_store(sim, extended_hours=False)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            strategy = run_live(store, "AAPL.US", until="2024-03-11 13:30:30", timeframe=bt.TimeFrame.Ticks)
+        rows = as_ms_rows(strategy.rows["d"])
+        # The run stops at the first trade past the mark: a second one of that millisecond is not asked.
+        last_ms = rows[-1][0]
+        trades = sim.trades("AAPL.US", open_ms, last_ms)  # connected since 13:26: none may be missing
+
+    assert rows[0][0] >= open_ms  # not one pre-market trade
+    assert [(row[0], row[4]) for row in rows if row[0] < last_ms] == [(t.time, t.price) for t in trades]
+    assert strategy.datas[0].stats["offhours_trades"] > 0
+    notes = [str(w.message) for w in said if issubclass(w.category, SessionPolicyWarning)]
+    assert len(notes) == 1 and "trades outside the regular session" in notes[0]

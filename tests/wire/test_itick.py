@@ -196,6 +196,15 @@ def test_parse_klines_bar_without_close_is_a_protocol_error():
         wire.parse_klines(200, envelope([row]), "BTCUSDT", "1m")
 
 
+def test_parse_klines_daily_bar_stamped_after_its_dates_close_is_a_protocol_error():
+    # 2025-08-08 12:40 UTC is 20:40 in Hong Kong, hours after that day's close: no daily slot
+    # holds it, so it is refused rather than handed out with an end before its start.
+    row = bar(1_754_656_800_000, 23535.0)
+
+    with pytest.raises(ProtocolError, match="malformed K-line for 700.HK"):
+        wire.parse_klines(200, envelope([row]), "700.HK", "1d")
+
+
 def test_parse_trades_names_bare_codes_by_the_requested_symbols(payload):
     response = payload("itick", "rest_tick_stock.json")
 

@@ -23,7 +23,7 @@ from ...errors import (
 )
 from ...records import Depth, Kline, Tick
 from ...symbols import Instrument, parse_symbol
-from .. import HttpRequest
+from .. import HttpRequest, subject_of
 from .._decode import (
     MALFORMED,
     ErrorFields,
@@ -63,6 +63,7 @@ def kline_request(
         f"{REST_BASE[family(inst)]}/kline",
         "kline",
         params={"query": _envelope(trace or _trace("kline", data), data)},
+        subject=inst.symbol,
     )
 
 
@@ -86,6 +87,7 @@ def batch_kline_request(
         "batch-kline",
         headers={"Content-Type": "application/json"},
         body=body,
+        subject=subject_of([inst.symbol for inst in insts]),
     )
 
 
@@ -244,6 +246,7 @@ def _symbol_list_request(insts: Iterable[Instrument | str], endpoint: str, trace
         f"{REST_BASE[_one_family(parsed)]}/{endpoint}",
         endpoint,
         params={"query": _envelope(trace or _trace(endpoint, data), data)},
+        subject=subject_of([inst.symbol for inst in parsed]),
     )
 
 

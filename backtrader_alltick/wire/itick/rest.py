@@ -23,7 +23,7 @@ from ...errors import (
 )
 from ...records import Depth, Kline, Quote, Tick
 from ...symbols import Instrument, parse_symbol
-from .. import HttpRequest
+from .. import HttpRequest, subject_of
 from .._decode import ErrorFields, clip, shape_guard, unique_bars
 from .codes import KTYPES, family, native_periods, symbol_and_market, wire_code, ws_symbol
 from .rows import read_depth, read_kline, read_quote, read_tick
@@ -53,7 +53,7 @@ def kline_request(
     }
     if end_ms is not None:
         params["et"] = str(int(end_ms))
-    return HttpRequest("GET", f"/{family(inst)}/kline", "kline", params=params)
+    return HttpRequest("GET", f"/{family(inst)}/kline", "kline", params=params, subject=inst.symbol)
 
 
 def trades_request(insts: Iterable[Instrument | str]) -> HttpRequest:
@@ -181,12 +181,12 @@ def _latest_request(insts: Iterable[Instrument | str], endpoint: str) -> HttpReq
             f"one iTick {endpoint} request serves one asset path and region; split the symbols "
             f"(see request_groups), was {', '.join(i.symbol for i in parsed) or 'no symbol'}"
         )
-    first = parsed[0]
+    first, subject = parsed[0], subject_of([inst.symbol for inst in parsed])
     if len(parsed) == 1:
         params = {"region": first.region, "code": wire_code(first)}
-        return HttpRequest("GET", f"/{family(first)}/{endpoint}", endpoint, params=params)
+        return HttpRequest("GET", f"/{family(first)}/{endpoint}", endpoint, params=params, subject=subject)
     params = {"region": first.region, "codes": ",".join(dict.fromkeys(map(wire_code, parsed)))}
-    return HttpRequest("GET", f"/{family(first)}/{endpoint}s", endpoint, params=params)
+    return HttpRequest("GET", f"/{family(first)}/{endpoint}s", endpoint, params=params, subject=subject)
 
 
 def _data_of(status: int, payload: Any, subject: str | None) -> Any:

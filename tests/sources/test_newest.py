@@ -1,0 +1,68 @@
+"""NewestBars against the simulator: the short gaps of many symbols in one /batch-kline call."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import backtrader as bt
+
+from backtrader_alltick.clock import wall_seconds
+from backtrader_alltick.sources.newest import ANSWER_BARS, NewestBars
+from backtrader_alltick.symbols import parse_symbol
+
+MINUTE = 60_000
+SYMBOLS = [f"N{n:02d}USDT" for n in range(24)]
+
+
+def rest_calls(sim, endpoint: str) -> int:
+    return sum(n for path, n in sim.counters["rest_requests_by_path"].items() if path.endswith(endpoint))
+
+
+def closed_minute(sim) -> int:
+    """The end of the newest minute the service has surely closed, waiting for its close if needed."""
+    now = sim.clock.now_ms()
+    if now % MINUTE < 20_000:  # the minute that just ended may still take its last trades
+        threading.Event().wait(wall_seconds(sim.clock, 20_000 - now % MINUTE))  # market time passing
+    now = sim.clock.now_ms()
+    return now - now % MINUTE
+
+
+def test_the_one_bar_gaps_of_many_symbols_cost_one_batch_call_and_equal_the_klines(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS)
+    store = make_store(sim, cache=False)
+    newest = NewestBars(
+        lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock
+    )
+    insts = [parse_symbol(symbol) for symbol in SYMBOLS]
+    spec = store.resolve_timeframe(insts[0], bt.TimeFrame.Minutes, 1)
+    store.rest.klines(insts[0], "1m", 1)  # the service tells its time, as the start's backfill does
+    upto = closed_minute(sim)
+    klines, batches = rest_calls(sim, "/kline"), rest_calls(sim, "/batch-kline")
+
+    # Every symbol's backfill worker asks at about the same moment, as after a reconnect.
+    with ThreadPoolExecutor(len(insts)) as pool:
+        answers = list(pool.map(lambda inst: newest.fetch(inst, spec, upto - MINUTE, upto), insts))
+
+    assert rest_calls(sim, "/batch-kline") - batches == 1
+    assert rest_calls(sim, "/kline") == klines
+    for symbol, answer in zip(SYMBOLS, answers):
+        assert answer is not None, symbol
+        bars, complete = answer
+        assert complete == upto
+        assert bars == [bar for bar in sim.klines(symbol, "1m", upto - 2 * MINUTE, upto) if bar.end == upto]
+
+
+def test_a_gap_longer_than_one_answer_is_left_to_kline_without_a_call(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS[:1])
+    store = make_store(sim, cache=False)
+    newest = NewestBars(
+        lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock
+    )
+    inst = parse_symbol(SYMBOLS[0])
+    spec = store.resolve_timeframe(inst, bt.TimeFrame.Minutes, 1)
+    upto = closed_minute(sim)
+    before = sim.counters["rest_requests"]
+
+    assert newest.fetch(inst, spec, upto - (ANSWER_BARS + 1) * MINUTE, upto) is None
+    assert sim.counters["rest_requests"] == before

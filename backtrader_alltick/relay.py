@@ -286,14 +286,9 @@ class Relay:
             self.recording.write((record,))
 
     def _status_listeners(self) -> list[Callable[[StreamStatus], None] | None]:
-        # Statuses come per endpoint family: listen for them once per family, with its first symbol.
-        families: set[str] = set()
-        told: list[Callable[[StreamStatus], None] | None] = []
-        for inst in self.instruments:
-            family = self.store.wire.family(inst)
-            told.append(self._on_status if family not in families else None)
-            families.add(family)
-        return told
+        # Statuses come per connection, to the listeners of the symbols it carries (the hub tells a
+        # listener of several of them once): listen with every symbol.
+        return [self._on_status] * len(self.instruments)
 
     def _on_status(self, status: StreamStatus) -> None:
         self._count(status.kind)

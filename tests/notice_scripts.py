@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,19 @@ class LiveBars(bt.Strategy):
 class FirstBar(bt.Strategy):
     def next(self) -> None:
         self.env.runstop()
+
+
+def resume_when_subscribed(sim: Simulator, symbol: str) -> None:
+    """Start ``sim``'s paused clock once a client has subscribed to ``symbol`` (or after GUARD_S)."""
+
+    def resume() -> None:
+        # The simulator has no event for a subscription: look every few wall ms until it is wanted.
+        deadline = time.monotonic() + GUARD_S
+        while time.monotonic() < deadline and not any(symbol in s.wanted() for s in sim.sessions()):
+            time.sleep(0.005)
+        sim.clock.resume()
+
+    threading.Thread(target=resume, daemon=True).start()
 
 
 def run_live(cerebro: bt.Cerebro) -> None:
@@ -147,9 +161,10 @@ def offhours_history(recording: str) -> None:
 
 
 def offhours_stream(recording: str) -> None:
-    # The clock starts five minutes before the open (5 s at x60): pre-market trades stream in first, even
-    # when a busy machine takes seconds to start the script.
-    with service(replay=Path(recording), start=OPEN - 5 * MINUTE_MS) as (_, store):
+    # The clock stands five minutes before the open until the feed has subscribed: the backfill and then
+    # the stream see pre-market trades first, however long a busy machine takes to start the script.
+    with service(replay=Path(recording), start=OPEN - 5 * MINUTE_MS, paused=True) as (sim, store):
+        resume_when_subscribed(sim, "AAPL.US")
         cerebro = bt.Cerebro()
         cerebro.adddata(
             store.getdata(

@@ -244,9 +244,23 @@ def _recorded(child: Child) -> int:
     return int(child.wait_for(child.err, r"^recorded: (\d+) ticks").group(1))
 
 
-@pytest.mark.parametrize("point", ["before the connection", "between ticks", "waiting to reconnect"])
+@pytest.mark.parametrize(
+    "point, sigint_ignored",
+    [
+        ("before the connection", False),
+        ("between ticks", False),
+        ("between ticks", True),
+        ("waiting to reconnect", False),
+    ],
+    ids=[
+        "before-the-connection",
+        "between-ticks",
+        "between-ticks-sigint-inherited-ignored",
+        "waiting-to-reconnect",
+    ],
+)
 def test_record_flushes_what_it_received_and_exits_0_on_ctrl_c(
-    alltick_sim, children, silent_server, tmp_path, point
+    alltick_sim, children, silent_server, tmp_path, point, sigint_ignored
 ):
     path = tmp_path / "btc.rec"
     ws_url = silent_server[0] if point == "before the connection" else None
@@ -260,6 +274,7 @@ def test_record_flushes_what_it_received_and_exits_0_on_ctrl_c(
         "--progress",
         "0.05",
         *service(alltick_sim, ws_url),
+        sigint_ignored=sigint_ignored,
     )
     child.wait_for(child.err, r"^recording BTCUSDT")
     if point == "before the connection":
@@ -339,10 +354,12 @@ def test_sim_stops_with_exit_0(children, tmp_path, signum, client):
 
 
 @pytest.mark.parametrize(
-    "point", [r"^no ALLTICK_TOKEN: using", r"stream \w+ connected"], ids=["backtest", "paper-session"]
+    "point, sigint_ignored",
+    [(r"^no ALLTICK_TOKEN: using", False), (r"stream \w+ connected", False), (r"stream \w+ connected", True)],
+    ids=["backtest", "paper-session", "paper-session-sigint-inherited-ignored"],
 )
-def test_demo_stops_with_exit_0_on_ctrl_c(children, point):
-    child = children("demo", "--no-chart", "-v", "--speed", "60")
+def test_demo_stops_with_exit_0_on_ctrl_c(children, point, sigint_ignored):
+    child = children("demo", "--no-chart", "-v", "--speed", "60", sigint_ignored=sigint_ignored)
     child.wait_for(child.err, point)
 
     child.send(signal.SIGINT)

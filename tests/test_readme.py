@@ -292,7 +292,10 @@ def run_until_stopped(command: str, words: list[str], workspace: Workspace, serv
     out, err = Lines(process.stdout), Lines(process.stderr)
     try:
         if not recording:
-            info = out.wait_for(r"^\{")
+            try:
+                info = out.wait_for(r"^\{")
+            except AssertionError as e:  # a command that ended early says why on stderr
+                raise AssertionError(f"{command}\n{e}\nstderr:\n{err.text()[-3000:]}") from None
             assert {"rest_url", "ws_url", "token"} <= set(__import__("json").loads(info)), info
         elif "--file" in words:
             err.wait_for(r"^recording ")

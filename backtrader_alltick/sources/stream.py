@@ -1,6 +1,6 @@
 """Live bars from the service: REST backfill up to the seam, then bars built from the WebSocket's trades.
 
-The store's stream hub hands this symbol's records and its family's statuses, and the backfill
+The store's stream hub hands this symbol's records and its connection's statuses, and the backfill
 worker its results, to the source's :class:`~.inbox.Inbox`; everything else runs on the
 consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md, section e): it takes
 the inbox, hands each trade and REST answer to the :class:`~backtrader_alltick.seam.Seam` (its
@@ -119,7 +119,7 @@ class StreamBars:
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
-        if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
+        if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
         wake.schedule(self, self.due_in())
 

@@ -65,7 +65,7 @@ class HandStore:
     def hub(self):
         return self
 
-    def is_connected(self, family: str) -> bool:
+    def is_connected(self, family: str, inst=None) -> bool:
         return self.connected
 
     def listen(self, inst, callback, *, depth=False, on_status=None) -> None:
@@ -107,9 +107,10 @@ def next_event(source, kinds=(BarReady, StateChanged, Failed)):
 def world():
     made = []
 
-    def build(*, spec="1m", error=None):
+    def build(*, spec="1m", error=None, paused=False):
         # Market time starts just before a boundary: the seam is that boundary, a few wall ms away.
-        clock = ScaledClock(BOUNDARY - 3_000, speed=SPEED)
+        # paused: the clock stands there until the test resumes it, however slowly the machine runs.
+        clock = ScaledClock(BOUNDARY - 3_000, speed=SPEED, paused=paused)
         store = HandStore(clock, minute_bars(BOUNDARY, 6), error)  # REST serves each once it closed
         bar_spec = None if spec is None else store.resolve_timeframe(BTC, timeframes.MINUTES, 1, live=True)
         source = StreamBars(store, BTC, bar_spec, SourceOptions(lookback=3, bidask=True), None)
@@ -122,12 +123,14 @@ def world():
 
 
 def test_history_up_to_the_seam_comes_first_without_a_book_then_live_bars_with_it(world):
-    store, source = world()
+    store, source = world(paused=True)
     store.status("connected")
     assert next_event(source) == StateChanged("delayed")
     store.post(Depth("BTCUSDT", BOUNDARY - 2_000, bids=((99.5, 1.0),), asks=((100.5, 2.0),)))
     store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
     store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
+    source.take_input()  # the seam is anchored before the boundary passes; then time runs
+    store.clock.resume()
 
     events = [next_event(source) for _ in range(6)]
 

@@ -99,19 +99,35 @@ class SeenTrades:
     The identity is the vendor's sequence number; without one (iTick) it is the whole trade,
     since two real trades can share a millisecond and a price.
 
+    :meth:`forget_before` lets a caller that drops old trades anyway (a bar builder past a closed
+    bar) keep only the identities that can still matter.
+
     Example::
 
         seen = SeenTrades(4096)
         fresh = [tick for tick in ticks if not seen.is_repeat(tick)]
+        seen.forget_before(cutoff_ms)
     """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._seen: set = set()
         self._order: deque = deque()
+        self._times: deque[int] = deque()  # each remembered trade's time, in the order of _order
 
     def __len__(self) -> int:
         return len(self._order)
+
+    def forget_before(self, cutoff_ms: int) -> None:
+        """Forget the oldest-remembered trades while they are older than ``cutoff_ms``.
+
+        Trades arrive nearly in time order, so this stops at the first newer one: a trade
+        reordered behind it is forgotten a little later, and never past the ring's size.
+        """
+        order, times, seen = self._order, self._times, self._seen
+        while times and times[0] < cutoff_ms:
+            times.popleft()
+            seen.discard(order.popleft())
 
     def is_repeat(self, tick: Tick) -> bool:
         if not self.size:
@@ -125,8 +141,10 @@ class SeenTrades:
             return True
         self._seen.add(identity)
         self._order.append(identity)
+        self._times.append(tick.time)
         if len(self._order) > self.size:
             self._seen.discard(self._order.popleft())
+            self._times.popleft()
         return False
 
 
@@ -179,7 +197,8 @@ class BarBuilder:
         The session policy with ``extended_hours`` off: trades of slots without a regular
         session are left out and counted in ``stats.offhours``.
     dedup_size
-        How many recent trade identities (``seq``, else the whole trade) are remembered to drop repeats.
+        How many recent trade identities (``seq``, else the whole trade) are remembered at most to drop
+        repeats; only those of bars still forming are kept.
 
     Example::
 
@@ -333,6 +352,9 @@ class BarBuilder:
     def _advance_frontier(self, start: int) -> int:
         if self._frontier is None or start > self._frontier:
             self._frontier = start
+            # A repeat of a trade before the frontier is dropped as late anyway: remembering it would
+            # only grow the memory of a quiet symbol towards dedup_size, times every symbol of a universe.
+            self._seen.forget_before(start)
         return self._frontier
 
     def _open_market_slots(self, since: int, until: int) -> Iterable[int]:

@@ -107,23 +107,24 @@ class ServiceClock:
         return self.base.now_ms()
 
     def now_ms(self) -> int:
+        # Read without the lock: _best is replaced whole, and every trade and bar asks the time, so
+        # thousands of backfill threads and the stream reader queued on one lock (a convoy).
         at = self.base.now_ms()
-        with self._lock:
-            known = self._known(at)
-            if known is None:
-                return at
-            # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
-            # say nothing about now.  A reading of the service's clock always decides.
-            if self._read or known >= at - self.MAX_SKEW_MS:
-                return known
+        read = self._read
+        known = self._known(at)
+        if known is None:
             return at
+        # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
+        # say nothing about now.  A reading of the service's clock always decides.
+        if read or known >= at - self.MAX_SKEW_MS:
+            return known
+        return at
 
     def known_ms(self, at: int | None = None) -> int | None:
         """The latest moment the service's clock had surely reached at our moment ``at`` (default now);
         None until the service has told its time."""
         at = self.base.now_ms() if at is None else at
-        with self._lock:
-            return self._known(at)
+        return self._known(at)
 
     def closed_until(self, at: int | None = None) -> int | None:
         """Bars ending by this moment were closed by the service at our moment ``at`` (default now);
@@ -149,6 +150,10 @@ class ServiceClock:
 
     def _observe(self, server_ms: int, reading: bool) -> None:
         at = self.base.now_ms()
+        if not reading or self._read:
+            known = self._known(at)
+            if known is not None and server_ms <= known:
+                return  # nothing to learn, the common case: no lock
         with self._lock:
             known = self._known(at)
             if not reading:
@@ -163,7 +168,8 @@ class ServiceClock:
             self._read = self._read or reading
 
     def _known(self, at: int) -> int | None:
-        return None if self._best is None else _carried(self._best, at, self.DRIFT)
+        best = self._best  # one read: another thread may replace it meanwhile
+        return None if best is None else _carried(best, at, self.DRIFT)
 
 
 def _carried(best: tuple[int, int], at: int, drift: float) -> int:

@@ -93,6 +93,9 @@ def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_m
     ]
 
 
+_KEEP_NEWEST_TRADES = 16  # trade identities a builder keeps past its frontier
+
+
 class SeenTrades:
     """A bounded memory of recent trades; ``is_repeat`` is True for a trade already seen.
 
@@ -118,14 +121,15 @@ class SeenTrades:
     def __len__(self) -> int:
         return len(self._order)
 
-    def forget_before(self, cutoff_ms: int) -> None:
-        """Forget the oldest-remembered trades while they are older than ``cutoff_ms``.
+    def forget_before(self, cutoff_ms: int, keep: int = 0) -> None:
+        """Forget the oldest-remembered trades while they are older than ``cutoff_ms``, keeping the
+        newest ``keep`` whatever their age.
 
         Trades arrive nearly in time order, so this stops at the first newer one: a trade
         reordered behind it is forgotten a little later, and never past the ring's size.
         """
         order, times, seen = self._order, self._times, self._seen
-        while times and times[0] < cutoff_ms:
+        while len(times) > keep and times[0] < cutoff_ms:
             times.popleft()
             seen.discard(order.popleft())
 
@@ -352,9 +356,11 @@ class BarBuilder:
     def _advance_frontier(self, start: int) -> int:
         if self._frontier is None or start > self._frontier:
             self._frontier = start
-            # A repeat of a trade before the frontier is dropped as late anyway: remembering it would
-            # only grow the memory of a quiet symbol towards dedup_size, times every symbol of a universe.
-            self._seen.forget_before(start)
+            # A repeat of a trade before the frontier is dropped anyway: remembering every one would
+            # grow the memory of a quiet symbol towards dedup_size, times every symbol of a universe.
+            # The newest few are kept so that a service re-sending its last trades (a closed market)
+            # is told as a repeat, not as a late trade the delivered bar lacks.
+            self._seen.forget_before(start, keep=_KEEP_NEWEST_TRADES)
         return self._frontier
 
     def _open_market_slots(self, since: int, until: int) -> Iterable[int]:

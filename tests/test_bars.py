@@ -189,7 +189,8 @@ def test_builder_dedup_memory_holds_only_the_bars_still_forming_over_a_long_run(
             sizes.append(len(made._seen))
 
     assert len(delivered) == 599 and made.stats.duplicates == 7200
-    assert max(sizes) <= 2 * 12  # the trades of the bar forming and of the one in its grace
+    # The trades of the bar forming and of the one in its grace, and the newest 16 whatever their age.
+    assert max(sizes) <= 2 * 12 + 16
 
 
 def test_seen_trades_forget_before_keeps_newer_trades_and_still_drops_their_repeats():
@@ -657,3 +658,15 @@ def test_empty_bars_stop_at_an_early_close_and_skip_a_holiday():
 
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_a_re_sent_trade_of_a_closed_bar_is_a_repeat_not_a_late_trade():
+    # A service re-sending its last trade while the market is closed: the bar holding it was right.
+    made, delivered = builder()
+    last = tick(ms("2023-11-14 15:13:20"), 10.0, seq=7)
+    made.add_tick(last)
+    made.on_timer(ms("2023-11-14 15:20:00"))  # minutes later: that bar is long closed
+
+    made.add_tick(last)
+
+    assert len(delivered) == 1 and made.stats.duplicates == 1 and made.stats.late_ticks == 0

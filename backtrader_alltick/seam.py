@@ -147,6 +147,7 @@ class Seam:
             **self._delivered,
             "late_ticks": built.late_ticks,
             "duplicates": built.duplicates,
+            "before_seam": built.before_seam,
             "offhours_trades": built.offhours,
             "offhours_bars": self.offhours_bars,
         }
@@ -215,11 +216,16 @@ class Seam:
         self._job = self._request_rest(self._last_end, self._seam)
         return True
 
-    def on_timer(self, now_ms: int) -> None:
-        """Run what is due by ``now_ms``: a silent symbol's anchor, stream bars whose grace passed."""
+    def on_timer(self, now_ms: int, read_through_ms: int | None = None) -> None:
+        """Run what is due by ``now_ms``: a silent symbol's anchor, stream bars whose grace passed.
+
+        ``read_through_ms``: the moment through which the stream's trades have all been offered (None:
+        ``now_ms``); a bar closes only once that moment, too, has passed its end plus grace.
+        """
         if self._seam is None and self._anchor_deadline is not None and now_ms >= self._anchor_deadline:
             self._anchor(now_ms)
-        for bar in self._builder.on_timer(now_ms):
+        closing = now_ms if read_through_ms is None else min(now_ms, read_through_ms)
+        for bar in self._builder.on_timer(closing):
             self._on_built(bar)
 
     def next_deadline(self) -> int | None:

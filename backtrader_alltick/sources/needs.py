@@ -23,10 +23,12 @@ from ..timeframes import BarSpec
 
 
 class Connections(Protocol):
-    """Whether the stream of an endpoint family, or the connection that carries a symbol, is up
-    (the store's ``hub``)."""
+    """Whether the stream of an endpoint family, or the connection that carries a symbol, is up, and
+    how far that connection has been read (the store's ``hub``)."""
 
     def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool: ...
+
+    def read_through(self, family: str, inst: Instrument | str, now_ms: int) -> int: ...
 
 
 class Dialect(Protocol):

@@ -48,6 +48,10 @@ REST_PAUSE_S, REST_PAUSE_CAP_S, REST_PAUSE_JITTER = 1.0, 30.0, 0.2
 # enough for the coalesced subscribe (AllTick spaces requests 1 s apart) to be active.
 ANCHOR_MARGIN_S = 2.0
 
+# Wall seconds between looks at a bar due but held while its connection's reader is behind: half its
+# lag, within these bounds (a reader that keeps up is behind by a chunk's parsing at most).
+HOLD_MIN_S, HOLD_MAX_S = 0.005, 0.25
+
 
 class StreamBars:
     """Live bars of one symbol through ``store``'s shared WebSocket, backfilled from REST.
@@ -124,6 +128,7 @@ class StreamBars:
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
+        self._hold_s = 0.0  # wall seconds until a bar held for its connection's reader is tried again
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
         if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
@@ -196,7 +201,8 @@ class StreamBars:
         moment = self._closure_check_ms if deadline is None else min(deadline, self._closure_check_ms)
         if moment == -math.inf:  # the first closure check: due at once
             return 0.0
-        return wall_seconds(self.clock, int(moment))
+        # A bar held for its connection's reader is looked at again after a while, not in a spin.
+        return max(wall_seconds(self.clock, int(moment)), self._hold_s)
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
@@ -211,17 +217,7 @@ class StreamBars:
 
     def _take_input(self) -> bool:
         # Returns whether anything was done: a quiet source polled between its timers costs a lookup.
-        inbox, seam = self._inbox, self.seam
-        handled = inbox.overflowed
-        if handled:
-            inbox.overflowed = False
-            if seam is not None:
-                seam.on_overflow(self.clock.now_ms())
-        for item in inbox.take_all():
-            if self._out.state == "over":
-                break  # what is still queued no longer matters
-            self._handle(item)
-            handled = True
+        handled, seam = self._take_queued(), self.seam
         if self._out.state == "over":
             return True
         if not handled and time.monotonic() < self._timers_at:
@@ -236,6 +232,20 @@ class StreamBars:
             if self.stats["late_ticks"] and not self._late_noted:
                 self._note_late()
         return True
+
+    def _take_queued(self) -> bool:
+        inbox, seam = self._inbox, self.seam
+        handled = inbox.overflowed
+        if handled:
+            inbox.overflowed = False
+            if seam is not None:
+                seam.on_overflow(self.clock.now_ms())
+        for item in inbox.take_all():
+            if self._out.state == "over":
+                break  # what is still queued no longer matters
+            self._handle(item)
+            handled = True
+        return handled
 
     def _note_late(self) -> None:
         # A bar already handed out lacks this trade: it differs from the service's K-line.  Said once,
@@ -275,8 +285,19 @@ class StreamBars:
     def _run_timers(self) -> None:
         now = self.clock.now_ms()
         self._note_market_closure(now)
-        if self.seam is not None:
-            self.seam.on_timer(now)
+        seam = self.seam
+        if seam is not None:
+            # A trade sent before a bar's end plus grace may still be unread in the socket (its reader
+            # waits for the CPU): the bar closes once the connection has been read past that moment.
+            # What was read through it is queued by now, so it is taken first.
+            through = self.store.hub.read_through(self.family, self.inst, now)
+            self._take_queued()
+            seam.on_timer(now, through)
+            deadline = seam.next_deadline()
+            held = through < now and deadline is not None and deadline <= now
+            self._hold_s = (
+                min(max((now - through) / 2000 / self.clock.speed, HOLD_MIN_S), HOLD_MAX_S) if held else 0.0
+            )
         elif self._ticks_deadline is not None and now >= self._ticks_deadline:
             self._ticks_flowing, self._ticks_deadline = True, None
 

@@ -22,6 +22,7 @@ import websocket
 
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
+from .read_mark import ReadMark
 from .retry import backoff
 from .shards import PACING_MARGIN, Pacer
 from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
@@ -68,17 +69,25 @@ class _FrameReader:
     # frames: this cuts them out of the chunk directly.  Same contract as ``recv_data``: returns
     # (opcode, payload) of each text, binary or close message, answers pings, joins fragments.
 
-    def __init__(self, ws: websocket.WebSocket) -> None:
+    def __init__(self, ws: websocket.WebSocket, mark: ReadMark | None = None) -> None:
         self._ws = ws
         self._recv = ws._recv  # keeps websocket-client's timeout and closed-socket errors
+        self._mark = mark
         self._data, self._at = b"", 0
         self._parts: list[bytes] = []
         self._first_opcode = 0
 
     def _need(self, count: int) -> None:
         while len(self._data) - self._at < count:
+            if self._at == len(self._data) and not self._parts and self._mark is not None:
+                self._wait()  # every whole message read so far has been handed out
             chunk = self._recv(_READ_CHUNK)
             self._data, self._at = self._data[self._at :] + chunk, 0
+
+    def _wait(self) -> None:
+        sock = self._ws.sock
+        if sock is not None and not self._mark.wait_readable(sock, sock.gettimeout()):
+            raise websocket.WebSocketTimeoutException("Connection timed out")
 
     def recv_data(self) -> tuple[int, bytes]:
         while True:
@@ -143,9 +152,11 @@ class _FrameReader:
 class _Connection:
     # One open socket, shared by its reader and writer threads; closed once, by whoever sees the end first.
 
-    def __init__(self, ws: websocket.WebSocket, protocol: StreamProtocol) -> None:
+    def __init__(
+        self, ws: websocket.WebSocket, protocol: StreamProtocol, mark: ReadMark | None = None
+    ) -> None:
         self.ws, self.protocol, self.safe_url = ws, protocol, protocol.safe_url
-        self.frames = _FrameReader(ws)
+        self.frames = _FrameReader(ws, mark)
         self.over = threading.Event()
         self.error: AllTickError | None = None
         self._lock = threading.Lock()
@@ -196,6 +207,8 @@ class StreamLink:
         # A replaced link's counters go on.
         self.stats: dict[str, Any] = stats if stats is not None else new_counters()
         self.wake: threading.Event = threading.Event()
+        # Kept across connections: after a drop it stays where the old socket was last read through.
+        self.read_mark: ReadMark = ReadMark(settings.clock)
         self._connection: _Connection | None = None
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
@@ -334,7 +347,9 @@ class StreamLink:
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
         return _Connection(
-            ws, StreamProtocol(settings, self.family, safe_url, time.monotonic(), stats=self.stats)
+            ws,
+            StreamProtocol(settings, self.family, safe_url, time.monotonic(), stats=self.stats),
+            self.read_mark,
         )
 
     def _serve(self, connection: _Connection) -> AllTickError | None:

@@ -1,0 +1,83 @@
+"""A live bar waits for the trades its connection has not read yet: the socket reader's backlog never
+makes a bar short.
+
+The simulator pushes trades over a real loopback WebSocket; a second listener of the same symbol
+stalls the store's reader thread (listeners run on it) in the middle of a minute, as a starved
+reader would be, until the store's clock is well past that minute's end plus grace.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from backtrader_alltick.markets import MINUTE_MS
+from backtrader_alltick.sources import BarReady, Failed, SourceOptions, StateChanged
+from backtrader_alltick.sources.stream import StreamBars
+from backtrader_alltick.symbols import parse_symbol
+
+BTC = parse_symbol("BTCUSDT")
+WAIT = 30.0  # wall seconds: only guards against a hang
+GRACE_S = 0.1
+
+
+def poll_until(source, done, events):
+    """Poll ``source`` into ``events`` until ``done()``; fails on a source failure or after WAIT."""
+    guard = threading.Event()
+    timer = threading.Timer(WAIT, guard.set)
+    timer.start()
+    try:
+        while not done():
+            assert not guard.is_set(), "the source did not get there in time"
+            event = source.poll(0.02)
+            if event is not None:
+                assert not isinstance(event, Failed), event.error
+                events.append(event)
+    finally:
+        timer.cancel()
+
+
+def test_a_bar_closes_only_after_its_connection_has_read_every_trade_of_it(alltick_sim, make_store):
+    store = make_store(alltick_sim, cache=False)
+    spec = store.resolve_timeframe(BTC, "1m")
+    source = StreamBars(store, BTC, spec, SourceOptions(grace=GRACE_S, lookback=1), None)
+    events: list = []
+    stall_from: list[int] = []
+    stalled, release = threading.Event(), threading.Event()
+
+    def stall(tick) -> None:
+        # On the reader thread: the trades behind this one stay unread in the socket meanwhile.
+        if stall_from and not stalled.is_set() and tick.time >= stall_from[0]:
+            stalled.set()
+            release.wait(WAIT)
+
+    store.listen(BTC, stall)
+    try:
+        poll_until(source, lambda: source.state == "live", events)
+        # A minute wholly built from the stream; the reader stalls 10 s into it.
+        now = store.clock.now_ms()
+        minute = max((now // MINUTE_MS + 1) * MINUTE_MS, source.seam.last_end)
+        stall_from.append(minute + 10_000)
+        poll_until(source, stalled.is_set, events)
+        # Well past the minute's end plus grace by the store's clock, trades of it still unread.
+        grace_ms = GRACE_S * 1000 * store.clock.speed
+        past = minute + MINUTE_MS + 3 * grace_ms
+        poll_until(source, lambda: store.clock.now_ms() >= past, events)
+        release.set()
+        bars = lambda: [e.bar for e in events if isinstance(e, BarReady)]  # noqa: E731
+        poll_until(source, lambda: any(bar.end >= minute + 2 * MINUTE_MS for bar in bars()), events)
+    finally:
+        release.set()
+        store.unlisten(BTC, stall)
+        source.close()
+
+    assert not any(isinstance(e, StateChanged) and e.state == "connbroken" for e in events)
+    live = [bar for bar in bars() if bar.start >= minute]
+    assert [bar.end for bar in live][:2] == [minute + MINUTE_MS, minute + 2 * MINUTE_MS]
+    truth = {k.end: k for k in alltick_sim.klines("BTCUSDT", "1m", minute, minute + 2 * MINUTE_MS)}
+    for bar in live[:2]:
+        k = truth[bar.end]
+        assert (bar.open, bar.high, bar.low, bar.close) == (k.open, k.high, k.low, k.close), bar
+        assert bar.volume == pytest.approx(k.volume, rel=1e-9), bar
+    assert source.stats["late_ticks"] == 0

@@ -289,9 +289,13 @@ class StreamBars:
         if seam is not None:
             # A trade sent before a bar's end plus grace may still be unread in the socket (its reader
             # waits for the CPU): the bar closes once the connection has been read past that moment.
-            # What was read through it is queued by now, so it is taken first.
-            through = self.store.hub.read_through(self.family, self.inst, now)
-            self._take_queued()
+            # What was read through it is queued by now, so it is taken first.  Asked only when something
+            # is due: the timers also run at each trade, on the relay's busiest path.
+            through = now
+            due = seam.next_deadline()
+            if due is not None and due <= now:
+                through = self.store.hub.read_through(self.family, self.inst, now)
+                self._take_queued()
             seam.on_timer(now, through)
             deadline = seam.next_deadline()
             held = through < now and deadline is not None and deadline <= now

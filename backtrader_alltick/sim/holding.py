@@ -24,9 +24,9 @@ logger: logging.Logger = logging.getLogger(__name__)
 
 # Wall seconds between looks at the simulator: a fraction of a market second on a fast clock.
 POLL_S = 0.005
-# Wall seconds the market may be held for a feed that never subscribes or never asks REST (a feed
-# without backfill): then it runs on, and the run is merely not repeatable.
-HOLD_LIMIT_S = 30.0
+# Wall seconds the market may wait for a subscription, and then stand past the first trade for a feed
+# that never asks REST (a feed without backfill): then it runs on, and the run is merely not repeatable.
+HOLD_LIMIT_S = 60.0
 
 
 def resume_when_anchored(
@@ -41,9 +41,10 @@ def resume_when_anchored(
 
     The clock stands until a WebSocket client has subscribed to ``symbol``, then runs to just
     past the first trade of ``symbol`` (within ``within_ms`` market ms), and stands there until
-    the simulator has answered a REST request (the feed's backfill, asked once its seam is
-    placed).  Then it runs on for good; at once if no trade comes that soon, and also once
-    ``ended`` is set or after ``limit_s`` wall seconds, so nothing waits on a clock that stands.
+    the simulator has been asked a REST request since (the feed's backfill, asked once its seam
+    is placed) and has answered every request.  Then it runs on for good; at once if no trade
+    comes that soon, and also once ``ended`` is set or after ``limit_s`` wall seconds of either
+    wait, so nothing waits on a clock that stands.
 
     Example::
 
@@ -63,25 +64,34 @@ def resume_when_anchored(
 
 def _hold(sim: Simulator, symbol: str, ended: threading.Event, within_ms: int, limit_s: float) -> None:
     clock = sim.clock
-    deadline = time.monotonic() + limit_s
+    started, held_since = time.monotonic(), None
     try:
         # The simulator offers no event for a subscription or a reply: look every few wall ms.
         while not any(symbol in session.wanted() for session in sim.sessions()):
-            if ended.wait(POLL_S) or time.monotonic() > deadline:
+            if ended.wait(POLL_S) or time.monotonic() > started + limit_s:
                 return
         if sim.model.instrument(symbol) is None:
             return  # not served: the feed fails on its own
-        replies = sim.counters["rest_replies"]
         start = clock.now_ms()
         first = sim.model.trades(symbol, start, start + within_ms)
         if not first:
             return  # nothing to anchor on soon: the feed anchors by its own margin once time runs
+        asked = sim.counters["rest_requests"]  # a late answer to an earlier request must not count
+        held_since = time.monotonic()
         # The pusher sends the trades before the clock's moment: 1 ms past the first one sends it alone.
         clock.resume(until_ms=first[0].time + 1)
-        while sim.counters["rest_replies"] == replies:
-            if ended.wait(POLL_S) or time.monotonic() > deadline:
+        while not _answered_since(sim, asked):
+            if ended.wait(POLL_S) or time.monotonic() > held_since + limit_s:
                 return
     finally:
-        if time.monotonic() > deadline:
+        if held_since is not None and time.monotonic() > held_since + limit_s:
             logger.warning("%s: no REST request came in %.0f s; the market runs on", symbol, limit_s)
+        elif held_since is None and time.monotonic() > started + limit_s:
+            logger.warning("%s: no subscription came in %.0f s; the market runs on", symbol, limit_s)
         clock.resume()
+
+
+def _answered_since(sim: Simulator, asked: int) -> bool:
+    # A request came since ``asked`` were counted, and every request so far has been answered.
+    counters = sim.counters
+    return counters["rest_requests"] > asked and counters["rest_replies"] >= counters["rest_requests"]

@@ -93,25 +93,45 @@ def combine_closed(klines: Sequence[Kline], spec: BarSpec, market: Market, now_m
     ]
 
 
+_KEEP_NEWEST_TRADES = 16  # trade identities a builder keeps past its frontier
+
+
 class SeenTrades:
     """A bounded memory of recent trades; ``is_repeat`` is True for a trade already seen.
 
     The identity is the vendor's sequence number; without one (iTick) it is the whole trade,
     since two real trades can share a millisecond and a price.
 
+    :meth:`forget_before` lets a caller that drops old trades anyway (a bar builder past a closed
+    bar) keep only the identities that can still matter.
+
     Example::
 
         seen = SeenTrades(4096)
         fresh = [tick for tick in ticks if not seen.is_repeat(tick)]
+        seen.forget_before(cutoff_ms)
     """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._seen: set = set()
         self._order: deque = deque()
+        self._times: deque[int] = deque()  # each remembered trade's time, in the order of _order
 
     def __len__(self) -> int:
         return len(self._order)
+
+    def forget_before(self, cutoff_ms: int, keep: int = 0) -> None:
+        """Forget the oldest-remembered trades while they are older than ``cutoff_ms``, keeping the
+        newest ``keep`` whatever their age.
+
+        Trades arrive nearly in time order, so this stops at the first newer one: a trade
+        reordered behind it is forgotten a little later, and never past the ring's size.
+        """
+        order, times, seen = self._order, self._times, self._seen
+        while len(times) > keep and times[0] < cutoff_ms:
+            times.popleft()
+            seen.discard(order.popleft())
 
     def is_repeat(self, tick: Tick) -> bool:
         if not self.size:
@@ -125,8 +145,10 @@ class SeenTrades:
             return True
         self._seen.add(identity)
         self._order.append(identity)
+        self._times.append(tick.time)
         if len(self._order) > self.size:
             self._seen.discard(self._order.popleft())
+            self._times.popleft()
         return False
 
 
@@ -179,7 +201,8 @@ class BarBuilder:
         The session policy with ``extended_hours`` off: trades of slots without a regular
         session are left out and counted in ``stats.offhours``.
     dedup_size
-        How many recent trade identities (``seq``, else the whole trade) are remembered to drop repeats.
+        How many recent trade identities (``seq``, else the whole trade) are remembered at most to drop
+        repeats; only those of bars still forming are kept.
 
     Example::
 
@@ -333,6 +356,11 @@ class BarBuilder:
     def _advance_frontier(self, start: int) -> int:
         if self._frontier is None or start > self._frontier:
             self._frontier = start
+            # A repeat of a trade before the frontier is dropped anyway: remembering every one would
+            # grow the memory of a quiet symbol towards dedup_size, times every symbol of a universe.
+            # The newest few are kept so that a service re-sending its last trades (a closed market)
+            # is told as a repeat, not as a late trade the delivered bar lacks.
+            self._seen.forget_before(start, keep=_KEEP_NEWEST_TRADES)
         return self._frontier
 
     def _open_market_slots(self, since: int, until: int) -> Iterable[int]:

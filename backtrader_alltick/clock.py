@@ -107,23 +107,24 @@ class ServiceClock:
         return self.base.now_ms()
 
     def now_ms(self) -> int:
+        # Read without the lock: _best is replaced whole, and every trade and bar asks the time, so
+        # thousands of backfill threads and the stream reader queued on one lock (a convoy).
         at = self.base.now_ms()
-        with self._lock:
-            known = self._known(at)
-            if known is None:
-                return at
-            # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
-            # say nothing about now.  A reading of the service's clock always decides.
-            if self._read or known >= at - self.MAX_SKEW_MS:
-                return known
+        read = self._read
+        known = self._known(at)
+        if known is None:
             return at
+        # Trade stamps and bar starts alone may be stale (a closed market); far behind ours they
+        # say nothing about now.  A reading of the service's clock always decides.
+        if read or known >= at - self.MAX_SKEW_MS:
+            return known
+        return at
 
     def known_ms(self, at: int | None = None) -> int | None:
         """The latest moment the service's clock had surely reached at our moment ``at`` (default now);
         None until the service has told its time."""
         at = self.base.now_ms() if at is None else at
-        with self._lock:
-            return self._known(at)
+        return self._known(at)
 
     def closed_until(self, at: int | None = None) -> int | None:
         """Bars ending by this moment were closed by the service at our moment ``at`` (default now);
@@ -137,10 +138,22 @@ class ServiceClock:
 
     def observe_server_time(self, server_ms: int) -> None:
         """The service's time has reached ``server_ms``: a trade stamp, the start of a bar it served."""
+        best = self._best
+        # Called for every trade.  Our clock never runs back, and the time known only grows, so a stamp
+        # no newer than the newest taken, or than the time known now from one consistent reading of
+        # it, changes nothing: dismissed without the lock (or, the first, without a clock read).
+        if best is not None and (
+            server_ms <= best[0] or server_ms <= _carried(best, self.base.now_ms(), self.DRIFT)
+        ):
+            return
         self._observe(int(server_ms), reading=False)
 
     def _observe(self, server_ms: int, reading: bool) -> None:
         at = self.base.now_ms()
+        if not reading or self._read:
+            known = self._known(at)
+            if known is not None and server_ms <= known:
+                return  # nothing to learn, the common case: no lock
         with self._lock:
             known = self._known(at)
             if not reading:
@@ -155,12 +168,16 @@ class ServiceClock:
             self._read = self._read or reading
 
     def _known(self, at: int) -> int | None:
-        if self._best is None:
-            return None
-        server_ms, base_ms = self._best
-        elapsed = at - base_ms
-        # Carried forward (or back) by our clock, allowing for the rates differing by DRIFT.
-        return server_ms + elapsed - int(abs(elapsed) * self.DRIFT)
+        best = self._best  # one read: another thread may replace it meanwhile
+        return None if best is None else _carried(best, at, self.DRIFT)
+
+
+def _carried(best: tuple[int, int], at: int, drift: float) -> int:
+    """The service's time at our moment ``at``, from its (service ms, base ms) reading ``best``."""
+    server_ms, base_ms = best
+    elapsed = at - base_ms
+    # Carried forward (or back) by our clock, allowing for the rates differing by drift.
+    return server_ms + elapsed - int(abs(elapsed) * drift)
 
 
 class SystemClock(ServiceClock):

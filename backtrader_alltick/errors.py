@@ -23,6 +23,7 @@
     ├── FeedEndedWarning               a feed ended by an error (data.last_error)
     ├── MarketClosedWarning            a live feed started while its market is closed
     ├── SessionPolicyWarning           trades or bars left out by extended_hours=False
+    ├── LateTradeWarning               a trade came after its live bar was handed out
     ├── LiveOnlyWarning                backfill=False / backfill_start=False cost bars or used REST
     ├── RateLimitWarning               a request waits more than a minute for the plan
     ├── CacheWarning                   the default cache file was refused: the store runs without it
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimitWarning",
     "CacheWarning",
     "BarLengthWarning",
+    "LateTradeWarning",
     "is_retryable",
     "check_token",
     "mask_token",
@@ -234,6 +236,10 @@ class RateLimitWarning(AllTickWarning):
 class CacheWarning(AllTickWarning):
     """The cache file in the user cache directory (or the quota ledger beside it) cannot be used, so the
     store runs without it; a file passed as ``cache=`` is a :class:`CacheError` instead."""
+
+
+class LateTradeWarning(AllTickWarning):
+    """A trade came after its live bar was handed out (past ``grace``): that bar lacks it."""
 
 
 class BarLengthWarning(AllTickWarning):

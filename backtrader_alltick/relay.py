@@ -149,7 +149,7 @@ class Relay:
         self.errors: list[AllTickError] = []
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
-        self._seen, self._seen_lock = SeenTrades(), threading.Lock()
+        self._seen = SeenTrades()  # guarded by _counts_lock
         self._bars: _BarDispatcher | None = None
         self._stop = threading.Event()
         self._started = False
@@ -272,12 +272,12 @@ class Relay:
             and not (kind == "tick" and (self.archive_ticks or self.recording is not None))
         ):
             return
-        if isinstance(record, Tick):  # kind == "tick": KIND_OF is looked up by exact type
-            with self._seen_lock:  # one reader thread per endpoint family calls in
-                repeat = self._seen.is_repeat(record)
-            if repeat:
-                return  # a trade the service sent twice is written once, as the direct feed counts it once
-        self._count(kind)
+        # One lock per record for both: one reader thread per endpoint family calls in.
+        with self._counts_lock:
+            # A trade the service sent twice is written once, as the direct feed counts it once.
+            if type(record) is Tick and self._seen.is_repeat(record):
+                return
+            self._counts[kind] += 1
         if self.redis is not None and kind in self.types:
             self.redis.write((record,))
         if self.influx is not None and kind == "tick" and self.archive_ticks:
@@ -286,14 +286,9 @@ class Relay:
             self.recording.write((record,))
 
     def _status_listeners(self) -> list[Callable[[StreamStatus], None] | None]:
-        # Statuses come per endpoint family: listen for them once per family, with its first symbol.
-        families: set[str] = set()
-        told: list[Callable[[StreamStatus], None] | None] = []
-        for inst in self.instruments:
-            family = self.store.wire.family(inst)
-            told.append(self._on_status if family not in families else None)
-            families.add(family)
-        return told
+        # Statuses come per connection, to the listeners of the symbols it carries (the hub tells a
+        # listener of several of them once): listen with every symbol.
+        return [self._on_status] * len(self.instruments)
 
     def _on_status(self, status: StreamStatus) -> None:
         self._count(status.kind)

@@ -405,8 +405,8 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         on_status: Callable[[Any], None] | None = None,
         region: str | None = None,
     ) -> None:
-        """Deliver every record of ``symbol`` to ``on_record`` and the connection changes of its
-        endpoint family to ``on_status`` (both called on a socket thread; they must not block).
+        """Deliver every record of ``symbol`` to ``on_record`` and the changes of the connection that
+        carries it to ``on_status`` (both called on a socket thread; they must not block).
         Past the plan's codes it raises ConfigError and subscribes nothing.
 
         ``symbol`` is read as :meth:`fetch_klines` reads it (``"AAPL.US"``, or ``"AAPL"`` with

@@ -168,12 +168,42 @@ def test_builder_dedup_memory_is_a_bounded_ring():
     made, delivered = builder(dedup_size=2)
     for seq in (1, 2, 3, 1):  # seq 1 fell out of the ring before it came back
         made.add_tick(tick("2023-11-14 15:13:05", 10.0, seq=seq))
+    assert len(made._seen) == 2
 
     made.on_timer(ms("2023-11-14 15:15:00"))
 
     assert delivered[0].volume == 4.0
     assert made.stats.duplicates == 0
-    assert len(made._seen) == 2
+
+
+def test_builder_dedup_memory_holds_only_the_bars_still_forming_over_a_long_run():
+    # A quiet symbol of a universe: one trade every 5 s for ten hours, a timer every few trades.
+    made, delivered = builder()
+    start, sizes = ms("2023-11-14 00:00:00"), []
+    for index in range(7200):
+        at = start + index * 5_000
+        made.add_tick(tick(at, 10.0, seq=index))
+        made.add_tick(tick(at, 10.0, seq=index))  # the stream repeats every frame at once
+        if index % 3 == 2:
+            made.on_timer(at)
+            sizes.append(len(made._seen))
+
+    assert len(delivered) == 599 and made.stats.duplicates == 7200
+    # The trades of the bar forming and of the one in its grace, and the newest 16 whatever their age.
+    assert max(sizes) <= 2 * 12 + 16
+
+
+def test_seen_trades_forget_before_keeps_newer_trades_and_still_drops_their_repeats():
+    seen = SeenTrades(16)
+    ticks = [tick(ms("2023-11-14 15:13:00") + offset, 10.0, seq=offset) for offset in (0, 10, 20, 15, 30)]
+    for one in ticks:
+        seen.is_repeat(one)
+
+    seen.forget_before(ms("2023-11-14 15:13:00") + 20)
+
+    assert len(seen) == 3  # 20, then 15 (reordered behind it, forgotten later), then 30
+    assert seen.is_repeat(ticks[2]) and seen.is_repeat(ticks[4])
+    assert not seen.is_repeat(ticks[0])
 
 
 # --- BarBuilder: the history -> live seam -----------------------------------------------------------
@@ -628,3 +658,15 @@ def test_empty_bars_stop_at_an_early_close_and_skip_a_holiday():
 
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_a_re_sent_trade_of_a_closed_bar_is_a_repeat_not_a_late_trade():
+    # A service re-sending its last trade while the market is closed: the bar holding it was right.
+    made, delivered = builder()
+    last = tick(ms("2023-11-14 15:13:20"), 10.0, seq=7)
+    made.add_tick(last)
+    made.on_timer(ms("2023-11-14 15:20:00"))  # minutes later: that bar is long closed
+
+    made.add_tick(last)
+
+    assert len(delivered) == 1 and made.stats.duplicates == 1 and made.stats.late_ticks == 0

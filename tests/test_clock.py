@@ -154,3 +154,26 @@ def test_a_scaled_clock_resumed_until_a_moment_stands_there_until_resumed_again(
     clock.resume()
     wall.advance(1)
     assert clock.now_ms() == 1_700_000_119_999  # and runs on from where it stood, not from the wall
+
+
+def test_reading_the_service_clock_never_waits_for_its_lock():
+    # Every trade and every backfill answer asks the time: with thousands of symbols, readers queued
+    # on the lock behind one another and the stream's reader waited with them.
+    import threading
+
+    clock = ServiceClock(ScaledClock(1_700_000_000_000, 1.0))
+    clock.observe_server_clock(1_700_000_000_000)
+    answers = []
+
+    def read() -> None:
+        clock.observe_server_time(1_699_999_000_000)  # older than known: nothing to learn
+        answers.append((clock.now_ms(), clock.known_ms(), clock.closed_until()))
+
+    with clock._lock:  # a writer in the middle of an update
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+        blocked = reader.is_alive()
+
+    assert not blocked and len(answers) == 1
+    assert answers[0][0] >= 1_700_000_000_000

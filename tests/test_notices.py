@@ -25,6 +25,7 @@ from backtrader_alltick import (
     CacheWarning,
     FeedEndedWarning,
     HistoryLimitWarning,
+    LateTradeWarning,
     LiveOnlyWarning,
     MarketClosedWarning,
     NoBarsWarning,
@@ -172,6 +173,7 @@ def test_every_warning_category_is_exported_under_one_root():
         RateLimitWarning,
         CacheWarning,
         BarLengthWarning,
+        LateTradeWarning,
     }
     assert all(issubclass(getattr(backtrader_alltick, name), AllTickWarning) for name in names)
     assert issubclass(AllTickWarning, UserWarning)

@@ -396,8 +396,9 @@ def test_a_relay_records_a_universe_over_two_capped_connections_every_bar_golden
     service = dataclasses.replace(
         service_plan("alltick", "premium"),
         ws_symbols=25,
-        reconnect_interval=0.0,
+        reconnect_interval=0.1,
         ws_request_spacing=0.2,
+        ws_connection_spacing=0.1,
         endpoint_interval=0.0,
         batch_interval=0.0,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import subprocess
@@ -13,10 +14,11 @@ import backtrader as bt
 import pandas as pd
 import pytest
 
-from backtrader_alltick import AllTickStore
+from backtrader_alltick import AllTickStore, plans
 from backtrader_alltick.errors import AuthError, ConfigError, UnsupportedTimeframe
 from backtrader_alltick.frames import klines_frame
 from backtrader_alltick.history import Window
+from backtrader_alltick.sim.plan_table import service_plan
 from backtrader_alltick.symbols import parse_symbol
 
 FROM, TO = datetime(2024, 3, 4, 10, 0), datetime(2024, 3, 4, 10, 5)
@@ -237,6 +239,119 @@ def test_a_premium_store_serves_450_symbols_on_3_connections_and_every_symbol_ti
     served = sorted(len(session.trade_codes) for session in sim.sessions())
     assert served == [50, 200, 200]
     assert store.stream_stats["stock"]["links"] == 3
+    # The simulator spaces attempts and requests of different connections as the service does.
+    assert sim.counters["ws_connections_rejected"] == 0 and "606" not in sim.counters["errors_sent"]
+
+
+class Ticking:
+    """Which symbols ticked, and since when; tests wait on it, never sleep."""
+
+    def __init__(self) -> None:
+        self.symbols: set[str] = set()
+        self.changed = threading.Condition()
+
+    def on_record(self, record) -> None:
+        with self.changed:
+            if record.symbol not in self.symbols:
+                self.symbols.add(record.symbol)
+                self.changed.notify_all()
+
+    def wait_for(self, wanted, timeout: float = 60.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: set(wanted) <= self.symbols, timeout), sorted(
+                set(wanted) - self.symbols
+            )
+
+
+def _capped_plans(per_connection: int):
+    # Premium's 3 connections with a small cap per connection, and spacing short enough for a test;
+    # the simulator enforces its own copy.  The client keeps twice the spacing the simulator asks
+    # for: simulator and client share one interpreter, so a busy machine delays the simulator's
+    # reads by more than the client's margin, which a short spacing does not absorb.
+    service = dataclasses.replace(
+        service_plan("alltick", "premium"),
+        ws_symbols=per_connection,
+        reconnect_interval=0.5,
+        ws_connection_spacing=0.5,
+    )
+    client = dataclasses.replace(
+        plans.get_plan("alltick", "premium"), ws_symbols=per_connection, reconnect_interval=1.0
+    )
+    return service, client
+
+
+def test_a_dropped_connections_symbols_move_to_the_others_and_every_symbol_keeps_ticking(
+    make_sim, make_store
+):
+    # 25 symbols on connections of 10: [10, 10, 5].  Five leave the first connection; then the
+    # second drops and cannot come back (another process took the token's third connection): its
+    # ten symbols go on ticking on the two that are up, none of which serves more than 10.
+    symbols = [f"S{index:04d}.US" for index in range(25)]
+    service, client = _capped_plans(10)
+    sim = make_sim(plan=service, symbols=symbols, speed=60)
+    store = make_store(sim, plan=client)
+    ticking = Ticking()
+    heard: dict[str, list[str]] = {symbol: [] for symbol in symbols}
+    listeners = {
+        symbol: (lambda status, symbol=symbol: heard[symbol].append(status.kind)) for symbol in symbols
+    }
+    for symbol in symbols:
+        store.listen(symbol, ticking.on_record, on_status=listeners[symbol])
+    ticking.wait_for(symbols)
+    assert store.hub.placement("stock") == [10, 10, 5]
+
+    for symbol in symbols[:5]:
+        store.unlisten(symbol, ticking.on_record, on_status=listeners[symbol])
+    sim.set_plan(dataclasses.replace(service, ws_connections=2))
+    victim = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
+    victim.connection.abort()
+    with ticking.changed:
+        ticking.symbols.clear()
+    ticking.wait_for(symbols[5:])
+    served = [session.trade_codes for session in sim.sessions()]
+
+    assert store.hub.placement("stock") == [10, 0, 10]
+    assert all(len(codes) <= 10 for codes in served)
+    assert sorted(code for codes in served for code in codes) == symbols[5:]
+    # The moved symbols' feeds saw their connection drop and their new one up; the others nothing.
+    assert all(heard[symbol] == ["connected", "disconnected", "connected"] for symbol in symbols[10:20])
+    assert all(heard[symbol] == ["connected"] for symbol in symbols[5:10] + symbols[20:])
+
+
+def test_a_dropped_connection_breaks_only_the_symbols_it_carries(make_sim, make_store):
+    # 20 symbols on two full connections of 10: the second drops.  Its symbols hear it drop and
+    # come back; the first connection's hear nothing, so their feeds never show CONNBROKEN.
+    symbols = [f"S{index:04d}.US" for index in range(20)]
+    service, client = _capped_plans(10)
+    sim = make_sim(plan=service, symbols=symbols, speed=60)
+    store = make_store(sim, plan=client)
+    heard: dict[str, list[str]] = {symbol: [] for symbol in symbols}
+    changed = threading.Condition()
+
+    def listener(symbol):
+        def on_status(status):
+            with changed:
+                heard[symbol].append(status.kind)
+                changed.notify_all()
+
+        return on_status
+
+    for symbol in symbols:
+        store.listen(symbol, lambda record: None, on_status=listener(symbol))
+    with changed:
+        assert changed.wait_for(lambda: all(kinds == ["connected"] for kinds in heard.values()), 60)
+    assert store.hub.placement("stock") == [10, 10]
+    second = sim.journal.wait_for(
+        lambda entry: entry.kind == "ws_message" and "S0015.US" in str(entry.message), timeout=30
+    )
+    victim = next(session for session in sim.sessions() if session.connection.id == second.connection)
+    victim.connection.abort()
+    with changed:
+        assert changed.wait_for(lambda: all(len(heard[symbol]) == 3 for symbol in symbols[10:]), 60)
+
+    assert all(heard[symbol] == ["connected"] for symbol in symbols[:10])
+    assert all(heard[symbol] == ["connected", "disconnected", "connected"] for symbol in symbols[10:])
+    assert store.hub.is_connected("stock", "S0003.US")
 
 
 def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_sim, make_store):

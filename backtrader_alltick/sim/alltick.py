@@ -24,6 +24,7 @@ from ..records import normalize_epoch_ms
 from .alltick_format import HEADER_INVALID, MESSAGES, book_levels, decimal_text, json_bytes
 from .alltick_stream import AllTickSession
 from .kline_flaws import served_klines
+from .limits import TOO_FREQUENT
 from .server import Connection, Exchange, Reply
 
 if TYPE_CHECKING:
@@ -257,8 +258,18 @@ class AllTickService:
         return exchange.query.get("token") or None
 
     def admit_upgrade(self, token: str | None, group: str) -> str | None:
-        # A bad token is refused at the upgrade; a socket over the cap is accepted, then cut with 606.
-        return None if self.sim.is_valid_token(token) else "auth"
+        # A bad token is refused at the upgrade; a socket over the cap is accepted, then cut with 606
+        # (its session's budget), and so is an attempt sooner than the plan's reconnect interval after
+        # the previous one of the token and family.  The attempt is timed here, before the upgrade is
+        # answered, so a client that waits from the answer is never early.  Per family: a stock and a
+        # non-stock socket form one allowance (the DOCS reading of alltick.md 6.3).
+        if not self.sim.is_valid_token(token):
+            return "auth"
+        if self.sim.connection_budget.has_room(token, group) and not self.sim.socket_pacing.admit_connection(
+            token, group
+        ):
+            return TOO_FREQUENT
+        return None
 
     def refuse_upgrade(self, reason: str) -> Reply:
         if reason == "auth":

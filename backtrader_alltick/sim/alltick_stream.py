@@ -41,6 +41,12 @@ class AllTickSession(Session):
     def on_open(self) -> None:
         self.acquire_budget()
 
+    def cut_at_open(self, reason: str) -> None:
+        # Too soon after the previous attempt: 606, then the close (alltick.md 6.3, 6.4).
+        self.sim.counters_store.add("ws_connections_rejected")
+        self._answer(0, 0, "", 606)
+        self.connection.close(1008, f"connection attempts {reason}")
+
     def over_budget(self) -> None:
         self._answer(0, 0, "", 606)
         self.connection.close(1008, "connection limit")
@@ -71,6 +77,11 @@ class AllTickSession(Session):
             self.connection.close(1008, "too many requests")
             return
         self._last_request = now
+        # And 3 s after a request on another socket of the family (6.3).
+        if not self.sim.socket_pacing.admit_request(self.token, self.family, self.connection.id):
+            self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 606)
+            self.connection.close(1008, "too many requests")
+            return
         if not isinstance(data, dict):
             self._answer(cmd_id + 1 if isinstance(cmd_id, int) else 0, seq_id, trace, 400)
         elif cmd_id in (22002, 22004):

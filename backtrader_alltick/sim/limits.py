@@ -15,6 +15,8 @@ from collections.abc import Callable
 from .plan_table import ServicePlan
 
 BATCH_ENDPOINT = "batch-kline"
+# An upgrade verdict: accept the socket, then cut it at once (AllTick: 606, then the close).
+TOO_FREQUENT = "too frequent"
 
 
 class RestLimiter:
@@ -93,3 +95,46 @@ class ConnectionBudget:
         with self._lock:
             held = self._open.get((token, group), 0)
             self._open[(token, group)] = max(0, held - 1)
+
+
+class SocketPacing:
+    """Spacing between a token's sockets of one group: connection attempts, and requests across sockets.
+
+    ``admit_connection``: an attempt less than the plan's ``reconnect_interval`` after the token's
+    previous admitted attempt in the group is refused (alltick.md 5.5, 6.3).  ``admit_request``: a
+    request less than ``ws_connection_spacing`` after the group's previous admitted request *on
+    another socket* is refused (6.3); a socket's own spacing is its session's.  Refused attempts and
+    requests do not count, so a client that waits gets through.  Wall time, never market time.
+
+    Example::
+
+        pacing = SocketPacing(lambda: service_plan("alltick", "premium"))
+        pacing.admit_connection("tok", "stock")        # True
+        pacing.admit_connection("tok", "stock")        # False: 3 s have not passed
+        pacing.admit_request("tok", "stock", 1)        # True, then False for socket 2 within 3 s
+    """
+
+    def __init__(self, plan: Callable[[], ServicePlan], now: Callable[[], float] = time.monotonic) -> None:
+        self._plan = plan
+        self._now = now
+        self._lock = threading.Lock()
+        self._attempts: dict[tuple[str | None, str], float] = {}
+        self._requests: dict[tuple[str | None, str], tuple[int, float]] = {}
+
+    def admit_connection(self, token: str | None, group: str) -> bool:
+        now, interval = self._now(), self._plan().reconnect_interval
+        with self._lock:
+            last = self._attempts.get((token, group))
+            if interval and last is not None and now - last < interval:
+                return False
+            self._attempts[(token, group)] = now
+            return True
+
+    def admit_request(self, token: str | None, group: str, socket_id: int) -> bool:
+        now, spacing = self._now(), self._plan().ws_connection_spacing
+        with self._lock:
+            last = self._requests.get((token, group))
+            if spacing and last is not None and last[0] != socket_id and now - last[1] < spacing:
+                return False
+            self._requests[(token, group)] = (socket_id, now)
+            return True

@@ -103,7 +103,9 @@ class MarketModel:
         }
         self._keys = {name: prices.symbol_key(seed, name) for name in self.instruments}
         self.history_start_ms = history_start_ms
-        self._trades = _Lru(256)
+        # The pusher reads every subscribed symbol's day each step: a cache smaller than the
+        # universe would regenerate every tape on every step (a day and the next at midnight).
+        self._trades = _Lru(max(256, 2 * len(self.instruments)))
         self._minutes = _Lru(4096)
         self._bars = _Lru(65536)
 

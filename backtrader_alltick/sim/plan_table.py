@@ -45,18 +45,20 @@ class ServicePlan:
     codes_per_request: int  # codes per trade-tick / depth-tick request
     reconnect_interval: float  # seconds between two WebSocket connection attempts
     ws_request_spacing: float  # seconds between two requests on one WebSocket connection
+    ws_connection_spacing: float = 0.0  # seconds between two requests on different connections
 
 
 # AllTick: 6.1 (per-endpoint interval, batch-kline interval, per-minute and daily caps; Free "only 1
-# interface every 10 s"), 6.3 (connections per token; 1 s between requests on one connection),
+# interface every 10 s"), 6.3 (connections per token; 1 s between requests on one connection, 3 s
+# between requests on different connections),
 # 5.4 (codes per subscription), 4.2/6.2 (batch groups; Free 5 codes per request, about 50 on paid
 # plans), 5.5 (reconnect at least 10 s apart on Free, 3 s on paid plans).
 _ALLTICK = {
-    "free": ServicePlan("alltick", "free", 10.0, 10.0, 10.0, 10, 1_000, 1, 5, 5, 5, 10.0, 1.0),
-    "basic": ServicePlan("alltick", "basic", 1.0, 3.0, 0.0, 60, 86_400, 1, 100, 100, 50, 3.0, 1.0),
-    "premium": ServicePlan("alltick", "premium", 0.1, 2.0, 0.0, 600, 864_000, 3, 200, 200, 50, 3.0, 1.0),
+    "free": ServicePlan("alltick", "free", 10.0, 10.0, 10.0, 10, 1_000, 1, 5, 5, 5, 10.0, 1.0, 3.0),
+    "basic": ServicePlan("alltick", "basic", 1.0, 3.0, 0.0, 60, 86_400, 1, 100, 100, 50, 3.0, 1.0, 3.0),
+    "premium": ServicePlan("alltick", "premium", 0.1, 2.0, 0.0, 600, 864_000, 3, 200, 200, 50, 3.0, 1.0, 3.0),
     "professional": ServicePlan(
-        "alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500, 50, 3.0, 1.0
+        "alltick", "professional", 0.05, 1.0, 0.0, 1_200, 1_728_000, 10, 3_000, 500, 50, 3.0, 1.0, 3.0
     ),
     "unlimited": ServicePlan(
         "alltick", "unlimited", 0.0, 0.0, 0.0, None, None, 100, 100_000, 10_000, 1_000, 0.0, 0.0

@@ -148,6 +148,11 @@ class Session:
     def on_open(self) -> None:
         """Called once the upgrade is done, before the first client message is read."""
 
+    def cut_at_open(self, reason: str) -> None:
+        """The upgrade was answered only to cut the socket at once (``reason``: the verdict)."""
+        self.sim.counters_store.add("ws_connections_rejected")
+        self.connection.close(ws.CLOSE_POLICY, reason)
+
     def on_close(self) -> None:
         """Release what the session holds (connection budget)."""
         if self._holds_budget:

@@ -19,7 +19,7 @@ from . import websocket as ws
 from .control import Counters, Faults, Journal, JournalEntry
 from .grid import DAY_MS
 from .hours import MODES
-from .limits import ConnectionBudget, RestLimiter
+from .limits import TOO_FREQUENT, ConnectionBudget, RestLimiter, SocketPacing
 from .market import MarketModel
 from .plan_table import ServicePlan, service_plan
 from .pusher import Pusher, Session
@@ -171,6 +171,7 @@ class Simulator:
         self.journal: Journal = Journal()
         self.limiter: RestLimiter = RestLimiter(lambda: self._plan)
         self.connection_budget: ConnectionBudget = ConnectionBudget(lambda: self._plan.ws_connections)
+        self.socket_pacing: SocketPacing = SocketPacing(lambda: self._plan)
         self.service: AllTickService | ITickService
         if dialect == "alltick":
             from .alltick import AllTickService
@@ -354,7 +355,7 @@ class Simulator:
             handler.write_reply(service.not_found_reply())
             return
         verdict = service.admit_upgrade(token, group)
-        if verdict is not None:
+        if verdict is not None and verdict != TOO_FREQUENT:
             counters.add("ws_connections_rejected")
             counters.error(401 if verdict == "auth" else 429)
             handler.write_reply(service.refuse_upgrade(verdict))
@@ -369,7 +370,10 @@ class Simulator:
             self._sessions[connection_id] = session
         counters.add("ws_connections_opened")
         try:
-            session.on_open()
+            if verdict is None:
+                session.on_open()
+            else:
+                session.cut_at_open(verdict)
             self._read_loop(session, connection, exchange.path)
         finally:
             with self._sessions_lock:

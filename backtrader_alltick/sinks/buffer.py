@@ -73,6 +73,7 @@ class BufferedWriter:
         self._abort = threading.Event()
         self._stopping = False
         self._flush_waiters = 0
+        self._flusher_waits = False  # the flusher sleeps on _cond: only then does a write wake it
         self._in_flight = 0
         self._oldest_at = 0.0
         self._outage_failures = 0
@@ -106,8 +107,9 @@ class BufferedWriter:
             if was_empty:
                 self._oldest_at = time.monotonic()
             self._buffer.extend(items)
-            overflow = self._trim()
-            if was_empty or len(self._buffer) >= self.batch:
+            # A relay writes record by record: the trim is called only when there is one to do.
+            overflow = self._trim() if len(self._buffer) > self.max_buffer else 0
+            if self._flusher_waits and (was_empty or len(self._buffer) >= self.batch):
                 self._cond.notify_all()
         if overflow and not self._drops_warned:
             self._report_drops()
@@ -232,16 +234,28 @@ class BufferedWriter:
                     )
                     remaining = self._oldest_at + self.flush_interval - time.monotonic()
                     if lingering and remaining > 0:
-                        self._cond.wait(remaining)
+                        self._wait(remaining)
                         continue
                     take = min(self.batch, len(self._buffer))
-                    items = [self._buffer.popleft() for _ in range(take)]
+                    if take == len(self._buffer):  # the usual case, copied at C speed while writers wait
+                        items = list(self._buffer)
+                        self._buffer.clear()
+                    else:
+                        items = [self._buffer.popleft() for _ in range(take)]
                     self._in_flight = take
                     self._oldest_at = time.monotonic()
                     return items
                 if self._stopping:
                     return None
-                self._cond.wait()
+                self._wait(None)
+
+    def _wait(self, timeout: float | None) -> None:
+        # The caller holds _cond.
+        self._flusher_waits = True
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._flusher_waits = False
 
     def _requeue(self, items: list[Any]) -> None:
         with self._cond:

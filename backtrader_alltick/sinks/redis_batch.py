@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from ..records import Kline, Record, kind_of
+from ..records import Kline, Record, Tick, kind_of
 from ..wire import redis_streams
 
 # "equal or smaller" is how Redis refuses an XADD whose ID is not new: a bar written before.
@@ -55,6 +55,8 @@ end
 redis.call("SET", ARGV[1], ARGV[2], "EX", ARGV[3])
 return {duplicates, refused, first or ""}
 """
+# The fields encode_tick gives a trade, in its order (the packer formats trades itself).
+TICK_FIELDS = ("time", "price", "volume", "turnover", "direction", "seq")
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 _EVALSHA = f"$7\r\nEVALSHA\r\n$40\r\n{SCRIPT_SHA}\r\n$1\r\n0\r\n".encode()
 _EVAL = f"$4\r\nEVAL\r\n${len(SCRIPT.encode())}\r\n{SCRIPT}\r\n$1\r\n0\r\n".encode()
@@ -79,6 +81,7 @@ class BatchPacker:
         self._head = [marker, "", str(marker_ttl), str(maxlen)]
         self._streams: dict[tuple, str] = {}
         self._names: dict[str, str] = {}
+        self._tick_names = [_bulk(field) for field in TICK_FIELDS]
 
     def pack(self, records: Iterable[Record], number: int) -> tuple[int, bytes]:
         """Return the argument count and the RESP text of the arguments: one XADD per record, then one
@@ -88,25 +91,46 @@ class BatchPacker:
         parts = [_bulk(arg) for arg in head]
         add, name = parts.append, self._name
         count = len(head)
-        encoders = redis_streams.ENCODERS
-        latest: dict[str, dict] = {}
+        encoders, streams = redis_streams.ENCODERS, self._streams
+        latest: dict[str, dict[str, Record]] = {}
         for record in records:
-            kind = type(record)
-            fields = encoders[kind](record)
+            if type(record) is Tick:  # most records by far: formatted without the fields dict
+                add(streams.get((Tick, record.symbol)) or self._stream(record))
+                text, width = self._tick(record)
+                add(text)
+                count += 4 + 2 * width
+                latest.setdefault(record.symbol, {})["tick"] = record
+                continue
+            fields = encoders[type(record)](record)
             size = str(len(fields))
             add(f"{self._stream(record)}${len(size)}\r\n{size}\r\n")
             for field, value in fields.items():
                 add(f"{name(field)}${len(value)}\r\n{value}\r\n")
             count += 4 + 2 * len(fields)
             # Only the newest value of each kind matters in the hash.
-            latest.setdefault(record.symbol, {})[redis_streams.hash_field(record)] = fields
+            latest.setdefault(record.symbol, {})[redis_streams.hash_field(record)] = record
         for symbol, values in latest.items():
             size = str(len(values))
             add(f"{name('h')}{name(redis_streams.last_key(self.prefix, symbol))}${len(size)}\r\n{size}\r\n")
-            for field, fields in values.items():
-                add(f"{name(field)}{_bulk(json.dumps(fields))}")
+            for field, record in values.items():
+                add(f"{name(field)}{_bulk(json.dumps(encoders[type(record)](record)))}")
             count += 3 + 2 * len(values)
         return count, "".join(parts).encode()
+
+    def _tick(self, tick: Tick) -> tuple[str, int]:
+        # encode_tick's fields, in its order, straight into RESP; returns the text and the field count.
+        time, price, volume = str(tick.time), repr(tick.price), repr(tick.volume)
+        turnover, direction = repr(tick.turnover), str(tick.direction)
+        n = self._tick_names
+        text = (
+            f"{n[0]}${len(time)}\r\n{time}\r\n{n[1]}${len(price)}\r\n{price}\r\n"
+            f"{n[2]}${len(volume)}\r\n{volume}\r\n{n[3]}${len(turnover)}\r\n{turnover}\r\n"
+            f"{n[4]}${len(direction)}\r\n{direction}\r\n"
+        )
+        if tick.seq is None:
+            return f"$1\r\n5\r\n{text}", 5
+        seq = str(tick.seq)
+        return f"$1\r\n6\r\n{text}{n[5]}${len(seq)}\r\n{seq}\r\n", 6
 
     def _stream(self, record) -> str:
         # The parts before the field count: "x", the stream key and the entry ID.

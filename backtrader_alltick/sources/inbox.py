@@ -11,7 +11,6 @@ until the consumer takes it.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -141,7 +140,12 @@ class Inbox:
 
     def __init__(self, size: int, wake: Wake) -> None:
         self.overflowed: bool = False  # set by a putter, cleared by the consumer
-        self._items: queue.Queue = queue.Queue(maxsize=size)
+        # A deque, not a queue.Queue: its append and popleft are atomic on their own, where a Queue
+        # takes a lock and signals a condition per item on both sides, on the relay's busiest path.
+        # With several putting threads the bound may be passed by one item per extra thread.
+        self._items: deque[object] = deque()
+        self._size = size
+        self._room = threading.Condition(threading.Lock())  # for put_waiting only
         self._wake = wake
         self._closed = False
 
@@ -149,37 +153,47 @@ class Inbox:
         """Queue ``item`` without waiting; False when the inbox was full and ``item`` was lost."""
         if self._closed:
             return True
-        try:
-            self._items.put_nowait(item)
-        except queue.Full:
+        items = self._items
+        if len(items) >= self._size:
             self.overflowed = True
-            return False
-        finally:
             self._wake.notify(self)
+            return False
+        items.append(item)
+        self._wake.notify(self)
         return True
 
     def put_waiting(self, item: object, timeout: float) -> bool:
         """Queue ``item``, waiting up to ``timeout`` for room (a reader that may fall behind)."""
         if self._closed:
             return True
-        try:
-            self._items.put(item, timeout=timeout)
-        except queue.Full:
-            return False
+        deadline = time.monotonic() + timeout
+        with self._room:
+            while len(self._items) >= self._size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._room.wait(remaining)
+            self._items.append(item)
         self._wake.notify(self)
         return True
 
     def take_all(self) -> Iterator[object]:
         """Everything queued now, oldest first (the consumer's thread)."""
         self._wake.taken(self)
-        for _ in range(self._items.qsize()):
-            try:
-                yield self._items.get_nowait()
-            except queue.Empty:
-                return
+        items = self._items
+        try:
+            for _ in range(len(items)):
+                try:
+                    item = items.popleft()
+                except IndexError:
+                    return
+                yield item
+        finally:
+            with self._room:  # a put_waiting may wait for the room just made
+                self._room.notify_all()
 
     def empty(self) -> bool:
-        return self._items.empty()
+        return not self._items
 
     def close(self) -> None:
         """Take no more input and stop waking the consumer for what is left."""

@@ -23,9 +23,10 @@ from ..timeframes import BarSpec
 
 
 class Connections(Protocol):
-    """Whether the stream of an endpoint family is up (the store's ``hub``)."""
+    """Whether the stream of an endpoint family, or the connection that carries a symbol, is up
+    (the store's ``hub``)."""
 
-    def is_connected(self, family: str) -> bool: ...
+    def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool: ...
 
 
 class Dialect(Protocol):

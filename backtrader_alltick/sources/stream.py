@@ -1,6 +1,6 @@
 """Live bars from the service: REST backfill up to the seam, then bars built from the WebSocket's trades.
 
-The store's stream hub hands this symbol's records and its family's statuses, and the backfill
+The store's stream hub hands this symbol's records and its connection's statuses, and the backfill
 worker its results, to the source's :class:`~.inbox.Inbox`; everything else runs on the
 consumer's thread inside :meth:`StreamBars.poll` (backtrader-live-feeds.md, section e): it takes
 the inbox, hands each trade and REST answer to the :class:`~backtrader_alltick.seam.Seam` (its
@@ -19,7 +19,13 @@ from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
-from ..errors import LiveOnlyWarning, MarketClosedWarning, SessionPolicyWarning, is_retryable
+from ..errors import (
+    LateTradeWarning,
+    LiveOnlyWarning,
+    MarketClosedWarning,
+    SessionPolicyWarning,
+    is_retryable,
+)
 from ..history import Window
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
@@ -114,12 +120,13 @@ class StreamBars:
             # bar's close stamp: the newest bar final now.
             self._probe_job = self.backfiller.request(None, self._closed_until(clock.now_ms()), 1)
         self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
+        self._late_noted = False
         self._closure_noted: str | None = None
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
-        if store.hub.is_connected(self.family):  # another feed's socket: no "connected" will come
+        if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
             self._stream_up(clock.now_ms())
         wake.schedule(self, self.due_in())
 
@@ -226,7 +233,20 @@ class StreamBars:
             self.stats.update(seam.stats)
             if seam.first_offhours is not None:
                 self._note_offhours(seam.first_offhours)
+            if self.stats["late_ticks"] and not self._late_noted:
+                self._note_late()
         return True
+
+    def _note_late(self) -> None:
+        # A bar already handed out lacks this trade: it differs from the service's K-line.  Said once,
+        # since Backtrader cannot take a bar back; the count goes on in stats.
+        self._late_noted = True
+        warn_user(
+            f"{self.inst.symbol}: a trade came after its live bar was handed out, so that bar lacks it "
+            f"(grace={self.options.grace} s); counted in stats['late_ticks']; pass a larger grace to "
+            "wait longer for late trades",
+            LateTradeWarning,
+        )
 
     def _note_market_closure(self, now: int) -> None:
         # Said once per closure (a night, a holiday, an early close): a quiet feed then is expected,

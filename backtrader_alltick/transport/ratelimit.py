@@ -29,7 +29,7 @@ from collections.abc import Callable
 from ..errors import PlanLimitError, RateLimitWarning, TransportError
 from ..notices import warn_user
 from ..plans import Plan
-from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState
+from .quota_ledger import MemoryLedger, QuotaLedger, QuotaState, has_limits
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ class RateLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
+        # Callers queue here and one at a time waits for the next free slot on the condition.
+        self._turn = threading.Lock()
+        self._unlimited = not has_limits(plan)
+        self._held = False  # a penalty was ever set: even an unlimited plan's callers may wait
         self.calls: int = 0
         self.waited: float = 0.0
         self._long_wait_warned = False
@@ -192,7 +196,19 @@ class RateLimiter:
         If ``cancel`` is set while waiting (see :meth:`wake`), return -1.0 without counting a call.
         ``subject`` names the symbols the call asks for, in the warning of a long wait.
         """
+        if self._unlimited and not self._held:
+            # Nothing to wait for until the service asks to slow down: no turn to queue for.
+            return self._wait_and_take(endpoint, cancel, subject, 0.0)
+        queued = self._monotonic()
+        # Waiting on the condition, every caller woke at each free slot to compute it again: with the
+        # backfill of thousands of symbols queued at once, that herd took the lock more than the
+        # calls did.  The others wait on the turn; a cancelled one still returns as soon as it has it.
+        with self._turn:
+            return self._wait_and_take(endpoint, cancel, subject, max(0.0, self._monotonic() - queued))
 
+    def _wait_and_take(
+        self, endpoint: str, cancel: threading.Event | None, subject: str, waited: float
+    ) -> float:
         def take(state: QuotaState, now: float) -> tuple[float, bool]:
             delay = self.delay_in(state, endpoint, now)
             if delay <= 0:
@@ -200,7 +216,6 @@ class RateLimiter:
             held = state.blocked_until is not None and state.blocked_until - now >= delay
             return delay, held
 
-        waited = 0.0
         with self._condition:
             while True:
                 if cancel is not None and cancel.is_set():
@@ -246,6 +261,7 @@ class RateLimiter:
                 return True
             return False
 
+        self._held = True
         with self._condition:
             if self.ledger.transact(hold):
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)

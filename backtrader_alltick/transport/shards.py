@@ -11,8 +11,10 @@ subscriptions are the account's, shared by every asset class.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import plans
@@ -83,14 +85,20 @@ class Capacity:
 class Shards:
     """The codes of one family placed on numbered connections (slots), each holding at most ``per_link``.
 
-    A code keeps its slot while it is wanted, so a connection's list changes only when its own codes
-    do; a new code goes to the lowest slot with room, so codes fill as few connections as they can.
+    A code keeps its slot while it is wanted and its connection is up, so a working connection's
+    list changes only when its own codes do (moving a served code would cut its trades); a new
+    code goes to the lowest slot with room, so codes fill as few connections as they can, and the
+    room an unsubscribed code leaves goes to the next new one.  When a connection drops, its codes
+    are served by nobody until it is back: :meth:`rebalance` then moves them into the room of
+    connections that are up.  No slot ever holds more than ``per_link`` codes and no code is ever
+    left without a slot.
 
     Example::
 
         shards = Shards(per_link=2)
         [shards.place(parse_symbol(s)) for s in ("A.US", "B.US", "C.US")]   # [0, 0, 1]
         shards.release(parse_symbol("A.US")); shards.place(parse_symbol("D.US"))   # 0 (the room it left)
+        shards.release(parse_symbol("D.US")); shards.rebalance(1, up=[0])   # {C.US: 0}: slot 1 dropped
     """
 
     def __init__(self, per_link: int) -> None:
@@ -129,6 +137,35 @@ class Shards:
         """Codes per slot, slot 0 first."""
         return list(self._sizes)
 
+    def codes_on(self, slot: int) -> list[Instrument]:
+        """The codes placed on ``slot``, oldest placement first."""
+        return [inst for inst, placed in self._slot_of.items() if placed == slot]
+
+    def rebalance(self, down: int, up: Iterable[int]) -> dict[Instrument, int]:
+        """Move the codes of slot ``down`` (its connection dropped) into the room of slots ``up``.
+
+        Slots are filled lowest first, each to ``per_link``; codes that find no room stay on
+        ``down`` and are resubscribed when its connection is back.  Returns each moved code's new
+        slot.
+        """
+        moved: dict[Instrument, int] = {}
+        targets = sorted(slot for slot in set(up) if slot != down and 0 <= slot < len(self._sizes))
+        codes = iter(self.codes_on(down))
+        for slot in targets:
+            for inst in itertools.islice(codes, max(0, self.per_link - self._sizes[slot])):
+                # Re-inserted: a moved code counts as the newest placement of its new slot.
+                del self._slot_of[inst]
+                self._slot_of[inst] = slot
+                self._sizes[down] -= 1
+                self._sizes[slot] += 1
+                moved[inst] = slot
+        return moved
+
+
+# Added to a documented spacing: the service times an attempt or a request when it arrives, and a
+# handshake or a busy machine may bring one in a little earlier relative to the previous one.
+PACING_MARGIN = 0.2
+
 
 class Pacer:
     """Spaces events of several connections of one family: ``claim`` says when the next may happen.
@@ -159,6 +196,13 @@ class Pacer:
                     return wait
             self._last = (who, now)
             return 0.0
+
+    def touch(self, who: object, now: float | None = None) -> None:
+        """Move ``who``'s last event on to ``now`` (it ended then), unless another came since."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._last is not None and self._last[0] == who and now > self._last[1]:
+                self._last = (who, now)
 
 
 def over_capacity(capacity: Capacity, counts: dict[str, int]) -> ConfigError | None:

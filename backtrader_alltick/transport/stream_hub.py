@@ -9,11 +9,13 @@ backoff) and, per connection, a writer thread that sends what the connection's s
 :class:`~.stream_protocol.StreamProtocol` asks for: subscriptions (spaced per the plan),
 heartbeats, and the close of a silent connection.  The hub fans each record out on the reader
 thread to the receivers subscribed to its symbol, and each connection change
-(:class:`~.stream_protocol.StreamStatus`) to the receivers of its family, then to ``on_status``.
+(:class:`~.stream_protocol.StreamStatus`) to the receivers of the codes that connection carries,
+then to ``on_status``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,7 +28,7 @@ from ..clock import Clock
 from ..records import Tick
 from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
-from .shards import Capacity, Pacer, Shards, over_capacity
+from .shards import PACING_MARGIN, Capacity, Pacer, Shards, over_capacity
 from .stream_link import LinkHost, StreamLink
 from .stream_protocol import ADDITIVE, Desired, StreamStatus
 from .stream_settings import StreamSettings
@@ -38,18 +40,20 @@ logger: logging.Logger = logging.getLogger(__name__)
 class StreamHub:
     """The plan's WebSocket connections per endpoint family, shared by every feed of a store.
 
-    Codes fill one connection before the next opens; a dropped connection resubscribes its own
-    codes (with the ones added meanwhile) when it is back.  Connection attempts and subscribe
-    requests of different connections of a family are ``min_reconnect_interval`` apart
-    (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a family's connections (``links``:
-    how many were opened).
+    Codes fill one connection before the next opens.  When a connection drops, the family's
+    connections that are up take its codes into their room (:meth:`.Shards.rebalance`); the rest,
+    with the ones added meanwhile, are resubscribed when it is back.  A code on a working connection
+    is never moved, no connection is given more than its cap, and no code is left without one.
+    Connection attempts and subscribe requests of different connections of a family are
+    ``min_reconnect_interval`` apart (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a
+    family's connections (``links``: how many were opened).
 
     Parameters follow the store: defaults come from the dialect (heartbeats) and the plan
     (reconnect interval, request spacing, codes per list); :attr:`settings` holds the result.
     Each subscriber's ``on_record`` gets the records of its symbol and its ``on_status`` the
-    statuses of its family; ``on_status`` given here gets every status and ``on_event`` every
-    record.  All of them run on socket threads and must not block.  A trade's stamp also tells
-    the clock the service's time (``observe_server_time``, where the clock has it).
+    statuses of the connection that carries it; ``on_status`` given here gets every status and
+    ``on_event`` every record.  All of them run on socket threads and must not block.  A trade's
+    stamp also tells the clock the service's time (``observe_server_time``, where the clock has it).
     ``reconnections=-1`` retries forever.
 
     Example::
@@ -129,7 +133,8 @@ class StreamHub:
     ) -> None:
         """Add one subscriber for the instrument's trades and/or depth (reference counted).
 
-        ``on_record`` then gets each record of the symbol, ``on_status`` each status of its family.
+        ``on_record`` then gets each record of the symbol, ``on_status`` each status of the
+        connection that carries it.
         Raises ConfigError, changing nothing, when the plan cannot serve one more code.
         """
         self._change(inst, trades, depth, on_record, on_status, adding=True)
@@ -187,10 +192,17 @@ class StreamHub:
             if link.thread.is_alive():
                 logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
 
-    def is_connected(self, family: str) -> bool:
-        """True while every socket of the family is up (after auth, where there is one)."""
+    def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool:
+        """True while every socket of the family is up (after auth, where there is one); with
+        ``inst``, while the socket that carries it is."""
         with self._lock:
-            links = [link for (name, _), link in self._links.items() if name == family]
+            if inst is None:
+                links = [link for (name, _), link in self._links.items() if name == family]
+            else:
+                shards = self._shards.get(family)
+                slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
+                link = self._links.get((family, slot)) if slot is not None else None
+                links = [link] if link is not None else []
         return bool(links) and all(link.is_connected for link in links)
 
     @property
@@ -283,6 +295,7 @@ class StreamHub:
             pacers = self._pacers.get(family)
             if pacers is None:
                 spacing = self.settings.min_reconnect_interval
+                spacing += PACING_MARGIN if spacing else 0.0
                 pacers = self._pacers[family] = (Pacer(spacing), Pacer(spacing))
             return pacers[0] if kind == "connect" else pacers[1]
 
@@ -303,15 +316,77 @@ class StreamHub:
     def _emit(self, status: StreamStatus) -> None:
         log = logger.warning if status.error is not None else logger.info
         log(
-            "stream %s %s (attempt %d)%s",
+            "stream %s%s %s (attempt %d)%s",
             status.family,
+            f"-{status.slot + 1}" if status.slot else "",
             status.kind,
             status.attempt,
             f": {status.error}" if status.error else "",
         )
-        receivers = self._registry.status_receivers.get(status.family, ())
-        for receiver in (*receivers, *((self.on_status,) if self.on_status is not None else ())):
+        moved: dict[Instrument, int] = {}
+        if status.kind in ("disconnected", "fatal"):
+            moved = self._rebalance(status.family, status.slot)
+        # Each status reaches the subscribers of the codes its connection carries, never the
+        # family's other connections' (theirs are fine).
+        self._tell(self._status_receivers(status.family, status.slot), status)
+        if moved:
+            # They were on the dropped connection, so they lost trades: down, then up where they are now.
+            down = dataclasses.replace(status, kind="disconnected")
+            for inst, slot in moved.items():
+                receivers = self._status_receivers(status.family, slot, (inst,))
+                self._tell(receivers, down)
+                self._tell(receivers, dataclasses.replace(down, kind="connected", error=None, slot=slot))
+        if self.on_status is not None:
+            self._tell((self.on_status,), status)
+
+    def _status_receivers(
+        self, family: str, slot: int, codes: Iterable[Instrument] | None = None
+    ) -> tuple[Callable[[StreamStatus], None], ...]:
+        with self._lock:
+            shards = self._shards.get(family)
+            if codes is None:
+                codes = shards.codes_on(slot) if shards is not None else ()
+            routes = self._registry.status_receivers
+            # A subscriber of several codes on one connection hears each status once.
+            return tuple(
+                dict.fromkeys(receiver for inst in codes for receiver in routes.get(inst.symbol, ()))
+            )
+
+    @staticmethod
+    def _tell(receivers: Iterable[Callable[[StreamStatus], None]], status: StreamStatus) -> None:
+        for receiver in receivers:
             try:
                 receiver(status)
             except Exception:
                 logger.exception("on_status callback failed for %s", status)
+
+    def _rebalance(self, family: str, slot: int) -> dict[Instrument, int]:
+        # The dropped connection's codes are served by nobody until it is back: the family's
+        # connections that are up take what they have room for (each re-sends its list; the codes
+        # it already serves go on), the rest wait for their own connection.
+        with self._lock:
+            shards = self._shards.get(family)
+            if shards is None or self._host.stopping.is_set():
+                return {}
+            up = [
+                index
+                for (name, index), link in self._links.items()
+                if name == family and link.is_connected and not link.ended
+            ]
+            moved = shards.rebalance(slot, up)
+            if not moved:
+                return moved
+            now = time.monotonic()
+            for key in {(family, slot), *((family, index) for index in moved.values())}:
+                self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
+            links = [self._links[(family, index)] for index in sorted(set(moved.values()))]
+        logger.info(
+            "stream %s: %d codes of dropped connection %d moved to connections %s",
+            family,
+            len(moved),
+            slot + 1,
+            ", ".join(str(link.slot + 1) for link in links),
+        )
+        for link in links:
+            link.wake.set()
+        return moved

@@ -23,7 +23,7 @@ import websocket
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .retry import backoff
-from .shards import Pacer
+from .shards import PACING_MARGIN, Pacer
 from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
@@ -248,15 +248,23 @@ class StreamLink:
         while not stopping.is_set():
             if last_attempt is not None:
                 # Never reconnect faster than the plan allows, counted from the previous attempt.
-                floor = max(floor, settings.min_reconnect_interval - (time.monotonic() - last_attempt))
+                interval = settings.min_reconnect_interval
+                interval += PACING_MARGIN if interval else 0.0
+                floor = max(floor, interval - (time.monotonic() - last_attempt))
                 if stopping.wait(max(next(delays), floor)):
                     break
             if self._wait_for_turn("connect"):
                 break
-            last_attempt, connection = time.monotonic(), None
+            connection = None
             self._attempt += 1
             try:
-                connection = self._connect()
+                try:
+                    connection = self._connect()
+                finally:
+                    # The service timed the attempt before it answered: the spacing counts from the
+                    # answer (or the failure), so a slow handshake never brings the next one early.
+                    last_attempt = time.monotonic()
+                    self._turn_taken("connect", last_attempt)
                 error = self._serve(connection)
             except AllTickError as e:
                 error = detached(e)  # the handshake's foreign exception holds the URL, token included
@@ -276,15 +284,17 @@ class StreamLink:
                 self.stats["connect_failures"] += 1
             if stopping.is_set() or error is None:
                 if last_kind == "connected":
-                    host.emit(StreamStatus(self.family, "disconnected", now_ms))
+                    host.emit(StreamStatus(self.family, "disconnected", now_ms, slot=self.slot))
                 break
             floor = getattr(error, "retry_after", None) or 0.0
             if not is_retryable(error) or not settings.reconnect or 0 <= settings.reconnections <= retries:
                 host.retire(self)
-                host.emit(StreamStatus(self.family, "fatal", now_ms, self._attempt, error))
+                host.emit(StreamStatus(self.family, "fatal", now_ms, self._attempt, error, slot=self.slot))
                 break
             if last_kind != "disconnected":
-                host.emit(StreamStatus(self.family, "disconnected", now_ms, self._attempt, error))
+                host.emit(
+                    StreamStatus(self.family, "disconnected", now_ms, self._attempt, error, slot=self.slot)
+                )
                 last_kind = "disconnected"
             else:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
@@ -300,6 +310,10 @@ class StreamLink:
             if stopping.wait(wait):
                 return True
         return False
+
+    def _turn_taken(self, kind: str, now: float) -> None:
+        if self.host.pacer is not None:
+            self.host.pacer(self.family, kind).touch(self.key, now)
 
     def _connect(self) -> _Connection:
         settings = self.settings
@@ -365,13 +379,15 @@ class StreamLink:
                 self.settings.clock.now_ms(),
                 error=report.error,
                 symbols=report.symbols,
+                slot=self.slot,
             )
         )
 
     def _on_ready(self) -> None:
         self.stats["connects"] += 1
         self.stats["reconnects"] += self.stats["connects"] > 1
-        self.host.emit(StreamStatus(self.family, "connected", self.settings.clock.now_ms(), self._attempt))
+        now_ms = self.settings.clock.now_ms()
+        self.host.emit(StreamStatus(self.family, "connected", now_ms, self._attempt, slot=self.slot))
         self.wake.set()
 
     def _read_loop(self, connection: _Connection) -> None:

@@ -36,6 +36,7 @@ from ..errors import (
     redact,
 )
 from ..symbols import Instrument
+from .shards import PACING_MARGIN
 from .stream_settings import StreamSettings
 from .subscriptions import cap_subscriptions
 
@@ -75,7 +76,8 @@ class StreamStatus:
     frame was skipped: whatever it carried is lost, so consumers rebuild the bars in progress
     from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  What a drop
     cut is for each consumer to work out from the bars it has (the seam rebuilds them from REST).
-    ``attempt`` counts connection attempts since the last good session.
+    ``attempt`` counts connection attempts since the last good session; ``slot`` says which of the
+    family's connections it is (0: the first).
 
     Example::
 
@@ -90,6 +92,7 @@ class StreamStatus:
     attempt: int = 0
     error: AllTickError | None = None
     symbols: tuple[str, ...] = ()
+    slot: int = 0
 
 
 @dataclass(frozen=True)
@@ -320,8 +323,10 @@ class StreamProtocol:
             messages, reports = self._subscribe_messages(trades, depth)
             self._outbox, self._sent_version = deque(messages), version
         due = self._outbox or now >= next_heartbeat
-        if due and now < self._last_request + settings.request_spacing:
-            return Step(wake_at=min(wake_at, self._last_request + settings.request_spacing), reports=reports)
+        spacing = settings.request_spacing
+        spacing += PACING_MARGIN if spacing else 0.0  # the service times a request when it reads it
+        if due and now < self._last_request + spacing:
+            return Step(wake_at=min(wake_at, self._last_request + spacing), reports=reports)
         if not due:
             return Step(wake_at=wake_at, reports=reports)
         wait = self.gate(now) if self._outbox and self.gate is not None else 0.0

@@ -21,8 +21,9 @@ class SubscriptionRegistry:
 
     Several feeds may want the same code; it leaves the merged list only when its last
     subscriber goes.  A subscriber may name receivers: ``on_record`` for the code's records
-    (:attr:`receivers`, by symbol) and ``on_status`` for its family's connection changes
-    (:attr:`status_receivers`, by family).  Changes are not thread-safe on their own.
+    (:attr:`receivers`, by symbol) and ``on_status`` for the changes of the connection that carries
+    the code (:attr:`status_receivers`, by symbol: the hub asks for those of the codes on a
+    connection).  Changes are not thread-safe on their own.
 
     Example::
 
@@ -45,11 +46,12 @@ class SubscriptionRegistry:
         on_record: Callable[[object], None] | None,
         on_status: Callable[[object], None] | None,
     ) -> None:
-        """Route the code's records to ``on_record`` and the family's statuses to ``on_status``."""
+        """Route the code's records to ``on_record`` and its connection's statuses to ``on_status``."""
+        del family  # a symbol names one code of one family
         if on_record is not None:
             self.receivers[inst.symbol] = (*self.receivers.get(inst.symbol, ()), on_record)
         if on_status is not None:
-            self.status_receivers[family] = (*self.status_receivers.get(family, ()), on_status)
+            self.status_receivers[inst.symbol] = (*self.status_receivers.get(inst.symbol, ()), on_status)
 
     def detach(
         self,
@@ -59,10 +61,9 @@ class SubscriptionRegistry:
         on_status: Callable[[object], None] | None,
     ) -> None:
         """Undo one :meth:`attach` (receivers never attached are ignored)."""
-        for routes, key, receiver in (
-            (self.receivers, inst.symbol, on_record),
-            (self.status_receivers, family, on_status),
-        ):
+        del family
+        key = inst.symbol
+        for routes, receiver in ((self.receivers, on_record), (self.status_receivers, on_status)):
             present = list(routes.get(key, ()))
             if receiver is None or receiver not in present:
                 continue

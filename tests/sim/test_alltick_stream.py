@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 import requests
 import websocket
+
+from backtrader_alltick.sim.plan_table import service_plan
 
 
 def connect(sim, family="quote-b-ws-api", token=None):
@@ -251,6 +254,49 @@ def test_connections_over_the_plan_cap_get_606(make_sim):
     assert json.loads(other_family.recv())["cmd_id"] == 22001
     for connection in (first, other_family, extra):
         connection.close()
+
+
+def _answered(connection) -> bool:
+    # A heartbeat answered shows the session runs (its open was admitted and counted).
+    connection.send(command(22000, {}))
+    return json.loads(connection.recv())["cmd_id"] == 22001
+
+
+def test_a_second_socket_of_a_family_sooner_than_the_reconnect_interval_gets_606(make_sim):
+    sim = make_sim(dialect="alltick", plan="premium")  # 3 connections, 3 s between attempts
+    first = connect(sim, "quote-b-ws-api")
+    assert _answered(first)
+
+    too_soon = connect(sim, "quote-b-ws-api")
+    refusal = json.loads(too_soon.recv())
+    stock = connect(sim, "quote-stock-b-ws-api")  # the other family of the same allowance
+
+    assert refusal["ret"] == 606
+    assert _answered(stock) and _answered(first)
+    assert sim.counters["ws_connections_rejected"] == 1
+    for connection in (first, too_soon, stock):
+        connection.close()
+
+
+def test_requests_on_two_sockets_of_a_family_within_3_s_get_606_and_a_close(make_sim):
+    plan = replace(service_plan("alltick", "premium"), reconnect_interval=0.0)
+    sim = make_sim(dialect="alltick", plan=plan)
+    first, second = connect(sim), connect(sim)
+    assert _answered(first) and _answered(second)  # heartbeats are no requests here
+
+    first.send(subscribe_trades(["BTCUSDT"]))
+    ack = json.loads(first.recv())
+    second.send(subscribe_trades(["ETHUSDT"]))
+    replies = []
+    while text := second.recv():
+        message = json.loads(text)
+        if "ret" in message:
+            replies.append((message["cmd_id"], message["ret"]))
+
+    assert ack["ret"] == 200
+    assert replies == [(22005, 606)]
+    first.close()
+    second.close()
 
 
 def test_bad_token_is_refused_at_the_upgrade_with_401(alltick_sim):

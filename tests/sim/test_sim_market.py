@@ -110,3 +110,24 @@ def test_no_trades_on_a_holiday_or_after_an_early_close():
     # A daily K-line ends with its trading date (midnight New York), not at the session close.
     assert [bar.start for bar in days] == [july_3 + 4 * 3_600_000, july_5 + 4 * 3_600_000]
     assert [bar.end for bar in days] == [july_4 + 4 * 3_600_000, july_5 + DAY_MS + 4 * 3_600_000]
+
+
+def test_the_pusher_walks_a_universe_without_regenerating_its_tapes(monkeypatch):
+    # Each pusher step reads every subscribed symbol's day: with more symbols than a fixed-size
+    # cache holds, every step rebuilt every tape and the pusher fell seconds behind its clock.
+    from backtrader_alltick.sim import market
+    from backtrader_alltick.sim.pusher import Step
+
+    universe = [f"U{index:04d}.US" for index in range(300)]
+    built = []
+    real_tape = market.day_tape
+    monkeypatch.setattr(market, "day_tape", lambda *args: built.append(args[4]) or real_tape(*args))
+    model = MarketModel(seed=1, symbols=universe, history_start_ms=NOW - DAY_MS)
+    open_ms = 1_709_650_800_000  # 2024-03-05 15:00 UTC, New York's regular session
+
+    for start in range(open_ms, open_ms + 1_000, 100):
+        step = Step(model, start, start + 100)
+        for symbol in universe:
+            step.trades(symbol)
+
+    assert len(built) == len(universe)

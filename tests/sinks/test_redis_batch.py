@@ -1,3 +1,4 @@
+import json
 import logging
 
 import redis
@@ -6,6 +7,7 @@ from backtrader_alltick.records import Kline, Tick
 from backtrader_alltick.sinks import redis_batch
 from backtrader_alltick.sinks.redis import RedisSink
 from backtrader_alltick.transport.redis_reader import Latest, RedisReader
+from backtrader_alltick.wire import redis_streams
 
 T0 = 1_700_000_040_000
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05}
@@ -74,3 +76,24 @@ def test_a_server_that_forgot_the_script_is_sent_it_again(redis_server):
 
 def make_ticks(first, count):
     return [Tick("AAPL.US", T0 + n, 190.0 + n, 1.0, 190.0 + n, seq=n) for n in range(first, first + count)]
+
+
+def test_trades_are_packed_with_the_fields_and_values_the_stream_encoding_gives():
+    # The packer formats trades itself, for speed: what it sends must be encode_tick's fields exactly.
+    ticks = [
+        Tick("AAPL.US", T0, 190.25, 3.0, 570.75, seq=7, direction=1),
+        Tick("700.HK", T0 + 1, 0.1 + 0.2, 1e-7, 12345678901.5, seq=None, direction=2),
+    ]
+    packer = redis_batch.BatchPacker("alltick", 1000, "alltick:sink:1", 60)
+    count, body = packer.pack(ticks, number=3)
+
+    expected = ["alltick:sink:1", "3", "60", "1000"]
+    for tick in ticks:
+        fields = redis_streams.encode_tick(tick)
+        expected += ["x", redis_streams.stream_key("alltick", "tick", tick.symbol), "*", str(len(fields))]
+        expected += [text for pair in fields.items() for text in pair]
+    for tick in ticks:
+        expected += ["h", redis_streams.last_key("alltick", tick.symbol), "1"]
+        expected += ["tick", json.dumps(redis_streams.encode_tick(tick))]
+    assert count == len(expected)
+    assert body == "".join(f"${len(text.encode())}\r\n{text}\r\n" for text in expected).encode()

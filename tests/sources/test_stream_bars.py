@@ -16,7 +16,7 @@ import pytest
 
 from backtrader_alltick import timeframes
 from backtrader_alltick.clock import ScaledClock
-from backtrader_alltick.errors import AuthError, PlanLimitError, SymbolNotFound
+from backtrader_alltick.errors import AuthError, LateTradeWarning, PlanLimitError, SymbolNotFound
 from backtrader_alltick.history import BarRange, Window
 from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.records import Depth, Kline, Tick
@@ -65,7 +65,7 @@ class HandStore:
     def hub(self):
         return self
 
-    def is_connected(self, family: str) -> bool:
+    def is_connected(self, family: str, inst=None) -> bool:
         return self.connected
 
     def listen(self, inst, callback, *, depth=False, on_status=None) -> None:
@@ -210,3 +210,28 @@ def test_trades_as_bars_drop_repeats_and_late_trades_and_count_them(world):
     assert events[0] == StateChanged("live")  # a trade came: no seam for trades
     assert [event.bar.seq for event in events[1:]] == [1, 2]
     assert source.stats["duplicates"] == 1 and source.stats["late_ticks"] == 1 and source.stats["ticks"] == 4
+
+
+def test_a_trade_after_its_live_bar_was_handed_out_is_counted_and_said_once(world):
+    store, source = world(paused=True)
+    store.status("connected")
+    assert next_event(source) == StateChanged("delayed")
+    store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
+    store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
+    source.take_input()
+    store.clock.resume()
+    while not any(
+        isinstance(event, BarReady) and event.bar.end == BOUNDARY + MINUTE_MS
+        for event in [next_event(source)]
+    ):
+        pass
+
+    # Two more trades of the bar just handed out: the service's K-line holds them, ours cannot.
+    with pytest.warns(LateTradeWarning, match=r"BTCUSDT: a trade came after its live bar") as said:
+        for seq in (3, 4):
+            store.post(Tick("BTCUSDT", BOUNDARY + 30_000, 102.0, 1.0, 102.0, seq=seq))
+            while source.stats["late_ticks"] < seq - 2:
+                source.poll(0.2)
+
+    assert len([w for w in said if issubclass(w.category, LateTradeWarning)]) == 1
+    assert source.stats["late_ticks"] == 2

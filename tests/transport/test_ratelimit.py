@@ -224,6 +224,35 @@ def test_threads_sharing_a_limiter_keep_the_spacing():
     assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 0.02 - 1e-9
 
 
+def test_many_queued_callers_wait_their_turn_instead_of_all_waking_at_every_free_slot():
+    # A universe's backfill queues thousands of calls at once: each free slot must not wake them all.
+    plan = replace(get_plan("alltick", "unlimited"), min_spacing=0.005)
+    waits: list[float] = []
+    limiter = RateLimiter(plan, margin=0.0, on_wait=lambda seconds, endpoint: waits.append(seconds))
+    limiter.acquire("kline")  # the others now find the spacing taken
+    threads = [threading.Thread(target=limiter.acquire, args=("kline",)) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert limiter.calls == 41
+    assert len(waits) <= 3 * len(threads)  # about one wait per call, not one per caller per call
+
+
+def test_a_plan_without_limits_lets_callers_through_without_queueing():
+    limiter = RateLimiter(get_plan("alltick", "unlimited"))
+    answers: list[float] = []
+    with limiter._turn:  # a queue that a limited plan's callers would wait in
+        caller = threading.Thread(target=lambda: answers.append(limiter.acquire("kline")), daemon=True)
+        caller.start()
+        caller.join(30)
+        queued = caller.is_alive()
+
+    assert not queued and answers == [0.0]
+
+
 def test_penalize_wakes_a_waiting_thread_to_recompute():
     clock = FakeClock()
     waits: queue.Queue = queue.Queue()  # each delay a waiter is about to wait, by the limiter's clock

@@ -80,3 +80,44 @@ def test_pacer_spaces_different_connections_only():
     assert pacer.claim("b", 11.0) == pytest.approx(2.5)
     assert pacer.claim("b", 13.5) == 0.0
     assert pacer.claim("a", 14.0) == pytest.approx(2.5)
+
+
+def test_a_dropped_connections_codes_move_into_the_room_of_connections_that_are_up():
+    shards = Shards(per_link=3)
+    codes = _codes(8)
+    for inst in codes:
+        shards.place(inst)  # [3, 3, 2]
+    shards.release(codes[0])  # room for one on slot 0
+
+    moved = shards.rebalance(1, up=[0, 2])
+
+    assert moved == {codes[3]: 0, codes[4]: 2}
+    assert shards.sizes() == [3, 1, 3]
+    assert shards.codes_on(1) == [codes[5]]  # no room left: it waits for its own connection
+    assert sorted(inst.symbol for slot in range(3) for inst in shards.codes_on(slot)) == [
+        inst.symbol for inst in codes[1:]
+    ]
+
+
+def test_rebalance_never_fills_a_connection_past_its_cap_nor_moves_onto_one_that_is_down():
+    shards = Shards(per_link=2)
+    codes = _codes(6)
+    for inst in codes:
+        shards.place(inst)  # [2, 2, 2]
+    shards.release(codes[4])
+
+    assert shards.rebalance(0, up=[1]) == {}  # slot 1 is full
+    assert shards.rebalance(0, up=[0, 5, -1]) == {}  # itself, and slots that do not exist
+    assert shards.rebalance(0, up=[1, 2]) == {codes[0]: 2}
+    assert shards.sizes() == [1, 2, 2]
+    assert shards.place(codes[4]) == 0  # the room the move left goes to the next new code
+
+
+def test_pacer_counts_the_spacing_from_when_the_event_ended():
+    pacer = Pacer(3.0)
+    pacer.claim("a", 10.0)
+
+    pacer.touch("a", 11.5)  # a's handshake took 1.5 s: the service may have timed it then
+    pacer.touch("b", 20.0)  # not the last event: changes nothing
+
+    assert pacer.claim("b", 13.0) == pytest.approx(1.5)

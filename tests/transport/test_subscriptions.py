@@ -62,3 +62,14 @@ def test_cap_shared_counts_a_product_once_across_kinds():
     assert kept_trades == [AAPL, TSLA, MSFT]
     assert kept_depth == [AAPL]
     assert dropped == [NVDA]
+
+
+def test_status_receivers_are_per_symbol_so_the_hub_can_tell_only_a_connections_codes():
+    registry = SubscriptionRegistry()
+    heard = []
+
+    registry.attach("stock", AAPL, None, heard.append)
+    registry.attach("stock", TSLA, None, print)
+    registry.detach("stock", TSLA, None, print)
+
+    assert registry.status_receivers == {"AAPL.US": (heard.append,)}

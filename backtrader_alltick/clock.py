@@ -231,13 +231,15 @@ class ScaledClock:
 
     ``paused=True`` makes a clock that stands at ``start_ms`` until :meth:`resume`: whatever
     runs before that (a backtest, a feed connecting) sees the same market time however long
-    it takes, so a run on a fast clock gives the same bars every time.
+    it takes, so a run on a fast clock gives the same bars every time.  ``resume(until_ms=...)``
+    lets it run only up to a moment, where it stands again until the next :meth:`resume`.
 
     Example::
 
         clock = ScaledClock(start_ms=1_700_000_000_000, speed=60)   # a minute per second
         held = ScaledClock(start_ms=1_700_000_000_000, speed=60, paused=True)
-        held.resume()                                                # from now on it runs
+        held.resume(until_ms=1_700_000_059_999)                      # runs, then stands there
+        held.resume()                                                # from there on it runs
     """
 
     def __init__(self, start_ms: int, speed: float = 1.0, *, paused: bool = False) -> None:
@@ -245,24 +247,34 @@ class ScaledClock:
             raise ConfigError(f"speed must be above 0, was {speed!r}")
         self.start_ms: int = int(start_ms)
         self.speed: float = float(speed)
-        # None while paused; read once per now_ms, so resume() on another thread needs no lock.
-        self._wall0: float | None = None if paused else time.monotonic()
+        # (market ms, wall moment it was read there, moment it stands at or None); None while paused.
+        # Replaced whole and read once per now_ms, so resume() on another thread needs no lock.
+        self._run: tuple[int, float, int | None] | None = (
+            None if paused else (self.start_ms, time.monotonic(), None)
+        )
 
     @property
     def paused(self) -> bool:
         """True until :meth:`resume` for a clock made with ``paused=True``."""
-        return self._wall0 is None
+        return self._run is None
 
-    def resume(self) -> None:
-        """Let a paused clock run on from ``start_ms``; a running clock is left as it is."""
-        if self._wall0 is None:
-            self._wall0 = time.monotonic()
+    def resume(self, until_ms: int | None = None) -> None:
+        """Let the clock run on from where it stands, up to ``until_ms`` if given (None: for good).
+
+        A clock already running for good is left as it is.
+        """
+        run = self._run
+        if run is not None and run[2] is None:
+            return
+        self._run = (self.now_ms(), time.monotonic(), None if until_ms is None else int(until_ms))
 
     def now_ms(self) -> int:
-        wall0 = self._wall0
-        if wall0 is None:
+        run = self._run
+        if run is None:
             return self.start_ms
-        return self.start_ms + int((time.monotonic() - wall0) * 1000 * self.speed)
+        since_ms, wall0, until_ms = run
+        moment = since_ms + int((time.monotonic() - wall0) * 1000 * self.speed)
+        return moment if until_ms is None else min(moment, until_ms)
 
 
 def wall_seconds(clock: Clock, market_ms: int) -> float:

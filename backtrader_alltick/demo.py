@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 logger: logging.Logger = logging.getLogger(__name__)
 
 DEFAULT_SYMBOL = "BTCUSDT"  # trades around the clock, so the demo also works on the real service at night
-SUBSCRIBED_POLL_S = 0.005
 # Wall seconds a live bar waits after its end for the last trades.  On the simulator's fast clock a
 # busy machine (a CI run) can stall the socket thread for a fraction of a second; a trade that came
 # after its bar had closed would change the bar, and the demo's numbers with it.
@@ -164,8 +163,9 @@ def run_paper(
 
     ``warmup`` closed bars are backfilled over REST first.  A run that has not finished
     after ``wall_timeout`` wall seconds is stopped and reported as an error.  A
-    ``simulator`` whose clock is paused is resumed once the feed has subscribed, so the
-    session starts at the same market moment in every run.
+    ``simulator`` whose clock is paused is resumed once the feed has subscribed, and held in
+    its first minute until the feed has placed its seam (:func:`~.sim.holding.resume_when_anchored`),
+    so the session has the same bars in every run, however slow the machine.
     """
     cerebro = _cerebro(cash)
     data = store.getdata(
@@ -189,12 +189,9 @@ def run_paper(
     watchdog.start()
     ended = threading.Event()
     if simulator is not None and simulator.clock.paused:
-        threading.Thread(
-            target=_resume_when_subscribed,
-            args=(simulator, parse_symbol(symbol).symbol, ended),
-            name="demo-clock",
-            daemon=True,
-        ).start()
+        from .sim import resume_when_anchored
+
+        resume_when_anchored(simulator, parse_symbol(symbol).symbol, ended=ended)
     try:
         with warnings.catch_warnings():
             # The error that ends the feed is raised below: its warning would say it twice.
@@ -285,15 +282,6 @@ def format_report(report: DemoReport) -> str:
     if report.chart is not None:
         lines.append(f"chart: {report.chart}")
     return "\n".join(lines)
-
-
-def _resume_when_subscribed(simulator: Simulator, symbol: str, ended: threading.Event) -> None:
-    # The simulator offers no event for a subscription: look every few wall milliseconds,
-    # which is a fraction of a market second on the demo's clock.
-    while not ended.wait(SUBSCRIBED_POLL_S):
-        if any(symbol in session.wanted() for session in simulator.sessions()):
-            break
-    simulator.clock.resume()  # also when the run ended first, so nothing waits on a clock that stands
 
 
 def _cerebro(cash: float) -> bt.Cerebro:

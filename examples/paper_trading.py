@@ -53,9 +53,12 @@ def main():
         if os.environ.get("ALLTICK_TOKEN"):
             store, live_bars = AllTickStore(), 5
         else:
-            from backtrader_alltick.sim import Simulator
+            from backtrader_alltick.sim import Simulator, resume_when_anchored
 
-            sim = stack.enter_context(Simulator(speed=300, symbols=[SYMBOL]))
+            # The simulator's market stands still until the feed has subscribed and placed its seam
+            # between REST and live bars: every run trades the same bars, however slow the machine.
+            sim = stack.enter_context(Simulator(speed=300, symbols=[SYMBOL], paused=True))
+            resume_when_anchored(sim, SYMBOL)
             store, live_bars = AllTickStore.from_simulator(sim, cache=False), 20
         stack.callback(store.stop)
 

@@ -143,6 +143,19 @@ def test_a_paused_scaled_clock_stands_at_its_start_until_resumed(wall):
     assert clock.now_ms() == 1_700_000_060_000
 
 
+def test_a_scaled_clock_resumed_until_a_moment_stands_there_until_resumed_again(wall):
+    clock = ScaledClock(start_ms=1_700_000_000_000, speed=60, paused=True)
+    clock.resume(until_ms=1_700_000_059_999)
+    wall.advance(0.5)
+
+    assert clock.now_ms() == 1_700_000_030_000  # runs on until the moment
+    wall.advance(10)
+    assert clock.now_ms() == 1_700_000_059_999  # then stands there
+    clock.resume()
+    wall.advance(1)
+    assert clock.now_ms() == 1_700_000_119_999  # and runs on from where it stood, not from the wall
+
+
 def test_reading_the_service_clock_never_waits_for_its_lock():
     # Every trade and every backfill answer asks the time: with thousands of symbols, readers queued
     # on the lock behind one another and the stream's reader waited with them.

@@ -14,7 +14,28 @@ from test_plot import png_size
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+# Run before an example (python -c): a machine so busy that the feed starts a wall second late and
+# handles its first trade late too -- minutes of market time on the simulator's x300 clock.
+ON_A_BUSY_MACHINE = """
+import runpy, sys, time
+from backtrader_alltick.feed import AllTickData
+from backtrader_alltick.sources.stream import StreamBars
+start, on_tick, handled = AllTickData.start, StreamBars._on_tick, []
+def late_start(data):
+    time.sleep(1.0)
+    start(data)
+def late_tick(source, tick):
+    if not handled:
+        time.sleep(1.0)
+    handled.append(tick)
+    on_tick(source, tick)
+AllTickData.start, StreamBars._on_tick = late_start, late_tick
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_example(name: str, *args: str, cwd: Path, busy: bool = False) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -22,7 +43,7 @@ def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
     }
     env["XDG_CACHE_HOME"] = str(cwd / "user-cache")  # anything cached by mistake lands here
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
+        [sys.executable, *(["-c", ON_A_BUSY_MACHINE] if busy else []), str(EXAMPLES / name), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -55,12 +76,19 @@ def test_backtest(tmp_path):
     assert not (tmp_path / "user-cache").exists()  # simulated bars never reach the user's cache
 
 
-def test_paper_trading_goes_live_and_fills_orders(tmp_path):
+def test_paper_trading_goes_live_and_fills_orders_the_same_on_a_busy_machine(tmp_path):
     out = run_example("paper_trading.py", cwd=tmp_path).stdout
 
     assert out.index("data status: DELAYED") < out.index("data status: LIVE")
     assert "BUY " in out or "SELL" in out
     assert "final value" in out.splitlines()[-1]
+    busy = run_example("paper_trading.py", cwd=tmp_path, busy=True).stdout
+    assert live_bar_closes(busy) == live_bar_closes(out)  # the same bars, from the first live one on
+    assert "BUY " in busy or "SELL" in busy
+
+
+def live_bar_closes(out: str) -> list[str]:
+    return re.findall(r"^(\d\d:\d\d) close", out, re.M)
 
 
 def test_multi_symbol_resample_lines_up_15_minute_bars(tmp_path):

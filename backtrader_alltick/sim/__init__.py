@@ -9,6 +9,15 @@ Example::
 """
 
 from .control import Faults, Journal, JournalEntry
+from .holding import resume_when_anchored
 from .simulator import DEFAULT_START_MS, DEFAULT_SYMBOLS, Simulator
 
-__all__ = ["DEFAULT_START_MS", "DEFAULT_SYMBOLS", "Faults", "Journal", "JournalEntry", "Simulator"]
+__all__ = [
+    "DEFAULT_START_MS",
+    "DEFAULT_SYMBOLS",
+    "Faults",
+    "Journal",
+    "JournalEntry",
+    "Simulator",
+    "resume_when_anchored",
+]

@@ -105,6 +105,7 @@ class Counters:
                 name: 0
                 for name in (
                     "rest_requests",
+                    "rest_replies",
                     "ws_connections_opened",
                     "ws_connections_rejected",
                     "ws_messages_received",

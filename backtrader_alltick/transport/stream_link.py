@@ -85,8 +85,8 @@ class _FrameReader:
             self._data, self._at = self._data[self._at :] + chunk, 0
 
     def _wait(self) -> None:
-        sock = self._ws.sock
-        if sock is not None and not self._mark.wait_readable(sock, sock.gettimeout()):
+        sock, mark = self._ws.sock, self._mark
+        if sock is not None and mark is not None and not mark.wait_readable(sock, sock.gettimeout()):
             raise websocket.WebSocketTimeoutException("Connection timed out")
 
     def recv_data(self) -> tuple[int, bytes]:

@@ -42,8 +42,8 @@ class SmaCross(bt.Strategy):
     """Long when the fast SMA crosses above the slow one, flat when it crosses below.
 
     Params: ``fast`` (5), ``slow`` (20), ``live_only`` (False: trade on every bar; True:
-    only on bars delivered while the feed is LIVE), ``live_bars`` (0: run until the data
-    ends; N: stop the run after N live bars).
+    only on bars built live, from the stream, once the feed is LIVE), ``live_bars`` (0: run
+    until the data ends; N: stop the run after N live bars).
 
     Example::
 
@@ -76,14 +76,22 @@ class SmaCross(bt.Strategy):
         if order.status == order.Completed:
             self.orders_filled += 1
 
+    def _built_live(self) -> bool:
+        # LIVE is told before the last one or two REST bars (Backtrader's convention), how many depending
+        # on how late this thread takes them; the feed's count of REST bars, final once LIVE is told,
+        # says which bar is the first built from the stream, the same in every run.
+        rest_bars = getattr(self.data, "stats", {}).get("bars_rest", 0)
+        return self.is_live and len(self.data) > rest_bars
+
     def notify_trade(self, trade: bt.Trade) -> None:
         if trade.isclosed:
             self.closed_trades.append(trade.pnlcomm)
 
     def next(self) -> None:
-        if self.is_live:
+        live = self._built_live()
+        if live:
             self.live_bar_count += 1
-        if self.p.live_only and not self.is_live:
+        if self.p.live_only and not live:
             return
         if self.cross > 0 and not self.position:
             self.buy()

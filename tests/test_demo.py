@@ -1,4 +1,4 @@
-"""The demo's paper session: its bars start at the same place in every run, however slow the machine."""
+"""The demo's paper session: the same bars in every run, however slow the machine."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BUSY_S = 0.6
 
 
-def readme_first_paper_bar() -> str:
-    """The close of the first bar of the README's paper session (the first of its REST backfill)."""
+def readme_paper_bars() -> tuple[str, str]:
+    """How many bars the README's paper session backfills, and the close of the first."""
     shown = README.read_text(encoding="utf-8")
     paper = shown[shown.index("\npaper:\n") :]
-    return re.search(r"period: +(\S+ \S+) \.\.", paper).group(1)
+    backfilled = re.search(r"\((\d+) backfilled over REST", paper).group(1)
+    return backfilled, re.search(r"period: +(\S+ \S+) \.\.", paper).group(1)
 
 
-def test_the_paper_session_starts_at_the_readmes_bar_when_its_first_trade_is_late(capsys, monkeypatch):
+def test_the_paper_session_backfills_the_readmes_bars_when_its_first_trade_is_late(capsys, monkeypatch):
     handle = stream.StreamBars._on_tick
     handled = []
 
@@ -37,5 +38,7 @@ def test_the_paper_session_starts_at_the_readmes_bar_when_its_first_trade_is_lat
 
     out = capsys.readouterr().out
     paper = out[out.index("\npaper:\n") :]
-    # The seam, and with it the backfill's first bar, is where it is when the machine keeps up.
-    assert re.search(rf"period: +{readme_first_paper_bar()} \.\. ", paper)
+    # The seam, and with it the backfill, is where it is when the machine keeps up.
+    backfilled, first = readme_paper_bars()
+    assert f"({backfilled} backfilled over REST, 3 built live)" in paper
+    assert re.search(rf"period: +{first} \.\. ", paper)

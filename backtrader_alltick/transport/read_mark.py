@@ -11,6 +11,7 @@ decide.  A reader that keeps up is found empty at once, so a bar is not held whe
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 from typing import Protocol
@@ -66,7 +67,7 @@ class ReadMark:
             since = moment
             self._state = (since, sock)
             try:
-                readable = bool(select.select([sock], [], [], timeout)[0])
+                readable = _wait(sock, timeout)
             finally:
                 self._state = (since, None)  # before recv takes bytes out of the socket
             return readable
@@ -95,4 +96,14 @@ def _readable(sock: socket.socket) -> bool:
     pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted, out of the kernel's sight
     if pending is not None and pending():
         return True
-    return bool(select.select([sock], [], [], 0)[0])
+    return _wait(sock, 0)
+
+
+def _wait(sock: socket.socket, timeout: float | None) -> bool:
+    # poll where there is one: select() refuses descriptors past 1024, which a process holding many
+    # connections and files reaches, and the mark would then never move.
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+    return bool(select.select([sock], [], [], timeout)[0])

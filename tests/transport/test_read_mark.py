@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -54,3 +55,23 @@ def test_unread_bytes_hold_the_mark_where_the_socket_was_last_found_empty(pair):
     clock.now = 4_000
     assert not mark.wait_readable(ours, 0.0)  # empty at 4_000, then nothing came
     assert mark.through(5_000) == 4_000
+
+
+def test_a_socket_numbered_past_1024_is_still_marked(pair):
+    # A process with many connections and files gets descriptors select() refuses.
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft <= 2000:
+        if hard != resource.RLIM_INFINITY and hard <= 2000:
+            pytest.skip("the descriptor limit is too low to open a socket past 1024")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    ours, _ = pair
+    high = socket.socket(fileno=os.dup2(ours.fileno(), 2000))
+    try:
+        mark = ReadMark(HandClock(7_000))
+
+        assert mark.wait_readable(high, 0) is False  # nothing came: found empty at 7_000
+        assert mark.through(9_000) == 7_000
+    finally:
+        high.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

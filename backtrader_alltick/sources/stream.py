@@ -297,8 +297,10 @@ class StreamBars:
                 through = self.store.hub.read_through(self.family, self.inst, now)
                 self._take_queued()
             seam.on_timer(now, through)
-            deadline = seam.next_deadline()
-            held = through < now and deadline is not None and deadline <= now
+            held = False
+            if through < now:  # the reader was behind: is a bar still due, held for it?
+                deadline = seam.next_deadline()
+                held = deadline is not None and deadline <= now
             self._hold_s = (
                 min(max((now - through) / 2000 / self.clock.speed, HOLD_MIN_S), HOLD_MAX_S) if held else 0.0
             )

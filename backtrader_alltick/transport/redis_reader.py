@@ -122,14 +122,7 @@ class RedisReader:
         count: int = 1000,
     ) -> list[Entry]:
         """Return up to ``count`` ticks after ``after_id``, waiting up to ``block_ms`` for the first."""
-        symbol = str(symbol)
-        return self._read(
-            redis_streams.stream_key(self.prefix, "tick", symbol),
-            after_id,
-            block_ms,
-            count,
-            lambda fields: redis_streams.decode_tick(symbol, fields),
-        )
+        return self._read_records("tick", redis_streams.decode_tick, str(symbol), after_id, block_ms, count)
 
     def read_quotes(
         self,
@@ -140,14 +133,7 @@ class RedisReader:
         count: int = 1000,
     ) -> list[Entry]:
         """Return up to ``count`` quotes after ``after_id``, waiting up to ``block_ms`` for the first."""
-        symbol = str(symbol)
-        return self._read(
-            redis_streams.stream_key(self.prefix, "quote", symbol),
-            after_id,
-            block_ms,
-            count,
-            lambda fields: redis_streams.decode_quote(symbol, fields),
-        )
+        return self._read_records("quote", redis_streams.decode_quote, str(symbol), after_id, block_ms, count)
 
     def read_depth(
         self,
@@ -158,14 +144,19 @@ class RedisReader:
         count: int = 1000,
     ) -> list[Entry]:
         """Return up to ``count`` book snapshots after ``after_id``, waiting up to ``block_ms``."""
-        symbol = str(symbol)
-        return self._read(
-            redis_streams.stream_key(self.prefix, "depth", symbol),
-            after_id,
-            block_ms,
-            count,
-            lambda fields: redis_streams.decode_depth(symbol, fields),
-        )
+        return self._read_records("depth", redis_streams.decode_depth, str(symbol), after_id, block_ms, count)
+
+    def _read_records(
+        self,
+        kind: str,
+        decode: Callable[[str, dict[str, str]], Record],
+        symbol: str,
+        after_id: str,
+        block_ms: int | None,
+        count: int,
+    ) -> list[Entry]:
+        key = redis_streams.stream_key(self.prefix, kind, symbol)
+        return self._read(key, after_id, block_ms, count, lambda fields: decode(symbol, fields))
 
     def newest_bars(self, symbol: str | Instrument, period: str, count: int) -> list[Entry]:
         """Return the newest ``count`` bars of ``symbol`` and ``period``, oldest first."""

@@ -21,10 +21,12 @@ def rest_calls(sim, endpoint: str) -> int:
 
 def closed_minute(sim) -> int:
     """The end of the newest minute the service has surely closed, waiting for its close if needed."""
+    # The minute that just ended may still take its last trades.  A loop, not one wait: on a loaded
+    # machine the wait can overshoot into the next minute's first seconds.
     now = sim.clock.now_ms()
-    if now % MINUTE < 20_000:  # the minute that just ended may still take its last trades
+    while now % MINUTE < 20_000:
         threading.Event().wait(wall_seconds(sim.clock, 20_000 - now % MINUTE))  # market time passing
-    now = sim.clock.now_ms()
+        now = sim.clock.now_ms()
     return now - now % MINUTE
 
 

@@ -15,6 +15,7 @@ import backtrader as bt
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.clock import CLOSE_LAG_S, wall_seconds
 from backtrader_alltick.history import Window, cache_namespace
+from backtrader_alltick.sim import DEFAULT_START_MS
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.wire import get_dialect
 
@@ -54,7 +55,9 @@ OFFSETS = {"2s-ahead": 2_000, "2s-behind": -2_000, "40s-ahead": 40_000, "40s-beh
 
 def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(make_sim, tmp_path):
     # The four clocks share one simulator and one timeline: each round loads through all of them.
-    sim = make_sim(dialect="alltick", speed=SPEED)
+    # The simulator starts 15 market seconds (2 wall s) before a boundary, so the first round need
+    # not wait most of a minute for it.
+    sim = make_sim(dialect="alltick", speed=SPEED, start=DEFAULT_START_MS + MINUTE - 15_000)
     inst = parse_symbol(SYMBOL)
     minute_bars = AllTickStore(cache=False).resolve_timeframe(inst, bt.TimeFrame.Minutes, 1)
     stores: dict[str, list[AllTickStore]] = {name: [] for name in OFFSETS}
@@ -74,7 +77,10 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
                 bars = stores[name][-1].history.get_range(inst, minute_bars, Window(count=5)).bars
                 handed_out[name].append((sent, sim.clock.now_ms(), bars))
             boundary += MINUTE
-        _wait_until(sim, boundary + MINUTE)  # every bar handed out or cached has closed by now
+        # Every bar handed out or cached has closed by now: the newest one forming during the last
+        # round ends at this boundary (waited past by the close lag, and a second for a Date's
+        # whole seconds, as a store would).
+        _wait_until(sim, boundary + lag_ms + 1_000)
         for name, offset_ms in OFFSETS.items():
             namespace = cache_namespace(get_dialect(sim.dialect), sim.rest_url)
             _check(sim, name, offset_ms, namespace, caches[name], handed_out[name], lag_ms)

@@ -9,6 +9,7 @@ JSON- or HTML-escaped, and for its middle, which the mask never shows.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import html
 import io
@@ -204,6 +205,8 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
     ]
     token_file = tmp_path / "token.txt"
     token_file.write_text(SENTINEL + "\n")
+    # One after the other: these share the simulator and the cache file, as a user's commands would
+    # (and the demo, busy on the CPU).
     runs = {
         "klines to files": (
             "klines",
@@ -231,6 +234,24 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
         "stream": ("stream", "BTCUSDT", "--types", "tick,depth", "--limit", "5", "--seconds", "30", *service),
         "cache info": ("cache", "info", *service),
         "cache clear": ("cache", "clear", "--symbol", "AAPL.US", *service),
+        # demo: its built-in simulator's token is the sentinel (the token generator is replaced).
+        "demo": (
+            "demo",
+            "-vv",
+            "--debug",
+            "--minutes",
+            "2",
+            "--speed",
+            "600",
+            "--history",
+            "60",
+            "--chart",
+            "demo.png",
+        ),
+    }
+    # Meanwhile, each on a thread of its own: the two that touch neither and mostly wait (the
+    # client's retries against a closed port, a stream's seconds).
+    aside = {
         "quote, REST unreachable": ("quote", "AAPL.US", *unreachable),
         "stream, WebSocket unreachable": (
             "stream",
@@ -244,35 +265,22 @@ def _run_every_command(info: dict, tmp_path: Path, redis_server) -> None:
             "off",
         ),
     }
+    prelude = f"import secrets\nsecrets.token_hex = lambda nbytes=None: {SENTINEL!r}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(aside)) as pool:
+        started = {name: pool.submit(alltick_bt, *argv, cwd=tmp_path) for name, argv in aside.items()}
+        done = {
+            name: alltick_bt(*argv, cwd=tmp_path, prelude=prelude if name == "demo" else "")
+            for name, argv in runs.items()
+        }
+        done |= {name: future.result() for name, future in started.items()}
     codes = {}
-    for name, argv in runs.items():
-        codes[name], out, err = alltick_bt(*argv, cwd=tmp_path)
+    for name, (codes[name], out, err) in done.items():
         assert_clean(out, f"stdout of {name}")
         assert_clean(err, f"stderr of {name}")
     assert codes["klines to files"] == codes["quote"] == codes["stream"] == codes["cache clear"] == 0
     assert codes["quote, token from a file"] == 0
     assert codes["quote, REST unreachable"] == 1
-
-    # demo: its built-in simulator's token is the sentinel (the token generator is replaced).
-    prelude = f"import secrets\nsecrets.token_hex = lambda nbytes=None: {SENTINEL!r}"
-    code, out, err = alltick_bt(
-        "demo",
-        "-vv",
-        "--debug",
-        "--minutes",
-        "2",
-        "--speed",
-        "600",
-        "--history",
-        "60",
-        "--chart",
-        "demo.png",
-        cwd=tmp_path,
-        prelude=prelude,
-    )
-    assert code == 0, err
-    assert_clean(out, "stdout of demo")
-    assert_clean(err, "stderr of demo")
+    assert codes["demo"] == 0, done["demo"][2]
 
     _record(service, redis_server, tmp_path)
 

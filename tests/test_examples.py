@@ -35,24 +35,37 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def run_example(name: str, *args: str, cwd: Path, busy: bool = False) -> subprocess.CompletedProcess:
+def start_example(name: str, *args: str, cwd: Path, busy: bool = False) -> subprocess.Popen:
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("ALLTICK_TOKEN", "ALLTICK_REST_URL", "ALLTICK_WS_URL", "DISPLAY", "MPLBACKEND")
     }
     env["XDG_CACHE_HOME"] = str(cwd / "user-cache")  # anything cached by mistake lands here
-    result = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, *(["-c", ON_A_BUSY_MACHINE] if busy else []), str(EXAMPLES / name), *args],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=90,
     )
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result
+
+
+def finish_example(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_example(name: str, *args: str, cwd: Path, busy: bool = False) -> subprocess.CompletedProcess:
+    return finish_example(start_example(name, *args, cwd=cwd, busy=busy))
 
 
 def test_every_example_is_tested():
@@ -77,12 +90,22 @@ def test_backtest(tmp_path):
 
 
 def test_paper_trading_goes_live_and_fills_orders_the_same_on_a_busy_machine(tmp_path):
-    out = run_example("paper_trading.py", cwd=tmp_path).stdout
+    # Both runs at once (each in a directory of its own): each waits mostly on its simulator's clock.
+    (tmp_path / "calm").mkdir()
+    (tmp_path / "busy").mkdir()
+    calm = start_example("paper_trading.py", cwd=tmp_path / "calm")
+    busy_run = start_example("paper_trading.py", cwd=tmp_path / "busy", busy=True)
+    try:
+        out = finish_example(calm).stdout
+    except BaseException:
+        busy_run.kill()
+        busy_run.communicate()
+        raise
+    busy = finish_example(busy_run).stdout
 
     assert out.index("data status: DELAYED") < out.index("data status: LIVE")
     assert "BUY " in out or "SELL" in out
     assert "final value" in out.splitlines()[-1]
-    busy = run_example("paper_trading.py", cwd=tmp_path, busy=True).stdout
     # The same bars, but for the last REST bar LIVE may be told before (Backtrader's convention).
     assert len(set(live_bar_closes(busy)) & set(live_bar_closes(out))) >= len(live_bar_closes(out)) - 1
     assert "BUY " in busy or "SELL" in busy

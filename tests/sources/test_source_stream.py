@@ -151,6 +151,16 @@ def test_duplicated_reordered_and_malformed_frames_do_not_change_bars(fast_sim, 
     assert strategy.datas[0].stats["duplicates"] > 0
 
 
+class UntilBadIsRefused(Recorder):
+    """Stop once ``btc`` has ``stop_after`` bars and ``bad`` has been told NOTSUBSCRIBED (``bad`` never
+    has a bar, so waiting for every feed's would run to the timeout)."""
+
+    def next(self) -> None:
+        super().next()
+        if len(self.rows["btc"]) >= self.p.stop_after and "NOTSUBSCRIBED" in self.notes["bad"]:
+            self.env.runstop()
+
+
 def test_unknown_symbol_is_notsubscribed_while_others_keep_running(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
@@ -162,6 +172,7 @@ def test_unknown_symbol_is_notsubscribed_while_others_keep_running(make_store):
             },
             stop_after=8,
             timeout=15,
+            strategy=UntilBadIsRefused,
         )
 
     assert "NOTSUBSCRIBED" in strategy.notes["bad"]

@@ -344,7 +344,8 @@ def test_us_history_has_the_holiday_gap_and_the_early_close(july_itick_sim, make
 def test_a_live_daily_feed_on_a_holiday_says_the_market_is_closed_and_goes_live_when_the_date_ends(
     make_store, caplog
 ):
-    late_on_the_holiday = datetime(2023, 7, 5, 3, 50, tzinfo=timezone.utc)  # 23:50 New York, July 4
+    # 23:55 New York, July 4: five wall seconds at 60x before the date ends, time enough to backfill.
+    late_on_the_holiday = datetime(2023, 7, 5, 3, 55, tzinfo=timezone.utc)
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=late_on_the_holiday) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)
@@ -372,7 +373,8 @@ def test_a_live_daily_feed_on_a_holiday_says_the_market_is_closed_and_goes_live_
 
 
 def test_a_live_daily_bar_of_an_early_close_carries_its_date_and_is_final_when_the_date_ends(make_store):
-    before_midnight = datetime(2023, 7, 4, 3, 50, tzinfo=timezone.utc)  # 23:50 New York, July 3
+    # 23:55 New York, July 3: five wall seconds at 60x before the date ends, time enough to backfill.
+    before_midnight = datetime(2023, 7, 4, 3, 55, tzinfo=timezone.utc)
     with Simulator(dialect="alltick", plan="unlimited", speed=60, seed=2, start=before_midnight) as sim:
         store = make_store(sim)
         cerebro = bt.Cerebro(stdstats=False)

@@ -53,6 +53,7 @@ LIVE_COUNTS = {
     "overflows": "inbox_overflows",
     "offhours_trades": "trades_left_out_offhours",
     "offhours_bars": "bars_left_out_offhours",
+    "held_bars": "bars_held_for_the_stream",
 }
 
 

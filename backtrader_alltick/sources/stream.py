@@ -51,6 +51,8 @@ ANCHOR_MARGIN_S = 2.0
 # Wall seconds between looks at a bar due but held while its connection's reader is behind: half its
 # lag, within these bounds (a reader that keeps up is behind by a chunk's parsing at most).
 HOLD_MIN_S, HOLD_MAX_S = 0.005, 0.25
+# Wall seconds a bar may be held past its grace before the log says why bars come late (once).
+HOLD_NOTE_S = 5.0
 
 
 class StreamBars:
@@ -130,6 +132,8 @@ class StreamBars:
         self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         self._hold_s = 0.0  # wall seconds until a bar held for its connection's reader is tried again
+        self._held_deadline: int | None = None  # the deadline of the bar held last (counted once)
+        self._held_noted = False
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
         if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
@@ -303,11 +307,29 @@ class StreamBars:
             if through < now:  # the reader was behind: is a bar still due, held for it?
                 deadline = seam.next_deadline()
                 held = deadline is not None and deadline <= now
+                if held:
+                    self._note_held(deadline, now)
             self._hold_s = (
                 min(max((now - through) / 2000 / self.clock.speed, HOLD_MIN_S), HOLD_MAX_S) if held else 0.0
             )
         elif self._ticks_deadline is not None and now >= self._ticks_deadline:
             self._ticks_flowing, self._ticks_deadline = True, None
+
+    def _note_held(self, deadline: int, now: int) -> None:
+        # Holding keeps a bar complete; what it costs is latency, counted and said once when large.
+        if deadline != self._held_deadline:
+            self._held_deadline = deadline
+            self.stats["held_bars"] += 1
+        waited_s = (now - deadline) / 1000 / self.clock.speed
+        if not self._held_noted and waited_s >= HOLD_NOTE_S:
+            self._held_noted = True
+            logger.warning(
+                "%s: a bar has waited %.0f s past its grace for the stream's trades (the reader is "
+                "behind, or the service sends late); bars stay complete but come late; counted in "
+                "stats['held_bars']",
+                self.inst.symbol,
+                waited_s,
+            )
 
     def _handle(self, item) -> None:
         if isinstance(item, Tick):

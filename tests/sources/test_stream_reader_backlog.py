@@ -85,6 +85,7 @@ def test_a_bar_closes_only_after_its_connection_has_read_every_trade_of_it(allti
         assert (bar.open, bar.high, bar.low, bar.close) == (k.open, k.high, k.low, k.close), bar
         assert bar.volume == pytest.approx(k.volume, rel=1e-9), bar
     assert source.stats["late_ticks"] == 0
+    assert source.stats["held_bars"] >= 1
 
 
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
@@ -114,3 +115,4 @@ def test_bars_of_a_service_sending_late_wait_for_its_trades_and_equal_its_klines
         assert (bar.open, bar.high, bar.low, bar.close) == (k.open, k.high, k.low, k.close), bar
         assert bar.volume == pytest.approx(k.volume, rel=1e-9), bar
     assert source.stats["late_ticks"] == 0
+    assert source.stats["held_bars"] >= 3  # each of them waited for the service's lag

@@ -44,6 +44,8 @@ class StreamHub:
     connections that are up take its codes into their room (:meth:`.Shards.rebalance`); the rest,
     with the ones added meanwhile, are resubscribed when it is back.  A code on a working connection
     is never moved, no connection is given more than its cap, and no code is left without one.
+    A connection left without codes (all unsubscribed, or moved away after a drop) is closed, so it
+    holds none of the plan's connections; the next code placed on it opens it again.
     Connection attempts and subscribe requests of different connections of a family are
     ``min_reconnect_interval`` apart (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a
     family's connections (``links``: how many were opened).
@@ -116,6 +118,7 @@ class StreamHub:
         self._pacers: dict[str, tuple[Pacer, Pacer]] = {}  # family -> (connection attempts, requests)
         self._versions: dict[tuple[str, int], tuple[int, float]] = {}  # (family, slot) -> (changes, when)
         self._links: dict[tuple[str, int], StreamLink] = {}
+        self._replaced: list[StreamLink] = []  # links another took the place of, joined on stop()
         self._started = False
 
     def __repr__(self) -> str:
@@ -184,7 +187,7 @@ class StreamHub:
         """Close every connection and join every thread; safe to call twice."""
         self._host.stopping.set()
         with self._lock:
-            links = list(self._links.values())
+            links = [*self._links.values(), *self._replaced]
         for link in links:
             link.interrupt()
         for link in links:
@@ -197,7 +200,9 @@ class StreamHub:
         ``inst``, while the socket that carries it is."""
         with self._lock:
             if inst is None:
-                links = [link for (name, _), link in self._links.items() if name == family]
+                links = [
+                    link for (name, _), link in self._links.items() if name == family and not link.closed
+                ]
             else:
                 shards = self._shards.get(family)
                 slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
@@ -242,6 +247,7 @@ class StreamHub:
         inst = parse_symbol(inst)
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
+        closing: StreamLink | None = None
         with self._lock:
             shards = self._shards.setdefault(family, Shards(self.capacity.per_link))
             if adding and shards.slot_of(inst) is None:
@@ -268,16 +274,23 @@ class StreamHub:
             if not wanted:
                 # Its room goes to the next new code; until then, the connection's list just shrinks.
                 shards.release(inst)
+                if link is not None and not shards.sizes()[slot]:
+                    closing = self._close_empty(link)
             self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, time.monotonic())
             opening = self._started and not self._host.stopping.is_set()
-            if (link is None or (adding and link.ended)) and opening and wanted:
+            if (link is None or (adding and (link.ended or link.closed))) and opening and wanted:
                 # After a fatal error a new subscriber gets one new attempt and its own verdict, not silence.
                 link = self._open_link(family, slot)
-        if link is not None:
+        if closing is not None:
+            closing.interrupt()  # out of the lock: closing the socket sends a frame
+        elif link is not None:
             link.wake.set()
 
     def _open_link(self, family: str, slot: int) -> StreamLink:
         previous = self._links.get((family, slot))
+        if previous is not None:
+            self._replaced = [link for link in self._replaced if link.thread.is_alive()]
+            self._replaced.append(previous)
         # A replaced link's thread has ended: its counters go on where they stopped.
         link = self._links[(family, slot)] = StreamLink(
             family,
@@ -287,6 +300,16 @@ class StreamHub:
             stats=previous.stats if previous is not None else None,
         )
         link.thread.start()
+        return link
+
+    def _close_empty(self, link: StreamLink) -> StreamLink | None:
+        # Under the lock.  A connection without codes would only hold one of the plan's connections
+        # (and be reconnected after each drop): it is closed, and the next code placed on its slot
+        # opens a new one.  Returns the link for the caller to interrupt out of the lock.
+        if link.closed or link.ended:
+            return None
+        link.closed = True
+        logger.info("stream %s closed: it carries no code", link.name)
         return link
 
     def _desired(self, key: tuple[str, int]) -> Desired:
@@ -387,6 +410,8 @@ class StreamHub:
             moved = shards.rebalance(slot, up)
             if not moved:
                 return moved
+            down = self._links.get((family, slot))
+            closing = self._close_empty(down) if down is not None and not shards.sizes()[slot] else None
             now = time.monotonic()
             for key in {(family, slot), *((family, index) for index in moved.values())}:
                 self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
@@ -400,4 +425,6 @@ class StreamHub:
         )
         for link in links:
             link.wake.set()
+        if closing is not None:
+            closing.interrupt()
         return moved

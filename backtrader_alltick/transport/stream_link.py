@@ -203,7 +203,7 @@ class StreamLink:
         self.host: LinkHost = host
         self.slot: int = slot
         self.key: tuple[str, int] = (family, slot)
-        name = family if slot == 0 else f"{family}-{slot + 1}"
+        self.name: str = family if slot == 0 else f"{family}-{slot + 1}"
         # A replaced link's counters go on.
         self.stats: dict[str, Any] = stats if stats is not None else new_counters()
         self.wake: threading.Event = threading.Event()
@@ -213,8 +213,11 @@ class StreamLink:
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
         self.ended: bool = False  # gave up (fatal): no more attempts on this link
+        # Set by the hub when the connection carries no code any more; interrupt() then ends it quietly.
+        self.closed: bool = False
+        self._halt = threading.Event()  # interrupt() was called: no more attempts, no more waiting
         self.thread: threading.Thread = threading.Thread(
-            target=self._run, name=f"alltick-stream-{name}", daemon=True
+            target=self._run, name=f"alltick-stream-{self.name}", daemon=True
         )
 
     @property
@@ -236,6 +239,8 @@ class StreamLink:
             connection.protocol.lingering.discard(symbol)
 
     def interrupt(self) -> None:
+        """End the link: close its socket, cut a handshake or a backoff short, make no more attempts."""
+        self._halt.set()
         self.wake.set()
         dialing = self._dialing
         if dialing is not None and dialing.sock is not None:
@@ -246,7 +251,7 @@ class StreamLink:
             connection.close(None)
 
     def _run(self) -> None:
-        settings, host, stopping = self.settings, self.host, self.host.stopping
+        settings, host = self.settings, self.host
 
         def fresh_delays():
             return backoff(
@@ -258,13 +263,13 @@ class StreamLink:
 
         delays = fresh_delays()
         last_attempt, retries, last_kind, floor = None, 0, "", 0.0
-        while not stopping.is_set():
+        while not self._stopping():
             if last_attempt is not None:
                 # Never reconnect faster than the plan allows, counted from the previous attempt.
                 interval = settings.min_reconnect_interval
                 interval += PACING_MARGIN if interval else 0.0
                 floor = max(floor, interval - (time.monotonic() - last_attempt))
-                if stopping.wait(max(next(delays), floor)):
+                if self._halt.wait(max(next(delays), floor)) or self._stopping():
                     break
             if self._wait_for_turn("connect"):
                 break
@@ -295,8 +300,8 @@ class StreamLink:
                     delays = fresh_delays()
             else:
                 self.stats["connect_failures"] += 1
-            if stopping.is_set() or error is None:
-                if last_kind == "connected":
+            if self._stopping() or error is None:
+                if last_kind == "connected" and not self.closed:  # closed: it carried nobody's codes
                     host.emit(StreamStatus(self.family, "disconnected", now_ms, slot=self.slot))
                 break
             floor = getattr(error, "retry_after", None) or 0.0
@@ -313,16 +318,20 @@ class StreamLink:
                 logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
             retries += 1
 
+    def _stopping(self) -> bool:
+        # The hub sets ``stopping`` and then interrupts each link; a closed link is only interrupted.
+        return self._halt.is_set() or self.host.stopping.is_set()
+
     def _wait_for_turn(self, kind: str) -> bool:
         # The family's other connections went first a moment ago: keep the documented spacing.
         # Returns True when the hub stopped meanwhile.
         if self.host.pacer is None:
             return False
-        pacer, stopping = self.host.pacer(self.family, kind), self.host.stopping
+        pacer = self.host.pacer(self.family, kind)
         while (wait := pacer.claim(self.key)) > 0:
-            if stopping.wait(wait):
+            if self._halt.wait(wait) or self.host.stopping.is_set():
                 return True
-        return False
+        return self._stopping()
 
     def _turn_taken(self, kind: str, now: float) -> None:
         if self.host.pacer is not None:
@@ -339,7 +348,7 @@ class StreamLink:
             ws.settimeout(settings.connect_timeout)
             self._dialing = ws  # interrupt() shuts its socket: stop() must not wait out a stalled handshake
             try:
-                if self.host.stopping.is_set():
+                if self._stopping():
                     raise TransportError(f"WebSocket {safe_url}: stopped before connecting")
                 ws.connect(url, header=headers)
             finally:
@@ -354,7 +363,7 @@ class StreamLink:
 
     def _serve(self, connection: _Connection) -> AllTickError | None:
         self._connection = connection
-        if self.host.stopping.is_set():
+        if self._stopping():
             connection.close(None)
         writer = threading.Thread(
             target=self._write_loop,

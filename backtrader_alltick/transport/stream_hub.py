@@ -30,7 +30,7 @@ from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
 from .shards import PACING_MARGIN, Capacity, Pacer, Shards, over_capacity
 from .stream_link import LinkHost, StreamLink
-from .stream_protocol import ADDITIVE, Desired, StreamStatus
+from .stream_protocol import ADDITIVE, Desired, StreamStatus, connection_name
 from .stream_settings import StreamSettings
 from .subscriptions import KINDS, SubscriptionRegistry
 
@@ -109,7 +109,13 @@ class StreamHub:
         self.on_status: Callable[[StreamStatus], None] | None = on_status
         self._observe = getattr(self.settings.clock, "observe_server_time", None)
         self._host = LinkHost(
-            threading.Event(), self._desired, self._emit, self._fan_out, self._retire, self._pacer
+            threading.Event(),
+            self._desired,
+            self._emit,
+            self._fan_out,
+            self._retire,
+            self._pacer,
+            self._label,
         )
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
@@ -193,7 +199,7 @@ class StreamHub:
         for link in links:
             link.thread.join(timeout)
             if link.thread.is_alive():
-                logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
+                logger.warning("stream thread of %s did not stop within %s s", link.name, timeout)
 
     def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool:
         """True while every socket of the family is up (after auth, where there is one); with
@@ -308,9 +314,20 @@ class StreamHub:
         # opens a new one.  Returns the link for the caller to interrupt out of the lock.
         if link.closed or link.ended:
             return None
+        logger.info("stream %s closed: it carries no code", self._label_locked(link.key))
         link.closed = True
-        logger.info("stream %s closed: it carries no code", link.name)
         return link
+
+    def _label(self, key: tuple[str, int]) -> str:
+        with self._lock:
+            return self._label_locked(key)
+
+    def _label_locked(self, key: tuple[str, int]) -> str:
+        return connection_name(*key, self._open_count(key[0]))
+
+    def _open_count(self, family: str) -> int:
+        # Under the lock: the family's connections, open or being opened (a closed one no longer counts).
+        return sum(name == family and not link.closed for (name, _), link in self._links.items())
 
     def _desired(self, key: tuple[str, int]) -> Desired:
         family, slot = key
@@ -348,11 +365,12 @@ class StreamHub:
             receiver(record)
 
     def _emit(self, status: StreamStatus) -> None:
+        with self._lock:
+            status = dataclasses.replace(status, connections=self._open_count(status.family))
         log = logger.warning if status.error is not None else logger.info
         log(
-            "stream %s%s %s (attempt %d)%s",
-            status.family,
-            f"-{status.slot + 1}" if status.slot else "",
+            "stream %s %s (attempt %d)%s",
+            status.connection,
             status.kind,
             status.attempt,
             f": {status.error}" if status.error else "",
@@ -416,13 +434,8 @@ class StreamHub:
             for key in {(family, slot), *((family, index) for index in moved.values())}:
                 self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
             links = [self._links[(family, index)] for index in sorted(set(moved.values()))]
-        logger.info(
-            "stream %s: %d codes of dropped connection %d moved to connections %s",
-            family,
-            len(moved),
-            slot + 1,
-            ", ".join(str(link.slot + 1) for link in links),
-        )
+            names = [self._label_locked(key) for key in ((family, slot), *(link.key for link in links))]
+        logger.info("stream %s: %d codes moved to %s", names[0], len(moved), ", ".join(names[1:]))
         for link in links:
             link.wake.set()
         if closing is not None:

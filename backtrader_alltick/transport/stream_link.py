@@ -25,7 +25,7 @@ from ..redaction import detached
 from .read_mark import ReadMark
 from .retry import backoff
 from .shards import PACING_MARGIN, Pacer
-from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
+from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, connection_name, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
 
@@ -46,7 +46,8 @@ class LinkHost:
     wanted now on that connection; ``emit`` reports a status to the hub's subscribers; ``on_event``
     takes each record; ``retire(link)`` marks the link ended, so that a new subscriber opens a new
     one; ``pacer(family, "connect" | "request")`` spaces the attempts, or the subscribe requests,
-    of a family's connections between them (None: no spacing).
+    of a family's connections between them (None: no spacing); ``label((family, slot))`` names the
+    connection in messages (None: the family, numbered from the second connection on).
 
     Example::
 
@@ -60,6 +61,7 @@ class LinkHost:
     on_event: Callable[[object], None]
     retire: Callable[[StreamLink], None]
     pacer: Callable[[str, str], Pacer] | None = None
+    label: Callable[[tuple[str, int]], str] | None = None
 
 
 class _FrameReader:
@@ -203,7 +205,7 @@ class StreamLink:
         self.host: LinkHost = host
         self.slot: int = slot
         self.key: tuple[str, int] = (family, slot)
-        self.name: str = family if slot == 0 else f"{family}-{slot + 1}"
+        self.name: str = connection_name(family, slot)
         # A replaced link's counters go on.
         self.stats: dict[str, Any] = stats if stats is not None else new_counters()
         self.wake: threading.Event = threading.Event()
@@ -288,7 +290,7 @@ class StreamLink:
                 error = detached(e)  # the handshake's foreign exception holds the URL, token included
             except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
                 error = AllTickError(
-                    f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
+                    f"stream {self._label()} failed unexpectedly ({type(e).__name__}: "
                     f"{redact(str(e), settings.token)}); please report it"
                 )
                 detached(error)
@@ -315,8 +317,11 @@ class StreamLink:
                 )
                 last_kind = "disconnected"
             else:
-                logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
+                logger.info("stream %s attempt %d failed: %s", self._label(), self._attempt, error)
             retries += 1
+
+    def _label(self) -> str:
+        return self.name if self.host.label is None else self.host.label(self.key)
 
     def _stopping(self) -> bool:
         # The hub sets ``stopping`` and then interrupts each link; a closed link is only interrupted.

@@ -1,5 +1,6 @@
 """StreamHub over the plan's connections, against the simulator's own plan table and caps."""
 
+import logging
 import threading
 
 import pytest
@@ -229,3 +230,30 @@ def test_a_dropped_connection_whose_codes_all_moved_is_not_reopened(make_sim):
     assert hub.placement("stock") == [10, 10, 0]
     assert [len(codes) for codes in served] == [10, 10]
     assert open_now == 2 and opens == 3
+
+
+def test_statuses_and_log_lines_name_the_connection_when_a_family_has_several(make_sim, caplog):
+    caplog.set_level(logging.INFO, logger="backtrader_alltick.transport")
+    symbols = _stocks(15)
+    sim = make_sim(plan="unlimited", symbols=[*symbols, "BTCUSDT"], speed=60)
+    seen, statuses = Seen(), []
+    hub = _tiny_hub(sim, seen, links=2)
+    hub.on_status = lambda status: (statuses.append(status), seen.on_status(status))
+    try:
+        for symbol in [*symbols, "BTCUSDT"]:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 16 and seen.connected == 3)
+        victim = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
+        victim.connection.abort()
+        seen.wait_for(lambda: seen.connected == 4)
+    finally:
+        hub.stop()
+
+    named = {(status.connection, status.kind) for status in statuses}
+    assert {("stock#1", "connected"), ("stock#2", "connected"), ("stock#2", "disconnected")} <= named
+    assert ("other", "connected") in named  # the family's only connection needs no number
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("stream stock#1 connected") for message in messages)
+    assert any(message.startswith("stream stock#2 disconnected") for message in messages)
+    assert any(message.startswith("stream other connected") for message in messages)

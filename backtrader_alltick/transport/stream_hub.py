@@ -254,6 +254,7 @@ class StreamHub:
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
         closing: StreamLink | None = None
+        closing_name = ""
         with self._lock:
             shards = self._shards.setdefault(family, Shards(self.capacity.per_link))
             if adding and shards.slot_of(inst) is None:
@@ -281,6 +282,7 @@ class StreamHub:
                 # Its room goes to the next new code; until then, the connection's list just shrinks.
                 shards.release(inst)
                 if link is not None and not shards.sizes()[slot]:
+                    closing_name = self._label_locked(key)
                     closing = self._close_empty(link)
             self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, time.monotonic())
             opening = self._started and not self._host.stopping.is_set()
@@ -288,6 +290,7 @@ class StreamHub:
                 # After a fatal error a new subscriber gets one new attempt and its own verdict, not silence.
                 link = self._open_link(family, slot)
         if closing is not None:
+            logger.info("stream %s closed: it carries no code", closing_name)
             closing.interrupt()  # out of the lock: closing the socket sends a frame
         elif link is not None:
             link.wake.set()
@@ -297,7 +300,7 @@ class StreamHub:
         if previous is not None:
             self._replaced = [link for link in self._replaced if link.thread.is_alive()]
             self._replaced.append(previous)
-        # A replaced link's thread has ended: its counters go on where they stopped.
+        # A replaced link has ended (fatal) or is ending (closed without codes): its counters go on.
         link = self._links[(family, slot)] = StreamLink(
             family,
             self.settings,
@@ -314,7 +317,6 @@ class StreamHub:
         # opens a new one.  Returns the link for the caller to interrupt out of the lock.
         if link.closed or link.ended:
             return None
-        logger.info("stream %s closed: it carries no code", self._label_locked(link.key))
         link.closed = True
         return link
 
@@ -428,16 +430,17 @@ class StreamHub:
             moved = shards.rebalance(slot, up)
             if not moved:
                 return moved
-            down = self._links.get((family, slot))
-            closing = self._close_empty(down) if down is not None and not shards.sizes()[slot] else None
             now = time.monotonic()
             for key in {(family, slot), *((family, index) for index in moved.values())}:
                 self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
             links = [self._links[(family, index)] for index in sorted(set(moved.values()))]
             names = [self._label_locked(key) for key in ((family, slot), *(link.key for link in links))]
+            down = self._links.get((family, slot))
+            closing = self._close_empty(down) if down is not None and not shards.sizes()[slot] else None
         logger.info("stream %s: %d codes moved to %s", names[0], len(moved), ", ".join(names[1:]))
         for link in links:
             link.wake.set()
         if closing is not None:
+            logger.info("stream %s closed: it carries no code", names[0])
             closing.interrupt()
         return moved

@@ -415,6 +415,8 @@ class StreamLink:
     def _on_ready(self) -> None:
         self.stats["connects"] += 1
         self.stats["reconnects"] += self.stats["connects"] > 1
+        if self.closed:  # closed for want of codes while its handshake went on: nobody to tell
+            return
         now_ms = self.settings.clock.now_ms()
         self.host.emit(StreamStatus(self.family, "connected", now_ms, self._attempt, slot=self.slot))
         self.wake.set()

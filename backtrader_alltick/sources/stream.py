@@ -94,6 +94,7 @@ class StreamBars:
         self._symbol_known = False
         self._closed = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * clock.speed)
+        self._grace_ms = int(options.grace * 1000 * clock.speed)
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
@@ -111,7 +112,7 @@ class StreamBars:
                 spec,
                 inst.market,
                 request_rest=self._request_rest,
-                grace_ms=int(options.grace * 1000 * clock.speed),
+                grace_ms=self._grace_ms,
                 emit_empty=options.emit_empty,
                 anchor_margin_ms=self._margin_ms,
                 backfill_start=options.backfill_start,
@@ -288,13 +289,14 @@ class StreamBars:
         seam = self.seam
         if seam is not None:
             # A trade sent before a bar's end plus grace may still be unread in the socket (its reader
-            # waits for the CPU): the bar closes once the connection has been read past that moment.
-            # What was read through it is queued by now, so it is taken first.  Asked only when something
-            # is due: the timers also run at each trade, on the relay's busiest path.
+            # waits for the CPU), or still on its way from a service that sends late: the bar closes
+            # once the connection has been read past that moment, by the service's lag.  What was read
+            # through it is queued by now, so it is taken first.  Asked only when something is due: the
+            # timers also run at each trade, on the relay's busiest path.
             through = now
             due = seam.next_deadline()
             if due is not None and due <= now:
-                through = self.store.hub.read_through(self.family, self.inst, now)
+                through = self.store.hub.read_through(self.family, self.inst, now, self._grace_ms)
                 self._take_queued()
             seam.on_timer(now, through)
             held = False

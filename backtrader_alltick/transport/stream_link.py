@@ -426,6 +426,7 @@ class StreamLink:
         # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
         receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
         recv, monotonic, close = connection.frames.recv_data, time.monotonic, _OPCODE_CLOSE
+        handed_out = self.read_mark.handed_out
         # One translation scope for the whole loop: the protocol and the handlers raise only our own
         # errors, and entering a context manager per frame would cost the hot path.
         with map_errors(connection.safe_url, self.settings.token, connecting=False):
@@ -440,6 +441,8 @@ class StreamLink:
                     except Exception:
                         stats["callback_errors"] += 1
                         logger.exception("on_event callback failed for %r", record)
+                if records:
+                    handed_out(records)
 
     def _write_loop(self, connection: _Connection) -> None:
         protocol, desired, key = connection.protocol, self.host.desired, self.key

@@ -710,6 +710,16 @@ def test_a_stale_resent_trade_after_a_seam_reset_does_not_cut_the_next_bar(
         assert_golden(sim, strategy.rows["x"], symbol)
 
 
+class DropThenUntilLiveAgain(DropAfter):
+    """Cut the connections after ``after`` bars; stop once the feed is LIVE again after CONNBROKEN."""
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        super().notify_data(data, status, *args, **kwargs)
+        notes = self.notes[data._name]
+        if "CONNBROKEN" in notes and "LIVE" in notes[notes.index("CONNBROKEN") :]:
+            self.env.runstop()
+
+
 def test_a_tick_feed_goes_live_again_after_a_reconnect(make_store):
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
@@ -717,7 +727,8 @@ def test_a_tick_feed_goes_live_again_after_a_reconnect(make_store):
         cerebro.adddata(
             store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Ticks, qcheck=0.1), name="btc"
         )
-        cerebro.addstrategy(DropAfter, stop_after=400, sim=sim, after=10)
+        # 400 trades bound a run whose feed never goes LIVE again (the assertion then says so).
+        cerebro.addstrategy(DropThenUntilLiveAgain, stop_after=400, sim=sim, after=10)
         strategy = run_guarded(cerebro, 30)
 
     notes = strategy.notes["btc"]

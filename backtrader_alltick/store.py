@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .history import History, HistoryLoader
     from .param_types import FeedParams, StoreOptions, StoreParams
     from .sim.simulator import Simulator
+    from .sources.newest import NewestBars
     from .transport.rest import RestClient
     from .transport.stream_hub import StreamHub
 
@@ -163,6 +164,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         self._cache: KlineCache | None = None
         self._history: History | None = None
         self._hub: StreamHub | None = None
+        self._newest: NewestBars | None = None
         self._last_stream_stats: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -351,6 +353,36 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         return HistoryLoader(
             self.rest, self.cache, self.wire, self.clock, namespace=cache_namespace(self.wire, self.rest_url)
         )
+
+    @property
+    def newest(self) -> NewestBars | None:
+        """What gathers the short backfills of this store's live sources (the feeds' and a relay's)
+        into ``/batch-kline`` calls: those starting or reconnecting together share one call per plan
+        group size.  None where the dialect has no such endpoint: each asks ``/kline``."""
+        if not hasattr(self.wire, "batch_kline_request"):
+            return None
+        with self._lock:
+            if self._newest is None:
+                from .sources.newest import NewestBars
+
+                self._newest = NewestBars(self._batch_newest, self.clock)
+            return self._newest
+
+    def _batch_newest(self, insts: list[Instrument], period: str) -> dict[str, list[Kline]]:
+        # The answer's closed bars go into the cache as a /kline page's do.
+        from .history import cache_namespace, cache_newest_bars
+        from .sources.newest import ANSWER_BARS
+
+        sent = self.clock.mark()
+        found = self.rest.batch_klines(insts, period, ANSWER_BARS)
+        cache = self.cache
+        if cache is not None:
+            try:
+                namespace = cache_namespace(self.wire, self.rest_url)
+                cache_newest_bars(cache, namespace, self.clock, found, period, sent)
+            except CacheError as e:  # the bars are good: only keeping them failed
+                logger.warning("the newest bars of %d symbols were not cached: %s", len(found), e)
+        return found
 
     @property
     def hub(self) -> StreamHub:

@@ -24,7 +24,7 @@ from ..records import Kline
 from ..symbols import Instrument
 from ..timeframes import BarSpec
 from .archive import archived_bars
-from .loader import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
+from .loader import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace, cache_newest_bars
 from .walk import Progress
 from .window import BarRange, Window
 
@@ -37,6 +37,7 @@ __all__ = [
     "Progress",
     "Window",
     "cache_namespace",
+    "cache_newest_bars",
 ]
 
 SOURCES = (None, "influx")

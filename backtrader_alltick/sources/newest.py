@@ -1,12 +1,14 @@
 """One ``/batch-kline`` call for the short backfills of many symbols, where it covers them.
 
-After a reconnect every symbol of a relay asks REST, at about the same moment, for the bar or two
-the drop cut; later, as each bar of the gap closes, for that bar.  ``/kline`` answers one symbol a
-call.  ``/batch-kline`` answers the newest two bars of up to the plan's groups (alltick.md 4.2:
-Free 5, Basic 100, Premium 200, top tiers 500), so :class:`NewestBars` gathers the backfill fetches
-that arrive together into as few batch calls as the plan allows.  A fetch whose gap holds more
-bars than the answer can cover, or which the answer turns out not to cover (a symbol that did
-not trade in the gap's first slot), is left to ``/kline``: :meth:`NewestBars.fetch` returns None.
+At start, and after a reconnect, every symbol of a relay (or every live feed of a store) asks REST
+at about the same moment for the bar or two before its seam; later, as each bar up to the seam
+closes, for that bar.  ``/kline`` answers one symbol a call.  ``/batch-kline`` answers the newest
+two bars of up to the plan's groups (alltick.md 4.2: Free 5, Basic 100, Premium 200, top tiers
+500), so :class:`NewestBars` gathers the backfill fetches that arrive together into as few batch
+calls as the plan allows.  A fetch whose bars one answer cannot hold, or which the answer turns
+out not to cover (a symbol missing from it, a symbol that did not trade in the gap's first slot),
+is left to ``/kline``: :meth:`NewestBars.fetch` and :meth:`NewestBars.fetch_newest` return None.
+Only bars the service has closed are returned; the answer's forming bar never is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..clock import Clock, as_service_clock
+from ..errors import AllTickError
 from ..records import Kline
 from ..symbols import Instrument
 from ..timeframes import BarSpec, slot_of
@@ -29,17 +32,25 @@ Batch = Callable[[Sequence[Instrument], str], "dict[str, list[Kline]]"]
 # The bars one batch answer holds per symbol (alltick.md 4.2: query_kline_num is 1 or 2).
 ANSWER_BARS = 2
 
+# Wall seconds a gathering waits, while a start's fetch is among it, for no other fetch to come, and
+# at most.  Sources starting together ask as their seams anchor: at each symbol's first trade, a quiet
+# one two seconds after its stream is up (stream.ANCHOR_MARGIN_S), so a start's asks come apart by up
+# to that; a later fetch (a gap's bar) comes when its bar closes, the same moment for every symbol.
+START_GATHER_S, START_MOST_S = 1.0, 2.5
+
 
 class NewestBars:
     """Gather the backfill fetches of many symbols' threads into ``/batch-kline`` calls.
 
-    A caller's thread waits until no other fetch has come for ``gather_s`` (at most ``most_s``),
-    then one of the waiting threads asks for all of them (per period) and hands each its bars.
+    A caller's thread waits until no other fetch has come for ``gather_s`` (at most ``most_s``;
+    longer while a start's fetch waits: ``START_GATHER_S``, ``START_MOST_S``), then one of the
+    waiting threads asks for all of them (per period) and hands each its bars.
 
     Example::
 
         newest = NewestBars(lambda insts, period: store.rest.batch_klines(insts, period, 2), store.clock)
         got = newest.fetch(inst, spec, after_ms, upto_ms)   # (bars, complete_ms), or None: use /kline
+        got = newest.fetch_newest(inst, spec, 1, upto_ms)   # the newest closed bar, as Window(count=1)
     """
 
     def __init__(self, batch: Batch, clock: Clock, *, gather_s: float = 0.05, most_s: float = 0.5) -> None:
@@ -51,23 +62,61 @@ class NewestBars:
         self._waiting: list[_Ask] = []
         self._last_ask = 0.0
         self._gathering = False
+        self._starting = False  # a start's fetch is among those waiting
 
     def fetch(
-        self, inst: Instrument, spec: BarSpec, after_ms: int, upto_ms: int
+        self, inst: Instrument, spec: BarSpec, after_ms: int, upto_ms: int, *, starting: bool = False
     ) -> tuple[list[Kline], int] | None:
         """The bars of ``inst`` closing in ``(after_ms, upto_ms]`` and the moment up to which they are
-        complete, from a batch answer; None when one answer cannot hold them (ask ``/kline``)."""
+        complete, from a batch answer; None when one answer cannot hold them (ask ``/kline``).
+        ``starting``: a source's first fetch (a resume point), gathered with the others starting."""
         if not spec.is_native:
             return None
         first = slot_of(spec, after_ms, inst.market)
         if not _fits(spec, inst, first.end, upto_ms):
             logger.debug("%s: bars closing in (%s, %s] need /kline", inst.symbol, after_ms, upto_ms)
             return None
-        if self._service.closed_until() is None:
-            return None  # the service never told its time: /kline proves what is closed
+        answer = self._ask(inst, spec, starting)
+        if answer is None:
+            return None
+        bars, closed = answer
+        if bars[0].end > first.end:
+            # The answer starts after the gap's first bar: it may miss some of the gap.
+            logger.debug(
+                "%s: the batch answer starts at %s, after %s: /kline", inst.symbol, bars[0].end, first.end
+            )
+            return None
+        complete = min(upto_ms, closed)
+        return [bar for bar in bars if after_ms < bar.end <= complete], complete
+
+    def fetch_newest(
+        self, inst: Instrument, spec: BarSpec, count: int, upto_ms: int
+    ) -> tuple[list[Kline], int] | None:
+        """The newest ``count`` closed bars of ``inst`` closing by ``upto_ms`` and the moment up to
+        which they are complete, from a batch answer; None when the answer does not hold them all
+        (ask ``/kline``).  One of the answer's bars may be forming, so ``count`` is at most one less
+        than it holds."""
+        if not spec.is_native or count >= ANSWER_BARS:
+            return None
+        answer = self._ask(inst, spec, starting=True)
+        if answer is None:
+            return None
+        bars, closed = answer
+        complete = min(upto_ms, closed)
+        # The answer holds the service's newest bars: those left out are newer than the kept ones.
+        kept = [bar for bar in bars if bar.end <= complete]
+        if len(kept) < count:
+            logger.debug("%s: the batch answer holds %d bars by %s: /kline", inst.symbol, len(kept), complete)
+            return None
+        return kept[-count:], complete
+
+    def _ask(self, inst: Instrument, spec: BarSpec, starting: bool) -> tuple[list[Kline], int] | None:
+        """The answer's bars of ``inst``, oldest first, and the moment by which every bar ending is
+        proven closed; None when the answer proves nothing (fewer bars than asked)."""
         ask = _Ask(inst, spec.period)
         with self._changed:
             self._waiting.append(ask)
+            self._starting = self._starting or starting
             self._last_ask = time.monotonic()
             leader = not self._gathering
             self._gathering = self._gathering or leader
@@ -77,33 +126,43 @@ class NewestBars:
         if ask.error is not None:
             raise ask.error
         bars = sorted(ask.bars, key=lambda bar: bar.end)
-        if len(bars) >= ANSWER_BARS and bars[0].end > first.end:
-            # The answer starts after the gap's first bar: it may miss some of the gap.
-            logger.debug(
-                "%s: the batch answer starts at %s, after %s: /kline", inst.symbol, bars[0].end, first.end
-            )
+        if len(bars) < ANSWER_BARS:
+            # A symbol missing from the answer reads as no bars: only /kline tells it from a quiet one.
+            logger.debug("%s: the batch answer holds %d bars: /kline", inst.symbol, len(bars))
             return None
-        closed = self._service.closed_until()
-        complete = min(upto_ms, after_ms if closed is None else closed)
-        return [bar for bar in bars if after_ms < bar.end <= complete], complete
+        # As a walk proves a page (PageWalk._closed_edge): a bar older than one the service served is
+        # closed, and the newest only once the service's time had passed its end when we asked.
+        closed = self._service.closed_until(ask.sent)
+        return bars, bars[-1].start if closed is None else max(closed, bars[-1].start)
 
     def _gather_and_ask(self) -> None:
         started = time.monotonic()
         with self._changed:
             while True:
+                quiet_s, most_s = self._gather_s, self._most_s
+                if self._starting:
+                    quiet_s, most_s = max(quiet_s, START_GATHER_S), max(most_s, START_MOST_S)
                 quiet_for = time.monotonic() - self._last_ask
-                left = min(self._gather_s - quiet_for, started + self._most_s - time.monotonic())
+                left = min(quiet_s - quiet_for, started + most_s - time.monotonic())
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            asks, self._waiting, self._gathering = self._waiting, [], False
+            asks, self._waiting, self._gathering, self._starting = self._waiting, [], False, False
         by_period: dict[str, list[_Ask]] = {}
         for ask in asks:
             by_period.setdefault(ask.period, []).append(ask)
         for period, group in by_period.items():
+            logger.debug("one batch K-line ask of %d symbols (%s)", len(group), period)
+            sent = self._service.mark()
+            for ask in group:
+                ask.sent = sent
             try:
                 found = self._batch(list(dict.fromkeys(ask.inst for ask in group)), period)
-            except Exception as e:  # each waiting thread raises it: its backfill job fails as it would alone
+            except AllTickError as e:
+                # One code the service refuses fails the whole call (ret 600): each symbol asks /kline,
+                # which fails only the symbol at fault, or fails alone as it would have without a batch.
+                logger.info("a batch K-line call for %d symbols failed (%s): /kline each", len(group), e)
+            except Exception as e:  # a bug: each waiting thread raises it, so its backfill job fails visibly
                 for ask in group:
                     ask.error = e
             else:
@@ -119,6 +178,7 @@ class _Ask:
         self.inst, self.period = inst, period
         self.bars: list[Kline] = []
         self.error: Exception | None = None
+        self.sent = 0  # our clock when the batch call was sent
         self.done = threading.Event()
 
 

@@ -59,7 +59,8 @@ class StreamBars:
     ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
     first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
     shared by the sources one thread drives: it waits once for all of them, then polls each with 0.
-    ``newest``, shared by many sources, answers the short backfills of gaps in batches.
+    ``newest``, shared by many sources, answers the short backfills (a start's last bar, a gap's
+    bars) in batches; where it cannot, ``/kline`` does.
 
     Example::
 
@@ -472,11 +473,17 @@ class StreamBars:
     def _rest_bars(
         self, spec: BarSpec, after_ms: int | None, start_ms: int | None, upto_ms: int, count: int | None
     ) -> tuple[list[Kline], int]:
-        # A gap's few bars from a batch answer shared with other symbols, where one covers them.
-        if after_ms is not None and self._newest is not None:
-            got = self._newest.fetch(self.inst, spec, after_ms, upto_ms)
-            if got is not None:
-                return got
+        # A gap's or a start's few bars from a batch answer shared with other symbols, where one covers them.
+        newest, got = self._newest, None
+        if newest is not None:
+            if after_ms is not None:
+                got = newest.fetch(self.inst, spec, after_ms, upto_ms)
+            elif start_ms is not None and count is None:
+                got = newest.fetch(self.inst, spec, start_ms - 1, upto_ms, starting=True)  # from start_ms
+            elif start_ms is None and count is not None:
+                got = newest.fetch_newest(self.inst, spec, count, upto_ms)
+        if got is not None:
+            return got
         found = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
         return found.bars, found.complete_ms
 

@@ -43,7 +43,7 @@ class NewestBars:
     """Gather the backfill fetches of many symbols' threads into ``/batch-kline`` calls.
 
     A caller's thread waits until no other fetch has come for ``gather_s`` (at most ``most_s``;
-    longer while a start's fetch waits: ``START_GATHER_S``, ``START_MOST_S``), then one of the
+    longer while a start's fetch waits: ``start_gather_s``, ``start_most_s``), then one of the
     waiting threads asks for all of them (per period) and hands each its bars.
 
     Example::
@@ -53,11 +53,20 @@ class NewestBars:
         got = newest.fetch_newest(inst, spec, 1, upto_ms)   # the newest closed bar, as Window(count=1)
     """
 
-    def __init__(self, batch: Batch, clock: Clock, *, gather_s: float = 0.05, most_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        batch: Batch,
+        clock: Clock,
+        *,
+        gather_s: float = 0.05,
+        most_s: float = 0.5,
+        start_gather_s: float = START_GATHER_S,
+        start_most_s: float = START_MOST_S,
+    ) -> None:
         self._batch = batch
         self._service = as_service_clock(clock)
-        self._gather_s = gather_s
-        self._most_s = most_s
+        self._gather_s, self._most_s = gather_s, most_s
+        self._start_gather_s, self._start_most_s = start_gather_s, start_most_s
         self._changed = threading.Condition(threading.Lock())
         self._waiting: list[_Ask] = []
         self._last_ask = 0.0
@@ -141,7 +150,7 @@ class NewestBars:
             while True:
                 quiet_s, most_s = self._gather_s, self._most_s
                 if self._starting:
-                    quiet_s, most_s = max(quiet_s, START_GATHER_S), max(most_s, START_MOST_S)
+                    quiet_s, most_s = max(quiet_s, self._start_gather_s), max(most_s, self._start_most_s)
                 quiet_for = time.monotonic() - self._last_ask
                 left = min(quiet_s - quiet_for, started + most_s - time.monotonic())
                 if left <= 0:

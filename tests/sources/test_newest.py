@@ -68,3 +68,58 @@ def test_a_gap_longer_than_one_answer_is_left_to_kline_without_a_call(make_sim, 
 
     assert newest.fetch(inst, spec, upto - (ANSWER_BARS + 1) * MINUTE, upto) is None
     assert sim.counters["rest_requests"] == before
+
+
+def test_a_symbol_missing_from_the_answer_is_left_to_kline_and_the_others_are_answered(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS[:2])
+    store = make_store(sim, cache=False)
+    kept, dropped = SYMBOLS[0], SYMBOLS[1]
+
+    def batch_without_one(insts, period):
+        # The service's real answer, less one symbol's group, as an answer that left a code out reads.
+        found = store.rest.batch_klines(insts, period, ANSWER_BARS)
+        return {symbol: bars for symbol, bars in found.items() if symbol != dropped}
+
+    newest = NewestBars(batch_without_one, store.clock)
+    spec = store.resolve_timeframe(parse_symbol(kept), bt.TimeFrame.Minutes, 1)
+    upto = closed_minute(sim)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = dict(
+            zip(
+                (kept, dropped),
+                pool.map(
+                    lambda symbol: newest.fetch(parse_symbol(symbol), spec, upto - MINUTE, upto),
+                    (kept, dropped),
+                ),
+            )
+        )
+
+    assert answers[dropped] is None  # its bars come from /kline, not an empty gap
+    bars, complete = answers[kept]
+    assert bars == [bar for bar in sim.klines(kept, "1m", upto - 2 * MINUTE, upto) if bar.end == upto]
+
+
+def test_the_newest_closed_bar_at_a_start_comes_from_the_batch_answer(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS[:3])
+    store = make_store(sim, cache=False)
+    # The asks come at once here: a start's longer gathering would let the fast clock pass a minute.
+    newest = NewestBars(
+        lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS),
+        store.clock,
+        start_gather_s=0.05,
+        start_most_s=0.5,
+    )
+    insts = [parse_symbol(symbol) for symbol in SYMBOLS[:3]]
+    spec = store.resolve_timeframe(insts[0], bt.TimeFrame.Minutes, 1)
+    upto = closed_minute(sim)
+    klines, batches = rest_calls(sim, "/kline"), rest_calls(sim, "/batch-kline")
+
+    with ThreadPoolExecutor(len(insts)) as pool:
+        answers = list(pool.map(lambda inst: newest.fetch_newest(inst, spec, 1, upto), insts))
+
+    assert rest_calls(sim, "/batch-kline") - batches == 1 and rest_calls(sim, "/kline") == klines
+    for inst, (bars, complete) in zip(insts, answers):
+        assert complete >= upto - MINUTE
+        assert bars == sim.klines(inst.symbol, "1m", upto - 2 * MINUTE, upto)[-1:]
+        assert bars[0].end <= upto

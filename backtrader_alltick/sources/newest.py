@@ -32,10 +32,10 @@ Batch = Callable[[Sequence[Instrument], str], "dict[str, list[Kline]]"]
 # The bars one batch answer holds per symbol (alltick.md 4.2: query_kline_num is 1 or 2).
 ANSWER_BARS = 2
 
-# Wall seconds a gathering waits, while a start's fetch is among it, for no other fetch to come, and
-# at most.  Sources starting together ask as their seams anchor: at each symbol's first trade, a quiet
-# one two seconds after its stream is up (stream.ANCHOR_MARGIN_S), so a start's asks come apart by up
-# to that; a later fetch (a gap's bar) comes when its bar closes, the same moment for every symbol.
+# Wall seconds a gathering waits, while a starting fetch is among it, for no other fetch to come, and
+# at most.  Sources ask as their seams anchor (at start, after a reconnect): at each symbol's first
+# trade, a quiet one two seconds after its stream is up (stream.ANCHOR_MARGIN_S), so those asks come
+# apart by up to that; a later fetch (a gap's bar) comes when its bar closes, the same moment for all.
 START_GATHER_S, START_MOST_S = 1.0, 2.5
 
 
@@ -78,7 +78,8 @@ class NewestBars:
     ) -> tuple[list[Kline], int] | None:
         """The bars of ``inst`` closing in ``(after_ms, upto_ms]`` and the moment up to which they are
         complete, from a batch answer; None when one answer cannot hold them (ask ``/kline``).
-        ``starting``: a source's first fetch (a resume point), gathered with the others starting."""
+        ``starting``: a source's first fetch after its seam anchored (at its start, after a reconnect),
+        gathered with the others anchoring about then."""
         if not spec.is_native:
             return None
         first = slot_of(spec, after_ms, inst.market)

@@ -89,6 +89,7 @@ class StreamBars:
         self.family = store.wire.family(inst)
         self.start_ms = start_ms
         self._newest = newest
+        self._anchor_fetch = False  # the next fetch is the first of a job the seam asked as it anchored
         self._last_tick_time: int | None = None
         self._seen = SeenTrades()
         self._probe_job: int | None = None
@@ -334,6 +335,9 @@ class StreamBars:
 
     def _request_rest(self, after_ms: int | None, upto_ms: int) -> int:
         pause, self._rest_pause_s = self._rest_pause_s, 0.0
+        # The seam asks as it anchors: at each symbol's own first trade, so the job's first fetch is
+        # gathered with the other sources' as a start's is (NewestBars' longer window).
+        self._anchor_fetch = True
         return self.backfiller.request(after_ms, upto_ms, delay_s=pause)
 
     def _on_backfill_failed(self, failed: BackfillFailed) -> None:
@@ -475,9 +479,10 @@ class StreamBars:
     ) -> tuple[list[Kline], int]:
         # A gap's or a start's few bars from a batch answer shared with other symbols, where one covers them.
         newest, got = self._newest, None
+        starting, self._anchor_fetch = self._anchor_fetch, False
         if newest is not None:
             if after_ms is not None:
-                got = newest.fetch(self.inst, spec, after_ms, upto_ms)
+                got = newest.fetch(self.inst, spec, after_ms, upto_ms, starting=starting)
             elif start_ms is not None and count is None:
                 got = newest.fetch(self.inst, spec, start_ms - 1, upto_ms, starting=True)  # from start_ms
             elif start_ms is None and count is not None:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import backtrader as bt
 
 from backtrader_alltick.clock import wall_seconds
+from backtrader_alltick.history import Window, cache_namespace
 from backtrader_alltick.sources.newest import ANSWER_BARS, NewestBars
 from backtrader_alltick.symbols import parse_symbol
 
@@ -123,3 +124,25 @@ def test_the_newest_closed_bar_at_a_start_comes_from_the_batch_answer(make_sim, 
         assert complete >= upto - MINUTE
         assert bars == sim.klines(inst.symbol, "1m", upto - 2 * MINUTE, upto)[-1:]
         assert bars[0].end <= upto
+
+
+def test_closed_bars_of_a_batch_answer_are_cached_and_a_later_load_needs_no_kline(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS[:1])
+    store = make_store(sim)  # with a cache file
+    inst = parse_symbol(SYMBOLS[0])
+    spec = store.resolve_timeframe(inst, bt.TimeFrame.Minutes, 1)
+    upto = closed_minute(sim)
+    assert store.newest.fetch(inst, spec, upto - MINUTE, upto) is not None
+    klines = rest_calls(sim, "/kline")
+
+    got = store.history.get_range(inst, spec, Window(start_ms=upto, end_ms=upto))
+
+    assert rest_calls(sim, "/kline") == klines  # the batch answer proved that minute: read from the cache
+    assert got.bars == [
+        bar for bar in sim.klines(SYMBOLS[0], "1m", upto - 2 * MINUTE, upto) if bar.end == upto
+    ]
+    namespace = cache_namespace(store.wire, store.rest_url)
+    covered = store.cache.covered(namespace, SYMBOLS[0], "1m", upto - 10 * MINUTE, upto + 10 * MINUTE)
+    assert len(covered) == 1 and covered[0][1] <= sim.clock.now_ms()  # never past what the service closed
+    cached = store.cache.get(namespace, SYMBOLS[0], "1m", upto - 10 * MINUTE, upto + 10 * MINUTE)
+    assert cached and all(bar.end <= covered[0][1] for bar in cached)  # no forming bar kept

@@ -374,7 +374,7 @@ class _BarDispatcher:
                     inst,
                     spec,
                     options,
-                    resume.get((inst.symbol, label)),
+                    _after(resume.get((inst.symbol, label))),
                     wake=self._wake,
                     newest=newest,
                 )
@@ -420,6 +420,12 @@ class _BarDispatcher:
                 source.close()
                 del self._sources[source]
                 return
+
+
+def _after(newest_end: int | None) -> int | None:
+    # The newest bar in Redis was closed when written: backfill from the one after it, so a restart a
+    # bar later fits one /batch-kline answer rather than one /kline per symbol.
+    return None if newest_end is None else newest_end + 1
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

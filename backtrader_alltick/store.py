@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from .cache import KlineCache
     from .feed import AllTickData
     from .history import History, HistoryLoader
+    from .history.newest import NewestBars
     from .param_types import FeedParams, StoreOptions, StoreParams
     from .sim.simulator import Simulator
-    from .sources.newest import NewestBars
     from .transport.rest import RestClient
     from .transport.stream_hub import StreamHub
 
@@ -363,15 +363,15 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             return None
         with self._lock:
             if self._newest is None:
-                from .sources.newest import NewestBars
+                from .history.newest import NewestBars
 
                 self._newest = NewestBars(self._batch_newest, self.clock)
             return self._newest
 
-    def _batch_newest(self, insts: list[Instrument], period: str) -> dict[str, list[Kline]]:
+    def _batch_newest(self, insts: Sequence[Instrument], period: str) -> dict[str, list[Kline]]:
         # The answer's closed bars go into the cache as a /kline page's do.
         from .history import cache_namespace, cache_newest_bars
-        from .sources.newest import ANSWER_BARS
+        from .history.newest import ANSWER_BARS
 
         sent = self.clock.mark()
         found = self.rest.batch_klines(insts, period, ANSWER_BARS)

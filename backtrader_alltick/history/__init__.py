@@ -6,7 +6,9 @@ feeds deliver it, and the live feeds' backfill reads it.  Below it, one module p
 * :mod:`.window`: what is asked (:class:`Window`, epoch ms only) and answered (:class:`BarRange`);
 * :mod:`.loader`: :class:`HistoryLoader`, closed *native* bars of the service, the cache first;
 * :mod:`.walk`: :class:`~.walk.PageWalk`, one load's walk over cached stretches and fetched pages;
-* :mod:`.archive`: the bars a relay archived in InfluxDB, combined or built from ticks as needed.
+* :mod:`.archive`: the bars a relay archived in InfluxDB, combined or built from ticks as needed;
+* :mod:`.newest`: :class:`~.newest.NewestBars`, the live sources' short backfills of many symbols
+  gathered into ``/batch-kline`` calls (the store's ``newest``).
 
 Each is handed what it uses; none calls back up.
 """

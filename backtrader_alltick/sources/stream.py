@@ -27,6 +27,7 @@ from ..errors import (
     is_retryable,
 )
 from ..history import Window
+from ..history.newest import NewestBars
 from ..markets import MINUTE_MS
 from ..notices import Notice, handing_to, warn_user
 from ..records import Depth, Kline, Tick, format_utc
@@ -37,7 +38,6 @@ from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 from .needs import LiveStore
-from .newest import NewestBars
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ ANSWER_BARS = 2
 
 # Wall seconds a gathering waits, while a starting fetch is among it, for no other fetch to come, and
 # at most.  Sources ask as their seams anchor (at start, after a reconnect): at each symbol's first
-# trade, a quiet one two seconds after its stream is up (stream.ANCHOR_MARGIN_S), so those asks come
+# trade, a quiet one two seconds after its stream is up (sources.stream.ANCHOR_MARGIN_S), so those asks come
 # apart by up to that; a later fetch (a gap's bar) comes when its bar closes, the same moment for all.
 START_GATHER_S, START_MOST_S = 1.0, 2.5
 

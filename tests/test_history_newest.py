@@ -9,7 +9,7 @@ import backtrader as bt
 
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.history import Window, cache_namespace
-from backtrader_alltick.sources.newest import ANSWER_BARS, NewestBars
+from backtrader_alltick.history.newest import ANSWER_BARS, NewestBars
 from backtrader_alltick.symbols import parse_symbol
 
 MINUTE = 60_000

@@ -292,20 +292,20 @@ class Relay:
     def _on_status(self, status: StreamStatus) -> None:
         self._count(status.kind)
         if status.kind == "fatal":
-            logger.error("relay: upstream %s gave up: %s", status.family, status.error)
-            self.errors.append(status.error or AllTickError(f"upstream {status.family} gave up"))
+            logger.error("relay: upstream %s gave up: %s", status.connection, status.error)
+            self.errors.append(status.error or AllTickError(f"upstream {status.connection} gave up"))
         elif status.kind == "disconnected":
             logger.warning(
-                "relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)", status.family
+                "relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)", status.connection
             )
         elif status.kind == "malformed":
             logger.warning(
                 "relay: upstream %s sent a malformed frame (%s); bars in progress are rebuilt from REST",
-                status.family,
+                status.connection,
                 status.error,
             )
         else:
-            logger.info("relay: upstream %s connected", status.family)
+            logger.info("relay: upstream %s connected", status.connection)
 
     # -- the bar thread -------------------------------------------------------------------------------
 

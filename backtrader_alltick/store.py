@@ -470,7 +470,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             )
 
     def _on_stream_status(self, status: Any) -> None:
-        self.put_notification(f"stream {status.family}: {status.kind}", status)
+        self.put_notification(f"stream {status.connection}: {status.kind}", status)
 
     # -- Plain-Python helpers for scripts and notebooks -------------------------------
 

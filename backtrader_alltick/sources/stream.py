@@ -21,6 +21,7 @@ from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
 from ..errors import is_retryable
 from ..history import Window
+from ..history.newest import NewestBars
 from ..notices import Notice, handing_to
 from ..records import Depth, Kline, Tick
 from ..seam import Seam
@@ -30,7 +31,6 @@ from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 from .needs import LiveStore
-from .newest import NewestBars
 from .stream_notes import StreamNotes
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class StreamBars:
     ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
     first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
     shared by the sources one thread drives: it waits once for all of them, then polls each with 0.
-    ``newest``, shared by many sources, answers the short backfills of gaps in batches.
+    ``newest``, shared by many sources, answers the short backfills (a start's last bar, a gap's
+    bars) in batches; where it cannot, ``/kline`` does.
 
     Example::
 
@@ -83,6 +84,7 @@ class StreamBars:
         self.family = store.wire.family(inst)
         self.start_ms = start_ms
         self._newest = newest
+        self._anchor_fetch = False  # the next fetch is the first of a job the seam asked as it anchored
         self._last_tick_time: int | None = None
         self._seen = SeenTrades()
         self._probe_job: int | None = None
@@ -295,6 +297,9 @@ class StreamBars:
 
     def _request_rest(self, after_ms: int | None, upto_ms: int) -> int:
         pause, self._rest_pause_s = self._rest_pause_s, 0.0
+        # The seam asks as it anchors: at each symbol's own first trade, so the job's first fetch is
+        # gathered with the other sources' as a start's is (NewestBars' longer window).
+        self._anchor_fetch = True
         return self.backfiller.request(after_ms, upto_ms, delay_s=pause)
 
     def _on_backfill_failed(self, failed: BackfillFailed) -> None:
@@ -394,11 +399,18 @@ class StreamBars:
     def _rest_bars(
         self, spec: BarSpec, after_ms: int | None, start_ms: int | None, upto_ms: int, count: int | None
     ) -> tuple[list[Kline], int]:
-        # A gap's few bars from a batch answer shared with other symbols, where one covers them.
-        if after_ms is not None and self._newest is not None:
-            got = self._newest.fetch(self.inst, spec, after_ms, upto_ms)
-            if got is not None:
-                return got
+        # A gap's or a start's few bars from a batch answer shared with other symbols, where one covers them.
+        newest, got = self._newest, None
+        starting, self._anchor_fetch = self._anchor_fetch, False
+        if newest is not None:
+            if after_ms is not None:
+                got = newest.fetch(self.inst, spec, after_ms, upto_ms, starting=starting)
+            elif start_ms is not None and count is None:
+                got = newest.fetch(self.inst, spec, start_ms - 1, upto_ms, starting=True)  # from start_ms
+            elif start_ms is None and count is not None:
+                got = newest.fetch_newest(self.inst, spec, count, upto_ms)
+        if got is not None:
+            return got
         found = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
         return found.bars, found.complete_ms
 

@@ -322,7 +322,16 @@ class AllTickData(bt.feed.DataBase):
             return RedisBars(self._store, self._instrument(), self.spec, options, start_ms, wake=wake)
         from .sources.stream import StreamBars
 
-        return StreamBars(self._store, self._instrument(), self.spec, options, start_ms, wake=wake)
+        # The store's live feeds share one batch answerer: feeds starting or reconnecting together ask once.
+        return StreamBars(
+            self._store,
+            self._instrument(),
+            self.spec,
+            options,
+            start_ms,
+            wake=wake,
+            newest=self._store.newest,
+        )
 
     def _close_source(self) -> None:
         if self._source is not None:

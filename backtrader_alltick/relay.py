@@ -32,7 +32,6 @@ from .errors import AllTickError, ConfigError, TransportError
 from .records import KIND_OF, PUSHED_KINDS, Kline, Tick
 from .sources import BarReady, BarSource, Failed, SourceOptions, StateChanged
 from .sources.inbox import Wake
-from .sources.newest import ANSWER_BARS, NewestBars
 from .sources.stream import StreamBars
 from .symbols import Instrument, parse_symbol
 from .timeframes import BarSpec, parse_period
@@ -293,20 +292,20 @@ class Relay:
     def _on_status(self, status: StreamStatus) -> None:
         self._count(status.kind)
         if status.kind == "fatal":
-            logger.error("relay: upstream %s gave up: %s", status.family, status.error)
-            self.errors.append(status.error or AllTickError(f"upstream {status.family} gave up"))
+            logger.error("relay: upstream %s gave up: %s", status.connection, status.error)
+            self.errors.append(status.error or AllTickError(f"upstream {status.connection} gave up"))
         elif status.kind == "disconnected":
             logger.warning(
-                "relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)", status.family
+                "relay: upstream %s dropped; reconnecting (bars are rebuilt from REST)", status.connection
             )
         elif status.kind == "malformed":
             logger.warning(
                 "relay: upstream %s sent a malformed frame (%s); bars in progress are rebuilt from REST",
-                status.family,
+                status.connection,
                 status.error,
             )
         else:
-            logger.info("relay: upstream %s connected", status.family)
+            logger.info("relay: upstream %s connected", status.connection)
 
     # -- the bar thread -------------------------------------------------------------------------------
 
@@ -366,7 +365,7 @@ class _BarDispatcher:
             grace=relay.grace, lookback=relay.lookback, extended_hours=relay.store.extended_hours()
         )
         self._sources: dict[BarSource, tuple[Instrument, str]] = {}
-        newest = _newest_bars(relay.store)
+        newest = relay.store.newest  # the start's and each reconnect's short backfills, in batches
         for inst in relay.instruments:
             for spec in relay.specs[inst.symbol]:
                 label = spec.period
@@ -375,7 +374,7 @@ class _BarDispatcher:
                     inst,
                     spec,
                     options,
-                    resume.get((inst.symbol, label)),
+                    _after(resume.get((inst.symbol, label))),
                     wake=self._wake,
                     newest=newest,
                 )
@@ -423,12 +422,10 @@ class _BarDispatcher:
                 return
 
 
-def _newest_bars(store: AllTickStore) -> NewestBars | None:
-    # After a reconnect every symbol asks for the bars the drop cut: one /batch-kline answers up to the
-    # plan's groups.  The itick dialect has no such endpoint in the client and asks per symbol.
-    if not hasattr(store.wire, "batch_kline_request"):
-        return None
-    return NewestBars(lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock)
+def _after(newest_end: int | None) -> int | None:
+    # The newest bar in Redis was closed when written: backfill from the one after it, so a restart a
+    # bar later fits one /batch-kline answer rather than one /kline per symbol.
+    return None if newest_end is None else newest_end + 1
 
 
 def _unique(instruments: Iterable[Instrument]) -> list[Instrument]:

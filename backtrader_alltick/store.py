@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .cache import KlineCache
     from .feed import AllTickData
     from .history import History, HistoryLoader
+    from .history.newest import NewestBars
     from .param_types import FeedParams, StoreOptions, StoreParams
     from .sim.simulator import Simulator
     from .transport.rest import RestClient
@@ -163,6 +164,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         self._cache: KlineCache | None = None
         self._history: History | None = None
         self._hub: StreamHub | None = None
+        self._newest: NewestBars | None = None
         self._last_stream_stats: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -353,6 +355,36 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
         )
 
     @property
+    def newest(self) -> NewestBars | None:
+        """What gathers the short backfills of this store's live sources (the feeds' and a relay's)
+        into ``/batch-kline`` calls: those starting or reconnecting together share one call per plan
+        group size.  None where the dialect has no such endpoint: each asks ``/kline``."""
+        if not hasattr(self.wire, "batch_kline_request"):
+            return None
+        with self._lock:
+            if self._newest is None:
+                from .history.newest import NewestBars
+
+                self._newest = NewestBars(self._batch_newest, self.clock)
+            return self._newest
+
+    def _batch_newest(self, insts: Sequence[Instrument], period: str) -> dict[str, list[Kline]]:
+        # The answer's closed bars go into the cache as a /kline page's do.
+        from .history import cache_namespace, cache_newest_bars
+        from .history.newest import ANSWER_BARS
+
+        sent = self.clock.mark()
+        found = self.rest.batch_klines(insts, period, ANSWER_BARS)
+        cache = self.cache
+        if cache is not None:
+            try:
+                namespace = cache_namespace(self.wire, self.rest_url)
+                cache_newest_bars(cache, namespace, self.clock, found, period, sent)
+            except CacheError as e:  # the bars are good: only keeping them failed
+                logger.warning("the newest bars of %d symbols were not cached: %s", len(found), e)
+        return found
+
+    @property
     def hub(self) -> StreamHub:
         token = self._checked_token()
         with self._lock:
@@ -438,7 +470,7 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             )
 
     def _on_stream_status(self, status: Any) -> None:
-        self.put_notification(f"stream {status.family}: {status.kind}", status)
+        self.put_notification(f"stream {status.connection}: {status.kind}", status)
 
     # -- Plain-Python helpers for scripts and notebooks -------------------------------
 

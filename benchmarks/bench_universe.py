@@ -14,6 +14,10 @@ Redis equals the simulator's K-line of the same minute (asked over REST after th
 
     python benchmarks/bench_universe.py [--symbols 3000] [--speed 5] [--hours 2] [--plan professional]
 
+Also reported: the REST requests the start cost until every symbol's bars came from the stream
+(``/batch-kline`` answers the start's last bar of up to the plan's groups of symbols a call);
+``--kline-start`` starts with one ``/kline`` per symbol instead, as before batch starts, to compare.
+
 The simulator's pusher walks every subscribed symbol each 20 ms step (about 35 ms for 3000
 symbols), so it trails its clock by well under a market second at 5x; ``--grace`` (wall seconds a
 bar waits for late trades) covers that and the relay's own queueing.
@@ -85,6 +89,12 @@ def start_simulator(symbols: list[str], speed: float, plan: str):
 _FIELDS = ("open", "high", "low", "close", "volume")
 # Counters of a source that say why a bar may lack trades.
 _CAUSES = ("late_ticks", "duplicates", "overflows", "before_seam", "reconnects")
+
+
+class KlineStartStore(AllTickStore):
+    """A store whose live sources ask ``/kline`` each (no shared batch answers): the start before."""
+
+    newest = None
 
 
 def track_origins(relay: Relay) -> dict[str, dict[int, str]]:
@@ -169,6 +179,9 @@ def main() -> None:
     )
     parser.add_argument("--plan", default="professional")
     parser.add_argument(
+        "--kline-start", action="store_true", help="one /kline per symbol at start (no /batch-kline)"
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=1.0,
@@ -185,7 +198,7 @@ def main() -> None:
         redis_server.start()
         sim, info = start_simulator(symbols, args.speed, args.plan)
         try:
-            store = AllTickStore(
+            store = (KlineStartStore if args.kline_start else AllTickStore)(
                 token=info["token"],
                 rest_url=info["rest_url"],
                 ws_url=info["ws_url"],
@@ -211,6 +224,7 @@ def main() -> None:
             while not all(source.history_until is None for source in relay._bars._sources):
                 time.sleep(5.0)
             warm_rss, warm_cpu, warm_wall = rss_mb(), time.process_time(), time.monotonic()
+            start_rest = store.rest.stats.snapshot()
             warm_stats, warm_market = relay.stats, store.clock.now_ms()
             samples = [(0.0, warm_rss)]
             end_wall = warm_wall + args.hours * 3600 / args.speed
@@ -239,6 +253,11 @@ def main() -> None:
         f"{market_hours:.2f} market hours measured after "
         f"{(warm_market - info['start']) / 60_000:.0f} market minutes of warm-up "
         f"(startup {warm_wall - began_wall:.0f} s wall, {warm_cpu - cpu0:.1f} s CPU)"
+    )
+    print(
+        f"  start ({'/kline per symbol' if args.kline_start else 'batch'}): {start_rest.requests:,} REST "
+        f"requests until every symbol was live, {start_rest.waited:.1f} s waited for the plan's limits "
+        "(summed over the symbols' backfill threads)"
     )
     upstream = store.stream_stats.get("stock", {})
     print(

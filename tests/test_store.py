@@ -316,6 +316,9 @@ def test_a_dropped_connections_symbols_move_to_the_others_and_every_symbol_keeps
     # The moved symbols' feeds saw their connection drop and their new one up; the others nothing.
     assert all(heard[symbol] == ["connected", "disconnected", "connected"] for symbol in symbols[10:20])
     assert all(heard[symbol] == ["connected"] for symbol in symbols[5:10] + symbols[20:])
+    # notify_store names the connection, since the family has several.
+    notes = [message for message, _, _ in store.get_notifications()]
+    assert {"stream stock#1: connected", "stream stock#2: disconnected"} <= set(notes)
 
 
 def test_a_dropped_connection_breaks_only_the_symbols_it_carries(make_sim, make_store):

@@ -6,7 +6,9 @@ feeds deliver it, and the live feeds' backfill reads it.  Below it, one module p
 * :mod:`.window`: what is asked (:class:`Window`, epoch ms only) and answered (:class:`BarRange`);
 * :mod:`.loader`: :class:`HistoryLoader`, closed *native* bars of the service, the cache first;
 * :mod:`.walk`: :class:`~.walk.PageWalk`, one load's walk over cached stretches and fetched pages;
-* :mod:`.archive`: the bars a relay archived in InfluxDB, combined or built from ticks as needed.
+* :mod:`.archive`: the bars a relay archived in InfluxDB, combined or built from ticks as needed;
+* :mod:`.newest`: :class:`~.newest.NewestBars`, the live sources' short backfills of many symbols
+  gathered into ``/batch-kline`` calls (the store's ``newest``).
 
 Each is handed what it uses; none calls back up.
 """
@@ -24,7 +26,7 @@ from ..records import Kline
 from ..symbols import Instrument
 from ..timeframes import BarSpec
 from .archive import archived_bars
-from .loader import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace
+from .loader import HISTORY_START_TTL_MS, HistoryLoader, cache_namespace, cache_newest_bars
 from .walk import Progress
 from .window import BarRange, Window
 
@@ -37,6 +39,7 @@ __all__ = [
     "Progress",
     "Window",
     "cache_namespace",
+    "cache_newest_bars",
 ]
 
 SOURCES = (None, "influx")

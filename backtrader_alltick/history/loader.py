@@ -5,6 +5,7 @@ service has closed by its clock; the walk does the paging (its docstring says ho
 in-memory cache for a load when it has no cache file, so a walk always has somewhere to keep
 what it proved.  It does no network or disk I/O of its own.  Native periods only: composing
 (3m from 1m), the archive and the session policy are :class:`~backtrader_alltick.history.History`'s.
+:func:`cache_newest_bars` keeps what a ``/batch-kline`` answer proves, as a walk keeps a page.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from ..cache import MEMORY, KlineCache
 from ..clock import CLOSE_LAG_S, Clock, ServiceClock, as_service_clock
 from ..errors import ConfigError, UnsupportedTimeframe
 from ..param_checks import check_window
+from ..records import Kline
 from ..symbols import Instrument, parse_symbol
 from .walk import HISTORY_START_TTL_MS, KlineService, KlineStore, PageWalk, Progress, Service, ServiceTime
 from .window import BarRange
 
 logger: logging.Logger = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_START_TTL_MS", "HistoryLoader", "Progress", "cache_namespace"]
+__all__ = ["HISTORY_START_TTL_MS", "HistoryLoader", "Progress", "cache_namespace", "cache_newest_bars"]
 
 
 class _LearnsTime(Protocol):
@@ -178,3 +180,36 @@ def cache_namespace(dialect: Any, base_url: str | None) -> str:
     if not base_url or base_url.rstrip("/") == dialect.DEFAULT_REST_URL.rstrip("/"):
         return dialect.NAME
     return f"{dialect.NAME}@{urlsplit(base_url).netloc}"
+
+
+def cache_newest_bars(
+    cache: KlineStore, namespace: str, clock: Clock, found: dict[str, list[Kline]], period: str, sent: int
+) -> None:
+    """Cache the closed bars of a ``/batch-kline`` answer and mark the stretch it proves covered.
+
+    ``found`` is ``{symbol: the service's newest bars}`` as ``RestClient.batch_klines`` returns it,
+    asked at our clock's ``sent``.  The answer's bars are the service's newest, with none between
+    them, so it proves what a walk's newest page proves (``PageWalk._closed_edge``): every bar
+    from its oldest up to the first the service may not have closed.  An answer of fewer than two
+    bars proves nothing (a symbol missing from it reads the same as a quiet one) and is left out.
+
+    Example::
+
+        sent = clock.mark()
+        found = rest.batch_klines(insts, "1m", 2)
+        cache_newest_bars(cache, "alltick", clock, found, "1m", sent)
+    """
+    service = as_service_clock(clock)
+    for symbol, bars in found.items():
+        if len(bars) < 2:
+            continue
+        market = parse_symbol(symbol).market
+        newest = bars[-1]
+        service.observe_server_time(newest.start)  # the service's time has reached the newest bar
+        closed_until = service.closed_until(sent)
+        if closed_until is None or timeframes.final_at(period, newest.start, market) > closed_until:
+            edge = newest.start
+        else:
+            edge = timeframes.first_open_start(period, closed_until, market)
+        cache.put(namespace, [bar for bar in bars if bar.start < edge])
+        cache.mark_covered(namespace, symbol, period, bars[0].start, edge)

@@ -42,6 +42,7 @@ class Faults:
     server_error_burst: int = 0  # the next N REST requests get HTTP ``server_error_status``
     server_error_status: int = 503
     slow_ms: int = 0  # delay every REST response (and WebSocket upgrade) by this much
+    push_lag_ms: int = 0  # push each trade this many market ms after its stamp: a feed running behind
     reject_token: bool = False  # every token is refused, even valid ones
     rate_limit_reply: str = "ret605"  # AllTick: "ret605" (HTTP 200, ret 605) or "http429"
     kline_flaws: dict[int, str] = field(default_factory=dict)  # bar start ms -> flaw (sim/kline_flaws.py)

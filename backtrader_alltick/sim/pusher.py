@@ -293,7 +293,7 @@ class Pusher:
         sessions = sim.sessions()
         self._enforce(sessions)
         # Bound one step to a day of market time so a huge speed cannot stall the loop.
-        now = min(sim.clock.now_ms(), self.cursor + DAY_MS)
+        now = min(sim.clock.now_ms() - sim.faults.push_lag_ms, self.cursor + DAY_MS)
         if now <= self.cursor:
             return
         step = Step(sim.model, self.cursor, now, int(sim.resend_when_closed_s * 1000))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,6 +199,11 @@ class SimServer(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            # A client that goes away before its reply (reset, broken pipe) is ordinary for a server.
+            logger.debug("simulator: client %s gone (%s)", client_address[0], type(error).__name__)
+            return
         logger.exception("simulator: request from %s failed", client_address[0])
 
     def cut_all(self) -> None:

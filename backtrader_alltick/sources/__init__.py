@@ -48,6 +48,7 @@ COUNTERS = (
     "reconnects",
     "offhours_trades",
     "offhours_bars",
+    "held_bars",
 )
 
 # Where a source's bars come from now (StateChanged.state).

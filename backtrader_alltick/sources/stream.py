@@ -19,17 +19,11 @@ from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
-from ..errors import (
-    LateTradeWarning,
-    LiveOnlyWarning,
-    MarketClosedWarning,
-    SessionPolicyWarning,
-    is_retryable,
-)
+from ..errors import is_retryable
 from ..history import Window
-from ..markets import MINUTE_MS
-from ..notices import Notice, handing_to, warn_user
-from ..records import Depth, Kline, Tick, format_utc
+from ..history.newest import NewestBars
+from ..notices import Notice, handing_to
+from ..records import Depth, Kline, Tick
 from ..seam import Seam
 from ..symbols import Instrument
 from ..timeframes import BarSpec, slot_of
@@ -37,7 +31,7 @@ from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 from .needs import LiveStore
-from .newest import NewestBars
+from .stream_notes import StreamNotes
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +53,8 @@ class StreamBars:
     ``spec`` None streams every trade as a bar (``TimeFrame.Ticks``).  ``start_ms`` is the
     first bar's close to backfill from (None: the newest ``options.lookback``).  ``wake`` is
     shared by the sources one thread drives: it waits once for all of them, then polls each with 0.
-    ``newest``, shared by many sources, answers the short backfills of gaps in batches.
+    ``newest``, shared by many sources, answers the short backfills (a start's last bar, a gap's
+    bars) in batches; where it cannot, ``/kline`` does.
 
     Example::
 
@@ -80,6 +75,7 @@ class StreamBars:
         newest: NewestBars | None = None,
     ) -> None:
         self.stats = dict.fromkeys(COUNTERS, 0)
+        self._notes = StreamNotes(inst, options)
         self._wake = wake = wake if wake is not None else Wake()
         self._inbox = Inbox(options.inbox_size, wake)
         self._out = Outbox()
@@ -88,12 +84,14 @@ class StreamBars:
         self.family = store.wire.family(inst)
         self.start_ms = start_ms
         self._newest = newest
+        self._anchor_fetch = False  # the next fetch is the first of a job the seam asked as it anchored
         self._last_tick_time: int | None = None
         self._seen = SeenTrades()
         self._probe_job: int | None = None
         self._symbol_known = False
         self._closed = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * clock.speed)
+        self._grace_ms = int(options.grace * 1000 * clock.speed)
         # TimeFrame.Ticks has no seam: it is live once a trade came or the margin passed.
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
@@ -111,24 +109,21 @@ class StreamBars:
                 spec,
                 inst.market,
                 request_rest=self._request_rest,
-                grace_ms=int(options.grace * 1000 * clock.speed),
+                grace_ms=self._grace_ms,
                 emit_empty=options.emit_empty,
                 anchor_margin_ms=self._margin_ms,
                 backfill_start=options.backfill_start,
                 backfill=options.backfill,
                 regular_only=not options.extended_hours,
-                on_reseam=self._note_reseam,
+                on_reseam=self._notes.reseam,
             )
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.  A job ends at a
             # bar's close stamp: the newest bar final now.
             self._probe_job = self.backfiller.request(None, self._closed_until(clock.now_ms()), 1)
-        self._offhours_noted = self._offhours_bars_noted = self._reseam_noted = False
-        self._late_noted = False
-        self._closure_noted: str | None = None
-        self._closure_check_ms = -math.inf  # the first check, at the first poll, warns the user
         self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
         self._hold_s = 0.0  # wall seconds until a bar held for its connection's reader is tried again
+        self._held_deadline: int | None = None  # the deadline of the bar held last (counted once)
         wake.attach(self._inbox, self)
         store.listen(inst, self._post, depth=options.bidask, on_status=self._put)
         if store.hub.is_connected(self.family, inst):  # another feed's socket: no "connected" will come
@@ -198,7 +193,8 @@ class StreamBars:
         if self._out.state == "over":
             return math.inf
         deadline = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
-        moment = self._closure_check_ms if deadline is None else min(deadline, self._closure_check_ms)
+        check = self._notes.closure_check_ms
+        moment = check if deadline is None else min(deadline, check)
         if moment == -math.inf:  # the first closure check: due at once
             return 0.0
         # A bar held for its connection's reader is looked at again after a while, not in a spin.
@@ -228,9 +224,9 @@ class StreamBars:
                 self._out.bar(bar, quoted=source == "bars_live")
             self.stats.update(seam.stats)
             if seam.first_offhours is not None:
-                self._note_offhours(seam.first_offhours)
-            if self.stats["late_ticks"] and not self._late_noted:
-                self._note_late()
+                self._notes.offhours_trade(seam.first_offhours)
+            if self.stats["late_ticks"]:
+                self._notes.late_trade()
         return True
 
     def _take_queued(self) -> bool:
@@ -247,65 +243,39 @@ class StreamBars:
             handled = True
         return handled
 
-    def _note_late(self) -> None:
-        # A bar already handed out lacks this trade: it differs from the service's K-line.  Said once,
-        # since Backtrader cannot take a bar back; the count goes on in stats.
-        self._late_noted = True
-        warn_user(
-            f"{self.inst.symbol}: a trade came after its live bar was handed out, so that bar lacks it "
-            f"(grace={self.options.grace} s); counted in stats['late_ticks']; pass a larger grace to "
-            "wait longer for late trades",
-            LateTradeWarning,
-        )
-
-    def _note_market_closure(self, now: int) -> None:
-        # Said once per closure (a night, a holiday, an early close): a quiet feed then is expected,
-        # not a fault.  Checked once a market minute, which is often enough for a log line.
-        if now < self._closure_check_ms:
-            return
-        starting = self._closure_check_ms == -math.inf
-        self._closure_check_ms = now + MINUTE_MS
-        closed = self.inst.market.closed_note(now)
-        if closed and closed != self._closure_noted:
-            # The calendar says when to expect bars, never that a trade does not exist.
-            until = (
-                "bars only from trades the service still sends"
-                if self.options.extended_hours
-                else "no bars until then (extended_hours=False)"
-            )
-            if starting:  # a script started at night would otherwise look hung
-                warn_user(
-                    f"{self.inst.symbol}: {closed}; {until}, so the live feed may stay quiet",
-                    MarketClosedWarning,
-                )
-            else:
-                logger.info("%s: %s; %s", self.inst.symbol, closed, until)
-        self._closure_noted = closed
-
     def _run_timers(self) -> None:
         now = self.clock.now_ms()
-        self._note_market_closure(now)
+        self._notes.market_closure(now)
         seam = self.seam
         if seam is not None:
             # A trade sent before a bar's end plus grace may still be unread in the socket (its reader
-            # waits for the CPU): the bar closes once the connection has been read past that moment.
-            # What was read through it is queued by now, so it is taken first.  Asked only when something
-            # is due: the timers also run at each trade, on the relay's busiest path.
+            # waits for the CPU), or still on its way from a service that sends late: the bar closes
+            # once the connection has been read past that moment, by the service's lag.  What was read
+            # through it is queued by now, so it is taken first.  Asked only when something is due: the
+            # timers also run at each trade, on the relay's busiest path.
             through = now
             due = seam.next_deadline()
             if due is not None and due <= now:
-                through = self.store.hub.read_through(self.family, self.inst, now)
+                through = self.store.hub.read_through(self.family, self.inst, now, self._grace_ms)
                 self._take_queued()
             seam.on_timer(now, through)
             held = False
             if through < now:  # the reader was behind: is a bar still due, held for it?
                 deadline = seam.next_deadline()
-                held = deadline is not None and deadline <= now
+                if deadline is not None and deadline <= now:
+                    held = True
+                    self._count_held(deadline, now)
             self._hold_s = (
                 min(max((now - through) / 2000 / self.clock.speed, HOLD_MIN_S), HOLD_MAX_S) if held else 0.0
             )
         elif self._ticks_deadline is not None and now >= self._ticks_deadline:
             self._ticks_flowing, self._ticks_deadline = True, None
+
+    def _count_held(self, deadline: int, now: int) -> None:
+        if deadline != self._held_deadline:
+            self._held_deadline = deadline
+            self.stats["held_bars"] += 1
+        self._notes.held((now - deadline) / 1000 / self.clock.speed)
 
     def _handle(self, item) -> None:
         if isinstance(item, Tick):
@@ -316,14 +286,8 @@ class StreamBars:
             self._rest_pauses = None  # REST answers again
             if item.job != self._probe_job and self.seam is not None:
                 self.seam.on_rest(item.job, item.bars, item.done)
-                if self.seam.offhours_bars and not self._offhours_bars_noted:
-                    self._offhours_bars_noted = True
-                    warn_user(
-                        f"{self.inst.symbol}: REST bars outside the regular session are left out "
-                        "(extended_hours=False), counted in stats['offhours_bars']; pass "
-                        "extended_hours=True to keep them",
-                        SessionPolicyWarning,
-                    )
+                if self.seam.offhours_bars:
+                    self._notes.offhours_bars()
         elif isinstance(item, BackfillFailed):
             self._on_backfill_failed(item)
         elif isinstance(item, Notice):
@@ -333,6 +297,9 @@ class StreamBars:
 
     def _request_rest(self, after_ms: int | None, upto_ms: int) -> int:
         pause, self._rest_pause_s = self._rest_pause_s, 0.0
+        # The seam asks as it anchors: at each symbol's own first trade, so the job's first fetch is
+        # gathered with the other sources' as a start's is (NewestBars' longer window).
+        self._anchor_fetch = True
         return self.backfiller.request(after_ms, upto_ms, delay_s=pause)
 
     def _on_backfill_failed(self, failed: BackfillFailed) -> None:
@@ -381,49 +348,9 @@ class StreamBars:
         self._last_tick_time = tick.time
         if not self.options.extended_hours and not in_regular_hours(tick.time, self.inst.market):
             stats["offhours_trades"] += 1  # the session policy, as the seam applies it to bars
-            self._note_offhours(tick)
+            self._notes.offhours_trade(tick)
             return
         self._out.bar(tick, quoted=True)
-
-    def _note_offhours(self, tick: Tick) -> None:
-        if self._offhours_noted:
-            return
-        self._offhours_noted = True
-        warn_user(
-            f"{self.inst.symbol}: trades outside the regular session are left out (extended_hours="
-            f"False), the first at {format_utc(tick.time)}; counted in stats['offhours_trades']; pass "
-            "extended_hours=True to keep them",
-            SessionPolicyWarning,
-        )
-        if tick.session == 0:
-            # The service says regular session where our calendar says closed: the calendar is behind.
-            warn_user(
-                f"{self.inst.symbol}: the service marks a trade at {format_utc(tick.time)} as regular-"
-                f"session trading while the {self.inst.market.name} calendar says closed; the calendar "
-                "may be out of date (upgrade the calendars extra) or pass extended_hours=True",
-                SessionPolicyWarning,
-            )
-
-    def _note_reseam(self, why: str, last_end: int, seam: int, from_rest: bool) -> None:
-        # Once per feed: the user chose live-only bars, and this is what that choice costs or ignores.
-        if self._reseam_noted or (from_rest and self.options.backfill_start):
-            return
-        self._reseam_noted = True
-        symbol = self.inst.symbol
-        if from_rest:
-            warn_user(
-                f"{symbol}: {why}; the bars it cut are rebuilt from REST (backfill=True) although "
-                "backfill_start=False; pass backfill=False as well for bars from the stream only "
-                "(a drop then leaves a gap)",
-                LiveOnlyWarning,
-            )
-        else:
-            warn_user(
-                f"{symbol}: {why}; with backfill=False the bars closing after {format_utc(last_end)} "
-                f"up to {format_utc(seam)} are not rebuilt from REST, so the feed has a gap there; "
-                "pass backfill=True to fill such gaps",
-                LiveOnlyWarning,
-            )
 
     def _on_status(self, status) -> None:
         now = self.clock.now_ms()
@@ -472,11 +399,18 @@ class StreamBars:
     def _rest_bars(
         self, spec: BarSpec, after_ms: int | None, start_ms: int | None, upto_ms: int, count: int | None
     ) -> tuple[list[Kline], int]:
-        # A gap's few bars from a batch answer shared with other symbols, where one covers them.
-        if after_ms is not None and self._newest is not None:
-            got = self._newest.fetch(self.inst, spec, after_ms, upto_ms)
-            if got is not None:
-                return got
+        # A gap's or a start's few bars from a batch answer shared with other symbols, where one covers them.
+        newest, got = self._newest, None
+        starting, self._anchor_fetch = self._anchor_fetch, False
+        if newest is not None:
+            if after_ms is not None:
+                got = newest.fetch(self.inst, spec, after_ms, upto_ms, starting=starting)
+            elif start_ms is not None and count is None:
+                got = newest.fetch(self.inst, spec, start_ms - 1, upto_ms, starting=True)  # from start_ms
+            elif start_ms is None and count is not None:
+                got = newest.fetch_newest(self.inst, spec, count, upto_ms)
+        if got is not None:
+            return got
         found = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
         return found.bars, found.complete_ms
 

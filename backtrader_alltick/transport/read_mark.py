@@ -7,6 +7,14 @@ backfill, a busy machine).  Closing then would hand out a bar short of that trad
 marks each moment it finds the socket empty with every whole message handed out; a bar closes only
 once that moment has passed its end plus grace, so the service's trades, not our clock alone,
 decide.  A reader that keeps up is found empty at once, so a bar is not held when nothing is unread.
+
+Reading everything that arrived is not enough when the service itself sends late: a feed that falls
+behind (a busy server, a congested route) delivers each trade seconds after its stamp, and a bar
+closed ``grace`` after its end would still lack the trades on their way.  So the mark also learns the
+stream's lag: for each frame that carries a newer trade than any before, how far the service's time
+(the store's clock) had run past that trade's stamp when it was handed out.  The largest lag of the
+last second (kept while the stream is quiet: a stalled feed has not caught up) holds a bar past
+``grace`` by what it exceeds ``grace``; a stream on time (lag within ``grace``) holds nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +24,18 @@ import select
 import socket
 from typing import Protocol
 
+from ..records import Tick
+
 _NEVER = -(2**63)  # no socket read yet: nothing can be unread, nothing vouched for either
+
+# Wall seconds of frames over which the stream's lag is the largest seen (two half windows), and the
+# most it may hold a bar: a trade stamped longer ago than that is a replay or a wrong stamp, not lag.
+LAG_WINDOW_S, LAG_CAP_S = 1.0, 30.0
 
 
 class _MarketClock(Protocol):
+    speed: float
+
     def now_ms(self) -> int: ...
 
 
@@ -46,10 +62,35 @@ class ReadMark:
         # (moment found empty, socket waited on now or None while reading): one tuple, so that a
         # reader replacing it is seen whole by another thread, and a change is seen by identity.
         self._state: tuple[int, socket.socket | None] = (_NEVER, None)
+        speed = float(getattr(clock, "speed", 1.0))
+        self._half_window_ms = int(LAG_WINDOW_S / 2 * 1000 * speed)
+        self._lag_cap_ms = int(LAG_CAP_S * 1000 * speed)
+        self._newest = _NEVER  # the newest trade stamp handed out
+        # The largest lag of the current half window and of the one before it; their start.
+        self._window_start = _NEVER
+        self._lag_now = self._lag_before = 0
+        self.lag_ms: int = 0  # the stream's lag: the largest of the two half windows
 
     def __repr__(self) -> str:
         since, waiting = self._state
-        return f"ReadMark(through={since}, waiting={waiting is not None})"
+        return f"ReadMark(through={since}, waiting={waiting is not None}, lag_ms={self.lag_ms})"
+
+    def handed_out(self, records: list) -> None:
+        """Learn the stream's lag from a frame's records just handed out (the reader's thread only)."""
+        newest = self._newest
+        for record in records:
+            if type(record) is Tick and record.time > newest:
+                newest = record.time
+        if newest == self._newest:
+            return  # no newer trade: a repeat, a late print or a quote says nothing about the lag
+        self._newest = newest
+        now = self._clock.now_ms()
+        lag = min(max(now - newest, 0), self._lag_cap_ms)
+        if now - self._window_start >= self._half_window_ms:
+            self._window_start, self._lag_before, self._lag_now = now, self._lag_now, lag
+        else:
+            self._lag_now = max(self._lag_now, lag)
+        self.lag_ms = max(self._lag_now, self._lag_before)
 
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds (None: for ever) until ``sock`` has bytes; False on timeout.
@@ -73,10 +114,14 @@ class ReadMark:
             return readable
         return True  # a backlog: the moment found empty stays the one before it
 
-    def through(self, now_ms: int) -> int:
+    def through(self, now_ms: int, grace_ms: int = 0) -> int:
         """Market ms through which everything that reached the socket has been handed out: ``now_ms``
         (read before calling) while the reader waits with nothing unread, else the last moment it found
-        the socket empty."""
+        the socket empty; earlier by what the stream's lag exceeds ``grace_ms`` (the wait a bar's
+        close already allows for trades in flight)."""
+        return self._read_through(now_ms) - max(0, self.lag_ms - grace_ms)
+
+    def _read_through(self, now_ms: int) -> int:
         state = self._state
         since, sock = state
         if sock is None:

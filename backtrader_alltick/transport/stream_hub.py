@@ -30,7 +30,7 @@ from ..redaction import protect
 from ..symbols import Instrument, parse_symbol
 from .shards import PACING_MARGIN, Capacity, Pacer, Shards, over_capacity
 from .stream_link import LinkHost, StreamLink
-from .stream_protocol import ADDITIVE, Desired, StreamStatus
+from .stream_protocol import ADDITIVE, Desired, StreamStatus, connection_name
 from .stream_settings import StreamSettings
 from .subscriptions import KINDS, SubscriptionRegistry
 
@@ -44,6 +44,8 @@ class StreamHub:
     connections that are up take its codes into their room (:meth:`.Shards.rebalance`); the rest,
     with the ones added meanwhile, are resubscribed when it is back.  A code on a working connection
     is never moved, no connection is given more than its cap, and no code is left without one.
+    A connection left without codes (all unsubscribed, or moved away after a drop) is closed, so it
+    holds none of the plan's connections; the next code placed on it opens it again.
     Connection attempts and subscribe requests of different connections of a family are
     ``min_reconnect_interval`` apart (alltick.md 5.5, 6.3).  :attr:`stats` sums the counters of a
     family's connections (``links``: how many were opened).
@@ -107,7 +109,13 @@ class StreamHub:
         self.on_status: Callable[[StreamStatus], None] | None = on_status
         self._observe = getattr(self.settings.clock, "observe_server_time", None)
         self._host = LinkHost(
-            threading.Event(), self._desired, self._emit, self._fan_out, self._retire, self._pacer
+            threading.Event(),
+            self._desired,
+            self._emit,
+            self._fan_out,
+            self._retire,
+            self._pacer,
+            self._label,
         )
         self._lock = threading.Lock()
         self._registry = SubscriptionRegistry()
@@ -116,6 +124,7 @@ class StreamHub:
         self._pacers: dict[str, tuple[Pacer, Pacer]] = {}  # family -> (connection attempts, requests)
         self._versions: dict[tuple[str, int], tuple[int, float]] = {}  # (family, slot) -> (changes, when)
         self._links: dict[tuple[str, int], StreamLink] = {}
+        self._replaced: list[StreamLink] = []  # links another took the place of, joined on stop()
         self._started = False
 
     def __repr__(self) -> str:
@@ -184,20 +193,22 @@ class StreamHub:
         """Close every connection and join every thread; safe to call twice."""
         self._host.stopping.set()
         with self._lock:
-            links = list(self._links.values())
+            links = [*self._links.values(), *self._replaced]
         for link in links:
             link.interrupt()
         for link in links:
             link.thread.join(timeout)
             if link.thread.is_alive():
-                logger.warning("stream thread of family %s did not stop within %s s", link.family, timeout)
+                logger.warning("stream thread of %s did not stop within %s s", link.name, timeout)
 
     def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool:
         """True while every socket of the family is up (after auth, where there is one); with
         ``inst``, while the socket that carries it is."""
         with self._lock:
             if inst is None:
-                links = [link for (name, _), link in self._links.items() if name == family]
+                links = [
+                    link for (name, _), link in self._links.items() if name == family and not link.closed
+                ]
             else:
                 shards = self._shards.get(family)
                 slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
@@ -205,16 +216,17 @@ class StreamHub:
                 links = [link] if link is not None else []
         return bool(links) and all(link.is_connected for link in links)
 
-    def read_through(self, family: str, inst: Instrument | str, now_ms: int) -> int:
+    def read_through(self, family: str, inst: Instrument | str, now_ms: int, grace_ms: int = 0) -> int:
         """Market ms through which the connection that carries ``inst`` has handed out every record it
         received: ``now_ms`` (read before calling) when nothing is unread, earlier while its reader is
-        behind (see :class:`~.read_mark.ReadMark`).  A bar closes only once this has passed its end."""
+        behind or while the service sends later than ``grace_ms`` after the stamps (see
+        :class:`~.read_mark.ReadMark`).  A bar closes only once this has passed its end plus grace."""
         with self._lock:
             shards = self._shards.get(family)
             slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
             link = self._links.get((family, slot)) if slot is not None else None
         # Without a connection no trade can be unread, and a live bar has none to wait for.
-        return now_ms if link is None else link.read_mark.through(now_ms)
+        return now_ms if link is None else link.read_mark.through(now_ms, grace_ms)
 
     @property
     def stats(self) -> dict[str, dict[str, Any]]:
@@ -242,6 +254,8 @@ class StreamHub:
         inst = parse_symbol(inst)
         family = self.dialect.family(inst)
         update = self._registry.add if adding else self._registry.remove
+        closing: StreamLink | None = None
+        closing_name = ""
         with self._lock:
             shards = self._shards.setdefault(family, Shards(self.capacity.per_link))
             if adding and shards.slot_of(inst) is None:
@@ -268,17 +282,26 @@ class StreamHub:
             if not wanted:
                 # Its room goes to the next new code; until then, the connection's list just shrinks.
                 shards.release(inst)
+                if link is not None and not shards.sizes()[slot]:
+                    closing_name = self._label_locked(key)
+                    closing = self._close_empty(link)
             self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, time.monotonic())
             opening = self._started and not self._host.stopping.is_set()
-            if (link is None or (adding and link.ended)) and opening and wanted:
+            if (link is None or (adding and (link.ended or link.closed))) and opening and wanted:
                 # After a fatal error a new subscriber gets one new attempt and its own verdict, not silence.
                 link = self._open_link(family, slot)
-        if link is not None:
+        if closing is not None:
+            logger.info("stream %s closed: it carries no code", closing_name)
+            closing.interrupt()  # out of the lock: closing the socket sends a frame
+        elif link is not None:
             link.wake.set()
 
     def _open_link(self, family: str, slot: int) -> StreamLink:
         previous = self._links.get((family, slot))
-        # A replaced link's thread has ended: its counters go on where they stopped.
+        if previous is not None:
+            self._replaced = [link for link in self._replaced if link.thread.is_alive()]
+            self._replaced.append(previous)
+        # A replaced link has ended (fatal) or is ending (closed without codes): its counters go on.
         link = self._links[(family, slot)] = StreamLink(
             family,
             self.settings,
@@ -288,6 +311,26 @@ class StreamHub:
         )
         link.thread.start()
         return link
+
+    def _close_empty(self, link: StreamLink) -> StreamLink | None:
+        # Under the lock.  A connection without codes would only hold one of the plan's connections
+        # (and be reconnected after each drop): it is closed, and the next code placed on its slot
+        # opens a new one.  Returns the link for the caller to interrupt out of the lock.
+        if link.closed or link.ended:
+            return None
+        link.closed = True
+        return link
+
+    def _label(self, key: tuple[str, int]) -> str:
+        with self._lock:
+            return self._label_locked(key)
+
+    def _label_locked(self, key: tuple[str, int]) -> str:
+        return connection_name(*key, self._open_count(key[0]))
+
+    def _open_count(self, family: str) -> int:
+        # Under the lock: the family's connections, open or being opened (a closed one no longer counts).
+        return sum(name == family and not link.closed for (name, _), link in self._links.items())
 
     def _desired(self, key: tuple[str, int]) -> Desired:
         family, slot = key
@@ -325,11 +368,12 @@ class StreamHub:
             receiver(record)
 
     def _emit(self, status: StreamStatus) -> None:
+        with self._lock:
+            status = dataclasses.replace(status, connections=self._open_count(status.family))
         log = logger.warning if status.error is not None else logger.info
         log(
-            "stream %s%s %s (attempt %d)%s",
-            status.family,
-            f"-{status.slot + 1}" if status.slot else "",
+            "stream %s %s (attempt %d)%s",
+            status.connection,
             status.kind,
             status.attempt,
             f": {status.error}" if status.error else "",
@@ -391,13 +435,13 @@ class StreamHub:
             for key in {(family, slot), *((family, index) for index in moved.values())}:
                 self._versions[key] = (self._versions.get(key, (0, 0.0))[0] + 1, now)
             links = [self._links[(family, index)] for index in sorted(set(moved.values()))]
-        logger.info(
-            "stream %s: %d codes of dropped connection %d moved to connections %s",
-            family,
-            len(moved),
-            slot + 1,
-            ", ".join(str(link.slot + 1) for link in links),
-        )
+            names = [self._label_locked(key) for key in ((family, slot), *(link.key for link in links))]
+            down = self._links.get((family, slot))
+            closing = self._close_empty(down) if down is not None and not shards.sizes()[slot] else None
+        logger.info("stream %s: %d codes moved to %s", names[0], len(moved), ", ".join(names[1:]))
         for link in links:
             link.wake.set()
+        if closing is not None:
+            logger.info("stream %s closed: it carries no code", names[0])
+            closing.interrupt()
         return moved

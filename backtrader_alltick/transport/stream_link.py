@@ -25,7 +25,7 @@ from ..redaction import detached
 from .read_mark import ReadMark
 from .retry import backoff
 from .shards import PACING_MARGIN, Pacer
-from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, new_counters
+from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, connection_name, new_counters
 from .stream_settings import RECONNECT_JITTER, StreamSettings
 from .websocket_errors import map_errors
 
@@ -46,7 +46,8 @@ class LinkHost:
     wanted now on that connection; ``emit`` reports a status to the hub's subscribers; ``on_event``
     takes each record; ``retire(link)`` marks the link ended, so that a new subscriber opens a new
     one; ``pacer(family, "connect" | "request")`` spaces the attempts, or the subscribe requests,
-    of a family's connections between them (None: no spacing).
+    of a family's connections between them (None: no spacing); ``label((family, slot))`` names the
+    connection in messages (None: the family, numbered from the second connection on).
 
     Example::
 
@@ -60,6 +61,7 @@ class LinkHost:
     on_event: Callable[[object], None]
     retire: Callable[[StreamLink], None]
     pacer: Callable[[str, str], Pacer] | None = None
+    label: Callable[[tuple[str, int]], str] | None = None
 
 
 class _FrameReader:
@@ -203,7 +205,7 @@ class StreamLink:
         self.host: LinkHost = host
         self.slot: int = slot
         self.key: tuple[str, int] = (family, slot)
-        name = family if slot == 0 else f"{family}-{slot + 1}"
+        self.name: str = connection_name(family, slot)
         # A replaced link's counters go on.
         self.stats: dict[str, Any] = stats if stats is not None else new_counters()
         self.wake: threading.Event = threading.Event()
@@ -213,8 +215,11 @@ class StreamLink:
         self._dialing: websocket.WebSocket | None = None  # the socket of a handshake under way
         self._attempt = 0
         self.ended: bool = False  # gave up (fatal): no more attempts on this link
+        # Set by the hub when the connection carries no code any more; interrupt() then ends it quietly.
+        self.closed: bool = False
+        self._halt = threading.Event()  # interrupt() was called: no more attempts, no more waiting
         self.thread: threading.Thread = threading.Thread(
-            target=self._run, name=f"alltick-stream-{name}", daemon=True
+            target=self._run, name=f"alltick-stream-{self.name}", daemon=True
         )
 
     @property
@@ -236,6 +241,8 @@ class StreamLink:
             connection.protocol.lingering.discard(symbol)
 
     def interrupt(self) -> None:
+        """End the link: close its socket, cut a handshake or a backoff short, make no more attempts."""
+        self._halt.set()
         self.wake.set()
         dialing = self._dialing
         if dialing is not None and dialing.sock is not None:
@@ -246,7 +253,7 @@ class StreamLink:
             connection.close(None)
 
     def _run(self) -> None:
-        settings, host, stopping = self.settings, self.host, self.host.stopping
+        settings, host = self.settings, self.host
 
         def fresh_delays():
             return backoff(
@@ -258,13 +265,13 @@ class StreamLink:
 
         delays = fresh_delays()
         last_attempt, retries, last_kind, floor = None, 0, "", 0.0
-        while not stopping.is_set():
+        while not self._stopping():
             if last_attempt is not None:
                 # Never reconnect faster than the plan allows, counted from the previous attempt.
                 interval = settings.min_reconnect_interval
                 interval += PACING_MARGIN if interval else 0.0
                 floor = max(floor, interval - (time.monotonic() - last_attempt))
-                if stopping.wait(max(next(delays), floor)):
+                if self._halt.wait(max(next(delays), floor)) or self._stopping():
                     break
             if self._wait_for_turn("connect"):
                 break
@@ -283,7 +290,7 @@ class StreamLink:
                 error = detached(e)  # the handshake's foreign exception holds the URL, token included
             except Exception as e:  # a defect must end the stream visibly, never leave its feeds waiting
                 error = AllTickError(
-                    f"stream {self.family} failed unexpectedly ({type(e).__name__}: "
+                    f"stream {self._label()} failed unexpectedly ({type(e).__name__}: "
                     f"{redact(str(e), settings.token)}); please report it"
                 )
                 detached(error)
@@ -295,8 +302,8 @@ class StreamLink:
                     delays = fresh_delays()
             else:
                 self.stats["connect_failures"] += 1
-            if stopping.is_set() or error is None:
-                if last_kind == "connected":
+            if self._stopping() or error is None:
+                if last_kind == "connected" and not self.closed:  # closed: it carried nobody's codes
                     host.emit(StreamStatus(self.family, "disconnected", now_ms, slot=self.slot))
                 break
             floor = getattr(error, "retry_after", None) or 0.0
@@ -310,19 +317,26 @@ class StreamLink:
                 )
                 last_kind = "disconnected"
             else:
-                logger.info("stream %s attempt %d failed: %s", self.family, self._attempt, error)
+                logger.info("stream %s attempt %d failed: %s", self._label(), self._attempt, error)
             retries += 1
+
+    def _label(self) -> str:
+        return self.name if self.host.label is None else self.host.label(self.key)
+
+    def _stopping(self) -> bool:
+        # The hub sets ``stopping`` and then interrupts each link; a closed link is only interrupted.
+        return self._halt.is_set() or self.host.stopping.is_set()
 
     def _wait_for_turn(self, kind: str) -> bool:
         # The family's other connections went first a moment ago: keep the documented spacing.
         # Returns True when the hub stopped meanwhile.
         if self.host.pacer is None:
             return False
-        pacer, stopping = self.host.pacer(self.family, kind), self.host.stopping
+        pacer = self.host.pacer(self.family, kind)
         while (wait := pacer.claim(self.key)) > 0:
-            if stopping.wait(wait):
+            if self._halt.wait(wait) or self.host.stopping.is_set():
                 return True
-        return False
+        return self._stopping()
 
     def _turn_taken(self, kind: str, now: float) -> None:
         if self.host.pacer is not None:
@@ -339,7 +353,7 @@ class StreamLink:
             ws.settimeout(settings.connect_timeout)
             self._dialing = ws  # interrupt() shuts its socket: stop() must not wait out a stalled handshake
             try:
-                if self.host.stopping.is_set():
+                if self._stopping():
                     raise TransportError(f"WebSocket {safe_url}: stopped before connecting")
                 ws.connect(url, header=headers)
             finally:
@@ -354,7 +368,7 @@ class StreamLink:
 
     def _serve(self, connection: _Connection) -> AllTickError | None:
         self._connection = connection
-        if self.host.stopping.is_set():
+        if self._stopping():
             connection.close(None)
         writer = threading.Thread(
             target=self._write_loop,
@@ -401,6 +415,8 @@ class StreamLink:
     def _on_ready(self) -> None:
         self.stats["connects"] += 1
         self.stats["reconnects"] += self.stats["connects"] > 1
+        if self.closed:  # closed for want of codes while its handshake went on: nobody to tell
+            return
         now_ms = self.settings.clock.now_ms()
         self.host.emit(StreamStatus(self.family, "connected", now_ms, self._attempt, slot=self.slot))
         self.wake.set()
@@ -410,6 +426,7 @@ class StreamLink:
         # recv_data, not recv: recv turns a close frame into "", losing the status and reason.
         receive, notices, on_event = protocol.receive, protocol.notices, self.host.on_event
         recv, monotonic, close = connection.frames.recv_data, time.monotonic, _OPCODE_CLOSE
+        handed_out = self.read_mark.handed_out
         # One translation scope for the whole loop: the protocol and the handlers raise only our own
         # errors, and entering a context manager per frame would cost the hot path.
         with map_errors(connection.safe_url, self.settings.token, connecting=False):
@@ -424,6 +441,8 @@ class StreamLink:
                     except Exception:
                         stats["callback_errors"] += 1
                         logger.exception("on_event callback failed for %r", record)
+                if records:
+                    handed_out(records)
 
     def _write_loop(self, connection: _Connection) -> None:
         protocol, desired, key = connection.protocol, self.host.desired, self.key

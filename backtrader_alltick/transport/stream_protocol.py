@@ -77,13 +77,14 @@ class StreamStatus:
     from REST) or ``dropped`` (``symbols`` are past the plan's cap and not subscribed).  What a drop
     cut is for each consumer to work out from the bars it has (the seam rebuilds them from REST).
     ``attempt`` counts connection attempts since the last good session; ``slot`` says which of the
-    family's connections it is (0: the first).
+    family's connections it is (0: the first), ``connections`` how many the family had open then,
+    and :attr:`connection` names it for people (``stock#2``, or ``stock`` when it is the only one).
 
     Example::
 
         def on_status(status):
             if status.kind == "disconnected":
-                print(f"{status.family} dropped at {status.at_ms}: {status.error}")
+                print(f"{status.connection} dropped at {status.at_ms}: {status.error}")
     """
 
     family: str
@@ -93,6 +94,22 @@ class StreamStatus:
     error: AllTickError | None = None
     symbols: tuple[str, ...] = ()
     slot: int = 0
+    connections: int = 1
+
+    @property
+    def connection(self) -> str:
+        """The connection's name in messages: the family, numbered when it has several (``stock#2``)."""
+        return connection_name(self.family, self.slot, self.connections)
+
+
+def connection_name(family: str, slot: int, connections: int = 1) -> str:
+    """``family#n`` for the n-th connection (slot n-1) of a family that has several, else ``family``.
+
+    Example::
+
+        connection_name("stock", 1, 2), connection_name("stock", 0, 1)   # ("stock#2", "stock")
+    """
+    return f"{family}#{slot + 1}" if slot or connections > 1 else family
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,7 @@ def test_live_counts_name_the_feed_counters_and_count_seams():
         "inbox_overflows": 0,
         "trades_left_out_offhours": 0,
         "bars_left_out_offhours": 0,
+        "bars_held_for_the_stream": 0,
         "seams": 3,
     }
 

@@ -68,7 +68,7 @@ class HandStore:
     def is_connected(self, family: str, inst=None) -> bool:
         return self.connected
 
-    def read_through(self, family: str, inst, now_ms: int) -> int:
+    def read_through(self, family: str, inst, now_ms: int, grace_ms: int = 0) -> int:
         return now_ms  # the test hands each trade over itself: nothing is ever unread
 
     def listen(self, inst, callback, *, depth=False, on_status=None) -> None:

@@ -1,9 +1,12 @@
-"""A live bar waits for the trades its connection has not read yet: the socket reader's backlog never
-makes a bar short.
+"""A live bar waits for the trades that are not in yet: neither the socket reader's backlog nor a
+service that sends late makes a bar short.
 
-The simulator pushes trades over a real loopback WebSocket; a second listener of the same symbol
-stalls the store's reader thread (listeners run on it) in the middle of a minute, as a starved
-reader would be, until the store's clock is well past that minute's end plus grace.
+The simulator pushes trades over a real loopback WebSocket.  In the first test a second listener of
+the same symbol stalls the store's reader thread (listeners run on it) in the middle of a minute, as
+a starved reader would be, until the store's clock is well past that minute's end plus grace.  In
+the second the simulator pushes each trade ``push_lag_ms`` of market time after its stamp, as a
+server or route running behind would, while its REST answers (and so the store's clock) are on
+time: the service's lag, learnt from the stamps, holds each bar until its trades are in.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from backtrader_alltick.symbols import parse_symbol
 
 BTC = parse_symbol("BTCUSDT")
 WAIT = 30.0  # wall seconds: only guards against a hang
-GRACE_S = 0.1
+GRACE_S = 0.1  # 6 market seconds at the simulator's 60x
+LAG_MS = 40_000  # market ms: far longer than grace
 
 
 def poll_until(source, done, events):
@@ -81,3 +85,34 @@ def test_a_bar_closes_only_after_its_connection_has_read_every_trade_of_it(allti
         assert (bar.open, bar.high, bar.low, bar.close) == (k.open, k.high, k.low, k.close), bar
         assert bar.volume == pytest.approx(k.volume, rel=1e-9), bar
     assert source.stats["late_ticks"] == 0
+    assert source.stats["held_bars"] >= 1
+
+
+@pytest.mark.parametrize("dialect", ["alltick", "itick"])
+def test_bars_of_a_service_sending_late_wait_for_its_trades_and_equal_its_klines(
+    make_sim, make_store, dialect
+):
+    sim = make_sim(dialect=dialect)
+    sim.faults.push_lag_ms = LAG_MS
+    store = make_store(sim, cache=False)
+    spec = store.resolve_timeframe(BTC, "1m")
+    source = StreamBars(store, BTC, spec, SourceOptions(grace=GRACE_S, lookback=1), None)
+    events: list = []
+    bars = lambda: [e.bar for e in events if isinstance(e, BarReady)]  # noqa: E731
+    try:
+        poll_until(source, lambda: source.state == "live", events)
+        # Three minutes wholly built from the stream's late trades.
+        first = max((store.clock.now_ms() // MINUTE_MS + 1) * MINUTE_MS, source.seam.last_end)
+        poll_until(source, lambda: any(bar.end >= first + 3 * MINUTE_MS for bar in bars()), events)
+    finally:
+        source.close()
+
+    live = [bar for bar in bars() if bar.start >= first][:3]
+    assert [bar.end for bar in live] == [first + n * MINUTE_MS for n in (1, 2, 3)]
+    truth = {k.end: k for k in sim.klines("BTCUSDT", "1m", first, first + 3 * MINUTE_MS)}
+    for bar in live:
+        k = truth[bar.end]
+        assert (bar.open, bar.high, bar.low, bar.close) == (k.open, k.high, k.low, k.close), bar
+        assert bar.volume == pytest.approx(k.volume, rel=1e-9), bar
+    assert source.stats["late_ticks"] == 0
+    assert source.stats["held_bars"] >= 3  # each of them waited for the service's lag

@@ -8,10 +8,13 @@ import threading
 
 import pytest
 
-from backtrader_alltick.transport.read_mark import ReadMark
+from backtrader_alltick.records import Tick
+from backtrader_alltick.transport.read_mark import LAG_CAP_S, ReadMark
 
 
 class HandClock:
+    speed = 1.0
+
     def __init__(self, now_ms: int) -> None:
         self.now = now_ms
 
@@ -75,3 +78,57 @@ def test_a_socket_numbered_past_1024_is_still_marked(pair):
     finally:
         high.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def trade(at_ms: int) -> Tick:
+    return Tick("BTCUSDT", at_ms, 1.0, 1.0)
+
+
+def test_a_service_sending_late_holds_the_mark_by_what_its_lag_exceeds_grace(pair):
+    ours, _ = pair
+    clock = HandClock(100_000)
+    mark = ReadMark(clock)
+    assert not mark.wait_readable(ours, 0.0)  # the reader keeps up: found empty at 100_000
+
+    mark.handed_out([trade(95_000), trade(97_000)])  # the newest came 3 s after its stamp
+
+    assert mark.lag_ms == 3_000
+    assert mark.through(100_000, grace_ms=250) == 100_000 - 2_750
+    assert mark.through(100_000, grace_ms=5_000) == 100_000  # a lag within grace holds nothing
+
+
+def test_only_a_newer_trade_tells_the_lag_not_a_repeat_or_a_late_print(pair):
+    clock = HandClock(100_000)
+    mark = ReadMark(clock)
+    mark.handed_out([trade(99_900)])
+    clock.now = 100_100
+    mark.handed_out([trade(40_000)])  # a late print (or a re-sent trade): the stream is on time
+
+    assert mark.lag_ms == 100
+
+
+def test_the_lag_is_the_largest_of_the_last_second_and_stays_while_the_stream_is_quiet(pair):
+    clock = HandClock(100_000)
+    mark = ReadMark(clock)
+    mark.handed_out([trade(96_000)])  # 4 s late
+    for step in range(1, 4):  # the stream catches up, frame by frame
+        clock.now = 100_000 + 300 * step
+        mark.handed_out([trade(clock.now - 10)])
+    assert mark.lag_ms == 4_000  # within the second: the trades sent late may still be on their way
+    clock.now = 101_500
+    mark.handed_out([trade(101_490)])
+    clock.now = 102_100
+    mark.handed_out([trade(102_090)])
+    assert mark.lag_ms == 10
+
+    mark.handed_out([trade(102_095)])
+    clock.now = 200_000  # quiet since: nothing says the service caught up or fell behind
+    assert mark.lag_ms == 10
+
+
+def test_a_stamp_from_long_ago_holds_a_bar_no_longer_than_the_cap(pair):
+    clock = HandClock(10_000_000)
+    mark = ReadMark(clock)
+    mark.handed_out([trade(1_000)])  # a replayed session's stamp, not a lag
+
+    assert mark.lag_ms == int(LAG_CAP_S * 1000)

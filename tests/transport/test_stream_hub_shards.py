@@ -1,5 +1,6 @@
 """StreamHub over the plan's connections, against the simulator's own plan table and caps."""
 
+import logging
 import threading
 
 import pytest
@@ -149,3 +150,110 @@ def test_a_dropped_connection_resubscribes_its_codes_and_none_is_silently_dead(m
     assert sorted(code for codes in served for code in codes) == symbols[5:]
     assert all(len(codes) <= 10 for codes in served)
     assert hub.stats["stock"]["reconnects"] == 1
+
+
+def _tiny_hub(sim, seen: Seen, links: int) -> StreamHub:
+    hub = StreamHub(
+        "alltick",
+        sim.ws_url,
+        sim.token,
+        plans.get_plan("alltick", "premium"),
+        clock=sim.clock,
+        on_event=seen.on_event,
+        on_status=seen.on_status,
+        **FAST,
+    )
+    hub.capacity = hub.capacity.__class__("tiny", 10, links, 10 * links, False)  # connections of 10 codes
+    return hub
+
+
+def _opens(sim) -> int:
+    return sum(entry.kind == "ws_open" for entry in sim.journal.entries)
+
+
+def test_a_connection_whose_codes_are_all_unsubscribed_is_closed_and_reopened_when_needed(make_sim):
+    symbols = _stocks(15)
+    sim = make_sim(plan="unlimited", symbols=symbols, speed=60)
+    seen = Seen()
+    hub = _tiny_hub(sim, seen, links=2)
+    try:
+        for symbol in symbols:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 15 and seen.connected == 2)
+        second = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
+        for symbol in symbols[10:]:
+            hub.unsubscribe(symbol)
+        sim.journal.wait_for(lambda entry: entry.kind == "ws_close", timeout=30)
+        open_after_unsubscribe = sim.counters["ws_connections_open"]
+        opens_after_unsubscribe = _opens(sim)
+        assert second not in sim.sessions()
+
+        for symbol in symbols[10:]:
+            hub.subscribe(symbol)
+        seen.symbols.clear()
+        seen.wait_for(lambda: seen.symbols >= set(symbols[10:]) and seen.connected == 3)
+        served = _served(sim)
+    finally:
+        hub.stop()
+
+    assert open_after_unsubscribe == 1 and opens_after_unsubscribe == 2
+    assert hub.placement("stock") == [10, 5]
+    assert [len(codes) for codes in served] == [10, 5]
+    assert hub.stats["stock"]["links"] == 2
+
+
+def test_a_dropped_connection_whose_codes_all_moved_is_not_reopened(make_sim):
+    symbols = _stocks(25)
+    sim = make_sim(plan="unlimited", symbols=symbols, speed=60)
+    seen = Seen()
+    hub = _tiny_hub(sim, seen, links=3)
+    try:
+        for symbol in symbols:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 25 and seen.connected == 3)
+        for symbol in symbols[:5]:
+            hub.unsubscribe(symbol)  # room on the first connection for the third one's 5 codes
+        dropped = hub._links[("stock", 2)]
+        victim = next(session for session in sim.sessions() if "S0022.US" in session.trade_codes)
+        victim.connection.abort()
+        seen.symbols.clear()
+        seen.wait_for(lambda: seen.symbols >= set(symbols[20:]))
+        dropped.thread.join(30)  # its reader thread ends instead of reconnecting an empty connection
+        served = _served(sim)
+        open_now, opens = sim.counters["ws_connections_open"], _opens(sim)
+    finally:
+        hub.stop()
+
+    assert not dropped.thread.is_alive()
+    assert hub.placement("stock") == [10, 10, 0]
+    assert [len(codes) for codes in served] == [10, 10]
+    assert open_now == 2 and opens == 3
+
+
+def test_statuses_and_log_lines_name_the_connection_when_a_family_has_several(make_sim, caplog):
+    caplog.set_level(logging.INFO, logger="backtrader_alltick.transport")
+    symbols = _stocks(15)
+    sim = make_sim(plan="unlimited", symbols=[*symbols, "BTCUSDT"], speed=60)
+    seen, statuses = Seen(), []
+    hub = _tiny_hub(sim, seen, links=2)
+    hub.on_status = lambda status: (statuses.append(status), seen.on_status(status))
+    try:
+        for symbol in [*symbols, "BTCUSDT"]:
+            hub.subscribe(symbol)
+        hub.start()
+        seen.wait_for(lambda: len(seen.symbols) == 16 and seen.connected == 3)
+        victim = next(session for session in sim.sessions() if "S0012.US" in session.trade_codes)
+        victim.connection.abort()
+        seen.wait_for(lambda: seen.connected == 4)
+    finally:
+        hub.stop()
+
+    named = {(status.connection, status.kind) for status in statuses}
+    assert {("stock#1", "connected"), ("stock#2", "connected"), ("stock#2", "disconnected")} <= named
+    assert ("other", "connected") in named  # the family's only connection needs no number
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("stream stock#1 connected") for message in messages)
+    assert any(message.startswith("stream stock#2 disconnected") for message in messages)
+    assert any(message.startswith("stream other connected") for message in messages)

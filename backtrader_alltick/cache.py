@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import CacheError, ConfigError
 from .records import Kline
-from .sqlite_files import immediate, sqlite_failures
+from .sqlite_files import immediate, one_snapshot, sqlite_failures, use_wal
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -141,9 +141,10 @@ class KlineCache:
     def _prepare(self) -> None:
         with self._failures():
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._check_ours()
+            with one_snapshot(self._db):
+                self._check_ours()
             if self.path != MEMORY:
-                self._db.execute("PRAGMA journal_mode = WAL")
+                use_wal(self._db, BUSY_TIMEOUT_MS / 1000)
                 self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]

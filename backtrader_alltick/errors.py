@@ -40,6 +40,7 @@ foreign exceptions are cut from the chain (:func:`~backtrader_alltick.redaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .redaction import mask_token, redact
 
@@ -77,7 +78,28 @@ __all__ = [
 
 
 class AllTickError(Exception):
-    """Root of every error raised by backtrader_alltick."""
+    """Root of every error raised by backtrader_alltick.
+
+    Every one pickles whole, message and attributes, so an error raised in an optimisation worker
+    (``cerebro.optstrategy`` with ``maxcpus`` > 1) reaches ``cerebro.run()`` in the parent.
+
+    Example::
+
+        error = pickle.loads(pickle.dumps(CacheError("/tmp/notes.txt", "is not a K-line cache")))
+        error.path   # '/tmp/notes.txt'
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Python rebuilds an exception by calling its class with ``args`` (the message alone here);
+        # CacheError(path, problem) and its like then fail in the receiving process, where
+        # multiprocessing.Pool's result thread dies of it and cerebro.run() waits for ever.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[AllTickError], args: tuple[Any, ...], state: dict[str, Any]) -> AllTickError:
+    error = cls.__new__(cls, *args)  # sets ``args`` without running the class's own __init__
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(AllTickError, ValueError):

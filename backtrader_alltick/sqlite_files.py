@@ -6,13 +6,16 @@ needs the path and the fix.
 
 Example::
 
-    with sqlite_failures(path, "K-line cache"), immediate(db) as db:
-        db.execute("INSERT ...")
+    with sqlite_failures(path, "K-line cache"):
+        use_wal(db, timeout=30.0)
+        with immediate(db) as db:
+            db.execute("INSERT ...")
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +33,48 @@ def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+@contextmanager
+def one_snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Reads that all see the file at one moment: another process's transaction (creating the
+    tables and stamping the version, say) is seen whole or not at all."""
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.execute("COMMIT")  # nothing was written: ending the read is all there is to do
+
+
+# How long use_wal() pauses between two tries: short, since the switch it waits for takes milliseconds.
+_FIRST_PAUSE_S = 0.005
+_LONGEST_PAUSE_S = 0.1
+
+
+def _pause(seconds: float) -> None:
+    # A seam: a test lets the other connection finish here instead of waiting.
+    time.sleep(seconds)
+
+
+def use_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode, waiting up to ``timeout`` seconds for another connection that holds its
+    write lock.
+
+    SQLite answers "database is locked" at once, without its busy handler, to a journal-mode change
+    while another connection writes a file still in rollback mode: that is what two processes opening
+    a new file together meet (optimisation workers on a cold cache), one of them creating the tables.
+    """
+    deadline = time.monotonic() + timeout
+    pause = _FIRST_PAUSE_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                raise
+        _pause(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE_S)
 
 
 @contextmanager

@@ -17,6 +17,10 @@ Fixtures
 ``make_store``
     ``make_store(sim, **params)`` builds an ``AllTickStore`` on a simulator with a cache file
     in the test's tmp directory; every store it made is stopped after the test.
+``worker_pools``
+    ``worker_pools("forkserver")`` makes Backtrader's optimisation (``maxcpus`` > 1) start its
+    workers that way, in pools that raise instead of hanging when they cannot finish
+    (``worker_pools.py``); every pool is terminated after the test.
 ``redis_server`` / ``influx_server``
     A real ``redis-server`` / ``influxd`` on a free loopback port, one per test;
     ``stop()``/``start()`` keep port and data.  Missing binaries fail with the install command.
@@ -31,10 +35,12 @@ observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
 from sinks.sink_servers import InfluxServer, RedisServer
+from worker_pools import watched_pool_factory
 
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.sim import Simulator
@@ -95,6 +101,18 @@ def make_store(tmp_path):
     yield make
     for store in stores:
         store.stop()
+
+
+@pytest.fixture
+def worker_pools(monkeypatch):
+    made = []
+
+    def use(start_method: str) -> None:
+        monkeypatch.setattr(multiprocessing, "Pool", watched_pool_factory(start_method, made))
+
+    yield use
+    for pool in made:
+        pool.terminate()
 
 
 def _start(server_class, workdir):

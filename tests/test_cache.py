@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from backtrader_alltick import cache as cache_module
+from backtrader_alltick import sqlite_files
 from backtrader_alltick.cache import KlineCache, default_cache_path
 from backtrader_alltick.errors import CacheError, ConfigError
 from backtrader_alltick.records import Kline
@@ -222,6 +224,30 @@ def test_two_processes_write_the_same_file_at_once(tmp_path):
         assert merged.missing("alltick", "SHARED", "1m", T0, T0 + rounds * MINUTE) == []
         assert merged.covered("alltick", "SHARED", "1m", 0, T0 * 2) == [(T0, T0 + rounds * MINUTE)]
     assert Path(path).is_file()
+
+
+def test_a_new_file_opens_while_another_process_creates_its_tables(tmp_path, monkeypatch):
+    # Optimisation workers on a cold cache open one new file at once.  While one writes its tables,
+    # SQLite refuses the other's switch to WAL at once, without waiting its busy timeout.
+    path = tmp_path / "klines.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("PRAGMA user_version = 2")
+    pauses = []
+
+    def other_commits_meanwhile(seconds: float) -> None:
+        pauses.append(seconds)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    monkeypatch.setattr(sqlite_files, "_pause", other_commits_meanwhile)
+    try:
+        with KlineCache(path) as opened:
+            opened.put("alltick", [bar("BTCUSDT", 0)])
+            assert opened.get("alltick", "BTCUSDT", "1m", T0, T0 + MINUTE) == [bar("BTCUSDT", 0)]
+    finally:
+        other.close()
+    assert pauses  # it met the other's lock
 
 
 # -- Files that are not ours --------------------------------------------------------------------

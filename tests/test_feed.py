@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -13,6 +12,7 @@ import pytest
 from backtrader_alltick import AllTickStore
 from backtrader_alltick.errors import (
     AuthError,
+    CacheError,
     ConfigError,
     NoBarsWarning,
     SymbolNotFound,
@@ -316,19 +316,30 @@ def optimise(store, maxcpus, **cerebro_kwargs):
     ],
 )
 def test_optstrategy_on_two_cores_equals_one_core(
-    alltick_sim, make_store, monkeypatch, start_method, optdatas, preload
+    alltick_sim, make_store, worker_pools, start_method, optdatas, preload
 ):
     store = make_store(alltick_sim)
     one_core = optimise(store, 1)
 
     # Workers get the store pickled: with optdatas and preload the bars travel with the feed, otherwise
     # each worker reopens the store and reads the simulator (in this process) and the cache file.
-    monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context(start_method).Pool)
+    worker_pools(start_method)
     two_cores = optimise(store, 2, optdatas=optdatas, preload=preload)
 
     assert [params for params, _ in one_core] == [(3, 20), (3, 30), (5, 20), (5, 30)]
     assert all(outcome["trades"] for _, outcome in one_core)
     assert two_cores == one_core
+
+
+def test_an_error_in_an_optimisation_worker_is_raised_by_cerebro_run(
+    alltick_sim, make_store, tmp_path, worker_pools
+):
+    # Only the workers open the cache (the feed travels unloaded), and this one is a directory.
+    store = make_store(alltick_sim, cache=tmp_path)
+    worker_pools("forkserver")
+
+    with pytest.raises(CacheError, match=f"the K-line cache {tmp_path} is a directory"):
+        optimise(store, 2, optdatas=False, preload=False)
 
 
 def test_optstrategy_on_two_cores_refuses_a_live_feed(alltick_sim, make_store):

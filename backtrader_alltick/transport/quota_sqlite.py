@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ..errors import CacheError
-from ..sqlite_files import immediate, sqlite_failures
+from ..sqlite_files import immediate, one_snapshot, sqlite_failures, use_wal
 from .quota_ledger import QuotaState, T, service_day
 
 logger: logging.Logger = logging.getLogger(__name__)
@@ -73,8 +73,9 @@ class FileLedger:
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._check_ours(db)
-            db.execute("PRAGMA journal_mode = WAL")
+            with one_snapshot(db):
+                self._check_ours(db)
+            use_wal(db, BUSY_TIMEOUT_MS / 1000)
             db.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as db:
                 db.execute(_SCHEMA)

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from backtrader_alltick import sqlite_files
 from backtrader_alltick.errors import CacheError, ConfigError, PlanLimitError, TransportError
 from backtrader_alltick.plans import get_plan
 from backtrader_alltick.sim.plan_table import service_plan
@@ -130,6 +131,75 @@ def test_a_file_of_another_program_is_refused_and_left_untouched(tmp_path):
         FileLedger(path, KEY)
 
     assert path.read_bytes() == before
+
+
+# -- A new file opened by several processes at once (optimisation workers on a cold cache) ---------
+
+LEDGER_SCHEMA = "CREATE TABLE quota (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID"
+
+
+def test_a_new_ledger_opens_while_another_process_holds_its_write_lock(tmp_path, monkeypatch):
+    # SQLite refuses a switch to WAL at once, without its busy timeout, while another connection
+    # writes the file: the other process is creating its table.
+    path = tmp_path / LEDGER_FILE
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(LEDGER_SCHEMA)
+    other.execute("PRAGMA user_version = 1")
+    pauses = []
+
+    def other_commits_meanwhile(seconds: float) -> None:
+        pauses.append(seconds)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    monkeypatch.setattr(sqlite_files, "_pause", other_commits_meanwhile)
+    try:
+        ledger = FileLedger(path, KEY)
+        try:
+            assert ledger.transact(lambda state, now: state.day_count) == 0
+        finally:
+            ledger.close()
+    finally:
+        other.close()
+    assert pauses  # it met the other's lock
+
+
+def test_a_ledger_created_by_another_process_between_two_reads_is_ours(tmp_path, monkeypatch):
+    # The other process commits its table and version while this one looks the new file over.
+    path = tmp_path / LEDGER_FILE
+    connect = sqlite3.connect
+    other = connect(path, isolation_level=None, timeout=0)
+    created = []
+
+    def other_creates_the_ledger(statement: str) -> None:
+        if created == ["committed"] or not statement.startswith(("PRAGMA user_version", "PRAGMA journal")):
+            return
+        try:
+            if not other.in_transaction:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute(LEDGER_SCHEMA)
+                other.execute("PRAGMA user_version = 1")
+            other.execute("COMMIT")
+            created[:] = ["committed"]
+        except sqlite3.OperationalError:  # this one's reads hold the file: the other commits after them
+            created[:] = ["waiting"]
+
+    def traced_connect(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(other_creates_the_ledger)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    try:
+        ledger = FileLedger(path, KEY)
+        try:
+            assert ledger.transact(lambda state, now: state.day_count) == 0
+        finally:
+            ledger.close()
+    finally:
+        other.close()
+    assert created == ["committed"]
 
 
 def test_redis_ledger_shares_spacing_and_count_across_clients_and_a_server_restart(redis_server):

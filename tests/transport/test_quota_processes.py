@@ -9,7 +9,6 @@ comes too soon, so its journal and counters are the judge.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -141,12 +140,15 @@ class WhoCounted(bt.Analyzer):
         self.rets["ledger"] = getattr(self.data._store.rest.limiter.ledger, "path", None)
 
 
-def test_optimisation_workers_count_in_the_ledger_of_their_store(fast_sim, make_store, tmp_path, monkeypatch):
+def test_optimisation_workers_count_in_the_ledger_of_their_store(
+    fast_sim, make_store, tmp_path, worker_pools
+):
     store = make_store(fast_sim, plan=replace(get_plan("alltick", "free"), name="free-x10", **FAST))
-    # Each worker reopens the pickled store and loads the bars itself, both from a cold cache.
+    # Each worker reopens the pickled store and loads the bars itself, both from a cold cache: the
+    # workers open the new cache and ledger files at the same moment.
     # Workers start from a fork server, not by forking this process: here the simulator's threads
     # run beside Cerebro, and a fork taken while one holds a lock can hang a worker.
-    monkeypatch.setattr(multiprocessing, "Pool", multiprocessing.get_context("forkserver").Pool)
+    worker_pools("forkserver")
     cerebro = bt.Cerebro(maxcpus=2, stdstats=False, optdatas=False, preload=False)
     cerebro.adddata(
         store.getdata(

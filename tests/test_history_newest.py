@@ -52,7 +52,7 @@ def test_the_one_bar_gaps_of_many_symbols_cost_one_batch_call_and_equal_the_klin
     for symbol, answer in zip(SYMBOLS, answers):
         assert answer is not None, symbol
         bars, complete = answer
-        assert complete == upto
+        assert complete >= upto  # the service had closed every bar up to it, or later
         assert bars == [bar for bar in sim.klines(symbol, "1m", upto - 2 * MINUTE, upto) if bar.end == upto]
 
 

@@ -77,7 +77,8 @@ class NewestBars:
         self, inst: Instrument, spec: BarSpec, after_ms: int, upto_ms: int, *, starting: bool = False
     ) -> tuple[list[Kline], int] | None:
         """The bars of ``inst`` closing in ``(after_ms, upto_ms]`` and the moment up to which they are
-        complete, from a batch answer; None when one answer cannot hold them (ask ``/kline``).
+        complete (as :class:`~.window.BarRange` says), from a batch answer; None when one answer cannot
+        hold them (ask ``/kline``).
         ``starting``: a source's first fetch after its seam anchored (at its start, after a reconnect),
         gathered with the others anchoring about then."""
         if not spec.is_native:
@@ -96,8 +97,9 @@ class NewestBars:
                 "%s: the batch answer starts at %s, after %s: /kline", inst.symbol, bars[0].end, first.end
             )
             return None
-        complete = min(upto_ms, closed)
-        return [bar for bar in bars if after_ms < bar.end <= complete], complete
+        # Like a /kline page's complete moment, not capped at upto_ms: a daily bar is final only once
+        # its date ends, after its close stamp, and the caller judges that from this moment.
+        return [bar for bar in bars if after_ms < bar.end <= min(upto_ms, closed)], closed
 
     def fetch_newest(
         self, inst: Instrument, spec: BarSpec, count: int, upto_ms: int
@@ -112,13 +114,12 @@ class NewestBars:
         if answer is None:
             return None
         bars, closed = answer
-        complete = min(upto_ms, closed)
         # The answer holds the service's newest bars: those left out are newer than the kept ones.
-        kept = [bar for bar in bars if bar.end <= complete]
+        kept = [bar for bar in bars if bar.end <= min(upto_ms, closed)]
         if len(kept) < count:
-            logger.debug("%s: the batch answer holds %d bars by %s: /kline", inst.symbol, len(kept), complete)
+            logger.debug("%s: the batch answer holds %d bars by %s: /kline", inst.symbol, len(kept), closed)
             return None
-        return kept[-count:], complete
+        return kept[-count:], closed
 
     def _ask(self, inst: Instrument, spec: BarSpec, starting: bool) -> tuple[list[Kline], int] | None:
         """The answer's bars of ``inst``, oldest first, and the moment by which every bar ending is

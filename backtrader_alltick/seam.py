@@ -224,6 +224,10 @@ class Seam:
         """
         if self._seam is None and self._anchor_deadline is not None and now_ms >= self._anchor_deadline:
             self._anchor(now_ms)
+        if self._seam is None:
+            # Nothing is built before the seam has a place; and a clock read before the service told
+            # its time (ours, maybe years off) must not move the builder's frontier past its trades.
+            return
         closing = now_ms if read_through_ms is None else min(now_ms, read_through_ms)
         for bar in self._builder.on_timer(closing):
             self._on_built(bar)

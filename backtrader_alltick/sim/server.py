@@ -279,7 +279,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def accept_websocket(self) -> None:
         """Finish the upgrade; the caller then builds a Connection on ``self.connection``."""
-        self.wfile.write(ws.handshake_response(self.headers["Sec-WebSocket-Key"]))
+        self.wfile.write(ws.handshake_response(self.headers["Sec-WebSocket-Key"], self.date_time_string()))
         self.wfile.flush()
 
 

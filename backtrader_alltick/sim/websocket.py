@@ -47,12 +47,15 @@ def is_upgrade(headers: Message | Mapping[str, str]) -> bool:
     return upgrade == "websocket" and "upgrade" in connection and bool(headers.get("Sec-WebSocket-Key"))
 
 
-def handshake_response(client_key: str) -> bytes:
+def handshake_response(client_key: str, date: str | None = None) -> bytes:
+    """The 101 answer to an upgrade; ``date``: its ``Date`` header (an origin server with a clock sends
+    one on every answer, RFC 9110 6.6.1)."""
     return (
         "HTTP/1.1 101 Switching Protocols\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(client_key)}\r\n\r\n"
+        + (f"Date: {date}\r\n" if date else "")
+        + f"Sec-WebSocket-Accept: {accept_key(client_key)}\r\n\r\n"
     ).encode("ascii")
 
 

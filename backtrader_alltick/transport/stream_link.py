@@ -23,6 +23,7 @@ import websocket
 from ..errors import AllTickError, TransportError, is_retryable, redact
 from ..redaction import detached
 from .read_mark import ReadMark
+from .rest import parse_http_date
 from .retry import backoff
 from .shards import PACING_MARGIN, Pacer
 from .stream_protocol import Desired, Report, StreamProtocol, StreamStatus, connection_name, new_counters
@@ -360,11 +361,20 @@ class StreamLink:
                 self._dialing = None
             # Every read is bounded; the writer's watchdog normally closes a silent socket first.
             ws.settimeout(settings.stale_after)
+        self._learn_time(ws)
         return _Connection(
             ws,
             StreamProtocol(settings, self.family, safe_url, time.monotonic(), stats=self.stats),
             self.read_mark,
         )
+
+    def _learn_time(self, ws: websocket.WebSocket) -> None:
+        # The upgrade's Date tells the service's time before its first trade: a seam anchored on that
+        # trade then stands on the service's clock even where ours is far off (a simulator in 2024).
+        observe = getattr(self.settings.clock, "observe_server_clock", None)
+        served = parse_http_date((ws.getheaders() or {}).get("date"))
+        if observe is not None and served is not None:
+            observe(served)
 
     def _serve(self, connection: _Connection) -> AllTickError | None:
         self._connection = connection

@@ -126,7 +126,7 @@ def test_the_check_finds_the_model_re_exported_by_another_module(tmp_path):
         "from ..symbols import STOCK_REGIONS, parse_symbol\n"  # a table of the client's markets
         "from ..param_checks import END_OF_DAY\n"  # a constant of the client's timeframes
         "from ..feed import BarSpec\n"  # a class of the client's timeframes
-        "from ..sources.stream import MINUTE_MS\n"  # a constant of the client's markets, re-exported
+        "from ..sources.stream_notes import MINUTE_MS\n"  # a constant of the client's markets, re-exported
         "from ..records import Kline\n"
     )
 
@@ -134,5 +134,5 @@ def test_the_check_finds_the_model_re_exported_by_another_module(tmp_path):
         "sample.py:1: STOCK_REGIONS from backtrader_alltick.symbols is the client's model",
         "sample.py:2: END_OF_DAY from backtrader_alltick.param_checks is the client's model",
         "sample.py:3: BarSpec from backtrader_alltick.feed is the client's model",
-        "sample.py:4: MINUTE_MS from backtrader_alltick.sources.stream is the client's model",
+        "sample.py:4: MINUTE_MS from backtrader_alltick.sources.stream_notes is the client's model",
     ]

@@ -146,3 +146,31 @@ def test_closed_bars_of_a_batch_answer_are_cached_and_a_later_load_needs_no_klin
     assert len(covered) == 1 and covered[0][1] <= sim.clock.now_ms()  # never past what the service closed
     cached = store.cache.get(namespace, SYMBOLS[0], "1m", upto - 10 * MINUTE, upto + 10 * MINUTE)
     assert cached and all(bar.end <= covered[0][1] for bar in cached)  # no forming bar kept
+
+
+def test_fetches_that_come_while_a_batch_call_waits_its_turn_join_the_next_call(make_sim, make_store):
+    # Professional: batch calls 1 s apart.  A universe's backfill workers wake over a second (a bar's
+    # close on a busy machine), each further from the last than a gathering waits for the next.  At 5x
+    # the calls waiting in line stay within the minute after the gap's bar.
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS, plan="professional", speed=5)
+    store = make_store(sim, cache=False)
+    newest = NewestBars(
+        lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock
+    )
+    insts = [parse_symbol(symbol) for symbol in SYMBOLS]
+    spec = store.resolve_timeframe(insts[0], bt.TimeFrame.Minutes, 1)
+    store.rest.klines(insts[0], "1m", 1)  # the service tells its time, as the start's backfill does
+    upto = closed_minute(sim)
+    batches = rest_calls(sim, "/batch-kline")
+
+    def wakes_late(order_and_inst):
+        order, inst = order_and_inst
+        threading.Event().wait(0.06 * order)  # the scenario's timing, not a synchronisation
+        return newest.fetch(inst, spec, upto - MINUTE, upto)
+
+    with ThreadPoolExecutor(len(insts)) as pool:
+        answers = list(pool.map(wakes_late, enumerate(insts)))
+
+    assert all(answer is not None for answer in answers)
+    # One call per gathering while the calls wait in line would be 24 calls, 24 s of spacing.
+    assert rest_calls(sim, "/batch-kline") - batches <= 5

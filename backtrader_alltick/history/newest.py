@@ -68,6 +68,9 @@ class NewestBars:
         self._gather_s, self._most_s = gather_s, most_s
         self._start_gather_s, self._start_most_s = start_gather_s, start_most_s
         self._changed = threading.Condition(threading.Lock())
+        # One batch call at a time: while one waits its turn under the plan's spacing, the fetches that
+        # come meanwhile gather for the next call instead of each making a call that waits in line.
+        self._calling = threading.Lock()
         self._waiting: list[_Ask] = []
         self._last_ask = 0.0
         self._gathering = False
@@ -158,7 +161,12 @@ class NewestBars:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            asks, self._waiting, self._gathering, self._starting = self._waiting, [], False, False
+        with self._calling:
+            with self._changed:
+                asks, self._waiting, self._gathering, self._starting = self._waiting, [], False, False
+            self._ask_batches(asks)
+
+    def _ask_batches(self, asks: list[_Ask]) -> None:
         by_period: dict[str, list[_Ask]] = {}
         for ask in asks:
             by_period.setdefault(ask.period, []).append(ask)

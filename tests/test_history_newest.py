@@ -31,16 +31,21 @@ def closed_minute(sim) -> int:
     return now - now % MINUTE
 
 
-def test_the_one_bar_gaps_of_many_symbols_cost_one_batch_call_and_equal_the_klines(make_sim, make_store):
-    sim = make_sim(dialect="alltick", symbols=SYMBOLS)
-    store = make_store(sim, cache=False)
+def batch_gap(sim, store):
+    """A NewestBars over ``store``, the instruments of SYMBOLS, their 1-minute spec and the end of the
+    newest minute the service has closed (its time learnt first, as the start's backfill does)."""
     newest = NewestBars(
         lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock
     )
     insts = [parse_symbol(symbol) for symbol in SYMBOLS]
     spec = store.resolve_timeframe(insts[0], bt.TimeFrame.Minutes, 1)
-    store.rest.klines(insts[0], "1m", 1)  # the service tells its time, as the start's backfill does
-    upto = closed_minute(sim)
+    store.rest.klines(insts[0], "1m", 1)
+    return newest, insts, spec, closed_minute(sim)
+
+
+def test_the_one_bar_gaps_of_many_symbols_cost_one_batch_call_and_equal_the_klines(make_sim, make_store):
+    sim = make_sim(dialect="alltick", symbols=SYMBOLS)
+    newest, insts, spec, upto = batch_gap(sim, make_store(sim, cache=False))
     klines, batches = rest_calls(sim, "/kline"), rest_calls(sim, "/batch-kline")
 
     # Every symbol's backfill worker asks at about the same moment, as after a reconnect.
@@ -153,14 +158,7 @@ def test_fetches_that_come_while_a_batch_call_waits_its_turn_join_the_next_call(
     # close on a busy machine), each further from the last than a gathering waits for the next.  At 5x
     # the calls waiting in line stay within the minute after the gap's bar.
     sim = make_sim(dialect="alltick", symbols=SYMBOLS, plan="professional", speed=5)
-    store = make_store(sim, cache=False)
-    newest = NewestBars(
-        lambda insts, period: store.rest.batch_klines(insts, period, ANSWER_BARS), store.clock
-    )
-    insts = [parse_symbol(symbol) for symbol in SYMBOLS]
-    spec = store.resolve_timeframe(insts[0], bt.TimeFrame.Minutes, 1)
-    store.rest.klines(insts[0], "1m", 1)  # the service tells its time, as the start's backfill does
-    upto = closed_minute(sim)
+    newest, insts, spec, upto = batch_gap(sim, make_store(sim, cache=False))
     batches = rest_calls(sim, "/batch-kline")
 
     def wakes_late(order_and_inst):

@@ -59,13 +59,24 @@ def user_settings(monkeypatch, tmp_path):
     return path
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "threads_checked_by_module: the test's threads belong to a module-scoped fixture, which checks "
+        "them when it closes (no_thread_left leaves the test alone)",
+    )
+
+
 @pytest.fixture(autouse=True)
-def no_thread_left():
+def no_thread_left(request):
     """Fail a test after which a thread of the package or the simulator it started is still alive.
 
     Autouse fixtures are set up first and torn down last within a test: the check runs once every
     simulator, store and pool the test's fixtures made is closed.  See ``thread_leaks.py``.
     """
+    if request.node.get_closest_marker("threads_checked_by_module"):
+        yield
+        return
     before = threads_now()
     yield
     if alive := left_behind(before):

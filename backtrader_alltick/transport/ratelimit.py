@@ -88,8 +88,11 @@ class RateLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
-        # Callers queue here and one at a time waits for the next free slot on the condition.
-        self._turn = threading.Lock()
+        # Callers of one endpoint queue on its turn and one at a time waits for the next free slot on
+        # the condition.  A turn per endpoint, as the plan's intervals are (alltick.md 6.1): a
+        # /batch-kline call whose slot is free must not wait behind hundreds of queued /kline calls.
+        self._turns: dict[str, threading.Lock] = {}
+        self._turns_lock = threading.Lock()
         self._unlimited = not has_limits(plan)
         self._held = False  # a penalty was ever set: even an unlimited plan's callers may wait
         self.calls: int = 0
@@ -202,9 +205,14 @@ class RateLimiter:
         queued = self._monotonic()
         # Waiting on the condition, every caller woke at each free slot to compute it again: with the
         # backfill of thousands of symbols queued at once, that herd took the lock more than the
-        # calls did.  The others wait on the turn; a cancelled one still returns as soon as it has it.
-        with self._turn:
+        # calls did.  The others wait on their endpoint's turn; a cancelled one still returns as soon
+        # as it has it.
+        with self._turn(endpoint):
             return self._wait_and_take(endpoint, cancel, subject, max(0.0, self._monotonic() - queued))
+
+    def _turn(self, endpoint: str) -> threading.Lock:
+        with self._turns_lock:
+            return self._turns.setdefault(endpoint, threading.Lock())
 
     def _wait_and_take(
         self, endpoint: str, cancel: threading.Event | None, subject: str, waited: float

@@ -244,7 +244,7 @@ def test_many_queued_callers_wait_their_turn_instead_of_all_waking_at_every_free
 def test_a_plan_without_limits_lets_callers_through_without_queueing():
     limiter = RateLimiter(get_plan("alltick", "unlimited"))
     answers: list[float] = []
-    with limiter._turn:  # a queue that a limited plan's callers would wait in
+    with limiter._turn("kline"):  # a queue that a limited plan's callers would wait in
         caller = threading.Thread(target=lambda: answers.append(limiter.acquire("kline")), daemon=True)
         caller.start()
         caller.join(30)

@@ -12,7 +12,11 @@ apply at once and the strictest wins:
 - a daily cap (``plan.per_day``) over the service's day, which raises :class:`PlanLimitError`
   instead of sleeping until the service resets it.
 
-``penalize(seconds)`` pushes every rule back after the service answered 429 / 605.
+``penalize(seconds, endpoint)`` pushes every rule back after the service answered 429 / 605, and
+the service's word outranks the plan table: the refused endpoint's interval doubles (up to
+``SLOWEST_INTERVAL_S``), and the doubling fades by half each ``SLOWER_FADES_S`` without
+another refusal, so a client that believes a higher plan than its token has, or a service that
+counts stricter than documented, stops being refused call after call.
 What the rules decide from lives in a ledger (:mod:`.quota_ledger`): this process's memory,
 or a file or Redis shared by every process on the token, so that together they keep the plan.
 The arithmetic is pure (:meth:`RateLimiter.delay_in`, :meth:`RateLimiter.record_in`) and runs
@@ -40,6 +44,11 @@ WARN_AFTER_S = MINUTE
 # Added to every non-zero spacing: the service times a call when it arrives, and two
 # calls do not travel equally fast.
 SAFETY_MARGIN = 0.05
+# After a refusal an endpoint's interval doubles, up to the slowest per-endpoint rate any plan
+# documents (Free: one call per 10 s, alltick.md 6.1), and the doubling halves for every
+# SLOWER_FADES_S seconds the service refuses nothing more of it.
+SLOWEST_INTERVAL_S = 10.0
+SLOWER_FADES_S = 60.0
 
 
 class RateLimiter:
@@ -98,6 +107,8 @@ class RateLimiter:
         self.calls: int = 0
         self.waited: float = 0.0
         self._long_wait_warned = False
+        # endpoint -> (factor on its interval, ledger time of the refusal that set it)
+        self._slower: dict[str, tuple[float, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -114,10 +125,19 @@ class RateLimiter:
     def on_wait(self, callback: Callable[[float, str], None] | None) -> None:
         self._on_wait = callback
 
-    def interval_for(self, endpoint: str) -> float:
-        """Minimum seconds between two calls to ``endpoint`` under this plan."""
+    def interval_for(self, endpoint: str, now: float | None = None) -> float:
+        """Minimum seconds between two calls to ``endpoint``: the plan's, stretched at ``now`` (ledger
+        time) by what the service's refusals taught (see :meth:`penalize`)."""
         interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
-        return interval + self.margin if interval > 0 else 0.0
+        if interval <= 0:
+            return 0.0
+        return interval * self._slower_at(endpoint, now) + self.margin
+
+    def _slower_at(self, endpoint: str, now: float | None) -> float:
+        factor, since = self._slower.get(endpoint, (1.0, 0.0))
+        if factor <= 1.0 or now is None:
+            return factor
+        return max(1.0, factor * 0.5 ** (max(0.0, now - since) / SLOWER_FADES_S))
 
     # -- The rules: pure arithmetic over a QuotaState -------------------------------------
 
@@ -141,7 +161,7 @@ class RateLimiter:
         delay = (state.blocked_until - now) if state.blocked_until is not None else 0.0
         last = state.last_by_endpoint.get(endpoint)
         if last is not None:
-            delay = max(delay, last + self.interval_for(endpoint) - now)
+            delay = max(delay, last + self.interval_for(endpoint, now) - now)
         if state.last_any is not None and self.plan.min_spacing > 0:
             delay = max(delay, state.last_any + self.plan.min_spacing + self.margin - now)
         cap = self.plan.per_minute
@@ -256,23 +276,31 @@ class RateLimiter:
         with self._condition:
             self._condition.notify_all()
 
-    def penalize(self, seconds: float) -> None:
-        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605).
+    def penalize(self, seconds: float, endpoint: str | None = None) -> None:
+        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605), and
+        double the interval of the refused ``endpoint`` (the service counts stricter than the plan).
 
-        On a shared ledger the hold is the token's: every process waits it out.
+        On a shared ledger the hold is the token's: every process waits it out.  The doubling is
+        this limiter's own.
         """
 
-        def hold(state: QuotaState, now: float) -> bool:
+        def hold(state: QuotaState, now: float) -> tuple[bool, float]:
             until = now + max(0.0, seconds)
             if state.blocked_until is None or until > state.blocked_until:
                 state.blocked_until = until
-                return True
-            return False
+                return True, now
+            return False, now
 
         self._held = True
         with self._condition:
-            if self.ledger.transact(hold):
+            longer, now = self.ledger.transact(hold)
+            if longer:
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)
+            interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
+            if endpoint is not None and 0 < interval < SLOWEST_INTERVAL_S:
+                factor = min(SLOWEST_INTERVAL_S / interval, 2.0 * self._slower_at(endpoint, now))
+                self._slower[endpoint] = (factor, now)
+                logger.info("rate limiter: %s calls now %.3g times the plan interval apart", endpoint, factor)
             # Waiters recompute their delay with the new horizon.
             self._condition.notify_all()
 

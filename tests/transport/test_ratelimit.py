@@ -286,3 +286,22 @@ def next_wait_other_than(waits: queue.Queue, stale: float) -> float:
     while (delay := waits.get(timeout=10)) == stale:
         pass
     return delay
+
+
+def test_each_refusal_doubles_the_endpoints_interval_and_the_doubling_fades_by_half_a_minute():
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "professional"), monotonic=clock, sleep=clock.sleep, margin=0.0)
+    plan_interval = limiter.interval_for("kline", clock.now)
+
+    limiter.penalize(0.0, "kline")
+    limiter.penalize(0.0, "kline")
+    twice = limiter.interval_for("kline", clock.now)
+    batch = limiter.interval_for("batch-kline", clock.now)
+    clock.now += 60.0
+    a_minute_later = limiter.interval_for("kline", clock.now)
+    clock.now += 600.0
+    long_after = limiter.interval_for("kline", clock.now)
+
+    assert plan_interval == pytest.approx(0.05)
+    assert twice == pytest.approx(0.2) and batch == pytest.approx(1.0)
+    assert a_minute_later == pytest.approx(0.1) and long_after == pytest.approx(0.05)

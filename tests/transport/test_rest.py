@@ -519,3 +519,19 @@ def test_a_batch_call_does_not_queue_behind_klines_waiting_for_their_own_endpoin
             thread.join()
 
     assert klines_before_batch < kline_calls - 1
+
+
+def test_a_client_told_to_slow_down_keeps_the_service_s_pace_rather_than_its_plan_s(make_sim):
+    # The token's plan is Basic (/kline once a second); the client believes Professional (20 a
+    # second).  Each refusal doubles the /kline interval until the service stops refusing.
+    sim = make_sim(dialect="alltick", plan="basic")
+    calls = 10
+
+    with RestClient("alltick", sim.token, sim.rest_url, "professional") as client:
+        for _ in range(calls):
+            client.klines("BTCUSDT", "1m", 2)
+
+    # 0.1, 0.2, 0.4, 0.8 s apart are refused, 1.6 s is not; never learning, every call after the
+    # first is refused once.
+    assert client.stats.rate_limited <= 5
+    assert sim.counters["errors_sent"] == {"605": client.stats.rate_limited}

@@ -277,6 +277,6 @@ class ScaledClock:
         return moment if until_ms is None else min(moment, until_ms)
 
 
-def wall_seconds(clock: Clock, market_ms: int) -> float:
+def wall_seconds(clock: Clock, market_ms: float) -> float:
     """Wall seconds until ``clock`` reaches ``market_ms``; 0 when it already has."""
     return max(0.0, (market_ms - clock.now_ms()) / 1000 / clock.speed)

@@ -380,7 +380,7 @@ class AllTickData(bt.feed.DataBase):
             and not self._barstack
             and not self._barstash
             and not source.has_pending()
-            and not _WAKES[self._store].is_due(source)
+            and not source.timers_due()
         )
 
     def _will_wait(self) -> bool:

@@ -75,11 +75,6 @@ def _run(store, qcheck: float) -> Advances:
         return run_guarded(cerebro, WAIT)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, still open: in the full suite a minute's bars of the twenty feeds are "
-    "sometimes split over two next() calls (about 1 full run in 2 this session)",
-)
 def test_after_the_first_live_minute_every_next_sees_all_twenty_feeds_advanced(universe):
     strategy = _run(universe, qcheck=0.5)
 

@@ -125,6 +125,9 @@ class BarSource(Protocol):
     def due_in(self) -> float:
         """Wall seconds until :meth:`poll` has timed work even without new input (``math.inf``: none)."""
 
+    def timers_due(self) -> bool:
+        """True when :meth:`poll` has timed work now, even without new input."""
+
     @property
     def history_until(self) -> int | None:
         """While bars still come from history, the close stamp of the last one handed out; else None."""

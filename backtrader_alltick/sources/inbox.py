@@ -73,10 +73,6 @@ class Wake:
         if source in self._due:
             self._due[source] = time.monotonic() + max(due_in, _MIN_TIMER_S)
 
-    def is_due(self, source: BarSource) -> bool:
-        """True when ``source``'s timer is due (a source not attached has none)."""
-        return self._due.get(source, math.inf) <= time.monotonic()
-
     def due_in(self) -> float:
         """Wall seconds until the earliest timer of an attached source is due (``math.inf``: none)."""
         return min(self._due.values(), default=math.inf) - time.monotonic()

@@ -161,6 +161,9 @@ class RedisBars:
         """No timers: every event comes from the reader thread."""
         return math.inf
 
+    def timers_due(self) -> bool:
+        return False
+
     def _caught_up(self) -> bool:
         return self._is_tail and not self._broken
 

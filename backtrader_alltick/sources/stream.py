@@ -121,7 +121,9 @@ class StreamBars:
             # Nothing to backfill, but an unknown symbol must still be reported.  A job ends at a
             # bar's close stamp: the newest bar final now.
             self._probe_job = self.backfiller.request(None, self._closed_until(clock.now_ms()), 1)
-        self._timers_at = -math.inf  # wall moment (monotonic) the timers are due next
+        # Market ms the timers are due next: by the store's clock, not each source's wall reading, so
+        # that sources due at one moment (the feeds of a minute) are all due once one of them is.
+        self._timers_ms: float = -math.inf
         self._hold_s = 0.0  # wall seconds until a bar held for its connection's reader is tried again
         self._held_deadline: int | None = None  # the deadline of the bar held last (counted once)
         wake.attach(self._inbox, self)
@@ -192,13 +194,23 @@ class StreamBars:
         """Wall seconds until :meth:`poll` has timed work even without new input (inf: none)."""
         if self._out.state == "over":
             return math.inf
+        # A bar held for its connection's reader is looked at again after a while, not in a spin.
+        return max(wall_seconds(self.clock, self._timers_moment()), self._hold_s)
+
+    def timers_due(self) -> bool:
+        """True when :meth:`poll` has timed work now, or a bar waits for its connection's reader.
+
+        A held bar is asked about at each poll (the wake backs off between its own polls): when
+        another feed of the connection finds the reader through, this one hands its bar out in the
+        same pass of Cerebro instead of after its own pause.
+        """
+        return self._hold_s > 0 or self.clock.now_ms() >= self._timers_ms
+
+    def _timers_moment(self) -> float:
+        """Market ms at which the timers have work next (-inf: at once)."""
         deadline = self.seam.next_deadline() if self.seam is not None else self._ticks_deadline
         check = self._notes.closure_check_ms
-        moment = check if deadline is None else min(deadline, check)
-        if moment == -math.inf:  # the first closure check: due at once
-            return 0.0
-        # A bar held for its connection's reader is looked at again after a while, not in a spin.
-        return max(wall_seconds(self.clock, int(moment)), self._hold_s)
+        return check if deadline is None else min(deadline, check)
 
     def _caught_up(self) -> bool:
         return self.seam.done if self.seam is not None else self._ticks_flowing
@@ -206,9 +218,8 @@ class StreamBars:
     def take_input(self) -> bool:
         """Take what the threads put and run the timers due; True when an event is then ready."""
         if self._take_input():
-            due_in = self.due_in()
-            self._timers_at = time.monotonic() + due_in
-            self._wake.schedule(self, due_in)
+            self._timers_ms = self._timers_moment()
+            self._wake.schedule(self, self.due_in())
         return self._out.has_pending(self._caught_up())
 
     def _take_input(self) -> bool:
@@ -216,7 +227,7 @@ class StreamBars:
         handled, seam = self._take_queued(), self.seam
         if self._out.state == "over":
             return True
-        if not handled and time.monotonic() < self._timers_at:
+        if not handled and not self.timers_due():
             return False
         self._run_timers()
         if seam is not None:

@@ -34,7 +34,9 @@ LAG_WINDOW_S, LAG_CAP_S = 1.0, 30.0
 # Wall seconds over which :meth:`ReadMark.through` gives every asker the same answer.  The feeds of a
 # connection ask one after another in one pass of Cerebro; if the reader took a chunk in between, one
 # feed would hold a minute's bar and the next hand its own out (or the other way round), splitting the
-# minute over two ``next()`` calls.  An earlier answer stays true: it only ever holds a bar longer.
+# minute over two ``next()`` calls.  Past that window an answer is never earlier than the last one
+# (what had been handed out then still has): a feed asking after its bar was held by the reader
+# must not hold a minute that another feed of the connection has handed out already.
 AGREE_S = 0.1
 
 
@@ -76,7 +78,7 @@ class ReadMark:
         self._lag_now = self._lag_before = 0
         self.lag_ms: int = 0  # the stream's lag: the largest of the two half windows
         self._agree_ms = int(AGREE_S * 1000 * speed)
-        self._answer: tuple[int, int, int] = (_NEVER, 0, _NEVER)  # (asked at, grace_ms, through)
+        self._answers: dict[int, tuple[int, int]] = {}  # grace_ms -> (asked at, through)
 
     def __repr__(self) -> str:
         since, waiting = self._state
@@ -125,12 +127,13 @@ class ReadMark:
         """Market ms through which everything that reached the socket has been handed out: ``now_ms``
         (read before calling) while the reader waits with nothing unread, else the last moment it found
         the socket empty; earlier by what the stream's lag exceeds ``grace_ms`` (the wait a bar's
-        close already allows for trades in flight).  Asked again within ``AGREE_S``: the same answer."""
-        asked, asked_grace, answer = self._answer
-        if asked <= now_ms <= asked + self._agree_ms and asked_grace == grace_ms:
+        close already allows for trades in flight).  Asked again within ``AGREE_S``: the same answer;
+        later, never an earlier one."""
+        asked, answer = self._answers.get(grace_ms, (_NEVER, _NEVER))
+        if asked <= now_ms <= asked + self._agree_ms:
             return answer
-        answer = self._read_through(now_ms) - max(0, self.lag_ms - grace_ms)
-        self._answer = (now_ms, grace_ms, answer)
+        answer = max(answer, self._read_through(now_ms) - max(0, self.lag_ms - grace_ms))
+        self._answers[grace_ms] = (now_ms, answer)
         return answer
 
     def _read_through(self, now_ms: int) -> int:

@@ -60,6 +60,7 @@ class HandStore:
         self.history = ListHistory(bars, clock, error)
         self.post = self.post_status = None
         self.connected = False
+        self.read_up_to: int | None = None  # market ms the connection's reader has read through (None: all)
 
     @property
     def hub(self):
@@ -69,7 +70,8 @@ class HandStore:
         return self.connected
 
     def read_through(self, family: str, inst, now_ms: int, grace_ms: int = 0) -> int:
-        return now_ms  # the test hands each trade over itself: nothing is ever unread
+        # The test hands each trade over itself: nothing is unread unless it says the reader is behind.
+        return now_ms if self.read_up_to is None else min(now_ms, self.read_up_to)
 
     def listen(self, inst, callback, *, depth=False, on_status=None) -> None:
         self.post, self.post_status = callback, on_status
@@ -238,3 +240,32 @@ def test_a_trade_after_its_live_bar_was_handed_out_is_counted_and_said_once(worl
 
     assert len([w for w in said if issubclass(w.category, LateTradeWarning)]) == 1
     assert source.stats["late_ticks"] == 2
+
+
+def test_a_bar_held_for_its_reader_comes_at_the_next_poll_once_the_reader_is_through(world):
+    # The feeds of a connection hold a minute's bar while its reader is behind.  Once one of them
+    # finds the reader through, the others must hand theirs out in the same pass of Cerebro: a
+    # pause before a held bar is asked about again would split the minute over two next() calls.
+    store, source = world(paused=True)
+    store.status("connected")
+    assert next_event(source) == StateChanged("delayed")
+    store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
+    store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
+    source.take_input()
+    store.read_up_to = BOUNDARY + 10_000  # the reader stalls 10 s into the live bar
+    store.clock.resume(until_ms=BOUNDARY + 2 * MINUTE_MS)  # far past its end plus grace
+    events = []
+    deadline = time.monotonic() + WAIT
+    while source.stats["held_bars"] == 0 or store.clock.now_ms() < BOUNDARY + 2 * MINUTE_MS:
+        assert time.monotonic() < deadline, "the bar was never held"
+        if (event := source.poll(0.01)) is not None:
+            events.append(event)
+    while (event := source.poll(0)) is not None:
+        events.append(event)
+    assert not any(isinstance(e, BarReady) and e.bar.end == BOUNDARY + MINUTE_MS for e in events)
+
+    store.read_up_to = None  # the reader caught up, as another feed of the connection has just found
+
+    event = source.poll(0)
+    assert isinstance(event, BarReady) and event.bar.end == BOUNDARY + MINUTE_MS, event
+    assert source.stats["held_bars"] == 1

@@ -199,11 +199,16 @@ class RateLimiter:
         """Note that the call to ``endpoint`` was answered just now.
 
         The service times calls on arrival, and a call reached it no later than its answer came
-        back; spacing the next call from here keeps a slow send from bunching two arrivals.
+        back; where the plan spaces an endpoint's calls a second or more apart ("1 per 3 s"),
+        spacing the next call from here keeps a slow send from bunching two arrivals.  A faster rate
+        is a count per second ("20 per s", alltick.md 6.1) that two bunched arrivals do not break:
+        those calls are spaced from their sends and may be in flight together, or a universe's
+        /kline calls went one at a time at a third of the plan's rate.  A refusal stretches them.
         """
 
         def settle(state: QuotaState, now: float) -> None:
-            state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
+            if self.interval_for(endpoint, now) - self.margin >= 1.0:
+                state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
             state.last_any = now if state.last_any is None else max(state.last_any, now)
 
         with self._condition:

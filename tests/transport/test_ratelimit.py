@@ -305,3 +305,19 @@ def test_each_refusal_doubles_the_endpoints_interval_and_the_doubling_fades_by_h
     assert plan_interval == pytest.approx(0.05)
     assert twice == pytest.approx(0.2) and batch == pytest.approx(1.0)
     assert a_minute_later == pytest.approx(0.1) and long_after == pytest.approx(0.05)
+
+
+def test_a_rate_per_second_is_kept_from_the_sends_and_a_spacing_from_the_answers():
+    # alltick.md 6.1, Professional: /kline 20 per s (a count, which calls in flight together keep),
+    # /batch-kline 1 per s (a spacing: the next call goes a second after the answer).
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "professional"), monotonic=clock, sleep=clock.sleep, margin=0.0)
+
+    limiter.acquire("kline")
+    limiter.acquire("batch-kline")
+    clock.now += 0.5  # both answers are slow
+    limiter.finished("kline")
+    limiter.finished("batch-kline")
+
+    assert limiter.delay_for("kline", clock.now) == 0.0
+    assert limiter.delay_for("batch-kline", clock.now) == pytest.approx(1.0)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .clock import CLOSE_LAG_S, Clock, as_service_clock, wall_seconds
 from .errors import AllTickError
 from .records import Kline
+from .transport.worker_stop import WorkerStop
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ class Backfiller:
         self._close_lag_ms = close_lag_s * 1000 * clock.speed
         self._recheck_s = recheck_s
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = threading.Event()
+        # Also cuts short the REST call a job waits in (a rate-limit slot, a retry's pause): a stopped
+        # feed's worker must not outlive it, nor go on using the store's client and quota for nobody.
+        self._stop = WorkerStop()
         self._job_id = 0
         self._thread = threading.Thread(target=self._run, name="alltick-backfill", daemon=True)
         self._thread.start()
@@ -114,7 +117,8 @@ class Backfiller:
             if delay > 0 and self._stop.wait(delay):
                 return
             try:
-                self._run_job(*work)
+                with self._stop.guarding():
+                    self._run_job(*work)
             except AllTickError as e:
                 if not self._stop.is_set():  # else stopped while fetching: the failure is of our own making
                     self._deliver(BackfillFailed(e, job[0]))

@@ -379,7 +379,7 @@ class _BarDispatcher:
                     newest=newest,
                 )
                 self._sources[source] = (inst, label)
-        self._thread = threading.Thread(target=self._run, name="relay-bars", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="alltick-relay", daemon=True)
         self._thread.start()
 
     def join(self) -> None:

@@ -234,6 +234,12 @@ class AllTickStore(bt.Store, SnapshotQueries, metaclass=_NoSingleton):
             self.datas.append(data)
 
     def stop(self) -> None:
+        # Cerebro stops the feeds before the store, but not when a run raised: a feed's live source
+        # (its backfill worker, its subscriptions) then outlived the store, and reopened the store's
+        # REST client on its next job, never to close it.  Stopping a feed twice is harmless.
+        if self._started:
+            for data in self.datas:
+                data.stop()
         with self._lock:
             hub, rest, cache = self._hub, self._rest, self._cache
             self._hub = self._rest = self._cache = self._history = None

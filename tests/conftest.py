@@ -28,7 +28,9 @@ Fixtures
 No ``ALLTICK_*`` variable or config file of the machine's user reaches a test (``user_settings``,
 autouse): ``ALLTICK_CONFIG`` names a file that does not exist unless a test writes it.
 
-Every simulator is closed when the test ends: no thread or socket outlives it.  Steer and
+Every simulator is closed when the test ends: no thread or socket outlives it.  ``no_thread_left``
+(autouse) fails a test after which a thread named ``alltick-*`` or ``sim-*`` it started is still
+alive once its fixtures are torn down (``thread_leaks.py``): a stop or close that left one behind.  Steer and
 observe one through ``sim.faults``, ``sim.counters``, ``sim.journal.wait_for(...)``,
 ``sim.drop_connections()``, ``sim.set_plan(...)`` and ``sim.add_token``/``revoke_token``.
 """
@@ -40,6 +42,7 @@ import os
 
 import pytest
 from sinks.sink_servers import InfluxServer, RedisServer
+from thread_leaks import describe, left_behind, summary, threads_now
 from worker_pools import watched_pool_factory
 
 from backtrader_alltick import AllTickStore
@@ -54,6 +57,34 @@ def user_settings(monkeypatch, tmp_path):
     path = tmp_path / "user-config" / "config.toml"  # nothing is made in tmp_path until a test writes it
     monkeypatch.setenv("ALLTICK_CONFIG", str(path))
     return path
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "threads_checked_by_module: the test's threads belong to a module-scoped fixture, which checks "
+        "them when it closes (no_thread_left leaves the test alone)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left(request):
+    """Fail a test after which a thread of the package or the simulator it started is still alive.
+
+    Autouse fixtures are set up first and torn down last within a test: the check runs once every
+    simulator, store and pool the test's fixtures made is closed.  See ``thread_leaks.py``.
+    """
+    if request.node.get_closest_marker("threads_checked_by_module"):
+        yield
+        return
+    before = threads_now()
+    yield
+    if alive := left_behind(before):
+        pytest.fail(describe(alive), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    terminalreporter.write_line(summary())
 
 
 @pytest.fixture

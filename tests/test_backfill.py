@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import queue
+import threading
+import time
+
+import backtrader as bt
 
 from backtrader_alltick.backfill import Backfiller, BackfillFailed, BackfillResult
 from backtrader_alltick.clock import ScaledClock
 from backtrader_alltick.errors import AllTickError, SymbolNotFound, Timeout
+from backtrader_alltick.sources import SourceOptions
+from backtrader_alltick.sources.stream import StreamBars
+from backtrader_alltick.symbols import parse_symbol
 
 NOW = 1_700_000_040_000
 
@@ -111,3 +118,41 @@ def test_a_service_that_has_not_closed_what_its_clock_says_is_asked_again_later_
 
     assert len(fetches) >= 3
     assert all(wait >= 0.2 for wait in waits[: len(fetches) - 1])  # no fetch followed another at once
+
+
+# -- on a store: the worker of a closed source ------------------------------------------------------
+
+
+def _new_workers(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread not in before and thread.name == "alltick-backfill"
+    ]
+
+
+def test_a_worker_waiting_out_a_rate_limit_ends_when_its_source_closes(alltick_sim, make_store):
+    # Every /kline is rate limited: the store's client waits and asks again for up to its
+    # ratelimit_timeout (two minutes).  Closing the feed's source must end its worker now, although
+    # the store, and so the client, stays open for the other feeds (Backtrader stops the feeds of a
+    # run, not the store; optstrategy on one core starts them again for the next run).
+    alltick_sim.faults.update(rate_limit_burst=1_000_000)
+    store = make_store(alltick_sim)
+    before = set(threading.enumerate())
+    btc = parse_symbol("BTCUSDT")
+    spec = store.resolve_timeframe(btc, bt.TimeFrame.Minutes, 1)
+    source = StreamBars(store, btc, spec, SourceOptions(lookback=3), None)
+    workers = _new_workers(before)
+    try:
+        # The consumer's thread drives the source, as a feed's does: its seam asks REST once anchored.
+        deadline = time.monotonic() + 30
+        while not [entry for entry in alltick_sim.journal.entries if entry.kind == "rest"]:
+            assert time.monotonic() < deadline, "the source never asked REST"
+            source.poll(0.1)
+    finally:
+        source.close()
+    for worker in workers:
+        worker.join(10.0)
+
+    assert workers and not [worker.name for worker in workers if worker.is_alive()]
+    assert store.rest.stats.requests >= 1  # the client still serves the store's other feeds

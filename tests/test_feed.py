@@ -342,7 +342,8 @@ def test_an_error_in_an_optimisation_worker_is_raised_by_cerebro_run(
         optimise(store, 2, optdatas=False, preload=False)
 
 
-def test_optstrategy_on_two_cores_refuses_a_live_feed(alltick_sim, make_store):
+def test_optstrategy_on_two_cores_refuses_a_live_feed(alltick_sim, make_store, worker_pools):
+    worker_pools("fork")  # Backtrader leaves its pool open when a task cannot be sent: the fixture ends it
     cerebro = bt.Cerebro(maxcpus=2, stdstats=False)
     cerebro.adddata(make_store(alltick_sim).getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes))
     cerebro.optstrategy(SmaCross, fast=[3, 5])

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from thread_leaks import describe, left_behind, threads_now
 
 from backtrader_alltick import AllTickStore, config
 from backtrader_alltick.recording import Recording
@@ -140,10 +141,23 @@ class Workspace:
         self.sim.close()
 
 
+# The blocks share one namespace, as a reader's session does: a store one block makes (and its
+# keep-alive connection to the simulator) serves the next, so threads outlive each block; the
+# workspace checks them once it has closed everything.
+pytestmark = pytest.mark.threads_checked_by_module
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, request):
+    before = threads_now()
     space = Workspace(tmp_path_factory.mktemp("readme"))
-    request.addfinalizer(space.close)
+
+    def close() -> None:
+        space.close()
+        if alive := left_behind(before):
+            pytest.fail(describe(alive), pytrace=False)
+
+    request.addfinalizer(close)
     return space
 
 

@@ -365,3 +365,27 @@ def test_601_symbols_on_premium_are_a_config_error_before_any_connection(make_si
         store.check_capacity(sim.symbols)
 
     assert sim.counters["ws_connections_opened"] == 0
+
+
+class FailsOnFirstBar(bt.Strategy):
+    def next(self) -> None:
+        raise ZeroDivisionError("a bug in the strategy")
+
+
+def test_stopping_the_store_after_a_run_that_raised_ends_its_feeds_threads(alltick_sim, make_store):
+    # Cerebro does not stop the feeds of a run that raised; the user's `finally: store.stop()` must
+    # still end the live feed's backfill worker, which would otherwise reopen the store's REST client.
+    store = make_store(alltick_sim, cache=False)
+    before = set(threading.enumerate())
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(store.getdata(dataname="BTCUSDT", timeframe=bt.TimeFrame.Minutes, lookback=3))
+    cerebro.addstrategy(FailsOnFirstBar)
+    with pytest.raises(ZeroDivisionError):
+        cerebro.run()
+
+    store.stop()
+
+    left = [t for t in threading.enumerate() if t not in before and t.name.startswith("alltick-")]
+    for thread in left:
+        thread.join(10.0 / len(left))
+    assert [thread.name for thread in left if thread.is_alive()] == []

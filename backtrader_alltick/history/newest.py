@@ -23,6 +23,7 @@ from ..errors import AllTickError
 from ..records import Kline
 from ..symbols import Instrument
 from ..timeframes import BarSpec, slot_of
+from ..transport.worker_stop import unguarded
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -176,7 +177,9 @@ class NewestBars:
             for ask in group:
                 ask.sent = sent
             try:
-                found = self._batch(list(dict.fromkeys(ask.inst for ask in group)), period)
+                # The call answers the other waiting threads too: it runs on when this one's feed stops.
+                with unguarded():
+                    found = self._batch(list(dict.fromkeys(ask.inst for ask in group)), period)
             except AllTickError as e:
                 # One code the service refuses fails the whole call (ret 600): each symbol asks /kline,
                 # which fails only the symbol at fault, or fails alone as it would have without a batch.

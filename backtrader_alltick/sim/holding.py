@@ -68,7 +68,8 @@ def _hold(sim: Simulator, symbol: str, ended: threading.Event, within_ms: int, l
     try:
         # The simulator offers no event for a subscription or a reply: look every few wall ms.
         while not any(symbol in session.wanted() for session in sim.sessions()):
-            if ended.wait(POLL_S) or time.monotonic() > started + limit_s:
+            # A simulator closed first (a run that failed, a script's with-block left) serves nobody.
+            if ended.wait(POLL_S) or sim.closed or time.monotonic() > started + limit_s:
                 return
         if sim.model.instrument(symbol) is None:
             return  # not served: the feed fails on its own
@@ -81,7 +82,7 @@ def _hold(sim: Simulator, symbol: str, ended: threading.Event, within_ms: int, l
         # The pusher sends the trades before the clock's moment: 1 ms past the first one sends it alone.
         clock.resume(until_ms=first[0].time + 1)
         while not _answered_since(sim, asked):
-            if ended.wait(POLL_S) or time.monotonic() > held_since + limit_s:
+            if ended.wait(POLL_S) or sim.closed or time.monotonic() > held_since + limit_s:
                 return
     finally:
         if held_since is not None and time.monotonic() > held_since + limit_s:

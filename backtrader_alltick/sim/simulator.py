@@ -266,6 +266,11 @@ class Simulator:
             session.connection.abort()
         return len(sessions)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._stopping.is_set()
+
     def close(self) -> None:
         """Stop serving, close every socket and join every thread the simulator started."""
         if self._stopping.is_set():

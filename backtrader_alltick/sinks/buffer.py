@@ -82,7 +82,9 @@ class BufferedWriter:
         self.written: int = 0
         self.dropped: int = 0
         self.rejected: int = 0
-        self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-flusher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"alltick-{type(self).__name__}-flusher", daemon=True
+        )
 
     # -- public -------------------------------------------------------------------------------------
 

@@ -102,7 +102,9 @@ class RedisBars:
         self.source: RedisReader = RedisReader(
             url, options.prefix, reconnect_timeout=math.inf, on_connection=self._on_connection
         )
-        self._thread = threading.Thread(target=self._read_loop, name=f"redis-feed-{self.symbol}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._read_loop, name=f"alltick-redis-{self.symbol}", daemon=True
+        )
         self._thread.start()
 
     def __repr__(self) -> str:

@@ -15,23 +15,22 @@ import math
 import time
 from collections.abc import Iterator
 
-from .. import timeframes
 from ..backfill import Backfiller, BackfillFailed, BackfillResult
 from ..bars import SeenTrades, in_regular_hours
 from ..clock import wall_seconds
 from ..errors import is_retryable
-from ..history import Window
 from ..history.newest import NewestBars
-from ..notices import Notice, handing_to
-from ..records import Depth, Kline, Tick
+from ..notices import Notice
+from ..records import Depth, Tick
 from ..seam import Seam
 from ..symbols import Instrument
-from ..timeframes import BarSpec, slot_of
+from ..timeframes import BarSpec
 from ..transport.retry import backoff
 from . import COUNTERS, Event, SourceOptions
 from .inbox import Inbox, Outbox, Wake
 from .needs import LiveStore
 from .stream_notes import StreamNotes
+from .stream_rest import StreamRest
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +81,10 @@ class StreamBars:
         self.store, self.inst, self.spec, self.options = store, inst, spec, options
         self.clock = clock = store.clock
         self.family = store.wire.family(inst)
-        self.start_ms = start_ms
-        self._newest = newest
-        self._anchor_fetch = False  # the next fetch is the first of a job the seam asked as it anchored
+        self._rest = rest = StreamRest(store, inst, spec, options, start_ms, newest, self._put)
         self._last_tick_time: int | None = None
         self._seen = SeenTrades()
         self._probe_job: int | None = None
-        self._symbol_known = False
         self._closed = False
         self._margin_ms = int(ANCHOR_MARGIN_S * 1000 * clock.speed)
         self._grace_ms = int(options.grace * 1000 * clock.speed)
@@ -96,7 +92,7 @@ class StreamBars:
         self._ticks_flowing = False
         self._ticks_deadline: int | None = None
         self.backfiller = Backfiller(
-            self._fetch, clock, self._put, closed_until=self._closed_until, next_final=self._next_final
+            rest.fetch, clock, self._put, closed_until=rest.closed_until, next_final=rest.next_final
         )
         # A REST outage that outlasts the client's retries delays the backfill, as a dropped socket
         # delays the stream: the source asks again after these pauses, and says CONNBROKEN meanwhile.
@@ -120,7 +116,7 @@ class StreamBars:
         if not options.backfill_start or spec is None:
             # Nothing to backfill, but an unknown symbol must still be reported.  A job ends at a
             # bar's close stamp: the newest bar final now.
-            self._probe_job = self.backfiller.request(None, self._closed_until(clock.now_ms()), 1)
+            self._probe_job = self.backfiller.request(None, rest.closed_until(clock.now_ms()), 1)
         # Market ms the timers are due next: by the store's clock, not each source's wall reading, so
         # that sources due at one moment (the feeds of a minute) are all due once one of them is.
         self._timers_ms: float = -math.inf
@@ -308,9 +304,7 @@ class StreamBars:
 
     def _request_rest(self, after_ms: int | None, upto_ms: int) -> int:
         pause, self._rest_pause_s = self._rest_pause_s, 0.0
-        # The seam asks as it anchors: at each symbol's own first trade, so the job's first fetch is
-        # gathered with the other sources' as a start's is (NewestBars' longer window).
-        self._anchor_fetch = True
+        self._rest.anchor_fetch = True
         return self.backfiller.request(after_ms, upto_ms, delay_s=pause)
 
     def _on_backfill_failed(self, failed: BackfillFailed) -> None:
@@ -323,7 +317,7 @@ class StreamBars:
         pause = next(self._rest_pauses)
         if failed.job == self._probe_job:
             self._probe_job = self.backfiller.request(
-                None, self._closed_until(self.clock.now_ms()), 1, delay_s=pause
+                None, self._rest.closed_until(self.clock.now_ms()), 1, delay_s=pause
             )
         else:
             # The seam asks again through _request_rest, which takes this pause once.
@@ -391,61 +385,3 @@ class StreamBars:
     @property
     def _anchored(self) -> bool:
         return self.seam.anchored if self.seam is not None else self._ticks_flowing
-
-    # -- the backfill worker's thread ----------------------------------------------------------------
-
-    def _closed_until(self, moment_ms: int) -> int:
-        # A bar is final when its slot ends (a daily bar: when its trading date ends).
-        spec, market = self._backfill_spec(), self.inst.market
-        return slot_of(spec, slot_of(spec, moment_ms, market).start - 1, market).end
-
-    def _next_final(self, close_ms: int) -> int:
-        spec, market = self._backfill_spec(), self.inst.market
-        closed = slot_of(spec, close_ms - 1, market)  # the slot of the bar stamped close_ms
-        return slot_of(spec, closed.next_start, market).next_start
-
-    def _backfill_spec(self) -> BarSpec:
-        return self.spec or self.store.resolve_timeframe(self.inst, timeframes.MINUTES, 1)
-
-    def _rest_bars(
-        self, spec: BarSpec, after_ms: int | None, start_ms: int | None, upto_ms: int, count: int | None
-    ) -> tuple[list[Kline], int]:
-        # A gap's or a start's few bars from a batch answer shared with other symbols, where one covers them.
-        newest, got = self._newest, None
-        starting, self._anchor_fetch = self._anchor_fetch, False
-        if newest is not None:
-            if after_ms is not None:
-                got = newest.fetch(self.inst, spec, after_ms, upto_ms, starting=starting)
-            elif start_ms is not None and count is None:
-                got = newest.fetch(self.inst, spec, start_ms - 1, upto_ms, starting=True)  # from start_ms
-            elif start_ms is None and count is not None:
-                got = newest.fetch_newest(self.inst, spec, count, upto_ms)
-        if got is not None:
-            return got
-        found = self.store.history.get_range(self.inst, spec, Window(start_ms, upto_ms, count))
-        return found.bars, found.complete_ms
-
-    def _fetch(self, after_ms: int | None, upto_ms: int, count: int | None) -> tuple[list[Kline], int]:
-        spec = self._backfill_spec()
-        if after_ms is None:
-            start_ms = self.start_ms
-            if start_ms is None and count is None:
-                count = self.options.lookback
-        else:
-            # Every bar that ends after after_ms: the one in progress at after_ms included.
-            start_ms = slot_of(spec, after_ms, self.inst.market).start
-        bars: list[Kline]
-        # This runs on the backfill worker: a warning (a long rate-limit wait) goes to the consumer.
-        with handing_to(self._put):
-            if start_ms is not None and start_ms > upto_ms:
-                # fromdate lies ahead of the newest closed bar (a replay's clock starts before it, or a
-                # session asked to start later): nothing to backfill yet; later jobs fetch what closes.
-                bars, proven = [], upto_ms
-            else:
-                bars, proven = self._rest_bars(spec, after_ms, start_ms, upto_ms, count)
-            if not bars and not self._symbol_known:
-                # A service may answer an unknown code with empty data (itick.md 9.2), and its stream
-                # then stays silent: the latest trade tells a quiet history from an unknown code.
-                self.store.check_symbols([self.inst])
-        self._symbol_known = True
-        return bars, proven

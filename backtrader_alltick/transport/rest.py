@@ -53,6 +53,7 @@ from ..wire import HttpRequest, get_dialect
 from .http_errors import map_errors, parse_retry_after
 from .ratelimit import WARN_AFTER_S, RateLimiter
 from .retry import backoff_delay
+from .worker_stop import current_stop
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -175,6 +176,8 @@ class RestClient:
         self.stats: RestStats = RestStats()
         self._stats_lock = threading.Lock()
         self._closed = threading.Event()
+        # The cancel events of calls guarded by a worker's stop (worker_stop.py): close() sets them too.
+        self._guarded: set[threading.Event] = set()
 
     def __repr__(self) -> str:
         return (
@@ -193,16 +196,39 @@ class RestClient:
     def call(self, request: HttpRequest, parse: Callable[[int, Any], T]) -> T:
         """Send ``request`` (token placed here) and return ``parse(status, payload)``, retrying as allowed.
 
-        ``payload`` is the decoded JSON, or None when the body is not JSON.
+        ``payload`` is the decoded JSON, or None when the body is not JSON.  A call made inside
+        :meth:`~.worker_stop.WorkerStop.guarding` also gives up once that stop is set.
         """
+        stop = current_stop()
+        if stop is None:
+            return self._call(request, parse, self._closed)
+        cancel = threading.Event()
+
+        def cut() -> None:
+            cancel.set()
+            self.limiter.wake()
+
+        forget = stop.on_set(cut)
+        with self._stats_lock:
+            self._guarded.add(cancel)
+        if self._closed.is_set():
+            cancel.set()
+        try:
+            return self._call(request, parse, cancel)
+        finally:
+            forget()
+            with self._stats_lock:
+                self._guarded.discard(cancel)
+
+    def _call(self, request: HttpRequest, parse: Callable[[int, Any], T], cancel: threading.Event) -> T:
         request = self.dialect.authorize(request, self._token)
         failures = 0
         limited = 0
         limited_wait = 0.0
         while True:
-            waited = self.limiter.acquire(request.endpoint, cancel=self._closed, subject=request.subject)
-            if waited < 0 or self._closed.is_set():
-                raise TransportError(f"the REST client for {self.base_url} is closed; create a new store")
+            waited = self.limiter.acquire(request.endpoint, cancel=cancel, subject=request.subject)
+            if waited < 0 or cancel.is_set():
+                raise self._cancelled()
             self._count(waited=waited)
             status: int | None = None
             headers: Any = {}
@@ -266,7 +292,7 @@ class RestClient:
                     self.max_retries,
                     delay,
                 )
-                self._pause(delay)
+                self._pause(delay, cancel)
             else:
                 raise error
             self._count(retries=1)
@@ -354,6 +380,10 @@ class RestClient:
     def close(self) -> None:
         """Stop waiting retries and close the session (if this client created it)."""
         self._closed.set()
+        with self._stats_lock:
+            guarded = list(self._guarded)
+        for cancel in guarded:
+            cancel.set()
         self.limiter.wake()
         if self._owns_session:
             self.session.close()
@@ -387,10 +417,17 @@ class RestClient:
         if served is not None and self.clock is not None:
             self.clock.observe_server_clock(served)
 
-    def _pause(self, seconds: float) -> None:
-        if self._closed.wait(seconds):
-            raise TransportError(f"the REST client for {self.base_url} was closed while waiting to retry")
+    def _pause(self, seconds: float, cancel: threading.Event) -> None:
+        if cancel.wait(seconds):
+            if self._closed.is_set():
+                raise TransportError(f"the REST client for {self.base_url} was closed while waiting to retry")
+            raise self._cancelled()
         self._count(waited=seconds)
+
+    def _cancelled(self) -> TransportError:
+        if self._closed.is_set():
+            return TransportError(f"the REST client for {self.base_url} is closed; create a new store")
+        return TransportError(f"a REST call to {self.base_url} was given up: the worker making it stopped")
 
     def _count(self, requests: int = 0, retries: int = 0, rate_limited: int = 0, waited: float = 0.0) -> None:
         with self._stats_lock:

@@ -46,3 +46,14 @@ def test_a_run_that_ends_first_leaves_the_market_running(make_sim):
     hold.join(timeout=10)
 
     assert not hold.is_alive() and not held.clock.paused
+
+
+def test_closing_the_simulator_ends_the_hold(make_sim):
+    # A run that fails before its feed subscribes (and never sets ``ended``) closes its simulator.
+    held = make_sim(symbols=[SYMBOL], paused=True)
+    hold = resume_when_anchored(held, SYMBOL)
+
+    held.close()
+    hold.join(timeout=10)
+
+    assert not hold.is_alive()

@@ -737,12 +737,12 @@ def test_a_tick_feed_goes_live_again_after_a_reconnect(make_store):
 
 
 def test_a_crashing_backfill_fails_the_feed_with_a_notification(make_store, monkeypatch):
-    from backtrader_alltick.sources.stream import StreamBars
+    from backtrader_alltick.sources.stream_rest import StreamRest
 
     def broken(self, moment_ms):
         raise ZeroDivisionError("a bug in the grid")
 
-    monkeypatch.setattr(StreamBars, "_next_final", broken)  # a bug inside the backfill worker
+    monkeypatch.setattr(StreamRest, "next_final", broken)  # a bug inside the backfill worker
     with Simulator(dialect="alltick", plan="unlimited", speed=SPEED, seed=3) as sim:
         store = make_store(sim)
         strategy = run_live(

@@ -127,6 +127,18 @@ def world():
         source.close()
 
 
+def live_bar_begun(world):
+    """A source whose seam is anchored at BOUNDARY, with one trade of the first live bar taken; the
+    clock still stands before the boundary."""
+    store, source = world(paused=True)
+    store.status("connected")
+    assert next_event(source) == StateChanged("delayed")
+    store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
+    store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
+    source.take_input()
+    return store, source
+
+
 def test_history_up_to_the_seam_comes_first_without_a_book_then_live_bars_with_it(world):
     store, source = world(paused=True)
     store.status("connected")
@@ -218,12 +230,7 @@ def test_trades_as_bars_drop_repeats_and_late_trades_and_count_them(world):
 
 
 def test_a_trade_after_its_live_bar_was_handed_out_is_counted_and_said_once(world):
-    store, source = world(paused=True)
-    store.status("connected")
-    assert next_event(source) == StateChanged("delayed")
-    store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
-    store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
-    source.take_input()
+    store, source = live_bar_begun(world)
     store.clock.resume()
     while not any(
         isinstance(event, BarReady) and event.bar.end == BOUNDARY + MINUTE_MS
@@ -246,12 +253,7 @@ def test_a_bar_held_for_its_reader_comes_at_the_next_poll_once_the_reader_is_thr
     # The feeds of a connection hold a minute's bar while its reader is behind.  Once one of them
     # finds the reader through, the others must hand theirs out in the same pass of Cerebro: a
     # pause before a held bar is asked about again would split the minute over two next() calls.
-    store, source = world(paused=True)
-    store.status("connected")
-    assert next_event(source) == StateChanged("delayed")
-    store.post(Tick("BTCUSDT", BOUNDARY - 2_000, 100.0, 1.0, 100.0, seq=1))  # anchors the seam at BOUNDARY
-    store.post(Tick("BTCUSDT", BOUNDARY + 1_000, 101.0, 2.0, 202.0, seq=2))  # the first live bar's
-    source.take_input()
+    store, source = live_bar_begun(world)
     store.read_up_to = BOUNDARY + 10_000  # the reader stalls 10 s into the live bar
     store.clock.resume(until_ms=BOUNDARY + 2 * MINUTE_MS)  # far past its end plus grace
     events = []

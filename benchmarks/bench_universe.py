@@ -256,8 +256,8 @@ def main() -> None:
     )
     print(
         f"  start ({'/kline per symbol' if args.kline_start else 'batch'}): {start_rest.requests:,} REST "
-        f"requests until every symbol was live, {start_rest.waited:.1f} s waited for the plan's limits "
-        "(summed over the symbols' backfill threads)"
+        f'requests until every symbol was live ({start_rest.rate_limited} answered "slow down"), '
+        f"{start_rest.waited:.1f} s waited for the plan's limits (summed over the symbols' backfill threads)"
     )
     upstream = store.stream_stats.get("stock", {})
     print(

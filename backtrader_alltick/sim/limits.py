@@ -19,8 +19,25 @@ BATCH_ENDPOINT = "batch-kline"
 TOO_FREQUENT = "too frequent"
 
 
+def endpoint_rate(interval: float) -> tuple[int, float]:
+    """The calls an endpoint takes in any window of wall seconds, as the plan table words it.
+
+    alltick.md 6.1 gives a rate per endpoint: "1 per 10 s", "1 per s", "10 per s", "20 per s".
+    Below one second the plan's interval is a rate per second, not a spacing: "20 per s" admits
+    twenty calls in any second, however they bunch on the way (not one every 50 ms).
+
+    Example::
+
+        endpoint_rate(0.05)    # (20, 1.0)
+        endpoint_rate(3.0)     # (1, 3.0)
+    """
+    if interval >= 1.0:
+        return 1, interval
+    return max(1, round(1.0 / interval)), 1.0
+
+
 class RestLimiter:
-    """Per-token request budget: per-endpoint spacing, per-minute and per-day caps.
+    """Per-token request budget: a rate per endpoint (:func:`endpoint_rate`), per-minute and per-day caps.
 
     Example::
 
@@ -32,7 +49,7 @@ class RestLimiter:
         self._plan = plan
         self._now = now
         self._lock = threading.Lock()
-        self._last_call: dict[tuple[str, str], float] = {}
+        self._calls: dict[tuple[str, str], deque[float]] = {}
         self._minute: dict[str, deque[float]] = {}
         self._day: dict[str, tuple[int, int]] = {}
 
@@ -43,9 +60,13 @@ class RestLimiter:
         with self._lock:
             waits = []
             interval = plan.batch_interval if endpoint == BATCH_ENDPOINT else plan.endpoint_interval
-            last = self._last_call.get((token, endpoint))
-            if interval and last is not None and now - last < interval:
-                waits.append(interval - (now - last))
+            calls = self._calls.setdefault((token, endpoint), deque())
+            if interval:
+                allowed, window = endpoint_rate(interval)
+                while calls and now - calls[0] >= window:
+                    calls.popleft()
+                if len(calls) >= allowed:
+                    waits.append(window - (now - calls[-allowed]))
             recent = self._minute.setdefault(token, deque())
             while recent and now - recent[0] >= 60.0:
                 recent.popleft()
@@ -59,7 +80,8 @@ class RestLimiter:
                 waits.append(86_400 - time.time() % 86_400)
             if waits:
                 return max(waits)
-            self._last_call[(token, endpoint)] = now
+            if interval:
+                calls.append(now)
             recent.append(now)
             self._day[token] = (day, day_count + 1)
             return None

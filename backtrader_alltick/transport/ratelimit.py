@@ -12,7 +12,11 @@ apply at once and the strictest wins:
 - a daily cap (``plan.per_day``) over the service's day, which raises :class:`PlanLimitError`
   instead of sleeping until the service resets it.
 
-``penalize(seconds)`` pushes every rule back after the service answered 429 / 605.
+``penalize(seconds, endpoint)`` pushes every rule back after the service answered 429 / 605, and
+the service's word outranks the plan table: the refused endpoint's interval doubles (up to
+``SLOWEST_INTERVAL_S``), and the doubling fades by half each ``SLOWER_FADES_S`` without
+another refusal, so a client that believes a higher plan than its token has, or a service that
+counts stricter than documented, stops being refused call after call.
 What the rules decide from lives in a ledger (:mod:`.quota_ledger`): this process's memory,
 or a file or Redis shared by every process on the token, so that together they keep the plan.
 The arithmetic is pure (:meth:`RateLimiter.delay_in`, :meth:`RateLimiter.record_in`) and runs
@@ -40,6 +44,11 @@ WARN_AFTER_S = MINUTE
 # Added to every non-zero spacing: the service times a call when it arrives, and two
 # calls do not travel equally fast.
 SAFETY_MARGIN = 0.05
+# After a refusal an endpoint's interval doubles, up to the slowest per-endpoint rate any plan
+# documents (Free: one call per 10 s, alltick.md 6.1), and the doubling halves for every
+# SLOWER_FADES_S seconds the service refuses nothing more of it.
+SLOWEST_INTERVAL_S = 10.0
+SLOWER_FADES_S = 60.0
 
 
 class RateLimiter:
@@ -88,13 +97,18 @@ class RateLimiter:
         self._sleep = sleep
         self._on_wait = on_wait
         self._condition = threading.Condition()
-        # Callers queue here and one at a time waits for the next free slot on the condition.
-        self._turn = threading.Lock()
+        # Callers of one endpoint queue on its turn and one at a time waits for the next free slot on
+        # the condition.  A turn per endpoint, as the plan's intervals are (alltick.md 6.1): a
+        # /batch-kline call whose slot is free must not wait behind hundreds of queued /kline calls.
+        self._turns: dict[str, threading.Lock] = {}
+        self._turns_lock = threading.Lock()
         self._unlimited = not has_limits(plan)
         self._held = False  # a penalty was ever set: even an unlimited plan's callers may wait
         self.calls: int = 0
         self.waited: float = 0.0
         self._long_wait_warned = False
+        # endpoint -> (factor on its interval, ledger time of the refusal that set it)
+        self._slower: dict[str, tuple[float, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -111,10 +125,19 @@ class RateLimiter:
     def on_wait(self, callback: Callable[[float, str], None] | None) -> None:
         self._on_wait = callback
 
-    def interval_for(self, endpoint: str) -> float:
-        """Minimum seconds between two calls to ``endpoint`` under this plan."""
+    def interval_for(self, endpoint: str, now: float | None = None) -> float:
+        """Minimum seconds between two calls to ``endpoint``: the plan's, stretched at ``now`` (ledger
+        time) by what the service's refusals taught (see :meth:`penalize`)."""
         interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
-        return interval + self.margin if interval > 0 else 0.0
+        if interval <= 0:
+            return 0.0
+        return interval * self._slower_at(endpoint, now) + self.margin
+
+    def _slower_at(self, endpoint: str, now: float | None) -> float:
+        factor, since = self._slower.get(endpoint, (1.0, 0.0))
+        if factor <= 1.0 or now is None:
+            return factor
+        return max(1.0, factor * 0.5 ** (max(0.0, now - since) / SLOWER_FADES_S))
 
     # -- The rules: pure arithmetic over a QuotaState -------------------------------------
 
@@ -138,7 +161,7 @@ class RateLimiter:
         delay = (state.blocked_until - now) if state.blocked_until is not None else 0.0
         last = state.last_by_endpoint.get(endpoint)
         if last is not None:
-            delay = max(delay, last + self.interval_for(endpoint) - now)
+            delay = max(delay, last + self.interval_for(endpoint, now) - now)
         if state.last_any is not None and self.plan.min_spacing > 0:
             delay = max(delay, state.last_any + self.plan.min_spacing + self.margin - now)
         cap = self.plan.per_minute
@@ -176,11 +199,16 @@ class RateLimiter:
         """Note that the call to ``endpoint`` was answered just now.
 
         The service times calls on arrival, and a call reached it no later than its answer came
-        back; spacing the next call from here keeps a slow send from bunching two arrivals.
+        back; where the plan spaces an endpoint's calls a second or more apart ("1 per 3 s"),
+        spacing the next call from here keeps a slow send from bunching two arrivals.  A faster rate
+        is a count per second ("20 per s", alltick.md 6.1) that two bunched arrivals do not break:
+        those calls are spaced from their sends and may be in flight together, or a universe's
+        /kline calls went one at a time at a third of the plan's rate.  A refusal stretches them.
         """
 
         def settle(state: QuotaState, now: float) -> None:
-            state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
+            if self.interval_for(endpoint, now) - self.margin >= 1.0:
+                state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
             state.last_any = now if state.last_any is None else max(state.last_any, now)
 
         with self._condition:
@@ -202,9 +230,14 @@ class RateLimiter:
         queued = self._monotonic()
         # Waiting on the condition, every caller woke at each free slot to compute it again: with the
         # backfill of thousands of symbols queued at once, that herd took the lock more than the
-        # calls did.  The others wait on the turn; a cancelled one still returns as soon as it has it.
-        with self._turn:
+        # calls did.  The others wait on their endpoint's turn; a cancelled one still returns as soon
+        # as it has it.
+        with self._turn(endpoint):
             return self._wait_and_take(endpoint, cancel, subject, max(0.0, self._monotonic() - queued))
+
+    def _turn(self, endpoint: str) -> threading.Lock:
+        with self._turns_lock:
+            return self._turns.setdefault(endpoint, threading.Lock())
 
     def _wait_and_take(
         self, endpoint: str, cancel: threading.Event | None, subject: str, waited: float
@@ -248,23 +281,31 @@ class RateLimiter:
         with self._condition:
             self._condition.notify_all()
 
-    def penalize(self, seconds: float) -> None:
-        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605).
+    def penalize(self, seconds: float, endpoint: str | None = None) -> None:
+        """Hold every call back for ``seconds`` from now (after the service answered 429 / 605), and
+        double the interval of the refused ``endpoint`` (the service counts stricter than the plan).
 
-        On a shared ledger the hold is the token's: every process waits it out.
+        On a shared ledger the hold is the token's: every process waits it out.  The doubling is
+        this limiter's own.
         """
 
-        def hold(state: QuotaState, now: float) -> bool:
+        def hold(state: QuotaState, now: float) -> tuple[bool, float]:
             until = now + max(0.0, seconds)
             if state.blocked_until is None or until > state.blocked_until:
                 state.blocked_until = until
-                return True
-            return False
+                return True, now
+            return False, now
 
         self._held = True
         with self._condition:
-            if self.ledger.transact(hold):
+            longer, now = self.ledger.transact(hold)
+            if longer:
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)
+            interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
+            if endpoint is not None and 0 < interval < SLOWEST_INTERVAL_S:
+                factor = min(SLOWEST_INTERVAL_S / interval, 2.0 * self._slower_at(endpoint, now))
+                self._slower[endpoint] = (factor, now)
+                logger.info("rate limiter: %s calls now %.3g times the plan interval apart", endpoint, factor)
             # Waiters recompute their delay with the new horizon.
             self._condition.notify_all()
 

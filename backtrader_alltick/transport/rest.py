@@ -270,7 +270,7 @@ class RestClient:
                     delay,
                 )
                 # The shared limiter holds every feed back, and this call waits in acquire().
-                self.limiter.penalize(delay)
+                self.limiter.penalize(delay, request.endpoint)
             elif is_retryable(error) or (status is not None and status >= 500):
                 failures += 1
                 if failures > self.max_retries:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -89,6 +91,23 @@ def test_plan_rate_limit_uses_wall_time_and_the_selected_reply(make_sim):
     first, second = kline(sim), kline(sim)
 
     assert (first.json()["ret"], second.json()["ret"]) == (200, 605)
+
+
+def test_a_burst_within_the_plans_rate_per_second_is_answered(make_sim):
+    # Professional's /kline takes 20 calls a second (alltick.md 6.1): ten sent at once arrive a few
+    # milliseconds apart, and all are within the rate.
+    sim = make_sim(dialect="alltick", plan="professional")
+    start = threading.Barrier(10)
+
+    def call(_: int) -> int:
+        start.wait()
+        return kline(sim).json()["ret"]
+
+    with ThreadPoolExecutor(10) as pool:
+        rets = list(pool.map(call, range(10)))
+
+    assert rets == [200] * 10
+    assert sim.counters["errors_sent"] == {}
 
 
 def test_server_error_burst_answers_5xx(sim):

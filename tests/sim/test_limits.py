@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from backtrader_alltick.sim.limits import SocketPacing
+from backtrader_alltick.sim.limits import RestLimiter, SocketPacing, endpoint_rate
 from backtrader_alltick.sim.plan_table import service_plan
 
 
@@ -49,3 +49,42 @@ def test_the_unlimited_plan_and_a_plan_without_spacing_pace_nothing():
 
     assert all(pacing.admit_connection("tok", "stock") for _ in range(5))
     assert all(pacing.admit_request("tok", "stock", socket_id) for socket_id in range(5))
+
+
+def test_an_endpoint_rate_per_second_admits_that_many_calls_in_any_second_however_close():
+    # alltick.md 6.1: Professional's /kline takes "20 per s"; calls bunched on the way (20 ms apart
+    # here) are within it.
+    clock = Hands()
+    limiter = RestLimiter(lambda: service_plan("alltick", "professional"), clock)
+
+    admitted = []
+    for _ in range(20):
+        admitted.append(limiter.admit("tok", "kline"))
+        clock.now += 0.02
+    twenty_first = limiter.admit("tok", "kline")  # 0.4 s after the first
+    batch = limiter.admit("tok", "batch-kline")  # another endpoint, another rate
+    clock.now = 101.0  # the first call's second is over
+    later = limiter.admit("tok", "kline")
+
+    assert admitted == [None] * 20
+    assert twenty_first is not None and abs(twenty_first - 0.6) < 1e-9
+    assert (batch, later) == (None, None)
+
+
+def test_an_endpoint_rate_of_one_per_interval_is_a_spacing():
+    clock = Hands()
+    limiter = RestLimiter(lambda: service_plan("alltick", "basic"), clock)  # /kline 1 per s, batch 1 per 3 s
+
+    first = limiter.admit("tok", "kline")
+    clock.now += 0.5
+    second = limiter.admit("tok", "kline")
+    batch = limiter.admit("tok", "batch-kline")
+    clock.now += 0.5
+    third = limiter.admit("tok", "kline")
+    clock.now += 2.0
+    batch_early = limiter.admit("tok", "batch-kline")
+
+    assert (first, third, batch) == (None, None, None)
+    assert second is not None and abs(second - 0.5) < 1e-9
+    assert batch_early is not None and abs(batch_early - 0.5) < 1e-9
+    assert [endpoint_rate(s) for s in (0.05, 0.1, 1.0, 10.0)] == [(20, 1.0), (10, 1.0), (1, 1.0), (1, 10.0)]

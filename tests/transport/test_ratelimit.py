@@ -244,7 +244,7 @@ def test_many_queued_callers_wait_their_turn_instead_of_all_waking_at_every_free
 def test_a_plan_without_limits_lets_callers_through_without_queueing():
     limiter = RateLimiter(get_plan("alltick", "unlimited"))
     answers: list[float] = []
-    with limiter._turn:  # a queue that a limited plan's callers would wait in
+    with limiter._turn("kline"):  # a queue that a limited plan's callers would wait in
         caller = threading.Thread(target=lambda: answers.append(limiter.acquire("kline")), daemon=True)
         caller.start()
         caller.join(30)
@@ -286,3 +286,38 @@ def next_wait_other_than(waits: queue.Queue, stale: float) -> float:
     while (delay := waits.get(timeout=10)) == stale:
         pass
     return delay
+
+
+def test_each_refusal_doubles_the_endpoints_interval_and_the_doubling_fades_by_half_a_minute():
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "professional"), monotonic=clock, sleep=clock.sleep, margin=0.0)
+    plan_interval = limiter.interval_for("kline", clock.now)
+
+    limiter.penalize(0.0, "kline")
+    limiter.penalize(0.0, "kline")
+    twice = limiter.interval_for("kline", clock.now)
+    batch = limiter.interval_for("batch-kline", clock.now)
+    clock.now += 60.0
+    a_minute_later = limiter.interval_for("kline", clock.now)
+    clock.now += 600.0
+    long_after = limiter.interval_for("kline", clock.now)
+
+    assert plan_interval == pytest.approx(0.05)
+    assert twice == pytest.approx(0.2) and batch == pytest.approx(1.0)
+    assert a_minute_later == pytest.approx(0.1) and long_after == pytest.approx(0.05)
+
+
+def test_a_rate_per_second_is_kept_from_the_sends_and_a_spacing_from_the_answers():
+    # alltick.md 6.1, Professional: /kline 20 per s (a count, which calls in flight together keep),
+    # /batch-kline 1 per s (a spacing: the next call goes a second after the answer).
+    clock = FakeClock()
+    limiter = RateLimiter(get_plan("alltick", "professional"), monotonic=clock, sleep=clock.sleep, margin=0.0)
+
+    limiter.acquire("kline")
+    limiter.acquire("batch-kline")
+    clock.now += 0.5  # both answers are slow
+    limiter.finished("kline")
+    limiter.finished("batch-kline")
+
+    assert limiter.delay_for("kline", clock.now) == 0.0
+    assert limiter.delay_for("batch-kline", clock.now) == pytest.approx(1.0)

@@ -489,3 +489,49 @@ class OffsetClock:
 
     def now_ms(self) -> int:
         return self.clock.now_ms() + self.offset_ms
+
+
+def test_a_batch_call_does_not_queue_behind_klines_waiting_for_their_own_endpoint(alltick_sim):
+    # The plan spaces each endpoint on its own (alltick.md 6.1): a /batch-kline call whose slot is
+    # free goes while a universe's /kline calls wait for theirs.
+    plan = replace(
+        get_plan("alltick", "basic"), endpoint_interval=0.3, batch_interval=0.3, per_minute=None, per_day=None
+    )
+    kline_calls = 6
+    done: list[str] = []
+    lock = threading.Lock()
+    with RestClient("alltick", alltick_sim.token, alltick_sim.rest_url, plan) as client:
+
+        def kline() -> None:
+            client.klines("AAPL.US", "1m", 2)
+            with lock:
+                done.append("kline")
+
+        threads = [threading.Thread(target=kline) for _ in range(kline_calls)]
+        for thread in threads:
+            thread.start()
+        while alltick_sim.counters["rest_requests"] < 1:  # the first kline is out: the others queue
+            threading.Event().wait(0.01)
+        client.batch_klines(["AAPL.US", "TSLA.US"], "1m")
+        with lock:
+            klines_before_batch = len(done)
+        for thread in threads:
+            thread.join()
+
+    assert klines_before_batch < kline_calls - 1
+
+
+def test_a_client_told_to_slow_down_keeps_the_service_s_pace_rather_than_its_plan_s(make_sim):
+    # The token's plan is Basic (/kline once a second); the client believes Professional (20 a
+    # second).  Each refusal doubles the /kline interval until the service stops refusing.
+    sim = make_sim(dialect="alltick", plan="basic")
+    calls = 10
+
+    with RestClient("alltick", sim.token, sim.rest_url, "professional") as client:
+        for _ in range(calls):
+            client.klines("BTCUSDT", "1m", 2)
+
+    # 0.1, 0.2, 0.4, 0.8 s apart are refused, 1.6 s is not; never learning, every call after the
+    # first is refused once.
+    assert client.stats.rate_limited <= 5
+    assert sim.counters["errors_sent"] == {"605": client.stats.rate_limited}

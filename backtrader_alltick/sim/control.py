@@ -34,7 +34,7 @@ class Faults:
     malformed_frames: int = 0  # the next N pushes are broken JSON
     truncated_frames: int = 0  # the next N pushes are cut mid-frame, then the socket drops
     duplicate_every: int | None = None  # every Nth tick push is sent twice
-    reorder_every: int | None = None  # every Nth tick push swaps places with the one before
+    reorder_every: int | None = None  # every Nth tick push swaps with the one before (across steps too)
     # After a reconnect or a malformed frame, first re-send the last trade pushed before the current
     # minute began (same seq, already delivered), as a server replaying its last push does.
     resend_stale_trade: bool = False

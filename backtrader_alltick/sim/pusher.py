@@ -104,6 +104,8 @@ class Session:
         self.token = token
         self.last_heartbeat: float = time.monotonic()
         self.tick_index: int = 0
+        self._held_back: bytes | None = None  # a trade frame waiting for the next one to pass it
+        self._held_steps = 0  # steps without a trade it has waited
         self.malformed_sent: int = 0
 
     @property
@@ -168,7 +170,7 @@ class Session:
     def deliver(self, ticks: list[bytes], others: list[bytes]) -> None:
         """Queue this step's pushes on the connection, with the push faults applied."""
         faults, counters, connection = self.sim.faults, self.sim.counters_store, self.connection
-        if faults.duplicate_every or faults.reorder_every:
+        if faults.duplicate_every or faults.reorder_every or self._held_back is not None:
             ticks = self._disturb(ticks)
         else:
             self.tick_index += len(ticks)
@@ -205,18 +207,39 @@ class Session:
 
     def _disturb(self, ticks: list[bytes]) -> list[bytes]:
         faults = self.sim.faults
+        reorder = faults.reorder_every
         out: list[bytes] = []
+        held, self._held_back = self._held_back, None
+        if held is not None and not (reorder and (self.tick_index + 1) % reorder == 0):
+            out.append(held)  # the fault was turned off meanwhile: nothing to swap with
+            held = None
         for frame in ticks:
             self.tick_index += 1
-            if faults.reorder_every and self.tick_index % faults.reorder_every == 0 and out:
-                out.insert(len(out) - 1, frame)
+            if reorder and self.tick_index % reorder == 0 and (out or held is not None):
+                if held is not None:
+                    out += [frame, held]
+                    held = None
+                else:
+                    out.insert(len(out) - 1, frame)
                 self.sim.counters_store.fault("reorder_every")
             else:
                 out.append(frame)
             if faults.duplicate_every and self.tick_index % faults.duplicate_every == 0:
                 out.append(frame)
                 self.sim.counters_store.fault("duplicate_every")
+        if held is not None:
+            if not ticks and self._held_steps < HOLD_BACK_STEPS:
+                self._held_back, self._held_steps = held, self._held_steps + 1  # no trade this step
+                return out
+            out.append(held)  # no trade came for a while: the swap waits no longer
+        elif reorder and (self.tick_index + 1) % reorder == 0 and out:
+            # The next trade swaps places with this step's last: it may come only in a later step.
+            self._held_back, self._held_steps = out.pop(), 0
         return out
+
+
+# Steps without a trade that a frame held back for ``reorder_every`` waits for the trade to pass it.
+HOLD_BACK_STEPS = 5
 
 
 class StaleTrades:

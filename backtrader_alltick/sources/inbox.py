@@ -45,6 +45,8 @@ class Wake:
         # When the last wait_for_events returned (monotonic): a consumer that passes over its sources
         # in turn waits once a pass, not again in each quiet source after the event that woke it.
         self.waited_until: float = -math.inf
+        # True while drive() runs: between the consumer's passes, when a source may ask afresh.
+        self.driving: bool = False
 
     def attach(self, inbox: Inbox, source: BarSource) -> None:
         """Drive ``source`` (its ``take_input()`` and ``due_in()``), whose threads put into ``inbox``."""
@@ -104,19 +106,23 @@ class Wake:
         """Take the input and run the due timers of the attached sources for at most ``timeout`` wall
         seconds, until some have an event ready; return those (empty: none came)."""
         deadline = time.monotonic() + timeout
-        while True:
-            now = time.monotonic()
-            busy = [self._owners[inbox] for inbox in tuple(self._ready) if inbox in self._owners]
-            busy += [source for source, due in tuple(self._due.items()) if due <= now and source not in busy]
-            ready = [source for source in busy if source.take_input()]
-            if ready:
-                return ready
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            with self._changed:
-                if not self._ready:
-                    self._changed.wait(min(remaining, self.due_in()))
+        self.driving = True
+        try:
+            while True:
+                now = time.monotonic()
+                busy = [self._owners[inbox] for inbox in tuple(self._ready) if inbox in self._owners]
+                busy += [s for s, due in tuple(self._due.items()) if due <= now and s not in busy]
+                ready = [source for source in busy if source.take_input()]
+                if ready:
+                    return ready
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                with self._changed:
+                    if not self._ready:
+                        self._changed.wait(min(remaining, self.due_in()))
+        finally:
+            self.driving = False
 
 
 # A timer found due again at once is looked at after this long, never in a spin.

@@ -28,7 +28,9 @@ class Connections(Protocol):
 
     def is_connected(self, family: str, inst: Instrument | str | None = None) -> bool: ...
 
-    def read_through(self, family: str, inst: Instrument | str, now_ms: int, grace_ms: int = 0) -> int: ...
+    def read_through(
+        self, family: str, inst: Instrument | str, now_ms: int, grace_ms: int = 0, *, fresh: bool = False
+    ) -> int: ...
 
 
 class Dialect(Protocol):

@@ -43,7 +43,7 @@ ANCHOR_MARGIN_S = 2.0
 
 # Wall seconds between looks at a bar due but held while its connection's reader is behind: half its
 # lag, within these bounds (a reader that keeps up is behind by a chunk's parsing at most).
-HOLD_MIN_S, HOLD_MAX_S = 0.005, 0.25
+HOLD_MIN_S, HOLD_MAX_S = 0.005, 0.05
 
 
 class StreamBars:
@@ -263,7 +263,11 @@ class StreamBars:
             through = now
             due = seam.next_deadline()
             if due is not None and due <= now:
-                through = self.store.hub.read_through(self.family, self.inst, now, self._grace_ms)
+                # Between the consumer's passes (its wake driving), a fresh answer: a held bar goes
+                # as soon as the reader is through, and the pass after agrees with it.
+                through = self.store.hub.read_through(
+                    self.family, self.inst, now, self._grace_ms, fresh=self._wake.driving
+                )
                 self._take_queued()
             seam.on_timer(now, through)
             held = False

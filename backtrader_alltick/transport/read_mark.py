@@ -34,7 +34,9 @@ LAG_WINDOW_S, LAG_CAP_S = 1.0, 30.0
 # Wall seconds over which :meth:`ReadMark.through` gives every asker the same answer.  The feeds of a
 # connection ask one after another in one pass of Cerebro; if the reader took a chunk in between, one
 # feed would hold a minute's bar and the next hand its own out (or the other way round), splitting the
-# minute over two ``next()`` calls.  Past that window an answer is never earlier than the last one
+# minute over two ``next()`` calls.  A consumer waiting between its passes asks for a fresh answer
+# instead: a bar held in one pass is handed out as soon as the reader has caught up, not once the
+# window has passed, and the next pass agrees with that answer.  An answer is never earlier than the last one
 # (what had been handed out then still has): a feed asking after its bar was held by the reader
 # must not hold a minute that another feed of the connection has handed out already.
 AGREE_S = 0.1
@@ -123,14 +125,15 @@ class ReadMark:
             return readable
         return True  # a backlog: the moment found empty stays the one before it
 
-    def through(self, now_ms: int, grace_ms: int = 0) -> int:
+    def through(self, now_ms: int, grace_ms: int = 0, *, fresh: bool = False) -> int:
         """Market ms through which everything that reached the socket has been handed out: ``now_ms``
         (read before calling) while the reader waits with nothing unread, else the last moment it found
         the socket empty; earlier by what the stream's lag exceeds ``grace_ms`` (the wait a bar's
-        close already allows for trades in flight).  Asked again within ``AGREE_S``: the same answer;
-        later, never an earlier one."""
+        close already allows for trades in flight).  Asked again within ``AGREE_S``: the same answer
+        (``fresh``: a new one, asked while the consumer waits between its passes); later, never an
+        earlier one."""
         asked, answer = self._answers.get(grace_ms, (_NEVER, _NEVER))
-        if asked <= now_ms <= asked + self._agree_ms:
+        if not fresh and asked <= now_ms <= asked + self._agree_ms:
             return answer
         answer = max(answer, self._read_through(now_ms) - max(0, self.lag_ms - grace_ms))
         self._answers[grace_ms] = (now_ms, answer)

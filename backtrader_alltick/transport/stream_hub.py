@@ -216,7 +216,9 @@ class StreamHub:
                 links = [link] if link is not None else []
         return bool(links) and all(link.is_connected for link in links)
 
-    def read_through(self, family: str, inst: Instrument | str, now_ms: int, grace_ms: int = 0) -> int:
+    def read_through(
+        self, family: str, inst: Instrument | str, now_ms: int, grace_ms: int = 0, *, fresh: bool = False
+    ) -> int:
         """Market ms through which the connection that carries ``inst`` has handed out every record it
         received: ``now_ms`` (read before calling) when nothing is unread, earlier while its reader is
         behind or while the service sends later than ``grace_ms`` after the stamps (see
@@ -226,7 +228,7 @@ class StreamHub:
             slot = shards.slot_of(parse_symbol(inst)) if shards is not None else None
             link = self._links.get((family, slot)) if slot is not None else None
         # Without a connection no trade can be unread, and a live bar has none to wait for.
-        return now_ms if link is None else link.read_mark.through(now_ms, grace_ms)
+        return now_ms if link is None else link.read_mark.through(now_ms, grace_ms, fresh=fresh)
 
     @property
     def stats(self) -> dict[str, dict[str, Any]]:

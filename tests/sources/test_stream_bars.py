@@ -69,7 +69,7 @@ class HandStore:
     def is_connected(self, family: str, inst=None) -> bool:
         return self.connected
 
-    def read_through(self, family: str, inst, now_ms: int, grace_ms: int = 0) -> int:
+    def read_through(self, family: str, inst, now_ms: int, grace_ms: int = 0, *, fresh: bool = False) -> int:
         # The test hands each trade over itself: nothing is unread unless it says the reader is behind.
         return now_ms if self.read_up_to is None else min(now_ms, self.read_up_to)
 

@@ -154,3 +154,21 @@ def test_feeds_asking_one_after_another_in_a_pass_get_the_same_answer(pair):
     assert mark.through(1_010) == held  # the next feed of the pass holds its bar too
     agree_ms = int(AGREE_S * 1000)
     assert mark.through(1_000 + agree_ms + 1) == 1_010  # a later pass gets the present answer
+
+
+def test_a_consumer_waiting_between_passes_gets_a_fresh_answer_and_the_next_pass_agrees_with_it(pair):
+    # A bar held in one pass goes as soon as the reader has caught up (asked while the consumer
+    # waits), not once the agreement window has passed; the feeds of the next pass then agree.
+    ours, theirs = pair
+    clock = HandClock(1_000)
+    mark = ReadMark(clock)
+    theirs.sendall(b"x")
+    assert mark.wait_readable(ours, 0.0)  # a backlog: nothing vouched for yet
+    held = mark.through(1_000)
+    ours.recv(10)
+    clock.now = 1_010
+    assert not mark.wait_readable(ours, 0.0)  # read: empty at 1_010
+
+    assert mark.through(1_010) == held  # within the pass: the same answer
+    assert mark.through(1_011, fresh=True) == 1_010  # waiting for the next pass: the reader's news
+    assert mark.through(1_012) == 1_010  # the next pass agrees with it

@@ -36,9 +36,9 @@ LAG_WINDOW_S, LAG_CAP_S = 1.0, 30.0
 # feed would hold a minute's bar and the next hand its own out (or the other way round), splitting the
 # minute over two ``next()`` calls.  A consumer waiting between its passes asks for a fresh answer
 # instead: a bar held in one pass is handed out as soon as the reader has caught up, not once the
-# window has passed, and the next pass agrees with that answer.  An answer is never earlier than the last one
-# (what had been handed out then still has): a feed asking after its bar was held by the reader
-# must not hold a minute that another feed of the connection has handed out already.
+# window has passed, and the next pass agrees with that answer.  An answer is never earlier than
+# the last one (what had been handed out then still has): a feed asking after its bar was held by
+# the reader must not hold a minute that another feed of the connection has handed out already.
 AGREE_S = 0.1
 
 

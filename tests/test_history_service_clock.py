@@ -68,7 +68,8 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
         boundary = sim.clock.now_ms() // MINUTE * MINUTE + MINUTE
         # Just before a boundary, right after it, and a little later; each with a warm store, a new
         # store on the same cache (our clock not corrected yet) and a new store on a new cache.
-        for round_, after_ms in enumerate([-300, 50, 1_500, -300, 50]):
+        # The last round comes just before a boundary, so the bars it may touch close soon after it.
+        for round_, after_ms in enumerate([-300, 50, 1_500, 50, -300]):
             _wait_until(sim, boundary + after_ms)
             for name, offset_ms in OFFSETS.items():
                 if round_ % 3 == 0 or not stores[name]:
@@ -78,9 +79,10 @@ def test_only_bars_the_service_closed_are_cached_and_none_it_closed_is_missing(m
                 handed_out[name].append((sent, sim.clock.now_ms(), bars))
             boundary += MINUTE
         # Every bar handed out or cached has closed by now: the newest one forming during the last
-        # round ends at this boundary (waited past by the close lag, and a second for a Date's
-        # whole seconds, as a store would).
-        _wait_until(sim, boundary + lag_ms + 1_000)
+        # round ends at the boundary after the round's end (waited past by the close lag, and a
+        # second for a Date's whole seconds, as a store would).
+        last_forming_ends = sim.clock.now_ms() // MINUTE * MINUTE + MINUTE
+        _wait_until(sim, last_forming_ends + lag_ms + 1_000)
         for name, offset_ms in OFFSETS.items():
             namespace = cache_namespace(get_dialect(sim.dialect), sim.rest_url)
             _check(sim, name, offset_ms, namespace, caches[name], handed_out[name], lag_ms)

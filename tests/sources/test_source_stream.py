@@ -18,6 +18,7 @@ from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import AllTickError, AuthError, ConfigError, SymbolNotFound
 from backtrader_alltick.sim import Simulator
 from backtrader_alltick.symbols import parse_symbol
+from backtrader_alltick.transport import rest, retry
 from feedtools import Recorder, as_ms_rows, run_guarded
 
 MINUTE = 60_000
@@ -788,9 +789,18 @@ class UntilLiveAgain(Recorder):
             self.env.runstop()
 
 
-def test_a_rest_outage_longer_than_the_clients_retries_delays_the_bars_and_loses_none(fast_sim, make_store):
+def test_a_rest_outage_longer_than_the_clients_retries_delays_the_bars_and_loses_none(
+    fast_sim, make_store, monkeypatch
+):
     # Eight 503s: the REST client's five retries of the first backfill all fail, then the source's
     # first ask-again fails too; the feed says CONNBROKEN, waits, and goes LIVE with every bar exact.
+    # The client's backoff is halved (its schedule kept): its five waits still take 3.9 wall s at
+    # least, some 15 bars at this speed for the feed to get back.
+    monkeypatch.setattr(
+        rest,
+        "backoff_delay",
+        lambda attempt, initial, cap, **pace: retry.backoff_delay(attempt, initial / 2, cap / 2, **pace),
+    )
     fast_sim.faults.update(server_error_burst=8)
     store = make_store(fast_sim)
 

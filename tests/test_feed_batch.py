@@ -10,7 +10,8 @@ from feedtools import as_ms_rows, run_guarded
 MINUTE = 60_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Five market seconds into a minute: the start's fetches come well before the minute ends (one that
-# came after would find the answer holding only newer bars, and rightly ask /kline).
+# came after would find the answer holding only newer bars, and rightly ask /kline).  The clock is
+# held there until Cerebro runs, so that margin (2.75 wall s at 20x) is all the start's own.
 START_MS = 1_709_650_805_000  # 2024-03-05 15:00:05 UTC
 WAIT = 90.0  # wall seconds: only guards against a hang
 
@@ -55,7 +56,7 @@ class DropOnceLive(bt.Strategy):
 
 
 def test_two_live_feeds_of_one_store_start_and_reconnect_on_shared_batch_calls(make_sim, make_store):
-    sim = make_sim(dialect="alltick", symbols=list(SYMBOLS), speed=10, start=START_MS)
+    sim = make_sim(dialect="alltick", symbols=list(SYMBOLS), speed=20, start=START_MS, paused=True)
     store = make_store(sim, cache=False)
     asked: list[tuple[str, ...]] = []
     batch_klines = store.rest.batch_klines
@@ -78,6 +79,7 @@ def test_two_live_feeds_of_one_store_start_and_reconnect_on_shared_batch_calls(m
             name=symbol,
         )
     cerebro.addstrategy(DropOnceLive, sim=sim, on_drop=on_drop)
+    sim.clock.resume()
     strategy = run_guarded(cerebro, WAIT)
 
     assert strategy.dropped_at is not None

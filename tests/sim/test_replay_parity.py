@@ -20,7 +20,7 @@ from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.markets import MINUTE_MS
 from backtrader_alltick.recording import Recording
 from backtrader_alltick.relay import Relay
-from backtrader_alltick.sim import Simulator
+from backtrader_alltick.sim import DEFAULT_START_MS, Simulator
 from backtrader_alltick.symbols import parse_symbol
 from feedtools import Recorder, as_ms_rows, run_guarded, utc
 
@@ -79,7 +79,8 @@ def run_strategy(sim: Simulator, from_ms: int, begin_ms: int, until_ms: int, cac
 
 @pytest.mark.parametrize("dialect", ["alltick", "itick"])
 def test_a_replay_at_60x_gives_the_live_strategy_the_same_bars_and_trades(dialect, make_sim, tmp_path):
-    service = make_sim(dialect=dialect, speed=60, symbols=[SYMBOL])
+    # Started 20 market seconds before a minute: the first the recorder sees in full begins then.
+    service = make_sim(dialect=dialect, speed=60, symbols=[SYMBOL], start=DEFAULT_START_MS - 20_000)
     path = tmp_path / "session.rec"
     first_trade, covered = threading.Event(), threading.Event()
     cover_until = [math.inf]  # market ms the recording must reach; known once the window is chosen
@@ -106,8 +107,11 @@ def test_a_replay_at_60x_gives_the_live_strategy_the_same_bars_and_trades(dialec
     recording = Recording(path)
     assert recording.start_ms < from_ms and recording.end_ms > until_ms
 
-    with Simulator(dialect=dialect, speed=60, replay=path) as replay:
+    with Simulator(dialect=dialect, speed=60, replay=path, paused=True) as replay:
         assert replay.start_ms == recording.start_ms
+    # The rehearsal's clock starts a minute before the strategy joins: everything earlier is history
+    # over REST, as it was for the live strategy joining then.
+    with Simulator(dialect=dialect, speed=60, replay=path, start=begin_ms - MINUTE_MS) as replay:
         rehearsal = run_strategy(replay, from_ms, begin_ms, until_ms, tmp_path / "replay.sqlite")
 
     live_rows, replay_rows = as_ms_rows(live.rows[SYMBOL]), as_ms_rows(rehearsal.rows[SYMBOL])

@@ -10,6 +10,7 @@ import backtrader as bt
 from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.history import Window, cache_namespace
 from backtrader_alltick.history.newest import ANSWER_BARS, NewestBars
+from backtrader_alltick.sim import DEFAULT_START_MS
 from backtrader_alltick.symbols import parse_symbol
 
 MINUTE = 60_000
@@ -26,7 +27,7 @@ def closed_minute(sim) -> int:
     # machine the wait can overshoot into the next minute's first seconds.
     now = sim.clock.now_ms()
     while now % MINUTE < 20_000:
-        threading.Event().wait(wall_seconds(sim.clock, 20_000 - now % MINUTE))  # market time passing
+        threading.Event().wait(wall_seconds(sim.clock, now - now % MINUTE + 20_000))  # market time passing
         now = sim.clock.now_ms()
     return now - now % MINUTE
 
@@ -156,8 +157,11 @@ def test_closed_bars_of_a_batch_answer_are_cached_and_a_later_load_needs_no_klin
 def test_fetches_that_come_while_a_batch_call_waits_its_turn_join_the_next_call(make_sim, make_store):
     # Professional: batch calls 1 s apart.  A universe's backfill workers wake over a second (a bar's
     # close on a busy machine), each further from the last than a gathering waits for the next.  At 5x
-    # the calls waiting in line stay within the minute after the gap's bar.
-    sim = make_sim(dialect="alltick", symbols=SYMBOLS, plan="professional", speed=5)
+    # the calls waiting in line stay within the minute after the gap's bar.  The clock starts where
+    # closed_minute would wait for (20 s into a minute), 4 wall s at 5x.
+    sim = make_sim(
+        dialect="alltick", symbols=SYMBOLS, plan="professional", speed=5, start=DEFAULT_START_MS + 20_000
+    )
     newest, insts, spec, upto = batch_gap(sim, make_store(sim, cache=False))
     batches = rest_calls(sim, "/batch-kline")
 

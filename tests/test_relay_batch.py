@@ -18,9 +18,10 @@ from backtrader_alltick.transport.redis_reader import RedisReader
 
 MINUTE = 60_000
 GROUPS = 5  # the Free plan's groups per batch call, on intervals a test can wait for
-# Five market seconds into a minute: the start's fetches come well before the minute ends.  One that
-# came after would find the answer holding only newer bars, and rightly ask /kline.
-START_MS = 1_709_650_805_000  # 2024-03-05 15:00:05 UTC
+# Thirty market seconds into a minute: the start's fetches come well before the minute ends (3 wall
+# s at 10x, the clock held there until the relay starts).  One that came after would find the answer
+# holding only newer bars, and rightly ask /kline.
+START_MS = 1_709_650_830_000  # 2024-03-05 15:00:30 UTC
 
 
 def small_batches():
@@ -38,13 +39,14 @@ def run_relay(redis_url, symbols, lookback, bars_each=2):
     until every symbol has ``bars_each`` bars in Redis, the bars, and the simulator."""
     service, client = small_batches()
     with Simulator(
-        dialect="alltick", plan=service, speed=10, seed=11, symbols=symbols, start=START_MS
+        dialect="alltick", plan=service, speed=10, seed=11, symbols=symbols, start=START_MS, paused=True
     ) as sim:
         store = AllTickStore.from_simulator(sim, plan=client, cache=False)
         relay = Relay(
             store, symbols, redis_url=redis_url, lookback=lookback, grace=1.0, redis_options=FAST_SINK
         )
         try:
+            sim.clock.resume()
             relay.start()
             for symbol in symbols:
                 wait_for_bars(redis_url, symbol, "1m", bars_each, timeout=60)
@@ -101,7 +103,7 @@ def test_a_relay_restarted_a_bar_later_resumes_on_batch_calls_without_a_gap(redi
     symbols = [f"S{index:02d}USDT" for index in range(6)]
     service, client = small_batches()
     with Simulator(
-        dialect="alltick", plan=service, speed=10, seed=11, symbols=symbols, start=START_MS
+        dialect="alltick", plan=service, speed=10, seed=11, symbols=symbols, start=START_MS, paused=True
     ) as sim:
         store = AllTickStore.from_simulator(sim, plan=client, cache=False)
 
@@ -118,6 +120,7 @@ def test_a_relay_restarted_a_bar_later_resumes_on_batch_calls_without_a_gap(redi
             assert relay.stats["errors"] == 0
 
         try:
+            sim.clock.resume()
             run_until(dict.fromkeys(symbols, 2))  # the start's two bars: /kline (an answer holds one closed)
             klines, batches = rest_calls(sim, "/kline"), rest_calls(sim, "/batch-kline")
             with RedisReader(redis_server.url) as source:
@@ -126,7 +129,7 @@ def test_a_relay_restarted_a_bar_later_resumes_on_batch_calls_without_a_gap(redi
             # in Redis is a bar behind the newest closed, within the lookback, so the relay resumes after it.
             until = max(bars[-1].record.end for bars in newest.values()) + MINUTE + 20_000
             while sim.clock.now_ms() < until:  # a loop: one wait may end early on a busy machine
-                threading.Event().wait(wall_seconds(sim.clock, until - sim.clock.now_ms()))
+                threading.Event().wait(wall_seconds(sim.clock, until))
             had = {symbol: len(bars) for symbol, bars in newest.items()}
             run_until({symbol: count + 2 for symbol, count in had.items()})  # the cut bars, and one more
             klines, batches = rest_calls(sim, "/kline") - klines, rest_calls(sim, "/batch-kline") - batches

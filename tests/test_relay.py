@@ -19,7 +19,7 @@ from backtrader_alltick.clock import wall_seconds
 from backtrader_alltick.errors import ConfigError
 from backtrader_alltick.history import Window
 from backtrader_alltick.relay import Relay
-from backtrader_alltick.sim import Simulator
+from backtrader_alltick.sim import DEFAULT_START_MS, Simulator
 from backtrader_alltick.sim.plan_table import service_plan
 from backtrader_alltick.symbols import parse_symbol
 from backtrader_alltick.transport.influx_reader import InfluxReader
@@ -454,12 +454,23 @@ def rest_calls(sim, endpoint):
 
 def test_after_a_reconnect_a_relay_of_many_symbols_backfills_in_batches_every_bar_golden(redis_server):
     symbols = [f"R{index:02d}USDT" for index in range(30)]
-    with Simulator(dialect="alltick", plan="unlimited", speed=20, seed=7, symbols=symbols) as sim:
+    # The clock starts 30 s into a minute, held until the relay starts: its first live bar closes
+    # 1.5 wall s after the start's backfill.  At 20x; at 40x the reconnect asks /kline per symbol.
+    with Simulator(
+        dialect="alltick",
+        plan="unlimited",
+        speed=20,
+        seed=7,
+        symbols=symbols,
+        start=DEFAULT_START_MS + 30_000,
+        paused=True,
+    ) as sim:
         store = AllTickStore.from_simulator(sim, cache=False)
         relay = Relay(
             store, symbols, redis_url=redis_server.url, lookback=2, grace=1.0, redis_options=FAST_SINK
         )
         try:
+            sim.clock.resume()
             relay.start()
             for symbol in symbols:
                 wait_for_bars(redis_server.url, symbol, "1m", 3, timeout=60)

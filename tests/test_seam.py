@@ -6,6 +6,7 @@ computed directly from every trade made.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 
@@ -28,8 +29,43 @@ for _world in _WARM.values():
     _world.warm_up()
 
 
+def _shared_records(root) -> dict[int, object]:
+    """A deepcopy memo naming every Tick and Kline reachable from ``root`` as itself.
+
+    They are frozen and hold only numbers and strings, so each copied world may share them;
+    everything else in it is still copied.  (Copying them was most of each run's time.)
+    """
+    memo: dict[int, object] = {}
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (Tick, Kline)):
+            memo[id(item)] = item
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset, collections.deque)):
+            todo.extend(item)
+        elif type(item).__module__.startswith(("backtrader_alltick", "seamworld")):
+            todo.extend(getattr(item, "__dict__", {}).values())
+            todo.extend(getattr(item, name) for name in _slots(type(item)) if hasattr(item, name))
+    return memo
+
+
+def _slots(cls: type) -> list[str]:
+    names = [klass.__dict__.get("__slots__", ()) for klass in cls.__mro__]
+    return [name for group in names for name in ([group] if isinstance(group, str) else group)]
+
+
+_SHARED = {skew: _shared_records(world) for skew, world in _WARM.items()}
+
+
 def _run(events, skew_ms: int = 0) -> World:
-    world = copy.deepcopy(_WARM[skew_ms])
+    world = copy.deepcopy(_WARM[skew_ms], dict(_SHARED[skew_ms]))
     world.run(events)
     world.settle()
     world.check()

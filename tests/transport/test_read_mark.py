@@ -138,9 +138,9 @@ def test_a_stamp_from_long_ago_holds_a_bar_no_longer_than_the_cap(pair):
     assert mark.lag_ms == int(LAG_CAP_S * 1000)
 
 
-def test_feeds_asking_one_after_another_in_a_pass_get_the_same_answer(pair):
-    # One pass of Cerebro asks for each feed of the connection in turn: a chunk read in between
-    # must not make one feed hold a minute's bar and the next hand its own out.
+def held_at_1_000_then_read_at_1_010(pair) -> tuple[ReadMark, int]:
+    """A mark asked at 1_000 with a backlog unread (the held answer), whose reader then read it all
+    and found the socket empty at 1_010."""
     ours, theirs = pair
     clock = HandClock(1_000)
     mark = ReadMark(clock)
@@ -150,6 +150,13 @@ def test_feeds_asking_one_after_another_in_a_pass_get_the_same_answer(pair):
     ours.recv(10)
     clock.now = 1_010
     assert not mark.wait_readable(ours, 0.0)  # read: empty at 1_010
+    return mark, held
+
+
+def test_feeds_asking_one_after_another_in_a_pass_get_the_same_answer(pair):
+    # One pass of Cerebro asks for each feed of the connection in turn: a chunk read in between
+    # must not make one feed hold a minute's bar and the next hand its own out.
+    mark, held = held_at_1_000_then_read_at_1_010(pair)
 
     assert mark.through(1_010) == held  # the next feed of the pass holds its bar too
     agree_ms = int(AGREE_S * 1000)
@@ -159,15 +166,7 @@ def test_feeds_asking_one_after_another_in_a_pass_get_the_same_answer(pair):
 def test_a_consumer_waiting_between_passes_gets_a_fresh_answer_and_the_next_pass_agrees_with_it(pair):
     # A bar held in one pass goes as soon as the reader has caught up (asked while the consumer
     # waits), not once the agreement window has passed; the feeds of the next pass then agree.
-    ours, theirs = pair
-    clock = HandClock(1_000)
-    mark = ReadMark(clock)
-    theirs.sendall(b"x")
-    assert mark.wait_readable(ours, 0.0)  # a backlog: nothing vouched for yet
-    held = mark.through(1_000)
-    ours.recv(10)
-    clock.now = 1_010
-    assert not mark.wait_readable(ours, 0.0)  # read: empty at 1_010
+    mark, held = held_at_1_000_then_read_at_1_010(pair)
 
     assert mark.through(1_010) == held  # within the pass: the same answer
     assert mark.through(1_011, fresh=True) == 1_010  # waiting for the next pass: the reader's news

@@ -128,10 +128,16 @@ class RateLimiter:
     def interval_for(self, endpoint: str, now: float | None = None) -> float:
         """Minimum seconds between two calls to ``endpoint``: the plan's, stretched at ``now`` (ledger
         time) by what the service's refusals taught (see :meth:`penalize`)."""
-        interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
-        if interval <= 0:
-            return 0.0
-        return interval * self._slower_at(endpoint, now) + self.margin
+        spacing = self._spacing(endpoint, now)
+        return spacing + self.margin if spacing > 0 else 0.0
+
+    def _plan_interval(self, endpoint: str) -> float:
+        return self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
+
+    def _spacing(self, endpoint: str, now: float | None) -> float:
+        """The plan's interval for ``endpoint`` stretched by refusals, without the margin (0: none)."""
+        interval = self._plan_interval(endpoint)
+        return interval * self._slower_at(endpoint, now) if interval > 0 else 0.0
 
     def _slower_at(self, endpoint: str, now: float | None) -> float:
         factor, since = self._slower.get(endpoint, (1.0, 0.0))
@@ -207,7 +213,7 @@ class RateLimiter:
         """
 
         def settle(state: QuotaState, now: float) -> None:
-            if self.interval_for(endpoint, now) - self.margin >= 1.0:
+            if self._spacing(endpoint, now) >= 1.0:
                 state.last_by_endpoint[endpoint] = max(state.last_by_endpoint.get(endpoint, now), now)
             state.last_any = now if state.last_any is None else max(state.last_any, now)
 
@@ -301,7 +307,7 @@ class RateLimiter:
             longer, now = self.ledger.transact(hold)
             if longer:
                 logger.info("rate limiter: service asked to slow down; holding calls for %.1f s", seconds)
-            interval = self.plan.batch_interval if endpoint == BATCH_ENDPOINT else self.plan.endpoint_interval
+            interval = self._plan_interval(endpoint) if endpoint is not None else 0.0
             if endpoint is not None and 0 < interval < SLOWEST_INTERVAL_S:
                 factor = min(SLOWEST_INTERVAL_S / interval, 2.0 * self._slower_at(endpoint, now))
                 self._slower[endpoint] = (factor, now)
